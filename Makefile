@@ -1,0 +1,51 @@
+# The two commands of the README: `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+GATEWAY := $(BIN)/gateway
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run demo test lint bench keys postgres browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(STAMP)
+
+keys: $(STAMP)
+	$(GATEWAY) keys generate
+
+run: $(STAMP) keys
+	$(GATEWAY) serve
+
+demo: $(STAMP) keys
+	$(GATEWAY) demo
+
+# PostgreSQL is part of the test suite; start it if this machine has it stopped.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || \
+	  (command -v pg_ctlcluster >/dev/null && \
+	   pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start && \
+	   sleep 2) || echo "warning: PostgreSQL not started (tests decide whether that is fatal)"
+
+test: $(TEST_STAMP) postgres
+	$(GATEWAY) keys generate
+	$(BIN)/pytest -q
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check gateway tests benchmarks
+	$(BIN)/mypy
+
+bench: $(TEST_STAMP) keys
+	$(BIN)/python benchmarks/decide.py
+
+clean:
+	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Disclosure Gateway: the one door through which personal data leaves the company."""

@@ -1,0 +1,220 @@
+"""The `gateway` command (CONTRACT §6).
+
+Exit codes: 0 ok (or allowed), 1 a failure found (or refused), 2 usage or
+configuration error. Configuration errors print `file:line: message`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway import vocabulary as v
+from gateway.config import Caller, Config, load_config
+from gateway.errors import ConfigError, ConfigErrors, GatewayError
+from gateway.facts import SubjectFacts, parse_facts, parse_time
+from gateway.keys import generate_missing
+from gateway.partners import Partner, load_partners
+from gateway.policy import decide
+from gateway.request import parse_disclosure_request
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+
+# `gateway decide` without --caller: a what-if for the privacy team, so the
+# caller allowlist is not what is being asked about.
+WHAT_IF_CALLER = Caller(
+    "what-if", frozenset({"discloser"}), frozenset({"*"}), frozenset({"*"}), frozenset({"*"})
+)
+
+
+class UsageError(Exception):
+    """Bad arguments or input; exit 2."""
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(Path(args.config))
+
+
+def _partners(config: Config) -> dict[str, Partner]:
+    return load_partners(config.partners_dir, config.root)
+
+
+def cmd_partners_validate(args: argparse.Namespace) -> int:
+    directory = Path(args.dir) if args.dir else _config(args).partners_dir
+    partners = load_partners(directory)
+    for partner in partners.values():
+        print(f"ok  {partner.source}  ({partner.category}, {len(partner.operations)} operations)")
+    print(f"{len(partners)} partner file(s) valid")
+    return EXIT_OK
+
+
+def cmd_partners_list(args: argparse.Namespace) -> int:
+    partners = _partners(_config(args))
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": p.id,
+                        "name": p.name,
+                        "category": p.category,
+                        "jurisdiction": p.jurisdiction,
+                        "agreement": p.agreement,
+                        "retention_days": p.retention_days,
+                        "operations": sorted(p.operations),
+                    }
+                    for p in partners.values()
+                ],
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    rows = [("ID", "CATEGORY", "JUR", "RETENTION", "OPERATIONS")]
+    rows += [
+        (p.id, p.category, p.jurisdiction, f"{p.retention_days}d", ",".join(sorted(p.operations)))
+        for p in partners.values()
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    return EXIT_OK
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    config = _config(args)
+    partners = _partners(config)
+    try:
+        body = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"{args.file}: not a readable JSON file ({exc.__class__.__name__})"
+        ) from None
+    now = parse_time(args.at, "--at") if args.at else datetime.now(UTC)
+    if not isinstance(body, dict):
+        raise UsageError(f"{args.file}: the body must be a JSON object")
+    request = parse_disclosure_request(body, extra_keys=("facts",))
+    facts = parse_facts(body["facts"], now=now) if "facts" in body else SubjectFacts()
+    if args.caller:
+        caller = config.callers.get(args.caller)
+        if caller is None:
+            raise UsageError(
+                f"unknown caller {args.caller!r}; config lists: {', '.join(sorted(config.callers))}"
+            )
+    else:
+        caller = WHAT_IF_CALLER
+    decision = decide(request, caller, partners, facts, config.policy, now)
+    print(json.dumps(decision.as_json(), indent=2))
+    return EXIT_OK if decision.allowed else EXIT_FOUND
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    created = generate_missing(config.keys_dir, config.partners_dir)
+    for path in created:
+        print(f"created {path}")
+    if not created:
+        print(f"all keys present in {config.keys_dir}")
+    return EXIT_OK
+
+
+def cmd_vocabulary(args: argparse.Namespace) -> int:
+    print(
+        json.dumps(
+            {
+                "field_categories": v.FIELD_CATEGORIES,
+                "purposes": v.PURPOSES,
+                "legal_bases": v.LEGAL_BASES,
+                "partner_categories": v.PARTNER_CATEGORIES,
+                "transforms": v.TRANSFORMS,
+            },
+            indent=2,
+        )
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="Disclosure Gateway: decide, minimize, sign, encrypt, log."
+    )
+    parser.add_argument(
+        "--config", default="config.toml", help="configuration file (default: ./config.toml)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        text: str,
+        under: argparse._SubParsersAction[argparse.ArgumentParser] = commands,
+    ) -> argparse.ArgumentParser:
+        sub = under.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    partners = commands.add_parser(
+        "partners",
+        help="partner onboarding files",
+        description="Validate and list partner onboarding files.",
+    )
+    partner_commands = partners.add_subparsers(
+        dest="partners_command", metavar="COMMAND", required=True
+    )
+    validate = add(
+        "validate",
+        cmd_partners_validate,
+        "check partner files; print file:line for each problem (exit 2)",
+        partner_commands,
+    )
+    validate.add_argument("dir", nargs="?", help="directory of *.toml (default: from config)")
+    listing = add("list", cmd_partners_list, "list onboarded partners", partner_commands)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+
+    decide_cmd = add(
+        "decide",
+        cmd_decide,
+        "dry run of a disclosure body (CONTRACT §4.1), optionally against 'facts'; "
+        "exit 0 allowed, 1 refused",
+    )
+    decide_cmd.add_argument("file", help="JSON file: a §4.1 body, optionally with 'facts'")
+    decide_cmd.add_argument("--caller", help="evaluate the allowlist of this caller id too")
+    decide_cmd.add_argument("--at", help="decide as of this RFC 3339 time (default: now)")
+
+    keys = commands.add_parser(
+        "keys", help="key material in keys/", description="Create and publish the gateway's keys."
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    add("generate", cmd_keys_generate, "create every missing key (idempotent)", key_commands)
+
+    add("vocabulary", cmd_vocabulary, "print the policy's closed vocabularies as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"{len(exc.errors)} problem(s) found", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except GatewayError as exc:
+        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

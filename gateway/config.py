@@ -1,0 +1,400 @@
+"""config.toml → frozen Config (CONTRACT §3).
+
+The only place that reads the configuration file at start. Every problem is
+reported as `config.toml:line: message`, all of them at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway import vocabulary as v
+from gateway.errors import ConfigError, ConfigErrors
+from gateway.tomlfile import TomlDocument, load
+
+POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
+CALLER_TOKEN_ALGS = ("ES256", "EdDSA", "RS256", "PS256")
+SECTIONS = {
+    "server",
+    "storage",
+    "keys",
+    "partners",
+    "log",
+    "policy",
+    "auth",
+    "callers",
+    "reviewers",
+}
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    version: str
+    notified_on: date
+    effective_on: date
+    min_consent_version: str
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+    max_json_depth: int = 32
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    issuer: str
+    audience: str
+    jwks: Path | None
+    jwks_url: str | None
+    algorithms: tuple[str, ...] = ("ES256", "EdDSA")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An internal service and what it may do (policy VI: need-to-know)."""
+
+    id: str
+    roles: frozenset[str]
+    partners: frozenset[str]
+    purposes: frozenset[str]
+    operations: frozenset[str] = frozenset({"*"})
+
+    def may_use_partner(self, partner: str) -> bool:
+        return "*" in self.partners or partner in self.partners
+
+    def may_use_operation(self, partner: str, operation: str) -> bool:
+        ops = self.operations
+        return "*" in ops or operation in ops or f"{partner}/{operation}" in ops
+
+    def may_use_purpose(self, purpose: str) -> bool:
+        return "*" in self.purposes or purpose in self.purposes
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    id: str
+    name: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    origin: str = "gateway.kokkok.example/disclosures"
+    checkpoint_interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path  # relative paths in config and partner files resolve against this
+    server: ServerConfig
+    storage_url: str
+    keys_dir: Path
+    partners_dir: Path
+    log: LogConfig
+    policy: PolicyConfig
+    auth: AuthConfig
+    callers: Mapping[str, Caller]
+    reviewers: Mapping[str, Reviewer]
+
+
+def business_days_between(start: date, end: date) -> int:
+    """Weekdays after `start` up to and including `end` (public holidays not counted)."""
+    days = 0
+    current = start
+    while current < end:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            days += 1
+    return days
+
+
+def load_config(path: Path) -> Config:
+    doc = load(path)
+    return _ConfigReader(doc, path.resolve().parent).read(path)
+
+
+class _ConfigReader:
+    def __init__(self, doc: TomlDocument, root: Path) -> None:
+        self.doc = doc
+        self.root = root
+        self.errors: list[ConfigError] = []
+
+    def fail(self, message: str, *key: str | int) -> None:
+        self.errors.append(self.doc.error(message, *key))
+
+    def table(self, name: str) -> dict[str, Any]:
+        value = self.doc.data.get(name, {})
+        if not isinstance(value, dict):
+            self.fail(f"'{name}' must be a table [{name}]", name)
+            return {}
+        return value
+
+    def keys(self, table: Mapping[str, Any], known: set[str], *at: str | int) -> None:
+        for key in table:
+            if key not in known:
+                if "secret" in key or "password" == key:
+                    self.fail(
+                        f"'{key}' would put a secret inline; use '{key}_env' or '{key}_file'",
+                        *at,
+                        key,
+                    )
+                else:
+                    self.fail(f"unknown key '{key}'; valid: {', '.join(sorted(known))}", *at, key)
+
+    def path(self, value: object, *key: str | int) -> Path:
+        if not isinstance(value, str) or not value:
+            self.fail(f"'{key[-1]}' must be a path", *key)
+            return self.root
+        p = Path(value)
+        return p if p.is_absolute() else self.root / p
+
+    def read(self, path: Path) -> Config:
+        for key in self.doc.data:
+            if key not in SECTIONS:
+                self.fail(f"unknown section '{key}'; valid: {', '.join(sorted(SECTIONS))}", key)
+        server = self._server()
+        storage = self.table("storage")
+        self.keys(storage, {"url"}, "storage")
+        storage_url = storage.get("url", "sqlite:///var/gateway.db")
+        if not isinstance(storage_url, str) or not (
+            storage_url.startswith("sqlite:///") or storage_url.startswith("postgresql://")
+        ):
+            self.fail("storage.url must be sqlite:///PATH or postgresql://…", "storage", "url")
+            storage_url = "sqlite:///var/gateway.db"
+        keys = self.table("keys")
+        self.keys(keys, {"dir"}, "keys")
+        partners = self.table("partners")
+        self.keys(partners, {"dir"}, "partners")
+        log = self._log()
+        policy = self._policy()
+        auth = self._auth()
+        callers = self._callers()
+        reviewers = self._reviewers()
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        return Config(
+            path=path,
+            root=self.root,
+            server=server,
+            storage_url=storage_url,
+            keys_dir=self.path(keys.get("dir", "keys"), "keys", "dir"),
+            partners_dir=self.path(partners.get("dir", "partners"), "partners", "dir"),
+            log=log,
+            policy=policy,
+            auth=auth,
+            callers=callers,
+            reviewers=reviewers,
+        )
+
+    def _server(self) -> ServerConfig:
+        t = self.table("server")
+        self.keys(t, {"host", "port", "max_body_bytes", "max_json_depth"}, "server")
+        defaults = ServerConfig()
+        host = t.get("host", defaults.host)
+        if not isinstance(host, str) or not host:
+            self.fail("server.host must be a host name or address", "server", "host")
+            host = defaults.host
+        numbers: dict[str, int] = {}
+        for key, low, high in (
+            ("port", 0, 65535),
+            ("max_body_bytes", 1024, 1 << 30),
+            ("max_json_depth", 2, 1000),
+        ):
+            value = t.get(key, getattr(defaults, key))
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                self.fail(
+                    f"server.{key} must be a whole number from {low} to {high}", "server", key
+                )
+                value = getattr(defaults, key)
+            numbers[key] = value
+        return ServerConfig(host=host, **numbers)
+
+    def _log(self) -> LogConfig:
+        t = self.table("log")
+        self.keys(t, {"origin", "checkpoint_interval_s"}, "log")
+        origin = t.get("origin", LogConfig.origin)
+        if not isinstance(origin, str) or not origin or "\n" in origin:
+            self.fail(
+                "log.origin must be a one-line name (e.g. gateway.example/disclosures)",
+                "log",
+                "origin",
+            )
+            origin = LogConfig.origin
+        interval = t.get("checkpoint_interval_s", LogConfig.checkpoint_interval_s)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            self.fail(
+                "log.checkpoint_interval_s must be a positive number",
+                "log",
+                "checkpoint_interval_s",
+            )
+            interval = LogConfig.checkpoint_interval_s
+        return LogConfig(origin=origin, checkpoint_interval_s=float(interval))
+
+    def _policy(self) -> PolicyConfig:
+        t = self.doc.data.get("policy")
+        fallback = PolicyConfig("1970-01-01", date(1970, 1, 1), date(1970, 1, 1), "1970-01-01")
+        if not isinstance(t, dict):
+            self.fail(
+                "missing [policy] table (version, notified_on, effective_on, min_consent_version)"
+            )
+            return fallback
+        self.keys(t, {"version", "notified_on", "effective_on", "min_consent_version"}, "policy")
+        versions: dict[str, str] = {}
+        for key in ("version", "min_consent_version"):
+            value = t.get(key)
+            if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+                self.fail(
+                    f'policy.{key} must be the policy\'s update date as "YYYY-MM-DD"', "policy", key
+                )
+                value = fallback.version
+            versions[key] = value
+        dates: dict[str, date] = {}
+        for key in ("notified_on", "effective_on"):
+            value = t.get(key)
+            if not isinstance(value, date) or hasattr(value, "hour"):
+                self.fail(
+                    f"policy.{key} must be a TOML date such as 2024-09-19 (no quotes)",
+                    "policy",
+                    key,
+                )
+                value = fallback.notified_on
+            dates[key] = value
+        if versions["min_consent_version"] > versions["version"]:
+            self.fail(
+                "policy.min_consent_version is newer than policy.version",
+                "policy",
+                "min_consent_version",
+            )
+        notice = business_days_between(dates["notified_on"], dates["effective_on"])
+        if "notified_on" in t and "effective_on" in t and notice < POLICY_NOTICE_BUSINESS_DAYS:
+            # policy: VIII — users must be told at least 7 business days ahead.
+            earliest = dates["notified_on"]
+            while business_days_between(dates["notified_on"], earliest) < 7:
+                earliest += timedelta(days=1)
+            self.fail(
+                f"policy.effective_on {dates['effective_on']} is {notice} business day(s) after "
+                f"notified_on {dates['notified_on']}; policy VIII needs at least "
+                f"{POLICY_NOTICE_BUSINESS_DAYS}: the earliest valid effective_on is {earliest}",
+                "policy",
+                "effective_on",
+            )
+        return PolicyConfig(
+            versions["version"],
+            dates["notified_on"],
+            dates["effective_on"],
+            versions["min_consent_version"],
+        )
+
+    def _auth(self) -> AuthConfig:
+        t = self.table("auth")
+        self.keys(t, {"issuer", "audience", "jwks", "jwks_url", "algorithms"}, "auth")
+        issuer, audience = t.get("issuer"), t.get("audience")
+        for key, value in (("issuer", issuer), ("audience", audience)):
+            if not isinstance(value, str) or not value:
+                self.fail(
+                    f"auth.{key} must be set (expected '{'iss' if key == 'issuer' else 'aud'}'"
+                    " of caller tokens)",
+                    "auth",
+                    key,
+                )
+        jwks: Path | None = None
+        jwks_url: str | None = None
+        if ("jwks" in t) == ("jwks_url" in t):
+            self.fail("give exactly one of auth.jwks (a JWKS file) or auth.jwks_url", "auth")
+        elif "jwks" in t:
+            jwks = self.path(t["jwks"], "auth", "jwks")
+        else:
+            url = t["jwks_url"]
+            if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
+                self.fail("auth.jwks_url must be an https:// URL", "auth", "jwks_url")
+            else:
+                jwks_url = url
+        algs = t.get("algorithms", list(AuthConfig.algorithms))
+        if not isinstance(algs, list) or not algs or any(a not in CALLER_TOKEN_ALGS for a in algs):
+            self.fail(
+                f"auth.algorithms must be a non-empty list from "
+                f"{', '.join(CALLER_TOKEN_ALGS)} (never none or HS*)",
+                "auth",
+                "algorithms",
+            )
+            algs = list(AuthConfig.algorithms)
+        return AuthConfig(str(issuer or ""), str(audience or ""), jwks, jwks_url, tuple(algs))
+
+    def _list_of_tables(self, name: str) -> list[dict[str, Any]]:
+        value = self.doc.data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+            self.fail(f"'{name}' must be written as [[{name}]] tables", name)
+            return []
+        return value
+
+    def _names(
+        self,
+        t: Mapping[str, Any],
+        key: str,
+        choices: tuple[str, ...] | None,
+        at: tuple[str | int, ...],
+        *,
+        star: bool,
+    ) -> frozenset[str]:
+        values = t.get(key, ["*"] if key == "operations" else None)
+        if not isinstance(values, list) or not all(isinstance(x, str) for x in values):
+            self.fail(f"'{key}' must be a list of strings", *at, key)
+            return frozenset()
+        if choices is not None:
+            valid = (*choices, "*") if star else choices
+            bad = [x for x in values if x not in valid]
+            if bad:
+                self.fail(
+                    f"unknown {key.rstrip('s')} {bad[0]!r}; valid: {', '.join(valid)}", *at, key
+                )
+        return frozenset(values)
+
+    def _callers(self) -> dict[str, Caller]:
+        callers: dict[str, Caller] = {}
+        for i, t in enumerate(self._list_of_tables("callers")):
+            at = ("callers", i)
+            self.keys(t, {"id", "roles", "partners", "purposes", "operations"}, *at)
+            caller_id = t.get("id")
+            if not isinstance(caller_id, str) or not caller_id:
+                self.fail("caller needs an 'id' (the `sub` of its token)", *at)
+                continue
+            if caller_id in callers:
+                self.fail(f"caller id {caller_id!r} is listed twice", *at, "id")
+            callers[caller_id] = Caller(
+                id=caller_id,
+                roles=self._names(t, "roles", v.ROLES, at, star=False),
+                partners=self._names(t, "partners", None, at, star=True),
+                purposes=self._names(t, "purposes", v.PURPOSES, at, star=True),
+                operations=self._names(t, "operations", None, at, star=True),
+            )
+        return callers
+
+    def _reviewers(self) -> dict[str, Reviewer]:
+        reviewers: dict[str, Reviewer] = {}
+        for i, t in enumerate(self._list_of_tables("reviewers")):
+            at = ("reviewers", i)
+            self.keys(t, {"id", "name", "password_hash"}, *at)
+            rid, name, hashed = t.get("id"), t.get("name"), t.get("password_hash")
+            if not isinstance(rid, str) or not isinstance(name, str):
+                self.fail("reviewer needs 'id' and 'name'", *at)
+                continue
+            if not isinstance(hashed, str) or not hashed.startswith(("$scrypt$", "$argon2")):
+                self.fail(
+                    "reviewer 'password_hash' must be an scrypt or argon2 hash (make one "
+                    "with 'gateway reviewers add'); never a plaintext password",
+                    *at,
+                    "password_hash",
+                )
+                continue
+            reviewers[rid] = Reviewer(rid, name, hashed)
+        return reviewers

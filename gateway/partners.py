@@ -1,0 +1,611 @@
+"""Partner onboarding files (`partners/<id>.toml`, CONTRACT §2) → validated Partner objects.
+
+The privacy team writes these files; the gateway refuses to start with a
+broken one. Every refusal is `file:line: what is wrong — what would be valid`,
+and all problems in a directory are reported together.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway import vocabulary as v
+from gateway.errors import ConfigError, ConfigErrors
+from gateway.tomlfile import TomlDocument, load
+
+PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+JURISDICTION = re.compile(r"^[A-Z]{2}$")
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+AUTH_TYPES = ("none", "api_key", "oauth2_client_credentials", "mtls")
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+KEY_ALGS = ("RSA-OAEP-256", "ECDH-ES+A256KW", "ECDH-ES")
+CONTENT_ENCS = ("A256GCM", "A192GCM", "A128GCM")
+SIGN_ALGS = ("ES256", "Ed25519", "PS256")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+KTY_FOR_ALG = {"RSA-OAEP-256": ("RSA",), "ECDH-ES+A256KW": ("EC", "OKP"), "ECDH-ES": ("EC", "OKP")}
+
+TOP_KEYS = {
+    "name": "display name",
+    "category": "one of the partner categories",
+    "jurisdiction": "ISO 3166-1 alpha-2 country",
+    "agreement": "data-processing agreement reference",
+    "base_url": "https URL (http only on loopback)",
+    "retention_days": "days the partner keeps data",
+    "timeout_s": "seconds per attempt",
+    "max_attempts": "attempts for retryable failures",
+    "privacy_contact": "who to write to for manual erasure",
+    "auth": "table",
+    "encryption": "table",
+    "operations": "table of operations",
+}
+AUTH_KEYS = {
+    "type",
+    "header",
+    "key_env",
+    "key_file",
+    "token_url",
+    "client_id",
+    "client_secret_env",
+    "client_secret_file",
+    "scope",
+    "token_endpoint_auth_method",
+    "private_key_file",
+    "cert_file",
+    "cert_key_file",
+}
+ENCRYPTION_KEYS = {"public_key", "public_key_url", "alg", "enc", "sign_alg"}
+OPERATION_KEYS = {"method", "path", "purposes", "legal_bases", "fields"}
+# Keys that would hold a secret inline; they must come from *_env or *_file.
+INLINE_SECRETS = {"client_secret", "api_key", "key", "password", "token", "secret", "private_key"}
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret lives: an environment variable or a file, never the TOML itself."""
+
+    env: str | None = None
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
+class PartnerAuth:
+    type: str
+    header: str = "X-Api-Key"
+    key: SecretRef | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretRef | None = None
+    scope: str | None = None
+    token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105 - a method name
+    private_key_file: Path | None = None
+    cert_file: Path | None = None
+    cert_key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class PartnerEncryption:
+    alg: str
+    enc: str
+    sign_alg: str
+    public_key: Path | None
+    public_key_url: str | None
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    method: str
+    path: str
+    purposes: frozenset[str]
+    legal_bases: frozenset[str]
+    fields: Mapping[str, str]  # field name -> transform
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: str
+    name: str
+    category: str
+    jurisdiction: str
+    agreement: str
+    base_url: str
+    retention_days: int
+    timeout_s: float
+    max_attempts: int
+    privacy_contact: str | None
+    auth: PartnerAuth
+    encryption: PartnerEncryption
+    operations: Mapping[str, Operation]
+    source: str = field(default="", compare=False)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_partners(directory: Path, base_dir: Path | None = None) -> dict[str, Partner]:
+    """Load every `*.toml` under `directory`; raise ConfigErrors listing every problem.
+
+    Relative paths inside the files (key files) resolve against `base_dir`,
+    by default the directory above `directory` (the project root).
+    """
+    base = base_dir if base_dir is not None else directory.resolve().parent
+    if not directory.is_dir():
+        raise ConfigErrors([ConfigError(str(directory), None, "partners directory not found")])
+    partners: dict[str, Partner] = {}
+    errors: list[ConfigError] = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            partner = load_partner(path, base)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+        else:
+            partners[partner.id] = partner
+    if errors:
+        raise ConfigErrors(errors)
+    return partners
+
+
+def load_partner(path: Path, base_dir: Path) -> Partner:
+    """Load and validate one partner file."""
+    try:
+        doc = load(path)
+    except ConfigError as exc:
+        raise ConfigErrors([exc]) from exc
+    return _PartnerReader(doc, path.stem, base_dir).read()
+
+
+class _PartnerReader:
+    """Collects every problem in one file before giving up."""
+
+    def __init__(self, doc: TomlDocument, partner_id: str, base_dir: Path) -> None:
+        self.doc = doc
+        self.id = partner_id
+        self.base = base_dir
+        self.errors: list[ConfigError] = []
+
+    def fail(self, message: str, *key: str | int) -> None:
+        self.errors.append(self.doc.error(message, *key))
+
+    def read(self) -> Partner:
+        d = self.doc.data
+        if not PARTNER_ID.match(self.id):
+            self.fail(
+                f"file name {self.id!r} is not a valid partner id: use lowercase letters, "
+                "digits and '-' (e.g. lao-credit-bureau.toml)"
+            )
+        self._unknown_keys(d, TOP_KEYS.keys(), ())
+        name = self._string(d, "name")
+        category = self._choice(d, "category", v.PARTNER_CATEGORIES)
+        jurisdiction = self._string(d, "jurisdiction")
+        if jurisdiction and not JURISDICTION.match(jurisdiction):
+            self.fail(
+                f"jurisdiction {jurisdiction!r} is not an ISO 3166-1 alpha-2 code "
+                '(two capital letters, e.g. "LA")',
+                "jurisdiction",
+            )
+        agreement = self._string(d, "agreement")
+        base_url = self._base_url(d)
+        retention_days = self._int(d, "retention_days", minimum=0)
+        timeout_s = self._number(d, "timeout_s", default=10.0)
+        max_attempts = self._int(d, "max_attempts", minimum=1, default=3)
+        privacy_contact = self._string(d, "privacy_contact", required=False)
+        auth = self._auth(d.get("auth"))
+        encryption = self._encryption(d.get("encryption"))
+        operations = self._operations(d.get("operations"), category)
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        return Partner(
+            id=self.id,
+            name=name,
+            category=category,
+            jurisdiction=jurisdiction,
+            agreement=agreement,
+            base_url=base_url,
+            retention_days=retention_days,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+            privacy_contact=privacy_contact or None,
+            auth=auth,
+            encryption=encryption,
+            operations=MappingProxyType(operations),
+            source=self.doc.path,
+        )
+
+    # -- scalar readers: record an error and return a harmless placeholder --
+
+    def _unknown_keys(
+        self, table: Mapping[str, Any], known: Iterable[str], at: tuple[str, ...]
+    ) -> None:
+        allowed = sorted(known)
+        for key in table:
+            if key in allowed:
+                continue
+            if key in INLINE_SECRETS or key.endswith("secret"):
+                self.fail(
+                    f"'{key}' would put a secret inline: secrets come from "
+                    f"'{key}_env' (environment variable) or '{key}_file' (a file path)",
+                    *at,
+                    key,
+                )
+            else:
+                self.fail(f"unknown key '{key}'; valid keys here: {', '.join(allowed)}", *at, key)
+
+    def _string(
+        self, table: Mapping[str, Any], key: str, *, required: bool = True, at: tuple[str, ...] = ()
+    ) -> str:
+        value = table.get(key)
+        if value is None:
+            if required:
+                self.fail(f"missing required key '{key}' ({TOP_KEYS.get(key, 'a string')})", *at)
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"'{key}' must be a non-empty string", *at, key)
+            return ""
+        return value
+
+    def _choice(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        choices: Iterable[str],
+        *,
+        at: tuple[str, ...] = (),
+        default: str | None = None,
+    ) -> str:
+        options = tuple(choices)
+        value = table.get(key, default)
+        if value is None:
+            self.fail(f"missing required key '{key}'; one of: {', '.join(options)}", *at)
+            return ""
+        if value not in options:
+            self.fail(f"{key} {value!r} is not one of: {', '.join(options)}", *at, key)
+            return ""
+        return str(value)
+
+    def _int(
+        self, table: Mapping[str, Any], key: str, *, minimum: int, default: int | None = None
+    ) -> int:
+        value = table.get(key, default)
+        if value is None:
+            self.fail(f"missing required key '{key}' ({TOP_KEYS.get(key, 'an integer')})")
+            return minimum
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(f"'{key}' must be a whole number >= {minimum}, got {value!r}", key)
+            return minimum
+        return value
+
+    def _number(self, table: Mapping[str, Any], key: str, *, default: float) -> float:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            self.fail(f"'{key}' must be a positive number of seconds, got {value!r}", key)
+            return default
+        return float(value)
+
+    def _path(self, value: object, *key: str) -> Path | None:
+        if not isinstance(value, str) or not value:
+            self.fail(f"'{key[-1]}' must be a file path", *key)
+            return None
+        path = Path(value)
+        return path if path.is_absolute() else self.base / path
+
+    def _secret(
+        self, table: Mapping[str, Any], stem: str, at: tuple[str, ...], required: bool
+    ) -> SecretRef | None:
+        env, file = table.get(f"{stem}_env"), table.get(f"{stem}_file")
+        if env is None and file is None:
+            if required:
+                self.fail(f"missing '{stem}_env' or '{stem}_file' (where the secret is kept)", *at)
+            return None
+        if env is not None and file is not None:
+            self.fail(f"give '{stem}_env' or '{stem}_file', not both", *at, f"{stem}_env")
+            return None
+        if env is not None:
+            if not isinstance(env, str) or not SECRET_NAME.match(env):
+                self.fail(f"'{stem}_env' must name an environment variable", *at, f"{stem}_env")
+                return None
+            return SecretRef(env=env)
+        path = self._path(file, *at, f"{stem}_file")
+        return SecretRef(file=path) if path else None
+
+    # -- sections --
+
+    def _base_url(self, d: Mapping[str, Any]) -> str:
+        url = self._string(d, "base_url")
+        if not url:
+            return ""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.scheme not in ("https", "http") or not host:
+            self.fail(f"base_url {url!r} must be an absolute https:// URL", "base_url")
+        elif parts.scheme == "http" and not is_loopback_host(host):
+            self.fail(
+                f"base_url {url!r} uses http:// to non-loopback host {host!r}: "
+                "use https:// (plain http is only for 127.0.0.1, ::1 or localhost sandboxes)",
+                "base_url",
+            )
+        elif parts.username or parts.password or parts.query or parts.fragment:
+            self.fail("base_url must not hold credentials, a query or a fragment", "base_url")
+        return url.rstrip("/")
+
+    def _auth(self, table: object) -> PartnerAuth:
+        at = ("auth",)
+        if table is None:
+            self.fail('missing [auth] table; set type = "none" if the partner needs none')
+            return PartnerAuth(type="none")
+        if not isinstance(table, dict):
+            self.fail("'auth' must be a table", "auth")
+            return PartnerAuth(type="none")
+        self._unknown_keys(table, AUTH_KEYS, at)
+        kind = self._choice(table, "type", AUTH_TYPES, at=at)
+        if kind == "api_key":
+            header = table.get("header", "X-Api-Key")
+            if not isinstance(header, str) or not re.match(r"^[A-Za-z0-9-]+$", header):
+                self.fail("'header' must be an HTTP header name", *at, "header")
+                header = "X-Api-Key"
+            return PartnerAuth(type=kind, header=header, key=self._secret(table, "key", at, True))
+        if kind == "oauth2_client_credentials":
+            token_url = self._string(table, "token_url", at=at)
+            if token_url:
+                parts = urlsplit(token_url)
+                if parts.scheme != "https" and not (
+                    parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+                ):
+                    self.fail(
+                        f"token_url {token_url!r} must be https:// (http only on loopback)",
+                        *at,
+                        "token_url",
+                    )
+            method = self._choice(
+                table,
+                "token_endpoint_auth_method",
+                TOKEN_AUTH_METHODS,
+                at=at,
+                default="client_secret_basic",
+            )
+            secret = None
+            private_key = None
+            if method == "private_key_jwt":
+                if "private_key_file" in table:
+                    private_key = self._path(table["private_key_file"], *at, "private_key_file")
+                else:
+                    self.fail("private_key_jwt needs 'private_key_file'", *at)
+            else:
+                secret = self._secret(table, "client_secret", at, True)
+            scope = table.get("scope")
+            return PartnerAuth(
+                type=kind,
+                token_url=token_url,
+                client_id=self._string(table, "client_id", at=at),
+                client_secret=secret,
+                scope=scope if isinstance(scope, str) else None,
+                token_endpoint_auth_method=method or "client_secret_basic",
+                private_key_file=private_key,
+            )
+        if kind == "mtls":
+            cert = key = None
+            for name in ("cert_file", "cert_key_file"):
+                if name not in table:
+                    self.fail(f"mtls needs '{name}' (PEM client certificate and its key)", *at)
+            if "cert_file" in table:
+                cert = self._path(table["cert_file"], *at, "cert_file")
+            if "cert_key_file" in table:
+                key = self._path(table["cert_key_file"], *at, "cert_key_file")
+            return PartnerAuth(type=kind, cert_file=cert, cert_key_file=key)
+        return PartnerAuth(type=kind or "none")
+
+    def _encryption(self, table: object) -> PartnerEncryption:
+        at = ("encryption",)
+        fallback = PartnerEncryption("RSA-OAEP-256", "A256GCM", "ES256", None, None)
+        if not isinstance(table, dict):
+            self.fail(
+                "missing [encryption] table: every payload leaves as a JWE to the "
+                'partner\'s public key (public_key = "keys/partners/<id>.jwk.json")'
+            )
+            return fallback
+        self._unknown_keys(table, ENCRYPTION_KEYS, at)
+        alg = self._choice(table, "alg", KEY_ALGS, at=at)
+        enc = self._choice(table, "enc", CONTENT_ENCS, at=at, default="A256GCM")
+        sign_alg = self._choice(table, "sign_alg", SIGN_ALGS, at=at, default="ES256")
+        path: Path | None = None
+        url: str | None = None
+        if ("public_key" in table) == ("public_key_url" in table):
+            self.fail(
+                "give exactly one of 'public_key' (JWK/JWKS file) or 'public_key_url' (JWKS URL)",
+                *at,
+            )
+        elif "public_key" in table:
+            path = self._path(table["public_key"], *at, "public_key")
+            if path is not None:
+                self._check_key_file(path, alg, table["public_key"])
+        else:
+            url = table["public_key_url"]
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or not (
+                parts.scheme == "https"
+                or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))
+            ):
+                self.fail(
+                    "public_key_url must be an https:// JWKS URL (http only on loopback)",
+                    *at,
+                    "public_key_url",
+                )
+                url = None
+        return PartnerEncryption(alg, enc, sign_alg, path, url)
+
+    def _check_key_file(self, path: Path, alg: str, shown: str) -> None:
+        at = ("encryption", "public_key")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self.fail(
+                f"public key file {shown!r} not found (resolved to {path}); put the "
+                "partner's public JWK there, or run 'gateway keys generate' for a sandbox "
+                "partner on loopback",
+                *at,
+            )
+            return
+        except (OSError, ValueError) as exc:
+            self.fail(
+                f"public key file {shown!r} is not a JSON JWK/JWKS ({exc.__class__.__name__})", *at
+            )
+            return
+        keys = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+            self.fail(f"public key file {shown!r} holds no JWK", *at)
+            return
+        for key in keys:
+            if "d" in key:
+                self.fail(
+                    f"public key file {shown!r} holds a PRIVATE key: keep only the "
+                    "public half under partners' keys",
+                    *at,
+                )
+            if alg and key.get("kty") not in KTY_FOR_ALG[alg]:
+                self.fail(
+                    f"key type {key.get('kty')!r} in {shown!r} does not fit alg {alg}; "
+                    f"expected kty {' or '.join(KTY_FOR_ALG[alg])}",
+                    *at,
+                )
+
+    def _operations(self, table: object, category: str) -> dict[str, Operation]:
+        if not isinstance(table, dict) or not table:
+            self.fail("no operations: add at least one [operations.<name>] table")
+            return {}
+        operations: dict[str, Operation] = {}
+        for name, op in table.items():
+            at = ("operations", name)
+            if not re.match(r"^[a-z][a-z0-9_]*$", name):
+                self.fail(f"operation name {name!r}: use lowercase letters, digits, '_'", *at)
+            if not isinstance(op, dict):
+                self.fail(f"operations.{name} must be a table", *at)
+                continue
+            self._unknown_keys(op, OPERATION_KEYS, at)
+            method = str(op.get("method", "POST")).upper()
+            if method not in METHODS:
+                self.fail(
+                    f"method {op.get('method')!r} is not one of {', '.join(METHODS)}", *at, "method"
+                )
+            purposes = self._subset(op, "purposes", v.PURPOSES, at)
+            bases = self._subset(op, "legal_bases", v.LEGAL_BASES, at)
+            fields = self._fields(op.get("fields"), bases, at)
+            path = self._op_path(op.get("path"), fields, at)
+            if (
+                "business_transfer" in bases
+                and category
+                and (category != "business_transfer_counterparty")
+            ):
+                # policy: III.4
+                self.fail(
+                    "legal basis 'business_transfer' is only for partners of category "
+                    f"'business_transfer_counterparty', not {category!r}",
+                    *at,
+                    "legal_bases",
+                )
+            operations[name] = Operation(
+                name, method, path, purposes, bases, MappingProxyType(fields)
+            )
+        return operations
+
+    def _subset(
+        self, op: Mapping[str, Any], key: str, choices: tuple[str, ...], at: tuple[str, ...]
+    ) -> frozenset[str]:
+        values = op.get(key)
+        if not isinstance(values, list) or not values:
+            self.fail(
+                f"'{key}' must be a non-empty list; choose from: {', '.join(choices)}", *at, key
+            )
+            return frozenset()
+        bad = [x for x in values if x not in choices]
+        if bad:
+            singular = {"purposes": "purpose", "legal_bases": "legal basis"}[key]
+            self.fail(
+                f"unknown {singular} {bad[0]!r}; valid: {', '.join(choices)}",
+                *at,
+                key,
+            )
+        return frozenset(x for x in values if x in choices)
+
+    def _fields(self, table: object, bases: frozenset[str], at: tuple[str, ...]) -> dict[str, str]:
+        if not isinstance(table, dict) or not table:
+            self.fail("'fields' must be a non-empty table of field = \"transform\"", *at, "fields")
+            return {}
+        fields: dict[str, str] = {}
+        for name, transform in table.items():
+            where = (*at, "fields", name)
+            if name in v.NEVER_DISCLOSED:
+                # policy: I.1 — password never leaves, under any basis.
+                self.fail(f"field '{name}' is never disclosable; remove it", *where)
+                continue
+            if name not in v.FIELDS:
+                self.fail(
+                    f"unknown field {name!r}; valid fields: "
+                    f"{', '.join(sorted(v.FIELDS - v.NEVER_DISCLOSED))}",
+                    *where,
+                )
+                continue
+            if transform not in v.TRANSFORMS:
+                self.fail(
+                    f"unknown transform {transform!r} for '{name}'; valid: "
+                    f"{', '.join(v.TRANSFORMS)}",
+                    *where,
+                )
+                continue
+            only_for = v.TRANSFORMS_ONLY_FOR.get(transform)
+            if only_for is not None and name not in only_for:
+                self.fail(
+                    f"transform '{transform}' applies only to {', '.join(sorted(only_for))},"
+                    f" not '{name}'",
+                    *where,
+                )
+                continue
+            if name == "payment_records" and transform not in v.CONTAINER_TRANSFORMS:
+                self.fail(
+                    'payment_records is a container: use "keep" or "drop" and list '
+                    "its keys (amount, currency, card_token, transaction_id) with their "
+                    "own transforms",
+                    *where,
+                )
+                continue
+            if name in v.SPECIAL_FIELDS and bases and "consent" not in bases:
+                # policy: I.1 sensitive information only with consent.
+                self.fail(
+                    f"special-category field '{name}' needs 'consent' among legal_bases "
+                    f"(it passes only with explicit consent); bases are "
+                    f"{sorted(bases)}",
+                    *where,
+                )
+                continue
+            fields[name] = transform
+        return fields
+
+    def _op_path(self, value: object, fields: Mapping[str, str], at: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or not value.startswith("/"):
+            self.fail("'path' must start with '/' (it is joined to base_url)", *at, "path")
+            return "/"
+        if "?" in value or "#" in value or "//" in value or ".." in value:
+            self.fail("'path' must not hold '?', '#', '//' or '..'", *at, "path")
+        for placeholder in PLACEHOLDER.findall(value):
+            if fields.get(placeholder, "drop") == "drop":
+                self.fail(
+                    f"placeholder {{{placeholder}}} must be a field this operation sends "
+                    f"(listed in fields and not dropped)",
+                    *at,
+                    "path",
+                )
+        return value

@@ -1,0 +1,85 @@
+"""The body of `POST /v1/disclosures` and `/v1/decisions` (CONTRACT §4.1) → DisclosureRequest.
+
+Parsing checks shapes and closed vocabularies; whether the disclosure is
+allowed is `policy.decide()`'s question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from types import MappingProxyType
+from typing import Any
+
+from gateway import vocabulary as v
+from gateway.facts import invalid, parse_date
+
+BODY_KEYS = ("partner", "operation", "purpose", "legal_basis", "subject", "data", "legal_request")
+MAX_ID = 200
+
+
+@dataclass(frozen=True)
+class DisclosureRequest:
+    partner: str
+    operation: str
+    purpose: str
+    legal_basis: str
+    subject: str
+    data: Mapping[str, Any]
+    legal_request: str | None = None
+
+    @property
+    def date_of_birth(self) -> date | None:
+        value = self.data.get("date_of_birth")
+        return None if value is None else parse_date(value, "data.date_of_birth")
+
+
+def _identifier(body: Mapping[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+        raise invalid(f"'{key}' must be a non-empty string of at most {MAX_ID} characters")
+    return value
+
+
+def _choice(body: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = body.get(key)
+    if value not in choices:
+        shown = repr(value) if isinstance(value, str) and len(value) <= 40 else "value"
+        raise invalid(f"'{key}' {shown} is not one of: {', '.join(choices)}")
+    return str(value)
+
+
+def parse_disclosure_request(
+    body: object, *, extra_keys: tuple[str, ...] = ()
+) -> DisclosureRequest:
+    """Validate the JSON body; errors name the key, never the value of a data field."""
+    if not isinstance(body, dict):
+        raise invalid("the body must be a JSON object")
+    unknown = sorted(set(body) - set(BODY_KEYS) - set(extra_keys))
+    if unknown:
+        raise invalid(f"unknown key {unknown[0][:40]!r}; valid keys: {', '.join(BODY_KEYS)}")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise invalid("'data' must be a JSON object of field names to values")
+    for key, value in data.items():
+        if key == "payment_records":
+            records = value if isinstance(value, list) else [value]
+            if not all(isinstance(r, dict) for r in records):
+                raise invalid("'data.payment_records' must be an object or a list of objects")
+        elif isinstance(value, dict | list) and key in v.FIELDS:
+            raise invalid(f"'data.{key}' must be a string, number, boolean or null")
+    legal_request = body.get("legal_request")
+    if legal_request is not None and (not isinstance(legal_request, str) or not legal_request):
+        raise invalid("'legal_request' must be the id of a lawful request (a string)")
+    request = DisclosureRequest(
+        partner=_identifier(body, "partner"),
+        operation=_identifier(body, "operation"),
+        purpose=_choice(body, "purpose", v.PURPOSES),
+        legal_basis=_choice(body, "legal_basis", v.LEGAL_BASES),
+        subject=_identifier(body, "subject"),
+        data=MappingProxyType(dict(data)),
+        legal_request=legal_request,
+    )
+    request.date_of_birth  # noqa: B018 - a malformed date of birth is a 400, not a crash later
+    return request

@@ -1,0 +1,73 @@
+"""config.toml: the shipped one loads; the 7-business-day notice rule (policy VIII) holds."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from gateway.config import business_days_between, load_config
+from gateway.errors import ConfigErrors
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_loads():
+    config = load_config(REPO / "config.toml")
+    assert config.storage_url.startswith("sqlite:///")
+    assert config.policy.version == "2024-09-30"
+    assert "discloser" in config.callers["payments-service"].roles
+    assert config.auth.algorithms == ("ES256", "EdDSA")
+
+
+def test_business_days():
+    assert business_days_between(date(2024, 9, 19), date(2024, 9, 30)) == 7  # Thu → Mon
+    assert business_days_between(date(2024, 9, 20), date(2024, 9, 23)) == 1  # Fri → Mon
+
+
+def with_policy(tmp_path: Path, notified: str, effective: str, extra: str = "") -> Path:
+    text = (REPO / "config.toml").read_text(encoding="utf-8")
+    text = text.replace("notified_on = 2024-09-19", f"notified_on = {notified}")
+    text = text.replace("effective_on = 2024-09-30", f"effective_on = {effective}")
+    path = tmp_path / "config.toml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+# policy: VIII amendments need 7 business days' notice.
+def test_effective_on_less_than_seven_business_days_refused(tmp_path: Path):
+    path = with_policy(tmp_path, "2024-09-20", "2024-09-30")  # 6 business days
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(path)
+    error = exc.value.errors[0]
+    assert "6 business day(s)" in error.message and "2024-10-01" in error.message
+    line = next(
+        i for i, t in enumerate(path.read_text().splitlines(), 1) if t.startswith("effective_on")
+    )
+    assert error.line == line
+
+
+def test_unknown_caller_role_and_inline_secret(tmp_path: Path):
+    extra = '\n[[callers]]\nid = "x"\nroles = ["admin"]\npartners = []\npurposes = []\n'
+    path = with_policy(tmp_path, "2024-09-19", "2024-09-30", extra)
+    text = path.read_text().replace(
+        'audience = "disclosure-gateway"', 'audience = "disclosure-gateway"\nclient_secret = "x"'
+    )
+    path.write_text(text)
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(path)
+    messages = " | ".join(str(e) for e in exc.value.errors)
+    assert "unknown role 'admin'" in messages
+    assert "secret inline" in messages
+
+
+def test_caller_token_algorithms_never_none_or_hs(tmp_path: Path):
+    path = with_policy(tmp_path, "2024-09-19", "2024-09-30")
+    path.write_text(
+        path.read_text().replace(
+            'algorithms = ["ES256", "EdDSA"]', 'algorithms = ["HS256", "none"]'
+        )
+    )
+    with pytest.raises(ConfigErrors, match="never none or HS"):
+        load_config(path)

@@ -1,0 +1,222 @@
+"""Partner onboarding files: the shipped ones load; each broken kind is refused with file:line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.errors import ConfigErrors
+from gateway.partners import load_partners
+
+GOOD = """name = "Test Bureau"
+category = "credit_bureau"
+jurisdiction = "LA"
+agreement = "DPA-1"
+base_url = "https://api.bureau.example"
+retention_days = 365
+
+[auth]
+type = "oauth2_client_credentials"
+token_url = "https://auth.bureau.example/token"
+client_id = "kokkok"
+client_secret_env = "BUREAU_SECRET"
+
+[encryption]
+public_key = "keys/partners/test-bureau.jwk.json"
+alg = "RSA-OAEP-256"
+enc = "A256GCM"
+
+[operations.credit_check]
+method = "POST"
+path = "/v1/checks"
+purposes = ["service_provision"]
+legal_bases = ["consent", "contract"]
+fields = { name = "keep", date_of_birth = "year", uuid = "pseudonym" }
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, project: Path) -> Path:
+    (tmp_path / "partners").mkdir()
+    (tmp_path / "keys" / "partners").mkdir(parents=True)
+    shutil.copy(
+        project / "keys" / "partners" / "lao-credit-bureau.jwk.json",
+        tmp_path / "keys" / "partners" / "test-bureau.jwk.json",
+    )
+    return tmp_path
+
+
+def write(workdir: Path, text: str) -> Path:
+    path = workdir / "partners" / "test-bureau.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_shipped_partners_validate(project: Path, capsys):
+    assert (
+        main(
+            [
+                "--config",
+                str(project / "config.toml"),
+                "partners",
+                "validate",
+                str(project / "partners"),
+            ]
+        )
+        == 0
+    )
+    assert "8 partner file(s) valid" in capsys.readouterr().out
+
+
+def test_good_file_loads(workdir: Path):
+    write(workdir, GOOD)
+    partner = load_partners(workdir / "partners")["test-bureau"]
+    assert partner.operations["credit_check"].fields["date_of_birth"] == "year"
+    assert partner.auth.client_secret is not None and partner.auth.client_secret.env
+
+
+BROKEN = [
+    (
+        "unknown key",
+        GOOD.replace("retention_days = 365", 'retention_days = 365\ncolour = "red"'),
+        'colour = "red"',
+        "unknown key 'colour'",
+    ),
+    (
+        "unknown category",
+        GOOD.replace('"credit_bureau"', '"bank"'),
+        'category = "bank"',
+        "category 'bank' is not one of",
+    ),
+    (
+        "unknown purpose",
+        GOOD.replace('purposes = ["service_provision"]', 'purposes = ["fun"]'),
+        'purposes = ["fun"]',
+        "unknown purpose 'fun'",
+    ),
+    (
+        "unknown basis",
+        GOOD.replace('legal_bases = ["consent", "contract"]', 'legal_bases = ["whim"]'),
+        "legal_bases",
+        "unknown legal basis",
+    ),
+    (
+        "unknown transform",
+        GOOD.replace('uuid = "pseudonym"', 'uuid = "scramble"'),
+        "fields = ",
+        "unknown transform 'scramble'",
+    ),
+    (
+        "missing agreement",
+        GOOD.replace('agreement = "DPA-1"\n', ""),
+        None,
+        "missing required key 'agreement'",
+    ),
+    (
+        "http to non-loopback",
+        GOOD.replace("https://api.bureau.example", "http://api.bureau.example"),
+        "base_url",
+        "http:// to non-loopback host",
+    ),
+    (
+        "inline secret",
+        GOOD.replace('client_secret_env = "BUREAU_SECRET"', 'client_secret = "s3cr3t"'),
+        'client_secret = "s3cr3t"',
+        "secret inline",
+    ),
+    (
+        "missing key file",
+        GOOD.replace("test-bureau.jwk.json", "absent.jwk.json"),
+        "public_key =",
+        "not found",
+    ),
+    (
+        "password listed",
+        GOOD.replace('uuid = "pseudonym"', 'uuid = "pseudonym", password = "keep"'),
+        "fields = ",
+        "'password' is never disclosable",
+    ),
+    (
+        "special without consent basis",
+        GOOD.replace('legal_bases = ["consent", "contract"]', 'legal_bases = ["contract"]').replace(
+            'uuid = "pseudonym"', 'uuid = "pseudonym", health_status = "keep"'
+        ),
+        "fields = ",
+        "needs 'consent' among legal_bases",
+    ),
+    (
+        "transform on wrong field",
+        GOOD.replace('name = "keep"', 'name = "truncate_ip"'),
+        "fields = ",
+        "applies only to ip_address",
+    ),
+    (
+        "placeholder not sent",
+        GOOD.replace('path = "/v1/checks"', 'path = "/v1/{phone}"'),
+        "path = ",
+        "placeholder {phone}",
+    ),
+    (
+        "business transfer to non-counterparty",
+        GOOD.replace(
+            'legal_bases = ["consent", "contract"]', 'legal_bases = ["business_transfer"]'
+        ),
+        "legal_bases",
+        "only for partners of category 'business_transfer_counterparty'",
+    ),
+    (
+        "bad toml",
+        GOOD.replace('name = "Test Bureau"', 'name = "Test Bureau'),
+        None,
+        "not valid TOML",
+    ),
+]
+
+
+@pytest.mark.parametrize("kind,text,needle,message", BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_file_refused_with_file_and_line(workdir: Path, kind, text, needle, message, capsys):
+    path = write(workdir, text)
+    with pytest.raises(ConfigErrors) as exc:
+        load_partners(workdir / "partners")
+    errors = exc.value.errors
+    assert any(message in e.message for e in errors), [str(e) for e in errors]
+    hit = next(e for e in errors if message in e.message)
+    assert hit.path == str(path)
+    if needle is not None:
+        assert hit.line == line_of(text, needle), str(hit)
+    else:
+        assert hit.line is not None or kind == "missing agreement"
+    code = main(["partners", "validate", str(workdir / "partners")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{path}:" in err and message in err
+
+
+def test_private_key_in_partner_key_file_refused(workdir: Path, project: Path):
+    shutil.copy(
+        project / "keys" / "sandbox" / "lao-credit-bureau.private.jwk.json",
+        workdir / "keys" / "partners" / "test-bureau.jwk.json",
+    )
+    write(workdir, GOOD)
+    with pytest.raises(ConfigErrors, match="PRIVATE key"):
+        load_partners(workdir / "partners")
+
+
+def test_key_type_must_fit_alg(workdir: Path):
+    write(workdir, GOOD.replace('alg = "RSA-OAEP-256"', 'alg = "ECDH-ES+A256KW"'))
+    with pytest.raises(ConfigErrors, match="does not fit alg"):
+        load_partners(workdir / "partners")
+
+
+def test_all_problems_reported_together(workdir: Path):
+    write(workdir, GOOD.replace('"credit_bureau"', '"bank"').replace('"LA"', '"Laos"'))
+    with pytest.raises(ConfigErrors) as exc:
+        load_partners(workdir / "partners")
+    assert len(exc.value.errors) == 2

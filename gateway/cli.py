@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from gateway import vocabulary as v
 from gateway.config import Caller, Config, load_config
@@ -113,12 +114,139 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     config = _config(args)
-    created = generate_missing(config.keys_dir, config.partners_dir)
+    created = generate_missing(config.keys_dir, config.partners_dir, base_dir=config.root)
     for path in created:
         print(f"created {path}")
     if not created:
         print(f"all keys present in {config.keys_dir}")
     return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from aiohttp import web
+
+    from gateway.web.app import create_app
+
+    config = _config(args)
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(config)
+    print(
+        f"gateway serving on http://{host}:{port} (storage {config.storage_url.split(':')[0]}, "
+        f"{len(config.callers)} callers)",
+        flush=True,
+    )
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from gateway.auth import issue_dev_token
+
+    config = _config(args)
+    if args.caller_id not in config.callers:
+        raise UsageError(
+            f"unknown caller {args.caller_id!r}; config lists: {', '.join(sorted(config.callers))}"
+        )
+    print(issue_dev_token(config.keys_dir, config.auth, args.caller_id, ttl_s=args.ttl))
+    return EXIT_OK
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from gateway.keys import rotate_signing_keys
+
+    config = _config(args)
+    keys = rotate_signing_keys(
+        config.keys_dir, datetime.now(UTC), grace=timedelta(days=args.grace_days)
+    )
+    for key in keys:
+        print(f"active {key.alg} {key.kid}")
+    print(
+        f"retired keys stay published for {args.grace_days} day(s); restart the gateway "
+        "instances to sign with the new keys"
+    )
+    return EXIT_OK
+
+
+def cmd_keys_jwks(args: argparse.Namespace) -> int:
+    from gateway.keys import published_jwks
+
+    print(json.dumps(published_jwks(_config(args).keys_dir, datetime.now(UTC)), indent=2))
+    return EXIT_OK
+
+
+def _with_store(args: argparse.Namespace, work: Callable[[Any, Config], Awaitable[int]]) -> int:
+    import asyncio
+
+    from gateway.store import open_store
+
+    config = _config(args)
+
+    async def run() -> int:
+        store = await open_store(config.storage_url, config.root)
+        try:
+            return await work(store, config)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def cmd_consent_grant(args: argparse.Namespace) -> int:
+    import uuid
+
+    from gateway.facts import parse_consent
+    from gateway.web.api import consent_json
+
+    body: dict[str, Any] = {
+        "subject": args.subject,
+        "purposes": args.purpose,
+        "partners": args.partner or [],
+        "partner_categories": args.category or [],
+        "special_categories": args.special or [],
+        "policy_version": args.policy_version,
+        "method": args.method,
+        "evidence": args.evidence or None,
+    }
+    if args.expires_at:
+        body["expires_at"] = args.expires_at
+    consent = parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=datetime.now(UTC))
+
+    async def work(store: Any, config: Config) -> int:
+        await store.add_consent(consent)
+        print(json.dumps(consent_json(consent), indent=2))
+        return EXIT_OK
+
+    return _with_store(args, work)
+
+
+def cmd_consent_withdraw(args: argparse.Namespace) -> int:
+    from gateway.web.api import consent_json
+
+    async def work(store: Any, config: Config) -> int:
+        consent = await store.withdraw_consent(args.consent_id, datetime.now(UTC))
+        if consent is None:
+            raise UsageError(f"no consent with id {args.consent_id!r}")
+        print(json.dumps(consent_json(consent), indent=2))
+        return EXIT_OK
+
+    return _with_store(args, work)
+
+
+def cmd_consent_list(args: argparse.Namespace) -> int:
+    from gateway.web.api import consent_json
+
+    async def work(store: Any, config: Config) -> int:
+        consents = await store.consents_for_subject(args.subject)
+        print(json.dumps([consent_json(c) for c in consents], indent=2))
+        return EXIT_OK
+
+    return _with_store(args, work)
 
 
 def cmd_vocabulary(args: argparse.Namespace) -> int:
@@ -189,6 +317,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     key_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
     add("generate", cmd_keys_generate, "create every missing key (idempotent)", key_commands)
+    rotate = add(
+        "rotate",
+        cmd_keys_rotate,
+        "new signing keys; old public keys stay in the JWKS for a grace period",
+        key_commands,
+    )
+    rotate.add_argument("--grace-days", type=int, default=7, help="days (default 7)")
+    add("jwks", cmd_keys_jwks, "print the gateway's published JWKS", key_commands)
+
+    consent = commands.add_parser(
+        "consent",
+        help="record, withdraw and list consents",
+        description="Consents in the configured store (CONTRACT §4.3).",
+    )
+    consent_commands = consent.add_subparsers(
+        dest="consent_command", metavar="COMMAND", required=True
+    )
+    grant = add("grant", cmd_consent_grant, "record a consent", consent_commands)
+    grant.add_argument("--subject", required=True)
+    grant.add_argument("--purpose", action="append", required=True, choices=v.PURPOSES)
+    grant.add_argument("--partner", action="append", help="partner id (repeatable)")
+    grant.add_argument(
+        "--category",
+        action="append",
+        choices=v.PARTNER_CATEGORIES,
+        help="partner category (repeatable)",
+    )
+    grant.add_argument(
+        "--special",
+        action="append",
+        choices=sorted(v.SPECIAL_FIELDS),
+        help="explicit consent for a special-category field (repeatable)",
+    )
+    grant.add_argument("--policy-version", required=True, help="YYYY-MM-DD")
+    grant.add_argument("--expires-at", help="RFC 3339 time")
+    grant.add_argument("--method", default="paper", help="app, web, paper… (default paper)")
+    grant.add_argument("--evidence", help="reference to the evidence")
+    withdraw = add("withdraw", cmd_consent_withdraw, "withdraw a consent", consent_commands)
+    withdraw.add_argument("consent_id")
+    consent_list = add("list", cmd_consent_list, "list a subject's consents", consent_commands)
+    consent_list.add_argument("subject")
+
+    serve = add("serve", cmd_serve, "run the gateway HTTP server")
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+
+    token = add(
+        "token",
+        cmd_token,
+        "print a development bearer token for a configured caller (dev issuer key)",
+    )
+    token.add_argument("caller_id", help="a [[callers]] id from config.toml")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
 
     add("vocabulary", cmd_vocabulary, "print the policy's closed vocabularies as JSON")
     return parser

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 from gateway import vocabulary as v
 from gateway.errors import ConfigError, ConfigErrors
+from gateway.partners import is_loopback_host
 from gateway.tomlfile import TomlDocument, load
 
 POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
-CALLER_TOKEN_ALGS = ("ES256", "EdDSA", "RS256", "PS256")
+CALLER_TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519", "RS256", "PS256")
 SECTIONS = {
     "server",
     "storage",
@@ -55,7 +56,7 @@ class AuthConfig:
     audience: str
     jwks: Path | None
     jwks_url: str | None
-    algorithms: tuple[str, ...] = ("ES256", "EdDSA")
+    algorithms: tuple[str, ...] = ("ES256", "Ed25519")
 
 
 @dataclass(frozen=True)
@@ -315,8 +316,16 @@ class _ConfigReader:
             jwks = self.path(t["jwks"], "auth", "jwks")
         else:
             url = t["jwks_url"]
-            if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
-                self.fail("auth.jwks_url must be an https:// URL", "auth", "jwks_url")
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or not (
+                parts.scheme == "https"
+                or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))
+            ):
+                self.fail(
+                    "auth.jwks_url must be an https:// URL (http only on loopback)",
+                    "auth",
+                    "jwks_url",
+                )
             else:
                 jwks_url = url
         algs = t.get("algorithms", list(AuthConfig.algorithms))

@@ -44,6 +44,7 @@ TOP_KEYS = {
     "timeout_s": "seconds per attempt",
     "max_attempts": "attempts for retryable failures",
     "privacy_contact": "who to write to for manual erasure",
+    "ca_bundle": "PEM file of CAs to trust for this partner's TLS (instead of the system store)",
     "auth": "table",
     "encryption": "table",
     "operations": "table of operations",
@@ -126,6 +127,7 @@ class Partner:
     auth: PartnerAuth
     encryption: PartnerEncryption
     operations: Mapping[str, Operation]
+    ca_bundle: Path | None = None
     source: str = field(default="", compare=False)
 
 
@@ -205,6 +207,7 @@ class _PartnerReader:
         timeout_s = self._number(d, "timeout_s", default=10.0)
         max_attempts = self._int(d, "max_attempts", minimum=1, default=3)
         privacy_contact = self._string(d, "privacy_contact", required=False)
+        ca_bundle = self._path(d["ca_bundle"], "ca_bundle") if "ca_bundle" in d else None
         auth = self._auth(d.get("auth"))
         encryption = self._encryption(d.get("encryption"))
         operations = self._operations(d.get("operations"), category)
@@ -224,6 +227,7 @@ class _PartnerReader:
             auth=auth,
             encryption=encryption,
             operations=MappingProxyType(operations),
+            ca_bundle=ca_bundle,
             source=self.doc.path,
         )
 

@@ -286,7 +286,9 @@ def _lawful_request(
 def _consent_state(consent: Consent, policy: PolicyConfig, now: datetime) -> Violation | None:
     if consent.obtained_at > now:
         return Violation("consent_required", f"consent {consent.id!r} is not yet in effect")
-    if consent.withdrawn_at is not None and consent.withdrawn_at <= now:
+    if consent.withdrawn_at is not None:
+        # policy: VII.4 — once recorded, a withdrawal binds every later decision, whatever
+        # the deciding instance's clock says (no skew window between gateway instances).
         return Violation("consent_withdrawn", f"consent {consent.id!r} was withdrawn")
     if consent.expires_at is not None and consent.expires_at <= now:
         return Violation(

@@ -18,7 +18,7 @@ def test_shipped_config_loads():
     assert config.storage_url.startswith("sqlite:///")
     assert config.policy.version == "2024-09-30"
     assert "discloser" in config.callers["payments-service"].roles
-    assert config.auth.algorithms == ("ES256", "EdDSA")
+    assert config.auth.algorithms == ("ES256", "Ed25519")
 
 
 def test_business_days():
@@ -66,7 +66,7 @@ def test_caller_token_algorithms_never_none_or_hs(tmp_path: Path):
     path = with_policy(tmp_path, "2024-09-19", "2024-09-30")
     path.write_text(
         path.read_text().replace(
-            'algorithms = ["ES256", "EdDSA"]', 'algorithms = ["HS256", "none"]'
+            'algorithms = ["ES256", "Ed25519"]', 'algorithms = ["HS256", "none"]'
         )
     )
     with pytest.raises(ConfigErrors, match="never none or HS"):

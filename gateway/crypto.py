@@ -1,0 +1,401 @@
+"""Sign-then-encrypt for disclosures, decryption of partner responses, partner keys (joserfc).
+
+What leaves the gateway (CONTRACT §4.1) is a compact JWE whose plaintext is a
+compact JWS (a JWT): signed with the gateway's active key for the partner's
+`sign_alg` (ES256 by default, `Ed25519` — the fully specified RFC 9864 name,
+which joserfc and jwcrypto both implement — or PS256), then encrypted to the
+partner's public key with the partner file's `alg`/`enc`.
+
+Every joserfc call gets a registry built once here with an explicit
+algorithm list, never the library's defaults. joserfc errors are translated
+into GatewayError at this boundary; details name partners, kids and
+algorithms, never a token or a payload value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+from joserfc import jwe, jwt
+from joserfc.errors import JoseError
+from joserfc.jwe import JWERegistry
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
+from joserfc.util import urlsafe_b64decode
+
+from gateway.errors import ConfigError, GatewayError
+from gateway.keys import KeyPaths, KeyRing, load_key_ring, published_jwks
+from gateway.partners import CONTENT_ENCS, KEY_ALGS, KTY_FOR_ALG, SIGN_ALGS, Partner
+
+JWT_LIFETIME: Final = timedelta(seconds=300)
+RESPONSE_KEY_ALGS: Final = ("ECDH-ES+A256KW", "ECDH-ES", "RSA-OAEP-256")
+RESPONSE_ENCS: Final = ("A256GCM", "A128GCM")
+MIN_RSA_BITS: Final = 2048
+REGISTERED_CLAIMS: Final = frozenset(
+    {"iss", "aud", "iat", "exp", "jti", "purpose", "legal_basis", "data", "nbf", "sub"}
+)
+
+PublicKey = ECKey | OKPKey | RSAKey
+_KEY_CLASSES: Final[dict[str, type[PublicKey]]] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
+
+
+class _ResponseRegistry(JWERegistry):
+    """Partner responses may exceed joserfc's 64 KiB default; cap them at the request body limit."""
+
+    max_ciphertext_length: int = 1_048_576
+
+
+# -- claims -------------------------------------------------------------------
+
+
+def claims_for(
+    *,
+    issuer: str,
+    partner_id: str,
+    disclosure_id: str,
+    purpose: str,
+    legal_basis: str,
+    data: Mapping[str, Any],
+    now: datetime,
+    lifetime: timedelta = JWT_LIFETIME,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The disclosure JWT's claims (CONTRACT §4.1); `extra` may add, never replace, a claim."""
+    issued = int(now.timestamp())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": partner_id,
+        "iat": issued,
+        "exp": issued + int(lifetime.total_seconds()),
+        "jti": disclosure_id,
+        "purpose": purpose,
+        "legal_basis": legal_basis,
+        "data": dict(data),
+    }
+    for name, value in (extra or {}).items():
+        if name in REGISTERED_CLAIMS:
+            raise ValueError(f"extra claim {name!r} would replace a contract claim")
+        claims[name] = value
+    return claims
+
+
+# -- partner keys -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnerKey:
+    """A partner's public encryption key, parsed once."""
+
+    key: PublicKey
+    kid: str | None
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+def parse_partner_keys(doc: object, where: str, *, alg: str | None = None) -> list[PartnerKey]:
+    """Every usable encryption key in a JWK or JWKS document.
+
+    Raises ValueError (message names `where`) for a document holding a private
+    key — a partner's key file must only ever hold public halves — or no usable key.
+    """
+    members = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
+    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+        raise ValueError(f"{where}: not a JWK or JWKS object")
+    if any("d" in m or "p" in m or "k" in m for m in members):
+        raise ValueError(f"{where}: holds a private or symmetric key; publish only public keys")
+    kinds = KTY_FOR_ALG.get(alg, ("EC", "OKP", "RSA")) if alg else ("EC", "OKP", "RSA")
+    keys: list[PartnerKey] = []
+    for member in members:
+        if member.get("use", "enc") != "enc" or member.get("kty") not in kinds:
+            continue
+        keys.append(_parse_member(member, where))
+    if not keys:
+        wanted = f" of type {' or '.join(kinds)} for {alg}" if alg else ""
+        raise ValueError(f"{where}: no encryption key (use 'enc' or no use){wanted}")
+    return keys
+
+
+def _parse_member(member: Mapping[str, Any], where: str) -> PartnerKey:
+    kty = str(member["kty"])
+    try:
+        if kty == "RSA":
+            # Checked before import: joserfc only warns about a short modulus.
+            bits = int.from_bytes(
+                urlsafe_b64decode(str(member.get("n", "")).encode("ascii"))
+            ).bit_length()
+            if bits < MIN_RSA_BITS:
+                raise ValueError(f"RSA key of {bits} bits; need >= {MIN_RSA_BITS}")
+        key = _KEY_CLASSES[kty].import_key(dict(member))
+    except (JoseError, ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: bad {kty} key ({exc})") from exc
+    if isinstance(key, OKPKey) and key.curve_name not in ("X25519", "X448"):
+        raise ValueError(f"{where}: OKP curve {key.curve_name} cannot encrypt; use X25519")
+    exp = member.get("exp")
+    expires = None
+    if isinstance(exp, int | float) and not isinstance(exp, bool):
+        expires = datetime.fromtimestamp(exp, UTC)
+    kid = member.get("kid")
+    return PartnerKey(key=key, kid=kid if isinstance(kid, str) else None, expires_at=expires)
+
+
+def load_partner_key_file(path: Path, *, alg: str | None = None) -> PartnerKey:
+    """The first encryption key in a JWK/JWKS file (see parse_partner_keys for what is refused).
+
+    The loader of partner files checked this file at start, so a failure here
+    means it changed since: a configuration problem, not the partner's.
+    """
+    return _read_key_file(path, alg)[0]
+
+
+def _read_key_file(path: Path, alg: str | None) -> list[PartnerKey]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GatewayError(
+            "internal_error",
+            f"partner key file {path} unreadable ({exc.__class__.__name__}); "
+            "run 'gateway partners validate'",
+        ) from exc
+    try:
+        return parse_partner_keys(doc, str(path), alg=alg)
+    except ValueError as exc:
+        raise GatewayError("internal_error", f"partner key file unusable: {exc}") from exc
+
+
+def _pick(keys: list[PartnerKey], kid: str | None, now: datetime) -> PartnerKey | None:
+    live = [k for k in keys if not k.expired(now)]
+    if kid is not None:
+        live = [k for k in live if k.kid == kid]
+    return live[0] if live else None
+
+
+@dataclass
+class _Fetched:
+    keys: list[PartnerKey]
+    fetched_at: float
+
+
+class PartnerKeyCache:
+    """Serves each partner's encryption key from its file (parsed once) or its JWKS URL.
+
+    A fetched JWKS is kept `ttl` seconds; it is fetched again when stale, when
+    a kid is asked for that it does not hold, or when all its keys expired —
+    but not more often than every `min_refetch` seconds, so a kid the partner
+    never published cannot turn into a request per disclosure.
+    `clock` returns seconds since the epoch (injectable for tests).
+    """
+
+    MAX_JWKS_BYTES: Final = 64 * 1024
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        ttl: float = 3600.0,
+        min_refetch: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._session = session
+        self._ttl = ttl
+        self._min_refetch = min(min_refetch, ttl)
+        self._clock = clock
+        self._files: dict[Path, list[PartnerKey]] = {}
+        self._urls: dict[str, _Fetched] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def key_for(self, partner: Partner, kid: str | None = None) -> PartnerKey:
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        enc = partner.encryption
+        if enc.public_key is not None:
+            keys = self._files.get(enc.public_key)
+            if keys is None:
+                keys = _read_key_file(enc.public_key, enc.alg)
+                self._files[enc.public_key] = keys
+            found = _pick(keys, kid, now)
+            if found is None:
+                raise GatewayError(
+                    "partner_unavailable",
+                    f"encryption key of {partner.id} "
+                    + (f"with kid {kid!r} not found" if kid else "expired")
+                    + f" in {enc.public_key}; the partner must provide a current key",
+                )
+            return found
+        if enc.public_key_url is None:
+            raise GatewayError("internal_error", f"partner {partner.id} has no encryption key")
+        return await self._from_url(partner, enc.public_key_url, kid, now)
+
+    async def _from_url(
+        self, partner: Partner, url: str, kid: str | None, now: datetime
+    ) -> PartnerKey:
+        lock = self._locks.setdefault(url, asyncio.Lock())
+        async with lock:
+            cached = self._urls.get(url)
+            age = None if cached is None else self._clock() - cached.fetched_at
+            if cached is not None and age is not None and age < self._ttl:
+                found = _pick(cached.keys, kid, now)
+                if found is not None:
+                    return found
+            if cached is not None and age is not None and age < self._min_refetch:
+                keys = cached.keys
+            else:
+                keys = await self._fetch(partner, url)
+                self._urls[url] = _Fetched(keys, self._clock())
+        found = _pick(keys, kid, now)
+        if found is None:
+            wanted = f"with kid {kid!r}" if kid else "that has not expired"
+            raise GatewayError(
+                "partner_unavailable",
+                f"JWKS of {partner.id} at {url} has no encryption key {wanted}",
+            )
+        return found
+
+    async def _fetch(self, partner: Partner, url: str) -> list[PartnerKey]:
+        why: str
+        try:
+            async with self._session.get(
+                url,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=partner.timeout_s),
+                headers={"Accept": "application/jwk-set+json, application/json"},
+            ) as response:
+                if response.status != 200:
+                    why = f"status {response.status} (expected 200, no redirects followed)"
+                else:
+                    body = bytearray()
+                    async for chunk in response.content.iter_chunked(8192):
+                        body += chunk
+                        if len(body) > self.MAX_JWKS_BYTES:
+                            raise ValueError(f"JWKS larger than {self.MAX_JWKS_BYTES} bytes")
+                    return parse_partner_keys(json.loads(body), url, alg=partner.encryption.alg)
+        except TimeoutError:
+            why = f"no answer within {partner.timeout_s:g} s"
+        except aiohttp.ClientError as exc:
+            why = f"network error ({exc.__class__.__name__})"
+        except ValueError as exc:
+            why = str(exc) if str(exc).startswith(url) else f"bad JWKS ({exc})"
+        raise GatewayError(
+            "partner_unavailable", f"could not fetch encryption keys of {partner.id}: {why}"
+        )
+
+
+# -- the gateway's keys -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Signer:
+    kid: str
+    key: PublicKey  # private here
+
+
+class GatewayKeys:
+    """The gateway's signing and encryption keys, parsed once at start."""
+
+    def __init__(self, ring: KeyRing, source: Path | None = None) -> None:
+        self._ring = ring
+        signers: dict[str, _Signer] = {}
+        for alg in SIGN_ALGS:
+            stored = ring.active(alg)
+            if stored is None:
+                raise ConfigError(
+                    str(KeyPaths(source).gateway_signing if source else "signing keys"),
+                    None,
+                    f"no active {alg} signing key: run 'gateway keys generate'",
+                )
+            signers[alg] = _Signer(stored.kid, _import(stored.jwk))
+        self._signers = signers
+        self._decryption_key = _import(ring.encryption)
+        self._sign_registry = JWSRegistry(algorithms=list(SIGN_ALGS))
+        self._seal_registry = JWERegistry(algorithms=[*KEY_ALGS, *CONTENT_ENCS])
+        self._response_registry = _ResponseRegistry(algorithms=[*RESPONSE_KEY_ALGS, *RESPONSE_ENCS])
+
+    @classmethod
+    def load(cls, keys_dir: Path, now: datetime | None = None) -> GatewayKeys:
+        """Read and parse keys_dir once; ConfigError if a key is missing or unusable.
+
+        Which keys sign is decided by rotation state alone, so `now` is not
+        needed here (kept so callers need not change if that ever changes).
+        """
+        del now
+        return cls(load_key_ring(keys_dir), keys_dir)
+
+    def jwks(self, now: datetime | None = None) -> dict[str, Any]:
+        """The published JWKS (GET /.well-known/jwks.json), public members only."""
+        return published_jwks(self._ring, now or datetime.now(UTC))
+
+    def signing_kid(self, sign_alg: str) -> str:
+        """The kid new JWTs signed with `sign_alg` carry."""
+        return self._signer(sign_alg).kid
+
+    def _signer(self, sign_alg: str) -> _Signer:
+        signer = self._signers.get(sign_alg)
+        if signer is None:
+            raise GatewayError(
+                "internal_error", f"sign_alg {sign_alg!r} is not one of {', '.join(SIGN_ALGS)}"
+            )
+        return signer
+
+    def seal(
+        self,
+        claims: Mapping[str, Any],
+        *,
+        sign_alg: str,
+        recipient: PartnerKey,
+        alg: str,
+        enc: str,
+    ) -> str:
+        """Sign `claims` as a JWT, then encrypt it to `recipient`: the compact JWE."""
+        signer = self._signer(sign_alg)
+        header: dict[str, Any] = {"alg": alg, "enc": enc, "cty": "JWT"}
+        if recipient.kid is not None:
+            header["kid"] = recipient.kid
+        try:
+            signed = jwt.encode(
+                {"alg": sign_alg, "kid": signer.kid, "typ": "JWT"},
+                dict(claims),
+                signer.key,
+                registry=self._sign_registry,
+            )
+            return jwe.encrypt_compact(header, signed, recipient.key, registry=self._seal_registry)
+        except (JoseError, ValueError) as exc:
+            raise GatewayError(
+                "internal_error",
+                f"cannot seal with sign_alg {sign_alg}, alg {alg}, enc {enc} to a "
+                f"{recipient.key.key_type} key: {exc.__class__.__name__}; check the partner's "
+                f"[encryption] alg ({', '.join(KEY_ALGS)}) and enc ({', '.join(CONTENT_ENCS)})",
+            ) from exc
+
+    def open_response(self, token: str | bytes) -> bytes:
+        """Decrypt a partner's compact JWE addressed to the gateway's encryption key."""
+        try:
+            opened = jwe.decrypt_compact(
+                token, self._decryption_key, registry=self._response_registry
+            )
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            # ValueError covers bad base64/JSON/UTF-8; Type/KeyError a header of the wrong shape.
+            raise GatewayError(
+                "partner_unavailable",
+                f"partner response is not a JWE the gateway can open ({exc.__class__.__name__}); "
+                f"expected alg {' | '.join(RESPONSE_KEY_ALGS)}, enc {' | '.join(RESPONSE_ENCS)} "
+                "to the 'enc' key in the gateway's JWKS",
+            ) from exc
+        return bytes(opened.plaintext or b"")
+
+
+def _import(jwk: Mapping[str, Any]) -> PublicKey:
+    kty = jwk.get("kty")
+    cls = _KEY_CLASSES.get(str(kty))
+    if cls is None:
+        raise ConfigError("keys", None, f"unsupported key type {kty!r} in the gateway's keys")
+    # Rotation metadata (iat, retired_at, publish_until) stays out of the parsed key.
+    members = {k: v for k, v in jwk.items() if k not in ("iat", "retired_at", "publish_until")}
+    return cls.import_key(members)

@@ -1,0 +1,234 @@
+"""The disclosure pipeline: one request from an internal service to one partner.
+
+Reads top to bottom (STYLE §8): decide → minimize → sign and encrypt → log
+intent (durable) → send with retries → log outcome → answer. Authentication
+and idempotency happen in the web layer before this; collaborators arrive as
+one `Gateway` value built by the composition root.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from gateway.config import Caller, Config
+from gateway.crypto import GatewayKeys, PartnerKey, claims_for
+from gateway.errors import GatewayError
+from gateway.facts import SubjectFacts
+from gateway.log.entries import LogKeys, intent_entry, outcome_entry, refused_entry
+from gateway.minimize import FieldPlan, minimize
+from gateway.outbound import PartnerReply
+from gateway.partners import Operation, Partner
+from gateway.policy import Decision, decide
+from gateway.request import DisclosureRequest
+
+log = logging.getLogger("gateway.pipeline")
+
+JOSE = "application/jose"
+
+
+class FactsSource(Protocol):
+    async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts: ...
+
+
+class DisclosureLog(Protocol):
+    async def append(self, entry: Mapping[str, Any]) -> int: ...
+
+
+class PartnerKeys(Protocol):
+    async def key_for(self, partner: Partner, kid: str | None = None) -> PartnerKey: ...
+
+
+class Delivery(Protocol):
+    async def deliver(
+        self,
+        partner: Partner,
+        operation: Operation,
+        *,
+        body: bytes,
+        content_type: str,
+        path_values: Mapping[str, object],
+        disclosure_id: str,
+    ) -> PartnerReply: ...
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """Everything a disclosure needs, wired once by `web.app.create_app`."""
+
+    config: Config
+    partners: Mapping[str, Partner]
+    facts: FactsSource
+    log: DisclosureLog
+    keys: GatewayKeys
+    partner_keys: PartnerKeys
+    outbound: Delivery
+    log_keys: LogKeys
+    pseudonym_key: Callable[[str], bytes]
+    clock: Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Disclosed:
+    disclosure_id: str
+    status: int
+    content_type: str
+    body: bytes
+    fields: tuple[str, ...]
+    decision: Decision
+
+
+def new_disclosure_id() -> str:
+    return f"d-{uuid.uuid4()}"
+
+
+async def evaluate(gw: Gateway, caller: Caller, request: DisclosureRequest) -> Decision:
+    """The decision for `request` against the stored facts (the dry run of §4.2)."""
+    facts = await gw.facts.subject_facts(request.subject, request.legal_request)
+    return decide(request, caller, gw.partners, facts, gw.config.policy, gw.clock())
+
+
+async def disclose(gw: Gateway, caller: Caller, request: DisclosureRequest) -> Disclosed:
+    disclosure_id = new_disclosure_id()
+    now = gw.clock()
+    policy_version = gw.config.policy.version
+    decision = await evaluate(gw, caller, request)
+    partner = gw.partners.get(request.partner)
+    if not decision.allowed or partner is None:
+        await _log_refusal(gw, disclosure_id, caller, request, partner, decision, now)
+        raise GatewayError(str(decision.problem), decision.detail, disclosure_id=disclosure_id)
+
+    operation = partner.operations[request.operation]
+    plan = FieldPlan(decision.disclosed, decision.withheld_reasons)
+    minimized = minimize(
+        request.data, plan, pseudonym_key=gw.pseudonym_key(partner.id), today=now.date()
+    )
+    extra = (
+        {"bound_by_policy_version": decision.bound_by_policy_version}
+        if decision.bound_by_policy_version
+        else None
+    )
+    claims = claims_for(
+        issuer=gw.config.log.origin,
+        partner_id=partner.id,
+        disclosure_id=disclosure_id,
+        purpose=request.purpose,
+        legal_basis=request.legal_basis,
+        data=minimized,
+        now=now,
+        extra=extra,
+    )
+    recipient = await gw.partner_keys.key_for(partner)
+    enc = partner.encryption
+    sealed = gw.keys.seal(
+        claims, sign_alg=enc.sign_alg, recipient=recipient, alg=enc.alg, enc=enc.enc
+    )
+
+    await _log_intent(
+        gw,
+        intent_entry(
+            disclosure_id=disclosure_id,
+            caller=caller.id,
+            request=request,
+            partner=partner,
+            operation=operation,
+            decision=decision,
+            minimized=minimized,
+            at=now,
+            keys=gw.log_keys,
+            policy_version=policy_version,
+        ),
+    )
+    try:
+        reply = await gw.outbound.deliver(
+            partner,
+            operation,
+            body=sealed.encode("ascii"),
+            content_type=JOSE,
+            path_values=minimized,
+            disclosure_id=disclosure_id,
+        )
+    except GatewayError as exc:
+        exc.disclosure_id = disclosure_id
+        await _log_outcome(
+            gw,
+            outcome_entry(
+                disclosure_id=disclosure_id,
+                outcome="failed",
+                at=gw.clock(),
+                partner=partner.id,
+                attempts=int(getattr(exc, "attempts", 0)),
+                problem=exc.code,
+            ),
+        )
+        raise
+    await _log_outcome(
+        gw,
+        outcome_entry(
+            disclosure_id=disclosure_id,
+            outcome="sent",
+            at=gw.clock(),
+            partner=partner.id,
+            partner_status=reply.status,
+            attempts=reply.attempts,
+        ),
+    )
+
+    content_type, body = reply.content_type, reply.body
+    if content_type.split(";")[0].strip() == JOSE:
+        body, content_type = gw.keys.open_response(body), "application/json"
+    fields = tuple(name for name in decision.disclosed if "." not in name)
+    return Disclosed(disclosure_id, reply.status, content_type, body, fields, decision)
+
+
+async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
+    """Fail closed: if the intent is not durable, nothing is sent."""
+    try:
+        await gw.log.append(entry)
+    except GatewayError as exc:
+        raise GatewayError(
+            "log_unavailable",
+            "the disclosure log cannot be written, so nothing was sent; retry when the "
+            "store is back (GET /readyz)",
+            disclosure_id=str(entry["disclosure_id"]),
+        ) from exc
+
+
+async def _log_outcome(gw: Gateway, entry: Mapping[str, Any]) -> None:
+    # The partner has answered; a lost outcome entry must not hide that answer from the
+    # caller. Crash recovery marks intents without outcome as `unknown` for review.
+    try:
+        await gw.log.append(entry)
+    except GatewayError:
+        log.error("outcome entry not written", extra={"disclosure_id": entry["disclosure_id"]})
+
+
+async def _log_refusal(
+    gw: Gateway,
+    disclosure_id: str,
+    caller: Caller,
+    request: DisclosureRequest,
+    partner: Partner | None,
+    decision: Decision,
+    now: datetime,
+) -> None:
+    # Nothing leaves on a refusal, so an unwritable log does not change the answer.
+    try:
+        await gw.log.append(
+            refused_entry(
+                disclosure_id=disclosure_id,
+                caller=caller.id,
+                request=request,
+                partner=partner,
+                decision=decision,
+                at=now,
+                keys=gw.log_keys,
+                policy_version=gw.config.policy.version,
+            )
+        )
+    except GatewayError:
+        log.error("refusal entry not written", extra={"disclosure_id": disclosure_id})

@@ -1,0 +1,301 @@
+"""The storage port: what the gateway keeps, as records and one small interface.
+
+Everything durable — consents, restrictions and dates of birth, lawful requests and
+their approvals, idempotency keys, the disclosure log's rows and its checkpoints —
+goes through :class:`Store`. One adapter per backend implements it
+(``gateway.store.sqlite``, ``gateway.store.postgres``); the rest of the gateway and
+its tests only see this module. Storage never hashes: the Merkle tree and the
+checkpoint signatures are computed elsewhere and stored here as opaque bytes and text.
+
+The rule that makes a lawful request ``approved`` is a pure function,
+:func:`legal_request_status`, which both adapters apply inside the transaction that
+records an approval.
+
+Any failure of the database itself (refused connection, full disk, lock timeout,
+server gone) leaves an adapter as :class:`StoreUnavailable` — problem code
+``log_unavailable`` (503) — so that nothing is sent when nothing can be logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Final, Literal, Protocol
+
+from gateway.errors import GatewayError
+from gateway.facts import Consent, LegalRequest, SubjectFacts
+
+__all__ = [
+    "LEGAL_REQUEST_STATUSES",
+    "MAX_SEARCH_LIMIT",
+    "REQUIRED_APPROVALS",
+    "Approval",
+    "IdempotencyClaim",
+    "LegalRequestRecord",
+    "LogEntry",
+    "LogRow",
+    "Migration",
+    "Store",
+    "StoreUnavailable",
+    "StoredCheckpoint",
+    "StoredResponse",
+    "check_search_limit",
+    "facts_of",
+    "legal_request_status",
+    "require_aware",
+]
+
+REQUIRED_APPROVALS: Final = 2
+"""Distinct reviewers (other than the registrant) that make a lawful request approved."""
+
+LEGAL_REQUEST_STATUSES: Final = ("pending", "approved")
+
+MAX_SEARCH_LIMIT: Final = 1000
+"""Most rows one `log_search` page returns; callers page on with `after_index`."""
+
+LogEntry = tuple[int, bytes]
+"""A log entry as stored: its index and its canonical bytes."""
+
+
+class StoreUnavailable(GatewayError):
+    """The database could not be reached or written: nothing may be disclosed."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("log_unavailable", detail)
+
+
+def require_aware(value: datetime, name: str) -> datetime:
+    """`value` if it carries a time zone; a naive time would be stored ambiguously."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got a naive one")
+    return value
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One reviewer's approval of a lawful request."""
+
+    reviewer_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LegalRequestRecord:
+    """A lawful request of an authority (CONTRACT §4.5) as registered and reviewed."""
+
+    id: str
+    authority: str
+    reference: str
+    instrument: str
+    subjects: frozenset[str]
+    partners: frozenset[str]
+    received_at: datetime
+    registered_by: str
+    status: str = "pending"
+    approvals: tuple[Approval, ...] = ()
+
+    def to_fact(self) -> LegalRequest:
+        """The part `policy.decide()` reads."""
+        return LegalRequest(
+            id=self.id, status=self.status, subjects=self.subjects, partners=self.partners
+        )
+
+
+def legal_request_status(record: LegalRequestRecord, approvals: Iterable[Approval]) -> str:
+    """``approved`` once REQUIRED_APPROVALS distinct reviewers approved, else ``pending``.
+
+    The reviewer who registered the request does not count (four eyes), and a
+    reviewer approving twice counts once.
+    """
+    reviewers = {a.reviewer_id for a in approvals if a.reviewer_id != record.registered_by}
+    return "approved" if len(reviewers) >= REQUIRED_APPROVALS else "pending"
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The response a completed idempotent request gave, replayed on a repeat."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """What `claim_idempotency` found for (caller, key).
+
+    - ``new``: the key is now reserved for this request; complete or release it.
+    - ``completed``: an earlier request with the same hash finished; `response` is its answer.
+    - ``in_progress``: another request holds the key and has not finished.
+    - ``mismatch``: the key was used for a different request (another hash).
+    """
+
+    state: Literal["new", "completed", "in_progress", "mismatch"]
+    response: StoredResponse | None = None
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One disclosure-log entry to append, with the columns searches use.
+
+    `entry` is the canonical JSON the Merkle leaf is computed over; the other
+    fields are copies of some of its values, indexed for lookups.
+    """
+
+    entry: bytes
+    kind: str
+    disclosure_id: str
+    subject_ref: str | None
+    partner: str | None
+    time: datetime
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A signed checkpoint note as stored (its text is produced by gateway.log.checkpoint)."""
+
+    size: int
+    note: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema version: statements applied in one transaction, in order."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Store(Protocol):
+    """The storage port. All methods raise StoreUnavailable when the database fails."""
+
+    async def migrate(self) -> None:
+        """Apply missing schema migrations; idempotent and safe to run concurrently."""
+
+    async def ping(self) -> None:
+        """Return when the database answers (for /readyz)."""
+
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+    # -- consents, restriction, profile -------------------------------------------------
+
+    async def add_consent(self, consent: Consent) -> None:
+        """Store a new consent; GatewayError("conflict") when the id is taken."""
+
+    async def withdraw_consent(self, consent_id: str, at: datetime) -> Consent | None:
+        """Mark withdrawn at `at` (a second withdrawal keeps the first time); None if unknown."""
+
+    async def get_consent(self, consent_id: str) -> Consent | None:
+        """The consent with this id, or None."""
+
+    async def consents_for_subject(self, subject: str) -> list[Consent]:
+        """Every consent of the subject, oldest first."""
+
+    async def set_restriction(
+        self, subject: str, restricted: bool, reason: str, at: datetime
+    ) -> None:
+        """Set or lift the subject's restriction of processing."""
+
+    async def set_date_of_birth(self, subject: str, date_of_birth: date) -> None:
+        """Record the subject's date of birth (for the minimum-age rule)."""
+
+    async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
+        """All that `policy.decide()` needs about one subject, read in one go."""
+
+    # -- lawful requests ----------------------------------------------------------------
+
+    async def add_legal_request(self, record: LegalRequestRecord) -> None:
+        """Register a lawful request; GatewayError("conflict") when the id is taken."""
+
+    async def get_legal_request(self, request_id: str) -> LegalRequestRecord | None:
+        """The lawful request with its approvals, or None."""
+
+    async def approve_legal_request(
+        self, request_id: str, reviewer_id: str, at: datetime
+    ) -> LegalRequestRecord | None:
+        """Record an approval and recompute the status atomically; None if unknown."""
+
+    async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
+        """Lawful requests (with one status, or all), in the order they were received."""
+
+    # -- idempotency --------------------------------------------------------------------
+
+    async def claim_idempotency(
+        self, caller_id: str, key: str, request_hash: str
+    ) -> IdempotencyClaim:
+        """Reserve (caller, key) atomically or report what holds it."""
+
+    async def complete_idempotency(
+        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        """Store the response of the request that holds (caller, key)."""
+
+    async def release_idempotency(self, caller_id: str, key: str) -> None:
+        """Free a key whose request failed before anything was sent (completed keys stay)."""
+
+    # -- disclosure log -----------------------------------------------------------------
+
+    async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
+        """Append in one durable transaction; returns the consecutive indexes assigned."""
+
+    async def log_size(self) -> int:
+        """Number of entries (= the next index)."""
+
+    async def read_log(self, start: int, end: int) -> list[LogEntry]:
+        """Entries with start <= index < end, in index order."""
+
+    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
+        """Every entry of one disclosure, in index order."""
+
+    async def log_search(
+        self,
+        *,
+        subject_ref: str | None = None,
+        partner: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_index: int | None = None,
+        limit: int = 100,
+    ) -> list[LogEntry]:
+        """Entries matching every given filter (since <= time < until), index > after_index."""
+
+    async def intents_without_outcome(self) -> list[LogEntry]:
+        """Intent entries whose disclosure has no outcome entry, in index order."""
+
+    # -- checkpoints --------------------------------------------------------------------
+
+    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
+        """Store a signed checkpoint note."""
+
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint stored last, or None."""
+
+    async def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, in the order stored."""
+
+
+def check_search_limit(limit: int) -> int:
+    """`limit` if within 1..MAX_SEARCH_LIMIT (a programming error otherwise)."""
+    if not 1 <= limit <= MAX_SEARCH_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_SEARCH_LIMIT}, got {limit}")
+    return limit
+
+
+def facts_of(
+    consents: Sequence[Consent],
+    restricted: bool,
+    date_of_birth: date | None,
+    legal_request: LegalRequest | None,
+) -> SubjectFacts:
+    """Assemble SubjectFacts from what an adapter read."""
+    return SubjectFacts(
+        consents=tuple(consents),
+        restricted=restricted,
+        date_of_birth=date_of_birth,
+        legal_requests={} if legal_request is None else {legal_request.id: legal_request},
+    )

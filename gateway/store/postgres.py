@@ -1,0 +1,700 @@
+"""PostgreSQL adapter of the storage port, for several gateway instances on one database.
+
+Built on an asyncpg connection pool. What must hold across instances is enforced by
+the database, not by the process:
+
+- the disclosure log's indexes come from a one-row counter updated in the same
+  statement that inserts the rows, so concurrent appenders queue on that row lock and
+  produce one gapless sequence; a failed append rolls the counter back with it;
+- an idempotency key is reserved by a primary-key insert, so exactly one request wins;
+- migrations run under a transaction-level advisory lock, so instances starting at
+  once apply each version exactly once.
+
+The hot read, :meth:`PostgresStore.subject_facts`, is one statement (consents come back
+as an array of anonymous records), so a disclosure costs one round trip to decide.
+
+asyncpg's and the socket's exceptions are translated here, once, into
+:class:`~gateway.store.base.StoreUnavailable`; a duplicate id becomes ``conflict``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any, Final, TypeAlias
+
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
+
+from gateway.errors import GatewayError
+from gateway.facts import Consent, LegalRequest, SubjectFacts
+from gateway.store.base import (
+    Approval,
+    IdempotencyClaim,
+    LegalRequestRecord,
+    LogEntry,
+    LogRow,
+    Migration,
+    StoredCheckpoint,
+    StoredResponse,
+    StoreUnavailable,
+    check_search_limit,
+    facts_of,
+    legal_request_status,
+    require_aware,
+)
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        1,
+        "consents, subjects, lawful requests, idempotency keys, disclosure log, checkpoints",
+        (
+            """
+            CREATE TABLE consents (
+                id text PRIMARY KEY,
+                subject text NOT NULL,
+                purposes text[] NOT NULL,
+                partners text[] NOT NULL,
+                partner_categories text[] NOT NULL,
+                special_categories text[] NOT NULL,
+                policy_version text NOT NULL,
+                obtained_at timestamptz NOT NULL,
+                expires_at timestamptz,
+                withdrawn_at timestamptz,
+                method text NOT NULL,
+                evidence text NOT NULL
+            )
+            """,
+            "CREATE INDEX consents_by_subject ON consents (subject)",
+            """
+            CREATE TABLE subjects (
+                subject text PRIMARY KEY,
+                restricted boolean NOT NULL DEFAULT false,
+                restriction_reason text NOT NULL DEFAULT '',
+                restriction_changed_at timestamptz,
+                date_of_birth date
+            )
+            """,
+            """
+            CREATE TABLE legal_requests (
+                id text PRIMARY KEY,
+                authority text NOT NULL,
+                reference text NOT NULL,
+                instrument text NOT NULL,
+                subjects text[] NOT NULL,
+                partners text[] NOT NULL,
+                received_at timestamptz NOT NULL,
+                registered_by text NOT NULL,
+                status text NOT NULL CHECK (status IN ('pending', 'approved'))
+            )
+            """,
+            "CREATE INDEX legal_requests_by_status ON legal_requests (status, received_at)",
+            """
+            CREATE TABLE legal_request_approvals (
+                request_id text NOT NULL REFERENCES legal_requests (id),
+                reviewer_id text NOT NULL,
+                approved_at timestamptz NOT NULL,
+                PRIMARY KEY (request_id, reviewer_id)
+            )
+            """,
+            """
+            CREATE TABLE idempotency_keys (
+                caller_id text NOT NULL,
+                key text NOT NULL,
+                request_hash text NOT NULL,
+                claimed_at timestamptz NOT NULL DEFAULT now(),
+                completed boolean NOT NULL DEFAULT false,
+                status integer,
+                headers text,
+                body bytea,
+                PRIMARY KEY (caller_id, key)
+            )
+            """,
+            """
+            CREATE TABLE log_entries (
+                idx bigint PRIMARY KEY CHECK (idx >= 0),
+                entry bytea NOT NULL,
+                kind text NOT NULL,
+                disclosure_id text NOT NULL,
+                subject_ref text,
+                partner text,
+                logged_at timestamptz NOT NULL
+            )
+            """,
+            "CREATE INDEX log_entries_by_disclosure ON log_entries (disclosure_id, kind)",
+            "CREATE INDEX log_entries_by_subject ON log_entries (subject_ref, idx)",
+            "CREATE INDEX log_entries_by_partner ON log_entries (partner, idx)",
+            "CREATE INDEX log_entries_by_kind ON log_entries (kind, idx)",
+            "CREATE INDEX log_entries_by_time ON log_entries (logged_at)",
+            # One row; its lock serializes appenders across instances (see module doc).
+            """
+            CREATE TABLE log_counter (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                next_index bigint NOT NULL CHECK (next_index >= 0)
+            )
+            """,
+            "INSERT INTO log_counter (singleton, next_index) VALUES (true, 0)",
+            """
+            CREATE TABLE checkpoints (
+                seq bigserial PRIMARY KEY,
+                size bigint NOT NULL CHECK (size >= 0),
+                note text NOT NULL,
+                created_at timestamptz NOT NULL
+            )
+            """,
+        ),
+    ),
+)
+
+_SCHEMA_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        version integer PRIMARY KEY,
+        description text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    )
+"""
+
+# Keyed by schema so that separate schemas of one database migrate independently.
+_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gateway.store'), hashtext($1))"
+
+# Column lists are spelled out in each statement so that every query is a constant.
+_SELECT_CONSENTS = (
+    "SELECT id, subject, purposes, partners, partner_categories, special_categories, "
+    "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence FROM consents"
+)
+
+_SUBJECT_FACTS = """
+    SELECT s.restricted, s.date_of_birth, l.id, l.status, l.subjects, l.partners,
+           ARRAY(SELECT ROW(c.id, c.subject, c.purposes, c.partners, c.partner_categories,
+                            c.special_categories, c.policy_version, c.obtained_at,
+                            c.expires_at, c.withdrawn_at, c.method, c.evidence)
+                 FROM consents c
+                 WHERE c.subject = $1 ORDER BY c.obtained_at, c.id) AS consents
+    FROM (VALUES (1)) AS one (x)
+    LEFT JOIN subjects s ON s.subject = $1
+    LEFT JOIN legal_requests l ON l.id = $2
+"""
+
+_LEGAL_REQUEST = """
+    SELECT l.id, l.authority, l.reference, l.instrument, l.subjects, l.partners,
+           l.received_at, l.registered_by, l.status,
+           ARRAY(SELECT ROW(a.reviewer_id, a.approved_at) FROM legal_request_approvals a
+                 WHERE a.request_id = l.id ORDER BY a.approved_at, a.reviewer_id) AS approvals
+    FROM legal_requests l
+"""
+
+# One statement: the counter row lock orders concurrent appenders, and the counter and
+# the rows commit or roll back together, so indexes stay consecutive without gaps.
+_APPEND = """
+    WITH counter AS (
+        UPDATE log_counter SET next_index = next_index + $1
+        RETURNING next_index - $1 AS first
+    )
+    INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, partner, logged_at)
+    SELECT counter.first + rows.ord - 1, rows.entry, rows.kind, rows.disclosure_id,
+           rows.subject_ref, rows.partner, rows.logged_at
+    FROM counter,
+         unnest($2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::timestamptz[]) WITH ORDINALITY
+             AS rows (entry, kind, disclosure_id, subject_ref, partner, logged_at, ord)
+    RETURNING idx
+"""
+
+
+# A fetched row, or an anonymous record (asyncpg decodes ROW(...) as a tuple).
+_Row: TypeAlias = "asyncpg.Record | tuple[Any, ...]"
+
+
+def _describe(exc: BaseException) -> str:
+    # The class and SQLSTATE only: server messages may quote values from the row.
+    state = getattr(exc, "sqlstate", None)
+    return type(exc).__name__ + (f", SQLSTATE {state}" if state else "")
+
+
+@contextmanager
+def _failures(action: str) -> Iterator[None]:
+    """Translate a database or network failure while doing `action` into StoreUnavailable."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+        TimeoutError,
+    ) as exc:
+        raise StoreUnavailable(
+            f"could not {action} in PostgreSQL ({_describe(exc)}); check that the server "
+            "named by storage.url is running and reachable and accepts writes"
+        ) from exc
+
+
+def _conflict(what: str) -> GatewayError:
+    return GatewayError("conflict", f"a {what} with this id already exists; use a new id")
+
+
+def _consent(row: _Row) -> Consent:
+    return Consent(
+        id=row[0],
+        subject=row[1],
+        purposes=frozenset(row[2]),
+        partners=frozenset(row[3]),
+        partner_categories=frozenset(row[4]),
+        special_categories=frozenset(row[5]),
+        policy_version=row[6],
+        obtained_at=row[7],
+        expires_at=row[8],
+        withdrawn_at=row[9],
+        method=row[10],
+        evidence=row[11],
+    )
+
+
+def _legal_request(row: _Row) -> LegalRequestRecord:
+    return LegalRequestRecord(
+        id=row[0],
+        authority=row[1],
+        reference=row[2],
+        instrument=row[3],
+        subjects=frozenset(row[4]),
+        partners=frozenset(row[5]),
+        received_at=row[6],
+        registered_by=row[7],
+        status=row[8],
+        approvals=tuple(Approval(reviewer_id=a[0], at=a[1]) for a in row[9]),
+    )
+
+
+def _entries(rows: Iterable[_Row]) -> list[LogEntry]:
+    return [(int(r[0]), bytes(r[1])) for r in rows]
+
+
+def _checkpoint(row: _Row) -> StoredCheckpoint:
+    return StoredCheckpoint(size=int(row[0]), note=str(row[1]), at=row[2])
+
+
+class PostgresStore:
+    """The storage port on PostgreSQL (see the module docstring for the guarantees)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._closed = False
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
+    ) -> PostgresStore:
+        """A store on a new pool; StoreUnavailable when the server cannot be reached."""
+        with _failures("connect"):
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+                server_settings={"application_name": "disclosure-gateway"},
+            )
+        return cls(pool)
+
+    async def migrate(self) -> None:
+        with _failures("migrate the schema"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                schema = await conn.fetchval("SELECT current_schema()")
+                if schema is None:
+                    raise StoreUnavailable(
+                        "the search_path of storage.url names no existing schema; "
+                        "create the schema or fix the URL"
+                    )
+                await conn.execute(_MIGRATION_LOCK, schema)
+                await conn.execute(_SCHEMA_VERSION_TABLE)
+                applied = {r[0] for r in await conn.fetch("SELECT version FROM schema_version")}
+                for migration in MIGRATIONS:
+                    if migration.version in applied:
+                        continue
+                    for statement in migration.statements:
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO schema_version (version, description) VALUES ($1, $2)",
+                        migration.version,
+                        migration.description,
+                    )
+
+    async def schema_versions(self) -> list[int]:
+        """The versions applied so far, ascending."""
+        with _failures("read the schema version"):
+            rows = await self._pool.fetch("SELECT version FROM schema_version ORDER BY version")
+        return [int(r[0]) for r in rows]
+
+    async def ping(self) -> None:
+        with _failures("reach the database"):
+            await self._pool.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._pool.close()
+
+    # -- consents, restriction, profile -------------------------------------------------
+
+    async def add_consent(self, consent: Consent) -> None:
+        require_aware(consent.obtained_at, "obtained_at")
+        with _failures("store a consent"):
+            try:
+                await self._pool.execute(
+                    "INSERT INTO consents (id, subject, purposes, partners, "
+                    "partner_categories, special_categories, policy_version, obtained_at, "
+                    "expires_at, withdrawn_at, method, evidence) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    consent.id,
+                    consent.subject,
+                    sorted(consent.purposes),
+                    sorted(consent.partners),
+                    sorted(consent.partner_categories),
+                    sorted(consent.special_categories),
+                    consent.policy_version,
+                    consent.obtained_at,
+                    consent.expires_at,
+                    consent.withdrawn_at,
+                    consent.method,
+                    consent.evidence,
+                )
+            except asyncpg.UniqueViolationError:
+                raise _conflict("consent") from None
+
+    async def withdraw_consent(self, consent_id: str, at: datetime) -> Consent | None:
+        require_aware(at, "at")
+        with _failures("withdraw a consent"):
+            row = await self._pool.fetchrow(
+                "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, $2) WHERE id = $1 "
+                "RETURNING id, subject, purposes, partners, partner_categories, "
+                "special_categories, policy_version, obtained_at, expires_at, withdrawn_at, "
+                "method, evidence",
+                consent_id,
+                at,
+            )
+        return None if row is None else _consent(row)
+
+    async def get_consent(self, consent_id: str) -> Consent | None:
+        with _failures("read a consent"):
+            row = await self._pool.fetchrow(_SELECT_CONSENTS + " WHERE id = $1", consent_id)
+        return None if row is None else _consent(row)
+
+    async def consents_for_subject(self, subject: str) -> list[Consent]:
+        with _failures("read consents"):
+            rows = await self._pool.fetch(
+                _SELECT_CONSENTS + " WHERE subject = $1 ORDER BY obtained_at, id",
+                subject,
+            )
+        return [_consent(r) for r in rows]
+
+    async def set_restriction(
+        self, subject: str, restricted: bool, reason: str, at: datetime
+    ) -> None:
+        require_aware(at, "at")
+        with _failures("store a restriction"):
+            await self._pool.execute(
+                "INSERT INTO subjects (subject, restricted, restriction_reason, "
+                "restriction_changed_at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (subject) DO UPDATE SET restricted = excluded.restricted, "
+                "restriction_reason = excluded.restriction_reason, "
+                "restriction_changed_at = excluded.restriction_changed_at",
+                subject,
+                restricted,
+                reason,
+                at,
+            )
+
+    async def set_date_of_birth(self, subject: str, date_of_birth: date) -> None:
+        with _failures("store a date of birth"):
+            await self._pool.execute(
+                "INSERT INTO subjects (subject, date_of_birth) VALUES ($1, $2) "
+                "ON CONFLICT (subject) DO UPDATE SET date_of_birth = excluded.date_of_birth",
+                subject,
+                date_of_birth,
+            )
+
+    async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
+        with _failures("read the subject's facts"):
+            row = await self._pool.fetchrow(_SUBJECT_FACTS, subject, legal_request_id)
+        assert row is not None  # the VALUES row always yields exactly one row
+        request = (
+            None
+            if row[2] is None
+            else LegalRequest(
+                id=row[2], status=row[3], subjects=frozenset(row[4]), partners=frozenset(row[5])
+            )
+        )
+        return facts_of(
+            consents=[_consent(c) for c in row[6]],
+            restricted=bool(row[0]),
+            date_of_birth=row[1],
+            legal_request=request,
+        )
+
+    # -- lawful requests ----------------------------------------------------------------
+
+    async def add_legal_request(self, record: LegalRequestRecord) -> None:
+        require_aware(record.received_at, "received_at")
+        status = legal_request_status(record, record.approvals)
+        with _failures("store a lawful request"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                try:
+                    await conn.execute(
+                        "INSERT INTO legal_requests (id, authority, reference, instrument, "
+                        "subjects, partners, received_at, registered_by, status) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        record.id,
+                        record.authority,
+                        record.reference,
+                        record.instrument,
+                        sorted(record.subjects),
+                        sorted(record.partners),
+                        record.received_at,
+                        record.registered_by,
+                        status,
+                    )
+                except asyncpg.UniqueViolationError:
+                    raise _conflict("lawful request") from None
+                await conn.executemany(
+                    "INSERT INTO legal_request_approvals (request_id, reviewer_id, approved_at) "
+                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    [(record.id, a.reviewer_id, a.at) for a in record.approvals],
+                )
+
+    async def get_legal_request(self, request_id: str) -> LegalRequestRecord | None:
+        with _failures("read a lawful request"):
+            row = await self._pool.fetchrow(_LEGAL_REQUEST + " WHERE l.id = $1", request_id)
+        return None if row is None else _legal_request(row)
+
+    async def approve_legal_request(
+        self, request_id: str, reviewer_id: str, at: datetime
+    ) -> LegalRequestRecord | None:
+        require_aware(at, "at")
+        with _failures("record an approval"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                # The row lock makes concurrent approvals of one request take turns, so
+                # the status is computed from every approval committed before it.
+                locked = await conn.fetchval(
+                    "SELECT id FROM legal_requests WHERE id = $1 FOR UPDATE", request_id
+                )
+                if locked is None:
+                    return None
+                await conn.execute(
+                    "INSERT INTO legal_request_approvals (request_id, reviewer_id, approved_at) "
+                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    request_id,
+                    reviewer_id,
+                    at,
+                )
+                row = await conn.fetchrow(_LEGAL_REQUEST + " WHERE l.id = $1", request_id)
+                assert row is not None  # locked above
+                record = _legal_request(row)
+                status = legal_request_status(record, record.approvals)
+                if status != record.status:
+                    await conn.execute(
+                        "UPDATE legal_requests SET status = $2 WHERE id = $1", request_id, status
+                    )
+                    record = replace(record, status=status)
+        return record
+
+    async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
+        with _failures("list lawful requests"):
+            if status is None:
+                rows = await self._pool.fetch(_LEGAL_REQUEST + " ORDER BY l.received_at, l.id")
+            else:
+                rows = await self._pool.fetch(
+                    _LEGAL_REQUEST + " WHERE l.status = $1 ORDER BY l.received_at, l.id", status
+                )
+        return [_legal_request(r) for r in rows]
+
+    # -- idempotency --------------------------------------------------------------------
+
+    async def claim_idempotency(
+        self, caller_id: str, key: str, request_hash: str
+    ) -> IdempotencyClaim:
+        with _failures("claim an idempotency key"):
+            async with self._pool.acquire() as conn:
+                # A holder may release the key between our failed insert and our read;
+                # then the insert is simply tried again.
+                for _ in range(3):
+                    inserted = await conn.fetchval(
+                        "INSERT INTO idempotency_keys (caller_id, key, request_hash) "
+                        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+                        caller_id,
+                        key,
+                        request_hash,
+                    )
+                    if inserted:
+                        return IdempotencyClaim("new")
+                    row = await conn.fetchrow(
+                        "SELECT request_hash, completed, status, headers, body "
+                        "FROM idempotency_keys WHERE caller_id = $1 AND key = $2",
+                        caller_id,
+                        key,
+                    )
+                    if row is not None:
+                        return _claim(request_hash, row)
+        # Three releases in a row between our statements: treat as busy.
+        return IdempotencyClaim("in_progress")
+
+    async def complete_idempotency(
+        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        with _failures("store an idempotent response"):
+            await self._pool.execute(
+                "UPDATE idempotency_keys SET completed = true, status = $3, headers = $4, "
+                "body = $5 WHERE caller_id = $1 AND key = $2",
+                caller_id,
+                key,
+                status,
+                json.dumps(dict(headers), sort_keys=True),
+                body,
+            )
+
+    async def release_idempotency(self, caller_id: str, key: str) -> None:
+        with _failures("release an idempotency key"):
+            await self._pool.execute(
+                "DELETE FROM idempotency_keys WHERE caller_id = $1 AND key = $2 AND NOT completed",
+                caller_id,
+                key,
+            )
+
+    # -- disclosure log -----------------------------------------------------------------
+
+    async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
+        if not entries:
+            return []
+        for row in entries:
+            require_aware(row.time, "time")
+        with _failures("append to the disclosure log"):
+            rows = await self._pool.fetch(
+                _APPEND,
+                len(entries),
+                [e.entry for e in entries],
+                [e.kind for e in entries],
+                [e.disclosure_id for e in entries],
+                [e.subject_ref for e in entries],
+                [e.partner for e in entries],
+                [e.time for e in entries],
+            )
+        return sorted(int(r[0]) for r in rows)
+
+    async def log_size(self) -> int:
+        with _failures("read the log size"):
+            size = await self._pool.fetchval("SELECT next_index FROM log_counter")
+        return int(size)
+
+    async def read_log(self, start: int, end: int) -> list[LogEntry]:
+        with _failures("read the disclosure log"):
+            rows = await self._pool.fetch(
+                "SELECT idx, entry FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                start,
+                end,
+            )
+        return _entries(rows)
+
+    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
+        with _failures("read the disclosure log"):
+            rows = await self._pool.fetch(
+                "SELECT idx, entry FROM log_entries WHERE disclosure_id = $1 ORDER BY idx",
+                disclosure_id,
+            )
+        return _entries(rows)
+
+    async def log_search(
+        self,
+        *,
+        subject_ref: str | None = None,
+        partner: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_index: int | None = None,
+        limit: int = 100,
+    ) -> list[LogEntry]:
+        check_search_limit(limit)
+        for name, bound in (("since", since), ("until", until)):
+            if bound is not None:
+                require_aware(bound, name)
+        # Only the filters given become conditions, so the planner can use their indexes.
+        filters: list[tuple[str, object]] = [
+            (column, value)
+            for column, value in (
+                ("subject_ref =", subject_ref),
+                ("partner =", partner),
+                ("kind =", kind),
+                ("logged_at >=", since),
+                ("logged_at <", until),
+                ("idx >", after_index),
+            )
+            if value is not None
+        ]
+        where = " AND ".join(f"{column} ${i}" for i, (column, _) in enumerate(filters, 1))
+        # Conditions come from the fixed table above; every value is a bound parameter.
+        sql = (
+            "SELECT idx, entry FROM log_entries"  # noqa: S608
+            + (f" WHERE {where}" if where else "")
+            + f" ORDER BY idx LIMIT ${len(filters) + 1}"
+        )
+        with _failures("search the disclosure log"):
+            rows = await self._pool.fetch(sql, *(v for _, v in filters), limit)
+        return _entries(rows)
+
+    async def intents_without_outcome(self) -> list[LogEntry]:
+        with _failures("read the disclosure log"):
+            rows = await self._pool.fetch(
+                "SELECT i.idx, i.entry FROM log_entries i WHERE i.kind = 'intent' "
+                "AND NOT EXISTS (SELECT 1 FROM log_entries o "
+                "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
+                "ORDER BY i.idx"
+            )
+        return _entries(rows)
+
+    # -- checkpoints --------------------------------------------------------------------
+
+    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
+        require_aware(at, "at")
+        with _failures("store a checkpoint"):
+            await self._pool.execute(
+                "INSERT INTO checkpoints (size, note, created_at) VALUES ($1, $2, $3)",
+                size,
+                note,
+                at,
+            )
+
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with _failures("read checkpoints"):
+            row = await self._pool.fetchrow(
+                "SELECT size, note, created_at FROM checkpoints ORDER BY seq DESC LIMIT 1"
+            )
+        return None if row is None else _checkpoint(row)
+
+    async def checkpoints(self) -> list[StoredCheckpoint]:
+        with _failures("read checkpoints"):
+            rows = await self._pool.fetch(
+                "SELECT size, note, created_at FROM checkpoints ORDER BY seq"
+            )
+        return [_checkpoint(r) for r in rows]
+
+
+def _claim(request_hash: str, row: _Row) -> IdempotencyClaim:
+    stored_hash, completed, status, headers, body = row
+    if stored_hash != request_hash:
+        return IdempotencyClaim("mismatch")
+    if not completed:
+        return IdempotencyClaim("in_progress")
+    return IdempotencyClaim(
+        "completed", StoredResponse(int(status), json.loads(headers), bytes(body))
+    )

@@ -1,0 +1,1 @@
+"""The HTTP face of the gateway: composition root, handlers, problem documents."""

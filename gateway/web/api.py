@@ -1,0 +1,242 @@
+"""JSON API handlers (CONTRACT §4.1–4.3, 4.7): parse, call the pipeline or store, render."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway.auth import CallerAuthenticator, require_role
+from gateway.config import Caller
+from gateway.errors import GatewayError
+from gateway.facts import Consent, invalid, parse_consent, parse_date
+from gateway.log.entries import canonical_json
+from gateway.pipeline import Gateway, disclose, evaluate
+from gateway.request import parse_disclosure_request
+from gateway.store.base import Store
+from gateway.web.problems import problem_response, read_json
+
+GATEWAY = web.AppKey("gateway", Gateway)
+AUTH = web.AppKey("auth", CallerAuthenticator)
+STORE = web.AppKey("store", Store)
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+async def caller_of(request: web.Request, role: str | tuple[str, ...]) -> Caller:
+    caller = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+    roles = (role,) if isinstance(role, str) else role
+    if not any(r in caller.roles for r in roles):
+        require_role(caller, roles[0])
+    return caller
+
+
+async def body_of(request: web.Request) -> Any:
+    server = request.app[GATEWAY].config.server
+    return await read_json(request, max_depth=server.max_json_depth, max_body=server.max_body_bytes)
+
+
+def json_response(value: object, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(value).encode("utf-8"), content_type="application/json"
+    )
+
+
+# -- disclosures --------------------------------------------------------------
+
+
+async def post_disclosure(request: web.Request) -> web.StreamResponse:
+    caller = await caller_of(request, "discloser")
+    body = await body_of(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return await _disclose(request, caller, body)
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise invalid(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+    store = request.app[STORE]
+    digest = hashlib.sha256(canonical_json(body) if isinstance(body, dict) else b"").hexdigest()
+    claim = await store.claim_idempotency(caller.id, key, digest)
+    if claim.state == "completed" and claim.response is not None:
+        stored = claim.response
+        headers = {**stored.headers, "Idempotency-Replayed": "true"}
+        return web.Response(status=stored.status, body=stored.body, headers=headers)
+    if claim.state == "in_progress":
+        raise GatewayError(
+            "conflict",
+            "a request with this Idempotency-Key is still in progress; retry after it finishes",
+        )
+    if claim.state == "mismatch":
+        raise GatewayError(
+            "conflict",
+            "this Idempotency-Key was used for a different request "
+            "body; use a new key for a new disclosure",
+        )
+    try:
+        response = await _disclose(request, caller, body)
+    except GatewayError as exc:
+        if exc.code in ("log_unavailable", "internal_error"):
+            # Nothing was sent: the caller may retry with the same key.
+            await store.release_idempotency(caller.id, key)
+            raise
+        response = problem_response(exc)
+    except BaseException:
+        await store.release_idempotency(caller.id, key)
+        raise
+    assert isinstance(response.body, bytes)
+    headers = {
+        k: v
+        for k, v in response.headers.items()
+        if k in ("Content-Type", "Disclosure-Id", "Disclosure-Fields")
+    }
+    await store.complete_idempotency(caller.id, key, response.status, headers, response.body)
+    return response
+
+
+async def _disclose(request: web.Request, caller: Caller, body: Any) -> web.Response:
+    disclosure = parse_disclosure_request(body)
+    result = await disclose(request.app[GATEWAY], caller, disclosure)
+    return web.Response(
+        status=result.status,
+        body=result.body,
+        headers={
+            "Content-Type": result.content_type or "application/octet-stream",
+            "Disclosure-Id": result.disclosure_id,
+            "Disclosure-Fields": ",".join(result.fields),
+        },
+    )
+
+
+async def post_decision(request: web.Request) -> web.Response:
+    caller = await caller_of(request, "discloser")
+    disclosure = parse_disclosure_request(await body_of(request))
+    decision = await evaluate(request.app[GATEWAY], caller, disclosure)
+    return json_response(decision.as_json())
+
+
+# -- consents, restriction, profile ---------------------------------------------
+
+
+def consent_json(consent: Consent) -> dict[str, Any]:
+    def when(value: datetime | None) -> str | None:
+        return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    return {
+        "id": consent.id,
+        "subject": consent.subject,
+        "purposes": sorted(consent.purposes),
+        "partners": sorted(consent.partners),
+        "partner_categories": sorted(consent.partner_categories),
+        "special_categories": sorted(consent.special_categories),
+        "policy_version": consent.policy_version,
+        "obtained_at": when(consent.obtained_at),
+        "expires_at": when(consent.expires_at),
+        "withdrawn_at": when(consent.withdrawn_at),
+        "method": consent.method,
+        "evidence": consent.evidence,
+    }
+
+
+async def post_consent(request: web.Request) -> web.Response:
+    await caller_of(request, "consent_writer")
+    body = await body_of(request)
+    if isinstance(body, dict) and ("id" in body or "withdrawn_at" in body):
+        raise invalid(
+            "'id' and 'withdrawn_at' are set by the gateway; withdraw with "
+            "POST /v1/consents/{id}/withdraw"
+        )
+    now = request.app[GATEWAY].clock()
+    consent = parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=now)
+    await request.app[STORE].add_consent(consent)
+    return json_response(consent_json(consent), status=201)
+
+
+async def withdraw_consent(request: web.Request) -> web.Response:
+    await caller_of(request, "consent_writer")
+    consent_id = request.match_info["consent_id"]
+    # The withdrawal is committed before this response: every disclosure that starts
+    # after it, on any instance, reads it (policy VII.4).
+    consent = await request.app[STORE].withdraw_consent(consent_id, request.app[GATEWAY].clock())
+    if consent is None:
+        raise GatewayError("not_found", f"no consent with id {consent_id[:80]!r}")
+    return json_response(consent_json(consent))
+
+
+async def get_subject_consents(request: web.Request) -> web.Response:
+    await caller_of(request, ("consent_writer", "rights_officer", "reviewer"))
+    consents = await request.app[STORE].consents_for_subject(request.match_info["subject"])
+    return json_response({"consents": [consent_json(c) for c in consents]})
+
+
+async def put_restriction(request: web.Request) -> web.Response:
+    await caller_of(request, ("consent_writer", "rights_officer"))
+    body = await body_of(request)
+    if not isinstance(body, dict) or not isinstance(body.get("restricted"), bool):
+        raise invalid('body must be {"restricted": true|false, "reason": "…"}')
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 2000:
+        raise invalid("'reason' must be a string of at most 2000 characters")
+    subject = request.match_info["subject"]
+    await request.app[STORE].set_restriction(
+        subject, body["restricted"], reason, request.app[GATEWAY].clock()
+    )
+    return json_response({"subject": subject, "restricted": body["restricted"]})
+
+
+async def put_profile(request: web.Request) -> web.Response:
+    await caller_of(request, ("consent_writer", "rights_officer"))
+    body = await body_of(request)
+    if not isinstance(body, dict) or set(body) != {"date_of_birth"}:
+        raise invalid('body must be {"date_of_birth": "YYYY-MM-DD"}')
+    born = parse_date(body["date_of_birth"], "date_of_birth")
+    await request.app[STORE].set_date_of_birth(request.match_info["subject"], born)
+    return json_response({"subject": request.match_info["subject"], "date_of_birth": "set"})
+
+
+# -- operations -------------------------------------------------------------------
+
+
+async def get_jwks(request: web.Request) -> web.Response:
+    response = json_response(request.app[GATEWAY].keys.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except GatewayError as exc:
+        return json_response({"status": "unavailable", "storage": exc.detail}, status=503)
+    return json_response(
+        {
+            "status": "ready",
+            "storage": "ok",
+            "signing_keys": len(request.app[GATEWAY].keys.jwks()["keys"]),
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/disclosures", post_disclosure, name="disclosures")
+    app.router.add_post("/v1/decisions", post_decision, name="decisions")
+    app.router.add_post("/v1/consents", post_consent, name="consents")
+    app.router.add_post(
+        "/v1/consents/{consent_id}/withdraw", withdraw_consent, name="consent_withdraw"
+    )
+    app.router.add_get(
+        "/v1/subjects/{subject}/consents", get_subject_consents, name="subject_consents"
+    )
+    app.router.add_put(
+        "/v1/subjects/{subject}/restriction", put_restriction, name="subject_restriction"
+    )
+    app.router.add_put("/v1/subjects/{subject}/profile", put_profile, name="subject_profile")
+    app.router.add_get("/.well-known/jwks.json", get_jwks, name="jwks")
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")

@@ -1,0 +1,145 @@
+"""Every refusal as RFC 9457 problem+json, in one place; and safe JSON bodies.
+
+Handlers raise GatewayError; this middleware renders it. Anything unexpected
+becomes a 500 `internal_error` with no stack trace or input echoed to the
+caller (the traceback goes to the application log, which holds no payloads).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import GatewayError
+
+log = logging.getLogger("gateway.web")
+
+PROBLEM_JSON = "application/problem+json"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    413: "payload_too_large",
+}
+
+
+def problem_response(error: GatewayError, headers: dict[str, str] | None = None) -> web.Response:
+    extra = dict(headers or {})
+    if error.disclosure_id:
+        extra["Disclosure-Id"] = error.disclosure_id
+    if error.code == "unauthenticated":
+        extra["WWW-Authenticate"] = 'Bearer realm="disclosure-gateway"'
+    return web.Response(
+        status=error.status,
+        body=json.dumps(error.problem()).encode("utf-8"),
+        content_type=PROBLEM_JSON,
+        headers=extra,
+    )
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return problem_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 405:
+            allowed = exc.headers.get("Allow", "")
+            return _plain_problem(
+                405,
+                "method_not_allowed",
+                "Method not allowed",
+                f"{request.method} is not allowed here; allowed: {allowed}",
+            )
+        code = _HTTP_CODES.get(exc.status, "invalid_request")
+        detail = {
+            404: f"no route for {request.method} {request.path[:200]}; see GET /openapi.json",
+            413: "the request body is larger than server.max_body_bytes",
+        }.get(exc.status, exc.reason)
+        return problem_response(GatewayError(code, detail))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.match_info.route.name)
+        return problem_response(
+            GatewayError(
+                "internal_error",
+                "the gateway failed unexpectedly; nothing more is shown here, "
+                "the operators have the details in the application log",
+            )
+        )
+
+
+def _plain_problem(status: int, code: str, title: str, detail: str) -> web.Response:
+    doc = {
+        "type": f"https://gateway.invalid/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    return web.Response(status=status, body=json.dumps(doc).encode(), content_type=PROBLEM_JSON)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value: object, limit: int) -> bool:
+    """True if `value` nests no deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+async def read_json(request: web.Request, *, max_depth: int, max_body: int) -> Any:
+    """The body as JSON, or a 400/413 problem that says what is wrong."""
+    ctype = request.content_type
+    if ctype not in ("application/json", "application/problem+json") and not ctype.endswith(
+        "+json"
+    ):
+        raise GatewayError(
+            "invalid_request", f"Content-Type must be application/json, got {ctype[:60]!r}"
+        )
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise GatewayError(
+            "payload_too_large", f"the body is larger than {max_body} bytes (server.max_body_bytes)"
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GatewayError("invalid_request", "the body is not valid UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise GatewayError(
+            "invalid_request", f"the JSON nests deeper than {max_depth} levels"
+        ) from None
+    except ValueError as exc:
+        where = (
+            f" at line {exc.lineno} column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
+        raise GatewayError("invalid_request", f"the body is not valid JSON{where}") from None
+    if not _depth(value, max_depth):
+        raise GatewayError(
+            "invalid_request",
+            f"the JSON nests deeper than {max_depth} levels (server.max_json_depth)",
+        )
+    return value

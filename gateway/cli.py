@@ -9,21 +9,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway import cli_log, cli_review
 from gateway import vocabulary as v
-from gateway.config import Caller, Config, load_config
+from gateway.cli_support import (
+    EXIT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    Commands,
+    Handler,
+    UsageError,
+    add_command,
+    load,
+    with_store,
+)
+from gateway.config import Caller, Config
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
 from gateway.facts import SubjectFacts, parse_facts, parse_time
 from gateway.keys import generate_missing
 from gateway.partners import Partner, load_partners
 from gateway.policy import decide
 from gateway.request import parse_disclosure_request
-
-EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+from gateway.store import Store
 
 # `gateway decide` without --caller: a what-if for the privacy team, so the
 # caller allowlist is not what is being asked about.
@@ -32,20 +43,12 @@ WHAT_IF_CALLER = Caller(
 )
 
 
-class UsageError(Exception):
-    """Bad arguments or input; exit 2."""
-
-
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(Path(args.config))
-
-
 def _partners(config: Config) -> dict[str, Partner]:
     return load_partners(config.partners_dir, config.root)
 
 
 def cmd_partners_validate(args: argparse.Namespace) -> int:
-    directory = Path(args.dir) if args.dir else _config(args).partners_dir
+    directory = Path(args.dir) if args.dir else load(args).partners_dir
     partners = load_partners(directory)
     for partner in partners.values():
         print(f"ok  {partner.source}  ({partner.category}, {len(partner.operations)} operations)")
@@ -54,7 +57,7 @@ def cmd_partners_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_partners_list(args: argparse.Namespace) -> int:
-    partners = _partners(_config(args))
+    partners = _partners(load(args))
     if args.json:
         print(
             json.dumps(
@@ -86,7 +89,7 @@ def cmd_partners_list(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = load(args)
     partners = _partners(config)
     try:
         body = json.loads(Path(args.file).read_text(encoding="utf-8"))
@@ -113,7 +116,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = load(args)
     created = generate_missing(config.keys_dir, config.partners_dir, base_dir=config.root)
     for path in created:
         print(f"created {path}")
@@ -129,7 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from gateway.web.app import create_app
 
-    config = _config(args)
+    config = load(args)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -146,7 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from gateway.auth import issue_dev_token
 
-    config = _config(args)
+    config = load(args)
     if args.caller_id not in config.callers:
         raise UsageError(
             f"unknown caller {args.caller_id!r}; config lists: {', '.join(sorted(config.callers))}"
@@ -160,7 +163,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
     from gateway.keys import rotate_signing_keys
 
-    config = _config(args)
+    config = load(args)
     keys = rotate_signing_keys(
         config.keys_dir, datetime.now(UTC), grace=timedelta(days=args.grace_days)
     )
@@ -176,25 +179,8 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 def cmd_keys_jwks(args: argparse.Namespace) -> int:
     from gateway.keys import published_jwks
 
-    print(json.dumps(published_jwks(_config(args).keys_dir, datetime.now(UTC)), indent=2))
+    print(json.dumps(published_jwks(load(args).keys_dir, datetime.now(UTC)), indent=2))
     return EXIT_OK
-
-
-def _with_store(args: argparse.Namespace, work: Callable[[Any, Config], Awaitable[int]]) -> int:
-    import asyncio
-
-    from gateway.store import open_store
-
-    config = _config(args)
-
-    async def run() -> int:
-        store = await open_store(config.storage_url, config.root)
-        try:
-            return await work(store, config)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 def cmd_consent_grant(args: argparse.Namespace) -> int:
@@ -217,36 +203,36 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
         body["expires_at"] = args.expires_at
     consent = parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=datetime.now(UTC))
 
-    async def work(store: Any, config: Config) -> int:
+    async def work(store: Store, config: Config) -> int:
         await store.add_consent(consent)
         print(json.dumps(consent_json(consent), indent=2))
         return EXIT_OK
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_consent_withdraw(args: argparse.Namespace) -> int:
     from gateway.web.api import consent_json
 
-    async def work(store: Any, config: Config) -> int:
+    async def work(store: Store, config: Config) -> int:
         consent = await store.withdraw_consent(args.consent_id, datetime.now(UTC))
         if consent is None:
             raise UsageError(f"no consent with id {args.consent_id!r}")
         print(json.dumps(consent_json(consent), indent=2))
         return EXIT_OK
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_consent_list(args: argparse.Namespace) -> int:
     from gateway.web.api import consent_json
 
-    async def work(store: Any, config: Config) -> int:
+    async def work(store: Store, config: Config) -> int:
         consents = await store.consents_for_subject(args.subject)
         print(json.dumps([consent_json(c) for c in consents], indent=2))
         return EXIT_OK
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_vocabulary(args: argparse.Namespace) -> int:
@@ -275,14 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(
-        name: str,
-        handler: Callable[[argparse.Namespace], int],
-        text: str,
-        under: argparse._SubParsersAction[argparse.ArgumentParser] = commands,
+        name: str, handler: Handler, text: str, under: Commands = commands
     ) -> argparse.ArgumentParser:
-        sub = under.add_parser(name, help=text, description=text)
-        sub.set_defaults(handler=handler)
-        return sub
+        return add_command(under, name, handler, text)
 
     partners = commands.add_parser(
         "partners",
@@ -371,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("caller_id", help="a [[callers]] id from config.toml")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
 
+    cli_log.register(commands)
+    cli_review.register(commands)
     add("vocabulary", cmd_vocabulary, "print the policy's closed vocabularies as JSON")
     return parser
 

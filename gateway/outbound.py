@@ -333,20 +333,13 @@ class Outbound:
         *,
         body: bytes,
         content_type: str,
-        path_values: Mapping[str, object],
+        url: URL,
         disclosure_id: str,
     ) -> PartnerReply:
-        """Send `body` to `operation` of `partner`, retrying what is transient.
-
-        Raises GatewayError("invalid_request") for a URL that cannot be built
-        (before anything is sent), and a DeliveryError subclass when the
-        partner gives no usable answer.
+        """Send `body` to `url` (made by `build_url`, before the intent is logged), retrying
+        what is transient. Raises a DeliveryError subclass when the partner gives no usable
+        answer.
         """
-        if partner.operations.get(operation.name) != operation:
-            raise GatewayError(
-                "unknown_operation", f"operation {operation.name} is not one of {partner.id}'s"
-            )
-        url = build_url(partner, operation, path_values)
         if not _DISCLOSURE_ID.match(disclosure_id):
             raise GatewayError(
                 "internal_error", "disclosure id must be 1-128 letters, digits, '.', '_', ':', '-'"

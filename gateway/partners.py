@@ -401,6 +401,9 @@ class _PartnerReader:
                 token_endpoint_auth_method=method or "client_secret_basic",
                 private_key_file=private_key,
             )
+        if kind == "mtls" and self.doc.data.get("base_url", "").startswith("http://"):
+            self.fail("auth type 'mtls' needs an https:// base_url: over plain http the client "
+                      "certificate is never presented", *at, "type")
         if kind == "mtls":
             cert = key = None
             for name in ("cert_file", "cert_key_file"):

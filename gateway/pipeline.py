@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from yarl import URL
+
 from gateway.config import Caller, Config
 from gateway.crypto import GatewayKeys, PartnerKey, claims_for
 from gateway.errors import GatewayError
 from gateway.facts import SubjectFacts
 from gateway.log.entries import LogKeys, intent_entry, outcome_entry, refused_entry
 from gateway.minimize import FieldPlan, minimize
-from gateway.outbound import PartnerReply
+from gateway.outbound import DeliveryError, PartnerReply, build_url
 from gateway.partners import Operation, Partner
 from gateway.policy import Decision, decide
 from gateway.request import DisclosureRequest
@@ -51,7 +53,7 @@ class Delivery(Protocol):
         *,
         body: bytes,
         content_type: str,
-        path_values: Mapping[str, object],
+        url: URL,
         disclosure_id: str,
     ) -> PartnerReply: ...
 
@@ -122,6 +124,7 @@ async def disclose(gw: Gateway, caller: Caller, request: DisclosureRequest) -> D
         now=now,
         extra=extra,
     )
+    url = build_url(partner, operation, minimized)  # a bad placeholder is refused here
     recipient = await gw.partner_keys.key_for(partner)
     enc = partner.encryption
     sealed = gw.keys.seal(
@@ -149,10 +152,10 @@ async def disclose(gw: Gateway, caller: Caller, request: DisclosureRequest) -> D
             operation,
             body=sealed.encode("ascii"),
             content_type=JOSE,
-            path_values=minimized,
+            url=url,
             disclosure_id=disclosure_id,
         )
-    except GatewayError as exc:
+    except DeliveryError as exc:
         exc.disclosure_id = disclosure_id
         await _log_outcome(
             gw,
@@ -161,8 +164,9 @@ async def disclose(gw: Gateway, caller: Caller, request: DisclosureRequest) -> D
                 outcome="failed",
                 at=gw.clock(),
                 partner=partner.id,
-                attempts=int(getattr(exc, "attempts", 0)),
+                attempts=exc.attempts,
                 problem=exc.code,
+                maybe_received=exc.reached_partner,
             ),
         )
         raise

@@ -131,6 +131,7 @@ def outcome_entry(
     partner_status: int | None = None,
     attempts: int = 0,
     problem: str | None = None,
+    maybe_received: bool | None = None,
 ) -> dict[str, Any]:
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r} not among {OUTCOMES}")
@@ -144,4 +145,7 @@ def outcome_entry(
         "partner_status": partner_status,
         "attempts": attempts,
         "problem": problem,
+        # For a failure: whether any attempt may have reached the partner (a timeout
+        # after sending), which a reviewer must treat as a possible disclosure.
+        "maybe_received": maybe_received,
     }

@@ -84,6 +84,9 @@ def create_app(
         store = await open_store(config.storage_url, config.root)
         session = client_session()
         try:
+            outbound = Outbound(session, env=secrets)
+            # A missing partner secret or certificate stops the start, naming the file.
+            outbound.preflight(partner_table.values())
             writer = LogWriter(store)
             await recover_unfinished(store, writer, clock())
             app[api.STORE] = store
@@ -95,7 +98,7 @@ def create_app(
                 log=writer,
                 keys=keys,
                 partner_keys=PartnerKeyCache(session),
-                outbound=Outbound(session, env=secrets),
+                outbound=outbound,
                 log_keys=log_keys,
                 pseudonym_key=functools.cache(
                     lambda partner_id: derive_pseudonym_key(pseudonym_master, partner_id)

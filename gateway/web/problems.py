@@ -34,6 +34,9 @@ def problem_response(error: GatewayError, headers: dict[str, str] | None = None)
     extra = dict(headers or {})
     if error.disclosure_id:
         extra["Disclosure-Id"] = error.disclosure_id
+    retry_after = getattr(error, "retry_after_s", None)
+    if isinstance(retry_after, int | float) and retry_after > 0:
+        extra["Retry-After"] = str(max(1, round(retry_after)))
     if error.code == "unauthenticated":
         extra["WWW-Authenticate"] = 'Bearer realm="disclosure-gateway"'
     return web.Response(

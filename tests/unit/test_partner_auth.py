@@ -28,7 +28,13 @@ from aiohttp.test_utils import TestServer
 from joserfc import jwk, jwt
 
 from gateway.errors import ConfigErrors
-from gateway.outbound import Outbound, PartnerReply, PartnerUnavailable, client_session
+from gateway.outbound import (
+    Outbound,
+    PartnerReply,
+    PartnerUnavailable,
+    build_url,
+    client_session,
+)
 from gateway.partners import Operation, Partner, PartnerAuth, PartnerEncryption, SecretRef
 
 SUBMIT = Operation(
@@ -239,7 +245,7 @@ async def deliver(outbound: Outbound, partner: Partner) -> PartnerReply:
         SUBMIT,
         body=BODY,
         content_type="application/jose",
-        path_values={},
+        url=build_url(partner, SUBMIT, {}),
         disclosure_id="d-auth-1",
     )
 

@@ -23,9 +23,10 @@ from aiohttp.test_utils import TestServer
 from joserfc import jwe, jwt
 from joserfc.jwk import ECKey, Key, RSAKey, import_key
 
+from gateway.config import Config
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys import KeyPaths
-from gateway.partners import Partner
+from gateway.partners import Partner, SecretRef, load_partners
 from gateway.sandbox import (
     Received,
     SandboxPartner,
@@ -41,6 +42,26 @@ ENV = {
     "BCEL_CLIENT_SECRET": "bcel secret/with:odd chars",
     "BUREAU_CLIENT_SECRET": "bureau-sandbox-secret",
 }
+
+# The shipped sandbox partners keep their secrets in files under keys/sandbox/; these
+# tests read them from the environment instead, to cover that path and odd characters.
+ENV_SECRETS = {
+    "adreach": ("key", "ADREACH_API_KEY"),
+    "insight-analytics": ("key", "INSIGHT_API_KEY"),
+    "lanexang-insurance": ("key", "LXI_API_KEY"),
+    "bcel-payments": ("client_secret", "BCEL_CLIENT_SECRET"),
+    "lao-credit-bureau": ("client_secret", "BUREAU_CLIENT_SECRET"),
+}
+
+
+@pytest.fixture(scope="module")
+def partners(config: Config) -> dict[str, Partner]:
+    shipped = load_partners(config.partners_dir, config.root)
+    for partner_id, (attr, env) in ENV_SECRETS.items():
+        partner = shipped[partner_id]
+        auth = replace(partner.auth, **{attr: SecretRef(env=env)})
+        shipped[partner_id] = replace(partner, auth=auth)
+    return shipped
 
 
 class FakeClock:

@@ -146,6 +146,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import main as demo_main
+
+    return demo_main(load(args))
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from gateway.auth import issue_dev_token
 
@@ -343,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add("serve", cmd_serve, "run the gateway HTTP server")
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
+
+    add(
+        "demo",
+        cmd_demo,
+        "start sandbox partners and the gateway, send sample disclosures, show the log",
+    )
 
     token = add(
         "token",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,8 +19,10 @@ from gateway.web.app import create_app
 
 
 @pytest.fixture
-def tmp_config(config: Config, tmp_path: Path) -> Config:
-    return replace(config, storage_url=f"sqlite:///{tmp_path}/gateway.db")
+def tmp_config(config: Config, backend: Any) -> Config:
+    """The shipped config on a fresh store: every e2e test runs on SQLite and on PostgreSQL."""
+    url = backend.url if backend.name == "postgresql" else f"sqlite:///{backend.root}/gateway.db"
+    return replace(config, storage_url=url)
 
 
 @pytest.fixture

@@ -36,7 +36,14 @@ postgres:
 	   pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start && \
 	   sleep 2) || echo "warning: PostgreSQL not started (tests decide whether that is fatal)"
 
-test: $(TEST_STAMP) postgres
+# Headless Chromium and its driver for the review-page browser tests (Debian packages;
+# a test tool's own browser download does not work here).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ( (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
+	    echo "warning: could not install chromium + chromium-driver (browser tests decide whether that is fatal)")
+
+test: $(TEST_STAMP) postgres browser
 	$(GATEWAY) keys generate
 	$(BIN)/pytest -q
 

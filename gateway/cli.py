@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import cli_log, cli_review
+from gateway import cli_log, cli_review, cli_rights
 from gateway import vocabulary as v
 from gateway.cli_support import (
     EXIT_FOUND,
@@ -366,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_log.register(commands)
     cli_review.register(commands)
+    cli_rights.register(commands)
     add("vocabulary", cmd_vocabulary, "print the policy's closed vocabularies as JSON")
     return parser
 
@@ -390,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `gateway … | head`: the reader left; that is not a failure of ours.
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.web import api
 from gateway.web.problems import problem_middleware
+from gateway.web.rights import add_rights_routes
 
 log = logging.getLogger("gateway.app")
 
@@ -114,4 +115,5 @@ def create_app(
 
     app.cleanup_ctx.append(resources)
     api.add_routes(app)
+    add_rights_routes(app)
     return app

@@ -1,0 +1,124 @@
+"""`gateway legal-request …` (and, with the log, `gateway report subject`): the legal team's CLI.
+
+The CLI acts on the configured store directly, as an operator would; who
+acts is named with `--as`, and must be a reviewer in config.toml (a
+[[reviewers]] entry or a caller with the `reviewer` role).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway import legal_requests
+from gateway.cli_support import (
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    add_group,
+    with_store,
+)
+from gateway.config import Config
+from gateway.partners import load_partners
+from gateway.store import Store
+
+
+def _reviewer(config: Config, who: str) -> str:
+    callers = {c.id for c in config.callers.values() if "reviewer" in c.roles}
+    if who not in callers and who not in config.reviewers:
+        raise UsageError(
+            f"--as {who!r} is not a reviewer in {config.path.name}; reviewers: "
+            f"{', '.join(sorted(callers | set(config.reviewers))) or 'none'}"
+        )
+    return who
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        body: dict[str, Any] = {
+            "authority": args.authority,
+            "reference": args.reference,
+            "instrument": args.instrument,
+            "subjects": args.subject,
+            "partners": args.partner,
+        }
+        if args.received_at:
+            body["received_at"] = args.received_at
+        partners = load_partners(config.partners_dir, config.root)
+        record = legal_requests.parse_legal_request(
+            body,
+            registered_by=_reviewer(config, args.as_),
+            known_partners=partners,
+            now=datetime.now(UTC),
+        )
+        await store.add_legal_request(record)
+        print(json.dumps(legal_requests.legal_request_json(record), indent=2))
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        record = await legal_requests.approve(
+            store, args.request_id, _reviewer(config, args.as_), datetime.now(UTC)
+        )
+        print(json.dumps(legal_requests.legal_request_json(record), indent=2))
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        records = await store.list_legal_requests(args.status)
+        if args.json:
+            print(
+                json.dumps(
+                    [legal_requests.legal_request_json(r, with_subjects=False) for r in records],
+                    indent=2,
+                )
+            )
+            return EXIT_OK
+        for r in records:
+            approvers = ",".join(a.reviewer_id for a in r.approvals) or "-"
+            print(
+                f"{r.id}  {r.status:<8}  {r.authority}  {r.reference}  partners="
+                f"{','.join(sorted(r.partners))}  subjects={len(r.subjects)}  "
+                f"approved by {approvers}"
+            )
+        if not records:
+            print("no lawful requests")
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def register(commands: Commands) -> None:
+    group = add_group(
+        commands,
+        "legal-request",
+        "lawful requests of authorities: register, approve (two reviewers), list",
+    )
+    create = add_command(group, "create", cmd_create, "register a lawful request (pending)")
+    create.add_argument("--authority", required=True)
+    create.add_argument("--reference", required=True, help="the authority's reference")
+    create.add_argument("--instrument", required=True, help="court order, warrant, statute…")
+    create.add_argument("--subject", action="append", required=True, help="repeatable")
+    create.add_argument("--partner", action="append", required=True, help="repeatable")
+    create.add_argument("--received-at", help="RFC 3339 time (default now)")
+    create.add_argument("--as", dest="as_", required=True, help="the registering reviewer")
+    approve = add_command(
+        group,
+        "approve",
+        cmd_approve,
+        "approve as one reviewer; two distinct ones (not the registrant) make it approved",
+    )
+    approve.add_argument("request_id")
+    approve.add_argument("--as", dest="as_", required=True, help="the approving reviewer")
+    listing = add_command(group, "list", cmd_list, "list lawful requests")
+    listing.add_argument("--status", choices=("pending", "approved"))
+    listing.add_argument("--json", action="store_true", help="print JSON")

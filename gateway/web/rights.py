@@ -1,0 +1,70 @@
+"""Lawful requests and subject rights over HTTP (CONTRACT §4.4, §4.5).
+
+Every call needs an authenticated caller with the right role (policy VII:
+"we will screen and verify all requests").
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import legal_requests
+from gateway.errors import GatewayError
+from gateway.web.api import GATEWAY, STORE, body_of, caller_of, json_response
+
+REGISTRARS = ("rights_officer", "reviewer")
+
+
+async def post_legal_request(request: web.Request) -> web.Response:
+    caller = await caller_of(request, REGISTRARS)
+    gw = request.app[GATEWAY]
+    record = legal_requests.parse_legal_request(
+        await body_of(request), registered_by=caller.id, known_partners=gw.partners, now=gw.clock()
+    )
+    await request.app[STORE].add_legal_request(record)
+    return json_response(legal_requests.legal_request_json(record), status=201)
+
+
+async def approve_legal_request(request: web.Request) -> web.Response:
+    caller = await caller_of(request, "reviewer")
+    record = await legal_requests.approve(
+        request.app[STORE],
+        request.match_info["request_id"],
+        caller.id,
+        request.app[GATEWAY].clock(),
+    )
+    return json_response(legal_requests.legal_request_json(record))
+
+
+async def get_legal_request(request: web.Request) -> web.Response:
+    await caller_of(request, REGISTRARS)
+    record = await request.app[STORE].get_legal_request(request.match_info["request_id"])
+    if record is None:
+        raise GatewayError("not_found", "no such lawful request")
+    return json_response(legal_requests.legal_request_json(record))
+
+
+async def list_legal_requests(request: web.Request) -> web.Response:
+    await caller_of(request, REGISTRARS)
+    status = request.query.get("status")
+    if status not in (None, "pending", "approved"):
+        raise GatewayError("invalid_request", "status must be 'pending' or 'approved'")
+    records = await request.app[STORE].list_legal_requests(status)
+    return json_response(
+        {
+            "legal_requests": [
+                legal_requests.legal_request_json(r, with_subjects=False) for r in records
+            ]
+        }
+    )
+
+
+def add_rights_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/legal-requests", post_legal_request, name="legal_requests")
+    app.router.add_get("/v1/legal-requests", list_legal_requests, name="legal_requests_list")
+    app.router.add_get("/v1/legal-requests/{request_id}", get_legal_request, name="legal_request")
+    app.router.add_post(
+        "/v1/legal-requests/{request_id}/approve",
+        approve_legal_request,
+        name="legal_request_approve",
+    )

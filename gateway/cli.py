@@ -131,18 +131,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from gateway.web.app import create_app
+    from gateway.web.tls import server_ssl_context
 
     config = load(args)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(config)
+    ssl_context = server_ssl_context(config.server)
+    scheme = "https" if ssl_context else "http"
     print(
-        f"gateway serving on http://{host}:{port} (storage {config.storage_url.split(':')[0]}, "
-        f"{len(config.callers)} callers)",
+        f"gateway serving on {scheme}://{host}:{port} (storage "
+        f"{config.storage_url.split(':')[0]}, {len(config.callers)} callers)",
         flush=True,
     )
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    web.run_app(app, host=host, port=port, ssl_context=ssl_context, print=None, access_log=None)
     return EXIT_OK
 
 

@@ -1,9 +1,431 @@
-"""The `gateway log …` commands: verify, search, export, checkpoint, prove, key."""
+"""The `gateway log …` commands: verify, search, export, checkpoint, prove, key, forget-before.
+
+Exit codes as everywhere: 0 ok, 1 a failure found (tampering, a proof that does not
+check), 2 usage or configuration error. Long work reports progress on stderr when
+stderr is a terminal.
+"""
 
 from __future__ import annotations
 
-from gateway.cli_support import Commands
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, TextIO, TypeVar
+
+from gateway.cli_support import (
+    EXIT_FOUND,
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    add_group,
+    load,
+    with_store,
+)
+from gateway.config import Config
+from gateway.facts import parse_time
+from gateway.log.audit import Auditor, AuditReport
+from gateway.log.offline import ProofDocumentError, b64, proof_document, verify_proof_document
+from gateway.log.search import (
+    OUTCOME_FILTERS,
+    Found,
+    Query,
+    csv_header,
+    csv_row,
+    export_entries,
+    search,
+)
+from gateway.log.service import LogIntegrityError, LogService, LogSigner
+from gateway.log.subject_keys import LogKeys, Period, forget_before
+from gateway.log.tree import NODE_LEVELS
+from gateway.store import Store
+from gateway.store.base import LogRecord
+
+__all__ = ["register"]
+
+VERIFY_CHUNK: Final = 20_000
+NODE_READ_CHUNK: Final = 65_536
+T = TypeVar("T")
+
+
+class Progress:
+    """``\\r``-rewritten progress on stderr, only when it is a terminal."""
+
+    def __init__(self, what: str, total: int, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._on = self._stream.isatty() and total > 0
+        self._what, self._total = what, total
+        self._last = 0.0
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self._on or now - self._last < 0.2:
+            return
+        self._last = now
+        width = 30
+        filled = width * min(done, self._total) // self._total
+        bar = "#" * filled + "-" * (width - filled)
+        self._stream.write(f"\r{self._what} [{bar}] {done:,}/{self._total:,}")
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._on:
+            self._stream.write("\r" + " " * 79 + "\r")
+            self._stream.flush()
+
+
+def _signer(config: Config) -> LogSigner:
+    try:
+        return LogSigner.load(config.keys_dir, config.log.origin)
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"cannot read the log signing key in {config.keys_dir} ({type(exc).__name__}); "
+            "run `gateway keys generate`"
+        ) from None
+
+
+def _with_service(args: argparse.Namespace, work: Callable[[LogService], Awaitable[T]]) -> T:
+    async def run(store: Store, config: Config) -> T:
+        return await work(LogService(store, _signer(config)))
+
+    return with_store(args, run)
+
+
+@contextmanager
+def _damage_is_a_finding() -> Iterator[None]:
+    try:
+        yield
+    except LogIntegrityError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        raise _Found from None
+
+
+class _Found(Exception):
+    """A failure was found and reported: exit 1."""
+
+
+def _found_exits_1(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except _Found:
+            return EXIT_FOUND
+
+    return run
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+async def audit(store: Store, verifier_key: str, origin: str, *, show: bool = True) -> AuditReport:
+    """Recompute the whole log from `store` and check every checkpoint (see log.audit)."""
+    checkpoints = await store.checkpoints()
+    counts = await store.tree_node_counts(NODE_LEVELS)
+    reads = [
+        (level, start, min(count, start + NODE_READ_CHUNK))
+        for level, count in zip(NODE_LEVELS, counts, strict=True)
+        for start in range(0, count, NODE_READ_CHUNK)
+    ]
+    nodes = {
+        (level, index): value
+        for level, index, value in await store.read_tree_hashes(reads)
+        if value is not None
+    }
+    auditor = Auditor(checkpoints, verifier_key, origin, nodes)
+    counted = await store.log_size()
+    progress = Progress("verifying", counted) if show else None
+
+    async def read(start: int) -> list[LogRecord]:
+        return await store.read_log_records(start, VERIFY_CHUNK)
+
+    # Read the next chunk while this one is hashed.
+    pending = asyncio.ensure_future(read(0))
+    while rows := await pending:
+        pending = asyncio.ensure_future(read(rows[-1][0] + 1))
+        auditor.feed(rows)
+        if progress is not None:
+            progress.update(auditor.entries_seen)
+    if progress is not None:
+        progress.close()
+    return auditor.finish(counted)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> AuditReport:
+        key = args.key or _signer(config).verifier_key
+        return await audit(store, key, config.log.origin)
+
+    started = time.monotonic()
+    report = with_store(args, work)
+    elapsed = time.monotonic() - started
+    if report.ok:
+        print(
+            f"ok: {report.entries} entries and {report.checkpoints} checkpoint(s) verified "
+            f"in {elapsed:.1f}s; root {b64(report.root)} at size {report.entries}"
+        )
+        return EXIT_OK
+    for problem in report.problems[: args.max_problems]:
+        print(f"TAMPERED: {problem.message}")
+    if len(report.problems) > args.max_problems:
+        print(f"… and {len(report.problems) - args.max_problems} more problem(s)")
+    first = report.first_bad
+    if first is not None and first.start is not None:
+        if first.exact:
+            print(f"first bad index: {first.start}")
+        else:
+            print(f"first bad index: between {first.start} and {(first.end or 1) - 1}")
+    return EXIT_FOUND
+
+
+# -- search and export ----------------------------------------------------------------------
+
+
+def _moment(text: str | None, name: str) -> datetime | None:
+    return None if text is None else parse_time(text, name)
+
+
+def _row(found: Found) -> str:
+    e = found.entry
+    return "  ".join(
+        [
+            str(found.index).rjust(8),
+            str(e.get("time", "")),
+            found.outcome.ljust(8),
+            str(e.get("partner") or "-").ljust(20),
+            str(e.get("operation") or "-").ljust(18),
+            str(e.get("purpose") or "-").ljust(20),
+            str(e.get("legal_basis") or "-").ljust(18),
+            str(e.get("disclosure_id", "")),
+        ]
+    )
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    since, until = _moment(args.since, "--since"), _moment(args.until, "--until")
+
+    async def work(store: Store, config: Config) -> int:
+        refs = None
+        if args.subject is not None:
+            # Hashed with every period key still held: forgotten periods find nothing.
+            refs = LogKeys.load(config.keys_dir).subject_refs(
+                args.subject, since=since, until=until
+            )
+        query = Query(
+            subject_refs=refs,
+            partner=args.partner,
+            purpose=args.purpose,
+            legal_basis=args.basis,
+            outcome=args.outcome,
+            since=since,
+            until=until,
+        )
+        shown = 0
+        if not args.json:
+            print(
+                "   INDEX  TIME                      OUTCOME   PARTNER               OPERATION"
+                "           PURPOSE               BASIS               DISCLOSURE"
+            )
+        async for found in search(store, query):
+            print(json.dumps(found.as_json(), sort_keys=True) if args.json else _row(found))
+            shown += 1
+            if args.limit is not None and shown >= args.limit:
+                break
+        if not args.json:
+            print(f"{shown} disclosure(s)", file=sys.stderr)
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        out: TextIO = (
+            sys.stdout
+            if args.output in (None, "-")
+            else open(args.output, "w", encoding="utf-8", newline="")
+        )
+        try:
+            if args.format == "csv":
+                out.write(csv_header())
+            count = 0
+            async for index, entry in export_entries(store):
+                if args.format == "csv":
+                    out.write(csv_row(index, entry))
+                else:
+                    out.write(json.dumps({"index": index, **entry}, sort_keys=True) + "\n")
+                count += 1
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        print(f"exported {count} entries", file=sys.stderr)
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+# -- checkpoints and proofs -----------------------------------------------------------------
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    async def work(service: LogService) -> int:
+        with _damage_is_a_finding():
+            await service.prepare()
+            checkpoint = await service.checkpoint()
+        print(checkpoint.note, end="")
+        return EXIT_OK
+
+    return _with_service(args, work)
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    async def work(service: LogService) -> int:
+        with _damage_is_a_finding():
+            index, raw, _ = await service.record(args.index)
+            checkpoint = await service.latest_checkpoint()
+            if checkpoint is None or checkpoint.size <= index:
+                await service.prepare()
+                checkpoint = await service.checkpoint()
+            proof = await service.inclusion_proof(index, checkpoint.size)
+        doc = proof_document(
+            origin=service.origin,
+            index=index,
+            entry=json.loads(raw),
+            leaf=proof.leaf_hash,
+            tree_size=proof.tree_size,
+            hashes=proof.hashes,
+            checkpoint_note=checkpoint.note,
+        )
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return EXIT_OK
+
+    return _with_service(args, work)
+
+
+def cmd_verify_proof(args: argparse.Namespace) -> int:
+    key = args.key
+    if key is None and args.key_file:
+        key = Path(args.key_file).read_text(encoding="utf-8")
+    if key is None:
+        key = _signer(load(args)).verifier_key
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        doc = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{args.file}: not a readable JSON file ({type(exc).__name__})") from None
+    try:
+        checkpoint = verify_proof_document(doc, key)
+    except ProofDocumentError as exc:
+        print(f"FAILED: {exc}")
+        return EXIT_FOUND
+    print(
+        f"ok: entry {doc['index']} is in the log {checkpoint.origin} at tree size "
+        f"{checkpoint.size} (checkpoint signature verified)"
+    )
+    return EXIT_OK
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    print(_signer(load(args)).verifier_key)
+    return EXIT_OK
+
+
+def cmd_forget_before(args: argparse.Namespace) -> int:
+    config = load(args)
+    moment = parse_time(args.date, "DATE")
+    period = Period.of(moment)
+    try:
+        LogKeys.load(config.keys_dir)  # a file to forget from, even on a fresh install
+        if args.dry_run:
+            first = LogKeys.load(config.keys_dir).first_period
+            if period <= first:
+                print(f"nothing to forget: the keys start at {first}")
+            else:
+                print(f"would destroy the subject keys of {first} to {period.previous()}")
+            return EXIT_OK
+        old, new = forget_before(config.keys_dir, period, now=lambda: datetime.now(UTC))
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if old == new:
+        print(f"nothing to forget: the keys start at {new}")
+        return EXIT_OK
+    print(
+        f"destroyed the subject keys of {old} to {new.previous()}: subject references and "
+        "data digests of those months can no longer be linked to anyone; every entry, hash "
+        "and checkpoint is unchanged. Copy the key file to every instance."
+    )
+    return EXIT_OK
 
 
 def register(commands: Commands) -> None:
     """Add this module's commands to the `gateway` parser."""
+    group = add_group(commands, "log", "the disclosure log: verify, search, export, prove")
+
+    verify = add_command(
+        group,
+        "verify",
+        _found_exits_1(cmd_verify),
+        "recompute every leaf and the tree, check every checkpoint; exit 1 on tampering",
+    )
+    verify.add_argument("--key", help="verifier key text (default: from the log signing key)")
+    verify.add_argument(
+        "--max-problems", type=int, default=20, help="problems printed at most (default 20)"
+    )
+
+    found = add_command(
+        group, "search", cmd_search, "find disclosures (a subject is hashed before lookup)"
+    )
+    found.add_argument("--subject", help="subject id (hashed with every period key still held)")
+    found.add_argument("--partner")
+    found.add_argument("--purpose")
+    found.add_argument("--basis", help="legal basis")
+    found.add_argument("--outcome", choices=OUTCOME_FILTERS)
+    found.add_argument("--since", help="from this date or RFC 3339 time (inclusive)")
+    found.add_argument("--until", help="up to this date or RFC 3339 time (exclusive)")
+    found.add_argument("--limit", type=int, help="at most this many disclosures")
+    found.add_argument("--json", action="store_true", help="JSON lines, one disclosure each")
+
+    export = add_command(group, "export", cmd_export, "every entry in index order")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--output", help="file to write (default: stdout)")
+
+    add_command(
+        group,
+        "checkpoint",
+        _found_exits_1(cmd_checkpoint),
+        "sign a checkpoint of the log now and print it",
+    )
+
+    prove = add_command(
+        group,
+        "prove",
+        _found_exits_1(cmd_prove),
+        "print an entry, its inclusion proof and a checkpoint as one JSON document",
+    )
+    prove.add_argument("index", type=int)
+
+    check = add_command(
+        group,
+        "verify-proof",
+        cmd_verify_proof,
+        "check a `gateway log prove` document with only the public key; exit 1 if it fails",
+    )
+    check.add_argument("file", help="the proof document (- for stdin)")
+    check.add_argument("--key", help="verifier key text (`gateway log key`)")
+    check.add_argument("--key-file", help="file holding the verifier key")
+
+    add_command(group, "key", cmd_key, "print the log's public verifier key (signed-note format)")
+
+    forget = add_command(
+        group,
+        "forget-before",
+        cmd_forget_before,
+        "destroy the subject keys of every month before DATE's month (irreversible)",
+    )
+    forget.add_argument("date", metavar="DATE", help="YYYY-MM-DD")
+    forget.add_argument("--dry-run", action="store_true", help="only say what would go")

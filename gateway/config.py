@@ -48,6 +48,11 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 32
+    # TLS: when both are set the server speaks HTTPS; with a client CA, callers may also
+    # authenticate with a client certificate whose subject CN is their caller id.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +204,8 @@ class _ConfigReader:
 
     def _server(self) -> ServerConfig:
         t = self.table("server")
-        self.keys(t, {"host", "port", "max_body_bytes", "max_json_depth"}, "server")
+        tls_keys = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+        self.keys(t, {"host", "port", "max_body_bytes", "max_json_depth", *tls_keys}, "server")
         defaults = ServerConfig()
         host = t.get("host", defaults.host)
         if not isinstance(host, str) or not host:
@@ -218,7 +224,25 @@ class _ConfigReader:
                 )
                 value = getattr(defaults, key)
             numbers[key] = value
-        return ServerConfig(host=host, **numbers)
+        tls = {key: self.path(t[key], "server", key) for key in tls_keys if key in t}
+        if ("tls_cert_file" in tls) != ("tls_key_file" in tls):
+            self.fail("server.tls_cert_file and server.tls_key_file go together", "server")
+        if "tls_client_ca_file" in tls and "tls_cert_file" not in tls:
+            self.fail(
+                "server.tls_client_ca_file (mTLS callers) needs TLS: set tls_cert_file "
+                "and tls_key_file",
+                "server",
+                "tls_client_ca_file",
+            )
+        return ServerConfig(
+            host=host,
+            port=numbers["port"],
+            max_body_bytes=numbers["max_body_bytes"],
+            max_json_depth=numbers["max_json_depth"],
+            tls_cert_file=tls.get("tls_cert_file"),
+            tls_key_file=tls.get("tls_key_file"),
+            tls_client_ca_file=tls.get("tls_client_ca_file"),
+        )
 
     def _log(self) -> LogConfig:
         t = self.table("log")

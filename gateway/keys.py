@@ -13,8 +13,9 @@ Files under the keys directory (private ones 0600, all git-ignored):
   stay verifiable). Rotation metadata never leaves this file.
 - `gateway-encryption.private.jwk.json`: P-256 key partners encrypt their JWE
   responses to (published with `use: "enc"`, `alg: "ECDH-ES+A256KW"`).
-- `log-signing.private.pem` (Ed25519, PKCS#8), `log-subject.key` and
-  `pseudonym-master.key` (32 random bytes, base64 on one line).
+- `log-signing.private.pem` (Ed25519, PKCS#8); `log-subject.key`,
+  `pseudonym-master.key` and `review-session.key` (signs the review page's session
+  cookies): 32 random bytes each, base64 on one line.
 - `dev-issuer.private.jwk.json` and the public `callers.jwks.json`: the local
   development issuer of caller tokens.
 - `sandbox/`: material for partners whose base_url is on loopback, so a fresh
@@ -103,6 +104,11 @@ class KeyPaths:
     @property
     def pseudonym_master(self) -> Path:
         return self.root / "pseudonym-master.key"
+
+    @property
+    def review_session(self) -> Path:
+        """HMAC key of the review page's session cookies (shared by every instance)."""
+        return self.root / "review-session.key"
 
     @property
     def dev_issuer(self) -> Path:
@@ -452,7 +458,7 @@ def generate_missing(
         ),
     )
     out.ensure(paths.log_signing, lambda: _pem_private(ed25519.Ed25519PrivateKey.generate()))
-    for secret_path in (paths.log_subject, paths.pseudonym_master):
+    for secret_path in (paths.log_subject, paths.pseudonym_master, paths.review_session):
         out.ensure(secret_path, lambda: base64.b64encode(secrets.token_bytes(32)) + b"\n")
     issuer_created = out.ensure(
         paths.dev_issuer,

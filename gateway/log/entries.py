@@ -2,52 +2,45 @@
 
 An entry is a flat JSON object serialized canonically (sorted keys, no spaces,
 UTF-8) — those bytes are the Merkle leaf. The subject appears only as a keyed
-HMAC, the payload only as a keyed digest; field names and transforms are kept
-so a reviewer sees *what kind* of data went where without seeing the data.
+HMAC, the payload only as a keyed digest, both under the key of the entry's month
+(``gateway.log.subject_keys``: forgetting a month's key makes them unlinkable);
+field names and transforms are kept so a reviewer sees *what kind* of data went
+where without seeing the data.
+
+The entry's index is its position in the tree (the leaf number), so it is not part
+of the bytes: it is assigned by the store when the entry is appended.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from gateway.log.canonical import canonical_json, timestamp
+from gateway.log.merkle import leaf_hash
+from gateway.log.subject_keys import LogKeys
 from gateway.partners import Operation, Partner
 from gateway.policy import Decision
 from gateway.request import DisclosureRequest
+from gateway.store.base import LogRow
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KINDS",
+    "OUTCOMES",
+    "LogKeys",
+    "canonical_json",
+    "intent_entry",
+    "outcome_entry",
+    "refused_entry",
+    "row_of",
+    "timestamp",
+]
 
 FORMAT_VERSION = 1
 KINDS = ("intent", "outcome", "refused")
 OUTCOMES = ("sent", "failed", "unknown")
-
-
-def canonical_json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
-
-
-def timestamp(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class LogKeys:
-    """Keys that make log references unlinkable to anyone without them."""
-
-    subject_key: bytes
-
-    def subject_ref(self, subject: str) -> str:
-        mac = hmac.new(self.subject_key, b"subject\x00" + subject.encode("utf-8"), hashlib.sha256)
-        return mac.hexdigest()
-
-    def data_digest(self, minimized: Mapping[str, Any]) -> str:
-        mac = hmac.new(self.subject_key, b"data\x00" + canonical_json(minimized), hashlib.sha256)
-        return mac.hexdigest()
 
 
 def _common(
@@ -72,7 +65,7 @@ def _common(
         "purpose": request.purpose,
         "legal_basis": request.legal_basis,
         "policy_version": policy_version,
-        "subject_ref": keys.subject_ref(request.subject),
+        "subject_ref": keys.subject_ref(request.subject, at),
     }
 
 
@@ -96,7 +89,7 @@ def intent_entry(
         legal_request_id=decision.legal_request_id,
         fields=dict(decision.disclosed),
         withheld=sorted(decision.withheld),
-        data_digest=keys.data_digest(minimized),
+        data_digest=keys.data_digest(minimized, at),
         needs_review=decision.needs_review,
         retention_days=partner.retention_days,
     )
@@ -149,3 +142,26 @@ def outcome_entry(
         # after sending), which a reviewer must treat as a possible disclosure.
         "maybe_received": maybe_received,
     }
+
+
+def row_of(entry: Mapping[str, Any]) -> LogRow:
+    """The row to append for `entry`: its canonical bytes, leaf hash and search columns."""
+    kind = str(entry["kind"])
+    if kind not in KINDS:
+        raise ValueError(f"entry kind {kind!r} not among {KINDS}")
+    data = canonical_json(entry)
+    outcome = (
+        entry.get("outcome") if kind == "outcome" else "refused" if kind == "refused" else None
+    )
+    return LogRow(
+        entry=data,
+        kind=kind,
+        disclosure_id=str(entry["disclosure_id"]),
+        subject_ref=entry.get("subject_ref"),
+        partner=entry.get("partner"),
+        time=datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00")),
+        leaf_hash=leaf_hash(data),
+        purpose=entry.get("purpose"),
+        legal_basis=entry.get("legal_basis"),
+        outcome=outcome,
+    )

@@ -10,12 +10,13 @@ for nothing but its own commit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from gateway.log.entries import canonical_json
+from gateway.log.entries import row_of
 from gateway.store.base import LogRow
+
+__all__ = ["LogStore", "LogWriter"]
 
 
 class LogStore(Protocol):
@@ -23,9 +24,18 @@ class LogStore(Protocol):
 
 
 class LogWriter:
-    def __init__(self, store: LogStore, *, max_batch: int = 512) -> None:
+    """Appends entries in shared transactions; each caller learns its entry's index."""
+
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        max_batch: int = 512,
+        on_commit: Callable[[Sequence[int]], None] | None = None,
+    ) -> None:
         self._store = store
         self._max_batch = max_batch
+        self._on_commit = on_commit
         self._pending: list[tuple[LogRow, asyncio.Future[int]]] = []
         self._flushing: asyncio.Task[None] | None = None
         self.batches = 0  # for metrics: commits made
@@ -33,14 +43,10 @@ class LogWriter:
 
     async def append(self, entry: Mapping[str, Any]) -> int:
         """Append one entry; return its index once it is durable. Raises the store's error."""
-        row = LogRow(
-            entry=canonical_json(entry),
-            kind=str(entry["kind"]),
-            disclosure_id=str(entry["disclosure_id"]),
-            subject_ref=entry.get("subject_ref"),
-            partner=entry.get("partner"),
-            time=datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00")),
-        )
+        return await self.append_row(row_of(entry))
+
+    async def append_row(self, row: LogRow) -> int:
+        """Append a row made by ``entries.row_of``; return its index once durable."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
         if self._flushing is None or self._flushing.done():
@@ -60,6 +66,8 @@ class LogWriter:
                 continue
             self.batches += 1
             self.appended += len(batch)
+            if self._on_commit is not None:
+                self._on_commit(indexes)
             for (_, future), index in zip(batch, indexes, strict=True):
                 if not future.done():
                     future.set_result(index)

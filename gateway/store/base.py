@@ -27,6 +27,7 @@ from gateway.errors import GatewayError
 from gateway.facts import Consent, LegalRequest, SubjectFacts
 
 __all__ = [
+    "LEAF_HASH_SIZE",
     "LEGAL_REQUEST_STATUSES",
     "MAX_SEARCH_LIMIT",
     "REQUIRED_APPROVALS",
@@ -34,12 +35,14 @@ __all__ = [
     "IdempotencyClaim",
     "LegalRequestRecord",
     "LogEntry",
+    "LogRecord",
     "LogRow",
     "Migration",
     "Store",
     "StoreUnavailable",
     "StoredCheckpoint",
     "StoredResponse",
+    "TreeHash",
     "check_search_limit",
     "facts_of",
     "legal_request_status",
@@ -56,6 +59,15 @@ MAX_SEARCH_LIMIT: Final = 1000
 
 LogEntry = tuple[int, bytes]
 """A log entry as stored: its index and its canonical bytes."""
+
+LogRecord = tuple[int, bytes, bytes | None]
+"""A log entry with its stored leaf hash (None only for rows written before schema 2)."""
+
+TreeHash = tuple[int, int, bytes | None]
+"""``(level, index, hash)``: level 0 is a leaf hash, level h the root of leaves
+``[index * 2**h, (index + 1) * 2**h)`` as computed by gateway.log and stored here."""
+
+LEAF_HASH_SIZE: Final = 32
 
 
 class StoreUnavailable(GatewayError):
@@ -139,8 +151,11 @@ class IdempotencyClaim:
 class LogRow:
     """One disclosure-log entry to append, with the columns searches use.
 
-    `entry` is the canonical JSON the Merkle leaf is computed over; the other
-    fields are copies of some of its values, indexed for lookups.
+    `entry` is the canonical JSON the Merkle leaf is computed over and `leaf_hash`
+    that leaf's hash, computed by gateway.log (storage never hashes); the other
+    fields are copies of some of the entry's values, indexed for lookups.
+    `outcome` is the entry's outcome for an outcome entry and ``refused`` for a
+    refusal.
     """
 
     entry: bytes
@@ -149,6 +164,16 @@ class LogRow:
     subject_ref: str | None
     partner: str | None
     time: datetime
+    leaf_hash: bytes
+    purpose: str | None = None
+    legal_basis: str | None = None
+    outcome: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.leaf_hash) != LEAF_HASH_SIZE:
+            raise ValueError(
+                f"leaf_hash has {len(self.leaf_hash)} bytes, expected {LEAF_HASH_SIZE}"
+            )
 
 
 @dataclass(frozen=True)
@@ -158,6 +183,7 @@ class StoredCheckpoint:
     size: int
     note: str
     at: datetime
+    seq: int = 0  # order of storing; add_checkpoint_after compares against it
 
 
 @dataclass(frozen=True)
@@ -261,16 +287,63 @@ class Store(Protocol):
         until: datetime | None = None,
         after_index: int | None = None,
         limit: int = 100,
+        subject_refs: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        purpose: str | None = None,
+        legal_basis: str | None = None,
+        outcome: str | None = None,
     ) -> list[LogEntry]:
-        """Entries matching every given filter (since <= time < until), index > after_index."""
+        """Entries matching every given filter (since <= time < until), index > after_index.
+
+        `subject_refs` and `kinds` match any of their values (an empty list matches none).
+        """
 
     async def intents_without_outcome(self) -> list[LogEntry]:
         """Intent entries whose disclosure has no outcome entry, in index order."""
+
+    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
+        """Up to `limit` entries with index >= start, with their leaf hashes, in index order.
+
+        Keyset reads: an audit that pages on with the last index seen also meets rows
+        whose index was changed or that follow a gap.
+        """
+
+    async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
+        """Entries stored without a leaf hash (written before schema 2), in index order."""
+
+    async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
+        """Fill in missing leaf hashes ``(index, hash)``; a hash already stored is kept."""
+
+    # -- Merkle tree nodes (computed by gateway.log, kept here) -------------------------
+
+    async def read_tree_hashes(self, ranges: Sequence[tuple[int, int, int]]) -> list[TreeHash]:
+        """The stored hashes of ``(level, start, end)`` ranges, in one read.
+
+        Level 0 reads the leaf hashes of the log's entries, other levels the stored
+        subtree hashes. Missing ones are simply absent from the answer.
+        """
+
+    async def add_tree_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Store subtree hashes ``(level > 0, index, hash)``; one already stored is kept."""
+
+    async def tree_node_counts(self, levels: Sequence[int]) -> list[int]:
+        """For each level, 1 + the highest index stored there (0 when none)."""
 
     # -- checkpoints --------------------------------------------------------------------
 
     async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
         """Store a signed checkpoint note."""
+
+    async def add_checkpoint_after(
+        self, previous_seq: int | None, size: int, note: str, at: datetime
+    ) -> bool:
+        """Store the checkpoint only if the latest stored one is still `previous_seq`.
+
+        None means "no checkpoint stored yet". Returns False, storing nothing, when
+        another writer (instance) stored a checkpoint in between: the caller re-reads
+        the latest and checks its tree against that one before trying again. This is
+        what keeps the checkpoints of several instances one consistent chain.
+        """
 
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The checkpoint stored last, or None."""

@@ -35,11 +35,13 @@ from gateway.store.base import (
     IdempotencyClaim,
     LegalRequestRecord,
     LogEntry,
+    LogRecord,
     LogRow,
     Migration,
     StoredCheckpoint,
     StoredResponse,
     StoreUnavailable,
+    TreeHash,
     check_search_limit,
     facts_of,
     legal_request_status,
@@ -148,6 +150,42 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "disclosure log: leaf hashes, search columns, Merkle subtree hashes",
+        (
+            """
+            ALTER TABLE log_entries
+                ADD COLUMN leaf_hash bytea
+                    CHECK (leaf_hash IS NULL OR octet_length(leaf_hash) = 32),
+                ADD COLUMN purpose text,
+                ADD COLUMN legal_basis text,
+                ADD COLUMN outcome text
+            """,
+            # Rows of schema 1 get their search columns from their own JSON; their leaf
+            # hashes are filled in by gateway.log (storage never hashes).
+            """
+            UPDATE log_entries SET
+                purpose = convert_from(entry, 'UTF8')::jsonb ->> 'purpose',
+                legal_basis = convert_from(entry, 'UTF8')::jsonb ->> 'legal_basis',
+                outcome = CASE kind
+                    WHEN 'refused' THEN 'refused'
+                    WHEN 'outcome' THEN convert_from(entry, 'UTF8')::jsonb ->> 'outcome'
+                END
+            """,
+            "CREATE INDEX log_entries_by_outcome ON log_entries (outcome, idx)",
+            # Empty once every leaf hash is there, so finding none costs nothing.
+            "CREATE INDEX log_entries_unhashed ON log_entries (idx) WHERE leaf_hash IS NULL",
+            """
+            CREATE TABLE log_nodes (
+                level smallint NOT NULL CHECK (level > 0),
+                idx bigint NOT NULL CHECK (idx >= 0),
+                hash bytea NOT NULL CHECK (octet_length(hash) = 32),
+                PRIMARY KEY (level, idx)
+            )
+            """,
+        ),
+    ),
 )
 
 _SCHEMA_VERSION_TABLE = """
@@ -194,15 +232,23 @@ _APPEND = """
         UPDATE log_counter SET next_index = next_index + $1
         RETURNING next_index - $1 AS first
     )
-    INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, partner, logged_at)
+    INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, partner, logged_at,
+                             leaf_hash, purpose, legal_basis, outcome)
     SELECT counter.first + rows.ord - 1, rows.entry, rows.kind, rows.disclosure_id,
-           rows.subject_ref, rows.partner, rows.logged_at
+           rows.subject_ref, rows.partner, rows.logged_at, rows.leaf_hash, rows.purpose,
+           rows.legal_basis, rows.outcome
     FROM counter,
          unnest($2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::timestamptz[]) WITH ORDINALITY
-             AS rows (entry, kind, disclosure_id, subject_ref, partner, logged_at, ord)
+                $7::timestamptz[], $8::bytea[], $9::text[], $10::text[],
+                $11::text[]) WITH ORDINALITY
+             AS rows (entry, kind, disclosure_id, subject_ref, partner, logged_at, leaf_hash,
+                      purpose, legal_basis, outcome, ord)
     RETURNING idx
 """
+
+# The checkpoint compare-and-insert: the table lock (which plain reads do not wait for)
+# orders concurrent checkpoint writers of every instance from the read to the insert.
+_LOCK_CHECKPOINTS = "LOCK TABLE checkpoints IN SHARE ROW EXCLUSIVE MODE"
 
 
 # A fetched row, or an anonymous record (asyncpg decodes ROW(...) as a tuple).
@@ -276,7 +322,11 @@ def _entries(rows: Iterable[_Row]) -> list[LogEntry]:
 
 
 def _checkpoint(row: _Row) -> StoredCheckpoint:
-    return StoredCheckpoint(size=int(row[0]), note=str(row[1]), at=row[2])
+    return StoredCheckpoint(size=int(row[0]), note=str(row[1]), at=row[2], seq=int(row[3]))
+
+
+def _opt_bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 class PostgresStore:
@@ -588,6 +638,10 @@ class PostgresStore:
                 [e.subject_ref for e in entries],
                 [e.partner for e in entries],
                 [e.time for e in entries],
+                [e.leaf_hash for e in entries],
+                [e.purpose for e in entries],
+                [e.legal_basis for e in entries],
+                [e.outcome for e in entries],
             )
         return sorted(int(r[0]) for r in rows)
 
@@ -623,25 +677,40 @@ class PostgresStore:
         until: datetime | None = None,
         after_index: int | None = None,
         limit: int = 100,
+        subject_refs: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        purpose: str | None = None,
+        legal_basis: str | None = None,
+        outcome: str | None = None,
     ) -> list[LogEntry]:
         check_search_limit(limit)
         for name, bound in (("since", since), ("until", until)):
             if bound is not None:
                 require_aware(bound, name)
+        if (subject_refs is not None and not subject_refs) or (kinds is not None and not kinds):
+            return []
         # Only the filters given become conditions, so the planner can use their indexes.
         filters: list[tuple[str, object]] = [
             (column, value)
             for column, value in (
                 ("subject_ref =", subject_ref),
+                ("subject_ref = ANY", None if subject_refs is None else list(subject_refs)),
                 ("partner =", partner),
                 ("kind =", kind),
+                ("kind = ANY", None if kinds is None else list(kinds)),
+                ("purpose =", purpose),
+                ("legal_basis =", legal_basis),
+                ("outcome =", outcome),
                 ("logged_at >=", since),
                 ("logged_at <", until),
                 ("idx >", after_index),
             )
             if value is not None
         ]
-        where = " AND ".join(f"{column} ${i}" for i, (column, _) in enumerate(filters, 1))
+        where = " AND ".join(
+            f"{column} (${i}::text[])" if column.endswith("ANY") else f"{column} ${i}"
+            for i, (column, _) in enumerate(filters, 1)
+        )
         # Conditions come from the fixed table above; every value is a bound parameter.
         sql = (
             "SELECT idx, entry FROM log_entries"  # noqa: S608
@@ -662,6 +731,88 @@ class PostgresStore:
             )
         return _entries(rows)
 
+    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
+        with _failures("read the disclosure log"):
+            rows = await self._pool.fetch(
+                "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= $1 "
+                "ORDER BY idx LIMIT $2",
+                start,
+                limit,
+            )
+        return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2])) for r in rows]
+
+    async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
+        with _failures("read the disclosure log"):
+            rows = await self._pool.fetch(
+                "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT $1",
+                limit,
+            )
+        return _entries(rows)
+
+    async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
+        if not hashes:
+            return
+        with _failures("store leaf hashes"):
+            await self._pool.execute(
+                "UPDATE log_entries e SET leaf_hash = h.hash "
+                "FROM unnest($1::bigint[], $2::bytea[]) AS h (idx, hash) "
+                "WHERE e.idx = h.idx AND e.leaf_hash IS NULL",
+                [i for i, _ in hashes],
+                [h for _, h in hashes],
+            )
+
+    # -- Merkle tree nodes --------------------------------------------------------------
+
+    async def read_tree_hashes(self, ranges: Sequence[tuple[int, int, int]]) -> list[TreeHash]:
+        if not ranges:
+            return []
+        leaves = [(s, e) for level, s, e in ranges if level == 0]
+        nodes = [(level, s, e) for level, s, e in ranges if level != 0]
+        # One round trip: the ranges travel as arrays and are joined on the server.
+        with _failures("read the log's tree hashes"):
+            rows = await self._pool.fetch(
+                """
+                SELECT 0, e.idx, e.leaf_hash
+                FROM unnest($1::bigint[], $2::bigint[]) AS r (lo, hi)
+                JOIN log_entries e ON e.idx >= r.lo AND e.idx < r.hi
+                UNION ALL
+                SELECT n.level, n.idx, n.hash
+                FROM unnest($3::smallint[], $4::bigint[], $5::bigint[]) AS r (level, lo, hi)
+                JOIN log_nodes n ON n.level = r.level AND n.idx >= r.lo AND n.idx < r.hi
+                """,
+                [s for s, _ in leaves],
+                [e for _, e in leaves],
+                [level for level, _, _ in nodes],
+                [s for _, s, _ in nodes],
+                [e for _, _, e in nodes],
+            )
+        return [(int(r[0]), int(r[1]), _opt_bytes(r[2])) for r in rows]
+
+    async def add_tree_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        if not nodes:
+            return
+        with _failures("store the log's tree hashes"):
+            await self._pool.execute(
+                "INSERT INTO log_nodes (level, idx, hash) "
+                "SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) "
+                "ON CONFLICT (level, idx) DO NOTHING",
+                [level for level, _, _ in nodes],
+                [i for _, i, _ in nodes],
+                [h for _, _, h in nodes],
+            )
+
+    async def tree_node_counts(self, levels: Sequence[int]) -> list[int]:
+        if not levels:
+            return []
+        with _failures("read the log's tree hashes"):
+            rows = await self._pool.fetch(
+                "SELECT (SELECT coalesce(max(n.idx) + 1, 0) FROM log_nodes n "
+                "WHERE n.level = l.level) FROM unnest($1::smallint[]) WITH ORDINALITY "
+                "AS l (level, ord) ORDER BY l.ord",
+                list(levels),
+            )
+        return [int(r[0]) for r in rows]
+
     # -- checkpoints --------------------------------------------------------------------
 
     async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
@@ -674,17 +825,35 @@ class PostgresStore:
                 at,
             )
 
+    async def add_checkpoint_after(
+        self, previous_seq: int | None, size: int, note: str, at: datetime
+    ) -> bool:
+        require_aware(at, "at")
+        with _failures("store a checkpoint"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(_LOCK_CHECKPOINTS)
+                latest = await conn.fetchval("SELECT max(seq) FROM checkpoints")
+                if (None if latest is None else int(latest)) != previous_seq:
+                    return False
+                await conn.execute(
+                    "INSERT INTO checkpoints (size, note, created_at) VALUES ($1, $2, $3)",
+                    size,
+                    note,
+                    at,
+                )
+        return True
+
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         with _failures("read checkpoints"):
             row = await self._pool.fetchrow(
-                "SELECT size, note, created_at FROM checkpoints ORDER BY seq DESC LIMIT 1"
+                "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
             )
         return None if row is None else _checkpoint(row)
 
     async def checkpoints(self) -> list[StoredCheckpoint]:
         with _failures("read checkpoints"):
             rows = await self._pool.fetch(
-                "SELECT size, note, created_at FROM checkpoints ORDER BY seq"
+                "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
             )
         return [_checkpoint(r) for r in rows]
 

@@ -36,11 +36,13 @@ from gateway.store.base import (
     IdempotencyClaim,
     LegalRequestRecord,
     LogEntry,
+    LogRecord,
     LogRow,
     Migration,
     StoredCheckpoint,
     StoredResponse,
     StoreUnavailable,
+    TreeHash,
     check_search_limit,
     facts_of,
     legal_request_status,
@@ -139,6 +141,40 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 note TEXT NOT NULL,
                 created_at TEXT NOT NULL
             )
+            """,
+        ),
+    ),
+    Migration(
+        2,
+        "disclosure log: leaf hashes, search columns, Merkle subtree hashes",
+        (
+            "ALTER TABLE log_entries ADD COLUMN leaf_hash BLOB "
+            "CHECK (leaf_hash IS NULL OR length(leaf_hash) = 32)",
+            "ALTER TABLE log_entries ADD COLUMN purpose TEXT",
+            "ALTER TABLE log_entries ADD COLUMN legal_basis TEXT",
+            "ALTER TABLE log_entries ADD COLUMN outcome TEXT",
+            # Rows of schema 1 get their search columns from their own JSON; their leaf
+            # hashes are filled in by gateway.log (storage never hashes).
+            """
+            UPDATE log_entries SET
+                purpose = json_extract(CAST(entry AS TEXT), '$.purpose'),
+                legal_basis = json_extract(CAST(entry AS TEXT), '$.legal_basis'),
+                outcome = CASE kind
+                    WHEN 'refused' THEN 'refused'
+                    WHEN 'outcome' THEN json_extract(CAST(entry AS TEXT), '$.outcome')
+                END
+            WHERE json_valid(CAST(entry AS TEXT))
+            """,
+            "CREATE INDEX log_entries_by_outcome ON log_entries (outcome, idx)",
+            # Empty once every leaf hash is there, so finding none costs nothing.
+            "CREATE INDEX log_entries_unhashed ON log_entries (idx) WHERE leaf_hash IS NULL",
+            """
+            CREATE TABLE log_nodes (
+                level INTEGER NOT NULL CHECK (level > 0),
+                idx INTEGER NOT NULL CHECK (idx >= 0),
+                hash BLOB NOT NULL CHECK (length(hash) = 32),
+                PRIMARY KEY (level, idx)
+            ) WITHOUT ROWID
             """,
         ),
     ),
@@ -275,7 +311,21 @@ def _entries(rows: Iterable[Sequence[Any]]) -> list[LogEntry]:
 
 
 def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
-    return StoredCheckpoint(size=int(row[0]), note=str(row[1]), at=_parse_time(row[2]))
+    return StoredCheckpoint(
+        size=int(row[0]), note=str(row[1]), at=_parse_time(row[2]), seq=int(row[3])
+    )
+
+
+def _opt_bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+# SQLite refuses compound statements of more than 500 SELECTs.
+_MAX_UNION = 200
+
+
+def _placeholders(values: Sequence[object]) -> str:
+    return ", ".join("?" * len(values))
 
 
 async def _enter_wal_mode(conn: aiosqlite.Connection, busy_timeout: float) -> None:
@@ -625,9 +675,9 @@ class SqliteStore:
             )
             first = int(rows[0][0])
             await conn.executemany(
-                "INSERT INTO log_entries "
-                "(idx, entry, kind, disclosure_id, subject_ref, partner, logged_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, "
+                "partner, logged_at, leaf_hash, purpose, legal_basis, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         first + i,
@@ -637,6 +687,10 @@ class SqliteStore:
                         e.subject_ref,
                         e.partner,
                         _time(e.time),
+                        e.leaf_hash,
+                        e.purpose,
+                        e.legal_basis,
+                        e.outcome,
                     )
                     for i, e in enumerate(entries)
                 ],
@@ -676,20 +730,32 @@ class SqliteStore:
         until: datetime | None = None,
         after_index: int | None = None,
         limit: int = 100,
+        subject_refs: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        purpose: str | None = None,
+        legal_basis: str | None = None,
+        outcome: str | None = None,
     ) -> list[LogEntry]:
         check_search_limit(limit)
+        if (subject_refs is not None and not subject_refs) or (kinds is not None and not kinds):
+            return []
         # Only the filters given become conditions, so SQLite can pick their indexes.
-        filters: list[tuple[str, object]] = [
-            (condition, value)
-            for condition, value in (
-                ("subject_ref = ?", subject_ref),
-                ("partner = ?", partner),
-                ("kind = ?", kind),
-                ("logged_at >= ?", None if since is None else _time(require_aware(since, "since"))),
-                ("logged_at < ?", None if until is None else _time(require_aware(until, "until"))),
-                ("idx > ?", after_index),
+        filters: list[tuple[str, Sequence[object]]] = [
+            (condition, values)
+            for condition, values in (
+                ("subject_ref = ?", [] if subject_ref is None else [subject_ref]),
+                (f"subject_ref IN ({_placeholders(subject_refs or [])})", subject_refs or []),
+                ("partner = ?", [] if partner is None else [partner]),
+                ("kind = ?", [] if kind is None else [kind]),
+                (f"kind IN ({_placeholders(kinds or [])})", kinds or []),
+                ("purpose = ?", [] if purpose is None else [purpose]),
+                ("legal_basis = ?", [] if legal_basis is None else [legal_basis]),
+                ("outcome = ?", [] if outcome is None else [outcome]),
+                ("logged_at >= ?", [] if since is None else [_time(require_aware(since, "since"))]),
+                ("logged_at < ?", [] if until is None else [_time(require_aware(until, "until"))]),
+                ("idx > ?", [] if after_index is None else [after_index]),
             )
-            if value is not None
+            if values
         ]
         where = " AND ".join(condition for condition, _ in filters)
         # Conditions come from the fixed table above; every value is a bound parameter.
@@ -698,8 +764,9 @@ class SqliteStore:
             + (f" WHERE {where}" if where else "")
             + " ORDER BY idx LIMIT ?"
         )
+        params = [value for _, values in filters for value in values]
         async with self._use("search the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(sql, (*(v for _, v in filters), limit))
+            rows = await conn.execute_fetchall(sql, (*params, limit))
         return _entries(rows)
 
     async def intents_without_outcome(self) -> list[LogEntry]:
@@ -712,6 +779,74 @@ class SqliteStore:
             )
         return _entries(rows)
 
+    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
+        async with self._use("read the disclosure log", write=False) as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
+                (start, limit),
+            )
+        return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2])) for r in rows]
+
+    async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
+        async with self._use("read the disclosure log", write=False) as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT ?",
+                (limit,),
+            )
+        return _entries(rows)
+
+    async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
+        if not hashes:
+            return
+        async with self._use("store leaf hashes", write=True) as conn:
+            await conn.executemany(
+                "UPDATE log_entries SET leaf_hash = ? WHERE idx = ? AND leaf_hash IS NULL",
+                [(h, i) for i, h in hashes],
+            )
+
+    # -- Merkle tree nodes --------------------------------------------------------------
+
+    async def read_tree_hashes(self, ranges: Sequence[tuple[int, int, int]]) -> list[TreeHash]:
+        found: list[TreeHash] = []
+        async with self._use("read the log's tree hashes", write=False) as conn:
+            for first in range(0, len(ranges), _MAX_UNION):
+                parts: list[str] = []
+                params: list[int] = []
+                for level, start, end in ranges[first : first + _MAX_UNION]:
+                    if level == 0:
+                        parts.append(
+                            "SELECT 0, idx, leaf_hash FROM log_entries WHERE idx >= ? AND idx < ?"
+                        )
+                        params += [start, end]
+                    else:
+                        parts.append(
+                            "SELECT level, idx, hash FROM log_nodes "
+                            "WHERE level = ? AND idx >= ? AND idx < ?"
+                        )
+                        params += [level, start, end]
+                # Fixed parts, values bound: one trip to the database thread per chunk.
+                rows = await conn.execute_fetchall(" UNION ALL ".join(parts), params)
+                found += [(int(r[0]), int(r[1]), _opt_bytes(r[2])) for r in rows]
+        return found
+
+    async def add_tree_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        if not nodes:
+            return
+        async with self._use("store the log's tree hashes", write=True) as conn:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+            )
+
+    async def tree_node_counts(self, levels: Sequence[int]) -> list[int]:
+        if not levels:
+            return []
+        sql = " UNION ALL ".join(
+            ["SELECT coalesce(max(idx) + 1, 0) FROM log_nodes WHERE level = ?"] * len(levels)
+        )
+        async with self._use("read the log's tree hashes", write=False) as conn:
+            rows = await conn.execute_fetchall(sql, list(levels))
+        return [int(r[0]) for r in rows]
+
     # -- checkpoints --------------------------------------------------------------------
 
     async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
@@ -722,11 +857,27 @@ class SqliteStore:
                 (size, note, _time(at)),
             )
 
+    async def add_checkpoint_after(
+        self, previous_seq: int | None, size: int, note: str, at: datetime
+    ) -> bool:
+        require_aware(at, "at")
+        # BEGIN IMMEDIATE holds the write lock from the read to the insert, across processes.
+        async with self._use("store a checkpoint", write=True) as conn:
+            rows = list(await conn.execute_fetchall("SELECT max(seq) FROM checkpoints"))
+            latest = rows[0][0]
+            if (None if latest is None else int(latest)) != previous_seq:
+                return False
+            await conn.execute(
+                "INSERT INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)",
+                (size, note, _time(at)),
+            )
+        return True
+
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         async with self._use("read checkpoints", write=False) as conn:
             rows = list(
                 await conn.execute_fetchall(
-                    "SELECT size, note, created_at FROM checkpoints ORDER BY seq DESC LIMIT 1"
+                    "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
                 )
             )
         return _checkpoint(rows[0]) if rows else None
@@ -734,6 +885,6 @@ class SqliteStore:
     async def checkpoints(self) -> list[StoredCheckpoint]:
         async with self._use("read checkpoints", write=False) as conn:
             rows = await conn.execute_fetchall(
-                "SELECT size, note, created_at FROM checkpoints ORDER BY seq"
+                "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
             )
         return [_checkpoint(r) for r in rows]

@@ -19,6 +19,7 @@ from gateway.pipeline import Gateway, disclose, evaluate
 from gateway.request import parse_disclosure_request
 from gateway.store.base import Store
 from gateway.web.problems import problem_response, read_json
+from gateway.web.tls import certificate_caller_id
 
 GATEWAY = web.AppKey("gateway", Gateway)
 AUTH = web.AppKey("auth", CallerAuthenticator)
@@ -28,7 +29,21 @@ MAX_IDEMPOTENCY_KEY = 200
 
 
 async def caller_of(request: web.Request, role: str | tuple[str, ...]) -> Caller:
-    caller = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+    """The authenticated caller (bearer token, else a verified client certificate) holding
+    one of `role`."""
+    authorization = request.headers.get("Authorization")
+    common_name = None if authorization else certificate_caller_id(request)
+    if common_name is not None:
+        found = request.app[GATEWAY].config.callers.get(common_name)
+        if found is None:
+            raise GatewayError(
+                "forbidden",
+                "the client certificate's subject is not a "
+                "configured caller ([[callers]] id = certificate CN)",
+            )
+        caller = found
+    else:
+        caller = await request.app[AUTH].authenticate(authorization)
     roles = (role,) if isinstance(role, str) else role
     if not any(r in caller.roles for r in roles):
         require_role(caller, roles[0])

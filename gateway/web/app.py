@@ -78,7 +78,7 @@ def create_app(
     paths = KeyPaths(config.keys_dir)
     keys = GatewayKeys.load(config.keys_dir)
     pseudonym_master = read_secret_key(paths.pseudonym_master)
-    log_keys = LogKeys(read_secret_key(paths.log_subject))
+    log_keys = LogKeys.load(config.keys_dir)
     secrets = env if env is not None else os.environ
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

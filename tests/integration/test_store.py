@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the fixture's type; pytest loads conftest.py itself
     from conftest import Backend
 
 T0 = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+LEAF = bytes(32)  # opaque to the store: gateway.log computes real leaf hashes
 
 
 def consent(
@@ -88,7 +89,7 @@ def row(
     time: datetime = T0,
 ) -> LogRow:
     entry = f'{{"disclosure_id":"{disclosure_id}","kind":"{kind}"}}'.encode()
-    return LogRow(entry, kind, disclosure_id, subject_ref, partner, time)
+    return LogRow(entry, kind, disclosure_id, subject_ref, partner, time, LEAF)
 
 
 # -- consents, restriction, profile -----------------------------------------------------
@@ -312,7 +313,7 @@ async def test_log_stays_gapless_across_two_instances(backend: Backend, store: S
 
 async def test_empty_append_and_naive_times(store: Store) -> None:
     assert await store.append_log_entries([]) == []
-    naive = LogRow(b"{}", "intent", "d-1", None, None, datetime(2026, 1, 1))
+    naive = LogRow(b"{}", "intent", "d-1", None, None, datetime(2026, 1, 1), LEAF)
     with pytest.raises(ValueError, match="timezone-aware"):
         await store.append_log_entries([naive])
     assert await store.log_size() == 0
@@ -394,7 +395,7 @@ async def test_migrate_twice_is_a_no_op(store: Store) -> None:
     await store.migrate()
     await store.migrate()
 
-    assert await store.schema_versions() == [1]
+    assert await store.schema_versions() == [1, 2]
     assert await store.get_consent("c-1") == consent("c-1")
     await store.ping()
 
@@ -407,7 +408,7 @@ async def test_two_instances_migrating_at_once_apply_each_version_once(
     )
     try:
         assert isinstance(first, SqliteStore | PostgresStore)
-        assert await first.schema_versions() == [1]
+        assert await first.schema_versions() == [1, 2]
         assert await second.log_size() == 0
     finally:
         await first.close()

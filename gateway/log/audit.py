@@ -1,0 +1,230 @@
+"""A full audit of the stored log: every leaf recomputed, every checkpoint checked.
+
+Pure: :class:`Auditor` is fed the stored rows in index order, in chunks (``gateway log
+verify`` streams them from the store), and reports what does not hold, each problem
+located as precisely as the evidence allows:
+
+- an index missing from the sequence (a deleted row, or the rest of a truncated log):
+  that index;
+- an entry whose bytes do not hash to its stored leaf hash (an edited entry): its index;
+- a stored subtree hash that the entries below it do not produce (rows swapped or
+  replaced together with their leaf hashes): the 256 (or 65,536…) entries it covers;
+- a checkpoint whose signature does not verify with the log key (an altered checkpoint):
+  the checkpoint;
+- a checkpoint whose root is not the root of the entries it commits to: the entries
+  since the previous checkpoint that matched;
+- a checkpoint that commits to more entries than the log holds (a truncated tail): the
+  first missing index.
+
+Checkpoints whose roots all match the recomputed tree are consistent with each other
+and with the current tree (each one's tree is a prefix of the next), so no separate
+consistency proofs are needed here; the signed roots are what pin the entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from gateway.log.checkpoint import CheckpointError, open_checkpoint
+from gateway.log.merkle import EMPTY_ROOT
+from gateway.log.tree import TreeBuilder
+from gateway.store.base import LogRecord, StoredCheckpoint
+
+__all__ = ["AuditReport", "Auditor", "Problem"]
+
+_LEAF_PREFIX = b"\x00"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that does not hold; `start` is the first entry index it concerns."""
+
+    message: str
+    start: int | None = None  # first bad index (exact when `end` is None)
+    end: int | None = None  # the bad entry is somewhere in [start, end)
+    checkpoint: int | None = None  # seq of the checkpoint concerned
+
+    @property
+    def exact(self) -> bool:
+        return self.start is not None and self.end is None
+
+
+@dataclass
+class AuditReport:
+    entries: int = 0
+    checkpoints: int = 0
+    root: bytes = EMPTY_ROOT
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad(self) -> Problem | None:
+        """The problem with the lowest entry index (an exact one wins a tie)."""
+        located = [p for p in self.problems if p.start is not None]
+        if not located:
+            return self.problems[0] if self.problems else None
+        return min(located, key=lambda p: (p.start, not p.exact))
+
+
+@dataclass
+class _Pending:
+    seq: int
+    size: int
+    root: bytes
+
+
+class Auditor:
+    """Feed it the rows (``feed``) and the stored subtree hashes; ``finish`` gives the report."""
+
+    def __init__(
+        self,
+        checkpoints: Sequence[StoredCheckpoint],
+        verifier_key: str,
+        origin: str,
+        stored_nodes: Mapping[tuple[int, int], bytes] | None = None,
+    ) -> None:
+        self.report = AuditReport()
+        self._tree = TreeBuilder()
+        self._next = 0
+        self._broken = False  # after a gap, the recomputed tree means nothing any more
+        self._nodes = dict(stored_nodes or {})
+        self._last_matched = 0  # size of the last checkpoint whose root matched
+        self._pending: list[_Pending] = []
+        largest: tuple[int, int] | None = None  # (seq, size) of the largest one seen
+        for cp in checkpoints:
+            self.report.checkpoints += 1
+            try:
+                opened = open_checkpoint(cp.note, verifier_key, expected_origin=origin)
+            except CheckpointError as exc:
+                self._problem(
+                    f"checkpoint #{cp.seq} (size {cp.size}) does not verify: {exc}; it was "
+                    "altered or signed by another key",
+                    checkpoint=cp.seq,
+                )
+                continue
+            if opened.size != cp.size:
+                self._problem(
+                    f"checkpoint #{cp.seq} is stored with size {cp.size} but signs size "
+                    f"{opened.size}",
+                    checkpoint=cp.seq,
+                )
+            if largest is not None and opened.size < largest[1]:
+                self._problem(
+                    f"checkpoint #{cp.seq} commits to {opened.size} entries, fewer than "
+                    f"checkpoint #{largest[0]} before it ({largest[1]}): the log went back",
+                    checkpoint=cp.seq,
+                )
+            if largest is None or opened.size >= largest[1]:
+                largest = (cp.seq, opened.size)
+            self._pending.append(_Pending(cp.seq, opened.size, opened.root))
+        self._pending.sort(key=lambda p: (p.size, p.seq))
+        self._check_roots()  # checkpoints of the empty tree
+
+    def _problem(
+        self,
+        message: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        checkpoint: int | None = None,
+    ) -> None:
+        self.report.problems.append(Problem(message, start, end, checkpoint))
+
+    @property
+    def entries_seen(self) -> int:
+        return self._next
+
+    def feed(self, records: Sequence[LogRecord]) -> None:
+        """Rows in index order, continuing where the previous chunk stopped."""
+        if self._broken or not records:
+            return
+        expected = self._next
+        if records[0][0] != expected or records[-1][0] != expected + len(records) - 1:
+            gap = next(i for i, row in enumerate(records) if row[0] != expected + i)
+            self._problem(
+                f"entry {expected + gap} is missing: the next stored entry is {records[gap][0]} "
+                "(a row was deleted or renumbered)",
+                start=expected + gap,
+            )
+            records = records[:gap]
+            self._broken = True
+        sha = hashlib.sha256
+        leaves = [sha(_LEAF_PREFIX + entry).digest() for _, entry, _ in records]
+        for (index, _, stored), computed in zip(records, leaves, strict=True):
+            if stored is not None and stored != computed:
+                self._problem(
+                    f"entry {index}: its bytes do not hash to its stored leaf hash "
+                    "(the entry was edited)",
+                    start=index,
+                )
+        position = 0
+        while position < len(leaves):
+            # Stop at the next checkpoint size inside this chunk to compare roots there.
+            target = next((p.size for p in self._pending if p.size > self._tree.size), None)
+            take = len(leaves) - position
+            if target is not None:
+                take = min(take, target - self._tree.size)
+            for level, index, node in self._tree.extend(leaves[position : position + take]):
+                stored_node = self._nodes.pop((level, index), None)
+                if stored_node is not None and stored_node != node:
+                    self._problem(
+                        f"entries {index << level}..{((index + 1) << level) - 1} do not "
+                        f"produce their stored level-{level} tree hash (entries replaced, "
+                        "swapped or reordered together with their leaf hashes)",
+                        start=index << level,
+                        end=(index + 1) << level,
+                    )
+            position += take
+            self._check_roots()
+        self._next = self._tree.size
+
+    def _check_roots(self) -> None:
+        size = self._tree.size
+        due = [p for p in self._pending if p.size == size]
+        if not due:
+            return
+        root = self._tree.root()
+        for p in due:
+            self._pending.remove(p)
+            if p.root == root:
+                self._last_matched = max(self._last_matched, size)
+                continue
+            self._problem(
+                f"checkpoint #{p.seq} (size {p.size}) does not match the entries: an entry "
+                f"in {self._last_matched}..{p.size - 1} was changed, removed, inserted or "
+                "reordered",
+                start=self._last_matched,
+                end=p.size,
+                checkpoint=p.seq,
+            )
+
+    def finish(self, counted: int) -> AuditReport:
+        """The report; `counted` is the number of entries the store says it has."""
+        seen = self._next
+        if not self._broken and counted > seen:
+            self._problem(
+                f"entries {seen}..{counted - 1} are missing: the store counts {counted} "
+                f"entries but holds {seen} (the tail was removed)",
+                start=seen,
+            )
+        for p in self._pending:
+            if self._broken:
+                message = (
+                    f"checkpoint #{p.seq} (size {p.size}) cannot be checked: the entries "
+                    f"break off at index {seen}"
+                )
+            else:
+                message = (
+                    f"checkpoint #{p.seq} commits to {p.size} entries but the log ends at "
+                    f"{seen}: entries from index {seen} were removed"
+                )
+            self._problem(message, start=seen, checkpoint=p.seq)
+        self._pending.clear()
+        self.report.entries = seen
+        self.report.root = self._tree.root()
+        return self.report

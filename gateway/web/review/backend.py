@@ -1,0 +1,148 @@
+"""What the review page needs beyond the store: the `ReviewBackend` port and its records.
+
+The page reads the disclosure log and the lawful requests straight from
+:class:`gateway.store.base.Store`. Four things live elsewhere and reach it through this
+port, which the composition root implements and puts under :data:`REVIEW_BACKEND`:
+
+- turning a subject id typed by a reviewer into the log's subject references (keyed
+  HMACs; several when the log key changes by period);
+- checking one entry's inclusion proof against the latest signed checkpoint;
+- the log's integrity status (latest checkpoint, when it was verified, the result);
+- the emergency queue: ``vital_interest``/``public_interest`` disclosures that stay
+  ``needs_review`` until a reviewer records a justification.
+
+Each method may raise :class:`gateway.errors.GatewayError` (``not_found``, ``conflict``,
+``invalid_request``, ``log_unavailable``); the page shows its detail to the reviewer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal, Protocol
+
+from aiohttp import web
+
+__all__ = [
+    "OVERDUE_AFTER",
+    "REVIEW_BACKEND",
+    "IntegrityStatus",
+    "Justification",
+    "ProofCheck",
+    "QueueItem",
+    "ReviewBackend",
+    "parse_entry_time",
+]
+
+OVERDUE_AFTER: Final = timedelta(hours=72)
+"""An emergency disclosure still without justification after this long is overdue."""
+
+ProofStatus = Literal["verified", "pending", "failed"]
+
+
+def parse_entry_time(value: object) -> datetime:
+    """The `time` of a log entry (RFC 3339 with `Z`) as an aware datetime."""
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class ProofCheck:
+    """The inclusion proof of one entry, checked against the latest signed checkpoint.
+
+    - ``verified``: the entry's leaf hash and its audit path give the root of the
+      checkpoint of `tree_size`, whose signature verifies under the log key;
+    - ``pending``: no checkpoint covers the entry yet (index >= latest tree size);
+    - ``failed``: the proof or the checkpoint signature does not verify: tampering or a
+      bug, to be escalated. `detail` says what was expected and what was found.
+    """
+
+    index: int
+    status: ProofStatus
+    detail: str
+    tree_size: int | None = None
+    checkpoint_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IntegrityStatus:
+    """The log's integrity as last verified (`gateway log verify` or a periodic check)."""
+
+    log_size: int
+    checkpoint_size: int | None
+    checkpoint_at: datetime | None
+    root_hash: str | None  # base64, as in the checkpoint
+    checkpoint_note: str | None  # the signed note, for checking offline with the log key
+    verified_at: datetime | None  # None: never verified
+    ok: bool | None  # None: never verified
+    detail: str  # e.g. "recomputed 1 204 leaves and 17 checkpoints" or the first bad index
+
+
+@dataclass(frozen=True)
+class Justification:
+    """A reviewer's recorded reason for an emergency disclosure."""
+
+    disclosure_id: str
+    reviewer_id: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One emergency disclosure awaiting a justification."""
+
+    disclosure_id: str
+    index: int  # of its intent entry
+    time: datetime
+    caller: str
+    partner: str
+    partner_category: str | None
+    operation: str
+    purpose: str
+    legal_basis: str
+
+    @classmethod
+    def from_intent(cls, index: int, entry: Mapping[str, Any]) -> QueueItem:
+        """The item for an intent entry (as decoded from the log's canonical JSON)."""
+        return cls(
+            disclosure_id=str(entry["disclosure_id"]),
+            index=index,
+            time=parse_entry_time(entry["time"]),
+            caller=str(entry.get("caller", "")),
+            partner=str(entry.get("partner", "")),
+            partner_category=entry.get("partner_category"),
+            operation=str(entry.get("operation", "")),
+            purpose=str(entry.get("purpose", "")),
+            legal_basis=str(entry.get("legal_basis", "")),
+        )
+
+    def overdue(self, now: datetime) -> bool:
+        return now - self.time > OVERDUE_AFTER
+
+
+class ReviewBackend(Protocol):
+    """The review page's port to the log keys, the proofs and the emergency queue."""
+
+    async def subject_refs(self, subject: str) -> list[str]:
+        """Every subject reference the log may hold for `subject` (one per key period)."""
+
+    async def verify_entry(self, index: int) -> ProofCheck:
+        """Check entry `index`'s inclusion proof against the latest signed checkpoint."""
+
+    async def integrity(self) -> IntegrityStatus:
+        """The latest checkpoint and the result of the last full verification."""
+
+    async def review_queue(self) -> list[QueueItem]:
+        """Emergency disclosures still awaiting a justification, oldest first."""
+
+    async def justification(self, disclosure_id: str) -> Justification | None:
+        """The justification recorded for a disclosure, if any."""
+
+    async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
+        """Record a justification; GatewayError not_found (not in the queue) or conflict
+        (already justified)."""
+
+
+REVIEW_BACKEND: Final = web.AppKey("review_backend", ReviewBackend)
+"""Where the composition root puts its ReviewBackend (root app or the review sub-app)."""

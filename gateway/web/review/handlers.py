@@ -1,0 +1,583 @@
+"""The review page's handlers (CONTRACT §4.8): parse the form or query, call the store or
+the ReviewBackend, render a template. Mounted under /review by `add_review_routes`."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from gateway import legal_requests
+from gateway import vocabulary as v
+from gateway.config import Reviewer
+from gateway.errors import ConfigError, GatewayError
+from gateway.partners import Partner
+from gateway.request import MAX_ID
+from gateway.store.base import REQUIRED_APPROVALS, LegalRequestRecord
+from gateway.web.review.listing import (
+    MAX_INDEX,
+    OUTCOME_CHOICES,
+    SCAN_BUDGET,
+    Filters,
+    csv_lines,
+    decode_entry,
+    matching_rows,
+    search_page,
+)
+from gateway.web.review.passwords import PasswordHashError, parse_password_hash
+from gateway.web.review.session import Sealer, SessionSigner
+from gateway.web.review.site import (
+    COOKIE,
+    LOGIN_COOKIE,
+    PREFIX,
+    REVIEW,
+    SECURITY_HEADERS,
+    TEMPLATES,
+    Account,
+    ReviewContext,
+    SignedIn,
+    backend,
+    check_same_origin,
+    context,
+    redirect,
+    render,
+    review_middleware,
+    reviewer_page,
+    safe_next,
+    store,
+    templates_environment,
+)
+
+__all__ = ["add_review_routes"]
+
+log = logging.getLogger("gateway.review")
+
+MAX_JUSTIFICATION: Final = 4000
+EXPORT_CHUNK: Final = 500
+APPROVED_SHOWN: Final = 20
+
+# Entry members in the order a reviewer reads them; others follow alphabetically.
+ENTRY_ORDER: Final = (
+    "kind",
+    "time",
+    "disclosure_id",
+    "caller",
+    "partner",
+    "partner_category",
+    "operation",
+    "method",
+    "purpose",
+    "legal_basis",
+    "consent_id",
+    "legal_request_id",
+    "policy_version",
+    "bound_by_policy_version",
+    "needs_review",
+    "withheld",
+    "retention_days",
+    "outcome",
+    "partner_status",
+    "attempts",
+    "maybe_received",
+    "problem",
+    "reasons",
+    "subject_ref",
+    "data_digest",
+    "v",
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _text(form: MultiDictProxy[Any], name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _after(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or int(value) > MAX_INDEX:
+        raise GatewayError("invalid_request", "'after' must be a log index (a whole number)")
+    return int(value)
+
+
+def _list_url(filters: Filters, after: int | None = None) -> str:
+    pairs = filters.query() + ([("after", str(after))] if after is not None else [])
+    return f"{PREFIX}/" + (f"?{urlencode(pairs)}" if pairs else "")
+
+
+def _choices(ctx: ReviewContext) -> dict[str, Any]:
+    return {
+        "partners": sorted(ctx.partners.values(), key=lambda p: p.id),
+        "categories": v.PARTNER_CATEGORIES,
+        "purposes": v.PURPOSES,
+        "bases": v.LEGAL_BASES,
+        "outcomes": OUTCOME_CHOICES,
+    }
+
+
+# -- login ----------------------------------------------------------------------------
+
+
+def _login_page(
+    request: web.Request, *, message: str | None = None, status: int = 200, next_url: str
+) -> web.Response:
+    ctx = context(request)
+    cookie, token = ctx.signer.issue_login(ctx.clock())
+    response = render(
+        request, "login.html", status=status, message=message, login_csrf=token, next=next_url
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        cookie,
+        max_age=3600,
+        path=PREFIX,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    return response
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    next_url = safe_next(request.query.get("next"))
+    if context(request).signed_in(request) is not None:
+        return redirect(next_url)
+    return _login_page(request, next_url=next_url)
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    ctx = context(request)
+    check_same_origin(request)
+    form = await request.post()
+    now = ctx.clock()
+    expected = ctx.signer.login_token(request.cookies.get(LOGIN_COOKIE), now)
+    sent = _text(form, "csrf")
+    if expected is None or sent is None or not hmac.compare_digest(sent, expected):
+        raise GatewayError(
+            "forbidden",
+            "the sign-in form expired or did not come from this page; reload it and sign in",
+        )
+    reviewer_id = (_text(form, "reviewer_id") or "").strip()[:MAX_ID]
+    password = _text(form, "password") or ""
+    next_url = safe_next(_text(form, "next"))
+    locked = ctx.throttle.locked_for(reviewer_id, now)
+    if locked is not None:
+        minutes = max(1, round(locked.total_seconds() / 60))
+        return _login_page(
+            request,
+            message=f"Too many failed sign-ins for this reviewer id. Try again in about "
+            f"{minutes} minute(s).",
+            status=429,
+            next_url=next_url,
+        )
+    account = ctx.accounts.get(reviewer_id)
+    matched = False
+    verifier = account.verifier if account is not None else _decoy(ctx)
+    if verifier is not None:
+        async with ctx.hashing:
+            # scrypt is CPU-bound: in a thread, so the gateway keeps serving meanwhile.
+            matched = await asyncio.get_running_loop().run_in_executor(
+                None, verifier.matches, password
+            )
+    if account is None or not matched:
+        ctx.throttle.failed(reviewer_id, now)
+        log.info("review sign-in failed")  # no id: it may be a mistyped password
+        return _login_page(
+            request,
+            message="Sign-in failed: unknown reviewer id or wrong password.",
+            status=401,
+            next_url=next_url,
+        )
+    ctx.throttle.succeeded(reviewer_id)
+    cookie, _ = ctx.signer.issue(reviewer_id, account.reviewer.password_hash, now)
+    log.info("reviewer %s signed in", reviewer_id)
+    response = redirect(next_url)
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(ctx.signer.ttl.total_seconds()),
+        path=PREFIX,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    response.del_cookie(LOGIN_COOKIE, path=PREFIX)
+    return response
+
+
+def _decoy(ctx: ReviewContext) -> Any:
+    """A verifier for ids that do not exist, costing what a real one costs."""
+    for account in ctx.accounts.values():
+        return account.verifier.decoy()
+    return None
+
+
+@reviewer_page
+async def logout(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    response = redirect(f"{PREFIX}/login")
+    response.del_cookie(COOKIE, path=PREFIX)
+    log.info("reviewer %s signed out", who.reviewer.id)
+    return response
+
+
+# -- disclosures ----------------------------------------------------------------------
+
+
+@reviewer_page
+async def disclosure_list(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    ctx = context(request)
+    filters, subject = await _filters(request, request.query.get, request.query.get("s"))
+    after = _after(request.query.get("after"))
+    page = await search_page(store(request), filters, after=after)
+    return render(
+        request,
+        "disclosures.html",
+        who=who,
+        nav="disclosures",
+        filters=filters,
+        subject=subject,
+        after=after,
+        page=page,
+        next_url=None if page.next_after is None else _list_url(filters, page.next_after),
+        first_url=_list_url(filters),
+        export_url=f"{PREFIX}/export.csv"
+        + (f"?{urlencode(filters.query())}" if filters.query() else ""),
+        clear_subject_url=_list_url(replace(filters, subject_token=None, refs=None)),
+        page_budget=SCAN_BUDGET,
+        **_choices(ctx),
+    )
+
+
+async def _filters(
+    request: web.Request, get: Callable[[str], str | None], token: str | None
+) -> tuple[Filters, str | None]:
+    """The filters of a query, and the subject its sealed token names (if any)."""
+    if not token:
+        return Filters.parse(get), None
+    subject = context(request).sealer.open(token)
+    if subject is None:
+        raise GatewayError(
+            "invalid_request",
+            "the subject filter of this link cannot be read (altered, or made under another "
+            "session key); search by the subject again",
+        )
+    refs = await backend(request).subject_refs(subject)
+    return Filters.parse(get, subject_token=token, refs=refs), subject
+
+
+@reviewer_page
+async def search(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    """The filter form: POSTed, so the subject id reaches no URL, history or access log."""
+    form = await request.post()
+    subject = (_text(form, "subject") or "").strip()
+    if len(subject) > MAX_ID:
+        raise GatewayError("invalid_request", f"a subject id has at most {MAX_ID} characters")
+    token = context(request).sealer.seal(subject) if subject else None
+    filters = Filters.parse(lambda name: _text(form, name), subject_token=token)
+    return redirect(_list_url(filters))
+
+
+def _entry_members(entry: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    skip = {"fields"}
+    known = [(k, entry[k]) for k in ENTRY_ORDER if k in entry and k not in skip]
+    rest = sorted((k, val) for k, val in entry.items() if k not in ENTRY_ORDER and k not in skip)
+    return known + rest
+
+
+@reviewer_page
+async def disclosure_detail(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    disclosure_id = request.match_info["disclosure_id"]
+    if len(disclosure_id) > MAX_ID:
+        raise GatewayError("not_found", "no disclosure with this id")
+    found = await store(request).log_entries_for_disclosure(disclosure_id)
+    if not found:
+        raise GatewayError("not_found", f"no disclosure {disclosure_id[:80]!r} in the log")
+    review = backend(request)
+    entries = []
+    needs_review = False
+    for index, raw in found:
+        entry = decode_entry(raw)
+        needs_review = needs_review or (
+            entry.get("kind") == "intent" and entry.get("needs_review") is True
+        )
+        fields = entry.get("fields")
+        entries.append(
+            {
+                "index": index,
+                "kind": entry.get("kind"),
+                "members": _entry_members(entry),
+                "fields": sorted(fields.items()) if isinstance(fields, dict) else [],
+                "raw": raw.decode("utf-8"),
+                "proof": await review.verify_entry(index),
+            }
+        )
+    justification = await review.justification(disclosure_id) if needs_review else None
+    return render(
+        request,
+        "disclosure.html",
+        who=who,
+        nav="disclosures",
+        disclosure_id=disclosure_id,
+        entries=entries,
+        needs_review=needs_review,
+        justification=justification,
+        category_of_field=v.CATEGORY_OF_FIELD,
+    )
+
+
+@reviewer_page
+async def export_csv(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    filters, _ = await _filters(request, request.query.get, request.query.get("s"))
+    stamp = context(request).clock().strftime("%Y%m%dT%H%M%SZ")
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="disclosures-{stamp}.csv"',
+        }
+    )
+    await response.prepare(request)
+    await response.write(csv_lines([], header=True).encode("utf-8"))
+    rows = []
+    last: int | None = None
+    try:
+        async for row in matching_rows(store(request), filters):
+            rows.append(row)
+            last = row.index
+            if len(rows) >= EXPORT_CHUNK:
+                await response.write(csv_lines(rows, header=False).encode("utf-8"))
+                rows = []
+        await response.write(csv_lines(rows, header=False).encode("utf-8"))
+    except GatewayError as exc:
+        # Headers are sent: a problem page is no longer possible. Say so in the file,
+        # on a line no reader can take for a disclosure.
+        log.warning("CSV export stopped early: %s", exc.code)
+        where = f" after index {last}" if last is not None else ""
+        await response.write(f"EXPORT INCOMPLETE{where}: {exc.code}; export again\r\n".encode())
+    log.info("reviewer %s exported the disclosure list", who.reviewer.id)
+    await response.write_eof()
+    return response
+
+
+# -- integrity ------------------------------------------------------------------------
+
+
+@reviewer_page
+async def integrity(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    status = await backend(request).integrity()
+    return render(request, "integrity.html", who=who, nav="integrity", integrity=status)
+
+
+# -- emergency queue ------------------------------------------------------------------
+
+
+async def _queue_page(
+    request: web.Request,
+    who: SignedIn,
+    *,
+    status: int = 200,
+    error: GatewayError | None = None,
+    done: str | None = None,
+) -> web.Response:
+    items = await backend(request).review_queue()
+    now = context(request).clock()
+    return render(
+        request,
+        "queue.html",
+        status=status,
+        who=who,
+        nav="queue",
+        items=[(item, item.overdue(now)) for item in items],
+        overdue_count=sum(1 for item in items if item.overdue(now)),
+        error=error,
+        done=done,
+        max_justification=MAX_JUSTIFICATION,
+    )
+
+
+@reviewer_page
+async def queue(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    done = request.query.get("justified")
+    return await _queue_page(request, who, done=done[:MAX_ID] if done else None)
+
+
+@reviewer_page
+async def justify(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    disclosure_id = request.match_info["disclosure_id"][:MAX_ID]
+    form = await request.post()
+    text = (_text(form, "justification") or "").strip()
+    try:
+        if not text or len(text) > MAX_JUSTIFICATION:
+            raise GatewayError(
+                "invalid_request",
+                f"write a justification of 1 to {MAX_JUSTIFICATION} characters: why the "
+                "emergency basis applied (no personal data values)",
+            )
+        await backend(request).justify(disclosure_id, who.reviewer.id, text)
+    except GatewayError as exc:
+        return await _queue_page(request, who, status=exc.status, error=exc)
+    log.info("reviewer %s justified %s", who.reviewer.id, disclosure_id)
+    return redirect(f"{PREFIX}/queue?{urlencode([('justified', disclosure_id)])}")
+
+
+# -- lawful requests ------------------------------------------------------------------
+
+
+def _request_view(record: LegalRequestRecord, reviewer_id: str) -> dict[str, Any]:
+    approvers = [a.reviewer_id for a in record.approvals]
+    if record.status == "approved":
+        blocked = "approved"
+    elif record.registered_by == reviewer_id:
+        blocked = "you registered this request: two other reviewers must approve it"
+    elif reviewer_id in approvers:
+        blocked = "you approved it; a second, different reviewer must approve it"
+    else:
+        blocked = None
+    counted = {a for a in approvers if a != record.registered_by}
+    return {
+        "record": record,
+        "partners": sorted(record.partners),
+        "subject_count": len(record.subjects),
+        "approvals": record.approvals,
+        "count": len(counted),
+        "blocked": blocked,
+    }
+
+
+async def _requests_page(
+    request: web.Request,
+    who: SignedIn,
+    *,
+    status: int = 200,
+    error: GatewayError | None = None,
+    done: str | None = None,
+) -> web.Response:
+    db = store(request)
+    pending = await db.list_legal_requests("pending")
+    approved = (await db.list_legal_requests("approved"))[-APPROVED_SHOWN:]
+    done_record = await db.get_legal_request(done) if done else None
+    return render(
+        request,
+        "legal_requests.html",
+        status=status,
+        who=who,
+        nav="legal",
+        pending=[_request_view(r, who.reviewer.id) for r in pending],
+        approved=[_request_view(r, who.reviewer.id) for r in reversed(approved)],
+        required=REQUIRED_APPROVALS,
+        error=error,
+        done=None if done_record is None else _request_view(done_record, who.reviewer.id),
+    )
+
+
+@reviewer_page
+async def legal_request_list(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    done = request.query.get("approved")
+    return await _requests_page(request, who, done=done[:MAX_ID] if done else None)
+
+
+@reviewer_page
+async def approve(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    request_id = request.match_info["request_id"][:MAX_ID]
+    try:
+        await legal_requests.approve(
+            store(request), request_id, who.reviewer.id, context(request).clock()
+        )
+    except GatewayError as exc:
+        if exc.code == "log_unavailable":
+            raise
+        return await _requests_page(request, who, status=exc.status, error=exc)
+    log.info("reviewer %s approved lawful request %s", who.reviewer.id, request_id)
+    return redirect(f"{PREFIX}/legal-requests?{urlencode([('approved', request_id)])}")
+
+
+# -- assembly -------------------------------------------------------------------------
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # on_response_prepare: also reaches a streamed CSV, whose headers go out before
+    # the handler returns to any middleware.
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def _stylesheet(css: bytes) -> Callable[[web.Request], Any]:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=css, content_type="text/css", charset="utf-8")
+
+    return handler
+
+
+async def _to_slash(request: web.Request) -> web.Response:
+    return redirect(f"{PREFIX}/")
+
+
+def accounts_of(reviewers: Mapping[str, Reviewer], source: str) -> dict[str, Account]:
+    """Parse every configured hash now, so an unusable one stops the start, named."""
+    accounts: dict[str, Account] = {}
+    for reviewer_id, reviewer in reviewers.items():
+        try:
+            verifier = parse_password_hash(reviewer.password_hash)
+        except PasswordHashError as exc:
+            raise ConfigError(
+                source, None, f"reviewer {reviewer_id!r}: password_hash: {exc}"
+            ) from None
+        accounts[reviewer_id] = Account(reviewer, verifier)
+    return accounts
+
+
+def add_review_routes(
+    app: web.Application,
+    *,
+    reviewers: Mapping[str, Reviewer],
+    session_key: bytes,
+    partners: Mapping[str, Partner],
+    clock: Callable[[], datetime] = utc_now,
+    source: str = "config.toml",
+) -> web.Application:
+    """Mount the review page at /review/ on `app` (before it starts); return the sub-app.
+
+    The store is read from ``app[gateway.web.api.STORE]`` and the ReviewBackend from
+    ``app[REVIEW_BACKEND]`` at request time, so both may be set in a cleanup context.
+    Raises ConfigError when a reviewer's password hash cannot be used.
+    """
+    sub = web.Application(middlewares=[review_middleware])
+    sub[REVIEW] = ReviewContext(
+        accounts=accounts_of(reviewers, source),
+        signer=SessionSigner(session_key),
+        sealer=Sealer(session_key),
+        partners=partners,
+        clock=clock,
+        templates=templates_environment(),
+    )
+    sub.on_response_prepare.append(_security_headers)
+    css = (TEMPLATES / "review.css").read_bytes()
+    routes = sub.router
+    routes.add_get("/", disclosure_list, name="list")
+    routes.add_post("/search", search, name="search")
+    routes.add_get("/disclosures/{disclosure_id}", disclosure_detail, name="disclosure")
+    routes.add_get("/export.csv", export_csv, name="export")
+    routes.add_get("/integrity", integrity, name="integrity")
+    routes.add_get("/queue", queue, name="queue")
+    routes.add_post("/queue/{disclosure_id}/justify", justify, name="justify")
+    routes.add_get("/legal-requests", legal_request_list, name="legal_requests")
+    routes.add_post("/legal-requests/{request_id}/approve", approve, name="approve")
+    routes.add_get("/login", login_form, name="login")
+    routes.add_post("/login", login_submit, name="login_submit")
+    routes.add_post("/logout", logout, name="logout")
+    routes.add_get("/static/review.css", _stylesheet(css), name="css")
+    # Before the sub-app: its prefix resource would answer /review (no slash) with a 404.
+    app.router.add_get(PREFIX, _to_slash, name="review_root")
+    app.add_subapp(PREFIX, sub)
+    return sub

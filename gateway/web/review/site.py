@@ -1,0 +1,313 @@
+"""The review sub-application's plumbing: its context, templates, guards and headers.
+
+Every response under ``/review`` carries a strict Content-Security-Policy (no script at
+all, styles only from the page's own CSS file), ``X-Frame-Options: DENY``,
+``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``. Every page but the login
+page and the CSS needs a reviewer session (`reviewer_page`); every POST needs the
+session's CSRF token and, when the browser sends an ``Origin``, this host as origin.
+Errors become an HTML page for browsers and problem+json for other clients; a bearer
+token of the JSON API opens nothing here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+from aiohttp import web
+
+from gateway.config import Reviewer
+from gateway.errors import GatewayError
+from gateway.partners import Partner
+from gateway.store.base import Store
+from gateway.web.api import STORE
+from gateway.web.problems import PROBLEM_JSON
+from gateway.web.review.backend import REVIEW_BACKEND, ReviewBackend
+from gateway.web.review.passwords import PasswordVerifier
+from gateway.web.review.session import LoginThrottle, Sealer, Session, SessionSigner
+
+__all__ = [
+    "COOKIE",
+    "LOGIN_COOKIE",
+    "PREFIX",
+    "REVIEW",
+    "Account",
+    "ReviewContext",
+    "SignedIn",
+    "html_error",
+    "redirect",
+    "render",
+    "review_middleware",
+    "reviewer_page",
+]
+
+log = logging.getLogger("gateway.review")
+
+PREFIX: Final = "/review"
+COOKIE: Final = "gateway_review"
+LOGIN_COOKIE: Final = "gateway_review_login"
+TEMPLATES: Final = Path(__file__).with_name("templates")
+
+SECURITY_HEADERS: Final[Mapping[str, str]] = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+_HTTP_CODES: Final = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid_request",
+    413: "payload_too_large",
+}
+
+
+@dataclass(frozen=True)
+class Account:
+    """A configured reviewer and their parsed password hash."""
+
+    reviewer: Reviewer
+    verifier: PasswordVerifier
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The reviewer behind a request, with their session (for the CSRF token)."""
+
+    reviewer: Reviewer
+    session: Session
+
+
+@dataclass
+class ReviewContext:
+    """Everything the review handlers share; built once by `add_review_routes`."""
+
+    accounts: Mapping[str, Account]
+    signer: SessionSigner
+    sealer: Sealer
+    partners: Mapping[str, Partner]
+    clock: Callable[[], datetime]
+    templates: jinja2.Environment
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    # scrypt at N=2**17 takes 128 MiB and half a second: a few at a time, not a flood.
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+
+    def signed_in(self, request: web.Request) -> SignedIn | None:
+        session = self.signer.open(request.cookies.get(COOKIE), self.clock())
+        if session is None:
+            return None
+        account = self.accounts.get(session.reviewer_id)
+        if account is None:
+            return None  # removed from config.toml: the session ends
+        if session.fingerprint != self.signer.fingerprint(account.reviewer.password_hash):
+            return None  # password changed since: the session ends
+        return SignedIn(account.reviewer, session)
+
+
+REVIEW: Final = web.AppKey("review_context", ReviewContext)
+
+
+def context(request: web.Request) -> ReviewContext:
+    return request.config_dict[REVIEW]
+
+
+def store(request: web.Request) -> Store:
+    return request.config_dict[STORE]
+
+
+def backend(request: web.Request) -> ReviewBackend:
+    found = request.config_dict.get(REVIEW_BACKEND)
+    if found is None:
+        raise GatewayError(
+            "internal_error",
+            "the review page has no ReviewBackend: the composition root "
+            "must set app[REVIEW_BACKEND]",
+        )
+    return found
+
+
+def templates_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,  # every template, whatever its name: no value reaches HTML unescaped
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["prefix"] = PREFIX
+    env.filters["when"] = _when
+    env.filters["age"] = _age
+    env.filters["show"] = _show
+    return env
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _age(delta: timedelta) -> str:
+    hours = max(0, int(delta.total_seconds() // 3600))
+    if hours < 1:
+        return f"{max(0, int(delta.total_seconds() // 60))} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if days else f"{hours} h"
+
+
+def _show(value: object) -> str:
+    """A log entry member as text (its values are ids, vocabulary, numbers, digests)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_show(x) for x in value) or "—"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def render(
+    request: web.Request,
+    template: str,
+    *,
+    status: int = 200,
+    who: SignedIn | None = None,
+    **values: Any,
+) -> web.Response:
+    ctx = context(request)
+    values.setdefault("nav", None)
+    text = ctx.templates.get_template(template).render(
+        reviewer=who.reviewer if who else None,
+        csrf=who.session.csrf if who else None,
+        now=ctx.clock(),
+        **values,
+    )
+    return web.Response(status=status, text=text, content_type="text/html", charset="utf-8")
+
+
+def redirect(location: str) -> web.Response:
+    """303 See Other: after a POST the browser GETs `location`."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+def safe_next(value: str | None) -> str:
+    """A path under /review/ to return to after login; anything else goes to the list."""
+    if not value or not value.startswith(PREFIX + "/") or value.startswith("//"):
+        return PREFIX + "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or "\\" in value or any(c < " " for c in value):
+        return PREFIX + "/"
+    return value
+
+
+def wants_html(request: web.Request) -> bool:
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def html_error(request: web.Request, error: GatewayError) -> web.Response:
+    if not wants_html(request):
+        return web.Response(
+            status=error.status,
+            body=json.dumps(error.problem()).encode("utf-8"),
+            content_type=PROBLEM_JSON,
+        )
+    who = context(request).signed_in(request) if REVIEW in request.config_dict else None
+    return render(request, "error.html", status=error.status, who=who, error=error)
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
+    code = _HTTP_CODES.get(exc.status, "invalid_request")
+    if exc.status == 404:
+        return GatewayError(code, f"there is no review page at {request.path[:200]}")
+    if exc.status == 405:
+        return GatewayError(code, f"{request.method} is not allowed on {request.path[:200]}")
+    return GatewayError(code, exc.reason)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def review_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except GatewayError as exc:
+        response = html_error(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = html_error(request, _http_error(request, exc))
+    except Exception:
+        log.exception("review page failed on %s", request.match_info.route.name)
+        response = html_error(
+            request,
+            GatewayError(
+                "internal_error",
+                "the review page failed unexpectedly; the operators have the details in the "
+                "application log",
+            ),
+        )
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not every client sends it; the CSRF token still guards the form
+    return urlsplit(origin).netloc == request.host
+
+
+PageHandler = Callable[[web.Request, SignedIn], Awaitable[web.StreamResponse]]
+
+
+def reviewer_page(handler: PageHandler) -> Handler:
+    """Guard a handler: a reviewer session, and for POST a matching CSRF token."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        who = context(request).signed_in(request)
+        if who is None:
+            if request.method == "GET":
+                query = urlencode({"next": request.path_qs})
+                return redirect(f"{PREFIX}/login?{query}")
+            raise GatewayError(
+                "forbidden", "sign in as a reviewer first; this form was sent without a session"
+            )
+        if request.method == "POST":
+            form = await request.post()
+            token = form.get("csrf")
+            if not _same_origin(request) or not who.session.csrf_matches(
+                token if isinstance(token, str) else None
+            ):
+                raise GatewayError(
+                    "forbidden",
+                    "the form's CSRF token is missing or does not belong to your session; "
+                    "reload the page and send the form again",
+                )
+        return await handler(request, who)
+
+    return guarded
+
+
+def check_same_origin(request: web.Request) -> None:
+    if not _same_origin(request):
+        raise GatewayError("forbidden", "the form was sent from another site")

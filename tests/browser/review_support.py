@@ -1,0 +1,254 @@
+"""What the review-page tests share: reviewer accounts, a hand-written ReviewBackend fake,
+a seeded disclosure log, and the gateway app with the review page mounted.
+
+Imported as `browser.review_support` by tests/e2e/test_review_page.py and the browser
+tests (tests/ is on sys.path through tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from gateway.config import Config, Reviewer
+from gateway.errors import GatewayError
+from gateway.keys import KeyPaths, read_secret_key
+from gateway.log.entries import intent_entry, outcome_entry, refused_entry, row_of
+from gateway.log.subject_keys import LogKeys
+from gateway.partners import Partner
+from gateway.policy import Decision
+from gateway.request import DisclosureRequest
+from gateway.store.base import LegalRequestRecord, Store
+from gateway.web.app import create_app
+from gateway.web.review import (
+    REVIEW_BACKEND,
+    IntegrityStatus,
+    Justification,
+    ProofCheck,
+    QueueItem,
+    add_review_routes,
+)
+from gateway.web.review.passwords import MIN_LN, hash_password
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+PASSWORDS = {
+    "alice": "alice-has-a-long-passphrase",
+    "bob": "bob-has-an-even-longer-one",
+    "carol": "carol-registers-requests",
+}
+NAMES = {"alice": "Alice Vongsa", "bob": "Bob Keomany", "carol": "Carol Sisavath"}
+# The cheapest cost the gateway accepts, so the tests log in fast; production uses DEFAULT_LN.
+HASHES = {rid: hash_password(pw, ln=MIN_LN) for rid, pw in PASSWORDS.items()}
+
+SUBJECT_A = "6f1c2a7e-0000-4000-8000-0000000000a1"
+SUBJECT_B = "6f1c2a7e-0000-4000-8000-0000000000b2"
+SUBJECT_C = "6f1c2a7e-0000-4000-8000-0000000000c3"
+SUBJECTS = (SUBJECT_A, SUBJECT_B, SUBJECT_C)
+INJECTED_PARTNER = '=HYPERLINK("http://evil.example","x")'
+
+
+def reviewers() -> dict[str, Reviewer]:
+    return {rid: Reviewer(rid, NAMES[rid], HASHES[rid]) for rid in PASSWORDS}
+
+
+def review_config(config: Config, db_path: str) -> Config:
+    return replace(config, storage_url=f"sqlite:///{db_path}", reviewers=reviewers())
+
+
+class FakeReviewBackend:
+    """The ReviewBackend port by hand: real subject references (the log's period keys),
+    scripted proofs and integrity, and an in-memory emergency queue."""
+
+    def __init__(self, keys: LogKeys, now: datetime = NOW) -> None:
+        self.keys = keys
+        self.now = now
+        self.checkpoint_size = 0
+        self.failed_proofs: set[int] = set()
+        self.proofs_checked: list[int] = []
+        self.queue: dict[str, QueueItem] = {}
+        self.justifications: dict[str, Justification] = {}
+        self.status = IntegrityStatus(
+            log_size=0,
+            checkpoint_size=None,
+            checkpoint_at=None,
+            root_hash=None,
+            checkpoint_note=None,
+            verified_at=None,
+            ok=None,
+            detail="never verified",
+        )
+
+    async def subject_refs(self, subject: str) -> list[str]:
+        return self.keys.subject_refs(subject, until=self.now)
+
+    async def verify_entry(self, index: int) -> ProofCheck:
+        self.proofs_checked.append(index)
+        if index in self.failed_proofs:
+            return ProofCheck(
+                index,
+                "failed",
+                "the audit path gives root AAAA…, the checkpoint says BBBB…",
+                tree_size=self.checkpoint_size,
+                checkpoint_at=self.now,
+            )
+        if index >= self.checkpoint_size:
+            return ProofCheck(index, "pending", "no checkpoint covers this entry yet")
+        return ProofCheck(
+            index,
+            "verified",
+            "the leaf and its audit path give the signed root",
+            tree_size=self.checkpoint_size,
+            checkpoint_at=self.now - timedelta(minutes=1),
+        )
+
+    async def integrity(self) -> IntegrityStatus:
+        return self.status
+
+    async def review_queue(self) -> list[QueueItem]:
+        waiting = [q for q in self.queue.values() if q.disclosure_id not in self.justifications]
+        return sorted(waiting, key=lambda q: q.time)
+
+    async def justification(self, disclosure_id: str) -> Justification | None:
+        return self.justifications.get(disclosure_id)
+
+    async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
+        if disclosure_id in self.justifications:
+            raise GatewayError("conflict", f"{disclosure_id} was justified already")
+        if disclosure_id not in self.queue:
+            raise GatewayError("not_found", f"{disclosure_id} is not in the emergency queue")
+        record = Justification(disclosure_id, reviewer_id, text, self.now)
+        self.justifications[disclosure_id] = record
+        return record
+
+
+@dataclass
+class Seeded:
+    """What `seed` wrote: disclosure ids by name, and the log indexes of their entries."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+    indexes: dict[str, list[int]] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> str:
+        return self.ids[name]
+
+
+# name, partner, operation, purpose, basis, subject, age, outcome (None: pending, "refused")
+DISCLOSURES: tuple[tuple[str, str, str, str, str, str, timedelta, str | None], ...] = (
+    ("october", "lao-credit-bureau", "credit_check", "service_provision", "consent",
+     SUBJECT_A, timedelta(days=40), "sent"),
+    ("credit", "lao-credit-bureau", "credit_check", "service_provision", "consent",
+     SUBJECT_A, timedelta(days=5), "sent"),
+    ("charge", "bcel-payments", "charge", "service_provision", "contract",
+     SUBJECT_B, timedelta(days=4), "sent"),
+    ("vital", "vientiane-police", "lawful_disclosure", "safety_security", "vital_interest",
+     SUBJECT_C, timedelta(days=4, hours=-1), "sent"),
+    ("adreach", "adreach", "audience_upload", "marketing", "consent",
+     SUBJECT_A, timedelta(days=3), "refused"),
+    ("quote", "lanexang-insurance", "quote", "service_provision", "contract",
+     SUBJECT_B, timedelta(days=2), "failed"),
+    ("injected", INJECTED_PARTNER, "x", "service_provision", "contract",
+     SUBJECT_B, timedelta(days=1), "refused"),
+    ("public", "vientiane-police", "lawful_disclosure", "safety_security", "public_interest",
+     SUBJECT_A, timedelta(hours=1), "sent"),
+    ("veriid", "veriid", "verify_identity", "safety_security", "consent",
+     SUBJECT_A, timedelta(minutes=10), None),
+)
+
+
+def _entries(
+    name: str,
+    partners: dict[str, Partner],
+    keys: LogKeys,
+    spec: tuple[str, str, str, str, str, str, timedelta, str | None],
+) -> list[dict[str, Any]]:
+    _, partner_id, operation, purpose, basis, subject, age, outcome = spec
+    at = NOW - age
+    disclosure_id = f"d-{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
+    request = DisclosureRequest(partner_id, operation, purpose, basis, subject, {"uuid": "u"})
+    partner = partners.get(partner_id)
+    common = {"caller": "sales-service", "request": request, "at": at, "keys": keys,
+              "policy_version": "2024-09-30", "disclosure_id": disclosure_id}
+    if outcome == "refused":
+        problem = "unknown_partner" if partner is None else "consent_required"
+        decision = Decision(False, problem, (f"rule for {problem}",), {}, (), False)
+        return [refused_entry(partner=partner, decision=decision, **common)]
+    assert partner is not None
+    op = partner.operations[operation]
+    decision = Decision(
+        allowed=True,
+        problem=None,
+        reasons=(),
+        disclosed=dict(op.fields),
+        withheld=("password",),
+        needs_review=basis in ("vital_interest", "public_interest"),
+    )
+    entries = [intent_entry(partner=partner, operation=op, decision=decision,
+                            minimized={"uuid": "u"}, **common)]
+    if outcome is not None:
+        entries.append(outcome_entry(
+            disclosure_id=disclosure_id, outcome=outcome, at=at + timedelta(seconds=1),
+            partner=partner_id, partner_status=201 if outcome == "sent" else None,
+            attempts=1 if outcome == "sent" else 3,
+            problem=None if outcome == "sent" else "partner_unavailable",
+            maybe_received=None if outcome == "sent" else False,
+        ))
+    return entries
+
+
+async def seed(
+    store: Store, partners: dict[str, Partner], keys: LogKeys, fake: FakeReviewBackend
+) -> Seeded:
+    """The DISCLOSURES in the log, oldest first; emergency ones in the fake's queue."""
+    seeded = Seeded()
+    for spec in DISCLOSURES:
+        entries = _entries(spec[0], partners, keys, spec)
+        indexes = await store.append_log_entries([row_of(e) for e in entries])
+        seeded.ids[spec[0]] = str(entries[0]["disclosure_id"])
+        seeded.indexes[spec[0]] = indexes
+        if entries[0].get("needs_review"):
+            item = QueueItem.from_intent(indexes[0], entries[0])
+            fake.queue[item.disclosure_id] = item
+    fake.checkpoint_size = await store.log_size() - 1  # the last entry awaits a checkpoint
+    return seeded
+
+
+async def add_requests(store: Store) -> list[LegalRequestRecord]:
+    """Two pending lawful requests registered by carol."""
+    records = [
+        LegalRequestRecord(
+            id=f"LR-test-{n}",
+            authority="Vientiane Capital Police",
+            reference=f"VCP/2026/00{n}",
+            instrument=f"court order {n}/2026",
+            subjects=frozenset({SUBJECT_C}),
+            partners=frozenset({"vientiane-police"}),
+            received_at=NOW - timedelta(days=n),
+            registered_by="carol",
+        )
+        for n in (1, 2)
+    ]
+    for record in records:
+        await store.add_legal_request(record)
+    return records
+
+
+def review_app(
+    config: Config, partners: dict[str, Partner], fake: FakeReviewBackend
+) -> web.Application:
+    """The gateway with the review page mounted, as the composition root will wire it."""
+    app = create_app(config, partners=partners, env=dict(os.environ), clock=lambda: NOW)
+    app[REVIEW_BACKEND] = fake
+    add_review_routes(
+        app,
+        reviewers=config.reviewers,
+        session_key=read_secret_key(KeyPaths(config.keys_dir).review_session),
+        partners=partners,
+        clock=lambda: NOW,
+    )
+    return app

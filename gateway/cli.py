@@ -126,26 +126,22 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import logging
-
-    from aiohttp import web
-
+    from gateway.serve import serve
     from gateway.web.app import create_app
-    from gateway.web.tls import server_ssl_context
 
     config = load(args)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(config)
-    ssl_context = server_ssl_context(config.server)
-    scheme = "https" if ssl_context else "http"
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    create_app(config)  # fail here, with file:line messages, before any worker starts
+    scheme = "https" if config.server.tls_cert_file else "http"
     print(
-        f"gateway serving on {scheme}://{host}:{port} (storage "
+        f"gateway serving on {scheme}://{host}:{port} with {args.workers} worker(s) (storage "
         f"{config.storage_url.split(':')[0]}, {len(config.callers)} callers)",
         flush=True,
     )
-    web.run_app(app, host=host, port=port, ssl_context=ssl_context, print=None, access_log=None)
+    serve(config.path, host, port, args.workers)
     return EXIT_OK
 
 
@@ -352,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add("serve", cmd_serve, "run the gateway HTTP server")
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (default 1)"
+    )
 
     add(
         "demo",

@@ -8,7 +8,6 @@ stderr is a terminal.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -16,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 from gateway.cli_support import (
     EXIT_FOUND,
@@ -30,7 +29,7 @@ from gateway.cli_support import (
 )
 from gateway.config import Config
 from gateway.facts import parse_time
-from gateway.log.audit import Auditor, AuditReport
+from gateway.log.audit import AuditReport, audit_store
 from gateway.log.offline import ProofDocumentError, b64, proof_document, verify_proof_document
 from gateway.log.search import (
     OUTCOME_FILTERS,
@@ -40,17 +39,14 @@ from gateway.log.search import (
     csv_row,
     export_entries,
     search,
+    subject_refs,
 )
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
 from gateway.log.subject_keys import LogKeys, Period, forget_before
-from gateway.log.tree import NODE_LEVELS
 from gateway.store import Store
-from gateway.store.base import LogRecord
 
 __all__ = ["register"]
 
-VERIFY_CHUNK: Final = 20_000
-NODE_READ_CHUNK: Final = 65_536
 T = TypeVar("T")
 
 
@@ -123,43 +119,14 @@ def _found_exits_1(handler: Callable[[argparse.Namespace], int]) -> Callable[...
 # -- verify ---------------------------------------------------------------------------------
 
 
-async def audit(store: Store, verifier_key: str, origin: str, *, show: bool = True) -> AuditReport:
-    """Recompute the whole log from `store` and check every checkpoint (see log.audit)."""
-    checkpoints = await store.checkpoints()
-    counts = await store.tree_node_counts(NODE_LEVELS)
-    reads = [
-        (level, start, min(count, start + NODE_READ_CHUNK))
-        for level, count in zip(NODE_LEVELS, counts, strict=True)
-        for start in range(0, count, NODE_READ_CHUNK)
-    ]
-    nodes = {
-        (level, index): value
-        for level, index, value in await store.read_tree_hashes(reads)
-        if value is not None
-    }
-    auditor = Auditor(checkpoints, verifier_key, origin, nodes)
-    counted = await store.log_size()
-    progress = Progress("verifying", counted) if show else None
-
-    async def read(start: int) -> list[LogRecord]:
-        return await store.read_log_records(start, VERIFY_CHUNK)
-
-    # Read the next chunk while this one is hashed.
-    pending = asyncio.ensure_future(read(0))
-    while rows := await pending:
-        pending = asyncio.ensure_future(read(rows[-1][0] + 1))
-        auditor.feed(rows)
-        if progress is not None:
-            progress.update(auditor.entries_seen)
-    if progress is not None:
-        progress.close()
-    return auditor.finish(counted)
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> AuditReport:
         key = args.key or _signer(config).verifier_key
-        return await audit(store, key, config.log.origin)
+        progress = Progress("verifying", await store.log_size())
+        try:
+            return await audit_store(store, key, config.log.origin, progress=progress.update)
+        finally:
+            progress.close()
 
     started = time.monotonic()
     report = with_store(args, work)
@@ -213,9 +180,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         refs = None
         if args.subject is not None:
             # Hashed with every period key still held: forgotten periods find nothing.
-            refs = LogKeys.load(config.keys_dir).subject_refs(
-                args.subject, since=since, until=until
-            )
+            keys = LogKeys.load(config.keys_dir)
+            refs = await subject_refs(store, keys, args.subject, since=since, until=until)
         query = Query(
             subject_refs=refs,
             partner=args.partner,
@@ -398,7 +364,7 @@ def register(commands: Commands) -> None:
         group,
         "checkpoint",
         _found_exits_1(cmd_checkpoint),
-        "sign a checkpoint of the log now and print it",
+        "sign a checkpoint of the whole log now and print it (the latest if nothing is new)",
     )
 
     prove = add_command(

@@ -27,8 +27,7 @@ def _toml_string(value: str) -> str:
 
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
-        line = sys.stdin.readline()
-        return line[:-1] if line.endswith("\n") else line
+        return sys.stdin.readline().rstrip("\r\n")
     if not sys.stdin.isatty():
         raise UsageError("no terminal to ask for the password: pipe it in with --password-stdin")
     first = getpass.getpass("Password: ")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,7 +98,31 @@ def cmd_list(args: argparse.Namespace) -> int:
     return with_store(args, work)
 
 
+def cmd_report_subject(args: argparse.Namespace) -> int:
+    from gateway import rights
+    from gateway.log.subject_keys import LogKeys
+
+    async def work(store: Store, config: Config) -> int:
+        partners = load_partners(config.partners_dir, config.root)
+        rows = await rights.subject_report(store, LogKeys.load(config.keys_dir), partners,
+                                           args.subject_id)
+        if args.format == "csv":
+            sys.stdout.write(rights.report_csv(rows))
+        else:
+            print(json.dumps({"subject": args.subject_id, "disclosures": rows}, indent=2))
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
 def register(commands: Commands) -> None:
+    report = add_group(commands, "report", "reports for subject-rights requests")
+    subject = add_command(report, "subject", cmd_report_subject,
+                          "every disclosure of one subject: when, partner, category, purpose, "
+                          "basis, fields, outcome, retention (VII.1, VII.5)")
+    subject.add_argument("subject_id")
+    subject.add_argument("--format", choices=("json", "csv"), default="json")
+
     group = add_group(
         commands,
         "legal-request",

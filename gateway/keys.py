@@ -42,9 +42,10 @@ import ipaddress
 import json
 import os
 import secrets
+import stat
 import tempfile
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from gateway.errors import ConfigError
+from gateway.log.subject_keys import ensure_key_file as ensure_subject_key_file
+from gateway.log.subject_keys import key_file as subject_key_file
 from gateway.partners import AUTH_KEYS, SIGN_ALGS, is_loopback_host
 
 DEFAULT_GRACE: Final = timedelta(days=7)
@@ -99,7 +102,8 @@ class KeyPaths:
 
     @property
     def log_subject(self) -> Path:
-        return self.root / "log-subject.key"
+        """The period-key chain of subject references (see gateway.log.subject_keys)."""
+        return subject_key_file(self.root)
 
     @property
     def pseudonym_master(self) -> Path:
@@ -458,7 +462,9 @@ def generate_missing(
         ),
     )
     out.ensure(paths.log_signing, lambda: _pem_private(ed25519.Ed25519PrivateKey.generate()))
-    for secret_path in (paths.log_subject, paths.pseudonym_master, paths.review_session):
+    if ensure_subject_key_file(keys_dir):
+        out.paths.append(paths.log_subject)
+    for secret_path in (paths.pseudonym_master, paths.review_session):
         out.ensure(secret_path, lambda: base64.b64encode(secrets.token_bytes(32)) + b"\n")
     issuer_created = out.ensure(
         paths.dev_issuer,
@@ -710,3 +716,27 @@ def _import_private_key_file(path: Path) -> Jwk:
         key.ensure_kid()
         return key
     return _import_private_jwk(path)
+
+
+def exposed_private_files(paths: Iterable[Path]) -> list[ConfigError]:
+    """A problem for each existing private file that group or others may read or write.
+
+    The gateway refuses to start with such a file: a key readable by another account on
+    the machine can sign disclosures, decrypt partner answers or unmask the log.
+    """
+    problems: list[ConfigError] = []
+    for path in paths:
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            problems.append(
+                ConfigError(
+                    str(path),
+                    None,
+                    f"private key or secret is accessible to group/others (mode "
+                    f"{stat.S_IMODE(mode):04o}); run: chmod 600 {path}",
+                )
+            )
+    return problems

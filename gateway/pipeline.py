@@ -9,9 +9,10 @@ one `Gateway` value built by the composition root.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from gateway.crypto import GatewayKeys, PartnerKey, claims_for
 from gateway.errors import GatewayError
 from gateway.facts import SubjectFacts
 from gateway.log.entries import LogKeys, intent_entry, outcome_entry, refused_entry
+from gateway.metrics import Metrics
 from gateway.minimize import FieldPlan, minimize
 from gateway.outbound import DeliveryError, PartnerReply, build_url
 from gateway.partners import Operation, Partner
@@ -72,6 +74,7 @@ class Gateway:
     log_keys: LogKeys
     pseudonym_key: Callable[[str], bytes]
     clock: Callable[[], datetime]
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 @dataclass(frozen=True)
@@ -88,49 +91,43 @@ def new_disclosure_id() -> str:
     return f"d-{uuid.uuid4()}"
 
 
-async def evaluate(gw: Gateway, caller: Caller, request: DisclosureRequest) -> Decision:
-    """The decision for `request` against the stored facts (the dry run of §4.2)."""
-    facts = await gw.facts.subject_facts(request.subject, request.legal_request)
+async def evaluate(
+    gw: Gateway, caller: Caller, request: DisclosureRequest, facts: SubjectFacts | None = None
+) -> Decision:
+    """The decision for `request` against the stored facts (the dry run of §4.2), or
+    against `facts` when the gateway itself supplies them (erasure notices)."""
+    if facts is None:
+        facts = await gw.facts.subject_facts(request.subject, request.legal_request)
     return decide(request, caller, gw.partners, facts, gw.config.policy, gw.clock())
 
 
-async def disclose(gw: Gateway, caller: Caller, request: DisclosureRequest) -> Disclosed:
+async def disclose(
+    gw: Gateway,
+    caller: Caller,
+    request: DisclosureRequest,
+    *,
+    facts: SubjectFacts | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
+) -> Disclosed:
+    """Decide → minimize → sign and encrypt → log intent → send → log outcome."""
     disclosure_id = new_disclosure_id()
     now = gw.clock()
-    policy_version = gw.config.policy.version
-    decision = await evaluate(gw, caller, request)
+    decision = await evaluate(gw, caller, request, facts)
     partner = gw.partners.get(request.partner)
     if not decision.allowed or partner is None:
         await _log_refusal(gw, disclosure_id, caller, request, partner, decision, now)
         raise GatewayError(str(decision.problem), decision.detail, disclosure_id=disclosure_id)
-
     operation = partner.operations[request.operation]
-    plan = FieldPlan(decision.disclosed, decision.withheld_reasons)
     minimized = minimize(
-        request.data, plan, pseudonym_key=gw.pseudonym_key(partner.id), today=now.date()
-    )
-    extra = (
-        {"bound_by_policy_version": decision.bound_by_policy_version}
-        if decision.bound_by_policy_version
-        else None
-    )
-    claims = claims_for(
-        issuer=gw.config.log.origin,
-        partner_id=partner.id,
-        disclosure_id=disclosure_id,
-        purpose=request.purpose,
-        legal_basis=request.legal_basis,
-        data=minimized,
-        now=now,
-        extra=extra,
+        request.data,
+        FieldPlan(decision.disclosed, decision.withheld_reasons),
+        pseudonym_key=gw.pseudonym_key(partner.id),
+        today=now.date(),
     )
     url = build_url(partner, operation, minimized)  # a bad placeholder is refused here
-    recipient = await gw.partner_keys.key_for(partner)
-    enc = partner.encryption
-    sealed = gw.keys.seal(
-        claims, sign_alg=enc.sign_alg, recipient=recipient, alg=enc.alg, enc=enc.enc
+    sealed = await _seal(
+        gw, partner, request, decision, minimized, disclosure_id, now, extra_claims
     )
-
     await _log_intent(
         gw,
         intent_entry(
@@ -143,17 +140,63 @@ async def disclose(gw: Gateway, caller: Caller, request: DisclosureRequest) -> D
             minimized=minimized,
             at=now,
             keys=gw.log_keys,
-            policy_version=policy_version,
+            policy_version=gw.config.policy.version,
         ),
     )
+    reply = await _deliver(gw, partner, operation, request, sealed, url, disclosure_id)
+    content_type, body = reply.content_type, reply.body
+    if content_type.split(";")[0].strip() == JOSE:
+        body, content_type = gw.keys.open_response(body), "application/json"
+    fields = tuple(name for name in decision.disclosed if "." not in name)
+    return Disclosed(disclosure_id, reply.status, content_type, body, fields, decision)
+
+
+async def _seal(
+    gw: Gateway,
+    partner: Partner,
+    request: DisclosureRequest,
+    decision: Decision,
+    minimized: Mapping[str, Any],
+    disclosure_id: str,
+    now: datetime,
+    extra_claims: Mapping[str, Any] | None,
+) -> bytes:
+    """The compact JWE of the signed JWT (CONTRACT §4.1) for the partner's key."""
+    extra = dict(extra_claims or {})
+    if decision.bound_by_policy_version:
+        extra["bound_by_policy_version"] = decision.bound_by_policy_version
+    claims = claims_for(
+        issuer=gw.config.log.origin,
+        partner_id=partner.id,
+        disclosure_id=disclosure_id,
+        purpose=request.purpose,
+        legal_basis=request.legal_basis,
+        data=minimized,
+        now=now,
+        extra=extra,
+    )
+    enc = partner.encryption
+    recipient = await gw.partner_keys.key_for(partner)
+    token = gw.keys.seal(
+        claims, sign_alg=enc.sign_alg, recipient=recipient, alg=enc.alg, enc=enc.enc
+    )
+    return token.encode("ascii")
+
+
+async def _deliver(
+    gw: Gateway,
+    partner: Partner,
+    operation: Operation,
+    request: DisclosureRequest,
+    sealed: bytes,
+    url: URL,
+    disclosure_id: str,
+) -> PartnerReply:
+    """Send with retries, then log the outcome (and count it) whatever happened."""
+    started = time.perf_counter()
     try:
         reply = await gw.outbound.deliver(
-            partner,
-            operation,
-            body=sealed.encode("ascii"),
-            content_type=JOSE,
-            url=url,
-            disclosure_id=disclosure_id,
+            partner, operation, body=sealed, content_type=JOSE, url=url, disclosure_id=disclosure_id
         )
     except DeliveryError as exc:
         exc.disclosure_id = disclosure_id
@@ -169,6 +212,14 @@ async def disclose(gw: Gateway, caller: Caller, request: DisclosureRequest) -> D
                 maybe_received=exc.reached_partner,
             ),
         )
+        gw.metrics.delivered(
+            partner.id,
+            request.purpose,
+            request.legal_basis,
+            "failed",
+            time.perf_counter() - started,
+            exc.attempts,
+        )
         raise
     await _log_outcome(
         gw,
@@ -181,16 +232,20 @@ async def disclose(gw: Gateway, caller: Caller, request: DisclosureRequest) -> D
             attempts=reply.attempts,
         ),
     )
-
-    content_type, body = reply.content_type, reply.body
-    if content_type.split(";")[0].strip() == JOSE:
-        body, content_type = gw.keys.open_response(body), "application/json"
-    fields = tuple(name for name in decision.disclosed if "." not in name)
-    return Disclosed(disclosure_id, reply.status, content_type, body, fields, decision)
+    gw.metrics.delivered(
+        partner.id,
+        request.purpose,
+        request.legal_basis,
+        "sent",
+        time.perf_counter() - started,
+        reply.attempts,
+    )
+    return reply
 
 
 async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
     """Fail closed: if the intent is not durable, nothing is sent."""
+    started = time.perf_counter()
     try:
         await gw.log.append(entry)
     except GatewayError as exc:
@@ -200,6 +255,7 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
             "store is back (GET /readyz)",
             disclosure_id=str(entry["disclosure_id"]),
         ) from exc
+    gw.metrics.log_append_seconds.observe(time.perf_counter() - started)
 
 
 async def _log_outcome(gw: Gateway, entry: Mapping[str, Any]) -> None:

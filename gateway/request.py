@@ -50,6 +50,32 @@ def _choice(body: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def check_data(data: object) -> dict[str, Any]:
+    """`data` of a disclosure or a rights notice: field names to scalars; payment_records
+    an object, or a list of objects, of scalars."""
+    if not isinstance(data, dict):
+        raise invalid("'data' must be a JSON object of field names to values")
+    for key, value in data.items():
+        if key == "payment_records":
+            records = value if isinstance(value, list) else [value]
+            if not all(isinstance(r, dict) for r in records):
+                raise invalid("'data.payment_records' must be an object or a list of objects")
+            if any(
+                isinstance(x, dict | list)
+                for r in records
+                for k, x in r.items()
+                if k in v.PAYMENT_RECORD_KEYS
+            ):
+                raise invalid(
+                    "'data.payment_records' values must be strings, numbers, booleans or null"
+                )
+        elif isinstance(value, dict | list) and key in v.FIELDS:
+            raise invalid(f"'data.{key}' must be a string, number, boolean or null")
+    if data.get("date_of_birth") is not None:
+        parse_date(data["date_of_birth"], "data.date_of_birth")
+    return data
+
+
 def parse_disclosure_request(
     body: object, *, extra_keys: tuple[str, ...] = ()
 ) -> DisclosureRequest:
@@ -59,16 +85,7 @@ def parse_disclosure_request(
     unknown = sorted(set(body) - set(BODY_KEYS) - set(extra_keys))
     if unknown:
         raise invalid(f"unknown key {unknown[0][:40]!r}; valid keys: {', '.join(BODY_KEYS)}")
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise invalid("'data' must be a JSON object of field names to values")
-    for key, value in data.items():
-        if key == "payment_records":
-            records = value if isinstance(value, list) else [value]
-            if not all(isinstance(r, dict) for r in records):
-                raise invalid("'data.payment_records' must be an object or a list of objects")
-        elif isinstance(value, dict | list) and key in v.FIELDS:
-            raise invalid(f"'data.{key}' must be a string, number, boolean or null")
+    data = check_data(body.get("data"))
     legal_request = body.get("legal_request")
     if legal_request is not None and (not isinstance(legal_request, str) or not legal_request):
         raise invalid("'legal_request' must be the id of a lawful request (a string)")

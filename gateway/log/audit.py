@@ -19,20 +19,28 @@ located as precisely as the evidence allows:
 Checkpoints whose roots all match the recomputed tree are consistent with each other
 and with the current tree (each one's tree is a prefix of the next), so no separate
 consistency proofs are needed here; the signed roots are what pin the entries.
+
+:func:`audit_store` drives an Auditor over a store (``gateway log verify``): about 4 s
+per million entries, CPU-bound — a server should run it in a thread or a process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 from gateway.log.checkpoint import CheckpointError, open_checkpoint
 from gateway.log.merkle import EMPTY_ROOT
-from gateway.log.tree import TreeBuilder
-from gateway.store.base import LogRecord, StoredCheckpoint
+from gateway.log.tree import NODE_LEVELS, TreeBuilder
+from gateway.store.base import LogRecord, StoredCheckpoint, TreeHash
 
-__all__ = ["AuditReport", "Auditor", "Problem"]
+__all__ = ["AuditReport", "Auditor", "Problem", "audit_store"]
+
+READ_CHUNK: Final = 20_000
+NODE_READ_CHUNK: Final = 65_536
 
 _LEAF_PREFIX = b"\x00"
 
@@ -64,11 +72,21 @@ class AuditReport:
 
     @property
     def first_bad(self) -> Problem | None:
-        """The problem with the lowest entry index (an exact one wins a tie)."""
+        """Where the damage starts, as precisely as known.
+
+        The lowest exactly named entry, unless a problem known only as a range lies
+        wholly before it; then the narrowest such range.
+        """
         located = [p for p in self.problems if p.start is not None]
         if not located:
             return self.problems[0] if self.problems else None
-        return min(located, key=lambda p: (p.start, not p.exact))
+        exact = min((p for p in located if p.exact), key=lambda p: p.start or 0, default=None)
+        ranges = [p for p in located if not p.exact]
+        if exact is not None:
+            ranges = [p for p in ranges if (p.end or 0) <= (exact.start or 0)]
+        if not ranges:
+            return exact
+        return min(ranges, key=lambda p: ((p.end or 0) - (p.start or 0), p.start or 0))
 
 
 @dataclass
@@ -155,13 +173,18 @@ class Auditor:
             self._broken = True
         sha = hashlib.sha256
         leaves = [sha(_LEAF_PREFIX + entry).digest() for _, entry, _ in records]
-        for (index, _, stored), computed in zip(records, leaves, strict=True):
+        for position, ((index, _, stored), computed) in enumerate(
+            zip(records, leaves, strict=True)
+        ):
             if stored is not None and stored != computed:
                 self._problem(
                     f"entry {index}: its bytes do not hash to its stored leaf hash "
                     "(the entry was edited)",
                     start=index,
                 )
+                # The tree is checked over the stored hash, so one edit is one problem and
+                # the signed roots still test every other leaf.
+                leaves[position] = stored
         position = 0
         while position < len(leaves):
             # Stop at the next checkpoint size inside this chunk to compare roots there.
@@ -228,3 +251,49 @@ class Auditor:
         self.report.entries = seen
         self.report.root = self._tree.root()
         return self.report
+
+
+class AuditStore(Protocol):
+    async def checkpoints(self) -> list[StoredCheckpoint]: ...
+    async def tree_node_counts(self, levels: Sequence[int]) -> list[int]: ...
+    async def read_tree_hashes(self, ranges: Sequence[tuple[int, int, int]]) -> list[TreeHash]: ...
+    async def log_size(self) -> int: ...
+    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]: ...
+
+
+async def audit_store(
+    store: AuditStore,
+    verifier_key: str,
+    origin: str,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> AuditReport:
+    """Recompute the whole stored log and check every checkpoint (`gateway log verify`).
+
+    Streams the rows in index order (keyset pages, the next read overlapping the
+    hashing of the current one); `progress` is told how many entries were checked.
+    """
+    checkpoints = await store.checkpoints()
+    counts = await store.tree_node_counts(NODE_LEVELS)
+    reads = [
+        (level, start, min(count, start + NODE_READ_CHUNK))
+        for level, count in zip(NODE_LEVELS, counts, strict=True)
+        for start in range(0, count, NODE_READ_CHUNK)
+    ]
+    nodes = {
+        (level, index): value
+        for level, index, value in await store.read_tree_hashes(reads)
+        if value is not None
+    }
+    auditor = Auditor(checkpoints, verifier_key, origin, nodes)
+    counted = await store.log_size()
+    pending = asyncio.ensure_future(store.read_log_records(0, READ_CHUNK))
+    try:
+        while rows := await pending:
+            pending = asyncio.ensure_future(store.read_log_records(rows[-1][0] + 1, READ_CHUNK))
+            auditor.feed(rows)
+            if progress is not None:
+                progress(auditor.entries_seen)
+    finally:
+        pending.cancel()
+    return auditor.finish(counted)

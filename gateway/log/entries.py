@@ -144,6 +144,16 @@ def outcome_entry(
     }
 
 
+def _column(value: Any) -> str | None:
+    """A search column's copy of an entry value.
+
+    A refusal records what the caller asked for, and PostgreSQL text cannot hold U+0000:
+    one such value would fail the whole group-commit transaction, other callers' intents
+    included. The entry bytes keep the value exactly (JSON escapes it).
+    """
+    return None if value is None else str(value).replace("\x00", "\ufffd")
+
+
 def row_of(entry: Mapping[str, Any]) -> LogRow:
     """The row to append for `entry`: its canonical bytes, leaf hash and search columns."""
     kind = str(entry["kind"])
@@ -157,11 +167,11 @@ def row_of(entry: Mapping[str, Any]) -> LogRow:
         entry=data,
         kind=kind,
         disclosure_id=str(entry["disclosure_id"]),
-        subject_ref=entry.get("subject_ref"),
-        partner=entry.get("partner"),
+        subject_ref=_column(entry.get("subject_ref")),
+        partner=_column(entry.get("partner")),
         time=datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00")),
         leaf_hash=leaf_hash(data),
-        purpose=entry.get("purpose"),
-        legal_basis=entry.get("legal_basis"),
-        outcome=outcome,
+        purpose=_column(entry.get("purpose")),
+        legal_basis=_column(entry.get("legal_basis")),
+        outcome=_column(outcome),
     )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from gateway.log.subject_keys import LogKeys
 from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogRecord
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "csv_row",
     "export_entries",
     "search",
+    "subject_refs",
 ]
 
 OUTCOME_FILTERS: Final = ("sent", "failed", "unknown", "refused")
@@ -92,6 +94,34 @@ class SearchStore(Protocol):
     ) -> list[LogEntry]: ...
 
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]: ...
+
+
+class SpanStore(Protocol):
+    async def log_time_span(self) -> tuple[datetime, datetime] | None: ...
+
+
+async def subject_refs(
+    store: SpanStore,
+    keys: LogKeys,
+    subject: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[str]:
+    """The subject's references for the months the log (and the time range) covers.
+
+    One per month still linkable; months outside the log's first and last entry are
+    left out, which keeps the lookup a few index probes rather than one per month
+    since the key chain began.
+    """
+    span = await store.log_time_span()
+    if span is None:
+        return []
+    first = span[0] if since is None else max(since, span[0])
+    last = span[1] if until is None else min(until, span[1])
+    if first > last:
+        return []
+    return keys.subject_refs(subject, since=first, until=last)
 
 
 class ExportStore(Protocol):

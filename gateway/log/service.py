@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -51,13 +51,14 @@ from gateway.log.merkle import (
     inclusion_proof_from_ranges,
     leaf_hash,
     verify_consistency,
+    verify_inclusion,
 )
 from gateway.log.subject_keys import LogKeys, Period
 from gateway.log.tree import NODE_LEVELS, TILE, TILE_HEIGHT, RangePlan, nodes_above
 from gateway.log.writer import LogWriter
 from gateway.store.base import LogEntry, LogRecord, LogRow, StoredCheckpoint, TreeHash
 
-__all__ = ["LogIntegrityError", "LogService", "LogSigner", "Proof", "TreeStore"]
+__all__ = ["EntryCheck", "LogIntegrityError", "LogService", "LogSigner", "Proof", "TreeStore"]
 
 log = logging.getLogger("gateway.log")
 
@@ -117,6 +118,22 @@ class LogSigner:
     def open(self, note: str) -> Checkpoint:
         """Verify a stored note with this key and this origin; CheckpointError otherwise."""
         return open_checkpoint(note, self.verifier_key, expected_origin=self.name)
+
+
+@dataclass(frozen=True)
+class EntryCheck:
+    """One entry checked against the latest signed checkpoint, as a reviewer sees it.
+
+    ``verified``: its bytes hash to a leaf whose inclusion proof leads to the root of a
+    checkpoint whose signature verifies; ``pending``: no checkpoint covers it yet;
+    ``failed``: something does not verify (`detail` says what): tampering, to escalate.
+    """
+
+    index: int
+    status: Literal["verified", "pending", "failed"]
+    detail: str
+    tree_size: int | None = None
+    checkpoint_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +337,30 @@ class LogService:
             )
         except ProofError as exc:
             raise LogIntegrityError(str(exc)) from None
+
+    async def check_entry(self, index: int) -> EntryCheck:
+        """Entry `index` checked from its bytes up to the latest checkpoint's signature."""
+        _, entry, _ = await self.record(index)
+        latest = await self._store.latest_checkpoint()
+        if latest is None or index >= latest.size:
+            return EntryCheck(index, "pending", "no signed checkpoint covers this entry yet")
+        try:
+            checkpoint = self.signer.open(latest.note)
+            proof = await self.inclusion_proof(index, checkpoint.size)
+            verify_inclusion(
+                index, checkpoint.size, leaf_hash(entry), proof.hashes, checkpoint.root
+            )
+        except (CheckpointError, ProofError, LogIntegrityError) as exc:
+            detail = exc.detail if isinstance(exc, GatewayError) else str(exc)
+            return EntryCheck(index, "failed", detail, latest.size, latest.at)
+        return EntryCheck(
+            index,
+            "verified",
+            f"the entry's leaf hash and its {len(proof.hashes)}-hash inclusion proof give the "
+            f"root signed in the checkpoint of size {checkpoint.size}",
+            checkpoint.size,
+            latest.at,
+        )
 
     # -- checkpoints -----------------------------------------------------------------------
 

@@ -173,7 +173,8 @@ def ensure_key_file(keys_dir: Path) -> bool:
 class LogKeys:
     """The period keys that make the log's references unlinkable to anyone without them."""
 
-    def __init__(self, first: Period, key: bytes) -> None:
+    def __init__(self, key: bytes, first: Period = FIRST_PERIOD) -> None:
+        """`key` is the key of period `first`; later ones are derived from it."""
         if len(key) != KEY_SIZE:
             raise ValueError(f"a period key has {KEY_SIZE} bytes, got {len(key)}")
         self._first = first
@@ -183,7 +184,8 @@ class LogKeys:
     def load(cls, keys_dir: Path) -> LogKeys:
         """The keys of `keys_dir`, creating the key file on first use (see module doc)."""
         ensure_key_file(keys_dir)
-        return cls(*_parse(key_file(keys_dir)))
+        first, key = _parse(key_file(keys_dir))
+        return cls(key, first)
 
     @property
     def first_period(self) -> Period:
@@ -260,6 +262,6 @@ def forget_before(
     first, key = _parse(path)
     if period <= first:
         return first, first
-    keys = LogKeys(first, key)
+    keys = LogKeys(key, first)
     _write_new(path, _format(period, keys.key_for(period)), replace=True)
     return first, period

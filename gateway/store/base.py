@@ -33,6 +33,7 @@ __all__ = [
     "REQUIRED_APPROVALS",
     "Approval",
     "IdempotencyClaim",
+    "JustificationRecord",
     "LegalRequestRecord",
     "LogEntry",
     "LogRecord",
@@ -177,6 +178,17 @@ class LogRow:
 
 
 @dataclass(frozen=True)
+class JustificationRecord:
+    """A reviewer's reason for an emergency disclosure (policy III.3). The text stays in
+    the store, out of the log: a reviewer may name people in it."""
+
+    disclosure_id: str
+    reviewer_id: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class StoredCheckpoint:
     """A signed checkpoint note as stored (its text is produced by gateway.log.checkpoint)."""
 
@@ -248,6 +260,17 @@ class Store(Protocol):
     async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
         """Lawful requests (with one status, or all), in the order they were received."""
 
+    # -- emergency review -------------------------------------------------------------
+
+    async def add_justification(self, record: JustificationRecord) -> bool:
+        """Record a justification; False (nothing written) when the disclosure has one."""
+
+    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None:
+        """The justification of a disclosure, or None."""
+
+    async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
+        """Which of `disclosure_ids` have a justification."""
+
     # -- idempotency --------------------------------------------------------------------
 
     async def claim_idempotency(
@@ -300,6 +323,9 @@ class Store(Protocol):
 
     async def intents_without_outcome(self) -> list[LogEntry]:
         """Intent entries whose disclosure has no outcome entry, in index order."""
+
+    async def log_time_span(self) -> tuple[datetime, datetime] | None:
+        """The earliest and latest entry time, or None for an empty log."""
 
     async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
         """Up to `limit` entries with index >= start, with their leaf hashes, in index order.

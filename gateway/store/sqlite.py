@@ -34,6 +34,7 @@ from gateway.facts import Consent, LegalRequest, SubjectFacts
 from gateway.store.base import (
     Approval,
     IdempotencyClaim,
+    JustificationRecord,
     LegalRequestRecord,
     LogEntry,
     LogRecord,
@@ -175,6 +176,20 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 hash BLOB NOT NULL CHECK (length(hash) = 32),
                 PRIMARY KEY (level, idx)
             ) WITHOUT ROWID
+            """,
+        ),
+    ),
+    Migration(
+        3,
+        "justifications of emergency disclosures",
+        (
+            """
+            CREATE TABLE justifications (
+                disclosure_id TEXT PRIMARY KEY,
+                reviewer_id TEXT NOT NULL,
+                text TEXT NOT NULL,
+                at TEXT NOT NULL
+            )
             """,
         ),
     ),
@@ -463,6 +478,44 @@ class SqliteStore:
             )
         return _consent(rows[0]) if rows else None
 
+    async def add_justification(self, record: JustificationRecord) -> bool:
+        require_aware(record.at, "at")
+        async with self._use("store a justification", write=True) as conn:
+            cursor = await conn.execute(
+                "INSERT INTO justifications (disclosure_id, reviewer_id, text, at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (disclosure_id) DO NOTHING",
+                (record.disclosure_id, record.reviewer_id, record.text, _time(record.at)),
+            )
+            return cursor.rowcount == 1
+
+    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None:
+        async with self._use("read a justification", write=False) as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT disclosure_id, reviewer_id, text, at FROM justifications "
+                    "WHERE disclosure_id = ?",
+                    (disclosure_id,),
+                )
+            )
+        if not rows:
+            return None
+        row = rows[0]
+        return JustificationRecord(row[0], row[1], row[2], _parse_time(row[3]))
+
+    async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        async with self._use("read justifications", write=False) as conn:
+            for start in range(0, len(disclosure_ids), 500):
+                chunk = list(disclosure_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = await conn.execute_fetchall(
+                    "SELECT disclosure_id FROM justifications "  # noqa: S608 - placeholders only
+                    f"WHERE disclosure_id IN ({marks})",
+                    chunk,
+                )
+                found.update(str(r[0]) for r in rows)
+        return found
+
     async def get_consent(self, consent_id: str) -> Consent | None:
         async with self._use("read a consent", write=False) as conn:
             rows = list(
@@ -739,20 +792,30 @@ class SqliteStore:
         check_search_limit(limit)
         if (subject_refs is not None and not subject_refs) or (kinds is not None and not kinds):
             return []
-        # Only the filters given become conditions, so SQLite can pick their indexes.
+        # Only the filters given become conditions, so SQLite can pick their indexes. With
+        # a subject, a unary + keeps SQLite (which has no statistics) from walking the
+        # kind or partner index instead of the far more selective subject index.
+        by_subject = subject_ref is not None or subject_refs is not None
+        other = "+" if by_subject else ""
         filters: list[tuple[str, Sequence[object]]] = [
             (condition, values)
             for condition, values in (
                 ("subject_ref = ?", [] if subject_ref is None else [subject_ref]),
                 (f"subject_ref IN ({_placeholders(subject_refs or [])})", subject_refs or []),
-                ("partner = ?", [] if partner is None else [partner]),
-                ("kind = ?", [] if kind is None else [kind]),
-                (f"kind IN ({_placeholders(kinds or [])})", kinds or []),
+                (f"{other}partner = ?", [] if partner is None else [partner]),
+                (f"{other}kind = ?", [] if kind is None else [kind]),
+                (f"{other}kind IN ({_placeholders(kinds or [])})", kinds or []),
                 ("purpose = ?", [] if purpose is None else [purpose]),
                 ("legal_basis = ?", [] if legal_basis is None else [legal_basis]),
-                ("outcome = ?", [] if outcome is None else [outcome]),
-                ("logged_at >= ?", [] if since is None else [_time(require_aware(since, "since"))]),
-                ("logged_at < ?", [] if until is None else [_time(require_aware(until, "until"))]),
+                (f"{other}outcome = ?", [] if outcome is None else [outcome]),
+                (
+                    f"{other}logged_at >= ?",
+                    [] if since is None else [_time(require_aware(since, "since"))],
+                ),
+                (
+                    f"{other}logged_at < ?",
+                    [] if until is None else [_time(require_aware(until, "until"))],
+                ),
                 ("idx > ?", [] if after_index is None else [after_index]),
             )
             if values
@@ -778,6 +841,19 @@ class SqliteStore:
                 "ORDER BY i.idx"
             )
         return _entries(rows)
+
+    async def log_time_span(self) -> tuple[datetime, datetime] | None:
+        # Two subqueries: SQLite answers a lone min() or max() from the index, but scans
+        # the whole table for both in one SELECT.
+        async with self._use("read the disclosure log", write=False) as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT (SELECT min(logged_at) FROM log_entries), "
+                    "(SELECT max(logged_at) FROM log_entries)"
+                )
+            )
+        first, last = rows[0]
+        return None if first is None else (_parse_time(first), _parse_time(last))
 
     async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
         async with self._use("read the disclosure log", write=False) as conn:

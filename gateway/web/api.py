@@ -189,7 +189,11 @@ async def get_subject_consents(request: web.Request) -> web.Response:
 async def put_restriction(request: web.Request) -> web.Response:
     await caller_of(request, ("consent_writer", "rights_officer"))
     body = await body_of(request)
-    if not isinstance(body, dict) or not isinstance(body.get("restricted"), bool):
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("restricted"), bool)
+        or set(body) - {"restricted", "reason"}
+    ):
         raise invalid('body must be {"restricted": true|false, "reason": "…"}')
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 2000:

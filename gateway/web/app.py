@@ -6,21 +6,27 @@ closed in `cleanup_ctx`; handlers find what they need under typed AppKeys.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.auth import CallerAuthenticator
 from gateway.config import Config
 from gateway.crypto import GatewayKeys, PartnerKeyCache
-from gateway.keys import KeyPaths, read_secret_key
+from gateway.errors import ConfigErrors, GatewayError
+from gateway.keys import KeyPaths, exposed_private_files, read_secret_key
 from gateway.log.entries import LogKeys, outcome_entry
+from gateway.log.service import LogService, LogSigner
+from gateway.log.subject_keys import key_file as subject_key_file
 from gateway.log.writer import LogWriter
+from gateway.metrics import Metrics
 from gateway.minimize import derive_pseudonym_key
 from gateway.outbound import Outbound, client_session
 from gateway.partners import Partner, load_partners
@@ -28,7 +34,11 @@ from gateway.pipeline import Gateway
 from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.web import api
-from gateway.web.problems import problem_middleware
+from gateway.web.log_api import LOG, add_log_routes
+from gateway.web.openapi import add_openapi_route
+from gateway.web.problems import METRICS, problem_middleware
+from gateway.web.review import REVIEW_BACKEND, add_review_routes
+from gateway.web.review_backend import LogReviewBackend
 from gateway.web.rights import add_rights_routes
 
 log = logging.getLogger("gateway.app")
@@ -60,6 +70,46 @@ async def recover_unfinished(store: Store, writer: LogWriter, now: datetime) -> 
     return recovered
 
 
+async def watch_checkpoints(store: Store, metrics: Metrics, every_s: float = 10.0) -> None:
+    """Keep the checkpoint-age gauge fresh (checkpoints may come from another instance)."""
+    while True:
+        try:
+            latest = await store.latest_checkpoint()
+        except GatewayError:
+            latest = None
+        if latest is not None:
+            metrics.checkpoint_at = latest.at
+        await asyncio.sleep(every_s)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def refuse_exposed_secrets(config: Config, paths: KeyPaths, partners: Iterable[Partner]) -> None:
+    """Refuse to start while a private key or secret the gateway reads is group/world
+    accessible (issue 6: a key readable by others can sign or unmask)."""
+    files = [
+        paths.gateway_signing,
+        paths.gateway_encryption,
+        paths.log_signing,
+        paths.pseudonym_master,
+        paths.review_session,
+        subject_key_file(config.keys_dir),
+    ]
+    for partner in partners:
+        auth = partner.auth
+        for secret in (auth.key, auth.client_secret):
+            if secret is not None and secret.file is not None:
+                files.append(secret.file)
+        files += [p for p in (auth.private_key_file, auth.cert_key_file) if p is not None]
+    problems = exposed_private_files(files)
+    if problems:
+        raise ConfigErrors(problems)
+
+
 def create_app(
     config: Config,
     *,
@@ -76,27 +126,46 @@ def create_app(
         dict(partners) if partners is not None else load_partners(config.partners_dir, config.root)
     )
     paths = KeyPaths(config.keys_dir)
+    refuse_exposed_secrets(config, paths, partner_table.values())
     keys = GatewayKeys.load(config.keys_dir)
     pseudonym_master = read_secret_key(paths.pseudonym_master)
     log_keys = LogKeys.load(config.keys_dir)
+    signer = LogSigner.load(config.keys_dir, config.log.origin)
+    metrics = Metrics()
+    app[METRICS] = metrics
     secrets = env if env is not None else os.environ
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         store = await open_store(config.storage_url, config.root)
         session = client_session()
+        background: list[asyncio.Task[None]] = []
         try:
             outbound = Outbound(session, env=secrets)
             # A missing partner secret or certificate stops the start, naming the file.
             outbound.preflight(partner_table.values())
-            writer = LogWriter(store)
-            await recover_unfinished(store, writer, clock())
+            log_service = LogService(store, signer, keys=log_keys, clock=clock)
+            await log_service.prepare()
+            await recover_unfinished(store, log_service.writer, clock())
+            log_service.start(config.log.checkpoint_interval_s)
+            review = LogReviewBackend(store, log_service, log_keys, clock)
+            background.append(asyncio.create_task(review.audit_periodically()))
+            background.append(asyncio.create_task(watch_checkpoints(store, metrics)))
+            metrics.watch(
+                writer=log_service.writer,
+                partners=partner_table,
+                breaker_state=outbound.breaker_state,
+                clock=clock,
+            )
             app[api.STORE] = store
+            app[LOG] = log_service
+            if REVIEW_BACKEND not in app:  # tests may bring their own
+                app[REVIEW_BACKEND] = review
             app[api.AUTH] = CallerAuthenticator(config.auth, config.callers, session)
             app[api.GATEWAY] = Gateway(
                 config=config,
                 partners=partner_table,
                 facts=store,
-                log=writer,
+                log=log_service,
                 keys=keys,
                 partner_keys=PartnerKeyCache(session),
                 outbound=outbound,
@@ -105,10 +174,14 @@ def create_app(
                     lambda partner_id: derive_pseudonym_key(pseudonym_master, partner_id)
                 ),
                 clock=clock,
+                metrics=metrics,
             )
             app[STARTED] = clock()
             yield
-            await writer.drain()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await log_service.stop()
         finally:
             await session.close()
             await store.close()
@@ -116,4 +189,15 @@ def create_app(
     app.cleanup_ctx.append(resources)
     api.add_routes(app)
     add_rights_routes(app)
+    add_openapi_route(app)
+    add_log_routes(app)
+    app.router.add_get("/metrics", get_metrics, name="metrics")
+    add_review_routes(
+        app,
+        reviewers=config.reviewers,
+        session_key=read_secret_key(paths.review_session),
+        partners=partner_table,
+        clock=clock,
+        source=str(config.path),
+    )
     return app

@@ -20,8 +20,12 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from gateway import legal_requests
 from gateway import vocabulary as v
 from gateway.errors import PROBLEM_BASE, PROBLEMS
+from gateway.facts import MAX_TEXT
+from gateway.request import MAX_ID
+from gateway.web.api import MAX_IDEMPOTENCY_KEY
 
 __all__ = ["UNDOCUMENTED_PREFIXES", "add_openapi_route", "openapi_document"]
 
@@ -31,11 +35,9 @@ UNDOCUMENTED_PREFIXES: Final = ("/review/",)
 PROBLEM_JSON: Final = "application/problem+json"
 # Codes the web layer emits besides errors.PROBLEMS (problems.py renders 405 itself).
 EXTRA_PROBLEM_CODES: Final = ("method_not_allowed",)
-MAX_ID: Final = 200  # request.MAX_ID: partner, operation and subject ids in a disclosure body
-MAX_TEXT: Final = 2000  # facts.MAX_TEXT: free text in consents and restrictions
-MAX_LEGAL_TEXT: Final = 500  # legal_requests.MAX_TEXT
-MAX_LEGAL_SUBJECTS: Final = 10_000  # legal_requests.MAX_SUBJECTS
-MAX_IDEMPOTENCY_KEY: Final = 200  # api.MAX_IDEMPOTENCY_KEY
+# The parsers' own limits, so the document cannot drift from what they enforce.
+MAX_LEGAL_TEXT: Final = legal_requests.MAX_TEXT
+MAX_LEGAL_SUBJECTS: Final = legal_requests.MAX_SUBJECTS
 
 Schema = dict[str, Any]
 
@@ -111,6 +113,8 @@ TIME: Final[Schema] = {
         {"type": "string", "format": "date", "minLength": 10, "maxLength": 10},
     ],
 }
+# Log indexes and tree sizes: what a signed 64-bit column holds.
+LOG_INDEX: Final[Schema] = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 UTC_TIME: Final[Schema] = {"type": "string", "format": "date-time"}
 BASE64: Final[Schema] = {"type": "string", "pattern": r"^[A-Za-z0-9+/]*={0,2}$"}
 
@@ -342,7 +346,8 @@ def _schemas() -> dict[str, Schema]:
                     "type": "array",
                     "minItems": 1,
                     "items": {"type": "string", "minLength": 1},
-                    "description": "Ids of onboarded partners; any other id is a 400.",
+                    "description": "Ids of onboarded partners; any other id is a 400 naming "
+                    "the known ones.",
                 },
                 "received_at": TIME,
             },
@@ -394,24 +399,42 @@ def _schemas() -> dict[str, Schema]:
         "SubjectDisclosure": {
             "type": "object",
             "description": "One disclosure of the subject's data (portability report).",
+            "required": [
+                "time",
+                "disclosure_id",
+                "partner",
+                "partner_category",
+                "purpose",
+                "legal_basis",
+                "fields",
+                "outcome",
+            ],
             "properties": {
+                "time": UTC_TIME,
                 "disclosure_id": {"type": "string"},
-                "time": {"type": "string"},
                 "partner": {"type": "string"},
-                "partner_category": {"type": ["string", "null"]},
+                "partner_name": {"type": ["string", "null"]},
+                "partner_category": _nullable(_ref("PartnerCategory")),
                 "operation": {"type": "string"},
-                "purpose": {"type": "string"},
-                "legal_basis": {"type": "string"},
+                "purpose": _ref("Purpose"),
+                "legal_basis": _ref("LegalBasis"),
                 "fields": {
+                    "type": "object",
+                    "additionalProperties": _ref("Transform"),
                     "description": "The field names sent, with their transforms.",
-                    "type": ["object", "array"],
                 },
-                "outcome": {"type": ["string", "null"]},
+                "outcome": {"type": ["string", "null"], "description": "sent, failed, unknown"},
+                "partner_status": {"type": ["integer", "null"]},
+                "maybe_received": {"type": "boolean"},
+                "consent_id": {"type": ["string", "null"]},
+                "legal_request_id": {"type": ["string", "null"]},
+                "policy_version": {"type": ["string", "null"]},
+                "retention_days": {"type": ["integer", "null"]},
             },
         },
         "SubjectDisclosures": {
             "type": "object",
-            "required": ["disclosures"],
+            "required": ["subject", "disclosures"],
             "properties": {
                 "subject": {"type": "string"},
                 "disclosures": {"type": "array", "items": _ref("SubjectDisclosure")},
@@ -419,28 +442,53 @@ def _schemas() -> dict[str, Schema]:
         },
         "ErasureRequest": {
             "type": "object",
-            "required": ["kind"],
+            "additionalProperties": False,
             "properties": {
-                "kind": {"type": "string", "enum": ["erasure", "rectification"]},
+                "kind": {
+                    "type": "string",
+                    "enum": ["erasure", "rectification"],
+                    "default": "erasure",
+                },
                 "data": {
                     **_ref("DisclosureData"),
-                    "description": "For a rectification: the corrected fields.",
+                    "description": "The subject's identifiers partners need to find them "
+                    "(e.g. uuid, email), or the corrected fields of a rectification; each "
+                    "partner's erasure operation decides what it receives. Default: "
+                    '{"uuid": <subject>}.',
                 },
+            },
+        },
+        "Notice": {
+            "type": "object",
+            "required": ["partner", "status"],
+            "properties": {
+                "partner": {"type": "string"},
+                "status": {"type": "string", "enum": ["sent", "failed", "manual"]},
+                "disclosure_id": {"type": "string"},
+                "partner_status": {"type": "integer"},
+                "problem": _ref("ProblemCode"),
+                "detail": {"type": "string"},
+                "privacy_contact": {"type": "string"},
             },
         },
         "ErasureResult": {
             "type": "object",
-            "description": "The per-partner result of the notices sent.",
+            "description": "The notice sent to each partner that received the subject's data; "
+            "partners without an erasure operation are listed for manual follow-up.",
+            "required": ["kind", "reference", "notices", "manual_follow_up"],
             "properties": {
                 "kind": {"type": "string", "enum": ["erasure", "rectification"]},
-                "results": {"type": "array", "items": {"type": "object"}},
+                "reference": {"type": "string", "description": "The rights request reference."},
+                "notices": {"type": "array", "items": _ref("Notice")},
+                "manual_follow_up": {"type": "array", "items": _ref("Notice")},
             },
         },
         "LogEntry": {
             "type": "object",
-            "required": ["index", "entry"],
+            "required": ["index", "leaf_hash", "entry"],
             "properties": {
                 "index": {"type": "integer", "minimum": 0},
+                "leaf_hash": _nullable(BASE64),
                 "entry": {
                     "type": "object",
                     "description": "The entry as logged (CONTRACT §5): no personal value.",
@@ -644,6 +692,16 @@ def _paths() -> dict[str, Schema]:
         "content": {"application/json": {}, "*/*": {}},
     }
     disclosure_body = _body(_ref("DisclosureRequest"), "What to send, to whom, why.")
+
+    def gateway_or_partner(description: str) -> Schema:
+        # The gateway's refusal is a Problem; a partner's own 4xx is passed through as the
+        # partner sent it, and only that carries Disclosure-Fields.
+        return {
+            "description": f"{description} Or the partner's own answer with this status.",
+            "headers": disclosure_headers,
+            "content": {PROBLEM_JSON: {"schema": _ref("Problem")}, "*/*": {}},
+        }
+
     return {
         "/v1/disclosures": {
             "post": _operation(
@@ -651,27 +709,15 @@ def _paths() -> dict[str, Schema]:
                 "Send personal data to a partner (decide, minimize, sign, encrypt, log, deliver).",
                 {
                     "2XX": partner_reply,
-                    "400": {
-                        "description": "invalid_request from the gateway (problem+json), or "
-                        "the partner's own 4xx answer (with Disclosure-Fields).",
-                        "headers": refusal_headers,
-                        "content": {
-                            PROBLEM_JSON: {"schema": _ref("Problem")},
-                            "*/*": {},
-                        },
-                    },
+                    "400": gateway_or_partner("invalid_request: the body breaks §4.1."),
                     "401": _response("Unauthenticated"),
-                    "403": _problem(
+                    "403": gateway_or_partner(
                         "forbidden, or a policy refusal (purpose_not_allowed, consent_*, "
-                        "subject_restricted, legal_request_required, …), logged as refused.",
-                        refusal_headers,
+                        "subject_restricted, legal_request_required, …), logged as refused."
                     ),
-                    "404": _problem(
-                        "unknown_partner / unknown_operation (or the partner's own 404).",
-                        refusal_headers,
-                    ),
-                    "409": _problem(
-                        "conflict: the Idempotency-Key is in flight or was used for another body.",
+                    "404": gateway_or_partner("unknown_partner / unknown_operation."),
+                    "409": gateway_or_partner(
+                        "conflict: the Idempotency-Key is in flight or was used for another body."
                     ),
                     "4XX": {
                         "description": "The partner's own 4xx answer, passed through.",
@@ -896,7 +942,7 @@ def _paths() -> dict[str, Schema]:
                         "name": "index",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 0},
+                        "schema": LOG_INDEX,
                     }
                 ],
             )
@@ -916,13 +962,13 @@ def _paths() -> dict[str, Schema]:
                         "name": "index",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 0},
+                        "schema": LOG_INDEX,
                     },
                     {
                         "name": "tree_size",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 1},
+                        "schema": {**LOG_INDEX, "minimum": 1},
                     },
                 ],
             )
@@ -942,7 +988,7 @@ def _paths() -> dict[str, Schema]:
                         "name": name,
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 0},
+                        "schema": {**LOG_INDEX, "minimum": 1},
                     }
                     for name in ("first", "second")
                 ],
@@ -1039,7 +1085,9 @@ def _build() -> dict[str, Any]:
             "version": _version(),
             "summary": "The one door through which personal data leaves the company.",
             "description": "Every refusal is an RFC 9457 problem document "
-            f"(`{PROBLEM_JSON}`) whose `type` is {PROBLEM_BASE}<code>.",
+            f"(`{PROBLEM_JSON}`) whose `type` is {PROBLEM_BASE}<code>. Bodies are UTF-8 "
+            "JSON (RFC 8259): no NaN or Infinity, no number beyond a double, no string "
+            "holding U+0000, nesting at most server.max_json_depth deep.",
         },
         "tags": [
             {"name": name}

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from gateway.errors import GatewayError
+from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway.web")
 
 PROBLEM_JSON = "application/problem+json"
+METRICS = web.AppKey("metrics", Metrics)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {
@@ -50,6 +53,8 @@ def problem_response(error: GatewayError, headers: dict[str, str] | None = None)
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        if any("\x00" in v for v in request.match_info.values()):
+            raise GatewayError("invalid_request", "the path may not contain %00 (NUL)")
         return await handler(request)
     except GatewayError as exc:
         return problem_response(exc)
@@ -58,12 +63,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         if exc.status == 405:
             allowed = exc.headers.get("Allow", "")
-            return _plain_problem(
+            response = _plain_problem(
                 405,
                 "method_not_allowed",
                 "Method not allowed",
                 f"{request.method} is not allowed here; allowed: {allowed}",
             )
+            response.headers["Allow"] = allowed
+            return response
         code = _HTTP_CODES.get(exc.status, "invalid_request")
         detail = {
             404: f"no route for {request.method} {request.path[:200]}; see GET /openapi.json",
@@ -93,6 +100,29 @@ def _plain_problem(status: int, code: str, title: str, detail: str) -> web.Respo
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 overflows to inf, which JSON cannot carry on
+        raise ValueError("a number beyond the range of a double")
+    return value
+
+
+def _has_nul(value: object) -> bool:
+    """True if any key or string in `value` holds U+0000 (PostgreSQL text cannot)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _depth(value: object, limit: int) -> bool:
@@ -128,7 +158,7 @@ async def read_json(request: web.Request, *, max_depth: int, max_body: int) -> A
     except UnicodeDecodeError:
         raise GatewayError("invalid_request", "the body is not valid UTF-8") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise GatewayError(
             "invalid_request", f"the JSON nests deeper than {max_depth} levels"
@@ -145,4 +175,6 @@ async def read_json(request: web.Request, *, max_depth: int, max_body: int) -> A
             "invalid_request",
             f"the JSON nests deeper than {max_depth} levels (server.max_json_depth)",
         )
+    if _has_nul(value):
+        raise GatewayError("invalid_request", "strings may not contain the NUL character (U+0000)")
     return value

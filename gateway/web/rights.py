@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import legal_requests
+from gateway import legal_requests, rights
 from gateway.errors import GatewayError
 from gateway.web.api import GATEWAY, STORE, body_of, caller_of, json_response
 
@@ -59,7 +59,44 @@ async def list_legal_requests(request: web.Request) -> web.Response:
     )
 
 
+RIGHTS_READERS = ("rights_officer", "reviewer")
+
+
+async def get_subject_disclosures(request: web.Request) -> web.Response:
+    """VII.1 access and VII.5 portability: every recipient of the subject's data."""
+    await caller_of(request, RIGHTS_READERS)
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise GatewayError("invalid_request", "format must be 'json' or 'csv'")
+    gw = request.app[GATEWAY]
+    subject = request.match_info["subject"]
+    rows = await rights.subject_report(request.app[STORE], gw.log_keys, gw.partners, subject)
+    if fmt == "csv":
+        return web.Response(
+            text=rights.report_csv(rows),
+            content_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="disclosures.csv"'},
+        )
+    return json_response({"subject": subject, "disclosures": rows})
+
+
+async def post_erasure(request: web.Request) -> web.Response:
+    """VII.2: notify every partner that received the subject's data."""
+    officer = await caller_of(request, "rights_officer")
+    subject = request.match_info["subject"]
+    kind, data = rights.parse_erasure(await body_of(request), subject)
+    gw = request.app[GATEWAY]
+    result = await rights.send_erasure_notices(
+        gw, request.app[STORE], gw.log_keys, officer, subject, kind, data
+    )
+    return json_response(result.as_json())
+
+
 def add_rights_routes(app: web.Application) -> None:
+    app.router.add_get(
+        "/v1/subjects/{subject}/disclosures", get_subject_disclosures, name="subject_disclosures"
+    )
+    app.router.add_post("/v1/subjects/{subject}/erasure", post_erasure, name="subject_erasure")
     app.router.add_post("/v1/legal-requests", post_legal_request, name="legal_requests")
     app.router.add_get("/v1/legal-requests", list_legal_requests, name="legal_requests_list")
     app.router.add_get("/v1/legal-requests/{request_id}", get_legal_request, name="legal_request")

@@ -7,23 +7,26 @@ tests (tests/ is on sys.path through tests/conftest.py).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from gateway.config import Config, Reviewer
 from gateway.errors import GatewayError
-from gateway.keys import KeyPaths, read_secret_key
 from gateway.log.entries import intent_entry, outcome_entry, refused_entry, row_of
 from gateway.log.subject_keys import LogKeys
 from gateway.partners import Partner
 from gateway.policy import Decision
 from gateway.request import DisclosureRequest
 from gateway.store.base import LegalRequestRecord, Store
+from gateway.web.api import STORE
 from gateway.web.app import create_app
 from gateway.web.review import (
     REVIEW_BACKEND,
@@ -31,10 +34,10 @@ from gateway.web.review import (
     Justification,
     ProofCheck,
     QueueItem,
-    add_review_routes,
 )
 from gateway.web.review.passwords import MIN_LN, hash_password
 
+T = TypeVar("T")
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 PASSWORDS = {
@@ -140,24 +143,96 @@ class Seeded:
 
 # name, partner, operation, purpose, basis, subject, age, outcome (None: pending, "refused")
 DISCLOSURES: tuple[tuple[str, str, str, str, str, str, timedelta, str | None], ...] = (
-    ("october", "lao-credit-bureau", "credit_check", "service_provision", "consent",
-     SUBJECT_A, timedelta(days=40), "sent"),
-    ("credit", "lao-credit-bureau", "credit_check", "service_provision", "consent",
-     SUBJECT_A, timedelta(days=5), "sent"),
-    ("charge", "bcel-payments", "charge", "service_provision", "contract",
-     SUBJECT_B, timedelta(days=4), "sent"),
-    ("vital", "vientiane-police", "lawful_disclosure", "safety_security", "vital_interest",
-     SUBJECT_C, timedelta(days=4, hours=-1), "sent"),
-    ("adreach", "adreach", "audience_upload", "marketing", "consent",
-     SUBJECT_A, timedelta(days=3), "refused"),
-    ("quote", "lanexang-insurance", "quote", "service_provision", "contract",
-     SUBJECT_B, timedelta(days=2), "failed"),
-    ("injected", INJECTED_PARTNER, "x", "service_provision", "contract",
-     SUBJECT_B, timedelta(days=1), "refused"),
-    ("public", "vientiane-police", "lawful_disclosure", "safety_security", "public_interest",
-     SUBJECT_A, timedelta(hours=1), "sent"),
-    ("veriid", "veriid", "verify_identity", "safety_security", "consent",
-     SUBJECT_A, timedelta(minutes=10), None),
+    (
+        "october",
+        "lao-credit-bureau",
+        "credit_check",
+        "service_provision",
+        "consent",
+        SUBJECT_A,
+        timedelta(days=40),
+        "sent",
+    ),
+    (
+        "credit",
+        "lao-credit-bureau",
+        "credit_check",
+        "service_provision",
+        "consent",
+        SUBJECT_A,
+        timedelta(days=5),
+        "sent",
+    ),
+    (
+        "charge",
+        "bcel-payments",
+        "charge",
+        "service_provision",
+        "contract",
+        SUBJECT_B,
+        timedelta(days=4),
+        "sent",
+    ),
+    (
+        "vital",
+        "vientiane-police",
+        "lawful_disclosure",
+        "safety_security",
+        "vital_interest",
+        SUBJECT_C,
+        timedelta(days=4, hours=-1),
+        "sent",
+    ),
+    (
+        "adreach",
+        "adreach",
+        "audience_upload",
+        "marketing",
+        "consent",
+        SUBJECT_A,
+        timedelta(days=3),
+        "refused",
+    ),
+    (
+        "quote",
+        "lanexang-insurance",
+        "quote",
+        "service_provision",
+        "contract",
+        SUBJECT_B,
+        timedelta(days=2),
+        "failed",
+    ),
+    (
+        "injected",
+        INJECTED_PARTNER,
+        "x",
+        "service_provision",
+        "contract",
+        SUBJECT_B,
+        timedelta(days=1),
+        "refused",
+    ),
+    (
+        "public",
+        "vientiane-police",
+        "lawful_disclosure",
+        "safety_security",
+        "public_interest",
+        SUBJECT_A,
+        timedelta(hours=1),
+        "sent",
+    ),
+    (
+        "veriid",
+        "veriid",
+        "verify_identity",
+        "safety_security",
+        "consent",
+        SUBJECT_A,
+        timedelta(minutes=10),
+        None,
+    ),
 )
 
 
@@ -172,8 +247,14 @@ def _entries(
     disclosure_id = f"d-{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
     request = DisclosureRequest(partner_id, operation, purpose, basis, subject, {"uuid": "u"})
     partner = partners.get(partner_id)
-    common = {"caller": "sales-service", "request": request, "at": at, "keys": keys,
-              "policy_version": "2024-09-30", "disclosure_id": disclosure_id}
+    common = {
+        "caller": "sales-service",
+        "request": request,
+        "at": at,
+        "keys": keys,
+        "policy_version": "2024-09-30",
+        "disclosure_id": disclosure_id,
+    }
     if outcome == "refused":
         problem = "unknown_partner" if partner is None else "consent_required"
         decision = Decision(False, problem, (f"rule for {problem}",), {}, (), False)
@@ -188,16 +269,24 @@ def _entries(
         withheld=("password",),
         needs_review=basis in ("vital_interest", "public_interest"),
     )
-    entries = [intent_entry(partner=partner, operation=op, decision=decision,
-                            minimized={"uuid": "u"}, **common)]
+    entries = [
+        intent_entry(
+            partner=partner, operation=op, decision=decision, minimized={"uuid": "u"}, **common
+        )
+    ]
     if outcome is not None:
-        entries.append(outcome_entry(
-            disclosure_id=disclosure_id, outcome=outcome, at=at + timedelta(seconds=1),
-            partner=partner_id, partner_status=201 if outcome == "sent" else None,
-            attempts=1 if outcome == "sent" else 3,
-            problem=None if outcome == "sent" else "partner_unavailable",
-            maybe_received=None if outcome == "sent" else False,
-        ))
+        entries.append(
+            outcome_entry(
+                disclosure_id=disclosure_id,
+                outcome=outcome,
+                at=at + timedelta(seconds=1),
+                partner=partner_id,
+                partner_status=201 if outcome == "sent" else None,
+                attempts=1 if outcome == "sent" else 3,
+                problem=None if outcome == "sent" else "partner_unavailable",
+                maybe_received=None if outcome == "sent" else False,
+            )
+        )
     return entries
 
 
@@ -243,12 +332,63 @@ def review_app(
 ) -> web.Application:
     """The gateway with the review page mounted, as the composition root will wire it."""
     app = create_app(config, partners=partners, env=dict(os.environ), clock=lambda: NOW)
-    app[REVIEW_BACKEND] = fake
-    add_review_routes(
-        app,
-        reviewers=config.reviewers,
-        session_key=read_secret_key(KeyPaths(config.keys_dir).review_session),
-        partners=partners,
-        clock=lambda: NOW,
-    )
+    app[REVIEW_BACKEND] = fake  # create_app keeps a backend that is already there
     return app
+
+
+class ServedGateway:
+    """The gateway app on 127.0.0.1 (a free port), run by its own loop in a thread,
+    so synchronous Selenium can drive it while the test reaches its store."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner = web.AppRunner(app, access_log=None)
+        self.port = 0
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> None:
+        self.thread.start()
+
+        async def start() -> int:
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            return int(self.runner.addresses[0][1])
+
+        self.port = self.call(start())
+
+    def stop(self) -> None:
+        try:
+            self.call(self.runner.cleanup())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def store(self) -> Store:
+        return self.app[STORE]
+
+
+@dataclass
+class Gateway:
+    served: ServedGateway
+    fake: FakeReviewBackend
+    seeded: Seeded
+
+    @property
+    def base(self) -> str:
+        return self.served.base
+
+    def url(self, path: str) -> str:
+        return self.served.base + path

@@ -395,7 +395,7 @@ async def test_migrate_twice_is_a_no_op(store: Store) -> None:
     await store.migrate()
     await store.migrate()
 
-    assert await store.schema_versions() == [1, 2]
+    assert await store.schema_versions() == [1, 2, 3]
     assert await store.get_consent("c-1") == consent("c-1")
     await store.ping()
 
@@ -408,7 +408,7 @@ async def test_two_instances_migrating_at_once_apply_each_version_once(
     )
     try:
         assert isinstance(first, SqliteStore | PostgresStore)
-        assert await first.schema_versions() == [1, 2]
+        assert await first.schema_versions() == [1, 2, 3]
         assert await second.log_size() == 0
     finally:
         await first.close()

@@ -208,11 +208,12 @@ def test_generate_recreates_only_what_is_missing(root: Path) -> None:
 
     assert sorted(created) == sorted([paths.log_subject, root / "keys/partners/adreach.jwk.json"])
     assert paths.log_subject.read_bytes() != before[paths.log_subject]
+    assert paths.log_subject.stat().st_mode & 0o077 == 0
     # The public key is rebuilt from the private half, so it is the same key.
     assert json.loads((root / "keys/partners/adreach.jwk.json").read_text()) == json.loads(
         before[root / "keys/partners/adreach.jwk.json"]
     )
-    assert len(read_secret_key(paths.log_subject)) == 32
+    assert len(read_secret_key(paths.pseudonym_master)) == 32
 
 
 def test_generate_leaves_public_key_without_private_half_alone(root: Path) -> None:

@@ -32,8 +32,12 @@ from gateway.web.review.listing import (
     matching_rows,
     search_page,
 )
-from gateway.web.review.passwords import PasswordHashError, parse_password_hash
-from gateway.web.review.session import Sealer, SessionSigner
+from gateway.web.review.passwords import (
+    PasswordHashError,
+    PasswordVerifier,
+    parse_password_hash,
+)
+from gateway.web.review.session import LOGIN_TTL, Sealer, SessionSigner
 from gateway.web.review.site import (
     COOKIE,
     LOGIN_COOKIE,
@@ -107,9 +111,20 @@ def _text(form: MultiDictProxy[Any], name: str) -> str | None:
 def _after(value: str | None) -> int | None:
     if not value:
         return None
-    if not value.isdigit() or int(value) > MAX_INDEX:
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_INDEX:
         raise GatewayError("invalid_request", "'after' must be a log index (a whole number)")
     return int(value)
+
+
+def _id(value: str, what: str) -> str:
+    """A disclosure or request id from a path: anything unprintable names nothing here."""
+    if not value or len(value) > MAX_ID or not value.isprintable():
+        raise GatewayError("not_found", f"no {what} with this id")
+    return value
+
+
+def _flash(value: str | None) -> str | None:
+    return value if value and len(value) <= MAX_ID and value.isprintable() else None
 
 
 def _list_url(filters: Filters, after: int | None = None) -> str:
@@ -141,7 +156,7 @@ def _login_page(
     response.set_cookie(
         LOGIN_COOKIE,
         cookie,
-        max_age=3600,
+        max_age=int(LOGIN_TTL.total_seconds()),
         path=PREFIX,
         httponly=True,
         samesite="Strict",
@@ -217,7 +232,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _decoy(ctx: ReviewContext) -> Any:
+def _decoy(ctx: ReviewContext) -> PasswordVerifier | None:
     """A verifier for ids that do not exist, costing what a real one costs."""
     for account in ctx.accounts.values():
         return account.verifier.decoy()
@@ -298,9 +313,7 @@ def _entry_members(entry: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 @reviewer_page
 async def disclosure_detail(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    disclosure_id = request.match_info["disclosure_id"]
-    if len(disclosure_id) > MAX_ID:
-        raise GatewayError("not_found", "no disclosure with this id")
+    disclosure_id = _id(request.match_info["disclosure_id"], "disclosure")
     found = await store(request).log_entries_for_disclosure(disclosure_id)
     if not found:
         raise GatewayError("not_found", f"no disclosure {disclosure_id[:80]!r} in the log")
@@ -408,17 +421,20 @@ async def _queue_page(
 
 @reviewer_page
 async def queue(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    done = request.query.get("justified")
-    return await _queue_page(request, who, done=done[:MAX_ID] if done else None)
+    return await _queue_page(request, who, done=_flash(request.query.get("justified")))
 
 
 @reviewer_page
 async def justify(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    disclosure_id = request.match_info["disclosure_id"][:MAX_ID]
+    disclosure_id = _id(request.match_info["disclosure_id"], "disclosure")
     form = await request.post()
     text = (_text(form, "justification") or "").strip()
     try:
-        if not text or len(text) > MAX_JUSTIFICATION:
+        if (
+            not text
+            or len(text) > MAX_JUSTIFICATION
+            or not all(c.isprintable() or c in "\r\n\t" for c in text)
+        ):
             raise GatewayError(
                 "invalid_request",
                 f"write a justification of 1 to {MAX_JUSTIFICATION} characters: why the "
@@ -483,13 +499,12 @@ async def _requests_page(
 
 @reviewer_page
 async def legal_request_list(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    done = request.query.get("approved")
-    return await _requests_page(request, who, done=done[:MAX_ID] if done else None)
+    return await _requests_page(request, who, done=_flash(request.query.get("approved")))
 
 
 @reviewer_page
 async def approve(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    request_id = request.match_info["request_id"][:MAX_ID]
+    request_id = _id(request.match_info["request_id"], "lawful request")
     try:
         await legal_requests.approve(
             store(request), request_id, who.reviewer.id, context(request).clock()

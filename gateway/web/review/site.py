@@ -68,6 +68,17 @@ SECURITY_HEADERS: Final[Mapping[str, str]] = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
+# Problem titles speak of API callers; a reviewer reads these instead.
+PAGE_TITLES: Final = {
+    "forbidden": "Not allowed",
+    "unauthenticated": "Please sign in",
+    "invalid_request": "Invalid request",
+    "not_found": "Not found",
+    "conflict": "Already done",
+    "log_unavailable": "Disclosure log unavailable",
+    "internal_error": "Something went wrong",
+}
+
 _HTTP_CODES: Final = {
     400: "invalid_request",
     401: "unauthenticated",
@@ -210,11 +221,18 @@ def redirect(location: str) -> web.Response:
 
 def safe_next(value: str | None) -> str:
     """A path under /review/ to return to after login; anything else goes to the list."""
-    if not value or not value.startswith(PREFIX + "/") or value.startswith("//"):
-        return PREFIX + "/"
+    home = PREFIX + "/"
+    if not value or not value.startswith(home) or len(value) > 2000:
+        return home
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or "\\" in value or any(c < " " for c in value):
-        return PREFIX + "/"
+    if (
+        parts.scheme
+        or parts.netloc
+        or "\\" in value
+        or any(c < " " for c in value)
+        or ".." in parts.path.split("/")
+    ):
+        return home
     return value
 
 
@@ -230,7 +248,8 @@ def html_error(request: web.Request, error: GatewayError) -> web.Response:
             content_type=PROBLEM_JSON,
         )
     who = context(request).signed_in(request) if REVIEW in request.config_dict else None
-    return render(request, "error.html", status=error.status, who=who, error=error)
+    title = PAGE_TITLES.get(error.code, error.title)
+    return render(request, "error.html", status=error.status, who=who, error=error, title=title)
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
@@ -271,9 +290,18 @@ async def review_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 def _same_origin(request: web.Request) -> bool:
+    """False when the browser says the form came from another origin.
+
+    Fetch metadata first: browsers set ``Sec-Fetch-Site`` themselves and a page cannot
+    forge it. ``Origin`` is ``null`` under our no-referrer policy, so it only counts
+    when it names an origin. Clients that send neither still need the CSRF token.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not every client sends it; the CSRF token still guards the form
+    if origin is None or origin == "null":
+        return True
     return urlsplit(origin).netloc == request.host
 
 

@@ -1,0 +1,135 @@
+"""Prometheus metrics (CONTRACT §4.7). Labels are ids and closed vocabularies only —
+partner ids, purposes, legal bases, outcomes, problem codes — never a personal value.
+
+One registry per application, so several gateways in one process (tests) never
+share counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway.log.writer import LogWriter
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+APPEND_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+BREAKER_STATES = ("closed", "half_open", "open")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.checkpoint_at: datetime | None = None  # kept fresh by the app's watcher
+        self.disclosures = Counter(
+            "gateway_disclosures",
+            "Disclosures that reached delivery, by outcome.",
+            ["partner", "purpose", "legal_basis", "outcome"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "gateway_refusals",
+            "Refused requests by problem code.",
+            ["problem"],
+            registry=self.registry,
+        )
+        self.partner_seconds = Histogram(
+            "gateway_partner_request_seconds",
+            "Time to a partner's answer, retries included.",
+            ["partner"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "gateway_partner_retries",
+            "Extra attempts after a partner's first one.",
+            ["partner"],
+            registry=self.registry,
+        )
+        self.log_append_seconds = Histogram(
+            "gateway_log_append_seconds",
+            "Time for an intent entry to become durable.",
+            buckets=APPEND_BUCKETS,
+            registry=self.registry,
+        )
+
+    def delivered(
+        self,
+        partner: str,
+        purpose: str,
+        legal_basis: str,
+        outcome: str,
+        seconds: float,
+        attempts: int,
+    ) -> None:
+        self.disclosures.labels(partner, purpose, legal_basis, outcome).inc()
+        self.partner_seconds.labels(partner).observe(seconds)
+        if attempts > 1:
+            self.retries.labels(partner).inc(attempts - 1)
+
+    def refused(self, problem: str) -> None:
+        self.refusals.labels(problem).inc()
+
+    def watch(
+        self,
+        *,
+        writer: LogWriter,
+        partners: Iterable[str],
+        breaker_state: Callable[[str], str],
+        clock: Callable[[], datetime],
+    ) -> None:
+        """Gauges read at scrape time from the live collaborators."""
+        self.registry.register(
+            _LiveState(writer, tuple(partners), breaker_state, lambda: self.checkpoint_at, clock)
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _LiveState(Collector):
+    def __init__(
+        self,
+        writer: LogWriter,
+        partners: tuple[str, ...],
+        breaker_state: Callable[[str], str],
+        last_checkpoint: Callable[[], datetime | None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._writer = writer
+        self._partners = partners
+        self._breaker_state = breaker_state
+        self._last_checkpoint = last_checkpoint
+        self._clock = clock
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        breaker = GaugeMetricFamily(
+            "gateway_breaker_state",
+            "Circuit breaker per partner: 1 for its current state.",
+            labels=["partner", "state"],
+        )
+        for partner in self._partners:
+            current = self._breaker_state(partner)
+            for state in BREAKER_STATES:
+                breaker.add_metric([partner, state], 1.0 if state == current else 0.0)
+        yield breaker
+        commits = GaugeMetricFamily("gateway_log_commits", "Log group commits made.")
+        commits.add_metric([], float(self._writer.batches))
+        yield commits
+        appended = GaugeMetricFamily(
+            "gateway_log_entries_appended",
+            "Log entries appended; divided by commits, the batch size.",
+        )
+        appended.add_metric([], float(self._writer.appended))
+        yield appended
+        last = self._last_checkpoint()
+        age = GaugeMetricFamily(
+            "gateway_checkpoint_age_seconds",
+            "Seconds since this instance last saw a signed checkpoint (-1: none yet).",
+        )
+        age.add_metric([], -1.0 if last is None else (self._clock() - last).total_seconds())
+        yield age

@@ -1,0 +1,225 @@
+"""Subject rights (policy VII.1, VII.2, VII.5; CONTRACT §4.4).
+
+"Who received my data": every disclosure of a subject, found through the
+subject's keyed references in the log (so periods whose keys were destroyed
+are no longer linkable), with partner, category, purpose, basis, fields,
+outcome and the partner's retention. Erasure and rectification notices go to
+every partner that received the subject's data and has an `erasure`
+operation, each one a disclosure of its own through the same pipeline and log;
+partners without one are listed for a manual follow-up.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.config import Caller
+from gateway.errors import GatewayError
+from gateway.facts import LegalRequest, SubjectFacts, invalid
+from gateway.log.search import Query, SearchStore, SpanStore, search, subject_refs
+from gateway.log.subject_keys import LogKeys
+from gateway.partners import Partner
+from gateway.pipeline import Gateway, disclose
+from gateway.request import DisclosureRequest, check_data
+
+REPORT_COLUMNS = (
+    "time",
+    "disclosure_id",
+    "partner",
+    "partner_name",
+    "partner_category",
+    "operation",
+    "purpose",
+    "legal_basis",
+    "fields",
+    "outcome",
+    "partner_status",
+    "maybe_received",
+    "consent_id",
+    "legal_request_id",
+    "policy_version",
+    "retention_days",
+)
+NOTICE_KINDS = ("erasure", "rectification")
+ERASURE_OPERATION = "erasure"
+# Outcomes after which the partner holds (or may hold) the subject's data.
+RECEIVED = ("sent",)
+
+
+class ReportStore(SearchStore, SpanStore, Protocol):
+    """What the report reads: the log's search and its time span."""
+
+
+async def subject_report(
+    store: ReportStore, log_keys: LogKeys, partners: Mapping[str, Partner], subject: str
+) -> list[dict[str, Any]]:
+    """Every disclosure (not refusal) of `subject`, oldest first."""
+    rows: list[dict[str, Any]] = []
+    refs = await subject_refs(store, log_keys, subject)
+    async for found in search(store, Query(subject_refs=refs)):
+        entry = found.entry
+        if entry.get("kind") != "intent":
+            continue
+        last = found.outcomes[-1][1] if found.outcomes else {}
+        partner = partners.get(str(entry.get("partner")))
+        rows.append(
+            {
+                "time": entry.get("time"),
+                "disclosure_id": entry.get("disclosure_id"),
+                "partner": entry.get("partner"),
+                "partner_name": partner.name if partner else None,
+                "partner_category": entry.get("partner_category"),
+                "operation": entry.get("operation"),
+                "purpose": entry.get("purpose"),
+                "legal_basis": entry.get("legal_basis"),
+                "fields": entry.get("fields", {}),
+                "outcome": found.outcome,
+                "partner_status": last.get("partner_status"),
+                "maybe_received": bool(last.get("maybe_received")),
+                "consent_id": entry.get("consent_id"),
+                "legal_request_id": entry.get("legal_request_id"),
+                "policy_version": entry.get("policy_version"),
+                "retention_days": entry.get(
+                    "retention_days", partner.retention_days if partner else None
+                ),
+            }
+        )
+    return rows
+
+
+def report_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(REPORT_COLUMNS)
+    for row in rows:
+        cells = []
+        for column in REPORT_COLUMNS:
+            value = row.get(column)
+            if column == "fields" and isinstance(value, Mapping):
+                value = " ".join(f"{k}:{t}" for k, t in value.items())
+            text = "" if value is None else str(value)
+            # A cell a spreadsheet would run as a formula is quoted (CSV injection).
+            cells.append("'" + text if text[:1] in ("=", "+", "-", "@") else text)
+        writer.writerow(cells)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Notice:
+    partner: str
+    status: str  # sent | failed | manual
+    disclosure_id: str | None = None
+    partner_status: int | None = None
+    problem: str | None = None
+    detail: str | None = None
+    privacy_contact: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    kind: str
+    reference: str
+    notices: list[Notice] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "reference": self.reference,
+            "notices": [n.as_json() for n in self.notices if n.status != "manual"],
+            "manual_follow_up": [n.as_json() for n in self.notices if n.status == "manual"],
+        }
+
+
+def parse_erasure(body: object, subject: str) -> tuple[str, dict[str, Any]]:
+    """`{"kind": "erasure"|"rectification", "data": {...}}` → kind and identifiers.
+
+    `data` holds what partners need to find the subject (e.g. `uuid`, `email`); each
+    partner's erasure operation still decides which of them it receives, and how
+    transformed. Without `data`, the subject id is sent as `uuid`.
+    """
+    if not isinstance(body, dict):
+        raise invalid('body must be {"kind": "erasure"|"rectification", "data": {…}}')
+    unknown = sorted(set(body) - {"kind", "data"})
+    if unknown:
+        raise invalid(f"unknown key {unknown[0][:40]!r}; valid: kind, data")
+    kind = body.get("kind", "erasure")
+    if kind not in NOTICE_KINDS:
+        raise invalid(f"'kind' must be one of {', '.join(NOTICE_KINDS)}")
+    data = check_data(body.get("data", {"uuid": subject}))
+    return str(kind), data
+
+
+async def send_erasure_notices(
+    gw: Gateway,
+    store: ReportStore,
+    log_keys: LogKeys,
+    officer: Caller,
+    subject: str,
+    kind: str,
+    data: Mapping[str, Any],
+) -> ErasureResult:
+    """Notify every partner that received the subject's data; log each notice."""
+    report = await subject_report(store, log_keys, gw.partners, subject)
+    recipients = sorted(
+        {str(r["partner"]) for r in report if r["outcome"] in RECEIVED or r["maybe_received"]}
+    )
+    reference = f"RR-{uuid.uuid4().hex[:12]}"
+    result = ErasureResult(kind, reference)
+    for partner_id in recipients:
+        partner = gw.partners.get(partner_id)
+        if partner is None or ERASURE_OPERATION not in partner.operations:
+            result.notices.append(
+                Notice(
+                    partner_id,
+                    "manual",
+                    detail="no erasure operation in the partner file: notify the partner by hand",
+                    privacy_contact=partner.privacy_contact if partner else None,
+                )
+            )
+            continue
+        result.notices.append(await _notify(gw, officer, partner, subject, kind, data, reference))
+    return result
+
+
+async def _notify(
+    gw: Gateway,
+    officer: Caller,
+    partner: Partner,
+    subject: str,
+    kind: str,
+    data: Mapping[str, Any],
+    reference: str,
+) -> Notice:
+    # The subject's own rights request is the lawful basis here (CONTRACT §4.4): no
+    # authority's lawful request, only a rights officer; the notice names the request.
+    facts = SubjectFacts(
+        legal_requests={
+            reference: LegalRequest(
+                reference, "approved", frozenset({subject}), frozenset({partner.id})
+            )
+        }
+    )
+    sender = Caller(
+        officer.id,
+        frozenset({"discloser"}),
+        frozenset({partner.id}),
+        frozenset({"legal"}),
+        frozenset({f"{partner.id}/{ERASURE_OPERATION}"}),
+    )
+    request = DisclosureRequest(
+        partner.id, ERASURE_OPERATION, "legal", "legal_obligation", subject, data, reference
+    )
+    try:
+        sent = await disclose(gw, sender, request, facts=facts, extra_claims={"notice": kind})
+    except GatewayError as exc:
+        return Notice(partner.id, "failed", exc.disclosure_id, problem=exc.code, detail=exc.detail)
+    status = "sent" if sent.status < 400 else "failed"
+    return Notice(partner.id, status, sent.disclosure_id, partner_status=sent.status)

@@ -57,6 +57,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise GatewayError("invalid_request", "the path may not contain %00 (NUL)")
         return await handler(request)
     except GatewayError as exc:
+        metrics = request.app.get(METRICS)
+        if metrics is not None:
+            metrics.refused(exc.code)
         return problem_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -23,11 +23,14 @@ from gateway.auth import issue_dev_token
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
 from gateway.keys import generate_missing
+from gateway.log.audit import audit_store
+from gateway.log.service import LogService
 from gateway.partners import load_partners
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store.base import Store
 from gateway.web.api import STORE
 from gateway.web.app import create_app
+from gateway.web.log_api import LOG
 
 ADULT = "demo-subject-0001"
 CHILD = "demo-subject-0002"
@@ -201,6 +204,7 @@ async def run_demo(config: Config, *, out: Callable[[str], None] = print) -> int
         async with aiohttp.ClientSession() as http:
             await _run_samples(http, base, config, cluster, out)
         await _show_log(app[STORE], out)
+        await _verify_log(app[LOG], app[STORE], out)
     finally:
         await runner.cleanup()
         await cluster.close()
@@ -272,6 +276,18 @@ async def _show_log(store: Store, out: Callable[[str], None]) -> None:
             f"  #{index:<3} {entry['kind']:<8} {entry['disclosure_id'][:14]}  "
             f"{entry.get('partner', ''):<20} {what}"
         )
+
+
+async def _verify_log(log_service: LogService, store: Store, out: Callable[[str], None]) -> None:
+    checkpoint = await log_service.checkpoint()
+    signer = log_service.signer
+    out(f"\nsigned checkpoint (C2SP signed note; GET /v1/log/checkpoint):\n{checkpoint.note}")
+    report = await audit_store(store, signer.verifier_key, signer.name)
+    verdict = "OK" if report.ok else f"FAILED: {report.first_bad}"
+    out(
+        f"log verified with only the public key {signer.verifier_key[:40]}…: {verdict} "
+        f"({report.entries} entries, {report.checkpoints} checkpoint(s) recomputed)"
+    )
 
 
 def main(config: Config) -> int:

@@ -7,8 +7,8 @@ A figure, not a test: prints numbers, asserts nothing.
 - `gateway log verify` (the same audit code) over 1,000,000 entries (target < 30 s);
 - an inclusion proof and a subject search at 1,000,000 entries (target < 50 ms each).
 
-Usage: ``python benchmarks/log.py [--entries N] [--postgres-big]``. PostgreSQL is
-``$GATEWAY_BENCH_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``),
+Usage: ``python benchmarks/log.py [--entries N] [--append-seconds S] [--postgres-big]``.
+PostgreSQL is ``$GATEWAY_BENCH_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``),
 in a scratch schema dropped afterwards; it is skipped when unreachable.
 """
 
@@ -287,6 +287,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument(
+        "--append-seconds", type=float, default=5.0, help="seconds of appends per store"
+    )
+    parser.add_argument(
         "--postgres-big", action="store_true", help="also fill PostgreSQL with --entries (slow)"
     )
     args = parser.parse_args()
@@ -297,7 +300,7 @@ async def main() -> None:
         keys = LogKeys.load(root / "keys")
         store = await open_store("sqlite:///append.db", root)
         try:
-            print("sqlite: " + await appends_per_second(store, signer))
+            print("sqlite: " + await appends_per_second(store, signer, args.append_seconds))
         finally:
             await store.close()
         postgres = await scratch_postgres()
@@ -305,7 +308,7 @@ async def main() -> None:
             url, drop = postgres
             store = await open_store(url, root)
             try:
-                print("postgresql: " + await appends_per_second(store, signer))
+                print("postgresql: " + await appends_per_second(store, signer, args.append_seconds))
                 if args.postgres_big:
                     await at_scale("postgresql", store, signer, keys, args.entries)
             finally:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import cli_log, cli_review, cli_rights
+from gateway import cli_log, cli_partners, cli_review, cli_rights
 from gateway import vocabulary as v
 from gateway.cli_support import (
     EXIT_FOUND,
@@ -45,47 +45,6 @@ WHAT_IF_CALLER = Caller(
 
 def _partners(config: Config) -> dict[str, Partner]:
     return load_partners(config.partners_dir, config.root)
-
-
-def cmd_partners_validate(args: argparse.Namespace) -> int:
-    directory = Path(args.dir) if args.dir else load(args).partners_dir
-    partners = load_partners(directory)
-    for partner in partners.values():
-        print(f"ok  {partner.source}  ({partner.category}, {len(partner.operations)} operations)")
-    print(f"{len(partners)} partner file(s) valid")
-    return EXIT_OK
-
-
-def cmd_partners_list(args: argparse.Namespace) -> int:
-    partners = _partners(load(args))
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": p.id,
-                        "name": p.name,
-                        "category": p.category,
-                        "jurisdiction": p.jurisdiction,
-                        "agreement": p.agreement,
-                        "retention_days": p.retention_days,
-                        "operations": sorted(p.operations),
-                    }
-                    for p in partners.values()
-                ],
-                indent=2,
-            )
-        )
-        return EXIT_OK
-    rows = [("ID", "CATEGORY", "JUR", "RETENTION", "OPERATIONS")]
-    rows += [
-        (p.id, p.category, p.jurisdiction, f"{p.retention_days}d", ",".join(sorted(p.operations)))
-        for p in partners.values()
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
-    return EXIT_OK
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -126,9 +85,11 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.logs import setup_logging
     from gateway.serve import serve
     from gateway.web.app import create_app
 
+    setup_logging(args.log_format)  # before create_app: its start-up warnings are records too
     config = load(args)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
@@ -141,8 +102,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"{config.storage_url.split(':')[0]}, {len(config.callers)} callers)",
         flush=True,
     )
-    serve(config.path, host, port, args.workers)
+    serve(config.path, host, port, args.workers, log_format=args.log_format)
     return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        # Opening the store applied what was missing (open_store migrates, as serve does).
+        versions = await store.schema_versions()
+        print(
+            f"storage {config.storage_url.split(':')[0]} at schema version {max(versions)} "
+            f"(applied: {', '.join(map(str, versions))})"
+        )
+        return EXIT_OK
+
+    return with_store(args, work)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -270,24 +244,6 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         return add_command(under, name, handler, text)
 
-    partners = commands.add_parser(
-        "partners",
-        help="partner onboarding files",
-        description="Validate and list partner onboarding files.",
-    )
-    partner_commands = partners.add_subparsers(
-        dest="partners_command", metavar="COMMAND", required=True
-    )
-    validate = add(
-        "validate",
-        cmd_partners_validate,
-        "check partner files; print file:line for each problem (exit 2)",
-        partner_commands,
-    )
-    validate.add_argument("dir", nargs="?", help="directory of *.toml (default: from config)")
-    listing = add("list", cmd_partners_list, "list onboarded partners", partner_commands)
-    listing.add_argument("--json", action="store_true", help="print JSON")
-
     decide_cmd = add(
         "decide",
         cmd_decide,
@@ -351,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, default=1, help="processes sharing the port (default 1)"
     )
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="application log on stderr: JSON lines (default) or text for a terminal",
+    )
+
+    db = commands.add_parser(
+        "db", help="the store's schema", description="The configured store's schema."
+    )
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    add(
+        "upgrade",
+        cmd_db_upgrade,
+        "apply missing schema migrations to storage.url (serve does too); print the versions",
+        db_commands,
+    )
 
     add(
         "demo",
@@ -366,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("caller_id", help="a [[callers]] id from config.toml")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
 
+    cli_partners.register(commands)
     cli_log.register(commands)
     cli_review.register(commands)
     cli_rights.register(commands)

@@ -131,6 +131,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     started = time.monotonic()
     report = with_store(args, work)
     elapsed = time.monotonic() - started
+    if args.json:
+        print(json.dumps(_report_json(report, elapsed), indent=2))
+        return EXIT_OK if report.ok else EXIT_FOUND
     if report.ok:
         print(
             f"ok: {report.entries} entries and {report.checkpoints} checkpoint(s) verified "
@@ -148,6 +151,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else:
             print(f"first bad index: between {first.start} and {(first.end or 1) - 1}")
     return EXIT_FOUND
+
+
+def _report_json(report: AuditReport, elapsed: float) -> dict[str, object]:
+    """`log verify --json`: the verdict for scripts (same exit codes as the text)."""
+    first = report.first_bad
+    return {
+        "ok": report.ok,
+        "entries": report.entries,
+        "checkpoints": report.checkpoints,
+        "root": b64(report.root),
+        "seconds": round(elapsed, 3),
+        "problems": [p.message for p in report.problems],
+        "first_bad": None
+        if first is None or first.start is None
+        else {"start": first.start, "end": first.end, "exact": first.exact},
+    }
 
 
 # -- search and export ----------------------------------------------------------------------
@@ -342,6 +361,7 @@ def register(commands: Commands) -> None:
     verify.add_argument(
         "--max-problems", type=int, default=20, help="problems printed at most (default 20)"
     )
+    verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
     found = add_command(
         group, "search", cmd_search, "find disclosures (a subject is hashed before lookup)"

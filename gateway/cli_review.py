@@ -101,9 +101,15 @@ def cmd_reviewers_add(args: argparse.Namespace) -> int:
 
 def cmd_reviewers_list(args: argparse.Namespace) -> int:
     config = load(args)
-    for reviewer in config.reviewers.values():
-        scheme = reviewer.password_hash.split("$")[1]
-        print(f"{reviewer.id}\t{reviewer.name}\t{scheme}")
+    rows = [
+        {"id": r.id, "name": r.name, "password_scheme": r.password_hash.split("$")[1]}
+        for r in config.reviewers.values()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for row in rows:
+        print(f"{row['id']}\t{row['name']}\t{row['password_scheme']}")
     return EXIT_OK
 
 
@@ -123,4 +129,7 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="read the password from the first line of standard input (else: ask twice)",
     )
-    add_command(reviewers, "list", cmd_reviewers_list, "list reviewer ids and names (no hashes)")
+    listing = add_command(
+        reviewers, "list", cmd_reviewers_list, "list reviewer ids and names (no hashes)"
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON")

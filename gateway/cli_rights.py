@@ -1,8 +1,9 @@
 """`gateway legal-request …` (and, with the log, `gateway report subject`): the legal team's CLI.
 
 The CLI acts on the configured store directly, as an operator would; who
-acts is named with `--as`, and must be a reviewer in config.toml (a
-[[reviewers]] entry or a caller with the `reviewer` role).
+acts is named with `--as`: a reviewer in config.toml (a [[reviewers]] entry
+or a caller with the `reviewer` role), or, to register a request, also a
+caller with the `rights_officer` role (as over HTTP).
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from gateway.config import Config
 from gateway.partners import load_partners
 from gateway.store import Store
 
+# Who may register a lawful request (the same roles as POST /v1/legal-requests).
+REGISTRARS = ("reviewer", "rights_officer")
 
-def _reviewer(config: Config, who: str) -> str:
-    callers = {c.id for c in config.callers.values() if "reviewer" in c.roles}
+
+def _reviewer(config: Config, who: str, roles: tuple[str, ...] = ("reviewer",)) -> str:
+    callers = {c.id for c in config.callers.values() if set(roles) & c.roles}
     if who not in callers and who not in config.reviewers:
         raise UsageError(
-            f"--as {who!r} is not a reviewer in {config.path.name}; reviewers: "
+            f"--as {who!r} is not a {' or '.join(roles)} in {config.path.name}; allowed: "
             f"{', '.join(sorted(callers | set(config.reviewers))) or 'none'}"
         )
     return who
@@ -51,12 +55,15 @@ def cmd_create(args: argparse.Namespace) -> int:
         partners = load_partners(config.partners_dir, config.root)
         record = legal_requests.parse_legal_request(
             body,
-            registered_by=_reviewer(config, args.as_),
+            registered_by=_reviewer(config, args.as_, REGISTRARS),
             known_partners=partners,
             now=datetime.now(UTC),
         )
         await store.add_legal_request(record)
-        print(json.dumps(legal_requests.legal_request_json(record), indent=2))
+        if args.quiet:
+            print(record.id)
+        else:
+            print(json.dumps(legal_requests.legal_request_json(record), indent=2))
         return EXIT_OK
 
     return with_store(args, work)
@@ -104,8 +111,9 @@ def cmd_report_subject(args: argparse.Namespace) -> int:
 
     async def work(store: Store, config: Config) -> int:
         partners = load_partners(config.partners_dir, config.root)
-        rows = await rights.subject_report(store, LogKeys.load(config.keys_dir), partners,
-                                           args.subject_id)
+        rows = await rights.subject_report(
+            store, LogKeys.load(config.keys_dir), partners, args.subject_id
+        )
         if args.format == "csv":
             sys.stdout.write(rights.report_csv(rows))
         else:
@@ -117,9 +125,13 @@ def cmd_report_subject(args: argparse.Namespace) -> int:
 
 def register(commands: Commands) -> None:
     report = add_group(commands, "report", "reports for subject-rights requests")
-    subject = add_command(report, "subject", cmd_report_subject,
-                          "every disclosure of one subject: when, partner, category, purpose, "
-                          "basis, fields, outcome, retention (VII.1, VII.5)")
+    subject = add_command(
+        report,
+        "subject",
+        cmd_report_subject,
+        "every disclosure of one subject: when, partner, category, purpose, "
+        "basis, fields, outcome, retention (VII.1, VII.5)",
+    )
     subject.add_argument("subject_id")
     subject.add_argument("--format", choices=("json", "csv"), default="json")
 
@@ -135,7 +147,12 @@ def register(commands: Commands) -> None:
     create.add_argument("--subject", action="append", required=True, help="repeatable")
     create.add_argument("--partner", action="append", required=True, help="repeatable")
     create.add_argument("--received-at", help="RFC 3339 time (default now)")
-    create.add_argument("--as", dest="as_", required=True, help="the registering reviewer")
+    create.add_argument(
+        "--as", dest="as_", required=True, help="who registers it (a reviewer or rights officer)"
+    )
+    create.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the new request's id"
+    )
     approve = add_command(
         group,
         "approve",

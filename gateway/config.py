@@ -20,6 +20,7 @@ from gateway.partners import is_loopback_host
 from gateway.tomlfile import TomlDocument, load
 
 POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
+MAX_WARN_DAYS = 3650
 CALLER_TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519", "RS256", "PS256")
 SECTIONS = {
     "server",
@@ -96,6 +97,9 @@ class Reviewer:
 class LogConfig:
     origin: str = "gateway.kokkok.example/disclosures"
     checkpoint_interval_s: float = 60.0
+    # An instance whose heartbeat is older than this is presumed dead: another instance
+    # then marks its in-flight disclosures `unknown` (gateway.log.recovery).
+    instance_timeout_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,9 @@ class Config:
     auth: AuthConfig
     callers: Mapping[str, Caller]
     reviewers: Mapping[str, Reviewer]
+    # [partners] warn_days: how many days before an agreement (or a partner key) expires
+    # `gateway partners list/validate` and the application log start warning.
+    partner_warn_days: int = 30
 
 
 def business_days_between(start: date, end: date) -> int:
@@ -180,7 +187,20 @@ class _ConfigReader:
         keys = self.table("keys")
         self.keys(keys, {"dir"}, "keys")
         partners = self.table("partners")
-        self.keys(partners, {"dir"}, "partners")
+        self.keys(partners, {"dir", "warn_days"}, "partners")
+        warn_days = partners.get("warn_days", Config.partner_warn_days)
+        if (
+            isinstance(warn_days, bool)
+            or not isinstance(warn_days, int)
+            or not (0 <= warn_days <= MAX_WARN_DAYS)
+        ):
+            self.fail(
+                f"partners.warn_days must be a whole number of days from 0 to {MAX_WARN_DAYS} "
+                f"(how early to warn before an agreement expires), got {warn_days!r}",
+                "partners",
+                "warn_days",
+            )
+            warn_days = Config.partner_warn_days
         log = self._log()
         policy = self._policy()
         auth = self._auth()
@@ -200,6 +220,7 @@ class _ConfigReader:
             auth=auth,
             callers=callers,
             reviewers=reviewers,
+            partner_warn_days=warn_days,
         )
 
     def _server(self) -> ServerConfig:
@@ -246,7 +267,7 @@ class _ConfigReader:
 
     def _log(self) -> LogConfig:
         t = self.table("log")
-        self.keys(t, {"origin", "checkpoint_interval_s"}, "log")
+        self.keys(t, {"origin", "checkpoint_interval_s", "instance_timeout_s"}, "log")
         origin = t.get("origin", LogConfig.origin)
         if not isinstance(origin, str) or not origin or "\n" in origin:
             self.fail(
@@ -263,7 +284,22 @@ class _ConfigReader:
                 "checkpoint_interval_s",
             )
             interval = LogConfig.checkpoint_interval_s
-        return LogConfig(origin=origin, checkpoint_interval_s=float(interval))
+        timeout = t.get("instance_timeout_s", LogConfig.instance_timeout_s)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0.5 <= timeout <= 3600
+        ):
+            self.fail(
+                "log.instance_timeout_s must be a number of seconds from 0.5 to 3600 (how long "
+                "an instance may go without a heartbeat before it is presumed dead)",
+                "log",
+                "instance_timeout_s",
+            )
+            timeout = LogConfig.instance_timeout_s
+        return LogConfig(
+            origin=origin, checkpoint_interval_s=float(interval), instance_timeout_s=float(timeout)
+        )
 
     def _policy(self) -> PolicyConfig:
         t = self.doc.data.get("policy")

@@ -179,6 +179,30 @@ def _pick(keys: list[PartnerKey], kid: str | None, now: datetime) -> PartnerKey 
     return live[0] if live else None
 
 
+def last_expiry(keys: list[PartnerKey]) -> datetime | None:
+    """When the last of `keys` expires; None when one of them never does."""
+    ends = [k.expires_at for k in keys]
+    if not ends or any(end is None for end in ends):
+        return None
+    return max(end for end in ends if end is not None)
+
+
+def _no_key(partner: Partner, keys: list[PartnerKey], kid: str | None, where: str) -> GatewayError:
+    """The refusal when no key fits: all expired (partner_key_expired), or no such kid."""
+    if kid is None and keys:
+        return GatewayError(
+            "partner_key_expired",
+            f"every encryption key of {partner.id} in {where} has expired and an expired "
+            "key is never used; the partner must provide a current key",
+        )
+    wanted = f"with kid {kid!r}" if kid else "at all"
+    return GatewayError(
+        "partner_unavailable",
+        f"no encryption key of {partner.id} {wanted} in {where}; the partner must "
+        "provide a current key",
+    )
+
+
 @dataclass
 class _Fetched:
     keys: list[PartnerKey]
@@ -223,12 +247,7 @@ class PartnerKeyCache:
                 self._files[enc.public_key] = keys
             found = _pick(keys, kid, now)
             if found is None:
-                raise GatewayError(
-                    "partner_unavailable",
-                    f"encryption key of {partner.id} "
-                    + (f"with kid {kid!r} not found" if kid else "expired")
-                    + f" in {enc.public_key}; the partner must provide a current key",
-                )
+                raise _no_key(partner, keys, kid, str(enc.public_key))
             return found
         if enc.public_key_url is None:
             raise GatewayError("internal_error", f"partner {partner.id} has no encryption key")
@@ -252,12 +271,53 @@ class PartnerKeyCache:
                 self._urls[url] = _Fetched(keys, self._clock())
         found = _pick(keys, kid, now)
         if found is None:
-            wanted = f"with kid {kid!r}" if kid else "that has not expired"
-            raise GatewayError(
-                "partner_unavailable",
-                f"JWKS of {partner.id} at {url} has no encryption key {wanted}",
-            )
+            raise _no_key(partner, keys, kid, f"the JWKS at {url}")
         return found
+
+    async def keys_expire_at(self, partner: Partner) -> datetime | None:
+        """When the last of the partner's known encryption keys expires (see `last_expiry`).
+
+        No network I/O in the common case: from the key file (parsed once) or the
+        JWKS fetched last; None while a JWKS was never fetched or a file cannot be
+        read (`key_for` then reports the problem). When every known key of a JWKS
+        has expired it is fetched again (at most every `min_refetch` s), since the
+        partner may have published a new key.
+        """
+        enc = partner.encryption
+        if enc.public_key is not None:
+            try:
+                keys = self._files.get(enc.public_key) or _read_key_file(enc.public_key, enc.alg)
+            except GatewayError:
+                return None
+            self._files[enc.public_key] = keys
+            return last_expiry(keys)
+        url = enc.public_key_url
+        cached = self._urls.get(url) if url is not None else None
+        if cached is None:
+            return None
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        if all(k.expired(now) for k in cached.keys):
+            try:
+                await self.key_for(partner)
+            except GatewayError:
+                pass  # still expired, or unreachable: what is held decides
+            cached = self._urls.get(url, cached) if url is not None else cached
+        return last_expiry(cached.keys)
+
+    async def refresh(self, partner: Partner) -> None:
+        """Fetch a JWKS partner's keys now (the scheduled refresh); GatewayError if it fails,
+        keeping the keys held. A partner with a key file has nothing to refresh."""
+        url = partner.encryption.public_key_url
+        if url is None or partner.encryption.public_key is not None:
+            return
+        lock = self._locks.setdefault(url, asyncio.Lock())
+        async with lock:
+            keys = await self._fetch(partner, url)
+            self._urls[url] = _Fetched(keys, self._clock())
+
+    def forget_files(self) -> None:
+        """Drop the parsed key files (after a reload: a partner file may name another)."""
+        self._files.clear()
 
     async def _fetch(self, partner: Partner, url: str) -> list[PartnerKey]:
         why: str

@@ -31,6 +31,11 @@ PROBLEMS: Final[dict[str, tuple[int, str]]] = {
     "subject_under_age": (403, "Subject under age"),
     "legal_request_required": (403, "Approved lawful request required"),
     "policy_not_in_force": (403, "Consent given under a policy no longer in force"),
+    "partner_suspended": (403, "Partner suspended"),
+    "agreement_expired": (403, "Data-processing agreement expired"),
+    # 503, not 403: nothing is wrong with the caller's right to disclose; the gateway
+    # cannot encrypt to the partner until it publishes a current key (then it works again).
+    "partner_key_expired": (503, "Partner encryption key expired"),
     "conflict": (409, "Conflict"),
     "log_unavailable": (503, "Disclosure log unavailable"),
     "partner_unavailable": (502, "Partner unavailable"),

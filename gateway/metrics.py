@@ -7,7 +7,7 @@ share counters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -84,8 +84,14 @@ class Metrics:
     ) -> None:
         """Gauges read at scrape time from the live collaborators."""
         self.registry.register(
-            _LiveState(writer, tuple(partners), breaker_state, lambda: self.checkpoint_at, clock)
+            # `partners` is iterated at each scrape: a reload's live table shows new partners.
+            _LiveState(writer, partners, breaker_state, lambda: self.checkpoint_at, clock)
         )
+
+    def watch_agreements(self, days_left: Callable[[], Mapping[str, int]]) -> None:
+        """A gauge of the days each partner's agreement still runs, read at scrape time
+        (`days_left` maps partner id → days; partners without an end date are left out)."""
+        self.registry.register(_Agreements(days_left))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -95,7 +101,7 @@ class _LiveState(Collector):
     def __init__(
         self,
         writer: LogWriter,
-        partners: tuple[str, ...],
+        partners: Iterable[str],
         breaker_state: Callable[[str], str],
         last_checkpoint: Callable[[], datetime | None],
         clock: Callable[[], datetime],
@@ -112,7 +118,7 @@ class _LiveState(Collector):
             "Circuit breaker per partner: 1 for its current state.",
             labels=["partner", "state"],
         )
-        for partner in self._partners:
+        for partner in list(self._partners):
             current = self._breaker_state(partner)
             for state in BREAKER_STATES:
                 breaker.add_metric([partner, state], 1.0 if state == current else 0.0)
@@ -133,3 +139,19 @@ class _LiveState(Collector):
         )
         age.add_metric([], -1.0 if last is None else (self._clock() - last).total_seconds())
         yield age
+
+
+class _Agreements(Collector):
+    def __init__(self, days_left: Callable[[], Mapping[str, int]]) -> None:
+        self._days_left = days_left
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "gateway_partner_agreement_days_left",
+            "Days the partner's data-processing agreement still covers (0: today is its "
+            "last day; negative: expired, every disclosure to it is refused).",
+            labels=["partner"],
+        )
+        for partner, days in sorted(self._days_left().items()):
+            gauge.add_metric([partner], float(days))
+        yield gauge

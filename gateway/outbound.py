@@ -322,6 +322,10 @@ class Outbound:
         if errors:
             raise ConfigErrors(errors)
 
+    def forget(self, partner_id: str) -> None:
+        """Drop what was cached for the partner (secrets, keys, TLS, token): its file changed."""
+        self._auth.forget(partner_id)
+
     def breaker_state(self, partner_id: str) -> BreakerState:
         """`closed`, `open` or `half_open`, for metrics."""
         return self._breakers.state(partner_id)

@@ -187,6 +187,16 @@ class PartnerAuthenticator:
         if cached is not None and cached.value == bearer:
             del self._tokens[partner.id]
 
+    def forget(self, partner_id: str) -> None:
+        """Drop every cached secret, key, TLS context and token of the partner (after a
+        reload changed its file: the next request reads what the new file names)."""
+        for secret in [k for k in self._secrets if k[0] == partner_id]:
+            del self._secrets[secret]
+        for context in [k for k in self._ssl if k[0] == partner_id]:
+            del self._ssl[context]
+        self._private_keys.pop(partner_id, None)
+        self._tokens.pop(partner_id, None)
+
     def ssl_for(self, partner: Partner) -> ssl.SSLContext | bool:
         """The TLS settings for `partner`: True (default verification) or a verifying context."""
         auth = partner.auth

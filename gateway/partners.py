@@ -10,11 +10,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from gateway import vocabulary as v
@@ -39,6 +40,7 @@ TOP_KEYS = {
     "category": "one of the partner categories",
     "jurisdiction": "ISO 3166-1 alpha-2 country",
     "agreement": "data-processing agreement reference",
+    "agreement_expires_on": "TOML date (no quotes) after which nothing more is disclosed",
     "base_url": "https URL (http only on loopback)",
     "retention_days": "days the partner keeps data",
     "timeout_s": "seconds per attempt",
@@ -128,7 +130,70 @@ class Partner:
     encryption: PartnerEncryption
     operations: Mapping[str, Operation]
     ca_bundle: Path | None = None
+    # The last day (UTC) the data-processing agreement covers; None: open-ended.
+    agreement_expires_on: date | None = None
     source: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Suspension:
+    """A partner suspended by a person: no disclosure goes to it until resumed."""
+
+    partner_id: str
+    reason: str
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PartnerState:
+    """What `policy.decide()` knows about a partner besides its file, read per request.
+
+    `keys_expire_at` is when the last of the partner's usable encryption keys
+    expires (None: a key never expires, or nothing is known yet).
+    """
+
+    suspension: Suspension | None = None
+    keys_expire_at: datetime | None = None
+
+
+NO_PARTNER_STATE = PartnerState()
+
+V = TypeVar("V")
+
+
+class LiveTable(Mapping[str, V]):
+    """A read-only table that a reload replaces whole (`gateway partners reload`, SIGHUP).
+
+    Readers that need several lookups to agree — one disclosure looks its partner
+    up more than once — take `current` once and keep it: a swap never changes a
+    table already taken, so an in-flight request finishes with the set it began with.
+    """
+
+    def __init__(self, values: Mapping[str, V]) -> None:
+        self._current: Mapping[str, V] = MappingProxyType(dict(values))
+
+    @property
+    def current(self) -> Mapping[str, V]:
+        return self._current
+
+    def replace(self, values: Mapping[str, V]) -> None:
+        # One reference assignment: a reader sees the old table or the new one, whole.
+        self._current = MappingProxyType(dict(values))
+
+    def __getitem__(self, key: str) -> V:
+        return self._current[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current)
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+
+def current(table: Mapping[str, V]) -> Mapping[str, V]:
+    """The table in force now: `table.current` for a LiveTable, else `table` itself."""
+    return table.current if isinstance(table, LiveTable) else table
 
 
 def is_loopback_host(host: str) -> bool:
@@ -140,11 +205,15 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def load_partners(directory: Path, base_dir: Path | None = None) -> dict[str, Partner]:
+def load_partners(
+    directory: Path, base_dir: Path | None = None, *, check_keys: bool = True
+) -> dict[str, Partner]:
     """Load every `*.toml` under `directory`; raise ConfigErrors listing every problem.
 
     Relative paths inside the files (key files) resolve against `base_dir`,
-    by default the directory above `directory` (the project root).
+    by default the directory above `directory` (the project root). With
+    `check_keys=False` key files are not opened (`gateway partners diff` reads
+    old revisions whose key files need not exist here).
     """
     base = base_dir if base_dir is not None else directory.resolve().parent
     if not directory.is_dir():
@@ -153,7 +222,7 @@ def load_partners(directory: Path, base_dir: Path | None = None) -> dict[str, Pa
     errors: list[ConfigError] = []
     for path in sorted(directory.glob("*.toml")):
         try:
-            partner = load_partner(path, base)
+            partner = load_partner(path, base, check_keys=check_keys)
         except ConfigErrors as exc:
             errors.extend(exc.errors)
         else:
@@ -163,22 +232,27 @@ def load_partners(directory: Path, base_dir: Path | None = None) -> dict[str, Pa
     return partners
 
 
-def load_partner(path: Path, base_dir: Path) -> Partner:
-    """Load and validate one partner file."""
+def load_partner(
+    path: Path, base_dir: Path, *, display: str | None = None, check_keys: bool = True
+) -> Partner:
+    """Load and validate one partner file (`display` names it in messages)."""
     try:
-        doc = load(path)
+        doc = load(path, display)
     except ConfigError as exc:
         raise ConfigErrors([exc]) from exc
-    return _PartnerReader(doc, path.stem, base_dir).read()
+    return _PartnerReader(doc, path.stem, base_dir, check_keys=check_keys).read()
 
 
 class _PartnerReader:
     """Collects every problem in one file before giving up."""
 
-    def __init__(self, doc: TomlDocument, partner_id: str, base_dir: Path) -> None:
+    def __init__(
+        self, doc: TomlDocument, partner_id: str, base_dir: Path, *, check_keys: bool = True
+    ) -> None:
         self.doc = doc
         self.id = partner_id
         self.base = base_dir
+        self.check_keys = check_keys
         self.errors: list[ConfigError] = []
 
     def fail(self, message: str, *key: str | int) -> None:
@@ -202,6 +276,7 @@ class _PartnerReader:
                 "jurisdiction",
             )
         agreement = self._string(d, "agreement")
+        agreement_expires_on = self._date(d, "agreement_expires_on")
         base_url = self._base_url(d)
         retention_days = self._int(d, "retention_days", minimum=0)
         timeout_s = self._number(d, "timeout_s", default=10.0)
@@ -228,6 +303,7 @@ class _PartnerReader:
             encryption=encryption,
             operations=MappingProxyType(operations),
             ca_bundle=ca_bundle,
+            agreement_expires_on=agreement_expires_on,
             source=self.doc.path,
         )
 
@@ -292,6 +368,15 @@ class _PartnerReader:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.fail(f"'{key}' must be a whole number >= {minimum}, got {value!r}", key)
             return minimum
+        return value
+
+    def _date(self, table: Mapping[str, Any], key: str) -> date | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, date) or isinstance(value, datetime):
+            self.fail(f"'{key}' must be a TOML date such as 2026-12-31 (no quotes, no time)", key)
+            return None
         return value
 
     def _number(self, table: Mapping[str, Any], key: str, *, default: float) -> float:
@@ -402,8 +487,12 @@ class _PartnerReader:
                 private_key_file=private_key,
             )
         if kind == "mtls" and self.doc.data.get("base_url", "").startswith("http://"):
-            self.fail("auth type 'mtls' needs an https:// base_url: over plain http the client "
-                      "certificate is never presented", *at, "type")
+            self.fail(
+                "auth type 'mtls' needs an https:// base_url: over plain http the client "
+                "certificate is never presented",
+                *at,
+                "type",
+            )
         if kind == "mtls":
             cert = key = None
             for name in ("cert_file", "cert_key_file"):
@@ -438,7 +527,7 @@ class _PartnerReader:
             )
         elif "public_key" in table:
             path = self._path(table["public_key"], *at, "public_key")
-            if path is not None:
+            if path is not None and self.check_keys:
                 self._check_key_file(path, alg, table["public_key"])
         else:
             url = table["public_key_url"]

@@ -26,7 +26,7 @@ from gateway.log.entries import LogKeys, intent_entry, outcome_entry, refused_en
 from gateway.metrics import Metrics
 from gateway.minimize import FieldPlan, minimize
 from gateway.outbound import DeliveryError, PartnerReply, build_url
-from gateway.partners import Operation, Partner
+from gateway.partners import NO_PARTNER_STATE, Operation, Partner, PartnerState, current
 from gateway.policy import Decision, decide
 from gateway.request import DisclosureRequest
 
@@ -41,6 +41,10 @@ class FactsSource(Protocol):
 
 class DisclosureLog(Protocol):
     async def append(self, entry: Mapping[str, Any]) -> int: ...
+
+
+class PartnerStates(Protocol):
+    async def state_of(self, partner: Partner) -> PartnerState: ...
 
 
 class PartnerKeys(Protocol):
@@ -75,6 +79,8 @@ class Gateway:
     pseudonym_key: Callable[[str], bytes]
     clock: Callable[[], datetime]
     metrics: Metrics = field(default_factory=Metrics)
+    # Suspensions and key expiry (gateway.lifecycle.PartnerStates); None: nothing known.
+    partner_states: PartnerStates | None = None
 
 
 @dataclass(frozen=True)
@@ -92,13 +98,26 @@ def new_disclosure_id() -> str:
 
 
 async def evaluate(
-    gw: Gateway, caller: Caller, request: DisclosureRequest, facts: SubjectFacts | None = None
+    gw: Gateway,
+    caller: Caller,
+    request: DisclosureRequest,
+    facts: SubjectFacts | None = None,
+    *,
+    partners: Mapping[str, Partner] | None = None,
 ) -> Decision:
     """The decision for `request` against the stored facts (the dry run of §4.2), or
-    against `facts` when the gateway itself supplies them (erasure notices)."""
+    against `facts` when the gateway itself supplies them (erasure notices).
+    `partners` is the table the caller took for this request (default: the one in force)."""
+    table = current(gw.partners) if partners is None else partners
     if facts is None:
         facts = await gw.facts.subject_facts(request.subject, request.legal_request)
-    return decide(request, caller, gw.partners, facts, gw.config.policy, gw.clock())
+    partner = table.get(request.partner)
+    state = (
+        await gw.partner_states.state_of(partner)
+        if gw.partner_states is not None and partner is not None
+        else NO_PARTNER_STATE
+    )
+    return decide(request, caller, table, facts, gw.config.policy, gw.clock(), state)
 
 
 async def disclose(
@@ -112,8 +131,9 @@ async def disclose(
     """Decide → minimize → sign and encrypt → log intent → send → log outcome."""
     disclosure_id = new_disclosure_id()
     now = gw.clock()
-    decision = await evaluate(gw, caller, request, facts)
-    partner = gw.partners.get(request.partner)
+    partners = current(gw.partners)  # one table for the whole request, whatever a reload does
+    decision = await evaluate(gw, caller, request, facts, partners=partners)
+    partner = partners.get(request.partner)
     if not decision.allowed or partner is None:
         await _log_refusal(gw, disclosure_id, caller, request, partner, decision, now)
         raise GatewayError(str(decision.problem), decision.detail, disclosure_id=disclosure_id)

@@ -1,5 +1,7 @@
 """decide(): may these fields go to this partner, for this purpose, on this basis,
-for this subject, now? Pure: no I/O, no clock — `now` is an argument.
+for this subject, now? Pure: no I/O, no clock — `now` is an argument, and what is
+known about the partner beyond its file (a suspension, when its keys expire)
+arrives as a `PartnerState` value.
 
 Each check is one clause of the privacy policy (the `# policy:` tags name it)
 and returns the rules it finds broken. Every broken rule is a reason; the
@@ -10,21 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway import vocabulary as v
 from gateway.config import Caller, PolicyConfig
 from gateway.facts import Consent, SubjectFacts
 from gateway.minimize import FieldPlan, age_in_years, plan_fields
-from gateway.partners import Operation, Partner
+from gateway.partners import NO_PARTNER_STATE, Operation, Partner, PartnerState
 from gateway.request import DisclosureRequest
 
-# CONTRACT §4.2: when several rules fail, the problem is the first of these.
+# CONTRACT §4.2: when several rules fail, the problem is the first of these. The
+# partner's own standing (issue 9) comes right after the partner is known: a
+# suspension first (a person stopped all sharing, e.g. after a breach), then the
+# agreement that makes any sharing lawful, then the key needed to encrypt at all.
 PROBLEM_ORDER = (
     "forbidden",
     "unknown_partner",
     "unknown_operation",
+    "partner_suspended",
+    "agreement_expired",
+    "partner_key_expired",
     "purpose_not_allowed",
     "legal_basis_not_allowed",
     "subject_restricted",
@@ -86,10 +94,13 @@ def decide(
     facts: SubjectFacts,
     policy: PolicyConfig,
     now: datetime,
+    partner_state: PartnerState = NO_PARTNER_STATE,
 ) -> Decision:
     violations = list(_caller_allowlist(request, caller))
     partner = partners.get(request.partner)
     operation = partner.operations.get(request.operation) if partner else None
+    if partner is not None:
+        violations += _partner_standing(partner, partner_state, now)
     if partner is None:
         violations.append(
             Violation(
@@ -177,6 +188,38 @@ def _caller_allowlist(request: DisclosureRequest, caller: Caller) -> Iterator[Vi
             "forbidden",
             f"caller {caller.id!r} may not disclose for purpose "
             f"{request.purpose!r}; allowed: {sorted(caller.purposes)}",
+        )
+
+
+# policy: III.2, VI — partners receive data only under a data-processing agreement in force,
+# while not suspended, and encrypted to a key that has not expired.
+def _partner_standing(partner: Partner, state: PartnerState, now: datetime) -> Iterator[Violation]:
+    suspension = state.suspension
+    if suspension is not None:
+        yield Violation(
+            "partner_suspended",
+            f"partner {partner.id!r} is suspended since "
+            f"{suspension.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC: no disclosure goes to "
+            "it until a reviewer resumes it "
+            f"(gateway partners resume {partner.id})",
+        )
+    expires_on = partner.agreement_expires_on
+    if expires_on is not None and now.astimezone(UTC).date() > expires_on:
+        yield Violation(
+            "agreement_expired",
+            f"the data-processing agreement {partner.agreement} with {partner.id!r} expired "
+            f"after {expires_on.isoformat()}: nothing more may be disclosed to it; once the "
+            "agreement is renewed, set agreement_expires_on in its partner file to the new "
+            "end date and reload",
+        )
+    keys_end = state.keys_expire_at
+    if keys_end is not None and now >= keys_end:
+        yield Violation(
+            "partner_key_expired",
+            f"every encryption key of {partner.id!r} expired (the last at "
+            f"{keys_end.astimezone(UTC):%Y-%m-%d %H:%M} UTC) and an expired key is never "
+            "used: the partner must publish a current key at its public_key_url or send "
+            "one for its public_key file",
         )
 
 

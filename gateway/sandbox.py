@@ -9,7 +9,8 @@ agreed fields. It remembers each Idempotency-Key, so a repeat gets the first ans
 and is recorded once, and it records what it received as field NAMES only: no value
 of a disclosure is ever kept, printed or logged here.
 
-Faults (error statuses, hangs, dropped connections, slow bodies) are injected in
+Faults (error statuses, hangs, dropped connections, slow bodies, bodies dripped byte
+by byte or cut off half-way) are injected in
 process through `SandboxPartner.fail_next` and friends, or over HTTP with
 `POST /_sandbox/faults`, so a separate process (the demo, a benchmark) can steer it.
 """
@@ -84,7 +85,7 @@ MAX_BODY_BYTES: Final = 1024**2
 PRIVATE_KEY_JWT: Final = "private_key_jwt"
 
 Endpoint = Literal["disclosure", "token", "any"]
-FaultKind = Literal["fail", "hang", "reset", "slow"]
+FaultKind = Literal["fail", "hang", "reset", "slow", "drip", "cut"]
 Clock = Callable[[], float]
 
 
@@ -222,6 +223,19 @@ class Faults:
     ) -> None:
         """Send status and headers at once, then hold the rest of the body `seconds`."""
         self._add(_Fault("slow", n, endpoint, seconds=seconds))
+
+    def drip_body(
+        self, n: int = 1, byte_delay_s: float = 0.01, *, endpoint: Endpoint = "disclosure"
+    ) -> None:
+        """Send status and headers at once, then the body one byte every `byte_delay_s`."""
+        if byte_delay_s < 0:
+            raise ValueError(f"byte_delay_s must be >= 0, got {byte_delay_s}")
+        self._add(_Fault("drip", n, endpoint, seconds=byte_delay_s))
+
+    def cut_body(self, n: int = 1, *, endpoint: Endpoint = "disclosure") -> None:
+        """Handle the next `n` requests (a disclosure is recorded), then send status,
+        headers and half the body, and close the connection mid-body."""
+        self._add(_Fault("cut", n, endpoint))
 
     def clear(self) -> None:
         self._queue.clear()
@@ -385,6 +399,14 @@ class SandboxPartner:
     ) -> None:
         self.faults.slow_body(n, seconds, endpoint=endpoint)
 
+    def drip_body(
+        self, n: int = 1, byte_delay_s: float = 0.01, *, endpoint: Endpoint = "disclosure"
+    ) -> None:
+        self.faults.drip_body(n, byte_delay_s, endpoint=endpoint)
+
+    def cut_body(self, n: int = 1, *, endpoint: Endpoint = "disclosure") -> None:
+        self.faults.cut_body(n, endpoint=endpoint)
+
     # -- the web application --
 
     def app(self, *, operations: bool = True, token: bool = True) -> web.Application:
@@ -452,6 +474,12 @@ class SandboxPartner:
             # transport quietly, where raising would log a server error.
             return web.Response(status=503)
         if fault is not None and fault.kind == "hang":
+            # Take the request in first, as a slow partner would: it is processed after
+            # the hang even if the client has given up by then.
+            try:
+                await request.read()
+            except ConnectionError:
+                return web.Response(status=503)  # the client is gone; nobody reads this
             try:
                 await asyncio.wait_for(self._closing.wait(), fault.seconds)
             except TimeoutError:
@@ -461,6 +489,10 @@ class SandboxPartner:
         response = await handle()
         if fault is not None and fault.kind == "slow":
             return await self._trickle(request, response, fault.seconds)
+        if fault is not None and fault.kind == "drip":
+            return await self._drip(request, response, fault.seconds)
+        if fault is not None and fault.kind == "cut":
+            return await self._cut(request, response)
         return response
 
     async def _trickle(
@@ -476,8 +508,39 @@ class SandboxPartner:
             await asyncio.wait_for(self._closing.wait(), seconds)
         except TimeoutError:
             pass
-        await stream.write(body[half:])
-        await stream.write_eof()
+        try:
+            await stream.write(body[half:])
+            await stream.write_eof()
+        except ConnectionError:
+            pass  # the client gave up waiting (or died): nothing left to tell it
+        return stream
+
+    async def _drip(
+        self, request: web.Request, response: web.Response, byte_delay_s: float
+    ) -> web.StreamResponse:
+        body = response.body if isinstance(response.body, bytes) else b""
+        stream = web.StreamResponse(status=response.status, headers=response.headers)
+        stream.content_length = len(body)
+        await stream.prepare(request)
+        try:
+            for offset in range(len(body)):
+                await stream.write(body[offset : offset + 1])
+                if byte_delay_s and not self._closing.is_set():
+                    await asyncio.sleep(byte_delay_s)
+            await stream.write_eof()
+        except ConnectionError:
+            pass  # the client gave up waiting: that is what this fault is for
+        return stream
+
+    async def _cut(self, request: web.Request, response: web.Response) -> web.StreamResponse:
+        body = response.body if isinstance(response.body, bytes) else b""
+        stream = web.StreamResponse(status=response.status, headers=response.headers)
+        stream.content_length = len(body)
+        await stream.prepare(request)
+        await stream.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.close()
+        # aiohttp's closing write_eof meets the closed transport quietly.
         return stream
 
     async def _disclose(self, request: web.Request, op: Operation) -> web.Response:
@@ -859,7 +922,8 @@ class SandboxPartner:
         return web.json_response({"pending": self.faults.pending})
 
     async def _post_faults(self, request: web.Request) -> web.Response:
-        """Queue a fault: `{"kind": "fail"|"hang"|"reset"|"slow"|"clear", "count", ...}`."""
+        """Queue a fault: `{"kind": "fail"|"hang"|"reset"|"slow"|"drip"|"cut"|"clear",
+        "count", ...}` ("seconds" for hang and slow, "byte_delay_s" for drip)."""
         try:
             spec = await request.json()
             if not isinstance(spec, dict):
@@ -877,10 +941,18 @@ class SandboxPartner:
                 self.faults.reset_next(count, endpoint=endpoint)
             elif kind == "slow":
                 self.faults.slow_body(count, float(spec.get("seconds", 5.0)), endpoint=endpoint)
+            elif kind == "drip":
+                self.faults.drip_body(
+                    count, float(spec.get("byte_delay_s", 0.01)), endpoint=endpoint
+                )
+            elif kind == "cut":
+                self.faults.cut_body(count, endpoint=endpoint)
             elif kind == "clear":
                 self.faults.clear()
             else:
-                raise ValueError(f"kind must be fail, hang, reset, slow or clear, not {kind!r}")
+                raise ValueError(
+                    f"kind must be fail, hang, reset, slow, drip, cut or clear, not {kind!r}"
+                )
         except (ValueError, TypeError) as exc:
             return _Refusal(400, "invalid_fault", str(exc)).response()
         return web.json_response({"pending": self.faults.pending})

@@ -4,19 +4,25 @@ Several workers bind the same port with SO_REUSEPORT and the kernel spreads
 connections over them, so one machine's cores are used. Each worker is a full
 gateway instance on the shared store, exactly as instances behind a load
 balancer are.
+
+The main process writes its pid to var/gateway.pid; SIGHUP to it reloads
+config.toml and the partner files in every worker (`gateway partners reload`).
 """
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
+import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from gateway.config import load_config
+from gateway.lifecycle import pid_file_of, reload_on_sighup, remove_pid_file, write_pid_file
+from gateway.logs import setup_logging
 from gateway.web.app import create_app
 from gateway.web.tls import server_ssl_context
 
@@ -29,14 +35,22 @@ def _event_loop_policy() -> None:
     uvloop.install()
 
 
-def run_worker(config_path: Path, host: str, port: int, reuse_port: bool) -> None:
-    """One gateway instance serving until SIGINT/SIGTERM."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
-    )
+def run_worker(
+    config_path: Path,
+    host: str,
+    port: int,
+    reuse_port: bool,
+    on_reload: Callable[[], None] | None = None,
+    log_format: str = "json",
+) -> None:
+    """One gateway instance serving until SIGINT/SIGTERM; SIGHUP reloads (then `on_reload`)."""
+    # Until the app's handler is in place a SIGHUP must not end the process (its default).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    setup_logging(log_format)  # in every worker: a spawned process starts unconfigured
     _event_loop_policy()
     config = load_config(config_path)
     app = create_app(config)
+    reload_on_sighup(app, also=on_reload)
     web.run_app(
         app,
         host=host,
@@ -49,15 +63,25 @@ def run_worker(config_path: Path, host: str, port: int, reuse_port: bool) -> Non
     )
 
 
-def serve(config_path: Path, host: str, port: int, workers: int) -> None:
+def serve(config_path: Path, host: str, port: int, workers: int, log_format: str = "json") -> None:
+    pid_file = pid_file_of(load_config(config_path))
+    write_pid_file(pid_file, os.getpid())
+    try:
+        _serve(config_path, host, port, workers, log_format)
+    finally:
+        remove_pid_file(pid_file, os.getpid())
+
+
+def _serve(config_path: Path, host: str, port: int, workers: int, log_format: str) -> None:
     if workers <= 1:
-        run_worker(config_path, host, port, reuse_port=False)
+        run_worker(config_path, host, port, reuse_port=False, log_format=log_format)
         return
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(
             target=run_worker,
             args=(config_path, host, port, True),
+            kwargs={"log_format": log_format},
             name=f"gateway-worker-{n}",
             daemon=True,
         )
@@ -75,9 +99,21 @@ def serve(config_path: Path, host: str, port: int, workers: int) -> None:
         stop_children()
         sys.exit(0)
 
+    def reload_children() -> None:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        run_worker(config_path, host, port, reuse_port=True)
+        run_worker(
+            config_path,
+            host,
+            port,
+            reuse_port=True,
+            on_reload=reload_children,
+            log_format=log_format,
+        )
     finally:
         stop_children()
         for child in children:

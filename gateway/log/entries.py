@@ -81,8 +81,14 @@ def intent_entry(
     at: datetime,
     keys: LogKeys,
     policy_version: str,
+    instance: str | None = None,
 ) -> dict[str, Any]:
+    """The intent of one disclosure. `instance` names the gateway process sending it, so
+    that crash recovery marks only a dead process's interrupted disclosures `unknown`
+    (gateway.log.recovery stamps it when the caller leaves it out)."""
     entry = _common("intent", disclosure_id, caller, request, partner, at, keys, policy_version)
+    if instance is not None:
+        entry["instance"] = instance
     entry.update(
         method=operation.method,
         consent_id=decision.consent_id,

@@ -1,7 +1,8 @@
 """The storage port: what the gateway keeps, as records and one small interface.
 
 Everything durable — consents, restrictions and dates of birth, lawful requests and
-their approvals, idempotency keys, the disclosure log's rows and its checkpoints —
+their approvals, idempotency keys, partner suspensions and their history, the
+disclosure log's rows and its checkpoints —
 goes through :class:`Store`. One adapter per backend implements it
 (``gateway.store.sqlite``, ``gateway.store.postgres``); the rest of the gateway and
 its tests only see this module. Storage never hashes: the Merkle tree and the
@@ -25,14 +26,17 @@ from typing import Final, Literal, Protocol
 
 from gateway.errors import GatewayError
 from gateway.facts import Consent, LegalRequest, SubjectFacts
+from gateway.partners import Suspension
 
 __all__ = [
     "LEAF_HASH_SIZE",
+    "LEGACY_INSTANCE",
     "LEGAL_REQUEST_STATUSES",
     "MAX_SEARCH_LIMIT",
     "REQUIRED_APPROVALS",
     "Approval",
     "IdempotencyClaim",
+    "InstanceRecord",
     "JustificationRecord",
     "LegalRequestRecord",
     "LogEntry",
@@ -43,6 +47,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredCheckpoint",
     "StoredResponse",
+    "SuspensionEvent",
     "TreeHash",
     "check_search_limit",
     "facts_of",
@@ -69,6 +74,11 @@ TreeHash = tuple[int, int, bytes | None]
 ``[index * 2**h, (index + 1) * 2**h)`` as computed by gateway.log and stored here."""
 
 LEAF_HASH_SIZE: Final = 32
+
+LEGACY_INSTANCE: Final = "before-schema-4"
+"""The instance that intents written before instances were recorded (schema 4) belong to.
+Migration 4 registers it as long dead, so any such intent left without an outcome is
+recovered once, like a crashed instance's."""
 
 
 class StoreUnavailable(GatewayError):
@@ -199,6 +209,39 @@ class StoredCheckpoint:
 
 
 @dataclass(frozen=True)
+class InstanceRecord:
+    """One gateway process as the store knows it (for crash recovery, gateway.log.recovery).
+
+    `heartbeat_at` is refreshed while the process lives; `claimed_by` is the instance
+    recovering it once it went quiet, `recovered_at` when its interrupted disclosures
+    all had an outcome (or it stopped cleanly with nothing in flight).
+    """
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    claimed_by: str | None = None
+    recovered_at: datetime | None = None
+
+
+SUSPENSION_ACTIONS: Final = ("suspend", "resume")
+
+
+@dataclass(frozen=True)
+class SuspensionEvent:
+    """One suspend or resume of a partner, as kept in the history (never rewritten)."""
+
+    seq: int
+    partner_id: str
+    action: str  # "suspend" | "resume"
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Migration:
     """One schema version: statements applied in one transaction, in order."""
 
@@ -212,6 +255,9 @@ class Store(Protocol):
 
     async def migrate(self) -> None:
         """Apply missing schema migrations; idempotent and safe to run concurrently."""
+
+    async def schema_versions(self) -> list[int]:
+        """The schema migrations applied so far, ascending."""
 
     async def ping(self) -> None:
         """Return when the database answers (for /readyz)."""
@@ -271,6 +317,31 @@ class Store(Protocol):
     async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
         """Which of `disclosure_ids` have a justification."""
 
+    # -- partner suspensions ----------------------------------------------------------
+
+    async def suspend_partner(self, suspension: Suspension) -> Suspension:
+        """Suspend the partner and add a `suspend` event, in one transaction.
+
+        When the partner is already suspended nothing is written and the suspension
+        in force is returned (compare it with `suspension` to tell).
+        """
+
+    async def resume_partner(
+        self, partner_id: str, actor: str, reason: str, at: datetime
+    ) -> Suspension | None:
+        """Lift the suspension and add a `resume` event, in one transaction.
+
+        Returns the suspension lifted, or None (nothing written) when none was in force.
+        """
+
+    async def partner_suspensions(self) -> dict[str, Suspension]:
+        """Every suspension in force, by partner id (one small read: instances poll it)."""
+
+    async def suspension_history(
+        self, partner_id: str | None = None, limit: int = 100
+    ) -> list[SuspensionEvent]:
+        """The latest suspend/resume events (of one partner, or all), newest first."""
+
     # -- idempotency --------------------------------------------------------------------
 
     async def claim_idempotency(
@@ -323,6 +394,40 @@ class Store(Protocol):
 
     async def intents_without_outcome(self) -> list[LogEntry]:
         """Intent entries whose disclosure has no outcome entry, in index order."""
+
+    # -- instances (crash recovery with several processes on one store) ------------------
+    #
+    # Times are the store's own clock (PostgreSQL's for PostgreSQL), so instances on
+    # machines whose clocks disagree still agree on who went quiet.
+
+    async def register_instance(self, instance_id: str, host: str, pid: int) -> None:
+        """Record the instance as alive now; a known id is revived (claim and recovery cleared)."""
+
+    async def heartbeat_instance(self, instance_id: str) -> bool:
+        """Mark the instance alive now. False, changing nothing, when its row is missing or
+        another instance has claimed or recovered it (it was presumed dead)."""
+
+    async def claim_stale_instances(self, claimer: str, timeout_s: float) -> list[str]:
+        """Atomically claim, for `claimer`, every unrecovered instance silent for more than
+        `timeout_s` and not claimed by an instance that is itself alive; their ids.
+
+        Claims by `claimer` itself are returned again (a recovery that failed half-way
+        is resumed), so each dead instance is recovered by one live instance at a time.
+        """
+
+    async def adopt_instances(self, instance_ids: Sequence[str]) -> None:
+        """Give every id a row: unknown ids are added as never heard from (so they are
+        claimed at once), recovered ones silent for a while are reopened. Used for intents
+        found without outcome whose instance the table does not (or no longer) track."""
+
+    async def finish_recovery(self, instance_ids: Sequence[str], claimer: str) -> None:
+        """Mark instances still claimed by `claimer` as recovered now."""
+
+    async def retire_instance(self, instance_id: str) -> None:
+        """A clean stop with nothing in flight: the instance is recovered now."""
+
+    async def list_instances(self) -> list[InstanceRecord]:
+        """Every instance row, oldest start first."""
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         """The earliest and latest entry time, or None for an empty log."""

@@ -30,9 +30,12 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from gateway.errors import GatewayError
 from gateway.facts import Consent, LegalRequest, SubjectFacts
+from gateway.partners import Suspension
 from gateway.store.base import (
+    LEGACY_INSTANCE,
     Approval,
     IdempotencyClaim,
+    InstanceRecord,
     JustificationRecord,
     LegalRequestRecord,
     LogEntry,
@@ -42,6 +45,7 @@ from gateway.store.base import (
     StoredCheckpoint,
     StoredResponse,
     StoreUnavailable,
+    SuspensionEvent,
     TreeHash,
     check_search_limit,
     facts_of,
@@ -201,6 +205,55 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "instances and their heartbeats, for crash recovery with several instances",
+        (
+            """
+            CREATE TABLE instances (
+                id text PRIMARY KEY,
+                host text NOT NULL,
+                pid integer NOT NULL,
+                started_at timestamptz NOT NULL,
+                heartbeat_at timestamptz NOT NULL,
+                claimed_by text,
+                recovered_at timestamptz
+            )
+            """,
+            # Intents written before this schema name no instance; they belong to this
+            # one, dead since the epoch, so the first recovery sweep takes them.
+            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "  # noqa: S608
+            f"VALUES ('{LEGACY_INSTANCE}', '', 0, 'epoch', 'epoch')",
+        ),
+    ),
+    Migration(
+        5,
+        "partner suspensions and their history",
+        (
+            # One row per partner suspended now; instances read the whole (small) table.
+            """
+            CREATE TABLE partner_suspensions (
+                partner_id text PRIMARY KEY,
+                reason text NOT NULL,
+                suspended_by text NOT NULL,
+                suspended_at timestamptz NOT NULL
+            )
+            """,
+            # Every suspend and resume, appended in the same transaction, never rewritten.
+            """
+            CREATE TABLE partner_suspension_events (
+                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                partner_id text NOT NULL,
+                action text NOT NULL CHECK (action IN ('suspend', 'resume')),
+                reason text NOT NULL,
+                actor text NOT NULL,
+                at timestamptz NOT NULL
+            )
+            """,
+            "CREATE INDEX partner_suspension_events_by_partner "
+            "ON partner_suspension_events (partner_id, seq)",
+        ),
+    ),
 )
 
 _SCHEMA_VERSION_TABLE = """
@@ -259,6 +312,23 @@ _APPEND = """
              AS rows (entry, kind, disclosure_id, subject_ref, partner, logged_at, leaf_hash,
                       purpose, legal_basis, outcome, ord)
     RETURNING idx
+"""
+
+# Claims of dead instances are taken one sweeper at a time (keyed by schema, as above).
+_INSTANCES_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtext('gateway.instances'), hashtext(current_schema()))"
+)
+
+# Alive: heard from within the timeout, and neither claimed nor recovered by another.
+_CLAIM_STALE = """
+    UPDATE instances SET claimed_by = $1
+    WHERE id <> $1 AND recovered_at IS NULL
+      AND heartbeat_at < now() - make_interval(secs => $2)
+      AND (claimed_by IS NULL OR claimed_by = $1 OR claimed_by NOT IN (
+          SELECT a.id FROM instances a
+          WHERE a.heartbeat_at >= now() - make_interval(secs => $2)
+            AND a.recovered_at IS NULL AND a.claimed_by IS NULL))
+    RETURNING id
 """
 
 # The checkpoint compare-and-insert: the table lock (which plain reads do not wait for)
@@ -332,8 +402,24 @@ def _legal_request(row: _Row) -> LegalRequestRecord:
     )
 
 
+def _suspension(row: _Row) -> Suspension:
+    return Suspension(partner_id=str(row[0]), reason=str(row[1]), by=str(row[2]), at=row[3])
+
+
 def _entries(rows: Iterable[_Row]) -> list[LogEntry]:
     return [(int(r[0]), bytes(r[1])) for r in rows]
+
+
+def _instance(row: _Row) -> InstanceRecord:
+    return InstanceRecord(
+        id=row[0],
+        host=row[1],
+        pid=int(row[2]),
+        started_at=row[3],
+        heartbeat_at=row[4],
+        claimed_by=row[5],
+        recovered_at=row[6],
+    )
 
 
 def _checkpoint(row: _Row) -> StoredCheckpoint:
@@ -342,6 +428,16 @@ def _checkpoint(row: _Row) -> StoredCheckpoint:
 
 def _opt_bytes(value: Any) -> bytes | None:
     return None if value is None else bytes(value)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset without asyncpg's default reset query (a round trip on every release).
+
+    The store never leaves session state behind: no SET, LISTEN, cursors or
+    session-level advisory locks (migrations take transaction-level ones), and asyncpg
+    still rolls back a transaction left open before it calls this.
+    """
+    del conn
 
 
 class PostgresStore:
@@ -370,6 +466,7 @@ class PostgresStore:
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
                 server_settings={"application_name": "disclosure-gateway"},
+                reset=_keep_session,
             )
         return cls(pool)
 
@@ -616,6 +713,83 @@ class PostgresStore:
                 )
         return [_legal_request(r) for r in rows]
 
+    # -- partner suspensions ----------------------------------------------------------
+
+    async def suspend_partner(self, suspension: Suspension) -> Suspension:
+        require_aware(suspension.at, "at")
+        with _failures("suspend a partner"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                inserted = await conn.fetchval(
+                    "INSERT INTO partner_suspensions (partner_id, reason, suspended_by, "
+                    "suspended_at) VALUES ($1, $2, $3, $4) ON CONFLICT (partner_id) DO NOTHING "
+                    "RETURNING true",
+                    suspension.partner_id,
+                    suspension.reason,
+                    suspension.by,
+                    suspension.at,
+                )
+                if inserted:
+                    await conn.execute(
+                        "INSERT INTO partner_suspension_events (partner_id, action, reason, "
+                        "actor, at) VALUES ($1, 'suspend', $2, $3, $4)",
+                        suspension.partner_id,
+                        suspension.reason,
+                        suspension.by,
+                        suspension.at,
+                    )
+                    return suspension
+                row = await conn.fetchrow(
+                    "SELECT partner_id, reason, suspended_by, suspended_at "
+                    "FROM partner_suspensions WHERE partner_id = $1",
+                    suspension.partner_id,
+                )
+        assert row is not None  # the conflicting row; suspensions are only deleted by resume
+        return _suspension(row)
+
+    async def resume_partner(
+        self, partner_id: str, actor: str, reason: str, at: datetime
+    ) -> Suspension | None:
+        require_aware(at, "at")
+        with _failures("resume a partner"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "DELETE FROM partner_suspensions WHERE partner_id = $1 "
+                    "RETURNING partner_id, reason, suspended_by, suspended_at",
+                    partner_id,
+                )
+                if row is None:
+                    return None
+                await conn.execute(
+                    "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, "
+                    "at) VALUES ($1, 'resume', $2, $3, $4)",
+                    partner_id,
+                    reason,
+                    actor,
+                    at,
+                )
+        return _suspension(row)
+
+    async def partner_suspensions(self) -> dict[str, Suspension]:
+        with _failures("read partner suspensions"):
+            rows = await self._pool.fetch(
+                "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
+            )
+        return {str(r[0]): _suspension(r) for r in rows}
+
+    async def suspension_history(
+        self, partner_id: str | None = None, limit: int = 100
+    ) -> list[SuspensionEvent]:
+        check_search_limit(limit)
+        with _failures("read the suspension history"):
+            rows = await self._pool.fetch(
+                "SELECT seq, partner_id, action, reason, actor, at "
+                "FROM partner_suspension_events "
+                "WHERE $1::text IS NULL OR partner_id = $1 ORDER BY seq DESC LIMIT $2",
+                partner_id,
+                limit,
+            )
+        return [SuspensionEvent(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
     # -- idempotency --------------------------------------------------------------------
 
     async def claim_idempotency(
@@ -789,6 +963,73 @@ class PostgresStore:
                 "ORDER BY i.idx"
             )
         return _entries(rows)
+
+    # -- instances ----------------------------------------------------------------------
+
+    async def register_instance(self, instance_id: str, host: str, pid: int) -> None:
+        with _failures("register this instance"):
+            await self._pool.execute(
+                "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "
+                "VALUES ($1, $2, $3, now(), now()) ON CONFLICT (id) DO UPDATE SET "
+                "host = excluded.host, pid = excluded.pid, heartbeat_at = now(), "
+                "claimed_by = NULL, recovered_at = NULL",
+                instance_id,
+                host,
+                pid,
+            )
+
+    async def heartbeat_instance(self, instance_id: str) -> bool:
+        with _failures("record this instance's heartbeat"):
+            status = await self._pool.execute(
+                "UPDATE instances SET heartbeat_at = now() "
+                "WHERE id = $1 AND claimed_by IS NULL AND recovered_at IS NULL",
+                instance_id,
+            )
+        return str(status).endswith(" 1")
+
+    async def claim_stale_instances(self, claimer: str, timeout_s: float) -> list[str]:
+        with _failures("claim silent instances"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(_INSTANCES_LOCK)
+                rows = await conn.fetch(_CLAIM_STALE, claimer, float(timeout_s))
+        return sorted(str(r[0]) for r in rows)
+
+    async def adopt_instances(self, instance_ids: Sequence[str]) -> None:
+        if not instance_ids:
+            return
+        with _failures("adopt instances"):
+            await self._pool.execute(
+                "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "
+                "SELECT id, '', 0, 'epoch', 'epoch' FROM unnest($1::text[]) AS ids (id) "
+                "ON CONFLICT (id) DO UPDATE SET claimed_by = NULL, recovered_at = NULL "
+                "WHERE instances.recovered_at IS NOT NULL",
+                sorted(set(instance_ids)),
+            )
+
+    async def finish_recovery(self, instance_ids: Sequence[str], claimer: str) -> None:
+        if not instance_ids:
+            return
+        with _failures("record a recovery"):
+            await self._pool.execute(
+                "UPDATE instances SET recovered_at = now() "
+                "WHERE id = ANY($1::text[]) AND claimed_by = $2 AND recovered_at IS NULL",
+                list(instance_ids),
+                claimer,
+            )
+
+    async def retire_instance(self, instance_id: str) -> None:
+        with _failures("retire this instance"):
+            await self._pool.execute(
+                "UPDATE instances SET recovered_at = now() WHERE id = $1", instance_id
+            )
+
+    async def list_instances(self) -> list[InstanceRecord]:
+        with _failures("list instances"):
+            rows = await self._pool.fetch(
+                "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
+                "FROM instances ORDER BY started_at, id"
+            )
+        return [_instance(r) for r in rows]
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         with _failures("read the disclosure log"):

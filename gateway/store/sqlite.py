@@ -7,6 +7,23 @@ land inside another's open transaction. Writes use ``BEGIN IMMEDIATE``, which ta
 SQLite's write lock at once; that also orders writers of other processes on the same
 file (they wait up to the busy timeout), so the log's indexes stay gapless.
 
+What every disclosure does — read the subject's facts, append a batch of log entries
+(and, every 256 entries, store a tree node) — goes around aiosqlite, whose every
+statement is a trip to its thread: ~0.1 ms each, and under load the thread waits for
+the GIL until the busy loop lets go of it (up to the 5 ms switch interval), which capped
+a loaded gateway at a few hundred disclosures per second.
+
+- The facts are read on a plain sqlite3 connection on the event loop's own thread
+  (:class:`_Inline`): microseconds, no trip. It has no busy handler, which would block
+  the loop: a statement meeting another process's lock is retried after an asyncio sleep.
+- Log appends run on a third connection in a thread of its own (:class:`_Writer`), one
+  trip per transaction (the group-commit batch), so the commit's fsync never blocks the
+  loop while other requests have work to do.
+
+Reads take only their own connection's lock (WAL lets a read run beside a write on
+another connection); writes, on whichever connection, also take the store's write lock,
+so the process never waits on SQLite's own write lock.
+
 Sets are stored as sorted JSON arrays and times as fixed-width UTC ISO 8601 text,
 which sorts like the times themselves.
 
@@ -17,23 +34,28 @@ sqlite3's and the file system's exceptions are translated here, once, into
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiosqlite
 
 from gateway.errors import GatewayError
 from gateway.facts import Consent, LegalRequest, SubjectFacts
+from gateway.partners import Suspension
 from gateway.store.base import (
+    LEGACY_INSTANCE,
     Approval,
     IdempotencyClaim,
+    InstanceRecord,
     JustificationRecord,
     LegalRequestRecord,
     LogEntry,
@@ -43,6 +65,7 @@ from gateway.store.base import (
     StoredCheckpoint,
     StoredResponse,
     StoreUnavailable,
+    SuspensionEvent,
     TreeHash,
     check_search_limit,
     facts_of,
@@ -51,6 +74,11 @@ from gateway.store.base import (
 )
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
+
+_T = TypeVar("_T")
+
+# The stored form of the epoch (see _time): "never heard from".
+_EPOCH: Final = "1970-01-01T00:00:00.000000+00:00"
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -193,6 +221,55 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "instances and their heartbeats, for crash recovery with several instances",
+        (
+            """
+            CREATE TABLE instances (
+                id TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                started_at TEXT NOT NULL,
+                heartbeat_at TEXT NOT NULL,
+                claimed_by TEXT,
+                recovered_at TEXT
+            )
+            """,
+            # Intents written before this schema name no instance; they belong to this
+            # one, dead since the epoch, so the first recovery sweep takes them.
+            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "  # noqa: S608
+            f"VALUES ('{LEGACY_INSTANCE}', '', 0, '{_EPOCH}', '{_EPOCH}')",
+        ),
+    ),
+    Migration(
+        5,
+        "partner suspensions and their history",
+        (
+            # One row per partner suspended now; instances read the whole (small) table.
+            """
+            CREATE TABLE partner_suspensions (
+                partner_id TEXT PRIMARY KEY,
+                reason TEXT NOT NULL,
+                suspended_by TEXT NOT NULL,
+                suspended_at TEXT NOT NULL
+            )
+            """,
+            # Every suspend and resume, appended in the same transaction, never rewritten.
+            """
+            CREATE TABLE partner_suspension_events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                partner_id TEXT NOT NULL,
+                action TEXT NOT NULL CHECK (action IN ('suspend', 'resume')),
+                reason TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX partner_suspension_events_by_partner "
+            "ON partner_suspension_events (partner_id, seq)",
+        ),
+    ),
 )
 
 _SCHEMA_VERSION_TABLE = """
@@ -321,8 +398,26 @@ def _legal_requests(rows: Iterable[Sequence[Any]]) -> list[LegalRequestRecord]:
     return [replace(r, approvals=tuple(approvals[r.id])) for r in records.values()]
 
 
+def _suspension(row: Sequence[Any]) -> Suspension:
+    return Suspension(
+        partner_id=str(row[0]), reason=str(row[1]), by=str(row[2]), at=_parse_time(row[3])
+    )
+
+
 def _entries(rows: Iterable[Sequence[Any]]) -> list[LogEntry]:
     return [(int(r[0]), bytes(r[1])) for r in rows]
+
+
+def _instance(row: Sequence[Any]) -> InstanceRecord:
+    return InstanceRecord(
+        id=row[0],
+        host=row[1],
+        pid=int(row[2]),
+        started_at=_parse_time(row[3]),
+        heartbeat_at=_parse_time(row[4]),
+        claimed_by=row[5],
+        recovered_at=_opt_parse_time(row[6]),
+    )
 
 
 def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
@@ -337,6 +432,26 @@ def _opt_bytes(value: Any) -> bytes | None:
 
 # SQLite refuses compound statements of more than 500 SELECTs.
 _MAX_UNION = 200
+
+
+_NEXT_INDEX: Final = "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"
+_INSERT_ENTRY: Final = (
+    "INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, "
+    "partner, logged_at, leaf_hash, purpose, legal_basis, outcome) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_NODE: Final = "INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)"
+
+
+def _numbered(first: int, values: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [(first + i, *row) for i, row in enumerate(values)]
+
+
+def _append(conn: sqlite3.Connection, values: Sequence[tuple[Any, ...]]) -> int:
+    """Insert log rows after the last one, in the caller's transaction; the first index."""
+    first = int(conn.execute(_NEXT_INDEX).fetchone()[0])
+    conn.executemany(_INSERT_ENTRY, _numbered(first, values))
+    return first
 
 
 def _placeholders(values: Sequence[object]) -> str:
@@ -357,12 +472,104 @@ async def _enter_wal_mode(conn: aiosqlite.Connection, busy_timeout: float) -> No
             await asyncio.sleep(0.02)
 
 
+_RETRIED: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+class _Inline:
+    """A plain sqlite3 connection for reads, behind the awaitable methods of aiosqlite's.
+
+    Statements run at once on the calling (event loop) thread; see the module docstring.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
+        self._conn = conn
+        self._busy_timeout = busy_timeout
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    async def _retrying(self, statement: Callable[[], _T]) -> _T:
+        deadline: float | None = None
+        delay = 0.001
+        while True:
+            try:
+                return statement()
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _RETRIED:
+                    raise
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self._busy_timeout
+                if now > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return await self._retrying(lambda: self._conn.execute(sql, parameters))
+
+    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        return await self._retrying(lambda: self._conn.execute(sql, parameters).fetchall())
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _Writer:
+    """A plain sqlite3 connection in a thread of its own, one write transaction per trip."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-sqlite")
+
+    def transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` between BEGIN IMMEDIATE and COMMIT (in the writer thread)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(self.conn)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.rollback()
+            raise
+        return result
+
+    def close(self) -> None:
+        self.thread.shutdown(wait=True)
+        self.conn.close()
+
+
+def _connect(path: Path | str, timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=timeout, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class SqliteStore:
     """The storage port on one SQLite file (see the module docstring for the guarantees)."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        inline: _Inline | None = None,
+        writer: _Writer | None = None,
+    ) -> None:
         self._conn = conn
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # one transaction at a time on each connection
+        self._inline = inline
+        self._inline_lock = asyncio.Lock()
+        self._writer = writer
+        # One writer at a time, whichever connection it uses: SQLite's own write lock
+        # would otherwise make one connection wait for the other inside the process.
+        self._write_lock = asyncio.Lock()
         self._closed = False
 
     @classmethod
@@ -377,19 +584,30 @@ class SqliteStore:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are begun and ended explicitly below.
             conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
+            inline: sqlite3.Connection | None = None
+            writer: sqlite3.Connection | None = None
             try:
                 await _enter_wal_mode(conn, busy_timeout)
                 await conn.execute("PRAGMA synchronous = FULL")
                 await conn.execute("PRAGMA foreign_keys = ON")
+                if path != ":memory:":  # another connection would see another database
+                    # No busy handler on the loop's thread; the writer's thread may wait.
+                    inline = _connect(path, timeout=0)
+                    writer = _connect(path, timeout=busy_timeout)
             except BaseException:
+                for opened in (inline, writer):
+                    if opened is not None:
+                        opened.close()
                 await conn.close()
                 raise
-        return cls(conn)
+        if inline is None or writer is None:
+            return cls(conn)
+        return cls(conn, _Inline(inline, busy_timeout), _Writer(writer))
 
     @asynccontextmanager
     async def _use(self, action: str, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
         """The connection, inside a transaction, for this coroutine alone."""
-        async with self._lock:
+        async with self._write_lock if write else contextlib.nullcontext(), self._lock:
             if self._closed:
                 raise StoreUnavailable(f"could not {action}: the store is closed")
             with _failures(action):
@@ -402,6 +620,45 @@ class SqliteStore:
                     # Also after a failed COMMIT, which can leave the transaction open.
                     if conn.in_transaction:
                         await conn.rollback()
+                    raise
+
+    @asynccontextmanager
+    async def _read_inline(self, action: str) -> AsyncIterator[_Inline | aiosqlite.Connection]:
+        """Like `_use(write=False)`, on the inline connection where there is one."""
+        inline = self._inline
+        if inline is None:
+            async with self._use(action, write=False) as conn:
+                yield conn
+            return
+        async with self._inline_lock:
+            if self._closed:
+                raise StoreUnavailable(f"could not {action}: the store is closed")
+            with _failures(action):
+                await inline.execute("BEGIN")
+                try:
+                    yield inline
+                    await inline.execute("COMMIT")
+                except BaseException:
+                    if inline.in_transaction:
+                        await inline.rollback()
+                    raise
+
+    async def _write_in_thread(self, action: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`work` in one write transaction of the writer connection, in its thread."""
+        writer = self._writer
+        assert writer is not None
+        async with self._write_lock:
+            if self._closed:
+                raise StoreUnavailable(f"could not {action}: the store is closed")
+            with _failures(action):
+                done = asyncio.get_running_loop().run_in_executor(
+                    writer.thread, writer.transaction, work
+                )
+                try:
+                    return await asyncio.shield(done)
+                except asyncio.CancelledError:
+                    # Hold the write lock until the transaction in the thread has ended.
+                    await asyncio.wait({done})
                     raise
 
     async def migrate(self) -> None:
@@ -432,10 +689,14 @@ class SqliteStore:
             await conn.execute_fetchall("SELECT count(*) FROM schema_version")
 
     async def close(self) -> None:
-        async with self._lock:
+        async with self._write_lock, self._lock, self._inline_lock:
             if not self._closed:
                 self._closed = True
                 await self._conn.close()
+                if self._inline is not None:
+                    self._inline.close()
+                if self._writer is not None:
+                    self._writer.close()
 
     # -- consents, restriction, profile -------------------------------------------------
 
@@ -555,7 +816,7 @@ class SqliteStore:
 
     async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
         # In-process: three statements in one read transaction cost no network round trip.
-        async with self._use("read the subject's facts", write=False) as conn:
+        async with self._read_inline("read the subject's facts") as conn:
             profile = list(
                 await conn.execute_fetchall(
                     "SELECT restricted, date_of_birth FROM subjects WHERE subject = ?",
@@ -668,6 +929,85 @@ class SqliteStore:
                 )
         return _legal_requests(rows)
 
+    # -- partner suspensions ----------------------------------------------------------
+
+    async def suspend_partner(self, suspension: Suspension) -> Suspension:
+        require_aware(suspension.at, "at")
+        async with self._use("suspend a partner", write=True) as conn:
+            cursor = await conn.execute(
+                "INSERT INTO partner_suspensions (partner_id, reason, suspended_by, "
+                "suspended_at) VALUES (?, ?, ?, ?) ON CONFLICT (partner_id) DO NOTHING",
+                (suspension.partner_id, suspension.reason, suspension.by, _time(suspension.at)),
+            )
+            if cursor.rowcount == 1:
+                await conn.execute(
+                    "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, "
+                    "at) VALUES (?, 'suspend', ?, ?, ?)",
+                    (
+                        suspension.partner_id,
+                        suspension.reason,
+                        suspension.by,
+                        _time(suspension.at),
+                    ),
+                )
+                return suspension
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT partner_id, reason, suspended_by, suspended_at "
+                    "FROM partner_suspensions WHERE partner_id = ?",
+                    (suspension.partner_id,),
+                )
+            )
+        return _suspension(rows[0])
+
+    async def resume_partner(
+        self, partner_id: str, actor: str, reason: str, at: datetime
+    ) -> Suspension | None:
+        require_aware(at, "at")
+        async with self._use("resume a partner", write=True) as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "DELETE FROM partner_suspensions WHERE partner_id = ? "
+                    "RETURNING partner_id, reason, suspended_by, suspended_at",
+                    (partner_id,),
+                )
+            )
+            if not rows:
+                return None
+            await conn.execute(
+                "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, at) "
+                "VALUES (?, 'resume', ?, ?, ?)",
+                (partner_id, reason, actor, _time(at)),
+            )
+        return _suspension(rows[0])
+
+    async def partner_suspensions(self) -> dict[str, Suspension]:
+        async with self._use("read partner suspensions", write=False) as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
+            )
+        return {str(r[0]): _suspension(r) for r in rows}
+
+    async def suspension_history(
+        self, partner_id: str | None = None, limit: int = 100
+    ) -> list[SuspensionEvent]:
+        check_search_limit(limit)
+        async with self._use("read the suspension history", write=False) as conn:
+            if partner_id is None:
+                rows = await conn.execute_fetchall(
+                    "SELECT seq, partner_id, action, reason, actor, at "
+                    "FROM partner_suspension_events ORDER BY seq DESC LIMIT ?",
+                    (limit,),
+                )
+            else:
+                rows = await conn.execute_fetchall(
+                    "SELECT seq, partner_id, action, reason, actor, at "
+                    "FROM partner_suspension_events WHERE partner_id = ? "
+                    "ORDER BY seq DESC LIMIT ?",
+                    (partner_id, limit),
+                )
+        return [SuspensionEvent(int(r[0]), r[1], r[2], r[3], r[4], _parse_time(r[5])) for r in rows]
+
     # -- idempotency --------------------------------------------------------------------
 
     async def claim_idempotency(
@@ -721,33 +1061,30 @@ class SqliteStore:
             return []
         for row in entries:
             require_aware(row.time, "time")
-        async with self._use("append to the disclosure log", write=True) as conn:
-            # BEGIN IMMEDIATE holds the write lock, so no other writer moves max(idx).
-            rows = list(
-                await conn.execute_fetchall("SELECT coalesce(max(idx) + 1, 0) FROM log_entries")
+        values = [
+            (
+                e.entry,
+                e.kind,
+                e.disclosure_id,
+                e.subject_ref,
+                e.partner,
+                _time(e.time),
+                e.leaf_hash,
+                e.purpose,
+                e.legal_basis,
+                e.outcome,
             )
-            first = int(rows[0][0])
-            await conn.executemany(
-                "INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, "
-                "partner, logged_at, leaf_hash, purpose, legal_basis, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        first + i,
-                        e.entry,
-                        e.kind,
-                        e.disclosure_id,
-                        e.subject_ref,
-                        e.partner,
-                        _time(e.time),
-                        e.leaf_hash,
-                        e.purpose,
-                        e.legal_basis,
-                        e.outcome,
-                    )
-                    for i, e in enumerate(entries)
-                ],
-            )
+            for e in entries
+        ]
+        action = "append to the disclosure log"
+        # BEGIN IMMEDIATE holds the write lock, so no other writer moves max(idx).
+        if self._writer is not None:
+            first = await self._write_in_thread(action, lambda conn: _append(conn, values))
+        else:
+            async with self._use(action, write=True) as conn:
+                rows = list(await conn.execute_fetchall(_NEXT_INDEX))
+                first = int(rows[0][0])
+                await conn.executemany(_INSERT_ENTRY, _numbered(first, values))
         return list(range(first, first + len(entries)))
 
     async def log_size(self) -> int:
@@ -842,6 +1179,82 @@ class SqliteStore:
             )
         return _entries(rows)
 
+    # -- instances ----------------------------------------------------------------------
+    # One file on one machine: the process's clock is the store's clock.
+
+    async def register_instance(self, instance_id: str, host: str, pid: int) -> None:
+        now = _time(datetime.now(UTC))
+        async with self._use("register this instance", write=True) as conn:
+            await conn.execute(
+                "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "host = excluded.host, pid = excluded.pid, heartbeat_at = excluded.heartbeat_at, "
+                "claimed_by = NULL, recovered_at = NULL",
+                (instance_id, host, pid, now, now),
+            )
+
+    async def heartbeat_instance(self, instance_id: str) -> bool:
+        async with self._use("record this instance's heartbeat", write=True) as conn:
+            cursor = await conn.execute(
+                "UPDATE instances SET heartbeat_at = ? "
+                "WHERE id = ? AND claimed_by IS NULL AND recovered_at IS NULL",
+                (_time(datetime.now(UTC)), instance_id),
+            )
+            return cursor.rowcount == 1
+
+    async def claim_stale_instances(self, claimer: str, timeout_s: float) -> list[str]:
+        cutoff = _time(datetime.now(UTC) - timedelta(seconds=timeout_s))
+        # BEGIN IMMEDIATE (a write) orders the sweepers of every process on this file.
+        async with self._use("claim silent instances", write=True) as conn:
+            rows = await conn.execute_fetchall(
+                "UPDATE instances SET claimed_by = ? "
+                "WHERE id <> ? AND recovered_at IS NULL AND heartbeat_at < ? "
+                "AND (claimed_by IS NULL OR claimed_by = ? OR claimed_by NOT IN ("
+                "    SELECT a.id FROM instances a WHERE a.heartbeat_at >= ? "
+                "    AND a.recovered_at IS NULL AND a.claimed_by IS NULL)) "
+                "RETURNING id",
+                (claimer, claimer, cutoff, claimer, cutoff),
+            )
+        return sorted(str(r[0]) for r in rows)
+
+    async def adopt_instances(self, instance_ids: Sequence[str]) -> None:
+        if not instance_ids:
+            return
+        async with self._use("adopt instances", write=True) as conn:
+            await conn.executemany(
+                "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "
+                "VALUES (?, '', 0, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "claimed_by = NULL, recovered_at = NULL WHERE recovered_at IS NOT NULL",
+                [(i, _EPOCH, _EPOCH) for i in sorted(set(instance_ids))],
+            )
+
+    async def finish_recovery(self, instance_ids: Sequence[str], claimer: str) -> None:
+        if not instance_ids:
+            return
+        ids = list(instance_ids)
+        async with self._use("record a recovery", write=True) as conn:
+            await conn.execute(
+                "UPDATE instances SET recovered_at = ? "  # noqa: S608 - placeholders only
+                f"WHERE id IN ({_placeholders(ids)}) AND claimed_by = ? "
+                "AND recovered_at IS NULL",
+                (_time(datetime.now(UTC)), *ids, claimer),
+            )
+
+    async def retire_instance(self, instance_id: str) -> None:
+        async with self._use("retire this instance", write=True) as conn:
+            await conn.execute(
+                "UPDATE instances SET recovered_at = ? WHERE id = ?",
+                (_time(datetime.now(UTC)), instance_id),
+            )
+
+    async def list_instances(self) -> list[InstanceRecord]:
+        async with self._use("list instances", write=False) as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
+                "FROM instances ORDER BY started_at, id"
+            )
+        return [_instance(r) for r in rows]
+
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         # Two subqueries: SQLite answers a lone min() or max() from the index, but scans
         # the whole table for both in one SELECT.
@@ -908,10 +1321,12 @@ class SqliteStore:
     async def add_tree_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
         if not nodes:
             return
-        async with self._use("store the log's tree hashes", write=True) as conn:
-            await conn.executemany(
-                "INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
-            )
+        action = "store the log's tree hashes"
+        if self._writer is not None:  # every 256 entries, while appends wait for it
+            await self._write_in_thread(action, lambda conn: conn.executemany(_INSERT_NODE, nodes))
+            return
+        async with self._use(action, write=True) as conn:
+            await conn.executemany(_INSERT_NODE, nodes)
 
     async def tree_node_counts(self, levels: Sequence[int]) -> list[int]:
         if not levels:

@@ -7,10 +7,11 @@ closed in `cleanup_ctx`; handlers find what they need under typed AppKeys.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
-import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -22,20 +23,31 @@ from gateway.config import Config
 from gateway.crypto import GatewayKeys, PartnerKeyCache
 from gateway.errors import ConfigErrors, GatewayError
 from gateway.keys import KeyPaths, exposed_private_files, read_secret_key
-from gateway.log.entries import LogKeys, outcome_entry
+from gateway.lifecycle import (
+    RELOADER,
+    PartnerStates,
+    Reloader,
+    Suspensions,
+    agreement_days_left,
+    log_expiry_warnings,
+    refresh_partner_keys,
+)
+from gateway.log.entries import LogKeys
+from gateway.log.recovery import Recovery
 from gateway.log.service import LogService, LogSigner
 from gateway.log.subject_keys import key_file as subject_key_file
-from gateway.log.writer import LogWriter
+from gateway.logs import request_context
 from gateway.metrics import Metrics
 from gateway.minimize import derive_pseudonym_key
 from gateway.outbound import Outbound, client_session
-from gateway.partners import Partner, load_partners
+from gateway.partners import LiveTable, Partner, load_partners
 from gateway.pipeline import Gateway
 from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.web import api
 from gateway.web.log_api import LOG, add_log_routes
 from gateway.web.openapi import add_openapi_route
+from gateway.web.partners_api import SUSPENSIONS, add_partner_routes
 from gateway.web.problems import METRICS, problem_middleware
 from gateway.web.review import REVIEW_BACKEND, add_review_routes
 from gateway.web.review_backend import LogReviewBackend
@@ -48,26 +60,6 @@ STARTED = web.AppKey("started", datetime)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-async def recover_unfinished(store: Store, writer: LogWriter, now: datetime) -> list[str]:
-    """Intents left without an outcome by a crash get an `unknown` outcome (CONTRACT §5)."""
-    recovered: list[str] = []
-    for _, raw in await store.intents_without_outcome():
-        entry = json.loads(raw)
-        await writer.append(
-            outcome_entry(
-                disclosure_id=entry["disclosure_id"],
-                outcome="unknown",
-                at=now,
-                partner=entry["partner"],
-                problem="interrupted",
-            )
-        )
-        recovered.append(entry["disclosure_id"])
-    if recovered:
-        log.warning("marked %d interrupted disclosure(s) as outcome unknown", len(recovered))
-    return recovered
 
 
 async def watch_checkpoints(store: Store, metrics: Metrics, every_s: float = 10.0) -> None:
@@ -116,22 +108,38 @@ def create_app(
     partners: Mapping[str, Partner] | None = None,
     env: Mapping[str, str] | None = None,
     clock: Callable[[], datetime] = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> web.Application:
-    """The gateway application. `partners`, `env` and `clock` are for tests and the demo."""
+    """The gateway application. `partners`, `env` and `clock` are for tests and the demo;
+    `monotonic` times partner deliveries (the breaker's cool-down, token lifetimes)."""
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[problem_middleware],
+        middlewares=[request_context, problem_middleware],
     )
-    partner_table = (
-        dict(partners) if partners is not None else load_partners(config.partners_dir, config.root)
+    # Partner table and callers are live tables: a reload (SIGHUP) swaps them whole.
+    partner_table = LiveTable(
+        partners if partners is not None else load_partners(config.partners_dir, config.root)
     )
+    callers = LiveTable(config.callers)
+    reloader = Reloader(config.path, config, partner_table, callers, clock=clock)
+    config = dataclasses.replace(config, callers=callers)
+    app[RELOADER] = reloader
     paths = KeyPaths(config.keys_dir)
     refuse_exposed_secrets(config, paths, partner_table.values())
+    reloader.checks.append(lambda fresh: refuse_exposed_secrets(config, paths, fresh.values()))
+    log_expiry_warnings(partner_table.values(), clock(), config.partner_warn_days)
     keys = GatewayKeys.load(config.keys_dir)
     pseudonym_master = read_secret_key(paths.pseudonym_master)
     log_keys = LogKeys.load(config.keys_dir)
     signer = LogSigner.load(config.keys_dir, config.log.origin)
     metrics = Metrics()
+    metrics.watch_agreements(
+        lambda: {
+            p.id: days
+            for p in partner_table.values()
+            if (days := agreement_days_left(p, clock().date())) is not None
+        }
+    )
     app[METRICS] = metrics
     secrets = env if env is not None else os.environ
 
@@ -140,16 +148,39 @@ def create_app(
         session = client_session()
         background: list[asyncio.Task[None]] = []
         try:
-            outbound = Outbound(session, env=secrets)
+            outbound = Outbound(session, env=secrets, clock=monotonic)
             # A missing partner secret or certificate stops the start, naming the file.
             outbound.preflight(partner_table.values())
+            partner_keys = PartnerKeyCache(session)
+            partner_states = PartnerStates(store, partner_keys)
+            # A reload passes the same check on a throwaway Outbound (no cache touched), then
+            # drops what the live one cached for each changed partner.
+            reloader.checks.append(
+                lambda fresh: Outbound(session, env=secrets).preflight(fresh.values())
+            )
+
+            def forget_changed(old: Mapping[str, Partner], fresh: Mapping[str, Partner]) -> None:
+                for pid in old:
+                    if fresh.get(pid) != old[pid]:
+                        outbound.forget(pid)
+                partner_keys.forget_files()
+
+            reloader.on_swap.append(forget_changed)
             log_service = LogService(store, signer, keys=log_keys, clock=clock)
             await log_service.prepare()
-            await recover_unfinished(store, log_service.writer, clock())
+            # Crash recovery: only instances gone silent get their in-flight disclosures
+            # marked unknown, by whichever live instance claims them first.
+            recovery = Recovery(
+                store, log_service, timeout_s=config.log.instance_timeout_s, clock=clock
+            )
+            await recovery.start()
             log_service.start(config.log.checkpoint_interval_s)
             review = LogReviewBackend(store, log_service, log_keys, clock)
             background.append(asyncio.create_task(review.audit_periodically()))
             background.append(asyncio.create_task(watch_checkpoints(store, metrics)))
+            background.append(
+                asyncio.create_task(refresh_partner_keys(partner_keys, partner_table))
+            )
             metrics.watch(
                 writer=log_service.writer,
                 partners=partner_table,
@@ -158,6 +189,7 @@ def create_app(
             )
             app[api.STORE] = store
             app[LOG] = log_service
+            app[SUSPENSIONS] = Suspensions(store, partner_table, clock, partner_states)
             if REVIEW_BACKEND not in app:  # tests may bring their own
                 app[REVIEW_BACKEND] = review
             app[api.AUTH] = CallerAuthenticator(config.auth, config.callers, session)
@@ -165,9 +197,9 @@ def create_app(
                 config=config,
                 partners=partner_table,
                 facts=store,
-                log=log_service,
+                log=recovery.log,
                 keys=keys,
-                partner_keys=PartnerKeyCache(session),
+                partner_keys=partner_keys,
                 outbound=outbound,
                 log_keys=log_keys,
                 pseudonym_key=functools.cache(
@@ -175,12 +207,14 @@ def create_app(
                 ),
                 clock=clock,
                 metrics=metrics,
+                partner_states=partner_states,
             )
             app[STARTED] = clock()
             yield
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await recovery.stop()
             await log_service.stop()
         finally:
             await session.close()
@@ -191,6 +225,7 @@ def create_app(
     add_rights_routes(app)
     add_openapi_route(app)
     add_log_routes(app)
+    add_partner_routes(app)
     app.router.add_get("/metrics", get_metrics, name="metrics")
     add_review_routes(
         app,

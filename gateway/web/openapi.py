@@ -24,6 +24,7 @@ from gateway import legal_requests
 from gateway import vocabulary as v
 from gateway.errors import PROBLEM_BASE, PROBLEMS
 from gateway.facts import MAX_TEXT
+from gateway.lifecycle import MAX_REASON
 from gateway.request import MAX_ID
 from gateway.web.api import MAX_IDEMPOTENCY_KEY
 
@@ -544,6 +545,59 @@ def _schemas() -> dict[str, Schema]:
                 }
             },
         },
+        "SuspendRequest": {
+            "type": "object",
+            "required": ["reason"],
+            "additionalProperties": False,
+            "properties": {
+                "reason": {
+                    **_stripped_text(MAX_REASON),
+                    "description": "Why (an incident or ticket reference; no personal data).",
+                }
+            },
+        },
+        "ResumeRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"reason": {"type": "string", "maxLength": MAX_REASON}},
+        },
+        "Suspension": {
+            "type": "object",
+            "required": ["partner", "reason", "by", "at"],
+            "properties": {
+                "partner": {"type": "string"},
+                "reason": {"type": "string"},
+                "by": {"type": "string", "description": "The reviewer or operator who acted."},
+                "at": UTC_TIME,
+            },
+        },
+        "SuspendResult": {
+            "description": "The suspension in force; `changed` false when it already was.",
+            "allOf": [
+                _ref("Suspension"),
+                {
+                    "type": "object",
+                    "required": ["suspended", "changed"],
+                    "properties": {
+                        "suspended": {"const": True},
+                        "changed": {"type": "boolean"},
+                    },
+                },
+            ],
+        },
+        "ResumeResult": {
+            "type": "object",
+            "required": ["partner", "suspended", "changed", "lifted"],
+            "properties": {
+                "partner": {"type": "string"},
+                "suspended": {"const": False},
+                "changed": {
+                    "type": "boolean",
+                    "description": "false when the partner was not suspended.",
+                },
+                "lifted": _nullable(_ref("Suspension")),
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status"],
@@ -712,8 +766,9 @@ def _paths() -> dict[str, Schema]:
                     "400": gateway_or_partner("invalid_request: the body breaks §4.1."),
                     "401": _response("Unauthenticated"),
                     "403": gateway_or_partner(
-                        "forbidden, or a policy refusal (purpose_not_allowed, consent_*, "
-                        "subject_restricted, legal_request_required, …), logged as refused."
+                        "forbidden, or a policy refusal (partner_suspended, agreement_expired, "
+                        "purpose_not_allowed, consent_*, subject_restricted, "
+                        "legal_request_required, …), logged as refused."
                     ),
                     "404": gateway_or_partner("unknown_partner / unknown_operation."),
                     "409": gateway_or_partner(
@@ -727,7 +782,9 @@ def _paths() -> dict[str, Schema]:
                     "413": _response("PayloadTooLarge"),
                     "502": _problem("partner_unavailable (after retries).", refusal_headers),
                     "503": _problem(
-                        "log_unavailable (nothing sent) or circuit_open.",
+                        "log_unavailable (nothing sent), circuit_open, or "
+                        "partner_key_expired (every key of the partner expired; it must "
+                        "publish a current one).",
                         {**refusal_headers, "Retry-After": _header("RetryAfter")},
                     ),
                     "504": _problem("partner_timeout.", refusal_headers),
@@ -914,6 +971,35 @@ def _paths() -> dict[str, Schema]:
                 parameters=[_path_param("request_id", "The id returned at registration.")],
             )
         },
+        "/v1/partners/{partner_id}/suspend": {
+            "post": _operation(
+                "suspendPartner",
+                "Stop every disclosure to the partner, on every instance within a second, "
+                "until resumed (refusals: partner_suspended). Recorded with who, when, why.",
+                {
+                    "200": _json(_ref("SuspendResult"), "The suspension in force."),
+                    **_errors(*BODY_ERRORS, 404),
+                },
+                tag="partners",
+                roles=("reviewer",),
+                parameters=[_path_param("partner_id", "The partner id (its file name).")],
+                requestBody=_body(_ref("SuspendRequest"), "Why the partner is suspended."),
+            )
+        },
+        "/v1/partners/{partner_id}/resume": {
+            "post": _operation(
+                "resumePartner",
+                "Lift the partner's suspension; disclosures to it are decided as before.",
+                {
+                    "200": _json(_ref("ResumeResult"), "The partner is not suspended."),
+                    **_errors(*BODY_ERRORS, 404),
+                },
+                tag="partners",
+                roles=("reviewer",),
+                parameters=[_path_param("partner_id", "The partner id (its file name).")],
+                requestBody={**_body(_ref("ResumeRequest"), "Optionally, why."), "required": False},
+            )
+        },
         "/v1/log/checkpoint": {
             "get": _operation(
                 "getCheckpoint",
@@ -1096,6 +1182,7 @@ def _build() -> dict[str, Any]:
                 "consent",
                 "subject rights",
                 "lawful requests",
+                "partners",
                 "log",
                 "operations",
             )

@@ -1,5 +1,6 @@
 """kill -9 in the middle of a load: no disclosure reaches a partner without its intent entry,
-and the restarted gateway gives every interrupted one an `unknown` outcome.
+and the restarted gateway gives every interrupted one an `unknown` outcome (once the killed
+instance has been silent for `[log] instance_timeout_s`, set short here).
 
 `gateway serve` runs as a real subprocess on SQLite (so SIGKILL is a real crash of a real
 process); the partner is a sandbox in this process, holding its answers back so that
@@ -12,17 +13,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import aiohttp
 import pytest
+from support.processes import GatewayProcess, write_project
 
 from gateway.auth import issue_dev_token
 from gateway.cli import main
@@ -34,6 +32,7 @@ from gateway.store import open_store
 
 PARTNER = "mekong-collections"
 SETTLED, IN_FLIGHT = 6, 10
+INSTANCE_TIMEOUT_S = 1.0
 DATA = {
     "name": "CANARY Somchai",
     "phone": "+85620CANARY",
@@ -43,12 +42,6 @@ DATA = {
     "transaction_id": "t-1",
     "uuid": "CANARY-UUID",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -65,65 +58,16 @@ async def sandbox(config: Config, partners: dict[str, Partner]) -> AsyncIterator
 
 @pytest.fixture
 def root(project: Path, sandbox: SandboxCluster, tmp_path: Path) -> Path:
-    """A project whose mekong-collections partner file points at the sandbox."""
-    (tmp_path / "keys").symlink_to(project / "keys")
-    (tmp_path / "partners").mkdir()
-    for source in (project / "partners").glob("*.toml"):
-        text = source.read_text()
-        if source.stem == PARTNER:
-            text = text.replace(
-                'base_url = "http://127.0.0.1:9107"', f'base_url = "{sandbox.base_url(PARTNER)}"'
-            )
-        (tmp_path / "partners" / source.name).write_text(text)
-    config = (project / "config.toml").read_text()
-    config = config.replace('url = "sqlite:///var/gateway.db"', 'url = "sqlite:///gateway.db"')
-    (tmp_path / "config.toml").write_text(config)
+    """A project on SQLite whose mekong-collections partner file points at the sandbox."""
+    write_project(
+        tmp_path,
+        project,
+        storage_url="sqlite:///gateway.db",
+        base_urls={PARTNER: sandbox.base_url(PARTNER)},
+        # The killed instance is presumed dead after this long without a heartbeat.
+        log_settings={"instance_timeout_s": INSTANCE_TIMEOUT_S},
+    )
     return tmp_path
-
-
-class Gateway:
-    """`python -m gateway serve` as a child process."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        log = (self.root / "gateway.out").open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "--config",
-                str(self.root / "config.toml"),
-                "serve",
-                "--port",
-                str(self.port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        log.close()
-        for _ in range(300):
-            if self.process.poll() is not None:
-                raise AssertionError((self.root / "gateway.out").read_text()[-3000:])
-            try:
-                async with session.get(self.url + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError("gateway did not start within 15 s")
-
-    def kill(self, sig: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        self.process.wait(timeout=15)
 
 
 async def test_kill_9_mid_load_loses_no_intent_and_recovers_unknown_outcomes(
@@ -139,7 +83,7 @@ async def test_kill_9_mid_load_loses_no_intent_and_recovers_unknown_outcomes(
         "subject": "CANARY-subject-1",
         "data": DATA,
     }
-    gateway = Gateway(root)
+    gateway = GatewayProcess(root / "config.toml")
     partner = sandbox.partner(PARTNER)
 
     async with aiohttp.ClientSession() as session:
@@ -185,7 +129,13 @@ async def test_kill_9_mid_load_loses_no_intent_and_recovers_unknown_outcomes(
             assert len(pending) == IN_FLIGHT and pending <= received
 
             partner.faults.clear()
-            await gateway.start(session)  # crash recovery runs at start
+            # The restarted process is another instance: it marks the killed one's
+            # disclosures once that one has been silent for the instance timeout.
+            await gateway.start(session)
+            for _ in range(200):
+                if not await store.intents_without_outcome():
+                    break
+                await asyncio.sleep(0.05)
             gateway.kill(signal.SIGTERM)
 
             assert await store.intents_without_outcome() == []

@@ -71,3 +71,27 @@ def test_caller_token_algorithms_never_none_or_hs(tmp_path: Path):
     )
     with pytest.raises(ConfigErrors, match="never none or HS"):
         load_config(path)
+
+
+def test_log_instance_timeout_defaults_and_is_validated(tmp_path: Path):
+    assert load_config(REPO / "config.toml").log.instance_timeout_s == 15.0
+    text = (REPO / "config.toml").read_text(encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(
+        text.replace(
+            "checkpoint_interval_s = 60", "checkpoint_interval_s = 60\ninstance_timeout_s = 2"
+        )
+    )
+    assert load_config(path).log.instance_timeout_s == 2.0
+    for bad in ("0", "-1", '"15"', "true", "100000"):
+        path.write_text(
+            text.replace(
+                "checkpoint_interval_s = 60",
+                f"checkpoint_interval_s = 60\ninstance_timeout_s = {bad}",
+            )
+        )
+        with pytest.raises(ConfigErrors) as exc:
+            load_config(path)
+        error = exc.value.errors[0]
+        assert "log.instance_timeout_s must be a number of seconds" in error.message, bad
+        assert error.line == text.splitlines().index("checkpoint_interval_s = 60") + 2

@@ -697,6 +697,42 @@ async def test_slow_body_sends_headers_first(
     assert waited >= 0.2
 
 
+async def test_drip_body_sends_the_answer_byte_by_byte(
+    partners: dict[str, Partner], project: Path, signers: dict[str, Key], jwks: dict[str, Any]
+) -> None:
+    police = partners["vientiane-police"]
+    sandbox = sandbox_for(police, project, jwks)
+    sandbox.drip_body(1, byte_delay_s=0.002)
+    async with serving(sandbox.app()) as (session, base):
+        token = seal(police, claims_for(police, "lawful_disclosure"), signers["ES256"])
+        async with session.post(
+            base + "/v1/disclosures", data=token, headers={"Content-Type": "application/jose"}
+        ) as response:
+            assert response.status == 201
+            chunks = [chunk async for chunk in response.content.iter_any()]
+    body = json.loads(b"".join(chunks))
+    assert body["status"] == "ok" and len(chunks) > 10
+    assert len(sandbox.received) == 1
+
+
+async def test_cut_body_closes_the_connection_mid_body_after_recording(
+    partners: dict[str, Partner], project: Path, signers: dict[str, Key], jwks: dict[str, Any]
+) -> None:
+    police = partners["vientiane-police"]
+    sandbox = sandbox_for(police, project, jwks)
+    async with serving(sandbox.app()) as (session, base):
+        async with session.post(
+            base + "/_sandbox/faults", json={"kind": "cut", "count": 1}
+        ) as response:
+            assert (await response.json())["pending"][0]["kind"] == "cut"
+        token = seal(police, claims_for(police, "lawful_disclosure"), signers["ES256"])
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await post(session, base + "/v1/disclosures", token)
+        status, _, _ = await post(session, base + "/v1/disclosures", token)
+    assert status == 201
+    assert len(sandbox.received) == 1  # the repeat met the Idempotency-Key
+
+
 async def test_faults_over_http(
     partners: dict[str, Partner], project: Path, signers: dict[str, Key], jwks: dict[str, Any]
 ) -> None:

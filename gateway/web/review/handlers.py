@@ -32,6 +32,7 @@ from gateway.web.review.listing import (
     matching_rows,
     search_page,
 )
+from gateway.web.review.partners_page import add_partner_pages
 from gateway.web.review.passwords import (
     PasswordHashError,
     PasswordVerifier,
@@ -588,6 +589,7 @@ def add_review_routes(
     routes.add_post("/queue/{disclosure_id}/justify", justify, name="justify")
     routes.add_get("/legal-requests", legal_request_list, name="legal_requests")
     routes.add_post("/legal-requests/{request_id}/approve", approve, name="approve")
+    add_partner_pages(sub)
     routes.add_get("/login", login_form, name="login")
     routes.add_post("/login", login_submit, name="login_submit")
     routes.add_post("/logout", logout, name="logout")

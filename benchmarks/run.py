@@ -1,0 +1,700 @@
+"""`make bench`: the gateway against a bare proxy in the same run, and the pure figures.
+
+Starts, each as a process of its own:
+
+- the loopback partners (``benchmarks/partner.py``: ``gateway.sandbox`` partners that
+  decrypt and verify every disclosure, as a real partner would) for an RSA-OAEP-256
+  partner (lao-credit-bureau: PS256 inside, OAuth2 client credentials) and an
+  ECDH-ES+A256KW partner (lanexang-insurance: Ed25519 inside, API key);
+- a bare aiohttp pass-through proxy to the same partners (``benchmarks/proxy.py``),
+  fed JWEs sealed in advance, so the partners do the same work for both;
+- the gateway (`gateway serve`, one worker) on SQLite and on PostgreSQL (a fresh
+  schema of ``$GATEWAY_BENCH_POSTGRES_URL``, dropped afterwards), with consents in
+  place, so every request is a full disclosure: caller JWT, consent lookup, decide,
+  minimize, sign and encrypt, durable intent, delivery, durable outcome;
+- the load generator: wrk (``benchmarks/requests.lua``) where installed, else
+  ``benchmarks/loadgen.py``.
+
+Cases run interleaved (proxy, SQLite, PostgreSQL for each partner and connection
+count), so a change in the machine's load hits all three alike. Then decide()
+(``benchmarks/decide.py``) and the log figures (``benchmarks/log.py``). Prints figures;
+asserts nothing about speed.
+
+Usage: ``python benchmarks/run.py [--quick] [--seconds S] [--log-entries N] [--skip-log]
+[--project DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the helpers are modules of benchmarks/
+
+import aiohttp  # noqa: E402
+import asyncpg  # noqa: E402
+
+from gateway.auth import issue_dev_token  # noqa: E402
+from gateway.config import Config, load_config  # noqa: E402
+from gateway.crypto import GatewayKeys, claims_for, load_partner_key_file  # noqa: E402
+from gateway.partners import Partner, load_partners  # noqa: E402
+
+POSTGRES_URL = os.environ.get(
+    "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+CALLER = "sales-service"
+CONSENT_WRITER = "customer-app"
+CONNECTIONS = (1, 64)
+STARTUP_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One partner under load: what the caller sends, and what the partner gets."""
+
+    label: str
+    partner: str
+    operation: str
+    data: dict[str, Any]  # the caller's full record
+    minimized: dict[str, Any]  # what the gateway sends (for the proxy's sealed JWEs)
+
+
+SCENARIOS = (
+    Scenario(
+        "RSA-OAEP-256 + PS256 (lao-credit-bureau, OAuth2)",
+        "lao-credit-bureau",
+        "credit_check",
+        {
+            "name": "Somchai Phommavong",
+            "date_of_birth": "1990-04-02",
+            "phone": "+856 20 5555 1234",
+            "email": "somchai@example.la",
+            "uuid": "u-0001-4a7e-9c1d-000000000001",
+            "password": "never-leaves",
+            "gender": "m",
+        },
+        {
+            "name": "Somchai Phommavong",
+            "date_of_birth": "1990",
+            "phone": "+856 20 5555 1234",
+            "uuid": "pX3mKq9V0cJm0b0bq3Jd5m6Dk2c0bXoUu2N4fS1Lr8A",
+        },
+    ),
+    Scenario(
+        "ECDH-ES+A256KW + Ed25519 (lanexang-insurance, API key)",
+        "lanexang-insurance",
+        "quote",
+        {
+            "name": "Somchai Phommavong",
+            "date_of_birth": "1990-04-02",
+            "phone": "+856 20 5555 1234",
+            "gender": "m",
+            "brand": "Toyota",
+            "model": "Vios",
+            "car_type": "sedan",
+            "mileage": 42000,
+            "uuid": "u-0001-4a7e-9c1d-000000000001",
+            "password": "never-leaves",
+        },
+        {
+            "date_of_birth": "35-44",
+            "gender": "m",
+            "brand": "Toyota",
+            "model": "Vios",
+            "car_type": "sedan",
+            "mileage": 42000,
+            "uuid": "pX3mKq9V0cJm0b0bq3Jd5m6Dk2c0bXoUu2N4fS1Lr8A",
+        },
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Figures:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+    load: float
+    server_cpu_ms: float | None  # CPU of the gateway (or proxy) process per request
+    partner_cpu_ms: float | None  # CPU of the partners' process per request
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process `pid` (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_request_ms(before: float | None, after: float | None, requests: int) -> float | None:
+    if before is None or after is None or not requests:
+        return None
+    return (after - before) * 1e3 / requests
+
+
+def uptime() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} ({os.cpu_count()} CPUs)"
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+class Service:
+    """A child process that prints one JSON line when ready; stopped with SIGTERM."""
+
+    def __init__(self, name: str, args: Sequence[str], log_path: Path, cwd: Path = ROOT) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            list(args),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def ready_line(self, timeout: float = STARTUP_TIMEOUT_S) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+        self.fail("did not report that it was ready")
+        raise AssertionError  # unreachable
+
+    def fail(self, what: str) -> None:
+        self.stop()
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"{self.name} {what}; its log ({self.log_path}):\n{tail}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log.close()
+
+
+def stop_all(services: list[Service]) -> None:
+    for service in reversed(services):
+        service.stop()
+    services.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the gateway's workspace ------------------------------------------------------------
+
+
+def set_key(text: str, section: str, key: str, value: str) -> str:
+    """`text` (TOML) with `key` of table `section` set to the TOML literal `value`."""
+    lines = text.splitlines()
+    current = ""
+    for n, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]").strip()
+        elif current == section and stripped.split("=")[0].strip() == key:
+            lines[n] = f"{key} = {value}"
+            return "\n".join(lines) + "\n"
+    raise SystemExit(f"config.toml has no {key} in [{section}]; benchmarks/run.py needs one")
+
+
+def workspace(
+    where: Path, storage_url: str, served: dict[str, dict[str, str | None]], config: Config
+) -> Path:
+    """A directory with config.toml, the partners pointed at the sandboxes, and the keys."""
+    where.mkdir(parents=True)
+    (where / "keys").symlink_to(config.keys_dir)
+    text = set_key(config.path.read_text(), "storage", "url", json.dumps(storage_url))
+    (where / "config.toml").write_text(text)
+    partners_dir = where / "partners"
+    partners_dir.mkdir()
+    for pid, urls in served.items():
+        source = (config.partners_dir / f"{pid}.toml").read_text()
+        source = set_key(source, "", "base_url", json.dumps(urls["base_url"]))
+        if urls.get("token_url"):
+            source = set_key(source, "auth", "token_url", json.dumps(urls["token_url"]))
+        (partners_dir / f"{pid}.toml").write_text(source)
+    # The partner files name keys relative to the directory above partners/.
+    return where / "config.toml"
+
+
+def with_search_path(url: str, schema: str) -> str:
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query), ("search_path", schema)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str | None]:
+    """A fresh schema's URL, dropped afterwards; None when PostgreSQL is unreachable."""
+    schema = f"gw_bench_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(run(f'CREATE SCHEMA "{schema}"'))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"PostgreSQL at {POSTGRES_URL} unreachable ({type(exc).__name__})", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield with_search_path(POSTGRES_URL, schema)
+    finally:
+        asyncio.run(run(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+# -- requests ---------------------------------------------------------------------------
+
+
+def raw_request(port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def subjects(count: int) -> list[str]:
+    return [f"bench-subject-{n:05d}" for n in range(count)]
+
+
+def gateway_requests(port: int, token: str, scenario: Scenario, count: int) -> bytes:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    requests = []
+    for subject in subjects(count):
+        body = {
+            "partner": scenario.partner,
+            "operation": scenario.operation,
+            "purpose": "service_provision",
+            "legal_basis": "consent",
+            "subject": subject,
+            "data": scenario.data,
+        }
+        requests.append(raw_request(port, "/v1/disclosures", headers, json.dumps(body).encode()))
+    return b"\0".join(requests)
+
+
+def proxy_requests(
+    port: int, config: Config, partner: Partner, scenario: Scenario, count: int
+) -> bytes:
+    """JWEs sealed now, as the gateway would seal them, valid for the whole run."""
+    keys = GatewayKeys.load(config.keys_dir)
+    enc = partner.encryption
+    assert enc.public_key is not None
+    recipient = load_partner_key_file(enc.public_key, alg=enc.alg)
+    operation = partner.operations[scenario.operation]
+    requests = []
+    for _ in range(count):
+        disclosure_id = f"d-{uuid.uuid4()}"
+        claims = claims_for(
+            issuer=config.log.origin,
+            partner_id=partner.id,
+            disclosure_id=disclosure_id,
+            purpose="service_provision",
+            legal_basis="consent",
+            data=scenario.minimized,
+            now=datetime.now(UTC),
+            lifetime=timedelta(hours=6),
+        )
+        sealed = keys.seal(
+            claims, sign_alg=enc.sign_alg, recipient=recipient, alg=enc.alg, enc=enc.enc
+        )
+        headers = {"Content-Type": "application/jose", "Idempotency-Key": disclosure_id}
+        requests.append(
+            raw_request(port, f"/{partner.id}{operation.path}", headers, sealed.encode())
+        )
+    return b"\0".join(requests)
+
+
+async def grant_consents(port: int, token: str, config: Config, count: int) -> None:
+    partners = [s.partner for s in SCENARIOS]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", headers=headers) as session:
+        queue = list(subjects(count))
+
+        async def writer() -> None:
+            while queue:
+                subject = queue.pop()
+                body = {
+                    "subject": subject,
+                    "purposes": ["service_provision"],
+                    "partners": partners,
+                    "policy_version": config.policy.version,
+                    "method": "app",
+                }
+                async with session.post("/v1/consents", json=body) as response:
+                    if response.status != 201:
+                        raise SystemExit(
+                            f"consent not recorded: {response.status} {await response.text()}"
+                        )
+
+        await asyncio.gather(*(writer() for _ in range(8)))
+
+
+async def wait_healthy(port: int, service: Service) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                service.fail("exited")
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    service.fail("did not answer /healthz")
+
+
+async def check_once(port: int, raw: bytes, what: str) -> None:
+    """Send the first prepared request; a benchmark of refusals would measure nothing."""
+    head, _, body = raw.split(b"\0")[0].partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    path = lines[0].split(" ")[1]
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    for name in ("Host", "Content-Length"):
+        headers.pop(name, None)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"http://127.0.0.1:{port}{path}", data=body, headers=headers) as response,
+    ):
+        if not 200 <= response.status < 300:
+            text = (await response.text())[:500]
+            raise SystemExit(f"{what}: a trial request got {response.status}: {text}")
+
+
+# -- load -------------------------------------------------------------------------------
+
+
+def measure(
+    port: int,
+    request_file: Path,
+    connections: int,
+    seconds: float,
+    pids: tuple[int, int],
+    wrk: str | None,
+) -> Figures:
+    """One run of the load generator against 127.0.0.1:`port` (server and partner `pids`)."""
+    url = f"http://127.0.0.1:{port}"
+    if wrk is not None:
+        args = [
+            wrk,
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(seconds, 1.0):.0f}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(ROOT / "benchmarks" / "requests.lua"),
+            url,
+            "--",
+            str(request_file),
+            str(connections * 7),
+        ]
+    else:
+        args = [
+            sys.executable,
+            "-m",
+            "benchmarks.loadgen",
+            url,
+            str(request_file),
+            str(connections),
+            str(seconds),
+        ]
+    load = load1()
+    server_before, partner_before = (cpu_seconds(pid) for pid in pids)
+    done = subprocess.run(
+        args, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    server_after, partner_after = (cpu_seconds(pid) for pid in pids)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH "):
+            result = json.loads(line[len("BENCH ") :])
+            requests = int(result["requests"])
+            return Figures(
+                requests=requests,
+                seconds=result["duration_us"] / 1e6,
+                p50_ms=result["p50_us"] / 1e3,
+                p99_ms=result["p99_us"] / 1e3,
+                failed=int(result["non_2xx"]) + int(result["socket_errors"]),
+                load=load,
+                server_cpu_ms=per_request_ms(server_before, server_after, requests),
+                partner_cpu_ms=per_request_ms(partner_before, partner_after, requests),
+            )
+    raise SystemExit(f"load generator gave no figures:\n{done.stdout}\n{done.stderr}")
+
+
+# -- report -----------------------------------------------------------------------------
+
+HEADER = (
+    f"{'':<22}{'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
+    f"{'load':>5} {'cpu ms':>7} {'partner':>7}   {'x proxy':>7} {'+p50 ms':>8} {'+p99 ms':>8}"
+)
+LEGEND = (
+    "cpu ms: CPU of the gateway (or proxy) process per request; partner: CPU of the "
+    "partners' process per request; load: 1-minute load average when the case started"
+)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def row(
+    label: str, connections: int, figures: Figures | None, proxy: Figures | None, note: str = ""
+) -> str:
+    if figures is None:
+        return f"  {label:<20}{connections:>5}  skipped{note}"
+    text = (
+        f"  {label:<20}{connections:>5} {figures.rps:>8,.0f} {figures.p50_ms:>8.2f} "
+        f"{figures.p99_ms:>8.2f} {figures.failed:>7} {figures.load:>5.2f} "
+        f"{_ms(figures.server_cpu_ms):>7} {_ms(figures.partner_cpu_ms):>7}"
+    )
+    if proxy is not None and proxy is not figures and proxy.rps:
+        text += (
+            f"   {figures.rps / proxy.rps:>6.2f}x {figures.p50_ms - proxy.p50_ms:>+8.2f} "
+            f"{figures.p99_ms - proxy.p99_ms:>+8.2f}"
+        )
+    return text + note
+
+
+def run_script(args: Sequence[str], timeout: float) -> str:
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="gateway vs bare proxy, decide(), the log")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds each")
+    parser.add_argument("--seconds", type=float, help="measured seconds per case (default 10)")
+    parser.add_argument(
+        "--log-entries", type=int, help="entries for verify/proof/search (default 1,000,000)"
+    )
+    parser.add_argument("--skip-log", action="store_true", help="no disclosure-log figures")
+    parser.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "aiohttp"),
+        default="auto",
+        help="load generator (auto: wrk when installed)",
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=ROOT,
+        help="directory with config.toml, partners/ and keys/ (default: this checkout)",
+    )
+    args = parser.parse_args()
+    project = args.project.resolve()
+    seconds = args.seconds or (1.0 if args.quick else 10.0)
+    warmup = 0.0 if args.quick else 2.0  # quick: the trial request of each target warms up
+    subject_count = 50 if args.quick else 1000
+    log_entries = args.log_entries or (20_000 if args.quick else 1_000_000)
+
+    config = load_config(project / "config.toml")
+    partners = load_partners(config.partners_dir, config.root)
+    started = time.monotonic()
+    wrk = shutil.which("wrk") if args.loadgen != "aiohttp" else None
+    if wrk is None and args.loadgen == "wrk":
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    generator = "wrk" if wrk else "benchmarks/loadgen.py (aiohttp, in Python: lower figures)"
+    print(f"machine: {uptime()}; load generator: {generator}", flush=True)
+    print(
+        f"each case: {warmup:g} s warm-up, {seconds:g} s measured; one gateway worker; "
+        f"{subject_count} subjects with consents",
+        flush=True,
+    )
+
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="gw-bench-") as scratch:
+        tmp = Path(scratch)
+        postgres_url = stack.enter_context(postgres_schema())
+        services: list[Service] = []
+        stack.callback(stop_all, services)
+
+        partner_ids = [s.partner for s in SCENARIOS]
+        partner_proc = Service(
+            "partner",
+            [sys.executable, "-m", "benchmarks.partner", str(project), *partner_ids],
+            tmp / "partner.log",
+        )
+        services.append(partner_proc)
+        served = partner_proc.ready_line()
+
+        proxy_proc = Service(
+            "proxy",
+            [sys.executable, "-m", "benchmarks.proxy", str(project), json.dumps(served)],
+            tmp / "proxy.log",
+        )
+        services.append(proxy_proc)
+        proxy_port = int(proxy_proc.ready_line()["port"])
+
+        stores: dict[str, str | None] = {"sqlite": "sqlite:///var/bench.db"}
+        stores["postgresql"] = postgres_url
+        gateways: dict[str, int] = {}
+        pids: dict[str, int] = {"proxy": proxy_proc.process.pid}
+        token = issue_dev_token(config.keys_dir, config.auth, CALLER, ttl_s=6 * 3600)
+        writer_token = issue_dev_token(config.keys_dir, config.auth, CONSENT_WRITER)
+        for name, url in stores.items():
+            if url is None:
+                continue
+            config_path = workspace(tmp / name, url, served, config)
+            port = free_port()
+            proc = Service(
+                f"gateway ({name})",
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "--config",
+                    str(config_path),
+                    "serve",
+                    "--port",
+                    str(port),
+                ],
+                tmp / f"gateway-{name}.log",
+            )
+            services.append(proc)
+            asyncio.run(wait_healthy(port, proc))
+            asyncio.run(grant_consents(port, writer_token, config, subject_count))
+            gateways[name] = port
+            pids[name] = proc.process.pid
+
+        request_files: dict[tuple[str, str], Path] = {}
+        for scenario in SCENARIOS:
+            path = tmp / f"proxy-{scenario.partner}.requests"
+            path.write_bytes(
+                proxy_requests(proxy_port, config, partners[scenario.partner], scenario, 64)
+            )
+            request_files[("proxy", scenario.partner)] = path
+            asyncio.run(check_once(proxy_port, path.read_bytes(), f"proxy {scenario.partner}"))
+            for name, port in gateways.items():
+                path = tmp / f"{name}-{scenario.partner}.requests"
+                path.write_bytes(gateway_requests(port, token, scenario, subject_count))
+                request_files[(name, scenario.partner)] = path
+                asyncio.run(check_once(port, path.read_bytes(), f"gateway {name}"))
+
+        targets = [("bare proxy", "proxy", proxy_port)] + [
+            (f"gateway {name}", name, port) for name, port in gateways.items()
+        ]
+        print(f"\nHTTP, 1 worker each ({time.monotonic() - started:.0f} s to start); {LEGEND}")
+        print(HEADER)
+        every: list[Figures] = []
+        for scenario in SCENARIOS:
+            print(scenario.label, flush=True)
+            for connections in CONNECTIONS:
+                results: dict[str, Figures] = {}
+                for label, key, port in targets:
+                    path = request_files[(key, scenario.partner)]
+                    who = (pids[key], partner_proc.process.pid)
+                    if warmup:
+                        measure(port, path, connections, warmup, who, wrk)
+                    results[key] = measure(port, path, connections, seconds, who, wrk)
+                    every.append(results[key])
+                    note = ""
+                    if key == "postgresql" and "sqlite" in results and results["sqlite"].rps:
+                        note = f"   pg/sqlite {results[key].rps / results['sqlite'].rps:.2f}x"
+                    print(
+                        row(label, connections, results[key], results.get("proxy"), note),
+                        flush=True,
+                    )
+                if "postgresql" not in gateways:
+                    print(
+                        row(
+                            "gateway postgresql",
+                            connections,
+                            None,
+                            None,
+                            " (PostgreSQL unreachable)",
+                        ),
+                        flush=True,
+                    )
+        failed = sum(f.failed for f in every)
+        print(f"machine after the HTTP cases: {uptime()}", flush=True)
+        stop_all(services)
+
+    print("\ndecide()", flush=True)
+    print(
+        "  " + run_script(["benchmarks/decide.py", str(0.5 if args.quick else 2.0)], 120).strip(),
+        flush=True,
+    )
+    if not args.skip_log:
+        print("\ndisclosure log", flush=True)
+        log_args = ["benchmarks/log.py", "--entries", str(log_entries)]
+        if args.quick:
+            log_args += ["--append-seconds", "1"]
+        for line in run_script(log_args, 3600).splitlines():
+            print("  " + line, flush=True)
+    print(f"\nmachine at the end: {uptime()}; total {time.monotonic() - started:.0f} s")
+    if failed:
+        # Figures of refused or failed requests would measure the wrong thing.
+        raise SystemExit(f"{failed} request(s) failed during the HTTP cases (column 'failed')")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The application log of the real gateway: refusals name the problem code and the
+disclosure id, deliveries the partner and the disclosure id, never the data."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+
+SUBJECT = "6f1c2a7e-0000-4000-8000-0000000010c5"
+PERSON = {"name": "CANARY-Somchai", "date_of_birth": "1990-04-02", "phone": "+85620CANARY",
+          "uuid": "CANARY-UUID", "password": "CANARY-PW"}
+CREDIT = {"partner": "lao-credit-bureau", "operation": "credit_check",
+          "purpose": "service_provision", "legal_basis": "consent", "subject": SUBJECT,
+          "data": PERSON}
+
+
+@pytest.fixture
+def records() -> Iterator[Callable[[], list[dict]]]:
+    from gateway.logs import JsonFormatter, PersonalDataFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(PersonalDataFilter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def nothing_personal(lines: list[dict]) -> None:
+    text = json.dumps(lines)
+    assert "CANARY" not in text and SUBJECT not in text and "1990-04-02" not in text
+    assert "Bearer" not in text and "eyJ" not in text  # no header value, no token
+
+
+def request_lines(lines: list[dict], route: str) -> list[dict]:
+    return [line for line in lines
+            if line["logger"] == "gateway.request" and line.get("route") == route]
+
+
+async def test_refusal_names_code_and_disclosure_id(live, auth, records):
+    r = await live.post("/v1/disclosures", json=CREDIT,
+                        headers={**auth("sales-service"), "X-Request-Id": "svc-trace-7"})
+    assert r.status == 403
+    assert r.headers["X-Request-Id"] == "svc-trace-7"
+    lines = records()
+    [line] = request_lines(lines, "/v1/disclosures")
+    assert line["problem"] == "consent_required" and line["status"] == 403
+    assert line["disclosure_id"] == r.headers["Disclosure-Id"]
+    assert line["request_id"] == "svc-trace-7"
+    assert line["message"] == "POST /v1/disclosures 403 consent_required"
+    nothing_personal(lines)
+
+
+async def test_delivery_names_disclosure_id(live, sandboxes, auth, records):
+    consent = {"subject": SUBJECT, "purposes": ["service_provision"],
+               "partners": ["lao-credit-bureau"], "policy_version": "2024-09-30",
+               "method": "app"}
+    assert (await live.post("/v1/consents", json=consent,
+                            headers=auth("customer-app"))).status == 201
+    r = await live.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
+    assert r.status < 300, await r.text()
+    lines = records()
+    [line] = request_lines(lines, "/v1/disclosures")
+    assert line["disclosure_id"] == r.headers["Disclosure-Id"] and line["status"] == r.status
+    assert "problem" not in line
+    [consents] = request_lines(lines, "/v1/consents")
+    assert consents["status"] == 201 and consents["request_id"] != line["request_id"]
+    nothing_personal(lines)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "needs gateway.logs.bind(caller=…, partner=…) wired in api.caller_of and "
+    "pipeline.disclose (see the report of issue 8's logging part)"))
+async def test_delivery_names_partner_and_caller(live, sandboxes, auth, records):
+    consent = {"subject": SUBJECT, "purposes": ["service_provision"],
+               "partners": ["lao-credit-bureau"], "policy_version": "2024-09-30",
+               "method": "app"}
+    await live.post("/v1/consents", json=consent, headers=auth("customer-app"))
+    r = await live.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
+    assert r.status < 300
+    [line] = request_lines(records(), "/v1/disclosures")
+    assert line["partner"] == "lao-credit-bureau" and line["caller"] == "sales-service"
+
+
+async def test_paths_with_subject_ids_are_logged_as_routes(live, auth, records):
+    r = await live.get(f"/v1/subjects/{SUBJECT}/consents", headers=auth("customer-app"))
+    assert r.status < 300
+    missing = await live.get(f"/v1/subject/{SUBJECT}/nothing-here",
+                             headers=auth("customer-app"))
+    assert missing.status == 404
+    lines = records()
+    assert request_lines(lines, "/v1/subjects/{subject}/consents")
+    [unrouted] = request_lines(lines, "(no route)")
+    assert unrouted["problem"] == "not_found"
+    nothing_personal(lines)

@@ -1,0 +1,126 @@
+"""Real `gateway serve` processes for tests: a project directory pointed at loopback sandboxes
+and a store, and the child process serving it.
+
+Imported as `support.processes` (tests/ is on sys.path) by the crash, multi-instance,
+fault and security suites. A subprocess is what makes SIGKILL a real crash and two
+instances really two: separate interpreters, separate pools, one shared store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import aiohttp
+
+_ORIGIN = re.compile(r'^base_url\s*=\s*"(https?://[^/"]+)', re.MULTILINE)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_project(
+    target: Path,
+    project: Path,
+    *,
+    storage_url: str,
+    base_urls: Mapping[str, str],
+    partner_settings: Mapping[str, Mapping[str, float | int]] | None = None,
+    log_settings: Mapping[str, float] | None = None,
+) -> Path:
+    """`target`/config.toml and partners/ from the shipped ones in `project` (keys shared).
+
+    A partner in `base_urls` gets that origin wherever its file names its own (base_url,
+    and a token_url on the same origin); `partner_settings` overrides top-level numbers of
+    a partner file (timeout_s, max_attempts); `log_settings` adds keys to [log]. Returns
+    the config path.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "keys").symlink_to(project / "keys")
+    (target / "partners").mkdir()
+    for source in (project / "partners").glob("*.toml"):
+        text = source.read_text()
+        if source.stem in base_urls:
+            match = _ORIGIN.search(text)
+            assert match is not None, source
+            text = text.replace(match.group(1), base_urls[source.stem].rstrip("/"))
+        for key, value in (partner_settings or {}).get(source.stem, {}).items():
+            text, count = re.subn(rf"^{key}\s*=.*$", f"{key} = {value}", text, flags=re.M)
+            assert count == 1, (source, key)
+        (target / "partners" / source.name).write_text(text)
+    config = (project / "config.toml").read_text()
+    config = config.replace('url = "sqlite:///var/gateway.db"', f'url = "{storage_url}"')
+    for key, value in (log_settings or {}).items():
+        line = re.compile(rf"^{key}\s*=.*$", re.MULTILINE)
+        if line.search(config):
+            config = line.sub(f"{key} = {value}", config, count=1)
+        else:
+            config = config.replace("[log]\n", f"[log]\n{key} = {value}\n", 1)
+    (target / "config.toml").write_text(config)
+    return target / "config.toml"
+
+
+class GatewayProcess:
+    """`python -m gateway --config … serve --port …` as a child process."""
+
+    def __init__(self, config_path: Path, name: str = "gateway") -> None:
+        self.config_path = config_path
+        self.output = config_path.parent / f"{name}.out"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, session: aiohttp.ClientSession, timeout_s: float = 15.0) -> None:
+        """Start it and return once /healthz answers."""
+        with self.output.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "--config",
+                    str(self.config_path),
+                    "serve",
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(self.log_text()[-3000:])
+            try:
+                async with session.get(self.url + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"gateway did not start within {timeout_s} s")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` and wait for the process to end."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=20)
+
+    def stop(self) -> None:
+        """SIGTERM: a clean stop (final checkpoint, instance retired)."""
+        self.kill(signal.SIGTERM)
+
+    def log_text(self) -> str:
+        return self.output.read_text(errors="replace") if self.output.exists() else ""

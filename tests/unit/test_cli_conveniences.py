@@ -1,0 +1,64 @@
+"""CLI output for scripts: `--json` where a command prints a table, `--quiet` ids."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+
+@pytest.fixture
+def root(project: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
+    return copy
+
+
+def run(root: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["--config", str(root / "config.toml"), *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_reviewers_list_json(root: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase here\n"))
+    code, _, err = run(root, "reviewers", "add", "reviewer-alice", "--name", "Alice Vong",
+                       "--password-stdin")
+    assert code == 0, err
+    code, out, _ = run(root, "reviewers", "list", "--json")
+    assert code == 0
+    assert json.loads(out) == [{"id": "reviewer-alice", "name": "Alice Vong",
+                                "password_scheme": "scrypt"}]
+    assert "scrypt$" not in out  # the scheme, never the hash
+
+
+def test_log_verify_json(root: Path):
+    code, out, err = run(root, "log", "verify", "--json")
+    assert code == 0, err
+    verdict = json.loads(out)
+    assert verdict["ok"] is True and verdict["entries"] == 0 and verdict["problems"] == []
+    assert verdict["first_bad"] is None
+
+
+def test_legal_request_quiet_id_and_rights_officer_registrar(root: Path):
+    code, out, err = run(root, "legal-request", "create", "--authority", "Police",
+                         "--reference", "R/1", "--instrument", "court order", "--subject", "s-1",
+                         "--partner", "vientiane-police", "--as", "privacy-office", "--quiet")
+    assert code == 0, err
+    request_id = out.strip()
+    assert request_id.startswith("LR-") and "\n" not in request_id
+    for reviewer in ("reviewer-alice", "reviewer-bob"):
+        code, out, err = run(root, "legal-request", "approve", request_id, "--as", reviewer)
+        assert code == 0, err
+    assert json.loads(out)["status"] == "approved"
+    code, _, err = run(root, "legal-request", "create", "--authority", "Police", "--reference",
+                       "R/2", "--instrument", "i", "--subject", "s-1", "--partner",
+                       "vientiane-police", "--as", "sales-service")
+    assert code == 2 and "not a reviewer or rights_officer" in err

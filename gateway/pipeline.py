@@ -23,6 +23,7 @@ from gateway.crypto import GatewayKeys, PartnerKey, claims_for
 from gateway.errors import GatewayError
 from gateway.facts import SubjectFacts
 from gateway.log.entries import LogKeys, intent_entry, outcome_entry, refused_entry
+from gateway.logs import bind
 from gateway.metrics import Metrics
 from gateway.minimize import FieldPlan, minimize
 from gateway.outbound import DeliveryError, PartnerReply, build_url
@@ -134,6 +135,7 @@ async def disclose(
     partners = current(gw.partners)  # one table for the whole request, whatever a reload does
     decision = await evaluate(gw, caller, request, facts, partners=partners)
     partner = partners.get(request.partner)
+    bind(disclosure_id=disclosure_id, partner=partner.id if partner is not None else None)
     if not decision.allowed or partner is None:
         await _log_refusal(gw, disclosure_id, caller, request, partner, decision, now)
         raise GatewayError(str(decision.problem), decision.detail, disclosure_id=disclosure_id)

@@ -15,6 +15,7 @@ from gateway.config import Caller
 from gateway.errors import GatewayError
 from gateway.facts import Consent, invalid, parse_consent, parse_date
 from gateway.log.entries import canonical_json
+from gateway.logs import bind
 from gateway.pipeline import Gateway, disclose, evaluate
 from gateway.request import parse_disclosure_request
 from gateway.store.base import Store
@@ -47,6 +48,7 @@ async def caller_of(request: web.Request, role: str | tuple[str, ...]) -> Caller
     roles = (role,) if isinstance(role, str) else role
     if not any(r in caller.roles for r in roles):
         require_role(caller, roles[0])
+    bind(caller=caller.id)
     return caller
 
 

@@ -79,9 +79,6 @@ async def test_delivery_names_disclosure_id(live, sandboxes, auth, records):
     nothing_personal(lines)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "needs gateway.logs.bind(caller=…, partner=…) wired in api.caller_of and "
-    "pipeline.disclose (see the report of issue 8's logging part)"))
 async def test_delivery_names_partner_and_caller(live, sandboxes, auth, records):
     consent = {"subject": SUBJECT, "purposes": ["service_provision"],
                "partners": ["lao-credit-bureau"], "policy_version": "2024-09-30",

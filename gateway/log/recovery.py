@@ -97,10 +97,10 @@ class RecoveryStore(Protocol):
 class InstanceLog:
     """The disclosure log of one instance (the pipeline's `DisclosureLog`); see the module doc.
 
-    `in_flight` maps each disclosure whose intent is durable and whose outcome has not
-    been appended to its partner; `backlog` holds outcome and refusal entries whose
-    append failed, oldest first; `unsure` the intents whose append failed (partner by
-    disclosure id). :class:`Recovery` settles the last two when the store is back.
+    `in_flight` maps the id of each disclosure whose intent is durable and whose outcome
+    is not appended yet to its partner; `backlog` holds the outcome and refusal entries
+    whose append failed, oldest first; `unsure` maps the ids of intents whose append
+    failed to their partner. :class:`Recovery` settles the last two when the store is back.
     """
 
     def __init__(self, log: Appender, instance_id: str) -> None:
@@ -292,13 +292,13 @@ class Recovery:
         """Write the entries kept while the store was away, then close unsure intents."""
         backlog = self.log.backlog
         while backlog:
-            await self._writer.append(backlog[0])
+            entry = backlog[0]
+            # A failed append may still have committed (the answer to COMMIT was lost).
+            if entry["kind"] not in await self._kinds_of(str(entry["disclosure_id"])):
+                await self._writer.append(entry)
             backlog.popleft()
         for disclosure_id, partner in list(self.log.unsure.items()):
-            kinds = {
-                json.loads(raw)["kind"]
-                for _, raw in await self._store.log_entries_for_disclosure(disclosure_id)
-            }
+            kinds = await self._kinds_of(disclosure_id)
             if "intent" in kinds and "outcome" not in kinds:
                 # The intent committed though its append failed; the pipeline sent nothing.
                 await self._writer.append(
@@ -312,6 +312,12 @@ class Recovery:
                     )
                 )
             del self.log.unsure[disclosure_id]
+
+    async def _kinds_of(self, disclosure_id: str) -> set[str]:
+        return {
+            json.loads(raw)["kind"]
+            for _, raw in await self._store.log_entries_for_disclosure(disclosure_id)
+        }
 
 
 def _owner(raw: bytes, entry: Mapping[str, Any] | None = None) -> str:

@@ -46,6 +46,7 @@ CSV_COLUMNS: Final = (
     "kind",
     "disclosure_id",
     "caller",
+    "instance",
     "partner",
     "partner_category",
     "operation",

@@ -8,14 +8,16 @@ SQLite's write lock at once; that also orders writers of other processes on the 
 file (they wait up to the busy timeout), so the log's indexes stay gapless.
 
 What every disclosure does — read the subject's facts, append a batch of log entries
-(and, every 256 entries, store a tree node) — goes around aiosqlite, whose every
-statement is a trip to its thread: ~0.1 ms each, and under load the thread waits for
-the GIL until the busy loop lets go of it (up to the 5 ms switch interval), which capped
-a loaded gateway at a few hundred disclosures per second.
+(and, every 256 entries, read a tile of leaf hashes and store its tree node) — goes
+around aiosqlite, whose every statement is a trip to its thread: ~0.1 ms each, and
+under load the thread waits for the GIL until the busy loop lets go of it (up to the
+5 ms switch interval), which capped a loaded gateway at a few hundred disclosures per
+second.
 
-- The facts are read on a plain sqlite3 connection on the event loop's own thread
-  (:class:`_Inline`): microseconds, no trip. It has no busy handler, which would block
-  the loop: a statement meeting another process's lock is retried after an asyncio sleep.
+- The facts, the log's size and small reads of tree hashes are read on a plain sqlite3
+  connection on the event loop's own thread (:class:`_Inline`): microseconds, no trip.
+  It has no busy handler, which would block the loop: a statement meeting another
+  process's lock is retried after an asyncio sleep.
 - Log appends run on a third connection in a thread of its own (:class:`_Writer`), one
   trip per transaction (the group-commit batch), so the commit's fsync never blocks the
   loop while other requests have work to do.
@@ -36,10 +38,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -432,6 +435,8 @@ def _opt_bytes(value: Any) -> bytes | None:
 
 # SQLite refuses compound statements of more than 500 SELECTs.
 _MAX_UNION = 200
+# Tree hashes read on the event loop's thread at most (~1 ms); more go to aiosqlite's.
+_INLINE_READ_MAX = 4096
 
 
 _NEXT_INDEX: Final = "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"
@@ -518,15 +523,40 @@ class _Inline:
         self._conn.close()
 
 
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[sqlite3.Connection], Any]]
+
+
 class _Writer:
-    """A plain sqlite3 connection in a thread of its own, one write transaction per trip."""
+    """A plain sqlite3 connection in a thread of its own, one write transaction per trip.
+
+    A queue and a thread rather than an executor: a ThreadPoolExecutor's submit takes
+    locks the worker thread also takes, and under load each trip then waited on the GIL.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-sqlite")
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="gateway-sqlite-writer")
+        self._thread.start()
 
-    def transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `work` between BEGIN IMMEDIATE and COMMIT (in the writer thread)."""
+    def run(self, work: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
+        """`work` in one transaction, in the writer thread; its result as a future."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._jobs.put((loop, future, work))
+        return future
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, work = job
+            try:
+                result = self._transaction(work)
+            except BaseException as exc:  # handed to the waiting coroutine
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             result = work(self.conn)
@@ -538,8 +568,18 @@ class _Writer:
         return result
 
     def close(self) -> None:
-        self.thread.shutdown(wait=True)
+        self._jobs.put(None)
+        self._thread.join()
         self.conn.close()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 def _connect(path: Path | str, timeout: float) -> sqlite3.Connection:
@@ -651,9 +691,7 @@ class SqliteStore:
             if self._closed:
                 raise StoreUnavailable(f"could not {action}: the store is closed")
             with _failures(action):
-                done = asyncio.get_running_loop().run_in_executor(
-                    writer.thread, writer.transaction, work
-                )
+                done = writer.run(work)
                 try:
                     return await asyncio.shield(done)
                 except asyncio.CancelledError:
@@ -1088,7 +1126,7 @@ class SqliteStore:
         return list(range(first, first + len(entries)))
 
     async def log_size(self) -> int:
-        async with self._use("read the log size", write=False) as conn:
+        async with self._read_inline("read the log size") as conn:
             rows = list(
                 await conn.execute_fetchall("SELECT coalesce(max(idx) + 1, 0) FROM log_entries")
             )
@@ -1297,7 +1335,11 @@ class SqliteStore:
 
     async def read_tree_hashes(self, ranges: Sequence[tuple[int, int, int]]) -> list[TreeHash]:
         found: list[TreeHash] = []
-        async with self._use("read the log's tree hashes", write=False) as conn:
+        # The reads of every proof and of each new tile are small: on the loop. A large
+        # one (catching up a long log) goes to aiosqlite's thread rather than stall it.
+        small = sum(end - start for _, start, end in ranges) <= _INLINE_READ_MAX
+        reading = "read the log's tree hashes"
+        async with self._read_inline(reading) if small else self._use(reading, write=False) as conn:
             for first in range(0, len(ranges), _MAX_UNION):
                 parts: list[str] = []
                 params: list[int] = []
@@ -1334,7 +1376,7 @@ class SqliteStore:
         sql = " UNION ALL ".join(
             ["SELECT coalesce(max(idx) + 1, 0) FROM log_nodes WHERE level = ?"] * len(levels)
         )
-        async with self._use("read the log's tree hashes", write=False) as conn:
+        async with self._read_inline("read the log's tree hashes") as conn:
             rows = await conn.execute_fetchall(sql, list(levels))
         return [int(r[0]) for r in rows]
 

@@ -76,7 +76,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             return response
         code = _HTTP_CODES.get(exc.status, "invalid_request")
         detail = {
-            404: f"no route for {request.method} {request.path[:200]}; see GET /openapi.json",
+            # The path is not echoed: a mistyped route may carry a subject id.
+            404: f"no route for this {request.method} path; see GET /openapi.json",
             413: "the request body is larger than server.max_body_bytes",
         }.get(exc.status, exc.reason)
         return problem_response(GatewayError(code, detail))

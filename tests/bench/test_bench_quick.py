@@ -8,12 +8,15 @@ that each figure the issue asks for is printed.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 600
 SCENARIOS = ("RSA-OAEP-256 + PS256", "ECDH-ES+A256KW + Ed25519")
 TARGETS = ("bare proxy", "gateway sqlite", "gateway postgresql")
 FIGURES = (
@@ -26,17 +29,29 @@ FIGURES = (
 )
 
 
-def test_quick_benchmark_prints_every_row(project: Path) -> None:
-    done = subprocess.run(
+def run_quick(project: Path) -> tuple[int, str, str]:
+    """Run the harness in a process group of its own, so a timeout also ends the partner,
+    proxy and gateway processes it started."""
+    process = subprocess.Popen(
         [sys.executable, "benchmarks/run.py", "--quick", "--project", str(project)],
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
-        check=False,
+        start_new_session=True,
     )
-    out = done.stdout
-    assert done.returncode == 0, f"{out}\n{done.stderr[-4000:]}"
+    try:
+        out, err = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        raise AssertionError(f"benchmarks/run.py --quick took over {TIMEOUT_S} s:\n{out}") from None
+    return process.returncode, out, err
+
+
+def test_quick_benchmark_prints_every_row(project: Path) -> None:
+    code, out, err = run_quick(project)
+    assert code == 0, f"{out}\n{err[-4000:]}"
 
     sections = re.split(r"^(?=\S)", out, flags=re.MULTILINE)
     for scenario in SCENARIOS:

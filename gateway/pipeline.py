@@ -222,47 +222,60 @@ async def _deliver(
         )
     except DeliveryError as exc:
         exc.disclosure_id = disclosure_id
-        await _log_outcome(
+        await _record_outcome(
             gw,
-            outcome_entry(
-                disclosure_id=disclosure_id,
-                outcome="failed",
-                at=gw.clock(),
-                partner=partner.id,
-                attempts=exc.attempts,
-                problem=exc.code,
-                maybe_received=exc.reached_partner,
-            ),
-        )
-        gw.metrics.delivered(
-            partner.id,
-            request.purpose,
-            request.legal_basis,
+            request,
+            partner,
+            disclosure_id,
+            started,
             "failed",
-            time.perf_counter() - started,
             exc.attempts,
+            problem=exc.code,
+            maybe_received=exc.reached_partner,
         )
         raise
+    await _record_outcome(
+        gw,
+        request,
+        partner,
+        disclosure_id,
+        started,
+        "sent",
+        reply.attempts,
+        partner_status=reply.status,
+    )
+    return reply
+
+
+async def _record_outcome(
+    gw: Gateway,
+    request: DisclosureRequest,
+    partner: Partner,
+    disclosure_id: str,
+    started: float,
+    outcome: str,
+    attempts: int,
+    **details: Any,
+) -> None:
     await _log_outcome(
         gw,
         outcome_entry(
             disclosure_id=disclosure_id,
-            outcome="sent",
+            outcome=outcome,
             at=gw.clock(),
             partner=partner.id,
-            partner_status=reply.status,
-            attempts=reply.attempts,
+            attempts=attempts,
+            **details,
         ),
     )
     gw.metrics.delivered(
         partner.id,
         request.purpose,
         request.legal_basis,
-        "sent",
+        outcome,
         time.perf_counter() - started,
-        reply.attempts,
+        attempts,
     )
-    return reply
 
 
 async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:

@@ -523,7 +523,7 @@ class _Inline:
         self._conn.close()
 
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[sqlite3.Connection], Any]]
+_Job = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[sqlite3.Connection], Any]]
 
 
 class _Writer:
@@ -536,7 +536,11 @@ class _Writer:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="gateway-sqlite-writer")
+        # A daemon: a store never closed must not keep the process from exiting, and a
+        # transaction cut short there is rolled back by SQLite.
+        self._thread = threading.Thread(
+            target=self._serve, name="gateway-sqlite-writer", daemon=True
+        )
         self._thread.start()
 
     def run(self, work: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:

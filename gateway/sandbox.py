@@ -286,6 +286,18 @@ class _DisclosureRegistry(JWERegistry):
     max_ciphertext_length = MAX_BODY_BYTES
 
 
+async def _started_stream(
+    request: web.Request, response: web.Response
+) -> tuple[web.StreamResponse, bytes]:
+    """`response` turned into a prepared stream (headers sent), with the body still to write,
+    so a fault can send it slowly, byte by byte, or only half of it."""
+    body = response.body if isinstance(response.body, bytes) else b""
+    stream = web.StreamResponse(status=response.status, headers=response.headers)
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    return stream, body
+
+
 class SandboxPartner:
     """Plays one partner: its operations, its token endpoint, its checks and its faults.
 
@@ -498,10 +510,7 @@ class SandboxPartner:
     async def _trickle(
         self, request: web.Request, response: web.Response, seconds: float
     ) -> web.StreamResponse:
-        body = response.body if isinstance(response.body, bytes) else b""
-        stream = web.StreamResponse(status=response.status, headers=response.headers)
-        stream.content_length = len(body)
-        await stream.prepare(request)
+        stream, body = await _started_stream(request, response)
         half = len(body) // 2
         await stream.write(body[:half])
         try:
@@ -518,10 +527,7 @@ class SandboxPartner:
     async def _drip(
         self, request: web.Request, response: web.Response, byte_delay_s: float
     ) -> web.StreamResponse:
-        body = response.body if isinstance(response.body, bytes) else b""
-        stream = web.StreamResponse(status=response.status, headers=response.headers)
-        stream.content_length = len(body)
-        await stream.prepare(request)
+        stream, body = await _started_stream(request, response)
         try:
             for offset in range(len(body)):
                 await stream.write(body[offset : offset + 1])
@@ -533,10 +539,7 @@ class SandboxPartner:
         return stream
 
     async def _cut(self, request: web.Request, response: web.Response) -> web.StreamResponse:
-        body = response.body if isinstance(response.body, bytes) else b""
-        stream = web.StreamResponse(status=response.status, headers=response.headers)
-        stream.content_length = len(body)
-        await stream.prepare(request)
+        stream, body = await _started_stream(request, response)
         await stream.write(body[: len(body) // 2])
         if request.transport is not None:
             request.transport.close()

@@ -13,7 +13,6 @@ Usage: ``python -m benchmarks.partner ROOT PARTNER_ID...`` (from the project roo
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import signal
@@ -27,21 +26,6 @@ from gateway.sandbox import start_sandboxes
 
 # Longer than any benchmark run: the bare proxy fetches one token at start and keeps it.
 TOKEN_TTL_S = 6 * 3600.0
-FREEZE_EVERY_S = 1.0
-
-
-async def freeze_records() -> None:
-    """Keep what the sandboxes remember out of the garbage collector's full scans.
-
-    A sandbox keeps every disclosure it accepted (field names) and every answer by
-    Idempotency-Key, in memory. Over a run that is a few hundred thousand objects, and
-    each full collection would walk them all: the partner would grow slower as the run
-    goes on, more for the gateway (a new disclosure per request) than for the proxy
-    (the same sealed JWEs again). A real partner keeps them in its database.
-    """
-    while True:
-        await asyncio.sleep(FREEZE_EVERY_S)
-        gc.freeze()
 
 
 def use_uvloop() -> None:
@@ -65,12 +49,14 @@ async def serve(root: Path, partner_ids: list[str]) -> None:
         os.environ,
         ports=dict.fromkeys(chosen, 0),
         token_ttl=TOKEN_TTL_S,
+        # Every request is answered afresh and nothing is kept: a replayed JWE from the
+        # bare proxy costs the partner what a new one from the gateway costs.
+        remember=False,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    freezer = asyncio.create_task(freeze_records())
     try:
         served = {
             pid: {"base_url": p.base_url, "token_url": p.auth.token_url}
@@ -79,7 +65,6 @@ async def serve(root: Path, partner_ids: list[str]) -> None:
         print(json.dumps(served), flush=True)
         await stop.wait()
     finally:
-        freezer.cancel()
         await cluster.close()
 
 

@@ -41,14 +41,17 @@ async def credentials(
         return {auth.header: auth.key.file.read_text().strip()}
     if auth.type == "oauth2_client_credentials" and token_url is not None:
         assert auth.client_secret is not None and auth.client_secret.file is not None
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": auth.client_id or "",
-            "client_secret": auth.client_secret.file.read_text().strip(),
-        }
+        client_id = auth.client_id or ""
+        secret = auth.client_secret.file.read_text().strip()
+        form = {"grant_type": "client_credentials"}
+        basic = None
+        if auth.token_endpoint_auth_method == "client_secret_basic":
+            basic = aiohttp.BasicAuth(client_id, secret)
+        else:
+            form.update(client_id=client_id, client_secret=secret)
         if auth.scope:
             form["scope"] = auth.scope
-        async with session.post(token_url, data=form) as response:
+        async with session.post(token_url, data=form, auth=basic) as response:
             response.raise_for_status()
             token = (await response.json())["access_token"]
         return {"Authorization": f"Bearer {token}"}

@@ -60,7 +60,6 @@ from gateway.partners import Partner, load_partners  # noqa: E402
 POSTGRES_URL = os.environ.get(
     "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-CALLER = "sales-service"
 CONSENT_WRITER = "customer-app"
 CONNECTIONS = (1, 64)
 STARTUP_TIMEOUT_S = 90.0
@@ -73,46 +72,60 @@ class Scenario:
     label: str
     partner: str
     operation: str
+    caller: str
+    legal_basis: str
     data: dict[str, Any]  # the caller's full record
     minimized: dict[str, Any]  # what the gateway sends (for the proxy's sealed JWEs)
 
 
+SUBJECT = {
+    "name": "Somchai Phommavong",
+    "date_of_birth": "1990-04-02",
+    "phone": "+856 20 5555 1234",
+    "email": "somchai@example.la",
+    "gender": "m",
+    "uuid": "u-0001-4a7e-9c1d-000000000001",
+    "password": "never-leaves",
+}
+PSEUDONYM = "pX3mKq9V0cJm0b0bq3Jd5m6Dk2c0bXoUu2N4fS1Lr8A"  # stands in for the proxy's JWEs
+
+# The first two are the issue's targets: an RSA-OAEP-256 partner (a payment, signed with
+# the default ES256) and an ECDH-ES+A256KW partner. The third shows what a partner that
+# asks for an RSA signature (PS256) adds: one RSA private-key operation per request.
 SCENARIOS = (
     Scenario(
-        "RSA-OAEP-256 + PS256 (lao-credit-bureau, OAuth2)",
-        "lao-credit-bureau",
-        "credit_check",
+        "RSA-OAEP-256 + ES256 (bcel-payments charge, contract, OAuth2 basic)",
+        "bcel-payments",
+        "charge",
+        "payments-service",
+        "contract",
         {
-            "name": "Somchai Phommavong",
-            "date_of_birth": "1990-04-02",
-            "phone": "+856 20 5555 1234",
-            "email": "somchai@example.la",
-            "uuid": "u-0001-4a7e-9c1d-000000000001",
-            "password": "never-leaves",
-            "gender": "m",
+            **SUBJECT,
+            "amount": 125000000,
+            "currency": "LAK",
+            "card_token": "tok_4f9a1c2e7b",
+            "transaction_id": "tx-2026-000123",
         },
         {
-            "name": "Somchai Phommavong",
-            "date_of_birth": "1990",
-            "phone": "+856 20 5555 1234",
-            "uuid": "pX3mKq9V0cJm0b0bq3Jd5m6Dk2c0bXoUu2N4fS1Lr8A",
+            "uuid": PSEUDONYM,
+            "amount": 125000000,
+            "currency": "LAK",
+            "card_token": "tok_4f9a1c2e7b",
+            "transaction_id": "tx-2026-000123",
         },
     ),
     Scenario(
-        "ECDH-ES+A256KW + Ed25519 (lanexang-insurance, API key)",
+        "ECDH-ES+A256KW + Ed25519 (lanexang-insurance quote, consent, API key)",
         "lanexang-insurance",
         "quote",
+        "sales-service",
+        "consent",
         {
-            "name": "Somchai Phommavong",
-            "date_of_birth": "1990-04-02",
-            "phone": "+856 20 5555 1234",
-            "gender": "m",
+            **SUBJECT,
             "brand": "Toyota",
             "model": "Vios",
             "car_type": "sedan",
             "mileage": 42000,
-            "uuid": "u-0001-4a7e-9c1d-000000000001",
-            "password": "never-leaves",
         },
         {
             "date_of_birth": "35-44",
@@ -121,7 +134,21 @@ SCENARIOS = (
             "model": "Vios",
             "car_type": "sedan",
             "mileage": 42000,
-            "uuid": "pX3mKq9V0cJm0b0bq3Jd5m6Dk2c0bXoUu2N4fS1Lr8A",
+            "uuid": PSEUDONYM,
+        },
+    ),
+    Scenario(
+        "RSA-OAEP-256 + PS256 (lao-credit-bureau credit_check, consent, OAuth2 post)",
+        "lao-credit-bureau",
+        "credit_check",
+        "sales-service",
+        "consent",
+        SUBJECT,
+        {
+            "name": "Somchai Phommavong",
+            "date_of_birth": "1990",
+            "phone": "+856 20 5555 1234",
+            "uuid": PSEUDONYM,
         },
     ),
 )
@@ -320,7 +347,7 @@ def gateway_requests(port: int, token: str, scenario: Scenario, count: int) -> b
             "partner": scenario.partner,
             "operation": scenario.operation,
             "purpose": "service_provision",
-            "legal_basis": "consent",
+            "legal_basis": scenario.legal_basis,
             "subject": subject,
             "data": scenario.data,
         }
@@ -345,7 +372,7 @@ def proxy_requests(
             partner_id=partner.id,
             disclosure_id=disclosure_id,
             purpose="service_provision",
-            legal_basis="consent",
+            legal_basis=scenario.legal_basis,
             data=scenario.minimized,
             now=datetime.now(UTC),
             lifetime=timedelta(hours=6),
@@ -479,6 +506,115 @@ def measure(
     raise SystemExit(f"load generator gave no figures:\n{done.stdout}\n{done.stderr}")
 
 
+@contextmanager
+def profiled(
+    into: Path | None, key: str, scenario: Scenario, connections: int, pid: int, seconds: float
+) -> Iterator[None]:
+    """py-spy samples the gateway (not the proxy) for the case's duration, when asked."""
+    if into is None or key == "proxy":
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    into.mkdir(parents=True, exist_ok=True)
+    out = into / f"{key}-{scenario.partner}-{connections}.txt"
+    recorder = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            f"{max(seconds, 1.0):.0f}",
+            "--format",
+            "raw",
+            "--rate",
+            "500",
+            "--gil",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        recorder.wait(timeout=seconds + 30)
+    if out.exists():
+        print(profile_summary(out), flush=True)
+
+
+# The gateway's concerns, each by the frames that belong to it (file or file:function).
+PROFILE_PARTS = (
+    ("web layer: caller auth", ("gateway/auth.py",)),
+    (
+        "web layer: request parsing, access log",
+        ("gateway/web/", "gateway/request.py", "gateway/logs.py"),
+    ),
+    ("decide (facts, policy)", ("gateway/pipeline.py:evaluate", "gateway/store/:subject_facts")),
+    ("minimize", ("gateway/minimize.py",)),
+    ("seal (sign + encrypt)", ("gateway/pipeline.py:_seal",)),
+    ("log: entry building", ("gateway/log/entries.py",)),
+    (
+        "log: append (writer, store)",
+        ("gateway/log/writer.py", "gateway/store/:append_log", "gateway/store/:_Writer"),
+    ),
+    ("delivery (aiohttp client, retries)", ("gateway/outbound.py",)),
+    ("aiohttp server", ("aiohttp/web_protocol.py",)),
+)
+
+
+def profile_summary(path: Path, top: int = 12) -> str:
+    """Each concern's share of the samples, and the hottest functions (self).
+
+    A sample belongs to the innermost concern on its stack: JSON encoding called by the
+    log's entry building counts there, the aiohttp client called by delivery counts as
+    delivery. What no concern claims is "other" (the event loop, timers, logging setup).
+    """
+    parts: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        part = next(
+            (
+                name
+                for frame in reversed(frames)
+                for name, marks in PROFILE_PARTS
+                if _frame_in(frame, marks)
+            ),
+            "other",
+        )
+        parts[part] = parts.get(part, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    if not total:
+        return f"  profile {path.name}: no samples"
+    lines = [f"  profile {path.name}: {total} samples holding the GIL; by concern:"]
+    for name in [name for name, _ in PROFILE_PARTS] + ["other"]:
+        lines.append(f"    {100 * parts.get(name, 0) / total:5.1f}%  {name}")
+    lines.append("    hottest functions (self):")
+    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"    {100 * count / total:5.1f}%  {frame[:110]}")
+    return "\n".join(lines)
+
+
+def _frame_in(frame: str, marks: Sequence[str]) -> bool:
+    """py-spy frames read ``function (path/to/file.py:line)``."""
+    function, _, where = frame.partition(" (")
+    file = where.rsplit(":", 1)[0]
+    for mark in marks:
+        mark_file, _, mark_function = mark.partition(":")
+        if file.endswith(mark_file) or (mark_file.endswith("/") and mark_file in file):
+            if mark_function in function:
+                return True
+    return False
+
+
 # -- report -----------------------------------------------------------------------------
 
 HEADER = (
@@ -545,6 +681,26 @@ def main() -> None:
         help="load generator (auto: wrk when installed)",
     )
     parser.add_argument(
+        "--connections",
+        type=int,
+        nargs="+",
+        default=list(CONNECTIONS),
+        help="connection counts to run (default: 1 64)",
+    )
+    parser.add_argument(
+        "--stores",
+        nargs="+",
+        choices=("sqlite", "postgresql"),
+        default=["sqlite", "postgresql"],
+        help="gateway stores to run (default: both)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record each gateway case with py-spy into DIR and print where the time goes",
+    )
+    parser.add_argument(
         "--project",
         type=Path,
         default=ROOT,
@@ -596,9 +752,13 @@ def main() -> None:
 
         stores: dict[str, str | None] = {"sqlite": "sqlite:///var/bench.db"}
         stores["postgresql"] = postgres_url
+        stores = {name: url for name, url in stores.items() if name in args.stores}
         gateways: dict[str, int] = {}
         pids: dict[str, int] = {"proxy": proxy_proc.process.pid}
-        token = issue_dev_token(config.keys_dir, config.auth, CALLER, ttl_s=6 * 3600)
+        tokens = {
+            s.caller: issue_dev_token(config.keys_dir, config.auth, s.caller, ttl_s=6 * 3600)
+            for s in SCENARIOS
+        }
         writer_token = issue_dev_token(config.keys_dir, config.auth, CONSENT_WRITER)
         for name, url in stores.items():
             if url is None:
@@ -635,7 +795,9 @@ def main() -> None:
             asyncio.run(check_once(proxy_port, path.read_bytes(), f"proxy {scenario.partner}"))
             for name, port in gateways.items():
                 path = tmp / f"{name}-{scenario.partner}.requests"
-                path.write_bytes(gateway_requests(port, token, scenario, subject_count))
+                path.write_bytes(
+                    gateway_requests(port, tokens[scenario.caller], scenario, subject_count)
+                )
                 request_files[(name, scenario.partner)] = path
                 asyncio.run(check_once(port, path.read_bytes(), f"gateway {name}"))
 
@@ -647,14 +809,15 @@ def main() -> None:
         every: list[Figures] = []
         for scenario in SCENARIOS:
             print(scenario.label, flush=True)
-            for connections in CONNECTIONS:
+            for connections in args.connections:
                 results: dict[str, Figures] = {}
                 for label, key, port in targets:
                     path = request_files[(key, scenario.partner)]
                     who = (pids[key], partner_proc.process.pid)
                     if warmup:
                         measure(port, path, connections, warmup, who, wrk)
-                    results[key] = measure(port, path, connections, seconds, who, wrk)
+                    with profiled(args.profile, key, scenario, connections, pids[key], seconds):
+                        results[key] = measure(port, path, connections, seconds, who, wrk)
                     every.append(results[key])
                     note = ""
                     if key == "postgresql" and "sqlite" in results and results["sqlite"].rps:
@@ -663,7 +826,7 @@ def main() -> None:
                         row(label, connections, results[key], results.get("proxy"), note),
                         flush=True,
                     )
-                if "postgresql" not in gateways:
+                if "postgresql" in args.stores and "postgresql" not in gateways:
                     print(
                         row(
                             "gateway postgresql",

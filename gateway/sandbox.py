@@ -272,6 +272,10 @@ class _Answer:
     content_type: str
 
 
+def _response(answer: _Answer) -> web.Response:
+    return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
+
+
 @dataclass
 class _Jwks:
     """The gateway's published keys, by kid; fetched lazily when given as a URL."""
@@ -319,8 +323,12 @@ class SandboxPartner:
         encrypt_responses: bool = False,
         expected_issuer: str | None = None,
         clock: Clock = time.time,
+        remember: bool = True,
     ) -> None:
         self.partner = partner
+        # remember=False (benchmarks): answer every request afresh and keep no record, so a
+        # partner does the same work for a replayed JWE as for a new one, in constant memory.
+        self.remember = remember
         self.faults = Faults()
         self.token_ttl = token_ttl
         self.encrypt_responses = encrypt_responses
@@ -556,7 +564,7 @@ class SandboxPartner:
             return refusal.response()
         disclosure_id = str(claims["jti"])
         key = request.headers.get("Idempotency-Key", disclosure_id)
-        first = self._answers.get(key)
+        first = self._answers.get(key) if self.remember else None
         if first is None:
             fields = sorted(claims["data"])
             try:
@@ -564,6 +572,8 @@ class SandboxPartner:
             except _Refusal as refusal:
                 self._reject(op.name, refusal)
                 return refusal.response()
+            if not self.remember:
+                return _response(first)
             self._answers[key] = first
             self._received.append(
                 Received(
@@ -577,7 +587,7 @@ class SandboxPartner:
                 )
             )
             log.info("sandbox %s accepted %s %s", self.partner.id, op.name, disclosure_id)
-        return web.Response(status=first.status, body=first.body, content_type=first.content_type)
+        return _response(first)
 
     def _answer(self, op: Operation, fields: list[str]) -> _Answer:
         answer = {
@@ -1209,6 +1219,7 @@ async def start_sandboxes(
     expected_issuer: str | None = None,
     clock: Clock = time.time,
     shutdown_timeout: float = 1.0,
+    remember: bool = True,
 ) -> SandboxCluster:
     """Serve every partner whose base_url is on loopback, on its own host:port.
 
@@ -1218,9 +1229,11 @@ async def start_sandboxes(
     base_urls are served with keys/sandbox/<id>.server.{crt,key}.pem and, for mtls
     partners, require a client certificate signed by keys/sandbox/ca.pem.
     Partners not on loopback are not served and not in `cluster.partners`.
-    token_ttl, encrypt_responses, expected_issuer and clock go to every SandboxPartner.
+    token_ttl, encrypt_responses, expected_issuer, clock and remember go to every
+    SandboxPartner.
     """
     options: dict[str, Any] = {
+        "remember": remember,
         "token_ttl": token_ttl,
         "encrypt_responses": encrypt_responses,
         "expected_issuer": expected_issuer,

@@ -1,7 +1,10 @@
 """The disclosure pipeline: one request from an internal service to one partner.
 
 Reads top to bottom (STYLE §8): decide → minimize → sign and encrypt → log
-intent (durable) → send with retries → log outcome → answer. Authentication
+intent (durable) → send with retries → log outcome → answer. Only the intent is
+waited for: outcome and refusal entries record what already happened, so they
+commit while the answer goes back (readers in this instance wait for them, see
+``gateway.web.app.log_settled``). Authentication
 and idempotency happen in the web layer before this; collaborators arrive as
 one `Gateway` value built by the composition root.
 """
@@ -42,6 +45,7 @@ class FactsSource(Protocol):
 
 class DisclosureLog(Protocol):
     async def append(self, entry: Mapping[str, Any]) -> int: ...
+    def append_soon(self, entry: Mapping[str, Any]) -> None: ...
 
 
 class PartnerStates(Protocol):
@@ -129,7 +133,8 @@ async def disclose(
     facts: SubjectFacts | None = None,
     extra_claims: Mapping[str, Any] | None = None,
 ) -> Disclosed:
-    """Decide → minimize → sign and encrypt → log intent → send → log outcome."""
+    """Decide → minimize → sign and encrypt → log intent (durable) → send → queue the
+    outcome entry → answer."""
     disclosure_id = new_disclosure_id()
     now = gw.clock()
     partners = current(gw.partners)  # one table for the whole request, whatever a reload does
@@ -137,7 +142,7 @@ async def disclose(
     partner = partners.get(request.partner)
     bind(disclosure_id=disclosure_id, partner=partner.id if partner is not None else None)
     if not decision.allowed or partner is None:
-        await _log_refusal(gw, disclosure_id, caller, request, partner, decision, now)
+        _log_refusal(gw, disclosure_id, caller, request, partner, decision, now)
         raise GatewayError(str(decision.problem), decision.detail, disclosure_id=disclosure_id)
     operation = partner.operations[request.operation]
     minimized = minimize(
@@ -222,7 +227,7 @@ async def _deliver(
         )
     except DeliveryError as exc:
         exc.disclosure_id = disclosure_id
-        await _record_outcome(
+        _record_outcome(
             gw,
             request,
             partner,
@@ -234,7 +239,7 @@ async def _deliver(
             maybe_received=exc.reached_partner,
         )
         raise
-    await _record_outcome(
+    _record_outcome(
         gw,
         request,
         partner,
@@ -247,7 +252,7 @@ async def _deliver(
     return reply
 
 
-async def _record_outcome(
+def _record_outcome(
     gw: Gateway,
     request: DisclosureRequest,
     partner: Partner,
@@ -257,8 +262,9 @@ async def _record_outcome(
     attempts: int,
     **details: Any,
 ) -> None:
-    await _log_outcome(
-        gw,
+    # The partner has answered: the answer goes back while the outcome entry commits
+    # (gateway.log.recovery.InstanceLog.append_soon keeps it if the store is away).
+    gw.log.append_soon(
         outcome_entry(
             disclosure_id=disclosure_id,
             outcome=outcome,
@@ -266,7 +272,7 @@ async def _record_outcome(
             partner=partner.id,
             attempts=attempts,
             **details,
-        ),
+        )
     )
     gw.metrics.delivered(
         partner.id,
@@ -293,16 +299,7 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
     gw.metrics.log_append_seconds.observe(time.perf_counter() - started)
 
 
-async def _log_outcome(gw: Gateway, entry: Mapping[str, Any]) -> None:
-    # The partner has answered; a lost outcome entry must not hide that answer from the
-    # caller. Crash recovery marks intents without outcome as `unknown` for review.
-    try:
-        await gw.log.append(entry)
-    except GatewayError:
-        log.error("outcome entry not written", extra={"disclosure_id": entry["disclosure_id"]})
-
-
-async def _log_refusal(
+def _log_refusal(
     gw: Gateway,
     disclosure_id: str,
     caller: Caller,
@@ -311,19 +308,16 @@ async def _log_refusal(
     decision: Decision,
     now: datetime,
 ) -> None:
-    # Nothing leaves on a refusal, so an unwritable log does not change the answer.
-    try:
-        await gw.log.append(
-            refused_entry(
-                disclosure_id=disclosure_id,
-                caller=caller.id,
-                request=request,
-                partner=partner,
-                decision=decision,
-                at=now,
-                keys=gw.log_keys,
-                policy_version=gw.config.policy.version,
-            )
+    # Nothing leaves on a refusal, so the answer does not wait for its entry to commit.
+    gw.log.append_soon(
+        refused_entry(
+            disclosure_id=disclosure_id,
+            caller=caller.id,
+            request=request,
+            partner=partner,
+            decision=decision,
+            at=now,
+            keys=gw.log_keys,
+            policy_version=gw.config.policy.version,
         )
-    except GatewayError:
-        log.error("refusal entry not written", extra={"disclosure_id": disclosure_id})
+    )

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -79,6 +80,7 @@ class Appender(Protocol):
     """Where entries go (gateway.log.service.LogService); raises GatewayError on failure."""
 
     async def append(self, entry: Mapping[str, Any]) -> int: ...
+    def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]: ...
 
 
 class RecoveryStore(Protocol):
@@ -109,6 +111,7 @@ class InstanceLog:
         self.in_flight: dict[str, str] = {}
         self.backlog: deque[Mapping[str, Any]] = deque()
         self.unsure: dict[str, str] = {}
+        self._queued: set[asyncio.Future[int]] = set()
 
     async def append(self, entry: Mapping[str, Any]) -> int:
         """Append `entry`; its index once durable. Raises the store's error, after keeping
@@ -140,10 +143,49 @@ class InstanceLog:
             )
             raise
 
+    def append_soon(self, entry: Mapping[str, Any]) -> None:
+        """Queue an outcome or refusal entry for the next commit without waiting for it.
+
+        It records what already happened, and the caller's answer does not depend on
+        it: the answer goes out while the entry commits. If the commit fails, the entry
+        is kept in `backlog`, as `append` keeps it; if the process dies first, the
+        intent has no outcome and recovery marks it `unknown`.
+        """
+        if entry.get("kind") == "intent":
+            raise ValueError("an intent must be durable before sending: use append()")
+        if entry.get("kind") == "outcome":
+            self.in_flight.pop(str(entry["disclosure_id"]), None)
+        future = self._log.enqueue(entry)
+        self._queued.add(future)
+        future.add_done_callback(functools.partial(self._committed, dict(entry)))
+
+    def _committed(self, entry: dict[str, Any], future: asyncio.Future[int]) -> None:
+        self._queued.discard(future)
+        failure = None if future.cancelled() else future.exception()
+        if future.cancelled() or isinstance(failure, GatewayError):
+            self.backlog.append(entry)
+            log.warning(
+                "%s entry kept until the log can be written again",
+                entry.get("kind"),
+                extra={"disclosure_id": entry.get("disclosure_id")},
+            )
+        elif failure is not None:
+            log.error(
+                "%s entry not written: %s",
+                entry.get("kind"),
+                failure.__class__.__name__,
+                extra={"disclosure_id": entry.get("disclosure_id")},
+            )
+
+    async def flush(self) -> None:
+        """Wait for every entry queued by `append_soon` to commit or fail."""
+        while self._queued:
+            await asyncio.wait(set(self._queued))
+
     @property
     def settled(self) -> bool:
-        """Nothing in flight and nothing left to write."""
-        return not (self.in_flight or self.backlog or self.unsure)
+        """Nothing in flight, queued or left to write."""
+        return not (self.in_flight or self.backlog or self.unsure or self._queued)
 
 
 class Recovery:
@@ -200,6 +242,7 @@ class Recovery:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.log.flush()
         try:
             await self._settle()
             interrupted = dict(self.log.in_flight)

@@ -196,6 +196,14 @@ class LogService:
         """Append one entry (group commit); its index once it is durable."""
         return await self.writer.append(entry)
 
+    def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
+        """Queue one entry for the next group commit without waiting (``LogWriter.enqueue``)."""
+        return self.writer.enqueue(entry)
+
+    async def settle(self) -> None:
+        """Wait until every entry queued so far is committed (or failed): then a read sees it."""
+        await self.writer.drain()
+
     async def append_rows(self, rows: Sequence[LogRow]) -> list[int]:
         """Append many rows in one transaction (imports, benchmarks); their indexes."""
         indexes = await self._store.append_log_entries(rows)

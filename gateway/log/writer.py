@@ -47,11 +47,19 @@ class LogWriter:
 
     async def append_row(self, row: LogRow) -> int:
         """Append a row made by ``entries.row_of``; return its index once durable."""
+        return await self._enqueue_row(row)
+
+    def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
+        """Queue one entry for the next commit and return at once. The future gives its
+        index once durable, or the store's error; `drain()` waits for it too."""
+        return self._enqueue_row(row_of(entry))
+
+    def _enqueue_row(self, row: LogRow) -> asyncio.Future[int]:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
-        return await future
+        return future
 
     async def _flush(self) -> None:
         while self._pending:

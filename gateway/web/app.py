@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.auth import CallerAuthenticator
@@ -102,6 +103,38 @@ def refuse_exposed_secrets(config: Config, paths: KeyPaths, partners: Iterable[P
         raise ConfigErrors(problems)
 
 
+# Routes that never read the disclosure log, so never wait for it (see log_settled).
+NO_LOG_READS = frozenset(
+    {
+        "disclosures",
+        "decisions",
+        "consents",
+        "subject_profile",
+        "healthz",
+        "readyz",
+        "metrics",
+        "jwks",
+        "openapi",
+        "log_key",
+    }
+)
+
+
+@web.middleware
+async def log_settled(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every read sees the entries this instance has already answered for.
+
+    Outcome and refusal entries commit while the answer goes back (gateway.pipeline), so
+    a subject report, an erasure or a review page asked for right after a disclosure
+    first waits for the commit under way: milliseconds, and nothing when none is.
+    """
+    if request.match_info.route.name not in NO_LOG_READS:
+        log_service = request.config_dict.get(LOG)
+        if log_service is not None:
+            await log_service.settle()
+    return await handler(request)
+
+
 def create_app(
     config: Config,
     *,
@@ -114,7 +147,7 @@ def create_app(
     `monotonic` times partner deliveries (the breaker's cool-down, token lifetimes)."""
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[request_context, problem_middleware],
+        middlewares=[request_context, problem_middleware, log_settled],
     )
     # Partner table and callers are live tables: a reload (SIGHUP) swaps them whole.
     partner_table = LiveTable(

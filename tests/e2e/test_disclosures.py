@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from gateway.web.api import STORE
+from support.log import logged
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000bbbb"
 PERSON = {"name": "CANARY-Somchai", "date_of_birth": "1990-04-02", "phone": "+85620CANARY",
@@ -30,8 +29,7 @@ async def grant(client, auth, **fields) -> str:
 
 
 async def log_of(client, disclosure_id: str) -> list[dict]:
-    rows = await client.server.app[STORE].log_entries_for_disclosure(disclosure_id)
-    return [json.loads(raw) for _, raw in rows]
+    return await logged(client.server.app, disclosure_id)
 
 
 async def test_credit_check_delivered_minimized_signed_encrypted(live, sandboxes, auth):

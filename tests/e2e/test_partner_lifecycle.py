@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from browser.review_support import PASSWORDS, review_config
 from joserfc.jwk import RSAKey
+from support.log import logged
 
 from gateway.config import Config, load_config
 from gateway.crypto import claims_for, load_partner_key_file
@@ -93,8 +94,7 @@ async def gateway_for(
 
 
 async def entries(client: TestClient, disclosure_id: str) -> list[dict[str, Any]]:
-    rows = await client.server.app[STORE].log_entries_for_disclosure(disclosure_id)
-    return [json.loads(raw) for _, raw in rows]
+    return await logged(client.server.app, disclosure_id)
 
 
 async def refused_as(

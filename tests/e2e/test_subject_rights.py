@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-import json
+
+from support.log import logged
 
 from gateway.web.api import STORE
 
@@ -112,10 +114,9 @@ async def test_erasure_reaches_exactly_the_recipients(live, sandboxes, auth):
     assert notice.operation == "erasure" and notice.legal_basis == "legal_obligation"
     assert notice.fields == ["uuid"]
     for n in sent.values():
-        rows = await live.server.app[STORE].log_entries_for_disclosure(n["disclosure_id"])
-        kinds = [json.loads(raw)["kind"] for _, raw in rows]
-        assert kinds == ["intent", "outcome"]
-        intent = json.loads(rows[0][1])
+        entries = await logged(live.server.app, n["disclosure_id"])
+        assert [e["kind"] for e in entries] == ["intent", "outcome"]
+        intent = entries[0]
         assert intent["caller"] == "privacy-office"
         assert intent["legal_request_id"] == result["reference"]
     r = await live.post(
@@ -149,10 +150,29 @@ async def test_report_subject_cli(live, sandboxes, auth, tmp_config, tmp_path, c
     config_file = tmp_config.root / f"config-{tmp_path.name}.toml"
     config_file.write_text(text, encoding="utf-8")
     try:
-        code = await asyncio.to_thread(main, ["--config", str(config_file), "report", "subject",
-                                              SUBJECT, "--format", "csv"])
+        code = await asyncio.to_thread(
+            main, ["--config", str(config_file), "report", "subject", SUBJECT, "--format", "csv"]
+        )
     finally:
         config_file.unlink()
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("time,disclosure_id,partner") and len(lines) == 4
+
+
+# Outcome entries commit while the answer goes back; this instance's reads wait for them.
+async def test_a_report_asked_right_after_the_answer_shows_the_outcome(live, sandboxes, auth):
+    store = live.server.app[STORE]
+    commit = store.append_log_entries
+
+    async def slow_commit(rows):
+        await asyncio.sleep(0.3)  # a slow disk: the outcome is still committing when answered
+        return await commit(rows)
+
+    store.append_log_entries = slow_commit
+    r = await send(live, auth, "sales-service", "lao-credit-bureau", "credit_check")
+    assert r.status < 300, await r.text()
+    r = await live.get(f"/v1/subjects/{SUBJECT}/disclosures", headers=auth("privacy-office"))
+    assert [(x["partner"], x["outcome"]) for x in (await r.json())["disclosures"]] == [
+        ("lao-credit-bureau", "sent")
+    ]

@@ -62,6 +62,13 @@ class Flaky:
             raise StoreUnavailable("database down (test)")
         return await self.writer.append(entry)
 
+    def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
+        if not self.down:
+            return self.writer.enqueue(entry)
+        failed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        failed.set_exception(StoreUnavailable("database down (test)"))
+        return failed
+
 
 def intent(disclosure_id: str, **extra: Any) -> dict[str, Any]:
     return {
@@ -156,6 +163,34 @@ async def test_only_a_silent_instance_is_recovered_and_only_once(
     finally:
         await a.stop()
         await c.stop()
+
+
+async def test_an_outcome_queued_without_waiting_is_kept_if_its_commit_fails(
+    opener: Callable[[], Any],
+) -> None:
+    store = await opener()
+    recovery, flaky = await instance(store)
+    try:
+        await recovery.log.append(intent("d-soon-1"))
+        await recovery.log.append(intent("d-soon-2"))
+        recovery.log.append_soon(outcome("d-soon-1"))
+        assert not recovery.log.settled  # queued, not yet committed
+        await recovery.log.flush()
+        assert await outcomes_of(store, "d-soon-1") == ["sent"]
+
+        flaky.down = True
+        recovery.log.append_soon(outcome("d-soon-2", "failed"))
+        await recovery.log.flush()
+        assert [e["disclosure_id"] for e in recovery.log.backlog] == ["d-soon-2"]
+        assert await outcomes_of(store, "d-soon-2") == []
+        flaky.down = False
+        await recovery.sweep()  # the store is back: the kept outcome is written
+        assert await outcomes_of(store, "d-soon-2") == ["failed"]
+        assert recovery.log.settled
+        with pytest.raises(ValueError, match="intent must be durable"):
+            recovery.log.append_soon(intent("d-soon-3"))
+    finally:
+        await recovery.stop()
 
 
 class Outage:

@@ -6,10 +6,13 @@ compact JWS (a JWT): signed with the gateway's active key for the partner's
 which joserfc and jwcrypto both implement — or PS256), then encrypted to the
 partner's public key with the partner file's `alg`/`enc`.
 
-Every joserfc call gets a registry built once here with an explicit
-algorithm list, never the library's defaults. joserfc errors are translated
-into GatewayError at this boundary; details name partners, kids and
-algorithms, never a token or a payload value.
+Sealing goes through `gateway.jose_seal` (the same tokens on `cryptography`
+directly, without joserfc's per-call overhead) for the algorithms it covers,
+and through joserfc for anything else; partner responses are always opened
+by joserfc. Every joserfc call gets a registry built once here with an
+explicit algorithm list, never the library's defaults. joserfc and
+`cryptography` errors are translated into GatewayError at this boundary;
+details name partners, kids and algorithms, never a token or a payload value.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 from joserfc.util import urlsafe_b64decode
 
+from gateway import jose_seal
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys import KeyPaths, KeyRing, load_key_ring, published_jwks
 from gateway.partners import CONTENT_ENCS, KEY_ALGS, KTY_FOR_ALG, SIGN_ALGS, Partner
@@ -355,6 +359,7 @@ class PartnerKeyCache:
 class _Signer:
     kid: str
     key: PublicKey  # private here
+    fast: jose_seal.JwtSigner | None  # None: joserfc signs
 
 
 class GatewayKeys:
@@ -371,7 +376,9 @@ class GatewayKeys:
                     None,
                     f"no active {alg} signing key: run 'gateway keys generate'",
                 )
-            signers[alg] = _Signer(stored.kid, _import(stored.jwk))
+            key = _import(stored.jwk)
+            fast = jose_seal.jwt_signer(alg, stored.kid, key.private_key)
+            signers[alg] = _Signer(stored.kid, key, fast)
         self._signers = signers
         self._decryption_key = _import(ring.encryption)
         self._sign_registry = JWSRegistry(algorithms=list(SIGN_ALGS))
@@ -413,19 +420,14 @@ class GatewayKeys:
         alg: str,
         enc: str,
     ) -> str:
-        """Sign `claims` as a JWT, then encrypt it to `recipient`: the compact JWE."""
+        """Sign `claims` as a JWT, then encrypt it to `recipient`: the compact JWE.
+
+        Each step takes jose_seal's direct path where it covers the key and
+        algorithms (every shipped combination does), joserfc's otherwise.
+        """
         signer = self._signer(sign_alg)
-        header: dict[str, Any] = {"alg": alg, "enc": enc, "cty": "JWT"}
-        if recipient.kid is not None:
-            header["kid"] = recipient.kid
         try:
-            signed = jwt.encode(
-                {"alg": sign_alg, "kid": signer.kid, "typ": "JWT"},
-                dict(claims),
-                signer.key,
-                registry=self._sign_registry,
-            )
-            return jwe.encrypt_compact(header, signed, recipient.key, registry=self._seal_registry)
+            return self._encrypt(self._sign(signer, sign_alg, claims), recipient, alg, enc)
         except (JoseError, ValueError) as exc:
             raise GatewayError(
                 "internal_error",
@@ -433,6 +435,27 @@ class GatewayKeys:
                 f"{recipient.key.key_type} key: {exc.__class__.__name__}; check the partner's "
                 f"[encryption] alg ({', '.join(KEY_ALGS)}) and enc ({', '.join(CONTENT_ENCS)})",
             ) from exc
+
+    def _sign(self, signer: _Signer, sign_alg: str, claims: Mapping[str, Any]) -> bytes:
+        if signer.fast is not None:
+            return signer.fast.jwt(claims)
+        header = {"alg": sign_alg, "kid": signer.kid, "typ": "JWT"}
+        signed = jwt.encode(header, dict(claims), signer.key, registry=self._sign_registry)
+        return signed.encode("ascii")
+
+    def _encrypt(self, signed: bytes, recipient: PartnerKey, alg: str, enc: str) -> str:
+        # The allowlist is the partner files' (KEY_ALGS, CONTENT_ENCS), not jose_seal's.
+        if alg in KEY_ALGS and enc in CONTENT_ENCS:
+            # joserfc parses `public_key` once per key object (a cached property).
+            sealed = jose_seal.encrypt_jwt(
+                signed, alg=alg, enc=enc, kid=recipient.kid, public_key=recipient.key.public_key
+            )
+            if sealed is not None:
+                return sealed
+        header: dict[str, Any] = {"alg": alg, "enc": enc, "cty": "JWT"}
+        if recipient.kid is not None:
+            header["kid"] = recipient.kid
+        return jwe.encrypt_compact(header, signed, recipient.key, registry=self._seal_registry)
 
     def open_response(self, token: str | bytes) -> bytes:
         """Decrypt a partner's compact JWE addressed to the gateway's encryption key."""

@@ -193,6 +193,9 @@ class LogKeys:
         return self._first
 
     def key_for(self, period: Period) -> bytes:
+        known_key = self._keys.get(period)  # every entry written asks this: a dict hit
+        if known_key is not None:
+            return known_key
         if period < self._first:
             raise ForgottenPeriod(
                 f"the key of period {period} is gone (keys start at {self._first}); "
@@ -208,7 +211,7 @@ class LogKeys:
     def subject_ref(self, subject: str, at: datetime) -> str:
         """The reference to `subject` in an entry written at `at`."""
         key = self.key_for(Period.of(at))
-        return hmac.new(key, _SUBJECT + subject.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.digest(key, _SUBJECT + subject.encode("utf-8"), "sha256").hex()
 
     def subject_refs(
         self,
@@ -232,7 +235,7 @@ class LogKeys:
     def data_digest(self, minimized: Mapping[str, Any], at: datetime) -> str:
         """Keyed digest of the minimized payload sent at `at` (proves what was sent)."""
         key = self.key_for(Period.of(at))
-        return hmac.new(key, _DATA + canonical_json(minimized), hashlib.sha256).hexdigest()
+        return hmac.digest(key, _DATA + canonical_json(minimized), "sha256").hex()
 
     def drop_before(self, period: Period) -> None:
         """Forget, in memory, every key before `period` (a gateway only writes current ones)."""

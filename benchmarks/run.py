@@ -695,6 +695,13 @@ def main() -> None:
         help="gateway stores to run (default: both)",
     )
     parser.add_argument(
+        "--partners",
+        nargs="+",
+        choices=[s.partner for s in SCENARIOS],
+        default=[s.partner for s in SCENARIOS],
+        help="scenarios to run, by partner (default: all)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -707,6 +714,7 @@ def main() -> None:
         help="directory with config.toml, partners/ and keys/ (default: this checkout)",
     )
     args = parser.parse_args()
+    scenarios = [s for s in SCENARIOS if s.partner in args.partners]
     project = args.project.resolve()
     seconds = args.seconds or (1.0 if args.quick else 10.0)
     warmup = 0.0 if args.quick else 2.0  # quick: the trial request of each target warms up
@@ -786,7 +794,7 @@ def main() -> None:
             pids[name] = proc.process.pid
 
         request_files: dict[tuple[str, str], Path] = {}
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             path = tmp / f"proxy-{scenario.partner}.requests"
             path.write_bytes(
                 proxy_requests(proxy_port, config, partners[scenario.partner], scenario, 64)
@@ -807,7 +815,7 @@ def main() -> None:
         print(f"\nHTTP, 1 worker each ({time.monotonic() - started:.0f} s to start); {LEGEND}")
         print(HEADER)
         every: list[Figures] = []
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             print(scenario.label, flush=True)
             for connections in args.connections:
                 results: dict[str, Figures] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -24,6 +25,7 @@ BREAKER_STATES = ("closed", "half_open", "open")
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._delivered: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self.checkpoint_at: datetime | None = None  # kept fresh by the app's watcher
         self.disclosures = Counter(
             "gateway_disclosures",
@@ -66,8 +68,18 @@ class Metrics:
         seconds: float,
         attempts: int,
     ) -> None:
-        self.disclosures.labels(partner, purpose, legal_basis, outcome).inc()
-        self.partner_seconds.labels(partner).observe(seconds)
+        # labels() validates and locks on every call; the children are few (closed
+        # vocabularies and configured partners), so each is looked up once.
+        key = (partner, purpose, legal_basis, outcome)
+        children = self._delivered.get(key)
+        if children is None:
+            children = self._delivered[key] = (
+                self.disclosures.labels(partner, purpose, legal_basis, outcome),
+                self.partner_seconds.labels(partner),
+            )
+        disclosed, seconds_of_partner = children
+        disclosed.inc()
+        seconds_of_partner.observe(seconds)
         if attempts > 1:
             self.retries.labels(partner).inc(attempts - 1)
 

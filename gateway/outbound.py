@@ -375,6 +375,11 @@ class Outbound:
         return reply
 
     async def _with_retries(self, run: _Run) -> PartnerReply:
+        try:
+            # Most deliveries succeed at once: the retry machinery starts at a failure.
+            return await self._attempt(run)
+        except _Transient as exc:
+            first_failure: list[_Transient] = [exc]
         retrying = AsyncRetrying(
             stop=stop_after_attempt(run.partner.max_attempts),
             wait=self._wait,
@@ -385,6 +390,8 @@ class Outbound:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if first_failure:  # tenacity's attempt 1 is the one already made
+                        raise first_failure.pop()
                     return await self._attempt(run)
         except _Transient as exc:
             cls = PartnerTimeout if exc.timeout else PartnerUnavailable

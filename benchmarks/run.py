@@ -38,11 +38,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -618,7 +619,7 @@ def _frame_in(frame: str, marks: Sequence[str]) -> bool:
 # -- report -----------------------------------------------------------------------------
 
 HEADER = (
-    f"{'':<22}{'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
+    f"{'':<28}{'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
     f"{'load':>5} {'cpu ms':>7} {'partner':>7}   {'x proxy':>7} {'+p50 ms':>8} {'+p99 ms':>8}"
 )
 LEGEND = (
@@ -635,9 +636,9 @@ def row(
     label: str, connections: int, figures: Figures | None, proxy: Figures | None, note: str = ""
 ) -> str:
     if figures is None:
-        return f"  {label:<20}{connections:>5}  skipped{note}"
+        return f"  {label:<26}{connections:>5}  skipped{note}"
     text = (
-        f"  {label:<20}{connections:>5} {figures.rps:>8,.0f} {figures.p50_ms:>8.2f} "
+        f"  {label:<26}{connections:>5} {figures.rps:>8,.0f} {figures.p50_ms:>8.2f} "
         f"{figures.p99_ms:>8.2f} {figures.failed:>7} {figures.load:>5.2f} "
         f"{_ms(figures.server_cpu_ms):>7} {_ms(figures.partner_cpu_ms):>7}"
     )
@@ -647,6 +648,36 @@ def row(
             f"{figures.p99_ms - proxy.p99_ms:>+8.2f}"
         )
     return text + note
+
+
+def median_row(label: str, connections: int, rounds: dict[str, list[Figures]], key: str) -> str:
+    """The median of the rounds; ratios and differences are taken round by round, each
+    against the proxy of the same round, so a change in the machine's speed between
+    rounds cancels out."""
+    mine, proxy = rounds[key], rounds["proxy"]
+    text = (
+        f"  {'median ' + label:<26}{connections:>5} {median(f.rps for f in mine):>8,.0f} "
+        f"{median(f.p50_ms for f in mine):>8.2f} {median(f.p99_ms for f in mine):>8.2f} "
+        f"{sum(f.failed for f in mine):>7} {'':>5} "
+        f"{_ms(median_or_none(f.server_cpu_ms for f in mine)):>7} "
+        f"{_ms(median_or_none(f.partner_cpu_ms for f in mine)):>7}"
+    )
+    if key != "proxy":
+        pairs = list(zip(mine, proxy, strict=True))
+        text += (
+            f"   {median(m.rps / p.rps for m, p in pairs if p.rps):>6.2f}x "
+            f"{median(m.p50_ms - p.p50_ms for m, p in pairs):>+8.2f} "
+            f"{median(m.p99_ms - p.p99_ms for m, p in pairs):>+8.2f}"
+        )
+    if key == "postgresql" and "sqlite" in rounds:
+        ratios = [pg.rps / lite.rps for pg, lite in zip(mine, rounds["sqlite"], strict=True)]
+        text += f"   pg/sqlite {median(ratios):.2f}x"
+    return text
+
+
+def median_or_none(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return median(known) if known else None
 
 
 def run_script(args: Sequence[str], timeout: float) -> str:
@@ -669,7 +700,9 @@ def run_script(args: Sequence[str], timeout: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="gateway vs bare proxy, decide(), the log")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds each")
-    parser.add_argument("--seconds", type=float, help="measured seconds per case (default 10)")
+    parser.add_argument(
+        "--seconds", type=float, help="measured seconds per case and round (default 5)"
+    )
     parser.add_argument(
         "--log-entries", type=int, help="entries for verify/proof/search (default 1,000,000)"
     )
@@ -695,6 +728,11 @@ def main() -> None:
         help="gateway stores to run (default: both)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        help="rounds of every case, interleaved; medians are printed (default 3, quick 1)",
+    )
+    parser.add_argument(
         "--partners",
         nargs="+",
         choices=[s.partner for s in SCENARIOS],
@@ -715,8 +753,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     scenarios = [s for s in SCENARIOS if s.partner in args.partners]
+    args.rounds = args.rounds or (1 if args.quick else 3)
     project = args.project.resolve()
-    seconds = args.seconds or (1.0 if args.quick else 10.0)
+    seconds = args.seconds or (1.0 if args.quick else 5.0)
     warmup = 0.0 if args.quick else 2.0  # quick: the trial request of each target warms up
     subject_count = 50 if args.quick else 1000
     log_entries = args.log_entries or (20_000 if args.quick else 1_000_000)
@@ -818,22 +857,24 @@ def main() -> None:
         for scenario in scenarios:
             print(scenario.label, flush=True)
             for connections in args.connections:
-                results: dict[str, Figures] = {}
-                for label, key, port in targets:
-                    path = request_files[(key, scenario.partner)]
-                    who = (pids[key], partner_proc.process.pid)
-                    if warmup:
-                        measure(port, path, connections, warmup, who, wrk)
-                    with profiled(args.profile, key, scenario, connections, pids[key], seconds):
-                        results[key] = measure(port, path, connections, seconds, who, wrk)
-                    every.append(results[key])
-                    note = ""
-                    if key == "postgresql" and "sqlite" in results and results["sqlite"].rps:
-                        note = f"   pg/sqlite {results[key].rps / results['sqlite'].rps:.2f}x"
-                    print(
-                        row(label, connections, results[key], results.get("proxy"), note),
-                        flush=True,
-                    )
+                rounds: dict[str, list[Figures]] = {key: [] for _, key, _ in targets}
+                for number in range(args.rounds):
+                    for label, key, port in targets:
+                        path = request_files[(key, scenario.partner)]
+                        who = (pids[key], partner_proc.process.pid)
+                        if warmup and number == 0:
+                            measure(port, path, connections, warmup, who, wrk)
+                        profile = args.profile if number == 0 else None
+                        with profiled(profile, key, scenario, connections, pids[key], seconds):
+                            figures = measure(port, path, connections, seconds, who, wrk)
+                        rounds[key].append(figures)
+                        every.append(figures)
+                        proxy = rounds["proxy"][number] if key != "proxy" else None
+                        name = f"{label} #{number + 1}" if args.rounds > 1 else label
+                        print(row(name, connections, figures, proxy), flush=True)
+                if args.rounds > 1:
+                    for label, key, _ in targets:
+                        print(median_row(label, connections, rounds, key), flush=True)
                 if "postgresql" in args.stores and "postgresql" not in gateways:
                     print(
                         row(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 600
-SCENARIOS = ("RSA-OAEP-256 + PS256", "ECDH-ES+A256KW + Ed25519")
+SCENARIOS = ("RSA-OAEP-256 + ES256", "ECDH-ES+A256KW + Ed25519", "RSA-OAEP-256 + PS256")
 TARGETS = ("bare proxy", "gateway sqlite", "gateway postgresql")
 FIGURES = (
     r"decide\(\): [\d,]+ decisions/s",

@@ -516,6 +516,8 @@ def profiled(
         yield
         return
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        raise SystemExit("--profile needs py-spy (in the test extras: pip install -e '.[test]')")
     into.mkdir(parents=True, exist_ok=True)
     out = into / f"{key}-{scenario.partner}-{connections}.txt"
     recorder = subprocess.Popen(

@@ -586,15 +586,24 @@ def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None)
         future.set_result(result)
 
 
-def _connect(path: Path | str, timeout: float) -> sqlite3.Connection:
+def _connect(path: Path | str, timeout: float, setup_timeout: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=timeout, check_same_thread=False)
+    # The first statement reads the WAL index; while another process recovers the WAL it
+    # answers SQLITE_BUSY_RECOVERY at once, busy handler or not: try again for a while.
+    deadline = time.monotonic() + setup_timeout
     try:
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
+        while True:
+            try:
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                return conn
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _RETRIED or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.01)  # only while the store opens, before it serves anything
     except BaseException:
         conn.close()
         raise
-    return conn
 
 
 class SqliteStore:
@@ -636,8 +645,8 @@ class SqliteStore:
                 await conn.execute("PRAGMA foreign_keys = ON")
                 if path != ":memory:":  # another connection would see another database
                     # No busy handler on the loop's thread; the writer's thread may wait.
-                    inline = _connect(path, timeout=0)
-                    writer = _connect(path, timeout=busy_timeout)
+                    inline = _connect(path, timeout=0, setup_timeout=busy_timeout)
+                    writer = _connect(path, timeout=busy_timeout, setup_timeout=busy_timeout)
             except BaseException:
                 for opened in (inline, writer):
                     if opened is not None:

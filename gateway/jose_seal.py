@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any, Final
 
+import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -53,7 +54,16 @@ def b64url(data: bytes) -> bytes:
 
 
 def _b64json(members: Mapping[str, Any]) -> bytes:
-    return b64url(json.dumps(members, separators=(",", ":")).encode("ascii"))
+    return b64url(compact_json(members))
+
+
+def compact_json(value: Mapping[str, Any]) -> bytes:
+    """JSON without spaces, UTF-8 as is. orjson, or json for what orjson refuses (an
+    integer beyond 64 bits); both parse back to the same values."""
+    try:
+        return orjson.dumps(dict(value))
+    except orjson.JSONEncodeError:
+        return json.dumps(dict(value), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 # -- JWS (RFC 7515 §7.1, compact) -------------------------------------------------
@@ -84,8 +94,7 @@ class JwtSigner:
 
     def jwt(self, claims: Mapping[str, Any]) -> bytes:
         """The compact JWS of `claims` (RFC 7519 §7.1), JSON without spaces, UTF-8 as is."""
-        payload = json.dumps(dict(claims), ensure_ascii=False, separators=(",", ":"))
-        signing_input = self.header_b64 + b"." + b64url(payload.encode("utf-8"))
+        signing_input = self.header_b64 + b"." + b64url(compact_json(claims))
         return signing_input + b"." + b64url(self.sign(signing_input))
 
 

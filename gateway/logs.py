@@ -38,6 +38,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Final, Literal, TextIO
 
+import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -210,7 +211,10 @@ class JsonFormatter(logging.Formatter):
         exception = _exception_text(record)
         if exception:
             doc["exception"] = exception
-        return json.dumps(doc, ensure_ascii=False, default=str)
+        try:
+            return orjson.dumps(doc, default=str).decode("utf-8")
+        except orjson.JSONEncodeError:  # a lone surrogate in a message: json escapes it
+            return json.dumps(doc, ensure_ascii=False, default=str)
 
 
 class TextFormatter(logging.Formatter):

@@ -12,13 +12,27 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["canonical_json", "timestamp"]
+import orjson
+
+__all__ = ["canonical_entry", "canonical_json", "timestamp"]
 
 
 def canonical_json(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )
+
+
+def canonical_entry(entry: Mapping[str, Any]) -> bytes:
+    """`canonical_json` of a log entry, about ten times faster (every entry is encoded on
+    the hot path). Entries hold no floats, and for such values orjson's sorted, compact
+    UTF-8 is byte for byte `canonical_json`'s (tests/unit/test_canonical.py). What orjson
+    refuses (an integer beyond 64 bits, a lone surrogate) takes the slow way, to the same
+    bytes or the same error."""
+    try:
+        return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return canonical_json(entry)
 
 
 def timestamp(at: datetime) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.log.canonical import canonical_json, timestamp
+from gateway.log.canonical import canonical_entry, canonical_json, timestamp
 from gateway.log.merkle import leaf_hash
 from gateway.log.subject_keys import LogKeys
 from gateway.partners import Operation, Partner
@@ -165,7 +165,7 @@ def row_of(entry: Mapping[str, Any]) -> LogRow:
     kind = str(entry["kind"])
     if kind not in KINDS:
         raise ValueError(f"entry kind {kind!r} not among {KINDS}")
-    data = canonical_json(entry)
+    data = canonical_entry(entry)
     outcome = (
         entry.get("outcome") if kind == "outcome" else "refused" if kind == "refused" else None
     )

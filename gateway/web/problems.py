@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -113,20 +114,26 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _has_nul(value: object) -> bool:
-    """True if any key or string in `value` holds U+0000 (PostgreSQL text cannot)."""
+# PostgreSQL text cannot hold U+0000, and a lone surrogate (JSON's "\ud800" escape without
+# its pair) is not Unicode text at all: neither can be stored, hashed, signed or logged.
+_UNUSABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unusable_character(value: object) -> str | None:
+    """The first NUL or lone surrogate in any key or string of `value`, or None."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return True
+            found = _UNUSABLE_CHARACTER.search(item)
+            if found is not None:
+                return found.group()
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+    return None
 
 
 def _depth(value: object, limit: int) -> bool:
@@ -179,6 +186,13 @@ async def read_json(request: web.Request, *, max_depth: int, max_body: int) -> A
             "invalid_request",
             f"the JSON nests deeper than {max_depth} levels (server.max_json_depth)",
         )
-    if _has_nul(value):
+    unusable = _unusable_character(value)
+    if unusable == "\x00":
         raise GatewayError("invalid_request", "strings may not contain the NUL character (U+0000)")
+    if unusable is not None:
+        raise GatewayError(
+            "invalid_request",
+            "strings may not contain a lone surrogate (a \\ud800-\\udfff escape without its "
+            "pair): the JSON text must encode Unicode characters",
+        )
     return value

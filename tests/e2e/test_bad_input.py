@@ -506,6 +506,23 @@ async def test_invalid_utf8_is_400(gateway: TestClient, auth: Callable) -> None:
             assert code_of(await problem_of(r, 400, f"{path} {raw!r}")) == "invalid_request"
 
 
+async def test_escaped_lone_surrogates_are_400(live: TestClient, auth: Callable) -> None:
+    """JSON may escape half a surrogate pair ("\\ud800"); that is no Unicode text: it could
+    not be stored, hashed into the log or signed, so it is refused before anything runs."""
+    for member in ("subject", "partner", "data"):
+        value: Any = {"name": "HALF"} if member == "data" else "HALF"
+        body = json.dumps({**DECISION, "legal_basis": "contract", member: value})
+        raw = body.replace("HALF", "\\udc00x").encode()
+        for path in ("/v1/disclosures", "/v1/decisions"):
+            r = await live.post(path, data=raw, headers={**auth(DISCLOSER), **JSON})
+            doc = await problem_of(r, 400, f"{path} {member}")
+            assert code_of(doc) == "invalid_request" and "lone surrogate" in doc["detail"]
+    paired = json.dumps({**DECISION, "legal_basis": "contract", "data": {"name": "\U0001f600"}})
+    r = await live.post("/v1/decisions", data=paired.encode(), headers={**auth(DISCLOSER), **JSON})
+    assert r.status == 200, await r.text()  # a whole pair is one character, and welcome
+    await still_serving(live, auth)
+
+
 async def test_numbers_json_cannot_carry_are_400(gateway: TestClient, auth: Callable) -> None:
     # Python's json reads all of these; RFC 8259 JSON has none of them, and the partner
     # would find `Infinity` in the signed claims (mileage is kept by lanexang-insurance).

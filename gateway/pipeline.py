@@ -11,7 +11,6 @@ one `Gateway` value built by the composition root.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,8 +32,6 @@ from gateway.outbound import DeliveryError, PartnerReply, build_url
 from gateway.partners import NO_PARTNER_STATE, Operation, Partner, PartnerState, current
 from gateway.policy import Decision, decide
 from gateway.request import DisclosureRequest
-
-log = logging.getLogger("gateway.pipeline")
 
 JOSE = "application/jose"
 

@@ -133,15 +133,18 @@ class InstanceLog:
         try:
             return await self._log.append(entry)
         except GatewayError:
-            # Something was sent (outcome) or decided (refusal): the entry must not be
-            # lost with the connection. Its time stays the time it happened.
-            self.backlog.append(dict(entry))
-            log.warning(
-                "%s entry kept until the log can be written again",
-                entry.get("kind"),
-                extra={"disclosure_id": disclosure_id},
-            )
+            self._keep(entry)
             raise
+
+    def _keep(self, entry: Mapping[str, Any]) -> None:
+        # Something was sent (outcome) or decided (refusal): the entry must not be lost
+        # with the connection. Its time stays the time it happened.
+        self.backlog.append(dict(entry))
+        log.warning(
+            "%s entry kept until the log can be written again",
+            entry.get("kind"),
+            extra={"disclosure_id": entry.get("disclosure_id")},
+        )
 
     def append_soon(self, entry: Mapping[str, Any]) -> None:
         """Queue an outcome or refusal entry for the next commit without waiting for it.
@@ -157,18 +160,13 @@ class InstanceLog:
             self.in_flight.pop(str(entry["disclosure_id"]), None)
         future = self._log.enqueue(entry)
         self._queued.add(future)
-        future.add_done_callback(functools.partial(self._committed, dict(entry)))
+        future.add_done_callback(functools.partial(self._committed, entry))
 
-    def _committed(self, entry: dict[str, Any], future: asyncio.Future[int]) -> None:
+    def _committed(self, entry: Mapping[str, Any], future: asyncio.Future[int]) -> None:
         self._queued.discard(future)
         failure = None if future.cancelled() else future.exception()
         if future.cancelled() or isinstance(failure, GatewayError):
-            self.backlog.append(entry)
-            log.warning(
-                "%s entry kept until the log can be written again",
-                entry.get("kind"),
-                extra={"disclosure_id": entry.get("disclosure_id")},
-            )
+            self._keep(entry)
         elif failure is not None:
             log.error(
                 "%s entry not written: %s",

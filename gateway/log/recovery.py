@@ -150,7 +150,8 @@ class InstanceLog:
         """Queue an outcome or refusal entry for the next commit without waiting for it.
 
         It records what already happened, and the caller's answer does not depend on
-        it: the answer goes out while the entry commits. If the commit fails, the entry
+        it: the answer goes out while the entry waits for the next commit (the next
+        intent's, or its own after ``LogWriter``'s linger). If the commit fails, the entry
         is kept in `backlog`, as `append` keeps it; if the process dies first, the
         intent has no outcome and recovery marks it `unknown`.
         """

@@ -379,8 +379,10 @@ class LogService:
         """Sign and store a checkpoint of the whole log now (the latest if nothing is new).
 
         Raises LogIntegrityError rather than sign a tree that does not extend the latest
-        stored checkpoint.
+        stored checkpoint. Entries this instance has queued are committed first, so the
+        checkpoint covers every disclosure already answered.
         """
+        await self.writer.drain()
         async with self._checkpoint_lock:
             for _ in range(CHECKPOINT_ATTEMPTS):
                 latest = await self._store.latest_checkpoint()

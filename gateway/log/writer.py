@@ -4,7 +4,8 @@ Every disclosure waits for its intent to be durable before a byte leaves, so
 the log's commit is on the hot path. Appends that arrive while a commit is in
 flight are gathered and committed together in the next transaction: one
 fsync (or PostgreSQL commit) serves many requests, and a lone request waits
-for nothing but its own commit.
+for nothing but its own commit. Entries nobody waits for (outcomes, refusals)
+are queued: they join the next awaited commit, or commit after a short linger.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ class LogWriter:
         store: LogStore,
         *,
         max_batch: int = 512,
+        linger_s: float = 0.01,
         on_commit: Callable[[Sequence[int]], None] | None = None,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
+        self._linger_s = linger_s
+        self._lingering: asyncio.TimerHandle | None = None
         self._on_commit = on_commit
         self._pending: list[tuple[LogRow, asyncio.Future[int]]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -51,15 +55,30 @@ class LogWriter:
 
     def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
         """Queue one entry for the next commit and return at once. The future gives its
-        index once durable, or the store's error; `drain()` waits for it too."""
-        return self._enqueue_row(row_of(entry))
+        index once durable, or the store's error; `drain()` waits for it too.
+
+        Nobody waits on a queued entry, so it rides with the next awaited append, or
+        commits on its own after `linger_s`: one commit instead of two per disclosure
+        when requests come one at a time."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._pending.append((row_of(entry), future))
+        if self._lingering is None and (self._flushing is None or self._flushing.done()):
+            self._lingering = loop.call_later(self._linger_s, self._start_flush)
+        return future
 
     def _enqueue_row(self, row: LogRow) -> asyncio.Future[int]:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
+        self._start_flush()
         return future
+
+    def _start_flush(self) -> None:
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
+        if self._pending and (self._flushing is None or self._flushing.done()):
+            self._flushing = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
         while self._pending:
@@ -82,5 +101,6 @@ class LogWriter:
 
     async def drain(self) -> None:
         """Wait until every pending append has been committed or failed."""
-        while self._flushing is not None and not self._flushing.done():
-            await asyncio.shield(self._flushing)
+        self._start_flush()
+        while (flushing := self._flushing) is not None and not flushing.done():
+            await asyncio.shield(flushing)

@@ -1,0 +1,85 @@
+"""LogWriter's group commit: who waits, and which entries share a transaction.
+
+A store that records its transactions stands in for SQLite and PostgreSQL (both run
+the real writer in tests/integration/test_log_service.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from gateway.log.entries import outcome_entry
+from gateway.log.writer import LogWriter
+from gateway.store.base import LogRow
+
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+class RecordingStore:
+    def __init__(self) -> None:
+        self.transactions: list[list[str]] = []
+
+    async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
+        await asyncio.sleep(0)  # a commit takes a trip through the loop, as a real one does
+        first = sum(len(t) for t in self.transactions)
+        self.transactions.append([row.disclosure_id for row in entries])
+        return list(range(first, first + len(entries)))
+
+
+def entry(disclosure_id: str) -> dict[str, object]:
+    return outcome_entry(
+        disclosure_id=disclosure_id, outcome="sent", at=T0, partner="p", attempts=1
+    )
+
+
+async def test_a_queued_entry_rides_with_the_next_awaited_append() -> None:
+    store = RecordingStore()
+    writer = LogWriter(store, linger_s=60)
+    queued = writer.enqueue(entry("d-outcome-1"))
+    assert await writer.append(entry("d-intent-2")) == 1
+    assert await queued == 0
+    assert store.transactions == [["d-outcome-1", "d-intent-2"]]
+
+
+async def test_a_queued_entry_alone_commits_after_the_linger() -> None:
+    store = RecordingStore()
+    writer = LogWriter(store, linger_s=0.01)
+    queued = writer.enqueue(entry("d-1"))
+    writer.enqueue(entry("d-2"))
+    await asyncio.sleep(0)
+    assert store.transactions == []  # nobody waits on it: no commit of its own yet
+    assert await asyncio.wait_for(queued, timeout=5) == 0
+    assert store.transactions == [["d-1", "d-2"]]
+
+
+async def test_drain_commits_queued_entries_without_waiting_for_the_linger() -> None:
+    store = RecordingStore()
+    writer = LogWriter(store, linger_s=60)
+    queued = writer.enqueue(entry("d-1"))
+    await asyncio.wait_for(writer.drain(), timeout=5)
+    assert queued.done() and queued.result() == 0
+    assert store.transactions == [["d-1"]]
+
+
+async def test_awaited_appends_do_not_linger_and_share_a_commit_under_load() -> None:
+    store = RecordingStore()
+    writer = LogWriter(store, linger_s=60)
+    first = await asyncio.wait_for(writer.append(entry("d-0")), timeout=5)
+    rest = await asyncio.wait_for(
+        asyncio.gather(*(writer.append(entry(f"d-{i}")) for i in range(1, 5))), timeout=5
+    )
+    assert [first, *rest] == [0, 1, 2, 3, 4]
+    assert store.transactions == [["d-0"], ["d-1", "d-2", "d-3", "d-4"]]
+
+
+async def test_a_store_error_reaches_the_queued_entry() -> None:
+    class Broken(RecordingStore):
+        async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
+            raise ConnectionError("store away")
+
+    writer = LogWriter(Broken(), linger_s=0.01)
+    queued = writer.enqueue(entry("d-1"))
+    await writer.drain()
+    assert isinstance(queued.exception(), ConnectionError)

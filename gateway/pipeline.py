@@ -1,16 +1,18 @@
 """The disclosure pipeline: one request from an internal service to one partner.
 
-Reads top to bottom (STYLE §8): decide → minimize → sign and encrypt → log
-intent (durable) → send with retries → log outcome → answer. Only the intent is
-waited for: outcome and refusal entries record what already happened, so they
-commit while the answer goes back (readers in this instance wait for them, see
-``gateway.web.app.log_settled``). Authentication
-and idempotency happen in the web layer before this; collaborators arrive as
-one `Gateway` value built by the composition root.
+Reads top to bottom (STYLE §8): decide → minimize → log intent (durable; the
+payload is signed and encrypted while it commits) → send with retries → log
+outcome → answer. Only the intent is waited for: outcome and refusal entries
+record what already happened, so they commit while the answer goes back (readers
+in this instance wait for them, see ``gateway.web.app.log_settled``).
+Authentication and idempotency happen in the web layer before this;
+collaborators arrive as one `Gateway` value built by the composition root.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -130,8 +132,8 @@ async def disclose(
     facts: SubjectFacts | None = None,
     extra_claims: Mapping[str, Any] | None = None,
 ) -> Disclosed:
-    """Decide → minimize → sign and encrypt → log intent (durable) → send → queue the
-    outcome entry → answer."""
+    """Decide → minimize → log intent (durable), sealing while it commits → send →
+    queue the outcome entry → answer."""
     disclosure_id = new_disclosure_id()
     now = gw.clock()
     partners = current(gw.partners)  # one table for the whole request, whatever a reload does
@@ -149,22 +151,35 @@ async def disclose(
         today=now.date(),
     )
     url = build_url(partner, operation, minimized)  # a bad placeholder is refused here
-    sealed = await _seal(
-        gw, partner, request, decision, minimized, disclosure_id, now, extra_claims
+    recipient = await gw.partner_keys.key_for(partner)
+    intent = intent_entry(
+        disclosure_id=disclosure_id,
+        caller=caller.id,
+        request=request,
+        partner=partner,
+        operation=operation,
+        decision=decision,
+        minimized=minimized,
+        at=now,
+        keys=gw.log_keys,
+        policy_version=gw.config.policy.version,
     )
-    await _log_intent(
+    sealed = await _seal_while_intent_commits(
         gw,
-        intent_entry(
-            disclosure_id=disclosure_id,
-            caller=caller.id,
-            request=request,
-            partner=partner,
-            operation=operation,
-            decision=decision,
-            minimized=minimized,
-            at=now,
-            keys=gw.log_keys,
-            policy_version=gw.config.policy.version,
+        request,
+        partner,
+        intent,
+        functools.partial(
+            _seal,
+            gw,
+            partner,
+            recipient,
+            request,
+            decision,
+            minimized,
+            disclosure_id,
+            now,
+            extra_claims,
         ),
     )
     reply = await _deliver(gw, partner, operation, request, sealed, url, disclosure_id)
@@ -175,9 +190,50 @@ async def disclose(
     return Disclosed(disclosure_id, reply.status, content_type, body, fields, decision)
 
 
-async def _seal(
+async def _seal_while_intent_commits(
+    gw: Gateway,
+    request: DisclosureRequest,
+    partner: Partner,
+    intent: Mapping[str, Any],
+    seal: Callable[[], bytes],
+) -> bytes:
+    """Seal while the intent commits, then wait for it: nothing leaves before it is durable.
+
+    The store's thread (SQLite) or server (PostgreSQL) writes and syncs the intent while
+    this thread does the crypto, so a disclosure pays for the longer of the two, not both.
+    A seal that fails after the intent committed gets a `failed` outcome (nothing sent).
+    """
+    committing = asyncio.ensure_future(_log_intent(gw, intent))
+    # Two turns of the loop: one for the entry to join the writer's queue, one for the
+    # writer's commit to reach the store (tests/unit/test_pipeline.py checks the order).
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    try:
+        sealed = seal()
+    except Exception as exc:
+        await committing  # log_unavailable instead, if the intent did not commit either
+        problem = exc.code if isinstance(exc, GatewayError) else "internal_error"
+        _record_outcome(
+            gw,
+            request,
+            partner,
+            str(intent["disclosure_id"]),
+            started,
+            "failed",
+            0,
+            problem=problem,
+            maybe_received=False,
+        )
+        raise
+    await committing
+    return sealed
+
+
+def _seal(
     gw: Gateway,
     partner: Partner,
+    recipient: PartnerKey,
     request: DisclosureRequest,
     decision: Decision,
     minimized: Mapping[str, Any],
@@ -200,7 +256,6 @@ async def _seal(
         extra=extra,
     )
     enc = partner.encryption
-    recipient = await gw.partner_keys.key_for(partner)
     token = gw.keys.seal(
         claims, sign_alg=enc.sign_alg, recipient=recipient, alg=enc.alg, enc=enc.enc
     )

@@ -81,6 +81,7 @@ class Appender(Protocol):
 
     async def append(self, entry: Mapping[str, Any]) -> int: ...
     def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]: ...
+    async def drain(self) -> None: ...
 
 
 class RecoveryStore(Protocol):
@@ -177,7 +178,8 @@ class InstanceLog:
             )
 
     async def flush(self) -> None:
-        """Wait for every entry queued by `append_soon` to commit or fail."""
+        """Commit every entry queued by `append_soon` now, and wait for it to commit or fail."""
+        await self._log.drain()
         while self._queued:
             await asyncio.wait(set(self._queued))
 

@@ -200,8 +200,9 @@ class LogService:
         """Queue one entry for the next group commit without waiting (``LogWriter.enqueue``)."""
         return self.writer.enqueue(entry)
 
-    async def settle(self) -> None:
-        """Wait until every entry queued so far is committed (or failed): then a read sees it."""
+    async def drain(self) -> None:
+        """Commit every entry queued so far and wait for it (or its failure): then a read
+        sees it."""
         await self.writer.drain()
 
     async def append_rows(self, rows: Sequence[LogRow]) -> list[int]:

@@ -69,6 +69,9 @@ class Flaky:
         failed.set_exception(StoreUnavailable("database down (test)"))
         return failed
 
+    async def drain(self) -> None:
+        await self.writer.drain()
+
 
 def intent(disclosure_id: str, **extra: Any) -> dict[str, Any]:
     return {

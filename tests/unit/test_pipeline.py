@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,10 +15,13 @@ from gateway.crypto import GatewayKeys, PartnerKey, load_partner_key_file
 from gateway.errors import GatewayError
 from gateway.facts import SubjectFacts
 from gateway.log.entries import LogKeys
+from gateway.log.recovery import InstanceLog
+from gateway.log.writer import LogWriter
 from gateway.outbound import PartnerReply, PartnerTimeout
 from gateway.partners import Operation, Partner
 from gateway.pipeline import Gateway, disclose
 from gateway.request import DisclosureRequest
+from gateway.store.base import LogRow
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 CALLER = Caller("svc", frozenset({"discloser"}), frozenset({"*"}), frozenset({"*"}))
@@ -94,16 +98,50 @@ class FakeOutbound:
         return PartnerReply(201, "application/json", b'{"ok":true}', 1)
 
 
+class JournalledKeys(GatewayKeys):
+    """The gateway's real keys, noting when they seal (or failing to)."""
+
+    journal: Journal
+    error: GatewayError | None = None
+
+    def seal(self, claims: Mapping[str, Any], **how: Any) -> str:
+        self.journal.events.append("seal")
+        if self.error is not None:
+            raise self.error
+        return super().seal(claims, **how)
+
+
+class JournalledStore:
+    """The store under the real InstanceLog and LogWriter: notes when a commit reaches it."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.size = 0
+
+    async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
+        self.journal.events.extend(f"store:{row.kind}" for row in entries)
+        await asyncio.sleep(0.01)  # the commit: the loop is free meanwhile
+        first, self.size = self.size, self.size + len(entries)
+        return list(range(first, self.size))
+
+
 def gateway(
-    config: Config, partners: dict[str, Partner], log: FakeLog, outbound: FakeOutbound
+    config: Config,
+    partners: dict[str, Partner],
+    log: FakeLog | InstanceLog,
+    outbound: FakeOutbound,
+    seal_error: GatewayError | None = None,
 ) -> Gateway:
     key = load_partner_key_file(partners["bcel-payments"].encryption.public_key)  # type: ignore[arg-type]
+    keys = JournalledKeys.load(config.keys_dir)
+    keys.journal = log.journal if isinstance(log, FakeLog) else Journal()
+    keys.error = seal_error
     return Gateway(
         config=config,
         partners=partners,
         facts=FakeFacts(),
         log=log,
-        keys=GatewayKeys.load(config.keys_dir),
+        keys=keys,
         partner_keys=FakeKeys(key),
         outbound=outbound,
         log_keys=LogKeys(b"k" * 32),
@@ -116,7 +154,7 @@ async def test_intent_is_logged_before_anything_is_sent(config, partners):
     journal = Journal()
     log, outbound = FakeLog(journal), FakeOutbound(journal)
     result = await disclose(gateway(config, partners, log, outbound), CALLER, REQUEST)
-    assert journal.events == ["log:intent", "send", "log:outcome"]
+    assert journal.events == ["log:intent", "seal", "send", "log:outcome"]
     assert result.fields == ("uuid", "amount", "currency")
     assert b"CANARY" not in outbound.bodies[0]  # sealed: no plaintext leaves
     assert "CANARY" not in repr(log.entries)
@@ -163,4 +201,46 @@ async def test_lost_outcome_does_not_hide_the_partner_answer(config, partners):
     journal = Journal()
     log = FakeLog(journal, fail_kinds=frozenset({"outcome"}))
     result = await disclose(gateway(config, partners, log, FakeOutbound(journal)), CALLER, REQUEST)
-    assert result.status == 201 and journal.events == ["log:intent", "send"]
+    assert result.status == 201 and journal.events == ["log:intent", "seal", "send"]
+
+
+async def test_the_payload_is_sealed_while_the_intent_commits(config, partners):
+    journal = Journal()
+    log = InstanceLog(LogWriter(JournalledStore(journal), linger_s=60), "i-1")
+    gw = gateway(config, partners, log, FakeOutbound(journal))
+    gw.keys.journal = journal  # type: ignore[attr-defined]
+    await disclose(gw, CALLER, REQUEST)
+    # The real writer hands the intent to the store before the seal starts, and the
+    # partner gets nothing until the commit is done; the outcome waits for the next commit.
+    assert journal.events == ["store:intent", "seal", "send"]
+    await log.flush()
+    assert journal.events[-1] == "store:outcome"
+
+
+async def test_a_seal_that_fails_after_the_intent_gets_a_failed_outcome(config, partners):
+    journal = Journal()
+    log, outbound = FakeLog(journal), FakeOutbound(journal)
+    broken = GatewayError("internal_error", "cannot seal to a OKP key")
+    gw = gateway(config, partners, log, outbound, seal_error=broken)
+    with pytest.raises(GatewayError) as exc:
+        await disclose(gw, CALLER, REQUEST)
+    assert exc.value is broken and outbound.bodies == []
+    assert journal.events == ["log:intent", "seal", "log:outcome"]
+    outcome = log.entries[-1]
+    assert (outcome["outcome"], outcome["attempts"], outcome["problem"]) == (
+        "failed",
+        0,
+        "internal_error",
+    )
+    assert outcome["maybe_received"] is False
+
+
+async def test_a_seal_failure_with_no_durable_intent_is_log_unavailable(config, partners):
+    journal = Journal()
+    log = FakeLog(journal, fail_kinds=frozenset({"intent"}))
+    gw = gateway(
+        config, partners, log, FakeOutbound(journal), seal_error=GatewayError("internal_error", "x")
+    )
+    with pytest.raises(GatewayError) as exc:
+        await disclose(gw, CALLER, REQUEST)
+    assert exc.value.code == "log_unavailable" and log.entries == []

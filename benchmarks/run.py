@@ -17,7 +17,8 @@ Starts, each as a process of its own:
 
 Cases run interleaved (proxy, SQLite, PostgreSQL for each partner and connection
 count), so a change in the machine's load hits all three alike. Then decide()
-(``benchmarks/decide.py``) and the log figures (``benchmarks/log.py``). Prints figures;
+(``benchmarks/decide.py``) and the log figures (``benchmarks/log.py``), with the cost of a
+lone durable commit on this machine (``benchmarks/commit_floor.py``). Prints figures;
 asserts nothing about speed.
 
 Usage: ``python benchmarks/run.py [--quick] [--seconds S] [--log-entries N] [--skip-log]
@@ -891,6 +892,15 @@ def main() -> None:
         failed = sum(f.failed for f in every)
         print(f"machine after the HTTP cases: {uptime()}", flush=True)
         stop_all(services)
+
+        # What one lone durable commit costs here: the added latency at one connection
+        # cannot be below it, whatever the gateway does.
+        print("\ndurable commit floor (a lone one-row commit, no gateway)", flush=True)
+        floor = ["benchmarks/commit_floor.py", str(0.5 if args.quick else 2.0), str(tmp)]
+        if "postgresql" in gateways:
+            floor.append(POSTGRES_URL)
+        for line in run_script(floor, 120).splitlines():
+            print(f"  {line}", flush=True)
 
     print("\ndecide()", flush=True)
     print(

@@ -57,7 +57,7 @@ bench: $(TEST_STAMP) keys postgres
 	@command -v wrk >/dev/null || \
 	  ( (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || \
 	    echo "warning: wrk not installed; benchmarks/loadgen.py generates the load")
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --workers 2
 
 clean:
 	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -177,12 +177,15 @@ def load1() -> float:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of process `pid` (Linux /proc), None elsewhere."""
+    """User + system CPU time of process `pid` and its live children (the workers of
+    `gateway serve --workers N`), from Linux /proc; None elsewhere."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) or 0.0 for child in children)
 
 
 def per_request_ms(before: float | None, after: float | None, requests: int) -> float | None:
@@ -520,7 +523,7 @@ def profiled(
     if not Path(spy).exists():
         raise SystemExit("--profile needs py-spy (in the test extras: pip install -e '.[test]')")
     into.mkdir(parents=True, exist_ok=True)
-    out = into / f"{key}-{scenario.partner}-{connections}.txt"
+    out = into / f"{key.replace(' ', '-')}-{scenario.partner}-{connections}.txt"
     recorder = subprocess.Popen(
         [
             spy,
@@ -534,6 +537,7 @@ def profiled(
             "--rate",
             "500",
             "--gil",
+            "--subprocesses",  # the workers of `--workers N`
             "--output",
             str(out),
         ],
@@ -743,6 +747,14 @@ def main() -> None:
         help="scenarios to run, by partner (default: all)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also run the gateway on SQLite with N worker processes sharing the port "
+        "(`gateway serve --workers N`); cpu ms then sums the workers",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -803,6 +815,10 @@ def main() -> None:
         stores: dict[str, str | None] = {"sqlite": "sqlite:///var/bench.db"}
         stores["postgresql"] = postgres_url
         stores = {name: url for name, url in stores.items() if name in args.stores}
+        workers = {name: 1 for name in stores}
+        if args.workers > 1 and "sqlite" in stores:
+            stores[f"sqlite x{args.workers}"] = f"sqlite:///var/bench-{args.workers}.db"
+            workers[f"sqlite x{args.workers}"] = args.workers
         gateways: dict[str, int] = {}
         pids: dict[str, int] = {"proxy": proxy_proc.process.pid}
         tokens = {
@@ -813,7 +829,7 @@ def main() -> None:
         for name, url in stores.items():
             if url is None:
                 continue
-            config_path = workspace(tmp / name, url, served, config)
+            config_path = workspace(tmp / name.replace(" ", "-"), url, served, config)
             port = free_port()
             proc = Service(
                 f"gateway ({name})",
@@ -826,6 +842,8 @@ def main() -> None:
                     "serve",
                     "--port",
                     str(port),
+                    "--workers",
+                    str(workers[name]),
                 ],
                 tmp / f"gateway-{name}.log",
             )
@@ -854,7 +872,8 @@ def main() -> None:
         targets = [("bare proxy", "proxy", proxy_port)] + [
             (f"gateway {name}", name, port) for name, port in gateways.items()
         ]
-        print(f"\nHTTP, 1 worker each ({time.monotonic() - started:.0f} s to start); {LEGEND}")
+        each = "1 worker each" if args.workers <= 1 else f"1 worker each but sqlite x{args.workers}"
+        print(f"\nHTTP, {each} ({time.monotonic() - started:.0f} s to start); {LEGEND}")
         print(HEADER)
         every: list[Figures] = []
         for scenario in scenarios:

@@ -51,7 +51,9 @@ class LogWriter:
 
     async def append_row(self, row: LogRow) -> int:
         """Append a row made by ``entries.row_of``; return its index once durable."""
-        return await self._enqueue_row(row)
+        future = self._queue(row)
+        self._start_flush()
+        return await future
 
     def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
         """Queue one entry for the next commit and return at once. The future gives its
@@ -60,24 +62,26 @@ class LogWriter:
         Nobody waits on a queued entry, so it rides with the next awaited append, or
         commits on its own after `linger_s`: one commit instead of two per disclosure
         when requests come one at a time."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        self._pending.append((row_of(entry), future))
-        if self._lingering is None and (self._flushing is None or self._flushing.done()):
-            self._lingering = loop.call_later(self._linger_s, self._start_flush)
+        future = self._queue(row_of(entry))
+        if self._lingering is None and not self._flush_running():
+            self._lingering = asyncio.get_running_loop().call_later(
+                self._linger_s, self._start_flush
+            )
         return future
 
-    def _enqueue_row(self, row: LogRow) -> asyncio.Future[int]:
+    def _queue(self, row: LogRow) -> asyncio.Future[int]:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
-        self._start_flush()
         return future
+
+    def _flush_running(self) -> bool:
+        return self._flushing is not None and not self._flushing.done()
 
     def _start_flush(self) -> None:
         if self._lingering is not None:
             self._lingering.cancel()
             self._lingering = None
-        if self._pending and (self._flushing is None or self._flushing.done()):
+        if self._pending and not self._flush_running():
             self._flushing = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:

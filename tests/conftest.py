@@ -22,7 +22,6 @@ from gateway.partners import Partner, load_partners
 from gateway.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Tests for gateway.log.merkle against the public RFC 6962 vectors and an RFC reference.
 
-The vectors live in ``shared/testdata/merkle`` beside the repository (copied unchanged from
-transparency-dev/merkle). A missing folder must fail these tests, never skip them.
+The vectors live in ``tests/vectors/merkle`` (copied unchanged from transparency-dev/merkle,
+Apache-2.0; see the README there). A missing folder must fail these tests, never skip them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from gateway.log.merkle import (
     verify_inclusion,
 )
 
-TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "merkle"
+TESTDATA = Path(__file__).resolve().parents[1] / "vectors" / "merkle"
 MISSING = TESTDATA / "<test vectors missing>"
 
 

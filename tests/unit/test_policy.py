@@ -1,4 +1,4 @@
-"""decide(): one test per decision row of shared/policy/POLICY-MAP.md, clause by clause.
+"""decide(): one test per decision row of docs/policy/POLICY-MAP.md, clause by clause.
 
 Each test is tagged `# policy: <clause>` and fails if its rule is removed.
 """

@@ -29,6 +29,7 @@ PROBLEMS: Final[dict[str, tuple[int, str]]] = {
     "explicit_consent_required": (403, "Explicit consent required"),
     "subject_restricted": (403, "Subject restricted processing"),
     "subject_under_age": (403, "Subject under age"),
+    "date_of_birth_conflict": (403, "Dates of birth disagree"),
     "legal_request_required": (403, "Approved lawful request required"),
     "policy_not_in_force": (403, "Consent given under a policy no longer in force"),
     "partner_suspended": (403, "Partner suspended"),

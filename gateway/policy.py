@@ -37,6 +37,7 @@ PROBLEM_ORDER = (
     "legal_basis_not_allowed",
     "subject_restricted",
     "subject_under_age",
+    "date_of_birth_conflict",
     "legal_request_required",
     "consent_required",
     "consent_withdrawn",
@@ -128,6 +129,7 @@ def decide(
     violations += _legal_basis(request, partner, operation, where)
     violations += _restriction(request, facts)
     violations += _age(request, facts, now.date())
+    violations += _birth_dates_agree(request, facts, now.date())
     legal_violations, legal_request_id = _lawful_request(request, facts)
     violations += legal_violations
     consent_violations, consent = _consent(request, partner, facts, policy, now)
@@ -273,17 +275,41 @@ def _restriction(request: DisclosureRequest, facts: SubjectFacts) -> Iterator[Vi
         )
 
 
-# policy: I.1 under-14 — no consent-based or marketing disclosure of a child.
+# policy: I.1 under-14 — no consent-based or marketing disclosure of a child. The rule
+# holds on the most protective fact known: the youngest of the payload's date of birth and
+# the stored profile's, so a payload cannot make a child an adult.
 def _age(request: DisclosureRequest, facts: SubjectFacts, today: date) -> Iterator[Violation]:
-    born = request.date_of_birth or facts.date_of_birth
-    if born is None or age_in_years(born, today) >= v.MINIMUM_AGE:
+    known = [born for born in (request.date_of_birth, facts.date_of_birth) if born is not None]
+    if not known or age_in_years(max(known), today) >= v.MINIMUM_AGE:
         return
     if request.legal_basis == "consent" or request.purpose == "marketing":
+        source = "stored profile" if max(known) == facts.date_of_birth else "payload"
         yield Violation(
             "subject_under_age",
-            f"the subject's date of birth shows an age under "
+            f"the subject's date of birth ({source}) shows an age under "
             f"{v.MINIMUM_AGE}: no consent-based or marketing disclosure",
         )
+
+
+# policy: I.1 — two adult dates of birth that disagree: which one is true is not the
+# gateway's to guess, and the payload must not silently win over the stored profile.
+# Legal obligation and vital interest pass, as they do despite a restriction (VII.3).
+def _birth_dates_agree(
+    request: DisclosureRequest, facts: SubjectFacts, today: date
+) -> Iterator[Violation]:
+    sent, stored = request.date_of_birth, facts.date_of_birth
+    if sent is None or stored is None or sent == stored:
+        return
+    if min(age_in_years(sent, today), age_in_years(stored, today)) < v.MINIMUM_AGE:
+        return  # the age rule decides on the younger date
+    if request.legal_basis in v.BASES_DESPITE_RESTRICTION:
+        return
+    yield Violation(
+        "date_of_birth_conflict",
+        "the payload's data.date_of_birth and the subject's stored profile disagree: send "
+        "the stored date (or none), or correct the profile first "
+        "(PUT /v1/subjects/{id}/profile, or a rectification)",
+    )
 
 
 # policy: III.1(b), III.3 — legal obligation only on an approved lawful request.

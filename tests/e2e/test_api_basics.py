@@ -81,6 +81,20 @@ async def test_restriction_and_profile(gateway, auth):
     decision = await (await gateway.post("/v1/decisions", json=body,
                                          headers=auth("sales-service"))).json()
     assert decision["problem"] == "subject_under_age"
+    # The payload's adult date of birth does not override the stored child's, on the
+    # dry run nor on a real disclosure (issue 16 item 1).
+    adult = {**BODY, "data": {"name": "x", "uuid": "u", "date_of_birth": "1990-04-02"}}
+    decision = await (await gateway.post("/v1/decisions", json=adult,
+                                         headers=auth("sales-service"))).json()
+    assert decision["problem"] == "subject_under_age"
+    sent = await gateway.post("/v1/disclosures", json=adult, headers=auth("sales-service"))
+    assert sent.status == 403
+    assert (await sent.json())["type"].endswith("/subject_under_age")
+    await gateway.put(f"/v1/subjects/{SUBJECT}/profile", json={"date_of_birth": "1991-01-01"},
+                      headers=auth("customer-app"))
+    decision = await (await gateway.post("/v1/decisions", json=adult,
+                                         headers=auth("sales-service"))).json()
+    assert decision["problem"] == "date_of_birth_conflict"
 
 
 async def test_bad_input_is_problem_json(gateway, auth):

@@ -160,6 +160,59 @@ def test_under_14_from_profile_and_marketing(partners):
     assert run(req, partners, grown).allowed
 
 
+# policy: I.1 under 14 — the most protective fact wins: a payload cannot make a stored
+# child an adult, nor a stored adult hide a child the payload shows.
+@pytest.mark.parametrize(
+    "sent,stored,basis,purpose,expected",
+    [
+        ("1990-04-02", date(2016, 1, 1), "consent", "service_provision", "subject_under_age"),
+        ("2000-01-01", date(2013, 12, 31), "consent", "service_provision", "subject_under_age"),
+        ("2016-01-01", date(1990, 4, 2), "consent", "service_provision", "subject_under_age"),
+        ("2016-01-01", date(2015, 3, 3), "consent", "service_provision", "subject_under_age"),
+        ("1990-04-02", date(2016, 1, 1), "consent", "marketing", "subject_under_age"),
+        # both adult but different: which is true is not the gateway's to guess
+        ("1990-04-02", date(1991, 4, 2), "consent", "service_provision", "date_of_birth_conflict"),
+        ("1990-04-02", date(2012, 11, 23), "contract", "service_provision",
+         "date_of_birth_conflict"),
+        ("1990-04-02", date(1990, 4, 2), "consent", "service_provision", None),
+        (None, date(1990, 4, 2), "consent", "service_provision", None),
+        ("1990-04-02", None, "consent", "service_provision", None),
+    ],
+)
+def test_age_rule_holds_on_the_youngest_date_known(partners, sent, stored, basis, purpose,
+                                                    expected):
+    data = {"name": "x", "uuid": "u"} | ({} if sent is None else {"date_of_birth": sent})
+    facts = SubjectFacts(
+        consents=(consent(purposes=frozenset({"service_provision", "marketing"})),),
+        date_of_birth=stored,
+    )
+    d = run(request(basis=basis, purpose=purpose, data=data), partners, facts)
+    if purpose == "marketing":  # credit_check does not serve marketing; the age rule still ranks
+        assert "subject_under_age" in [r.split(":")[0] for r in d.reasons] or d.problem
+        assert any("under 14" in r for r in d.reasons)
+        return
+    assert d.problem == expected, d.reasons
+    if expected == "date_of_birth_conflict":
+        assert "stored profile" in d.detail and "1990" not in d.detail  # sources, never values
+
+
+def test_conflicting_adult_dates_pass_on_legal_and_vital_bases(partners):
+    approved = LegalRequest(
+        "LR-1", "approved", frozenset({SUBJECT}), frozenset({"vientiane-police"})
+    )
+    for basis in ("legal_obligation", "vital_interest"):
+        req = request("vientiane-police", "lawful_disclosure", purpose="legal", basis=basis,
+                      data={"name": "x", "date_of_birth": "1990-04-02"},
+                      legal_request="LR-1" if basis == "legal_obligation" else None)
+        facts = SubjectFacts(date_of_birth=date(1985, 1, 1), legal_requests={"LR-1": approved})
+        assert run(req, partners, facts).problem is None
+
+
+def test_date_conflict_ranks_right_after_the_age_rule():
+    order = list(PROBLEM_ORDER)
+    assert order.index("date_of_birth_conflict") == order.index("subject_under_age") + 1
+
+
 # policy: I.1 under 14 — legal_obligation and vital_interest still pass.
 @pytest.mark.parametrize("basis", ["legal_obligation", "vital_interest"])
 def test_under_14_legal_and_vital_still_pass(partners, basis):

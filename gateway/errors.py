@@ -21,6 +21,8 @@ PROBLEMS: Final[dict[str, tuple[int, str]]] = {
     "not_found": (404, "Not found"),
     "invalid_request": (400, "Invalid request"),
     "payload_too_large": (413, "Payload too large"),
+    "uri_too_long": (414, "Request line too long"),
+    "headers_too_large": (431, "Request header too large"),
     "purpose_not_allowed": (403, "Purpose not allowed"),
     "legal_basis_not_allowed": (403, "Legal basis not allowed"),
     "consent_required": (403, "Consent required"),

@@ -45,7 +45,7 @@ from gateway.partners import LiveTable, Partner, load_partners
 from gateway.pipeline import Gateway
 from gateway.store import open_store
 from gateway.store.base import Store
-from gateway.web import api
+from gateway.web import api, wire_errors
 from gateway.web.log_api import LOG, add_log_routes
 from gateway.web.openapi import add_openapi_route
 from gateway.web.partners_api import SUSPENSIONS, add_partner_routes
@@ -145,6 +145,7 @@ def create_app(
 ) -> web.Application:
     """The gateway application. `partners`, `env` and `clock` are for tests and the demo;
     `monotonic` times partner deliveries (the breaker's cool-down, token lifetimes)."""
+    wire_errors.install()  # the HTTP parser's own refusals as problem+json, echoing nothing
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
         middlewares=[request_context, problem_middleware, log_settled],

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import cli_completion, cli_log, cli_partners, cli_review, cli_rights
+from gateway import cli_completion, cli_config, cli_log, cli_partners, cli_review, cli_rights
 from gateway import vocabulary as v
 from gateway.cli_support import (
     EXIT_FOUND,
@@ -344,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_review.register(commands)
     cli_rights.register(commands)
     cli_completion.register(commands)
+    cli_config.register(commands)
     add("vocabulary", cmd_vocabulary, "print the policy's closed vocabularies as JSON")
     return parser
 

@@ -14,7 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import cli_completion, cli_config, cli_log, cli_partners, cli_review, cli_rights
+from gateway import (
+    __version__,
+    cli_completion,
+    cli_config,
+    cli_init,
+    cli_log,
+    cli_partners,
+    cli_review,
+    cli_rights,
+)
 from gateway import vocabulary as v
 from gateway.cli_support import (
     EXIT_FOUND,
@@ -234,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="Disclosure Gateway: decide, minimize, sign, encrypt, log."
     )
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     parser.add_argument(
         "--config", default="config.toml", help="configuration file (default: ./config.toml)"
     )
@@ -345,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_rights.register(commands)
     cli_completion.register(commands)
     cli_config.register(commands)
+    cli_init.register(commands)
     add("vocabulary", cmd_vocabulary, "print the policy's closed vocabularies as JSON")
     return parser
 

@@ -6,7 +6,7 @@ GATEWAY := $(BIN)/gateway
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run demo test lint bench keys postgres browser clean
+.PHONY: run demo test lint bench keys postgres browser systemd clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,13 @@ browser:
 	  ( (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
 	    echo "warning: could not install chromium + chromium-driver (browser tests decide whether that is fatal)")
 
-test: $(TEST_STAMP) postgres browser
+# systemd-analyze checks docs/deploy/disclosure-gateway.service (Debian package systemd).
+systemd:
+	@command -v systemd-analyze >/dev/null || \
+	  ( (apt-get update -qq && apt-get install -y -qq systemd) >/dev/null 2>&1 || \
+	    echo "warning: could not install systemd (the unit test skips without systemd-analyze)")
+
+test: $(TEST_STAMP) postgres browser systemd
 	$(GATEWAY) keys generate
 	$(BIN)/pytest -q
 

@@ -14,8 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import gateway
 from gateway import cli_completion, cli_log, cli_partners, cli_review, cli_rights
 from gateway import vocabulary as v
+from gateway.cli_config import register as register_config_commands
+from gateway.cli_init import register as register_init_command
 from gateway.cli_support import (
     EXIT_FOUND,
     EXIT_OK,
@@ -234,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="Disclosure Gateway: decide, minimize, sign, encrypt, log."
     )
+    parser.add_argument("--version", action="version", version=f"gateway {gateway.__version__}")
     parser.add_argument(
         "--config", default="config.toml", help="configuration file (default: ./config.toml)"
     )
@@ -344,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_review.register(commands)
     cli_rights.register(commands)
     cli_completion.register(commands)
+    register_config_commands(commands)
+    register_init_command(commands)
     add("vocabulary", cmd_vocabulary, "print the policy's closed vocabularies as JSON")
     return parser
 

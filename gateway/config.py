@@ -1,11 +1,13 @@
-"""config.toml → frozen Config (CONTRACT §3).
+"""config.toml (+ GATEWAY_<SECTION>_<KEY> environment overrides) → frozen Config (CONTRACT §3).
 
-The only place that reads the configuration file at start. Every problem is
-reported as `config.toml:line: message`, all of them at once.
+The only place that reads the configuration at start. Every problem is reported as
+`config.toml:line: message` (or `GATEWAY_SERVER_PORT: message` for an override), all of
+them at once.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway import vocabulary as v
+from gateway.config_env import SCALARS, TABLE_ARRAYS, apply_overrides, known_keys, read_overrides
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.partners import is_loopback_host
 from gateway.tomlfile import TomlDocument, load
@@ -22,17 +25,7 @@ from gateway.tomlfile import TomlDocument, load
 POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
 MAX_WARN_DAYS = 3650
 CALLER_TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519", "RS256", "PS256")
-SECTIONS = {
-    "server",
-    "storage",
-    "keys",
-    "partners",
-    "log",
-    "policy",
-    "auth",
-    "callers",
-    "reviewers",
-}
+SECTIONS = {*SCALARS, *TABLE_ARRAYS}
 
 
 @dataclass(frozen=True)
@@ -131,9 +124,26 @@ def business_days_between(start: date, end: date) -> int:
     return days
 
 
-def load_config(path: Path) -> Config:
+@dataclass(frozen=True)
+class SourcedConfig:
+    """A Config and the document it was read from, which knows where each value came from."""
+
+    config: Config
+    document: TomlDocument
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read `path` with the GATEWAY_<SECTION>_<KEY> overrides of `environ` (default: os.environ)."""
+    return load_config_sourced(path, environ).config
+
+
+def load_config_sourced(path: Path, environ: Mapping[str, str] | None = None) -> SourcedConfig:
     doc = load(path)
-    return _ConfigReader(doc, path.resolve().parent).read(path)
+    overrides, errors = read_overrides(os.environ if environ is None else environ)
+    errors += apply_overrides(doc, overrides)
+    reader = _ConfigReader(doc, path.resolve().parent)
+    reader.errors.extend(errors)
+    return SourcedConfig(reader.read(path), doc)
 
 
 class _ConfigReader:
@@ -152,7 +162,7 @@ class _ConfigReader:
             return {}
         return value
 
-    def keys(self, table: Mapping[str, Any], known: set[str], *at: str | int) -> None:
+    def keys(self, table: Mapping[str, Any], known: frozenset[str], *at: str | int) -> None:
         for key in table:
             if key not in known:
                 if "secret" in key or "password" == key:
@@ -177,7 +187,7 @@ class _ConfigReader:
                 self.fail(f"unknown section '{key}'; valid: {', '.join(sorted(SECTIONS))}", key)
         server = self._server()
         storage = self.table("storage")
-        self.keys(storage, {"url"}, "storage")
+        self.keys(storage, known_keys("storage"), "storage")
         storage_url = storage.get("url", "sqlite:///var/gateway.db")
         if not isinstance(storage_url, str) or not (
             storage_url.startswith("sqlite:///") or storage_url.startswith("postgresql://")
@@ -185,9 +195,9 @@ class _ConfigReader:
             self.fail("storage.url must be sqlite:///PATH or postgresql://…", "storage", "url")
             storage_url = "sqlite:///var/gateway.db"
         keys = self.table("keys")
-        self.keys(keys, {"dir"}, "keys")
+        self.keys(keys, known_keys("keys"), "keys")
         partners = self.table("partners")
-        self.keys(partners, {"dir", "warn_days"}, "partners")
+        self.keys(partners, known_keys("partners"), "partners")
         warn_days = partners.get("warn_days", Config.partner_warn_days)
         if (
             isinstance(warn_days, bool)
@@ -226,7 +236,7 @@ class _ConfigReader:
     def _server(self) -> ServerConfig:
         t = self.table("server")
         tls_keys = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
-        self.keys(t, {"host", "port", "max_body_bytes", "max_json_depth", *tls_keys}, "server")
+        self.keys(t, known_keys("server"), "server")
         defaults = ServerConfig()
         host = t.get("host", defaults.host)
         if not isinstance(host, str) or not host:
@@ -267,7 +277,7 @@ class _ConfigReader:
 
     def _log(self) -> LogConfig:
         t = self.table("log")
-        self.keys(t, {"origin", "checkpoint_interval_s", "instance_timeout_s"}, "log")
+        self.keys(t, known_keys("log"), "log")
         origin = t.get("origin", LogConfig.origin)
         if not isinstance(origin, str) or not origin or "\n" in origin:
             self.fail(
@@ -309,7 +319,7 @@ class _ConfigReader:
                 "missing [policy] table (version, notified_on, effective_on, min_consent_version)"
             )
             return fallback
-        self.keys(t, {"version", "notified_on", "effective_on", "min_consent_version"}, "policy")
+        self.keys(t, known_keys("policy"), "policy")
         versions: dict[str, str] = {}
         for key in ("version", "min_consent_version"):
             value = t.get(key)
@@ -358,7 +368,7 @@ class _ConfigReader:
 
     def _auth(self) -> AuthConfig:
         t = self.table("auth")
-        self.keys(t, {"issuer", "audience", "jwks", "jwks_url", "algorithms"}, "auth")
+        self.keys(t, known_keys("auth"), "auth")
         issuer, audience = t.get("issuer"), t.get("audience")
         for key, value in (("issuer", issuer), ("audience", audience)):
             if not isinstance(value, str) or not value:
@@ -371,7 +381,10 @@ class _ConfigReader:
         jwks: Path | None = None
         jwks_url: str | None = None
         if ("jwks" in t) == ("jwks_url" in t):
-            self.fail("give exactly one of auth.jwks (a JWKS file) or auth.jwks_url", "auth")
+            hint = ""
+            if {("auth", "jwks"), ("auth", "jwks_url")} & self.doc.overridden.keys():
+                hint = " (an empty GATEWAY_AUTH_JWKS= or GATEWAY_AUTH_JWKS_URL= drops the file's)"
+            self.fail(f"give exactly one of auth.jwks (a JWKS file) or auth.jwks_url{hint}", "auth")
         elif "jwks" in t:
             jwks = self.path(t["jwks"], "auth", "jwks")
         else:
@@ -432,7 +445,7 @@ class _ConfigReader:
         callers: dict[str, Caller] = {}
         for i, t in enumerate(self._list_of_tables("callers")):
             at = ("callers", i)
-            self.keys(t, {"id", "roles", "partners", "purposes", "operations"}, *at)
+            self.keys(t, frozenset({"id", "roles", "partners", "purposes", "operations"}), *at)
             caller_id = t.get("id")
             if not isinstance(caller_id, str) or not caller_id:
                 self.fail("caller needs an 'id' (the `sub` of its token)", *at)
@@ -452,7 +465,7 @@ class _ConfigReader:
         reviewers: dict[str, Reviewer] = {}
         for i, t in enumerate(self._list_of_tables("reviewers")):
             at = ("reviewers", i)
-            self.keys(t, {"id", "name", "password_hash"}, *at)
+            self.keys(t, frozenset({"id", "name", "password_hash"}), *at)
             rid, name, hashed = t.get("id"), t.get("name"), t.get("password_hash")
             if not isinstance(rid, str) or not isinstance(name, str):
                 self.fail("reviewer needs 'id' and 'name'", *at)

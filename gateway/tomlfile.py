@@ -36,6 +36,26 @@ class TomlDocument:
     path: str
     data: dict[str, Any]
     lines: dict[Path_, int] = field(default_factory=dict)
+    # Key paths whose value came from elsewhere (an environment variable), and its name.
+    overridden: dict[Path_, str] = field(default_factory=dict)
+
+    def override(self, source: str, value: object, section: str, key: str) -> None:
+        """Replace `section.key` with `value` from `source`; None removes it (its default)."""
+        table = self.data.setdefault(section, {})
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+        self.overridden[(section, key)] = source
+
+    def source(self, *key: str | int) -> str:
+        """Where the value at `key` comes from: an override, `file:line`, or `default`."""
+        for end in range(len(key), 0, -1):
+            found = self.overridden.get(tuple(key[:end]))
+            if found is not None:
+                return found
+        line = self.lines.get(tuple(key))
+        return f"{self.path}:{line}" if line is not None else "default"
 
     def line(self, *key: str | int) -> int | None:
         """Line of the longest known prefix of `key` (a missing key points at its table)."""
@@ -46,6 +66,11 @@ class TomlDocument:
         return None
 
     def error(self, message: str, *key: str | int) -> ConfigError:
+        """A refusal located at the key's line, or at the variable that overrode it."""
+        for end in range(len(key), 1, -1):
+            source = self.overridden.get(tuple(key[:end]))
+            if source is not None:
+                return ConfigError(source, None, message)
         return ConfigError(self.path, self.line(*key), message)
 
 

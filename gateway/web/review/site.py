@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
@@ -54,7 +54,8 @@ log = logging.getLogger("gateway.review")
 PREFIX: Final = "/review"
 COOKIE: Final = "gateway_review"
 LOGIN_COOKIE: Final = "gateway_review_login"
-TEMPLATES: Final = Path(__file__).with_name("templates")
+# Package data, read through importlib.resources so an installed wheel (or a zip) serves it.
+TEMPLATES: Final = resources.files(__package__) / "templates"
 
 SECURITY_HEADERS: Final[Mapping[str, str]] = {
     "Content-Security-Policy": (
@@ -155,7 +156,7 @@ def backend(request: web.Request) -> ReviewBackend:
 
 def templates_environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.PackageLoader(__package__, "templates"),
         autoescape=True,  # every template, whatever its name: no value reaches HTML unescaped
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

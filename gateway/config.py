@@ -32,6 +32,7 @@ SECTIONS = {
     "auth",
     "callers",
     "reviewers",
+    "sandbox",
 }
 
 
@@ -118,6 +119,9 @@ class Config:
     # [partners] warn_days: how many days before an agreement (or a partner key) expires
     # `gateway partners list/validate` and the application log start warning.
     partner_warn_days: int = 30
+    # [sandbox] serve: `gateway serve` also runs the loopback sandbox partners (development
+    # configs only; gateway.dev_sandboxes refuses when a partner is not on loopback).
+    sandbox_serve: bool = False
 
 
 def business_days_between(start: date, end: date) -> int:
@@ -201,6 +205,10 @@ class _ConfigReader:
                 "warn_days",
             )
             warn_days = Config.partner_warn_days
+        sandbox = self.table("sandbox")
+        self.keys(sandbox, {"serve"}, "sandbox")
+        if not isinstance(sandbox.get("serve", False), bool):
+            self.fail("sandbox.serve must be true or false", "sandbox", "serve")
         log = self._log()
         policy = self._policy()
         auth = self._auth()
@@ -221,6 +229,7 @@ class _ConfigReader:
             callers=callers,
             reviewers=reviewers,
             partner_warn_days=warn_days,
+            sandbox_serve=sandbox.get("serve") is True,
         )
 
     def _server(self) -> ServerConfig:

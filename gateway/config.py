@@ -120,7 +120,7 @@ class Config:
     # `gateway partners list/validate` and the application log start warning.
     partner_warn_days: int = 30
     # [sandbox] serve: `gateway serve` also runs the loopback sandbox partners (development
-    # configs only; gateway.dev_sandboxes refuses when a partner is not on loopback).
+    # configs only: gateway.dev_sandboxes starts none when a partner is not on loopback).
     sandbox_serve: bool = False
 
 

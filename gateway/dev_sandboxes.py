@@ -11,7 +11,8 @@ a partner anywhere else is a production config: no sandbox starts whatever `serv
 says, and the log says why — a sandbox must never answer in place of a partner
 reached through a local proxy. A sandbox whose port is in use (`gateway demo`,
 another `gateway serve`) is left out with a warning and the gateway still starts:
-its disclosures go to whatever listens there.
+its disclosures go to whatever listens there. Sandboxes start with the process: a
+partner file changed by a reload (SIGHUP) gets its sandbox at the next start.
 """
 
 from __future__ import annotations

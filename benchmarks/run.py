@@ -287,6 +287,9 @@ def workspace(
     where.mkdir(parents=True)
     (where / "keys").symlink_to(config.keys_dir)
     text = set_key(config.path.read_text(), "storage", "url", json.dumps(storage_url))
+    if config.sandbox_serve:
+        # The benchmark runs its own sandboxes: the gateway must not start them on 91xx too.
+        text = set_key(text, "sandbox", "serve", "false")
     (where / "config.toml").write_text(text)
     partners_dir = where / "partners"
     partners_dir.mkdir()

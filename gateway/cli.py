@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -89,10 +90,28 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.logs import setup_logging
+
+    setup_logging(args.log_format)  # before create_app: its start-up warnings are records too
+    # Every line `gateway serve` writes is a log record (JSON lines by default), a refusal
+    # to start included: the file:line messages become ERROR records.
+    log = logging.getLogger("gateway.serve")
+    try:
+        return _serve(args, log)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            log.error("%s", error)
+        log.error("gateway not started: %d problem(s) found", len(exc.errors))
+    except (ConfigError, UsageError) as exc:
+        log.error("gateway not started: %s", exc)
+    except GatewayError as exc:
+        log.error("gateway not started: %s: %s", exc.code, exc.detail)
+    return EXIT_USAGE
+
+
+def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
     from gateway.serve import serve
     from gateway.web.app import create_app
 
-    setup_logging(args.log_format)  # before create_app: its start-up warnings are records too
     config = load(args)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
@@ -100,10 +119,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be at least 1")
     create_app(config)  # fail here, with file:line messages, before any worker starts
     scheme = "https" if config.server.tls_cert_file else "http"
-    print(
-        f"gateway serving on {scheme}://{host}:{port} with {args.workers} worker(s) (storage "
-        f"{config.storage_url.split(':')[0]}, {len(config.callers)} callers)",
-        flush=True,
+    log.info(
+        "gateway serving on %s://%s:%s with %d worker(s) (storage %s, %d callers)",
+        scheme,
+        host,
+        port,
+        args.workers,
+        config.storage_url.split(":")[0],
+        len(config.callers),
     )
     serve(config.path, host, port, args.workers, log_format=args.log_format)
     return EXIT_OK

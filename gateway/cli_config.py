@@ -77,6 +77,7 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("auth", "jwks"): auth.jwks,
         ("auth", "jwks_url"): auth.jwks_url,
         ("auth", "algorithms"): list(auth.algorithms),
+        ("sandbox", "serve"): config.sandbox_serve,
     }
 
 

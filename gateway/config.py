@@ -111,6 +111,9 @@ class Config:
     # [partners] warn_days: how many days before an agreement (or a partner key) expires
     # `gateway partners list/validate` and the application log start warning.
     partner_warn_days: int = 30
+    # [sandbox] serve: `gateway serve` also runs the loopback sandbox partners (development
+    # configs only: gateway.dev_sandboxes starts none when a partner is not on loopback).
+    sandbox_serve: bool = False
 
 
 def business_days_between(start: date, end: date) -> int:
@@ -211,6 +214,10 @@ class _ConfigReader:
                 "warn_days",
             )
             warn_days = Config.partner_warn_days
+        sandbox = self.table("sandbox")
+        self.keys(sandbox, known_keys("sandbox"), "sandbox")
+        if not isinstance(sandbox.get("serve", False), bool):
+            self.fail("sandbox.serve must be true or false", "sandbox", "serve")
         log = self._log()
         policy = self._policy()
         auth = self._auth()
@@ -231,6 +238,7 @@ class _ConfigReader:
             callers=callers,
             reviewers=reviewers,
             partner_warn_days=warn_days,
+            sandbox_serve=sandbox.get("serve") is True,
         )
 
     def _server(self) -> ServerConfig:

@@ -51,6 +51,7 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
         "min_consent_version": "str",
     },
     "auth": {"issuer": "str", "audience": "str", "jwks": "str", "jwks_url": "str"},
+    "sandbox": {"serve": "bool"},
 }
 # Keys whose value is a list: config.toml only.
 LISTS: Final[Mapping[str, frozenset[str]]] = {"auth": frozenset({"algorithms"})}

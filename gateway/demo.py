@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -25,7 +26,7 @@ from gateway.crypto import GatewayKeys
 from gateway.keys import generate_missing
 from gateway.log.audit import audit_store
 from gateway.log.service import LogService
-from gateway.partners import load_partners
+from gateway.partners import is_loopback_host, load_partners
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store.base import Store
 from gateway.web.api import STORE
@@ -179,6 +180,16 @@ def free_port(host: str, preferred: int) -> int:
             return int(probe.getsockname()[1])
 
 
+def _port_taken(base_url: str) -> bool:
+    """Whether a loopback base_url's port is in use (a partner elsewhere is not served)."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if not is_loopback_host(host):
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return free_port(host, port) != port
+
+
 async def run_demo(config: Config, *, out: Callable[[str], None] = print) -> int:
     generate_missing(config.keys_dir, config.partners_dir, base_dir=config.root)
     db = config.root / "var" / "demo.db"
@@ -190,15 +201,20 @@ async def run_demo(config: Config, *, out: Callable[[str], None] = print) -> int
     port = free_port(host, config.server.port)
     jwks = GatewayKeys.load(config.keys_dir).jwks()
 
-    cluster = await start_sandboxes(partners, config.keys_dir, jwks, {}, encrypt_responses=True)
+    # A sandbox whose usual port is taken (`make run` serves them too) moves to a free one.
+    moved = {pid: 0 for pid, partner in partners.items() if _port_taken(partner.base_url)}
+    cluster = await start_sandboxes(
+        partners, config.keys_dir, jwks, {}, ports=moved, encrypt_responses=True
+    )
     app = create_app(demo_config, partners={**partners, **cluster.partners})
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     base = f"http://{host}:{port}"
+    elsewhere = f" ({len(moved)} on free ports: their own were in use)" if moved else ""
     out(
         f"gateway on {base} (SQLite {db.relative_to(config.root)}), "
-        f"{len(cluster.partners)} sandbox partners on loopback\n"
+        f"{len(cluster.partners)} sandbox partners on loopback{elsewhere}\n"
     )
     try:
         async with aiohttp.ClientSession() as http:

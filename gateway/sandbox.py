@@ -1164,10 +1164,17 @@ class SandboxCluster:
         sandboxes: Mapping[str, SandboxPartner],
         configs: Mapping[str, Partner],
         runners: list[web.AppRunner],
+        busy: Mapping[str, str] | None = None,
     ) -> None:
         self._sandboxes = dict(sandboxes)
         self._configs = dict(configs)
         self._runners = runners
+        self._busy = dict(busy or {})
+
+    @property
+    def busy(self) -> dict[str, str]:
+        """Partners not served because an address was in use (skip_busy): id → host:port."""
+        return dict(self._busy)
 
     @property
     def partners(self) -> dict[str, Partner]:
@@ -1220,6 +1227,7 @@ async def start_sandboxes(
     clock: Clock = time.time,
     shutdown_timeout: float = 1.0,
     remember: bool = True,
+    skip_busy: bool = False,
 ) -> SandboxCluster:
     """Serve every partner whose base_url is on loopback, on its own host:port.
 
@@ -1230,7 +1238,8 @@ async def start_sandboxes(
     partners, require a client certificate signed by keys/sandbox/ca.pem.
     Partners not on loopback are not served and not in `cluster.partners`.
     token_ttl, encrypt_responses, expected_issuer, clock and remember go to every
-    SandboxPartner.
+    SandboxPartner. A host:port already in use fails the whole start, unless
+    `skip_busy`: then that partner is left out and `cluster.busy` says why.
     """
     options: dict[str, Any] = {
         "remember": remember,
@@ -1286,29 +1295,39 @@ async def start_sandboxes(
                 t_port = 0 if pid in overrides else t_port
                 claim(_Site(t_scheme, t_host, t_port, sandbox, operations=False, token=True))
 
-    runners: list[web.AppRunner] = []
+    runners: dict[str, list[web.AppRunner]] = {}
     base_urls: dict[str, str] = {}
     token_urls: dict[str, str] = {}
+    busy: dict[str, str] = {}
     try:
         for site in sites:
             partner = site.sandbox.partner
+            if partner.id in busy:
+                continue
             runner = web.AppRunner(
                 site.sandbox.app(operations=site.operations, token=site.token),
                 shutdown_timeout=shutdown_timeout,
                 access_log=None,
             )
             await runner.setup()
-            runners.append(runner)
+            runners.setdefault(partner.id, []).append(runner)
             context = _server_tls(partner, keys_dir) if site.scheme == "https" else None
             try:
                 await web.TCPSite(runner, site.host, site.port, ssl_context=context).start()
             except OSError as exc:
-                raise GatewayError(
-                    "internal_error",
-                    f"sandbox {partner.id} cannot listen on {site.host}:{site.port} "
-                    f"({exc.strerror or type(exc).__name__}); free the port or pass "
-                    f"ports={{'{partner.id}': 0}}",
-                ) from exc
+                if not skip_busy:
+                    raise GatewayError(
+                        "internal_error",
+                        f"sandbox {partner.id} cannot listen on {site.host}:{site.port} "
+                        f"({exc.strerror or type(exc).__name__}); free the port or pass "
+                        f"ports={{'{partner.id}': 0}}",
+                    ) from exc
+                busy[partner.id] = f"{site.host}:{site.port}"
+                for started in reversed(runners.pop(partner.id)):
+                    await started.cleanup()
+                base_urls.pop(partner.id, None)
+                token_urls.pop(partner.id, None)
+                continue
             port = int(runner.addresses[0][1])
             host = f"[{site.host}]" if ":" in site.host else site.host
             origin = f"{site.scheme}://{host}:{port}"
@@ -1317,15 +1336,18 @@ async def start_sandboxes(
             if site.token and not site.operations:
                 token_urls[partner.id] = origin + urlsplit(partner.auth.token_url or "").path
     except BaseException:
-        for runner in reversed(runners):
+        for runner in reversed([r for group in runners.values() for r in group]):
             await runner.cleanup()
         raise
 
+    for pid in busy:
+        await sandboxes.pop(pid).close()
     configs = {
         pid: with_base_url(sandboxes[pid].partner, base_urls[pid], token_url=token_urls.get(pid))
         for pid in sandboxes
     }
-    return SandboxCluster(sandboxes, configs, runners)
+    serving = [r for group in runners.values() for r in group]
+    return SandboxCluster(sandboxes, configs, serving, busy)
 
 
 def _server_tls(partner: Partner, keys_dir: Path) -> ssl.SSLContext:

@@ -7,10 +7,13 @@ balancer are.
 
 The main process writes its pid to var/gateway.pid; SIGHUP to it reloads
 config.toml and the partner files in every worker (`gateway partners reload`).
+On a development config (`[sandbox] serve = true`) the main process also runs
+the loopback sandbox partners, once (gateway.dev_sandboxes).
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -21,10 +24,13 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.config import load_config
+from gateway.dev_sandboxes import sandbox_context
 from gateway.lifecycle import pid_file_of, reload_on_sighup, remove_pid_file, write_pid_file
 from gateway.logs import setup_logging
 from gateway.web.app import create_app
 from gateway.web.tls import server_ssl_context
+
+log = logging.getLogger(__name__)
 
 
 def _event_loop_policy() -> None:
@@ -42,14 +48,21 @@ def run_worker(
     reuse_port: bool,
     on_reload: Callable[[], None] | None = None,
     log_format: str = "json",
+    sandboxes: bool = False,
 ) -> None:
-    """One gateway instance serving until SIGINT/SIGTERM; SIGHUP reloads (then `on_reload`)."""
+    """One gateway instance serving until SIGINT/SIGTERM; SIGHUP reloads (then `on_reload`).
+
+    `sandboxes`: this is the main process, which runs the development sandboxes the
+    config asks for (the workers it spawned do not).
+    """
     # Until the app's handler is in place a SIGHUP must not end the process (its default).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(log_format)  # in every worker: a spawned process starts unconfigured
     _event_loop_policy()
     config = load_config(config_path)
     app = create_app(config)
+    if sandboxes:
+        app.cleanup_ctx.append(sandbox_context(config))
     reload_on_sighup(app, also=on_reload)
     web.run_app(
         app,
@@ -70,11 +83,12 @@ def serve(config_path: Path, host: str, port: int, workers: int, log_format: str
         _serve(config_path, host, port, workers, log_format)
     finally:
         remove_pid_file(pid_file, os.getpid())
+    log.info("gateway stopped")
 
 
 def _serve(config_path: Path, host: str, port: int, workers: int, log_format: str) -> None:
     if workers <= 1:
-        run_worker(config_path, host, port, reuse_port=False, log_format=log_format)
+        run_worker(config_path, host, port, reuse_port=False, log_format=log_format, sandboxes=True)
         return
     context = multiprocessing.get_context("spawn")
     children = [
@@ -113,6 +127,7 @@ def _serve(config_path: Path, host: str, port: int, workers: int, log_format: st
             reuse_port=True,
             on_reload=reload_children,
             log_format=log_format,
+            sandboxes=True,
         )
     finally:
         stop_children()

@@ -42,8 +42,8 @@ def write_project(
 
     A partner in `base_urls` gets that origin wherever its file names its own (base_url,
     and a token_url on the same origin); `partner_settings` overrides top-level numbers of
-    a partner file (timeout_s, max_attempts); `log_settings` adds keys to [log]. Returns
-    the config path.
+    a partner file (timeout_s, max_attempts); `log_settings` adds keys to [log]. The
+    gateway starts no sandbox of its own ([sandbox] serve = false). Returns the config path.
     """
     target.mkdir(parents=True, exist_ok=True)
     (target / "keys").symlink_to(project / "keys")
@@ -60,6 +60,10 @@ def write_project(
         (target / "partners" / source.name).write_text(text)
     config = (project / "config.toml").read_text()
     config = config.replace('url = "sqlite:///var/gateway.db"', f'url = "{storage_url}"')
+    # The test runs its own sandboxes on free ports: this gateway starts none (the shipped
+    # development config would start them on the fixed 91xx ports, shared by everything).
+    config, count = re.subn(r"^serve\s*=\s*true\b", "serve = false", config, flags=re.M)
+    assert count == 1, "config.toml has no [sandbox] serve = true to turn off"
     for key, value in (log_settings or {}).items():
         line = re.compile(rf"^{key}\s*=.*$", re.MULTILINE)
         if line.search(config):

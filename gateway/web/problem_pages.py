@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup, escape
 
 from gateway.errors import GatewayError
 from gateway.problem_catalog import CATALOGUE, PROBLEM_PATH, ProblemKind
@@ -34,6 +35,7 @@ HTML_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "public, max-age=300",
+    "Vary": "Accept",  # one URL, HTML or JSON: a cache must keep both apart
 }
 JSON_HEADERS: Final = {"Cache-Control": "public, max-age=300", "Vary": "Accept"}
 
@@ -44,6 +46,18 @@ _ENVIRONMENT: Final = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def _code_spans(text: str) -> Markup:
+    """The catalogue's `backticked` names as <code>, everything else escaped."""
+    pieces = text.split("`")
+    return Markup("").join(
+        Markup("<code>{}</code>").format(piece) if odd else escape(piece)
+        for odd, piece in ((i % 2 == 1, p) for i, p in enumerate(pieces))
+    )
+
+
+_ENVIRONMENT.filters["code_spans"] = _code_spans
 
 
 def _quality(accept: str, wanted: str) -> float:

@@ -85,6 +85,8 @@ def test_every_page_says_meaning_causes_fix_and_retry(kind: ProblemKind) -> None
         text = getattr(kind, name)
         assert len(text.strip()) >= 20, f"{kind.code}: '{name}' says too little"
     assert kind.causes and all(cause.strip() for cause in kind.causes), kind.code
+    for text in (kind.meaning, kind.fix, kind.retry, *kind.causes):
+        assert text.count("`") % 2 == 0, f"{kind.code}: unbalanced ` in {text[:40]!r}"
     assert kind.type == f"{PROBLEM_PATH}{kind.code}"
     assert GatewayError(kind.code, "d").problem()["type"] == f"/problems/{kind.code}"
 

@@ -101,3 +101,10 @@ async def test_a_refusals_type_leads_to_its_page(gateway: TestClient) -> None:
 )
 def test_content_negotiation(accept: str | None, json_wanted: bool) -> None:
     assert prefers_json(accept) is json_wanted
+
+
+@sqlite_only
+async def test_the_review_site_answers_a_wrong_method_with_405(gateway: TestClient) -> None:
+    answer = await gateway.delete("/review/login", headers=JSON)
+    assert answer.status == 405
+    assert json.loads(await answer.read())["type"] == "/problems/method_not_allowed"

@@ -84,7 +84,7 @@ _HTTP_CODES: Final = {
     401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
-    405: "invalid_request",
+    405: "method_not_allowed",
     413: "payload_too_large",
 }
 

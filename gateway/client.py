@@ -41,6 +41,7 @@ from yarl import URL
 
 from gateway.facts import Consent
 from gateway.policy import Decision
+from gateway.problem_catalog import problem_code
 
 PROBLEM_JSON: Final = "application/problem+json"
 TokenProvider = Callable[[], Awaitable[str] | str]
@@ -81,7 +82,9 @@ class GatewayProblem(GatewayClientError):
 
     `detail` says what is wrong and what would make the call pass (the gateway never
     puts a personal value in it); `disclosure_id` is set when the gateway assigned
-    one (quote it to the legal team); `retry_after` is seconds from `Retry-After`.
+    one (quote it to the legal team); `retry_after` is seconds from `Retry-After`;
+    `help_url` is the document's `type` resolved against the gateway: the page that says
+    what the code means, its usual causes, its fix and whether a retry can succeed.
     """
 
     code: str = ""  # the class's code; an instance holds the code it was raised for
@@ -98,6 +101,7 @@ class GatewayProblem(GatewayClientError):
         retry_after: float | None = None,
         request_id: str | None = None,
         document: Mapping[str, Any] | None = None,
+        help_url: str | None = None,
     ) -> None:
         self.code = code or type(self).code
         self.status = status if status is not None else type(self).default_status
@@ -107,6 +111,7 @@ class GatewayProblem(GatewayClientError):
         self.retry_after = retry_after
         self.request_id = request_id
         self.document: Mapping[str, Any] = dict(document or {})
+        self.help_url = help_url
         where = f" (disclosure {disclosure_id})" if disclosure_id else ""
         super().__init__(f"{self.code} ({self.status}){where}: {detail}")
 
@@ -181,6 +186,13 @@ class PayloadTooLarge(CallerError):
     """413: the body is larger than the gateway accepts."""
 
     code, default_status = "payload_too_large", 413
+
+
+class MethodNotAllowed(CallerError):
+    """405: the path exists but not for this method (a client older or newer than the
+    gateway); the `Allow` header names the methods it takes."""
+
+    code, default_status = "method_not_allowed", 405
 
 
 class Conflict(CallerError):
@@ -669,7 +681,12 @@ class GatewayClient:
                 status=reply.status,
                 content_type=reply.content_type,
             )
-        code = doc["type"].rstrip("/").rsplit("/", 1)[-1]
+        # `/problems/<code>` since 2026-12; older gateways sent an absolute URI ending the same.
+        code = problem_code(doc["type"])
+        try:
+            help_url: str | None = str(URL(self._base + "/").join(URL(doc["type"])))
+        except ValueError:
+            help_url = None
         raise problem_class(code)(
             str(doc.get("detail", "")),
             status=reply.status,
@@ -679,6 +696,7 @@ class GatewayClient:
             retry_after=_retry_after(reply.headers.get("Retry-After")),
             request_id=reply.headers.get("X-Request-Id"),
             document=doc,
+            help_url=help_url,
         )
 
 

@@ -38,6 +38,7 @@ from gateway import jose_seal
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys import KeyPaths, KeyRing, load_key_ring, published_jwks
 from gateway.partners import CONTENT_ENCS, KEY_ALGS, KTY_FOR_ALG, SIGN_ALGS, Partner
+from gateway.problem_catalog import KEY_RECHECK_S, PARTNER_RETRY_AFTER_S
 
 JWT_LIFETIME: Final = timedelta(seconds=300)
 RESPONSE_KEY_ALGS: Final = ("ECDH-ES+A256KW", "ECDH-ES", "RSA-OAEP-256")
@@ -191,19 +192,29 @@ def last_expiry(keys: list[PartnerKey]) -> datetime | None:
     return max(end for end in ends if end is not None)
 
 
-def _no_key(partner: Partner, keys: list[PartnerKey], kid: str | None, where: str) -> GatewayError:
-    """The refusal when no key fits: all expired (partner_key_expired), or no such kid."""
+def _no_key(
+    partner: Partner,
+    keys: list[PartnerKey],
+    kid: str | None,
+    where: str,
+    recheck_s: float | None = None,
+) -> GatewayError:
+    """The refusal when no key fits: all expired (partner_key_expired), or no such kid.
+    `recheck_s`: when the gateway looks for a new key by itself (a JWKS URL); None for a
+    key file, which only an operator replaces (so no Retry-After)."""
     if kid is None and keys:
         return GatewayError(
             "partner_key_expired",
             f"every encryption key of {partner.id} in {where} has expired and an expired "
             "key is never used; the partner must provide a current key",
+            retry_after_s=recheck_s,
         )
     wanted = f"with kid {kid!r}" if kid else "at all"
     return GatewayError(
         "partner_unavailable",
         f"no encryption key of {partner.id} {wanted} in {where}; the partner must "
         "provide a current key",
+        retry_after_s=recheck_s,
     )
 
 
@@ -230,7 +241,7 @@ class PartnerKeyCache:
         session: aiohttp.ClientSession,
         *,
         ttl: float = 3600.0,
-        min_refetch: float = 30.0,
+        min_refetch: float = KEY_RECHECK_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
@@ -275,7 +286,7 @@ class PartnerKeyCache:
                 self._urls[url] = _Fetched(keys, self._clock())
         found = _pick(keys, kid, now)
         if found is None:
-            raise _no_key(partner, keys, kid, f"the JWKS at {url}")
+            raise _no_key(partner, keys, kid, f"the JWKS at {url}", self._min_refetch)
         return found
 
     async def keys_expire_at(self, partner: Partner) -> datetime | None:
@@ -347,8 +358,11 @@ class PartnerKeyCache:
             why = f"network error ({exc.__class__.__name__})"
         except ValueError as exc:
             why = str(exc) if str(exc).startswith(url) else f"bad JWKS ({exc})"
+        # The next disclosure fetches again (a failed fetch is not cached).
         raise GatewayError(
-            "partner_unavailable", f"could not fetch encryption keys of {partner.id}: {why}"
+            "partner_unavailable",
+            f"could not fetch encryption keys of {partner.id}: {why}",
+            retry_after_s=PARTNER_RETRY_AFTER_S,
         )
 
 

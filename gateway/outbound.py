@@ -63,6 +63,7 @@ from gateway.partner_auth import (
     read_limited,
 )
 from gateway.partners import PLACEHOLDER, Operation, Partner
+from gateway.problem_catalog import PARTNER_RETRY_AFTER_S
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ class DeliveryError(GatewayError):
     reached the partner (a timeout after sending counts as maybe; a refused
     connection does not) — the log's outcome needs it. `misconfigured`: the
     gateway's own setup (a missing secret or key file) stopped it before any
-    request. `retry_after_s`: when trying again could help, if known.
+    request. `retry_after_s`: when trying again can help — set exactly when the failure
+    was transient (gateway.problem_catalog states the rule); None when an operator must
+    fix something first.
     """
 
     problem_code: ClassVar[str] = "partner_unavailable"
@@ -116,11 +119,12 @@ class DeliveryError(GatewayError):
         misconfigured: bool = False,
         retry_after_s: float | None = None,
     ) -> None:
-        super().__init__(self.problem_code, detail, disclosure_id=disclosure_id)
+        super().__init__(
+            self.problem_code, detail, disclosure_id=disclosure_id, retry_after_s=retry_after_s
+        )
         self.attempts = attempts
         self.reached_partner = reached_partner
         self.misconfigured = misconfigured
-        self.retry_after_s = retry_after_s
 
 
 class PartnerUnavailable(DeliveryError):
@@ -277,7 +281,7 @@ class Outbound:
     RETRY_AFTER_CAP_S: Final = 30.0
     BACKOFF_MIN_S: Final = 0.1
     BACKOFF_MULTIPLIER_S: Final = 0.5
-    BACKOFF_MAX_S: Final = 8.0
+    BACKOFF_MAX_S: Final = PARTNER_RETRY_AFTER_S  # also the Retry-After of a transient failure
 
     def __init__(
         self,
@@ -367,6 +371,9 @@ class Outbound:
                 breaker.release()
             else:
                 breaker.record_failure()
+                if exc.retry_after_s is not None:
+                    # This failure may have opened the circuit: no trial before it half-opens.
+                    exc.retry_after_s = max(exc.retry_after_s, breaker.retry_in())
             raise
         except BaseException:
             breaker.release()
@@ -395,7 +402,13 @@ class Outbound:
                     return await self._attempt(run)
         except _Transient as exc:
             cls = PartnerTimeout if exc.timeout else PartnerUnavailable
-            raise run.fail(cls, f"{exc.reason}; gave up after {run.tries} tries") from exc
+            # Transient, so a later call can succeed: after the partner's own Retry-After
+            # when it gave one, else after the longest pause the gateway itself makes.
+            raise run.fail(
+                cls,
+                f"{exc.reason}; gave up after {run.tries} tries",
+                retry_after_s=exc.retry_after or PARTNER_RETRY_AFTER_S,
+            ) from exc
         raise AssertionError("tenacity ended without an outcome")
 
     def _wait(self, state: RetryCallState) -> float:

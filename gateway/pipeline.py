@@ -33,6 +33,7 @@ from gateway.minimize import FieldPlan, minimize
 from gateway.outbound import DeliveryError, PartnerReply, build_url
 from gateway.partners import NO_PARTNER_STATE, Operation, Partner, PartnerState, current
 from gateway.policy import Decision, decide
+from gateway.problem_catalog import KEY_RECHECK_S, LOG_RETRY_AFTER_S
 from gateway.request import DisclosureRequest
 
 JOSE = "application/jose"
@@ -142,7 +143,12 @@ async def disclose(
     bind(disclosure_id=disclosure_id, partner=partner.id if partner is not None else None)
     if not decision.allowed or partner is None:
         _log_refusal(gw, disclosure_id, caller, request, partner, decision, now)
-        raise GatewayError(str(decision.problem), decision.detail, disclosure_id=disclosure_id)
+        raise GatewayError(
+            str(decision.problem),
+            decision.detail,
+            disclosure_id=disclosure_id,
+            retry_after_s=_refusal_retry_after(str(decision.problem), partner),
+        )
     operation = partner.operations[request.operation]
     minimized = minimize(
         request.data,
@@ -188,6 +194,15 @@ async def disclose(
         body, content_type = gw.keys.open_response(body), "application/json"
     fields = tuple(name for name in decision.disclosed if "." not in name)
     return Disclosed(disclosure_id, reply.status, content_type, body, fields, decision)
+
+
+def _refusal_retry_after(problem: str, partner: Partner | None) -> float | None:
+    """Of the policy's refusals only partner_key_expired can pass later by itself: when the
+    partner publishes a key at its JWKS URL, which the gateway looks at every
+    KEY_RECHECK_S while all keys have expired. A key file waits for an operator."""
+    if problem == "partner_key_expired" and partner is not None:
+        return KEY_RECHECK_S if partner.encryption.public_key_url is not None else None
+    return None
 
 
 async def _seal_while_intent_commits(
@@ -347,6 +362,7 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
             "the disclosure log cannot be written, so nothing was sent; retry when the "
             "store is back (GET /readyz)",
             disclosure_id=str(entry["disclosure_id"]),
+            retry_after_s=LOG_RETRY_AFTER_S,
         ) from exc
     gw.metrics.log_append_seconds.observe(time.perf_counter() - started)
 

@@ -17,6 +17,7 @@ from gateway.facts import Consent, invalid, parse_consent, parse_date
 from gateway.log.entries import canonical_json
 from gateway.logs import bind
 from gateway.pipeline import Gateway, disclose, evaluate
+from gateway.problem_catalog import LOG_RETRY_AFTER_S
 from gateway.request import parse_disclosure_request
 from gateway.store.base import Store
 from gateway.web.problems import problem_response, read_json
@@ -234,7 +235,10 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await request.app[STORE].ping()
     except GatewayError as exc:
-        return json_response({"status": "unavailable", "storage": exc.detail}, status=503)
+        not_ready = json_response({"status": "unavailable", "storage": exc.detail}, status=503)
+        # The store is tried afresh on every request: ask again when a disclosure would.
+        not_ready.headers["Retry-After"] = f"{LOG_RETRY_AFTER_S:.0f}"
+        return not_ready
     return json_response(
         {
             "status": "ready",

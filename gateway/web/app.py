@@ -49,6 +49,7 @@ from gateway.web import api, wire_errors
 from gateway.web.log_api import LOG, add_log_routes
 from gateway.web.openapi import add_openapi_route
 from gateway.web.partners_api import SUSPENSIONS, add_partner_routes
+from gateway.web.problem_pages import PROBLEM_ROUTES, add_problem_routes
 from gateway.web.problems import METRICS, problem_middleware
 from gateway.web.review import REVIEW_BACKEND, add_review_routes
 from gateway.web.review_backend import LogReviewBackend
@@ -116,6 +117,7 @@ NO_LOG_READS = frozenset(
         "jwks",
         "openapi",
         "log_key",
+        *PROBLEM_ROUTES,
     }
 )
 
@@ -261,6 +263,7 @@ def create_app(
     add_log_routes(app)
     add_partner_routes(app)
     app.router.add_get("/metrics", get_metrics, name="metrics")
+    add_problem_routes(app)
     add_review_routes(
         app,
         reviewers=config.reviewers,

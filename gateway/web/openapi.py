@@ -25,6 +25,7 @@ from gateway import vocabulary as v
 from gateway.errors import PROBLEM_BASE, PROBLEMS
 from gateway.facts import MAX_TEXT
 from gateway.lifecycle import MAX_REASON
+from gateway.problem_catalog import CATALOGUE
 from gateway.request import MAX_ID
 from gateway.web.api import MAX_IDEMPOTENCY_KEY
 
@@ -34,8 +35,6 @@ __all__ = ["UNDOCUMENTED_PREFIXES", "add_openapi_route", "openapi_document"]
 UNDOCUMENTED_PREFIXES: Final = ("/review/",)
 
 PROBLEM_JSON: Final = "application/problem+json"
-# Codes the web layer emits besides errors.PROBLEMS (problems.py renders 405 itself).
-EXTRA_PROBLEM_CODES: Final = ("method_not_allowed",)
 # The parsers' own limits, so the document cannot drift from what they enforce.
 MAX_LEGAL_TEXT: Final = legal_requests.MAX_TEXT
 MAX_LEGAL_SUBJECTS: Final = legal_requests.MAX_SUBJECTS
@@ -137,7 +136,7 @@ def _schemas() -> dict[str, Schema]:
             data_properties[field] = {"type": ["string", "null"], "format": "date"}
         else:
             data_properties[field] = scalar
-    problem_codes = sorted({*PROBLEMS, *EXTRA_PROBLEM_CODES})
+    problem_codes = sorted(PROBLEMS)
     return {
         "Problem": {
             "type": "object",
@@ -146,9 +145,11 @@ def _schemas() -> dict[str, Schema]:
             "properties": {
                 "type": {
                     "type": "string",
-                    "format": "uri",
+                    "format": "uri-reference",
                     "enum": [PROBLEM_BASE + code for code in problem_codes],
-                    "description": f"{PROBLEM_BASE}<code>: the contract problem code.",
+                    "description": f"{PROBLEM_BASE}<code>, a reference relative to the "
+                    "gateway (RFC 9457 §3.1.1): GET it for what the code means, its causes, "
+                    "its fix and whether a retry can succeed.",
                 },
                 "title": {"type": "string", "minLength": 1},
                 "status": {"type": "integer", "minimum": 400, "maximum": 599},
@@ -603,6 +604,66 @@ def _schemas() -> dict[str, Schema]:
             "required": ["status"],
             "properties": {"status": {"const": "ok"}},
         },
+        "ProblemKind": {
+            "type": "object",
+            "description": "What a problem code means (gateway/problem_catalog.py).",
+            "required": [
+                "type",
+                "code",
+                "status",
+                "title",
+                "meaning",
+                "causes",
+                "fix",
+                "retry",
+                "retry_after_s",
+                "retry_after_when",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string", "format": "uri-reference"},
+                "code": {"type": "string", "enum": sorted(CATALOGUE)},
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "title": {"type": "string", "minLength": 1},
+                "meaning": {"type": "string", "minLength": 1},
+                "causes": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                "fix": {"type": "string", "minLength": 1},
+                "retry": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "Whether the same call can succeed later, and when.",
+                },
+                "retry_after_s": {
+                    "type": ["number", "null"],
+                    "description": "The Retry-After sent when the failure itself gives no "
+                    "better figure; null: none unless the failure gives one.",
+                },
+                "retry_after_when": {
+                    "type": "string",
+                    "description": "When answers of this code carry Retry-After; empty: never.",
+                },
+            },
+        },
+        "ProblemIndex": {
+            "type": "object",
+            "required": ["problems"],
+            "additionalProperties": False,
+            "properties": {
+                "problems": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "code", "status", "title"],
+                        "properties": {
+                            "type": {"type": "string", "format": "uri-reference"},
+                            "code": {"type": "string"},
+                            "status": {"type": "integer"},
+                            "title": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        },
         "Ready": {
             "type": "object",
             "required": ["status", "storage"],
@@ -780,14 +841,21 @@ def _paths() -> dict[str, Schema]:
                         "content": {"*/*": {}},
                     },
                     "413": _response("PayloadTooLarge"),
-                    "502": _problem("partner_unavailable (after retries).", refusal_headers),
+                    "502": _problem(
+                        "partner_unavailable (after retries); Retry-After when the failure "
+                        "was transient.",
+                        {**refusal_headers, "Retry-After": _header("RetryAfter")},
+                    ),
                     "503": _problem(
                         "log_unavailable (nothing sent), circuit_open, or "
                         "partner_key_expired (every key of the partner expired; it must "
                         "publish a current one).",
                         {**refusal_headers, "Retry-After": _header("RetryAfter")},
                     ),
-                    "504": _problem("partner_timeout.", refusal_headers),
+                    "504": _problem(
+                        "partner_timeout.",
+                        {**refusal_headers, "Retry-After": _header("RetryAfter")},
+                    ),
                 },
                 tag="disclosures",
                 roles=("discloser",),
@@ -1123,7 +1191,11 @@ def _paths() -> dict[str, Schema]:
                 "Readiness: storage and keys reachable.",
                 {
                     "200": _json(_ref("Ready"), "Ready to serve."),
-                    "503": _json(_ref("Ready"), "Not ready; `storage` says why."),
+                    "503": _json(
+                        _ref("Ready"),
+                        "Not ready; `storage` says why.",
+                        {"Retry-After": _header("RetryAfter")},
+                    ),
                 },
                 tag="operations",
                 secured=False,
@@ -1143,6 +1215,7 @@ def _paths() -> dict[str, Schema]:
                 secured=False,
             )
         },
+        **_problem_paths(),
         "/openapi.json": {
             "get": _operation(
                 "openapi",
@@ -1150,6 +1223,47 @@ def _paths() -> dict[str, Schema]:
                 {"200": _json({"type": "object", "required": ["openapi"]}, "OpenAPI 3.1.")},
                 tag="operations",
                 secured=False,
+            )
+        },
+    }
+
+
+def _problem_paths() -> dict[str, Schema]:
+    html = {"text/html": {"schema": {"type": "string"}}}
+    index = {
+        "description": "Every problem code: HTML by default, JSON when Accept prefers "
+        "application/json.",
+        "content": {"application/json": {"schema": _ref("ProblemIndex")}, **html},
+    }
+
+    def listing(operation_id: str) -> Schema:
+        return _operation(
+            operation_id,
+            "Every problem code the gateway emits, with its status and title.",
+            {"200": index},
+            tag="problems",
+            secured=False,
+        )
+
+    return {
+        PROBLEM_BASE.rstrip("/"): {"get": listing("listProblemsNoSlash")},
+        PROBLEM_BASE: {"get": listing("listProblems")},
+        PROBLEM_BASE + "{code}": {
+            "get": _operation(
+                "getProblem",
+                "What a problem code means, its usual causes, what fixes it, its HTTP "
+                "status and whether a retry can succeed: the page a problem's `type` names.",
+                {
+                    "200": {
+                        "description": "The page: HTML by default, JSON when Accept prefers "
+                        "application/json.",
+                        "content": {"application/json": {"schema": _ref("ProblemKind")}, **html},
+                    },
+                    "404": _response("NotFound"),
+                },
+                tag="problems",
+                secured=False,
+                parameters=[_path_param("code", "A problem code, e.g. consent_required.")],
             )
         },
     }
@@ -1171,7 +1285,8 @@ def _build() -> dict[str, Any]:
             "version": _version(),
             "summary": "The one door through which personal data leaves the company.",
             "description": "Every refusal is an RFC 9457 problem document "
-            f"(`{PROBLEM_JSON}`) whose `type` is {PROBLEM_BASE}<code>. Bodies are UTF-8 "
+            f"(`{PROBLEM_JSON}`) whose `type` is {PROBLEM_BASE}<code>, a page of the gateway "
+            "that explains the code. Bodies are UTF-8 "
             "JSON (RFC 8259): no NaN or Infinity, no number beyond a double, no string "
             "holding U+0000, nesting at most server.max_json_depth deep.",
         },
@@ -1185,6 +1300,7 @@ def _build() -> dict[str, Any]:
                 "partners",
                 "log",
                 "operations",
+                "problems",
             )
         ],
         "paths": _paths(),

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
+from gateway.problem_catalog import CATALOGUE
 
 log = logging.getLogger("gateway.web")
 
@@ -34,15 +35,30 @@ _HTTP_CODES = {
 }
 
 
-def problem_response(error: GatewayError, headers: dict[str, str] | None = None) -> web.Response:
-    extra = dict(headers or {})
+def retry_after_s(error: GatewayError) -> float | None:
+    """Seconds after which the same call can succeed: the raise site's own figure, else
+    the catalogue's rule for the code (None: a retry cannot succeed on its own)."""
+    if error.retry_after_s is not None:
+        return error.retry_after_s
+    return CATALOGUE[error.code].retry_after_s
+
+
+def problem_headers(error: GatewayError) -> dict[str, str]:
+    """The headers every answer of this error carries, whatever renders its body."""
+    headers: dict[str, str] = {}
     if error.disclosure_id:
-        extra["Disclosure-Id"] = error.disclosure_id
-    retry_after = getattr(error, "retry_after_s", None)
-    if isinstance(retry_after, int | float) and retry_after > 0:
-        extra["Retry-After"] = str(max(1, round(retry_after)))
+        headers["Disclosure-Id"] = error.disclosure_id
+    retry_after = retry_after_s(error)
+    if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+        # Delta-seconds (RFC 9110 §10.2.3): whole seconds, never 0 while a wait is due.
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if error.code == "unauthenticated":
-        extra["WWW-Authenticate"] = 'Bearer realm="disclosure-gateway"'
+        headers["WWW-Authenticate"] = 'Bearer realm="disclosure-gateway"'
+    return headers
+
+
+def problem_response(error: GatewayError, headers: dict[str, str] | None = None) -> web.Response:
+    extra = {**problem_headers(error), **(headers or {})}
     return web.Response(
         status=error.status,
         body=json.dumps(error.problem()).encode("utf-8"),
@@ -67,14 +83,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         if exc.status == 405:
             allowed = exc.headers.get("Allow", "")
-            response = _plain_problem(
-                405,
-                "method_not_allowed",
-                "Method not allowed",
-                f"{request.method} is not allowed here; allowed: {allowed}",
+            return problem_response(
+                GatewayError(
+                    "method_not_allowed",
+                    f"{request.method} is not allowed here; allowed: {allowed}",
+                ),
+                {"Allow": allowed},
             )
-            response.headers["Allow"] = allowed
-            return response
         code = _HTTP_CODES.get(exc.status, "invalid_request")
         detail = {
             # The path is not echoed: a mistyped route may carry a subject id.
@@ -91,16 +106,6 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                 "the operators have the details in the application log",
             )
         )
-
-
-def _plain_problem(status: int, code: str, title: str, detail: str) -> web.Response:
-    doc = {
-        "type": f"https://gateway.invalid/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    return web.Response(status=status, body=json.dumps(doc).encode(), content_type=PROBLEM_JSON)
 
 
 def _reject_constant(name: str) -> Any:

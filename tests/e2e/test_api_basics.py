@@ -5,6 +5,12 @@ from __future__ import annotations
 import io
 import json
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.store.base import StoreUnavailable
+from gateway.web import api
+
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000aaaa"
 CONSENT = {"subject": SUBJECT, "purposes": ["service_provision"],
            "partners": ["lao-credit-bureau"], "policy_version": "2024-09-30",
@@ -22,7 +28,7 @@ def assert_problem(response, status: int, code: str) -> None:
 
 async def problem(response) -> dict:
     doc = json.loads(await response.read())
-    assert doc["type"].startswith("https://gateway.invalid/problems/")
+    assert doc["type"].startswith("/problems/")
     assert {"type", "title", "status", "detail"} <= set(doc)
     return doc
 
@@ -125,3 +131,21 @@ async def test_unknown_route_and_method(gateway):
     assert r.status == 404 and r.content_type == "application/problem+json"
     r = await gateway.get("/v1/disclosures")
     assert r.status == 405 and r.content_type == "application/problem+json"
+
+
+class StoreDown:
+    """A store whose database cannot be reached."""
+
+    async def ping(self) -> None:
+        raise StoreUnavailable("connection refused by the database")
+
+
+async def test_readyz_503_says_when_to_ask_again():
+    app = web.Application()
+    app[api.STORE] = StoreDown()
+    app.router.add_get("/readyz", api.readyz)
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.get("/readyz")
+        assert answer.status == 503
+        assert answer.headers["Retry-After"] == "5"
+        assert (await answer.json())["status"] == "unavailable"

@@ -72,7 +72,7 @@ async def test_each_problem_document_raises_its_class():
     async def answer(request: web.Request) -> web.Response:
         error = GatewayError(request.match_info["code"], "what is wrong and what would pass",
                              disclosure_id="d-123")
-        error.retry_after_s = 7  # type: ignore[attr-defined]
+        error.retry_after_s = 7
         return problem_response(error)
 
     app = web.Application()
@@ -90,6 +90,9 @@ async def test_each_problem_document_raises_its_class():
             assert (problem.code, problem.status) == (code, status)
             assert problem.detail == "what is wrong and what would pass"
             assert problem.disclosure_id == "d-123" and problem.retry_after == 7
+            # The relative `type` resolves on the gateway: the page explaining the code.
+            assert problem.document["type"] == f"/problems/{code}"
+            assert problem.help_url == str(server.make_url(f"/problems/{code}"))
             assert "CANARY" not in str(problem)
     finally:
         await server.close()
@@ -115,6 +118,8 @@ async def test_unknown_code_and_foreign_answers():
                 await gw.decide(**CREDIT)
         assert type(caught.value) is gc.GatewayProblem
         assert (caught.value.code, caught.value.status) == ("brand_new", 418)
+        # An older gateway's absolute `type` is read the same way.
+        assert caught.value.help_url == "https://gateway.invalid/problems/brand_new"
         async with gc.GatewayClient(str(server.make_url("/proxy")), token="t") as gw:
             with pytest.raises(gc.UnexpectedResponse) as foreign:
                 await gw.decide(**CREDIT)

@@ -140,8 +140,9 @@ async def test_partner_failing_gives_502_and_failed_outcome(live, sandboxes, aut
     r = await live.post("/v1/disclosures", json=body("lao-credit-bureau", "credit_check"),
                         headers=auth("sales-service"))
     assert r.status == 502
+    assert r.headers["Retry-After"] == "8"  # transient: the longest pause between tries
     doc = await r.json(content_type=None)
-    assert doc["type"].endswith("/partner_unavailable")
+    assert doc["type"] == "/problems/partner_unavailable"
     entries = await log_of(live, doc["disclosure_id"])
     assert [e["kind"] for e in entries] == ["intent", "outcome"]
     assert entries[1]["outcome"] == "failed" and entries[1]["attempts"] == 3

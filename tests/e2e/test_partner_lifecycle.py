@@ -105,7 +105,7 @@ async def refused_as(
     assert r.status == status, await r.text()
     assert r.content_type == "application/problem+json"
     problem = await r.json(content_type=None)
-    assert problem["type"] == f"https://gateway.invalid/problems/{code}"
+    assert problem["type"] == f"/problems/{code}"
     assert problem["status"] == status
     logged = await entries(client, problem["disclosure_id"])
     assert [(e["kind"], e["problem"]) for e in logged] == [("refused", code)]

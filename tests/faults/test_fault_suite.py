@@ -315,6 +315,7 @@ async def test_the_breaker_opens_refuses_without_sending_and_recovers(rig: Rig) 
     assert await rig.breaker_state() == "closed"
     failed = await asyncio.gather(*(rig.disclose() for _ in range(5)))
     assert {(a.status, a.problem) for a in failed} == {(502, "partner_unavailable")}
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in failed)  # transient: retry later
     assert await rig.breaker_state() == "open"
 
     refused = await rig.disclose()
@@ -572,7 +573,10 @@ async def test_a_database_stopped_mid_load_sends_nothing_and_serves_again_when_b
         # While it is down: 503 log_unavailable, and nothing leaves.
         down = await asyncio.gather(*(rig.disclose() for _ in range(8)))
         assert {(a.status, a.problem) for a in down} == {(503, "log_unavailable")}
-        assert (await client.get("/readyz")).status == 503
+        # A retry can succeed once the store is back: every answer says when to ask again.
+        assert {a.headers.get("Retry-After") for a in down} == {"5"}
+        not_ready = await client.get("/readyz")
+        assert (not_ready.status, not_ready.headers.get("Retry-After")) == (503, "5")
         await asyncio.sleep(0.3)
         assert len(partner.received) == delivered_before
 

@@ -34,6 +34,7 @@ from gateway.crypto import (
 from gateway.errors import GatewayError
 from gateway.keys import generate_missing, rotate_signing_keys
 from gateway.partners import SIGN_ALGS, Partner, PartnerEncryption
+from gateway.problem_catalog import KEY_RECHECK_S, PARTNER_RETRY_AFTER_S
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
@@ -669,3 +670,47 @@ def test_open_response_takes_bytes_and_refuses_non_ascii(gateway_keys: GatewayKe
     assert gateway_keys.open_response(token.encode("ascii")) == b'{"result":"match"}'
     with pytest.raises(GatewayError, match="partner_unavailable"):
         gateway_keys.open_response("é".encode() + token.encode("ascii"))
+
+
+# -- Retry-After: a key problem the gateway clears by itself says when ------------------
+
+
+async def test_expired_jwks_keys_say_when_the_gateway_looks_again(
+    partners: dict[str, Partner],
+    jwks_partner: tuple[JwksPartner, str],
+    session: aiohttp.ClientSession,
+) -> None:
+    fake, url = jwks_partner
+    fake.keys = [_new_key("X25519").as_dict(use="enc", exp=int(NOW.timestamp()) - 60)]
+    cache = PartnerKeyCache(session, clock=FakeClock(NOW))
+    with pytest.raises(GatewayError) as caught:
+        await cache.key_for(_with_url(partners["adreach"], url))
+    assert caught.value.code == "partner_key_expired"
+    assert caught.value.retry_after_s == KEY_RECHECK_S
+
+
+async def test_an_expired_key_file_waits_for_an_operator(
+    partners: dict[str, Partner], tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    expired = tmp_path / "expired.jwk.json"
+    key = _new_key("X25519").as_dict(use="enc", exp=int(NOW.timestamp()) - 60)
+    expired.write_text(json.dumps(key))
+    encryption = PartnerEncryption("ECDH-ES+A256KW", "A256GCM", "ES256", expired, None)
+    partner = dataclasses.replace(partners["adreach"], encryption=encryption)
+    with pytest.raises(GatewayError) as caught:
+        await PartnerKeyCache(session, clock=FakeClock(NOW)).key_for(partner)
+    assert caught.value.code == "partner_key_expired"
+    assert caught.value.retry_after_s is None
+
+
+async def test_a_failed_jwks_fetch_says_when_to_retry(
+    partners: dict[str, Partner],
+    jwks_partner: tuple[JwksPartner, str],
+    session: aiohttp.ClientSession,
+) -> None:
+    fake, url = jwks_partner
+    fake.status = 503
+    with pytest.raises(GatewayError) as caught:
+        await PartnerKeyCache(session).key_for(_with_url(partners["adreach"], url))
+    assert caught.value.code == "partner_unavailable"
+    assert caught.value.retry_after_s == PARTNER_RETRY_AFTER_S

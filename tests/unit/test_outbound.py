@@ -35,6 +35,7 @@ from gateway.outbound import (
     retry_after_seconds,
 )
 from gateway.partners import Operation, Partner, PartnerAuth, PartnerEncryption, SecretRef
+from gateway.problem_catalog import PARTNER_RETRY_AFTER_S
 
 SUBMIT = Operation(
     "submit",
@@ -753,3 +754,81 @@ def test_preflight_names_every_missing_secret_without_values(
         outbound.preflight([keyed, make_partner("https://b.example")])
     (error,) = caught.value.errors
     assert "MISSING_KEY" in error.message and "s3cret" not in error.message
+
+
+# -- Retry-After: set exactly when a retry can succeed (gateway/problem_catalog.py) -------
+
+
+async def test_a_transient_failure_after_retries_says_when_to_retry(
+    serve: Serve, outbound: Outbound
+) -> None:
+    fake = FakePartner([status(503)] * 3)
+    with pytest.raises(PartnerUnavailable) as caught:
+        await deliver(outbound, make_partner(await serve(fake.app())))
+    assert caught.value.retry_after_s == PARTNER_RETRY_AFTER_S == Outbound.BACKOFF_MAX_S
+
+
+async def test_the_partners_own_retry_after_is_passed_on(serve: Serve, outbound: Outbound) -> None:
+    fake = FakePartner([status(429, headers={"Retry-After": "3"})] * 3)
+    with pytest.raises(PartnerUnavailable) as caught:
+        await deliver(outbound, make_partner(await serve(fake.app())))
+    assert caught.value.retry_after_s == 3.0
+
+
+async def test_a_partner_down_says_when_to_retry(outbound: Outbound) -> None:
+    partner = make_partner(f"http://127.0.0.1:{free_port()}", max_attempts=2)
+    with pytest.raises(PartnerUnavailable) as caught:
+        await deliver(outbound, partner)
+    assert caught.value.retry_after_s == PARTNER_RETRY_AFTER_S
+
+
+async def test_a_timeout_says_when_to_retry(serve: Serve, outbound: Outbound) -> None:
+    fake = FakePartner([slow(0.3), slow(0.3)])
+    partner = make_partner(await serve(fake.app()), timeout_s=0.1, max_attempts=2)
+    with pytest.raises(PartnerTimeout) as caught:
+        await deliver(outbound, partner)
+    assert caught.value.retry_after_s == PARTNER_RETRY_AFTER_S
+
+
+async def test_the_failure_that_opens_the_circuit_says_when_it_half_opens(
+    serve: Serve, outbound: Outbound
+) -> None:
+    fake = FakePartner([status(503)] * 5)
+    partner = make_partner(await serve(fake.app()), max_attempts=1)
+    for _ in range(4):
+        with pytest.raises(PartnerUnavailable) as caught:
+            await deliver(outbound, partner)
+        assert caught.value.retry_after_s == PARTNER_RETRY_AFTER_S
+    with pytest.raises(PartnerUnavailable) as caught:
+        await deliver(outbound, partner)  # the fifth failure opens the circuit
+    assert outbound.breaker_state(partner.id) == "open"
+    assert caught.value.retry_after_s == 30.0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        status(307, headers={"Location": "/elsewhere"}),  # base_url must be fixed
+        status(501),  # not a transient status
+        status(200, body=b"x" * (Outbound.MAX_REPLY_BYTES + 1)),
+    ],
+    ids=["redirect", "501", "oversized"],
+)
+async def test_a_failure_an_operator_must_fix_has_no_retry_after(
+    serve: Serve, outbound: Outbound, answer: Step
+) -> None:
+    fake = FakePartner([answer])
+    with pytest.raises(PartnerUnavailable) as caught:
+        await deliver(outbound, make_partner(await serve(fake.app())))
+    assert caught.value.retry_after_s is None
+
+
+async def test_a_missing_secret_has_no_retry_after(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    auth = PartnerAuth(type="api_key", header="X-Partner-Key", key=SecretRef(env="MISSING_KEY"))
+    partner = make_partner(await serve(FakePartner().app()), auth=auth)
+    with pytest.raises(PartnerUnavailable) as caught:
+        await deliver(Outbound(session, env={}), partner)
+    assert caught.value.misconfigured is True
+    assert caught.value.retry_after_s is None

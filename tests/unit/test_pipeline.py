@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,8 +19,9 @@ from gateway.log.entries import LogKeys
 from gateway.log.recovery import InstanceLog
 from gateway.log.writer import LogWriter
 from gateway.outbound import PartnerReply, PartnerTimeout
-from gateway.partners import Operation, Partner
+from gateway.partners import Operation, Partner, PartnerState
 from gateway.pipeline import Gateway, disclose
+from gateway.problem_catalog import KEY_RECHECK_S, LOG_RETRY_AFTER_S
 from gateway.request import DisclosureRequest
 from gateway.store.base import LogRow
 
@@ -244,3 +246,55 @@ async def test_a_seal_failure_with_no_durable_intent_is_log_unavailable(config, 
     with pytest.raises(GatewayError) as exc:
         await disclose(gw, CALLER, REQUEST)
     assert exc.value.code == "log_unavailable" and log.entries == []
+
+
+# -- Retry-After: which refusals and failures say when the same call can succeed ----------
+
+
+class ExpiredKeys:
+    """PartnerStates whose every partner has only expired encryption keys."""
+
+    async def state_of(self, partner: Partner) -> PartnerState:
+        return PartnerState(keys_expire_at=NOW - timedelta(seconds=1))
+
+
+def keys_from_url(partners: dict[str, Partner]) -> dict[str, Partner]:
+    partner = partners["bcel-payments"]
+    encryption = dataclasses.replace(
+        partner.encryption, public_key=None, public_key_url="https://keys.example/jwks.json"
+    )
+    return {**partners, partner.id: dataclasses.replace(partner, encryption=encryption)}
+
+
+async def test_no_durable_intent_says_when_to_retry(config, partners):
+    journal = Journal()
+    log = FakeLog(journal, fail_kinds=frozenset({"intent"}))
+    with pytest.raises(GatewayError) as exc:
+        await disclose(gateway(config, partners, log, FakeOutbound(journal)), CALLER, REQUEST)
+    assert exc.value.retry_after_s == LOG_RETRY_AFTER_S
+
+
+async def test_expired_keys_of_a_jwks_partner_say_when_the_gateway_looks_again(config, partners):
+    journal = Journal()
+    gw = gateway(config, partners, FakeLog(journal), FakeOutbound(journal))
+    gw = dataclasses.replace(
+        gw,
+        partners=keys_from_url(partners),
+        partner_states=ExpiredKeys(),  # type: ignore[arg-type]
+    )
+    with pytest.raises(GatewayError) as exc:
+        await disclose(gw, CALLER, REQUEST)
+    assert (exc.value.code, exc.value.retry_after_s) == ("partner_key_expired", KEY_RECHECK_S)
+
+
+async def test_expired_key_file_and_policy_refusals_have_no_retry_after(config, partners):
+    journal = Journal()
+    gw = gateway(config, partners, FakeLog(journal), FakeOutbound(journal))
+    expired = dataclasses.replace(gw, partner_states=ExpiredKeys())  # type: ignore[arg-type]
+    with pytest.raises(GatewayError) as exc:
+        await disclose(expired, CALLER, REQUEST)
+    assert (exc.value.code, exc.value.retry_after_s) == ("partner_key_expired", None)
+    refused = DisclosureRequest("bcel-payments", "charge", "marketing", "consent", "s-1", {})
+    with pytest.raises(GatewayError) as exc:
+        await disclose(gw, CALLER, refused)
+    assert (exc.value.code, exc.value.retry_after_s) == ("purpose_not_allowed", None)

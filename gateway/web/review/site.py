@@ -29,7 +29,7 @@ from gateway.errors import GatewayError
 from gateway.partners import Partner
 from gateway.store.base import Store
 from gateway.web.api import STORE
-from gateway.web.problems import PROBLEM_JSON
+from gateway.web.problems import problem_headers, problem_response
 from gateway.web.review.backend import REVIEW_BACKEND, ReviewBackend
 from gateway.web.review.passwords import PasswordVerifier
 from gateway.web.review.session import LoginThrottle, Sealer, Session, SessionSigner
@@ -85,7 +85,7 @@ _HTTP_CODES: Final = {
     401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
-    405: "invalid_request",
+    405: "method_not_allowed",
     413: "payload_too_large",
 }
 
@@ -243,14 +243,12 @@ def wants_html(request: web.Request) -> bool:
 
 def html_error(request: web.Request, error: GatewayError) -> web.Response:
     if not wants_html(request):
-        return web.Response(
-            status=error.status,
-            body=json.dumps(error.problem()).encode("utf-8"),
-            content_type=PROBLEM_JSON,
-        )
+        return problem_response(error)
     who = context(request).signed_in(request) if REVIEW in request.config_dict else None
     title = PAGE_TITLES.get(error.code, error.title)
-    return render(request, "error.html", status=error.status, who=who, error=error, title=title)
+    page = render(request, "error.html", status=error.status, who=who, error=error, title=title)
+    page.headers.update(problem_headers(error))  # e.g. Retry-After of log_unavailable
+    return page
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:

@@ -188,6 +188,18 @@ class PayloadTooLarge(CallerError):
     code, default_status = "payload_too_large", 413
 
 
+class UriTooLong(CallerError):
+    """414: the request line is longer than the gateway reads (a value belongs in a body)."""
+
+    code, default_status = "uri_too_long", 414
+
+
+class HeadersTooLarge(CallerError):
+    """431: a request header is longer than the gateway reads."""
+
+    code, default_status = "headers_too_large", 431
+
+
 class MethodNotAllowed(CallerError):
     """405: the path exists but not for this method (a client older or newer than the
     gateway); the `Allow` header names the methods it takes."""
@@ -223,6 +235,12 @@ class SubjectUnderAge(DisclosureRefused):
     """403: the customer is under 14: no such disclosure."""
 
     code, default_status = "subject_under_age", 403
+
+
+class DateOfBirthConflict(DisclosureRefused):
+    """403: the payload's date of birth and the stored profile's differ (both 14 or over)."""
+
+    code, default_status = "date_of_birth_conflict", 403
 
 
 class LegalRequestRequired(DisclosureRefused):

@@ -55,6 +55,7 @@ from gateway.partners_diff import (
     render_markdown,
     render_text,
 )
+from gateway.preflight import check_before_start
 from gateway.store import Store
 from gateway.store.base import MAX_SEARCH_LIMIT
 
@@ -85,10 +86,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.dir:
         partners = load_partners(Path(args.dir))
         warn_days = _warn_days(args)
+        # Partner files on their own: their secrets and key files, not the gateway's keys.
+        check_before_start(partners.values(), os.environ)
     else:
         config = load(args)
         partners = load_partners(config.partners_dir, config.root)
         warn_days = config.partner_warn_days
+        check_before_start(
+            partners.values(), os.environ, keys_dir=config.keys_dir, log_origin=config.log.origin
+        )
     for partner in partners.values():
         print(f"ok  {partner.source}  ({partner.category}, {len(partner.operations)} operations)")
     print(f"{len(partners)} partner file(s) valid")

@@ -353,6 +353,10 @@ def register(commands: Commands) -> None:
         "reload",
         cmd_reload,
         "validate config.toml and the partner files, then make the running gateway reload "
-        "them (SIGHUP to the pid in var/gateway.pid); an invalid set is never applied",
+        "them (SIGHUP to the pid in var/gateway.pid beside the config file); an invalid set is "
+        "never applied",
     )
-    reload.add_argument("--pid-file", help="the gateway's pid file (default: var/gateway.pid)")
+    reload.add_argument(
+        "--pid-file",
+        help="the gateway's pid file (default: var/gateway.pid in the config file's folder)",
+    )

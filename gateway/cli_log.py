@@ -320,19 +320,47 @@ def cmd_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _confirm_destruction(what: str, yes: bool) -> None:
+    """Ask before an irreversible act: a typed `yes` on a terminal, or `--yes`.
+
+    Without a terminal on stdin and without `--yes` it refuses (exit 2): a script
+    must say it means it, and a pipe must never answer for a person.
+    """
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"this would {what}, and it cannot be undone; no terminal to confirm on: "
+            "pass --yes to confirm"
+        )
+    print(f"This will {what}. It cannot be undone.", file=sys.stderr)
+    print("Type yes to go on: ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip() != "yes":
+        raise UsageError("not confirmed; nothing was destroyed")
+
+
 def cmd_forget_before(args: argparse.Namespace) -> int:
     config = load(args)
     moment = parse_time(args.date, "DATE")
     period = Period.of(moment)
     try:
-        LogKeys.load(config.keys_dir)  # a file to forget from, even on a fresh install
-        if args.dry_run:
-            first = LogKeys.load(config.keys_dir).first_period
-            if period <= first:
-                print(f"nothing to forget: the keys start at {first}")
-            else:
-                print(f"would destroy the subject keys of {first} to {period.previous()}")
+        first = LogKeys.load(config.keys_dir).first_period  # a file, even on a fresh install
+        if period <= first:
+            print(f"nothing to forget: the keys start at {first}")
             return EXIT_OK
+        what = (
+            f"destroy the subject keys of {first} to {period.previous()} in {config.keys_dir}: "
+            "subject references of those months can no longer be linked to anyone"
+        )
+        if args.dry_run:
+            print(f"would {what}")
+            return EXIT_OK
+        current = Period.of(datetime.now(UTC))
+        if period > current:  # refused before asking: forget_before would refuse it anyway
+            raise ValueError(
+                f"cannot forget up to {period}: the current period {current} is still written"
+            )
+        _confirm_destruction(what, args.yes)
         old, new = forget_before(config.keys_dir, period, now=lambda: datetime.now(UTC))
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -415,3 +443,8 @@ def register(commands: Commands) -> None:
     )
     forget.add_argument("date", metavar="DATE", help="YYYY-MM-DD")
     forget.add_argument("--dry-run", action="store_true", help="only say what would go")
+    forget.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm without being asked (needed when stdin is not a terminal)",
+    )

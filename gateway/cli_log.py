@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
+
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from gateway.cli_support import (
     EXIT_FOUND,
@@ -51,29 +53,27 @@ T = TypeVar("T")
 
 
 class Progress:
-    """``\\r``-rewritten progress on stderr, only when it is a terminal."""
+    """Progress of long work on stderr (tqdm: bar, rate, time left), only when stderr is
+    a terminal: a pipe, a file or a CI log gets nothing."""
 
     def __init__(self, what: str, total: int, stream: TextIO | None = None) -> None:
-        self._stream = stream or sys.stderr
-        self._on = self._stream.isatty() and total > 0
-        self._what, self._total = what, total
-        self._last = 0.0
+        out = stream or sys.stderr
+        self._bar: Any = tqdm(
+            total=total,
+            desc=what,
+            unit=" entries",
+            file=out,
+            disable=not out.isatty() or total <= 0,
+            leave=False,  # the command's own summary line follows
+            mininterval=0.2,
+        )
 
     def update(self, done: int) -> None:
-        now = time.monotonic()
-        if not self._on or now - self._last < 0.2:
-            return
-        self._last = now
-        width = 30
-        filled = width * min(done, self._total) // self._total
-        bar = "#" * filled + "-" * (width - filled)
-        self._stream.write(f"\r{self._what} [{bar}] {done:,}/{self._total:,}")
-        self._stream.flush()
+        """`done` entries so far (a running count, not an increment)."""
+        self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
-        if self._on:
-            self._stream.write("\r" + " " * 79 + "\r")
-            self._stream.flush()
+        self._bar.close()
 
 
 def _signer(config: Config) -> LogSigner:
@@ -230,6 +230,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
+        progress = Progress("exporting", await store.log_size())
         out: TextIO = (
             sys.stdout
             if args.output in (None, "-")
@@ -245,7 +246,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                 else:
                     out.write(json.dumps({"index": index, **entry}, sort_keys=True) + "\n")
                 count += 1
+                progress.update(count)
         finally:
+            progress.close()
             if out is not sys.stdout:
                 out.close()
         print(f"exported {count} entries", file=sys.stderr)

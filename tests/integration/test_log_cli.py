@@ -306,3 +306,22 @@ def test_forget_before_asks_unless_yes(
     assert main(argv) == 0
     assert "destroyed the subject keys" in capsys.readouterr().out
     assert key_file.read_bytes() != before
+
+
+async def test_export_shows_progress_on_a_terminal_only(logged: Setup, tmp_path: Path) -> None:
+    target = tmp_path / "log.jsonl"
+    argv = ["--config", str(logged.root / "config.toml"), "log", "export", "--output", str(target)]
+
+    def run(stderr: io.StringIO) -> int:
+        with redirect_stderr(stderr):
+            return main(argv)
+
+    terminal = _Terminal()
+    assert await asyncio.to_thread(run, terminal) == 0
+    shown = terminal.getvalue()
+    assert "exporting" in shown and f"/{ENTRIES} " in shown and "\r" in shown
+
+    piped = io.StringIO()
+    assert await asyncio.to_thread(run, piped) == 0
+    assert piped.getvalue() == f"exported {ENTRIES} entries\n"
+    assert len(target.read_text().splitlines()) == ENTRIES

@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, Final, TextIO, TypeVar
 
 from tqdm import tqdm  # type: ignore[import-untyped]
 
@@ -23,9 +23,12 @@ from gateway.cli_support import (
     EXIT_FOUND,
     EXIT_OK,
     Commands,
+    RecordWriter,
     UsageError,
     add_command,
+    add_format_option,
     add_group,
+    columns,
     load,
     with_store,
 )
@@ -34,11 +37,9 @@ from gateway.facts import parse_time
 from gateway.log.audit import AuditReport, audit_store
 from gateway.log.offline import ProofDocumentError, b64, proof_document, verify_proof_document
 from gateway.log.search import (
+    CSV_COLUMNS,
     OUTCOME_FILTERS,
-    Found,
     Query,
-    csv_header,
-    csv_row,
     export_entries,
     search,
     subject_refs,
@@ -176,18 +177,39 @@ def _moment(text: str | None, name: str) -> datetime | None:
     return None if text is None else parse_time(text, name)
 
 
-def _row(found: Found) -> str:
-    e = found.entry
+SEARCH_COLUMNS: Final = columns(
+    "index", "time", "outcome", "partner", "operation", "purpose", "legal_basis", "disclosure_id"
+)
+SEARCH_HEADER: Final = (
+    "   INDEX  TIME                      OUTCOME   PARTNER               OPERATION"
+    "           PURPOSE               BASIS               DISCLOSURE"
+)
+
+
+def _search_flat(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A found disclosure (Found.as_json) as the cells of a CSV row or a text line."""
+    entry = record["entry"]
+    return {
+        "index": record["index"],
+        "time": entry.get("time"),
+        "outcome": record["outcome"],
+        **{key: entry.get(key) for key in ("partner", "operation", "purpose", "legal_basis")},
+        "disclosure_id": entry.get("disclosure_id"),
+    }
+
+
+def _search_line(record: Mapping[str, Any]) -> str:
+    row = _search_flat(record)
     return "  ".join(
         [
-            str(found.index).rjust(8),
-            str(e.get("time", "")),
-            found.outcome.ljust(8),
-            str(e.get("partner") or "-").ljust(20),
-            str(e.get("operation") or "-").ljust(18),
-            str(e.get("purpose") or "-").ljust(20),
-            str(e.get("legal_basis") or "-").ljust(18),
-            str(e.get("disclosure_id", "")),
+            str(row["index"]).rjust(8),
+            str(row["time"] or ""),
+            str(row["outcome"]).ljust(8),
+            str(row["partner"] or "-").ljust(20),
+            str(row["operation"] or "-").ljust(18),
+            str(row["purpose"] or "-").ljust(20),
+            str(row["legal_basis"] or "-").ljust(18),
+            str(row["disclosure_id"] or ""),
         ]
     )
 
@@ -210,22 +232,51 @@ def cmd_search(args: argparse.Namespace) -> int:
             since=since,
             until=until,
         )
-        shown = 0
-        if not args.json:
-            print(
-                "   INDEX  TIME                      OUTCOME   PARTNER               OPERATION"
-                "           PURPOSE               BASIS               DISCLOSURE"
-            )
+        out = RecordWriter(
+            args.format,
+            SEARCH_COLUMNS,
+            json_lines=True,
+            flat=_search_flat,
+            text_line=_search_line,
+            text_header=SEARCH_HEADER,
+        )
         async for found in search(store, query):
-            print(json.dumps(found.as_json(), sort_keys=True) if args.json else _row(found))
-            shown += 1
-            if args.limit is not None and shown >= args.limit:
+            out.write(found.as_json())
+            if args.limit is not None and out.count >= args.limit:
                 break
-        if not args.json:
-            print(f"{shown} disclosure(s)", file=sys.stderr)
+        out.close()
+        if args.format == "text":
+            print(f"{out.count} disclosure(s)", file=sys.stderr)
         return EXIT_OK
 
     return with_store(args, work)
+
+
+EXPORT_HEADER: Final = (
+    "   INDEX  TIME                      KIND      PARTNER               OPERATION"
+    "           OUTCOME   DISCLOSURE"
+)
+
+
+def _export_flat(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's CSV cells: the known columns, anything else as JSON under 'extra'."""
+    known = set(CSV_COLUMNS)
+    extra = {k: v for k, v in record.items() if k not in known}
+    return {**record, "extra": extra or None}
+
+
+def _export_line(record: Mapping[str, Any]) -> str:
+    return "  ".join(
+        [
+            str(record["index"]).rjust(8),
+            str(record.get("time") or ""),
+            str(record.get("kind") or "-").ljust(8),
+            str(record.get("partner") or "-").ljust(20),
+            str(record.get("operation") or "-").ljust(18),
+            str(record.get("outcome") or "-").ljust(8),
+            str(record.get("disclosure_id") or ""),
+        ]
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -237,21 +288,24 @@ def cmd_export(args: argparse.Namespace) -> int:
             else open(args.output, "w", encoding="utf-8", newline="")
         )
         try:
-            if args.format == "csv":
-                out.write(csv_header())
-            count = 0
+            writer = RecordWriter(
+                args.format,
+                {column: column.upper() for column in CSV_COLUMNS},
+                out=out,
+                json_lines=True,
+                flat=_export_flat,
+                text_line=_export_line,
+                text_header=EXPORT_HEADER,
+            )
             async for index, entry in export_entries(store):
-                if args.format == "csv":
-                    out.write(csv_row(index, entry))
-                else:
-                    out.write(json.dumps({"index": index, **entry}, sort_keys=True) + "\n")
-                count += 1
-                progress.update(count)
+                writer.write({"index": index, **entry})
+                progress.update(writer.count)
+            writer.close()
         finally:
             progress.close()
             if out is not sys.stdout:
                 out.close()
-        print(f"exported {count} entries", file=sys.stderr)
+        print(f"exported {writer.count} entries", file=sys.stderr)
         return EXIT_OK
 
     return with_store(args, work)
@@ -405,10 +459,12 @@ def register(commands: Commands) -> None:
     found.add_argument("--since", help="from this date or RFC 3339 time (inclusive)")
     found.add_argument("--until", help="up to this date or RFC 3339 time (exclusive)")
     found.add_argument("--limit", type=int, help="at most this many disclosures")
-    found.add_argument("--json", action="store_true", help="JSON lines, one disclosure each")
+    add_format_option(found, default="text", old_json_flag=True)  # json: one line each
 
     export = add_command(group, "export", cmd_export, "every entry in index order")
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    # json is JSON lines, one entry each (the value was called jsonl before --format was
+    # shared by every command; that name stays accepted).
+    add_format_option(export, default="json", old_names={"jsonl": "json"})
     export.add_argument("--output", help="file to write (default: stdout)")
 
     add_command(

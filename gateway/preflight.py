@@ -17,7 +17,9 @@ from pathlib import Path
 from gateway.crypto import GatewayKeys
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.keys import KeyPaths, exposed_private_files, read_secret_key
+from gateway.log.service import LogSigner
 from gateway.log.subject_keys import key_file as subject_key_file
+from gateway.outbound import Outbound, client_session
 from gateway.partners import Partner
 
 __all__ = [
@@ -62,8 +64,6 @@ def refuse_exposed_secrets(keys_dir: Path, partners: Iterable[Partner]) -> None:
 
 def own_key_problems(keys_dir: Path, log_origin: str) -> list[ConfigError]:
     """The gateway's own keys `create_app` reads, each one loaded as it will be."""
-    from gateway.log.service import LogSigner  # the log package imports this module's peers
-
     paths = KeyPaths(keys_dir)
     problems: list[ConfigError] = []
     try:
@@ -95,8 +95,6 @@ def own_key_problems(keys_dir: Path, log_origin: str) -> list[ConfigError]:
 def credential_problems(partners: Iterable[Partner], env: Mapping[str, str]) -> list[ConfigError]:
     """What `Outbound.preflight` refuses at start (secrets, private keys, certificates,
     CA bundles), run on a throwaway Outbound outside a running gateway."""
-    from gateway.outbound import Outbound, client_session
-
     async def run() -> list[ConfigError]:
         session = client_session()
         try:

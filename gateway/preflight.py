@@ -4,9 +4,9 @@
 the app (the latter again on each reload) and `Outbound.preflight` when its resources
 open; `gateway partners validate` runs the same functions (`check_before_start`,
 with `credential_problems` running `Outbound.preflight` on a throwaway Outbound), so a
-set of files that validates is a set the gateway starts with: every partner secret set (`*_env`) or readable
-(`*_file`), every key and certificate file readable and usable, no private file
-open to group or others, the gateway's own keys present. Each problem is a
+set of files that validates is a set the gateway starts with: every partner secret
+set (`*_env`) or readable (`*_file`), every key and certificate file readable and
+usable, no private file open to group or others, the gateway's own keys present. Each problem is a
 ConfigError naming `file:line` (partner files) or the file (key files).
 """
 

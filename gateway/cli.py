@@ -35,6 +35,7 @@ from gateway.config import Caller, Config
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
 from gateway.facts import SubjectFacts, parse_facts, parse_time
 from gateway.keys import generate_missing
+from gateway.logs import setup_logging
 from gateway.partners import Partner, load_partners
 from gateway.policy import decide
 from gateway.request import parse_disclosure_request
@@ -380,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Application log lines of every command are JSON on stderr, as serve's are (which
+    # sets its own format and INFO level); a command's own messages stay plain text.
+    setup_logging(getattr(args, "log_format", "json"), level=logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -11,19 +11,24 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Any, Final, TextIO, TypeVar
+
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from gateway.cli_support import (
     EXIT_FOUND,
     EXIT_OK,
     Commands,
+    RecordWriter,
     UsageError,
     add_command,
+    add_format_option,
     add_group,
+    columns,
     load,
     with_store,
 )
@@ -32,11 +37,9 @@ from gateway.facts import parse_time
 from gateway.log.audit import AuditReport, audit_store
 from gateway.log.offline import ProofDocumentError, b64, proof_document, verify_proof_document
 from gateway.log.search import (
+    CSV_COLUMNS,
     OUTCOME_FILTERS,
-    Found,
     Query,
-    csv_header,
-    csv_row,
     export_entries,
     search,
     subject_refs,
@@ -51,29 +54,27 @@ T = TypeVar("T")
 
 
 class Progress:
-    """``\\r``-rewritten progress on stderr, only when it is a terminal."""
+    """Progress of long work on stderr (tqdm: bar, rate, time left), only when stderr is
+    a terminal: a pipe, a file or a CI log gets nothing."""
 
     def __init__(self, what: str, total: int, stream: TextIO | None = None) -> None:
-        self._stream = stream or sys.stderr
-        self._on = self._stream.isatty() and total > 0
-        self._what, self._total = what, total
-        self._last = 0.0
+        out = stream or sys.stderr
+        self._bar: Any = tqdm(
+            total=total,
+            desc=what,
+            unit=" entries",
+            file=out,
+            disable=not out.isatty() or total <= 0,
+            leave=False,  # the command's own summary line follows
+            mininterval=0.2,
+        )
 
     def update(self, done: int) -> None:
-        now = time.monotonic()
-        if not self._on or now - self._last < 0.2:
-            return
-        self._last = now
-        width = 30
-        filled = width * min(done, self._total) // self._total
-        bar = "#" * filled + "-" * (width - filled)
-        self._stream.write(f"\r{self._what} [{bar}] {done:,}/{self._total:,}")
-        self._stream.flush()
+        """`done` entries so far (a running count, not an increment)."""
+        self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
-        if self._on:
-            self._stream.write("\r" + " " * 79 + "\r")
-            self._stream.flush()
+        self._bar.close()
 
 
 def _signer(config: Config) -> LogSigner:
@@ -176,18 +177,39 @@ def _moment(text: str | None, name: str) -> datetime | None:
     return None if text is None else parse_time(text, name)
 
 
-def _row(found: Found) -> str:
-    e = found.entry
+SEARCH_COLUMNS: Final = columns(
+    "index", "time", "outcome", "partner", "operation", "purpose", "legal_basis", "disclosure_id"
+)
+SEARCH_HEADER: Final = (
+    "   INDEX  TIME                      OUTCOME   PARTNER               OPERATION"
+    "           PURPOSE               BASIS               DISCLOSURE"
+)
+
+
+def _search_flat(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A found disclosure (Found.as_json) as the cells of a CSV row or a text line."""
+    entry = record["entry"]
+    return {
+        "index": record["index"],
+        "time": entry.get("time"),
+        "outcome": record["outcome"],
+        **{key: entry.get(key) for key in ("partner", "operation", "purpose", "legal_basis")},
+        "disclosure_id": entry.get("disclosure_id"),
+    }
+
+
+def _search_line(record: Mapping[str, Any]) -> str:
+    row = _search_flat(record)
     return "  ".join(
         [
-            str(found.index).rjust(8),
-            str(e.get("time", "")),
-            found.outcome.ljust(8),
-            str(e.get("partner") or "-").ljust(20),
-            str(e.get("operation") or "-").ljust(18),
-            str(e.get("purpose") or "-").ljust(20),
-            str(e.get("legal_basis") or "-").ljust(18),
-            str(e.get("disclosure_id", "")),
+            str(row["index"]).rjust(8),
+            str(row["time"] or ""),
+            str(row["outcome"]).ljust(8),
+            str(row["partner"] or "-").ljust(20),
+            str(row["operation"] or "-").ljust(18),
+            str(row["purpose"] or "-").ljust(20),
+            str(row["legal_basis"] or "-").ljust(18),
+            str(row["disclosure_id"] or ""),
         ]
     )
 
@@ -210,45 +232,80 @@ def cmd_search(args: argparse.Namespace) -> int:
             since=since,
             until=until,
         )
-        shown = 0
-        if not args.json:
-            print(
-                "   INDEX  TIME                      OUTCOME   PARTNER               OPERATION"
-                "           PURPOSE               BASIS               DISCLOSURE"
-            )
+        out = RecordWriter(
+            args.format,
+            SEARCH_COLUMNS,
+            json_lines=True,
+            flat=_search_flat,
+            text_line=_search_line,
+            text_header=SEARCH_HEADER,
+        )
         async for found in search(store, query):
-            print(json.dumps(found.as_json(), sort_keys=True) if args.json else _row(found))
-            shown += 1
-            if args.limit is not None and shown >= args.limit:
+            out.write(found.as_json())
+            if args.limit is not None and out.count >= args.limit:
                 break
-        if not args.json:
-            print(f"{shown} disclosure(s)", file=sys.stderr)
+        out.close()
+        if args.format == "text":
+            print(f"{out.count} disclosure(s)", file=sys.stderr)
         return EXIT_OK
 
     return with_store(args, work)
 
 
+EXPORT_HEADER: Final = (
+    "   INDEX  TIME                      KIND      PARTNER               OPERATION"
+    "           OUTCOME   DISCLOSURE"
+)
+
+
+def _export_flat(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's CSV cells: the known columns, anything else as JSON under 'extra'."""
+    known = set(CSV_COLUMNS)
+    extra = {k: v for k, v in record.items() if k not in known}
+    return {**record, "extra": extra or None}
+
+
+def _export_line(record: Mapping[str, Any]) -> str:
+    return "  ".join(
+        [
+            str(record["index"]).rjust(8),
+            str(record.get("time") or ""),
+            str(record.get("kind") or "-").ljust(8),
+            str(record.get("partner") or "-").ljust(20),
+            str(record.get("operation") or "-").ljust(18),
+            str(record.get("outcome") or "-").ljust(8),
+            str(record.get("disclosure_id") or ""),
+        ]
+    )
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
+        progress = Progress("exporting", await store.log_size())
         out: TextIO = (
             sys.stdout
             if args.output in (None, "-")
             else open(args.output, "w", encoding="utf-8", newline="")
         )
         try:
-            if args.format == "csv":
-                out.write(csv_header())
-            count = 0
+            writer = RecordWriter(
+                args.format,
+                {column: column.upper() for column in CSV_COLUMNS},
+                out=out,
+                json_lines=True,
+                flat=_export_flat,
+                text_line=_export_line,
+                text_header=EXPORT_HEADER,
+            )
             async for index, entry in export_entries(store):
-                if args.format == "csv":
-                    out.write(csv_row(index, entry))
-                else:
-                    out.write(json.dumps({"index": index, **entry}, sort_keys=True) + "\n")
-                count += 1
+                writer.write({"index": index, **entry})
+                progress.update(writer.count)
+            writer.close()
         finally:
+            progress.close()
             if out is not sys.stdout:
                 out.close()
-        print(f"exported {count} entries", file=sys.stderr)
+        print(f"exported {writer.count} entries", file=sys.stderr)
         return EXIT_OK
 
     return with_store(args, work)
@@ -320,19 +377,47 @@ def cmd_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _confirm_destruction(what: str, yes: bool) -> None:
+    """Ask before an irreversible act: a typed `yes` on a terminal, or `--yes`.
+
+    Without a terminal on stdin and without `--yes` it refuses (exit 2): a script
+    must say it means it, and a pipe must never answer for a person.
+    """
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"this would {what}, and it cannot be undone; no terminal to confirm on: "
+            "pass --yes to confirm"
+        )
+    print(f"This will {what}. It cannot be undone.", file=sys.stderr)
+    print("Type yes to go on: ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip() != "yes":
+        raise UsageError("not confirmed; nothing was destroyed")
+
+
 def cmd_forget_before(args: argparse.Namespace) -> int:
     config = load(args)
     moment = parse_time(args.date, "DATE")
     period = Period.of(moment)
     try:
-        LogKeys.load(config.keys_dir)  # a file to forget from, even on a fresh install
-        if args.dry_run:
-            first = LogKeys.load(config.keys_dir).first_period
-            if period <= first:
-                print(f"nothing to forget: the keys start at {first}")
-            else:
-                print(f"would destroy the subject keys of {first} to {period.previous()}")
+        first = LogKeys.load(config.keys_dir).first_period  # a file, even on a fresh install
+        if period <= first:
+            print(f"nothing to forget: the keys start at {first}")
             return EXIT_OK
+        what = (
+            f"destroy the subject keys of {first} to {period.previous()} in {config.keys_dir}: "
+            "subject references of those months can no longer be linked to anyone"
+        )
+        if args.dry_run:
+            print(f"would {what}")
+            return EXIT_OK
+        current = Period.of(datetime.now(UTC))
+        if period > current:  # refused before asking: forget_before would refuse it anyway
+            raise ValueError(
+                f"cannot forget up to {period}: the current period {current} is still written"
+            )
+        _confirm_destruction(what, args.yes)
         old, new = forget_before(config.keys_dir, period, now=lambda: datetime.now(UTC))
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -374,10 +459,12 @@ def register(commands: Commands) -> None:
     found.add_argument("--since", help="from this date or RFC 3339 time (inclusive)")
     found.add_argument("--until", help="up to this date or RFC 3339 time (exclusive)")
     found.add_argument("--limit", type=int, help="at most this many disclosures")
-    found.add_argument("--json", action="store_true", help="JSON lines, one disclosure each")
+    add_format_option(found, default="text", old_json_flag=True)  # json: one line each
 
     export = add_command(group, "export", cmd_export, "every entry in index order")
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    # json is JSON lines, one entry each (the value was called jsonl before --format was
+    # shared by every command; that name stays accepted).
+    add_format_option(export, default="json", old_names={"jsonl": "json"})
     export.add_argument("--output", help="file to write (default: stdout)")
 
     add_command(
@@ -415,3 +502,8 @@ def register(commands: Commands) -> None:
     )
     forget.add_argument("date", metavar="DATE", help="YYYY-MM-DD")
     forget.add_argument("--dry-run", action="store_true", help="only say what would go")
+    forget.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm without being asked (needed when stdin is not a terminal)",
+    )

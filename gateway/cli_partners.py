@@ -25,14 +25,18 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Final
 
 from gateway.cli_support import (
     EXIT_OK,
     EXIT_USAGE,
     Commands,
+    RecordWriter,
     UsageError,
     add_command,
+    add_format_option,
     add_group,
+    columns,
     load,
     with_store,
 )
@@ -55,6 +59,7 @@ from gateway.partners_diff import (
     render_markdown,
     render_text,
 )
+from gateway.preflight import check_before_start
 from gateway.store import Store
 from gateway.store.base import MAX_SEARCH_LIMIT
 
@@ -85,10 +90,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.dir:
         partners = load_partners(Path(args.dir))
         warn_days = _warn_days(args)
+        # Partner files on their own: their secrets and key files, not the gateway's keys.
+        check_before_start(partners.values(), os.environ)
     else:
         config = load(args)
         partners = load_partners(config.partners_dir, config.root)
         warn_days = config.partner_warn_days
+        check_before_start(
+            partners.values(), os.environ, keys_dir=config.keys_dir, log_origin=config.log.origin
+        )
     for partner in partners.values():
         print(f"ok  {partner.source}  ({partner.category}, {len(partner.operations)} operations)")
     print(f"{len(partners)} partner file(s) valid")
@@ -96,55 +106,62 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+PARTNER_COLUMNS: Final = {
+    "id": "ID",
+    "category": "CATEGORY",
+    "jurisdiction": "JUR",
+    "retention_days": "RETENTION",
+    "agreement": "AGREEMENT",
+    "agreement_expires_on": "ENDS",
+    "agreement_days_left": "DAYS LEFT",
+    "operations": "OPERATIONS",
+}
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     config = load(args)
     partners = load_partners(config.partners_dir, config.root)
     now = datetime.now(UTC)
     warnings = expiry_warnings(partners.values(), now, config.partner_warn_days)
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": p.id,
-                        "name": p.name,
-                        "category": p.category,
-                        "jurisdiction": p.jurisdiction,
-                        "agreement": p.agreement,
-                        "agreement_expires_on": (
-                            None
-                            if p.agreement_expires_on is None
-                            else p.agreement_expires_on.isoformat()
-                        ),
-                        "agreement_days_left": agreement_days_left(p, now.date()),
-                        "retention_days": p.retention_days,
-                        "operations": sorted(p.operations),
-                        "warnings": [w.message() for w in warnings if w.partner_id == p.id],
-                    }
-                    for p in partners.values()
-                ],
-                indent=2,
-            )
-        )
-        return EXIT_OK
-    rows = [("ID", "CATEGORY", "JUR", "RETENTION", "AGREEMENT", "ENDS", "DAYS LEFT", "OPERATIONS")]
-    rows += [
-        (
-            p.id,
-            p.category,
-            p.jurisdiction,
-            f"{p.retention_days}d",
-            p.agreement,
-            p.agreement_expires_on.isoformat() if p.agreement_expires_on else "-",
-            _days(p, now),
-            ",".join(sorted(p.operations)),
-        )
+    records = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "category": p.category,
+            "jurisdiction": p.jurisdiction,
+            "agreement": p.agreement,
+            "agreement_expires_on": (
+                None if p.agreement_expires_on is None else p.agreement_expires_on.isoformat()
+            ),
+            "agreement_days_left": agreement_days_left(p, now.date()),
+            "retention_days": p.retention_days,
+            "operations": sorted(p.operations),
+            "warnings": [w.message() for w in warnings if w.partner_id == p.id],
+        }
         for p in partners.values()
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1])
-    _print_warnings(warnings)
+
+    def text_cells(record: Mapping[str, Any]) -> list[str]:
+        partner = partners[record["id"]]
+        return [
+            partner.id,
+            partner.category,
+            partner.jurisdiction,
+            f"{partner.retention_days}d",
+            partner.agreement,
+            record["agreement_expires_on"] or "-",
+            _days(partner, now),
+            ",".join(record["operations"]),
+        ]
+
+    RecordWriter(
+        args.format,
+        PARTNER_COLUMNS,
+        flat=lambda record: {**record, "operations": " ".join(record["operations"])},
+        text_cells=text_cells,
+    ).write_all(records).close()
+    if args.format == "text":
+        _print_warnings(warnings)
     return EXIT_OK
 
 
@@ -221,18 +238,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return with_store(args, work)
 
 
+SUSPENSION_COLUMNS: Final = columns("partner", "reason", "by", "at")
+HISTORY_COLUMNS: Final = columns("partner", "action", "reason", "by", "at")
+
+
 def cmd_suspensions(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= MAX_SEARCH_LIMIT:
         raise UsageError(f"--limit must be from 1 to {MAX_SEARCH_LIMIT}")
 
     async def work(store: Store, config: Config) -> int:
         in_force = await store.partner_suspensions()
-        out: dict[str, object] = {
-            "suspended": [suspension_json(s) for _, s in sorted(in_force.items())]
-        }
+        suspended = [suspension_json(s) for _, s in sorted(in_force.items())]
+        out: dict[str, object] = {"suspended": suspended}
+        history: list[dict[str, object]] = []
         if args.history:
             events = await store.suspension_history(args.partner, args.limit)
-            out["history"] = [
+            history = [
                 {
                     "partner": e.partner_id,
                     "action": e.action,
@@ -242,7 +263,19 @@ def cmd_suspensions(args: argparse.Namespace) -> int:
                 }
                 for e in events
             ]
-        print(json.dumps(out, indent=2))
+            out["history"] = history
+        if args.format == "json":  # one document holding both lists, as before --format
+            print(json.dumps(out, indent=2))
+        elif args.format == "csv":  # one table: the history when asked for, else who is out
+            chosen = HISTORY_COLUMNS if args.history else SUSPENSION_COLUMNS
+            RecordWriter("csv", chosen).write_all(history if args.history else suspended).close()
+        else:
+            now_out = RecordWriter("text", SUSPENSION_COLUMNS, empty_text="no partner is suspended")
+            now_out.write_all(suspended).close()
+            if args.history:
+                print()
+                past = RecordWriter("text", HISTORY_COLUMNS, empty_text="no suspension history")
+                past.write_all(history).close()
         return EXIT_OK
 
     return with_store(args, work)
@@ -307,7 +340,7 @@ def register(commands: Commands) -> None:
     listing = add_command(
         group, "list", cmd_list, "list onboarded partners with the days their agreements run"
     )
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    add_format_option(listing, default="text", old_json_flag=True)
 
     diff = add_command(
         group,
@@ -341,12 +374,17 @@ def register(commands: Commands) -> None:
     listing.add_argument("--history", action="store_true", help="add the suspend/resume history")
     listing.add_argument("--partner", help="history of one partner only")
     listing.add_argument("--limit", type=int, default=100, help="history rows (default 100)")
+    add_format_option(listing, default="json")
 
     reload = add_command(
         group,
         "reload",
         cmd_reload,
         "validate config.toml and the partner files, then make the running gateway reload "
-        "them (SIGHUP to the pid in var/gateway.pid); an invalid set is never applied",
+        "them (SIGHUP to the pid in var/gateway.pid beside the config file); an invalid set is "
+        "never applied",
     )
-    reload.add_argument("--pid-file", help="the gateway's pid file (default: var/gateway.pid)")
+    reload.add_argument(
+        "--pid-file",
+        help="the gateway's pid file (default: var/gateway.pid in the config file's folder)",
+    )

@@ -12,7 +12,17 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-from gateway.cli_support import EXIT_OK, Commands, UsageError, add_command, add_group, load
+from gateway.cli_support import (
+    EXIT_OK,
+    Commands,
+    RecordWriter,
+    UsageError,
+    add_command,
+    add_format_option,
+    add_group,
+    columns,
+    load,
+)
 from gateway.config import load_config
 from gateway.errors import ConfigError, ConfigErrors
 
@@ -105,11 +115,12 @@ def cmd_reviewers_list(args: argparse.Namespace) -> int:
         {"id": r.id, "name": r.name, "password_scheme": r.password_hash.split("$")[1]}
         for r in config.reviewers.values()
     ]
-    if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    for row in rows:
-        print(f"{row['id']}\t{row['name']}\t{row['password_scheme']}")
+    RecordWriter(
+        args.format,
+        columns("id", "name", "password_scheme"),
+        # Tab-separated without a header, as before --format: scripts cut the fields.
+        text_line=lambda row: f"{row['id']}\t{row['name']}\t{row['password_scheme']}",
+    ).write_all(rows).close()
     return EXIT_OK
 
 
@@ -132,4 +143,4 @@ def register(commands: Commands) -> None:
     listing = add_command(
         reviewers, "list", cmd_reviewers_list, "list reviewer ids and names (no hashes)"
     )
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    add_format_option(listing, default="text", old_json_flag=True)

@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from gateway import legal_requests
 from gateway.cli_support import (
     EXIT_OK,
     Commands,
+    RecordWriter,
     UsageError,
     add_command,
+    add_format_option,
     add_group,
+    columns,
     with_store,
 )
 from gateway.config import Config
@@ -80,26 +84,40 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return with_store(args, work)
 
 
+LEGAL_REQUEST_COLUMNS: Final = columns(
+    "id", "status", "authority", "reference", "partners", "subject_count", "approved_by"
+)
+
+
+def _legal_request_flat(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        **record,
+        "partners": ",".join(record["partners"]),
+        "approved_by": ",".join(a["reviewer"] for a in record["approvals"]),
+    }
+
+
+def _legal_request_line(record: Mapping[str, Any]) -> str:
+    row = _legal_request_flat(record)
+    return (
+        f"{row['id']}  {row['status']:<8}  {row['authority']}  {row['reference']}  partners="
+        f"{row['partners']}  subjects={row['subject_count']}  "
+        f"approved by {row['approved_by'] or '-'}"
+    )
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
         records = await store.list_legal_requests(args.status)
-        if args.json:
-            print(
-                json.dumps(
-                    [legal_requests.legal_request_json(r, with_subjects=False) for r in records],
-                    indent=2,
-                )
-            )
-            return EXIT_OK
-        for r in records:
-            approvers = ",".join(a.reviewer_id for a in r.approvals) or "-"
-            print(
-                f"{r.id}  {r.status:<8}  {r.authority}  {r.reference}  partners="
-                f"{','.join(sorted(r.partners))}  subjects={len(r.subjects)}  "
-                f"approved by {approvers}"
-            )
-        if not records:
-            print("no lawful requests")
+        RecordWriter(
+            args.format,
+            LEGAL_REQUEST_COLUMNS,
+            flat=_legal_request_flat,
+            text_line=_legal_request_line,
+            empty_text="no lawful requests",
+        ).write_all(
+            legal_requests.legal_request_json(r, with_subjects=False) for r in records
+        ).close()
         return EXIT_OK
 
     return with_store(args, work)
@@ -115,12 +133,24 @@ def cmd_report_subject(args: argparse.Namespace) -> int:
             store, LogKeys.load(config.keys_dir), partners, args.subject_id
         )
         if args.format == "csv":
+            # The report's own CSV, the same bytes GET /v1/subjects/{id}/disclosures?format=csv
+            # gives (gateway.rights), so a CLI report and an HTTP one compare equal.
             sys.stdout.write(rights.report_csv(rows))
-        else:
+        elif args.format == "json":
             print(json.dumps({"subject": args.subject_id, "disclosures": rows}, indent=2))
+        else:
+            RecordWriter(
+                "text", REPORT_TEXT_COLUMNS, empty_text="no disclosure of this subject"
+            ).write_all(rows).close()
         return EXIT_OK
 
     return with_store(args, work)
+
+
+# The text table: what a person reads first; json and csv have every column.
+REPORT_TEXT_COLUMNS: Final = columns(
+    "time", "partner", "operation", "purpose", "legal_basis", "outcome", "disclosure_id"
+)
 
 
 def register(commands: Commands) -> None:
@@ -133,7 +163,7 @@ def register(commands: Commands) -> None:
         "basis, fields, outcome, retention (VII.1, VII.5)",
     )
     subject.add_argument("subject_id")
-    subject.add_argument("--format", choices=("json", "csv"), default="json")
+    add_format_option(subject, default="json")
 
     group = add_group(
         commands,
@@ -163,4 +193,4 @@ def register(commands: Commands) -> None:
     approve.add_argument("--as", dest="as_", required=True, help="the approving reviewer")
     listing = add_command(group, "list", cmd_list, "list lawful requests")
     listing.add_argument("--status", choices=("pending", "approved"))
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    add_format_option(listing, default="text", old_json_flag=True)

@@ -1,7 +1,8 @@
 """Application logs: one JSON object per line, tied to the request, with no personal value.
 
-`setup_logging()` installs one handler on the root logger (`gateway serve` calls it;
-`--log-format text` for a terminal). `request_context` is the aiohttp middleware that
+`setup_logging()` installs one handler on the root logger: every `gateway` command
+calls it (warnings and up, as JSON lines on stderr), `gateway serve` again at INFO
+(`--log-format text` for a terminal). `request_context` is the aiohttp middleware that
 gives every request an id (`X-Request-Id` in and out), makes it and the facts bound
 with `bind()` (disclosure id, caller, partner, problem code) part of every record
 logged while the request runs, and writes one line per request naming the route
@@ -229,6 +230,23 @@ class TextFormatter(logging.Formatter):
         return f"{line}\n{exception}" if exception else line
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted, not when the handler
+    was made: a CLI command run in-process (tests, `gateway demo`) with stderr redirected
+    gets its log lines in the redirected stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always sys.stderr, looked up at each record
+
+
 def setup_logging(
     log_format: LogFormat | str = "json", *, level: int = logging.INFO, stream: TextIO | None = None
 ) -> logging.Handler:
@@ -238,7 +256,7 @@ def setup_logging(
     """
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(PersonalDataFilter())
     handler.set_name("gateway")

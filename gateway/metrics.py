@@ -2,7 +2,10 @@
 partner ids, purposes, legal bases, outcomes, problem codes — never a personal value.
 
 One registry per application, so several gateways in one process (tests) never
-share counters.
+share counters. Counters are exposed with the `_total` suffix (prometheus_client adds it
+to a Counter's name, and to a CounterMetricFamily's), counts that only grow are counters
+even when read at scrape time, and `gateway_build_info{version="…"} 1` says which
+release answers.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway import __version__
 from gateway.log.writer import LogWriter
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -57,6 +61,10 @@ class Metrics:
             "Time for an intent entry to become durable.",
             buckets=APPEND_BUCKETS,
             registry=self.registry,
+        )
+        # An info metric: exposed as the gauge gateway_build_info{version="…"} 1.0.
+        Info("gateway_build", "The gateway release serving.", registry=self.registry).info(
+            {"version": __version__}
         )
 
     def delivered(
@@ -124,7 +132,7 @@ class _LiveState(Collector):
         self._last_checkpoint = last_checkpoint
         self._clock = clock
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         breaker = GaugeMetricFamily(
             "gateway_breaker_state",
             "Circuit breaker per partner: 1 for its current state.",
@@ -135,10 +143,10 @@ class _LiveState(Collector):
             for state in BREAKER_STATES:
                 breaker.add_metric([partner, state], 1.0 if state == current else 0.0)
         yield breaker
-        commits = GaugeMetricFamily("gateway_log_commits", "Log group commits made.")
+        commits = CounterMetricFamily("gateway_log_commits", "Log group commits made.")
         commits.add_metric([], float(self._writer.batches))
         yield commits
-        appended = GaugeMetricFamily(
+        appended = CounterMetricFamily(
             "gateway_log_entries_appended",
             "Log entries appended; divided by commits, the batch size.",
         )

@@ -53,7 +53,7 @@ from tenacity.wait import wait_random_exponential
 from yarl import URL
 
 from gateway.breaker import Breakers, BreakerState
-from gateway.errors import ConfigError, ConfigErrors, GatewayError
+from gateway.errors import ConfigErrors, GatewayError
 from gateway.partner_auth import (
     TLS_FAILURES,
     TRANSIENT_STATUSES,
@@ -319,7 +319,7 @@ class Outbound:
         instead of failing the first disclosure.
         """
         errors = [
-            ConfigError(partner.source or partner.id, None, problem)
+            partner.error(problem, "auth")
             for partner in partners
             for problem in self._auth.check(partner)
         ]

@@ -133,6 +133,16 @@ class Partner:
     # The last day (UTC) the data-processing agreement covers; None: open-ended.
     agreement_expires_on: date | None = None
     source: str = field(default="", compare=False)
+    # The line of each key path in `source` (gateway.tomlfile), so a problem found after
+    # loading (a secret not set, a file unreadable) still says `file:line`.
+    lines: Mapping[tuple[str | int, ...], int] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
+
+    def error(self, message: str, *key: str | int) -> ConfigError:
+        """A problem of this partner's file at the line of `key` (its table's header when the
+        key itself is missing; the file's first line when nothing of it is there)."""
+        return ConfigError(self.source or self.id, _line_of(self.lines, key), message)
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,17 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def _line_of(lines: Mapping[tuple[str | int, ...], int], key: tuple[str | int, ...]) -> int:
+    """Line of the longest known prefix of `key`: a missing key points at its table's
+    header, and a missing top-level key or table at line 1 (the top-level table has no
+    header), so every problem of a partner file carries a line."""
+    for end in range(len(key), 0, -1):
+        found = lines.get(tuple(key[:end]))
+        if found is not None:
+            return found
+    return 1
+
+
 def load_partners(
     directory: Path, base_dir: Path | None = None, *, check_keys: bool = True
 ) -> dict[str, Partner]:
@@ -256,7 +277,7 @@ class _PartnerReader:
         self.errors: list[ConfigError] = []
 
     def fail(self, message: str, *key: str | int) -> None:
-        self.errors.append(self.doc.error(message, *key))
+        self.errors.append(ConfigError(self.doc.path, _line_of(self.doc.lines, key), message))
 
     def read(self) -> Partner:
         d = self.doc.data
@@ -305,6 +326,7 @@ class _PartnerReader:
             ca_bundle=ca_bundle,
             agreement_expires_on=agreement_expires_on,
             source=self.doc.path,
+            lines=MappingProxyType(dict(self.doc.lines)),
         )
 
     # -- scalar readers: record an error and return a harmless placeholder --

@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -23,7 +23,7 @@ from gateway.auth import CallerAuthenticator
 from gateway.config import Config
 from gateway.crypto import GatewayKeys, PartnerKeyCache
 from gateway.errors import ConfigErrors, GatewayError
-from gateway.keys import KeyPaths, exposed_private_files, read_secret_key
+from gateway.keys import KeyPaths, read_secret_key
 from gateway.lifecycle import (
     RELOADER,
     PartnerStates,
@@ -36,13 +36,13 @@ from gateway.lifecycle import (
 from gateway.log.entries import LogKeys
 from gateway.log.recovery import Recovery
 from gateway.log.service import LogService, LogSigner
-from gateway.log.subject_keys import key_file as subject_key_file
 from gateway.logs import request_context
 from gateway.metrics import Metrics
 from gateway.minimize import derive_pseudonym_key
 from gateway.outbound import Outbound, client_session
 from gateway.partners import LiveTable, Partner, load_partners
 from gateway.pipeline import Gateway
+from gateway.preflight import own_key_problems, refuse_exposed_secrets
 from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.web import api, wire_errors
@@ -80,28 +80,6 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(
         body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
-
-
-def refuse_exposed_secrets(config: Config, paths: KeyPaths, partners: Iterable[Partner]) -> None:
-    """Refuse to start while a private key or secret the gateway reads is group/world
-    accessible (issue 6: a key readable by others can sign or unmask)."""
-    files = [
-        paths.gateway_signing,
-        paths.gateway_encryption,
-        paths.log_signing,
-        paths.pseudonym_master,
-        paths.review_session,
-        subject_key_file(config.keys_dir),
-    ]
-    for partner in partners:
-        auth = partner.auth
-        for secret in (auth.key, auth.client_secret):
-            if secret is not None and secret.file is not None:
-                files.append(secret.file)
-        files += [p for p in (auth.private_key_file, auth.cert_key_file) if p is not None]
-    problems = exposed_private_files(files)
-    if problems:
-        raise ConfigErrors(problems)
 
 
 # Routes that never read the disclosure log, so never wait for it (see log_settled).
@@ -161,8 +139,13 @@ def create_app(
     config = dataclasses.replace(config, callers=callers)
     app[RELOADER] = reloader
     paths = KeyPaths(config.keys_dir)
-    refuse_exposed_secrets(config, paths, partner_table.values())
-    reloader.checks.append(lambda fresh: refuse_exposed_secrets(config, paths, fresh.values()))
+    # The checks `gateway partners validate` runs too (gateway.preflight); the partners'
+    # secrets and certificates are loaded by the live Outbound when resources open.
+    own_keys = own_key_problems(config.keys_dir, config.log.origin)
+    if own_keys:
+        raise ConfigErrors(own_keys)
+    refuse_exposed_secrets(config.keys_dir, partner_table.values())
+    reloader.checks.append(lambda fresh: refuse_exposed_secrets(config.keys_dir, fresh.values()))
     log_expiry_warnings(partner_table.values(), clock(), config.partner_warn_days)
     keys = GatewayKeys.load(config.keys_dir)
     pseudonym_master = read_secret_key(paths.pseudonym_master)

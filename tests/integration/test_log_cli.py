@@ -244,7 +244,7 @@ async def test_forget_before_keeps_verify_green_and_unlinks_old_months(setup: Se
         return [json.loads(line)["entry"]["disclosure_id"] for line in lines]
 
     assert await found() == ["d-0", "d-1"]
-    code, out = await setup.cli("log", "forget-before", str(this_month.start.date()))
+    code, out = await setup.cli("log", "forget-before", str(this_month.start.date()), "--yes")
     assert code == 0 and "destroyed the subject keys" in out
 
     assert await found() == ["d-1"]
@@ -263,3 +263,65 @@ async def test_usage_errors_exit_2(setup: Setup) -> None:
     future = Period.of(datetime.now(UTC)).next().next().start.date()
     code, out = await setup.cli("log", "forget-before", str(future))
     assert code == 2 and "still written" in out
+
+
+class _Terminal(io.StringIO):
+    """Standard input that is a terminal, with what the person types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_forget_before_asks_unless_yes(
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(project / "keys", root / "keys")
+    (root / "partners").symlink_to(project / "partners")
+    shutil.copy(project / "config.toml", root / "config.toml")
+    key_file = root / "keys" / "log-subject-periods.key"
+    LogKeys.load(root / "keys")
+    before = key_file.read_bytes()
+    this_month = str(Period.of(datetime.now(UTC)).start.date())
+    argv = ["--config", str(root / "config.toml"), "log", "forget-before", this_month]
+
+    # No terminal and no --yes: refused, exit 2, nothing destroyed.
+    monkeypatch.setattr("sys.stdin", io.StringIO("yes\n"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pass --yes" in err and "destroy the subject keys" in err
+    assert key_file.read_bytes() == before
+
+    # A terminal: what goes is named; anything but "yes" keeps the keys.
+    monkeypatch.setattr("sys.stdin", _Terminal("no\n"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Type yes" in err and "nothing was destroyed" in err
+    assert key_file.read_bytes() == before
+
+    monkeypatch.setattr("sys.stdin", _Terminal("yes\n"))
+    assert main(argv) == 0
+    assert "destroyed the subject keys" in capsys.readouterr().out
+    assert key_file.read_bytes() != before
+
+
+async def test_export_shows_progress_on_a_terminal_only(logged: Setup, tmp_path: Path) -> None:
+    target = tmp_path / "log.jsonl"
+    argv = ["--config", str(logged.root / "config.toml"), "log", "export", "--output", str(target)]
+
+    def run(stderr: io.StringIO) -> int:
+        with redirect_stderr(stderr):
+            return main(argv)
+
+    terminal = _Terminal()
+    assert await asyncio.to_thread(run, terminal) == 0
+    shown = terminal.getvalue()
+    assert "exporting" in shown and f"/{ENTRIES} " in shown and "\r" in shown
+
+    piped = io.StringIO()
+    assert await asyncio.to_thread(run, piped) == 0
+    assert piped.getvalue() == f"exported {ENTRIES} entries\n"
+    assert len(target.read_text().splitlines()) == ENTRIES

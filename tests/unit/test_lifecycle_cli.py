@@ -151,3 +151,34 @@ def test_reload_without_a_running_gateway(root, tmp_path, capsys):
     stale.write_text(done.stdout.decode())
     assert gateway(root, "partners", "reload", "--pid-file", str(stale)) == 2
     assert "stale" in capsys.readouterr().err
+
+
+def test_pid_file_is_under_the_configs_folder_not_the_current_one(
+    root, tmp_path, listener, capsys, monkeypatch
+):
+    """Two gateways from two folders keep two pid files; reload finds the right one from
+    anywhere (the README's `kill -HUP $(cat var/gateway.pid)` is run beside config.toml)."""
+    from gateway.config import load_config
+    from gateway.lifecycle import pid_file_of
+
+    other = tmp_path / "other"
+    shutil.copytree(root, other)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert pid_file_of(load_config(root / "config.toml")) == root / "var" / "gateway.pid"
+    assert pid_file_of(load_config(other / "config.toml")) == other / "var" / "gateway.pid"
+
+    process, mark = listener
+    (other / "var").mkdir(exist_ok=True)
+    (other / "var" / "gateway.pid").write_text(f"{process.pid}\n")
+    assert main(["--config", str(other / "config.toml"), "partners", "reload"]) == 0
+    assert f"(pid {process.pid})" in capsys.readouterr().out
+    for _ in range(100):
+        if mark.exists():
+            break
+        time.sleep(0.02)
+    assert mark.read_text() == "hup\n"
+    assert main(["--config", str(root / "config.toml"), "partners", "reload"]) == 2
+    assert f"no gateway pid in {root / 'var' / 'gateway.pid'}" in capsys.readouterr().err
+    assert not (elsewhere / "var").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -193,3 +194,33 @@ async def test_malformed_requests_log_no_raw_bytes(records):
     assert all("exception" not in line for line in rejected)
     assert "127.0.0.1" not in json.dumps(rejected)
     assert CANARY not in json.dumps(lines)
+
+
+def test_cli_commands_write_their_log_lines_as_json(project, tmp_path, capsys):
+    """`gateway partners suspend` logs who suspended whom: a JSON line on stderr, like
+    serve's, while the command's own output stays on stdout."""
+    import shutil
+
+    from gateway.cli import main
+
+    root = tmp_path / "project"
+    shutil.copytree(project, root, ignore=shutil.ignore_patterns("var"))
+    argv = ["--config", str(root / "config.toml"), "partners", "suspend", "veriid"]
+    assert main([*argv, "--reason", "INC-7", "--as", "ops"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["partner"] == "veriid"
+    [line] = [json.loads(text) for text in captured.err.splitlines()]
+    assert line["logger"] == "gateway.lifecycle" and line["level"] == "WARNING"
+    assert line["message"].startswith("partner veriid suspended by ops")
+    assert "INC-7" not in captured.err  # the free-text reason stays in the store
+
+
+def test_the_handler_follows_a_redirected_stderr(capsys):
+    handler = logs.setup_logging("json", level=logging.WARNING)
+    try:
+        stream = io.StringIO()
+        with contextlib.redirect_stderr(stream):
+            logging.getLogger("gateway.test").warning("to the stderr of the moment")
+        assert json.loads(stream.getvalue())["message"] == "to the stderr of the moment"
+    finally:
+        logging.getLogger().removeHandler(handler)

@@ -192,7 +192,9 @@ def test_broken_file_refused_with_file_and_line(workdir: Path, kind, text, needl
     if needle is not None:
         assert hit.line == line_of(text, needle), str(hit)
     else:
-        assert hit.line is not None or kind == "missing agreement"
+        # A missing top-level key points at the file's first line (the top-level table
+        # has no header line); every problem carries a line.
+        assert hit.line is not None
     code = main(["partners", "validate", str(workdir / "partners")])
     assert code == 2
     err = capsys.readouterr().err
@@ -220,3 +222,78 @@ def test_all_problems_reported_together(workdir: Path):
     with pytest.raises(ConfigErrors) as exc:
         load_partners(workdir / "partners")
     assert len(exc.value.errors) == 2
+
+
+# -- validate refuses what serve refuses (gateway.preflight) --------------------------------
+
+
+def validate_dir(workdir: Path) -> int:
+    return main(["partners", "validate", str(workdir / "partners")])
+
+
+def test_validate_refuses_an_unset_secret_env_var_with_its_line(
+    workdir: Path, capsys, monkeypatch
+):
+    monkeypatch.delenv("BUREAU_SECRET", raising=False)
+    path = write(workdir, GOOD)
+    assert validate_dir(workdir) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:{line_of(GOOD, '[auth]')}: " in err
+    assert "BUREAU_SECRET" in err and "not set" in err
+
+    monkeypatch.setenv("BUREAU_SECRET", "s3cr3t-value")
+    assert validate_dir(workdir) == 0
+    captured = capsys.readouterr()
+    assert "1 partner file(s) valid" in captured.out
+    assert "s3cr3t-value" not in captured.out + captured.err
+
+
+def test_validate_refuses_a_missing_or_exposed_secret_file(workdir: Path, capsys):
+    secret = workdir / "keys" / "bureau.secret"
+    text = GOOD.replace(
+        'client_secret_env = "BUREAU_SECRET"', 'client_secret_file = "keys/bureau.secret"'
+    )
+    path = write(workdir, text)
+    assert validate_dir(workdir) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:{line_of(text, '[auth]')}: " in err and "cannot read the client_secret" in err
+
+    secret.write_text("s3cr3t-value\n")
+    secret.chmod(0o644)
+    assert validate_dir(workdir) == 2
+    err = capsys.readouterr().err
+    assert f"{secret}: " in err and "chmod 600" in err and "s3cr3t-value" not in err
+    secret.chmod(0o600)
+    assert validate_dir(workdir) == 0
+
+
+def test_validate_refuses_a_missing_certificate(workdir: Path, capsys):
+    text = GOOD.replace(
+        """type = "oauth2_client_credentials"
+token_url = "https://auth.bureau.example/token"
+client_id = "kokkok"
+client_secret_env = "BUREAU_SECRET"
+""",
+        """type = "mtls"
+cert_file = "keys/absent.crt"
+cert_key_file = "keys/absent.key"
+""",
+    )
+    path = write(workdir, text)
+    assert validate_dir(workdir) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:{line_of(text, '[auth]')}: " in err and "absent.crt" in err
+
+
+def test_validate_with_the_config_checks_the_gateways_own_keys(project: Path, tmp_path, capsys):
+    root = tmp_path / "project"
+    shutil.copytree(project, root, ignore=shutil.ignore_patterns("var"))
+    argv = ["--config", str(root / "config.toml"), "partners", "validate"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    (root / "keys" / "log-signing.private.pem").unlink()
+    (root / "keys" / "pseudonym-master.key").chmod(0o640)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{root / 'keys' / 'log-signing.private.pem'}: not found" in err
+    assert f"{root / 'keys' / 'pseudonym-master.key'}: " in err and "chmod 600" in err

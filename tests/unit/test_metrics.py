@@ -1,0 +1,56 @@
+"""gateway.metrics: Prometheus naming (counters end in `_total`) and the build info gauge."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from prometheus_client.parser import text_string_to_metric_families
+
+import gateway
+from gateway.metrics import Metrics
+
+
+def scrape() -> str:
+    metrics = Metrics()
+    metrics.delivered("adreach", "marketing", "consent", "sent", 0.2, attempts=2)
+    metrics.refused("consent_required")
+    metrics.watch(
+        writer=SimpleNamespace(batches=3, appended=7),  # type: ignore[arg-type]
+        partners=["adreach"],
+        breaker_state=lambda _: "closed",
+        clock=lambda: datetime.now(UTC),
+    )
+    metrics.watch_agreements(lambda: {"adreach": 12})
+    return metrics.render().decode()
+
+
+def test_every_counter_sample_ends_in_total():
+    families = list(text_string_to_metric_families(scrape()))
+    counters = {f.name: f for f in families if f.type == "counter"}
+    assert {
+        "gateway_disclosures",
+        "gateway_refusals",
+        "gateway_partner_retries",
+        "gateway_log_commits",
+        "gateway_log_entries_appended",
+    } <= set(counters)
+    for family in counters.values():
+        for sample in family.samples:
+            assert sample.name.endswith(("_total", "_created")), sample.name
+    # Nothing that only grows is exposed as a gauge.
+    gauges = [f.name for f in families if f.type == "gauge"]
+    assert "gateway_log_commits" not in gauges and "gateway_log_entries_appended" not in gauges
+
+
+def test_counts_read_at_scrape_time():
+    text = scrape()
+    assert "gateway_log_commits_total 3.0" in text
+    assert "gateway_log_entries_appended_total 7.0" in text
+    assert 'gateway_partner_retries_total{partner="adreach"} 1.0' in text
+
+
+def test_build_info_names_the_version():
+    text = scrape()
+    assert f'gateway_build_info{{version="{gateway.__version__}"}} 1.0' in text
+    assert "# TYPE gateway_build_info gauge" in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -110,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
+    from gateway.preflight import check_before_start
     from gateway.serve import serve
     from gateway.web.app import create_app
 
@@ -119,6 +121,14 @@ def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     create_app(config)  # fail here, with file:line messages, before any worker starts
+    # What the workers would refuse only once they open their resources (a partner secret
+    # env var unset, an unreadable key file), refused here too, as `partners validate` does.
+    check_before_start(
+        _partners(config).values(),
+        os.environ,
+        keys_dir=config.keys_dir,
+        log_origin=config.log.origin,
+    )
     scheme = "https" if config.server.tls_cert_file else "http"
     log.info(
         "gateway serving on %s://%s:%s with %d worker(s) (storage %s, %d callers)",

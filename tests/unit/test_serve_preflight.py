@@ -27,3 +27,4 @@ def test_serve_refuses_an_unset_partner_secret_before_starting(project: Path,
     assert ran.returncode == 2, ran.stderr[-2000:]
     assert "bcel-payments.toml:" in ran.stderr and "GATEWAY_TEST_UNSET_SECRET" in ran.stderr
     assert "gateway not started" in ran.stderr
+    assert "serving on" not in ran.stderr  # refused before it claims to serve

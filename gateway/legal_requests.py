@@ -83,7 +83,7 @@ async def approve(
     """Record `reviewer_id`'s approval; the registrant and repeat approvals are refused."""
     record = await store.get_legal_request(request_id)
     if record is None:
-        raise GatewayError("not_found", f"no lawful request {request_id[:80]!r}")
+        raise GatewayError("not_found", "no lawful request with this id")
     if record.registered_by == reviewer_id:
         raise GatewayError(
             "forbidden",
@@ -98,7 +98,7 @@ async def approve(
         )
     approved = await store.approve_legal_request(request_id, reviewer_id, now)
     if approved is None:
-        raise GatewayError("not_found", f"no lawful request {request_id[:80]!r}")
+        raise GatewayError("not_found", "no lawful request with this id")
     return approved
 
 

@@ -154,7 +154,7 @@ async def withdraw_consent(request: web.Request) -> web.Response:
     # after it, on any instance, reads it (policy VII.4).
     consent = await request.app[STORE].withdraw_consent(consent_id, request.app[GATEWAY].clock())
     if consent is None:
-        raise GatewayError("not_found", f"no consent with id {consent_id[:80]!r}")
+        raise GatewayError("not_found", "no consent with this id")
     return json_response(consent_json(consent))
 
 

@@ -29,7 +29,9 @@ from typing import Final, TypeGuard
 from gateway.errors import GatewayError
 
 MAX_SUBJECT_ID: Final = 200
-_SUBJECT_ID: Final = re.compile(rf"[A-Za-z0-9._:@-]{{1,{MAX_SUBJECT_ID}}}")
+# The grammar as a regular expression (JSON Schema's `pattern` in /openapi.json too).
+PATTERN: Final = rf"^[A-Za-z0-9._:@-]{{1,{MAX_SUBJECT_ID}}}$"
+_SUBJECT_ID: Final = re.compile(PATTERN)  # used with fullmatch: no "$" before a newline
 GRAMMAR: Final = (
     f"1 to {MAX_SUBJECT_ID} characters, each an ASCII letter, digit, '-', '_', '.', ':' "
     "or '@' (no spaces, no other characters; case matters)"

@@ -27,6 +27,7 @@ from gateway.facts import MAX_TEXT
 from gateway.lifecycle import MAX_REASON
 from gateway.request import MAX_ID
 from gateway.subject_id import GRAMMAR, MAX_SUBJECT_ID
+from gateway.subject_id import PATTERN as SUBJECT_ID_PATTERN
 from gateway.web.idempotency import MAX_IDEMPOTENCY_KEY
 
 __all__ = ["UNDOCUMENTED_PREFIXES", "add_openapi_route", "openapi_document"]
@@ -124,7 +125,7 @@ SUBJECT_ID: Final[Schema] = {
     "type": "string",
     "minLength": 1,
     "maxLength": MAX_SUBJECT_ID,
-    "pattern": f"^[A-Za-z0-9._:@-]{{1,{MAX_SUBJECT_ID}}}$",
+    "pattern": SUBJECT_ID_PATTERN,
     "description": f"A subject id: {GRAMMAR}. Any other id is a 400.",
 }
 

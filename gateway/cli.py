@@ -41,6 +41,7 @@ from gateway.partners import Partner, load_partners
 from gateway.policy import decide
 from gateway.request import parse_disclosure_request
 from gateway.store import Store
+from gateway.subject_id import subject_id_argument
 
 # `gateway decide` without --caller: a what-if for the privacy team, so the
 # caller allowlist is not what is being asked about.
@@ -202,7 +203,7 @@ def cmd_keys_jwks(args: argparse.Namespace) -> int:
 def cmd_consent_grant(args: argparse.Namespace) -> int:
     import uuid
 
-    from gateway.facts import parse_consent
+    from gateway.facts import check_consent_to_record, parse_consent
     from gateway.web.api import consent_json
 
     body: dict[str, Any] = {
@@ -217,9 +218,16 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
     }
     if args.expires_at:
         body["expires_at"] = args.expires_at
-    consent = parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    consent = parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=now)
 
     async def work(store: Store, config: Config) -> int:
+        check_consent_to_record(
+            consent,
+            known_partners=_partners(config),
+            policy_version=config.policy.version,
+            now=now,
+        )
         await store.add_consent(consent)
         print(json.dumps(consent_json(consent), indent=2))
         return EXIT_OK
@@ -315,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="consent_command", metavar="COMMAND", required=True
     )
     grant = add("grant", cmd_consent_grant, "record a consent", consent_commands)
-    grant.add_argument("--subject", required=True)
+    grant.add_argument("--subject", required=True, type=subject_id_argument)
     grant.add_argument("--purpose", action="append", required=True, choices=v.PURPOSES)
     grant.add_argument("--partner", action="append", help="partner id (repeatable)")
     grant.add_argument(
@@ -337,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     withdraw = add("withdraw", cmd_consent_withdraw, "withdraw a consent", consent_commands)
     withdraw.add_argument("consent_id")
     consent_list = add("list", cmd_consent_list, "list a subject's consents", consent_commands)
-    consent_list.add_argument("subject")
+    consent_list.add_argument("subject", type=subject_id_argument)
 
     serve = add("serve", cmd_serve, "run the gateway HTTP server")
     serve.add_argument("--host", help="override server.host")

@@ -47,6 +47,7 @@ from gateway.log.search import (
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
 from gateway.log.subject_keys import LogKeys, Period, forget_before
 from gateway.store import Store
+from gateway.subject_id import subject_id_argument
 
 __all__ = ["register"]
 
@@ -451,7 +452,11 @@ def register(commands: Commands) -> None:
     found = add_command(
         group, "search", cmd_search, "find disclosures (a subject is hashed before lookup)"
     )
-    found.add_argument("--subject", help="subject id (hashed with every period key still held)")
+    found.add_argument(
+        "--subject",
+        type=subject_id_argument,
+        help="subject id (hashed with every period key still held)",
+    )
     found.add_argument("--partner")
     found.add_argument("--purpose")
     found.add_argument("--basis", help="legal basis")

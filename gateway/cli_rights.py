@@ -30,6 +30,7 @@ from gateway.cli_support import (
 from gateway.config import Config
 from gateway.partners import load_partners
 from gateway.store import Store
+from gateway.subject_id import subject_id_argument
 
 # Who may register a lawful request (the same roles as POST /v1/legal-requests).
 REGISTRARS = ("reviewer", "rights_officer")
@@ -162,7 +163,7 @@ def register(commands: Commands) -> None:
         "every disclosure of one subject: when, partner, category, purpose, "
         "basis, fields, outcome, retention (VII.1, VII.5)",
     )
-    subject.add_argument("subject_id")
+    subject.add_argument("subject_id", type=subject_id_argument)
     add_format_option(subject, default="json")
 
     group = add_group(
@@ -174,7 +175,9 @@ def register(commands: Commands) -> None:
     create.add_argument("--authority", required=True)
     create.add_argument("--reference", required=True, help="the authority's reference")
     create.add_argument("--instrument", required=True, help="court order, warrant, statute…")
-    create.add_argument("--subject", action="append", required=True, help="repeatable")
+    create.add_argument(
+        "--subject", action="append", required=True, type=subject_id_argument, help="repeatable"
+    )
     create.add_argument("--partner", action="append", required=True, help="repeatable")
     create.add_argument("--received-at", help="RFC 3339 time (default now)")
     create.add_argument(

@@ -8,16 +8,20 @@ from a `facts` object in a file; `policy.decide()` only reads them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from gateway import vocabulary as v
 from gateway.errors import GatewayError
+from gateway.subject_id import check_subject_id
 
 POLICY_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_TEXT = 2000
+# How far ahead of the gateway's clock a consent's `obtained_at` may be when it is
+# recorded: the app that obtained it has its own clock. Beyond that it is not yet given.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -105,11 +109,10 @@ def _strings(
     if required and not values:
         raise invalid(f"'{name}' must name at least one value")
     if allowed is not None:
-        unknown = [x for x in values if x not in allowed]
-        if unknown:
-            raise invalid(
-                f"'{name}' holds unknown value {unknown[0]!r}; valid: {', '.join(allowed)}"
-            )
+        for position, value in enumerate(values):
+            if value not in allowed:
+                # The position, not the value: an answer never repeats what was sent.
+                raise invalid(f"'{name}[{position}]' is not one of: {', '.join(allowed)}")
     return frozenset(values)
 
 
@@ -148,13 +151,13 @@ def parse_consent(body: object, *, consent_id: str, now: datetime) -> Consent:
     if not partners and not categories:
         raise invalid("a consent must name 'partners' or 'partner_categories'")
     version = _text(body, "policy_version")
-    if not POLICY_VERSION.match(version):
+    if not POLICY_VERSION.match(version) or not _is_date(version):
         raise invalid("'policy_version' must be the policy's update date, YYYY-MM-DD")
     withdrawn = body.get("withdrawn_at")
     expires = body.get("expires_at")
     return Consent(
         id=consent_id,
-        subject=_text(body, "subject"),
+        subject=check_subject_id(body.get("subject")),
         purposes=_strings(body, "purposes", v.PURPOSES, required=True),
         partners=partners,
         partner_categories=categories,
@@ -168,6 +171,50 @@ def parse_consent(body: object, *, consent_id: str, now: datetime) -> Consent:
     )
 
 
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_consent_to_record(
+    consent: Consent,
+    *,
+    known_partners: Collection[str],
+    policy_version: str,
+    now: datetime,
+) -> Consent:
+    """Refuse a consent no one can have given, before it is recorded (POST /v1/consents,
+    `gateway consent grant`): a partner that is not onboarded, a policy version later
+    than the one in force (a consent cannot be given under a policy not yet published),
+    an expiry not after the time obtained, a time obtained still in the future.
+
+    A version older than `policy.min_consent_version` is recorded (it is the evidence of
+    what the subject agreed to) and refused at every decision, as policy VIII says.
+    """
+    strangers = [p for p in consent.partners if p not in known_partners]
+    if strangers:
+        raise invalid(
+            f"'partners' names {len(strangers)} partner id(s) that are not onboarded; "
+            f"onboarded partners: {', '.join(sorted(known_partners))}"
+        )
+    if consent.policy_version > policy_version:
+        raise invalid(
+            f"'policy_version' is later than the policy in force ({policy_version}): a "
+            f"consent is given under the version in force, {policy_version}, or an earlier one"
+        )
+    if consent.expires_at is not None and consent.expires_at <= consent.obtained_at:
+        raise invalid("'expires_at' must be later than 'obtained_at' (or left out)")
+    if consent.obtained_at > now + CLOCK_SKEW:
+        raise invalid(
+            "'obtained_at' is in the future: send the time the subject gave the consent "
+            "(or leave it out for now)"
+        )
+    return consent
+
+
 def parse_legal_request_fact(body: object) -> LegalRequest:
     """The `facts` form of a lawful request: {id, status, subjects, partners}."""
     if not isinstance(body, dict):
@@ -175,10 +222,13 @@ def parse_legal_request_fact(body: object) -> LegalRequest:
     status = body.get("status")
     if status not in ("approved", "pending"):
         raise invalid('legal request \'status\' must be "approved" or "pending"')
+    subjects = _strings(body, "subjects")
+    for position, subject in enumerate(body.get("subjects", [])):
+        check_subject_id(subject, f"legal request 'subjects[{position}]'")
     return LegalRequest(
         id=_text(body, "id"),
         status=status,
-        subjects=_strings(body, "subjects"),
+        subjects=subjects,
         partners=_strings(body, "partners"),
     )
 

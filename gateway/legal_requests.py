@@ -16,6 +16,7 @@ from typing import Any
 from gateway.errors import GatewayError
 from gateway.facts import invalid, parse_time
 from gateway.store.base import LegalRequestRecord, Store
+from gateway.subject_id import check_subject_id
 
 FIELDS = ("authority", "reference", "instrument", "subjects", "partners", "received_at")
 MAX_TEXT = 500
@@ -41,6 +42,13 @@ def _ids(body: Mapping[str, Any], key: str) -> frozenset[str]:
     return frozenset(values)
 
 
+def _subjects(body: Mapping[str, Any]) -> frozenset[str]:
+    subjects = _ids(body, "subjects")
+    for position, subject in enumerate(body["subjects"]):
+        check_subject_id(subject, f"'subjects[{position}]'")
+    return subjects
+
+
 def parse_legal_request(
     body: object, *, registered_by: str, known_partners: Collection[str], now: datetime
 ) -> LegalRequestRecord:
@@ -50,19 +58,19 @@ def parse_legal_request(
     if unknown:
         raise invalid(f"unknown key {unknown[0][:40]!r}; valid: {', '.join(FIELDS)}")
     partners = _ids(body, "partners")
-    strangers = sorted(partners - set(known_partners))
-    if strangers:
-        raise invalid(
-            f"partner {strangers[0][:60]!r} is not onboarded; known: "
-            f"{', '.join(sorted(known_partners))}"
-        )
+    for position, partner in enumerate(body["partners"]):
+        if partner not in known_partners:
+            raise invalid(
+                f"'partners[{position}]' names a partner that is not onboarded; known: "
+                f"{', '.join(sorted(known_partners))}"
+            )
     received = parse_time(body.get("received_at", now.isoformat()), "received_at")
     return LegalRequestRecord(
         id=f"LR-{uuid.uuid4().hex[:12]}",
         authority=_text(body, "authority"),
         reference=_text(body, "reference"),
         instrument=_text(body, "instrument"),
-        subjects=_ids(body, "subjects"),
+        subjects=_subjects(body),
         partners=partners,
         received_at=received,
         registered_by=registered_by,
@@ -75,7 +83,7 @@ async def approve(
     """Record `reviewer_id`'s approval; the registrant and repeat approvals are refused."""
     record = await store.get_legal_request(request_id)
     if record is None:
-        raise GatewayError("not_found", f"no lawful request {request_id[:80]!r}")
+        raise GatewayError("not_found", "no lawful request with this id")
     if record.registered_by == reviewer_id:
         raise GatewayError(
             "forbidden",
@@ -90,7 +98,7 @@ async def approve(
         )
     approved = await store.approve_legal_request(request_id, reviewer_id, now)
     if approved is None:
-        raise GatewayError("not_found", f"no lawful request {request_id[:80]!r}")
+        raise GatewayError("not_found", "no lawful request with this id")
     return approved
 
 

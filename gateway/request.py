@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway import vocabulary as v
 from gateway.facts import invalid, parse_date
+from gateway.subject_id import check_subject_id
 
 BODY_KEYS = ("partner", "operation", "purpose", "legal_basis", "subject", "data", "legal_request")
 MAX_ID = 200
@@ -94,7 +95,7 @@ def parse_disclosure_request(
         operation=_identifier(body, "operation"),
         purpose=_choice(body, "purpose", v.PURPOSES),
         legal_basis=_choice(body, "legal_basis", v.LEGAL_BASES),
-        subject=_identifier(body, "subject"),
+        subject=check_subject_id(body.get("subject")),
         data=MappingProxyType(dict(data)),
         legal_request=legal_request,
     )

@@ -49,6 +49,8 @@ NOTICE_KINDS = ("erasure", "rectification")
 ERASURE_OPERATION = "erasure"
 # Outcomes after which the partner holds (or may hold) the subject's data.
 RECEIVED = ("sent",)
+# The reference of a subject's rights request, named by each of its notices.
+REFERENCE_PREFIX = "RR-"
 
 
 class ReportStore(SearchStore, SpanStore, Protocol):
@@ -124,10 +126,25 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class EarlierNotice:
+    """A notice an earlier erasure or rectification request sent, as the log shows it."""
+
+    partner: str
+    disclosure_id: str
+    time: str
+    reference: str | None
+    outcome: str
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class ErasureResult:
     kind: str
     reference: str
     notices: list[Notice] = field(default_factory=list)
+    notified_before: list[EarlierNotice] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -135,7 +152,27 @@ class ErasureResult:
             "reference": self.reference,
             "notices": [n.as_json() for n in self.notices if n.status != "manual"],
             "manual_follow_up": [n.as_json() for n in self.notices if n.status == "manual"],
+            "notified_before": [n.as_json() for n in self.notified_before],
         }
+
+
+def earlier_notices(report: list[dict[str, Any]]) -> list[EarlierNotice]:
+    """The notices of earlier rights requests in a subject's report (oldest first): each
+    is a disclosure on the partner's erasure operation under a rights-request reference
+    that reached the partner (or may have)."""
+    return [
+        EarlierNotice(
+            partner=str(row["partner"]),
+            disclosure_id=str(row["disclosure_id"]),
+            time=str(row["time"]),
+            reference=row.get("legal_request_id"),
+            outcome=str(row["outcome"]),
+        )
+        for row in report
+        if row.get("operation") == ERASURE_OPERATION
+        and str(row.get("legal_request_id") or "").startswith(REFERENCE_PREFIX)
+        and (row["outcome"] in RECEIVED or row["maybe_received"])
+    ]
 
 
 def parse_erasure(body: object, subject: str) -> tuple[str, dict[str, Any]]:
@@ -171,8 +208,8 @@ async def send_erasure_notices(
     recipients = sorted(
         {str(r["partner"]) for r in report if r["outcome"] in RECEIVED or r["maybe_received"]}
     )
-    reference = f"RR-{uuid.uuid4().hex[:12]}"
-    result = ErasureResult(kind, reference)
+    reference = f"{REFERENCE_PREFIX}{uuid.uuid4().hex[:12]}"
+    result = ErasureResult(kind, reference, notified_before=earlier_notices(report))
     for partner_id in recipients:
         partner = gw.partners.get(partner_id)
         if partner is None or ERASURE_OPERATION not in partner.operations:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -13,21 +12,20 @@ from aiohttp import web
 from gateway.auth import CallerAuthenticator, require_role
 from gateway.config import Caller
 from gateway.errors import GatewayError
-from gateway.facts import Consent, invalid, parse_consent, parse_date
-from gateway.log.entries import canonical_json
+from gateway.facts import Consent, check_consent_to_record, invalid, parse_consent, parse_date
 from gateway.logs import bind
 from gateway.pipeline import Gateway, disclose, evaluate
 from gateway.problem_catalog import LOG_RETRY_AFTER_S
 from gateway.request import parse_disclosure_request
 from gateway.store.base import Store
-from gateway.web.problems import problem_response, read_json
+from gateway.subject_id import check_subject_id
+from gateway.web.idempotency import idempotent, request_digest
+from gateway.web.problems import read_json
 from gateway.web.tls import certificate_caller_id
 
 GATEWAY = web.AppKey("gateway", Gateway)
 AUTH = web.AppKey("auth", CallerAuthenticator)
 STORE = web.AppKey("store", Store)
-
-MAX_IDEMPOTENCY_KEY = 200
 
 
 async def caller_of(request: web.Request, role: str | tuple[str, ...]) -> Caller:
@@ -58,6 +56,11 @@ async def body_of(request: web.Request) -> Any:
     return await read_json(request, max_depth=server.max_json_depth, max_body=server.max_body_bytes)
 
 
+def path_subject(request: web.Request) -> str:
+    """The `{subject}` of a /v1/subjects/… path, checked against the one subject-id grammar."""
+    return check_subject_id(request.match_info["subject"], "the subject id in the path")
+
+
 def json_response(value: object, status: int = 200) -> web.Response:
     return web.Response(
         status=status, body=json.dumps(value).encode("utf-8"), content_type="application/json"
@@ -70,48 +73,15 @@ def json_response(value: object, status: int = 200) -> web.Response:
 async def post_disclosure(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request, "discloser")
     body = await body_of(request)
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return await _disclose(request, caller, body)
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise invalid(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
-    store = request.app[STORE]
-    digest = hashlib.sha256(canonical_json(body) if isinstance(body, dict) else b"").hexdigest()
-    claim = await store.claim_idempotency(caller.id, key, digest)
-    if claim.state == "completed" and claim.response is not None:
-        stored = claim.response
-        headers = {**stored.headers, "Idempotency-Replayed": "true"}
-        return web.Response(status=stored.status, body=stored.body, headers=headers)
-    if claim.state == "in_progress":
-        raise GatewayError(
-            "conflict",
-            "a request with this Idempotency-Key is still in progress; retry after it finishes",
-        )
-    if claim.state == "mismatch":
-        raise GatewayError(
-            "conflict",
-            "this Idempotency-Key was used for a different request "
-            "body; use a new key for a new disclosure",
-        )
-    try:
-        response = await _disclose(request, caller, body)
-    except GatewayError as exc:
-        if exc.code in ("log_unavailable", "internal_error"):
-            # Nothing was sent: the caller may retry with the same key.
-            await store.release_idempotency(caller.id, key)
-            raise
-        response = problem_response(exc)
-    except BaseException:
-        await store.release_idempotency(caller.id, key)
-        raise
-    assert isinstance(response.body, bytes)
-    headers = {
-        k: v
-        for k, v in response.headers.items()
-        if k in ("Content-Type", "Disclosure-Id", "Disclosure-Fields")
-    }
-    await store.complete_idempotency(caller.id, key, response.status, headers, response.body)
-    return response
+    return await idempotent(
+        request,
+        request.app[STORE],
+        caller.id,
+        request_digest(body),
+        lambda: _disclose(request, caller, body),
+        kept_headers=("Content-Type", "Disclosure-Id", "Disclosure-Fields"),
+        what="disclosure",
+    )
 
 
 async def _disclose(request: web.Request, caller: Caller, body: Any) -> web.Response:
@@ -166,8 +136,14 @@ async def post_consent(request: web.Request) -> web.Response:
             "'id' and 'withdrawn_at' are set by the gateway; withdraw with "
             "POST /v1/consents/{id}/withdraw"
         )
-    now = request.app[GATEWAY].clock()
-    consent = parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=now)
+    gw = request.app[GATEWAY]
+    now = gw.clock()
+    consent = check_consent_to_record(
+        parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=now),
+        known_partners=gw.partners,
+        policy_version=gw.config.policy.version,
+        now=now,
+    )
     await request.app[STORE].add_consent(consent)
     return json_response(consent_json(consent), status=201)
 
@@ -179,18 +155,19 @@ async def withdraw_consent(request: web.Request) -> web.Response:
     # after it, on any instance, reads it (policy VII.4).
     consent = await request.app[STORE].withdraw_consent(consent_id, request.app[GATEWAY].clock())
     if consent is None:
-        raise GatewayError("not_found", f"no consent with id {consent_id[:80]!r}")
+        raise GatewayError("not_found", "no consent with this id")
     return json_response(consent_json(consent))
 
 
 async def get_subject_consents(request: web.Request) -> web.Response:
     await caller_of(request, ("consent_writer", "rights_officer", "reviewer"))
-    consents = await request.app[STORE].consents_for_subject(request.match_info["subject"])
+    consents = await request.app[STORE].consents_for_subject(path_subject(request))
     return json_response({"consents": [consent_json(c) for c in consents]})
 
 
 async def put_restriction(request: web.Request) -> web.Response:
     await caller_of(request, ("consent_writer", "rights_officer"))
+    subject = path_subject(request)
     body = await body_of(request)
     if (
         not isinstance(body, dict)
@@ -201,7 +178,6 @@ async def put_restriction(request: web.Request) -> web.Response:
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 2000:
         raise invalid("'reason' must be a string of at most 2000 characters")
-    subject = request.match_info["subject"]
     await request.app[STORE].set_restriction(
         subject, body["restricted"], reason, request.app[GATEWAY].clock()
     )
@@ -210,12 +186,13 @@ async def put_restriction(request: web.Request) -> web.Response:
 
 async def put_profile(request: web.Request) -> web.Response:
     await caller_of(request, ("consent_writer", "rights_officer"))
+    subject = path_subject(request)
     body = await body_of(request)
     if not isinstance(body, dict) or set(body) != {"date_of_birth"}:
         raise invalid('body must be {"date_of_birth": "YYYY-MM-DD"}')
     born = parse_date(body["date_of_birth"], "date_of_birth")
-    await request.app[STORE].set_date_of_birth(request.match_info["subject"], born)
-    return json_response({"subject": request.match_info["subject"], "date_of_birth": "set"})
+    await request.app[STORE].set_date_of_birth(subject, born)
+    return json_response({"subject": subject, "date_of_birth": "set"})
 
 
 # -- operations -------------------------------------------------------------------

@@ -27,7 +27,9 @@ from gateway.facts import MAX_TEXT
 from gateway.lifecycle import MAX_REASON
 from gateway.problem_catalog import CATALOGUE
 from gateway.request import MAX_ID
-from gateway.web.api import MAX_IDEMPOTENCY_KEY
+from gateway.subject_id import GRAMMAR, MAX_SUBJECT_ID
+from gateway.subject_id import PATTERN as SUBJECT_ID_PATTERN
+from gateway.web.idempotency import MAX_IDEMPOTENCY_KEY
 
 __all__ = ["UNDOCUMENTED_PREFIXES", "add_openapi_route", "openapi_document"]
 
@@ -78,13 +80,13 @@ def _response(name: str) -> Schema:
     return {"$ref": f"#/components/responses/{name}"}
 
 
-def _path_param(name: str, description: str) -> Schema:
+def _path_param(name: str, description: str, schema: Schema | None = None) -> Schema:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string", "minLength": 1},
+        "schema": schema or {"type": "string", "minLength": 1},
     }
 
 
@@ -117,6 +119,14 @@ TIME: Final[Schema] = {
 LOG_INDEX: Final[Schema] = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 UTC_TIME: Final[Schema] = {"type": "string", "format": "date-time"}
 BASE64: Final[Schema] = {"type": "string", "pattern": r"^[A-Za-z0-9+/]*={0,2}$"}
+# gateway.subject_id: one grammar for every subject id the API takes.
+SUBJECT_ID: Final[Schema] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_SUBJECT_ID,
+    "pattern": SUBJECT_ID_PATTERN,
+    "description": f"A subject id: {GRAMMAR}. Any other id is a 400.",
+}
 
 
 def _schemas() -> dict[str, Schema]:
@@ -186,7 +196,7 @@ def _schemas() -> dict[str, Schema]:
                 "operation": {**_text_string(MAX_ID), "examples": ["credit_check"]},
                 "purpose": _ref("Purpose"),
                 "legal_basis": _ref("LegalBasis"),
-                "subject": _text_string(MAX_ID),
+                "subject": SUBJECT_ID,
                 "data": _ref("DisclosureData"),
                 "legal_request": {
                     "type": ["string", "null"],
@@ -245,9 +255,14 @@ def _schemas() -> dict[str, Schema]:
                 },
             ],
             "properties": {
-                "subject": _text_string(MAX_TEXT),
+                "subject": SUBJECT_ID,
                 "purposes": {"type": "array", "minItems": 1, "items": _ref("Purpose")},
-                "partners": {"type": "array", "items": {"type": "string"}},
+                "partners": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Ids of onboarded partners; any other id is a 400 naming "
+                    "the onboarded ones.",
+                },
                 "partner_categories": {"type": "array", "items": _ref("PartnerCategory")},
                 "special_categories": {
                     "type": "array",
@@ -256,12 +271,19 @@ def _schemas() -> dict[str, Schema]:
                 },
                 "policy_version": {
                     "type": "string",
+                    "format": "date",
                     "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
                     "description": "The privacy-policy version (its update date) the subject "
-                    "agreed to.",
+                    "agreed to: the version in force or an earlier one (a later one is a 400).",
                 },
-                "obtained_at": TIME,
-                "expires_at": {"anyOf": [TIME, {"type": "null"}]},
+                "obtained_at": {
+                    **TIME,
+                    "description": "When the subject gave it (default: now); not in the future.",
+                },
+                "expires_at": {
+                    "anyOf": [TIME, {"type": "null"}],
+                    "description": "Later than obtained_at, or null / left out.",
+                },
                 "method": {**_text_string(MAX_TEXT), "type": ["string", "null"]},
                 "evidence": {**_text_string(MAX_TEXT), "type": ["string", "null"]},
             },
@@ -342,7 +364,7 @@ def _schemas() -> dict[str, Schema]:
                     "type": "array",
                     "minItems": 1,
                     "maxItems": MAX_LEGAL_SUBJECTS,
-                    "items": {"type": "string", "minLength": 1},
+                    "items": SUBJECT_ID,
                 },
                 "partners": {
                     "type": "array",
@@ -477,12 +499,32 @@ def _schemas() -> dict[str, Schema]:
             "type": "object",
             "description": "The notice sent to each partner that received the subject's data; "
             "partners without an erasure operation are listed for manual follow-up.",
-            "required": ["kind", "reference", "notices", "manual_follow_up"],
+            "required": ["kind", "reference", "notices", "manual_follow_up", "notified_before"],
             "properties": {
                 "kind": {"type": "string", "enum": ["erasure", "rectification"]},
                 "reference": {"type": "string", "description": "The rights request reference."},
                 "notices": {"type": "array", "items": _ref("Notice")},
                 "manual_follow_up": {"type": "array", "items": _ref("Notice")},
+                "notified_before": {
+                    "type": "array",
+                    "items": _ref("EarlierNotice"),
+                    "description": "Notices earlier erasure or rectification requests of the "
+                    "same subject sent (from the log), oldest first.",
+                },
+            },
+        },
+        "EarlierNotice": {
+            "type": "object",
+            "required": ["partner", "disclosure_id", "time", "reference", "outcome"],
+            "properties": {
+                "partner": {"type": "string"},
+                "disclosure_id": {"type": "string"},
+                "time": {"type": "string"},
+                "reference": {
+                    "type": ["string", "null"],
+                    "description": "The earlier rights request (RR-…).",
+                },
+                "outcome": {"type": "string"},
             },
         },
         "LogEntry": {
@@ -790,7 +832,7 @@ def _operation(
 
 
 def _paths() -> dict[str, Schema]:
-    subject = _path_param("subject", "The subject's id, as the company knows it.")
+    subject = _path_param("subject", "The subject's id, as the company knows it.", SUBJECT_ID)
     disclosure_headers = {
         "Disclosure-Id": _header("DisclosureId"),
         "Disclosure-Fields": _header("DisclosureFields"),
@@ -906,7 +948,10 @@ def _paths() -> dict[str, Schema]:
             "get": _operation(
                 "listSubjectConsents",
                 "Every consent of a subject, withdrawn ones included.",
-                {"200": _json(_ref("ConsentList"), "The consents."), **_errors(*STORE_ERRORS)},
+                {
+                    "200": _json(_ref("ConsentList"), "The consents."),
+                    **_errors(400, *STORE_ERRORS),
+                },
                 tag="consent",
                 roles=("consent_writer", "rights_officer", "reviewer"),
                 parameters=[subject],
@@ -975,12 +1020,16 @@ def _paths() -> dict[str, Schema]:
                 "Send an erasure or rectification notice to every partner that received the "
                 "subject's data and has an `erasure` operation; each notice is logged.",
                 {
-                    "200": _json(_ref("ErasureResult"), "The per-partner result."),
-                    **_errors(*BODY_ERRORS, 404),
+                    "200": _json(
+                        _ref("ErasureResult"),
+                        "The per-partner result (a replay: the first request's).",
+                        {"Idempotency-Replayed": _header("IdempotencyReplayed")},
+                    ),
+                    **_errors(*BODY_ERRORS, 404, 409),
                 },
                 tag="subject rights",
                 roles=("rights_officer",),
-                parameters=[subject],
+                parameters=[subject, {"$ref": "#/components/parameters/IdempotencyKey"}],
                 requestBody=_body(_ref("ErasureRequest"), "Which notice to send."),
             )
         },

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from gateway import legal_requests, rights
 from gateway.errors import GatewayError
-from gateway.web.api import GATEWAY, STORE, body_of, caller_of, json_response
+from gateway.web.api import GATEWAY, STORE, body_of, caller_of, json_response, path_subject
+from gateway.web.idempotency import idempotent, request_digest
 
 REGISTRARS = ("rights_officer", "reviewer")
 
@@ -69,7 +70,7 @@ async def get_subject_disclosures(request: web.Request) -> web.Response:
     if fmt not in ("json", "csv"):
         raise GatewayError("invalid_request", "format must be 'json' or 'csv'")
     gw = request.app[GATEWAY]
-    subject = request.match_info["subject"]
+    subject = path_subject(request)
     rows = await rights.subject_report(request.app[STORE], gw.log_keys, gw.partners, subject)
     if fmt == "csv":
         return web.Response(
@@ -80,16 +81,30 @@ async def get_subject_disclosures(request: web.Request) -> web.Response:
     return json_response({"subject": subject, "disclosures": rows})
 
 
-async def post_erasure(request: web.Request) -> web.Response:
-    """VII.2: notify every partner that received the subject's data."""
+async def post_erasure(request: web.Request) -> web.StreamResponse:
+    """VII.2: notify every partner that received the subject's data. With an
+    `Idempotency-Key`, a repeat answers the first result again and sends no notice."""
     officer = await caller_of(request, "rights_officer")
-    subject = request.match_info["subject"]
-    kind, data = rights.parse_erasure(await body_of(request), subject)
-    gw = request.app[GATEWAY]
-    result = await rights.send_erasure_notices(
-        gw, request.app[STORE], gw.log_keys, officer, subject, kind, data
+    subject = path_subject(request)
+    body = await body_of(request)
+
+    async def answer() -> web.Response:
+        kind, data = rights.parse_erasure(body, subject)
+        gw = request.app[GATEWAY]
+        result = await rights.send_erasure_notices(
+            gw, request.app[STORE], gw.log_keys, officer, subject, kind, data
+        )
+        return json_response(result.as_json())
+
+    return await idempotent(
+        request,
+        request.app[STORE],
+        officer.id,
+        request_digest(body, scope=f"POST /v1/subjects/{subject}/erasure"),
+        answer,
+        kept_headers=("Content-Type",),
+        what="erasure or rectification request",
     )
-    return json_response(result.as_json())
 
 
 def add_rights_routes(app: web.Application) -> None:

@@ -243,6 +243,18 @@ SCHEMA = schemathesis.openapi.from_dict(
                     },
                 },
                 {
+                    # A consent's `partners` must name onboarded partners, its version be
+                    # no later than the policy in force (the deployment's state), its
+                    # expiry after the time obtained (a bound across two members): what a
+                    # JSON Schema cannot state, so a schema-valid consent may rightly be a 400.
+                    "include-operation-id": "createConsent",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", "400", "401", "403"]
+                        }
+                    },
+                },
+                {
                     # index < tree_size <= the log's size, first <= second: bounds across
                     # parameters and the log's state that a JSON Schema cannot state, so a
                     # schema-valid proof request may rightly be a 400.

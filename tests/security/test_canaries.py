@@ -285,7 +285,8 @@ async def test_no_canary_leaves_in_the_store_logs_metrics_or_error_bodies(
         assert await call("POST", "/v1/disclosures", "payments-service", ALLOWED[5][1]) == 502
 
     assert await call("GET", f"/v1/subjects/{SUBJECT}/consents", "customer-app") == 200
-    assert await call("GET", f"/v1/subjects/{MARK}{TAIL}/consents", "reviewer-alice") == 200
+    # Outside the subject-id grammar ('!', '~'): refused, and the id not repeated.
+    assert await call("GET", f"/v1/subjects/{MARK}{TAIL}/consents", "reviewer-alice") == 400
     metrics = await (await gateway.get("/metrics")).text()
     received = sum(len(sandboxes.received(p)) for p in sandboxes.partners)
     assert received == len(ALLOWED) + 1  # the replay sent nothing again

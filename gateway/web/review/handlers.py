@@ -22,6 +22,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.partners import Partner
 from gateway.request import MAX_ID
 from gateway.store.base import REQUIRED_APPROVALS, LegalRequestRecord
+from gateway.subject_id import check_subject_id, is_subject_id
 from gateway.web.review.listing import (
     MAX_INDEX,
     OUTCOME_CHOICES,
@@ -283,7 +284,7 @@ async def _filters(
     if not token:
         return Filters.parse(get), None
     subject = context(request).sealer.open(token)
-    if subject is None:
+    if subject is None or not is_subject_id(subject):
         raise GatewayError(
             "invalid_request",
             "the subject filter of this link cannot be read (altered, or made under another "
@@ -297,9 +298,10 @@ async def _filters(
 async def search(request: web.Request, who: SignedIn) -> web.StreamResponse:
     """The filter form: POSTed, so the subject id reaches no URL, history or access log."""
     form = await request.post()
-    subject = (_text(form, "subject") or "").strip()
-    if len(subject) > MAX_ID:
-        raise GatewayError("invalid_request", f"a subject id has at most {MAX_ID} characters")
+    typed = _text(form, "subject") or ""
+    # An empty field means "any subject"; anything else must be one valid id, exactly as
+    # the API takes it (a variant spelling would find nothing and look like "no disclosure").
+    subject = check_subject_id(typed, "the subject") if typed else None
     token = context(request).sealer.seal(subject) if subject else None
     filters = Filters.parse(lambda name: _text(form, name), subject_token=token)
     return redirect(_list_url(filters))

@@ -1,0 +1,86 @@
+"""`Idempotency-Key` for the requests that send something to partners: disclosures
+(CONTRACT §4.1) and erasure or rectification notices (§4.4).
+
+A key is the caller's: the first request with it runs and its answer is stored; a
+repeat with the same key and the same request gets that answer again
+(`Idempotency-Replayed: true`) and sends nothing; the same key with another request is
+`409 conflict`, as is a repeat while the first still runs. A request that failed before
+anything was sent (`log_unavailable`, an unexpected error) frees its key for a retry.
+The store keeps the keys (`claim_idempotency`), shared by every instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.errors import GatewayError
+from gateway.facts import invalid
+from gateway.log.entries import canonical_json
+from gateway.store.base import Store
+from gateway.web.problems import problem_response
+
+MAX_IDEMPOTENCY_KEY = 200
+# Failures after which nothing was sent: the caller may retry with the same key.
+RETRYABLE = ("log_unavailable", "internal_error")
+
+
+def request_digest(body: object, scope: str | None = None) -> str:
+    """What a key is bound to. A disclosure is its body; another request adds `scope` (its
+    route and path), so one key can never replay an answer of another kind of request."""
+    if scope is None:
+        return hashlib.sha256(canonical_json(body) if isinstance(body, dict) else b"").hexdigest()
+    return hashlib.sha256(canonical_json({"scope": scope, "body": body})).hexdigest()
+
+
+async def idempotent(
+    request: web.Request,
+    store: Store,
+    caller_id: str,
+    digest: str,
+    answer: Callable[[], Awaitable[web.Response]],
+    *,
+    kept_headers: tuple[str, ...],
+    what: str,
+) -> web.StreamResponse:
+    """`answer()` once per (caller, Idempotency-Key); without the header, every time.
+
+    `kept_headers` are the answer's headers a replay repeats; `what` names the request
+    in the 409 detail ("a new key for a new {what}")."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return await answer()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise invalid(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+    claim = await store.claim_idempotency(caller_id, key, digest)
+    if claim.state == "completed" and claim.response is not None:
+        stored = claim.response
+        headers = {**stored.headers, "Idempotency-Replayed": "true"}
+        return web.Response(status=stored.status, body=stored.body, headers=headers)
+    if claim.state == "in_progress":
+        raise GatewayError(
+            "conflict",
+            "a request with this Idempotency-Key is still in progress; retry after it finishes",
+        )
+    if claim.state == "mismatch":
+        raise GatewayError(
+            "conflict",
+            f"this Idempotency-Key was used for a different request body; use a new key for a "
+            f"new {what}",
+        )
+    try:
+        response = await answer()
+    except GatewayError as exc:
+        if exc.code in RETRYABLE:
+            await store.release_idempotency(caller_id, key)
+            raise
+        response = problem_response(exc)
+    except BaseException:
+        await store.release_idempotency(caller_id, key)
+        raise
+    assert isinstance(response.body, bytes)
+    headers = {k: v for k, v in response.headers.items() if k in kept_headers}
+    await store.complete_idempotency(caller_id, key, response.status, headers, response.body)
+    return response

@@ -108,12 +108,13 @@ async def test_the_example_retries_a_failed_partner_with_a_new_key(run_example, 
     ran = await run_example()
     assert ran.code == 0, ran.out
     retry = re.search(
-        r"partner_unavailable \(502\), Disclosure-Id d-[0-9a-f-]+: retrying in 1 s with a new "
-        r"Idempotency-Key (order-[0-9a-f]+)-retry-1",
+        # The gateway's Retry-After for a transient partner failure (8 s) is honoured.
+        r"partner_unavailable \(502\), Disclosure-Id d-[0-9a-f-]+, Retry-After (\d+) s: "
+        r"retrying in \1 s with a new Idempotency-Key (order-[0-9a-f]+)-retry-1",
         ran.out,
     )
     assert retry, ran.out
-    assert f"Idempotency-Key {retry.group(1)}\n" in ran.out  # the first try's key
+    assert f"Idempotency-Key {retry.group(2)}\n" in ran.out  # the first try's key
     assert [r.disclosure_id for r in sandboxes.received(PARTNER)] == [delivered_id(ran.out)]
     assert shows_the_consent_refusal(ran.out)
 

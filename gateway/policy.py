@@ -371,6 +371,14 @@ def _consent_state(consent: Consent, policy: PolicyConfig, now: datetime) -> Vio
             f"{consent.policy_version}, older than the minimum "
             f"{policy.min_consent_version}; ask for consent again",
         )
+    if consent.policy_version > policy.version:
+        # policy: VIII — a consent cannot agree to a policy not yet in force (registration
+        # refuses one; this holds for consents recorded before it did).
+        return Violation(
+            "policy_not_in_force",
+            f"consent {consent.id!r} names policy {consent.policy_version}, later than the "
+            f"policy in force ({policy.version}); record the consent again under it",
+        )
     return None
 
 

@@ -525,3 +525,13 @@ def test_reasons_never_quote_personal_values(partners):
     text = repr(d.as_json())
     for canary in ("CANARY", "2015-03-04", SUBJECT):
         assert canary not in text
+
+
+# policy: VIII — a consent naming a policy version later than the one in force (recorded
+# before registration refused such versions) does not count.
+@pytest.mark.parametrize("version,expected", [("2024-10-01", "policy_not_in_force"),
+                                              ("2099-01-01", "policy_not_in_force"),
+                                              ("2024-09-30", None)])
+def test_a_consent_under_a_future_policy_version_does_not_count(partners, version, expected):
+    d = run(request(), partners, SubjectFacts(consents=(consent(policy_version=version),)))
+    assert d.problem == expected

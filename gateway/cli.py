@@ -21,6 +21,7 @@ from gateway import cli_completion, cli_log, cli_partners, cli_review, cli_right
 from gateway import vocabulary as v
 from gateway.cli_config import register as register_config_commands
 from gateway.cli_init import register as register_init_command
+from gateway.cli_person import add_credential_options, authenticate_person
 from gateway.cli_support import (
     EXIT_FOUND,
     EXIT_OK,
@@ -42,6 +43,9 @@ from gateway.policy import decide
 from gateway.request import parse_disclosure_request
 from gateway.store import Store
 from gateway.subject_id import subject_id_argument
+
+# Who may record or withdraw a consent: the role POST /v1/consents asks for.
+CONSENT_WRITERS = ("consent_writer",)
 
 # `gateway decide` without --caller: a what-if for the privacy team, so the
 # caller allowlist is not what is being asked about.
@@ -222,6 +226,7 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
     consent = parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=now)
 
     async def work(store: Store, config: Config) -> int:
+        await authenticate_person(args, config, CONSENT_WRITERS)
         check_consent_to_record(
             consent,
             known_partners=_partners(config),
@@ -239,6 +244,7 @@ def cmd_consent_withdraw(args: argparse.Namespace) -> int:
     from gateway.web.api import consent_json
 
     async def work(store: Store, config: Config) -> int:
+        await authenticate_person(args, config, CONSENT_WRITERS)
         consent = await store.withdraw_consent(args.consent_id, datetime.now(UTC))
         if consent is None:
             raise UsageError(f"no consent with id {args.consent_id!r}")
@@ -324,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grant = add("grant", cmd_consent_grant, "record a consent", consent_commands)
     grant.add_argument("--subject", required=True, type=subject_id_argument)
+    add_credential_options(grant, "who records the consent (a consent_writer caller)")
     grant.add_argument("--purpose", action="append", required=True, choices=v.PURPOSES)
     grant.add_argument("--partner", action="append", help="partner id (repeatable)")
     grant.add_argument(
@@ -344,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--evidence", help="reference to the evidence")
     withdraw = add("withdraw", cmd_consent_withdraw, "withdraw a consent", consent_commands)
     withdraw.add_argument("consent_id")
+    add_credential_options(withdraw, "who records the withdrawal (a consent_writer caller)")
     consent_list = add("list", cmd_consent_list, "list a subject's consents", consent_commands)
     consent_list.add_argument("subject", type=subject_id_argument)
 

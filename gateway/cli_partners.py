@@ -5,19 +5,18 @@
   warn_days` or already ended;
 - `diff OLD NEW [--format text|markdown]`: what a change would do to what partners
   receive (exit 1 when anything widens; gateway.partners_diff);
-- `suspend ID --reason …` / `resume ID --as REVIEWER` / `suspensions`: act on the
-  configured store, so every instance sees it within a second;
+- `suspend ID --reason … --as REVIEWER` / `resume ID --as REVIEWER` / `suspensions`: act
+  on the configured store, so every instance sees it within a second;
 - `reload`: validate, then send SIGHUP to the `gateway serve` of this config.
 
-Suspending is open to whoever runs the CLI on the store (stopping disclosures is the
-safe direction, and a breach may happen at night); resuming reopens sharing, so
-`--as` must name a reviewer of config.toml.
+Suspending and resuming are a reviewer's acts, as over HTTP: `--as` names the reviewer
+and that reviewer's own credential proves it (gateway.cli_person); a shell on the host
+is not enough.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import signal
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from gateway.cli_person import add_credential_options, authenticate_person
 from gateway.cli_support import (
     EXIT_OK,
     EXIT_USAGE,
@@ -181,25 +181,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return diff.exit_code
 
 
-def _actor(args: argparse.Namespace, config: Config, *, reviewer: bool) -> str:
-    who: str | None = args.as_
-    reviewers = {c.id for c in config.callers.values() if "reviewer" in c.roles}
-    reviewers |= set(config.reviewers)
-    if reviewer:
-        if who is None or who not in reviewers:
-            raise UsageError(
-                f"--as must name a reviewer of {config.path.name} (resuming reopens "
-                f"disclosures to the partner); reviewers: {', '.join(sorted(reviewers)) or 'none'}"
-            )
-        return who
-    if who is not None:
-        return who
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
-
-
 def _suspensions(store: Store, config: Config) -> Suspensions:
     partners = load_partners(config.partners_dir, config.root)
     return Suspensions(store, partners, lambda: datetime.now(UTC))
@@ -208,7 +189,7 @@ def _suspensions(store: Store, config: Config) -> Suspensions:
 def cmd_suspend(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
         found, made = await _suspensions(store, config).suspend(
-            args.partner_id, args.reason, _actor(args, config, reviewer=False)
+            args.partner_id, args.reason, await authenticate_person(args, config, ("reviewer",))
         )
         print(json.dumps({**suspension_json(found), "suspended": True, "changed": made}, indent=2))
         if not made:
@@ -220,7 +201,7 @@ def cmd_suspend(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
-        actor = _actor(args, config, reviewer=True)
+        actor = await authenticate_person(args, config, ("reviewer",))
         lifted = await _suspensions(store, config).resume(args.partner_id, actor, args.reason)
         print(
             json.dumps(
@@ -363,10 +344,10 @@ def register(commands: Commands) -> None:
     suspend.add_argument(
         "--reason", required=True, help="why (an incident or ticket reference; no personal data)"
     )
-    suspend.add_argument("--as", dest="as_", help="who acts (default: cli:<your user name>)")
+    add_credential_options(suspend, "the reviewer who suspends it")
     resume = add_command(group, "resume", cmd_resume, "lift a partner's suspension")
     resume.add_argument("partner_id")
-    resume.add_argument("--as", dest="as_", required=True, help="the reviewer who resumes it")
+    add_credential_options(resume, "the reviewer who resumes it")
     resume.add_argument("--reason", help="why it is safe again")
     listing = add_command(
         group, "suspensions", cmd_suspensions, "partners suspended now (and the history)"

@@ -1,9 +1,10 @@
 """`gateway legal-request …` (and, with the log, `gateway report subject`): the legal team's CLI.
 
 The CLI acts on the configured store directly, as an operator would; who
-acts is named with `--as`: a reviewer in config.toml (a [[reviewers]] entry
-or a caller with the `reviewer` role), or, to register a request, also a
-caller with the `rights_officer` role (as over HTTP).
+acts is named with `--as` and proven by that person's own credential
+(gateway.cli_person): a reviewer in config.toml (a [[reviewers]] account with
+its password, or a caller with the `reviewer` role with its bearer token), or,
+to register a request, also a caller with the `rights_officer` role (as over HTTP).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from gateway import legal_requests
+from gateway.cli_person import add_credential_options, authenticate_person
 from gateway.cli_support import (
     EXIT_OK,
     Commands,
     RecordWriter,
-    UsageError,
     add_command,
     add_format_option,
     add_group,
@@ -35,15 +36,6 @@ from gateway.subject_id import subject_id_argument
 # Who may register a lawful request (the same roles as POST /v1/legal-requests).
 REGISTRARS = ("reviewer", "rights_officer")
 
-
-def _reviewer(config: Config, who: str, roles: tuple[str, ...] = ("reviewer",)) -> str:
-    callers = {c.id for c in config.callers.values() if set(roles) & c.roles}
-    if who not in callers and who not in config.reviewers:
-        raise UsageError(
-            f"--as {who!r} is not a {' or '.join(roles)} in {config.path.name}; allowed: "
-            f"{', '.join(sorted(callers | set(config.reviewers))) or 'none'}"
-        )
-    return who
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -60,7 +52,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         partners = load_partners(config.partners_dir, config.root)
         record = legal_requests.parse_legal_request(
             body,
-            registered_by=_reviewer(config, args.as_, REGISTRARS),
+            registered_by=await authenticate_person(args, config, REGISTRARS),
             known_partners=partners,
             now=datetime.now(UTC),
         )
@@ -77,7 +69,10 @@ def cmd_create(args: argparse.Namespace) -> int:
 def cmd_approve(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
         record = await legal_requests.approve(
-            store, args.request_id, _reviewer(config, args.as_), datetime.now(UTC)
+            store,
+            args.request_id,
+            await authenticate_person(args, config, ("reviewer",)),
+            datetime.now(UTC),
         )
         print(json.dumps(legal_requests.legal_request_json(record), indent=2))
         return EXIT_OK
@@ -180,9 +175,7 @@ def register(commands: Commands) -> None:
     )
     create.add_argument("--partner", action="append", required=True, help="repeatable")
     create.add_argument("--received-at", help="RFC 3339 time (default now)")
-    create.add_argument(
-        "--as", dest="as_", required=True, help="who registers it (a reviewer or rights officer)"
-    )
+    add_credential_options(create, "who registers it (a reviewer or rights officer)")
     create.add_argument(
         "-q", "--quiet", action="store_true", help="print only the new request's id"
     )
@@ -193,7 +186,7 @@ def register(commands: Commands) -> None:
         "approve as one reviewer; two distinct ones (not the registrant) make it approved",
     )
     approve.add_argument("request_id")
-    approve.add_argument("--as", dest="as_", required=True, help="the approving reviewer")
+    add_credential_options(approve, "the approving reviewer")
     listing = add_command(group, "list", cmd_list, "list lawful requests")
     listing.add_argument("--status", choices=("pending", "approved"))
     add_format_option(listing, default="text", old_json_flag=True)

@@ -7,6 +7,7 @@ a shared SQLite file."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -135,7 +136,15 @@ async def test_cli_suspension_reaches_every_instance(instances, shared, tmp_path
     )
     assert await problem_of(a, shared) is None and await problem_of(b, shared) is None
     args = ["--config", str(root / "config.toml"), "partners", "suspend", MEKONG]
-    code = await asyncio.to_thread(main, [*args, "--reason", "INC-7", "--as", "ops-night"])
+    from support.credentials import token_of
+
+    os.environ["GATEWAY_TOKEN"] = token_of(root, "reviewer-alice")  # the reviewer's own token
+    try:
+        code = await asyncio.to_thread(
+            main, [*args, "--reason", "INC-7", "--as", "reviewer-alice"]
+        )
+    finally:
+        del os.environ["GATEWAY_TOKEN"]
     assert code == 0
     done_at = time.monotonic()
     for instance in (a, b):

@@ -269,7 +269,8 @@ def test_the_cli_refuses_other_spellings_at_every_subject_argument(
             encoding="utf-8")
         commands = [
             ("consent", "grant", "--subject", variant, "--purpose", "service_provision",
-             "--partner", "lao-credit-bureau", "--policy-version", "2024-09-30"),
+             "--partner", "lao-credit-bureau", "--policy-version", "2024-09-30",
+             "--as", "customer-app"),
             ("consent", "list", variant),
             ("log", "search", "--subject", variant),
             ("report", "subject", variant),
@@ -334,9 +335,13 @@ async def test_consents_with_impossible_values_are_refused_and_never_honoured(li
 
 
 def test_the_cli_refuses_consents_with_impossible_values(
-    project: Path, capsys: pytest.CaptureFixture[str]
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base = ("consent", "grant", "--subject", "s-cli-1", "--purpose", "service_provision")
+    from support.credentials import token_of
+
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(project, "customer-app"))
+    base = ("consent", "grant", "--subject", "s-cli-1", "--purpose", "service_provision",
+            "--as", "customer-app")
     for extra in (
         ("--partner", "no-such-partner", "--policy-version", "2024-09-30"),
         ("--partner", "veriid", "--policy-version", "2099-01-01"),

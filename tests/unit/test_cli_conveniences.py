@@ -9,6 +9,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from support.credentials import token_of
 
 from gateway.cli import main
 
@@ -47,7 +48,10 @@ def test_log_verify_json(root: Path):
     assert verdict["first_bad"] is None
 
 
-def test_legal_request_quiet_id_and_rights_officer_registrar(root: Path):
+def test_legal_request_quiet_id_and_rights_officer_registrar(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
     code, out, err = run(root, "legal-request", "create", "--authority", "Police",
                          "--reference", "R/1", "--instrument", "court order", "--subject", "s-1",
                          "--partner", "vientiane-police", "--as", "privacy-office", "--quiet")
@@ -55,9 +59,11 @@ def test_legal_request_quiet_id_and_rights_officer_registrar(root: Path):
     request_id = out.strip()
     assert request_id.startswith("LR-") and "\n" not in request_id
     for reviewer in ("reviewer-alice", "reviewer-bob"):
+        monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, reviewer))
         code, out, err = run(root, "legal-request", "approve", request_id, "--as", reviewer)
         assert code == 0, err
     assert json.loads(out)["status"] == "approved"
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "sales-service"))
     code, _, err = run(root, "legal-request", "create", "--authority", "Police", "--reference",
                        "R/2", "--instrument", "i", "--subject", "s-1", "--partner",
                        "vientiane-police", "--as", "sales-service")

@@ -91,8 +91,14 @@ def test_partners_list_in_each_format_and_the_old_flag(root: Path):
     assert "--format" in listing.format_help() and "--json" not in listing.format_help()
 
 
-def test_suspensions_default_stays_json_and_text_and_csv_exist(root: Path):
-    assert run(root, "partners", "suspend", "veriid", "--reason", "INC-9")[0] == 0
+def test_suspensions_default_stays_json_and_text_and_csv_exist(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from support.credentials import token_of
+
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "reviewer-bob"))
+    suspend = ("partners", "suspend", "veriid", "--reason", "INC-9", "--as", "reviewer-bob")
+    assert run(root, *suspend)[0] == 0
     code, out = run(root, "partners", "suspensions")
     assert code == 0 and json.loads(out)["suspended"][0]["partner"] == "veriid"
     code, out = run(root, "partners", "suspensions", "--format", "text")

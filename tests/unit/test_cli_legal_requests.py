@@ -6,14 +6,21 @@ import json
 import shutil
 from pathlib import Path
 
+from support.credentials import token_of
+
 from gateway.cli import main
 
 
-def test_create_approve_list(project: Path, tmp_path: Path, capsys):
+def test_create_approve_list(project: Path, tmp_path: Path, capsys, monkeypatch):
     shutil.copy(project / "config.toml", tmp_path / "config.toml")
     (tmp_path / "partners").symlink_to(project / "partners")
     (tmp_path / "keys").symlink_to(project / "keys")
     cfg = ["--config", str(tmp_path / "config.toml")]
+
+    def as_(who: str) -> None:  # that person's own credential (gateway.cli_person)
+        monkeypatch.setenv("GATEWAY_TOKEN", token_of(tmp_path, who))
+
+    as_("reviewer-alice")
     assert (
         main(
             [
@@ -39,8 +46,10 @@ def test_create_approve_list(project: Path, tmp_path: Path, capsys):
     request_id = json.loads(capsys.readouterr().out)["id"]
     assert main([*cfg, "legal-request", "approve", request_id, "--as", "reviewer-alice"]) == 2
     assert "cannot also approve" in capsys.readouterr().err
+    as_("sales-service")
     assert main([*cfg, "legal-request", "approve", request_id, "--as", "sales-service"]) == 2
     capsys.readouterr()
+    as_("reviewer-bob")
     assert main([*cfg, "legal-request", "approve", request_id, "--as", "reviewer-bob"]) == 0
     capsys.readouterr()
     assert main([*cfg, "legal-request", "list", "--json"]) == 0

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.credentials import token_of
 
 from gateway.cli import main
 
@@ -73,17 +74,21 @@ def test_warn_days_sets_the_window(root, capsys):
     assert "warning: the data-processing agreement of veriid expired" in out
 
 
-def test_suspend_and_resume_from_the_cli(root, capsys):
-    assert gateway(root, "partners", "suspend", "veriid", "--reason", "INC-12") == 0
+def test_suspend_and_resume_from_the_cli(root, capsys, monkeypatch):
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "reviewer-alice"))
+    suspend = ("partners", "suspend", "veriid", "--as", "reviewer-alice", "--reason")
+    assert gateway(root, *suspend, "INC-12") == 0
     made = json.loads(capsys.readouterr().out)
-    assert made["suspended"] and made["changed"] and made["by"].startswith("cli:")
-    assert gateway(root, "partners", "suspend", "veriid", "--reason", "again", "--as", "ops") == 0
+    assert made["suspended"] and made["changed"] and made["by"] == "reviewer-alice"
+    assert gateway(root, *suspend, "again") == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["changed"] is False and "already suspended" in captured.err
 
-    # Resuming reopens sharing: only a reviewer of config.toml may.
-    assert gateway(root, "partners", "resume", "veriid", "--as", "ops") == 2
-    assert "must name a reviewer" in capsys.readouterr().err
+    # Resuming reopens sharing: only a reviewer of config.toml may, proven.
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "sales-service"))
+    assert gateway(root, "partners", "resume", "veriid", "--as", "sales-service") == 2
+    assert "not a reviewer" in capsys.readouterr().err
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "reviewer-bob"))
     assert gateway(root, "partners", "resume", "veriid", "--as", "reviewer-bob") == 0
     assert json.loads(capsys.readouterr().out)["changed"] is True
 
@@ -94,7 +99,8 @@ def test_suspend_and_resume_from_the_cli(root, capsys):
         ("resume", "veriid"),
         ("suspend", "veriid"),
     ]
-    assert gateway(root, "partners", "suspend", "nobody", "--reason", "x") == 2
+    assert gateway(root, "partners", "suspend", "nobody", "--reason", "x",
+                   "--as", "reviewer-bob") == 2
     assert "unknown_partner" in capsys.readouterr().err
     assert gateway(root, "partners", "suspensions", "--limit", "0") == 2
 

@@ -196,7 +196,7 @@ async def test_malformed_requests_log_no_raw_bytes(records):
     assert CANARY not in json.dumps(lines)
 
 
-def test_cli_commands_write_their_log_lines_as_json(project, tmp_path, capsys):
+def test_cli_commands_write_their_log_lines_as_json(project, tmp_path, capsys, monkeypatch):
     """`gateway partners suspend` logs who suspended whom: a JSON line on stderr, like
     serve's, while the command's own output stays on stdout."""
     import shutil
@@ -205,13 +205,16 @@ def test_cli_commands_write_their_log_lines_as_json(project, tmp_path, capsys):
 
     root = tmp_path / "project"
     shutil.copytree(project, root, ignore=shutil.ignore_patterns("var"))
+    from support.credentials import token_of
+
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "reviewer-bob"))
     argv = ["--config", str(root / "config.toml"), "partners", "suspend", "veriid"]
-    assert main([*argv, "--reason", "INC-7", "--as", "ops"]) == 0
+    assert main([*argv, "--reason", "INC-7", "--as", "reviewer-bob"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["partner"] == "veriid"
     [line] = [json.loads(text) for text in captured.err.splitlines()]
     assert line["logger"] == "gateway.lifecycle" and line["level"] == "WARNING"
-    assert line["message"].startswith("partner veriid suspended by ops")
+    assert line["message"].startswith("partner veriid suspended by reviewer-bob")
     assert "INC-7" not in captured.err  # the free-text reason stays in the store
 
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.log.canonical import canonical_entry, canonical_json, timestamp
+from gateway.log.columns import KINDS, OUTCOMES, NotAnEntry, columns_of
 from gateway.log.merkle import leaf_hash
 from gateway.log.subject_keys import LogKeys
 from gateway.partners import Operation, Partner
@@ -39,8 +40,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-KINDS = ("intent", "outcome", "refused")
-OUTCOMES = ("sent", "failed", "unknown")
 
 
 def _common(
@@ -150,34 +149,12 @@ def outcome_entry(
     }
 
 
-def _column(value: Any) -> str | None:
-    """A search column's copy of an entry value.
-
-    A refusal records what the caller asked for, and PostgreSQL text cannot hold U+0000:
-    one such value would fail the whole group-commit transaction, other callers' intents
-    included. The entry bytes keep the value exactly (JSON escapes it).
-    """
-    return None if value is None else str(value).replace("\x00", "\ufffd")
-
-
 def row_of(entry: Mapping[str, Any]) -> LogRow:
-    """The row to append for `entry`: its canonical bytes, leaf hash and search columns."""
-    kind = str(entry["kind"])
-    if kind not in KINDS:
-        raise ValueError(f"entry kind {kind!r} not among {KINDS}")
+    """The row to append for `entry`: its canonical bytes, leaf hash and search columns
+    (derived from the entry alone, as ``gateway log verify`` derives them again)."""
+    try:
+        columns = columns_of(entry)
+    except NotAnEntry as exc:
+        raise ValueError(str(exc)) from None
     data = canonical_entry(entry)
-    outcome = (
-        entry.get("outcome") if kind == "outcome" else "refused" if kind == "refused" else None
-    )
-    return LogRow(
-        entry=data,
-        kind=kind,
-        disclosure_id=str(entry["disclosure_id"]),
-        subject_ref=_column(entry.get("subject_ref")),
-        partner=_column(entry.get("partner")),
-        time=datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00")),
-        leaf_hash=leaf_hash(data),
-        purpose=_column(entry.get("purpose")),
-        legal_basis=_column(entry.get("legal_basis")),
-        outcome=_column(outcome),
-    )
+    return LogRow.of(data, columns, leaf_hash(data))

@@ -9,6 +9,8 @@ Filters on the first entry (subject, partner, purpose, legal basis, time) are an
 by the store's indexes. ``outcome`` (sent, failed, unknown, refused) is answered from
 the outcome entries when nothing narrower is given — e.g. the disclosures crash
 recovery marked ``unknown`` — and by reading each candidate's outcome otherwise.
+Every row an index returns is checked against the filters by its own bytes
+(``gateway.log.columns``): an altered index is a refusal, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from gateway.log.columns import SearchIndexDamaged, checked_disclosure, checked_search
 from gateway.log.subject_keys import LogKeys
 from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogRecord
 
@@ -192,8 +195,14 @@ def _matches(entry: Mapping[str, Any], query: Query) -> bool:
     return (query.since is None or at >= query.since) and (query.until is None or at < query.until)
 
 
-async def _disclosure(store: SearchStore, disclosure_id: str) -> tuple[LogEntry, list[LogEntry]]:
-    rows = await store.log_entries_for_disclosure(disclosure_id)
+async def _disclosure(
+    store: SearchStore, disclosure_id: str, found_at: int
+) -> tuple[LogEntry, list[LogEntry]]:
+    """The first entry of a disclosure and its others; `found_at` is the index of the
+    entry that named it, which the disclosure's own lookup must return too."""
+    rows = await checked_disclosure(store, disclosure_id)
+    if all(index != found_at for index, _ in rows):
+        raise SearchIndexDamaged(found_at, "disclosure_id")
     first = next((r for r in rows if json.loads(r[1]).get("kind") != "outcome"), rows[0])
     return first, [r for r in rows if r is not first]
 
@@ -214,7 +223,8 @@ async def search(
         else ["intent"]
     )
     after: int | None = None
-    while rows := await store.log_search(
+    while rows := await checked_search(
+        store,
         subject_refs=query.subject_refs,
         partner=query.partner,
         purpose=query.purpose,
@@ -229,7 +239,7 @@ async def search(
             entry = json.loads(raw)
             outcomes: tuple[tuple[int, dict[str, Any]], ...] = ()
             if entry.get("kind") == "intent":
-                _, others = await _disclosure(store, str(entry["disclosure_id"]))
+                _, others = await _disclosure(store, str(entry["disclosure_id"]), index)
                 outcomes = tuple((i, json.loads(e)) for i, e in others)
             found = Found(index, entry, outcomes)
             if query.outcome is None or found.outcome == query.outcome:
@@ -240,15 +250,20 @@ async def search(
 async def _by_outcome(store: SearchStore, query: Query, page: int) -> AsyncIterator[Found]:
     seen: set[str] = set()
     after: int | None = None
-    while rows := await store.log_search(
-        kind="outcome", outcome=query.outcome, partner=query.partner, after_index=after, limit=page
+    while rows := await checked_search(
+        store,
+        kind="outcome",
+        outcome=query.outcome,
+        partner=query.partner,
+        after_index=after,
+        limit=page,
     ):
-        for _, raw in rows:
+        for found_at, raw in rows:
             disclosure_id = str(json.loads(raw)["disclosure_id"])
             if disclosure_id in seen:
                 continue
             seen.add(disclosure_id)
-            (index, first), others = await _disclosure(store, disclosure_id)
+            (index, first), others = await _disclosure(store, disclosure_id, found_at)
             entry = json.loads(first)
             found = Found(index, entry, tuple((i, json.loads(e)) for i, e in others))
             if _matches(entry, query) and found.outcome == query.outcome:

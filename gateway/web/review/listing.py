@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from gateway import vocabulary as v
 from gateway.errors import GatewayError
+from gateway.log.columns import checked_disclosure, checked_search
 from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, Store
 from gateway.web.review.backend import parse_entry_time
 
@@ -248,7 +249,8 @@ async def _entries(
     since, until = filters.window()
     cursor = after
     while True:
-        found = await store.log_search(
+        found = await checked_search(
+            store,
             subject_refs=filters.refs,
             partner=filters.partner,
             kinds=filters.kinds,
@@ -269,7 +271,7 @@ async def _entries(
 async def _outcome(store: Store, disclosure_id: str) -> dict[str, Any] | None:
     # One indexed lookup per intent (by disclosure id); a bulk lookup in the store
     # would serve an export of millions of rows better.
-    entries = await store.log_entries_for_disclosure(disclosure_id)
+    entries = await checked_disclosure(store, disclosure_id)
     outcomes = [decode_entry(raw) for _, raw in entries]
     last = [e for e in outcomes if e.get("kind") == "outcome"]
     return last[-1] if last else None

@@ -1336,13 +1336,11 @@ class SqliteStore:
     async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
         async with self._use("read the disclosure log", write=False) as conn:
             rows = await conn.execute_fetchall(_SELECT_ROWS, (start, limit))
+        # As read: idx is an int, entry and leaf_hash bytes (or NULL). Kept lean: `log verify`
+        # reads every row through here.
+        parse = datetime.fromisoformat
         return [
-            (
-                int(r[0]),
-                bytes(r[1]),
-                _opt_bytes(r[2]),
-                LogColumns(r[3], r[4], r[5], r[6], _parse_time(r[7]), r[8], r[9], r[10]),
-            )
+            (r[0], r[1], r[2], LogColumns(r[3], r[4], r[5], r[6], parse(r[7]), r[8], r[9], r[10]))
             for r in rows
         ]
 

@@ -33,7 +33,7 @@ from gateway.minimize import FieldPlan, minimize
 from gateway.outbound import DeliveryError, PartnerReply, build_url
 from gateway.partners import NO_PARTNER_STATE, Operation, Partner, PartnerState, current
 from gateway.policy import Decision, decide
-from gateway.request import DisclosureRequest
+from gateway.request import DisclosureRequest, FieldNamesRefused, check_field_names
 
 JOSE = "application/jose"
 
@@ -112,6 +112,7 @@ async def evaluate(
     """The decision for `request` against the stored facts (the dry run of §4.2), or
     against `facts` when the gateway itself supplies them (erasure notices).
     `partners` is the table the caller took for this request (default: the one in force)."""
+    check_field_names(request.data)  # a malformed name is refused, not decided on
     table = current(gw.partners) if partners is None else partners
     if facts is None:
         facts = await gw.facts.subject_facts(request.subject, request.legal_request)
@@ -137,21 +138,36 @@ async def disclose(
     disclosure_id = new_disclosure_id()
     now = gw.clock()
     partners = current(gw.partners)  # one table for the whole request, whatever a reload does
-    decision = await evaluate(gw, caller, request, facts, partners=partners)
     partner = partners.get(request.partner)
     bind(disclosure_id=disclosure_id, partner=partner.id if partner is not None else None)
-    if not decision.allowed or partner is None:
-        _log_refusal(gw, disclosure_id, caller, request, partner, decision, now)
-        raise GatewayError(str(decision.problem), decision.detail, disclosure_id=disclosure_id)
-    operation = partner.operations[request.operation]
-    minimized = minimize(
-        request.data,
-        FieldPlan(decision.disclosed, decision.withheld_reasons),
-        pseudonym_key=gw.pseudonym_key(partner.id),
-        today=now.date(),
-    )
-    url = build_url(partner, operation, minimized)  # a bad placeholder is refused here
-    recipient = await gw.partner_keys.key_for(partner)
+    # Every refusal before the intent, whatever step raised it (a policy refusal, a field
+    # that cannot be transformed, a partner key that cannot be fetched or has expired),
+    # is one `refused` entry; after the intent, the outcome entry records it.
+    step = "decide"
+    try:
+        decision = await evaluate(gw, caller, request, facts, partners=partners)
+        if not decision.allowed or partner is None:
+            raise _PolicyRefusal(decision)
+        operation = partner.operations[request.operation]
+        step = "minimize"
+        minimized = minimize(
+            request.data,
+            FieldPlan(decision.disclosed, decision.withheld_reasons),
+            pseudonym_key=gw.pseudonym_key(partner.id),
+            today=now.date(),
+        )
+        step = "partner_url"
+        url = build_url(partner, operation, minimized)  # a bad placeholder is refused here
+        step = "partner_key"
+        recipient = await gw.partner_keys.key_for(partner)
+    except Exception as exc:
+        _log_refusal(gw, disclosure_id, caller, request, partner, exc, step, now)
+        if isinstance(exc, _PolicyRefusal):
+            problem, detail = str(exc.decision.problem), exc.decision.detail
+            raise GatewayError(problem, detail, disclosure_id=disclosure_id) from None
+        if isinstance(exc, GatewayError) and exc.disclosure_id is None:
+            exc.disclosure_id = disclosure_id
+        raise
     intent = intent_entry(
         disclosure_id=disclosure_id,
         caller=caller.id,
@@ -351,25 +367,50 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
     gw.metrics.log_append_seconds.observe(time.perf_counter() - started)
 
 
+class _PolicyRefusal(Exception):
+    """The decision refused: logged with its reasons, answered with its problem."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.problem)
+        self.decision = decision
+
+
+def _refusal_decision(exc: Exception, step: str) -> Decision:
+    """What the refused entry records for `exc`, raised at `step`: a policy refusal's own
+    reasons; for anything else the step and the problem code only, since a detail may
+    quote what the caller sent (a field name, a placeholder value)."""
+    if isinstance(exc, _PolicyRefusal):
+        return exc.decision
+    if isinstance(exc, FieldNamesRefused):
+        reason = f"{exc.count} malformed field name(s) in 'data' refused"
+    else:
+        code = exc.code if isinstance(exc, GatewayError) else "internal_error"
+        reason = f"refused at step '{step}', before anything was sent: {code}"
+    problem = exc.code if isinstance(exc, GatewayError) else "internal_error"
+    return Decision(False, problem, (reason,), {}, (), needs_review=False)
+
+
 def _log_refusal(
     gw: Gateway,
     disclosure_id: str,
     caller: Caller,
     request: DisclosureRequest,
     partner: Partner | None,
-    decision: Decision,
+    exc: Exception,
+    step: str,
     now: datetime,
 ) -> None:
     # Nothing leaves on a refusal, so the answer does not wait for its entry to commit.
-    gw.log.append_soon(
-        refused_entry(
-            disclosure_id=disclosure_id,
-            caller=caller.id,
-            request=request,
-            partner=partner,
-            decision=decision,
-            at=now,
-            keys=gw.log_keys,
-            policy_version=gw.config.policy.version,
-        )
+    entry = refused_entry(
+        disclosure_id=disclosure_id,
+        caller=caller.id,
+        request=request,
+        partner=partner,
+        decision=_refusal_decision(exc, step),
+        at=now,
+        keys=gw.log_keys,
+        policy_version=gw.config.policy.version,
     )
+    if isinstance(exc, FieldNamesRefused):
+        entry["rejected_field_names"] = exc.count
+    gw.log.append_soon(entry)

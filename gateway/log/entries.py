@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+from gateway import vocabulary as v
 from gateway.log.canonical import canonical_entry, canonical_json, timestamp
 from gateway.log.columns import KINDS, OUTCOMES, NotAnEntry, columns_of
 from gateway.log.merkle import leaf_hash
 from gateway.log.subject_keys import LogKeys
+from gateway.minimize import NESTED
 from gateway.partners import Operation, Partner
 from gateway.policy import Decision
 from gateway.request import DisclosureRequest
@@ -40,6 +42,11 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+
+LOGGED_FIELD_NAMES: Final = v.FIELDS | {f"{NESTED}.{key}" for key in v.PAYMENT_RECORD_KEYS}
+"""The only field names an entry may hold: the vocabulary's. Any other name a caller
+sends is counted (`withheld_unknown`), never written: a name can itself be personal data
+(an e-mail address was seen), and the log cannot forget."""
 
 
 def _common(
@@ -93,11 +100,14 @@ def intent_entry(
         consent_id=decision.consent_id,
         legal_request_id=decision.legal_request_id,
         fields=dict(decision.disclosed),
-        withheld=sorted(decision.withheld),
+        withheld=sorted(name for name in decision.withheld if name in LOGGED_FIELD_NAMES),
         data_digest=keys.data_digest(minimized, at),
         needs_review=decision.needs_review,
         retention_days=partner.retention_days,
     )
+    unknown = sum(1 for name in decision.withheld if name not in LOGGED_FIELD_NAMES)
+    if unknown:
+        entry["withheld_unknown"] = unknown
     if decision.bound_by_policy_version:
         entry["bound_by_policy_version"] = decision.bound_by_policy_version
     return entry
@@ -115,8 +125,17 @@ def refused_entry(
     policy_version: str,
 ) -> dict[str, Any]:
     entry = _common("refused", disclosure_id, caller, request, partner, at, keys, policy_version)
-    # Reasons name rules, ids and vocabulary, never values (tests/unit/test_policy.py).
-    entry.update(problem=decision.problem, reasons=list(decision.reasons))
+    # Reasons name rules, ids and vocabulary, never values (tests/unit/test_policy.py) —
+    # except the caller's own partner or operation id when no such one exists: then the
+    # entry records the problem alone, and no id the caller made up.
+    reasons = list(decision.reasons)
+    if partner is None:
+        entry["partner"] = None
+        reasons = [str(decision.problem)]
+    if partner is None or request.operation not in partner.operations:
+        entry["operation"] = None
+        reasons = [str(decision.problem)]
+    entry.update(problem=decision.problem, reasons=reasons)
     return entry
 
 

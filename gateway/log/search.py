@@ -63,6 +63,7 @@ CSV_COLUMNS: Final = (
     "subject_ref",
     "fields",
     "withheld",
+    "withheld_unknown",
     "data_digest",
     "needs_review",
     "retention_days",
@@ -72,6 +73,7 @@ CSV_COLUMNS: Final = (
     "problem",
     "maybe_received",
     "reasons",
+    "rejected_field_names",
     "v",
     "extra",
 )

@@ -12,26 +12,40 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
+import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from support.log import logged as logged_entries
 
+from gateway.auth import issue_dev_token
 from gateway.cli import main
-from gateway.config import load_config
+from gateway.config import Caller, load_config
+from gateway.crypto import GatewayKeys, PartnerKey, load_partner_key_file
 from gateway.errors import GatewayError
+from gateway.facts import SubjectFacts
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.search import Query, search
 from gateway.log.service import LogService, LogSigner
 from gateway.log.subject_keys import LogKeys
+from gateway.outbound import PartnerReply
 from gateway.partners import Partner
+from gateway.pipeline import Gateway, disclose
+from gateway.request import DisclosureRequest
 from gateway.rights import subject_report
 from gateway.store import Store, open_store
+from gateway.web.api import STORE
+from gateway.web.app import create_app
+from gateway.web.log_api import LOG
 from gateway.web.review_backend import LogReviewBackend
 
 if TYPE_CHECKING:
@@ -258,3 +272,292 @@ async def test_an_untouched_log_still_answers(logged: Logged, partners: dict[str
     assert [f.index for f in refused] == [20]
     sent = [f async for f in search(logged.store, Query(outcome="sent"))]
     assert len(sent) == 10
+
+
+# -- item 4: caller-chosen field names never reach the log -----------------------------
+#
+# A field name is the caller's text: an e-mail address was logged as one, and a 500 KB
+# name was accepted. Only vocabulary names enter an entry; other well-formed names are
+# counted (`withheld_unknown`); malformed ones are a 400 whose refused entry counts them.
+
+EMAIL_NAME = "jane.canary@example.com"
+MALFORMED: list[tuple[str, dict[str, Any], int]] = [
+    ("an e-mail address", {EMAIL_NAME: "x", "uuid": "u"}, 1),
+    ("upper case", {"Email": "x"}, 1),
+    ("a space", {"full name": "x"}, 1),
+    ("a hyphen", {"card-number": "x"}, 1),
+    ("non-ASCII", {"tên_khách": "x"}, 1),
+    ("a leading digit", {"1st_name": "x"}, 1),
+    ("empty", {"": "x"}, 1),
+    ("65 characters", {"a" * 65: "x"}, 1),
+    ("100 KB", {"b" * 100_000: "x"}, 1),
+    ("a payment_records key", {"payment_records": {"Card-Number": "4111", "amount": 5}}, 1),
+    (
+        "keys in a list of payment_records",
+        {"payment_records": [{"CANARY@x.la": 1}, {"ok_name": 2, "Bad Key": 3}]},
+        2,
+    ),
+    ("three at once", {"A": 1, "B": 2, "c.d": 3, "uuid": "u"}, 3),
+]
+
+
+def _app_config(config: Any, backend: Backend) -> Any:
+    url = backend.url if backend.name == "postgresql" else f"sqlite:///{backend.root}/gw.db"
+    return replace(config, storage_url=url)
+
+
+@pytest.fixture
+async def app_client(config: Any, backend: Backend) -> AsyncIterator[Any]:
+    """The real gateway app (no partner runs: every request here is refused before one)."""
+    client = TestClient(TestServer(create_app(_app_config(config, backend), env=dict(os.environ))))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _bearer(config: Any, caller: str = "payments-service") -> dict[str, str]:
+    token = issue_dev_token(config.keys_dir, config.auth, caller, ttl_s=600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _charge(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "partner": "bcel-payments",
+        "operation": "charge",
+        "purpose": "service_provision",
+        "legal_basis": "contract",
+        "subject": "CANARY-subject-carol-5512",
+        "data": data,
+    }
+
+
+async def _all_log_bytes(client: Any) -> bytes:
+    await client.server.app[LOG].drain()
+    store = client.server.app[STORE]
+    return b"\n".join(raw for _, raw in await store.read_log(0, await store.log_size()))
+
+
+@pytest.mark.parametrize(
+    ("data", "count"), [(d, n) for _, d, n in MALFORMED], ids=[name for name, _, _ in MALFORMED]
+)
+async def test_malformed_field_names_are_a_400_logged_as_a_count(
+    app_client: Any, config: Any, data: dict[str, Any], count: int
+) -> None:
+    r = await app_client.post("/v1/disclosures", json=_charge(data), headers=_bearer(config))
+    text = await r.text()
+    assert r.status == 400, text
+    doc = await r.json(content_type=None)
+    assert doc["type"].endswith("/invalid_request")
+    assert f"{count} field name(s)" in doc["detail"] and "lower_snake_case" in doc["detail"]
+    for name in _malformed(data):
+        if name:
+            assert name not in text and name not in json.dumps(dict(r.headers))
+    entries = await logged_entries(app_client.server.app, doc["disclosure_id"])
+    assert [(e["kind"], e["problem"], e["rejected_field_names"]) for e in entries] == [
+        ("refused", "invalid_request", count)
+    ]
+    raw = await _all_log_bytes(app_client)
+    for name in _malformed(data):
+        if name:
+            assert json.dumps(name)[1:-1].encode() not in raw
+
+    dry = await app_client.post("/v1/decisions", json=_charge(data), headers=_bearer(config))
+    assert dry.status == 400 and "lower_snake_case" in (await dry.json())["detail"]
+
+
+def _malformed(data: dict[str, Any]) -> list[str]:
+    names = list(data)
+    records = data.get("payment_records")
+    for record in records if isinstance(records, list) else [records]:
+        if isinstance(record, dict):
+            names += list(record)
+    return [n for n in names if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", n)]
+
+
+async def test_a_500_kb_field_name_is_refused_without_echo(app_client: Any, config: Any) -> None:
+    name = "x" * 500_000
+    r = await app_client.post("/v1/disclosures", json=_charge({name: 1}), headers=_bearer(config))
+    assert r.status in (400, 413)
+    assert name[:1000] not in await r.text()
+    assert name[:1000].encode() not in await _all_log_bytes(app_client)
+
+
+async def test_a_dry_run_echoes_unknown_names_to_their_sender_only(
+    app_client: Any, config: Any
+) -> None:
+    """The caller sent the names: the decision may name them back (it is not the log)."""
+    r = await app_client.post(
+        "/v1/decisions",
+        json=_charge({"favourite_colour": "red", "uuid": "u"}),
+        headers=_bearer(config),
+    )
+    assert r.status == 200
+    assert "favourite_colour" in (await r.json())["withheld"]
+    assert b"favourite_colour" not in await _all_log_bytes(app_client)
+
+
+# -- items 4 and 10 through the pipeline, with hand-written fakes ----------------------
+
+
+class FakeLog:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    async def append(self, entry: Mapping[str, Any]) -> int:
+        self.entries.append(dict(entry))
+        return len(self.entries) - 1
+
+    def append_soon(self, entry: Mapping[str, Any]) -> None:
+        self.entries.append(dict(entry))
+
+
+class FakeFacts:
+    async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
+        return SubjectFacts()
+
+
+class FakeKeys:
+    """The partner's key, or the failure fetching it (a JWKS down, a key found expired)."""
+
+    def __init__(self, key: PartnerKey, error: Exception | None = None) -> None:
+        self.key, self.error = key, error
+
+    async def key_for(self, partner: Partner, kid: str | None = None) -> PartnerKey:
+        if self.error is not None:
+            raise self.error
+        return self.key
+
+
+class FakeOutbound:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def deliver(self, partner: Partner, operation: Any, **how: Any) -> PartnerReply:
+        self.sent.append(how["body"])
+        return PartnerReply(201, "application/json", b"{}", 1)
+
+
+def _gateway(
+    config: Any,
+    partners: dict[str, Partner],
+    log: FakeLog,
+    outbound: FakeOutbound,
+    key_error: Exception | None = None,
+) -> Gateway:
+    key = load_partner_key_file(partners["bcel-payments"].encryption.public_key)  # type: ignore[arg-type]
+    return Gateway(
+        config=config,
+        partners=partners,
+        facts=FakeFacts(),
+        log=log,
+        keys=GatewayKeys.load(config.keys_dir),
+        partner_keys=FakeKeys(key, key_error),
+        outbound=outbound,
+        log_keys=LogKeys(b"k" * 32),
+        pseudonym_key=lambda partner_id: b"p" * 32,
+        clock=lambda: T0,
+    )
+
+
+CALLER = Caller("svc", frozenset({"discloser"}), frozenset({"*"}), frozenset({"*"}))
+
+
+def _request(operation: str = "charge", **data: Any) -> DisclosureRequest:
+    return DisclosureRequest(
+        "bcel-payments", operation, "service_provision", "contract", "s-1", data
+    )
+
+
+async def test_only_vocabulary_names_enter_an_intent(config: Any, partners: Any) -> None:
+    log, outbound = FakeLog(), FakeOutbound()
+    request = _request(
+        uuid="u",
+        amount=5,
+        password="CANARY-P",
+        favourite_colour="red",
+        jane_canary_example="x",
+        payment_records={"amount": 1, "canary_pin": 1234},
+    )
+    result = await disclose(_gateway(config, partners, log, outbound), CALLER, request)
+    assert result.fields == ("uuid", "amount")  # Disclosure-Fields: vocabulary only
+    assert outbound.sent
+    intent = log.entries[0]
+    assert intent["kind"] == "intent"
+    assert intent["withheld"] == ["password", "payment_records"]
+    assert intent["withheld_unknown"] == 2  # favourite_colour, jane_canary_example
+    assert "colour" not in json.dumps(log.entries) and "canary" not in json.dumps(log.entries)
+
+
+KEY_FAILURES = [
+    GatewayError("partner_unavailable", "the partner's JWKS could not be fetched"),
+    GatewayError("partner_key_expired", "the partner's key expired"),
+    RuntimeError("a bug while fetching the key"),
+]
+
+
+@pytest.mark.parametrize("error", KEY_FAILURES, ids=["jwks-down", "key-expired", "bug"])
+async def test_a_refusal_while_sealing_is_logged_once(
+    config: Any, partners: Any, error: Exception
+) -> None:
+    log, outbound = FakeLog(), FakeOutbound()
+    gw = _gateway(config, partners, log, outbound, key_error=error)
+    with pytest.raises(type(error)) as raised:
+        await disclose(gw, CALLER, _request(uuid="u", amount=5))
+    code = error.code if isinstance(error, GatewayError) else "internal_error"
+    assert [(e["kind"], e["problem"]) for e in log.entries] == [("refused", code)]
+    assert log.entries[0]["reasons"] == [
+        f"refused at step 'partner_key', before anything was sent: {code}"
+    ]
+    assert outbound.sent == []
+    if isinstance(raised.value, GatewayError):
+        assert raised.value.disclosure_id == log.entries[0]["disclosure_id"]
+
+
+async def test_every_step_before_the_intent_leaves_one_refused_entry(
+    config: Any, partners: Any
+) -> None:
+    log, outbound = FakeLog(), FakeOutbound()
+    gw = _gateway(config, partners, log, outbound)
+    cases = [
+        (_request(uuid="u", date_of_birth="not a date"), "decide"),  # raised while deciding
+        (_request("refund", transaction_id="..", amount=1), "partner_url"),  # a bad placeholder
+    ]
+    for request, step in cases:
+        log.entries.clear()
+        with pytest.raises(GatewayError) as raised:
+            await disclose(gw, CALLER, request)
+        assert raised.value.code == "invalid_request" and raised.value.status == 400
+        assert [(e["kind"], e["problem"]) for e in log.entries] == [("refused", "invalid_request")]
+        assert step in log.entries[0]["reasons"][0]
+        assert raised.value.disclosure_id == log.entries[0]["disclosure_id"]
+    assert outbound.sent == []
+
+
+async def test_a_policy_refusal_is_still_logged_once_with_its_reasons(
+    config: Any, partners: Any
+) -> None:
+    log, outbound = FakeLog(), FakeOutbound()
+    request = DisclosureRequest("bcel-payments", "charge", "marketing", "consent", "s-1", {})
+    with pytest.raises(GatewayError) as raised:
+        await disclose(_gateway(config, partners, log, outbound), CALLER, request)
+    assert raised.value.code == "purpose_not_allowed"
+    assert [(e["kind"], e["problem"]) for e in log.entries] == [("refused", "purpose_not_allowed")]
+    assert "marketing" in log.entries[0]["reasons"][0]  # vocabulary, kept
+
+
+@pytest.mark.parametrize(
+    ("partner", "operation"),
+    [(EMAIL_NAME, "charge"), ("bcel-payments", EMAIL_NAME)],
+    ids=["unknown-partner", "unknown-operation"],
+)
+async def test_a_made_up_partner_or_operation_id_is_not_logged(
+    config: Any, partners: Any, partner: str, operation: str
+) -> None:
+    log, outbound = FakeLog(), FakeOutbound()
+    request = DisclosureRequest(partner, operation, "service_provision", "contract", "s-1", {})
+    with pytest.raises(GatewayError):
+        await disclose(_gateway(config, partners, log, outbound), CALLER, request)
+    assert [e["kind"] for e in log.entries] == ["refused"]
+    assert EMAIL_NAME not in json.dumps(log.entries)

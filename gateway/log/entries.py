@@ -37,6 +37,7 @@ __all__ = [
     "intent_entry",
     "outcome_entry",
     "refused_entry",
+    "refused_for_intent",
     "row_of",
     "timestamp",
 ]
@@ -136,6 +137,30 @@ def refused_entry(
         entry["operation"] = None
         reasons = [str(decision.problem)]
     entry.update(problem=decision.problem, reasons=reasons)
+    return entry
+
+
+# What a refusal keeps of an intent that was never logged (gateway.log.recovery).
+_REFUSAL_KEEPS: Final = (
+    "v",
+    "time",
+    "disclosure_id",
+    "caller",
+    "partner",
+    "partner_category",
+    "operation",
+    "purpose",
+    "legal_basis",
+    "policy_version",
+    "subject_ref",
+)
+
+
+def refused_for_intent(intent: Mapping[str, Any], problem: str, reason: str) -> dict[str, Any]:
+    """The refused entry of a disclosure whose intent could not be logged: nothing was
+    sent, and the caller was refused with `problem`."""
+    entry = {key: intent.get(key) for key in _REFUSAL_KEEPS}
+    entry.update(kind="refused", problem=problem, reasons=[f"{reason}, so nothing was sent"])
     return entry
 
 

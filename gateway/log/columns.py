@@ -130,7 +130,7 @@ def disagreeing(stored: LogColumns, data: bytes) -> tuple[str, ...]:
         return COLUMNS
     if not isinstance(entry, dict):
         return COLUMNS
-    if _agrees(stored, entry):
+    if _agrees(stored, entry, data):
         return ()
     try:
         derived = columns_of(entry)
@@ -141,35 +141,33 @@ def disagreeing(stored: LogColumns, data: bytes) -> tuple[str, ...]:
     )
 
 
-def _agrees(stored: LogColumns, entry: dict[str, Any]) -> bool:
-    """`columns_of(entry) == stored` for the usual entry (plain strings), cheaply: verify
-    asks it of every row. False sends the row to the full comparison, never wrongly True:
-    each test is the one `columns_of` makes when the value is a string without U+0000."""
+def _agrees(stored: LogColumns, entry: dict[str, Any], data: bytes) -> bool:
+    """`columns_of(entry) == stored` for the usual entry, cheaply: verify asks it of every
+    row. False sends the row to the full comparison, and is never wrongly True: with no
+    U+0000 in the bytes, each test is the one `columns_of` makes of a string value (a
+    value of another type never equals a stored string)."""
     kind, disclosure_id, subject_ref, partner, at, purpose, legal_basis, outcome = stored
     get = entry.get
-    if get("kind") != kind or get("disclosure_id") != disclosure_id or kind not in KINDS:
-        return False
-    if kind == "outcome":
-        if get("outcome") != outcome:
-            return False
-    elif outcome != ("refused" if kind == "refused" else None):
-        return False
-    for value, kept in (
-        (get("subject_ref"), subject_ref),
-        (get("partner"), partner),
-        (get("purpose"), purpose),
-        (get("legal_basis"), legal_basis),
-        (get("outcome") if kind == "outcome" else None, outcome),
-    ):
-        if value != kept or (kept is not None and "\x00" in kept):
-            return False
-    text = get("time")
     try:
         return (
-            isinstance(text, str) and datetime.fromisoformat(text) == at and at.tzinfo is not None
+            get("kind") == kind
+            and kind in KINDS
+            and get("disclosure_id") == disclosure_id
+            and get("subject_ref") == subject_ref
+            and get("partner") == partner
+            and get("purpose") == purpose
+            and get("legal_basis") == legal_basis
+            and outcome == (get("outcome") if kind == "outcome" else _OUTCOME_OF.get(kind, ""))
+            and datetime.fromisoformat(entry["time"]) == at
+            and at.tzinfo is not None
+            and b"\\u0000" not in data
         )
-    except ValueError:
+    except (KeyError, TypeError, ValueError):  # no time, or not one
         return False
+
+
+# The outcome column of the kinds other than `outcome`.
+_OUTCOME_OF: Final[dict[str, str | None]] = {"intent": None, "refused": "refused"}
 
 
 # -- searches that trust no column they did not check ----------------------------------

@@ -118,3 +118,22 @@ def test_the_auditor_reports_columns_past_a_gap_and_feeds_the_tree() -> None:
     )
     assert any("entry 2 is missing" in m for m in messages)
     assert report.first_bad is not None and report.first_bad.start == 1
+
+
+def test_the_quick_comparison_never_accepts_what_the_full_one_rejects() -> None:
+    entry = {
+        "kind": "refused",
+        "disclosure_id": "d-1",
+        "time": "2026-11-24T09:00:00.000Z",
+        "partner": "p\x00",
+        "subject_ref": 7,
+    }
+    data = row_of(entry).entry
+    good = columns_of(entry)
+    assert good.partner == "p\ufffd" and good.subject_ref == "7"
+    assert disagreeing(good, data) == ()
+    assert disagreeing(good._replace(partner="p\x00"), data) == ("partner",)
+    assert disagreeing(good._replace(subject_ref=None), data) == ("subject_ref",)
+    assert disagreeing(good._replace(outcome=None), data) == ("outcome",)
+    naive = good._replace(time=good.time.replace(tzinfo=None))
+    assert disagreeing(naive, data) == ("time",)

@@ -43,7 +43,7 @@ from gateway.pipeline import Gateway, disclose
 from gateway.request import DisclosureRequest
 from gateway.rights import subject_report
 from gateway.store import Store, open_store
-from gateway.web.api import STORE
+from gateway.web.api import GATEWAY, STORE
 from gateway.web.app import create_app
 from gateway.web.log_api import LOG
 from gateway.web.review_backend import LogReviewBackend
@@ -561,3 +561,32 @@ async def test_a_made_up_partner_or_operation_id_is_not_logged(
         await disclose(_gateway(config, partners, log, outbound), CALLER, request)
     assert [e["kind"] for e in log.entries] == ["refused"]
     assert EMAIL_NAME not in json.dumps(log.entries)
+
+
+async def test_the_subject_report_over_http_refuses_a_lying_index_with_a_503(
+    app_client: Any, config: Any, backend: Backend
+) -> None:
+    """Bob's report over HTTP after Alice's disclosure was moved to Bob's reference in the
+    index: a problem+json 503 naming the entry, no 500, no subject in the answer."""
+    app = app_client.server.app
+    keys = app[GATEWAY].log_keys
+    at = datetime.now(UTC).replace(microsecond=0)
+    await app[LOG].append_rows([row_of(intent(0, keys.subject_ref(ALICE, at), at))])
+    headers = _bearer(config, "privacy-office")
+    r = await app_client.get(f"/v1/subjects/{BOB}/disclosures", headers=headers)
+    assert r.status == 200 and "d-0" not in await r.text()
+
+    forged = keys.subject_ref(BOB, at)
+    if backend.admin is None:
+        await app[STORE]._conn.execute(  # type: ignore[attr-defined]
+            "UPDATE log_entries SET subject_ref = ? WHERE idx = 0", (forged,)
+        )
+    else:
+        await backend.admin.execute(f'SET search_path TO "{backend.schema}"')
+        await backend.admin.execute("UPDATE log_entries SET subject_ref = $1 WHERE idx = 0", forged)
+    r = await app_client.get(f"/v1/subjects/{BOB}/disclosures", headers=headers)
+    text = await r.text()
+    assert r.status == 503, text
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+    assert "log entry 0" in text and "subject_ref" in text
+    assert BOB not in text and ALICE not in text and "d-0" not in text

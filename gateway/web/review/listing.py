@@ -185,9 +185,11 @@ class Row:
             time=parse_entry_time(entry.get("time")),
             disclosure_id=str(entry.get("disclosure_id", "")),
             caller=str(entry.get("caller", "")),
-            partner=str(entry.get("partner", "")),
+            # None in a refusal of a partner or operation that does not exist (the
+            # caller's made-up id is not logged).
+            partner=str(entry.get("partner") or ""),
             partner_category=entry.get("partner_category"),
-            operation=str(entry.get("operation", "")),
+            operation=str(entry.get("operation") or ""),
             purpose=str(entry.get("purpose", "")),
             legal_basis=str(entry.get("legal_basis", "")),
             policy_version=str(entry.get("policy_version", "")),

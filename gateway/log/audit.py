@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from gateway.log.checkpoint import CheckpointError, open_checkpoint
-from gateway.log.columns import COLUMNS, disagreeing
+from gateway.log.columns import COLUMNS, disagreeing_rows
 from gateway.log.merkle import EMPTY_ROOT
 from gateway.log.tree import NODE_LEVELS, TreeBuilder
 from gateway.store.base import LogRecord, StoredCheckpoint, StoredLogRow, TreeHash
@@ -166,8 +166,7 @@ class Auditor:
         """Rows with their search columns: each column checked against the entry's bytes,
         then the entries fed to the tree (``feed``). A column is checked even past a gap:
         it is evidence about its own row only."""
-        for index, entry, _, columns in rows:
-            wrong = disagreeing(columns, entry)
+        for index, wrong in disagreeing_rows(rows):
             if wrong == COLUMNS:
                 self._problem(
                     f"entry {index}: its bytes are not a log entry, so its search columns "
@@ -182,10 +181,11 @@ class Auditor:
                     "would hide or misattribute this entry)",
                     start=index,
                 )
-        self.feed([(index, entry, leaf) for index, entry, leaf, _ in rows])
+        self.feed(rows)
 
-    def feed(self, records: Sequence[LogRecord]) -> None:
-        """Rows in index order, continuing where the previous chunk stopped."""
+    def feed(self, records: Sequence[LogRecord | StoredLogRow]) -> None:
+        """Rows in index order, continuing where the previous chunk stopped (what follows
+        a row's leaf hash, if anything, is not read here)."""
         if self._broken or not records:
             return
         expected = self._next
@@ -199,10 +199,9 @@ class Auditor:
             records = records[:gap]
             self._broken = True
         sha = hashlib.sha256
-        leaves = [sha(_LEAF_PREFIX + entry).digest() for _, entry, _ in records]
-        for position, ((index, _, stored), computed) in enumerate(
-            zip(records, leaves, strict=True)
-        ):
+        leaves = [sha(_LEAF_PREFIX + row[1]).digest() for row in records]
+        for position, (row, computed) in enumerate(zip(records, leaves, strict=True)):
+            index, stored = row[0], row[2]
             if stored is not None and stored != computed:
                 self._problem(
                     f"entry {index}: its bytes do not hash to its stored leaf hash "

@@ -26,7 +26,13 @@ from gateway.config import Caller, Config
 from gateway.crypto import GatewayKeys, PartnerKey, claims_for
 from gateway.errors import GatewayError
 from gateway.facts import SubjectFacts
-from gateway.log.entries import LogKeys, intent_entry, outcome_entry, refused_entry
+from gateway.log.entries import (
+    LogKeys,
+    intent_entry,
+    outcome_entry,
+    refused_entry,
+    refused_without_request,
+)
 from gateway.logs import bind
 from gateway.metrics import Metrics
 from gateway.minimize import FieldPlan, minimize
@@ -201,7 +207,7 @@ async def disclose(
     reply = await _deliver(gw, partner, operation, request, sealed, url, disclosure_id)
     content_type, body = reply.content_type, reply.body
     if content_type.split(";")[0].strip() == JOSE:
-        body, content_type = gw.keys.open_response(body), "application/json"
+        body, content_type = _open_reply(gw, body, disclosure_id), "application/json"
     fields = tuple(name for name in decision.disclosed if "." not in name)
     return Disclosed(disclosure_id, reply.status, content_type, body, fields, decision)
 
@@ -241,9 +247,21 @@ async def _seal_while_intent_commits(
             problem=problem,
             maybe_received=False,
         )
+        if isinstance(exc, GatewayError) and exc.disclosure_id is None:
+            exc.disclosure_id = str(intent["disclosure_id"])  # logged: its outcome says so
         raise
     await committing
     return sealed
+
+
+def _open_reply(gw: Gateway, body: bytes, disclosure_id: str) -> bytes:
+    """The partner's sealed answer opened; an answer that does not open is refused with the
+    disclosure's id (it was sent, and its outcome entry says so)."""
+    try:
+        return gw.keys.open_response(body)
+    except GatewayError as exc:
+        exc.disclosure_id = disclosure_id
+        raise
 
 
 def _seal(
@@ -365,6 +383,24 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
             disclosure_id=str(entry["disclosure_id"]),
         ) from exc
     gw.metrics.log_append_seconds.observe(time.perf_counter() - started)
+
+
+def log_early_refusal(gw: Gateway, caller: Caller, exc: GatewayError) -> str:
+    """Log a refusal of an authenticated caller's disclosure raised before the pipeline had
+    a request (a body that does not parse, an Idempotency-Key in conflict); its disclosure
+    id. The entry holds nothing of the body: only who was refused, when, and the code."""
+    disclosure_id = new_disclosure_id()
+    gw.log.append_soon(
+        refused_without_request(
+            disclosure_id=disclosure_id,
+            caller=caller.id,
+            problem=exc.code,
+            reason=f"refused before the request was read: {exc.code}",
+            at=gw.clock(),
+            policy_version=gw.config.policy.version,
+        )
+    )
+    return disclosure_id
 
 
 class _PolicyRefusal(Exception):

@@ -38,6 +38,7 @@ __all__ = [
     "outcome_entry",
     "refused_entry",
     "refused_for_intent",
+    "refused_without_request",
     "row_of",
     "timestamp",
 ]
@@ -161,6 +162,31 @@ def refused_for_intent(intent: Mapping[str, Any], problem: str, reason: str) -> 
     sent, and the caller was refused with `problem`."""
     entry = {key: intent.get(key) for key in _REFUSAL_KEEPS}
     entry.update(kind="refused", problem=problem, reasons=[f"{reason}, so nothing was sent"])
+    return entry
+
+
+def refused_without_request(
+    *,
+    disclosure_id: str,
+    caller: str,
+    problem: str,
+    reason: str,
+    at: datetime,
+    policy_version: str,
+) -> dict[str, Any]:
+    """A refusal raised before there was a request to record (a body that did not parse):
+    the caller, the time and the problem, and nothing the caller sent."""
+    entry: dict[str, Any] = dict.fromkeys(_REFUSAL_KEEPS)
+    entry.update(
+        v=FORMAT_VERSION,
+        kind="refused",
+        time=timestamp(at),
+        disclosure_id=disclosure_id,
+        caller=caller,
+        policy_version=policy_version,
+        problem=problem,
+        reasons=[reason],
+    )
     return entry
 
 

@@ -16,7 +16,7 @@ from gateway.errors import GatewayError
 from gateway.facts import Consent, invalid, parse_consent, parse_date
 from gateway.log.entries import canonical_json
 from gateway.logs import bind
-from gateway.pipeline import Gateway, disclose, evaluate
+from gateway.pipeline import Gateway, disclose, evaluate, log_early_refusal
 from gateway.request import parse_disclosure_request
 from gateway.store.base import Store
 from gateway.web.problems import problem_response, read_json
@@ -68,6 +68,15 @@ def json_response(value: object, status: int = 200) -> web.Response:
 
 async def post_disclosure(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request, "discloser")
+    try:
+        return await _post_disclosure(request, caller)
+    except GatewayError as exc:
+        if exc.disclosure_id is None:  # refused before the pipeline took it: logged here
+            exc.disclosure_id = log_early_refusal(request.app[GATEWAY], caller, exc)
+        raise
+
+
+async def _post_disclosure(request: web.Request, caller: Caller) -> web.StreamResponse:
     body = await body_of(request)
     key = request.headers.get("Idempotency-Key")
     if key is None:

@@ -590,3 +590,58 @@ async def test_the_subject_report_over_http_refuses_a_lying_index_with_a_503(
     assert r.headers["Content-Type"].startswith("application/problem+json")
     assert "log entry 0" in text and "subject_ref" in text
     assert BOB not in text and ALICE not in text and "d-0" not in text
+
+
+class FailingSeal(GatewayKeys):
+    def seal(self, claims: Mapping[str, Any], **how: Any) -> str:
+        raise GatewayError("internal_error", "the seal failed")
+
+
+async def test_a_failure_after_the_intent_is_its_outcome_not_a_second_refusal(
+    config: Any, partners: Any
+) -> None:
+    log, outbound = FakeLog(), FakeOutbound()
+    gw = replace(_gateway(config, partners, log, outbound), keys=FailingSeal.load(config.keys_dir))
+    with pytest.raises(GatewayError) as raised:
+        await disclose(gw, CALLER, _request(uuid="u", amount=5))
+    assert [(e["kind"], e.get("outcome")) for e in log.entries] == [
+        ("intent", None),
+        ("outcome", "failed"),
+    ]
+    # The id marks the failure as logged: the web layer logs no refusal of its own.
+    assert raised.value.disclosure_id == log.entries[0]["disclosure_id"]
+
+
+BAD_BODIES: list[tuple[str, Any]] = [
+    ("an unknown key naming a person", {**_charge({"uuid": "u"}), EMAIL_NAME: 1}),
+    ("a purpose outside the vocabulary", {**_charge({"uuid": "u"}), "purpose": EMAIL_NAME}),
+    ("no data", {k: v for k, v in _charge({}).items() if k != "data"}),
+    ("not an object", [EMAIL_NAME]),
+]
+
+
+@pytest.mark.parametrize("body", [b for _, b in BAD_BODIES], ids=[n for n, _ in BAD_BODIES])
+async def test_a_body_refused_before_the_pipeline_is_logged_without_its_content(
+    app_client: Any, config: Any, body: Any
+) -> None:
+    r = await app_client.post("/v1/disclosures", json=body, headers=_bearer(config))
+    text = await r.text()
+    assert r.status == 400, text
+    # (The parser names a short bad key or choice back to its sender; the log never.)
+    doc = await r.json(content_type=None)
+    entries = await logged_entries(app_client.server.app, doc["disclosure_id"])
+    assert [(e["kind"], e["problem"], e["caller"]) for e in entries] == [
+        ("refused", "invalid_request", "payments-service")
+    ]
+    assert EMAIL_NAME.encode() not in await _all_log_bytes(app_client)
+
+
+async def test_an_idempotency_conflict_is_logged_once(app_client: Any, config: Any) -> None:
+    headers = {**_bearer(config), "Idempotency-Key": "k-1"}
+    first = await app_client.post("/v1/disclosures", json=_charge({"A": 1}), headers=headers)
+    assert first.status == 400
+    again = await app_client.post("/v1/disclosures", json=_charge({"B": 1}), headers=headers)
+    assert again.status == 409
+    doc = await again.json(content_type=None)
+    entries = await logged_entries(app_client.server.app, doc["disclosure_id"])
+    assert [(e["kind"], e["problem"]) for e in entries] == [("refused", "conflict")]

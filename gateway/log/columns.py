@@ -32,6 +32,7 @@ __all__ = [
     "COLUMNS",
     "KINDS",
     "OUTCOMES",
+    "NotAnEntry",
     "SearchIndexDamaged",
     "checked_disclosure",
     "checked_search",

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from gateway.log.columns import SearchIndexDamaged, checked_disclosure, checked_search
+from gateway.log.columns import (
+    NotAnEntry,
+    SearchIndexDamaged,
+    checked_disclosure,
+    checked_search,
+    columns_of_bytes,
+)
 from gateway.log.subject_keys import LogKeys
 from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogRecord
 
@@ -104,6 +110,8 @@ class SearchStore(Protocol):
 
 class SpanStore(Protocol):
     async def log_time_span(self) -> tuple[datetime, datetime] | None: ...
+    async def log_size(self) -> int: ...
+    async def read_log(self, start: int, end: int) -> list[LogEntry]: ...
 
 
 async def subject_refs(
@@ -123,8 +131,18 @@ async def subject_refs(
     span = await store.log_time_span()
     if span is None:
         return []
-    first = span[0] if since is None else max(since, span[0])
-    last = span[1] if until is None else min(until, span[1])
+    # The span is read from the time column; the first and last entries' own times widen
+    # it, so that an edited column cannot shrink the months searched (verify names it).
+    earliest, latest = span
+    size = await store.log_size()
+    for _, raw in [*await store.read_log(0, 1), *await store.read_log(size - 1, size)]:
+        try:
+            at = columns_of_bytes(raw).time
+        except NotAnEntry:
+            continue
+        earliest, latest = min(earliest, at), max(latest, at)
+    first = earliest if since is None else max(since, earliest)
+    last = latest if until is None else min(until, latest)
     if first > last:
         return []
     return keys.subject_refs(subject, since=first, until=last)

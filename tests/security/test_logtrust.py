@@ -645,3 +645,17 @@ async def test_an_idempotency_conflict_is_logged_once(app_client: Any, config: A
     doc = await again.json(content_type=None)
     entries = await logged_entries(app_client.server.app, doc["disclosure_id"])
     assert [(e["kind"], e["problem"]) for e in entries] == [("refused", "conflict")]
+
+
+async def test_edited_times_cannot_shrink_the_months_a_report_searches(
+    logged: Logged, partners: dict[str, Partner]
+) -> None:
+    """Every time column moved 400 days back: the report still searches the months of the
+    first and last entries' own times, and finds Alice's disclosures; verify names it."""
+    await logged.sql(
+        "UPDATE log_entries SET logged_at = ?", _time_value(logged, T0 - timedelta(days=400))
+    )
+    report = await subject_report(logged.store, logged.keys, partners, ALICE)
+    assert [r["disclosure_id"] for r in report] == ["d-0", "d-2", "d-4", "d-6", "d-8"]
+    code, out = await logged.cli("log", "verify")
+    assert code == 1 and "first bad index: 0\n" in out and "column time" in out

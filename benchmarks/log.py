@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.log.audit import audit_store
 from gateway.log.canonical import canonical_json, timestamp
+from gateway.log.columns import columns_of_bytes
 from gateway.log.merkle import leaf_hash, verify_inclusion
 from gateway.log.search import Query, search, subject_refs
 from gateway.log.service import LogService, LogSigner
@@ -94,19 +95,8 @@ def row(entry: dict[str, object], at: datetime) -> LogRow:
 
 
 def row_of_bytes(data: bytes, entry: Mapping[str, object], at: datetime) -> LogRow:
-    kind = str(entry["kind"])
-    return LogRow(
-        entry=data,
-        kind=kind,
-        disclosure_id=str(entry["disclosure_id"]),
-        subject_ref=entry.get("subject_ref"),  # type: ignore[arg-type]
-        partner=str(entry["partner"]),
-        time=at,
-        leaf_hash=leaf_hash(data),
-        purpose=entry.get("purpose"),  # type: ignore[arg-type]
-        legal_basis=entry.get("legal_basis"),  # type: ignore[arg-type]
-        outcome=entry.get("outcome") if kind == "outcome" else None,  # type: ignore[arg-type]
-    )
+    # The columns as the gateway derives them (and `log verify` checks them): from the bytes.
+    return LogRow.of(data, columns_of_bytes(data), leaf_hash(data))
 
 
 class Templates:

@@ -26,7 +26,13 @@ from gateway.config import Caller, Config
 from gateway.crypto import GatewayKeys, PartnerKey, claims_for
 from gateway.errors import GatewayError
 from gateway.facts import SubjectFacts
-from gateway.log.entries import LogKeys, intent_entry, outcome_entry, refused_entry
+from gateway.log.entries import (
+    LogKeys,
+    intent_entry,
+    outcome_entry,
+    refused_entry,
+    refused_without_request,
+)
 from gateway.logs import bind
 from gateway.metrics import Metrics
 from gateway.minimize import FieldPlan, minimize
@@ -34,7 +40,7 @@ from gateway.outbound import DeliveryError, PartnerReply, build_url
 from gateway.partners import NO_PARTNER_STATE, Operation, Partner, PartnerState, current
 from gateway.policy import Decision, decide
 from gateway.problem_catalog import KEY_RECHECK_S, LOG_RETRY_AFTER_S
-from gateway.request import DisclosureRequest
+from gateway.request import DisclosureRequest, FieldNamesRefused, check_field_names
 
 JOSE = "application/jose"
 
@@ -113,6 +119,7 @@ async def evaluate(
     """The decision for `request` against the stored facts (the dry run of §4.2), or
     against `facts` when the gateway itself supplies them (erasure notices).
     `partners` is the table the caller took for this request (default: the one in force)."""
+    check_field_names(request.data)  # a malformed name is refused, not decided on
     table = current(gw.partners) if partners is None else partners
     if facts is None:
         facts = await gw.facts.subject_facts(request.subject, request.legal_request)
@@ -138,26 +145,41 @@ async def disclose(
     disclosure_id = new_disclosure_id()
     now = gw.clock()
     partners = current(gw.partners)  # one table for the whole request, whatever a reload does
-    decision = await evaluate(gw, caller, request, facts, partners=partners)
     partner = partners.get(request.partner)
     bind(disclosure_id=disclosure_id, partner=partner.id if partner is not None else None)
-    if not decision.allowed or partner is None:
-        _log_refusal(gw, disclosure_id, caller, request, partner, decision, now)
-        raise GatewayError(
-            str(decision.problem),
-            decision.detail,
-            disclosure_id=disclosure_id,
-            retry_after_s=_refusal_retry_after(str(decision.problem), partner),
+    # Every refusal before the intent, whatever step raised it (a policy refusal, a field
+    # that cannot be transformed, a partner key that cannot be fetched or has expired),
+    # is one `refused` entry; after the intent, the outcome entry records it.
+    step = "decide"
+    try:
+        decision = await evaluate(gw, caller, request, facts, partners=partners)
+        if not decision.allowed or partner is None:
+            raise _PolicyRefusal(decision)
+        operation = partner.operations[request.operation]
+        step = "minimize"
+        minimized = minimize(
+            request.data,
+            FieldPlan(decision.disclosed, decision.withheld_reasons),
+            pseudonym_key=gw.pseudonym_key(partner.id),
+            today=now.date(),
         )
-    operation = partner.operations[request.operation]
-    minimized = minimize(
-        request.data,
-        FieldPlan(decision.disclosed, decision.withheld_reasons),
-        pseudonym_key=gw.pseudonym_key(partner.id),
-        today=now.date(),
-    )
-    url = build_url(partner, operation, minimized)  # a bad placeholder is refused here
-    recipient = await gw.partner_keys.key_for(partner)
+        step = "partner_url"
+        url = build_url(partner, operation, minimized)  # a bad placeholder is refused here
+        step = "partner_key"
+        recipient = await gw.partner_keys.key_for(partner)
+    except Exception as exc:
+        _log_refusal(gw, disclosure_id, caller, request, partner, exc, step, now)
+        if isinstance(exc, _PolicyRefusal):
+            problem, detail = str(exc.decision.problem), exc.decision.detail
+            raise GatewayError(
+                problem,
+                detail,
+                disclosure_id=disclosure_id,
+                retry_after_s=_refusal_retry_after(problem, partner),
+            ) from None
+        if isinstance(exc, GatewayError) and exc.disclosure_id is None:
+            exc.disclosure_id = disclosure_id
+        raise
     intent = intent_entry(
         disclosure_id=disclosure_id,
         caller=caller.id,
@@ -191,7 +213,7 @@ async def disclose(
     reply = await _deliver(gw, partner, operation, request, sealed, url, disclosure_id)
     content_type, body = reply.content_type, reply.body
     if content_type.split(";")[0].strip() == JOSE:
-        body, content_type = gw.keys.open_response(body), "application/json"
+        body, content_type = _open_reply(gw, body, disclosure_id), "application/json"
     fields = tuple(name for name in decision.disclosed if "." not in name)
     return Disclosed(disclosure_id, reply.status, content_type, body, fields, decision)
 
@@ -240,9 +262,21 @@ async def _seal_while_intent_commits(
             problem=problem,
             maybe_received=False,
         )
+        if isinstance(exc, GatewayError) and exc.disclosure_id is None:
+            exc.disclosure_id = str(intent["disclosure_id"])  # logged: its outcome says so
         raise
     await committing
     return sealed
+
+
+def _open_reply(gw: Gateway, body: bytes, disclosure_id: str) -> bytes:
+    """The partner's sealed answer opened; an answer that does not open is refused with the
+    disclosure's id (it was sent, and its outcome entry says so)."""
+    try:
+        return gw.keys.open_response(body)
+    except GatewayError as exc:
+        exc.disclosure_id = disclosure_id
+        raise
 
 
 def _seal(
@@ -367,25 +401,68 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
     gw.metrics.log_append_seconds.observe(time.perf_counter() - started)
 
 
+def log_early_refusal(gw: Gateway, caller: Caller, exc: GatewayError) -> str:
+    """Log a refusal of an authenticated caller's disclosure raised before the pipeline had
+    a request (a body that does not parse, an Idempotency-Key in conflict); its disclosure
+    id. The entry holds nothing of the body: only who was refused, when, and the code."""
+    disclosure_id = new_disclosure_id()
+    gw.log.append_soon(
+        refused_without_request(
+            disclosure_id=disclosure_id,
+            caller=caller.id,
+            problem=exc.code,
+            reason=f"refused before the request was read: {exc.code}",
+            at=gw.clock(),
+            policy_version=gw.config.policy.version,
+        )
+    )
+    return disclosure_id
+
+
+class _PolicyRefusal(Exception):
+    """The decision refused: logged with its reasons, answered with its problem."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.problem)
+        self.decision = decision
+
+
+def _refusal_decision(exc: Exception, step: str) -> Decision:
+    """What the refused entry records for `exc`, raised at `step`: a policy refusal's own
+    reasons; for anything else the step and the problem code only, since a detail may
+    quote what the caller sent (a field name, a placeholder value)."""
+    if isinstance(exc, _PolicyRefusal):
+        return exc.decision
+    if isinstance(exc, FieldNamesRefused):
+        reason = f"{exc.count} malformed field name(s) in 'data' refused"
+    else:
+        code = exc.code if isinstance(exc, GatewayError) else "internal_error"
+        reason = f"refused at step '{step}', before anything was sent: {code}"
+    problem = exc.code if isinstance(exc, GatewayError) else "internal_error"
+    return Decision(False, problem, (reason,), {}, (), needs_review=False)
+
+
 def _log_refusal(
     gw: Gateway,
     disclosure_id: str,
     caller: Caller,
     request: DisclosureRequest,
     partner: Partner | None,
-    decision: Decision,
+    exc: Exception,
+    step: str,
     now: datetime,
 ) -> None:
     # Nothing leaves on a refusal, so the answer does not wait for its entry to commit.
-    gw.log.append_soon(
-        refused_entry(
-            disclosure_id=disclosure_id,
-            caller=caller.id,
-            request=request,
-            partner=partner,
-            decision=decision,
-            at=now,
-            keys=gw.log_keys,
-            policy_version=gw.config.policy.version,
-        )
+    entry = refused_entry(
+        disclosure_id=disclosure_id,
+        caller=caller.id,
+        request=request,
+        partner=partner,
+        decision=_refusal_decision(exc, step),
+        at=now,
+        keys=gw.log_keys,
+        policy_version=gw.config.policy.version,
     )
+    if isinstance(exc, FieldNamesRefused):
+        entry["rejected_field_names"] = exc.count
+    gw.log.append_soon(entry)

@@ -6,6 +6,7 @@ allowed is `policy.decide()`'s question.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -13,11 +14,16 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway import vocabulary as v
+from gateway.errors import GatewayError
 from gateway.facts import invalid, parse_date
 from gateway.subject_id import check_subject_id
 
 BODY_KEYS = ("partner", "operation", "purpose", "legal_basis", "subject", "data", "legal_request")
 MAX_ID = 200
+MAX_FIELD_NAME = 64
+"""Longest field name accepted in `data` (the vocabulary's longest is 21 characters)."""
+FIELD_NAME_PATTERN = "^[a-z][a-z0-9_]*$"
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -101,3 +107,39 @@ def parse_disclosure_request(
     )
     request.date_of_birth  # noqa: B018 - a malformed date of birth is a 400, not a crash later
     return request
+
+
+class FieldNamesRefused(GatewayError):
+    """`data` holds field names no vocabulary could have: refused before anything is
+    decided, and logged as a count (the names themselves may be personal data)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            "invalid_request",
+            f"{count} field name(s) in 'data' (or in a 'payment_records' object) are not "
+            f"lower_snake_case of at most {MAX_FIELD_NAME} characters (a lowercase letter, "
+            "then lowercase letters, digits or '_'), as every field of the vocabulary is; "
+            "send only vocabulary field names",
+        )
+        self.count = count
+
+
+def check_field_names(data: Mapping[str, Any]) -> None:
+    """FieldNamesRefused unless every name in `data` and in its `payment_records` objects
+    is well formed. Well formed is not known: an unknown name is withheld, not refused."""
+    names: list[object] = list(data)
+    records = data.get("payment_records")
+    for record in records if isinstance(records, list) else [records]:
+        if isinstance(record, Mapping):
+            names += list(record)
+    malformed = sum(
+        1
+        for name in names
+        if not (
+            isinstance(name, str)
+            and len(name) <= MAX_FIELD_NAME
+            and _FIELD_NAME.fullmatch(name) is not None
+        )
+    )
+    if malformed:
+        raise FieldNamesRefused(malformed)

@@ -25,7 +25,7 @@ from gateway.log.search import Query, SearchStore, SpanStore, search, subject_re
 from gateway.log.subject_keys import LogKeys
 from gateway.partners import Partner
 from gateway.pipeline import Gateway, disclose
-from gateway.request import DisclosureRequest, check_data
+from gateway.request import DisclosureRequest, check_data, check_field_names
 
 REPORT_COLUMNS = (
     "time",
@@ -191,6 +191,7 @@ def parse_erasure(body: object, subject: str) -> tuple[str, dict[str, Any]]:
     if kind not in NOTICE_KINDS:
         raise invalid(f"'kind' must be one of {', '.join(NOTICE_KINDS)}")
     data = check_data(body.get("data", {"uuid": subject}))
+    check_field_names(data)  # as a disclosure would: refused before any partner is asked
     return str(kind), data
 
 

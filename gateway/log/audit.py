@@ -7,6 +7,10 @@ located as precisely as the evidence allows:
 - an index missing from the sequence (a deleted row, or the rest of a truncated log):
   that index;
 - an entry whose bytes do not hash to its stored leaf hash (an edited entry): its index;
+- a search column (subject reference, partner, kind, time, …) that is not the entry's
+  own value (an edited index, which would hide a disclosure from searches and subject
+  reports while every hash still matched): its index and the column
+  (``gateway.log.columns``);
 - a stored subtree hash that the entries below it do not produce (rows swapped or
   replaced together with their leaf hashes): the 256 (or 65,536…) entries it covers;
 - a checkpoint whose signature does not verify with the log key (an altered checkpoint):
@@ -33,9 +37,10 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from gateway.log.checkpoint import CheckpointError, open_checkpoint
+from gateway.log.columns import COLUMNS, disagreeing_rows
 from gateway.log.merkle import EMPTY_ROOT
 from gateway.log.tree import NODE_LEVELS, TreeBuilder
-from gateway.store.base import LogRecord, StoredCheckpoint, TreeHash
+from gateway.store.base import LogRecord, StoredCheckpoint, StoredLogRow, TreeHash
 
 __all__ = ["AuditReport", "Auditor", "Problem", "audit_store"]
 
@@ -157,8 +162,30 @@ class Auditor:
     def entries_seen(self) -> int:
         return self._next
 
-    def feed(self, records: Sequence[LogRecord]) -> None:
-        """Rows in index order, continuing where the previous chunk stopped."""
+    def feed_rows(self, rows: Sequence[StoredLogRow]) -> None:
+        """Rows with their search columns: each column checked against the entry's bytes,
+        then the entries fed to the tree (``feed``). A column is checked even past a gap:
+        it is evidence about its own row only."""
+        for index, wrong in disagreeing_rows(rows):
+            if wrong == COLUMNS:
+                self._problem(
+                    f"entry {index}: its bytes are not a log entry, so its search columns "
+                    "cannot be checked (the entry was edited or written by something else)",
+                    start=index,
+                )
+            elif wrong:
+                self._problem(
+                    f"entry {index}: its search column{'s' if len(wrong) > 1 else ''} "
+                    f"{', '.join(wrong)} do{'' if len(wrong) > 1 else 'es'} not match the "
+                    "entry's bytes (the column was edited: searches and subject reports "
+                    "would hide or misattribute this entry)",
+                    start=index,
+                )
+        self.feed(rows)
+
+    def feed(self, records: Sequence[LogRecord | StoredLogRow]) -> None:
+        """Rows in index order, continuing where the previous chunk stopped (what follows
+        a row's leaf hash, if anything, is not read here)."""
         if self._broken or not records:
             return
         expected = self._next
@@ -172,10 +199,9 @@ class Auditor:
             records = records[:gap]
             self._broken = True
         sha = hashlib.sha256
-        leaves = [sha(_LEAF_PREFIX + entry).digest() for _, entry, _ in records]
-        for position, ((index, _, stored), computed) in enumerate(
-            zip(records, leaves, strict=True)
-        ):
+        leaves = [sha(_LEAF_PREFIX + row[1]).digest() for row in records]
+        for position, (row, computed) in enumerate(zip(records, leaves, strict=True)):
+            index, stored = row[0], row[2]
             if stored is not None and stored != computed:
                 self._problem(
                     f"entry {index}: its bytes do not hash to its stored leaf hash "
@@ -258,7 +284,7 @@ class AuditStore(Protocol):
     async def tree_node_counts(self, levels: Sequence[int]) -> list[int]: ...
     async def read_tree_hashes(self, ranges: Sequence[tuple[int, int, int]]) -> list[TreeHash]: ...
     async def log_size(self) -> int: ...
-    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]: ...
+    async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]: ...
 
 
 async def audit_store(
@@ -268,7 +294,8 @@ async def audit_store(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> AuditReport:
-    """Recompute the whole stored log and check every checkpoint (`gateway log verify`).
+    """Recompute the whole stored log, every row's search columns and every checkpoint
+    (`gateway log verify`).
 
     Streams the rows in index order (keyset pages, the next read overlapping the
     hashing of the current one); `progress` is told how many entries were checked.
@@ -287,11 +314,11 @@ async def audit_store(
     }
     auditor = Auditor(checkpoints, verifier_key, origin, nodes)
     counted = await store.log_size()
-    pending = asyncio.ensure_future(store.read_log_records(0, READ_CHUNK))
+    pending = asyncio.ensure_future(store.read_log_rows(0, READ_CHUNK))
     try:
         while rows := await pending:
-            pending = asyncio.ensure_future(store.read_log_records(rows[-1][0] + 1, READ_CHUNK))
-            auditor.feed(rows)
+            pending = asyncio.ensure_future(store.read_log_rows(rows[-1][0] + 1, READ_CHUNK))
+            auditor.feed_rows(rows)
             if progress is not None:
                 progress(auditor.entries_seen)
     finally:

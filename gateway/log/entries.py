@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+from gateway import vocabulary as v
 from gateway.log.canonical import canonical_entry, canonical_json, timestamp
+from gateway.log.columns import KINDS, OUTCOMES, NotAnEntry, columns_of
 from gateway.log.merkle import leaf_hash
 from gateway.log.subject_keys import LogKeys
+from gateway.minimize import NESTED
 from gateway.partners import Operation, Partner
 from gateway.policy import Decision
 from gateway.request import DisclosureRequest
@@ -34,13 +37,18 @@ __all__ = [
     "intent_entry",
     "outcome_entry",
     "refused_entry",
+    "refused_for_intent",
+    "refused_without_request",
     "row_of",
     "timestamp",
 ]
 
 FORMAT_VERSION = 1
-KINDS = ("intent", "outcome", "refused")
-OUTCOMES = ("sent", "failed", "unknown")
+
+LOGGED_FIELD_NAMES: Final = v.FIELDS | {f"{NESTED}.{key}" for key in v.PAYMENT_RECORD_KEYS}
+"""The only field names an entry may hold: the vocabulary's. Any other name a caller
+sends is counted (`withheld_unknown`), never written: a name can itself be personal data
+(an e-mail address was seen), and the log cannot forget."""
 
 
 def _common(
@@ -94,11 +102,14 @@ def intent_entry(
         consent_id=decision.consent_id,
         legal_request_id=decision.legal_request_id,
         fields=dict(decision.disclosed),
-        withheld=sorted(decision.withheld),
+        withheld=sorted(name for name in decision.withheld if name in LOGGED_FIELD_NAMES),
         data_digest=keys.data_digest(minimized, at),
         needs_review=decision.needs_review,
         retention_days=partner.retention_days,
     )
+    unknown = sum(1 for name in decision.withheld if name not in LOGGED_FIELD_NAMES)
+    if unknown:
+        entry["withheld_unknown"] = unknown
     if decision.bound_by_policy_version:
         entry["bound_by_policy_version"] = decision.bound_by_policy_version
     return entry
@@ -116,8 +127,66 @@ def refused_entry(
     policy_version: str,
 ) -> dict[str, Any]:
     entry = _common("refused", disclosure_id, caller, request, partner, at, keys, policy_version)
-    # Reasons name rules, ids and vocabulary, never values (tests/unit/test_policy.py).
-    entry.update(problem=decision.problem, reasons=list(decision.reasons))
+    # Reasons name rules, ids and vocabulary, never values (tests/unit/test_policy.py) —
+    # except the caller's own partner or operation id when no such one exists: then the
+    # entry records the problem alone, and no id the caller made up.
+    reasons = list(decision.reasons)
+    if partner is None:
+        entry["partner"] = None
+        reasons = [str(decision.problem)]
+    if partner is None or request.operation not in partner.operations:
+        entry["operation"] = None
+        reasons = [str(decision.problem)]
+    entry.update(problem=decision.problem, reasons=reasons)
+    return entry
+
+
+# What a refusal keeps of an intent that was never logged (gateway.log.recovery).
+_REFUSAL_KEEPS: Final = (
+    "v",
+    "time",
+    "disclosure_id",
+    "caller",
+    "partner",
+    "partner_category",
+    "operation",
+    "purpose",
+    "legal_basis",
+    "policy_version",
+    "subject_ref",
+)
+
+
+def refused_for_intent(intent: Mapping[str, Any], problem: str, reason: str) -> dict[str, Any]:
+    """The refused entry of a disclosure whose intent could not be logged: nothing was
+    sent, and the caller was refused with `problem`."""
+    entry = {key: intent.get(key) for key in _REFUSAL_KEEPS}
+    entry.update(kind="refused", problem=problem, reasons=[f"{reason}, so nothing was sent"])
+    return entry
+
+
+def refused_without_request(
+    *,
+    disclosure_id: str,
+    caller: str,
+    problem: str,
+    reason: str,
+    at: datetime,
+    policy_version: str,
+) -> dict[str, Any]:
+    """A refusal raised before there was a request to record (a body that did not parse):
+    the caller, the time and the problem, and nothing the caller sent."""
+    entry: dict[str, Any] = dict.fromkeys(_REFUSAL_KEEPS)
+    entry.update(
+        v=FORMAT_VERSION,
+        kind="refused",
+        time=timestamp(at),
+        disclosure_id=disclosure_id,
+        caller=caller,
+        policy_version=policy_version,
+        problem=problem,
+        reasons=[reason],
+    )
     return entry
 
 
@@ -150,34 +219,12 @@ def outcome_entry(
     }
 
 
-def _column(value: Any) -> str | None:
-    """A search column's copy of an entry value.
-
-    A refusal records what the caller asked for, and PostgreSQL text cannot hold U+0000:
-    one such value would fail the whole group-commit transaction, other callers' intents
-    included. The entry bytes keep the value exactly (JSON escapes it).
-    """
-    return None if value is None else str(value).replace("\x00", "\ufffd")
-
-
 def row_of(entry: Mapping[str, Any]) -> LogRow:
-    """The row to append for `entry`: its canonical bytes, leaf hash and search columns."""
-    kind = str(entry["kind"])
-    if kind not in KINDS:
-        raise ValueError(f"entry kind {kind!r} not among {KINDS}")
+    """The row to append for `entry`: its canonical bytes, leaf hash and search columns
+    (derived from the entry alone, as ``gateway log verify`` derives them again)."""
+    try:
+        columns = columns_of(entry)
+    except NotAnEntry as exc:
+        raise ValueError(str(exc)) from None
     data = canonical_entry(entry)
-    outcome = (
-        entry.get("outcome") if kind == "outcome" else "refused" if kind == "refused" else None
-    )
-    return LogRow(
-        entry=data,
-        kind=kind,
-        disclosure_id=str(entry["disclosure_id"]),
-        subject_ref=_column(entry.get("subject_ref")),
-        partner=_column(entry.get("partner")),
-        time=datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00")),
-        leaf_hash=leaf_hash(data),
-        purpose=_column(entry.get("purpose")),
-        legal_basis=_column(entry.get("legal_basis")),
-        outcome=_column(outcome),
-    )
+    return LogRow.of(data, columns, leaf_hash(data))

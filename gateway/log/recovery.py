@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from gateway.errors import GatewayError
-from gateway.log.entries import outcome_entry
+from gateway.log.entries import outcome_entry, refused_for_intent
 from gateway.store.base import LEGACY_INSTANCE, LogEntry
 
 __all__ = [
@@ -103,7 +103,7 @@ class InstanceLog:
     `in_flight` maps the id of each disclosure whose intent is durable and whose outcome
     is not appended yet to its partner; `backlog` holds the outcome and refusal entries
     whose append failed, oldest first; `unsure` maps the ids of intents whose append
-    failed to their partner. :class:`Recovery` settles the last two when the store is back.
+    failed to the intent. :class:`Recovery` settles the last two when the store is back.
     """
 
     def __init__(self, log: Appender, instance_id: str) -> None:
@@ -111,7 +111,7 @@ class InstanceLog:
         self.instance_id = instance_id
         self.in_flight: dict[str, str] = {}
         self.backlog: deque[Mapping[str, Any]] = deque()
-        self.unsure: dict[str, str] = {}
+        self.unsure: dict[str, Mapping[str, Any]] = {}
         self._queued: set[asyncio.Future[int]] = set()
 
     async def append(self, entry: Mapping[str, Any]) -> int:
@@ -125,7 +125,7 @@ class InstanceLog:
             try:
                 index = await self._log.append(entry)
             except GatewayError:
-                self.unsure[disclosure_id] = partner
+                self.unsure[disclosure_id] = entry
                 raise
             self.in_flight[disclosure_id] = partner
             return index
@@ -341,9 +341,16 @@ class Recovery:
             if entry["kind"] not in await self._kinds_of(str(entry["disclosure_id"])):
                 await self._writer.append(entry)
             backlog.popleft()
-        for disclosure_id, partner in list(self.log.unsure.items()):
+        for disclosure_id, intent in list(self.log.unsure.items()):
             kinds = await self._kinds_of(disclosure_id)
-            if "intent" in kinds and "outcome" not in kinds:
+            partner = str(intent.get("partner"))
+            if "intent" not in kinds and "refused" not in kinds:
+                # The intent never committed: the caller was refused with log_unavailable,
+                # and that refusal is recorded like any other.
+                await self._writer.append(
+                    refused_for_intent(intent, "log_unavailable", "the intent could not be logged")
+                )
+            elif "intent" in kinds and "outcome" not in kinds:
                 # The intent committed though its append failed; the pipeline sent nothing.
                 await self._writer.append(
                     outcome_entry(

@@ -9,6 +9,8 @@ Filters on the first entry (subject, partner, purpose, legal basis, time) are an
 by the store's indexes. ``outcome`` (sent, failed, unknown, refused) is answered from
 the outcome entries when nothing narrower is given — e.g. the disclosures crash
 recovery marked ``unknown`` — and by reading each candidate's outcome otherwise.
+Every row an index returns is checked against the filters by its own bytes
+(``gateway.log.columns``): an altered index is a refusal, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from gateway.log.columns import (
+    NotAnEntry,
+    SearchIndexDamaged,
+    checked_disclosure,
+    checked_search,
+    columns_of_bytes,
+)
 from gateway.log.subject_keys import LogKeys
 from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogRecord
 
@@ -60,6 +69,7 @@ CSV_COLUMNS: Final = (
     "subject_ref",
     "fields",
     "withheld",
+    "withheld_unknown",
     "data_digest",
     "needs_review",
     "retention_days",
@@ -69,6 +79,7 @@ CSV_COLUMNS: Final = (
     "problem",
     "maybe_received",
     "reasons",
+    "rejected_field_names",
     "v",
     "extra",
 )
@@ -99,6 +110,8 @@ class SearchStore(Protocol):
 
 class SpanStore(Protocol):
     async def log_time_span(self) -> tuple[datetime, datetime] | None: ...
+    async def log_size(self) -> int: ...
+    async def read_log(self, start: int, end: int) -> list[LogEntry]: ...
 
 
 async def subject_refs(
@@ -118,8 +131,18 @@ async def subject_refs(
     span = await store.log_time_span()
     if span is None:
         return []
-    first = span[0] if since is None else max(since, span[0])
-    last = span[1] if until is None else min(until, span[1])
+    # The span is read from the time column; the first and last entries' own times widen
+    # it, so that an edited column cannot shrink the months searched (verify names it).
+    earliest, latest = span
+    size = await store.log_size()
+    for _, raw in [*await store.read_log(0, 1), *await store.read_log(size - 1, size)]:
+        try:
+            at = columns_of_bytes(raw).time
+        except NotAnEntry:
+            continue
+        earliest, latest = min(earliest, at), max(latest, at)
+    first = earliest if since is None else max(since, earliest)
+    last = latest if until is None else min(until, latest)
     if first > last:
         return []
     return keys.subject_refs(subject, since=first, until=last)
@@ -192,8 +215,14 @@ def _matches(entry: Mapping[str, Any], query: Query) -> bool:
     return (query.since is None or at >= query.since) and (query.until is None or at < query.until)
 
 
-async def _disclosure(store: SearchStore, disclosure_id: str) -> tuple[LogEntry, list[LogEntry]]:
-    rows = await store.log_entries_for_disclosure(disclosure_id)
+async def _disclosure(
+    store: SearchStore, disclosure_id: str, found_at: int
+) -> tuple[LogEntry, list[LogEntry]]:
+    """The first entry of a disclosure and its others; `found_at` is the index of the
+    entry that named it, which the disclosure's own lookup must return too."""
+    rows = await checked_disclosure(store, disclosure_id)
+    if all(index != found_at for index, _ in rows):
+        raise SearchIndexDamaged(found_at, "disclosure_id")
     first = next((r for r in rows if json.loads(r[1]).get("kind") != "outcome"), rows[0])
     return first, [r for r in rows if r is not first]
 
@@ -214,7 +243,8 @@ async def search(
         else ["intent"]
     )
     after: int | None = None
-    while rows := await store.log_search(
+    while rows := await checked_search(
+        store,
         subject_refs=query.subject_refs,
         partner=query.partner,
         purpose=query.purpose,
@@ -229,7 +259,7 @@ async def search(
             entry = json.loads(raw)
             outcomes: tuple[tuple[int, dict[str, Any]], ...] = ()
             if entry.get("kind") == "intent":
-                _, others = await _disclosure(store, str(entry["disclosure_id"]))
+                _, others = await _disclosure(store, str(entry["disclosure_id"]), index)
                 outcomes = tuple((i, json.loads(e)) for i, e in others)
             found = Found(index, entry, outcomes)
             if query.outcome is None or found.outcome == query.outcome:
@@ -240,15 +270,20 @@ async def search(
 async def _by_outcome(store: SearchStore, query: Query, page: int) -> AsyncIterator[Found]:
     seen: set[str] = set()
     after: int | None = None
-    while rows := await store.log_search(
-        kind="outcome", outcome=query.outcome, partner=query.partner, after_index=after, limit=page
+    while rows := await checked_search(
+        store,
+        kind="outcome",
+        outcome=query.outcome,
+        partner=query.partner,
+        after_index=after,
+        limit=page,
     ):
-        for _, raw in rows:
+        for found_at, raw in rows:
             disclosure_id = str(json.loads(raw)["disclosure_id"])
             if disclosure_id in seen:
                 continue
             seen.add(disclosure_id)
-            (index, first), others = await _disclosure(store, disclosure_id)
+            (index, first), others = await _disclosure(store, disclosure_id, found_at)
             entry = json.loads(first)
             found = Found(index, entry, tuple((i, json.loads(e)) for i, e in others))
             if _matches(entry, query) and found.outcome == query.outcome:

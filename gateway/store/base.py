@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, NamedTuple, Protocol
 
 from gateway.errors import GatewayError
 from gateway.facts import Consent, LegalRequest, SubjectFacts
@@ -39,6 +39,7 @@ __all__ = [
     "InstanceRecord",
     "JustificationRecord",
     "LegalRequestRecord",
+    "LogColumns",
     "LogEntry",
     "LogRecord",
     "LogRow",
@@ -46,6 +47,7 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "StoredCheckpoint",
+    "StoredLogRow",
     "StoredResponse",
     "SuspensionEvent",
     "TreeHash",
@@ -68,6 +70,28 @@ LogEntry = tuple[int, bytes]
 
 LogRecord = tuple[int, bytes, bytes | None]
 """A log entry with its stored leaf hash (None only for rows written before schema 2)."""
+
+
+class LogColumns(NamedTuple):
+    """The values a log row keeps beside its entry for searches, as stored.
+
+    Copies of the entry's own values (``gateway.log.columns.columns_of`` derives them,
+    and ``gateway log verify`` checks every row's against its bytes). `outcome` is the
+    entry's outcome for an outcome entry and ``refused`` for a refusal.
+    """
+
+    kind: str
+    disclosure_id: str
+    subject_ref: str | None
+    partner: str | None
+    time: datetime
+    purpose: str | None
+    legal_basis: str | None
+    outcome: str | None
+
+
+StoredLogRow = tuple[int, bytes, bytes | None, LogColumns]
+"""A log row as stored: index, entry bytes, leaf hash (None before schema 2), columns."""
 
 TreeHash = tuple[int, int, bytes | None]
 """``(level, index, hash)``: level 0 is a leaf hash, level h the root of leaves
@@ -185,6 +209,10 @@ class LogRow:
             raise ValueError(
                 f"leaf_hash has {len(self.leaf_hash)} bytes, expected {LEAF_HASH_SIZE}"
             )
+
+    @classmethod
+    def of(cls, entry: bytes, columns: LogColumns, leaf_hash: bytes) -> LogRow:
+        return cls(entry=entry, leaf_hash=leaf_hash, **columns._asdict())
 
 
 @dataclass(frozen=True)
@@ -438,6 +466,10 @@ class Store(Protocol):
         Keyset reads: an audit that pages on with the last index seen also meets rows
         whose index was changed or that follow a gap.
         """
+
+    async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
+        """Like `read_log_records`, with each row's search columns as stored (for the audit
+        that checks them against the entry bytes)."""
 
     async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
         """Entries stored without a leaf hash (written before schema 2), in index order."""

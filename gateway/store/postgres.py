@@ -38,11 +38,13 @@ from gateway.store.base import (
     InstanceRecord,
     JustificationRecord,
     LegalRequestRecord,
+    LogColumns,
     LogEntry,
     LogRecord,
     LogRow,
     Migration,
     StoredCheckpoint,
+    StoredLogRow,
     StoredResponse,
     StoreUnavailable,
     SuspensionEvent,
@@ -1048,6 +1050,17 @@ class PostgresStore:
                 limit,
             )
         return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2])) for r in rows]
+
+    async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
+        with _failures("read the disclosure log"):
+            rows = await self._pool.fetch(
+                "SELECT idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner, "
+                "logged_at, purpose, legal_basis, outcome FROM log_entries WHERE idx >= $1 "
+                "ORDER BY idx LIMIT $2",
+                start,
+                limit,
+            )
+        return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2]), LogColumns(*tuple(r)[3:])) for r in rows]
 
     async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
         with _failures("read the disclosure log"):

@@ -14,7 +14,7 @@ from gateway.config import Caller
 from gateway.errors import GatewayError
 from gateway.facts import Consent, check_consent_to_record, invalid, parse_consent, parse_date
 from gateway.logs import bind
-from gateway.pipeline import Gateway, disclose, evaluate
+from gateway.pipeline import Gateway, disclose, evaluate, log_early_refusal
 from gateway.problem_catalog import LOG_RETRY_AFTER_S
 from gateway.request import parse_disclosure_request
 from gateway.store.base import Store
@@ -72,6 +72,15 @@ def json_response(value: object, status: int = 200) -> web.Response:
 
 async def post_disclosure(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request, "discloser")
+    try:
+        return await _post_disclosure(request, caller)
+    except GatewayError as exc:
+        if exc.disclosure_id is None:  # refused before the pipeline took it: logged here
+            exc.disclosure_id = log_early_refusal(request.app[GATEWAY], caller, exc)
+        raise
+
+
+async def _post_disclosure(request: web.Request, caller: Caller) -> web.StreamResponse:
     body = await body_of(request)
     return await idempotent(
         request,

@@ -26,7 +26,7 @@ from gateway.errors import PROBLEM_BASE, PROBLEMS
 from gateway.facts import MAX_TEXT
 from gateway.lifecycle import MAX_REASON
 from gateway.problem_catalog import CATALOGUE
-from gateway.request import MAX_ID
+from gateway.request import FIELD_NAME_PATTERN, MAX_FIELD_NAME, MAX_ID
 from gateway.subject_id import GRAMMAR, MAX_SUBJECT_ID
 from gateway.subject_id import PATTERN as SUBJECT_ID_PATTERN
 from gateway.web.idempotency import MAX_IDEMPOTENCY_KEY
@@ -131,10 +131,12 @@ SUBJECT_ID: Final[Schema] = {
 
 def _schemas() -> dict[str, Schema]:
     scalar = {"type": ["string", "number", "boolean", "null"]}
+    field_name: Schema = {"pattern": FIELD_NAME_PATTERN, "maxLength": MAX_FIELD_NAME}
     payment_record: Schema = {
         "type": "object",
         "description": "A nested payment object; keys other than these are withheld.",
         "properties": {key: scalar for key in sorted(v.PAYMENT_RECORD_KEYS)},
+        "propertyNames": field_name,
     }
     data_properties: dict[str, Schema] = {}
     for field in sorted(v.FIELDS):
@@ -183,9 +185,11 @@ def _schemas() -> dict[str, Schema]:
         "DisclosureData": {
             "type": "object",
             "description": "Field names to values. A field no category knows is withheld and "
-            "named in the decision's `withheld`; `password` is never disclosed.",
+            "named in the decision's `withheld` (the log counts it, never names it); a "
+            "name that is not lower_snake_case is refused; `password` is never disclosed.",
             "properties": data_properties,
             "additionalProperties": True,
+            "propertyNames": field_name,
         },
         "DisclosureRequest": {
             "type": "object",

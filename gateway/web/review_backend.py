@@ -20,6 +20,7 @@ from gateway import vocabulary as v
 from gateway.errors import GatewayError
 from gateway.log import search
 from gateway.log.audit import audit_store
+from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.service import LogService
 from gateway.log.subject_keys import LogKeys
 from gateway.store.base import MAX_SEARCH_LIMIT, JustificationRecord, Store
@@ -117,8 +118,12 @@ class LogReviewBackend:
         items: list[QueueItem] = []
         for basis in sorted(v.BASES_NEEDING_REVIEW):
             after: int | None = None
-            while rows := await self._store.log_search(
-                kinds=["intent"], legal_basis=basis, after_index=after, limit=MAX_SEARCH_LIMIT
+            while rows := await checked_search(
+                self._store,
+                kinds=["intent"],
+                legal_basis=basis,
+                after_index=after,
+                limit=MAX_SEARCH_LIMIT,
             ):
                 for index, raw in rows:
                     entry = json.loads(raw)
@@ -139,7 +144,7 @@ class LogReviewBackend:
         return Justification(record.disclosure_id, record.reviewer_id, record.text, record.at)
 
     async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
-        rows = await self._store.log_entries_for_disclosure(disclosure_id)
+        rows = await checked_disclosure(self._store, disclosure_id)
         intents = [json.loads(raw) for _, raw in rows]
         if not any(e.get("kind") == "intent" and e.get("needs_review") for e in intents):
             raise GatewayError("not_found", "no emergency disclosure with this id awaits review")

@@ -258,7 +258,11 @@ def _entries(
     if outcome == "refused":
         problem = "unknown_partner" if partner is None else "consent_required"
         decision = Decision(False, problem, (f"rule for {problem}",), {}, (), False)
-        return [refused_entry(partner=partner, decision=decision, **common)]
+        entry = refused_entry(partner=partner, decision=decision, **common)
+        # Refusals logged before made-up partner ids were left out of the log kept them:
+        # such an entry is what the pages must still render safely.
+        entry["partner"] = partner_id
+        return [entry]
     assert partner is not None
     op = partner.operations[operation]
     decision = Decision(

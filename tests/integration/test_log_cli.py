@@ -120,10 +120,12 @@ async def test_edited_entry_is_named(logged: Setup) -> None:
 
 async def test_edited_entry_with_its_leaf_hash_is_caught_by_the_tree(logged: Setup) -> None:
     forged = row_of(entry(5, outcome="failed"))
+    # A careful forger edits the search column too, so only the tree can tell.
     await logged.sql(
-        "UPDATE log_entries SET entry = ?, leaf_hash = ? WHERE idx = ?",
+        "UPDATE log_entries SET entry = ?, leaf_hash = ?, outcome = ? WHERE idx = ?",
         forged.entry,
         forged.leaf_hash,
+        forged.outcome,
         5,
     )
     code, out = await logged.cli("log", "verify")

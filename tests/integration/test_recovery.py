@@ -285,7 +285,9 @@ async def test_entries_unwritten_during_an_outage_are_written_when_it_ends(
         assert recovery.log.settled
         assert await outcomes_of(store, "d-1") == ["sent"]
         assert await outcomes_of(store, "d-4") == ["sent"]  # not written twice
-        assert await entries_of(store, "d-2") == []
+        # Never logged, so the caller was refused (log_unavailable): that refusal is logged.
+        (refused,) = await entries_of(store, "d-2")
+        assert (refused["kind"], refused["problem"]) == ("refused", "log_unavailable")
         (closing,) = [e for e in await entries_of(store, "d-3") if e["kind"] == "outcome"]
         assert (closing["outcome"], closing["maybe_received"], closing["attempts"]) == (
             "failed",

@@ -19,6 +19,7 @@ from gateway import legal_requests
 from gateway import vocabulary as v
 from gateway.config import Reviewer
 from gateway.errors import ConfigError, GatewayError
+from gateway.log.columns import checked_disclosure
 from gateway.partners import Partner
 from gateway.request import MAX_ID
 from gateway.store.base import REQUIRED_APPROVALS, LegalRequestRecord
@@ -317,7 +318,7 @@ def _entry_members(entry: Mapping[str, Any]) -> list[tuple[str, Any]]:
 @reviewer_page
 async def disclosure_detail(request: web.Request, who: SignedIn) -> web.StreamResponse:
     disclosure_id = _id(request.match_info["disclosure_id"], "disclosure")
-    found = await store(request).log_entries_for_disclosure(disclosure_id)
+    found = await checked_disclosure(store(request), disclosure_id)
     if not found:
         raise GatewayError("not_found", f"no disclosure {disclosure_id[:80]!r} in the log")
     review = backend(request)

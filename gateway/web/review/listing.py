@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from gateway import vocabulary as v
 from gateway.errors import GatewayError
+from gateway.log.columns import checked_disclosure, checked_search
 from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, Store
 from gateway.web.review.backend import parse_entry_time
 
@@ -184,9 +185,11 @@ class Row:
             time=parse_entry_time(entry.get("time")),
             disclosure_id=str(entry.get("disclosure_id", "")),
             caller=str(entry.get("caller", "")),
-            partner=str(entry.get("partner", "")),
+            # None in a refusal of a partner or operation that does not exist (the
+            # caller's made-up id is not logged).
+            partner=str(entry.get("partner") or ""),
             partner_category=entry.get("partner_category"),
-            operation=str(entry.get("operation", "")),
+            operation=str(entry.get("operation") or ""),
             purpose=str(entry.get("purpose", "")),
             legal_basis=str(entry.get("legal_basis", "")),
             policy_version=str(entry.get("policy_version", "")),
@@ -248,7 +251,8 @@ async def _entries(
     since, until = filters.window()
     cursor = after
     while True:
-        found = await store.log_search(
+        found = await checked_search(
+            store,
             subject_refs=filters.refs,
             partner=filters.partner,
             kinds=filters.kinds,
@@ -269,7 +273,7 @@ async def _entries(
 async def _outcome(store: Store, disclosure_id: str) -> dict[str, Any] | None:
     # One indexed lookup per intent (by disclosure id); a bulk lookup in the store
     # would serve an export of millions of rows better.
-    entries = await store.log_entries_for_disclosure(disclosure_id)
+    entries = await checked_disclosure(store, disclosure_id)
     outcomes = [decode_entry(raw) for _, raw in entries]
     last = [e for e in outcomes if e.get("kind") == "outcome"]
     return last[-1] if last else None

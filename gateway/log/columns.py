@@ -1,0 +1,295 @@
+"""The log's search columns: derived from an entry's bytes only, and checked against them.
+
+The store keeps beside each entry a few of its values (kind, disclosure id, subject
+reference, partner, time, purpose, legal basis, outcome) so that searches and reports
+are index lookups. Those copies are not covered by the Merkle tree: whoever can edit
+the database could change a subject reference and a subject's report would no longer
+find the disclosure, while every leaf hash still matched. So the columns are only ever
+written as :func:`columns_of` the entry, and they are trusted only where they agree
+with the bytes:
+
+- ``gateway log verify`` (:mod:`gateway.log.audit`) recomputes every row's columns and
+  names the entry and the column that differ (:func:`disagreeing`);
+- searches (:func:`checked_search`, :func:`checked_disclosure`) check each row they are
+  given against the filters they asked for, by its bytes: a row whose columns lie is a
+  refusal (:class:`SearchIndexDamaged`), never a line of a report.
+
+This is the one place that comparison is written; both stores only copy the values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+import orjson
+
+from gateway.errors import GatewayError
+from gateway.store.base import LogColumns, LogEntry, StoredLogRow
+
+__all__ = [
+    "COLUMNS",
+    "KINDS",
+    "OUTCOMES",
+    "NotAnEntry",
+    "SearchIndexDamaged",
+    "checked_disclosure",
+    "checked_search",
+    "columns_of",
+    "columns_of_bytes",
+    "disagreeing",
+    "disagreeing_rows",
+]
+
+KINDS: Final = ("intent", "outcome", "refused")
+OUTCOMES: Final = ("sent", "failed", "unknown")
+COLUMNS: Final = LogColumns._fields
+
+
+class NotAnEntry(ValueError):
+    """Bytes that are not a log entry (so no columns can be derived from them)."""
+
+
+class SearchIndexDamaged(GatewayError):
+    """A row the store found by its columns says otherwise in its bytes: the search
+    index was altered, and an answer built on it could hide or misattribute
+    disclosures. 503: nothing is wrong with the request; the operator must repair."""
+
+    def __init__(self, index: int, column: str) -> None:
+        super().__init__(
+            "log_unavailable",
+            f"log entry {index}: its search column '{column}' does not match the entry's "
+            "bytes, so the log's search index cannot be trusted and no answer is given "
+            "from it; run `gateway log verify` and restore the database",
+        )
+        self.index = index
+        self.column = column
+
+
+def _text(value: Any) -> str | None:
+    """A column's copy of an entry value.
+
+    A refusal records what the caller asked for, and PostgreSQL text cannot hold U+0000:
+    one such value would fail the whole group-commit transaction, other callers' intents
+    included. The entry bytes keep the value exactly (JSON escapes it).
+    """
+    if value.__class__ is str and "\x00" not in value:
+        return value  # the common case, tested first: verify derives every row
+    return None if value is None else str(value).replace("\x00", "\ufffd")
+
+
+def columns_of(entry: Mapping[str, Any]) -> LogColumns:
+    """The search columns of `entry` (NotAnEntry if it is not a log entry)."""
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        raise NotAnEntry(f"entry kind {str(kind)[:40]!r} not among {KINDS}")
+    if "disclosure_id" not in entry:
+        raise NotAnEntry("the entry has no disclosure_id")
+    text = entry.get("time")
+    try:
+        at = datetime.fromisoformat(text) if isinstance(text, str) else None  # "Z" since 3.11
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise NotAnEntry("the entry has no valid time with a time zone")
+    if kind == "outcome":
+        outcome = _text(entry.get("outcome"))
+    else:
+        outcome = "refused" if kind == "refused" else None
+    # Positional: verify builds one per stored row.
+    return LogColumns(
+        kind,
+        str(entry["disclosure_id"]),
+        _text(entry.get("subject_ref")),
+        _text(entry.get("partner")),
+        at,
+        _text(entry.get("purpose")),
+        _text(entry.get("legal_basis")),
+        outcome,
+    )
+
+
+def columns_of_bytes(data: bytes) -> LogColumns:
+    """The search columns of the entry serialized as `data` (NotAnEntry otherwise)."""
+    try:
+        entry = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise NotAnEntry("the entry's bytes are not JSON") from None
+    if not isinstance(entry, dict):
+        raise NotAnEntry("the entry's bytes are not a JSON object")
+    return columns_of(entry)
+
+
+def disagreeing(stored: LogColumns, data: bytes) -> tuple[str, ...]:
+    """The columns of `stored` that differ from those derived from `data`, in column order.
+
+    Every column when `data` is not a log entry at all (nothing in the row can be trusted).
+    """
+    try:
+        entry = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return COLUMNS
+    if not isinstance(entry, dict):
+        return COLUMNS
+    if _agrees(stored, entry, data):
+        return ()
+    try:
+        derived = columns_of(entry)
+    except NotAnEntry:
+        return COLUMNS
+    return tuple(
+        name for name, kept, wanted in zip(COLUMNS, stored, derived, strict=True) if kept != wanted
+    )
+
+
+def disagreeing_rows(rows: Sequence[StoredLogRow]) -> list[tuple[int, tuple[str, ...]]]:
+    """``(index, disagreeing(columns, entry))`` of each stored row with a column that differs
+    (every row passes through here in `log verify`: the usual row costs one parse and one
+    comparison)."""
+    loads, agrees, decode_error = orjson.loads, _agrees, orjson.JSONDecodeError
+    found: list[tuple[int, tuple[str, ...]]] = []
+    for index, data, _, stored in rows:
+        try:
+            entry = loads(data)
+        except decode_error:
+            found.append((index, COLUMNS))
+            continue
+        if entry.__class__ is not dict or not agrees(stored, entry, data):
+            wrong = disagreeing(stored, data)
+            if wrong:
+                found.append((index, wrong))
+    return found
+
+
+def _agrees(stored: LogColumns, entry: dict[str, Any], data: bytes) -> bool:
+    """`columns_of(entry) == stored` for the usual entry, cheaply: verify asks it of every
+    row. False sends the row to the full comparison, and is never wrongly True: with no
+    U+0000 in the bytes, each test is the one `columns_of` makes of a string value (a
+    value of another type never equals a stored string)."""
+    kind, disclosure_id, subject_ref, partner, at, purpose, legal_basis, outcome = stored
+    get = entry.get
+    try:
+        return (
+            get("kind") == kind
+            and kind in KINDS
+            and get("disclosure_id") == disclosure_id
+            and get("subject_ref") == subject_ref
+            and get("partner") == partner
+            and get("purpose") == purpose
+            and get("legal_basis") == legal_basis
+            and outcome == (get("outcome") if kind == "outcome" else _OUTCOME_OF.get(kind, ""))
+            and datetime.fromisoformat(entry["time"]) == at
+            and at.tzinfo is not None
+            and b"\\u0000" not in data
+        )
+    except (KeyError, TypeError, ValueError):  # no time, or not one
+        return False
+
+
+# The outcome column of the kinds other than `outcome`.
+_OUTCOME_OF: Final[dict[str, str | None]] = {"intent": None, "refused": "refused"}
+
+
+# -- searches that trust no column they did not check ----------------------------------
+
+
+class IndexedStore(Protocol):
+    async def log_search(
+        self,
+        *,
+        subject_ref: str | None = None,
+        partner: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_index: int | None = None,
+        limit: int = 100,
+        subject_refs: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        purpose: str | None = None,
+        legal_basis: str | None = None,
+        outcome: str | None = None,
+    ) -> list[LogEntry]: ...
+
+    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]: ...
+
+
+def _wanted(single: str | None, many: Sequence[str] | None) -> Collection[str | None] | None:
+    if single is not None and many is not None:
+        return [value for value in many if value == single]
+    if single is not None:
+        return (single,)
+    return None if many is None else set(many)
+
+
+def check_rows(
+    rows: Sequence[LogEntry],
+    wanted: Mapping[str, Collection[str | None] | None],
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[LogEntry]:
+    """`rows` if each one's bytes satisfy the filters it was found by; SearchIndexDamaged
+    naming the first row and column that do not."""
+    for index, data in rows:
+        try:
+            derived = columns_of_bytes(data)
+        except NotAnEntry:
+            raise SearchIndexDamaged(index, "kind") from None
+        for name, allowed in wanted.items():
+            if allowed is not None and getattr(derived, name) not in allowed:
+                raise SearchIndexDamaged(index, name)
+        if (since is not None and derived.time < since) or (
+            until is not None and derived.time >= until
+        ):
+            raise SearchIndexDamaged(index, "time")
+    return list(rows)
+
+
+async def checked_search(
+    store: IndexedStore,
+    *,
+    subject_ref: str | None = None,
+    partner: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after_index: int | None = None,
+    limit: int = 100,
+    subject_refs: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    purpose: str | None = None,
+    legal_basis: str | None = None,
+    outcome: str | None = None,
+) -> list[LogEntry]:
+    """``store.log_search`` with these filters, every row checked against them by its
+    bytes (see the module docstring)."""
+    rows = await store.log_search(
+        subject_ref=subject_ref,
+        partner=partner,
+        kind=kind,
+        since=since,
+        until=until,
+        after_index=after_index,
+        limit=limit,
+        subject_refs=subject_refs,
+        kinds=kinds,
+        purpose=purpose,
+        legal_basis=legal_basis,
+        outcome=outcome,
+    )
+    wanted = {
+        "subject_ref": _wanted(subject_ref, subject_refs),
+        "partner": _wanted(partner, None),
+        "kind": _wanted(kind, kinds),
+        "purpose": _wanted(purpose, None),
+        "legal_basis": _wanted(legal_basis, None),
+        "outcome": _wanted(outcome, None),
+    }
+    return check_rows(rows, wanted, since, until)
+
+
+async def checked_disclosure(store: IndexedStore, disclosure_id: str) -> list[LogEntry]:
+    """``store.log_entries_for_disclosure``, every row checked to be of that disclosure."""
+    rows = await store.log_entries_for_disclosure(disclosure_id)
+    return check_rows(rows, {"disclosure_id": (disclosure_id,)})

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from gateway.config import Caller
 from gateway.errors import GatewayError
 from gateway.facts import LegalRequest, SubjectFacts, invalid
-from gateway.log.search import Query, SearchStore, SpanStore, search, subject_refs
+from gateway.log.columns import SearchStore
+from gateway.log.search import Query, SpanStore, search, subject_refs
 from gateway.log.subject_keys import LogKeys
 from gateway.partners import Partner
 from gateway.pipeline import Gateway, disclose

@@ -194,7 +194,9 @@ _OUTCOME_OF: Final[dict[str, str | None]] = {"intent": None, "refused": "refused
 # -- searches that trust no column they did not check ----------------------------------
 
 
-class IndexedStore(Protocol):
+class SearchStore(Protocol):
+    """What a search reads: the store's log search and a disclosure's entries."""
+
     async def log_search(
         self,
         *,
@@ -247,7 +249,7 @@ def check_rows(
 
 
 async def checked_search(
-    store: IndexedStore,
+    store: SearchStore,
     *,
     subject_ref: str | None = None,
     partner: str | None = None,
@@ -289,7 +291,7 @@ async def checked_search(
     return check_rows(rows, wanted, since, until)
 
 
-async def checked_disclosure(store: IndexedStore, disclosure_id: str) -> list[LogEntry]:
+async def checked_disclosure(store: SearchStore, disclosure_id: str) -> list[LogEntry]:
     """``store.log_entries_for_disclosure``, every row checked to be of that disclosure."""
     rows = await store.log_entries_for_disclosure(disclosure_id)
     return check_rows(rows, {"disclosure_id": (disclosure_id,)})

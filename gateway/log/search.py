@@ -26,6 +26,7 @@ from typing import Any, Final, Protocol
 from gateway.log.columns import (
     NotAnEntry,
     SearchIndexDamaged,
+    SearchStore,
     checked_disclosure,
     checked_search,
     columns_of_bytes,
@@ -87,25 +88,6 @@ CSV_COLUMNS: Final = (
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
-class SearchStore(Protocol):
-    async def log_search(
-        self,
-        *,
-        subject_ref: str | None = None,
-        partner: str | None = None,
-        kind: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_index: int | None = None,
-        limit: int = 100,
-        subject_refs: Sequence[str] | None = None,
-        kinds: Sequence[str] | None = None,
-        purpose: str | None = None,
-        legal_basis: str | None = None,
-        outcome: str | None = None,
-    ) -> list[LogEntry]: ...
-
-    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]: ...
 
 
 class SpanStore(Protocol):

@@ -50,6 +50,7 @@ BATCH: Final = 500
 
 # Associated data of each sealed field: a ciphertext moved to another column won't open.
 _EVIDENCE: Final = "consents.evidence"
+_METHOD: Final = "consents.method"
 _REASON: Final = "subjects.restriction_reason"
 _PROFILE: Final = "subjects.profile"
 _INSTRUMENT: Final = "legal_requests.instrument"
@@ -59,7 +60,11 @@ _JUSTIFICATION: Final = "justifications.text"
 _SUSPENSION: Final = "partner_suspensions.reason"
 _SUSPENSION_EVENT: Final = _SUSPENSION
 _ANSWER: Final = "idempotency_keys.body"
-_REF_COLUMNS: Final = frozenset({"consents.subject", "subjects.subject"})
+# Keyed like subject ids: a request's hash covers its body and path, which may name a
+# subject, and an unkeyed SHA-256 of a guessable id can be found by trying ids.
+_REF_COLUMNS: Final = frozenset(
+    {"consents.subject", "subjects.subject", "idempotency_keys.request_hash"}
+)
 _FIELD_OF_COLUMN: Final = {"partner_suspension_events.reason": _SUSPENSION}
 
 
@@ -90,6 +95,7 @@ class ProtectedStore:
             consent,
             subject=self.keys.ref(consent.subject),
             evidence=self._seal(consent.evidence, _EVIDENCE),
+            method=self._seal(consent.method, _METHOD),
         )
 
     def _consent_out(self, consent: Consent, subject: str | None = None) -> Consent:
@@ -97,6 +103,7 @@ class ProtectedStore:
             consent,
             subject=consent.subject if subject is None else subject,
             evidence=self._open(consent.evidence, _EVIDENCE),
+            method=self._open(consent.method, _METHOD),
         )
 
     def _request_out(self, record: LegalRequestRecord) -> LegalRequestRecord:
@@ -246,7 +253,7 @@ class ProtectedStore:
     async def claim_idempotency(
         self, caller_id: str, key: str, request_hash: str
     ) -> IdempotencyClaim:
-        claim = await self.inner.claim_idempotency(caller_id, key, request_hash)
+        claim = await self.inner.claim_idempotency(caller_id, key, self.keys.ref(request_hash))
         if claim.response is None:
             return claim
         stored = claim.response

@@ -287,6 +287,7 @@ class Migration:
 PROTECTED_COLUMNS: Final[Mapping[str, tuple[str, tuple[str, ...], str]]] = {
     "consents.subject": ("consents", ("id",), "subject"),
     "consents.evidence": ("consents", ("id",), "evidence"),
+    "consents.method": ("consents", ("id",), "method"),
     "subjects.subject": ("subjects", ("subject",), "subject"),
     "subjects.restriction_reason": ("subjects", ("subject",), "restriction_reason"),
     "subjects.profile": ("subjects", ("subject",), "profile"),
@@ -295,6 +296,7 @@ PROTECTED_COLUMNS: Final[Mapping[str, tuple[str, tuple[str, ...], str]]] = {
     "partner_suspensions.reason": ("partner_suspensions", ("partner_id",), "reason"),
     "partner_suspension_events.reason": ("partner_suspension_events", ("seq",), "reason"),
     "idempotency_keys.body": ("idempotency_keys", ("caller_id", "key"), "body"),
+    "idempotency_keys.request_hash": ("idempotency_keys", ("caller_id", "key"), "request_hash"),
 }
 """The columns that hold a subject id or free text: ``name -> (table, key columns,
 column)``. The store keeps them as the service hands them over (keyed references and

@@ -57,6 +57,9 @@ _SEALED_BYTES: Final = SEALED_PREFIX.encode("ascii")
 _NONCE: Final = 12
 _KEY_FILE: Final = re.compile(r"^at-rest-([1-9][0-9]{0,5})\.key$")
 _REF: Final = re.compile(r"^sref:[0-9a-f]{64}$")
+# Strict, so that a clear text of an older gateway that merely starts with "sealed:" is
+# taken for the clear text it is (and sealed), not for a value that does not open.
+_SEALED: Final = re.compile(r"^sealed:(ar[1-9][0-9]{0,5}):[A-Za-z0-9_-]{38,}={0,2}$")
 LOOKUP_KEY_NAME: Final = "subject-lookup.key"
 
 
@@ -98,19 +101,18 @@ def is_ref(value: str) -> bool:
     return bool(_REF.match(value))
 
 
-def is_sealed(value: str | bytes) -> bool:
-    if isinstance(value, bytes):
-        return value.startswith(_SEALED_BYTES)
-    return value.startswith(SEALED_PREFIX)
-
-
 def sealed_key_id(value: str | bytes) -> str | None:
     """The key id of a sealed value (None for a value that is not sealed)."""
-    if not is_sealed(value):
-        return None
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-    parts = text.split(":", 2)
-    return parts[1] if len(parts) == 3 else None
+    if isinstance(value, bytes):
+        if not value.startswith(_SEALED_BYTES):
+            return None
+        value = value.decode("ascii", "replace")
+    match = _SEALED.match(value)
+    return match.group(1) if match else None
+
+
+def is_sealed(value: str | bytes) -> bool:
+    return sealed_key_id(value) is not None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal, NamedTuple, Protocol
 
-from gateway.at_rest import SEALED_PREFIX
+from gateway.at_rest import is_sealed
 from gateway.errors import GatewayError
 from gateway.facts import Consent, LegalRequest, SubjectFacts, read_profile
 from gateway.partners import Suspension
@@ -593,7 +593,7 @@ def facts_of(
 ) -> SubjectFacts:
     """Assemble SubjectFacts from what an adapter read. A sealed profile is handed on as
     it is (the service opens it); a clear one is read here."""
-    sealed = profile if profile is not None and profile.startswith(SEALED_PREFIX) else None
+    sealed = profile if profile is not None and is_sealed(profile) else None
     born, until = (None, None) if sealed else read_profile(profile)
     return SubjectFacts(
         consents=tuple(consents),

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, cast
 
-from gateway.at_rest import AtRestKeys, is_ref, sealed_key_id
+from gateway.at_rest import AtRestError, AtRestKeys, is_ref, sealed_key_id
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.facts import Consent, LegalRequest, SubjectFacts, read_profile
 from gateway.partners import Suspension
@@ -368,6 +368,9 @@ async def open_protected_store(url: str, root: Path, keys_dir: Path) -> Store:
     store = await open_store(url, root)
     try:
         await protect_stored_rows(store, keys)
+    except AtRestError as exc:  # a key still in use was deleted, or a row was altered
+        await store.close()
+        raise ConfigErrors([ConfigError(str(keys_dir), None, exc.detail)]) from None
     except BaseException:
         await store.close()
         raise

@@ -36,6 +36,7 @@ from gateway.at_rest_store import open_protected_store, protect_stored_rows
 from gateway.auth import issue_dev_token
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
+from gateway.errors import ConfigErrors
 from gateway.facts import SubjectFacts
 from gateway.keys import add_at_rest_key, generate_missing
 from gateway.log.subject_keys import key_file as subject_key_file
@@ -392,6 +393,24 @@ async def test_a_rotation_reseals_every_row_and_the_old_key_can_go(
     assert new.stat().st_mode & 0o777 == 0o600
 
 
+async def test_a_start_without_a_key_still_in_use_is_refused_naming_it(
+    backend: Backend, project_copy: Path
+) -> None:
+    keys_dir = project_copy / "keys"
+    store = await open_protected_store(storage_url(backend), backend.root, keys_dir)
+    try:
+        await store.add_consent(consent_of(SUBJECT))
+    finally:
+        await store.close()
+    add_at_rest_key(keys_dir)
+    (keys_dir / "at-rest-1.key").unlink()  # deleted before the rotation re-sealed the rows
+    with pytest.raises(ConfigErrors) as refused:
+        await open_protected_store(storage_url(backend), backend.root, keys_dir)
+    message = str(refused.value.errors[0])
+    assert "'ar1'" in message and "restore that key file" in message
+    assert TEXT not in message and SUBJECT not in message
+
+
 def test_the_rotate_command_makes_a_key_and_reseals(
     project_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -401,6 +420,18 @@ def test_the_rotate_command_makes_a_key_and_reseals(
     assert "at-rest-2.key" in out and "at-rest-1.key" in out
     assert cli.main(["--config", config, "keys", "rotate-at-rest"]) == 0
     assert "at-rest-3.key" in capsys.readouterr().out
+
+
+async def test_the_protected_store_offers_every_method_of_the_port(store: Any) -> None:
+    from gateway.at_rest_store import ProtectedStore
+    from gateway.store.base import Store
+
+    wrapped = ProtectedStore(store, AtRestKeys.generate())
+    members = [m for m in vars(Store) if not m.startswith("_")]
+    assert len(members) > 40
+    missing = [m for m in members if not callable(getattr(wrapped, m, None))]
+    assert missing == []
+    await wrapped.ping()  # one the adapter answers itself
 
 
 def test_a_value_moved_to_another_column_or_altered_does_not_open() -> None:

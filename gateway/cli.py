@@ -197,6 +197,12 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_keys_rotate_at_rest(args: argparse.Namespace) -> int:
+    from gateway.cli_at_rest import cmd_keys_rotate_at_rest as rotate_at_rest
+
+    return rotate_at_rest(args)
+
+
 def cmd_keys_jwks(args: argparse.Namespace) -> int:
     from gateway.keys import published_jwks
 
@@ -234,7 +240,7 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
             now=now,
         )
         await store.add_consent(consent)
-        print(json.dumps(consent_json(consent), indent=2))
+        print(json.dumps(consent_json(consent, subject=consent.subject), indent=2))
         return EXIT_OK
 
     return with_store(args, work)
@@ -248,7 +254,7 @@ def cmd_consent_withdraw(args: argparse.Namespace) -> int:
         consent = await store.withdraw_consent(args.consent_id, datetime.now(UTC))
         if consent is None:
             raise UsageError(f"no consent with id {args.consent_id!r}")
-        print(json.dumps(consent_json(consent), indent=2))
+        print(json.dumps(consent_json(consent, subject=None), indent=2))
         return EXIT_OK
 
     return with_store(args, work)
@@ -259,7 +265,7 @@ def cmd_consent_list(args: argparse.Namespace) -> int:
 
     async def work(store: Store, config: Config) -> int:
         consents = await store.consents_for_subject(args.subject)
-        print(json.dumps([consent_json(c) for c in consents], indent=2))
+        print(json.dumps([consent_json(c, subject=args.subject) for c in consents], indent=2))
         return EXIT_OK
 
     return with_store(args, work)
@@ -318,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
         key_commands,
     )
     rotate.add_argument("--grace-days", type=int, default=7, help="days (default 7)")
+    add(
+        "rotate-at-rest",
+        cmd_keys_rotate_at_rest,
+        "new at-rest key; every stored value is re-sealed with it (old key files then unused)",
+        key_commands,
+    )
     add("jwks", cmd_keys_jwks, "print the gateway's published JWKS", key_commands)
 
     consent = commands.add_parser(

@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO, TypeAlias, TypeVar
 
+from gateway.at_rest_store import open_protected_store
 from gateway.config import Config, load_config
-from gateway.store import Store, open_store
+from gateway.store import Store
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -51,7 +52,7 @@ def with_store(args: argparse.Namespace, work: Callable[[Store, Config], Awaitab
     config = load(args)
 
     async def run() -> T:
-        store = await open_store(config.storage_url, config.root)
+        store = await open_protected_store(config.storage_url, config.root, config.keys_dir)
         try:
             return await work(store, config)
         finally:

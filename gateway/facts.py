@@ -66,6 +66,12 @@ class SubjectFacts:
     restricted: bool = False
     date_of_birth: date | None = None
     legal_requests: Mapping[str, LegalRequest] = field(default_factory=dict)
+    # What an erasure leaves of a child's date of birth: the day the child turns
+    # MINIMUM_AGE. Until then the age rule refuses as it did on the date itself.
+    under_age_until: date | None = None
+    # The stored profile while it is still sealed (gateway.at_rest opens it into the two
+    # dates above); a store read without keys leaves it here rather than guess.
+    sealed_profile: str | None = None
 
 
 def invalid(detail: str) -> GatewayError:
@@ -261,3 +267,30 @@ def parse_facts(body: object, *, now: datetime) -> SubjectFacts:
         date_of_birth=None if dob is None else parse_date(dob, "date_of_birth"),
         legal_requests={r.id: r for r in parsed_requests},
     )
+
+
+# -- the stored profile ---------------------------------------------------------------
+#
+# One short text per subject, sealed at rest: ``date_of_birth:YYYY-MM-DD`` or, after an
+# erasure, ``under_age_until:YYYY-MM-DD``. A bare ``YYYY-MM-DD`` is a date of birth
+# stored before profiles were sealed (schema 5 and earlier).
+
+PROFILE_BIRTH = "date_of_birth:"
+PROFILE_UNDER_AGE = "under_age_until:"
+
+
+def profile_of_birth(date_of_birth: date) -> str:
+    return PROFILE_BIRTH + date_of_birth.isoformat()
+
+
+def profile_under_age(until: date) -> str:
+    return PROFILE_UNDER_AGE + until.isoformat()
+
+
+def read_profile(text: str | None) -> tuple[date | None, date | None]:
+    """``(date_of_birth, under_age_until)`` of a clear profile text; (None, None) if empty."""
+    if not text:
+        return None, None
+    if text.startswith(PROFILE_UNDER_AGE):
+        return None, date.fromisoformat(text.removeprefix(PROFILE_UNDER_AGE))
+    return date.fromisoformat(text.removeprefix(PROFILE_BIRTH)), None

@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from gateway.at_rest import at_rest_key_files, lookup_key_file, new_key_text
 from gateway.errors import ConfigError
 from gateway.log.subject_keys import ensure_key_file as ensure_subject_key_file
 from gateway.log.subject_keys import key_file as subject_key_file
@@ -108,6 +109,16 @@ class KeyPaths:
     @property
     def pseudonym_master(self) -> Path:
         return self.root / "pseudonym-master.key"
+
+    @property
+    def subject_lookup(self) -> Path:
+        """HMAC key of the keyed subject references the store keeps (gateway.at_rest)."""
+        return lookup_key_file(self.root)
+
+    @property
+    def at_rest(self) -> list[Path]:
+        """The keys sealing free text at rest, oldest first (the newest seals new values)."""
+        return list(at_rest_key_files(self.root).values())
 
     @property
     def review_session(self) -> Path:
@@ -411,6 +422,15 @@ def read_secret_key(path: Path) -> bytes:
     return raw
 
 
+def add_at_rest_key(keys_dir: Path) -> Path:
+    """Write the next at-rest key (``at-rest-<n+1>.key``, 0600); it seals new values from
+    the next start on, and `gateway keys rotate-at-rest` re-seals stored ones with it."""
+    numbers = [int(kid[2:]) for kid in at_rest_key_files(keys_dir)]
+    path = keys_dir / f"at-rest-{max(numbers, default=0) + 1}.key"
+    _write_private(path, new_key_text())
+    return path
+
+
 def new_partner_key(alg: str) -> Jwk:
     """A sandbox partner's encryption key pair for the JWE key-management `alg`."""
     if alg == "RSA-OAEP-256":
@@ -464,8 +484,10 @@ def generate_missing(
     out.ensure(paths.log_signing, lambda: _pem_private(ed25519.Ed25519PrivateKey.generate()))
     if ensure_subject_key_file(keys_dir):
         out.paths.append(paths.log_subject)
-    for secret_path in (paths.pseudonym_master, paths.review_session):
+    for secret_path in (paths.pseudonym_master, paths.review_session, paths.subject_lookup):
         out.ensure(secret_path, lambda: base64.b64encode(secrets.token_bytes(32)) + b"\n")
+    if not paths.at_rest:
+        out.ensure(keys_dir / "at-rest-1.key", new_key_text)
     issuer_created = out.ensure(
         paths.dev_issuer,
         lambda: _jwk_bytes(ECKey.generate_key("P-256", private=True), use="sig", alg="ES256"),

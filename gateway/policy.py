@@ -278,12 +278,15 @@ def _restriction(request: DisclosureRequest, facts: SubjectFacts) -> Iterator[Vi
 # policy: I.1 under-14 — no consent-based or marketing disclosure of a child. The rule
 # holds on the most protective fact known: the youngest of the payload's date of birth and
 # the stored profile's, so a payload cannot make a child an adult.
+# After an erasure the profile keeps only "under the age until DATE" (the child's
+# birthday at MINIMUM_AGE): it refuses as the date of birth did, until that day.
 def _age(request: DisclosureRequest, facts: SubjectFacts, today: date) -> Iterator[Violation]:
     known = [born for born in (request.date_of_birth, facts.date_of_birth) if born is not None]
-    if not known or age_in_years(max(known), today) >= v.MINIMUM_AGE:
+    marked = facts.under_age_until is not None and today < facts.under_age_until
+    if not marked and (not known or age_in_years(max(known), today) >= v.MINIMUM_AGE):
         return
     if request.legal_basis == "consent" or request.purpose == "marketing":
-        source = "stored profile" if max(known) == facts.date_of_birth else "payload"
+        source = "stored profile" if marked or max(known) == facts.date_of_birth else "payload"
         yield Violation(
             "subject_under_age",
             f"the subject's date of birth ({source}) shows an age under "

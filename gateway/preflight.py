@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from gateway.at_rest import AtRestKeys
 from gateway.crypto import GatewayKeys
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.keys import KeyPaths, exposed_private_files, read_secret_key
@@ -47,6 +48,8 @@ def exposed_secret_problems(
             paths.log_signing,
             paths.pseudonym_master,
             paths.review_session,
+            paths.subject_lookup,
+            *paths.at_rest,
             subject_key_file(keys_dir),
         ]
     for partner in partners:
@@ -77,6 +80,20 @@ def own_key_problems(keys_dir: Path, log_origin: str) -> list[ConfigError]:
         (paths.pseudonym_master, lambda: read_secret_key(paths.pseudonym_master)),
         (paths.review_session, lambda: read_secret_key(paths.review_session)),
     )
+    try:
+        AtRestKeys.load(keys_dir)
+    except FileNotFoundError as exc:
+        missing = str(exc.filename or paths.subject_lookup)
+        problems.append(ConfigError(missing, None, "not found: run 'gateway keys generate'"))
+    except (OSError, ValueError) as exc:
+        problems.append(
+            ConfigError(
+                str(keys_dir),
+                None,
+                f"an at-rest key (subject-lookup.key, at-rest-<n>.key) is unreadable or not "
+                f"32 bytes ({type(exc).__name__}); check its permissions",
+            )
+        )
     for path, load in loaders:
         try:
             load()
@@ -97,6 +114,7 @@ def own_key_problems(keys_dir: Path, log_origin: str) -> list[ConfigError]:
 def credential_problems(partners: Iterable[Partner], env: Mapping[str, str]) -> list[ConfigError]:
     """What `Outbound.preflight` refuses at start (secrets, private keys, certificates,
     CA bundles), run on a throwaway Outbound outside a running gateway."""
+
     async def run() -> list[ConfigError]:
         session = client_session()
         try:

@@ -7,6 +7,10 @@ outcome and the partner's retention. Erasure and rectification notices go to
 every partner that received the subject's data and has an `erasure`
 operation, each one a disclosure of its own through the same pipeline and log;
 partners without one are listed for a manual follow-up.
+
+An erasure also removes the gateway's own copy (:func:`erase_own_copy`): what no law
+requires it to keep, and nothing that protects the subject (see the README, "What an
+erasure removes").
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import io
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Protocol
 
+from gateway import vocabulary as v
 from gateway.config import Caller
 from gateway.errors import GatewayError
-from gateway.facts import LegalRequest, SubjectFacts, invalid
+from gateway.facts import LegalRequest, SubjectFacts, invalid, profile_under_age
 from gateway.log.columns import SearchStore
 from gateway.log.search import Query, SpanStore, search, subject_refs
 from gateway.log.subject_keys import LogKeys
@@ -140,21 +146,126 @@ class EarlierNotice:
         return dict(self.__dict__)
 
 
+# Why each kind of record outlives an erasure (the answer says it, the README too).
+KEPT_REASONS = {
+    "consent_records": "the evidence that past disclosures were lawful (accountability): "
+    "their ids, purposes, partners and times stay, withdrawn; their evidence text is removed",
+    "restriction": "it protects the subject: disclosures stay limited to legal obligation "
+    "and vital interest (policy VII.3)",
+    "under_age_marker": f"it protects a child: consent-based and marketing disclosures stay "
+    f"refused until the day the subject turns {v.MINIMUM_AGE} (policy I.1); the date of "
+    "birth itself is removed",
+    "lawful_requests": "an authority's request naming the subject is kept as the law that "
+    "made it requires, with its approvals",
+    "disclosure_log": "holds keyed references and field names, no personal value: the "
+    "tamper-evident record of every disclosure, unlinkable once its period's key is "
+    "destroyed (gateway log forget-before)",
+}
+
+
+@dataclass(frozen=True)
+class GatewayCopy:
+    """What an erasure did to the gateway's own records of the subject."""
+
+    consent_evidence_removed: int = 0
+    consents_withdrawn: int = 0
+    date_of_birth_removed: bool = False
+    under_age_until: date | None = None
+    restricted: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        removed: list[dict[str, Any]] = [
+            {"item": "consent_evidence", "count": self.consent_evidence_removed}
+        ]
+        if self.date_of_birth_removed:
+            removed.append({"item": "date_of_birth"})
+        kept: list[dict[str, Any]] = [
+            {
+                "item": "consent_records",
+                "withdrawn_now": self.consents_withdrawn,
+                "why": KEPT_REASONS["consent_records"],
+            }
+        ]
+        if self.under_age_until is not None:
+            kept.append(
+                {
+                    "item": "under_age_marker",
+                    "until": self.under_age_until.isoformat(),
+                    "why": KEPT_REASONS["under_age_marker"],
+                }
+            )
+        if self.restricted:
+            kept.append({"item": "restriction", "why": KEPT_REASONS["restriction"]})
+        for item in ("lawful_requests", "disclosure_log"):
+            kept.append({"item": item, "why": KEPT_REASONS[item]})
+        return {"removed": removed, "kept": kept}
+
+
 @dataclass(frozen=True)
 class ErasureResult:
     kind: str
     reference: str
     notices: list[Notice] = field(default_factory=list)
     notified_before: list[EarlierNotice] = field(default_factory=list)
+    gateway_copy: GatewayCopy | None = None  # erasure only: rectification changes nothing here
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "kind": self.kind,
             "reference": self.reference,
             "notices": [n.as_json() for n in self.notices if n.status != "manual"],
             "manual_follow_up": [n.as_json() for n in self.notices if n.status == "manual"],
             "notified_before": [n.as_json() for n in self.notified_before],
         }
+        if self.gateway_copy is not None:
+            answer["gateway_copy"] = self.gateway_copy.as_json()
+        return answer
+
+
+class ErasureStore(Protocol):
+    """What erasing the gateway's own copy reads and writes."""
+
+    async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts: ...
+
+    async def forget_subject(
+        self, subject: str, at: datetime, profile: str | None
+    ) -> tuple[int, int]: ...
+
+
+def birthday_at_minimum_age(born: date) -> date:
+    """The day a child born on `born` turns MINIMUM_AGE (29 February: 1 March)."""
+    try:
+        return born.replace(year=born.year + v.MINIMUM_AGE)
+    except ValueError:
+        return date(born.year + v.MINIMUM_AGE, 3, 1)
+
+
+def profile_after_erasure(facts: SubjectFacts, today: date) -> tuple[str | None, date | None]:
+    """The profile an erasure leaves (None: none) and the under-age date it keeps.
+
+    A child's date of birth becomes "under the minimum age until its birthday at that
+    age"; an adult's is removed; a marker already kept stays until its day has come.
+    """
+    until = facts.under_age_until
+    if facts.date_of_birth is not None:
+        until = max(filter(None, (until, birthday_at_minimum_age(facts.date_of_birth))))
+    if until is None or until <= today:
+        return None, None
+    return profile_under_age(until), until
+
+
+async def erase_own_copy(store: ErasureStore, subject: str, now: datetime) -> GatewayCopy:
+    """Remove what the gateway holds of the subject that nothing requires it to keep."""
+    facts = await store.subject_facts(subject, None)
+    profile, until = profile_after_erasure(facts, now.date())
+    cleared, withdrawn = await store.forget_subject(subject, now, profile)
+    return GatewayCopy(
+        consent_evidence_removed=cleared,
+        consents_withdrawn=withdrawn,
+        date_of_birth_removed=facts.date_of_birth is not None,
+        under_age_until=until,
+        restricted=facts.restricted,
+    )
 
 
 def earlier_notices(report: list[dict[str, Any]]) -> list[EarlierNotice]:

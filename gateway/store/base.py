@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Final, Literal, NamedTuple, Protocol
 
+from gateway.at_rest import is_sealed
 from gateway.errors import GatewayError
-from gateway.facts import Consent, LegalRequest, SubjectFacts
+from gateway.facts import Consent, LegalRequest, SubjectFacts, read_profile
 from gateway.partners import Suspension
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "LEGACY_INSTANCE",
     "LEGAL_REQUEST_STATUSES",
     "MAX_SEARCH_LIMIT",
+    "PROTECTED_COLUMNS",
     "REQUIRED_APPROVALS",
     "Approval",
     "IdempotencyClaim",
@@ -54,6 +56,7 @@ __all__ = [
     "check_search_limit",
     "facts_of",
     "legal_request_status",
+    "protected_column",
     "require_aware",
 ]
 
@@ -141,6 +144,9 @@ class LegalRequestRecord:
     registered_by: str
     status: str = "pending"
     approvals: tuple[Approval, ...] = ()
+    # The subject list as stored sealed beside `subjects` (which then holds keyed
+    # references): reviewers see the list, lookups use the references (gateway.at_rest).
+    sealed_subjects: str = ""
 
     def to_fact(self) -> LegalRequest:
         """The part `policy.decide()` reads."""
@@ -278,6 +284,26 @@ class Migration:
     statements: tuple[str, ...] = field(default_factory=tuple)
 
 
+PROTECTED_COLUMNS: Final[Mapping[str, tuple[str, tuple[str, ...], str]]] = {
+    "consents.subject": ("consents", ("id",), "subject"),
+    "consents.evidence": ("consents", ("id",), "evidence"),
+    "consents.method": ("consents", ("id",), "method"),
+    "subjects.subject": ("subjects", ("subject",), "subject"),
+    "subjects.restriction_reason": ("subjects", ("subject",), "restriction_reason"),
+    "subjects.profile": ("subjects", ("subject",), "profile"),
+    "legal_requests.instrument": ("legal_requests", ("id",), "instrument"),
+    "justifications.text": ("justifications", ("disclosure_id",), "text"),
+    "partner_suspensions.reason": ("partner_suspensions", ("partner_id",), "reason"),
+    "partner_suspension_events.reason": ("partner_suspension_events", ("seq",), "reason"),
+    "idempotency_keys.body": ("idempotency_keys", ("caller_id", "key"), "body"),
+    "idempotency_keys.request_hash": ("idempotency_keys", ("caller_id", "key"), "request_hash"),
+}
+"""The columns that hold a subject id or free text: ``name -> (table, key columns,
+column)``. The store keeps them as the service hands them over (keyed references and
+sealed text, gateway.at_rest); `protected_values` and `replace_protected_values` let the
+service convert rows stored before that, and re-seal them under a new key."""
+
+
 class Store(Protocol):
     """The storage port. All methods raise StoreUnavailable when the database fails."""
 
@@ -312,11 +338,48 @@ class Store(Protocol):
     ) -> None:
         """Set or lift the subject's restriction of processing."""
 
-    async def set_date_of_birth(self, subject: str, date_of_birth: date) -> None:
-        """Record the subject's date of birth (for the minimum-age rule)."""
+    async def set_profile(self, subject: str, profile: str | None) -> None:
+        """Record the subject's profile (date of birth, for the minimum-age rule) as the
+        opaque text gateway.facts writes; None removes it."""
+
+    async def forget_subject(
+        self, subject: str, at: datetime, profile: str | None
+    ) -> tuple[int, int]:
+        """An erasure of what the gateway holds itself, in one transaction: every consent
+        of the subject loses its evidence text and, when still live, is withdrawn at `at`;
+        the profile becomes `profile` (None: removed). The restriction stays.
+
+        Returns ``(consents whose evidence was removed, consents withdrawn now)``.
+        """
 
     async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
         """All that `policy.decide()` needs about one subject, read in one go."""
+
+    # -- conversion of personal data at rest (service-level, gateway.at_rest_store) -------
+
+    async def protected_values(
+        self, column: str, after: tuple[object, ...] | None, limit: int
+    ) -> list[tuple[tuple[object, ...], str | bytes]]:
+        """Up to `limit` non-null values of a PROTECTED_COLUMNS column, with their row
+        keys, in key order after `after` (None: from the start)."""
+
+    async def replace_protected_values(
+        self,
+        column: str,
+        changes: Sequence[tuple[tuple[object, ...], str | bytes, str | bytes]],
+    ) -> int:
+        """Set ``(key, old, new)`` where the value still is `old` (a concurrent writer
+        wins); how many rows changed."""
+
+    async def legal_request_subjects(
+        self, after: str | None, limit: int
+    ) -> list[tuple[str, frozenset[str], str]]:
+        """``(id, subjects, sealed_subjects)`` of up to `limit` lawful requests after `after`."""
+
+    async def set_legal_request_subjects(
+        self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
+    ) -> bool:
+        """Replace the subject list where `sealed_subjects` still is `old_sealed`."""
 
     # -- lawful requests ----------------------------------------------------------------
 
@@ -525,13 +588,23 @@ def check_search_limit(limit: int) -> int:
 def facts_of(
     consents: Sequence[Consent],
     restricted: bool,
-    date_of_birth: date | None,
+    profile: str | None,
     legal_request: LegalRequest | None,
 ) -> SubjectFacts:
-    """Assemble SubjectFacts from what an adapter read."""
+    """Assemble SubjectFacts from what an adapter read. A sealed profile is handed on as
+    it is (the service opens it); a clear one is read here."""
+    sealed = profile if profile is not None and is_sealed(profile) else None
+    born, until = (None, None) if sealed else read_profile(profile)
     return SubjectFacts(
         consents=tuple(consents),
         restricted=restricted,
-        date_of_birth=date_of_birth,
+        date_of_birth=born,
         legal_requests={} if legal_request is None else {legal_request.id: legal_request},
+        under_age_until=until,
+        sealed_profile=sealed,
     )
+
+
+def protected_column(column: str) -> tuple[str, tuple[str, ...], str]:
+    """``(table, key columns, column)`` of a PROTECTED_COLUMNS name (KeyError otherwise)."""
+    return PROTECTED_COLUMNS[column]

@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
@@ -52,6 +52,7 @@ from gateway.store.base import (
     check_search_limit,
     facts_of,
     legal_request_status,
+    protected_column,
     require_aware,
 )
 
@@ -256,6 +257,18 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ON partner_suspension_events (partner_id, seq)",
         ),
     ),
+    Migration(
+        6,
+        "profiles as opaque text, sealed lawful-request subject lists",
+        (
+            # A date of birth becomes the profile's text; gateway.at_rest_store then seals
+            # it (and turns subject ids into keyed references) after this migration.
+            "ALTER TABLE subjects ADD COLUMN profile text",
+            "UPDATE subjects SET profile = date_of_birth::text WHERE date_of_birth IS NOT NULL",
+            "ALTER TABLE subjects DROP COLUMN date_of_birth",
+            "ALTER TABLE legal_requests ADD COLUMN sealed_subjects text NOT NULL DEFAULT ''",
+        ),
+    ),
 )
 
 _SCHEMA_VERSION_TABLE = """
@@ -276,7 +289,7 @@ _SELECT_CONSENTS = (
 )
 
 _SUBJECT_FACTS = """
-    SELECT s.restricted, s.date_of_birth, l.id, l.status, l.subjects, l.partners,
+    SELECT s.restricted, s.profile, l.id, l.status, l.subjects, l.partners,
            ARRAY(SELECT ROW(c.id, c.subject, c.purposes, c.partners, c.partner_categories,
                             c.special_categories, c.policy_version, c.obtained_at,
                             c.expires_at, c.withdrawn_at, c.method, c.evidence)
@@ -291,7 +304,8 @@ _LEGAL_REQUEST = """
     SELECT l.id, l.authority, l.reference, l.instrument, l.subjects, l.partners,
            l.received_at, l.registered_by, l.status,
            ARRAY(SELECT ROW(a.reviewer_id, a.approved_at) FROM legal_request_approvals a
-                 WHERE a.request_id = l.id ORDER BY a.approved_at, a.reviewer_id) AS approvals
+                 WHERE a.request_id = l.id ORDER BY a.approved_at, a.reviewer_id) AS approvals,
+           l.sealed_subjects
     FROM legal_requests l
 """
 
@@ -368,6 +382,11 @@ def _failures(action: str) -> Iterator[None]:
         ) from exc
 
 
+def _count(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 3``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 def _conflict(what: str) -> GatewayError:
     return GatewayError("conflict", f"a {what} with this id already exists; use a new id")
 
@@ -401,6 +420,7 @@ def _legal_request(row: _Row) -> LegalRequestRecord:
         registered_by=row[7],
         status=row[8],
         approvals=tuple(Approval(reviewer_id=a[0], at=a[1]) for a in row[9]),
+        sealed_subjects=row[10],
     )
 
 
@@ -612,14 +632,104 @@ class PostgresStore:
                 at,
             )
 
-    async def set_date_of_birth(self, subject: str, date_of_birth: date) -> None:
-        with _failures("store a date of birth"):
+    async def set_profile(self, subject: str, profile: str | None) -> None:
+        with _failures("store a profile"):
             await self._pool.execute(
-                "INSERT INTO subjects (subject, date_of_birth) VALUES ($1, $2) "
-                "ON CONFLICT (subject) DO UPDATE SET date_of_birth = excluded.date_of_birth",
+                "INSERT INTO subjects (subject, profile) VALUES ($1, $2) "
+                "ON CONFLICT (subject) DO UPDATE SET profile = excluded.profile",
                 subject,
-                date_of_birth,
+                profile,
             )
+
+    async def forget_subject(
+        self, subject: str, at: datetime, profile: str | None
+    ) -> tuple[int, int]:
+        require_aware(at, "at")
+        with _failures("erase a subject's records"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                withdrawn = await conn.execute(
+                    "UPDATE consents SET withdrawn_at = $1 "
+                    "WHERE subject = $2 AND withdrawn_at IS NULL",
+                    at,
+                    subject,
+                )
+                cleared = await conn.execute(
+                    "UPDATE consents SET evidence = '' WHERE subject = $1 AND evidence <> ''",
+                    subject,
+                )
+                await conn.execute(
+                    "UPDATE subjects SET profile = $1 WHERE subject = $2", profile, subject
+                )
+        return _count(cleared), _count(withdrawn)
+
+    async def protected_values(
+        self, column: str, after: tuple[object, ...] | None, limit: int
+    ) -> list[tuple[tuple[object, ...], str | bytes]]:
+        table, keys, name = protected_column(column)
+        key_list = ", ".join(keys)
+        where = f"{name} IS NOT NULL"
+        if after is not None:
+            marks = ", ".join(f"${i + 2}" for i in range(len(keys)))
+            where += f" AND ({key_list}) > ({marks})"
+        with _failures("read stored values"):
+            rows = await self._pool.fetch(
+                f"SELECT {key_list}, {name} FROM {table} WHERE {where} "  # noqa: S608 - names from PROTECTED_COLUMNS
+                f"ORDER BY {key_list} LIMIT $1",
+                limit,
+                *(after or ()),
+            )
+        return [(tuple(r[: len(keys)]), r[len(keys)]) for r in rows]
+
+    async def replace_protected_values(
+        self,
+        column: str,
+        changes: Sequence[tuple[tuple[object, ...], str | bytes, str | bytes]],
+    ) -> int:
+        table, keys, name = protected_column(column)
+        match = " AND ".join(f"{k} = ${i + 3}" for i, k in enumerate(keys))
+        changed = 0
+        with _failures("rewrite stored values"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                for key, old, new in changes:
+                    try:
+                        async with conn.transaction():  # a savepoint: one row may collide
+                            status = await conn.execute(
+                                f"UPDATE {table} SET {name} = $1 "  # noqa: S608 - names from PROTECTED_COLUMNS
+                                f"WHERE {name} = $2 AND {match}",
+                                new,
+                                old,
+                                *key,
+                            )
+                    except asyncpg.UniqueViolationError:
+                        continue  # the converted key exists already: keep both as they are
+                    changed += _count(status)
+        return changed
+
+    async def legal_request_subjects(
+        self, after: str | None, limit: int
+    ) -> list[tuple[str, frozenset[str], str]]:
+        with _failures("read lawful requests"):
+            rows = await self._pool.fetch(
+                "SELECT id, subjects, sealed_subjects FROM legal_requests WHERE id > $1 "
+                "ORDER BY id LIMIT $2",
+                after or "",
+                limit,
+            )
+        return [(str(r[0]), frozenset(r[1]), str(r[2])) for r in rows]
+
+    async def set_legal_request_subjects(
+        self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
+    ) -> bool:
+        with _failures("rewrite a lawful request"):
+            status = await self._pool.execute(
+                "UPDATE legal_requests SET subjects = $1, sealed_subjects = $2 "
+                "WHERE id = $3 AND sealed_subjects = $4",
+                sorted(subjects),
+                sealed,
+                request_id,
+                old_sealed,
+            )
+        return _count(status) == 1
 
     async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
         with _failures("read the subject's facts"):
@@ -635,7 +745,7 @@ class PostgresStore:
         return facts_of(
             consents=[_consent(c) for c in row[6]],
             restricted=bool(row[0]),
-            date_of_birth=row[1],
+            profile=row[1],
             legal_request=request,
         )
 
@@ -649,8 +759,8 @@ class PostgresStore:
                 try:
                     await conn.execute(
                         "INSERT INTO legal_requests (id, authority, reference, instrument, "
-                        "subjects, partners, received_at, registered_by, status) "
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        "subjects, partners, received_at, registered_by, status, "
+                        "sealed_subjects) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                         record.id,
                         record.authority,
                         record.reference,
@@ -660,6 +770,7 @@ class PostgresStore:
                         record.received_at,
                         record.registered_by,
                         status,
+                        record.sealed_subjects,
                     )
                 except asyncpg.UniqueViolationError:
                     raise _conflict("lawful request") from None

@@ -45,7 +45,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -75,6 +75,7 @@ from gateway.store.base import (
     check_search_limit,
     facts_of,
     legal_request_status,
+    protected_column,
     require_aware,
 )
 
@@ -275,6 +276,18 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ON partner_suspension_events (partner_id, seq)",
         ),
     ),
+    Migration(
+        6,
+        "profiles as opaque text, sealed lawful-request subject lists",
+        (
+            # A date of birth becomes the profile's text; gateway.at_rest_store then seals
+            # it (and turns subject ids into keyed references) after this migration.
+            "ALTER TABLE subjects ADD COLUMN profile TEXT",
+            "UPDATE subjects SET profile = date_of_birth WHERE date_of_birth IS NOT NULL",
+            "ALTER TABLE subjects DROP COLUMN date_of_birth",
+            "ALTER TABLE legal_requests ADD COLUMN sealed_subjects TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 )
 
 _SCHEMA_VERSION_TABLE = """
@@ -294,7 +307,8 @@ _SELECT_CONSENTS = (
 # A LEFT JOIN, one row per approval (or one with NULLs), grouped in Python.
 _LEGAL_REQUESTS = """
     SELECT l.id, l.authority, l.reference, l.instrument, l.subjects, l.partners,
-           l.received_at, l.registered_by, l.status, a.reviewer_id, a.approved_at
+           l.received_at, l.registered_by, l.status, a.reviewer_id, a.approved_at,
+           l.sealed_subjects
     FROM legal_requests l
     LEFT JOIN legal_request_approvals a ON a.request_id = l.id
 """
@@ -396,6 +410,7 @@ def _legal_requests(rows: Iterable[Sequence[Any]]) -> list[LegalRequestRecord]:
                 received_at=_parse_time(row[6]),
                 registered_by=row[7],
                 status=row[8],
+                sealed_subjects=row[11],
             )
             approvals[request_id] = []
         if row[9] is not None:
@@ -602,6 +617,7 @@ def _connect(path: Path | str, timeout: float, setup_timeout: float) -> sqlite3.
             try:
                 conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA secure_delete = ON")
                 return conn
             except sqlite3.OperationalError as exc:
                 if exc.sqlite_errorcode & 0xFF not in _RETRIED or time.monotonic() > deadline:
@@ -649,6 +665,9 @@ class SqliteStore:
                 await _enter_wal_mode(conn, busy_timeout)
                 await conn.execute("PRAGMA synchronous = FULL")
                 await conn.execute("PRAGMA foreign_keys = ON")
+                # Freed pages are zeroed: a value replaced by its sealed form (or erased)
+                # leaves no clear copy in the file.
+                await conn.execute("PRAGMA secure_delete = ON")
                 if path != ":memory:":  # another connection would see another database
                     # No busy handler on the loop's thread; the writer's thread may wait.
                     inline = _connect(path, timeout=0, setup_timeout=busy_timeout)
@@ -863,20 +882,94 @@ class SqliteStore:
                 (subject, int(restricted), reason, _time(at)),
             )
 
-    async def set_date_of_birth(self, subject: str, date_of_birth: date) -> None:
-        async with self._use("store a date of birth", write=True) as conn:
+    async def set_profile(self, subject: str, profile: str | None) -> None:
+        async with self._use("store a profile", write=True) as conn:
             await conn.execute(
-                "INSERT INTO subjects (subject, date_of_birth) VALUES (?, ?) "
-                "ON CONFLICT (subject) DO UPDATE SET date_of_birth = excluded.date_of_birth",
-                (subject, date_of_birth.isoformat()),
+                "INSERT INTO subjects (subject, profile) VALUES (?, ?) "
+                "ON CONFLICT (subject) DO UPDATE SET profile = excluded.profile",
+                (subject, profile),
             )
+
+    async def forget_subject(
+        self, subject: str, at: datetime, profile: str | None
+    ) -> tuple[int, int]:
+        require_aware(at, "at")
+        async with self._use("erase a subject's records", write=True) as conn:
+            withdrawn = await conn.execute(
+                "UPDATE consents SET withdrawn_at = ? WHERE subject = ? AND withdrawn_at IS NULL",
+                (_time(at), subject),
+            )
+            cleared = await conn.execute(
+                "UPDATE consents SET evidence = '' WHERE subject = ? AND evidence <> ''",
+                (subject,),
+            )
+            await conn.execute(
+                "UPDATE subjects SET profile = ? WHERE subject = ?", (profile, subject)
+            )
+            return cleared.rowcount, withdrawn.rowcount
+
+    async def protected_values(
+        self, column: str, after: tuple[object, ...] | None, limit: int
+    ) -> list[tuple[tuple[object, ...], str | bytes]]:
+        table, keys, name = protected_column(column)
+        key_list = ", ".join(keys)
+        where = f"{name} IS NOT NULL"
+        if after is not None:
+            where += f" AND ({key_list}) > ({_placeholders(keys)})"
+        async with self._use("read stored values", write=False) as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {key_list}, {name} FROM {table} WHERE {where} "  # noqa: S608 - names from PROTECTED_COLUMNS
+                f"ORDER BY {key_list} LIMIT ?",
+                (*(after or ()), limit),
+            )
+        return [(tuple(r[: len(keys)]), r[len(keys)]) for r in rows]
+
+    async def replace_protected_values(
+        self,
+        column: str,
+        changes: Sequence[tuple[tuple[object, ...], str | bytes, str | bytes]],
+    ) -> int:
+        table, keys, name = protected_column(column)
+        match = " AND ".join(f"{k} = ?" for k in keys)
+        changed = 0
+        async with self._use("rewrite stored values", write=True) as conn:
+            for key, old, new in changes:
+                cursor = await conn.execute(
+                    f"UPDATE OR IGNORE {table} SET {name} = ? "  # noqa: S608 - names from PROTECTED_COLUMNS
+                    f"WHERE {match} AND {name} = ?",
+                    (new, *key, old),
+                )
+                changed += cursor.rowcount
+        return changed
+
+    async def legal_request_subjects(
+        self, after: str | None, limit: int
+    ) -> list[tuple[str, frozenset[str], str]]:
+        async with self._use("read lawful requests", write=False) as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT id, subjects, sealed_subjects FROM legal_requests WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (after or "", limit),
+            )
+        return [(str(r[0]), _parse_set(r[1]), str(r[2])) for r in rows]
+
+    async def set_legal_request_subjects(
+        self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
+    ) -> bool:
+        async with self._use("rewrite a lawful request", write=True) as conn:
+            cursor = await conn.execute(
+                "UPDATE legal_requests SET subjects = ?, sealed_subjects = ? "
+                "WHERE id = ? AND sealed_subjects = ?",
+                (_set(subjects), sealed, request_id, old_sealed),
+            )
+            return cursor.rowcount == 1
 
     async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
         # In-process: three statements in one read transaction cost no network round trip.
         async with self._read_inline("read the subject's facts") as conn:
             profile = list(
                 await conn.execute_fetchall(
-                    "SELECT restricted, date_of_birth FROM subjects WHERE subject = ?",
+                    "SELECT restricted, profile FROM subjects WHERE subject = ?",
                     (subject,),
                 )
             )
@@ -908,7 +1001,7 @@ class SqliteStore:
         return facts_of(
             consents=[_consent(c) for c in consents],
             restricted=bool(restricted),
-            date_of_birth=None if born is None else date.fromisoformat(born),
+            profile=born,
             legal_request=request,
         )
 
@@ -921,8 +1014,8 @@ class SqliteStore:
             with _unique("lawful request"):
                 await conn.execute(
                     "INSERT INTO legal_requests (id, authority, reference, instrument, "
-                    "subjects, partners, received_at, registered_by, status) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "subjects, partners, received_at, registered_by, status, sealed_subjects) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.id,
                         record.authority,
@@ -933,6 +1026,7 @@ class SqliteStore:
                         _time(record.received_at),
                         record.registered_by,
                         status,
+                        record.sealed_subjects,
                     ),
                 )
             await conn.executemany(

@@ -12,7 +12,14 @@ from aiohttp import web
 from gateway.auth import CallerAuthenticator, require_role
 from gateway.config import Caller
 from gateway.errors import GatewayError
-from gateway.facts import Consent, check_consent_to_record, invalid, parse_consent, parse_date
+from gateway.facts import (
+    Consent,
+    check_consent_to_record,
+    invalid,
+    parse_consent,
+    parse_date,
+    profile_of_birth,
+)
 from gateway.logs import bind
 from gateway.pipeline import Gateway, disclose, evaluate, log_early_refusal
 from gateway.problem_catalog import LOG_RETRY_AFTER_S
@@ -117,13 +124,17 @@ async def post_decision(request: web.Request) -> web.Response:
 # -- consents, restriction, profile ---------------------------------------------
 
 
-def consent_json(consent: Consent) -> dict[str, Any]:
+def consent_json(consent: Consent, *, subject: str | None) -> dict[str, Any]:
+    """A consent as answered. `subject` is the id the request named (the store keeps only
+    a keyed reference): None leaves it out, for a consent named by its own id."""
+
     def when(value: datetime | None) -> str | None:
         return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
+    shown = {} if subject is None else {"subject": subject}
     return {
         "id": consent.id,
-        "subject": consent.subject,
+        **shown,
         "purposes": sorted(consent.purposes),
         "partners": sorted(consent.partners),
         "partner_categories": sorted(consent.partner_categories),
@@ -154,7 +165,7 @@ async def post_consent(request: web.Request) -> web.Response:
         now=now,
     )
     await request.app[STORE].add_consent(consent)
-    return json_response(consent_json(consent), status=201)
+    return json_response(consent_json(consent, subject=consent.subject), status=201)
 
 
 async def withdraw_consent(request: web.Request) -> web.Response:
@@ -165,13 +176,14 @@ async def withdraw_consent(request: web.Request) -> web.Response:
     consent = await request.app[STORE].withdraw_consent(consent_id, request.app[GATEWAY].clock())
     if consent is None:
         raise GatewayError("not_found", "no consent with this id")
-    return json_response(consent_json(consent))
+    return json_response(consent_json(consent, subject=None))
 
 
 async def get_subject_consents(request: web.Request) -> web.Response:
     await caller_of(request, ("consent_writer", "rights_officer", "reviewer"))
-    consents = await request.app[STORE].consents_for_subject(path_subject(request))
-    return json_response({"consents": [consent_json(c) for c in consents]})
+    subject = path_subject(request)
+    consents = await request.app[STORE].consents_for_subject(subject)
+    return json_response({"consents": [consent_json(c, subject=subject) for c in consents]})
 
 
 async def put_restriction(request: web.Request) -> web.Response:
@@ -200,7 +212,7 @@ async def put_profile(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or set(body) != {"date_of_birth"}:
         raise invalid('body must be {"date_of_birth": "YYYY-MM-DD"}')
     born = parse_date(body["date_of_birth"], "date_of_birth")
-    await request.app[STORE].set_date_of_birth(subject, born)
+    await request.app[STORE].set_profile(subject, profile_of_birth(born))
     return json_response({"subject": subject, "date_of_birth": "set"})
 
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from gateway.at_rest_store import open_protected_store
 from gateway.auth import CallerAuthenticator
 from gateway.config import Config
 from gateway.crypto import GatewayKeys, PartnerKeyCache
@@ -43,7 +44,6 @@ from gateway.outbound import Outbound, client_session
 from gateway.partners import LiveTable, Partner, load_partners
 from gateway.pipeline import Gateway
 from gateway.preflight import own_key_problems, refuse_exposed_secrets
-from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.web import api, wire_errors
 from gateway.web.log_api import LOG, add_log_routes
@@ -163,7 +163,7 @@ def create_app(
     secrets = env if env is not None else os.environ
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        store = await open_store(config.storage_url, config.root)
+        store = await open_protected_store(config.storage_url, config.root, config.keys_dir)
         session = client_session()
         background: list[asyncio.Task[None]] = []
         try:

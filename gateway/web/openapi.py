@@ -294,9 +294,10 @@ def _schemas() -> dict[str, Schema]:
         },
         "Consent": {
             "type": "object",
+            "description": "`subject` is the id the request named; a withdrawal (the "
+            "consent named by its own id) has none: the gateway keeps only a keyed reference.",
             "required": [
                 "id",
-                "subject",
                 "purposes",
                 "partners",
                 "partner_categories",
@@ -514,6 +515,50 @@ def _schemas() -> dict[str, Schema]:
                     "items": _ref("EarlierNotice"),
                     "description": "Notices earlier erasure or rectification requests of the "
                     "same subject sent (from the log), oldest first.",
+                },
+                "gateway_copy": {
+                    "type": "object",
+                    "description": "Erasure only: what the gateway removed from its own "
+                    "records of the subject, and what it kept and why.",
+                    "required": ["removed", "kept"],
+                    "properties": {
+                        "removed": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["item"],
+                                "properties": {
+                                    "item": {
+                                        "type": "string",
+                                        "enum": ["consent_evidence", "date_of_birth"],
+                                    },
+                                    "count": {"type": "integer"},
+                                },
+                            },
+                        },
+                        "kept": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["item", "why"],
+                                "properties": {
+                                    "item": {
+                                        "type": "string",
+                                        "enum": [
+                                            "consent_records",
+                                            "under_age_marker",
+                                            "restriction",
+                                            "lawful_requests",
+                                            "disclosure_log",
+                                        ],
+                                    },
+                                    "why": {"type": "string"},
+                                    "withdrawn_now": {"type": "integer"},
+                                    "until": {"type": "string", "format": "date"},
+                                },
+                            },
+                        },
+                    },
                 },
             },
         },

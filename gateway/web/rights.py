@@ -6,6 +6,8 @@ Every call needs an authenticated caller with the right role (policy VII:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from gateway import legal_requests, rights
@@ -82,8 +84,9 @@ async def get_subject_disclosures(request: web.Request) -> web.Response:
 
 
 async def post_erasure(request: web.Request) -> web.StreamResponse:
-    """VII.2: notify every partner that received the subject's data. With an
-    `Idempotency-Key`, a repeat answers the first result again and sends no notice."""
+    """VII.2: notify every partner that received the subject's data; an erasure also
+    removes the gateway's own copy (rights.erase_own_copy). With an `Idempotency-Key`, a
+    repeat answers the first result again and sends no notice."""
     officer = await caller_of(request, "rights_officer")
     subject = path_subject(request)
     body = await body_of(request)
@@ -91,9 +94,13 @@ async def post_erasure(request: web.Request) -> web.StreamResponse:
     async def answer() -> web.Response:
         kind, data = rights.parse_erasure(body, subject)
         gw = request.app[GATEWAY]
+        store = request.app[STORE]
         result = await rights.send_erasure_notices(
-            gw, request.app[STORE], gw.log_keys, officer, subject, kind, data
+            gw, store, gw.log_keys, officer, subject, kind, data
         )
+        if kind == "erasure":  # after the notices, which need nothing of what is removed
+            copy = await rights.erase_own_copy(store, subject, gw.clock())
+            result = replace(result, gateway_copy=copy)
         return json_response(result.as_json())
 
     return await idempotent(

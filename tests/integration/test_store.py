@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.facts import Consent, LegalRequest
+from gateway.facts import Consent, LegalRequest, profile_of_birth
 from gateway.store import (
     IdempotencyClaim,
     LegalRequestRecord,
@@ -133,7 +133,7 @@ async def test_subject_facts_gather_consents_restriction_birth_date_and_request(
     await store.add_consent(consent("c-2", withdrawn_at=T0 + timedelta(days=2)))
     await store.add_consent(consent("c-other", subject="subject-b"))
     await store.set_restriction("subject-a", True, "objection by letter", T0)
-    await store.set_date_of_birth("subject-a", date(2013, 5, 1))
+    await store.set_profile("subject-a", profile_of_birth(date(2013, 5, 1)))
     await store.add_legal_request(legal_request())
 
     facts = await store.subject_facts("subject-a", "LR-2026-0007")
@@ -164,10 +164,10 @@ async def test_subject_facts_of_an_unknown_subject_are_empty(store: Store) -> No
 
 
 async def test_restriction_and_date_of_birth_are_set_independently(store: Store) -> None:
-    await store.set_date_of_birth("subject-a", date(1990, 4, 2))
+    await store.set_profile("subject-a", profile_of_birth(date(1990, 4, 2)))
     await store.set_restriction("subject-a", True, "objection", T0)
     await store.set_restriction("subject-a", False, "objection withdrawn", T0)
-    await store.set_date_of_birth("subject-a", date(1990, 4, 3))
+    await store.set_profile("subject-a", profile_of_birth(date(1990, 4, 3)))
     await store.set_restriction("subject-b", True, "restriction", T0)
 
     a = await store.subject_facts("subject-a", None)

@@ -8,8 +8,10 @@ refusals (consent missing or withdrawn, caller outside its allowlist), invalid b
 and partner failures. Afterwards no canary may appear:
 
 - in the store: every table of the SQLite file (and the raw file and its WAL) or of
-  the PostgreSQL schema — except the subject id in the tables that exist to look a
-  subject up (consents), never in the disclosure log;
+  the PostgreSQL schema — the subject id included, in every table: the store keeps
+  keyed references and sealed text (gateway.at_rest), and so does free text given to
+  the gateway (consent evidence, a restriction's reason, a profile's date of birth, a
+  lawful request's instrument and subject list, a suspension's reason);
 - in the application log output, captured at DEBUG through the gateway's own log
   handler for the whole flow, nor in the message of any record a gateway module logs;
 - in /metrics, or in the body or headers of any response.
@@ -64,8 +66,7 @@ DOB, VISIT, IP, AMOUNT = "1987-06-05", "2021-07-08T09:10:11Z", "203.0.113.177", 
 DATA_NEEDLES = (MARK, TAIL, DOB, "2021-07-08", IP, "987654.321")
 SUBJECT = f"s-SUBJCANARY-{uuid.uuid4().hex[:8]}"
 SUBJECT_NEEDLE = "SUBJCANARY"
-# Tables whose whole point is to find a subject's own records by its id.
-SUBJECT_TABLES = frozenset({"consents", "subjects"})
+TEXT_NEEDLE = "TXTCANARY"  # free text a person typed: evidence, reasons, notes
 
 SPECIAL_VALUES: dict[str, Any] = {
     "date_of_birth": DOB,
@@ -242,8 +243,26 @@ async def test_no_canary_leaves_in_the_store_logs_metrics_or_error_bodies(
         "special_categories": ["health_status"],
         "policy_version": POLICY,
         "method": "app",
+        "evidence": f"signed form {TEXT_NEEDLE}",
     }
     assert await call("POST", "/v1/consents", "customer-app", consent) == 201
+    # Free text and a date of birth about another subject, and a lawful request naming both.
+    other = f"s-SUBJCANARY-o-{uuid.uuid4().hex[:6]}"
+    restriction = {"restricted": True, "reason": f"letter {TEXT_NEEDLE}"}
+    assert (
+        await call("PUT", f"/v1/subjects/{other}/restriction", "privacy-office", restriction) == 200
+    )
+    profile = {"date_of_birth": DOB}
+    assert await call("PUT", f"/v1/subjects/{other}/profile", "privacy-office", profile) == 200
+    lawful = {
+        "authority": "Vientiane Police",
+        "reference": "CASE-1",
+        "instrument": f"court order {TEXT_NEEDLE}",
+        "subjects": [SUBJECT, other],
+        "partners": ["vientiane-police"],
+    }
+    assert await call("POST", "/v1/legal-requests", "reviewer-alice", lawful) == 201
+    assert await call("GET", f"/v1/subjects/{other}/consents", "reviewer-alice") == 200
     withdrawn_subject = f"s-SUBJCANARY-w-{uuid.uuid4().hex[:6]}"
     response = await gateway.post(
         "/v1/consents",
@@ -295,24 +314,24 @@ async def test_no_canary_leaves_in_the_store_logs_metrics_or_error_bodies(
     stream, records = app_log
     output = stream.getvalue()
     assert "/v1/disclosures" in output  # the handler did capture the flow
-    assert found_in(output, (*DATA_NEEDLES, SUBJECT_NEEDLE)) == [], "application log output"
+    assert found_in(output, (*DATA_NEEDLES, SUBJECT_NEEDLE, TEXT_NEEDLE)) == [], "app log output"
     for record in records:
         if record.name.startswith("gateway"):
             text = record.getMessage() + repr(record.args) + repr(record.__dict__.get("extra"))
-            assert found_in(text, (*DATA_NEEDLES, SUBJECT_NEEDLE)) == [], record.name
-    assert found_in(metrics, (*DATA_NEEDLES, SUBJECT_NEEDLE)) == [], "/metrics"
+            assert found_in(text, (*DATA_NEEDLES, SUBJECT_NEEDLE, TEXT_NEEDLE)) == [], record.name
+    assert found_in(metrics, (*DATA_NEEDLES, SUBJECT_NEEDLE, TEXT_NEEDLE)) == [], "/metrics"
     for response_text in seen.responses:
         if not response_text.startswith("2"):
             assert found_in(response_text, (*DATA_NEEDLES, SUBJECT_NEEDLE)) == [], response_text
         assert found_in(response_text) == [], response_text
 
     tables = await dump_store(backend)
-    assert {"log_entries", "consents", "idempotency_keys", "instances"} <= set(tables)
+    assert {"log_entries", "consents", "subjects", "legal_requests"} <= set(tables)
     for name, text in tables.items():
-        assert found_in(text) == [], f"{name}: {found_in(text)}"
-        if name not in SUBJECT_TABLES and not name.startswith("file:"):
-            assert SUBJECT_NEEDLE not in text, name
-    assert SUBJECT_NEEDLE in tables["consents"]  # the needle search does find what is there
+        leaked = found_in(text, (*DATA_NEEDLES, SUBJECT_NEEDLE, TEXT_NEEDLE))
+        assert leaked == [], f"{name}: {leaked}"
+    # The rows are there (sealed), so the search above did look at something.
+    assert "sealed:" in tables["consents"] and "sealed:" in tables["subjects"]
 
 
 # -- the authentication matrix over HTTP ------------------------------------------------------

@@ -160,6 +160,36 @@ def test_under_14_from_profile_and_marketing(partners):
     assert run(req, partners, grown).allowed
 
 
+# policy: I.1 under 14 — after an erasure the profile keeps only "under 14 until DATE":
+# it refuses as the date of birth did until that day, then no more; a payload's adult
+# date does not lift it, and a contract disclosure is not touched.
+@pytest.mark.parametrize(
+    "until,sent,basis,purpose,expected",
+    [
+        (NOW.date() + timedelta(days=1), None, "consent", "service_provision",
+         "subject_under_age"),
+        (NOW.date() + timedelta(days=1), "1990-04-02", "consent", "service_provision",
+         "subject_under_age"),
+        (NOW.date() + timedelta(days=400), None, "consent", "marketing", "subject_under_age"),
+        (NOW.date() + timedelta(days=1), None, "contract", "service_provision", None),
+        (NOW.date(), None, "consent", "service_provision", None),
+        (NOW.date() - timedelta(days=1), None, "consent", "service_provision", None),
+    ],
+)
+def test_under_age_marker_refuses_until_its_day(partners, until, sent, basis, purpose,
+                                                 expected):
+    data = {"name": "x", "uuid": "u"} | ({} if sent is None else {"date_of_birth": sent})
+    facts = SubjectFacts(
+        consents=(consent(purposes=frozenset({"service_provision", "marketing"})),),
+        under_age_until=until,
+    )
+    d = run(request(basis=basis, purpose=purpose, data=data), partners, facts)
+    if purpose == "marketing":  # credit_check does not serve marketing; the age rule still ranks
+        assert any("under 14" in r and "stored profile" in r for r in d.reasons), d.reasons
+        return
+    assert d.problem == expected, d.reasons
+
+
 # policy: I.1 under 14 — the most protective fact wins: a payload cannot make a stored
 # child an adult, nor a stored adult hide a child the payload shows.
 @pytest.mark.parametrize(

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +23,7 @@ from gateway.cli_support import (
 )
 from gateway.config import load_config
 from gateway.errors import ConfigError, ConfigErrors
+from gateway.files import write_atomically
 
 REVIEWER_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 MAX_NAME: Final = 200
@@ -51,18 +50,7 @@ def _append_atomically(path: Path, addition: str) -> None:
     text = path.read_text(encoding="utf-8")
     if text and not text.endswith("\n"):
         text += "\n"
-    mode = path.stat().st_mode & 0o777
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + addition)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, (text + addition).encode("utf-8"), mode=path.stat().st_mode & 0o777)
 
 
 def cmd_reviewers_add(args: argparse.Namespace) -> int:

@@ -43,7 +43,6 @@ import json
 import os
 import secrets
 import stat
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -60,6 +59,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from gateway.at_rest import at_rest_key_files, lookup_key_file, new_key_text
 from gateway.errors import ConfigError
+from gateway.files import write_atomically
 from gateway.log.subject_keys import ensure_key_file as ensure_subject_key_file
 from gateway.log.subject_keys import key_file as subject_key_file
 from gateway.partners import AUTH_KEYS, SIGN_ALGS, is_loopback_host
@@ -288,7 +288,7 @@ def load_signing_keys(path: Path) -> tuple[SigningKey, ...]:
 
 def _store_signing_keys(path: Path, keys: Sequence[SigningKey]) -> None:
     doc = {"keys": [k.stored() for k in keys]}
-    _replace_private(path, json.dumps(doc, indent=2).encode("utf-8") + b"\n")
+    write_atomically(path, json.dumps(doc, indent=2).encode("utf-8") + b"\n")
 
 
 def load_key_ring(keys_dir: Path) -> KeyRing:
@@ -373,21 +373,6 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-
-
-def _replace_private(path: Path, data: bytes) -> None:
-    """Atomically replace a 0600 file, so a crash never leaves half a key file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _write_public(path: Path, data: bytes) -> None:

@@ -33,6 +33,7 @@ from typing import Final, Protocol
 
 from aiohttp import web
 
+from gateway.clock import utc_now
 from gateway.config import Caller, Config, load_config
 from gateway.crypto import last_expiry, parse_partner_keys
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
@@ -348,10 +349,6 @@ def suspension_json(suspension: Suspension) -> dict[str, object]:
 # -- reload -----------------------------------------------------------------------------
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 # Config sections a running gateway cannot swap (sockets, the store, key material, the
 # log's identity, the policy in force, the caller-token issuer, reviewer accounts):
 # a change there is reported and takes effect at the next restart.
@@ -419,7 +416,7 @@ class Reloader:
     running: Config
     partners: LiveTable[Partner]
     callers: LiveTable[Caller] | None = None
-    clock: Callable[[], datetime] = field(default=_utc_now)
+    clock: Callable[[], datetime] = field(default=utc_now)
     checks: list[Check] = field(default_factory=list)
     on_swap: list[OnSwap] = field(default_factory=list)
 

@@ -94,11 +94,6 @@ def bind(**facts: str | None) -> None:
             context[key] = str(value)
 
 
-def current_request_id() -> str | None:
-    context = _context.get()
-    return None if context is None else context.get("request_id")
-
-
 def new_request_id() -> str:
     return uuid.uuid4().hex
 

@@ -45,9 +45,10 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Protocol
 
+from gateway.clock import utc_now
 from gateway.errors import GatewayError
 from gateway.log.entries import outcome_entry, refused_for_intent
 from gateway.store.base import LEGACY_INSTANCE, LogEntry
@@ -70,10 +71,6 @@ HEARTBEATS_PER_TIMEOUT: Final = 3
 def new_instance_id() -> str:
     """A fresh id for this process: never reused, so a restart is a new instance."""
     return f"i-{uuid.uuid4().hex}"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Appender(Protocol):

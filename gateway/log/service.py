@@ -27,13 +27,14 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from gateway.clock import utc_now
 from gateway.errors import GatewayError
 from gateway.keys import KeyPaths
 from gateway.log.checkpoint import (
@@ -144,10 +145,6 @@ class Proof:
     tree_size: int
     leaf_hash: bytes
     hashes: list[bytes]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class LogService:

@@ -30,16 +30,15 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from gateway.files import write_atomically
 from gateway.log.canonical import canonical_json
 
 __all__ = [
@@ -136,38 +135,13 @@ def _parse(path: Path) -> tuple[Period, bytes]:
     return Period(int(match[1]), int(match[2])), key
 
 
-def _write_new(path: Path, data: bytes, *, replace: bool) -> bool:
-    """Write a 0600 file whole (temp file, fsync, link/rename); False if it exists already."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            os.replace(temp, path)
-        else:
-            try:
-                os.link(temp, path)  # atomic create-if-absent: a racing instance wins or loses
-            except FileExistsError:
-                return False
-    finally:
-        Path(temp).unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return True
-
-
 def ensure_key_file(keys_dir: Path) -> bool:
     """Create the period key file if it is missing; True when it was created here."""
     path = key_file(keys_dir)
     if path.exists():
         return False
-    return _write_new(path, _format(FIRST_PERIOD, secrets.token_bytes(KEY_SIZE)), replace=False)
+    data = _format(FIRST_PERIOD, secrets.token_bytes(KEY_SIZE))
+    return write_atomically(path, data, exclusive=True, sync_directory=True)
 
 
 class LogKeys:
@@ -266,5 +240,5 @@ def forget_before(
     if period <= first:
         return first, first
     keys = LogKeys(key, first)
-    _write_new(path, _format(period, keys.key_for(period)), replace=True)
+    write_atomically(path, _format(period, keys.key_for(period)), sync_directory=True)
     return first, period

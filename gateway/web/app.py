@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.at_rest_store import open_protected_store
 from gateway.auth import CallerAuthenticator
+from gateway.clock import utc_now
 from gateway.config import Config
 from gateway.crypto import GatewayKeys, PartnerKeyCache
 from gateway.errors import ConfigErrors, GatewayError
@@ -58,10 +59,6 @@ from gateway.web.rights import add_rights_routes
 log = logging.getLogger("gateway.app")
 
 STARTED = web.AppKey("started", datetime)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def watch_checkpoints(store: Store, metrics: Metrics, every_s: float = 10.0) -> None:

@@ -8,7 +8,7 @@ import hmac
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -17,6 +17,7 @@ from multidict import MultiDictProxy
 
 from gateway import legal_requests
 from gateway import vocabulary as v
+from gateway.clock import utc_now
 from gateway.config import Reviewer
 from gateway.errors import ConfigError, GatewayError
 from gateway.log.columns import checked_disclosure
@@ -100,10 +101,6 @@ ENTRY_ORDER: Final = (
     "data_digest",
     "v",
 )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _text(form: MultiDictProxy[Any], name: str) -> str | None:

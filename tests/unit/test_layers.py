@@ -1,0 +1,214 @@
+"""The layer order of docs/ARCHITECTURE.md, kept true: no module imports from a layer above it.
+
+An AST scan of every ``gateway.*`` import — lazy ones inside functions and ``TYPE_CHECKING``
+ones included, since each is a dependency someone has to understand — checked against a
+table that places today's modules in the layers of the target tree. An AST scan rather than
+import-linter: about forty lines, no new dependency, and the table below is at the same time
+the plan of the move into folders (import-linter would need every flat module listed in its
+config anyway, and could not tell why an exception is there).
+
+A module may import from its own layer and from any layer below. The few upward imports
+of today are listed in KNOWN_UPWARD, each with the cut that removes it; the list only
+shrinks: an entry whose import is gone fails the test until it is deleted from the list.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Final
+
+import gateway
+
+ROOT: Final = Path(gateway.__file__).parent
+
+# Bottom to top. Above the shared leaves and observability, the layers follow a
+# disclosure: who calls, which partner, the decision, the seal, the durable log, the send;
+# then what is built on that flow, then the composition root and the entry points.
+LAYERS: Final = (
+    "leaves",  # errors, problem codes, vocabularies, clock, files, canonical JSON
+    "observe",  # application logging, metrics
+    "config",
+    "callers",  # who is calling (bearer tokens, JWKS)
+    "partners",  # partner files, standing, lifecycle
+    "policy",  # the pure model: request, facts, minimize, decide
+    "crypto",  # key files, keyring, seal, at-rest and log subject keys
+    "store",  # the storage port, its adapters, the protected store
+    "log",  # entries, Merkle tree, checkpoints, writer, service, audit, search
+    "outbound",  # delivery, partner credentials, circuit breaker
+    "disclosure",  # the pipeline
+    "rights",  # subject rights, lawful requests
+    "ops",  # what serve refuses to start with (and, later, reload)
+    "web",  # the composition root, HTTP handlers, the review page
+    "entry",  # the gateway command, serve, demo, sandbox partners
+)
+
+# Module → layer. A new top-level module must be placed here (the test says so); a module
+# inside one of the PACKAGE_LAYER packages takes the package's layer unless listed here.
+MODULE_LAYER: Final = {
+    "gateway": "leaves",  # the package itself: __version__
+    "gateway.errors": "leaves",
+    "gateway.problem_catalog": "leaves",
+    "gateway.vocabulary": "leaves",
+    "gateway.clock": "leaves",
+    "gateway.files": "leaves",
+    "gateway.tomlfile": "leaves",
+    "gateway.subject_id": "leaves",
+    "gateway.log.canonical": "leaves",  # canonical JSON: the log's, idempotency's, subject keys'
+    "gateway.logs": "observe",
+    "gateway.metrics": "observe",
+    "gateway.config": "config",
+    "gateway.config_env": "config",
+    "gateway.auth": "callers",
+    "gateway.partners": "partners",
+    "gateway.partners_diff": "partners",
+    "gateway.lifecycle": "partners",
+    "gateway.facts": "policy",
+    "gateway.request": "policy",
+    "gateway.minimize": "policy",
+    "gateway.policy": "policy",
+    "gateway.jose_seal": "crypto",
+    "gateway.keys": "crypto",
+    "gateway.crypto": "crypto",
+    "gateway.at_rest": "crypto",
+    "gateway.log.subject_keys": "crypto",  # key material: moves to crypto/
+    "gateway.at_rest_store": "store",
+    "gateway.breaker": "outbound",
+    "gateway.partner_auth": "outbound",
+    "gateway.outbound": "outbound",
+    "gateway.pipeline": "disclosure",
+    "gateway.rights": "rights",
+    "gateway.legal_requests": "rights",
+    "gateway.preflight": "ops",
+    "gateway.__main__": "entry",
+    "gateway.cli": "entry",
+    "gateway.cli_at_rest": "entry",
+    "gateway.cli_completion": "entry",
+    "gateway.cli_config": "entry",
+    "gateway.cli_init": "entry",
+    "gateway.cli_log": "entry",
+    "gateway.cli_partners": "entry",
+    "gateway.cli_person": "entry",
+    "gateway.cli_review": "entry",
+    "gateway.cli_rights": "entry",
+    "gateway.cli_support": "entry",
+    "gateway.serve": "entry",
+    "gateway.demo": "entry",
+    "gateway.dev_sandboxes": "entry",
+    "gateway.sandbox": "entry",
+}
+PACKAGE_LAYER: Final = {"gateway.store": "store", "gateway.log": "log", "gateway.web": "web"}
+
+# Today's upward imports (importer, imported). The coming refactor removes each by the cut
+# named beside it; delete the entry in the same commit.
+KNOWN_UPWARD: Final = {
+    # metrics reads the log writer's queue: Metrics takes a small Protocol instead.
+    ("gateway.metrics", "gateway.log.writer"),
+    # is_loopback_host is a network helper, not a partner rule: a leaf module.
+    ("gateway.config", "gateway.partners"),
+    # issue_dev_token (`gateway token`, the development issuer) belongs with the sandbox.
+    ("gateway.auth", "gateway.keys"),
+    # partner standing reads partner key files and the store: one key-file reader in
+    # partners/, and Suspensions takes a port partners/ defines.
+    ("gateway.lifecycle", "gateway.crypto"),
+    ("gateway.lifecycle", "gateway.store.base"),
+}
+
+# The SDK stands apart: what it imports from gateway/ today, and why it cannot yet do
+# without. gateway_client/ will carry its own wire types and this list will be empty.
+CLIENT_IMPORTS: Final = {
+    "gateway.facts": "Consent: the SDK answers consents as the gateway's own value type",
+    "gateway.policy": "Decision: the SDK answers /v1/decisions as the gateway's own value type",
+    "gateway.problem_catalog": "problem_code: a problem document's type → its code",
+}
+
+
+def module_name(path: Path) -> str:
+    parts = ["gateway", *path.relative_to(ROOT).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES: Final = {module_name(p): p for p in ROOT.rglob("*.py")}
+
+
+def imports_of(module: str) -> set[tuple[str, int]]:
+    """Every gateway module `module` imports (with the line), wherever the import stands."""
+    path = MODULES[module]
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found: set[tuple[str, int]] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {(alias.name, node.lineno) for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:  # relative: `from . import x`, `from ..log import y`
+                source = ".".join([*package[: len(package) - node.level + 1], source]).strip(".")
+            for alias in node.names:  # `from gateway.log import search` imports a module
+                submodule = f"{source}.{alias.name}"
+                found.add((submodule if submodule in MODULES else source, node.lineno))
+    return {(name, line) for name, line in found if name.split(".")[0] == "gateway"}
+
+
+def layer_of(module: str) -> str | None:
+    if module in MODULE_LAYER:
+        return MODULE_LAYER[module]
+    packages = [p for p in PACKAGE_LAYER if module == p or module.startswith(p + ".")]
+    return PACKAGE_LAYER[max(packages, key=len)] if packages else None
+
+
+def rank(module: str) -> int:
+    layer = layer_of(module)
+    assert layer is not None, f"{module} has no layer: place it in MODULE_LAYER"
+    return LAYERS.index(layer)
+
+
+def upward_imports() -> dict[tuple[str, str], int]:
+    found = {}
+    for module in MODULES:
+        if module == "gateway.client":
+            continue
+        for imported, line in imports_of(module):
+            if rank(imported) > rank(module):
+                found[(module, imported)] = line
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = sorted(m for m in MODULES if m != "gateway.client" and layer_of(m) is None)
+    assert not unplaced, f"place these modules in a layer (MODULE_LAYER): {unplaced}"
+    assert set(MODULE_LAYER.values()) | set(PACKAGE_LAYER.values()) <= set(LAYERS)
+
+
+def test_no_module_imports_from_a_layer_above_it() -> None:
+    new = {pair: line for pair, line in upward_imports().items() if pair not in KNOWN_UPWARD}
+    assert not new, "import only from your own layer or below (docs/ARCHITECTURE.md):\n" + (
+        "\n".join(
+            f"  {MODULES[a].relative_to(ROOT.parent)}:{line}: {a} ({layer_of(a)}) imports "
+            f"{b} ({layer_of(b)})"
+            for (a, b), line in sorted(new.items())
+        )
+    )
+
+
+def test_the_known_upward_imports_only_shrink() -> None:
+    gone = sorted(KNOWN_UPWARD - set(upward_imports()))
+    assert not gone, f"no longer upward (good): delete from KNOWN_UPWARD: {gone}"
+
+
+def test_the_client_imports_only_what_is_listed() -> None:
+    imported = {name for name, _ in imports_of("gateway.client")}
+    assert imported == set(CLIENT_IMPORTS), (
+        f"gateway/client.py (the SDK) imports {sorted(imported)} from gateway/; "
+        f"listed: {sorted(CLIENT_IMPORTS)} — add nothing, and shrink the list with the code"
+    )
+
+
+def test_the_scan_sees_lazy_relative_and_submodule_imports() -> None:
+    # The scan is only worth what it finds: lazy imports inside functions count, and
+    # `from gateway.log import search` is an import of the module gateway.log.search.
+    cli = {name for name, _ in imports_of("gateway.cli")}
+    assert "gateway.web.app" in cli  # imported inside `serve`/`demo` commands only
+    review = {name for name, _ in imports_of("gateway.web.review_backend")}
+    assert "gateway.log.search" in review
+    assert layer_of("gateway.store.sqlite") == "store"
+    assert layer_of("gateway.log.subject_keys") == "crypto"

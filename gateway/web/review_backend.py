@@ -51,7 +51,6 @@ class LogReviewBackend:
         self._verified_at: datetime | None = None
         self._ok: bool | None = None
         self._detail = "not verified yet since this instance started"
-        self._auditing: asyncio.Task[None] | None = None
 
     async def subject_refs(self, subject: str) -> list[str]:
         return await search.subject_refs(self._store, self._keys, subject, until=self._clock())

@@ -212,3 +212,14 @@ def test_the_scan_sees_lazy_relative_and_submodule_imports() -> None:
     assert "gateway.log.search" in review
     assert layer_of("gateway.store.sqlite") == "store"
     assert layer_of("gateway.log.subject_keys") == "crypto"
+
+
+def test_the_architecture_page_shows_this_order() -> None:
+    page = (ROOT.parent / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    rows = dict(
+        (int(cells[1]), cells[2])
+        for cells in (line.split("|") for line in page.splitlines())
+        if len(cells) > 2 and cells[1].strip().isdigit()
+    )
+    assert sorted(rows) == list(range(len(LAYERS)))
+    assert all(LAYERS[rank] in folder for rank, folder in rows.items()), rows

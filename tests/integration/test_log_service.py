@@ -26,7 +26,7 @@ from gateway.log.service import LogIntegrityError, LogService, LogSigner
 from gateway.log.subject_keys import LogKeys
 from gateway.log.tree import TreeBuilder
 from gateway.store import Store, open_store
-from gateway.store.base import LogRow
+from gateway.store.base import LogQuery, LogRow
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -313,8 +313,8 @@ async def test_rows_of_schema_1_get_search_columns_and_leaf_hashes(backend: Back
         assert [leaf for _, _, leaf in await store.read_log_records(0, 9)] == [
             r.leaf_hash for r in old
         ]
-        assert [i for i, _ in await store.log_search(outcome="unknown")] == [2]
-        assert [i for i, _ in await store.log_search(purpose="service_provision")] == [1]
+        assert [i for i, _ in await store.log_search(LogQuery(outcome="unknown"))] == [2]
+        assert [i for i, _ in await store.log_search(LogQuery(purpose="service_provision"))] == [1]
         assert (await service.checkpoint()).size == 3
     finally:
         await store.close()

@@ -136,7 +136,8 @@ class ExportStore(Protocol):
 
 @dataclass(frozen=True)
 class Query:
-    """What to look for; every filter given must match."""
+    """Which disclosures to look for; every filter given must match. (`search` turns it
+    into the store's row queries, ``LogQuery``, one per page.)"""
 
     subject_refs: Sequence[str] | None = None
     partner: str | None = None

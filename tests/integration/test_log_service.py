@@ -270,6 +270,13 @@ async def test_search_by_subject_purpose_and_outcome(service: LogService, store:
     assert await ids(Query(outcome="unknown", purpose="service_provision")) == []
     found = [f async for f in search(store, Query(subject_refs=["ref-a"]))]
     assert [f.outcome for f in found] == ["sent", "pending"]
+    second = timedelta(seconds=1)
+    assert await ids(Query(since=T0 + second, until=T0 + 3 * second)) == ["d-1", "d-2"]
+    assert await ids(Query(subject_refs=["ref-a"], until=T0 + 2 * second)) == ["d-0"]
+    # An empty or reversed time range finds nothing, by outcome too (no error either).
+    for outcome in (None, "unknown"):
+        assert await ids(Query(outcome=outcome, since=T0 + second, until=T0 + second)) == []
+        assert await ids(Query(outcome=outcome, since=T0 + 2 * second, until=T0)) == []
 
 
 async def test_rows_of_schema_1_get_search_columns_and_leaf_hashes(backend: Backend) -> None:

@@ -11,29 +11,34 @@ with the bytes:
 - ``gateway log verify`` (:mod:`gateway.log.audit`) recomputes every row's columns and
   names the entry and the column that differ (:func:`disagreeing`);
 - searches (:func:`checked_search`, :func:`checked_disclosure`) check each row they are
-  given against the filters they asked for, by its bytes: a row whose columns lie is a
-  refusal (:class:`SearchIndexDamaged`), never a line of a report.
+  given against the query they asked (the same ``LogQuery`` value the store answered),
+  by its bytes: a row whose columns lie is a refusal (:class:`SearchIndexDamaged`),
+  never a line of a report.
 
 This is the one place that comparison is written; both stores only copy the values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
 import orjson
 
 from gateway.errors import GatewayError
-from gateway.store.base import LogColumns, LogEntry, StoredLogRow
+from gateway.store.base import LogColumns, LogEntry, LogQuery, StoredLogRow
 
 __all__ = [
     "COLUMNS",
     "KINDS",
     "OUTCOMES",
     "NotAnEntry",
+    "RowFilter",
     "SearchIndexDamaged",
+    "SearchStore",
+    "check_rows",
     "checked_disclosure",
     "checked_search",
     "columns_of",
@@ -197,101 +202,48 @@ _OUTCOME_OF: Final[dict[str, str | None]] = {"intent": None, "refused": "refused
 class SearchStore(Protocol):
     """What a search reads: the store's log search and a disclosure's entries."""
 
-    async def log_search(
-        self,
-        *,
-        subject_ref: str | None = None,
-        partner: str | None = None,
-        kind: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_index: int | None = None,
-        limit: int = 100,
-        subject_refs: Sequence[str] | None = None,
-        kinds: Sequence[str] | None = None,
-        purpose: str | None = None,
-        legal_basis: str | None = None,
-        outcome: str | None = None,
-    ) -> list[LogEntry]: ...
+    async def log_search(self, query: LogQuery) -> list[LogEntry]: ...
 
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]: ...
 
 
-def _wanted(single: str | None, many: Sequence[str] | None) -> Collection[str | None] | None:
-    if single is not None and many is not None:
-        return [value for value in many if value == single]
-    if single is not None:
-        return (single,)
-    return None if many is None else set(many)
+class RowFilter(Protocol):
+    """What a row was found by: names the first column a row's values do not satisfy."""
+
+    def first_mismatch(self, columns: LogColumns) -> str | None: ...
 
 
-def check_rows(
-    rows: Sequence[LogEntry],
-    wanted: Mapping[str, Collection[str | None] | None],
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[LogEntry]:
-    """`rows` if each one's bytes satisfy the filters it was found by; SearchIndexDamaged
+@dataclass(frozen=True)
+class _OfDisclosure:
+    """The rows of one disclosure (what `log_entries_for_disclosure` finds by)."""
+
+    disclosure_id: str
+
+    def first_mismatch(self, columns: LogColumns) -> str | None:
+        return None if columns.disclosure_id == self.disclosure_id else "disclosure_id"
+
+
+def check_rows(rows: Sequence[LogEntry], found_by: RowFilter) -> list[LogEntry]:
+    """`rows` if each one's bytes satisfy what it was found by; SearchIndexDamaged
     naming the first row and column that do not."""
     for index, data in rows:
         try:
             derived = columns_of_bytes(data)
         except NotAnEntry:
             raise SearchIndexDamaged(index, "kind") from None
-        for name, allowed in wanted.items():
-            if allowed is not None and getattr(derived, name) not in allowed:
-                raise SearchIndexDamaged(index, name)
-        if (since is not None and derived.time < since) or (
-            until is not None and derived.time >= until
-        ):
-            raise SearchIndexDamaged(index, "time")
+        column = found_by.first_mismatch(derived)
+        if column is not None:
+            raise SearchIndexDamaged(index, column)
     return list(rows)
 
 
-async def checked_search(
-    store: SearchStore,
-    *,
-    subject_ref: str | None = None,
-    partner: str | None = None,
-    kind: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    after_index: int | None = None,
-    limit: int = 100,
-    subject_refs: Sequence[str] | None = None,
-    kinds: Sequence[str] | None = None,
-    purpose: str | None = None,
-    legal_basis: str | None = None,
-    outcome: str | None = None,
-) -> list[LogEntry]:
-    """``store.log_search`` with these filters, every row checked against them by its
-    bytes (see the module docstring)."""
-    rows = await store.log_search(
-        subject_ref=subject_ref,
-        partner=partner,
-        kind=kind,
-        since=since,
-        until=until,
-        after_index=after_index,
-        limit=limit,
-        subject_refs=subject_refs,
-        kinds=kinds,
-        purpose=purpose,
-        legal_basis=legal_basis,
-        outcome=outcome,
-    )
-    wanted = {
-        "subject_ref": _wanted(subject_ref, subject_refs),
-        "partner": _wanted(partner, None),
-        "kind": _wanted(kind, kinds),
-        "purpose": _wanted(purpose, None),
-        "legal_basis": _wanted(legal_basis, None),
-        "outcome": _wanted(outcome, None),
-    }
-    return check_rows(rows, wanted, since, until)
+async def checked_search(store: SearchStore, query: LogQuery) -> list[LogEntry]:
+    """``store.log_search(query)``, every row checked against `query` by its bytes (see
+    the module docstring)."""
+    return check_rows(await store.log_search(query), query)
 
 
 async def checked_disclosure(store: SearchStore, disclosure_id: str) -> list[LogEntry]:
     """``store.log_entries_for_disclosure``, every row checked to be of that disclosure."""
     rows = await store.log_entries_for_disclosure(disclosure_id)
-    return check_rows(rows, {"disclosure_id": (disclosure_id,)})
+    return check_rows(rows, _OfDisclosure(disclosure_id))

@@ -32,7 +32,7 @@ from gateway.log.columns import (
     columns_of_bytes,
 )
 from gateway.log.subject_keys import LogKeys
-from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogRecord
+from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogQuery, LogRecord
 
 __all__ = [
     "CSV_COLUMNS",
@@ -136,7 +136,8 @@ class ExportStore(Protocol):
 
 @dataclass(frozen=True)
 class Query:
-    """What to look for; every filter given must match."""
+    """Which disclosures to look for; every filter given must match. (`search` turns it
+    into the store's row queries, ``LogQuery``, one per page.)"""
 
     subject_refs: Sequence[str] | None = None
     partner: str | None = None
@@ -213,6 +214,8 @@ async def search(
     store: SearchStore, query: Query, *, page: int = MAX_SEARCH_LIMIT
 ) -> AsyncIterator[Found]:
     """The disclosures matching `query`, oldest first (by first entry, or by outcome)."""
+    if query.since is not None and query.until is not None and query.since >= query.until:
+        return  # an empty time range finds nothing (a LogQuery refuses one as a mistake)
     if query.outcome in ("sent", "failed", "unknown") and query.subject_refs is None:
         async for found in _by_outcome(store, query, page):
             yield found
@@ -224,9 +227,7 @@ async def search(
         if query.outcome == "refused"
         else ["intent"]
     )
-    after: int | None = None
-    while rows := await checked_search(
-        store,
+    page_query = LogQuery(
         subject_refs=query.subject_refs,
         partner=query.partner,
         purpose=query.purpose,
@@ -234,9 +235,9 @@ async def search(
         kinds=kinds,
         since=query.since,
         until=query.until,
-        after_index=after,
         limit=page,
-    ):
+    )
+    while rows := await checked_search(store, page_query):
         for index, raw in rows:
             entry = json.loads(raw)
             outcomes: tuple[tuple[int, dict[str, Any]], ...] = ()
@@ -246,20 +247,13 @@ async def search(
             found = Found(index, entry, outcomes)
             if query.outcome is None or found.outcome == query.outcome:
                 yield found
-        after = rows[-1][0]
+        page_query = page_query.after(rows[-1][0])
 
 
 async def _by_outcome(store: SearchStore, query: Query, page: int) -> AsyncIterator[Found]:
     seen: set[str] = set()
-    after: int | None = None
-    while rows := await checked_search(
-        store,
-        kind="outcome",
-        outcome=query.outcome,
-        partner=query.partner,
-        after_index=after,
-        limit=page,
-    ):
+    page_query = LogQuery(kind="outcome", outcome=query.outcome, partner=query.partner, limit=page)
+    while rows := await checked_search(store, page_query):
         for found_at, raw in rows:
             disclosure_id = str(json.loads(raw)["disclosure_id"])
             if disclosure_id in seen:
@@ -270,7 +264,7 @@ async def _by_outcome(store: SearchStore, query: Query, page: int) -> AsyncItera
             found = Found(index, entry, tuple((i, json.loads(e)) for i, e in others))
             if _matches(entry, query) and found.outcome == query.outcome:
                 yield found
-        after = rows[-1][0]
+        page_query = page_query.after(rows[-1][0])
 
 
 async def export_entries(

@@ -20,7 +20,7 @@ server gone) leaves an adapter as :class:`StoreUnavailable` — problem code
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final, Literal, NamedTuple, Protocol
 
@@ -30,6 +30,7 @@ from gateway.facts import Consent, LegalRequest, SubjectFacts, read_profile
 from gateway.partners import Suspension
 
 __all__ = [
+    "DEFAULT_SEARCH_LIMIT",
     "LEAF_HASH_SIZE",
     "LEGACY_INSTANCE",
     "LEGAL_REQUEST_STATUSES",
@@ -43,6 +44,7 @@ __all__ = [
     "LegalRequestRecord",
     "LogColumns",
     "LogEntry",
+    "LogQuery",
     "LogRecord",
     "LogRow",
     "Migration",
@@ -67,6 +69,9 @@ LEGAL_REQUEST_STATUSES: Final = ("pending", "approved")
 
 MAX_SEARCH_LIMIT: Final = 1000
 """Most rows one `log_search` page returns; callers page on with `after_index`."""
+
+DEFAULT_SEARCH_LIMIT: Final = 100
+"""The rows of one `log_search` page when the query names no `limit`."""
 
 LogEntry = tuple[int, bytes]
 """A log entry as stored: its index and its canonical bytes."""
@@ -120,6 +125,114 @@ def require_aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got a naive one")
     return value
+
+
+@dataclass(frozen=True, init=False)
+class LogQuery:
+    """One search of the disclosure log (`Store.log_search`): which rows, and which page.
+
+    Every filter given must match; an entry's time must be ``since <= time < until``. A
+    filter of several values (`subject_refs`, `kinds`) matches any of them, and one of
+    no values matches nothing. Rows come in index order after `after_index`, at most
+    `limit` of them; a caller pages on with ``query.after(last index read)``.
+
+    Checked once, when built: `limit` within 1..MAX_SEARCH_LIMIT, times with a time zone
+    and `since` before `until`, a list filter not one bare string. A single value given
+    with a list of the same filter (`subject_ref` with `subject_refs`, `kind` with
+    `kinds`) matches what both admit: the list's values equal to the single one, which
+    may be none. So the fields hold each filter once, merged; the stores turn them into
+    SQL (gateway.store.search_sql) and the log checks every row found against the same
+    value by the row's bytes (:meth:`first_mismatch`, gateway.log.columns).
+    """
+
+    # Keyed references, not identities; still kept out of the repr (it may reach a log).
+    subject_refs: tuple[str, ...] | None = field(repr=False)
+    partner: str | None
+    kinds: tuple[str, ...] | None
+    purpose: str | None
+    legal_basis: str | None
+    outcome: str | None
+    since: datetime | None
+    until: datetime | None
+    after_index: int | None
+    limit: int
+
+    def __init__(
+        self,
+        *,
+        subject_ref: str | None = None,
+        subject_refs: Iterable[str] | None = None,
+        partner: str | None = None,
+        kind: str | None = None,
+        kinds: Iterable[str] | None = None,
+        purpose: str | None = None,
+        legal_basis: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_index: int | None = None,
+        limit: int = DEFAULT_SEARCH_LIMIT,
+    ) -> None:
+        check_search_limit(limit)
+        if since is not None:
+            require_aware(since, "since")
+        if until is not None:
+            require_aware(until, "until")
+        if since is not None and until is not None and since >= until:
+            raise ValueError("since must be before until (since <= time < until)")
+        # Frozen: the fields are set once, here.
+        set_field = object.__setattr__
+        set_field(self, "subject_refs", _merged("subject_ref", subject_ref, subject_refs))
+        set_field(self, "partner", partner)
+        set_field(self, "kinds", _merged("kind", kind, kinds))
+        set_field(self, "purpose", purpose)
+        set_field(self, "legal_basis", legal_basis)
+        set_field(self, "outcome", outcome)
+        set_field(self, "since", since)
+        set_field(self, "until", until)
+        set_field(self, "after_index", after_index)
+        set_field(self, "limit", limit)
+
+    @property
+    def matches_nothing(self) -> bool:
+        """True when a list filter has no value left: no row can match (no need to ask)."""
+        return self.subject_refs == () or self.kinds == ()
+
+    def after(self, index: int) -> LogQuery:
+        """The same search, for the page after the entry at `index`."""
+        return replace(self, after_index=index)
+
+    def first_mismatch(self, columns: LogColumns) -> str | None:
+        """The first column (in the order the filters are listed) whose value this query
+        does not admit, ``time`` for a time outside the range; None when it admits the row.
+
+        The index is not looked at: it is the row's place, not one of its values.
+        """
+        for name, allowed in (
+            ("subject_ref", self.subject_refs),
+            ("partner", None if self.partner is None else (self.partner,)),
+            ("kind", self.kinds),
+            ("purpose", None if self.purpose is None else (self.purpose,)),
+            ("legal_basis", None if self.legal_basis is None else (self.legal_basis,)),
+            ("outcome", None if self.outcome is None else (self.outcome,)),
+        ):
+            if allowed is not None and getattr(columns, name) not in allowed:
+                return name
+        if (self.since is not None and columns.time < self.since) or (
+            self.until is not None and columns.time >= self.until
+        ):
+            return "time"
+        return None
+
+
+def _merged(name: str, single: str | None, many: Iterable[str] | None) -> tuple[str, ...] | None:
+    """One filter's values from its single and its list form (see LogQuery); None: no filter."""
+    if isinstance(many, str):
+        raise TypeError(f"{name}s must be a list of values, not one string")
+    if many is None:
+        return None if single is None else (single,)
+    values = tuple(dict.fromkeys(many))  # each once, in the order given
+    return values if single is None else tuple(value for value in values if value == single)
 
 
 @dataclass(frozen=True)
@@ -462,26 +575,10 @@ class Store(Protocol):
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
         """Every entry of one disclosure, in index order."""
 
-    async def log_search(
-        self,
-        *,
-        subject_ref: str | None = None,
-        partner: str | None = None,
-        kind: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_index: int | None = None,
-        limit: int = 100,
-        subject_refs: Sequence[str] | None = None,
-        kinds: Sequence[str] | None = None,
-        purpose: str | None = None,
-        legal_basis: str | None = None,
-        outcome: str | None = None,
-    ) -> list[LogEntry]:
-        """Entries matching every given filter (since <= time < until), index > after_index.
-
-        `subject_refs` and `kinds` match any of their values (an empty list matches none).
-        """
+    async def log_search(self, query: LogQuery) -> list[LogEntry]:
+        """Entries matching every filter of `query` (see LogQuery), in index order: those
+        after `query.after_index`, at most `query.limit`. The query's values are bound
+        parameters, never SQL text."""
 
     async def intents_without_outcome(self) -> list[LogEntry]:
         """Intent entries whose disclosure has no outcome entry, in index order."""

@@ -40,6 +40,7 @@ from gateway.store.base import (
     LegalRequestRecord,
     LogColumns,
     LogEntry,
+    LogQuery,
     LogRecord,
     LogRow,
     Migration,
@@ -55,6 +56,7 @@ from gateway.store.base import (
     protected_column,
     require_aware,
 )
+from gateway.store.search_sql import Dialect, search_sql, where
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -430,6 +432,21 @@ def _suspension(row: _Row) -> Suspension:
 
 def _entries(rows: Iterable[_Row]) -> list[LogEntry]:
     return [(int(r[0]), bytes(r[1])) for r in rows]
+
+
+class _PostgresDialect(Dialect):
+    """A log search in PostgreSQL: ``$n`` placeholders, a list bound as one text[]."""
+
+    def placeholder(self, position: int) -> str:
+        return f"${position}"
+
+    def any_of(
+        self, column: str, values: Sequence[str], position: int
+    ) -> tuple[str, list[object]]:
+        return f"{column} = ANY(${position}::text[])", [list(values)]
+
+
+_DIALECT: Final = _PostgresDialect()
 
 
 def _instance(row: _Row) -> InstanceRecord:
@@ -1001,70 +1018,27 @@ class PostgresStore:
             )
         return _entries(rows)
 
-    async def log_search(
-        self,
-        *,
-        subject_ref: str | None = None,
-        partner: str | None = None,
-        kind: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_index: int | None = None,
-        limit: int = 100,
-        subject_refs: Sequence[str] | None = None,
-        kinds: Sequence[str] | None = None,
-        purpose: str | None = None,
-        legal_basis: str | None = None,
-        outcome: str | None = None,
-    ) -> list[LogEntry]:
-        check_search_limit(limit)
-        for name, bound in (("since", since), ("until", until)):
-            if bound is not None:
-                require_aware(bound, name)
-        if (subject_refs is not None and not subject_refs) or (kinds is not None and not kinds):
+    async def log_search(self, query: LogQuery) -> list[LogEntry]:
+        sql = search_sql(query, _DIALECT)
+        if sql is None:
             return []
-        # Only the filters given become conditions, so the planner can use their indexes.
-        filters: list[tuple[str, object]] = [
-            (column, value)
-            for column, value in (
-                ("subject_ref =", subject_ref),
-                ("subject_ref = ANY", None if subject_refs is None else list(subject_refs)),
-                ("partner =", partner),
-                ("kind =", kind),
-                ("kind = ANY", None if kinds is None else list(kinds)),
-                ("purpose =", purpose),
-                ("legal_basis =", legal_basis),
-                ("outcome =", outcome),
-                ("logged_at >=", since),
-                ("logged_at <", until),
-                ("idx >", after_index),
-            )
-            if value is not None
-        ]
-        conditions = [
-            f"{column} (${i}::text[])" if column.endswith("ANY") else f"{column} ${i}"
-            for i, (column, _) in enumerate(filters, 1)
-        ]
-        # Conditions come from the fixed table above; every value is a bound parameter.
-        subject = [c for c in conditions if c.startswith("subject_ref")]
-        if subject:
+        # Every condition comes from search_sql's fixed columns; every value is bound.
+        if sql.subject:
             # A subject has few entries: take them by the subject index alone, then filter
             # and sort those. Left to itself (worst without statistics, after a bulk load)
             # the planner walks the primary key for the LIMIT, or ANDs in the kind index,
             # reading half the log to find a handful (seen: 50-600 ms at 10**6 entries).
-            rest = [c for c in conditions if not c.startswith("subject_ref")]
             select = (
                 "WITH found AS MATERIALIZED (SELECT idx, entry, partner, kind, purpose, "  # noqa: S608
-                f"legal_basis, outcome, logged_at FROM log_entries WHERE {' AND '.join(subject)}) "
-                "SELECT idx, entry FROM found" + (f" WHERE {' AND '.join(rest)}" if rest else "")
+                "legal_basis, outcome, logged_at FROM log_entries"
+                + where(sql.subject)
+                + ") SELECT idx, entry FROM found"
+                + where(sql.others)
             )
         else:
-            select = "SELECT idx, entry FROM log_entries" + (  # noqa: S608
-                f" WHERE {' AND '.join(conditions)}" if conditions else ""
-            )
-        sql = select + f" ORDER BY idx LIMIT ${len(filters) + 1}"
+            select = "SELECT idx, entry FROM log_entries" + where(sql.others)  # noqa: S608
         with _failures("search the disclosure log"):
-            rows = await self._pool.fetch(sql, *(v for _, v in filters), limit)
+            rows = await self._pool.fetch(select + f" ORDER BY idx LIMIT {sql.limit}", *sql.params)
         return _entries(rows)
 
     async def intents_without_outcome(self) -> list[LogEntry]:

@@ -63,6 +63,7 @@ from gateway.store.base import (
     LegalRequestRecord,
     LogColumns,
     LogEntry,
+    LogQuery,
     LogRecord,
     LogRow,
     Migration,
@@ -78,6 +79,7 @@ from gateway.store.base import (
     protected_column,
     require_aware,
 )
+from gateway.store.search_sql import Dialect, search_sql, where
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -482,6 +484,32 @@ def _append(conn: sqlite3.Connection, values: Sequence[tuple[Any, ...]]) -> int:
 
 def _placeholders(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
+
+
+class _SqliteDialect(Dialect):
+    """A log search in SQLite: ``?`` placeholders, ``IN (…)``, times as stored text."""
+
+    # Columns with an index of their own besides the subject's (log_entries_by_*).
+    _INDEXED: Final = frozenset({"partner", "kind", "outcome", "logged_at"})
+
+    def placeholder(self, position: int) -> str:
+        return "?"
+
+    def any_of(
+        self, column: str, values: Sequence[str], position: int
+    ) -> tuple[str, list[object]]:
+        return f"{column} IN ({_placeholders(values)})", list(values)
+
+    def time(self, value: datetime) -> object:
+        return _time(value)
+
+    def column(self, name: str, *, by_subject: bool) -> str:
+        # With a subject, a unary + keeps SQLite (which has no statistics) from walking
+        # the kind or partner index instead of the far more selective subject index.
+        return f"+{name}" if by_subject and name in self._INDEXED else name
+
+
+_DIALECT: Final = _SqliteDialect()
 
 
 async def _enter_wal_mode(conn: aiosqlite.Connection, busy_timeout: float) -> None:
@@ -1261,63 +1289,18 @@ class SqliteStore:
             )
         return _entries(rows)
 
-    async def log_search(
-        self,
-        *,
-        subject_ref: str | None = None,
-        partner: str | None = None,
-        kind: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_index: int | None = None,
-        limit: int = 100,
-        subject_refs: Sequence[str] | None = None,
-        kinds: Sequence[str] | None = None,
-        purpose: str | None = None,
-        legal_basis: str | None = None,
-        outcome: str | None = None,
-    ) -> list[LogEntry]:
-        check_search_limit(limit)
-        if (subject_refs is not None and not subject_refs) or (kinds is not None and not kinds):
+    async def log_search(self, query: LogQuery) -> list[LogEntry]:
+        sql = search_sql(query, _DIALECT)
+        if sql is None:
             return []
-        # Only the filters given become conditions, so SQLite can pick their indexes. With
-        # a subject, a unary + keeps SQLite (which has no statistics) from walking the
-        # kind or partner index instead of the far more selective subject index.
-        by_subject = subject_ref is not None or subject_refs is not None
-        other = "+" if by_subject else ""
-        filters: list[tuple[str, Sequence[object]]] = [
-            (condition, values)
-            for condition, values in (
-                ("subject_ref = ?", [] if subject_ref is None else [subject_ref]),
-                (f"subject_ref IN ({_placeholders(subject_refs or [])})", subject_refs or []),
-                (f"{other}partner = ?", [] if partner is None else [partner]),
-                (f"{other}kind = ?", [] if kind is None else [kind]),
-                (f"{other}kind IN ({_placeholders(kinds or [])})", kinds or []),
-                ("purpose = ?", [] if purpose is None else [purpose]),
-                ("legal_basis = ?", [] if legal_basis is None else [legal_basis]),
-                (f"{other}outcome = ?", [] if outcome is None else [outcome]),
-                (
-                    f"{other}logged_at >= ?",
-                    [] if since is None else [_time(require_aware(since, "since"))],
-                ),
-                (
-                    f"{other}logged_at < ?",
-                    [] if until is None else [_time(require_aware(until, "until"))],
-                ),
-                ("idx > ?", [] if after_index is None else [after_index]),
-            )
-            if values
-        ]
-        where = " AND ".join(condition for condition, _ in filters)
-        # Conditions come from the fixed table above; every value is a bound parameter.
-        sql = (
+        # Every condition comes from search_sql's fixed columns; every value is bound.
+        text = (
             "SELECT idx, entry FROM log_entries"  # noqa: S608
-            + (f" WHERE {where}" if where else "")
-            + " ORDER BY idx LIMIT ?"
+            + where(sql.conditions)
+            + f" ORDER BY idx LIMIT {sql.limit}"
         )
-        params = [value for _, values in filters for value in values]
         async with self._use("search the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(sql, (*params, limit))
+            rows = await conn.execute_fetchall(text, sql.params)
         return _entries(rows)
 
     async def intents_without_outcome(self) -> list[LogEntry]:

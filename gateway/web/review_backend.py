@@ -23,7 +23,7 @@ from gateway.log.audit import audit_store
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.service import LogService
 from gateway.log.subject_keys import LogKeys
-from gateway.store.base import MAX_SEARCH_LIMIT, JustificationRecord, Store
+from gateway.store.base import MAX_SEARCH_LIMIT, JustificationRecord, LogQuery, Store
 from gateway.web.review.backend import (
     IntegrityStatus,
     Justification,
@@ -116,19 +116,13 @@ class LogReviewBackend:
     async def _emergency_intents(self) -> list[QueueItem]:
         items: list[QueueItem] = []
         for basis in sorted(v.BASES_NEEDING_REVIEW):
-            after: int | None = None
-            while rows := await checked_search(
-                self._store,
-                kinds=["intent"],
-                legal_basis=basis,
-                after_index=after,
-                limit=MAX_SEARCH_LIMIT,
-            ):
+            query = LogQuery(kind="intent", legal_basis=basis, limit=MAX_SEARCH_LIMIT)
+            while rows := await checked_search(self._store, query):
                 for index, raw in rows:
                     entry = json.loads(raw)
                     if entry.get("needs_review"):
                         items.append(QueueItem.from_intent(index, entry))
-                after = rows[-1][0]
+                query = query.after(rows[-1][0])
         return sorted(items, key=lambda item: item.index)
 
     async def review_queue(self) -> list[QueueItem]:

@@ -26,7 +26,7 @@ from gateway.log.service import LogIntegrityError, LogService, LogSigner
 from gateway.log.subject_keys import LogKeys
 from gateway.log.tree import TreeBuilder
 from gateway.store import Store, open_store
-from gateway.store.base import LogRow
+from gateway.store.base import LogQuery, LogRow
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -270,6 +270,13 @@ async def test_search_by_subject_purpose_and_outcome(service: LogService, store:
     assert await ids(Query(outcome="unknown", purpose="service_provision")) == []
     found = [f async for f in search(store, Query(subject_refs=["ref-a"]))]
     assert [f.outcome for f in found] == ["sent", "pending"]
+    second = timedelta(seconds=1)
+    assert await ids(Query(since=T0 + second, until=T0 + 3 * second)) == ["d-1", "d-2"]
+    assert await ids(Query(subject_refs=["ref-a"], until=T0 + 2 * second)) == ["d-0"]
+    # An empty or reversed time range finds nothing, by outcome too (no error either).
+    for outcome in (None, "unknown"):
+        assert await ids(Query(outcome=outcome, since=T0 + second, until=T0 + second)) == []
+        assert await ids(Query(outcome=outcome, since=T0 + 2 * second, until=T0)) == []
 
 
 async def test_rows_of_schema_1_get_search_columns_and_leaf_hashes(backend: Backend) -> None:
@@ -313,8 +320,8 @@ async def test_rows_of_schema_1_get_search_columns_and_leaf_hashes(backend: Back
         assert [leaf for _, _, leaf in await store.read_log_records(0, 9)] == [
             r.leaf_hash for r in old
         ]
-        assert [i for i, _ in await store.log_search(outcome="unknown")] == [2]
-        assert [i for i, _ in await store.log_search(purpose="service_provision")] == [1]
+        assert [i for i, _ in await store.log_search(LogQuery(outcome="unknown"))] == [2]
+        assert [i for i, _ in await store.log_search(LogQuery(purpose="service_provision"))] == [1]
         assert (await service.checkpoint()).size == 3
     finally:
         await store.close()

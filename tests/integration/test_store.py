@@ -24,6 +24,7 @@ from gateway.facts import Consent, LegalRequest, profile_of_birth
 from gateway.store import (
     IdempotencyClaim,
     LegalRequestRecord,
+    LogQuery,
     LogRow,
     Store,
     StoredResponse,
@@ -347,7 +348,7 @@ async def test_log_search_filters_and_keyset_pagination(store: Store) -> None:
     )
 
     async def indexes(**filters: Any) -> list[int]:
-        return [i for i, _ in await store.log_search(**filters)]
+        return [i for i, _ in await store.log_search(LogQuery(**filters))]
 
     assert await indexes() == [0, 1, 2, 3, 4, 5]
     assert await indexes(subject_ref="ref-a") == [0, 1, 3, 5]
@@ -358,9 +359,21 @@ async def test_log_search_filters_and_keyset_pagination(store: Store) -> None:
     assert await indexes(subject_ref="ref-a", limit=2) == [0, 1]
     assert await indexes(subject_ref="ref-a", after_index=1, limit=2) == [3, 5]
     assert await indexes(subject_ref="ref-a", after_index=5) == []
-    assert (await store.log_search(kind="refused"))[0][1] == row("d-3", "refused").entry
+    assert (await store.log_search(LogQuery(kind="refused")))[0][1] == row("d-3", "refused").entry
     with pytest.raises(ValueError, match="limit"):
-        await store.log_search(limit=0)
+        await store.log_search(LogQuery(limit=0))
+    # Several values match any of them; a single value given with a list matches what
+    # both admit; a list of none matches nothing (and both stores agree on each).
+    assert await indexes(subject_refs=["ref-b", "ref-a", "ref-b"], kind="intent") == [0, 2, 3, 5]
+    assert await indexes(subject_refs=["ref-b"], partner="bureau", kinds=["intent"]) == [2]
+    assert await indexes(kinds=["refused", "outcome"]) == [1, 4]
+    assert await indexes(subject_ref="ref-a", subject_refs=["ref-a", "ref-b"], limit=3) == [0, 1, 3]
+    assert await indexes(subject_ref="ref-a", subject_refs=["ref-b"]) == []
+    assert await indexes(kind="intent", kinds=["refused"]) == []
+    assert await indexes(subject_refs=[]) == []
+    assert await indexes(kinds=[], partner="bureau") == []
+    assert await indexes(subject_refs=["ref-a"], since=T0 + hour, after_index=3) == [5]
+    assert await indexes(kinds=["intent", "refused"], until=T0 + 3 * hour, after_index=0) == [2, 3]
 
 
 async def test_intents_without_outcome(store: Store) -> None:

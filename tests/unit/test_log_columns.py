@@ -16,7 +16,7 @@ from gateway.log.columns import (
     disagreeing,
 )
 from gateway.log.entries import outcome_entry, row_of
-from gateway.store.base import LogColumns
+from gateway.store.base import LogColumns, LogQuery
 
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
 
@@ -88,15 +88,15 @@ def test_bytes_that_are_no_entry_disagree_everywhere() -> None:
 
 def test_a_found_row_must_satisfy_its_filters_by_its_bytes() -> None:
     rows = [(0, outcome(0)), (1, outcome(1, "failed"))]
-    assert check_rows(rows, {"kind": ("outcome",), "outcome": None}) == rows
+    assert check_rows(rows, LogQuery(kind="outcome")) == rows
     with pytest.raises(SearchIndexDamaged) as damaged:
-        check_rows(rows, {"kind": ("outcome",), "outcome": ("sent",)})
+        check_rows(rows, LogQuery(kind="outcome", outcome="sent"))
     assert (damaged.value.index, damaged.value.column, damaged.value.status) == (1, "outcome", 503)
     with pytest.raises(SearchIndexDamaged) as late:
-        check_rows(rows, {}, until=AT)
+        check_rows(rows, LogQuery(until=AT))
     assert late.value.column == "time"
     with pytest.raises(SearchIndexDamaged):
-        check_rows([(7, b"not json")], {})
+        check_rows([(7, b"not json")], LogQuery())
 
 
 def test_the_auditor_reports_columns_past_a_gap_and_feeds_the_tree() -> None:

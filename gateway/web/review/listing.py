@@ -29,7 +29,7 @@ from typing import Any, Final
 from gateway import vocabulary as v
 from gateway.errors import GatewayError
 from gateway.log.columns import checked_disclosure, checked_search
-from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, Store
+from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogQuery, Store
 from gateway.web.review.backend import parse_entry_time
 
 __all__ = [
@@ -150,6 +150,21 @@ class Filters:
         )
         return since, until
 
+    def log_query(self, after: int | None, limit: int) -> LogQuery:
+        """The store's part of these filters, for the page after index `after`."""
+        since, until = self.window()
+        return LogQuery(
+            subject_refs=self.refs,
+            partner=self.partner,
+            kinds=self.kinds,
+            purpose=self.purpose,
+            legal_basis=self.basis,
+            since=since,
+            until=until,
+            after_index=after,
+            limit=limit,
+        )
+
 
 @dataclass(frozen=True)
 class Row:
@@ -248,26 +263,14 @@ async def _entries(
     store: Store, filters: Filters, after: int | None, batch: int
 ) -> AsyncGenerator[LogEntry, None]:
     """Entries passing the store's filters, in index order, paged by index."""
-    since, until = filters.window()
-    cursor = after
+    query = filters.log_query(after, batch)
     while True:
-        found = await checked_search(
-            store,
-            subject_refs=filters.refs,
-            partner=filters.partner,
-            kinds=filters.kinds,
-            purpose=filters.purpose,
-            legal_basis=filters.basis,
-            since=since,
-            until=until,
-            after_index=cursor,
-            limit=batch,
-        )
+        found = await checked_search(store, query)
         for item in found:
             yield item
         if len(found) < batch:
             return
-        cursor = found[-1][0]
+        query = query.after(found[-1][0])
 
 
 async def _outcome(store: Store, disclosure_id: str) -> dict[str, Any] | None:

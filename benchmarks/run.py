@@ -54,9 +54,9 @@ sys.path.insert(0, str(ROOT))  # run as a script: the helpers are modules of ben
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
-from gateway.auth import issue_dev_token  # noqa: E402
 from gateway.config import Config, load_config  # noqa: E402
 from gateway.crypto import GatewayKeys, claims_for, load_partner_key_file  # noqa: E402
+from gateway.keys import issue_dev_token  # noqa: E402
 from gateway.partners import Partner, load_partners  # noqa: E402
 
 POSTGRES_URL = os.environ.get(

@@ -19,8 +19,8 @@ Verification runs on every request, so keys are parsed once, and a token that
 verified is remembered (bounded LRU keyed by the exact token string) until
 its `exp`: a repeat costs one dict lookup and one clock read.
 
-`issue_dev_token` mints tokens with the development issuer key that
-`gateway keys generate` creates, for `gateway token CALLER_ID` and tests.
+The development issuer of caller tokens (`gateway token CALLER_ID`) lives with the key
+it signs with, in `keys.issue_dev_token`: the gateway itself only ever verifies.
 """
 
 from __future__ import annotations
@@ -28,27 +28,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final, TypeGuard
 
 import aiohttp
-from joserfc import jws, jwt
+from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwa import JWSAlgModel
-from joserfc.jwk import ECKey, Key, import_key
+from joserfc.jwk import Key, import_key
 from joserfc.jws import JWSRegistry
 from joserfc.util import urlsafe_b64decode
 
 from gateway.config import AuthConfig, Caller
 from gateway.errors import ConfigError, GatewayError
-from gateway.keys import KeyPaths
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +70,6 @@ SIGNATURE_ALGORITHMS: Final = frozenset(
 # RFC 9068 §4: a resource server rejects any other `typ`, so an ID token or
 # some other JWT from the same issuer cannot be replayed as an access token.
 ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
-DEV_ISSUER_ALG: Final = "ES256"
 
 MAX_TOKEN_BYTES: Final = 8192
 MAX_JWKS_BYTES: Final = 256 * 1024
@@ -520,63 +516,3 @@ async def _fetch_json(session: aiohttp.ClientSession, url: str) -> object:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise JwksError("response is not JSON") from exc
-
-
-def issue_dev_token(
-    keys_dir: Path,
-    auth: AuthConfig,
-    caller_id: str,
-    ttl_s: int = 3600,
-    now: float | None = None,
-) -> str:
-    """An RFC 9068 access token for `caller_id`, signed by the development issuer key.
-
-    Raises ConfigError when the key is missing or when `auth` would not trust
-    it, so `gateway token` never prints a token the gateway will refuse.
-    """
-    if ttl_s <= 0:
-        raise ValueError(f"ttl_s must be positive, got {ttl_s}")
-    if not caller_id:
-        raise ValueError("caller_id must not be empty")
-    path = KeyPaths(keys_dir).dev_issuer
-    try:
-        key = ECKey.import_key(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            str(path), None, "no development issuer key; run `gateway keys generate`"
-        ) from exc
-    except (OSError, ValueError, JoseError) as exc:
-        raise ConfigError(str(path), None, f"not a usable EC private JWK: {exc}") from exc
-    if not key.is_private or key.kid is None:
-        raise ConfigError(str(path), None, "the development issuer JWK needs 'd' and 'kid'")
-    if auth.jwks is None:
-        raise ConfigError(
-            "config.toml",
-            None,
-            "auth.jwks_url points at an identity provider, which would refuse development "
-            "tokens; get a token from it, or set auth.jwks = 'keys/callers.jwks.json'",
-        )
-    try:
-        trusted, _ = parse_jwks(json.loads(auth.jwks.read_bytes()))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(str(auth.jwks), None, f"cannot read the caller JWKS: {exc}") from exc
-    if key.kid not in trusted:
-        raise ConfigError(
-            str(auth.jwks),
-            None,
-            f"the development issuer key {key.kid!r} is not in this JWKS; "
-            "run `gateway keys generate` to add it",
-        )
-    issued = int(time.time() if now is None else now)
-    header = {"typ": "at+jwt", "alg": DEV_ISSUER_ALG, "kid": key.kid}
-    claims = {
-        "iss": auth.issuer,
-        "aud": auth.audience,
-        "sub": caller_id,
-        "client_id": caller_id,
-        "iat": issued,
-        "nbf": issued,
-        "exp": issued + ttl_s,
-        "jti": secrets.token_urlsafe(16),
-    }
-    return jwt.encode(header, claims, key, algorithms=[DEV_ISSUER_ALG])

@@ -168,7 +168,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from gateway.auth import issue_dev_token
+    from gateway.keys import issue_dev_token
 
     config = load(args)
     if args.caller_id not in config.callers:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from gateway import vocabulary as v
 from gateway.config_env import SCALARS, TABLE_ARRAYS, apply_overrides, known_keys, read_overrides
 from gateway.errors import ConfigError, ConfigErrors
-from gateway.partners import is_loopback_host
+from gateway.net import is_https_or_loopback_http
 from gateway.tomlfile import TomlDocument, load
 
 POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
@@ -398,10 +398,7 @@ class _ConfigReader:
         else:
             url = t["jwks_url"]
             parts = urlsplit(url) if isinstance(url, str) else None
-            if parts is None or not (
-                parts.scheme == "https"
-                or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))
-            ):
+            if parts is None or not is_https_or_loopback_http(parts):
                 self.fail(
                     "auth.jwks_url must be an https:// URL (http only on loopback)",
                     "auth",

@@ -20,13 +20,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from gateway.auth import issue_dev_token
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
-from gateway.keys import generate_missing
+from gateway.keys import generate_missing, issue_dev_token
 from gateway.log.audit import audit_store
 from gateway.log.service import LogService
-from gateway.partners import is_loopback_host, load_partners
+from gateway.net import is_loopback_host
+from gateway.partners import load_partners
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store.base import Store
 from gateway.web.api import STORE

@@ -27,7 +27,8 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
-from gateway.partners import Partner, is_loopback_host, load_partners
+from gateway.net import is_loopback_host
+from gateway.partners import Partner, load_partners
 from gateway.sandbox import SandboxCluster, start_sandboxes
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,9 @@ Files under the keys directory (private ones 0600, all git-ignored):
   `pseudonym-master.key` and `review-session.key` (signs the review page's session
   cookies): 32 random bytes each, base64 on one line.
 - `dev-issuer.private.jwk.json` and the public `callers.jwks.json`: the local
-  development issuer of caller tokens.
+  development issuer of caller tokens; `issue_dev_token` (`gateway token CALLER_ID`)
+  signs with it. It lives here, with its key, rather than in `auth` (which only
+  verifies and sits in a layer below key material).
 - `sandbox/`: material for partners whose base_url is on loopback, so a fresh
   clone runs the demo and the tests with no real partner: per partner its
   encryption private key (`<id>.private.jwk.json`, public half at the partner
@@ -43,6 +45,7 @@ import json
 import os
 import secrets
 import stat
+import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -55,18 +58,24 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from gateway.at_rest import at_rest_key_files, lookup_key_file, new_key_text
+from gateway.auth import parse_jwks
+from gateway.config import AuthConfig
 from gateway.errors import ConfigError
 from gateway.files import write_atomically
 from gateway.log.subject_keys import ensure_key_file as ensure_subject_key_file
 from gateway.log.subject_keys import key_file as subject_key_file
-from gateway.partners import AUTH_KEYS, SIGN_ALGS, is_loopback_host
+from gateway.net import is_loopback_host
+from gateway.partners import AUTH_KEYS, SIGN_ALGS
 
 DEFAULT_GRACE: Final = timedelta(days=7)
 RSA_BITS: Final = 2048
 ENCRYPTION_ALG: Final = "ECDH-ES+A256KW"
+DEV_ISSUER_ALG: Final = "ES256"
 # The only members a published JWK may carry: a whitelist, so a private member
 # or internal metadata can never leak through a new key type or a custom field.
 PUBLIC_MEMBERS: Final = frozenset({"kty", "crv", "x", "y", "n", "e", "kid", "alg", "use"})
@@ -475,7 +484,9 @@ def generate_missing(
         out.ensure(keys_dir / "at-rest-1.key", new_key_text)
     issuer_created = out.ensure(
         paths.dev_issuer,
-        lambda: _jwk_bytes(ECKey.generate_key("P-256", private=True), use="sig", alg="ES256"),
+        lambda: _jwk_bytes(
+            ECKey.generate_key("P-256", private=True), use="sig", alg=DEV_ISSUER_ALG
+        ),
     )
     if not paths.callers_jwks.exists() or issuer_created:
         _publish_dev_issuer(paths)
@@ -494,10 +505,70 @@ def _publish_dev_issuer(paths: KeyPaths) -> None:
     existing: list[dict[str, Any]] = []
     if paths.callers_jwks.exists():
         existing = json.loads(paths.callers_jwks.read_text(encoding="utf-8")).get("keys", [])
-    public = public_jwk(issuer.as_dict(private=False, use="sig", alg="ES256"))
+    public = public_jwk(issuer.as_dict(private=False, use="sig", alg=DEV_ISSUER_ALG))
     keys = [k for k in existing if k.get("kid") != public["kid"]] + [public]
     paths.callers_jwks.parent.mkdir(parents=True, exist_ok=True)
     paths.callers_jwks.write_text(json.dumps({"keys": keys}, indent=2) + "\n", encoding="utf-8")
+
+
+def issue_dev_token(
+    keys_dir: Path,
+    auth: AuthConfig,
+    caller_id: str,
+    ttl_s: int = 3600,
+    now: float | None = None,
+) -> str:
+    """An RFC 9068 access token for `caller_id`, signed by the development issuer key.
+
+    Raises ConfigError when the key is missing or when `auth` would not trust
+    it, so `gateway token` never prints a token the gateway will refuse.
+    """
+    if ttl_s <= 0:
+        raise ValueError(f"ttl_s must be positive, got {ttl_s}")
+    if not caller_id:
+        raise ValueError("caller_id must not be empty")
+    path = KeyPaths(keys_dir).dev_issuer
+    try:
+        key = ECKey.import_key(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            str(path), None, "no development issuer key; run `gateway keys generate`"
+        ) from exc
+    except (OSError, ValueError, JoseError) as exc:
+        raise ConfigError(str(path), None, f"not a usable EC private JWK: {exc}") from exc
+    if not key.is_private or key.kid is None:
+        raise ConfigError(str(path), None, "the development issuer JWK needs 'd' and 'kid'")
+    if auth.jwks is None:
+        raise ConfigError(
+            "config.toml",
+            None,
+            "auth.jwks_url points at an identity provider, which would refuse development "
+            "tokens; get a token from it, or set auth.jwks = 'keys/callers.jwks.json'",
+        )
+    try:
+        trusted, _ = parse_jwks(json.loads(auth.jwks.read_bytes()))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(auth.jwks), None, f"cannot read the caller JWKS: {exc}") from exc
+    if key.kid not in trusted:
+        raise ConfigError(
+            str(auth.jwks),
+            None,
+            f"the development issuer key {key.kid!r} is not in this JWKS; "
+            "run `gateway keys generate` to add it",
+        )
+    issued = int(time.time() if now is None else now)
+    header = {"typ": "at+jwt", "alg": DEV_ISSUER_ALG, "kid": key.kid}
+    claims = {
+        "iss": auth.issuer,
+        "aud": auth.audience,
+        "sub": caller_id,
+        "client_id": caller_id,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl_s,
+        "jti": secrets.token_urlsafe(16),
+    }
+    return jwt.encode(header, claims, key, algorithms=[DEV_ISSUER_ALG])
 
 
 class _SandboxPartner:

@@ -7,7 +7,6 @@ and all problems in a directory are reported together.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 from gateway import vocabulary as v
 from gateway.errors import ConfigError, ConfigErrors
+from gateway.net import is_https_or_loopback_http, is_loopback_host
 from gateway.tomlfile import TomlDocument, load
 
 PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -204,15 +204,6 @@ class LiveTable(Mapping[str, V]):
 def current(table: Mapping[str, V]) -> Mapping[str, V]:
     """The table in force now: `table.current` for a LiveTable, else `table` itself."""
     return table.current if isinstance(table, LiveTable) else table
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _line_of(lines: Mapping[tuple[str | int, ...], int], key: tuple[str | int, ...]) -> int:
@@ -474,9 +465,7 @@ class _PartnerReader:
             token_url = self._string(table, "token_url", at=at)
             if token_url:
                 parts = urlsplit(token_url)
-                if parts.scheme != "https" and not (
-                    parts.scheme == "http" and is_loopback_host(parts.hostname or "")
-                ):
+                if not is_https_or_loopback_http(parts):
                     self.fail(
                         f"token_url {token_url!r} must be https:// (http only on loopback)",
                         *at,
@@ -554,10 +543,7 @@ class _PartnerReader:
         else:
             url = table["public_key_url"]
             parts = urlsplit(url) if isinstance(url, str) else None
-            if parts is None or not (
-                parts.scheme == "https"
-                or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))
-            ):
+            if parts is None or not is_https_or_loopback_http(parts):
                 self.fail(
                     "public_key_url must be an https:// JWKS URL (http only on loopback)",
                     *at,

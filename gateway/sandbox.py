@@ -44,7 +44,8 @@ from joserfc.jwk import Key, import_key
 
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys import KeyPaths
-from gateway.partners import Operation, Partner, is_loopback_host
+from gateway.net import is_loopback_host
+from gateway.partners import Operation, Partner
 
 __all__ = [
     "SANDBOX_KEY",

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.auth import issue_dev_token
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
+from gateway.keys import issue_dev_token
 from gateway.partners import Partner
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app

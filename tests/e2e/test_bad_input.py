@@ -43,10 +43,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import vocabulary as v
-from gateway.auth import issue_dev_token
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
 from gateway.errors import PROBLEMS, GatewayError
+from gateway.keys import issue_dev_token
 from gateway.partners import Partner
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app

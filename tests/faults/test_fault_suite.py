@@ -42,9 +42,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support.processes import GatewayProcess, free_port, write_project
 
-from gateway.auth import issue_dev_token
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
+from gateway.keys import issue_dev_token
 from gateway.log.audit import audit_store
 from gateway.log.service import LogSigner
 from gateway.partners import Partner

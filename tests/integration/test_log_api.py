@@ -16,8 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.auth import CallerAuthenticator, issue_dev_token
+from gateway.auth import CallerAuthenticator
 from gateway.config import Config
+from gateway.keys import issue_dev_token
 from gateway.log import merkle
 from gateway.log.canonical import canonical_json
 from gateway.log.checkpoint import open_checkpoint

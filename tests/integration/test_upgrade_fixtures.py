@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.auth import issue_dev_token
 from gateway.config import load_config
+from gateway.keys import issue_dev_token
 from gateway.store import open_store
 from gateway.web.app import create_app
 

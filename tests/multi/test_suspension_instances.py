@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.auth import issue_dev_token
 from gateway.cli import main
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
+from gateway.keys import issue_dev_token
 from gateway.lifecycle import SUSPENSION_TTL_S
 from gateway.partners import Partner
 from gateway.sandbox import SandboxCluster, start_sandboxes

@@ -27,10 +27,10 @@ import aiohttp
 import pytest
 from support.processes import GatewayProcess, write_project
 
-from gateway.auth import issue_dev_token
 from gateway.cli import main
 from gateway.config import Config, load_config
 from gateway.crypto import GatewayKeys
+from gateway.keys import issue_dev_token
 from gateway.partners import Partner
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store import Store, open_store

@@ -33,12 +33,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway import cli
 from gateway.at_rest import AtRestKeys, is_sealed
 from gateway.at_rest_store import open_protected_store, protect_stored_rows
-from gateway.auth import issue_dev_token
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
 from gateway.errors import ConfigErrors
 from gateway.facts import SubjectFacts
-from gateway.keys import add_at_rest_key, generate_missing
+from gateway.keys import add_at_rest_key, generate_missing, issue_dev_token
 from gateway.log.subject_keys import key_file as subject_key_file
 from gateway.partners import Partner, Suspension
 from gateway.preflight import exposed_secret_problems, own_key_problems

@@ -45,10 +45,9 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from gateway import vocabulary as v
-from gateway.auth import issue_dev_token
 from gateway.config import Config
 from gateway.crypto import GatewayKeys
-from gateway.keys import KeyPaths
+from gateway.keys import KeyPaths, issue_dev_token
 from gateway.logs import setup_logging
 from gateway.partners import Partner
 from gateway.sandbox import SandboxCluster, start_sandboxes

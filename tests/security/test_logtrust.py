@@ -27,12 +27,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support.log import logged as logged_entries
 
-from gateway.auth import issue_dev_token
 from gateway.cli import main
 from gateway.config import Caller, load_config
 from gateway.crypto import GatewayKeys, PartnerKey, load_partner_key_file
 from gateway.errors import GatewayError
 from gateway.facts import SubjectFacts
+from gateway.keys import issue_dev_token
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.search import Query, search
 from gateway.log.service import LogService, LogSigner

@@ -31,9 +31,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from browser.review_support import PASSWORDS, reviewers
 
 from gateway import cli
-from gateway.auth import issue_dev_token
 from gateway.config import Caller, Config
 from gateway.crypto import GatewayKeys
+from gateway.keys import issue_dev_token
 from gateway.partners import Partner
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.subject_id import GRAMMAR

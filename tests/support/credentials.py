@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.auth import issue_dev_token
 from gateway.config import load_config
+from gateway.keys import issue_dev_token
 
 
 def token_of(root: Path, caller_id: str) -> str:

@@ -26,10 +26,10 @@ from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from gateway.auth import CallerAuthenticator, issue_dev_token, parse_jwks, require_role
+from gateway.auth import CallerAuthenticator, parse_jwks, require_role
 from gateway.config import AuthConfig, Caller
 from gateway.errors import ConfigError, GatewayError
-from gateway.keys import KeyPaths, generate_missing
+from gateway.keys import KeyPaths, generate_missing, issue_dev_token
 
 ISSUER = "https://idp.test.example"
 AUDIENCE = "disclosure-gateway"

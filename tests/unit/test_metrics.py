@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -11,12 +11,20 @@ import gateway
 from gateway.metrics import Metrics
 
 
+@dataclass
+class WriterCounts:
+    """A fake of the two counters Metrics reads of the log writer (its LogCounts port)."""
+
+    batches: int
+    appended: int
+
+
 def scrape() -> str:
     metrics = Metrics()
     metrics.delivered("adreach", "marketing", "consent", "sent", 0.2, attempts=2)
     metrics.refused("consent_required")
     metrics.watch(
-        writer=SimpleNamespace(batches=3, appended=7),  # type: ignore[arg-type]
+        writer=WriterCounts(batches=3, appended=7),
         partners=["adreach"],
         breaker_state=lambda _: "closed",
         clock=lambda: datetime.now(UTC),

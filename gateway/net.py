@@ -1,0 +1,30 @@
+"""Network-address helpers shared by the config, partner and sandbox checks.
+
+A leaf: it imports nothing of gateway/, so `config` (which checks the caller JWKS URL) and
+`partners` (base URLs, token and key URLs) read the same rule without one importing the
+other.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import SplitResult
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for `localhost` and any loopback address (127.0.0.0/8, ::1); a name other
+    than `localhost` is not resolved, so it never counts as loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_https_or_loopback_http(parts: SplitResult) -> bool:
+    """The transport rule for every URL the gateway fetches or sends to: https://, or
+    plain http:// only to a loopback host (a sandbox on this machine)."""
+    return parts.scheme == "https" or (
+        parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+    )

@@ -30,26 +30,34 @@ import aiohttp
 from joserfc import jwe, jwt
 from joserfc.errors import JoseError
 from joserfc.jwe import JWERegistry
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
-from joserfc.util import urlsafe_b64decode
 
 from gateway import jose_seal
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys import KeyPaths, KeyRing, load_key_ring, published_jwks
-from gateway.partners import CONTENT_ENCS, KEY_ALGS, KTY_FOR_ALG, SIGN_ALGS, Partner
+from gateway.partners import (
+    CONTENT_ENCS,
+    KEY_ALGS,
+    KEY_CLASSES,
+    SIGN_ALGS,
+    Partner,
+    PartnerKeyError,
+    PublicKey,
+    last_expiry,
+    parse_partner_keys,
+    read_partner_key_file,
+)
+
+# Re-exported: the pipeline's key port and the tests name the sealing recipient here.
+from gateway.partners import PartnerKey as PartnerKey
 from gateway.problem_catalog import KEY_RECHECK_S, PARTNER_RETRY_AFTER_S
 
 JWT_LIFETIME: Final = timedelta(seconds=300)
 RESPONSE_KEY_ALGS: Final = ("ECDH-ES+A256KW", "ECDH-ES", "RSA-OAEP-256")
 RESPONSE_ENCS: Final = ("A256GCM", "A128GCM")
-MIN_RSA_BITS: Final = 2048
 REGISTERED_CLAIMS: Final = frozenset(
     {"iss", "aud", "iat", "exp", "jti", "purpose", "legal_basis", "data", "nbf", "sub"}
 )
-
-PublicKey = ECKey | OKPKey | RSAKey
-_KEY_CLASSES: Final[dict[str, type[PublicKey]]] = {"EC": ECKey, "OKP": OKPKey, "RSA": RSAKey}
 
 
 class _ResponseRegistry(JWERegistry):
@@ -95,66 +103,9 @@ def claims_for(
 # -- partner keys -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PartnerKey:
-    """A partner's public encryption key, parsed once."""
-
-    key: PublicKey
-    kid: str | None
-    expires_at: datetime | None = None
-
-    def expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
-
-
-def parse_partner_keys(doc: object, where: str, *, alg: str | None = None) -> list[PartnerKey]:
-    """Every usable encryption key in a JWK or JWKS document.
-
-    Raises ValueError (message names `where`) for a document holding a private
-    key — a partner's key file must only ever hold public halves — or no usable key.
-    """
-    members = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
-    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
-        raise ValueError(f"{where}: not a JWK or JWKS object")
-    if any("d" in m or "p" in m or "k" in m for m in members):
-        raise ValueError(f"{where}: holds a private or symmetric key; publish only public keys")
-    kinds = KTY_FOR_ALG.get(alg, ("EC", "OKP", "RSA")) if alg else ("EC", "OKP", "RSA")
-    keys: list[PartnerKey] = []
-    for member in members:
-        if member.get("use", "enc") != "enc" or member.get("kty") not in kinds:
-            continue
-        keys.append(_parse_member(member, where))
-    if not keys:
-        wanted = f" of type {' or '.join(kinds)} for {alg}" if alg else ""
-        raise ValueError(f"{where}: no encryption key (use 'enc' or no use){wanted}")
-    return keys
-
-
-def _parse_member(member: Mapping[str, Any], where: str) -> PartnerKey:
-    kty = str(member["kty"])
-    try:
-        if kty == "RSA":
-            # Checked before import: joserfc only warns about a short modulus.
-            bits = int.from_bytes(
-                urlsafe_b64decode(str(member.get("n", "")).encode("ascii"))
-            ).bit_length()
-            if bits < MIN_RSA_BITS:
-                raise ValueError(f"RSA key of {bits} bits; need >= {MIN_RSA_BITS}")
-        key = _KEY_CLASSES[kty].import_key(dict(member))
-    except (JoseError, ValueError, TypeError) as exc:
-        raise ValueError(f"{where}: bad {kty} key ({exc})") from exc
-    if isinstance(key, OKPKey) and key.curve_name not in ("X25519", "X448"):
-        raise ValueError(f"{where}: OKP curve {key.curve_name} cannot encrypt; use X25519")
-    exp = member.get("exp")
-    expires = None
-    if isinstance(exp, int | float) and not isinstance(exp, bool):
-        expires = datetime.fromtimestamp(exp, UTC)
-    kid = member.get("kid")
-    return PartnerKey(key=key, kid=kid if isinstance(kid, str) else None, expires_at=expires)
-
-
 def load_partner_key_file(path: Path, *, alg: str | None = None) -> PartnerKey:
-    """The first encryption key in a JWK/JWKS file (see parse_partner_keys for what is refused).
+    """The first encryption key in a JWK/JWKS file (partners.read_partner_key_file, the
+    one reader, says what is refused).
 
     The loader of partner files checked this file at start, so a failure here
     means it changed since: a configuration problem, not the partner's.
@@ -164,17 +115,9 @@ def load_partner_key_file(path: Path, *, alg: str | None = None) -> PartnerKey:
 
 def _read_key_file(path: Path, alg: str | None) -> list[PartnerKey]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GatewayError(
-            "internal_error",
-            f"partner key file {path} unreadable ({exc.__class__.__name__}); "
-            "run 'gateway partners validate'",
-        ) from exc
-    try:
-        return parse_partner_keys(doc, str(path), alg=alg)
-    except ValueError as exc:
-        raise GatewayError("internal_error", f"partner key file unusable: {exc}") from exc
+        return read_partner_key_file(path, alg=alg)
+    except PartnerKeyError as exc:
+        raise GatewayError("internal_error", f"{exc}; run 'gateway partners validate'") from exc
 
 
 def _pick(keys: list[PartnerKey], kid: str | None, now: datetime) -> PartnerKey | None:
@@ -182,14 +125,6 @@ def _pick(keys: list[PartnerKey], kid: str | None, now: datetime) -> PartnerKey 
     if kid is not None:
         live = [k for k in live if k.kid == kid]
     return live[0] if live else None
-
-
-def last_expiry(keys: list[PartnerKey]) -> datetime | None:
-    """When the last of `keys` expires; None when one of them never does."""
-    ends = [k.expires_at for k in keys]
-    if not ends or any(end is None for end in ends):
-        return None
-    return max(end for end in ends if end is not None)
 
 
 def _no_key(
@@ -351,13 +286,16 @@ class PartnerKeyCache:
                         body += chunk
                         if len(body) > self.MAX_JWKS_BYTES:
                             raise ValueError(f"JWKS larger than {self.MAX_JWKS_BYTES} bytes")
-                    return parse_partner_keys(json.loads(body), url, alg=partner.encryption.alg)
+                    where = f"the JWKS at {url}"
+                    return parse_partner_keys(json.loads(body), where, alg=partner.encryption.alg)
         except TimeoutError:
             why = f"no answer within {partner.timeout_s:g} s"
         except aiohttp.ClientError as exc:
             why = f"network error ({exc.__class__.__name__})"
-        except ValueError as exc:
-            why = str(exc) if str(exc).startswith(url) else f"bad JWKS ({exc})"
+        except PartnerKeyError as exc:
+            why = str(exc)
+        except (ValueError, RecursionError) as exc:
+            why = f"bad JWKS ({exc})"
         # The next disclosure fetches again (a failed fetch is not cached).
         raise GatewayError(
             "partner_unavailable",
@@ -490,7 +428,7 @@ class GatewayKeys:
 
 def _import(jwk: Mapping[str, Any]) -> PublicKey:
     kty = jwk.get("kty")
-    cls = _KEY_CLASSES.get(str(kty))
+    cls = KEY_CLASSES.get(str(kty))
     if cls is None:
         raise ConfigError("keys", None, f"unsupported key type {kty!r} in the gateway's keys")
     # Rotation metadata (iat, retired_at, publish_until) stays out of the parsed key.

@@ -21,7 +21,6 @@ files and config without a restart.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import time
@@ -35,15 +34,17 @@ from aiohttp import web
 
 from gateway.clock import utc_now
 from gateway.config import Caller, Config, load_config
-from gateway.crypto import last_expiry, parse_partner_keys
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
 from gateway.partners import (
     LiveTable,
     Partner,
+    PartnerKeyError,
     PartnerState,
     Suspension,
     current,
+    last_expiry,
     load_partners,
+    read_partner_key_file,
 )
 from gateway.store.base import SuspensionEvent
 
@@ -102,9 +103,8 @@ def file_keys_expire_at(partner: Partner) -> datetime | None:
     if path is None:
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return last_expiry(parse_partner_keys(doc, str(path), alg=partner.encryption.alg))
-    except (OSError, ValueError):
+        return last_expiry(read_partner_key_file(path, alg=partner.encryption.alg))
+    except PartnerKeyError:
         return None
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from base64 import urlsafe_b64encode
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from gateway.cli import main
-from gateway.errors import ConfigErrors
+from gateway.crypto import load_partner_key_file
+from gateway.errors import ConfigErrors, GatewayError
+from gateway.lifecycle import file_keys_expire_at
 from gateway.partners import load_partners
 
 GOOD = """name = "Test Bureau"
@@ -216,6 +222,64 @@ def test_key_type_must_fit_alg(workdir: Path):
     with pytest.raises(ConfigErrors, match="does not fit alg"):
         load_partners(workdir / "partners")
 
+
+
+def _small_rsa() -> dict[str, str]:
+    numbers = rsa.generate_private_key(65537, 1024).public_key().public_numbers()
+    return {
+        "kty": "RSA",
+        "n": urlsafe_b64encode(numbers.n.to_bytes(128)).decode().rstrip("="),
+        "e": "AQAB",
+    }
+
+
+# What the loader, the key cache that seals and partner standing all refuse alike (one
+# reader: partners.read_partner_key_file); the loader used to accept each of these, and the
+# gateway then refused the first disclosure to the partner with an internal error.
+UNUSABLE_KEY_FILES = {
+    "short RSA modulus": (_small_rsa, "RSA key of 1024 bits; need >= 2048"),
+    "signing key only": (
+        lambda: RSAKey.generate_key(2048).as_dict(private=False, use="sig"),
+        "holds no encryption key",
+    ),
+    "symmetric key": (lambda: OctKey.generate_key(256).as_dict(private=True), "PRIVATE key"),
+    "empty JWKS": (lambda: {"keys": []}, "holds no JWK"),
+    "not JSON": (lambda: "{not json", "is not a JSON JWK/JWKS"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNUSABLE_KEY_FILES))
+def test_one_reader_refuses_a_partner_key_file_everywhere_alike(workdir: Path, kind: str):
+    make, message = UNUSABLE_KEY_FILES[kind]
+    doc = make()
+    key_file = workdir / "keys" / "partners" / "test-bureau.jwk.json"
+    key_file.write_text(doc if isinstance(doc, str) else json.dumps(doc), encoding="utf-8")
+    path = write(workdir, GOOD)
+    with pytest.raises(ConfigErrors) as exc:  # the loader: at the public_key line
+        load_partners(workdir / "partners")
+    (hit,) = [e for e in exc.value.errors if message in e.message]
+    assert (hit.path, hit.line) == (str(path), line_of(GOOD, "public_key ="))
+    assert "'keys/partners/test-bureau.jwk.json'" in hit.message
+    with pytest.raises(GatewayError) as sealing:  # the cache that seals
+        load_partner_key_file(key_file, alg="RSA-OAEP-256")
+    assert sealing.value.code == "internal_error"
+    assert message in sealing.value.detail and str(key_file) in sealing.value.detail
+    unchecked = load_partners(workdir / "partners", check_keys=False)["test-bureau"]
+    assert file_keys_expire_at(unchecked) is None  # standing: the loader reports it
+
+
+def test_a_jwks_may_carry_keys_that_do_not_fit_alg(workdir: Path):
+    # Keys for another use or another alg are skipped, at load as when sealing.
+    key_file = workdir / "keys" / "partners" / "test-bureau.jwk.json"
+    bureau = json.loads(key_file.read_text(encoding="utf-8"))
+    other = [ECKey.generate_key("P-256").as_dict(private=False), bureau]
+    key_file.write_text(json.dumps({"keys": other}), encoding="utf-8")
+    write(workdir, GOOD)
+    partner = load_partners(workdir / "partners")["test-bureau"]
+    assert partner.encryption.public_key is not None
+    assert load_partner_key_file(partner.encryption.public_key, alg="RSA-OAEP-256").kid == (
+        bureau.get("kid")
+    )
 
 def test_all_problems_reported_together(workdir: Path):
     write(workdir, GOOD.replace('"credit_bureau"', '"bank"').replace('"LA"', '"Laos"'))

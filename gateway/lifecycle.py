@@ -41,12 +41,12 @@ from gateway.partners import (
     PartnerKeyError,
     PartnerState,
     Suspension,
+    SuspensionEvent,
     current,
     last_expiry,
     load_partners,
     read_partner_key_file,
 )
-from gateway.store.base import SuspensionEvent
 
 __all__ = [
     "MAX_REASON",

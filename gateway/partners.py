@@ -160,6 +160,18 @@ class Suspension:
 
 
 @dataclass(frozen=True)
+class SuspensionEvent:
+    """One suspend or resume of a partner, as kept in the history (never rewritten)."""
+
+    seq: int
+    partner_id: str
+    action: str  # "suspend" | "resume"
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class PartnerState:
     """What `policy.decide()` knows about a partner besides its file, read per request.
 

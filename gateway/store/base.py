@@ -27,7 +27,7 @@ from typing import Final, Literal, NamedTuple, Protocol
 from gateway.at_rest import is_sealed
 from gateway.errors import GatewayError
 from gateway.facts import Consent, LegalRequest, SubjectFacts, read_profile
-from gateway.partners import Suspension
+from gateway.partners import Suspension, SuspensionEvent
 
 __all__ = [
     "DEFAULT_SEARCH_LIMIT",
@@ -374,18 +374,6 @@ class InstanceRecord:
 
 
 SUSPENSION_ACTIONS: Final = ("suspend", "resume")
-
-
-@dataclass(frozen=True)
-class SuspensionEvent:
-    """One suspend or resume of a partner, as kept in the history (never rewritten)."""
-
-    seq: int
-    partner_id: str
-    action: str  # "suspend" | "resume"
-    reason: str
-    actor: str
-    at: datetime
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,12 @@ from gateway.partners import (
     PartnerEncryption,
     PartnerState,
     Suspension,
+    SuspensionEvent,
     current,
     load_partners,
 )
 from gateway.policy import PROBLEM_ORDER, decide
 from gateway.request import DisclosureRequest
-from gateway.store.base import SuspensionEvent
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 POLICY = PolicyConfig("2024-09-30", date(2024, 9, 19), date(2024, 9, 30), "2024-09-30")

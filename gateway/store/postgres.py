@@ -32,7 +32,6 @@ from gateway.errors import GatewayError
 from gateway.facts import Consent, LegalRequest, SubjectFacts
 from gateway.partners import Suspension
 from gateway.store.base import (
-    LEGACY_INSTANCE,
     Approval,
     IdempotencyClaim,
     InstanceRecord,
@@ -56,230 +55,14 @@ from gateway.store.base import (
     protected_column,
     require_aware,
 )
+from gateway.store.migrations import POSTGRES, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(
-        1,
-        "consents, subjects, lawful requests, idempotency keys, disclosure log, checkpoints",
-        (
-            """
-            CREATE TABLE consents (
-                id text PRIMARY KEY,
-                subject text NOT NULL,
-                purposes text[] NOT NULL,
-                partners text[] NOT NULL,
-                partner_categories text[] NOT NULL,
-                special_categories text[] NOT NULL,
-                policy_version text NOT NULL,
-                obtained_at timestamptz NOT NULL,
-                expires_at timestamptz,
-                withdrawn_at timestamptz,
-                method text NOT NULL,
-                evidence text NOT NULL
-            )
-            """,
-            "CREATE INDEX consents_by_subject ON consents (subject)",
-            """
-            CREATE TABLE subjects (
-                subject text PRIMARY KEY,
-                restricted boolean NOT NULL DEFAULT false,
-                restriction_reason text NOT NULL DEFAULT '',
-                restriction_changed_at timestamptz,
-                date_of_birth date
-            )
-            """,
-            """
-            CREATE TABLE legal_requests (
-                id text PRIMARY KEY,
-                authority text NOT NULL,
-                reference text NOT NULL,
-                instrument text NOT NULL,
-                subjects text[] NOT NULL,
-                partners text[] NOT NULL,
-                received_at timestamptz NOT NULL,
-                registered_by text NOT NULL,
-                status text NOT NULL CHECK (status IN ('pending', 'approved'))
-            )
-            """,
-            "CREATE INDEX legal_requests_by_status ON legal_requests (status, received_at)",
-            """
-            CREATE TABLE legal_request_approvals (
-                request_id text NOT NULL REFERENCES legal_requests (id),
-                reviewer_id text NOT NULL,
-                approved_at timestamptz NOT NULL,
-                PRIMARY KEY (request_id, reviewer_id)
-            )
-            """,
-            """
-            CREATE TABLE idempotency_keys (
-                caller_id text NOT NULL,
-                key text NOT NULL,
-                request_hash text NOT NULL,
-                claimed_at timestamptz NOT NULL DEFAULT now(),
-                completed boolean NOT NULL DEFAULT false,
-                status integer,
-                headers text,
-                body bytea,
-                PRIMARY KEY (caller_id, key)
-            )
-            """,
-            """
-            CREATE TABLE log_entries (
-                idx bigint PRIMARY KEY CHECK (idx >= 0),
-                entry bytea NOT NULL,
-                kind text NOT NULL,
-                disclosure_id text NOT NULL,
-                subject_ref text,
-                partner text,
-                logged_at timestamptz NOT NULL
-            )
-            """,
-            "CREATE INDEX log_entries_by_disclosure ON log_entries (disclosure_id, kind)",
-            "CREATE INDEX log_entries_by_subject ON log_entries (subject_ref, idx)",
-            "CREATE INDEX log_entries_by_partner ON log_entries (partner, idx)",
-            "CREATE INDEX log_entries_by_kind ON log_entries (kind, idx)",
-            "CREATE INDEX log_entries_by_time ON log_entries (logged_at)",
-            # One row; its lock serializes appenders across instances (see module doc).
-            """
-            CREATE TABLE log_counter (
-                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-                next_index bigint NOT NULL CHECK (next_index >= 0)
-            )
-            """,
-            "INSERT INTO log_counter (singleton, next_index) VALUES (true, 0)",
-            """
-            CREATE TABLE checkpoints (
-                seq bigserial PRIMARY KEY,
-                size bigint NOT NULL CHECK (size >= 0),
-                note text NOT NULL,
-                created_at timestamptz NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        2,
-        "disclosure log: leaf hashes, search columns, Merkle subtree hashes",
-        (
-            """
-            ALTER TABLE log_entries
-                ADD COLUMN leaf_hash bytea
-                    CHECK (leaf_hash IS NULL OR octet_length(leaf_hash) = 32),
-                ADD COLUMN purpose text,
-                ADD COLUMN legal_basis text,
-                ADD COLUMN outcome text
-            """,
-            # Rows of schema 1 get their search columns from their own JSON; their leaf
-            # hashes are filled in by gateway.log (storage never hashes).
-            """
-            UPDATE log_entries SET
-                purpose = convert_from(entry, 'UTF8')::jsonb ->> 'purpose',
-                legal_basis = convert_from(entry, 'UTF8')::jsonb ->> 'legal_basis',
-                outcome = CASE kind
-                    WHEN 'refused' THEN 'refused'
-                    WHEN 'outcome' THEN convert_from(entry, 'UTF8')::jsonb ->> 'outcome'
-                END
-            """,
-            "CREATE INDEX log_entries_by_outcome ON log_entries (outcome, idx)",
-            # Empty once every leaf hash is there, so finding none costs nothing.
-            "CREATE INDEX log_entries_unhashed ON log_entries (idx) WHERE leaf_hash IS NULL",
-            """
-            CREATE TABLE log_nodes (
-                level smallint NOT NULL CHECK (level > 0),
-                idx bigint NOT NULL CHECK (idx >= 0),
-                hash bytea NOT NULL CHECK (octet_length(hash) = 32),
-                PRIMARY KEY (level, idx)
-            )
-            """,
-        ),
-    ),
-    Migration(
-        3,
-        "justifications of emergency disclosures",
-        (
-            """
-            CREATE TABLE justifications (
-                disclosure_id text PRIMARY KEY,
-                reviewer_id text NOT NULL,
-                text text NOT NULL,
-                at timestamptz NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        4,
-        "instances and their heartbeats, for crash recovery with several instances",
-        (
-            """
-            CREATE TABLE instances (
-                id text PRIMARY KEY,
-                host text NOT NULL,
-                pid integer NOT NULL,
-                started_at timestamptz NOT NULL,
-                heartbeat_at timestamptz NOT NULL,
-                claimed_by text,
-                recovered_at timestamptz
-            )
-            """,
-            # Intents written before this schema name no instance; they belong to this
-            # one, dead since the epoch, so the first recovery sweep takes them.
-            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "  # noqa: S608
-            f"VALUES ('{LEGACY_INSTANCE}', '', 0, 'epoch', 'epoch')",
-        ),
-    ),
-    Migration(
-        5,
-        "partner suspensions and their history",
-        (
-            # One row per partner suspended now; instances read the whole (small) table.
-            """
-            CREATE TABLE partner_suspensions (
-                partner_id text PRIMARY KEY,
-                reason text NOT NULL,
-                suspended_by text NOT NULL,
-                suspended_at timestamptz NOT NULL
-            )
-            """,
-            # Every suspend and resume, appended in the same transaction, never rewritten.
-            """
-            CREATE TABLE partner_suspension_events (
-                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                partner_id text NOT NULL,
-                action text NOT NULL CHECK (action IN ('suspend', 'resume')),
-                reason text NOT NULL,
-                actor text NOT NULL,
-                at timestamptz NOT NULL
-            )
-            """,
-            "CREATE INDEX partner_suspension_events_by_partner "
-            "ON partner_suspension_events (partner_id, seq)",
-        ),
-    ),
-    Migration(
-        6,
-        "profiles as opaque text, sealed lawful-request subject lists",
-        (
-            # A date of birth becomes the profile's text; gateway.at_rest_store then seals
-            # it (and turns subject ids into keyed references) after this migration.
-            "ALTER TABLE subjects ADD COLUMN profile text",
-            "UPDATE subjects SET profile = date_of_birth::text WHERE date_of_birth IS NOT NULL",
-            "ALTER TABLE subjects DROP COLUMN date_of_birth",
-            "ALTER TABLE legal_requests ADD COLUMN sealed_subjects text NOT NULL DEFAULT ''",
-        ),
-    ),
-)
+MIGRATIONS: Final[tuple[Migration, ...]] = migrations_for(POSTGRES)
 
-_SCHEMA_VERSION_TABLE = """
-    CREATE TABLE IF NOT EXISTS schema_version (
-        version integer PRIMARY KEY,
-        description text NOT NULL,
-        applied_at timestamptz NOT NULL DEFAULT now()
-    )
-"""
+_SCHEMA_VERSION_TABLE: Final = POSTGRES.schema_version_table
 
 # Keyed by schema so that separate schemas of one database migrate independently.
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gateway.store'), hashtext($1))"
@@ -440,9 +223,7 @@ class _PostgresDialect(Dialect):
     def placeholder(self, position: int) -> str:
         return f"${position}"
 
-    def any_of(
-        self, column: str, values: Sequence[str], position: int
-    ) -> tuple[str, list[object]]:
+    def any_of(self, column: str, values: Sequence[str], position: int) -> tuple[str, list[object]]:
         return f"{column} = ANY(${position}::text[])", [list(values)]
 
 
@@ -519,18 +300,7 @@ class PostgresStore:
                         "create the schema or fix the URL"
                     )
                 await conn.execute(_MIGRATION_LOCK, schema)
-                await conn.execute(_SCHEMA_VERSION_TABLE)
-                applied = {r[0] for r in await conn.fetch("SELECT version FROM schema_version")}
-                for migration in MIGRATIONS:
-                    if migration.version in applied:
-                        continue
-                    for statement in migration.statements:
-                        await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO schema_version (version, description) VALUES ($1, $2)",
-                        migration.version,
-                        migration.description,
-                    )
+                await apply_migrations(POSTGRES, MIGRATIONS, conn.execute, conn.fetch)
 
     async def schema_versions(self) -> list[int]:
         """The versions applied so far, ascending."""

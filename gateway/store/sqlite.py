@@ -55,7 +55,6 @@ from gateway.errors import GatewayError
 from gateway.facts import Consent, LegalRequest, SubjectFacts
 from gateway.partners import Suspension
 from gateway.store.base import (
-    LEGACY_INSTANCE,
     Approval,
     IdempotencyClaim,
     InstanceRecord,
@@ -79,6 +78,7 @@ from gateway.store.base import (
     protected_column,
     require_aware,
 )
+from gateway.store.migrations import SQLITE, SQLITE_EPOCH, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
@@ -86,219 +86,11 @@ __all__ = ["MIGRATIONS", "SqliteStore"]
 _T = TypeVar("_T")
 
 # The stored form of the epoch (see _time): "never heard from".
-_EPOCH: Final = "1970-01-01T00:00:00.000000+00:00"
+_EPOCH: Final = SQLITE_EPOCH
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(
-        1,
-        "consents, subjects, lawful requests, idempotency keys, disclosure log, checkpoints",
-        (
-            """
-            CREATE TABLE consents (
-                id TEXT PRIMARY KEY,
-                subject TEXT NOT NULL,
-                purposes TEXT NOT NULL,
-                partners TEXT NOT NULL,
-                partner_categories TEXT NOT NULL,
-                special_categories TEXT NOT NULL,
-                policy_version TEXT NOT NULL,
-                obtained_at TEXT NOT NULL,
-                expires_at TEXT,
-                withdrawn_at TEXT,
-                method TEXT NOT NULL,
-                evidence TEXT NOT NULL
-            )
-            """,
-            "CREATE INDEX consents_by_subject ON consents (subject)",
-            """
-            CREATE TABLE subjects (
-                subject TEXT PRIMARY KEY,
-                restricted INTEGER NOT NULL DEFAULT 0,
-                restriction_reason TEXT NOT NULL DEFAULT '',
-                restriction_changed_at TEXT,
-                date_of_birth TEXT
-            )
-            """,
-            """
-            CREATE TABLE legal_requests (
-                id TEXT PRIMARY KEY,
-                authority TEXT NOT NULL,
-                reference TEXT NOT NULL,
-                instrument TEXT NOT NULL,
-                subjects TEXT NOT NULL,
-                partners TEXT NOT NULL,
-                received_at TEXT NOT NULL,
-                registered_by TEXT NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('pending', 'approved'))
-            )
-            """,
-            "CREATE INDEX legal_requests_by_status ON legal_requests (status, received_at)",
-            """
-            CREATE TABLE legal_request_approvals (
-                request_id TEXT NOT NULL REFERENCES legal_requests (id),
-                reviewer_id TEXT NOT NULL,
-                approved_at TEXT NOT NULL,
-                PRIMARY KEY (request_id, reviewer_id)
-            )
-            """,
-            """
-            CREATE TABLE idempotency_keys (
-                caller_id TEXT NOT NULL,
-                key TEXT NOT NULL,
-                request_hash TEXT NOT NULL,
-                claimed_at TEXT NOT NULL,
-                completed INTEGER NOT NULL DEFAULT 0,
-                status INTEGER,
-                headers TEXT,
-                body BLOB,
-                PRIMARY KEY (caller_id, key)
-            )
-            """,
-            # idx is the rowid: appends and range reads walk the table's own b-tree.
-            """
-            CREATE TABLE log_entries (
-                idx INTEGER PRIMARY KEY CHECK (idx >= 0),
-                entry BLOB NOT NULL,
-                kind TEXT NOT NULL,
-                disclosure_id TEXT NOT NULL,
-                subject_ref TEXT,
-                partner TEXT,
-                logged_at TEXT NOT NULL
-            )
-            """,
-            "CREATE INDEX log_entries_by_disclosure ON log_entries (disclosure_id, kind)",
-            "CREATE INDEX log_entries_by_subject ON log_entries (subject_ref, idx)",
-            "CREATE INDEX log_entries_by_partner ON log_entries (partner, idx)",
-            "CREATE INDEX log_entries_by_kind ON log_entries (kind, idx)",
-            "CREATE INDEX log_entries_by_time ON log_entries (logged_at)",
-            """
-            CREATE TABLE checkpoints (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                size INTEGER NOT NULL CHECK (size >= 0),
-                note TEXT NOT NULL,
-                created_at TEXT NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        2,
-        "disclosure log: leaf hashes, search columns, Merkle subtree hashes",
-        (
-            "ALTER TABLE log_entries ADD COLUMN leaf_hash BLOB "
-            "CHECK (leaf_hash IS NULL OR length(leaf_hash) = 32)",
-            "ALTER TABLE log_entries ADD COLUMN purpose TEXT",
-            "ALTER TABLE log_entries ADD COLUMN legal_basis TEXT",
-            "ALTER TABLE log_entries ADD COLUMN outcome TEXT",
-            # Rows of schema 1 get their search columns from their own JSON; their leaf
-            # hashes are filled in by gateway.log (storage never hashes).
-            """
-            UPDATE log_entries SET
-                purpose = json_extract(CAST(entry AS TEXT), '$.purpose'),
-                legal_basis = json_extract(CAST(entry AS TEXT), '$.legal_basis'),
-                outcome = CASE kind
-                    WHEN 'refused' THEN 'refused'
-                    WHEN 'outcome' THEN json_extract(CAST(entry AS TEXT), '$.outcome')
-                END
-            WHERE json_valid(CAST(entry AS TEXT))
-            """,
-            "CREATE INDEX log_entries_by_outcome ON log_entries (outcome, idx)",
-            # Empty once every leaf hash is there, so finding none costs nothing.
-            "CREATE INDEX log_entries_unhashed ON log_entries (idx) WHERE leaf_hash IS NULL",
-            """
-            CREATE TABLE log_nodes (
-                level INTEGER NOT NULL CHECK (level > 0),
-                idx INTEGER NOT NULL CHECK (idx >= 0),
-                hash BLOB NOT NULL CHECK (length(hash) = 32),
-                PRIMARY KEY (level, idx)
-            ) WITHOUT ROWID
-            """,
-        ),
-    ),
-    Migration(
-        3,
-        "justifications of emergency disclosures",
-        (
-            """
-            CREATE TABLE justifications (
-                disclosure_id TEXT PRIMARY KEY,
-                reviewer_id TEXT NOT NULL,
-                text TEXT NOT NULL,
-                at TEXT NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        4,
-        "instances and their heartbeats, for crash recovery with several instances",
-        (
-            """
-            CREATE TABLE instances (
-                id TEXT PRIMARY KEY,
-                host TEXT NOT NULL,
-                pid INTEGER NOT NULL,
-                started_at TEXT NOT NULL,
-                heartbeat_at TEXT NOT NULL,
-                claimed_by TEXT,
-                recovered_at TEXT
-            )
-            """,
-            # Intents written before this schema name no instance; they belong to this
-            # one, dead since the epoch, so the first recovery sweep takes them.
-            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "  # noqa: S608
-            f"VALUES ('{LEGACY_INSTANCE}', '', 0, '{_EPOCH}', '{_EPOCH}')",
-        ),
-    ),
-    Migration(
-        5,
-        "partner suspensions and their history",
-        (
-            # One row per partner suspended now; instances read the whole (small) table.
-            """
-            CREATE TABLE partner_suspensions (
-                partner_id TEXT PRIMARY KEY,
-                reason TEXT NOT NULL,
-                suspended_by TEXT NOT NULL,
-                suspended_at TEXT NOT NULL
-            )
-            """,
-            # Every suspend and resume, appended in the same transaction, never rewritten.
-            """
-            CREATE TABLE partner_suspension_events (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                partner_id TEXT NOT NULL,
-                action TEXT NOT NULL CHECK (action IN ('suspend', 'resume')),
-                reason TEXT NOT NULL,
-                actor TEXT NOT NULL,
-                at TEXT NOT NULL
-            )
-            """,
-            "CREATE INDEX partner_suspension_events_by_partner "
-            "ON partner_suspension_events (partner_id, seq)",
-        ),
-    ),
-    Migration(
-        6,
-        "profiles as opaque text, sealed lawful-request subject lists",
-        (
-            # A date of birth becomes the profile's text; gateway.at_rest_store then seals
-            # it (and turns subject ids into keyed references) after this migration.
-            "ALTER TABLE subjects ADD COLUMN profile TEXT",
-            "UPDATE subjects SET profile = date_of_birth WHERE date_of_birth IS NOT NULL",
-            "ALTER TABLE subjects DROP COLUMN date_of_birth",
-            "ALTER TABLE legal_requests ADD COLUMN sealed_subjects TEXT NOT NULL DEFAULT ''",
-        ),
-    ),
-)
+MIGRATIONS: Final[tuple[Migration, ...]] = migrations_for(SQLITE)
 
-_SCHEMA_VERSION_TABLE = """
-    CREATE TABLE IF NOT EXISTS schema_version (
-        version INTEGER PRIMARY KEY,
-        description TEXT NOT NULL,
-        applied_at TEXT NOT NULL
-    )
-"""
+_SCHEMA_VERSION_TABLE: Final = SQLITE.schema_version_table
 
 # Column lists are spelled out in each statement so that every query is a constant.
 _SELECT_CONSENTS = (
@@ -495,9 +287,7 @@ class _SqliteDialect(Dialect):
     def placeholder(self, position: int) -> str:
         return "?"
 
-    def any_of(
-        self, column: str, values: Sequence[str], position: int
-    ) -> tuple[str, list[object]]:
+    def any_of(self, column: str, values: Sequence[str], position: int) -> tuple[str, list[object]]:
         return f"{column} IN ({_placeholders(values)})", list(values)
 
     def time(self, value: datetime) -> object:
@@ -767,20 +557,12 @@ class SqliteStore:
 
     async def migrate(self) -> None:
         async with self._use("migrate the schema", write=True) as conn:
-            await conn.execute(_SCHEMA_VERSION_TABLE)
-            applied = {
-                r[0] for r in await conn.execute_fetchall("SELECT version FROM schema_version")
-            }
-            for migration in MIGRATIONS:
-                if migration.version in applied:
-                    continue
-                for statement in migration.statements:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_version (version, description, applied_at) "
-                    "VALUES (?, ?, ?)",
-                    (migration.version, migration.description, _time(datetime.now(UTC))),
-                )
+            await apply_migrations(
+                SQLITE,
+                MIGRATIONS,
+                lambda sql, *params: conn.execute(sql, params),
+                conn.execute_fetchall,
+            )
 
     async def schema_versions(self) -> list[int]:
         """The versions applied so far, ascending."""

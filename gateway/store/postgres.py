@@ -20,24 +20,24 @@ asyncpg's and the socket's exceptions are translated here, once, into
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final, TypeAlias
+from typing import Final
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from gateway.errors import GatewayError
-from gateway.facts import Consent, LegalRequest, SubjectFacts
+from gateway.facts import Consent, SubjectFacts
 from gateway.partners import Suspension
+from gateway.store import mapping
 from gateway.store.base import (
     Approval,
     IdempotencyClaim,
     InstanceRecord,
     JustificationRecord,
     LegalRequestRecord,
-    LogColumns,
     LogEntry,
     LogQuery,
     LogRecord,
@@ -45,7 +45,6 @@ from gateway.store.base import (
     Migration,
     StoredCheckpoint,
     StoredLogRow,
-    StoredResponse,
     StoreUnavailable,
     SuspensionEvent,
     TreeHash,
@@ -55,6 +54,7 @@ from gateway.store.base import (
     protected_column,
     require_aware,
 )
+from gateway.store.mapping import AS_READ
 from gateway.store.migrations import POSTGRES, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
 
@@ -87,10 +87,9 @@ _SUBJECT_FACTS = """
 
 _LEGAL_REQUEST = """
     SELECT l.id, l.authority, l.reference, l.instrument, l.subjects, l.partners,
-           l.received_at, l.registered_by, l.status,
+           l.received_at, l.registered_by, l.status, l.sealed_subjects,
            ARRAY(SELECT ROW(a.reviewer_id, a.approved_at) FROM legal_request_approvals a
-                 WHERE a.request_id = l.id ORDER BY a.approved_at, a.reviewer_id) AS approvals,
-           l.sealed_subjects
+                 WHERE a.request_id = l.id ORDER BY a.approved_at, a.reviewer_id) AS approvals
     FROM legal_requests l
 """
 
@@ -137,10 +136,6 @@ _CLAIM_STALE = """
 _LOCK_CHECKPOINTS = "LOCK TABLE checkpoints IN SHARE ROW EXCLUSIVE MODE"
 
 
-# A fetched row, or an anonymous record (asyncpg decodes ROW(...) as a tuple).
-_Row: TypeAlias = "asyncpg.Record | tuple[Any, ...]"
-
-
 def _describe(exc: BaseException) -> str:
     # The class and SQLSTATE only: server messages may quote values from the row.
     state = getattr(exc, "sqlstate", None)
@@ -176,45 +171,9 @@ def _conflict(what: str) -> GatewayError:
     return GatewayError("conflict", f"a {what} with this id already exists; use a new id")
 
 
-def _consent(row: _Row) -> Consent:
-    return Consent(
-        id=row[0],
-        subject=row[1],
-        purposes=frozenset(row[2]),
-        partners=frozenset(row[3]),
-        partner_categories=frozenset(row[4]),
-        special_categories=frozenset(row[5]),
-        policy_version=row[6],
-        obtained_at=row[7],
-        expires_at=row[8],
-        withdrawn_at=row[9],
-        method=row[10],
-        evidence=row[11],
-    )
-
-
-def _legal_request(row: _Row) -> LegalRequestRecord:
-    return LegalRequestRecord(
-        id=row[0],
-        authority=row[1],
-        reference=row[2],
-        instrument=row[3],
-        subjects=frozenset(row[4]),
-        partners=frozenset(row[5]),
-        received_at=row[6],
-        registered_by=row[7],
-        status=row[8],
-        approvals=tuple(Approval(reviewer_id=a[0], at=a[1]) for a in row[9]),
-        sealed_subjects=row[10],
-    )
-
-
-def _suspension(row: _Row) -> Suspension:
-    return Suspension(partner_id=str(row[0]), reason=str(row[1]), by=str(row[2]), at=row[3])
-
-
-def _entries(rows: Iterable[_Row]) -> list[LogEntry]:
-    return [(int(r[0]), bytes(r[1])) for r in rows]
+def _legal_request(row: mapping.Row) -> LegalRequestRecord:
+    """A row of _LEGAL_REQUEST, its approvals an array of (reviewer, time) records."""
+    return mapping.legal_request(row, (Approval(a[0], a[1]) for a in row[10]), AS_READ)
 
 
 class _PostgresDialect(Dialect):
@@ -228,26 +187,6 @@ class _PostgresDialect(Dialect):
 
 
 _DIALECT: Final = _PostgresDialect()
-
-
-def _instance(row: _Row) -> InstanceRecord:
-    return InstanceRecord(
-        id=row[0],
-        host=row[1],
-        pid=int(row[2]),
-        started_at=row[3],
-        heartbeat_at=row[4],
-        claimed_by=row[5],
-        recovered_at=row[6],
-    )
-
-
-def _checkpoint(row: _Row) -> StoredCheckpoint:
-    return StoredCheckpoint(size=int(row[0]), note=str(row[1]), at=row[2], seq=int(row[3]))
-
-
-def _opt_bytes(value: Any) -> bytes | None:
-    return None if value is None else bytes(value)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -355,7 +294,7 @@ class PostgresStore:
                 consent_id,
                 at,
             )
-        return None if row is None else _consent(row)
+        return None if row is None else mapping.consent(row, AS_READ)
 
     async def add_justification(self, record: JustificationRecord) -> bool:
         require_aware(record.at, "at")
@@ -379,7 +318,7 @@ class PostgresStore:
             )
         if row is None:
             return None
-        return JustificationRecord(row[0], row[1], row[2], row[3])
+        return mapping.justification(row, AS_READ)
 
     async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
         with _failures("read justifications"):
@@ -392,7 +331,7 @@ class PostgresStore:
     async def get_consent(self, consent_id: str) -> Consent | None:
         with _failures("read a consent"):
             row = await self._pool.fetchrow(_SELECT_CONSENTS + " WHERE id = $1", consent_id)
-        return None if row is None else _consent(row)
+        return None if row is None else mapping.consent(row, AS_READ)
 
     async def consents_for_subject(self, subject: str) -> list[Consent]:
         with _failures("read consents"):
@@ -400,7 +339,7 @@ class PostgresStore:
                 _SELECT_CONSENTS + " WHERE subject = $1 ORDER BY obtained_at, id",
                 subject,
             )
-        return [_consent(r) for r in rows]
+        return [mapping.consent(r, AS_READ) for r in rows]
 
     async def set_restriction(
         self, subject: str, restricted: bool, reason: str, at: datetime
@@ -502,7 +441,7 @@ class PostgresStore:
                 after or "",
                 limit,
             )
-        return [(str(r[0]), frozenset(r[1]), str(r[2])) for r in rows]
+        return [(str(r[0]), AS_READ.set(r[1]), str(r[2])) for r in rows]
 
     async def set_legal_request_subjects(
         self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
@@ -522,15 +461,9 @@ class PostgresStore:
         with _failures("read the subject's facts"):
             row = await self._pool.fetchrow(_SUBJECT_FACTS, subject, legal_request_id)
         assert row is not None  # the VALUES row always yields exactly one row
-        request = (
-            None
-            if row[2] is None
-            else LegalRequest(
-                id=row[2], status=row[3], subjects=frozenset(row[4]), partners=frozenset(row[5])
-            )
-        )
+        request = None if row[2] is None else mapping.legal_request_facts(row[2:6], AS_READ)
         return facts_of(
-            consents=[_consent(c) for c in row[6]],
+            consents=[mapping.consent(c, AS_READ) for c in row[6]],
             restricted=bool(row[0]),
             profile=row[1],
             legal_request=request,
@@ -644,7 +577,7 @@ class PostgresStore:
                     suspension.partner_id,
                 )
         assert row is not None  # the conflicting row; suspensions are only deleted by resume
-        return _suspension(row)
+        return mapping.suspension(row, AS_READ)
 
     async def resume_partner(
         self, partner_id: str, actor: str, reason: str, at: datetime
@@ -667,14 +600,14 @@ class PostgresStore:
                     actor,
                     at,
                 )
-        return _suspension(row)
+        return mapping.suspension(row, AS_READ)
 
     async def partner_suspensions(self) -> dict[str, Suspension]:
         with _failures("read partner suspensions"):
             rows = await self._pool.fetch(
                 "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
             )
-        return {str(r[0]): _suspension(r) for r in rows}
+        return {str(r[0]): mapping.suspension(r, AS_READ) for r in rows}
 
     async def suspension_history(
         self, partner_id: str | None = None, limit: int = 100
@@ -688,7 +621,7 @@ class PostgresStore:
                 partner_id,
                 limit,
             )
-        return [SuspensionEvent(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [mapping.suspension_event(r, AS_READ) for r in rows]
 
     # -- idempotency --------------------------------------------------------------------
 
@@ -716,7 +649,7 @@ class PostgresStore:
                         key,
                     )
                     if row is not None:
-                        return _claim(request_hash, row)
+                        return mapping.claim(request_hash, row)
         # Three releases in a row between our statements: treat as busy.
         return IdempotencyClaim("in_progress")
 
@@ -778,7 +711,7 @@ class PostgresStore:
                 start,
                 end,
             )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
         with _failures("read the disclosure log"):
@@ -786,7 +719,7 @@ class PostgresStore:
                 "SELECT idx, entry FROM log_entries WHERE disclosure_id = $1 ORDER BY idx",
                 disclosure_id,
             )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         sql = search_sql(query, _DIALECT)
@@ -809,7 +742,7 @@ class PostgresStore:
             select = "SELECT idx, entry FROM log_entries" + where(sql.others)  # noqa: S608
         with _failures("search the disclosure log"):
             rows = await self._pool.fetch(select + f" ORDER BY idx LIMIT {sql.limit}", *sql.params)
-        return _entries(rows)
+        return mapping.entries(rows)
 
     async def intents_without_outcome(self) -> list[LogEntry]:
         with _failures("read the disclosure log"):
@@ -819,7 +752,7 @@ class PostgresStore:
                 "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
                 "ORDER BY i.idx"
             )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     # -- instances ----------------------------------------------------------------------
 
@@ -886,7 +819,7 @@ class PostgresStore:
                 "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
                 "FROM instances ORDER BY started_at, id"
             )
-        return [_instance(r) for r in rows]
+        return [mapping.instance(r, AS_READ) for r in rows]
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         with _failures("read the disclosure log"):
@@ -904,7 +837,7 @@ class PostgresStore:
                 start,
                 limit,
             )
-        return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2])) for r in rows]
+        return mapping.log_records(rows)
 
     async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
         with _failures("read the disclosure log"):
@@ -915,7 +848,7 @@ class PostgresStore:
                 start,
                 limit,
             )
-        return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2]), LogColumns(*tuple(r)[3:])) for r in rows]
+        return mapping.log_rows(rows, AS_READ)
 
     async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
         with _failures("read the disclosure log"):
@@ -923,7 +856,7 @@ class PostgresStore:
                 "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT $1",
                 limit,
             )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
         if not hashes:
@@ -962,7 +895,7 @@ class PostgresStore:
                 params += [level, start, end]
         with _failures("read the log's tree hashes"):
             rows = await self._pool.fetch(" UNION ALL ".join(parts), *params)
-        return [(int(r[0]), int(r[1]), _opt_bytes(r[2])) for r in rows]
+        return mapping.tree_hashes(rows)
 
     async def add_tree_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
         if not nodes:
@@ -1024,22 +957,11 @@ class PostgresStore:
             row = await self._pool.fetchrow(
                 "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
             )
-        return None if row is None else _checkpoint(row)
+        return None if row is None else mapping.checkpoint(row, AS_READ)
 
     async def checkpoints(self) -> list[StoredCheckpoint]:
         with _failures("read checkpoints"):
             rows = await self._pool.fetch(
                 "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
             )
-        return [_checkpoint(r) for r in rows]
-
-
-def _claim(request_hash: str, row: _Row) -> IdempotencyClaim:
-    stored_hash, completed, status, headers, body = row
-    if stored_hash != request_hash:
-        return IdempotencyClaim("mismatch")
-    if not completed:
-        return IdempotencyClaim("in_progress")
-    return IdempotencyClaim(
-        "completed", StoredResponse(int(status), json.loads(headers), bytes(body))
-    )
+        return [mapping.checkpoint(r, AS_READ) for r in rows]

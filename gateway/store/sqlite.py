@@ -52,15 +52,15 @@ from typing import Any, Final, TypeVar
 import aiosqlite
 
 from gateway.errors import GatewayError
-from gateway.facts import Consent, LegalRequest, SubjectFacts
+from gateway.facts import Consent, SubjectFacts
 from gateway.partners import Suspension
+from gateway.store import mapping
 from gateway.store.base import (
     Approval,
     IdempotencyClaim,
     InstanceRecord,
     JustificationRecord,
     LegalRequestRecord,
-    LogColumns,
     LogEntry,
     LogQuery,
     LogRecord,
@@ -68,7 +68,6 @@ from gateway.store.base import (
     Migration,
     StoredCheckpoint,
     StoredLogRow,
-    StoredResponse,
     StoreUnavailable,
     SuspensionEvent,
     TreeHash,
@@ -78,6 +77,7 @@ from gateway.store.base import (
     protected_column,
     require_aware,
 )
+from gateway.store.mapping import FROM_TEXT
 from gateway.store.migrations import SQLITE, SQLITE_EPOCH, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
 
@@ -101,8 +101,8 @@ _SELECT_CONSENTS = (
 # A LEFT JOIN, one row per approval (or one with NULLs), grouped in Python.
 _LEGAL_REQUESTS = """
     SELECT l.id, l.authority, l.reference, l.instrument, l.subjects, l.partners,
-           l.received_at, l.registered_by, l.status, a.reviewer_id, a.approved_at,
-           l.sealed_subjects
+           l.received_at, l.registered_by, l.status, l.sealed_subjects, a.reviewer_id,
+           a.approved_at
     FROM legal_requests l
     LEFT JOIN legal_request_approvals a ON a.request_id = l.id
 """
@@ -154,94 +154,21 @@ def _opt_time(value: datetime | None) -> str | None:
     return None if value is None else _time(value)
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _opt_parse_time(text: str | None) -> datetime | None:
-    return None if text is None else _parse_time(text)
-
-
 def _set(values: Iterable[str]) -> str:
     return json.dumps(sorted(values), separators=(",", ":"))
 
 
-def _parse_set(text: str) -> frozenset[str]:
-    return frozenset(json.loads(text))
-
-
-def _consent(row: Sequence[Any]) -> Consent:
-    return Consent(
-        id=row[0],
-        subject=row[1],
-        purposes=_parse_set(row[2]),
-        partners=_parse_set(row[3]),
-        partner_categories=_parse_set(row[4]),
-        special_categories=_parse_set(row[5]),
-        policy_version=row[6],
-        obtained_at=_parse_time(row[7]),
-        expires_at=_opt_parse_time(row[8]),
-        withdrawn_at=_opt_parse_time(row[9]),
-        method=row[10],
-        evidence=row[11],
-    )
-
-
 def _legal_requests(rows: Iterable[Sequence[Any]]) -> list[LegalRequestRecord]:
     """Rows of _LEGAL_REQUESTS (ordered by request) → records with their approvals."""
-    records: dict[str, LegalRequestRecord] = {}
+    firsts: dict[str, Sequence[Any]] = {}
     approvals: dict[str, list[Approval]] = {}
     for row in rows:
-        request_id = row[0]
-        if request_id not in records:
-            records[request_id] = LegalRequestRecord(
-                id=request_id,
-                authority=row[1],
-                reference=row[2],
-                instrument=row[3],
-                subjects=_parse_set(row[4]),
-                partners=_parse_set(row[5]),
-                received_at=_parse_time(row[6]),
-                registered_by=row[7],
-                status=row[8],
-                sealed_subjects=row[11],
-            )
-            approvals[request_id] = []
-        if row[9] is not None:
-            approvals[request_id].append(Approval(row[9], _parse_time(row[10])))
-    return [replace(r, approvals=tuple(approvals[r.id])) for r in records.values()]
-
-
-def _suspension(row: Sequence[Any]) -> Suspension:
-    return Suspension(
-        partner_id=str(row[0]), reason=str(row[1]), by=str(row[2]), at=_parse_time(row[3])
-    )
-
-
-def _entries(rows: Iterable[Sequence[Any]]) -> list[LogEntry]:
-    return [(int(r[0]), bytes(r[1])) for r in rows]
-
-
-def _instance(row: Sequence[Any]) -> InstanceRecord:
-    return InstanceRecord(
-        id=row[0],
-        host=row[1],
-        pid=int(row[2]),
-        started_at=_parse_time(row[3]),
-        heartbeat_at=_parse_time(row[4]),
-        claimed_by=row[5],
-        recovered_at=_opt_parse_time(row[6]),
-    )
-
-
-def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
-    return StoredCheckpoint(
-        size=int(row[0]), note=str(row[1]), at=_parse_time(row[2]), seq=int(row[3])
-    )
-
-
-def _opt_bytes(value: Any) -> bytes | None:
-    return None if value is None else bytes(value)
+        if row[0] not in firsts:
+            firsts[row[0]] = row
+            approvals[row[0]] = []
+        if row[10] is not None:
+            approvals[row[0]].append(Approval(row[10], FROM_TEXT.time(row[11])))
+    return [mapping.legal_request(row, approvals[i], FROM_TEXT) for i, row in firsts.items()]
 
 
 # SQLite refuses compound statements of more than 500 SELECTs.
@@ -623,7 +550,7 @@ class SqliteStore:
                     (_time(at), consent_id),
                 )
             )
-        return _consent(rows[0]) if rows else None
+        return mapping.consent(rows[0], FROM_TEXT) if rows else None
 
     async def add_justification(self, record: JustificationRecord) -> bool:
         require_aware(record.at, "at")
@@ -647,7 +574,7 @@ class SqliteStore:
         if not rows:
             return None
         row = rows[0]
-        return JustificationRecord(row[0], row[1], row[2], _parse_time(row[3]))
+        return mapping.justification(row, FROM_TEXT)
 
     async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -668,7 +595,7 @@ class SqliteStore:
             rows = list(
                 await conn.execute_fetchall(_SELECT_CONSENTS + " WHERE id = ?", (consent_id,))
             )
-        return _consent(rows[0]) if rows else None
+        return mapping.consent(rows[0], FROM_TEXT) if rows else None
 
     async def consents_for_subject(self, subject: str) -> list[Consent]:
         async with self._use("read consents", write=False) as conn:
@@ -676,7 +603,7 @@ class SqliteStore:
                 _SELECT_CONSENTS + " WHERE subject = ? ORDER BY obtained_at, id",
                 (subject,),
             )
-        return [_consent(r) for r in rows]
+        return [mapping.consent(r, FROM_TEXT) for r in rows]
 
     async def set_restriction(
         self, subject: str, restricted: bool, reason: str, at: datetime
@@ -761,7 +688,7 @@ class SqliteStore:
                 "ORDER BY id LIMIT ?",
                 (after or "", limit),
             )
-        return [(str(r[0]), _parse_set(r[1]), str(r[2])) for r in rows]
+        return [(str(r[0]), FROM_TEXT.set(r[1]), str(r[2])) for r in rows]
 
     async def set_legal_request_subjects(
         self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
@@ -798,18 +725,9 @@ class SqliteStore:
                 )
             )
         restricted, born = profile[0] if profile else (0, None)
-        request = (
-            LegalRequest(
-                id=requests[0][0],
-                status=requests[0][1],
-                subjects=_parse_set(requests[0][2]),
-                partners=_parse_set(requests[0][3]),
-            )
-            if requests
-            else None
-        )
+        request = mapping.legal_request_facts(requests[0], FROM_TEXT) if requests else None
         return facts_of(
-            consents=[_consent(c) for c in consents],
+            consents=[mapping.consent(c, FROM_TEXT) for c in consents],
             restricted=bool(restricted),
             profile=born,
             legal_request=request,
@@ -919,7 +837,7 @@ class SqliteStore:
                     (suspension.partner_id,),
                 )
             )
-        return _suspension(rows[0])
+        return mapping.suspension(rows[0], FROM_TEXT)
 
     async def resume_partner(
         self, partner_id: str, actor: str, reason: str, at: datetime
@@ -940,14 +858,14 @@ class SqliteStore:
                 "VALUES (?, 'resume', ?, ?, ?)",
                 (partner_id, reason, actor, _time(at)),
             )
-        return _suspension(rows[0])
+        return mapping.suspension(rows[0], FROM_TEXT)
 
     async def partner_suspensions(self) -> dict[str, Suspension]:
         async with self._use("read partner suspensions", write=False) as conn:
             rows = await conn.execute_fetchall(
                 "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
             )
-        return {str(r[0]): _suspension(r) for r in rows}
+        return {str(r[0]): mapping.suspension(r, FROM_TEXT) for r in rows}
 
     async def suspension_history(
         self, partner_id: str | None = None, limit: int = 100
@@ -967,7 +885,7 @@ class SqliteStore:
                     "ORDER BY seq DESC LIMIT ?",
                     (partner_id, limit),
                 )
-        return [SuspensionEvent(int(r[0]), r[1], r[2], r[3], r[4], _parse_time(r[5])) for r in rows]
+        return [mapping.suspension_event(r, FROM_TEXT) for r in rows]
 
     # -- idempotency --------------------------------------------------------------------
 
@@ -989,14 +907,7 @@ class SqliteStore:
                     (caller_id, key, request_hash, _time(datetime.now(UTC))),
                 )
                 return IdempotencyClaim("new")
-        stored_hash, completed, status, headers, body = rows[0]
-        if stored_hash != request_hash:
-            return IdempotencyClaim("mismatch")
-        if not completed:
-            return IdempotencyClaim("in_progress")
-        return IdempotencyClaim(
-            "completed", StoredResponse(int(status), json.loads(headers), bytes(body))
-        )
+        return mapping.claim(request_hash, rows[0])
 
     async def complete_idempotency(
         self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
@@ -1061,7 +972,7 @@ class SqliteStore:
                 "SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
                 (start, end),
             )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
         async with self._use("read the disclosure log", write=False) as conn:
@@ -1069,7 +980,7 @@ class SqliteStore:
                 "SELECT idx, entry FROM log_entries WHERE disclosure_id = ? ORDER BY idx",
                 (disclosure_id,),
             )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         sql = search_sql(query, _DIALECT)
@@ -1083,7 +994,7 @@ class SqliteStore:
         )
         async with self._use("search the disclosure log", write=False) as conn:
             rows = await conn.execute_fetchall(text, sql.params)
-        return _entries(rows)
+        return mapping.entries(rows)
 
     async def intents_without_outcome(self) -> list[LogEntry]:
         async with self._use("read the disclosure log", write=False) as conn:
@@ -1093,7 +1004,7 @@ class SqliteStore:
                 "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
                 "ORDER BY i.idx"
             )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     # -- instances ----------------------------------------------------------------------
     # One file on one machine: the process's clock is the store's clock.
@@ -1169,7 +1080,7 @@ class SqliteStore:
                 "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
                 "FROM instances ORDER BY started_at, id"
             )
-        return [_instance(r) for r in rows]
+        return [mapping.instance(r, FROM_TEXT) for r in rows]
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         # Two subqueries: SQLite answers a lone min() or max() from the index, but scans
@@ -1182,7 +1093,7 @@ class SqliteStore:
                 )
             )
         first, last = rows[0]
-        return None if first is None else (_parse_time(first), _parse_time(last))
+        return None if first is None else (FROM_TEXT.time(first), FROM_TEXT.time(last))
 
     async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
         async with self._use("read the disclosure log", write=False) as conn:
@@ -1190,18 +1101,12 @@ class SqliteStore:
                 "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
                 (start, limit),
             )
-        return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2])) for r in rows]
+        return mapping.log_records(rows)
 
     async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
         async with self._use("read the disclosure log", write=False) as conn:
             rows = await conn.execute_fetchall(_SELECT_ROWS, (start, limit))
-        # As read: idx is an int, entry and leaf_hash bytes (or NULL). Kept lean: `log verify`
-        # reads every row through here.
-        parse = datetime.fromisoformat
-        return [
-            (r[0], r[1], r[2], LogColumns(r[3], r[4], r[5], r[6], parse(r[7]), r[8], r[9], r[10]))
-            for r in rows
-        ]
+        return mapping.log_rows(rows, FROM_TEXT)
 
     async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
         async with self._use("read the disclosure log", write=False) as conn:
@@ -1209,7 +1114,7 @@ class SqliteStore:
                 "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT ?",
                 (limit,),
             )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
         if not hashes:
@@ -1246,7 +1151,7 @@ class SqliteStore:
                         params += [level, start, end]
                 # Fixed parts, values bound: one trip to the database thread per chunk.
                 rows = await conn.execute_fetchall(" UNION ALL ".join(parts), params)
-                found += [(int(r[0]), int(r[1]), _opt_bytes(r[2])) for r in rows]
+                found += mapping.tree_hashes(rows)
         return found
 
     async def add_tree_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
@@ -1302,11 +1207,11 @@ class SqliteStore:
                     "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
                 )
             )
-        return _checkpoint(rows[0]) if rows else None
+        return mapping.checkpoint(rows[0], FROM_TEXT) if rows else None
 
     async def checkpoints(self) -> list[StoredCheckpoint]:
         async with self._use("read checkpoints", write=False) as conn:
             rows = await conn.execute_fetchall(
                 "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
             )
-        return [_checkpoint(r) for r in rows]
+        return [mapping.checkpoint(r, FROM_TEXT) for r in rows]

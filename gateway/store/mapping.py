@@ -34,7 +34,6 @@ from gateway.store.base import (
 
 __all__ = [
     "AS_READ",
-    "CONSENT_COLUMNS",
     "FROM_TEXT",
     "Decoding",
     "checkpoint",
@@ -58,13 +57,6 @@ class Row(Protocol):
     """A row as read: a tuple (sqlite3, aiosqlite) or an asyncpg Record."""
 
     def __getitem__(self, index: int, /) -> Any: ...
-
-
-# The columns `consent` reads, in its order.
-CONSENT_COLUMNS: Final = (
-    "id, subject, purposes, partners, partner_categories, special_categories, "
-    "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence"
-)
 
 
 @dataclass(frozen=True)
@@ -93,7 +85,8 @@ AS_READ: Final = Decoding(time=_as_read, set=frozenset)
 
 
 def consent(row: Row, d: Decoding) -> Consent:
-    """A row of CONSENT_COLUMNS."""
+    """A row of id, subject, purposes, partners, partner_categories, special_categories,
+    policy_version, obtained_at, expires_at, withdrawn_at, method, evidence."""
     return Consent(
         id=row[0],
         subject=row[1],

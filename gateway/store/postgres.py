@@ -19,12 +19,11 @@ asyncpg's and the socket's exceptions are translated here, once, into
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
@@ -35,16 +34,11 @@ from gateway.store import mapping
 from gateway.store.base import (
     Approval,
     IdempotencyClaim,
-    InstanceRecord,
-    JustificationRecord,
     LegalRequestRecord,
     LogEntry,
     LogQuery,
-    LogRecord,
     LogRow,
     Migration,
-    StoredCheckpoint,
-    StoredLogRow,
     StoreUnavailable,
     SuspensionEvent,
     TreeHash,
@@ -57,6 +51,7 @@ from gateway.store.base import (
 from gateway.store.mapping import AS_READ
 from gateway.store.migrations import POSTGRES, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
+from gateway.store.sql_store import SQL, Encoding, SqlStore
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -67,11 +62,9 @@ _SCHEMA_VERSION_TABLE: Final = POSTGRES.schema_version_table
 # Keyed by schema so that separate schemas of one database migrate independently.
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gateway.store'), hashtext($1))"
 
-# Column lists are spelled out in each statement so that every query is a constant.
-_SELECT_CONSENTS = (
-    "SELECT id, subject, purposes, partners, partner_categories, special_categories, "
-    "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence FROM consents"
-)
+# The shared statements, numbered once.
+_SQL: Final = SQL.numbered()
+
 
 _SUBJECT_FACTS = """
     SELECT s.restricted, s.profile, l.id, l.status, l.subjects, l.partners,
@@ -189,6 +182,10 @@ class _PostgresDialect(Dialect):
 _DIALECT: Final = _PostgresDialect()
 
 
+def _as_bound(value: datetime) -> object:
+    return value  # asyncpg binds an aware datetime to timestamptz as it is
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Pool reset without asyncpg's default reset query (a round trip on every release).
 
@@ -199,8 +196,12 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     del conn
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """The storage port on PostgreSQL (see the module docstring for the guarantees)."""
+
+    _sql = _SQL
+    _encode = Encoding(time=_as_bound, set=sorted)
+    _decode = AS_READ
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -229,6 +230,16 @@ class PostgresStore:
             )
         return cls(pool)
 
+    async def _rows(
+        self, action: str, sql: str, params: Sequence[Any] = (), *, write: bool = False
+    ) -> list[Any]:
+        with _failures(action):
+            return list(await self._pool.fetch(sql, *params))
+
+    async def _run(self, action: str, sql: str, params: Sequence[Any] = ()) -> int:
+        with _failures(action):
+            return _count(await self._pool.execute(sql, *params))
+
     async def migrate(self) -> None:
         with _failures("migrate the schema"):
             async with self._pool.acquire() as conn, conn.transaction():
@@ -240,12 +251,6 @@ class PostgresStore:
                     )
                 await conn.execute(_MIGRATION_LOCK, schema)
                 await apply_migrations(POSTGRES, MIGRATIONS, conn.execute, conn.fetch)
-
-    async def schema_versions(self) -> list[int]:
-        """The versions applied so far, ascending."""
-        with _failures("read the schema version"):
-            rows = await self._pool.fetch("SELECT version FROM schema_version ORDER BY version")
-        return [int(r[0]) for r in rows]
 
     async def ping(self) -> None:
         with _failures("reach the database"):
@@ -262,63 +267,9 @@ class PostgresStore:
         require_aware(consent.obtained_at, "obtained_at")
         with _failures("store a consent"):
             try:
-                await self._pool.execute(
-                    "INSERT INTO consents (id, subject, purposes, partners, "
-                    "partner_categories, special_categories, policy_version, obtained_at, "
-                    "expires_at, withdrawn_at, method, evidence) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    consent.id,
-                    consent.subject,
-                    sorted(consent.purposes),
-                    sorted(consent.partners),
-                    sorted(consent.partner_categories),
-                    sorted(consent.special_categories),
-                    consent.policy_version,
-                    consent.obtained_at,
-                    consent.expires_at,
-                    consent.withdrawn_at,
-                    consent.method,
-                    consent.evidence,
-                )
+                await self._pool.execute(_SQL.insert_consent, *self._consent_params(consent))
             except asyncpg.UniqueViolationError:
                 raise _conflict("consent") from None
-
-    async def withdraw_consent(self, consent_id: str, at: datetime) -> Consent | None:
-        require_aware(at, "at")
-        with _failures("withdraw a consent"):
-            row = await self._pool.fetchrow(
-                "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, $2) WHERE id = $1 "
-                "RETURNING id, subject, purposes, partners, partner_categories, "
-                "special_categories, policy_version, obtained_at, expires_at, withdrawn_at, "
-                "method, evidence",
-                consent_id,
-                at,
-            )
-        return None if row is None else mapping.consent(row, AS_READ)
-
-    async def add_justification(self, record: JustificationRecord) -> bool:
-        require_aware(record.at, "at")
-        with _failures("store a justification"):
-            status = await self._pool.execute(
-                "INSERT INTO justifications (disclosure_id, reviewer_id, text, at) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (disclosure_id) DO NOTHING",
-                record.disclosure_id,
-                record.reviewer_id,
-                record.text,
-                record.at,
-            )
-        return str(status).endswith(" 1")
-
-    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None:
-        with _failures("read a justification"):
-            row = await self._pool.fetchrow(
-                "SELECT disclosure_id, reviewer_id, text, at FROM justifications "
-                "WHERE disclosure_id = $1",
-                disclosure_id,
-            )
-        if row is None:
-            return None
-        return mapping.justification(row, AS_READ)
 
     async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
         with _failures("read justifications"):
@@ -328,64 +279,15 @@ class PostgresStore:
             )
         return {str(r[0]) for r in rows}
 
-    async def get_consent(self, consent_id: str) -> Consent | None:
-        with _failures("read a consent"):
-            row = await self._pool.fetchrow(_SELECT_CONSENTS + " WHERE id = $1", consent_id)
-        return None if row is None else mapping.consent(row, AS_READ)
-
-    async def consents_for_subject(self, subject: str) -> list[Consent]:
-        with _failures("read consents"):
-            rows = await self._pool.fetch(
-                _SELECT_CONSENTS + " WHERE subject = $1 ORDER BY obtained_at, id",
-                subject,
-            )
-        return [mapping.consent(r, AS_READ) for r in rows]
-
-    async def set_restriction(
-        self, subject: str, restricted: bool, reason: str, at: datetime
-    ) -> None:
-        require_aware(at, "at")
-        with _failures("store a restriction"):
-            await self._pool.execute(
-                "INSERT INTO subjects (subject, restricted, restriction_reason, "
-                "restriction_changed_at) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (subject) DO UPDATE SET restricted = excluded.restricted, "
-                "restriction_reason = excluded.restriction_reason, "
-                "restriction_changed_at = excluded.restriction_changed_at",
-                subject,
-                restricted,
-                reason,
-                at,
-            )
-
-    async def set_profile(self, subject: str, profile: str | None) -> None:
-        with _failures("store a profile"):
-            await self._pool.execute(
-                "INSERT INTO subjects (subject, profile) VALUES ($1, $2) "
-                "ON CONFLICT (subject) DO UPDATE SET profile = excluded.profile",
-                subject,
-                profile,
-            )
-
     async def forget_subject(
         self, subject: str, at: datetime, profile: str | None
     ) -> tuple[int, int]:
         require_aware(at, "at")
         with _failures("erase a subject's records"):
             async with self._pool.acquire() as conn, conn.transaction():
-                withdrawn = await conn.execute(
-                    "UPDATE consents SET withdrawn_at = $1 "
-                    "WHERE subject = $2 AND withdrawn_at IS NULL",
-                    at,
-                    subject,
-                )
-                cleared = await conn.execute(
-                    "UPDATE consents SET evidence = '' WHERE subject = $1 AND evidence <> ''",
-                    subject,
-                )
-                await conn.execute(
-                    "UPDATE subjects SET profile = $1 WHERE subject = $2", profile, subject
-                )
+                withdrawn = await conn.execute(_SQL.withdraw_subject_consents, at, subject)
+                cleared = await conn.execute(_SQL.clear_subject_evidence, subject)
+                await conn.execute(_SQL.replace_profile, profile, subject)
         return _count(cleared), _count(withdrawn)
 
     async def protected_values(
@@ -431,32 +333,6 @@ class PostgresStore:
                     changed += _count(status)
         return changed
 
-    async def legal_request_subjects(
-        self, after: str | None, limit: int
-    ) -> list[tuple[str, frozenset[str], str]]:
-        with _failures("read lawful requests"):
-            rows = await self._pool.fetch(
-                "SELECT id, subjects, sealed_subjects FROM legal_requests WHERE id > $1 "
-                "ORDER BY id LIMIT $2",
-                after or "",
-                limit,
-            )
-        return [(str(r[0]), AS_READ.set(r[1]), str(r[2])) for r in rows]
-
-    async def set_legal_request_subjects(
-        self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
-    ) -> bool:
-        with _failures("rewrite a lawful request"):
-            status = await self._pool.execute(
-                "UPDATE legal_requests SET subjects = $1, sealed_subjects = $2 "
-                "WHERE id = $3 AND sealed_subjects = $4",
-                sorted(subjects),
-                sealed,
-                request_id,
-                old_sealed,
-            )
-        return _count(status) == 1
-
     async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
         with _failures("read the subject's facts"):
             row = await self._pool.fetchrow(_SUBJECT_FACTS, subject, legal_request_id)
@@ -478,9 +354,7 @@ class PostgresStore:
             async with self._pool.acquire() as conn, conn.transaction():
                 try:
                     await conn.execute(
-                        "INSERT INTO legal_requests (id, authority, reference, instrument, "
-                        "subjects, partners, received_at, registered_by, status, "
-                        "sealed_subjects) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        _SQL.insert_legal_request,
                         record.id,
                         record.authority,
                         record.reference,
@@ -552,30 +426,23 @@ class PostgresStore:
         require_aware(suspension.at, "at")
         with _failures("suspend a partner"):
             async with self._pool.acquire() as conn, conn.transaction():
-                inserted = await conn.fetchval(
-                    "INSERT INTO partner_suspensions (partner_id, reason, suspended_by, "
-                    "suspended_at) VALUES ($1, $2, $3, $4) ON CONFLICT (partner_id) DO NOTHING "
-                    "RETURNING true",
+                inserted = await conn.execute(
+                    _SQL.insert_suspension,
                     suspension.partner_id,
                     suspension.reason,
                     suspension.by,
                     suspension.at,
                 )
-                if inserted:
+                if _count(inserted) == 1:
                     await conn.execute(
-                        "INSERT INTO partner_suspension_events (partner_id, action, reason, "
-                        "actor, at) VALUES ($1, 'suspend', $2, $3, $4)",
+                        _SQL.suspend_event,
                         suspension.partner_id,
                         suspension.reason,
                         suspension.by,
                         suspension.at,
                     )
                     return suspension
-                row = await conn.fetchrow(
-                    "SELECT partner_id, reason, suspended_by, suspended_at "
-                    "FROM partner_suspensions WHERE partner_id = $1",
-                    suspension.partner_id,
-                )
+                row = await conn.fetchrow(_SQL.suspension, suspension.partner_id)
         assert row is not None  # the conflicting row; suspensions are only deleted by resume
         return mapping.suspension(row, AS_READ)
 
@@ -585,29 +452,17 @@ class PostgresStore:
         require_aware(at, "at")
         with _failures("resume a partner"):
             async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "DELETE FROM partner_suspensions WHERE partner_id = $1 "
-                    "RETURNING partner_id, reason, suspended_by, suspended_at",
-                    partner_id,
-                )
+                row = await conn.fetchrow(_SQL.delete_suspension, partner_id)
                 if row is None:
                     return None
                 await conn.execute(
-                    "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, "
-                    "at) VALUES ($1, 'resume', $2, $3, $4)",
+                    _SQL.resume_event,
                     partner_id,
                     reason,
                     actor,
                     at,
                 )
         return mapping.suspension(row, AS_READ)
-
-    async def partner_suspensions(self) -> dict[str, Suspension]:
-        with _failures("read partner suspensions"):
-            rows = await self._pool.fetch(
-                "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
-            )
-        return {str(r[0]): mapping.suspension(r, AS_READ) for r in rows}
 
     async def suspension_history(
         self, partner_id: str | None = None, limit: int = 100
@@ -642,38 +497,11 @@ class PostgresStore:
                     )
                     if inserted:
                         return IdempotencyClaim("new")
-                    row = await conn.fetchrow(
-                        "SELECT request_hash, completed, status, headers, body "
-                        "FROM idempotency_keys WHERE caller_id = $1 AND key = $2",
-                        caller_id,
-                        key,
-                    )
+                    row = await conn.fetchrow(_SQL.idempotency_key, caller_id, key)
                     if row is not None:
                         return mapping.claim(request_hash, row)
         # Three releases in a row between our statements: treat as busy.
         return IdempotencyClaim("in_progress")
-
-    async def complete_idempotency(
-        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
-    ) -> None:
-        with _failures("store an idempotent response"):
-            await self._pool.execute(
-                "UPDATE idempotency_keys SET completed = true, status = $3, headers = $4, "
-                "body = $5 WHERE caller_id = $1 AND key = $2",
-                caller_id,
-                key,
-                status,
-                json.dumps(dict(headers), sort_keys=True),
-                body,
-            )
-
-    async def release_idempotency(self, caller_id: str, key: str) -> None:
-        with _failures("release an idempotency key"):
-            await self._pool.execute(
-                "DELETE FROM idempotency_keys WHERE caller_id = $1 AND key = $2 AND NOT completed",
-                caller_id,
-                key,
-            )
 
     # -- disclosure log -----------------------------------------------------------------
 
@@ -704,23 +532,6 @@ class PostgresStore:
             size = await self._pool.fetchval("SELECT next_index FROM log_counter")
         return int(size)
 
-    async def read_log(self, start: int, end: int) -> list[LogEntry]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-                start,
-                end,
-            )
-        return mapping.entries(rows)
-
-    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry FROM log_entries WHERE disclosure_id = $1 ORDER BY idx",
-                disclosure_id,
-            )
-        return mapping.entries(rows)
-
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         sql = search_sql(query, _DIALECT)
         if sql is None:
@@ -742,16 +553,6 @@ class PostgresStore:
             select = "SELECT idx, entry FROM log_entries" + where(sql.others)  # noqa: S608
         with _failures("search the disclosure log"):
             rows = await self._pool.fetch(select + f" ORDER BY idx LIMIT {sql.limit}", *sql.params)
-        return mapping.entries(rows)
-
-    async def intents_without_outcome(self) -> list[LogEntry]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT i.idx, i.entry FROM log_entries i WHERE i.kind = 'intent' "
-                "AND NOT EXISTS (SELECT 1 FROM log_entries o "
-                "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
-                "ORDER BY i.idx"
-            )
         return mapping.entries(rows)
 
     # -- instances ----------------------------------------------------------------------
@@ -812,51 +613,6 @@ class PostgresStore:
             await self._pool.execute(
                 "UPDATE instances SET recovered_at = now() WHERE id = $1", instance_id
             )
-
-    async def list_instances(self) -> list[InstanceRecord]:
-        with _failures("list instances"):
-            rows = await self._pool.fetch(
-                "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
-                "FROM instances ORDER BY started_at, id"
-            )
-        return [mapping.instance(r, AS_READ) for r in rows]
-
-    async def log_time_span(self) -> tuple[datetime, datetime] | None:
-        with _failures("read the disclosure log"):
-            row = await self._pool.fetchrow(
-                "SELECT (SELECT min(logged_at) FROM log_entries), "
-                "(SELECT max(logged_at) FROM log_entries)"
-            )
-        return None if row is None or row[0] is None else (row[0], row[1])
-
-    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= $1 "
-                "ORDER BY idx LIMIT $2",
-                start,
-                limit,
-            )
-        return mapping.log_records(rows)
-
-    async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner, "
-                "logged_at, purpose, legal_basis, outcome FROM log_entries WHERE idx >= $1 "
-                "ORDER BY idx LIMIT $2",
-                start,
-                limit,
-            )
-        return mapping.log_rows(rows, AS_READ)
-
-    async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT $1",
-                limit,
-            )
-        return mapping.entries(rows)
 
     async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
         if not hashes:
@@ -924,16 +680,6 @@ class PostgresStore:
 
     # -- checkpoints --------------------------------------------------------------------
 
-    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
-        require_aware(at, "at")
-        with _failures("store a checkpoint"):
-            await self._pool.execute(
-                "INSERT INTO checkpoints (size, note, created_at) VALUES ($1, $2, $3)",
-                size,
-                note,
-                at,
-            )
-
     async def add_checkpoint_after(
         self, previous_seq: int | None, size: int, note: str, at: datetime
     ) -> bool:
@@ -941,27 +687,13 @@ class PostgresStore:
         with _failures("store a checkpoint"):
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(_LOCK_CHECKPOINTS)
-                latest = await conn.fetchval("SELECT max(seq) FROM checkpoints")
+                latest = await conn.fetchval(_SQL.latest_checkpoint_seq)
                 if (None if latest is None else int(latest)) != previous_seq:
                     return False
                 await conn.execute(
-                    "INSERT INTO checkpoints (size, note, created_at) VALUES ($1, $2, $3)",
+                    _SQL.insert_checkpoint,
                     size,
                     note,
                     at,
                 )
         return True
-
-    async def latest_checkpoint(self) -> StoredCheckpoint | None:
-        with _failures("read checkpoints"):
-            row = await self._pool.fetchrow(
-                "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
-            )
-        return None if row is None else mapping.checkpoint(row, AS_READ)
-
-    async def checkpoints(self) -> list[StoredCheckpoint]:
-        with _failures("read checkpoints"):
-            rows = await self._pool.fetch(
-                "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
-            )
-        return [mapping.checkpoint(r, AS_READ) for r in rows]

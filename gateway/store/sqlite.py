@@ -42,7 +42,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -58,16 +58,11 @@ from gateway.store import mapping
 from gateway.store.base import (
     Approval,
     IdempotencyClaim,
-    InstanceRecord,
-    JustificationRecord,
     LegalRequestRecord,
     LogEntry,
     LogQuery,
-    LogRecord,
     LogRow,
     Migration,
-    StoredCheckpoint,
-    StoredLogRow,
     StoreUnavailable,
     SuspensionEvent,
     TreeHash,
@@ -80,6 +75,7 @@ from gateway.store.base import (
 from gateway.store.mapping import FROM_TEXT
 from gateway.store.migrations import SQLITE, SQLITE_EPOCH, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
+from gateway.store.sql_store import SQL, Encoding, SqlStore
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -91,12 +87,6 @@ _EPOCH: Final = SQLITE_EPOCH
 MIGRATIONS: Final[tuple[Migration, ...]] = migrations_for(SQLITE)
 
 _SCHEMA_VERSION_TABLE: Final = SQLITE.schema_version_table
-
-# Column lists are spelled out in each statement so that every query is a constant.
-_SELECT_CONSENTS = (
-    "SELECT id, subject, purposes, partners, partner_categories, special_categories, "
-    "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence FROM consents"
-)
 
 # A LEFT JOIN, one row per approval (or one with NULLs), grouped in Python.
 _LEGAL_REQUESTS = """
@@ -182,10 +172,6 @@ _INSERT_ENTRY: Final = (
     "INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, "
     "partner, logged_at, leaf_hash, purpose, legal_basis, outcome) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SELECT_ROWS: Final = (
-    "SELECT idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner, logged_at, "
-    "purpose, legal_basis, outcome FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
 )
 _INSERT_NODE: Final = "INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)"
 
@@ -373,8 +359,12 @@ def _connect(path: Path | str, timeout: float, setup_timeout: float) -> sqlite3.
         raise
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """The storage port on one SQLite file (see the module docstring for the guarantees)."""
+
+    _sql = SQL
+    _encode = Encoding(time=_time, set=_set)
+    _decode = FROM_TEXT
 
     def __init__(
         self,
@@ -482,6 +472,17 @@ class SqliteStore:
                     await asyncio.wait({done})
                     raise
 
+    async def _rows(
+        self, action: str, sql: str, params: Sequence[Any] = (), *, write: bool = False
+    ) -> list[Any]:
+        async with self._use(action, write=write) as conn:
+            return list(await conn.execute_fetchall(sql, params))
+
+    async def _run(self, action: str, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._use(action, write=True) as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
     async def migrate(self) -> None:
         async with self._use("migrate the schema", write=True) as conn:
             await apply_migrations(
@@ -490,12 +491,6 @@ class SqliteStore:
                 lambda sql, *params: conn.execute(sql, params),
                 conn.execute_fetchall,
             )
-
-    async def schema_versions(self) -> list[int]:
-        """The versions applied so far, ascending."""
-        async with self._use("read the schema version", write=False) as conn:
-            rows = await conn.execute_fetchall("SELECT version FROM schema_version ORDER BY 1")
-        return [int(r[0]) for r in rows]
 
     async def ping(self) -> None:
         async with self._use("reach the database", write=False) as conn:
@@ -517,64 +512,7 @@ class SqliteStore:
         require_aware(consent.obtained_at, "obtained_at")
         async with self._use("store a consent", write=True) as conn:
             with _unique("consent"):
-                await conn.execute(
-                    "INSERT INTO consents (id, subject, purposes, partners, "
-                    "partner_categories, special_categories, policy_version, obtained_at, "
-                    "expires_at, withdrawn_at, method, evidence) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        consent.id,
-                        consent.subject,
-                        _set(consent.purposes),
-                        _set(consent.partners),
-                        _set(consent.partner_categories),
-                        _set(consent.special_categories),
-                        consent.policy_version,
-                        _time(consent.obtained_at),
-                        _opt_time(consent.expires_at),
-                        _opt_time(consent.withdrawn_at),
-                        consent.method,
-                        consent.evidence,
-                    ),
-                )
-
-    async def withdraw_consent(self, consent_id: str, at: datetime) -> Consent | None:
-        require_aware(at, "at")
-        async with self._use("withdraw a consent", write=True) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, ?) WHERE id = ? "
-                    "RETURNING id, subject, purposes, partners, partner_categories, "
-                    "special_categories, policy_version, obtained_at, expires_at, "
-                    "withdrawn_at, method, evidence",
-                    (_time(at), consent_id),
-                )
-            )
-        return mapping.consent(rows[0], FROM_TEXT) if rows else None
-
-    async def add_justification(self, record: JustificationRecord) -> bool:
-        require_aware(record.at, "at")
-        async with self._use("store a justification", write=True) as conn:
-            cursor = await conn.execute(
-                "INSERT INTO justifications (disclosure_id, reviewer_id, text, at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (disclosure_id) DO NOTHING",
-                (record.disclosure_id, record.reviewer_id, record.text, _time(record.at)),
-            )
-            return cursor.rowcount == 1
-
-    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None:
-        async with self._use("read a justification", write=False) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT disclosure_id, reviewer_id, text, at FROM justifications "
-                    "WHERE disclosure_id = ?",
-                    (disclosure_id,),
-                )
-            )
-        if not rows:
-            return None
-        row = rows[0]
-        return mapping.justification(row, FROM_TEXT)
+                await conn.execute(SQL.insert_consent, self._consent_params(consent))
 
     async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -590,59 +528,14 @@ class SqliteStore:
                 found.update(str(r[0]) for r in rows)
         return found
 
-    async def get_consent(self, consent_id: str) -> Consent | None:
-        async with self._use("read a consent", write=False) as conn:
-            rows = list(
-                await conn.execute_fetchall(_SELECT_CONSENTS + " WHERE id = ?", (consent_id,))
-            )
-        return mapping.consent(rows[0], FROM_TEXT) if rows else None
-
-    async def consents_for_subject(self, subject: str) -> list[Consent]:
-        async with self._use("read consents", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                _SELECT_CONSENTS + " WHERE subject = ? ORDER BY obtained_at, id",
-                (subject,),
-            )
-        return [mapping.consent(r, FROM_TEXT) for r in rows]
-
-    async def set_restriction(
-        self, subject: str, restricted: bool, reason: str, at: datetime
-    ) -> None:
-        require_aware(at, "at")
-        async with self._use("store a restriction", write=True) as conn:
-            await conn.execute(
-                "INSERT INTO subjects (subject, restricted, restriction_reason, "
-                "restriction_changed_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (subject) DO UPDATE SET restricted = excluded.restricted, "
-                "restriction_reason = excluded.restriction_reason, "
-                "restriction_changed_at = excluded.restriction_changed_at",
-                (subject, int(restricted), reason, _time(at)),
-            )
-
-    async def set_profile(self, subject: str, profile: str | None) -> None:
-        async with self._use("store a profile", write=True) as conn:
-            await conn.execute(
-                "INSERT INTO subjects (subject, profile) VALUES (?, ?) "
-                "ON CONFLICT (subject) DO UPDATE SET profile = excluded.profile",
-                (subject, profile),
-            )
-
     async def forget_subject(
         self, subject: str, at: datetime, profile: str | None
     ) -> tuple[int, int]:
         require_aware(at, "at")
         async with self._use("erase a subject's records", write=True) as conn:
-            withdrawn = await conn.execute(
-                "UPDATE consents SET withdrawn_at = ? WHERE subject = ? AND withdrawn_at IS NULL",
-                (_time(at), subject),
-            )
-            cleared = await conn.execute(
-                "UPDATE consents SET evidence = '' WHERE subject = ? AND evidence <> ''",
-                (subject,),
-            )
-            await conn.execute(
-                "UPDATE subjects SET profile = ? WHERE subject = ?", (profile, subject)
-            )
+            withdrawn = await conn.execute(SQL.withdraw_subject_consents, (_time(at), subject))
+            cleared = await conn.execute(SQL.clear_subject_evidence, (subject,))
+            await conn.execute(SQL.replace_profile, (profile, subject))
             return cleared.rowcount, withdrawn.rowcount
 
     async def protected_values(
@@ -679,28 +572,6 @@ class SqliteStore:
                 changed += cursor.rowcount
         return changed
 
-    async def legal_request_subjects(
-        self, after: str | None, limit: int
-    ) -> list[tuple[str, frozenset[str], str]]:
-        async with self._use("read lawful requests", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT id, subjects, sealed_subjects FROM legal_requests WHERE id > ? "
-                "ORDER BY id LIMIT ?",
-                (after or "", limit),
-            )
-        return [(str(r[0]), FROM_TEXT.set(r[1]), str(r[2])) for r in rows]
-
-    async def set_legal_request_subjects(
-        self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
-    ) -> bool:
-        async with self._use("rewrite a lawful request", write=True) as conn:
-            cursor = await conn.execute(
-                "UPDATE legal_requests SET subjects = ?, sealed_subjects = ? "
-                "WHERE id = ? AND sealed_subjects = ?",
-                (_set(subjects), sealed, request_id, old_sealed),
-            )
-            return cursor.rowcount == 1
-
     async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
         # In-process: three statements in one read transaction cost no network round trip.
         async with self._read_inline("read the subject's facts") as conn:
@@ -711,7 +582,7 @@ class SqliteStore:
                 )
             )
             consents = await conn.execute_fetchall(
-                _SELECT_CONSENTS + " WHERE subject = ? ORDER BY obtained_at, id",
+                SQL.consents_of_subject,
                 (subject,),
             )
             requests = (
@@ -741,9 +612,7 @@ class SqliteStore:
         async with self._use("store a lawful request", write=True) as conn:
             with _unique("lawful request"):
                 await conn.execute(
-                    "INSERT INTO legal_requests (id, authority, reference, instrument, "
-                    "subjects, partners, received_at, registered_by, status, sealed_subjects) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    SQL.insert_legal_request,
                     (
                         record.id,
                         record.authority,
@@ -814,14 +683,12 @@ class SqliteStore:
         require_aware(suspension.at, "at")
         async with self._use("suspend a partner", write=True) as conn:
             cursor = await conn.execute(
-                "INSERT INTO partner_suspensions (partner_id, reason, suspended_by, "
-                "suspended_at) VALUES (?, ?, ?, ?) ON CONFLICT (partner_id) DO NOTHING",
+                SQL.insert_suspension,
                 (suspension.partner_id, suspension.reason, suspension.by, _time(suspension.at)),
             )
             if cursor.rowcount == 1:
                 await conn.execute(
-                    "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, "
-                    "at) VALUES (?, 'suspend', ?, ?, ?)",
+                    SQL.suspend_event,
                     (
                         suspension.partner_id,
                         suspension.reason,
@@ -830,13 +697,7 @@ class SqliteStore:
                     ),
                 )
                 return suspension
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT partner_id, reason, suspended_by, suspended_at "
-                    "FROM partner_suspensions WHERE partner_id = ?",
-                    (suspension.partner_id,),
-                )
-            )
+            rows = list(await conn.execute_fetchall(SQL.suspension, (suspension.partner_id,)))
         return mapping.suspension(rows[0], FROM_TEXT)
 
     async def resume_partner(
@@ -844,28 +705,14 @@ class SqliteStore:
     ) -> Suspension | None:
         require_aware(at, "at")
         async with self._use("resume a partner", write=True) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "DELETE FROM partner_suspensions WHERE partner_id = ? "
-                    "RETURNING partner_id, reason, suspended_by, suspended_at",
-                    (partner_id,),
-                )
-            )
+            rows = list(await conn.execute_fetchall(SQL.delete_suspension, (partner_id,)))
             if not rows:
                 return None
             await conn.execute(
-                "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, at) "
-                "VALUES (?, 'resume', ?, ?, ?)",
+                SQL.resume_event,
                 (partner_id, reason, actor, _time(at)),
             )
         return mapping.suspension(rows[0], FROM_TEXT)
-
-    async def partner_suspensions(self) -> dict[str, Suspension]:
-        async with self._use("read partner suspensions", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
-            )
-        return {str(r[0]): mapping.suspension(r, FROM_TEXT) for r in rows}
 
     async def suspension_history(
         self, partner_id: str | None = None, limit: int = 100
@@ -893,13 +740,7 @@ class SqliteStore:
         self, caller_id: str, key: str, request_hash: str
     ) -> IdempotencyClaim:
         async with self._use("claim an idempotency key", write=True) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT request_hash, completed, status, headers, body "
-                    "FROM idempotency_keys WHERE caller_id = ? AND key = ?",
-                    (caller_id, key),
-                )
-            )
+            rows = list(await conn.execute_fetchall(SQL.idempotency_key, (caller_id, key)))
             if not rows:
                 await conn.execute(
                     "INSERT INTO idempotency_keys (caller_id, key, request_hash, claimed_at) "
@@ -908,23 +749,6 @@ class SqliteStore:
                 )
                 return IdempotencyClaim("new")
         return mapping.claim(request_hash, rows[0])
-
-    async def complete_idempotency(
-        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
-    ) -> None:
-        async with self._use("store an idempotent response", write=True) as conn:
-            await conn.execute(
-                "UPDATE idempotency_keys SET completed = 1, status = ?, headers = ?, body = ? "
-                "WHERE caller_id = ? AND key = ?",
-                (status, json.dumps(dict(headers), sort_keys=True), body, caller_id, key),
-            )
-
-    async def release_idempotency(self, caller_id: str, key: str) -> None:
-        async with self._use("release an idempotency key", write=True) as conn:
-            await conn.execute(
-                "DELETE FROM idempotency_keys WHERE caller_id = ? AND key = ? AND completed = 0",
-                (caller_id, key),
-            )
 
     # -- disclosure log -----------------------------------------------------------------
 
@@ -966,22 +790,6 @@ class SqliteStore:
             )
         return int(rows[0][0])
 
-    async def read_log(self, start: int, end: int) -> list[LogEntry]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-                (start, end),
-            )
-        return mapping.entries(rows)
-
-    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT idx, entry FROM log_entries WHERE disclosure_id = ? ORDER BY idx",
-                (disclosure_id,),
-            )
-        return mapping.entries(rows)
-
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         sql = search_sql(query, _DIALECT)
         if sql is None:
@@ -994,16 +802,6 @@ class SqliteStore:
         )
         async with self._use("search the disclosure log", write=False) as conn:
             rows = await conn.execute_fetchall(text, sql.params)
-        return mapping.entries(rows)
-
-    async def intents_without_outcome(self) -> list[LogEntry]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT i.idx, i.entry FROM log_entries i WHERE i.kind = 'intent' "
-                "AND NOT EXISTS (SELECT 1 FROM log_entries o "
-                "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
-                "ORDER BY i.idx"
-            )
         return mapping.entries(rows)
 
     # -- instances ----------------------------------------------------------------------
@@ -1074,48 +872,6 @@ class SqliteStore:
                 (_time(datetime.now(UTC)), instance_id),
             )
 
-    async def list_instances(self) -> list[InstanceRecord]:
-        async with self._use("list instances", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
-                "FROM instances ORDER BY started_at, id"
-            )
-        return [mapping.instance(r, FROM_TEXT) for r in rows]
-
-    async def log_time_span(self) -> tuple[datetime, datetime] | None:
-        # Two subqueries: SQLite answers a lone min() or max() from the index, but scans
-        # the whole table for both in one SELECT.
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT (SELECT min(logged_at) FROM log_entries), "
-                    "(SELECT max(logged_at) FROM log_entries)"
-                )
-            )
-        first, last = rows[0]
-        return None if first is None else (FROM_TEXT.time(first), FROM_TEXT.time(last))
-
-    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
-                (start, limit),
-            )
-        return mapping.log_records(rows)
-
-    async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(_SELECT_ROWS, (start, limit))
-        return mapping.log_rows(rows, FROM_TEXT)
-
-    async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT ?",
-                (limit,),
-            )
-        return mapping.entries(rows)
-
     async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
         if not hashes:
             return
@@ -1176,42 +932,18 @@ class SqliteStore:
 
     # -- checkpoints --------------------------------------------------------------------
 
-    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
-        require_aware(at, "at")
-        async with self._use("store a checkpoint", write=True) as conn:
-            await conn.execute(
-                "INSERT INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)",
-                (size, note, _time(at)),
-            )
-
     async def add_checkpoint_after(
         self, previous_seq: int | None, size: int, note: str, at: datetime
     ) -> bool:
         require_aware(at, "at")
         # BEGIN IMMEDIATE holds the write lock from the read to the insert, across processes.
         async with self._use("store a checkpoint", write=True) as conn:
-            rows = list(await conn.execute_fetchall("SELECT max(seq) FROM checkpoints"))
+            rows = list(await conn.execute_fetchall(SQL.latest_checkpoint_seq))
             latest = rows[0][0]
             if (None if latest is None else int(latest)) != previous_seq:
                 return False
             await conn.execute(
-                "INSERT INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)",
+                SQL.insert_checkpoint,
                 (size, note, _time(at)),
             )
         return True
-
-    async def latest_checkpoint(self) -> StoredCheckpoint | None:
-        async with self._use("read checkpoints", write=False) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
-                )
-            )
-        return mapping.checkpoint(rows[0], FROM_TEXT) if rows else None
-
-    async def checkpoints(self) -> list[StoredCheckpoint]:
-        async with self._use("read checkpoints", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
-            )
-        return [mapping.checkpoint(r, FROM_TEXT) for r in rows]

@@ -15,6 +15,13 @@ as an array of anonymous records), so a disclosure costs one round trip to decid
 
 asyncpg's and the socket's exceptions are translated here, once, into
 :class:`~gateway.store.base.StoreUnavailable`; a duplicate id becomes ``conflict``.
+
+What both databases do alike is written once and not repeated here: the shared
+statements and the methods that run one of them alike on both
+(:mod:`gateway.store.sql_store`, served by this store's ``_rows`` and ``_run``), the
+row mappers (:mod:`gateway.store.mapping`) and the schema's versions
+(:mod:`gateway.store.migrations`). This module holds what
+PostgreSQL does its own way.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ from gateway.store.base import (
 from gateway.store.mapping import AS_READ
 from gateway.store.migrations import POSTGRES, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
-from gateway.store.sql_store import SQL, Encoding, SqlStore
+from gateway.store.sql_store import SQL, Encoding, SqlStore, numbered
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -175,7 +182,9 @@ class _PostgresDialect(Dialect):
     def placeholder(self, position: int) -> str:
         return f"${position}"
 
-    def any_of(self, column: str, values: Sequence[str], position: int) -> tuple[str, list[object]]:
+    def any_of(
+        self, column: str, values: Sequence[str], position: int
+    ) -> tuple[str, list[object]]:
         return f"{column} = ANY(${position}::text[])", [list(values)]
 
 
@@ -202,6 +211,7 @@ class PostgresStore(SqlStore):
     _sql = _SQL
     _encode = Encoding(time=_as_bound, set=sorted)
     _decode = AS_READ
+    _in_dialect = staticmethod(numbered)
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -233,6 +243,7 @@ class PostgresStore(SqlStore):
     async def _rows(
         self, action: str, sql: str, params: Sequence[Any] = (), *, write: bool = False
     ) -> list[Any]:
+        # `write` needs nothing here: a statement of its own commits on its own.
         with _failures(action):
             return list(await self._pool.fetch(sql, *params))
 
@@ -289,24 +300,6 @@ class PostgresStore(SqlStore):
                 cleared = await conn.execute(_SQL.clear_subject_evidence, subject)
                 await conn.execute(_SQL.replace_profile, profile, subject)
         return _count(cleared), _count(withdrawn)
-
-    async def protected_values(
-        self, column: str, after: tuple[object, ...] | None, limit: int
-    ) -> list[tuple[tuple[object, ...], str | bytes]]:
-        table, keys, name = protected_column(column)
-        key_list = ", ".join(keys)
-        where = f"{name} IS NOT NULL"
-        if after is not None:
-            marks = ", ".join(f"${i + 2}" for i in range(len(keys)))
-            where += f" AND ({key_list}) > ({marks})"
-        with _failures("read stored values"):
-            rows = await self._pool.fetch(
-                f"SELECT {key_list}, {name} FROM {table} WHERE {where} "  # noqa: S608 - names from PROTECTED_COLUMNS
-                f"ORDER BY {key_list} LIMIT $1",
-                limit,
-                *(after or ()),
-            )
-        return [(tuple(r[: len(keys)]), r[len(keys)]) for r in rows]
 
     async def replace_protected_values(
         self,
@@ -613,6 +606,8 @@ class PostgresStore(SqlStore):
             await self._pool.execute(
                 "UPDATE instances SET recovered_at = now() WHERE id = $1", instance_id
             )
+
+    # -- disclosure log: leaf hashes -----------------------------------------------------
 
     async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
         if not hashes:

@@ -33,6 +33,7 @@ from gateway.store.base import (
     LogRecord,
     StoredCheckpoint,
     StoredLogRow,
+    protected_column,
     require_aware,
 )
 from gateway.store.mapping import Decoding
@@ -207,6 +208,8 @@ class SqlStore(ABC):
     _sql: Statements
     _encode: Encoding
     _decode: Decoding
+    # A statement built at run time (from fixed names), in this database's placeholders.
+    _in_dialect: Callable[[str], str]
 
     @abstractmethod
     async def _rows(
@@ -308,6 +311,23 @@ class SqlStore(ABC):
             (self._encode.set(subjects), sealed, request_id, old_sealed),
         )
         return changed == 1
+
+    async def protected_values(
+        self, column: str, after: tuple[object, ...] | None, limit: int
+    ) -> list[tuple[tuple[object, ...], str | bytes]]:
+        table, keys, name = protected_column(column)
+        key_list = ", ".join(keys)
+        where = f"{name} IS NOT NULL"
+        if after is not None:
+            where += f" AND ({key_list}) > ({', '.join('?' * len(keys))})"
+        sql = (
+            f"SELECT {key_list}, {name} FROM {table} WHERE {where} "  # noqa: S608 - names from PROTECTED_COLUMNS
+            f"ORDER BY {key_list} LIMIT ?"
+        )
+        rows = await self._rows(
+            "read stored values", self._in_dialect(sql), (*(after or ()), limit)
+        )
+        return [(tuple(r[: len(keys)]), r[len(keys)]) for r in rows]
 
     # -- partner suspensions ------------------------------------------------------------
 

@@ -31,6 +31,13 @@ which sorts like the times themselves.
 
 sqlite3's and the file system's exceptions are translated here, once, into
 :class:`~gateway.store.base.StoreUnavailable`; a duplicate id becomes ``conflict``.
+
+What both databases do alike is written once and not repeated here: the shared
+statements and the methods that run one of them alike on both
+(:mod:`gateway.store.sql_store`, served by this store's ``_rows`` and ``_run``), the
+row mappers (:mod:`gateway.store.mapping`) and the schema's versions
+(:mod:`gateway.store.migrations`). This module holds what
+SQLite does its own way.
 """
 
 from __future__ import annotations
@@ -187,6 +194,10 @@ def _append(conn: sqlite3.Connection, values: Sequence[tuple[Any, ...]]) -> int:
     return first
 
 
+def _as_written(sql: str) -> str:
+    return sql
+
+
 def _placeholders(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
@@ -200,7 +211,9 @@ class _SqliteDialect(Dialect):
     def placeholder(self, position: int) -> str:
         return "?"
 
-    def any_of(self, column: str, values: Sequence[str], position: int) -> tuple[str, list[object]]:
+    def any_of(
+        self, column: str, values: Sequence[str], position: int
+    ) -> tuple[str, list[object]]:
         return f"{column} IN ({_placeholders(values)})", list(values)
 
     def time(self, value: datetime) -> object:
@@ -365,6 +378,7 @@ class SqliteStore(SqlStore):
     _sql = SQL
     _encode = Encoding(time=_time, set=_set)
     _decode = FROM_TEXT
+    _in_dialect = staticmethod(_as_written)
 
     def __init__(
         self,
@@ -537,22 +551,6 @@ class SqliteStore(SqlStore):
             cleared = await conn.execute(SQL.clear_subject_evidence, (subject,))
             await conn.execute(SQL.replace_profile, (profile, subject))
             return cleared.rowcount, withdrawn.rowcount
-
-    async def protected_values(
-        self, column: str, after: tuple[object, ...] | None, limit: int
-    ) -> list[tuple[tuple[object, ...], str | bytes]]:
-        table, keys, name = protected_column(column)
-        key_list = ", ".join(keys)
-        where = f"{name} IS NOT NULL"
-        if after is not None:
-            where += f" AND ({key_list}) > ({_placeholders(keys)})"
-        async with self._use("read stored values", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {key_list}, {name} FROM {table} WHERE {where} "  # noqa: S608 - names from PROTECTED_COLUMNS
-                f"ORDER BY {key_list} LIMIT ?",
-                (*(after or ()), limit),
-            )
-        return [(tuple(r[: len(keys)]), r[len(keys)]) for r in rows]
 
     async def replace_protected_values(
         self,
@@ -871,6 +869,8 @@ class SqliteStore(SqlStore):
                 "UPDATE instances SET recovered_at = ? WHERE id = ?",
                 (_time(datetime.now(UTC)), instance_id),
             )
+
+    # -- disclosure log: leaf hashes -----------------------------------------------------
 
     async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
         if not hashes:

@@ -16,12 +16,8 @@ as an array of anonymous records), so a disclosure costs one round trip to decid
 asyncpg's and the socket's exceptions are translated here, once, into
 :class:`~gateway.store.base.StoreUnavailable`; a duplicate id becomes ``conflict``.
 
-What both databases do alike is written once and not repeated here: the shared
-statements and the methods that run one of them alike on both
-(:mod:`gateway.store.sql_store`, served by this store's ``_rows`` and ``_run``), the
-row mappers (:mod:`gateway.store.mapping`) and the schema's versions
-(:mod:`gateway.store.migrations`). This module holds what
-PostgreSQL does its own way.
+Only what PostgreSQL does its own way is here; what it does as SQLite does lives in
+:mod:`gateway.store.sql_store` (whose ``_rows`` and ``_run`` this store serves).
 """
 
 from __future__ import annotations

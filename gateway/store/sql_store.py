@@ -1,12 +1,14 @@
 """What both SQL adapters do the same way, written once: their shared SQL and the methods
 whose statement and flow are the same on SQLite and PostgreSQL.
 
-An adapter subclasses :class:`SqlStore` and gives it three things: how to run one
-statement on its connection (:meth:`SqlStore._rows`, :meth:`SqlStore._run`, each in a
-transaction of its own and translating its driver's exceptions), how values are bound
-(an :class:`Encoding`) and how they come back (a :class:`~gateway.store.mapping.Decoding`).
-The statements here are written with ``?``; :meth:`Statements.numbered` gives
-PostgreSQL's ``$n`` once, at import.
+An adapter subclasses :class:`SqlStore` and gives it: how to run one statement on its
+connection (:meth:`SqlStore._rows`, :meth:`SqlStore._run`, each in a transaction of
+its own and translating its driver's exceptions), how values are bound (an
+:class:`Encoding`), how they come back (a :class:`~gateway.store.mapping.Decoding`, read
+by the row mappers of :mod:`gateway.store.mapping`) and how a statement built at run
+time gets its placeholders. The statements here are written with ``?``;
+:meth:`Statements.numbered` gives PostgreSQL's ``$n`` once, at import. The schema's
+versions are written once too, in :mod:`gateway.store.migrations`.
 
 What is kept in the adapters is what differs, or what is hot and tuned per driver: the
 log append and its group-commit writer, the subject's facts (SQLite on the loop's

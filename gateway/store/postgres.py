@@ -15,38 +15,33 @@ as an array of anonymous records), so a disclosure costs one round trip to decid
 
 asyncpg's and the socket's exceptions are translated here, once, into
 :class:`~gateway.store.base.StoreUnavailable`; a duplicate id becomes ``conflict``.
+
+Only what PostgreSQL does its own way is here; what it does as SQLite does lives in
+:mod:`gateway.store.sql_store` (whose ``_rows`` and ``_run`` this store serves).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from gateway.errors import GatewayError
-from gateway.facts import Consent, LegalRequest, SubjectFacts
+from gateway.facts import Consent, SubjectFacts
 from gateway.partners import Suspension
+from gateway.store import mapping
 from gateway.store.base import (
-    LEGACY_INSTANCE,
     Approval,
     IdempotencyClaim,
-    InstanceRecord,
-    JustificationRecord,
     LegalRequestRecord,
-    LogColumns,
     LogEntry,
     LogQuery,
-    LogRecord,
     LogRow,
     Migration,
-    StoredCheckpoint,
-    StoredLogRow,
-    StoredResponse,
     StoreUnavailable,
     SuspensionEvent,
     TreeHash,
@@ -56,239 +51,23 @@ from gateway.store.base import (
     protected_column,
     require_aware,
 )
+from gateway.store.mapping import AS_READ
+from gateway.store.migrations import POSTGRES, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
+from gateway.store.sql_store import SQL, Encoding, SqlStore, numbered
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(
-        1,
-        "consents, subjects, lawful requests, idempotency keys, disclosure log, checkpoints",
-        (
-            """
-            CREATE TABLE consents (
-                id text PRIMARY KEY,
-                subject text NOT NULL,
-                purposes text[] NOT NULL,
-                partners text[] NOT NULL,
-                partner_categories text[] NOT NULL,
-                special_categories text[] NOT NULL,
-                policy_version text NOT NULL,
-                obtained_at timestamptz NOT NULL,
-                expires_at timestamptz,
-                withdrawn_at timestamptz,
-                method text NOT NULL,
-                evidence text NOT NULL
-            )
-            """,
-            "CREATE INDEX consents_by_subject ON consents (subject)",
-            """
-            CREATE TABLE subjects (
-                subject text PRIMARY KEY,
-                restricted boolean NOT NULL DEFAULT false,
-                restriction_reason text NOT NULL DEFAULT '',
-                restriction_changed_at timestamptz,
-                date_of_birth date
-            )
-            """,
-            """
-            CREATE TABLE legal_requests (
-                id text PRIMARY KEY,
-                authority text NOT NULL,
-                reference text NOT NULL,
-                instrument text NOT NULL,
-                subjects text[] NOT NULL,
-                partners text[] NOT NULL,
-                received_at timestamptz NOT NULL,
-                registered_by text NOT NULL,
-                status text NOT NULL CHECK (status IN ('pending', 'approved'))
-            )
-            """,
-            "CREATE INDEX legal_requests_by_status ON legal_requests (status, received_at)",
-            """
-            CREATE TABLE legal_request_approvals (
-                request_id text NOT NULL REFERENCES legal_requests (id),
-                reviewer_id text NOT NULL,
-                approved_at timestamptz NOT NULL,
-                PRIMARY KEY (request_id, reviewer_id)
-            )
-            """,
-            """
-            CREATE TABLE idempotency_keys (
-                caller_id text NOT NULL,
-                key text NOT NULL,
-                request_hash text NOT NULL,
-                claimed_at timestamptz NOT NULL DEFAULT now(),
-                completed boolean NOT NULL DEFAULT false,
-                status integer,
-                headers text,
-                body bytea,
-                PRIMARY KEY (caller_id, key)
-            )
-            """,
-            """
-            CREATE TABLE log_entries (
-                idx bigint PRIMARY KEY CHECK (idx >= 0),
-                entry bytea NOT NULL,
-                kind text NOT NULL,
-                disclosure_id text NOT NULL,
-                subject_ref text,
-                partner text,
-                logged_at timestamptz NOT NULL
-            )
-            """,
-            "CREATE INDEX log_entries_by_disclosure ON log_entries (disclosure_id, kind)",
-            "CREATE INDEX log_entries_by_subject ON log_entries (subject_ref, idx)",
-            "CREATE INDEX log_entries_by_partner ON log_entries (partner, idx)",
-            "CREATE INDEX log_entries_by_kind ON log_entries (kind, idx)",
-            "CREATE INDEX log_entries_by_time ON log_entries (logged_at)",
-            # One row; its lock serializes appenders across instances (see module doc).
-            """
-            CREATE TABLE log_counter (
-                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-                next_index bigint NOT NULL CHECK (next_index >= 0)
-            )
-            """,
-            "INSERT INTO log_counter (singleton, next_index) VALUES (true, 0)",
-            """
-            CREATE TABLE checkpoints (
-                seq bigserial PRIMARY KEY,
-                size bigint NOT NULL CHECK (size >= 0),
-                note text NOT NULL,
-                created_at timestamptz NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        2,
-        "disclosure log: leaf hashes, search columns, Merkle subtree hashes",
-        (
-            """
-            ALTER TABLE log_entries
-                ADD COLUMN leaf_hash bytea
-                    CHECK (leaf_hash IS NULL OR octet_length(leaf_hash) = 32),
-                ADD COLUMN purpose text,
-                ADD COLUMN legal_basis text,
-                ADD COLUMN outcome text
-            """,
-            # Rows of schema 1 get their search columns from their own JSON; their leaf
-            # hashes are filled in by gateway.log (storage never hashes).
-            """
-            UPDATE log_entries SET
-                purpose = convert_from(entry, 'UTF8')::jsonb ->> 'purpose',
-                legal_basis = convert_from(entry, 'UTF8')::jsonb ->> 'legal_basis',
-                outcome = CASE kind
-                    WHEN 'refused' THEN 'refused'
-                    WHEN 'outcome' THEN convert_from(entry, 'UTF8')::jsonb ->> 'outcome'
-                END
-            """,
-            "CREATE INDEX log_entries_by_outcome ON log_entries (outcome, idx)",
-            # Empty once every leaf hash is there, so finding none costs nothing.
-            "CREATE INDEX log_entries_unhashed ON log_entries (idx) WHERE leaf_hash IS NULL",
-            """
-            CREATE TABLE log_nodes (
-                level smallint NOT NULL CHECK (level > 0),
-                idx bigint NOT NULL CHECK (idx >= 0),
-                hash bytea NOT NULL CHECK (octet_length(hash) = 32),
-                PRIMARY KEY (level, idx)
-            )
-            """,
-        ),
-    ),
-    Migration(
-        3,
-        "justifications of emergency disclosures",
-        (
-            """
-            CREATE TABLE justifications (
-                disclosure_id text PRIMARY KEY,
-                reviewer_id text NOT NULL,
-                text text NOT NULL,
-                at timestamptz NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        4,
-        "instances and their heartbeats, for crash recovery with several instances",
-        (
-            """
-            CREATE TABLE instances (
-                id text PRIMARY KEY,
-                host text NOT NULL,
-                pid integer NOT NULL,
-                started_at timestamptz NOT NULL,
-                heartbeat_at timestamptz NOT NULL,
-                claimed_by text,
-                recovered_at timestamptz
-            )
-            """,
-            # Intents written before this schema name no instance; they belong to this
-            # one, dead since the epoch, so the first recovery sweep takes them.
-            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "  # noqa: S608
-            f"VALUES ('{LEGACY_INSTANCE}', '', 0, 'epoch', 'epoch')",
-        ),
-    ),
-    Migration(
-        5,
-        "partner suspensions and their history",
-        (
-            # One row per partner suspended now; instances read the whole (small) table.
-            """
-            CREATE TABLE partner_suspensions (
-                partner_id text PRIMARY KEY,
-                reason text NOT NULL,
-                suspended_by text NOT NULL,
-                suspended_at timestamptz NOT NULL
-            )
-            """,
-            # Every suspend and resume, appended in the same transaction, never rewritten.
-            """
-            CREATE TABLE partner_suspension_events (
-                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                partner_id text NOT NULL,
-                action text NOT NULL CHECK (action IN ('suspend', 'resume')),
-                reason text NOT NULL,
-                actor text NOT NULL,
-                at timestamptz NOT NULL
-            )
-            """,
-            "CREATE INDEX partner_suspension_events_by_partner "
-            "ON partner_suspension_events (partner_id, seq)",
-        ),
-    ),
-    Migration(
-        6,
-        "profiles as opaque text, sealed lawful-request subject lists",
-        (
-            # A date of birth becomes the profile's text; gateway.at_rest_store then seals
-            # it (and turns subject ids into keyed references) after this migration.
-            "ALTER TABLE subjects ADD COLUMN profile text",
-            "UPDATE subjects SET profile = date_of_birth::text WHERE date_of_birth IS NOT NULL",
-            "ALTER TABLE subjects DROP COLUMN date_of_birth",
-            "ALTER TABLE legal_requests ADD COLUMN sealed_subjects text NOT NULL DEFAULT ''",
-        ),
-    ),
-)
+MIGRATIONS: Final[tuple[Migration, ...]] = migrations_for(POSTGRES)
 
-_SCHEMA_VERSION_TABLE = """
-    CREATE TABLE IF NOT EXISTS schema_version (
-        version integer PRIMARY KEY,
-        description text NOT NULL,
-        applied_at timestamptz NOT NULL DEFAULT now()
-    )
-"""
+_SCHEMA_VERSION_TABLE: Final = POSTGRES.schema_version_table
 
 # Keyed by schema so that separate schemas of one database migrate independently.
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gateway.store'), hashtext($1))"
 
-# Column lists are spelled out in each statement so that every query is a constant.
-_SELECT_CONSENTS = (
-    "SELECT id, subject, purposes, partners, partner_categories, special_categories, "
-    "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence FROM consents"
-)
+# The shared statements, numbered once.
+_SQL: Final = SQL.numbered()
+
 
 _SUBJECT_FACTS = """
     SELECT s.restricted, s.profile, l.id, l.status, l.subjects, l.partners,
@@ -304,10 +83,9 @@ _SUBJECT_FACTS = """
 
 _LEGAL_REQUEST = """
     SELECT l.id, l.authority, l.reference, l.instrument, l.subjects, l.partners,
-           l.received_at, l.registered_by, l.status,
+           l.received_at, l.registered_by, l.status, l.sealed_subjects,
            ARRAY(SELECT ROW(a.reviewer_id, a.approved_at) FROM legal_request_approvals a
-                 WHERE a.request_id = l.id ORDER BY a.approved_at, a.reviewer_id) AS approvals,
-           l.sealed_subjects
+                 WHERE a.request_id = l.id ORDER BY a.approved_at, a.reviewer_id) AS approvals
     FROM legal_requests l
 """
 
@@ -354,10 +132,6 @@ _CLAIM_STALE = """
 _LOCK_CHECKPOINTS = "LOCK TABLE checkpoints IN SHARE ROW EXCLUSIVE MODE"
 
 
-# A fetched row, or an anonymous record (asyncpg decodes ROW(...) as a tuple).
-_Row: TypeAlias = "asyncpg.Record | tuple[Any, ...]"
-
-
 def _describe(exc: BaseException) -> str:
     # The class and SQLSTATE only: server messages may quote values from the row.
     state = getattr(exc, "sqlstate", None)
@@ -393,45 +167,9 @@ def _conflict(what: str) -> GatewayError:
     return GatewayError("conflict", f"a {what} with this id already exists; use a new id")
 
 
-def _consent(row: _Row) -> Consent:
-    return Consent(
-        id=row[0],
-        subject=row[1],
-        purposes=frozenset(row[2]),
-        partners=frozenset(row[3]),
-        partner_categories=frozenset(row[4]),
-        special_categories=frozenset(row[5]),
-        policy_version=row[6],
-        obtained_at=row[7],
-        expires_at=row[8],
-        withdrawn_at=row[9],
-        method=row[10],
-        evidence=row[11],
-    )
-
-
-def _legal_request(row: _Row) -> LegalRequestRecord:
-    return LegalRequestRecord(
-        id=row[0],
-        authority=row[1],
-        reference=row[2],
-        instrument=row[3],
-        subjects=frozenset(row[4]),
-        partners=frozenset(row[5]),
-        received_at=row[6],
-        registered_by=row[7],
-        status=row[8],
-        approvals=tuple(Approval(reviewer_id=a[0], at=a[1]) for a in row[9]),
-        sealed_subjects=row[10],
-    )
-
-
-def _suspension(row: _Row) -> Suspension:
-    return Suspension(partner_id=str(row[0]), reason=str(row[1]), by=str(row[2]), at=row[3])
-
-
-def _entries(rows: Iterable[_Row]) -> list[LogEntry]:
-    return [(int(r[0]), bytes(r[1])) for r in rows]
+def _legal_request(row: mapping.Row) -> LegalRequestRecord:
+    """A row of _LEGAL_REQUEST, its approvals an array of (reviewer, time) records."""
+    return mapping.legal_request(row, (Approval(a[0], a[1]) for a in row[10]), AS_READ)
 
 
 class _PostgresDialect(Dialect):
@@ -449,24 +187,8 @@ class _PostgresDialect(Dialect):
 _DIALECT: Final = _PostgresDialect()
 
 
-def _instance(row: _Row) -> InstanceRecord:
-    return InstanceRecord(
-        id=row[0],
-        host=row[1],
-        pid=int(row[2]),
-        started_at=row[3],
-        heartbeat_at=row[4],
-        claimed_by=row[5],
-        recovered_at=row[6],
-    )
-
-
-def _checkpoint(row: _Row) -> StoredCheckpoint:
-    return StoredCheckpoint(size=int(row[0]), note=str(row[1]), at=row[2], seq=int(row[3]))
-
-
-def _opt_bytes(value: Any) -> bytes | None:
-    return None if value is None else bytes(value)
+def _as_bound(value: datetime) -> object:
+    return value  # asyncpg binds an aware datetime to timestamptz as it is
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -479,8 +201,13 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     del conn
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """The storage port on PostgreSQL (see the module docstring for the guarantees)."""
+
+    _sql = _SQL
+    _encode = Encoding(time=_as_bound, set=sorted)
+    _decode = AS_READ
+    _in_dialect = staticmethod(numbered)
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -509,6 +236,17 @@ class PostgresStore:
             )
         return cls(pool)
 
+    async def _rows(
+        self, action: str, sql: str, params: Sequence[Any] = (), *, write: bool = False
+    ) -> list[Any]:
+        # `write` needs nothing here: a statement of its own commits on its own.
+        with _failures(action):
+            return list(await self._pool.fetch(sql, *params))
+
+    async def _run(self, action: str, sql: str, params: Sequence[Any] = ()) -> int:
+        with _failures(action):
+            return _count(await self._pool.execute(sql, *params))
+
     async def migrate(self) -> None:
         with _failures("migrate the schema"):
             async with self._pool.acquire() as conn, conn.transaction():
@@ -519,24 +257,7 @@ class PostgresStore:
                         "create the schema or fix the URL"
                     )
                 await conn.execute(_MIGRATION_LOCK, schema)
-                await conn.execute(_SCHEMA_VERSION_TABLE)
-                applied = {r[0] for r in await conn.fetch("SELECT version FROM schema_version")}
-                for migration in MIGRATIONS:
-                    if migration.version in applied:
-                        continue
-                    for statement in migration.statements:
-                        await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO schema_version (version, description) VALUES ($1, $2)",
-                        migration.version,
-                        migration.description,
-                    )
-
-    async def schema_versions(self) -> list[int]:
-        """The versions applied so far, ascending."""
-        with _failures("read the schema version"):
-            rows = await self._pool.fetch("SELECT version FROM schema_version ORDER BY version")
-        return [int(r[0]) for r in rows]
+                await apply_migrations(POSTGRES, MIGRATIONS, conn.execute, conn.fetch)
 
     async def ping(self) -> None:
         with _failures("reach the database"):
@@ -553,63 +274,9 @@ class PostgresStore:
         require_aware(consent.obtained_at, "obtained_at")
         with _failures("store a consent"):
             try:
-                await self._pool.execute(
-                    "INSERT INTO consents (id, subject, purposes, partners, "
-                    "partner_categories, special_categories, policy_version, obtained_at, "
-                    "expires_at, withdrawn_at, method, evidence) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    consent.id,
-                    consent.subject,
-                    sorted(consent.purposes),
-                    sorted(consent.partners),
-                    sorted(consent.partner_categories),
-                    sorted(consent.special_categories),
-                    consent.policy_version,
-                    consent.obtained_at,
-                    consent.expires_at,
-                    consent.withdrawn_at,
-                    consent.method,
-                    consent.evidence,
-                )
+                await self._pool.execute(_SQL.insert_consent, *self._consent_params(consent))
             except asyncpg.UniqueViolationError:
                 raise _conflict("consent") from None
-
-    async def withdraw_consent(self, consent_id: str, at: datetime) -> Consent | None:
-        require_aware(at, "at")
-        with _failures("withdraw a consent"):
-            row = await self._pool.fetchrow(
-                "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, $2) WHERE id = $1 "
-                "RETURNING id, subject, purposes, partners, partner_categories, "
-                "special_categories, policy_version, obtained_at, expires_at, withdrawn_at, "
-                "method, evidence",
-                consent_id,
-                at,
-            )
-        return None if row is None else _consent(row)
-
-    async def add_justification(self, record: JustificationRecord) -> bool:
-        require_aware(record.at, "at")
-        with _failures("store a justification"):
-            status = await self._pool.execute(
-                "INSERT INTO justifications (disclosure_id, reviewer_id, text, at) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (disclosure_id) DO NOTHING",
-                record.disclosure_id,
-                record.reviewer_id,
-                record.text,
-                record.at,
-            )
-        return str(status).endswith(" 1")
-
-    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None:
-        with _failures("read a justification"):
-            row = await self._pool.fetchrow(
-                "SELECT disclosure_id, reviewer_id, text, at FROM justifications "
-                "WHERE disclosure_id = $1",
-                disclosure_id,
-            )
-        if row is None:
-            return None
-        return JustificationRecord(row[0], row[1], row[2], row[3])
 
     async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
         with _failures("read justifications"):
@@ -619,83 +286,16 @@ class PostgresStore:
             )
         return {str(r[0]) for r in rows}
 
-    async def get_consent(self, consent_id: str) -> Consent | None:
-        with _failures("read a consent"):
-            row = await self._pool.fetchrow(_SELECT_CONSENTS + " WHERE id = $1", consent_id)
-        return None if row is None else _consent(row)
-
-    async def consents_for_subject(self, subject: str) -> list[Consent]:
-        with _failures("read consents"):
-            rows = await self._pool.fetch(
-                _SELECT_CONSENTS + " WHERE subject = $1 ORDER BY obtained_at, id",
-                subject,
-            )
-        return [_consent(r) for r in rows]
-
-    async def set_restriction(
-        self, subject: str, restricted: bool, reason: str, at: datetime
-    ) -> None:
-        require_aware(at, "at")
-        with _failures("store a restriction"):
-            await self._pool.execute(
-                "INSERT INTO subjects (subject, restricted, restriction_reason, "
-                "restriction_changed_at) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (subject) DO UPDATE SET restricted = excluded.restricted, "
-                "restriction_reason = excluded.restriction_reason, "
-                "restriction_changed_at = excluded.restriction_changed_at",
-                subject,
-                restricted,
-                reason,
-                at,
-            )
-
-    async def set_profile(self, subject: str, profile: str | None) -> None:
-        with _failures("store a profile"):
-            await self._pool.execute(
-                "INSERT INTO subjects (subject, profile) VALUES ($1, $2) "
-                "ON CONFLICT (subject) DO UPDATE SET profile = excluded.profile",
-                subject,
-                profile,
-            )
-
     async def forget_subject(
         self, subject: str, at: datetime, profile: str | None
     ) -> tuple[int, int]:
         require_aware(at, "at")
         with _failures("erase a subject's records"):
             async with self._pool.acquire() as conn, conn.transaction():
-                withdrawn = await conn.execute(
-                    "UPDATE consents SET withdrawn_at = $1 "
-                    "WHERE subject = $2 AND withdrawn_at IS NULL",
-                    at,
-                    subject,
-                )
-                cleared = await conn.execute(
-                    "UPDATE consents SET evidence = '' WHERE subject = $1 AND evidence <> ''",
-                    subject,
-                )
-                await conn.execute(
-                    "UPDATE subjects SET profile = $1 WHERE subject = $2", profile, subject
-                )
+                withdrawn = await conn.execute(_SQL.withdraw_subject_consents, at, subject)
+                cleared = await conn.execute(_SQL.clear_subject_evidence, subject)
+                await conn.execute(_SQL.replace_profile, profile, subject)
         return _count(cleared), _count(withdrawn)
-
-    async def protected_values(
-        self, column: str, after: tuple[object, ...] | None, limit: int
-    ) -> list[tuple[tuple[object, ...], str | bytes]]:
-        table, keys, name = protected_column(column)
-        key_list = ", ".join(keys)
-        where = f"{name} IS NOT NULL"
-        if after is not None:
-            marks = ", ".join(f"${i + 2}" for i in range(len(keys)))
-            where += f" AND ({key_list}) > ({marks})"
-        with _failures("read stored values"):
-            rows = await self._pool.fetch(
-                f"SELECT {key_list}, {name} FROM {table} WHERE {where} "  # noqa: S608 - names from PROTECTED_COLUMNS
-                f"ORDER BY {key_list} LIMIT $1",
-                limit,
-                *(after or ()),
-            )
-        return [(tuple(r[: len(keys)]), r[len(keys)]) for r in rows]
 
     async def replace_protected_values(
         self,
@@ -722,45 +322,13 @@ class PostgresStore:
                     changed += _count(status)
         return changed
 
-    async def legal_request_subjects(
-        self, after: str | None, limit: int
-    ) -> list[tuple[str, frozenset[str], str]]:
-        with _failures("read lawful requests"):
-            rows = await self._pool.fetch(
-                "SELECT id, subjects, sealed_subjects FROM legal_requests WHERE id > $1 "
-                "ORDER BY id LIMIT $2",
-                after or "",
-                limit,
-            )
-        return [(str(r[0]), frozenset(r[1]), str(r[2])) for r in rows]
-
-    async def set_legal_request_subjects(
-        self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
-    ) -> bool:
-        with _failures("rewrite a lawful request"):
-            status = await self._pool.execute(
-                "UPDATE legal_requests SET subjects = $1, sealed_subjects = $2 "
-                "WHERE id = $3 AND sealed_subjects = $4",
-                sorted(subjects),
-                sealed,
-                request_id,
-                old_sealed,
-            )
-        return _count(status) == 1
-
     async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
         with _failures("read the subject's facts"):
             row = await self._pool.fetchrow(_SUBJECT_FACTS, subject, legal_request_id)
         assert row is not None  # the VALUES row always yields exactly one row
-        request = (
-            None
-            if row[2] is None
-            else LegalRequest(
-                id=row[2], status=row[3], subjects=frozenset(row[4]), partners=frozenset(row[5])
-            )
-        )
+        request = None if row[2] is None else mapping.legal_request_facts(row[2:6], AS_READ)
         return facts_of(
-            consents=[_consent(c) for c in row[6]],
+            consents=[mapping.consent(c, AS_READ) for c in row[6]],
             restricted=bool(row[0]),
             profile=row[1],
             legal_request=request,
@@ -775,9 +343,7 @@ class PostgresStore:
             async with self._pool.acquire() as conn, conn.transaction():
                 try:
                     await conn.execute(
-                        "INSERT INTO legal_requests (id, authority, reference, instrument, "
-                        "subjects, partners, received_at, registered_by, status, "
-                        "sealed_subjects) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        _SQL.insert_legal_request,
                         record.id,
                         record.authority,
                         record.reference,
@@ -849,32 +415,25 @@ class PostgresStore:
         require_aware(suspension.at, "at")
         with _failures("suspend a partner"):
             async with self._pool.acquire() as conn, conn.transaction():
-                inserted = await conn.fetchval(
-                    "INSERT INTO partner_suspensions (partner_id, reason, suspended_by, "
-                    "suspended_at) VALUES ($1, $2, $3, $4) ON CONFLICT (partner_id) DO NOTHING "
-                    "RETURNING true",
+                inserted = await conn.execute(
+                    _SQL.insert_suspension,
                     suspension.partner_id,
                     suspension.reason,
                     suspension.by,
                     suspension.at,
                 )
-                if inserted:
+                if _count(inserted) == 1:
                     await conn.execute(
-                        "INSERT INTO partner_suspension_events (partner_id, action, reason, "
-                        "actor, at) VALUES ($1, 'suspend', $2, $3, $4)",
+                        _SQL.suspend_event,
                         suspension.partner_id,
                         suspension.reason,
                         suspension.by,
                         suspension.at,
                     )
                     return suspension
-                row = await conn.fetchrow(
-                    "SELECT partner_id, reason, suspended_by, suspended_at "
-                    "FROM partner_suspensions WHERE partner_id = $1",
-                    suspension.partner_id,
-                )
+                row = await conn.fetchrow(_SQL.suspension, suspension.partner_id)
         assert row is not None  # the conflicting row; suspensions are only deleted by resume
-        return _suspension(row)
+        return mapping.suspension(row, AS_READ)
 
     async def resume_partner(
         self, partner_id: str, actor: str, reason: str, at: datetime
@@ -882,29 +441,17 @@ class PostgresStore:
         require_aware(at, "at")
         with _failures("resume a partner"):
             async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "DELETE FROM partner_suspensions WHERE partner_id = $1 "
-                    "RETURNING partner_id, reason, suspended_by, suspended_at",
-                    partner_id,
-                )
+                row = await conn.fetchrow(_SQL.delete_suspension, partner_id)
                 if row is None:
                     return None
                 await conn.execute(
-                    "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, "
-                    "at) VALUES ($1, 'resume', $2, $3, $4)",
+                    _SQL.resume_event,
                     partner_id,
                     reason,
                     actor,
                     at,
                 )
-        return _suspension(row)
-
-    async def partner_suspensions(self) -> dict[str, Suspension]:
-        with _failures("read partner suspensions"):
-            rows = await self._pool.fetch(
-                "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
-            )
-        return {str(r[0]): _suspension(r) for r in rows}
+        return mapping.suspension(row, AS_READ)
 
     async def suspension_history(
         self, partner_id: str | None = None, limit: int = 100
@@ -918,7 +465,7 @@ class PostgresStore:
                 partner_id,
                 limit,
             )
-        return [SuspensionEvent(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [mapping.suspension_event(r, AS_READ) for r in rows]
 
     # -- idempotency --------------------------------------------------------------------
 
@@ -939,38 +486,11 @@ class PostgresStore:
                     )
                     if inserted:
                         return IdempotencyClaim("new")
-                    row = await conn.fetchrow(
-                        "SELECT request_hash, completed, status, headers, body "
-                        "FROM idempotency_keys WHERE caller_id = $1 AND key = $2",
-                        caller_id,
-                        key,
-                    )
+                    row = await conn.fetchrow(_SQL.idempotency_key, caller_id, key)
                     if row is not None:
-                        return _claim(request_hash, row)
+                        return mapping.claim(request_hash, row)
         # Three releases in a row between our statements: treat as busy.
         return IdempotencyClaim("in_progress")
-
-    async def complete_idempotency(
-        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
-    ) -> None:
-        with _failures("store an idempotent response"):
-            await self._pool.execute(
-                "UPDATE idempotency_keys SET completed = true, status = $3, headers = $4, "
-                "body = $5 WHERE caller_id = $1 AND key = $2",
-                caller_id,
-                key,
-                status,
-                json.dumps(dict(headers), sort_keys=True),
-                body,
-            )
-
-    async def release_idempotency(self, caller_id: str, key: str) -> None:
-        with _failures("release an idempotency key"):
-            await self._pool.execute(
-                "DELETE FROM idempotency_keys WHERE caller_id = $1 AND key = $2 AND NOT completed",
-                caller_id,
-                key,
-            )
 
     # -- disclosure log -----------------------------------------------------------------
 
@@ -1001,23 +521,6 @@ class PostgresStore:
             size = await self._pool.fetchval("SELECT next_index FROM log_counter")
         return int(size)
 
-    async def read_log(self, start: int, end: int) -> list[LogEntry]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-                start,
-                end,
-            )
-        return _entries(rows)
-
-    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry FROM log_entries WHERE disclosure_id = $1 ORDER BY idx",
-                disclosure_id,
-            )
-        return _entries(rows)
-
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         sql = search_sql(query, _DIALECT)
         if sql is None:
@@ -1039,17 +542,7 @@ class PostgresStore:
             select = "SELECT idx, entry FROM log_entries" + where(sql.others)  # noqa: S608
         with _failures("search the disclosure log"):
             rows = await self._pool.fetch(select + f" ORDER BY idx LIMIT {sql.limit}", *sql.params)
-        return _entries(rows)
-
-    async def intents_without_outcome(self) -> list[LogEntry]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT i.idx, i.entry FROM log_entries i WHERE i.kind = 'intent' "
-                "AND NOT EXISTS (SELECT 1 FROM log_entries o "
-                "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
-                "ORDER BY i.idx"
-            )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     # -- instances ----------------------------------------------------------------------
 
@@ -1110,50 +603,7 @@ class PostgresStore:
                 "UPDATE instances SET recovered_at = now() WHERE id = $1", instance_id
             )
 
-    async def list_instances(self) -> list[InstanceRecord]:
-        with _failures("list instances"):
-            rows = await self._pool.fetch(
-                "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
-                "FROM instances ORDER BY started_at, id"
-            )
-        return [_instance(r) for r in rows]
-
-    async def log_time_span(self) -> tuple[datetime, datetime] | None:
-        with _failures("read the disclosure log"):
-            row = await self._pool.fetchrow(
-                "SELECT (SELECT min(logged_at) FROM log_entries), "
-                "(SELECT max(logged_at) FROM log_entries)"
-            )
-        return None if row is None or row[0] is None else (row[0], row[1])
-
-    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= $1 "
-                "ORDER BY idx LIMIT $2",
-                start,
-                limit,
-            )
-        return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2])) for r in rows]
-
-    async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner, "
-                "logged_at, purpose, legal_basis, outcome FROM log_entries WHERE idx >= $1 "
-                "ORDER BY idx LIMIT $2",
-                start,
-                limit,
-            )
-        return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2]), LogColumns(*tuple(r)[3:])) for r in rows]
-
-    async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
-        with _failures("read the disclosure log"):
-            rows = await self._pool.fetch(
-                "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT $1",
-                limit,
-            )
-        return _entries(rows)
+    # -- disclosure log: leaf hashes -----------------------------------------------------
 
     async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
         if not hashes:
@@ -1192,7 +642,7 @@ class PostgresStore:
                 params += [level, start, end]
         with _failures("read the log's tree hashes"):
             rows = await self._pool.fetch(" UNION ALL ".join(parts), *params)
-        return [(int(r[0]), int(r[1]), _opt_bytes(r[2])) for r in rows]
+        return mapping.tree_hashes(rows)
 
     async def add_tree_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
         if not nodes:
@@ -1221,16 +671,6 @@ class PostgresStore:
 
     # -- checkpoints --------------------------------------------------------------------
 
-    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
-        require_aware(at, "at")
-        with _failures("store a checkpoint"):
-            await self._pool.execute(
-                "INSERT INTO checkpoints (size, note, created_at) VALUES ($1, $2, $3)",
-                size,
-                note,
-                at,
-            )
-
     async def add_checkpoint_after(
         self, previous_seq: int | None, size: int, note: str, at: datetime
     ) -> bool:
@@ -1238,38 +678,13 @@ class PostgresStore:
         with _failures("store a checkpoint"):
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(_LOCK_CHECKPOINTS)
-                latest = await conn.fetchval("SELECT max(seq) FROM checkpoints")
+                latest = await conn.fetchval(_SQL.latest_checkpoint_seq)
                 if (None if latest is None else int(latest)) != previous_seq:
                     return False
                 await conn.execute(
-                    "INSERT INTO checkpoints (size, note, created_at) VALUES ($1, $2, $3)",
+                    _SQL.insert_checkpoint,
                     size,
                     note,
                     at,
                 )
         return True
-
-    async def latest_checkpoint(self) -> StoredCheckpoint | None:
-        with _failures("read checkpoints"):
-            row = await self._pool.fetchrow(
-                "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
-            )
-        return None if row is None else _checkpoint(row)
-
-    async def checkpoints(self) -> list[StoredCheckpoint]:
-        with _failures("read checkpoints"):
-            rows = await self._pool.fetch(
-                "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
-            )
-        return [_checkpoint(r) for r in rows]
-
-
-def _claim(request_hash: str, row: _Row) -> IdempotencyClaim:
-    stored_hash, completed, status, headers, body = row
-    if stored_hash != request_hash:
-        return IdempotencyClaim("mismatch")
-    if not completed:
-        return IdempotencyClaim("in_progress")
-    return IdempotencyClaim(
-        "completed", StoredResponse(int(status), json.loads(headers), bytes(body))
-    )

@@ -31,6 +31,9 @@ which sorts like the times themselves.
 
 sqlite3's and the file system's exceptions are translated here, once, into
 :class:`~gateway.store.base.StoreUnavailable`; a duplicate id becomes ``conflict``.
+
+Only what SQLite does its own way is here; what it does as PostgreSQL does lives in
+:mod:`gateway.store.sql_store` (whose ``_rows`` and ``_run`` this store serves).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -52,24 +55,17 @@ from typing import Any, Final, TypeVar
 import aiosqlite
 
 from gateway.errors import GatewayError
-from gateway.facts import Consent, LegalRequest, SubjectFacts
+from gateway.facts import Consent, SubjectFacts
 from gateway.partners import Suspension
+from gateway.store import mapping
 from gateway.store.base import (
-    LEGACY_INSTANCE,
     Approval,
     IdempotencyClaim,
-    InstanceRecord,
-    JustificationRecord,
     LegalRequestRecord,
-    LogColumns,
     LogEntry,
     LogQuery,
-    LogRecord,
     LogRow,
     Migration,
-    StoredCheckpoint,
-    StoredLogRow,
-    StoredResponse,
     StoreUnavailable,
     SuspensionEvent,
     TreeHash,
@@ -79,238 +75,27 @@ from gateway.store.base import (
     protected_column,
     require_aware,
 )
+from gateway.store.mapping import FROM_TEXT
+from gateway.store.migrations import SQLITE, SQLITE_EPOCH, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
+from gateway.store.sql_store import SQL, Encoding, SqlStore
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
 _T = TypeVar("_T")
 
 # The stored form of the epoch (see _time): "never heard from".
-_EPOCH: Final = "1970-01-01T00:00:00.000000+00:00"
+_EPOCH: Final = SQLITE_EPOCH
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(
-        1,
-        "consents, subjects, lawful requests, idempotency keys, disclosure log, checkpoints",
-        (
-            """
-            CREATE TABLE consents (
-                id TEXT PRIMARY KEY,
-                subject TEXT NOT NULL,
-                purposes TEXT NOT NULL,
-                partners TEXT NOT NULL,
-                partner_categories TEXT NOT NULL,
-                special_categories TEXT NOT NULL,
-                policy_version TEXT NOT NULL,
-                obtained_at TEXT NOT NULL,
-                expires_at TEXT,
-                withdrawn_at TEXT,
-                method TEXT NOT NULL,
-                evidence TEXT NOT NULL
-            )
-            """,
-            "CREATE INDEX consents_by_subject ON consents (subject)",
-            """
-            CREATE TABLE subjects (
-                subject TEXT PRIMARY KEY,
-                restricted INTEGER NOT NULL DEFAULT 0,
-                restriction_reason TEXT NOT NULL DEFAULT '',
-                restriction_changed_at TEXT,
-                date_of_birth TEXT
-            )
-            """,
-            """
-            CREATE TABLE legal_requests (
-                id TEXT PRIMARY KEY,
-                authority TEXT NOT NULL,
-                reference TEXT NOT NULL,
-                instrument TEXT NOT NULL,
-                subjects TEXT NOT NULL,
-                partners TEXT NOT NULL,
-                received_at TEXT NOT NULL,
-                registered_by TEXT NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('pending', 'approved'))
-            )
-            """,
-            "CREATE INDEX legal_requests_by_status ON legal_requests (status, received_at)",
-            """
-            CREATE TABLE legal_request_approvals (
-                request_id TEXT NOT NULL REFERENCES legal_requests (id),
-                reviewer_id TEXT NOT NULL,
-                approved_at TEXT NOT NULL,
-                PRIMARY KEY (request_id, reviewer_id)
-            )
-            """,
-            """
-            CREATE TABLE idempotency_keys (
-                caller_id TEXT NOT NULL,
-                key TEXT NOT NULL,
-                request_hash TEXT NOT NULL,
-                claimed_at TEXT NOT NULL,
-                completed INTEGER NOT NULL DEFAULT 0,
-                status INTEGER,
-                headers TEXT,
-                body BLOB,
-                PRIMARY KEY (caller_id, key)
-            )
-            """,
-            # idx is the rowid: appends and range reads walk the table's own b-tree.
-            """
-            CREATE TABLE log_entries (
-                idx INTEGER PRIMARY KEY CHECK (idx >= 0),
-                entry BLOB NOT NULL,
-                kind TEXT NOT NULL,
-                disclosure_id TEXT NOT NULL,
-                subject_ref TEXT,
-                partner TEXT,
-                logged_at TEXT NOT NULL
-            )
-            """,
-            "CREATE INDEX log_entries_by_disclosure ON log_entries (disclosure_id, kind)",
-            "CREATE INDEX log_entries_by_subject ON log_entries (subject_ref, idx)",
-            "CREATE INDEX log_entries_by_partner ON log_entries (partner, idx)",
-            "CREATE INDEX log_entries_by_kind ON log_entries (kind, idx)",
-            "CREATE INDEX log_entries_by_time ON log_entries (logged_at)",
-            """
-            CREATE TABLE checkpoints (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                size INTEGER NOT NULL CHECK (size >= 0),
-                note TEXT NOT NULL,
-                created_at TEXT NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        2,
-        "disclosure log: leaf hashes, search columns, Merkle subtree hashes",
-        (
-            "ALTER TABLE log_entries ADD COLUMN leaf_hash BLOB "
-            "CHECK (leaf_hash IS NULL OR length(leaf_hash) = 32)",
-            "ALTER TABLE log_entries ADD COLUMN purpose TEXT",
-            "ALTER TABLE log_entries ADD COLUMN legal_basis TEXT",
-            "ALTER TABLE log_entries ADD COLUMN outcome TEXT",
-            # Rows of schema 1 get their search columns from their own JSON; their leaf
-            # hashes are filled in by gateway.log (storage never hashes).
-            """
-            UPDATE log_entries SET
-                purpose = json_extract(CAST(entry AS TEXT), '$.purpose'),
-                legal_basis = json_extract(CAST(entry AS TEXT), '$.legal_basis'),
-                outcome = CASE kind
-                    WHEN 'refused' THEN 'refused'
-                    WHEN 'outcome' THEN json_extract(CAST(entry AS TEXT), '$.outcome')
-                END
-            WHERE json_valid(CAST(entry AS TEXT))
-            """,
-            "CREATE INDEX log_entries_by_outcome ON log_entries (outcome, idx)",
-            # Empty once every leaf hash is there, so finding none costs nothing.
-            "CREATE INDEX log_entries_unhashed ON log_entries (idx) WHERE leaf_hash IS NULL",
-            """
-            CREATE TABLE log_nodes (
-                level INTEGER NOT NULL CHECK (level > 0),
-                idx INTEGER NOT NULL CHECK (idx >= 0),
-                hash BLOB NOT NULL CHECK (length(hash) = 32),
-                PRIMARY KEY (level, idx)
-            ) WITHOUT ROWID
-            """,
-        ),
-    ),
-    Migration(
-        3,
-        "justifications of emergency disclosures",
-        (
-            """
-            CREATE TABLE justifications (
-                disclosure_id TEXT PRIMARY KEY,
-                reviewer_id TEXT NOT NULL,
-                text TEXT NOT NULL,
-                at TEXT NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        4,
-        "instances and their heartbeats, for crash recovery with several instances",
-        (
-            """
-            CREATE TABLE instances (
-                id TEXT PRIMARY KEY,
-                host TEXT NOT NULL,
-                pid INTEGER NOT NULL,
-                started_at TEXT NOT NULL,
-                heartbeat_at TEXT NOT NULL,
-                claimed_by TEXT,
-                recovered_at TEXT
-            )
-            """,
-            # Intents written before this schema name no instance; they belong to this
-            # one, dead since the epoch, so the first recovery sweep takes them.
-            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "  # noqa: S608
-            f"VALUES ('{LEGACY_INSTANCE}', '', 0, '{_EPOCH}', '{_EPOCH}')",
-        ),
-    ),
-    Migration(
-        5,
-        "partner suspensions and their history",
-        (
-            # One row per partner suspended now; instances read the whole (small) table.
-            """
-            CREATE TABLE partner_suspensions (
-                partner_id TEXT PRIMARY KEY,
-                reason TEXT NOT NULL,
-                suspended_by TEXT NOT NULL,
-                suspended_at TEXT NOT NULL
-            )
-            """,
-            # Every suspend and resume, appended in the same transaction, never rewritten.
-            """
-            CREATE TABLE partner_suspension_events (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                partner_id TEXT NOT NULL,
-                action TEXT NOT NULL CHECK (action IN ('suspend', 'resume')),
-                reason TEXT NOT NULL,
-                actor TEXT NOT NULL,
-                at TEXT NOT NULL
-            )
-            """,
-            "CREATE INDEX partner_suspension_events_by_partner "
-            "ON partner_suspension_events (partner_id, seq)",
-        ),
-    ),
-    Migration(
-        6,
-        "profiles as opaque text, sealed lawful-request subject lists",
-        (
-            # A date of birth becomes the profile's text; gateway.at_rest_store then seals
-            # it (and turns subject ids into keyed references) after this migration.
-            "ALTER TABLE subjects ADD COLUMN profile TEXT",
-            "UPDATE subjects SET profile = date_of_birth WHERE date_of_birth IS NOT NULL",
-            "ALTER TABLE subjects DROP COLUMN date_of_birth",
-            "ALTER TABLE legal_requests ADD COLUMN sealed_subjects TEXT NOT NULL DEFAULT ''",
-        ),
-    ),
-)
+MIGRATIONS: Final[tuple[Migration, ...]] = migrations_for(SQLITE)
 
-_SCHEMA_VERSION_TABLE = """
-    CREATE TABLE IF NOT EXISTS schema_version (
-        version INTEGER PRIMARY KEY,
-        description TEXT NOT NULL,
-        applied_at TEXT NOT NULL
-    )
-"""
-
-# Column lists are spelled out in each statement so that every query is a constant.
-_SELECT_CONSENTS = (
-    "SELECT id, subject, purposes, partners, partner_categories, special_categories, "
-    "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence FROM consents"
-)
+_SCHEMA_VERSION_TABLE: Final = SQLITE.schema_version_table
 
 # A LEFT JOIN, one row per approval (or one with NULLs), grouped in Python.
 _LEGAL_REQUESTS = """
     SELECT l.id, l.authority, l.reference, l.instrument, l.subjects, l.partners,
-           l.received_at, l.registered_by, l.status, a.reviewer_id, a.approved_at,
-           l.sealed_subjects
+           l.received_at, l.registered_by, l.status, l.sealed_subjects, a.reviewer_id,
+           a.approved_at
     FROM legal_requests l
     LEFT JOIN legal_request_approvals a ON a.request_id = l.id
 """
@@ -362,94 +147,21 @@ def _opt_time(value: datetime | None) -> str | None:
     return None if value is None else _time(value)
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _opt_parse_time(text: str | None) -> datetime | None:
-    return None if text is None else _parse_time(text)
-
-
 def _set(values: Iterable[str]) -> str:
     return json.dumps(sorted(values), separators=(",", ":"))
 
 
-def _parse_set(text: str) -> frozenset[str]:
-    return frozenset(json.loads(text))
-
-
-def _consent(row: Sequence[Any]) -> Consent:
-    return Consent(
-        id=row[0],
-        subject=row[1],
-        purposes=_parse_set(row[2]),
-        partners=_parse_set(row[3]),
-        partner_categories=_parse_set(row[4]),
-        special_categories=_parse_set(row[5]),
-        policy_version=row[6],
-        obtained_at=_parse_time(row[7]),
-        expires_at=_opt_parse_time(row[8]),
-        withdrawn_at=_opt_parse_time(row[9]),
-        method=row[10],
-        evidence=row[11],
-    )
-
-
 def _legal_requests(rows: Iterable[Sequence[Any]]) -> list[LegalRequestRecord]:
     """Rows of _LEGAL_REQUESTS (ordered by request) → records with their approvals."""
-    records: dict[str, LegalRequestRecord] = {}
+    firsts: dict[str, Sequence[Any]] = {}
     approvals: dict[str, list[Approval]] = {}
     for row in rows:
-        request_id = row[0]
-        if request_id not in records:
-            records[request_id] = LegalRequestRecord(
-                id=request_id,
-                authority=row[1],
-                reference=row[2],
-                instrument=row[3],
-                subjects=_parse_set(row[4]),
-                partners=_parse_set(row[5]),
-                received_at=_parse_time(row[6]),
-                registered_by=row[7],
-                status=row[8],
-                sealed_subjects=row[11],
-            )
-            approvals[request_id] = []
-        if row[9] is not None:
-            approvals[request_id].append(Approval(row[9], _parse_time(row[10])))
-    return [replace(r, approvals=tuple(approvals[r.id])) for r in records.values()]
-
-
-def _suspension(row: Sequence[Any]) -> Suspension:
-    return Suspension(
-        partner_id=str(row[0]), reason=str(row[1]), by=str(row[2]), at=_parse_time(row[3])
-    )
-
-
-def _entries(rows: Iterable[Sequence[Any]]) -> list[LogEntry]:
-    return [(int(r[0]), bytes(r[1])) for r in rows]
-
-
-def _instance(row: Sequence[Any]) -> InstanceRecord:
-    return InstanceRecord(
-        id=row[0],
-        host=row[1],
-        pid=int(row[2]),
-        started_at=_parse_time(row[3]),
-        heartbeat_at=_parse_time(row[4]),
-        claimed_by=row[5],
-        recovered_at=_opt_parse_time(row[6]),
-    )
-
-
-def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
-    return StoredCheckpoint(
-        size=int(row[0]), note=str(row[1]), at=_parse_time(row[2]), seq=int(row[3])
-    )
-
-
-def _opt_bytes(value: Any) -> bytes | None:
-    return None if value is None else bytes(value)
+        if row[0] not in firsts:
+            firsts[row[0]] = row
+            approvals[row[0]] = []
+        if row[10] is not None:
+            approvals[row[0]].append(Approval(row[10], FROM_TEXT.time(row[11])))
+    return [mapping.legal_request(row, approvals[i], FROM_TEXT) for i, row in firsts.items()]
 
 
 # SQLite refuses compound statements of more than 500 SELECTs.
@@ -464,10 +176,6 @@ _INSERT_ENTRY: Final = (
     "partner, logged_at, leaf_hash, purpose, legal_basis, outcome) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SELECT_ROWS: Final = (
-    "SELECT idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner, logged_at, "
-    "purpose, legal_basis, outcome FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
-)
 _INSERT_NODE: Final = "INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)"
 
 
@@ -480,6 +188,10 @@ def _append(conn: sqlite3.Connection, values: Sequence[tuple[Any, ...]]) -> int:
     first = int(conn.execute(_NEXT_INDEX).fetchone()[0])
     conn.executemany(_INSERT_ENTRY, _numbered(first, values))
     return first
+
+
+def _as_written(sql: str) -> str:
+    return sql
 
 
 def _placeholders(values: Sequence[object]) -> str:
@@ -656,8 +368,13 @@ def _connect(path: Path | str, timeout: float, setup_timeout: float) -> sqlite3.
         raise
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """The storage port on one SQLite file (see the module docstring for the guarantees)."""
+
+    _sql = SQL
+    _encode = Encoding(time=_time, set=_set)
+    _decode = FROM_TEXT
+    _in_dialect = staticmethod(_as_written)
 
     def __init__(
         self,
@@ -765,28 +482,25 @@ class SqliteStore:
                     await asyncio.wait({done})
                     raise
 
+    async def _rows(
+        self, action: str, sql: str, params: Sequence[Any] = (), *, write: bool = False
+    ) -> list[Any]:
+        async with self._use(action, write=write) as conn:
+            return list(await conn.execute_fetchall(sql, params))
+
+    async def _run(self, action: str, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._use(action, write=True) as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
     async def migrate(self) -> None:
         async with self._use("migrate the schema", write=True) as conn:
-            await conn.execute(_SCHEMA_VERSION_TABLE)
-            applied = {
-                r[0] for r in await conn.execute_fetchall("SELECT version FROM schema_version")
-            }
-            for migration in MIGRATIONS:
-                if migration.version in applied:
-                    continue
-                for statement in migration.statements:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_version (version, description, applied_at) "
-                    "VALUES (?, ?, ?)",
-                    (migration.version, migration.description, _time(datetime.now(UTC))),
-                )
-
-    async def schema_versions(self) -> list[int]:
-        """The versions applied so far, ascending."""
-        async with self._use("read the schema version", write=False) as conn:
-            rows = await conn.execute_fetchall("SELECT version FROM schema_version ORDER BY 1")
-        return [int(r[0]) for r in rows]
+            await apply_migrations(
+                SQLITE,
+                MIGRATIONS,
+                lambda sql, *params: conn.execute(sql, params),
+                conn.execute_fetchall,
+            )
 
     async def ping(self) -> None:
         async with self._use("reach the database", write=False) as conn:
@@ -808,64 +522,7 @@ class SqliteStore:
         require_aware(consent.obtained_at, "obtained_at")
         async with self._use("store a consent", write=True) as conn:
             with _unique("consent"):
-                await conn.execute(
-                    "INSERT INTO consents (id, subject, purposes, partners, "
-                    "partner_categories, special_categories, policy_version, obtained_at, "
-                    "expires_at, withdrawn_at, method, evidence) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        consent.id,
-                        consent.subject,
-                        _set(consent.purposes),
-                        _set(consent.partners),
-                        _set(consent.partner_categories),
-                        _set(consent.special_categories),
-                        consent.policy_version,
-                        _time(consent.obtained_at),
-                        _opt_time(consent.expires_at),
-                        _opt_time(consent.withdrawn_at),
-                        consent.method,
-                        consent.evidence,
-                    ),
-                )
-
-    async def withdraw_consent(self, consent_id: str, at: datetime) -> Consent | None:
-        require_aware(at, "at")
-        async with self._use("withdraw a consent", write=True) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, ?) WHERE id = ? "
-                    "RETURNING id, subject, purposes, partners, partner_categories, "
-                    "special_categories, policy_version, obtained_at, expires_at, "
-                    "withdrawn_at, method, evidence",
-                    (_time(at), consent_id),
-                )
-            )
-        return _consent(rows[0]) if rows else None
-
-    async def add_justification(self, record: JustificationRecord) -> bool:
-        require_aware(record.at, "at")
-        async with self._use("store a justification", write=True) as conn:
-            cursor = await conn.execute(
-                "INSERT INTO justifications (disclosure_id, reviewer_id, text, at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (disclosure_id) DO NOTHING",
-                (record.disclosure_id, record.reviewer_id, record.text, _time(record.at)),
-            )
-            return cursor.rowcount == 1
-
-    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None:
-        async with self._use("read a justification", write=False) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT disclosure_id, reviewer_id, text, at FROM justifications "
-                    "WHERE disclosure_id = ?",
-                    (disclosure_id,),
-                )
-            )
-        if not rows:
-            return None
-        row = rows[0]
-        return JustificationRecord(row[0], row[1], row[2], _parse_time(row[3]))
+                await conn.execute(SQL.insert_consent, self._consent_params(consent))
 
     async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -881,76 +538,15 @@ class SqliteStore:
                 found.update(str(r[0]) for r in rows)
         return found
 
-    async def get_consent(self, consent_id: str) -> Consent | None:
-        async with self._use("read a consent", write=False) as conn:
-            rows = list(
-                await conn.execute_fetchall(_SELECT_CONSENTS + " WHERE id = ?", (consent_id,))
-            )
-        return _consent(rows[0]) if rows else None
-
-    async def consents_for_subject(self, subject: str) -> list[Consent]:
-        async with self._use("read consents", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                _SELECT_CONSENTS + " WHERE subject = ? ORDER BY obtained_at, id",
-                (subject,),
-            )
-        return [_consent(r) for r in rows]
-
-    async def set_restriction(
-        self, subject: str, restricted: bool, reason: str, at: datetime
-    ) -> None:
-        require_aware(at, "at")
-        async with self._use("store a restriction", write=True) as conn:
-            await conn.execute(
-                "INSERT INTO subjects (subject, restricted, restriction_reason, "
-                "restriction_changed_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (subject) DO UPDATE SET restricted = excluded.restricted, "
-                "restriction_reason = excluded.restriction_reason, "
-                "restriction_changed_at = excluded.restriction_changed_at",
-                (subject, int(restricted), reason, _time(at)),
-            )
-
-    async def set_profile(self, subject: str, profile: str | None) -> None:
-        async with self._use("store a profile", write=True) as conn:
-            await conn.execute(
-                "INSERT INTO subjects (subject, profile) VALUES (?, ?) "
-                "ON CONFLICT (subject) DO UPDATE SET profile = excluded.profile",
-                (subject, profile),
-            )
-
     async def forget_subject(
         self, subject: str, at: datetime, profile: str | None
     ) -> tuple[int, int]:
         require_aware(at, "at")
         async with self._use("erase a subject's records", write=True) as conn:
-            withdrawn = await conn.execute(
-                "UPDATE consents SET withdrawn_at = ? WHERE subject = ? AND withdrawn_at IS NULL",
-                (_time(at), subject),
-            )
-            cleared = await conn.execute(
-                "UPDATE consents SET evidence = '' WHERE subject = ? AND evidence <> ''",
-                (subject,),
-            )
-            await conn.execute(
-                "UPDATE subjects SET profile = ? WHERE subject = ?", (profile, subject)
-            )
+            withdrawn = await conn.execute(SQL.withdraw_subject_consents, (_time(at), subject))
+            cleared = await conn.execute(SQL.clear_subject_evidence, (subject,))
+            await conn.execute(SQL.replace_profile, (profile, subject))
             return cleared.rowcount, withdrawn.rowcount
-
-    async def protected_values(
-        self, column: str, after: tuple[object, ...] | None, limit: int
-    ) -> list[tuple[tuple[object, ...], str | bytes]]:
-        table, keys, name = protected_column(column)
-        key_list = ", ".join(keys)
-        where = f"{name} IS NOT NULL"
-        if after is not None:
-            where += f" AND ({key_list}) > ({_placeholders(keys)})"
-        async with self._use("read stored values", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {key_list}, {name} FROM {table} WHERE {where} "  # noqa: S608 - names from PROTECTED_COLUMNS
-                f"ORDER BY {key_list} LIMIT ?",
-                (*(after or ()), limit),
-            )
-        return [(tuple(r[: len(keys)]), r[len(keys)]) for r in rows]
 
     async def replace_protected_values(
         self,
@@ -970,28 +566,6 @@ class SqliteStore:
                 changed += cursor.rowcount
         return changed
 
-    async def legal_request_subjects(
-        self, after: str | None, limit: int
-    ) -> list[tuple[str, frozenset[str], str]]:
-        async with self._use("read lawful requests", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT id, subjects, sealed_subjects FROM legal_requests WHERE id > ? "
-                "ORDER BY id LIMIT ?",
-                (after or "", limit),
-            )
-        return [(str(r[0]), _parse_set(r[1]), str(r[2])) for r in rows]
-
-    async def set_legal_request_subjects(
-        self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
-    ) -> bool:
-        async with self._use("rewrite a lawful request", write=True) as conn:
-            cursor = await conn.execute(
-                "UPDATE legal_requests SET subjects = ?, sealed_subjects = ? "
-                "WHERE id = ? AND sealed_subjects = ?",
-                (_set(subjects), sealed, request_id, old_sealed),
-            )
-            return cursor.rowcount == 1
-
     async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
         # In-process: three statements in one read transaction cost no network round trip.
         async with self._read_inline("read the subject's facts") as conn:
@@ -1002,7 +576,7 @@ class SqliteStore:
                 )
             )
             consents = await conn.execute_fetchall(
-                _SELECT_CONSENTS + " WHERE subject = ? ORDER BY obtained_at, id",
+                SQL.consents_of_subject,
                 (subject,),
             )
             requests = (
@@ -1016,18 +590,9 @@ class SqliteStore:
                 )
             )
         restricted, born = profile[0] if profile else (0, None)
-        request = (
-            LegalRequest(
-                id=requests[0][0],
-                status=requests[0][1],
-                subjects=_parse_set(requests[0][2]),
-                partners=_parse_set(requests[0][3]),
-            )
-            if requests
-            else None
-        )
+        request = mapping.legal_request_facts(requests[0], FROM_TEXT) if requests else None
         return facts_of(
-            consents=[_consent(c) for c in consents],
+            consents=[mapping.consent(c, FROM_TEXT) for c in consents],
             restricted=bool(restricted),
             profile=born,
             legal_request=request,
@@ -1041,9 +606,7 @@ class SqliteStore:
         async with self._use("store a lawful request", write=True) as conn:
             with _unique("lawful request"):
                 await conn.execute(
-                    "INSERT INTO legal_requests (id, authority, reference, instrument, "
-                    "subjects, partners, received_at, registered_by, status, sealed_subjects) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    SQL.insert_legal_request,
                     (
                         record.id,
                         record.authority,
@@ -1114,14 +677,12 @@ class SqliteStore:
         require_aware(suspension.at, "at")
         async with self._use("suspend a partner", write=True) as conn:
             cursor = await conn.execute(
-                "INSERT INTO partner_suspensions (partner_id, reason, suspended_by, "
-                "suspended_at) VALUES (?, ?, ?, ?) ON CONFLICT (partner_id) DO NOTHING",
+                SQL.insert_suspension,
                 (suspension.partner_id, suspension.reason, suspension.by, _time(suspension.at)),
             )
             if cursor.rowcount == 1:
                 await conn.execute(
-                    "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, "
-                    "at) VALUES (?, 'suspend', ?, ?, ?)",
+                    SQL.suspend_event,
                     (
                         suspension.partner_id,
                         suspension.reason,
@@ -1130,42 +691,22 @@ class SqliteStore:
                     ),
                 )
                 return suspension
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT partner_id, reason, suspended_by, suspended_at "
-                    "FROM partner_suspensions WHERE partner_id = ?",
-                    (suspension.partner_id,),
-                )
-            )
-        return _suspension(rows[0])
+            rows = list(await conn.execute_fetchall(SQL.suspension, (suspension.partner_id,)))
+        return mapping.suspension(rows[0], FROM_TEXT)
 
     async def resume_partner(
         self, partner_id: str, actor: str, reason: str, at: datetime
     ) -> Suspension | None:
         require_aware(at, "at")
         async with self._use("resume a partner", write=True) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "DELETE FROM partner_suspensions WHERE partner_id = ? "
-                    "RETURNING partner_id, reason, suspended_by, suspended_at",
-                    (partner_id,),
-                )
-            )
+            rows = list(await conn.execute_fetchall(SQL.delete_suspension, (partner_id,)))
             if not rows:
                 return None
             await conn.execute(
-                "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, at) "
-                "VALUES (?, 'resume', ?, ?, ?)",
+                SQL.resume_event,
                 (partner_id, reason, actor, _time(at)),
             )
-        return _suspension(rows[0])
-
-    async def partner_suspensions(self) -> dict[str, Suspension]:
-        async with self._use("read partner suspensions", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
-            )
-        return {str(r[0]): _suspension(r) for r in rows}
+        return mapping.suspension(rows[0], FROM_TEXT)
 
     async def suspension_history(
         self, partner_id: str | None = None, limit: int = 100
@@ -1185,7 +726,7 @@ class SqliteStore:
                     "ORDER BY seq DESC LIMIT ?",
                     (partner_id, limit),
                 )
-        return [SuspensionEvent(int(r[0]), r[1], r[2], r[3], r[4], _parse_time(r[5])) for r in rows]
+        return [mapping.suspension_event(r, FROM_TEXT) for r in rows]
 
     # -- idempotency --------------------------------------------------------------------
 
@@ -1193,13 +734,7 @@ class SqliteStore:
         self, caller_id: str, key: str, request_hash: str
     ) -> IdempotencyClaim:
         async with self._use("claim an idempotency key", write=True) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT request_hash, completed, status, headers, body "
-                    "FROM idempotency_keys WHERE caller_id = ? AND key = ?",
-                    (caller_id, key),
-                )
-            )
+            rows = list(await conn.execute_fetchall(SQL.idempotency_key, (caller_id, key)))
             if not rows:
                 await conn.execute(
                     "INSERT INTO idempotency_keys (caller_id, key, request_hash, claimed_at) "
@@ -1207,31 +742,7 @@ class SqliteStore:
                     (caller_id, key, request_hash, _time(datetime.now(UTC))),
                 )
                 return IdempotencyClaim("new")
-        stored_hash, completed, status, headers, body = rows[0]
-        if stored_hash != request_hash:
-            return IdempotencyClaim("mismatch")
-        if not completed:
-            return IdempotencyClaim("in_progress")
-        return IdempotencyClaim(
-            "completed", StoredResponse(int(status), json.loads(headers), bytes(body))
-        )
-
-    async def complete_idempotency(
-        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
-    ) -> None:
-        async with self._use("store an idempotent response", write=True) as conn:
-            await conn.execute(
-                "UPDATE idempotency_keys SET completed = 1, status = ?, headers = ?, body = ? "
-                "WHERE caller_id = ? AND key = ?",
-                (status, json.dumps(dict(headers), sort_keys=True), body, caller_id, key),
-            )
-
-    async def release_idempotency(self, caller_id: str, key: str) -> None:
-        async with self._use("release an idempotency key", write=True) as conn:
-            await conn.execute(
-                "DELETE FROM idempotency_keys WHERE caller_id = ? AND key = ? AND completed = 0",
-                (caller_id, key),
-            )
+        return mapping.claim(request_hash, rows[0])
 
     # -- disclosure log -----------------------------------------------------------------
 
@@ -1273,22 +784,6 @@ class SqliteStore:
             )
         return int(rows[0][0])
 
-    async def read_log(self, start: int, end: int) -> list[LogEntry]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-                (start, end),
-            )
-        return _entries(rows)
-
-    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT idx, entry FROM log_entries WHERE disclosure_id = ? ORDER BY idx",
-                (disclosure_id,),
-            )
-        return _entries(rows)
-
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         sql = search_sql(query, _DIALECT)
         if sql is None:
@@ -1301,17 +796,7 @@ class SqliteStore:
         )
         async with self._use("search the disclosure log", write=False) as conn:
             rows = await conn.execute_fetchall(text, sql.params)
-        return _entries(rows)
-
-    async def intents_without_outcome(self) -> list[LogEntry]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT i.idx, i.entry FROM log_entries i WHERE i.kind = 'intent' "
-                "AND NOT EXISTS (SELECT 1 FROM log_entries o "
-                "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
-                "ORDER BY i.idx"
-            )
-        return _entries(rows)
+        return mapping.entries(rows)
 
     # -- instances ----------------------------------------------------------------------
     # One file on one machine: the process's clock is the store's clock.
@@ -1381,53 +866,7 @@ class SqliteStore:
                 (_time(datetime.now(UTC)), instance_id),
             )
 
-    async def list_instances(self) -> list[InstanceRecord]:
-        async with self._use("list instances", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
-                "FROM instances ORDER BY started_at, id"
-            )
-        return [_instance(r) for r in rows]
-
-    async def log_time_span(self) -> tuple[datetime, datetime] | None:
-        # Two subqueries: SQLite answers a lone min() or max() from the index, but scans
-        # the whole table for both in one SELECT.
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT (SELECT min(logged_at) FROM log_entries), "
-                    "(SELECT max(logged_at) FROM log_entries)"
-                )
-            )
-        first, last = rows[0]
-        return None if first is None else (_parse_time(first), _parse_time(last))
-
-    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
-                (start, limit),
-            )
-        return [(int(r[0]), bytes(r[1]), _opt_bytes(r[2])) for r in rows]
-
-    async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(_SELECT_ROWS, (start, limit))
-        # As read: idx is an int, entry and leaf_hash bytes (or NULL). Kept lean: `log verify`
-        # reads every row through here.
-        parse = datetime.fromisoformat
-        return [
-            (r[0], r[1], r[2], LogColumns(r[3], r[4], r[5], r[6], parse(r[7]), r[8], r[9], r[10]))
-            for r in rows
-        ]
-
-    async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
-        async with self._use("read the disclosure log", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT ?",
-                (limit,),
-            )
-        return _entries(rows)
+    # -- disclosure log: leaf hashes -----------------------------------------------------
 
     async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
         if not hashes:
@@ -1464,7 +903,7 @@ class SqliteStore:
                         params += [level, start, end]
                 # Fixed parts, values bound: one trip to the database thread per chunk.
                 rows = await conn.execute_fetchall(" UNION ALL ".join(parts), params)
-                found += [(int(r[0]), int(r[1]), _opt_bytes(r[2])) for r in rows]
+                found += mapping.tree_hashes(rows)
         return found
 
     async def add_tree_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
@@ -1489,42 +928,18 @@ class SqliteStore:
 
     # -- checkpoints --------------------------------------------------------------------
 
-    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
-        require_aware(at, "at")
-        async with self._use("store a checkpoint", write=True) as conn:
-            await conn.execute(
-                "INSERT INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)",
-                (size, note, _time(at)),
-            )
-
     async def add_checkpoint_after(
         self, previous_seq: int | None, size: int, note: str, at: datetime
     ) -> bool:
         require_aware(at, "at")
         # BEGIN IMMEDIATE holds the write lock from the read to the insert, across processes.
         async with self._use("store a checkpoint", write=True) as conn:
-            rows = list(await conn.execute_fetchall("SELECT max(seq) FROM checkpoints"))
+            rows = list(await conn.execute_fetchall(SQL.latest_checkpoint_seq))
             latest = rows[0][0]
             if (None if latest is None else int(latest)) != previous_seq:
                 return False
             await conn.execute(
-                "INSERT INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)",
+                SQL.insert_checkpoint,
                 (size, note, _time(at)),
             )
         return True
-
-    async def latest_checkpoint(self) -> StoredCheckpoint | None:
-        async with self._use("read checkpoints", write=False) as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
-                )
-            )
-        return _checkpoint(rows[0]) if rows else None
-
-    async def checkpoints(self) -> list[StoredCheckpoint]:
-        async with self._use("read checkpoints", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
-            )
-        return [_checkpoint(r) for r in rows]

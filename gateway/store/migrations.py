@@ -1,0 +1,395 @@
+"""The schema's versions, written once for both databases, and the code that applies them.
+
+Each version's statements are templates: where SQLite and PostgreSQL name a type or a
+default differently, a ``{TOKEN}`` stands in for it and each :class:`SchemaDialect`
+says what it writes there (a time is ``TEXT`` in SQLite, ``timestamptz`` in PostgreSQL).
+A statement only one database needs, or that each writes its own way (extracting JSON),
+is a :class:`PerDialect`.
+
+The text rendered for SQLite is, byte for byte, what earlier releases ran: SQLite keeps
+each CREATE statement's text as the table's definition, and stores written by 0.2.0
+must upgrade to exactly the schema a fresh store gets (tests/integration/test_upgrade_fixtures.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from gateway.store.base import LEGACY_INSTANCE, Migration
+
+__all__ = [
+    "POSTGRES",
+    "SQLITE",
+    "SQLITE_EPOCH",
+    "PerDialect",
+    "SchemaDialect",
+    "apply_migrations",
+    "migrations_for",
+]
+
+
+@dataclass(frozen=True)
+class SchemaDialect:
+    """How one database spells what the templates leave open."""
+
+    name: str
+    tokens: Mapping[str, str]
+    # Records an applied version: its number, description and (if a third placeholder)
+    # the time, which `applied_at` gives.
+    record_version: str
+    applied_at: Callable[[], tuple[object, ...]]
+
+    def render(self, template: str | PerDialect) -> str | None:
+        """The statement in this dialect; None when it has none."""
+        if isinstance(template, PerDialect):
+            return template.sqlite if self.name == "sqlite" else template.postgresql
+        return template.format_map(self.tokens)
+
+    @property
+    def schema_version_table(self) -> str:
+        return _SCHEMA_VERSION_TABLE.format_map(self.tokens)
+
+
+@dataclass(frozen=True)
+class PerDialect:
+    """A statement each database writes its own way (None: that one has no such step)."""
+
+    sqlite: str | None
+    postgresql: str | None
+
+
+# The stored form of the epoch in SQLite (times are fixed-width UTC text there).
+SQLITE_EPOCH: Final = "1970-01-01T00:00:00.000000+00:00"
+
+_COMMON: Final = {"LEGACY_INSTANCE": LEGACY_INSTANCE}
+
+
+def _sqlite_now() -> tuple[object, ...]:
+    return (datetime.now(UTC).isoformat(timespec="microseconds"),)
+
+
+SQLITE: Final = SchemaDialect(
+    "sqlite",
+    {
+        **_COMMON,
+        # Times as fixed-width UTC ISO 8601 text, sets as sorted JSON arrays.
+        "TIME": "TEXT",
+        "SET": "TEXT",
+        "BOOL": "INTEGER",
+        "FALSE": "0",
+        "BYTES": "BLOB",
+        "DATE": "TEXT",
+        # INTEGER PRIMARY KEY is the rowid: SQLite has no wider integer.
+        "BIGINT": "INTEGER",
+        "SMALLINT": "INTEGER",
+        "SERIAL_KEY": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "IDENTITY_KEY": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "LENGTH": "length",
+        "DEFAULT_NOW": "",
+        "WITHOUT_ROWID": " WITHOUT ROWID",
+        "EPOCH": f"'{SQLITE_EPOCH}'",
+        "AS_TEXT": "",
+    },
+    "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+    _sqlite_now,
+)
+
+POSTGRES: Final = SchemaDialect(
+    "postgresql",
+    {
+        **_COMMON,
+        "TIME": "timestamptz",
+        "SET": "text[]",
+        "BOOL": "boolean",
+        "FALSE": "false",
+        "BYTES": "bytea",
+        "DATE": "date",
+        "BIGINT": "bigint",
+        "SMALLINT": "smallint",
+        "SERIAL_KEY": "bigserial PRIMARY KEY",
+        "IDENTITY_KEY": "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "LENGTH": "octet_length",
+        "DEFAULT_NOW": " DEFAULT now()",
+        "WITHOUT_ROWID": "",
+        "EPOCH": "'epoch'",
+        "AS_TEXT": "::text",
+    },
+    "INSERT INTO schema_version (version, description) VALUES ($1, $2)",
+    tuple,
+)
+
+_SCHEMA_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        version INTEGER PRIMARY KEY,
+        description TEXT NOT NULL,
+        applied_at {TIME} NOT NULL{DEFAULT_NOW}
+    )
+"""
+
+_MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = (
+    (
+        1,
+        "consents, subjects, lawful requests, idempotency keys, disclosure log, checkpoints",
+        (
+            """
+            CREATE TABLE consents (
+                id TEXT PRIMARY KEY,
+                subject TEXT NOT NULL,
+                purposes {SET} NOT NULL,
+                partners {SET} NOT NULL,
+                partner_categories {SET} NOT NULL,
+                special_categories {SET} NOT NULL,
+                policy_version TEXT NOT NULL,
+                obtained_at {TIME} NOT NULL,
+                expires_at {TIME},
+                withdrawn_at {TIME},
+                method TEXT NOT NULL,
+                evidence TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX consents_by_subject ON consents (subject)",
+            """
+            CREATE TABLE subjects (
+                subject TEXT PRIMARY KEY,
+                restricted {BOOL} NOT NULL DEFAULT {FALSE},
+                restriction_reason TEXT NOT NULL DEFAULT '',
+                restriction_changed_at {TIME},
+                date_of_birth {DATE}
+            )
+            """,
+            """
+            CREATE TABLE legal_requests (
+                id TEXT PRIMARY KEY,
+                authority TEXT NOT NULL,
+                reference TEXT NOT NULL,
+                instrument TEXT NOT NULL,
+                subjects {SET} NOT NULL,
+                partners {SET} NOT NULL,
+                received_at {TIME} NOT NULL,
+                registered_by TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'approved'))
+            )
+            """,
+            "CREATE INDEX legal_requests_by_status ON legal_requests (status, received_at)",
+            """
+            CREATE TABLE legal_request_approvals (
+                request_id TEXT NOT NULL REFERENCES legal_requests (id),
+                reviewer_id TEXT NOT NULL,
+                approved_at {TIME} NOT NULL,
+                PRIMARY KEY (request_id, reviewer_id)
+            )
+            """,
+            """
+            CREATE TABLE idempotency_keys (
+                caller_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                request_hash TEXT NOT NULL,
+                claimed_at {TIME} NOT NULL{DEFAULT_NOW},
+                completed {BOOL} NOT NULL DEFAULT {FALSE},
+                status INTEGER,
+                headers TEXT,
+                body {BYTES},
+                PRIMARY KEY (caller_id, key)
+            )
+            """,
+            # In SQLite idx is the rowid: appends and range reads walk the table's own b-tree.
+            """
+            CREATE TABLE log_entries (
+                idx {BIGINT} PRIMARY KEY CHECK (idx >= 0),
+                entry {BYTES} NOT NULL,
+                kind TEXT NOT NULL,
+                disclosure_id TEXT NOT NULL,
+                subject_ref TEXT,
+                partner TEXT,
+                logged_at {TIME} NOT NULL
+            )
+            """,
+            "CREATE INDEX log_entries_by_disclosure ON log_entries (disclosure_id, kind)",
+            "CREATE INDEX log_entries_by_subject ON log_entries (subject_ref, idx)",
+            "CREATE INDEX log_entries_by_partner ON log_entries (partner, idx)",
+            "CREATE INDEX log_entries_by_kind ON log_entries (kind, idx)",
+            "CREATE INDEX log_entries_by_time ON log_entries (logged_at)",
+            # PostgreSQL: one row whose lock serializes appenders across instances (see
+            # gateway.store.postgres). SQLite's write lock already does that.
+            PerDialect(
+                None,
+                """
+            CREATE TABLE log_counter (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                next_index bigint NOT NULL CHECK (next_index >= 0)
+            )
+            """,
+            ),
+            PerDialect(None, "INSERT INTO log_counter (singleton, next_index) VALUES (true, 0)"),
+            """
+            CREATE TABLE checkpoints (
+                seq {SERIAL_KEY},
+                size {BIGINT} NOT NULL CHECK (size >= 0),
+                note TEXT NOT NULL,
+                created_at {TIME} NOT NULL
+            )
+            """,
+        ),
+    ),
+    (
+        2,
+        "disclosure log: leaf hashes, search columns, Merkle subtree hashes",
+        (
+            "ALTER TABLE log_entries ADD COLUMN leaf_hash {BYTES} "
+            "CHECK (leaf_hash IS NULL OR {LENGTH}(leaf_hash) = 32)",
+            "ALTER TABLE log_entries ADD COLUMN purpose TEXT",
+            "ALTER TABLE log_entries ADD COLUMN legal_basis TEXT",
+            "ALTER TABLE log_entries ADD COLUMN outcome TEXT",
+            # Rows of schema 1 get their search columns from their own JSON; their leaf
+            # hashes are filled in by gateway.log (storage never hashes).
+            PerDialect(
+                """
+            UPDATE log_entries SET
+                purpose = json_extract(CAST(entry AS TEXT), '$.purpose'),
+                legal_basis = json_extract(CAST(entry AS TEXT), '$.legal_basis'),
+                outcome = CASE kind
+                    WHEN 'refused' THEN 'refused'
+                    WHEN 'outcome' THEN json_extract(CAST(entry AS TEXT), '$.outcome')
+                END
+            WHERE json_valid(CAST(entry AS TEXT))
+            """,
+                """
+            UPDATE log_entries SET
+                purpose = convert_from(entry, 'UTF8')::jsonb ->> 'purpose',
+                legal_basis = convert_from(entry, 'UTF8')::jsonb ->> 'legal_basis',
+                outcome = CASE kind
+                    WHEN 'refused' THEN 'refused'
+                    WHEN 'outcome' THEN convert_from(entry, 'UTF8')::jsonb ->> 'outcome'
+                END
+            """,
+            ),
+            "CREATE INDEX log_entries_by_outcome ON log_entries (outcome, idx)",
+            # Empty once every leaf hash is there, so finding none costs nothing.
+            "CREATE INDEX log_entries_unhashed ON log_entries (idx) WHERE leaf_hash IS NULL",
+            """
+            CREATE TABLE log_nodes (
+                level {SMALLINT} NOT NULL CHECK (level > 0),
+                idx {BIGINT} NOT NULL CHECK (idx >= 0),
+                hash {BYTES} NOT NULL CHECK ({LENGTH}(hash) = 32),
+                PRIMARY KEY (level, idx)
+            ){WITHOUT_ROWID}
+            """,
+        ),
+    ),
+    (
+        3,
+        "justifications of emergency disclosures",
+        (
+            """
+            CREATE TABLE justifications (
+                disclosure_id TEXT PRIMARY KEY,
+                reviewer_id TEXT NOT NULL,
+                text TEXT NOT NULL,
+                at {TIME} NOT NULL
+            )
+            """,
+        ),
+    ),
+    (
+        4,
+        "instances and their heartbeats, for crash recovery with several instances",
+        (
+            """
+            CREATE TABLE instances (
+                id TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                started_at {TIME} NOT NULL,
+                heartbeat_at {TIME} NOT NULL,
+                claimed_by TEXT,
+                recovered_at {TIME}
+            )
+            """,
+            # Intents written before this schema name no instance; they belong to this
+            # one, dead since the epoch, so the first recovery sweep takes them.
+            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) "
+            "VALUES ('{LEGACY_INSTANCE}', '', 0, {EPOCH}, {EPOCH})",
+        ),
+    ),
+    (
+        5,
+        "partner suspensions and their history",
+        (
+            # One row per partner suspended now; instances read the whole (small) table.
+            """
+            CREATE TABLE partner_suspensions (
+                partner_id TEXT PRIMARY KEY,
+                reason TEXT NOT NULL,
+                suspended_by TEXT NOT NULL,
+                suspended_at {TIME} NOT NULL
+            )
+            """,
+            # Every suspend and resume, appended in the same transaction, never rewritten.
+            """
+            CREATE TABLE partner_suspension_events (
+                seq {IDENTITY_KEY},
+                partner_id TEXT NOT NULL,
+                action TEXT NOT NULL CHECK (action IN ('suspend', 'resume')),
+                reason TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                at {TIME} NOT NULL
+            )
+            """,
+            "CREATE INDEX partner_suspension_events_by_partner "
+            "ON partner_suspension_events (partner_id, seq)",
+        ),
+    ),
+    (
+        6,
+        "profiles as opaque text, sealed lawful-request subject lists",
+        (
+            # A date of birth becomes the profile's text; gateway.at_rest_store then seals
+            # it (and turns subject ids into keyed references) after this migration.
+            "ALTER TABLE subjects ADD COLUMN profile TEXT",
+            "UPDATE subjects SET profile = date_of_birth{AS_TEXT} WHERE date_of_birth IS NOT NULL",
+            "ALTER TABLE subjects DROP COLUMN date_of_birth",
+            "ALTER TABLE legal_requests ADD COLUMN sealed_subjects TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
+)
+
+
+def migrations_for(dialect: SchemaDialect) -> tuple[Migration, ...]:
+    """Every schema version, its statements rendered in `dialect`."""
+    return tuple(
+        Migration(version, description, _rendered(dialect, statements))
+        for version, description, statements in _MIGRATIONS
+    )
+
+
+def _rendered(dialect: SchemaDialect, statements: Iterable[str | PerDialect]) -> tuple[str, ...]:
+    return tuple(s for s in (dialect.render(t) for t in statements) if s is not None)
+
+
+async def apply_migrations(
+    dialect: SchemaDialect,
+    migrations: Sequence[Migration],
+    execute: Callable[..., Awaitable[Any]],
+    fetch: Callable[[str], Awaitable[Iterable[Any]]],
+) -> None:
+    """Apply the versions of `migrations` not applied yet, inside the caller's transaction.
+
+    `execute(sql, *params)` runs a statement and `fetch(sql)` returns its rows, both on the
+    one connection the caller holds (and has locked against other migrators).
+    """
+    await execute(dialect.schema_version_table)
+    applied = {int(r[0]) for r in await fetch("SELECT version FROM schema_version")}
+    for migration in migrations:
+        if migration.version in applied:
+            continue
+        for statement in migration.statements:
+            await execute(statement)
+        await execute(
+            dialect.record_version,
+            migration.version,
+            migration.description,
+            *dialect.applied_at(),
+        )

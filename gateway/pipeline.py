@@ -16,7 +16,8 @@ import asyncio
 import functools
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -27,6 +28,7 @@ from gateway.config import Caller, Config
 from gateway.crypto import GatewayKeys, PartnerKey, claims_for
 from gateway.errors import GatewayError
 from gateway.facts import SubjectFacts
+from gateway.idempotency import IdempotencyKeys, Refusal, once, request_digest
 from gateway.log.entries import (
     LogKeys,
     intent_entry,
@@ -41,7 +43,13 @@ from gateway.outbound import DeliveryError, PartnerReply, build_url
 from gateway.partners import NO_PARTNER_STATE, Operation, Partner, PartnerState, current
 from gateway.policy import Decision, decide
 from gateway.problem_catalog import KEY_RECHECK_S, LOG_RETRY_AFTER_S
-from gateway.request import DisclosureRequest, FieldNamesRefused, check_field_names
+from gateway.request import (
+    DisclosureRequest,
+    FieldNamesRefused,
+    check_field_names,
+    parse_disclosure_request,
+)
+from gateway.store.base import StoredResponse
 
 JOSE = "application/jose"
 
@@ -171,6 +179,8 @@ class _Arrival:
 
 @dataclass(frozen=True)
 class _Allowed:
+    """What the decision allowed: the partner and operation it found, and its reasons."""
+
     decision: Decision
     partner: Partner
     operation: Operation
@@ -449,22 +459,61 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
     gw.metrics.log_append_seconds.observe(time.perf_counter() - started)
 
 
-def log_early_refusal(gw: Gateway, caller: Caller, exc: GatewayError) -> str:
-    """Log a refusal of an authenticated caller's disclosure raised before the pipeline had
-    a request (a body that does not parse, an Idempotency-Key in conflict); its disclosure
-    id. The entry holds nothing of the body: only who was refused, when, and the code."""
-    disclosure_id = new_disclosure_id()
-    gw.log.append_soon(
-        refused_without_request(
-            disclosure_id=disclosure_id,
-            caller=caller.id,
-            problem=exc.code,
-            reason=f"refused before the request was read: {exc.code}",
-            at=gw.clock(),
-            policy_version=gw.config.policy.version,
+async def disclose_once(
+    gw: Gateway,
+    keys: IdempotencyKeys,
+    caller: Caller,
+    read_body: Callable[[], Awaitable[object]],
+    *,
+    key: str | None,
+    render: Callable[[Disclosed], StoredResponse],
+    refusal: Refusal,
+) -> StoredResponse:
+    """POST /v1/disclosures for an authenticated caller: read → parse → disclose, once per
+    Idempotency-Key (`gateway.idempotency`). A refusal before the pipeline has a request (a
+    body that does not read or parse, a key in conflict) is logged here, once; the
+    pipeline logs its own. `render` and `refusal` are the web layer's: the answer as bytes."""
+
+    async def answer() -> StoredResponse:
+        with _early_refusal_logged(gw, caller):
+            request = parse_disclosure_request(body)
+        return render(await disclose(gw, caller, request))
+
+    with _early_refusal_logged(gw, caller):
+        body = await read_body()
+        digest = request_digest(body)
+        return await once(
+            keys,
+            caller.id,
+            key,
+            digest,
+            answer,
+            refusal=refusal,
+            kept_headers=("Content-Type", "Disclosure-Id", "Disclosure-Fields"),
+            what="disclosure",
         )
-    )
-    return disclosure_id
+
+
+@contextmanager
+def _early_refusal_logged(gw: Gateway, caller: Caller) -> Iterator[None]:
+    """A refusal without a disclosure id (none was logged yet) is logged as one `refused`
+    entry holding nothing of the body: who was refused, when, and the code."""
+    try:
+        yield
+    except GatewayError as exc:
+        if exc.disclosure_id is None:
+            exc.disclosure_id = new_disclosure_id()
+            gw.log.append_soon(
+                refused_without_request(
+                    disclosure_id=exc.disclosure_id,
+                    caller=caller.id,
+                    problem=exc.code,
+                    reason=f"refused before the request was read: {exc.code}",
+                    at=gw.clock(),
+                    policy_version=gw.config.policy.version,
+                )
+            )
+        raise
 
 
 class _PolicyRefusal(Exception):

@@ -5,8 +5,9 @@ payload is signed and encrypted while it commits) → send with retries → log
 outcome → answer. Only the intent is waited for: outcome and refusal entries
 record what already happened, so they commit while the answer goes back (readers
 in this instance wait for them, see ``gateway.web.app.log_settled``).
-Authentication and idempotency happen in the web layer before this;
-collaborators arrive as one `Gateway` value built by the composition root.
+Authentication happens in the web layer before this, idempotency around it
+(`gateway.idempotency`); collaborators arrive as one `Gateway` value built by the
+composition root, and each disclosure's own values as one `Attempt`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import asyncio
 import functools
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from yarl import URL
 
@@ -26,6 +28,7 @@ from gateway.config import Caller, Config
 from gateway.crypto import GatewayKeys, PartnerKey, claims_for
 from gateway.errors import GatewayError
 from gateway.facts import SubjectFacts
+from gateway.idempotency import IdempotencyKeys, Refusal, once, request_digest
 from gateway.log.entries import (
     LogKeys,
     intent_entry,
@@ -40,7 +43,13 @@ from gateway.outbound import DeliveryError, PartnerReply, build_url
 from gateway.partners import NO_PARTNER_STATE, Operation, Partner, PartnerState, current
 from gateway.policy import Decision, decide
 from gateway.problem_catalog import KEY_RECHECK_S, LOG_RETRY_AFTER_S
-from gateway.request import DisclosureRequest, FieldNamesRefused, check_field_names
+from gateway.request import (
+    DisclosureRequest,
+    FieldNamesRefused,
+    check_field_names,
+    parse_disclosure_request,
+)
+from gateway.store.base import StoredResponse
 
 JOSE = "application/jose"
 
@@ -140,82 +149,166 @@ async def disclose(
     facts: SubjectFacts | None = None,
     extra_claims: Mapping[str, Any] | None = None,
 ) -> Disclosed:
-    """Decide → minimize → log intent (durable), sealing while it commits → send →
-    queue the outcome entry → answer."""
-    disclosure_id = new_disclosure_id()
-    now = gw.clock()
-    partners = current(gw.partners)  # one table for the whole request, whatever a reload does
-    partner = partners.get(request.partner)
-    bind(disclosure_id=disclosure_id, partner=partner.id if partner is not None else None)
-    # Every refusal before the intent, whatever step raised it (a policy refusal, a field
-    # that cannot be transformed, a partner key that cannot be fetched or has expired),
-    # is one `refused` entry; after the intent, the outcome entry records it.
-    step = "decide"
-    try:
-        decision = await evaluate(gw, caller, request, facts, partners=partners)
-        if not decision.allowed or partner is None:
-            raise _PolicyRefusal(decision)
-        operation = partner.operations[request.operation]
-        step = "minimize"
-        minimized = minimize(
-            request.data,
-            FieldPlan(decision.disclosed, decision.withheld_reasons),
-            pseudonym_key=gw.pseudonym_key(partner.id),
-            today=now.date(),
-        )
-        step = "partner_url"
-        url = build_url(partner, operation, minimized)  # a bad placeholder is refused here
-        step = "partner_key"
-        recipient = await gw.partner_keys.key_for(partner)
-    except Exception as exc:
-        _log_refusal(gw, disclosure_id, caller, request, partner, exc, step, now)
-        if isinstance(exc, _PolicyRefusal):
-            problem, detail = str(exc.decision.problem), exc.decision.detail
-            raise GatewayError(
-                problem,
-                detail,
-                disclosure_id=disclosure_id,
-                retry_after_s=_refusal_retry_after(problem, partner),
-            ) from None
-        if isinstance(exc, GatewayError) and exc.disclosure_id is None:
-            exc.disclosure_id = disclosure_id
-        raise
-    intent = intent_entry(
-        disclosure_id=disclosure_id,
-        caller=caller.id,
-        request=request,
-        partner=partner,
-        operation=operation,
-        decision=decision,
+    """Partner and operation → decide → minimize → seal while the intent commits → deliver →
+    log the outcome → answer. The web layer authenticated the caller; each step before the
+    intent logs its refusal as one `refused` entry (`_refusal_logged`)."""
+    arrival = _arrive(gw, caller, request)  # its id and time, the partner table it keeps
+    allowed = await _decide(gw, arrival, facts)
+    minimized = await _minimize(gw, arrival, allowed)
+    url = await _partner_url(gw, arrival, allowed, minimized)
+    attempt = await _attempt(gw, arrival, allowed)  # with the partner's key to seal to
+    intent = _intent(gw, attempt, minimized)
+    seal = functools.partial(_seal, gw, attempt, minimized, extra_claims)
+    sealed = await _seal_while_intent_commits(gw, attempt, intent, seal)
+    sent = await _deliver(gw, attempt, sealed, url)
+    _log_outcome(gw, attempt, sent)
+    return _answer(gw, attempt, sent)
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """A disclosure before its decision: enough to log a refusal of it."""
+
+    id: str
+    at: datetime
+    caller: Caller
+    request: DisclosureRequest
+    partners: Mapping[str, Partner]  # one table for the whole request, whatever a reload does
+    partner: Partner | None  # None: no partner of that id (the decision refuses it)
+
+
+@dataclass(frozen=True)
+class _Allowed:
+    """What the decision allowed: the partner and operation it found, and its reasons."""
+
+    decision: Decision
+    partner: Partner
+    operation: Operation
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One allowed disclosure on its way out: what its seal, its log entries and its
+    delivery name."""
+
+    id: str
+    at: datetime
+    caller: Caller
+    request: DisclosureRequest
+    partner: Partner
+    operation: Operation
+    decision: Decision
+    recipient: PartnerKey  # the partner's encryption key the payload is sealed to
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What became of a send (or of its seal): the partner's reply, or the failure."""
+
+    started: float  # time.perf_counter() when the step began, for the metrics
+    reply: PartnerReply | None = None
+    error: Exception | None = None  # a DeliveryError, or what stopped the seal
+
+
+def _arrive(gw: Gateway, caller: Caller, request: DisclosureRequest) -> _Arrival:
+    partners = current(gw.partners)
+    arrival = _Arrival(
+        new_disclosure_id(), gw.clock(), caller, request, partners, partners.get(request.partner)
+    )
+    bind(disclosure_id=arrival.id, partner=arrival.partner.id if arrival.partner else None)
+    return arrival
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_Step = Callable[Concatenate[Gateway, _Arrival, _P], Awaitable[_T]]
+
+
+def _refusal_logged(step: str) -> Callable[[_Step[_P, _T]], _Step[_P, _T]]:
+    """A step before the intent: whatever it raises (a policy refusal, a field that cannot
+    be transformed, a partner key that cannot be fetched or has expired) is logged as one
+    `refused` entry naming `step`, and answered with the disclosure's id. After the
+    intent, the outcome entry records a failure instead."""
+
+    def wrap(run: _Step[_P, _T]) -> _Step[_P, _T]:
+        async def logged(gw: Gateway, arrival: _Arrival, /, *args: _P.args, **kw: _P.kwargs) -> _T:
+            try:
+                return await run(gw, arrival, *args, **kw)
+            except Exception as exc:
+                _log_refusal(gw, arrival, exc, step)
+                if isinstance(exc, _PolicyRefusal):
+                    problem, detail = str(exc.decision.problem), exc.decision.detail
+                    raise GatewayError(
+                        problem,
+                        detail,
+                        disclosure_id=arrival.id,
+                        retry_after_s=_refusal_retry_after(problem, arrival.partner),
+                    ) from None
+                if isinstance(exc, GatewayError) and exc.disclosure_id is None:
+                    exc.disclosure_id = arrival.id
+                raise
+
+        return logged
+
+    return wrap
+
+
+@_refusal_logged("decide")
+async def _decide(gw: Gateway, arrival: _Arrival, facts: SubjectFacts | None) -> _Allowed:
+    request = arrival.request
+    decision = await evaluate(gw, arrival.caller, request, facts, partners=arrival.partners)
+    if not decision.allowed or arrival.partner is None:
+        raise _PolicyRefusal(decision)
+    return _Allowed(decision, arrival.partner, arrival.partner.operations[request.operation])
+
+
+@_refusal_logged("minimize")
+async def _minimize(gw: Gateway, arrival: _Arrival, allowed: _Allowed) -> dict[str, Any]:
+    decision = allowed.decision
+    return minimize(
+        arrival.request.data,
+        FieldPlan(decision.disclosed, decision.withheld_reasons),
+        pseudonym_key=gw.pseudonym_key(allowed.partner.id),
+        today=arrival.at.date(),
+    )
+
+
+@_refusal_logged("partner_url")
+async def _partner_url(
+    gw: Gateway, arrival: _Arrival, allowed: _Allowed, minimized: Mapping[str, Any]
+) -> URL:
+    return build_url(allowed.partner, allowed.operation, minimized)  # a bad placeholder: refused
+
+
+@_refusal_logged("partner_key")
+async def _attempt(gw: Gateway, arrival: _Arrival, allowed: _Allowed) -> Attempt:
+    recipient = await gw.partner_keys.key_for(allowed.partner)
+    a = arrival
+    return Attempt(
+        a.id,
+        a.at,
+        a.caller,
+        a.request,
+        allowed.partner,
+        allowed.operation,
+        allowed.decision,
+        recipient,
+    )
+
+
+def _intent(gw: Gateway, attempt: Attempt, minimized: Mapping[str, Any]) -> dict[str, Any]:
+    return intent_entry(
+        disclosure_id=attempt.id,
+        caller=attempt.caller.id,
+        request=attempt.request,
+        partner=attempt.partner,
+        operation=attempt.operation,
+        decision=attempt.decision,
         minimized=minimized,
-        at=now,
+        at=attempt.at,
         keys=gw.log_keys,
         policy_version=gw.config.policy.version,
     )
-    sealed = await _seal_while_intent_commits(
-        gw,
-        request,
-        partner,
-        intent,
-        functools.partial(
-            _seal,
-            gw,
-            partner,
-            recipient,
-            request,
-            decision,
-            minimized,
-            disclosure_id,
-            now,
-            extra_claims,
-        ),
-    )
-    reply = await _deliver(gw, partner, operation, request, sealed, url, disclosure_id)
-    content_type, body = reply.content_type, reply.body
-    if content_type.split(";")[0].strip() == JOSE:
-        body, content_type = _open_reply(gw, body, disclosure_id), "application/json"
-    fields = tuple(name for name in decision.disclosed if "." not in name)
-    return Disclosed(disclosure_id, reply.status, content_type, body, fields, decision)
 
 
 def _refusal_retry_after(problem: str, partner: Partner | None) -> float | None:
@@ -228,11 +321,7 @@ def _refusal_retry_after(problem: str, partner: Partner | None) -> float | None:
 
 
 async def _seal_while_intent_commits(
-    gw: Gateway,
-    request: DisclosureRequest,
-    partner: Partner,
-    intent: Mapping[str, Any],
-    seal: Callable[[], bytes],
+    gw: Gateway, attempt: Attempt, intent: Mapping[str, Any], seal: Callable[[], bytes]
 ) -> bytes:
     """Seal while the intent commits, then wait for it: nothing leaves before it is durable.
 
@@ -250,139 +339,108 @@ async def _seal_while_intent_commits(
         sealed = seal()
     except Exception as exc:
         await committing  # log_unavailable instead, if the intent did not commit either
-        problem = exc.code if isinstance(exc, GatewayError) else "internal_error"
-        _record_outcome(
-            gw,
-            request,
-            partner,
-            str(intent["disclosure_id"]),
-            started,
-            "failed",
-            0,
-            problem=problem,
-            maybe_received=False,
-        )
+        _log_outcome(gw, attempt, Sent(started, error=exc))
         if isinstance(exc, GatewayError) and exc.disclosure_id is None:
-            exc.disclosure_id = str(intent["disclosure_id"])  # logged: its outcome says so
+            exc.disclosure_id = attempt.id  # logged: its outcome says so
         raise
     await committing
     return sealed
 
 
-def _open_reply(gw: Gateway, body: bytes, disclosure_id: str) -> bytes:
-    """The partner's sealed answer opened; an answer that does not open is refused with the
-    disclosure's id (it was sent, and its outcome entry says so)."""
-    try:
-        return gw.keys.open_response(body)
-    except GatewayError as exc:
-        exc.disclosure_id = disclosure_id
-        raise
-
-
 def _seal(
     gw: Gateway,
-    partner: Partner,
-    recipient: PartnerKey,
-    request: DisclosureRequest,
-    decision: Decision,
+    attempt: Attempt,
     minimized: Mapping[str, Any],
-    disclosure_id: str,
-    now: datetime,
     extra_claims: Mapping[str, Any] | None,
 ) -> bytes:
     """The compact JWE of the signed JWT (CONTRACT §4.1) for the partner's key."""
     extra = dict(extra_claims or {})
-    if decision.bound_by_policy_version:
-        extra["bound_by_policy_version"] = decision.bound_by_policy_version
+    if attempt.decision.bound_by_policy_version:
+        extra["bound_by_policy_version"] = attempt.decision.bound_by_policy_version
     claims = claims_for(
         issuer=gw.config.log.origin,
-        partner_id=partner.id,
-        disclosure_id=disclosure_id,
-        purpose=request.purpose,
-        legal_basis=request.legal_basis,
+        partner_id=attempt.partner.id,
+        disclosure_id=attempt.id,
+        purpose=attempt.request.purpose,
+        legal_basis=attempt.request.legal_basis,
         data=minimized,
-        now=now,
+        now=attempt.at,
         extra=extra,
     )
-    enc = partner.encryption
+    enc = attempt.partner.encryption
     token = gw.keys.seal(
-        claims, sign_alg=enc.sign_alg, recipient=recipient, alg=enc.alg, enc=enc.enc
+        claims, sign_alg=enc.sign_alg, recipient=attempt.recipient, alg=enc.alg, enc=enc.enc
     )
     return token.encode("ascii")
 
 
-async def _deliver(
-    gw: Gateway,
-    partner: Partner,
-    operation: Operation,
-    request: DisclosureRequest,
-    sealed: bytes,
-    url: URL,
-    disclosure_id: str,
-) -> PartnerReply:
-    """Send with retries, then log the outcome (and count it) whatever happened."""
+async def _deliver(gw: Gateway, attempt: Attempt, sealed: bytes, url: URL) -> Sent:
+    """Send with retries: the partner's reply, or the failure (raised by `_answer`, after
+    `_log_outcome` has recorded it)."""
     started = time.perf_counter()
     try:
         reply = await gw.outbound.deliver(
-            partner, operation, body=sealed, content_type=JOSE, url=url, disclosure_id=disclosure_id
+            attempt.partner,
+            attempt.operation,
+            body=sealed,
+            content_type=JOSE,
+            url=url,
+            disclosure_id=attempt.id,
         )
     except DeliveryError as exc:
-        exc.disclosure_id = disclosure_id
-        _record_outcome(
-            gw,
-            request,
-            partner,
-            disclosure_id,
-            started,
-            "failed",
-            exc.attempts,
-            problem=exc.code,
-            maybe_received=exc.reached_partner,
-        )
-        raise
-    _record_outcome(
-        gw,
-        request,
-        partner,
-        disclosure_id,
-        started,
-        "sent",
-        reply.attempts,
-        partner_status=reply.status,
-    )
-    return reply
+        exc.disclosure_id = attempt.id
+        return Sent(started, error=exc)
+    return Sent(started, reply=reply)
 
 
-def _record_outcome(
-    gw: Gateway,
-    request: DisclosureRequest,
-    partner: Partner,
-    disclosure_id: str,
-    started: float,
-    outcome: str,
-    attempts: int,
-    **details: Any,
-) -> None:
+def _log_outcome(gw: Gateway, attempt: Attempt, sent: Sent) -> None:
+    """The outcome entry, and the metrics, of a send or of a seal that failed."""
+    reply, error = sent.reply, sent.error
+    details: dict[str, Any]
+    if reply is not None:
+        attempts, details = reply.attempts, {"partner_status": reply.status}
+    else:
+        failed = error if isinstance(error, DeliveryError) else None
+        attempts = failed.attempts if failed is not None else 0
+        details = {
+            "problem": error.code if isinstance(error, GatewayError) else "internal_error",
+            "maybe_received": failed.reached_partner if failed is not None else False,
+        }
+    outcome = "sent" if reply is not None else "failed"
     # The partner has answered: the answer goes back while the outcome entry commits
     # (gateway.log.recovery.InstanceLog.append_soon keeps it if the store is away).
     gw.log.append_soon(
         outcome_entry(
-            disclosure_id=disclosure_id,
+            disclosure_id=attempt.id,
             outcome=outcome,
             at=gw.clock(),
-            partner=partner.id,
+            partner=attempt.partner.id,
             attempts=attempts,
             **details,
         )
     )
+    request = attempt.request
+    seconds = time.perf_counter() - sent.started
     gw.metrics.delivered(
-        partner.id,
-        request.purpose,
-        request.legal_basis,
-        outcome,
-        time.perf_counter() - started,
-        attempts,
+        attempt.partner.id, request.purpose, request.legal_basis, outcome, seconds, attempts
     )
+
+
+def _answer(gw: Gateway, attempt: Attempt, sent: Sent) -> Disclosed:
+    """The partner's reply as the caller gets it (a sealed one opened), or the failure."""
+    if sent.reply is None:
+        assert sent.error is not None
+        raise sent.error
+    reply = sent.reply
+    content_type, body = reply.content_type, reply.body
+    if content_type.split(";")[0].strip() == JOSE:
+        try:
+            body, content_type = gw.keys.open_response(body), "application/json"
+        except GatewayError as exc:  # it was sent, and its outcome entry says so
+            exc.disclosure_id = attempt.id
+            raise
+    fields = tuple(name for name in attempt.decision.disclosed if "." not in name)
+    return Disclosed(attempt.id, reply.status, content_type, body, fields, attempt.decision)
 
 
 async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
@@ -401,22 +459,61 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
     gw.metrics.log_append_seconds.observe(time.perf_counter() - started)
 
 
-def log_early_refusal(gw: Gateway, caller: Caller, exc: GatewayError) -> str:
-    """Log a refusal of an authenticated caller's disclosure raised before the pipeline had
-    a request (a body that does not parse, an Idempotency-Key in conflict); its disclosure
-    id. The entry holds nothing of the body: only who was refused, when, and the code."""
-    disclosure_id = new_disclosure_id()
-    gw.log.append_soon(
-        refused_without_request(
-            disclosure_id=disclosure_id,
-            caller=caller.id,
-            problem=exc.code,
-            reason=f"refused before the request was read: {exc.code}",
-            at=gw.clock(),
-            policy_version=gw.config.policy.version,
+async def disclose_once(
+    gw: Gateway,
+    keys: IdempotencyKeys,
+    caller: Caller,
+    read_body: Callable[[], Awaitable[object]],
+    *,
+    key: str | None,
+    render: Callable[[Disclosed], StoredResponse],
+    refusal: Refusal,
+) -> StoredResponse:
+    """POST /v1/disclosures for an authenticated caller: read → parse → disclose, once per
+    Idempotency-Key (`gateway.idempotency`). A refusal before the pipeline has a request (a
+    body that does not read or parse, a key in conflict) is logged here, once; the
+    pipeline logs its own. `render` and `refusal` are the web layer's: the answer as bytes."""
+
+    async def answer() -> StoredResponse:
+        with _early_refusal_logged(gw, caller):
+            request = parse_disclosure_request(body)
+        return render(await disclose(gw, caller, request))
+
+    with _early_refusal_logged(gw, caller):
+        body = await read_body()
+        digest = request_digest(body)
+        return await once(
+            keys,
+            caller.id,
+            key,
+            digest,
+            answer,
+            refusal=refusal,
+            kept_headers=("Content-Type", "Disclosure-Id", "Disclosure-Fields"),
+            what="disclosure",
         )
-    )
-    return disclosure_id
+
+
+@contextmanager
+def _early_refusal_logged(gw: Gateway, caller: Caller) -> Iterator[None]:
+    """A refusal without a disclosure id (none was logged yet) is logged as one `refused`
+    entry holding nothing of the body: who was refused, when, and the code."""
+    try:
+        yield
+    except GatewayError as exc:
+        if exc.disclosure_id is None:
+            exc.disclosure_id = new_disclosure_id()
+            gw.log.append_soon(
+                refused_without_request(
+                    disclosure_id=exc.disclosure_id,
+                    caller=caller.id,
+                    problem=exc.code,
+                    reason=f"refused before the request was read: {exc.code}",
+                    at=gw.clock(),
+                    policy_version=gw.config.policy.version,
+                )
+            )
+        raise
 
 
 class _PolicyRefusal(Exception):
@@ -442,24 +539,15 @@ def _refusal_decision(exc: Exception, step: str) -> Decision:
     return Decision(False, problem, (reason,), {}, (), needs_review=False)
 
 
-def _log_refusal(
-    gw: Gateway,
-    disclosure_id: str,
-    caller: Caller,
-    request: DisclosureRequest,
-    partner: Partner | None,
-    exc: Exception,
-    step: str,
-    now: datetime,
-) -> None:
+def _log_refusal(gw: Gateway, arrival: _Arrival, exc: Exception, step: str) -> None:
     # Nothing leaves on a refusal, so the answer does not wait for its entry to commit.
     entry = refused_entry(
-        disclosure_id=disclosure_id,
-        caller=caller.id,
-        request=request,
-        partner=partner,
+        disclosure_id=arrival.id,
+        caller=arrival.caller.id,
+        request=arrival.request,
+        partner=arrival.partner,
         decision=_refusal_decision(exc, step),
-        at=now,
+        at=arrival.at,
         keys=gw.log_keys,
         policy_version=gw.config.policy.version,
     )

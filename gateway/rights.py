@@ -18,8 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -27,12 +27,14 @@ from gateway import vocabulary as v
 from gateway.config import Caller
 from gateway.errors import GatewayError
 from gateway.facts import LegalRequest, SubjectFacts, invalid, profile_under_age
+from gateway.idempotency import IdempotencyKeys, Refusal, once, request_digest
 from gateway.log.columns import SearchStore
 from gateway.log.search import Query, SpanStore, search, subject_refs
 from gateway.log.subject_keys import LogKeys
 from gateway.partners import Partner
 from gateway.pipeline import Gateway, disclose
 from gateway.request import DisclosureRequest, check_data, check_field_names
+from gateway.store.base import StoredResponse
 
 REPORT_COLUMNS = (
     "time",
@@ -305,6 +307,53 @@ def parse_erasure(body: object, subject: str) -> tuple[str, dict[str, Any]]:
     data = check_data(body.get("data", {"uuid": subject}))
     check_field_names(data)  # as a disclosure would: refused before any partner is asked
     return str(kind), data
+
+
+class RightsStore(ReportStore, ErasureStore, IdempotencyKeys, Protocol):
+    """What an erasure or rectification reads and changes."""
+
+
+async def erase_or_rectify_once(
+    gw: Gateway,
+    store: RightsStore,
+    officer: Caller,
+    subject: str,
+    body: object,
+    *,
+    key: str | None,
+    render: Callable[[ErasureResult], StoredResponse],
+    refusal: Refusal,
+) -> StoredResponse:
+    """`erase_or_rectify` once per Idempotency-Key (`gateway.idempotency`): a repeat gets
+    the first answer again and sends no notice. `render` and `refusal` are the web
+    layer's: the answer as bytes."""
+
+    async def answer() -> StoredResponse:
+        return render(await erase_or_rectify(gw, store, officer, subject, body))
+
+    return await once(
+        store,
+        officer.id,
+        key,
+        request_digest(body, scope=f"POST /v1/subjects/{subject}/erasure"),
+        answer,
+        refusal=refusal,
+        kept_headers=("Content-Type",),
+        what="erasure or rectification request",
+    )
+
+
+async def erase_or_rectify(
+    gw: Gateway, store: RightsStore, officer: Caller, subject: str, body: object
+) -> ErasureResult:
+    """POST /v1/subjects/{subject}/erasure: the notices, then (an erasure) the gateway's
+    own copy, which the notices need nothing of."""
+    kind, data = parse_erasure(body, subject)
+    result = await send_erasure_notices(gw, store, gw.log_keys, officer, subject, kind, data)
+    if kind == "erasure":
+        copy = await erase_own_copy(store, subject, gw.clock())
+        result = replace(result, gateway_copy=copy)
+    return result
 
 
 async def send_erasure_notices(

@@ -1,4 +1,8 @@
-"""JSON API handlers (CONTRACT §4.1–4.3, 4.7): parse, call the pipeline or store, render."""
+"""JSON API handlers (CONTRACT §4.1–4.3, 4.7): parse, call the pipeline or store, render.
+
+Answers a repeat with the same Idempotency-Key gets again are built as `StoredResponse`
+values (`disclosed_answer`, `refusal_answer`, `json_answer`) and sent by `response_of`.
+"""
 
 from __future__ import annotations
 
@@ -21,13 +25,12 @@ from gateway.facts import (
     profile_of_birth,
 )
 from gateway.logs import bind
-from gateway.pipeline import Gateway, disclose, evaluate, log_early_refusal
+from gateway.pipeline import Disclosed, Gateway, disclose_once, evaluate
 from gateway.problem_catalog import LOG_RETRY_AFTER_S
 from gateway.request import parse_disclosure_request
-from gateway.store.base import Store
+from gateway.store.base import Store, StoredResponse
 from gateway.subject_id import check_subject_id
-from gateway.web.idempotency import idempotent, request_digest
-from gateway.web.problems import read_json
+from gateway.web.problems import problem_response, read_json
 from gateway.web.tls import certificate_caller_id
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -79,39 +82,42 @@ def json_response(value: object, status: int = 200) -> web.Response:
 
 async def post_disclosure(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request, "discloser")
-    try:
-        return await _post_disclosure(request, caller)
-    except GatewayError as exc:
-        if exc.disclosure_id is None:  # refused before the pipeline took it: logged here
-            exc.disclosure_id = log_early_refusal(request.app[GATEWAY], caller, exc)
-        raise
-
-
-async def _post_disclosure(request: web.Request, caller: Caller) -> web.StreamResponse:
-    body = await body_of(request)
-    return await idempotent(
-        request,
+    answer = await disclose_once(
+        request.app[GATEWAY],
         request.app[STORE],
-        caller.id,
-        request_digest(body),
-        lambda: _disclose(request, caller, body),
-        kept_headers=("Content-Type", "Disclosure-Id", "Disclosure-Fields"),
-        what="disclosure",
+        caller,
+        lambda: body_of(request),
+        key=request.headers.get("Idempotency-Key"),
+        render=disclosed_answer,
+        refusal=refusal_answer,
     )
+    return response_of(answer)
 
 
-async def _disclose(request: web.Request, caller: Caller, body: Any) -> web.Response:
-    disclosure = parse_disclosure_request(body)
-    result = await disclose(request.app[GATEWAY], caller, disclosure)
-    return web.Response(
-        status=result.status,
-        body=result.body,
-        headers={
-            "Content-Type": result.content_type or "application/octet-stream",
-            "Disclosure-Id": result.disclosure_id,
-            "Disclosure-Fields": ",".join(result.fields),
-        },
-    )
+def disclosed_answer(result: Disclosed) -> StoredResponse:
+    """The partner's answer with what the caller needs to know of the disclosure."""
+    headers = {
+        "Content-Type": result.content_type or "application/octet-stream",
+        "Disclosure-Id": result.disclosure_id,
+        "Disclosure-Fields": ",".join(result.fields),
+    }
+    return StoredResponse(result.status, headers, result.body)
+
+
+def refusal_answer(error: GatewayError) -> StoredResponse:
+    """A refusal as problem+json, as an answer an Idempotency-Key repeat gets again."""
+    rendered = problem_response(error)
+    assert isinstance(rendered.body, bytes)
+    return StoredResponse(rendered.status, dict(rendered.headers), rendered.body)
+
+
+def json_answer(value: object, status: int = 200) -> StoredResponse:
+    body = json.dumps(value).encode("utf-8")
+    return StoredResponse(status, {"Content-Type": "application/json"}, body)
+
+
+def response_of(answer: StoredResponse) -> web.Response:
+    return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
 
 async def post_decision(request: web.Request) -> web.Response:

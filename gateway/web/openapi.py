@@ -24,12 +24,12 @@ from gateway import legal_requests
 from gateway import vocabulary as v
 from gateway.errors import PROBLEM_BASE, PROBLEMS
 from gateway.facts import MAX_TEXT
+from gateway.idempotency import MAX_IDEMPOTENCY_KEY
 from gateway.lifecycle import MAX_REASON
 from gateway.problem_catalog import CATALOGUE
 from gateway.request import FIELD_NAME_PATTERN, MAX_FIELD_NAME, MAX_ID
 from gateway.subject_id import GRAMMAR, MAX_SUBJECT_ID
 from gateway.subject_id import PATTERN as SUBJECT_ID_PATTERN
-from gateway.web.idempotency import MAX_IDEMPOTENCY_KEY
 
 __all__ = ["UNDOCUMENTED_PREFIXES", "add_openapi_route", "openapi_document"]
 

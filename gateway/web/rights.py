@@ -6,14 +6,21 @@ Every call needs an authenticated caller with the right role (policy VII:
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from aiohttp import web
 
 from gateway import legal_requests, rights
 from gateway.errors import GatewayError
-from gateway.web.api import GATEWAY, STORE, body_of, caller_of, json_response, path_subject
-from gateway.web.idempotency import idempotent, request_digest
+from gateway.web.api import (
+    GATEWAY,
+    STORE,
+    body_of,
+    caller_of,
+    json_answer,
+    json_response,
+    path_subject,
+    refusal_answer,
+    response_of,
+)
 
 REGISTRARS = ("rights_officer", "reviewer")
 
@@ -90,28 +97,17 @@ async def post_erasure(request: web.Request) -> web.StreamResponse:
     officer = await caller_of(request, "rights_officer")
     subject = path_subject(request)
     body = await body_of(request)
-
-    async def answer() -> web.Response:
-        kind, data = rights.parse_erasure(body, subject)
-        gw = request.app[GATEWAY]
-        store = request.app[STORE]
-        result = await rights.send_erasure_notices(
-            gw, store, gw.log_keys, officer, subject, kind, data
-        )
-        if kind == "erasure":  # after the notices, which need nothing of what is removed
-            copy = await rights.erase_own_copy(store, subject, gw.clock())
-            result = replace(result, gateway_copy=copy)
-        return json_response(result.as_json())
-
-    return await idempotent(
-        request,
+    answer = await rights.erase_or_rectify_once(
+        request.app[GATEWAY],
         request.app[STORE],
-        officer.id,
-        request_digest(body, scope=f"POST /v1/subjects/{subject}/erasure"),
-        answer,
-        kept_headers=("Content-Type",),
-        what="erasure or rectification request",
+        officer,
+        subject,
+        body,
+        key=request.headers.get("Idempotency-Key"),
+        render=lambda result: json_answer(result.as_json()),
+        refusal=refusal_answer,
     )
+    return response_of(answer)
 
 
 def add_rights_routes(app: web.Application) -> None:

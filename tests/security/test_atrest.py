@@ -37,6 +37,7 @@ from gateway.config import Config
 from gateway.crypto import GatewayKeys
 from gateway.errors import ConfigErrors
 from gateway.facts import SubjectFacts
+from gateway.idempotency import request_digest
 from gateway.keys import add_at_rest_key, generate_missing, issue_dev_token
 from gateway.log.subject_keys import key_file as subject_key_file
 from gateway.partners import Partner, Suspension
@@ -46,7 +47,6 @@ from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store import open_store, sqlite_path
 from gateway.store.base import JustificationRecord
 from gateway.web.app import create_app
-from gateway.web.idempotency import request_digest
 
 if TYPE_CHECKING:
     from conftest import Backend

@@ -659,3 +659,20 @@ async def test_edited_times_cannot_shrink_the_months_a_report_searches(
     assert [r["disclosure_id"] for r in report] == ["d-0", "d-2", "d-4", "d-6", "d-8"]
     code, out = await logged.cli("log", "verify")
     assert code == 1 and "first bad index: 0\n" in out and "column time" in out
+
+
+async def test_a_body_refused_under_an_idempotency_key_is_logged_once_and_replayed(
+    app_client: Any, config: Any
+) -> None:
+    """The stored refusal of a repeat is the first one, with the id of its one entry."""
+    headers = {**_bearer(config), "Idempotency-Key": "k-unparsed"}
+    body = {k: v for k, v in _charge({}).items() if k != "data"}
+    first = await app_client.post("/v1/disclosures", json=body, headers=headers)
+    assert first.status == 400
+    doc = await first.json(content_type=None)
+    entries = await logged_entries(app_client.server.app, doc["disclosure_id"])
+    assert [(e["kind"], e["problem"]) for e in entries] == [("refused", "invalid_request")]
+    again = await app_client.post("/v1/disclosures", json=body, headers=headers)
+    assert again.status == 400 and again.headers["Idempotency-Replayed"] == "true"
+    assert again.headers["Disclosure-Id"] == doc["disclosure_id"]
+    assert await again.json(content_type=None) == doc

@@ -78,6 +78,7 @@ MODULE_LAYER: Final = {
     "gateway.partner_auth": "outbound",
     "gateway.outbound": "outbound",
     "gateway.pipeline": "disclosure",
+    "gateway.idempotency": "disclosure",  # once per Idempotency-Key, for disclosures and erasure
     "gateway.rights": "rights",
     "gateway.legal_requests": "rights",
     "gateway.preflight": "ops",

@@ -7,24 +7,44 @@ repeat with the same key and the same request gets that answer again
 `409 conflict`, as is a repeat while the first still runs. A request that failed before
 anything was sent (`log_unavailable`, an unexpected error) frees its key for a retry.
 The store keeps the keys (`claim_idempotency`), shared by every instance.
+
+This is part of the flow, not of HTTP: an answer is a `StoredResponse` (status, headers,
+bytes), and the web layer passes in how it renders a refusal (`refusal`), so the answer a
+repeat gets is byte for byte the first one.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from gateway.errors import GatewayError
 from gateway.facts import invalid
-from gateway.log.entries import canonical_json
-from gateway.store.base import Store
-from gateway.web.problems import problem_response
+from gateway.log.canonical import canonical_json
+from gateway.store.base import IdempotencyClaim, StoredResponse
 
 MAX_IDEMPOTENCY_KEY = 200
 # Failures after which nothing was sent: the caller may retry with the same key.
 RETRYABLE = ("log_unavailable", "internal_error")
+REPLAYED = "Idempotency-Replayed"
+
+Answer = Callable[[], Awaitable[StoredResponse]]
+Refusal = Callable[[GatewayError], StoredResponse]
+
+
+class IdempotencyKeys(Protocol):
+    """The store's part (gateway.store.base.Store; each method's docstring is its promise)."""
+
+    async def claim_idempotency(
+        self, caller_id: str, key: str, request_hash: str
+    ) -> IdempotencyClaim: ...
+
+    async def complete_idempotency(
+        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> None: ...
+
+    async def release_idempotency(self, caller_id: str, key: str) -> None: ...
 
 
 def request_digest(body: object, scope: str | None = None) -> str:
@@ -35,30 +55,31 @@ def request_digest(body: object, scope: str | None = None) -> str:
     return hashlib.sha256(canonical_json({"scope": scope, "body": body})).hexdigest()
 
 
-async def idempotent(
-    request: web.Request,
-    store: Store,
+async def once(
+    keys: IdempotencyKeys,
     caller_id: str,
+    key: str | None,
     digest: str,
-    answer: Callable[[], Awaitable[web.Response]],
+    answer: Answer,
     *,
+    refusal: Refusal,
     kept_headers: tuple[str, ...],
     what: str,
-) -> web.StreamResponse:
-    """`answer()` once per (caller, Idempotency-Key); without the header, every time.
+) -> StoredResponse:
+    """`answer()` once per (caller, `key`); with no key (no header), every time.
 
-    `kept_headers` are the answer's headers a replay repeats; `what` names the request
-    in the 409 detail ("a new key for a new {what}")."""
-    key = request.headers.get("Idempotency-Key")
+    A refusal `answer()` raises is the stored answer, rendered by `refusal`; one after
+    which the caller may retry (RETRYABLE) frees the key and is raised. `kept_headers` are
+    the answer's headers a replay repeats; `what` names the request in the 409 detail
+    ("a new key for a new {what}")."""
     if key is None:
         return await answer()
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise invalid(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
-    claim = await store.claim_idempotency(caller_id, key, digest)
+    claim = await keys.claim_idempotency(caller_id, key, digest)
     if claim.state == "completed" and claim.response is not None:
         stored = claim.response
-        headers = {**stored.headers, "Idempotency-Replayed": "true"}
-        return web.Response(status=stored.status, body=stored.body, headers=headers)
+        return StoredResponse(stored.status, {**stored.headers, REPLAYED: "true"}, stored.body)
     if claim.state == "in_progress":
         raise GatewayError(
             "conflict",
@@ -74,13 +95,12 @@ async def idempotent(
         response = await answer()
     except GatewayError as exc:
         if exc.code in RETRYABLE:
-            await store.release_idempotency(caller_id, key)
+            await keys.release_idempotency(caller_id, key)
             raise
-        response = problem_response(exc)
+        response = refusal(exc)
     except BaseException:
-        await store.release_idempotency(caller_id, key)
+        await keys.release_idempotency(caller_id, key)
         raise
-    assert isinstance(response.body, bytes)
     headers = {k: v for k, v in response.headers.items() if k in kept_headers}
-    await store.complete_idempotency(caller_id, key, response.status, headers, response.body)
+    await keys.complete_idempotency(caller_id, key, response.status, headers, response.body)
     return response

@@ -139,6 +139,20 @@ async def settled(store: Store, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def refusals_written(store: Store, answers: list[Answer], timeout_s: float = 10.0) -> None:
+    """Wait until every log_unavailable answer's `refused` entry is in the log: they wait in
+    the instance and are written once the store is back, after the answer went out."""
+    wanted = {a.disclosure_id for a in answers if a.problem == "log_unavailable"}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        raw = await store.read_log(0, await store.log_size())
+        written = {json.loads(data)["disclosure_id"] for _, data in raw}
+        if wanted <= written:
+            return
+        assert time.monotonic() < deadline, f"refusals never written: {wanted - written}"
+        await asyncio.sleep(0.05)
+
+
 def kept_records(caplog: pytest.LogCaptureFixture) -> list[Any]:
     return [r for r in caplog.records if "kept until the log can be written" in r.message]
 
@@ -596,6 +610,7 @@ async def test_a_database_stopped_mid_load_sends_nothing_and_serves_again_when_b
         assert {(await rig.disclose()).status for _ in range(5)} == {201}
 
         await settled(rig.store)  # the held outcomes, written once the store was back
+        await refusals_written(rig.store, rig.answers)  # the 503s' refused entries, likewise
         found = await audit(rig.store, partner, rig.answers)
         outcomes = Counter(outcome["outcome"] for _, outcome in found.values())
         assert outcomes == {"sent": len(partner.received)}

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -36,7 +37,7 @@ class DisclosureRequest:
     data: Mapping[str, Any]
     legal_request: str | None = None
 
-    @property
+    @cached_property  # read by the age rules and minimize: parsed once per request
     def date_of_birth(self) -> date | None:
         value = self.data.get("date_of_birth")
         return None if value is None else parse_date(value, "data.date_of_birth")

@@ -8,17 +8,20 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from support.sandboxes import SANDBOX_SECRETS
 
 from gateway.config import Config, load_config
-from gateway.keys import generate_missing
+from gateway.crypto import GatewayKeys
+from gateway.keys import generate_missing, issue_dev_token
 from gateway.partners import Partner, load_partners
+from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,3 +109,31 @@ async def store(backend: Backend) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+# --- callers' tokens and the sandbox partners, shared by e2e and security tests -------------
+
+@pytest.fixture
+def token(config: Config) -> Callable[[str], str]:
+    def make(caller_id: str, ttl: int = 600) -> str:
+        return issue_dev_token(config.keys_dir, config.auth, caller_id, ttl_s=ttl)
+
+    return make
+
+
+@pytest.fixture
+def auth(token: Callable[[str], str]) -> Callable[[str], dict[str, str]]:
+    def headers(caller_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token(caller_id)}"}
+
+    return headers
+
+
+@pytest.fixture
+async def sandboxes(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
+    """Every shipped partner played by a sandbox app on a free loopback port."""
+    jwks = GatewayKeys.load(config.keys_dir).jwks()
+    cluster = await start_sandboxes(partners, config.keys_dir, jwks, SANDBOX_SECRETS,
+                                    ports=dict.fromkeys(partners, 0))
+    yield cluster
+    await cluster.close()

@@ -41,6 +41,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.sandboxes import SANDBOX_SECRETS
 
 from gateway import vocabulary as v
 from gateway.config import Config
@@ -54,13 +55,6 @@ from gateway.web.openapi import add_openapi_route, openapi_document
 
 PROBLEM_JSON = "application/problem+json"
 # The same secrets as tests/e2e/conftest.py gives the `live` gateway and its sandboxes.
-SANDBOX_SECRETS = {
-    "BCEL_CLIENT_SECRET": "sandbox-bcel-secret",
-    "BUREAU_CLIENT_SECRET": "sandbox-bureau-secret",
-    "LXI_API_KEY": "sandbox-lxi-key",
-    "ADREACH_API_KEY": "sandbox-adreach-key",
-    "INSIGHT_API_KEY": "sandbox-insight-key",
-}
 DISCLOSER = "sales-service"  # lao-credit-bureau, lanexang-insurance, veriid
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000bad1"
 # (caller, partner, operation, purpose): allowed on a `contract` basis without any consent,

@@ -29,21 +29,21 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from support.sandboxes import SANDBOX_SECRETS
 
 from gateway import cli
 from gateway.at_rest import AtRestKeys, is_sealed
 from gateway.at_rest_store import open_protected_store, protect_stored_rows
 from gateway.config import Config
-from gateway.crypto import GatewayKeys
 from gateway.errors import ConfigErrors
 from gateway.facts import SubjectFacts
 from gateway.idempotency import request_digest
-from gateway.keys import add_at_rest_key, generate_missing, issue_dev_token
+from gateway.keys import add_at_rest_key, generate_missing
 from gateway.log.subject_keys import key_file as subject_key_file
-from gateway.partners import Partner, Suspension
+from gateway.partners import Suspension
 from gateway.preflight import exposed_secret_problems, own_key_problems
 from gateway.rights import birthday_at_minimum_age, profile_after_erasure
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster
 from gateway.store import open_store, sqlite_path
 from gateway.store.base import JustificationRecord
 from gateway.web.app import create_app
@@ -55,13 +55,6 @@ SUBJECT = "s-ATRESTSUBJ-1"
 TEXT = "ATRESTTEXT"  # in every free text given to the gateway
 CHILD_BORN = date.today() - timedelta(days=365 * 10)
 NEEDLES = ("ATRESTSUBJ", TEXT, CHILD_BORN.isoformat())
-SANDBOX_SECRETS = {
-    "BCEL_CLIENT_SECRET": "sandbox-bcel-secret",
-    "BUREAU_CLIENT_SECRET": "sandbox-bureau-secret",
-    "LXI_API_KEY": "sandbox-lxi-key",
-    "ADREACH_API_KEY": "sandbox-adreach-key",
-    "INSIGHT_API_KEY": "sandbox-insight-key",
-}
 PERSON = {"name": "N", "phone": "1", "uuid": "u-1", "email": "e@x"}
 CONSENT = {
     "purposes": ["service_provision", "marketing"],
@@ -78,15 +71,6 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 # -- fixtures: the gateway against sandbox partners, on each store ----------------------
 
 
-@pytest.fixture
-async def sandboxes(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
-    jwks = GatewayKeys.load(config.keys_dir).jwks()
-    cluster = await start_sandboxes(partners, config.keys_dir, jwks, SANDBOX_SECRETS,
-                                    ports=dict.fromkeys(partners, 0))
-    yield cluster
-    await cluster.close()
-
-
 def storage_url(backend: Backend) -> str:
     return backend.url if backend.name == "postgresql" else f"sqlite:///{backend.root}/gateway.db"
 
@@ -101,15 +85,6 @@ async def live(
     await client.start_server()
     yield client
     await client.close()
-
-
-@pytest.fixture
-def auth(config: Config) -> Callable[[str], dict[str, str]]:
-    def headers(caller_id: str) -> dict[str, str]:
-        token = issue_dev_token(config.keys_dir, config.auth, caller_id, ttl_s=600)
-        return {"Authorization": f"Bearer {token}"}
-
-    return headers
 
 
 async def dump(backend: Backend) -> dict[str, str]:

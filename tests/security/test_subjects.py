@@ -29,13 +29,11 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from browser.review_support import PASSWORDS, reviewers
+from support.sandboxes import SANDBOX_SECRETS
 
 from gateway import cli
 from gateway.config import Caller, Config
-from gateway.crypto import GatewayKeys
-from gateway.keys import issue_dev_token
-from gateway.partners import Partner
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster
 from gateway.subject_id import GRAMMAR
 from gateway.web.app import create_app
 
@@ -69,13 +67,6 @@ SPELLINGS = (
     "ｓ-restricted-1",
     "s\u2010restricted-1",
 )
-SANDBOX_SECRETS = {
-    "BCEL_CLIENT_SECRET": "sandbox-bcel-secret",
-    "BUREAU_CLIENT_SECRET": "sandbox-bureau-secret",
-    "LXI_API_KEY": "sandbox-lxi-key",
-    "ADREACH_API_KEY": "sandbox-adreach-key",
-    "INSIGHT_API_KEY": "sandbox-insight-key",
-}
 PERSON = {"name": "N", "date_of_birth": "1990-04-02", "phone": "1", "uuid": "u-1", "amount": 5,
           "currency": "LAK", "email": "e@x"}
 CREDIT = {"partner": "lao-credit-bureau", "operation": "credit_check",
@@ -90,15 +81,6 @@ QUOTE = {"partner": "lanexang-insurance", "operation": "quote", "purpose": "serv
 
 
 # -- the gateway against sandbox partners, on each store -------------------------------
-
-
-@pytest.fixture
-async def sandboxes(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
-    jwks = GatewayKeys.load(config.keys_dir).jwks()
-    cluster = await start_sandboxes(partners, config.keys_dir, jwks, SANDBOX_SECRETS,
-                                    ports=dict.fromkeys(partners, 0))
-    yield cluster
-    await cluster.close()
 
 
 @pytest.fixture
@@ -120,15 +102,6 @@ async def live(
     await client.start_server()
     yield client
     await client.close()
-
-
-@pytest.fixture
-def auth(config: Config) -> Callable[[str], dict[str, str]]:
-    def headers(caller_id: str) -> dict[str, str]:
-        token = issue_dev_token(config.keys_dir, config.auth, caller_id, ttl_s=600)
-        return {"Authorization": f"Bearer {token}"}
-
-    return headers
 
 
 async def refused_as_invalid(response: Any, where: str) -> dict[str, Any]:

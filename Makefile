@@ -54,7 +54,7 @@ test: $(TEST_STAMP) postgres browser systemd
 	$(BIN)/pytest -q
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check gateway tests benchmarks examples
+	$(BIN)/ruff check gateway gateway_client tests benchmarks examples
 	$(BIN)/mypy
 
 # The gateway against a bare proxy (wrk as the load generator where it can be installed;

@@ -11,11 +11,11 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from gateway.config import Caller, load_config
-from gateway.facts import Consent, LegalRequest, SubjectFacts
-from gateway.partners import load_partners
-from gateway.policy import decide
-from gateway.request import DisclosureRequest
+from gateway.config.model import Caller, load_config
+from gateway.partners.model import load_partners
+from gateway.policy.decide import decide
+from gateway.policy.facts import Consent, LegalRequest, SubjectFacts
+from gateway.policy.request import DisclosureRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime.now(UTC)

@@ -30,13 +30,13 @@ from pathlib import Path
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.canonical import canonical_json, timestamp
+from gateway.crypto.subject_keys import LogKeys
 from gateway.log.audit import audit_store
-from gateway.log.canonical import canonical_json, timestamp
 from gateway.log.columns import columns_of_bytes
 from gateway.log.merkle import leaf_hash, verify_inclusion
 from gateway.log.search import Query, search, subject_refs
 from gateway.log.service import LogService, LogSigner
-from gateway.log.subject_keys import LogKeys
 from gateway.store import Store, open_store
 from gateway.store.base import LogRow
 

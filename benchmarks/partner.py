@@ -1,4 +1,4 @@
-"""The benchmark's partners: `gateway.sandbox` partners in a process of their own.
+"""The benchmark's partners: `gateway.sandbox.partner` partners in a process of their own.
 
 Serves the sandboxes of the partners named on the command line on free loopback ports.
 Each one decrypts every JWE with its private key and verifies the gateway's signature,
@@ -19,10 +19,10 @@ import signal
 import sys
 from pathlib import Path
 
-from gateway.config import load_config
-from gateway.crypto import GatewayKeys
-from gateway.partners import load_partners
-from gateway.sandbox import start_sandboxes
+from gateway.config.model import load_config
+from gateway.crypto.seal import GatewayKeys
+from gateway.partners.model import load_partners
+from gateway.sandbox.partner import start_sandboxes
 
 # Longer than any benchmark run: the bare proxy fetches one token at start and keeps it.
 TOKEN_TTL_S = 6 * 3600.0

@@ -25,8 +25,8 @@ import aiohttp
 from aiohttp import web
 
 from benchmarks.partner import use_uvloop
-from gateway.config import load_config
-from gateway.partners import Partner, load_partners
+from gateway.config.model import load_config
+from gateway.partners.model import Partner, load_partners
 
 FORWARDED = ("Content-Type", "Idempotency-Key")
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -91,7 +91,7 @@ def routes(
 async def serve(root: Path, served: dict[str, dict[str, str | None]]) -> None:
     config = load_config(root / "config.toml")
     partners = load_partners(config.partners_dir, config.root)
-    # The same connection pool as the gateway's Outbound (gateway.outbound.client_session).
+    # The same connection pool as the gateway's Outbound (gateway.outbound.delivery.client_session).
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=100, limit_per_host=20),
         cookie_jar=aiohttp.DummyCookieJar(),

@@ -2,7 +2,7 @@
 
 Starts, each as a process of its own:
 
-- the loopback partners (``benchmarks/partner.py``: ``gateway.sandbox`` partners that
+- the loopback partners (``benchmarks/partner.py``: ``gateway.sandbox.partner`` partners that
   decrypt and verify every disclosure, as a real partner would) for an RSA-OAEP-256
   partner (lao-credit-bureau: PS256 inside, OAuth2 client credentials) and an
   ECDH-ES+A256KW partner (lanexang-insurance: Ed25519 inside, API key);
@@ -54,10 +54,10 @@ sys.path.insert(0, str(ROOT))  # run as a script: the helpers are modules of ben
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
-from gateway.config import Config, load_config  # noqa: E402
-from gateway.crypto import GatewayKeys, claims_for, load_partner_key_file  # noqa: E402
-from gateway.keys import issue_dev_token  # noqa: E402
-from gateway.partners import Partner, load_partners  # noqa: E402
+from gateway.config.model import Config, load_config  # noqa: E402
+from gateway.crypto.keyring import issue_dev_token  # noqa: E402
+from gateway.crypto.seal import GatewayKeys, claims_for, load_partner_key_file  # noqa: E402
+from gateway.partners.model import Partner, load_partners  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -557,20 +557,23 @@ def profiled(
 
 # The gateway's concerns, each by the frames that belong to it (file or file:function).
 PROFILE_PARTS = (
-    ("web layer: caller auth", ("gateway/auth.py",)),
+    ("web layer: caller auth", ("gateway/callers/tokens.py",)),
     (
         "web layer: request parsing, access log",
-        ("gateway/web/", "gateway/request.py", "gateway/logs.py"),
+        ("gateway/web/", "gateway/policy/request.py", "gateway/observe/app_log.py"),
     ),
-    ("decide (facts, policy)", ("gateway/pipeline.py:evaluate", "gateway/store/:subject_facts")),
-    ("minimize", ("gateway/minimize.py",)),
-    ("seal (sign + encrypt)", ("gateway/pipeline.py:_seal",)),
+    (
+        "decide (facts, policy)",
+        ("gateway/disclosure/flow.py:evaluate", "gateway/store/:subject_facts"),
+    ),
+    ("minimize", ("gateway/policy/minimize.py",)),
+    ("seal (sign + encrypt)", ("gateway/disclosure/flow.py:_seal",)),
     ("log: entry building", ("gateway/log/entries.py",)),
     (
         "log: append (writer, store)",
         ("gateway/log/writer.py", "gateway/store/:append_log", "gateway/store/:_Writer"),
     ),
-    ("delivery (aiohttp client, retries)", ("gateway/outbound.py",)),
+    ("delivery (aiohttp client, retries)", ("gateway/outbound/delivery.py",)),
     ("aiohttp server", ("aiohttp/web_protocol.py",)),
 )
 

@@ -33,11 +33,11 @@ suffices, and a few seconds keeps a database that is coming back from a stampede
 
 PARTNER_RETRY_AFTER_S: Final = 8.0
 """Retry-After of a transient partner failure whose partner named no wait of its own: the
-longest pause the gateway makes between its own tries (gateway.outbound BACKOFF_MAX_S)."""
+longest pause the gateway makes between its own tries (gateway.outbound.delivery BACKOFF_MAX_S)."""
 
 KEY_RECHECK_S: Final = 30.0
 """While every key of a JWKS partner has expired, the gateway fetches its JWKS again at
-most this often (gateway.crypto PartnerKeyCache): the Retry-After of partner_key_expired."""
+most this often (gateway.crypto.seal PartnerKeyCache): the Retry-After of partner_key_expired."""
 
 
 @dataclass(frozen=True)
@@ -192,8 +192,7 @@ _KINDS: Final = (
         "Request line too long",
         "The request line (method, path and query) is longer than the gateway's HTTP parser "
         "reads (8190 bytes). The answer quotes nothing of it.",
-        ("A subject id, filter or other value far longer than any real one in the path or "
-         "query.",),
+        ("A subject id, filter or other value far longer than any real one in the path or query.",),
         "Shorten the path or query; long values belong in a request body.",
         _NO_RETRY,
     ),
@@ -301,8 +300,10 @@ _KINDS: Final = (
         "The payload's `data.date_of_birth` and the subject's stored profile both say 14 or "
         "over but are different dates. The gateway does not guess which is true, and a "
         "payload never overrides the stored profile.",
-        ("The service holds an outdated or mistyped date of birth.",
-         "The stored profile (PUT /v1/subjects/{id}/profile) is wrong."),
+        (
+            "The service holds an outdated or mistyped date of birth.",
+            "The stored profile (PUT /v1/subjects/{id}/profile) is wrong.",
+        ),
         "Send the stored date (or no date of birth), or correct the profile first "
         "(PUT /v1/subjects/{id}/profile, or a rectification). Legal obligation and vital "
         "interest disclosures are not refused for this.",

@@ -17,11 +17,11 @@ import asyncpg
 import pytest
 from support.sandboxes import SANDBOX_SECRETS
 
-from gateway.config import Config, load_config
-from gateway.crypto import GatewayKeys
-from gateway.keys import generate_missing, issue_dev_token
-from gateway.partners import Partner, load_partners
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.config.model import Config, load_config
+from gateway.crypto.keyring import generate_missing, issue_dev_token
+from gateway.crypto.seal import GatewayKeys
+from gateway.partners.model import Partner, load_partners
+from gateway.sandbox.partner import SandboxCluster, start_sandboxes
 from gateway.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,6 +113,7 @@ async def store(backend: Backend) -> AsyncIterator[Store]:
 
 # --- callers' tokens and the sandbox partners, shared by e2e and security tests -------------
 
+
 @pytest.fixture
 def token(config: Config) -> Callable[[str], str]:
     def make(caller_id: str, ttl: int = 600) -> str:
@@ -133,7 +134,8 @@ def auth(token: Callable[[str], str]) -> Callable[[str], dict[str, str]]:
 async def sandboxes(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
     """Every shipped partner played by a sandbox app on a free loopback port."""
     jwks = GatewayKeys.load(config.keys_dir).jwks()
-    cluster = await start_sandboxes(partners, config.keys_dir, jwks, SANDBOX_SECRETS,
-                                    ports=dict.fromkeys(partners, 0))
+    cluster = await start_sandboxes(
+        partners, config.keys_dir, jwks, SANDBOX_SECRETS, ports=dict.fromkeys(partners, 0)
+    )
     yield cluster
     await cluster.close()

@@ -3,7 +3,7 @@
 An entry is a flat JSON object serialized canonically (sorted keys, no spaces,
 UTF-8) — those bytes are the Merkle leaf. The subject appears only as a keyed
 HMAC, the payload only as a keyed digest, both under the key of the entry's month
-(``gateway.log.subject_keys``: forgetting a month's key makes them unlinkable);
+(``gateway.crypto.subject_keys``: forgetting a month's key makes them unlinkable);
 field names and transforms are kept so a reviewer sees *what kind* of data went
 where without seeing the data.
 
@@ -18,14 +18,14 @@ from datetime import datetime
 from typing import Any, Final
 
 from gateway import vocabulary as v
-from gateway.log.canonical import canonical_entry, canonical_json, timestamp
+from gateway.canonical import canonical_entry, canonical_json, timestamp
+from gateway.crypto.subject_keys import LogKeys
 from gateway.log.columns import KINDS, OUTCOMES, NotAnEntry, columns_of
 from gateway.log.merkle import leaf_hash
-from gateway.log.subject_keys import LogKeys
-from gateway.minimize import NESTED
-from gateway.partners import Operation, Partner
-from gateway.policy import Decision
-from gateway.request import DisclosureRequest
+from gateway.partners.model import Operation, Partner
+from gateway.policy.decide import Decision
+from gateway.policy.minimize import NESTED
+from gateway.policy.request import DisclosureRequest
 from gateway.store.base import LogRow
 
 __all__ = [

@@ -24,7 +24,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from gateway.log.canonical import canonical_json
+from gateway.canonical import canonical_json
 from gateway.log.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
 

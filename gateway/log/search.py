@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from gateway.crypto.subject_keys import LogKeys
 from gateway.log.columns import (
     NotAnEntry,
     SearchIndexDamaged,
@@ -31,7 +32,6 @@ from gateway.log.columns import (
     checked_search,
     columns_of_bytes,
 )
-from gateway.log.subject_keys import LogKeys
 from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogQuery, LogRecord
 
 __all__ = [
@@ -86,8 +86,6 @@ CSV_COLUMNS: Final = (
 )
 # A cell starting with one of these is a formula to a spreadsheet program.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-
-
 
 
 class SpanStore(Protocol):

@@ -35,8 +35,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from gateway.clock import utc_now
+from gateway.crypto.keyring import KeyPaths
+from gateway.crypto.subject_keys import LogKeys, Period
 from gateway.errors import GatewayError
-from gateway.keys import KeyPaths
 from gateway.log.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -54,7 +55,6 @@ from gateway.log.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from gateway.log.subject_keys import LogKeys, Period
 from gateway.log.tree import NODE_LEVELS, TILE, TILE_HEIGHT, RangePlan, nodes_above
 from gateway.log.writer import LogWriter
 from gateway.store.base import LogEntry, LogRecord, LogRow, StoredCheckpoint, TreeHash

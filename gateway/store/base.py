@@ -24,10 +24,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final, Literal, NamedTuple, Protocol
 
-from gateway.at_rest import is_sealed
+from gateway.crypto.at_rest import is_sealed
 from gateway.errors import GatewayError
-from gateway.facts import Consent, LegalRequest, SubjectFacts, read_profile
-from gateway.partners import Suspension, SuspensionEvent
+from gateway.partners.model import Suspension, SuspensionEvent
+from gateway.policy.facts import Consent, LegalRequest, SubjectFacts, read_profile
 
 __all__ = [
     "DEFAULT_SEARCH_LIMIT",
@@ -258,7 +258,7 @@ class LegalRequestRecord:
     status: str = "pending"
     approvals: tuple[Approval, ...] = ()
     # The subject list as stored sealed beside `subjects` (which then holds keyed
-    # references): reviewers see the list, lookups use the references (gateway.at_rest).
+    # references): reviewers see the list, lookups use the references (gateway.crypto.at_rest).
     sealed_subjects: str = ""
 
     def to_fact(self) -> LegalRequest:
@@ -401,7 +401,7 @@ PROTECTED_COLUMNS: Final[Mapping[str, tuple[str, tuple[str, ...], str]]] = {
 }
 """The columns that hold a subject id or free text: ``name -> (table, key columns,
 column)``. The store keeps them as the service hands them over (keyed references and
-sealed text, gateway.at_rest); `protected_values` and `replace_protected_values` let the
+sealed text, gateway.crypto.at_rest); `protected_values` and `replace_protected_values` let the
 service convert rows stored before that, and re-seal them under a new key."""
 
 
@@ -441,7 +441,7 @@ class Store(Protocol):
 
     async def set_profile(self, subject: str, profile: str | None) -> None:
         """Record the subject's profile (date of birth, for the minimum-age rule) as the
-        opaque text gateway.facts writes; None removes it."""
+        opaque text gateway.policy.facts writes; None removes it."""
 
     async def forget_subject(
         self, subject: str, at: datetime, profile: str | None
@@ -456,7 +456,7 @@ class Store(Protocol):
     async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
         """All that `policy.decide()` needs about one subject, read in one go."""
 
-    # -- conversion of personal data at rest (service-level, gateway.at_rest_store) -------
+    # -- conversion of personal data at rest (service-level, gateway.store.protected) -------
 
     async def protected_values(
         self, column: str, after: tuple[object, ...] | None, limit: int

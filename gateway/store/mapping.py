@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from gateway.facts import Consent, LegalRequest
-from gateway.partners import Suspension
+from gateway.partners.model import Suspension
+from gateway.policy.facts import Consent, LegalRequest
 from gateway.store.base import (
     Approval,
     IdempotencyClaim,

@@ -346,7 +346,7 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
         6,
         "profiles as opaque text, sealed lawful-request subject lists",
         (
-            # A date of birth becomes the profile's text; gateway.at_rest_store then seals
+            # A date of birth becomes the profile's text; gateway.store.protected then seals
             # it (and turns subject ids into keyed references) after this migration.
             "ALTER TABLE subjects ADD COLUMN profile TEXT",
             "UPDATE subjects SET profile = date_of_birth{AS_TEXT} WHERE date_of_birth IS NOT NULL",

@@ -31,8 +31,8 @@ from typing import Any, Final
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from gateway.errors import GatewayError
-from gateway.facts import Consent, SubjectFacts
-from gateway.partners import Suspension
+from gateway.partners.model import Suspension
+from gateway.policy.facts import Consent, SubjectFacts
 from gateway.store import mapping
 from gateway.store.base import (
     Approval,
@@ -178,9 +178,7 @@ class _PostgresDialect(Dialect):
     def placeholder(self, position: int) -> str:
         return f"${position}"
 
-    def any_of(
-        self, column: str, values: Sequence[str], position: int
-    ) -> tuple[str, list[object]]:
+    def any_of(self, column: str, values: Sequence[str], position: int) -> tuple[str, list[object]]:
         return f"{column} = ANY(${position}::text[])", [list(values)]
 
 

@@ -34,9 +34,7 @@ class Dialect(ABC):
         """The bound value at `position` (counted from 1)."""
 
     @abstractmethod
-    def any_of(
-        self, column: str, values: Sequence[str], position: int
-    ) -> tuple[str, list[object]]:
+    def any_of(self, column: str, values: Sequence[str], position: int) -> tuple[str, list[object]]:
         """A condition true when `column` is any of `values` (two or more), its first
         placeholder at `position`, and the values it binds."""
 

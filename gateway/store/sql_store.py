@@ -25,8 +25,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, Final
 
-from gateway.facts import Consent
-from gateway.partners import Suspension
+from gateway.partners.model import Suspension
+from gateway.policy.facts import Consent
 from gateway.store import mapping
 from gateway.store.base import (
     InstanceRecord,

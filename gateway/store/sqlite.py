@@ -55,8 +55,8 @@ from typing import Any, Final, TypeVar
 import aiosqlite
 
 from gateway.errors import GatewayError
-from gateway.facts import Consent, SubjectFacts
-from gateway.partners import Suspension
+from gateway.partners.model import Suspension
+from gateway.policy.facts import Consent, SubjectFacts
 from gateway.store import mapping
 from gateway.store.base import (
     Approval,
@@ -207,9 +207,7 @@ class _SqliteDialect(Dialect):
     def placeholder(self, position: int) -> str:
         return "?"
 
-    def any_of(
-        self, column: str, values: Sequence[str], position: int
-    ) -> tuple[str, list[object]]:
+    def any_of(self, column: str, values: Sequence[str], position: int) -> tuple[str, list[object]]:
         return f"{column} IN ({_placeholders(values)})", list(values)
 
     def time(self, value: datetime) -> object:

@@ -19,14 +19,22 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway.at_rest_store import open_protected_store
-from gateway.auth import CallerAuthenticator
+from gateway.callers.tokens import CallerAuthenticator
 from gateway.clock import utc_now
-from gateway.config import Config
-from gateway.crypto import GatewayKeys, PartnerKeyCache
+from gateway.config.model import Config
+from gateway.crypto.keyring import KeyPaths, read_secret_key
+from gateway.crypto.seal import GatewayKeys, PartnerKeyCache
+from gateway.disclosure.flow import Gateway
 from gateway.errors import ConfigErrors, GatewayError
-from gateway.keys import KeyPaths, read_secret_key
-from gateway.lifecycle import (
+from gateway.log.entries import LogKeys
+from gateway.log.recovery import Recovery
+from gateway.log.service import LogService, LogSigner
+from gateway.observe.app_log import request_context
+from gateway.observe.metrics import Metrics
+from gateway.ops.preflight import own_key_problems, refuse_exposed_secrets
+from gateway.outbound.delivery import Outbound, client_session
+from gateway.partners.model import LiveTable, Partner, load_partners
+from gateway.partners.standing import (
     RELOADER,
     PartnerStates,
     Reloader,
@@ -35,26 +43,19 @@ from gateway.lifecycle import (
     log_expiry_warnings,
     refresh_partner_keys,
 )
-from gateway.log.entries import LogKeys
-from gateway.log.recovery import Recovery
-from gateway.log.service import LogService, LogSigner
-from gateway.logs import request_context
-from gateway.metrics import Metrics
-from gateway.minimize import derive_pseudonym_key
-from gateway.outbound import Outbound, client_session
-from gateway.partners import LiveTable, Partner, load_partners
-from gateway.pipeline import Gateway
-from gateway.preflight import own_key_problems, refuse_exposed_secrets
+from gateway.policy.minimize import derive_pseudonym_key
 from gateway.store.base import Store
-from gateway.web import api, wire_errors
-from gateway.web.log_api import LOG, add_log_routes
-from gateway.web.openapi import add_openapi_route
-from gateway.web.partners_api import SUSPENSIONS, add_partner_routes
+from gateway.store.protected import open_protected_store
+from gateway.web import wire_errors
 from gateway.web.problem_pages import PROBLEM_ROUTES, add_problem_routes
 from gateway.web.problems import METRICS, problem_middleware
 from gateway.web.review import REVIEW_BACKEND, add_review_routes
-from gateway.web.review_backend import LogReviewBackend
-from gateway.web.rights import add_rights_routes
+from gateway.web.review.log_backend import LogReviewBackend
+from gateway.web.routes import api
+from gateway.web.routes.log import LOG, add_log_routes
+from gateway.web.routes.openapi import add_openapi_route
+from gateway.web.routes.partners import SUSPENSIONS, add_partner_routes
+from gateway.web.routes.rights import add_rights_routes
 
 log = logging.getLogger("gateway.app")
 
@@ -101,7 +102,7 @@ NO_LOG_READS = frozenset(
 async def log_settled(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every read sees the entries this instance has already answered for.
 
-    Outcome and refusal entries commit while the answer goes back (gateway.pipeline), so
+    Outcome and refusal entries commit while the answer goes back (gateway.disclosure.flow), so
     a subject report, an erasure or a review page asked for right after a disclosure
     first waits for the commit under way: milliseconds, and nothing when none is.
     """
@@ -136,7 +137,7 @@ def create_app(
     config = dataclasses.replace(config, callers=callers)
     app[RELOADER] = reloader
     paths = KeyPaths(config.keys_dir)
-    # The checks `gateway partners validate` runs too (gateway.preflight); the partners'
+    # The checks `gateway partners validate` runs too (gateway.ops.preflight); the partners'
     # secrets and certificates are loaded by the live Outbound when resources open.
     own_keys = own_key_problems(config.keys_dir, config.log.origin)
     if own_keys:

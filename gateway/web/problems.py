@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import GatewayError
-from gateway.metrics import Metrics
+from gateway.observe.metrics import Metrics
 from gateway.problem_catalog import CATALOGUE
 
 log = logging.getLogger("gateway.web")

@@ -11,7 +11,7 @@ import ssl
 
 from aiohttp import web
 
-from gateway.config import ServerConfig
+from gateway.config.model import ServerConfig
 
 
 def server_ssl_context(server: ServerConfig) -> ssl.SSLContext | None:

@@ -8,7 +8,7 @@ protocol handler class its `Server` instantiates: `install()` puts a subclass in
 whose `handle_error` renders the parser's errors as problem+json, status 414 for a request
 line, 431 for a header, 400 for anything else, with a fixed detail. Other errors (500, 504)
 keep aiohttp's own handling. The application log records only the kind of error
-(gateway.logs.PersonalDataFilter).
+(gateway.observe.app_log.PersonalDataFilter).
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ from browser.review_support import (
     seed,
 )
 
-from gateway.config import Config
-from gateway.log.subject_keys import LogKeys
-from gateway.partners import Partner
+from gateway.config.model import Config
+from gateway.crypto.subject_keys import LogKeys
+from gateway.partners.model import Partner
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -18,15 +18,14 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from gateway.config import Config, Reviewer
+from gateway.config.model import Config, Reviewer
+from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
 from gateway.log.entries import intent_entry, outcome_entry, refused_entry, row_of
-from gateway.log.subject_keys import LogKeys
-from gateway.partners import Partner
-from gateway.policy import Decision
-from gateway.request import DisclosureRequest
+from gateway.partners.model import Partner
+from gateway.policy.decide import Decision
+from gateway.policy.request import DisclosureRequest
 from gateway.store.base import LegalRequestRecord, Store
-from gateway.web.api import STORE
 from gateway.web.app import create_app
 from gateway.web.review import (
     REVIEW_BACKEND,
@@ -36,6 +35,7 @@ from gateway.web.review import (
     QueueItem,
 )
 from gateway.web.review.passwords import MIN_LN, hash_password
+from gateway.web.routes.api import STORE
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

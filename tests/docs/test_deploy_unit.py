@@ -49,7 +49,10 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path):
     copy.write_text(text.replace(f"ExecStart={SHIPPED_GATEWAY}", f"ExecStart={gateway}"))
     done = subprocess.run(
         ["systemd-analyze", "verify", str(copy)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     # An unknown key or a bad value is only a warning (exit 0): any line naming the unit fails.
     complaints = [line for line in done.stderr.splitlines() if UNIT.name in line]

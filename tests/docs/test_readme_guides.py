@@ -80,8 +80,12 @@ def complete(script: str) -> bool:
     """Whether bash parses `script` as whole commands (no open quote, `\\`, `$(`…)."""
     if script.endswith("\\"):  # bash -n accepts a continuation at the end of its input
         return False
-    return subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True,
-                          check=False).returncode == 0
+    return (
+        subprocess.run(
+            ["bash", "-n"], input=script, text=True, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 def commands(first_line: int, block: str, section: str) -> list[Command]:
@@ -99,8 +103,9 @@ def commands(first_line: int, block: str, section: str) -> list[Command]:
         text = "\n".join(pending)
         if complete(text):
             mark = SKIP_MARK.search(text)
-            found.append(Command(start, text, mark.group("reason").strip() if mark else None,
-                                 section))
+            found.append(
+                Command(start, text, mark.group("reason").strip() if mark else None, section)
+            )
             pending = []
     assert not pending, f"README.md:{start}: a command that bash cannot parse"
     return found
@@ -125,7 +130,9 @@ def fresh_copy(target: Path) -> Path:
     """What a clone holds: tracked files and new ones git does not ignore (never keys/, var/)."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        check=True,
     ).stdout.decode()
     for name in filter(None, listed.split("\0")):
         source = REPO / name
@@ -182,8 +189,11 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
         # make must not reinstall into the suite's virtualenv from the copy (-o: keep as is).
         server = subprocess.Popen(
             ["make", "-o", ".venv/bin/python", "-o", ".venv/.installed", "run"],
-            cwd=root, env={**env, "GATEWAY_SERVER_PORT": str(port)},
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=root,
+            env={**env, "GATEWAY_SERVER_PORT": str(port)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     try:
@@ -216,11 +226,17 @@ def run_guides(blocks: list[list[Command]], stage: Stage, workdir: Path) -> list
     lines = []
     for n, command in enumerate(runnable):
         text = command.text.replace(f":{README_PORT}", f":{stage.port}")
-        lines += [f"{{\n{text}\n}} >{workdir}/{n}.out 2>&1 </dev/null",
-                  f"echo $? >{workdir}/{n}.status"]
+        lines += [
+            f"{{\n{text}\n}} >{workdir}/{n}.out 2>&1 </dev/null",
+            f"echo $? >{workdir}/{n}.status",
+        ]
     process = subprocess.run(
-        ["bash", "-c", "\n".join(lines)], cwd=stage.root, env=stage.env,
-        capture_output=True, timeout=400, check=False,
+        ["bash", "-c", "\n".join(lines)],
+        cwd=stage.root,
+        env=stage.env,
+        capture_output=True,
+        timeout=400,
+        check=False,
     )
     ran = []
     for n, command in enumerate(runnable):
@@ -284,7 +300,8 @@ def test_readme_guides_run_as_written(stage: Stage, tmp_path: Path) -> None:
     ran = run_guides(blocks, stage, workdir)
     failures = [
         f"README.md:{r.command.line}: exit {r.status}\n$ {r.command.text}\n{r.output[-1500:]}"
-        for r in ran if r.status != 0
+        for r in ran
+        if r.status != 0
     ]
     assert not failures, "\n\n".join(failures) + f"\n\nmake run:\n{stage.log.read_text()[-2000:]}"
     guides = [b for b in blocks if b and b[0].section.startswith("For a service engineer")]
@@ -301,12 +318,17 @@ def test_readme_guides_run_as_written(stage: Stage, tmp_path: Path) -> None:
 
 def decision_example_is_allowed(stage: Stage) -> None:
     """The onboarding guide's ```json body, run through `gateway decide`, is allowed."""
-    [example] = [body for _, body in fenced(README.read_text(encoding="utf-8"), "json")
-                 if '"facts"' in body]
+    [example] = [
+        body for _, body in fenced(README.read_text(encoding="utf-8"), "json") if '"facts"' in body
+    ]
     (stage.root / "body.json").write_text(example)
     decided = subprocess.run(
-        [str(stage.root / ".venv/bin/gateway"), "decide", "body.json"], cwd=stage.root,
-        env=stage.env, capture_output=True, text=True, check=False,
+        [str(stage.root / ".venv/bin/gateway"), "decide", "body.json"],
+        cwd=stage.root,
+        env=stage.env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert decided.returncode == 0, decided.stdout + decided.stderr
     assert '"allowed": true' in decided.stdout

@@ -41,9 +41,14 @@ def test_the_pattern_finds_what_it_looks_for() -> None:
 
 
 def test_the_reference_material_is_in_the_repository() -> None:
-    for name in ("docs/CONTRACT.md", "docs/policy/privacy-policy.txt",
-                 "docs/policy/POLICY-MAP.md", "tests/vectors/merkle/README.md",
-                 "tests/vectors/merkle/LICENSE", "tests/vectors/merkle/roots.json"):
+    for name in (
+        "docs/CONTRACT.md",
+        "docs/policy/privacy-policy.txt",
+        "docs/policy/POLICY-MAP.md",
+        "tests/vectors/merkle/README.md",
+        "tests/vectors/merkle/LICENSE",
+        "tests/vectors/merkle/roots.json",
+    ):
         assert (REPO / name).is_file(), name
     assert "transparency-dev/merkle" in (REPO / "tests/vectors/merkle/README.md").read_text()
     assert "Apache License" in (REPO / "tests/vectors/merkle/LICENSE").read_text()

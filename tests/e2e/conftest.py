@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support.sandboxes import SANDBOX_SECRETS
 
-from gateway.config import Config
-from gateway.partners import Partner
-from gateway.sandbox import SandboxCluster
+from gateway.config.model import Config
+from gateway.partners.model import Partner
+from gateway.sandbox.partner import SandboxCluster
 from gateway.web.app import create_app
 
 
@@ -24,8 +24,9 @@ def tmp_config(config: Config, backend: Any) -> Config:
     return replace(config, storage_url=url)
 
 
-async def start_gateway(config: Config, partners: dict[str, Partner] | None = None,
-                        env: dict[str, str] | None = None) -> TestClient:
+async def start_gateway(
+    config: Config, partners: dict[str, Partner] | None = None, env: dict[str, str] | None = None
+) -> TestClient:
     app = create_app(config, partners=partners, env=env if env is not None else dict(os.environ))
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -38,8 +39,6 @@ async def gateway(tmp_config: Config) -> AsyncIterator[TestClient]:
     client = await start_gateway(tmp_config)
     yield client
     await client.close()
-
-
 
 
 @pytest.fixture

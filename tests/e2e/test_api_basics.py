@@ -9,16 +9,31 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.store.base import StoreUnavailable
-from gateway.web import api
+from gateway.web.routes import api
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000aaaa"
-CONSENT = {"subject": SUBJECT, "purposes": ["service_provision"],
-           "partners": ["lao-credit-bureau"], "policy_version": "2024-09-30",
-           "obtained_at": "2026-01-01T00:00:00Z", "method": "app", "evidence": "screen-v3"}
-BODY = {"partner": "lao-credit-bureau", "operation": "credit_check",
-        "purpose": "service_provision", "legal_basis": "consent", "subject": SUBJECT,
-        "data": {"name": "CANARY-NAME", "date_of_birth": "1990-04-02", "uuid": "u",
-                 "password": "CANARY-PW"}}
+CONSENT = {
+    "subject": SUBJECT,
+    "purposes": ["service_provision"],
+    "partners": ["lao-credit-bureau"],
+    "policy_version": "2024-09-30",
+    "obtained_at": "2026-01-01T00:00:00Z",
+    "method": "app",
+    "evidence": "screen-v3",
+}
+BODY = {
+    "partner": "lao-credit-bureau",
+    "operation": "credit_check",
+    "purpose": "service_provision",
+    "legal_basis": "consent",
+    "subject": SUBJECT,
+    "data": {
+        "name": "CANARY-NAME",
+        "date_of_birth": "1990-04-02",
+        "uuid": "u",
+        "password": "CANARY-PW",
+    },
+}
 
 
 def assert_problem(response, status: int, code: str) -> None:
@@ -61,45 +76,62 @@ async def test_consent_grant_decide_withdraw(gateway, auth):
     assert "password" in decision["withheld"]
     r = await gateway.post(f"/v1/consents/{consent_id}/withdraw", headers=auth("customer-app"))
     assert r.status == 200 and (await r.json())["withdrawn_at"]
-    decision = await (await gateway.post("/v1/decisions", json=BODY,
-                                         headers=auth("sales-service"))).json()
+    decision = await (
+        await gateway.post("/v1/decisions", json=BODY, headers=auth("sales-service"))
+    ).json()
     assert decision["problem"] == "consent_withdrawn"
-    listing = await (await gateway.get(f"/v1/subjects/{SUBJECT}/consents",
-                                       headers=auth("customer-app"))).json()
+    listing = await (
+        await gateway.get(f"/v1/subjects/{SUBJECT}/consents", headers=auth("customer-app"))
+    ).json()
     assert listing["consents"][0]["withdrawn_at"]
 
 
 async def test_restriction_and_profile(gateway, auth):
     await gateway.post("/v1/consents", json=CONSENT, headers=auth("customer-app"))
-    r = await gateway.put(f"/v1/subjects/{SUBJECT}/restriction",
-                          json={"restricted": True, "reason": "objection"},
-                          headers=auth("privacy-office"))
+    r = await gateway.put(
+        f"/v1/subjects/{SUBJECT}/restriction",
+        json={"restricted": True, "reason": "objection"},
+        headers=auth("privacy-office"),
+    )
     assert r.status == 200
-    decision = await (await gateway.post("/v1/decisions", json=BODY,
-                                         headers=auth("sales-service"))).json()
+    decision = await (
+        await gateway.post("/v1/decisions", json=BODY, headers=auth("sales-service"))
+    ).json()
     assert decision["problem"] == "subject_restricted"
-    await gateway.put(f"/v1/subjects/{SUBJECT}/restriction", json={"restricted": False},
-                      headers=auth("privacy-office"))
-    r = await gateway.put(f"/v1/subjects/{SUBJECT}/profile", json={"date_of_birth": "2016-01-01"},
-                          headers=auth("customer-app"))
+    await gateway.put(
+        f"/v1/subjects/{SUBJECT}/restriction",
+        json={"restricted": False},
+        headers=auth("privacy-office"),
+    )
+    r = await gateway.put(
+        f"/v1/subjects/{SUBJECT}/profile",
+        json={"date_of_birth": "2016-01-01"},
+        headers=auth("customer-app"),
+    )
     assert r.status == 200
     body = {**BODY, "data": {"name": "x", "uuid": "u"}}
-    decision = await (await gateway.post("/v1/decisions", json=body,
-                                         headers=auth("sales-service"))).json()
+    decision = await (
+        await gateway.post("/v1/decisions", json=body, headers=auth("sales-service"))
+    ).json()
     assert decision["problem"] == "subject_under_age"
     # The payload's adult date of birth does not override the stored child's, on the
     # dry run nor on a real disclosure (issue 16 item 1).
     adult = {**BODY, "data": {"name": "x", "uuid": "u", "date_of_birth": "1990-04-02"}}
-    decision = await (await gateway.post("/v1/decisions", json=adult,
-                                         headers=auth("sales-service"))).json()
+    decision = await (
+        await gateway.post("/v1/decisions", json=adult, headers=auth("sales-service"))
+    ).json()
     assert decision["problem"] == "subject_under_age"
     sent = await gateway.post("/v1/disclosures", json=adult, headers=auth("sales-service"))
     assert sent.status == 403
     assert (await sent.json())["type"].endswith("/subject_under_age")
-    await gateway.put(f"/v1/subjects/{SUBJECT}/profile", json={"date_of_birth": "1991-01-01"},
-                      headers=auth("customer-app"))
-    decision = await (await gateway.post("/v1/decisions", json=adult,
-                                         headers=auth("sales-service"))).json()
+    await gateway.put(
+        f"/v1/subjects/{SUBJECT}/profile",
+        json={"date_of_birth": "1991-01-01"},
+        headers=auth("customer-app"),
+    )
+    decision = await (
+        await gateway.post("/v1/decisions", json=adult, headers=auth("sales-service"))
+    ).json()
     assert decision["problem"] == "date_of_birth_conflict"
 
 
@@ -120,8 +152,7 @@ async def test_bad_input_is_problem_json(gateway, auth):
         assert r.status == status, raw[:20]
         doc = await problem(r)
         assert "CANARY" not in doc["detail"]
-    r = await gateway.post("/v1/decisions", data=io.BytesIO(b"x" * 2_000_000),
-                           headers=headers)
+    r = await gateway.post("/v1/decisions", data=io.BytesIO(b"x" * 2_000_000), headers=headers)
     assert r.status == 413
     assert (await problem(r))["type"].endswith("/payload_too_large")
 

@@ -11,16 +11,26 @@ from collections.abc import Callable, Iterator
 import pytest
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000010c5"
-PERSON = {"name": "CANARY-Somchai", "date_of_birth": "1990-04-02", "phone": "+85620CANARY",
-          "uuid": "CANARY-UUID", "password": "CANARY-PW"}
-CREDIT = {"partner": "lao-credit-bureau", "operation": "credit_check",
-          "purpose": "service_provision", "legal_basis": "consent", "subject": SUBJECT,
-          "data": PERSON}
+PERSON = {
+    "name": "CANARY-Somchai",
+    "date_of_birth": "1990-04-02",
+    "phone": "+85620CANARY",
+    "uuid": "CANARY-UUID",
+    "password": "CANARY-PW",
+}
+CREDIT = {
+    "partner": "lao-credit-bureau",
+    "operation": "credit_check",
+    "purpose": "service_provision",
+    "legal_basis": "consent",
+    "subject": SUBJECT,
+    "data": PERSON,
+}
 
 
 @pytest.fixture
 def records() -> Iterator[Callable[[], list[dict]]]:
-    from gateway.logs import JsonFormatter, PersonalDataFilter
+    from gateway.observe.app_log import JsonFormatter, PersonalDataFilter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -44,13 +54,17 @@ def nothing_personal(lines: list[dict]) -> None:
 
 
 def request_lines(lines: list[dict], route: str) -> list[dict]:
-    return [line for line in lines
-            if line["logger"] == "gateway.request" and line.get("route") == route]
+    return [
+        line for line in lines if line["logger"] == "gateway.request" and line.get("route") == route
+    ]
 
 
 async def test_refusal_names_code_and_disclosure_id(live, auth, records):
-    r = await live.post("/v1/disclosures", json=CREDIT,
-                        headers={**auth("sales-service"), "X-Request-Id": "svc-trace-7"})
+    r = await live.post(
+        "/v1/disclosures",
+        json=CREDIT,
+        headers={**auth("sales-service"), "X-Request-Id": "svc-trace-7"},
+    )
     assert r.status == 403
     assert r.headers["X-Request-Id"] == "svc-trace-7"
     lines = records()
@@ -63,11 +77,16 @@ async def test_refusal_names_code_and_disclosure_id(live, auth, records):
 
 
 async def test_delivery_names_disclosure_id(live, sandboxes, auth, records):
-    consent = {"subject": SUBJECT, "purposes": ["service_provision"],
-               "partners": ["lao-credit-bureau"], "policy_version": "2024-09-30",
-               "method": "app"}
-    assert (await live.post("/v1/consents", json=consent,
-                            headers=auth("customer-app"))).status == 201
+    consent = {
+        "subject": SUBJECT,
+        "purposes": ["service_provision"],
+        "partners": ["lao-credit-bureau"],
+        "policy_version": "2024-09-30",
+        "method": "app",
+    }
+    assert (
+        await live.post("/v1/consents", json=consent, headers=auth("customer-app"))
+    ).status == 201
     r = await live.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
     assert r.status < 300, await r.text()
     lines = records()
@@ -80,9 +99,13 @@ async def test_delivery_names_disclosure_id(live, sandboxes, auth, records):
 
 
 async def test_delivery_names_partner_and_caller(live, sandboxes, auth, records):
-    consent = {"subject": SUBJECT, "purposes": ["service_provision"],
-               "partners": ["lao-credit-bureau"], "policy_version": "2024-09-30",
-               "method": "app"}
+    consent = {
+        "subject": SUBJECT,
+        "purposes": ["service_provision"],
+        "partners": ["lao-credit-bureau"],
+        "policy_version": "2024-09-30",
+        "method": "app",
+    }
     await live.post("/v1/consents", json=consent, headers=auth("customer-app"))
     r = await live.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
     assert r.status < 300
@@ -93,8 +116,7 @@ async def test_delivery_names_partner_and_caller(live, sandboxes, auth, records)
 async def test_paths_with_subject_ids_are_logged_as_routes(live, auth, records):
     r = await live.get(f"/v1/subjects/{SUBJECT}/consents", headers=auth("customer-app"))
     assert r.status < 300
-    missing = await live.get(f"/v1/subject/{SUBJECT}/nothing-here",
-                             headers=auth("customer-app"))
+    missing = await live.get(f"/v1/subject/{SUBJECT}/nothing-here", headers=auth("customer-app"))
     assert missing.status == 404
     lines = records()
     assert request_lines(lines, "/v1/subjects/{subject}/consents")

@@ -44,14 +44,14 @@ from hypothesis import strategies as st
 from support.sandboxes import SANDBOX_SECRETS
 
 from gateway import vocabulary as v
-from gateway.config import Config
-from gateway.crypto import GatewayKeys
+from gateway.config.model import Config
+from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.seal import GatewayKeys
 from gateway.errors import PROBLEMS, GatewayError
-from gateway.keys import issue_dev_token
-from gateway.partners import Partner
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.partners.model import Partner
+from gateway.sandbox.partner import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app
-from gateway.web.openapi import add_openapi_route, openapi_document
+from gateway.web.routes.openapi import add_openapi_route, openapi_document
 
 PROBLEM_JSON = "application/problem+json"
 # The same secrets as tests/e2e/conftest.py gives the `live` gateway and its sandboxes.

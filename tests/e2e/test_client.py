@@ -1,4 +1,4 @@
-"""gateway.client against the real app and sandbox partners: answers, refusals as classes.
+"""gateway_client.client against the real app and sandbox partners: answers, refusals as classes.
 
 Every problem code of errors.PROBLEMS has its exception class (checked against a
 loopback server that answers each code), and the common refusals of the real
@@ -16,27 +16,37 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import client as gc
 from gateway.errors import PROBLEMS, GatewayError
-from gateway.sandbox import SandboxCluster
+from gateway.sandbox.partner import SandboxCluster
+from gateway_client import client as gc
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000c11e"
-PERSON = {"name": "CANARY-Somchai", "date_of_birth": "1990-04-02", "phone": "+85620CANARY",
-          "uuid": "CANARY-UUID", "password": "CANARY-PW"}
-CREDIT = {"partner": "lao-credit-bureau", "operation": "credit_check",
-          "purpose": "service_provision", "legal_basis": "consent", "subject": SUBJECT,
-          "data": PERSON}
+PERSON = {
+    "name": "CANARY-Somchai",
+    "date_of_birth": "1990-04-02",
+    "phone": "+85620CANARY",
+    "uuid": "CANARY-UUID",
+    "password": "CANARY-PW",
+}
+CREDIT = {
+    "partner": "lao-credit-bureau",
+    "operation": "credit_check",
+    "purpose": "service_provision",
+    "legal_basis": "consent",
+    "subject": SUBJECT,
+    "data": PERSON,
+}
 
 
 @pytest.fixture
-async def clients(live: TestClient, token: Callable[[str], str]
-                  ) -> AsyncIterator[Callable[[str], gc.GatewayClient]]:
+async def clients(
+    live: TestClient, token: Callable[[str], str]
+) -> AsyncIterator[Callable[[str], gc.GatewayClient]]:
     """`clients(caller_id)`: a GatewayClient on the live gateway with that caller's token."""
     made: list[gc.GatewayClient] = []
 
     def make(caller_id: str) -> gc.GatewayClient:
-        made.append(gc.GatewayClient(str(live.make_url("")), token=token(caller_id),
-                                     timeout=20))
+        made.append(gc.GatewayClient(str(live.make_url("")), token=token(caller_id), timeout=20))
         return made[-1]
 
     yield make
@@ -44,11 +54,17 @@ async def clients(live: TestClient, token: Callable[[str], str]
         await one.close()
 
 
-async def consent_for(clients, partner: str = "lao-credit-bureau",
-                      purpose: str = "service_provision") -> str:
+async def consent_for(
+    clients, partner: str = "lao-credit-bureau", purpose: str = "service_provision"
+) -> str:
     consent = await clients("customer-app").grant_consent(
-        subject=SUBJECT, purposes=[purpose], partners=[partner], policy_version="2024-09-30",
-        method="app", obtained_at=datetime(2026, 1, 1, tzinfo=UTC))
+        subject=SUBJECT,
+        purposes=[purpose],
+        partners=[partner],
+        policy_version="2024-09-30",
+        method="app",
+        obtained_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
     return consent.id
 
 
@@ -57,7 +73,7 @@ async def consent_for(clients, partner: str = "lao-credit-bureau",
 
 def test_every_problem_code_has_its_class():
     missing = sorted(set(PROBLEMS) - set(gc.PROBLEM_CLASSES))
-    assert not missing, f"add an exception class to gateway/client.py for: {missing}"
+    assert not missing, f"add an exception class to gateway_client/client.py for: {missing}"
     stale = sorted(set(gc.PROBLEM_CLASSES) - set(PROBLEMS))
     assert not stale, f"classes for codes errors.PROBLEMS no longer has: {stale}"
     for code, cls in gc.PROBLEM_CLASSES.items():
@@ -70,8 +86,9 @@ async def test_each_problem_document_raises_its_class():
     from gateway.web.problems import problem_response
 
     async def answer(request: web.Request) -> web.Response:
-        error = GatewayError(request.match_info["code"], "what is wrong and what would pass",
-                             disclosure_id="d-123")
+        error = GatewayError(
+            request.match_info["code"], "what is wrong and what would pass", disclosure_id="d-123"
+        )
         error.retry_after_s = 7
         return problem_response(error)
 
@@ -81,8 +98,7 @@ async def test_each_problem_document_raises_its_class():
     await server.start_server()
     try:
         for code, (status, _title) in PROBLEMS.items():
-            async with gc.GatewayClient(str(server.make_url(f"/{code}")),
-                                        token="t") as gw:
+            async with gc.GatewayClient(str(server.make_url(f"/{code}")), token="t") as gw:
                 with pytest.raises(gc.problem_class(code)) as caught:
                     await gw.disclose(**CREDIT)
             problem = caught.value
@@ -100,9 +116,16 @@ async def test_each_problem_document_raises_its_class():
 
 async def test_unknown_code_and_foreign_answers():
     async def newer(request: web.Request) -> web.Response:
-        return web.json_response({"type": "https://gateway.invalid/problems/brand_new",
-                                  "title": "New", "status": 418, "detail": "d"}, status=418,
-                                 content_type="application/problem+json")
+        return web.json_response(
+            {
+                "type": "https://gateway.invalid/problems/brand_new",
+                "title": "New",
+                "status": 418,
+                "detail": "d",
+            },
+            status=418,
+            content_type="application/problem+json",
+        )
 
     async def proxy_page(request: web.Request) -> web.Response:
         return web.Response(status=502, text="<html>bad gateway</html>", content_type="text/html")
@@ -169,8 +192,9 @@ def test_client_needs_exactly_one_credential():
 # -- against the real gateway ------------------------------------------------------------
 
 
-async def test_disclosure_delivered_and_idempotent_repeat(clients, sandboxes: SandboxCluster,
-                                                          live, token):
+async def test_disclosure_delivered_and_idempotent_repeat(
+    clients, sandboxes: SandboxCluster, live, token
+):
     await consent_for(clients)
     calls = []
 
@@ -189,16 +213,14 @@ async def test_disclosure_delivered_and_idempotent_repeat(clients, sandboxes: Sa
     assert again.body == first.body
     assert len(sandboxes.received("lao-credit-bureau")) == 1
     with pytest.raises(gc.Conflict) as conflict:
-        await sales.disclose(**{**CREDIT, "purpose": "safety_security"},
-                             idempotency_key="order-42")
+        await sales.disclose(**{**CREDIT, "purpose": "safety_security"}, idempotency_key="order-42")
     assert isinstance(conflict.value, gc.CallerError)
 
     async with gc.GatewayClient(str(live.make_url("")), token_provider=provider) as provided:
         third = await provided.disclose(**CREDIT)
     assert third.ok and third.disclosure_id != first.disclosure_id and calls == [1]
     report = await clients("privacy-office").subject_disclosures(SUBJECT)
-    assert {row["disclosure_id"] for row in report} == {first.disclosure_id,
-                                                        third.disclosure_id}
+    assert {row["disclosure_id"] for row in report} == {first.disclosure_id, third.disclosure_id}
 
 
 async def test_consent_refusals_map_to_their_classes(clients, sandboxes: SandboxCluster):
@@ -239,9 +261,14 @@ async def test_policy_and_caller_refusals_map_to_their_classes(clients, live, to
         await sales.disclose(**{**CREDIT, "data": without_birth_date})
 
     with pytest.raises(gc.LegalRequestRequired) as lawful:
-        await legal.disclose(partner="vientiane-police", operation="lawful_disclosure",
-                             purpose="legal", legal_basis="legal_obligation", subject=SUBJECT,
-                             data=PERSON)
+        await legal.disclose(
+            partner="vientiane-police",
+            operation="lawful_disclosure",
+            purpose="legal",
+            legal_basis="legal_obligation",
+            subject=SUBJECT,
+            data=PERSON,
+        )
     assert isinstance(lawful.value, gc.DisclosureRefused)
     with pytest.raises(gc.Forbidden):
         await sales.disclose(**{**CREDIT, "partner": "adreach", "operation": "audience_upload"})
@@ -280,7 +307,8 @@ async def test_erasure_through_the_client(clients, sandboxes: SandboxCluster):
     report = await clients("privacy-office").request_erasure(SUBJECT)
     assert report.kind == "erasure" and report.reference.startswith("RR-")
     assert {n["partner"] for n in report.notices} | {
-        n["partner"] for n in report.manual_follow_up} == {"lao-credit-bureau"}
+        n["partner"] for n in report.manual_follow_up
+    } == {"lao-credit-bureau"}
     with pytest.raises(gc.Forbidden):
         await clients("sales-service").request_erasure(SUBJECT)
 
@@ -289,8 +317,12 @@ async def test_subject_ids_are_one_path_segment(clients):
     # ':', '@' and '.' are in the subject-id grammar and mean something in a URL.
     odd = "a:b@c.d"
     await clients("customer-app").grant_consent(
-        subject=odd, purposes=["service_provision"], partners=["lao-credit-bureau"],
-        policy_version="2024-09-30", method="app")
+        subject=odd,
+        purposes=["service_provision"],
+        partners=["lao-credit-bureau"],
+        policy_version="2024-09-30",
+        method="app",
+    )
     [listed] = await clients("customer-app").consents(odd)
     assert listed.subject == odd
     assert await clients("customer-app").consents("a:b") == []

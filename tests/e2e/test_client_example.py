@@ -17,7 +17,10 @@ from types import ModuleType
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.client import (
+from gateway.config.model import Config
+from gateway.sandbox.partner import SandboxCluster
+from gateway.web.app import create_app
+from gateway_client.client import (
     CircuitOpen,
     ConsentRequired,
     GatewayUnreachable,
@@ -25,9 +28,6 @@ from gateway.client import (
     PartnerTimeout,
     PartnerUnavailable,
 )
-from gateway.config import Config
-from gateway.sandbox import SandboxCluster
-from gateway.web.app import create_app
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "disclose.py"
 PARTNER = "lao-credit-bureau"

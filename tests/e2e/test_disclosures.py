@@ -8,21 +8,46 @@ import pytest
 from support.log import logged
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000bbbb"
-PERSON = {"name": "CANARY-Somchai", "date_of_birth": "1990-04-02", "phone": "+85620CANARY",
-          "email": "canary@example.com", "uuid": "CANARY-UUID", "password": "CANARY-PW",
-          "gender": "f"}
+PERSON = {
+    "name": "CANARY-Somchai",
+    "date_of_birth": "1990-04-02",
+    "phone": "+85620CANARY",
+    "email": "canary@example.com",
+    "uuid": "CANARY-UUID",
+    "password": "CANARY-PW",
+    "gender": "f",
+}
 
 
-def body(partner: str, operation: str, *, purpose: str = "service_provision",
-         basis: str = "consent", data: dict | None = None, **extra: str) -> dict:
-    return {"partner": partner, "operation": operation, "purpose": purpose, "legal_basis": basis,
-            "subject": SUBJECT, "data": data if data is not None else PERSON, **extra}
+def body(
+    partner: str,
+    operation: str,
+    *,
+    purpose: str = "service_provision",
+    basis: str = "consent",
+    data: dict | None = None,
+    **extra: str,
+) -> dict:
+    return {
+        "partner": partner,
+        "operation": operation,
+        "purpose": purpose,
+        "legal_basis": basis,
+        "subject": SUBJECT,
+        "data": data if data is not None else PERSON,
+        **extra,
+    }
 
 
 async def grant(client, auth, **fields) -> str:
-    consent = {"subject": SUBJECT, "purposes": ["service_provision"],
-               "policy_version": "2024-09-30", "obtained_at": "2026-01-01T00:00:00Z",
-               "method": "app", **fields}
+    consent = {
+        "subject": SUBJECT,
+        "purposes": ["service_provision"],
+        "policy_version": "2024-09-30",
+        "obtained_at": "2026-01-01T00:00:00Z",
+        "method": "app",
+        **fields,
+    }
     r = await client.post("/v1/consents", json=consent, headers=auth("customer-app"))
     assert r.status == 201, await r.text()
     return (await r.json())["id"]
@@ -34,8 +59,11 @@ async def log_of(client, disclosure_id: str) -> list[dict]:
 
 async def test_credit_check_delivered_minimized_signed_encrypted(live, sandboxes, auth):
     await grant(live, auth, partners=["lao-credit-bureau"])
-    r = await live.post("/v1/disclosures", json=body("lao-credit-bureau", "credit_check"),
-                        headers=auth("sales-service"))
+    r = await live.post(
+        "/v1/disclosures",
+        json=body("lao-credit-bureau", "credit_check"),
+        headers=auth("sales-service"),
+    )
     assert r.status in (200, 201), await r.text()
     disclosure_id = r.headers["Disclosure-Id"]
     assert r.headers["Disclosure-Fields"] == "name,date_of_birth,phone,uuid"
@@ -52,29 +80,69 @@ async def test_credit_check_delivered_minimized_signed_encrypted(live, sandboxes
     assert "CANARY" not in raw and SUBJECT not in raw and "1990-04-02" not in raw
 
 
-@pytest.mark.parametrize("partner,operation,caller,basis,purpose,consent", [
-    ("bcel-payments", "charge", "payments-service", "contract", "service_provision", None),
-    ("lanexang-insurance", "quote", "sales-service", "consent", "service_provision",
-     "lanexang-insurance"),
-    ("veriid", "verify_identity", "sales-service", "contract", "service_provision", None),
-    ("mekong-collections", "open_case", "payments-service", "contract", "service_provision",
-     None),
-    ("adreach", "audience_upload", "marketing-service", "consent", "marketing", "adreach"),
-    ("insight-analytics", "usage_events", "marketing-service", "consent",
-     "research_development", "insight-analytics"),
-    ("vientiane-police", "lawful_disclosure", "legal-desk", "vital_interest", "safety_security",
-     None),
-])
-async def test_every_partner_kind_receives(live, sandboxes, auth, partner, operation, caller,
-                                           basis, purpose, consent):
+@pytest.mark.parametrize(
+    "partner,operation,caller,basis,purpose,consent",
+    [
+        ("bcel-payments", "charge", "payments-service", "contract", "service_provision", None),
+        (
+            "lanexang-insurance",
+            "quote",
+            "sales-service",
+            "consent",
+            "service_provision",
+            "lanexang-insurance",
+        ),
+        ("veriid", "verify_identity", "sales-service", "contract", "service_provision", None),
+        (
+            "mekong-collections",
+            "open_case",
+            "payments-service",
+            "contract",
+            "service_provision",
+            None,
+        ),
+        ("adreach", "audience_upload", "marketing-service", "consent", "marketing", "adreach"),
+        (
+            "insight-analytics",
+            "usage_events",
+            "marketing-service",
+            "consent",
+            "research_development",
+            "insight-analytics",
+        ),
+        (
+            "vientiane-police",
+            "lawful_disclosure",
+            "legal-desk",
+            "vital_interest",
+            "safety_security",
+            None,
+        ),
+    ],
+)
+async def test_every_partner_kind_receives(
+    live, sandboxes, auth, partner, operation, caller, basis, purpose, consent
+):
     if consent:
         await grant(live, auth, partners=[consent], purposes=[purpose])
-    data = {**PERSON, "amount": 1000, "currency": "LAK", "card_token": "tok_1",
-            "transaction_id": "t-1", "cookie": "ck", "app_id": "app", "device_model": "X",
-            "os": "android", "ip_address": "192.0.2.10", "visit_time": "2026-11-01T10:00:00Z"}
-    r = await live.post("/v1/disclosures", json=body(partner, operation, purpose=purpose,
-                                                     basis=basis, data=data),
-                        headers=auth(caller))
+    data = {
+        **PERSON,
+        "amount": 1000,
+        "currency": "LAK",
+        "card_token": "tok_1",
+        "transaction_id": "t-1",
+        "cookie": "ck",
+        "app_id": "app",
+        "device_model": "X",
+        "os": "android",
+        "ip_address": "192.0.2.10",
+        "visit_time": "2026-11-01T10:00:00Z",
+    }
+    r = await live.post(
+        "/v1/disclosures",
+        json=body(partner, operation, purpose=purpose, basis=basis, data=data),
+        headers=auth(caller),
+    )
     assert r.status < 300, await r.text()
     received = sandboxes.received(partner)
     assert len(received) == 1
@@ -84,8 +152,11 @@ async def test_every_partner_kind_receives(live, sandboxes, auth, partner, opera
 
 
 async def test_refusal_sends_nothing_and_is_logged(live, sandboxes, auth):
-    r = await live.post("/v1/disclosures", json=body("lao-credit-bureau", "credit_check"),
-                        headers=auth("sales-service"))
+    r = await live.post(
+        "/v1/disclosures",
+        json=body("lao-credit-bureau", "credit_check"),
+        headers=auth("sales-service"),
+    )
     assert r.status == 403
     doc = await r.json(content_type=None)
     assert doc["type"].endswith("/consent_required")
@@ -100,8 +171,9 @@ async def test_refusal_sends_nothing_and_is_logged(live, sandboxes, auth):
 async def test_withdrawal_effective_at_once(live, sandboxes, auth):
     consent_id = await grant(live, auth, partners=["lao-credit-bureau"])
     request = body("lao-credit-bureau", "credit_check")
-    assert (await live.post("/v1/disclosures", json=request,
-                            headers=auth("sales-service"))).status < 300
+    assert (
+        await live.post("/v1/disclosures", json=request, headers=auth("sales-service"))
+    ).status < 300
     await live.post(f"/v1/consents/{consent_id}/withdraw", headers=auth("customer-app"))
     r = await live.post("/v1/disclosures", json=request, headers=auth("sales-service"))
     assert r.status == 403
@@ -119,16 +191,20 @@ async def test_idempotency_key_sends_once(live, sandboxes, auth):
     assert second.headers.get("Idempotency-Replayed") == "true"
     assert await first.read() == await second.read()
     assert len(sandboxes.received("lao-credit-bureau")) == 1
-    other = await live.post("/v1/disclosures", json={**request, "purpose": "safety_security"},
-                            headers=headers)
+    other = await live.post(
+        "/v1/disclosures", json={**request, "purpose": "safety_security"}, headers=headers
+    )
     assert other.status == 409
 
 
 async def test_retry_after_503_then_delivered(live, sandboxes, auth):
     await grant(live, auth, partners=["lao-credit-bureau"])
     sandboxes.partner("lao-credit-bureau").fail_next(1, status=503)
-    r = await live.post("/v1/disclosures", json=body("lao-credit-bureau", "credit_check"),
-                        headers=auth("sales-service"))
+    r = await live.post(
+        "/v1/disclosures",
+        json=body("lao-credit-bureau", "credit_check"),
+        headers=auth("sales-service"),
+    )
     assert r.status < 300
     entries = await log_of(live, r.headers["Disclosure-Id"])
     assert entries[-1]["outcome"] == "sent" and entries[-1]["attempts"] == 2
@@ -137,8 +213,11 @@ async def test_retry_after_503_then_delivered(live, sandboxes, auth):
 async def test_partner_failing_gives_502_and_failed_outcome(live, sandboxes, auth):
     await grant(live, auth, partners=["lao-credit-bureau"])
     sandboxes.partner("lao-credit-bureau").fail_next(5, status=503)
-    r = await live.post("/v1/disclosures", json=body("lao-credit-bureau", "credit_check"),
-                        headers=auth("sales-service"))
+    r = await live.post(
+        "/v1/disclosures",
+        json=body("lao-credit-bureau", "credit_check"),
+        headers=auth("sales-service"),
+    )
     assert r.status == 502
     assert r.headers["Retry-After"] == "8"  # transient: the longest pause between tries
     doc = await r.json(content_type=None)
@@ -152,8 +231,9 @@ async def test_partner_failing_gives_502_and_failed_outcome(live, sandboxes, aut
 async def test_caller_headers_never_forwarded(live, sandboxes, auth):
     await grant(live, auth, partners=["lao-credit-bureau"])
     headers = {**auth("sales-service"), "Cookie": "session=abc", "X-Internal-Trace": "t-1"}
-    r = await live.post("/v1/disclosures", json=body("lao-credit-bureau", "credit_check"),
-                        headers=headers)
+    r = await live.post(
+        "/v1/disclosures", json=body("lao-credit-bureau", "credit_check"), headers=headers
+    )
     assert r.status < 300
     seen = {h.lower() for h in sandboxes.received("lao-credit-bureau")[0].headers}
     assert "cookie" not in seen and "x-internal-trace" not in seen

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000cccc"
-REQUEST = {"authority": "Vientiane Capital Police", "reference": "VCP/2026/0042",
-           "instrument": "court order 17/2026", "subjects": [SUBJECT],
-           "partners": ["vientiane-police"], "received_at": "2026-11-20T09:00:00Z"}
-DISCLOSURE = {"partner": "vientiane-police", "operation": "lawful_disclosure", "purpose": "legal",
-              "legal_basis": "legal_obligation", "subject": SUBJECT,
-              "data": {"name": "N", "phone": "1", "password": "p"}}
+REQUEST = {
+    "authority": "Vientiane Capital Police",
+    "reference": "VCP/2026/0042",
+    "instrument": "court order 17/2026",
+    "subjects": [SUBJECT],
+    "partners": ["vientiane-police"],
+    "received_at": "2026-11-20T09:00:00Z",
+}
+DISCLOSURE = {
+    "partner": "vientiane-police",
+    "operation": "lawful_disclosure",
+    "purpose": "legal",
+    "legal_basis": "legal_obligation",
+    "subject": SUBJECT,
+    "data": {"name": "N", "phone": "1", "password": "p"},
+}
 
 
 # policy: III.3 — legal_obligation only after two reviewers approved the lawful request.
@@ -50,15 +60,20 @@ async def test_registrant_and_non_reviewers_cannot_approve(gateway, auth):
     assert r.status == 403
     r = await gateway.post("/v1/legal-requests/LR-nope/approve", headers=auth("reviewer-bob"))
     assert r.status == 404
-    listing = await (await gateway.get("/v1/legal-requests?status=pending",
-                                       headers=auth("reviewer-bob"))).json()
+    listing = await (
+        await gateway.get("/v1/legal-requests?status=pending", headers=auth("reviewer-bob"))
+    ).json()
     assert [x["id"] for x in listing["legal_requests"]] == [lr]
     assert "subjects" not in listing["legal_requests"][0]
 
 
 async def test_bad_lawful_requests_refused(gateway, auth):
-    for bad in ({**REQUEST, "partners": ["nobody"]}, {**REQUEST, "subjects": []},
-                {**REQUEST, "authority": ""}, {**REQUEST, "colour": "red"}):
+    for bad in (
+        {**REQUEST, "partners": ["nobody"]},
+        {**REQUEST, "subjects": []},
+        {**REQUEST, "authority": ""},
+        {**REQUEST, "colour": "red"},
+    ):
         r = await gateway.post("/v1/legal-requests", json=bad, headers=auth("privacy-office"))
         assert r.status == 400
     r = await gateway.post("/v1/legal-requests", json=REQUEST, headers=auth("sales-service"))

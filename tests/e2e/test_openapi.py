@@ -14,9 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.web.app import create_app
-from gateway.web.openapi import UNDOCUMENTED_PREFIXES, add_openapi_route, openapi_document
+from gateway.web.routes.openapi import UNDOCUMENTED_PREFIXES, add_openapi_route, openapi_document
 
 METHODS = ("get", "put", "post", "delete", "patch", "options", "trace")
 
@@ -71,10 +71,10 @@ def test_every_route_is_documented_and_every_documented_path_served(config: Conf
     app = app_with_openapi(config)
     missing = sorted(served(app) - documented())
     stale = sorted(documented() - served(app))
-    assert not missing, "routes missing from gateway/web/openapi.py: " + ", ".join(
+    assert not missing, "routes missing from gateway/web/routes/openapi.py: " + ", ".join(
         f"{m} {p}" for m, p in missing
     )
-    assert not stale, "documented in gateway/web/openapi.py but not served: " + ", ".join(
+    assert not stale, "documented in gateway/web/routes/openapi.py but not served: " + ", ".join(
         f"{m} {p}" for m, p in stale
     )
 

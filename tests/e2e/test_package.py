@@ -43,8 +43,13 @@ class Installed:
 
 def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        [str(c) for c in command], cwd=cwd, env=env or clean_env(), capture_output=True,
-        text=True, timeout=120, check=False,
+        [str(c) for c in command],
+        cwd=cwd,
+        env=env or clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, f"{command}: {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -53,7 +58,8 @@ def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> s
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without anything that would point Python back at the checkout."""
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"} and not k.startswith("GATEWAY_")
     }
     return env | extra
@@ -64,13 +70,14 @@ def package_data_in_checkout() -> set[str]:
     if (REPO / ".git").exists() and shutil.which("git"):
         listed = subprocess.run(
             ["git", "-C", str(REPO), "ls-files", "gateway"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()
     else:
         listed = [str(p.relative_to(REPO)) for p in (REPO / "gateway").rglob("*") if p.is_file()]
     return {
-        name for name in listed
-        if not name.endswith((".py", ".pyc")) and "__pycache__" not in name
+        name for name in listed if not name.endswith((".py", ".pyc")) and "__pycache__" not in name
     }
 
 
@@ -82,21 +89,49 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     source.mkdir()
     shutil.copy2(REPO / "pyproject.toml", source)
     shutil.copytree(
-        REPO / "gateway", source / "gateway",
+        REPO / "gateway",
+        source / "gateway",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
     dist = root / "dist"
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-        "-w", dist, source, cwd=root)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        dist,
+        source,
+        cwd=root,
+    )
     (wheel,) = dist.glob("disclosure_gateway-*.whl")
     venv = root / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=root)
-    run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
-        "--no-deps", "--no-index", "-q", wheel, cwd=root)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        venv / "bin" / "python",
+        "install",
+        "--no-deps",
+        "--no-index",
+        "-q",
+        wheel,
+        cwd=root,
+    )
     # Only now: had pip seen the checkout's editable install, it would call it installed.
-    purelib = Path(run(venv / "bin" / "python", "-c",
-                       "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-                       cwd=root).strip())
+    purelib = Path(
+        run(
+            venv / "bin" / "python",
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            cwd=root,
+        ).strip()
+    )
     dependencies = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (purelib / "test_venv_dependencies.pth").write_text("\n".join(sorted(dependencies)) + "\n")
     yield Installed(venv, wheel)
@@ -113,10 +148,13 @@ def test_the_wheel_carries_every_file_the_package_reads(installed: Installed):
 def test_version_from_the_installed_command(installed: Installed, tmp_path: Path):
     expected = f"gateway {gateway.__version__}"
     assert run(installed.bin / "gateway", "--version", cwd=tmp_path).strip() == expected
-    assert run(installed.bin / "python", "-m", "gateway", "--version",
-               cwd=tmp_path).strip() == expected
-    where = run(installed.bin / "python", "-c", "import gateway; print(gateway.__file__)",
-                cwd=tmp_path).strip()
+    assert (
+        run(installed.bin / "python", "-m", "gateway", "--version", cwd=tmp_path).strip()
+        == expected
+    )
+    where = run(
+        installed.bin / "python", "-c", "import gateway; print(gateway.__file__)", cwd=tmp_path
+    ).strip()
     assert Path(where).is_relative_to(installed.venv), where
     assert not Path(where).resolve().is_relative_to(REPO)
 
@@ -134,9 +172,12 @@ def test_init_then_serve_from_the_new_folder(installed: Installed, tmp_path: Pat
     run(installed.bin / "gateway", "partners", "validate", cwd=folder)
     port = free_port()
     server = subprocess.Popen(
-        [str(installed.bin / "gateway"), "serve"], cwd=folder,
+        [str(installed.bin / "gateway"), "serve"],
+        cwd=folder,
         env=clean_env(GATEWAY_SERVER_PORT=str(port)),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

@@ -29,14 +29,14 @@ from browser.review_support import PASSWORDS, review_config
 from joserfc.jwk import RSAKey
 from support.log import logged
 
-from gateway.config import Config, load_config
-from gateway.crypto import claims_for, load_partner_key_file
-from gateway.keys import rotate_signing_keys
-from gateway.lifecycle import RELOADER, reload_on_sighup
-from gateway.partners import Partner, current, load_partners
-from gateway.sandbox import SandboxCluster, start_sandboxes
-from gateway.web.api import GATEWAY, STORE
+from gateway.config.model import Config, load_config
+from gateway.crypto.keyring import rotate_signing_keys
+from gateway.crypto.seal import claims_for, load_partner_key_file
+from gateway.partners.model import Partner, current, load_partners
+from gateway.partners.standing import RELOADER, reload_on_sighup
+from gateway.sandbox.partner import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app
+from gateway.web.routes.api import GATEWAY, STORE
 
 MEKONG = "mekong-collections"
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000cccc"
@@ -67,7 +67,7 @@ async def started(app: web.Application, port: int = 0) -> TestClient:
 @pytest.fixture
 async def mekong(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
     """The debt collector's sandbox alone (API key from a file: no environment needed)."""
-    from gateway.crypto import GatewayKeys
+    from gateway.crypto.seal import GatewayKeys
 
     jwks = GatewayKeys.load(config.keys_dir).jwks()
     cluster = await start_sandboxes(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.web.log_api import LOG
 from gateway.web.review import REVIEW_BACKEND
+from gateway.web.routes.log import LOG
 
 EMERGENCY = {
     "partner": "vientiane-police",

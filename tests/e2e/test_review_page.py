@@ -32,12 +32,11 @@ from browser.review_support import (
     seed,
 )
 
-from gateway.config import Config, Reviewer, load_config
+from gateway.config.model import Config, Reviewer, load_config
+from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConfigError
-from gateway.log.subject_keys import LogKeys
-from gateway.partners import Partner
+from gateway.partners.model import Partner
 from gateway.store.base import Store
-from gateway.web.api import STORE
 from gateway.web.review import IntegrityStatus, add_review_routes
 from gateway.web.review.listing import Filters, csv_cell, search_page
 from gateway.web.review.passwords import (
@@ -47,6 +46,7 @@ from gateway.web.review.passwords import (
     parse_password_hash,
 )
 from gateway.web.review.session import LoginThrottle, Sealer, SessionSigner
+from gateway.web.routes.api import STORE
 
 HTML = {"Accept": "text/html"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -117,7 +117,7 @@ def ids(site: Site, *names: str) -> list[str]:
 
 
 async def test_logged_out_browser_and_bearer_token_get_no_review_data(site, config):
-    from gateway.keys import issue_dev_token
+    from gateway.crypto.keyring import issue_dev_token
 
     bearer = {
         "Authorization": "Bearer "
@@ -620,7 +620,7 @@ def test_sealed_subject_tokens():
 
 
 def test_cli_reviewers_add_appends_a_table_that_loads(project, tmp_path, monkeypatch, capsys):
-    from gateway.cli import main
+    from gateway.cli.main import main
 
     cfg = tmp_path / "config.toml"
     cfg.write_text(

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiohttp
 
-from gateway.config import load_config
-from gateway.keys import issue_dev_token
+from gateway.config.model import load_config
+from gateway.crypto.keyring import issue_dev_token
 
 
 def free_port() -> int:

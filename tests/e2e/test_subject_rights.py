@@ -8,7 +8,7 @@ import io
 
 from support.log import logged
 
-from gateway.web.api import STORE
+from gateway.web.routes.api import STORE
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000dddd"
 PERSON = {
@@ -142,7 +142,7 @@ async def test_report_subject_cli(live, sandboxes, auth, tmp_config, tmp_path, c
     import asyncio
     import re
 
-    from gateway.cli import main
+    from gateway.cli.main import main
 
     await disclose_to_three(live, auth)
     text = tmp_config.path.read_text(encoding="utf-8")

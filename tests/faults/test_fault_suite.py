@@ -42,16 +42,16 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support.processes import GatewayProcess, free_port, write_project
 
-from gateway.config import Config
-from gateway.crypto import GatewayKeys
-from gateway.keys import issue_dev_token
+from gateway.config.model import Config
+from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.seal import GatewayKeys
 from gateway.log.audit import audit_store
 from gateway.log.service import LogSigner
-from gateway.partners import Partner
-from gateway.sandbox import SandboxCluster, SandboxPartner, start_sandboxes
+from gateway.partners.model import Partner
+from gateway.sandbox.partner import SandboxCluster, SandboxPartner, start_sandboxes
 from gateway.store import Store, open_store
-from gateway.web import api
 from gateway.web.app import create_app
+from gateway.web.routes import api
 
 if TYPE_CHECKING:
     from conftest import Backend

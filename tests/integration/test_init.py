@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
-from gateway.cli_init import starter_files
-from gateway.config import load_config
-from gateway.partners import load_partners
+from gateway.cli.init_folder import starter_files
+from gateway.cli.main import main
+from gateway.config.model import load_config
+from gateway.partners.model import load_partners
 from gateway.web.app import create_app
 
 

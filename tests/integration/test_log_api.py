@@ -16,18 +16,18 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.auth import CallerAuthenticator
-from gateway.config import Config
-from gateway.keys import issue_dev_token
+from gateway.callers.tokens import CallerAuthenticator
+from gateway.canonical import canonical_json
+from gateway.config.model import Config
+from gateway.crypto.keyring import issue_dev_token
 from gateway.log import merkle
-from gateway.log.canonical import canonical_json
 from gateway.log.checkpoint import open_checkpoint
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.service import LogService, LogSigner
 from gateway.store import open_store
-from gateway.web import api
-from gateway.web.log_api import LOG, add_log_routes
 from gateway.web.problems import problem_middleware
+from gateway.web.routes import api
+from gateway.web.routes.log import LOG, add_log_routes
 
 ENTRIES = 300
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gateway.cli import main
-from gateway.config import load_config
+from gateway.cli.main import main
+from gateway.config.model import load_config
+from gateway.crypto.subject_keys import LogKeys, Period
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.service import LogService, LogSigner
-from gateway.log.subject_keys import LogKeys, Period
 from gateway.store import Store, open_store
 
 if TYPE_CHECKING:

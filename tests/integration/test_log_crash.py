@@ -22,12 +22,12 @@ import aiohttp
 import pytest
 from support.processes import GatewayProcess, write_project
 
-from gateway.cli import main
-from gateway.config import Config, load_config
-from gateway.crypto import GatewayKeys
-from gateway.keys import issue_dev_token
-from gateway.partners import Partner
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.cli.main import main
+from gateway.config.model import Config, load_config
+from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.seal import GatewayKeys
+from gateway.partners.model import Partner
+from gateway.sandbox.partner import SandboxCluster, start_sandboxes
 from gateway.store import open_store
 
 PARTNER = "mekong-collections"

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
 from gateway.log import merkle
 from gateway.log.checkpoint import open_checkpoint
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.search import Query, search, subject_refs
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
-from gateway.log.subject_keys import LogKeys
 from gateway.log.tree import TreeBuilder
 from gateway.store import Store, open_store
 from gateway.store.base import LogQuery, LogRow

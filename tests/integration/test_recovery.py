@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.errors import GatewayError
 from gateway.log.entries import timestamp
 from gateway.log.recovery import INSTANCE_FIELD, Recovery

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.facts import Consent, LegalRequest, profile_of_birth
+from gateway.policy.facts import Consent, LegalRequest, profile_of_birth
 from gateway.store import (
     IdempotencyClaim,
     LegalRequestRecord,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.partners import Suspension
+from gateway.partners.model import Suspension
 from gateway.store import Store, open_store
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.config import load_config
-from gateway.keys import issue_dev_token
+from gateway.config.model import load_config
+from gateway.crypto.keyring import issue_dev_token
 from gateway.store import open_store
 from gateway.web.app import create_app
 
@@ -110,9 +110,7 @@ async def test_upgrade_then_every_entry_and_checkpoint_verifies_unchanged(
 
     # Verified against the public key recorded when the fixture was made, not one derived
     # from the keys on disk: the checkpoints are the ones release 0.2.0 signed.
-    code, out = await instance.gateway(
-        "log", "verify", "--json", "--key", EXPECTED["verifier_key"]
-    )
+    code, out = await instance.gateway("log", "verify", "--json", "--key", EXPECTED["verifier_key"])
     assert code == 0, out
     report = json.loads(out)
     assert report["ok"] is True and report["problems"] == []
@@ -164,17 +162,26 @@ async def test_lookups_answer_as_before_after_the_upgrade(instance: Instance) ->
             return dict(await response.json())
 
         person = {"name": "N", "date_of_birth": "1990-04-02", "phone": "1", "uuid": "u"}
-        charge = {"partner": "bcel-payments", "operation": "charge",
-                  "purpose": "service_provision", "legal_basis": "contract",
-                  "data": {"uuid": "u", "amount": 1, "currency": "LAK"}}
+        charge = {
+            "partner": "bcel-payments",
+            "operation": "charge",
+            "purpose": "service_provision",
+            "legal_basis": "contract",
+            "data": {"uuid": "u", "amount": 1, "currency": "LAK"},
+        }
         restricted = await decide("payments-service", **charge, subject=SUBJECTS["restricted"])
         assert restricted["allowed"] is False
         assert restricted["problem"] == "subject_restricted"
         assert (await decide("payments-service", **charge, subject=SUBJECTS["adult"]))["allowed"]
 
-        lawful = {"partner": "vientiane-police", "operation": "lawful_disclosure",
-                  "purpose": "legal", "legal_basis": "legal_obligation", "data": person,
-                  "legal_request": instance.expected["legal_request"]}
+        lawful = {
+            "partner": "vientiane-police",
+            "operation": "lawful_disclosure",
+            "purpose": "legal",
+            "legal_basis": "legal_obligation",
+            "data": person,
+            "legal_request": instance.expected["legal_request"],
+        }
         approved = await decide("legal-desk", **lawful, subject=SUBJECTS["lawful"])
         assert approved["allowed"] is True
         assert approved["legal_request_id"] == instance.expected["legal_request"]
@@ -183,9 +190,13 @@ async def test_lookups_answer_as_before_after_the_upgrade(instance: Instance) ->
         assert elsewhere["problem"] == "legal_request_required"
 
         # The consents and the profile are sealed at rest: they still open and still count.
-        credit = {"partner": "lao-credit-bureau", "operation": "credit_check",
-                  "purpose": "service_provision", "legal_basis": "consent",
-                  "subject": SUBJECTS["adult"]}
+        credit = {
+            "partner": "lao-credit-bureau",
+            "operation": "credit_check",
+            "purpose": "service_provision",
+            "legal_basis": "consent",
+            "subject": SUBJECTS["adult"],
+        }
         consented = await decide("sales-service", **credit, data=person)
         assert consented["allowed"] is True and consented["consent_id"]
         other_birthday = await decide(
@@ -193,8 +204,12 @@ async def test_lookups_answer_as_before_after_the_upgrade(instance: Instance) ->
         )
         assert other_birthday["problem"] == "date_of_birth_conflict"
         withdrawn = await decide(
-            "marketing-service", partner="adreach", operation="audience_upload",
-            purpose="marketing", legal_basis="consent", subject=SUBJECTS["adult"],
+            "marketing-service",
+            partner="adreach",
+            operation="audience_upload",
+            purpose="marketing",
+            legal_basis="consent",
+            subject=SUBJECTS["adult"],
             data={"email": "e@x", "cookie": "c"},
         )
         assert withdrawn["problem"] == "consent_withdrawn"

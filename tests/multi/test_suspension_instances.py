@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.cli import main
-from gateway.config import Config
-from gateway.crypto import GatewayKeys
-from gateway.keys import issue_dev_token
-from gateway.lifecycle import SUSPENSION_TTL_S
-from gateway.partners import Partner
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.cli.main import main
+from gateway.config.model import Config
+from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.seal import GatewayKeys
+from gateway.partners.model import Partner
+from gateway.partners.standing import SUSPENSION_TTL_S
+from gateway.sandbox.partner import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app
 
 MEKONG = "mekong-collections"
@@ -140,9 +140,7 @@ async def test_cli_suspension_reaches_every_instance(instances, shared, tmp_path
 
     os.environ["GATEWAY_TOKEN"] = token_of(root, "reviewer-alice")  # the reviewer's own token
     try:
-        code = await asyncio.to_thread(
-            main, [*args, "--reason", "INC-7", "--as", "reviewer-alice"]
-        )
+        code = await asyncio.to_thread(main, [*args, "--reason", "INC-7", "--as", "reviewer-alice"])
     finally:
         del os.environ["GATEWAY_TOKEN"]
     assert code == 0

@@ -31,21 +31,21 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support.sandboxes import SANDBOX_SECRETS
 
-from gateway import cli
-from gateway.at_rest import AtRestKeys, is_sealed
-from gateway.at_rest_store import open_protected_store, protect_stored_rows
-from gateway.config import Config
+from gateway.cli import main as cli
+from gateway.config.model import Config
+from gateway.crypto.at_rest import AtRestKeys, is_sealed
+from gateway.crypto.keyring import add_at_rest_key, generate_missing
+from gateway.crypto.subject_keys import key_file as subject_key_file
+from gateway.disclosure.idempotency import request_digest
 from gateway.errors import ConfigErrors
-from gateway.facts import SubjectFacts
-from gateway.idempotency import request_digest
-from gateway.keys import add_at_rest_key, generate_missing
-from gateway.log.subject_keys import key_file as subject_key_file
-from gateway.partners import Suspension
-from gateway.preflight import exposed_secret_problems, own_key_problems
-from gateway.rights import birthday_at_minimum_age, profile_after_erasure
-from gateway.sandbox import SandboxCluster
+from gateway.ops.preflight import exposed_secret_problems, own_key_problems
+from gateway.partners.model import Suspension
+from gateway.policy.facts import SubjectFacts
+from gateway.rights.subjects import birthday_at_minimum_age, profile_after_erasure
+from gateway.sandbox.partner import SandboxCluster
 from gateway.store import open_store, sqlite_path
 from gateway.store.base import JustificationRecord
+from gateway.store.protected import open_protected_store, protect_stored_rows
 from gateway.web.app import create_app
 
 if TYPE_CHECKING:
@@ -63,8 +63,13 @@ CONSENT = {
     "method": "app",
     "evidence": f"paper form {TEXT}",
 }
-QUOTE = {"partner": "lanexang-insurance", "operation": "quote",
-         "purpose": "service_provision", "legal_basis": "consent", "data": PERSON}
+QUOTE = {
+    "partner": "lanexang-insurance",
+    "operation": "quote",
+    "purpose": "service_provision",
+    "legal_basis": "consent",
+    "data": PERSON,
+}
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
@@ -79,8 +84,11 @@ def storage_url(backend: Backend) -> str:
 async def live(
     config: Config, backend: Backend, sandboxes: SandboxCluster
 ) -> AsyncIterator[TestClient]:
-    app = create_app(replace(config, storage_url=storage_url(backend)),
-                     partners=sandboxes.partners, env=SANDBOX_SECRETS)
+    app = create_app(
+        replace(config, storage_url=storage_url(backend)),
+        partners=sandboxes.partners,
+        env=SANDBOX_SECRETS,
+    )
     client = TestClient(TestServer(app))
     await client.start_server()
     yield client
@@ -89,6 +97,7 @@ async def live(
 
 async def dump(backend: Backend) -> dict[str, str]:
     """Every table as text; for SQLite also the raw file and its write-ahead log."""
+
     def show(value: Any) -> str:
         if isinstance(value, memoryview):
             value = bytes(value)
@@ -108,8 +117,8 @@ async def dump(backend: Backend) -> dict[str, str]:
         return tables
     assert backend.admin is not None
     names = await backend.admin.fetch(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
-        backend.schema)
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", backend.schema
+    )
     for (name,) in names:
         rows = await backend.admin.fetch(f'SELECT * FROM "{backend.schema}"."{name}"')
         tables[name] = "\n".join(" | ".join(show(c) for c in row.values()) for row in rows)
@@ -129,8 +138,9 @@ async def test_a_dump_shows_no_subject_text_or_birth_date_and_lookups_work(
     live: TestClient, backend: Backend, auth: Callable[[str], dict[str, str]]
 ) -> None:
     officer = auth("privacy-office")
-    r = await live.post("/v1/consents", json={**CONSENT, "subject": SUBJECT},
-                        headers=auth("customer-app"))
+    r = await live.post(
+        "/v1/consents", json={**CONSENT, "subject": SUBJECT}, headers=auth("customer-app")
+    )
     assert r.status == 201, await r.text()
     consent_id = (await r.json())["id"]
     for path, body in (
@@ -139,9 +149,17 @@ async def test_a_dump_shows_no_subject_text_or_birth_date_and_lookups_work(
     ):
         r = await live.put(path, json=body, headers=officer)
         assert r.status == 200, await r.text()
-    r = await live.post("/v1/legal-requests", headers=officer, json={
-        "authority": "Police", "reference": "CASE-9", "instrument": f"order {TEXT}",
-        "subjects": [SUBJECT, "s-ATRESTSUBJ-2"], "partners": ["vientiane-police"]})
+    r = await live.post(
+        "/v1/legal-requests",
+        headers=officer,
+        json={
+            "authority": "Police",
+            "reference": "CASE-9",
+            "instrument": f"order {TEXT}",
+            "subjects": [SUBJECT, "s-ATRESTSUBJ-2"],
+            "partners": ["vientiane-police"],
+        },
+    )
     assert r.status == 201, await r.text()
     request_id = (await r.json())["id"]
 
@@ -150,23 +168,33 @@ async def test_a_dump_shows_no_subject_text_or_birth_date_and_lookups_work(
     r = await live.get(f"/v1/subjects/{SUBJECT}/consents", headers=officer)
     [shown] = (await r.json())["consents"]
     assert (shown["id"], shown["subject"], shown["evidence"]) == (
-        consent_id, SUBJECT, CONSENT["evidence"])
+        consent_id,
+        SUBJECT,
+        CONSENT["evidence"],
+    )
     r = await live.get(f"/v1/legal-requests/{request_id}", headers=auth("reviewer-bob"))
     doc = await r.json()
     assert sorted(doc["subjects"]) == [SUBJECT, "s-ATRESTSUBJ-2"]
     assert doc["instrument"] == f"order {TEXT}"
-    r = await live.post("/v1/decisions", json={**QUOTE, "subject": SUBJECT},
-                        headers=auth("sales-service"))
+    r = await live.post(
+        "/v1/decisions", json={**QUOTE, "subject": SUBJECT}, headers=auth("sales-service")
+    )
     assert any("age under" in reason for reason in (await r.json())["reasons"])
     # A lawful request covers its subjects (approved by two reviewers), no one else.
     for reviewer in ("reviewer-bob", "reviewer-alice"):
         await live.post(f"/v1/legal-requests/{request_id}/approve", headers=auth(reviewer))
-    lawful = {"partner": "vientiane-police", "operation": "lawful_disclosure",
-              "purpose": "safety_security", "legal_basis": "legal_obligation",
-              "legal_request": request_id, "data": {"name": "N"}}
+    lawful = {
+        "partner": "vientiane-police",
+        "operation": "lawful_disclosure",
+        "purpose": "safety_security",
+        "legal_basis": "legal_obligation",
+        "legal_request": request_id,
+        "data": {"name": "N"},
+    }
     for subject, covered in ((SUBJECT, True), ("s-ATRESTSUBJ-3", False)):
-        r = await live.post("/v1/decisions", json={**lawful, "subject": subject},
-                            headers=auth("legal-desk"))
+        r = await live.post(
+            "/v1/decisions", json={**lawful, "subject": subject}, headers=auth("legal-desk")
+        )
         decision = await r.json()
         refused = any("does not cover this subject" in x for x in decision["reasons"])
         assert refused is not covered, decision
@@ -226,23 +254,34 @@ async def schema_5_store(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> N
             conn.execute(
                 "INSERT INTO consents VALUES (?, ?, '[\"service_provision\"]', "
                 "'[\"lanexang-insurance\"]', '[]', '[]', '2024-09-30', "
-                "'2026-03-01T09:00:00.000000+00:00', NULL, NULL, 'app', ?)", rows["consents"])
+                "'2026-03-01T09:00:00.000000+00:00', NULL, NULL, 'app', ?)",
+                rows["consents"],
+            )
             conn.execute(
                 "INSERT INTO subjects VALUES (?, 1, ?, '2026-03-01T09:00:00.000000+00:00', ?)",
-                (*rows["subject"][:2], rows["subject"][2].isoformat()))
+                (*rows["subject"][:2], rows["subject"][2].isoformat()),
+            )
             conn.execute(
                 "INSERT INTO legal_requests VALUES (?, 'Police', 'R', ?, ?, "
                 "'[\"vientiane-police\"]', '2026-03-01T09:00:00.000000+00:00', 'alice', "
-                "'pending')", (*rows["legal"][:2], json.dumps(rows["legal"][2])))
+                "'pending')",
+                (*rows["legal"][:2], json.dumps(rows["legal"][2])),
+            )
             conn.execute(
                 "INSERT INTO idempotency_keys VALUES ('privacy-office', 'k-1', 'h', "
-                "'2026-03-01T09:00:00.000000+00:00', 1, 200, '{}', ?)", (rows["body"],))
+                "'2026-03-01T09:00:00.000000+00:00', 1, 200, '{}', ?)",
+                (rows["body"],),
+            )
             conn.execute(
                 "INSERT INTO partner_suspensions VALUES ('adreach', ?, 'ops', "
-                "'2026-03-01T09:00:00.000000+00:00')", (f"breach {TEXT}",))
+                "'2026-03-01T09:00:00.000000+00:00')",
+                (f"breach {TEXT}",),
+            )
             conn.execute(
                 "INSERT INTO justifications VALUES ('d-1', 'alice', ?, "
-                "'2026-03-01T09:00:00.000000+00:00')", (f"emergency {TEXT}",))
+                "'2026-03-01T09:00:00.000000+00:00')",
+                (f"emergency {TEXT}",),
+            )
         conn.close()
         return
     admin, schema = backend.admin, backend.schema
@@ -252,19 +291,38 @@ async def schema_5_store(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> N
         await admin.execute(
             "INSERT INTO consents VALUES ($1, $2, '{service_provision}', "
             "'{lanexang-insurance}', '{}', '{}', '2024-09-30', $3, NULL, NULL, 'app', $4)",
-            rows["consents"][0], rows["consents"][1], T0, rows["consents"][2])
-        await admin.execute("INSERT INTO subjects VALUES ($1, true, $2, $3, $4)",
-                            rows["subject"][0], rows["subject"][1], T0, rows["subject"][2])
+            rows["consents"][0],
+            rows["consents"][1],
+            T0,
+            rows["consents"][2],
+        )
+        await admin.execute(
+            "INSERT INTO subjects VALUES ($1, true, $2, $3, $4)",
+            rows["subject"][0],
+            rows["subject"][1],
+            T0,
+            rows["subject"][2],
+        )
         await admin.execute(
             "INSERT INTO legal_requests VALUES ($1, 'Police', 'R', $2, $3, "
-            "'{vientiane-police}', $4, 'alice', 'pending')", *rows["legal"], T0)
+            "'{vientiane-police}', $4, 'alice', 'pending')",
+            *rows["legal"],
+            T0,
+        )
         await admin.execute(
             "INSERT INTO idempotency_keys VALUES ('privacy-office', 'k-1', 'h', $1, true, 200, "
-            "'{}', $2)", T0, rows["body"])
-        await admin.execute("INSERT INTO partner_suspensions VALUES ('adreach', $1, 'ops', $2)",
-                            f"breach {TEXT}", T0)
-        await admin.execute("INSERT INTO justifications VALUES ('d-1', 'alice', $1, $2)",
-                            f"emergency {TEXT}", T0)
+            "'{}', $2)",
+            T0,
+            rows["body"],
+        )
+        await admin.execute(
+            "INSERT INTO partner_suspensions VALUES ('adreach', $1, 'ops', $2)",
+            f"breach {TEXT}",
+            T0,
+        )
+        await admin.execute(
+            "INSERT INTO justifications VALUES ('d-1', 'alice', $1, $2)", f"emergency {TEXT}", T0
+        )
     finally:
         await admin.execute("RESET search_path")
 
@@ -397,8 +455,8 @@ def test_the_rotate_command_makes_a_key_and_reseals(
 
 
 async def test_the_protected_store_offers_every_method_of_the_port(store: Any) -> None:
-    from gateway.at_rest_store import ProtectedStore
     from gateway.store.base import Store
+    from gateway.store.protected import ProtectedStore
 
     wrapped = ProtectedStore(store, AtRestKeys.generate())
     members = [m for m in vars(Store) if not m.startswith("_")]
@@ -450,39 +508,63 @@ def test_at_rest_keys_are_generated_private_and_refused_when_exposed(tmp_path: P
 
 
 def consent_of(subject: str) -> Any:
-    from gateway.facts import Consent
+    from gateway.policy.facts import Consent
 
-    return Consent("c-1", subject, frozenset({"service_provision"}),
-                   frozenset({"lanexang-insurance"}), frozenset(), frozenset(), "2024-09-30",
-                   T0, method="app", evidence=f"evidence {TEXT}")
+    return Consent(
+        "c-1",
+        subject,
+        frozenset({"service_provision"}),
+        frozenset({"lanexang-insurance"}),
+        frozenset(),
+        frozenset(),
+        "2024-09-30",
+        T0,
+        method="app",
+        evidence=f"evidence {TEXT}",
+    )
 
 
-@pytest.mark.parametrize("born, kept", [
-    (CHILD_BORN, True),  # a child: "under 14 until" its birthday at 14
-    (date(1990, 4, 2), False),  # an adult: the date goes, nothing is kept
-])
+@pytest.mark.parametrize(
+    "born, kept",
+    [
+        (CHILD_BORN, True),  # a child: "under 14 until" its birthday at 14
+        (date(1990, 4, 2), False),  # an adult: the date goes, nothing is kept
+    ],
+)
 async def test_erasure_removes_the_gateways_copy_and_keeps_what_protects(
-    live: TestClient, backend: Backend, auth: Callable[[str], dict[str, str]],
-    born: date, kept: bool
+    live: TestClient,
+    backend: Backend,
+    auth: Callable[[str], dict[str, str]],
+    born: date,
+    kept: bool,
 ) -> None:
     officer = auth("privacy-office")
     subject = "s-ATRESTSUBJ-erase"
-    r = await live.post("/v1/consents", json={**CONSENT, "subject": subject},
-                        headers=auth("customer-app"))
+    r = await live.post(
+        "/v1/consents", json={**CONSENT, "subject": subject}, headers=auth("customer-app")
+    )
     assert r.status == 201
-    await live.put(f"/v1/subjects/{subject}/restriction",
-                   json={"restricted": True, "reason": f"objection {TEXT}"}, headers=officer)
-    await live.put(f"/v1/subjects/{subject}/profile",
-                   json={"date_of_birth": born.isoformat()}, headers=officer)
+    await live.put(
+        f"/v1/subjects/{subject}/restriction",
+        json={"restricted": True, "reason": f"objection {TEXT}"},
+        headers=officer,
+    )
+    await live.put(
+        f"/v1/subjects/{subject}/profile", json={"date_of_birth": born.isoformat()}, headers=officer
+    )
 
-    r = await live.post(f"/v1/subjects/{subject}/erasure", json={"kind": "rectification"},
-                        headers=officer)
+    r = await live.post(
+        f"/v1/subjects/{subject}/erasure", json={"kind": "rectification"}, headers=officer
+    )
     assert r.status == 200 and "gateway_copy" not in await r.json()
     r = await live.get(f"/v1/subjects/{subject}/consents", headers=officer)
     assert (await r.json())["consents"][0]["evidence"] == CONSENT["evidence"]
 
-    r = await live.post(f"/v1/subjects/{subject}/erasure", json={"kind": "erasure"},
-                        headers={**officer, "Idempotency-Key": "erase-1"})
+    r = await live.post(
+        f"/v1/subjects/{subject}/erasure",
+        json={"kind": "erasure"},
+        headers={**officer, "Idempotency-Key": "erase-1"},
+    )
     body = await r.text()
     assert r.status == 200, body
     assert subject not in body and TEXT not in body and born.isoformat() not in body
@@ -499,16 +581,20 @@ async def test_erasure_removes_the_gateways_copy_and_keeps_what_protects(
     else:
         assert "under_age_marker" not in kept_items
     # A replay answers the same (from a sealed stored answer).
-    again = await live.post(f"/v1/subjects/{subject}/erasure", json={"kind": "erasure"},
-                            headers={**officer, "Idempotency-Key": "erase-1"})
+    again = await live.post(
+        f"/v1/subjects/{subject}/erasure",
+        json={"kind": "erasure"},
+        headers={**officer, "Idempotency-Key": "erase-1"},
+    )
     assert await again.text() == body
 
     r = await live.get(f"/v1/subjects/{subject}/consents", headers=officer)
     [consent] = (await r.json())["consents"]
     assert consent["evidence"] == "" and consent["withdrawn_at"] is not None
     # The restriction stays; the marker keeps refusing consent and marketing until 14.
-    quote = await live.post("/v1/decisions", json={**QUOTE, "subject": subject},
-                            headers=auth("sales-service"))
+    quote = await live.post(
+        "/v1/decisions", json={**QUOTE, "subject": subject}, headers=auth("sales-service")
+    )
     reasons = (await quote.json())["reasons"]
     assert any("restricted processing" in reason for reason in reasons), reasons
     assert any("age under" in reason for reason in reasons) is kept, reasons
@@ -518,14 +604,17 @@ async def test_erasure_removes_the_gateways_copy_and_keeps_what_protects(
     assert_nothing_in_clear(await dump(backend), ("ATRESTSUBJ", TEXT, born.isoformat(), digest))
 
 
-@pytest.mark.parametrize("facts, today, expected", [
-    (SubjectFacts(date_of_birth=date(2016, 5, 1)), date(2026, 1, 1), date(2030, 5, 1)),
-    (SubjectFacts(date_of_birth=date(2012, 2, 29)), date(2025, 1, 1), date(2026, 3, 1)),
-    (SubjectFacts(date_of_birth=date(2000, 1, 1)), date(2026, 1, 1), None),
-    (SubjectFacts(under_age_until=date(2027, 1, 1)), date(2026, 1, 1), date(2027, 1, 1)),
-    (SubjectFacts(under_age_until=date(2026, 1, 1)), date(2026, 1, 1), None),  # the day came
-    (SubjectFacts(), date(2026, 1, 1), None),
-])
+@pytest.mark.parametrize(
+    "facts, today, expected",
+    [
+        (SubjectFacts(date_of_birth=date(2016, 5, 1)), date(2026, 1, 1), date(2030, 5, 1)),
+        (SubjectFacts(date_of_birth=date(2012, 2, 29)), date(2025, 1, 1), date(2026, 3, 1)),
+        (SubjectFacts(date_of_birth=date(2000, 1, 1)), date(2026, 1, 1), None),
+        (SubjectFacts(under_age_until=date(2027, 1, 1)), date(2026, 1, 1), date(2027, 1, 1)),
+        (SubjectFacts(under_age_until=date(2026, 1, 1)), date(2026, 1, 1), None),  # the day came
+        (SubjectFacts(), date(2026, 1, 1), None),
+    ],
+)
 def test_what_an_erasure_leaves_of_a_profile(
     facts: SubjectFacts, today: date, expected: date | None
 ) -> None:

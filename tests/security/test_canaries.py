@@ -9,7 +9,7 @@ and partner failures. Afterwards no canary may appear:
 
 - in the store: every table of the SQLite file (and the raw file and its WAL) or of
   the PostgreSQL schema — the subject id included, in every table: the store keeps
-  keyed references and sealed text (gateway.at_rest), and so does free text given to
+  keyed references and sealed text (gateway.crypto.at_rest), and so does free text given to
   the gateway (consent evidence, a restriction's reason, a profile's date of birth, a
   lawful request's instrument and subject list, a suspension's reason);
 - in the application log output, captured at DEBUG through the gateway's own log
@@ -45,12 +45,12 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from gateway import vocabulary as v
-from gateway.config import Config
-from gateway.crypto import GatewayKeys
-from gateway.keys import KeyPaths, issue_dev_token
-from gateway.logs import setup_logging
-from gateway.partners import Partner
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.config.model import Config
+from gateway.crypto.keyring import KeyPaths, issue_dev_token
+from gateway.crypto.seal import GatewayKeys
+from gateway.observe.app_log import setup_logging
+from gateway.partners.model import Partner
+from gateway.sandbox.partner import SandboxCluster, start_sandboxes
 from gateway.store import sqlite_path
 from gateway.web.app import create_app
 

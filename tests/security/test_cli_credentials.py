@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from support.credentials import token_of
 
-from gateway.cli import main
+from gateway.cli.main import main
 
 PASSWORD = "a long passphrase here"
 
@@ -26,8 +26,10 @@ def root(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     for name in ("GATEWAY_TOKEN", "GATEWAY_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert run(copy, "reviewers", "add", "reviewer-carol", "--name", "Carol",
-               "--password-stdin")[0] == 0
+    assert (
+        run(copy, "reviewers", "add", "reviewer-carol", "--name", "Carol", "--password-stdin")[0]
+        == 0
+    )
     return copy
 
 
@@ -35,6 +37,7 @@ def run(root: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str
     out, err = io.StringIO(), io.StringIO()
     if stdin is not None:
         import sys
+
         sys.stdin = io.StringIO(stdin)
     with redirect_stdout(out), redirect_stderr(err):
         code = main(["--config", str(root / "config.toml"), *args])
@@ -43,9 +46,24 @@ def run(root: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str
 
 def register(root: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
-    code, out, err = run(root, "legal-request", "create", "--authority", "Police",
-                         "--reference", "R/1", "--instrument", "court order", "--subject", "s-1",
-                         "--partner", "vientiane-police", "--as", "privacy-office", "--quiet")
+    code, out, err = run(
+        root,
+        "legal-request",
+        "create",
+        "--authority",
+        "Police",
+        "--reference",
+        "R/1",
+        "--instrument",
+        "court order",
+        "--subject",
+        "s-1",
+        "--partner",
+        "vientiane-police",
+        "--as",
+        "privacy-office",
+        "--quiet",
+    )
     monkeypatch.delenv("GATEWAY_TOKEN")
     assert code == 0, err
     return out.strip()
@@ -67,8 +85,9 @@ def test_a_name_alone_approves_nothing(root: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("token_of_whom", ["reviewer-alice", "privacy-office", "sales-service"])
-def test_another_persons_token_proves_nothing(root: Path, monkeypatch: pytest.MonkeyPatch,
-                                             token_of_whom: str) -> None:
+def test_another_persons_token_proves_nothing(
+    root: Path, monkeypatch: pytest.MonkeyPatch, token_of_whom: str
+) -> None:
     request_id = register(root, monkeypatch)
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, token_of_whom))
     code, _, err = run(root, "legal-request", "approve", request_id, "--as", "reviewer-bob")
@@ -80,8 +99,9 @@ ALG_NONE = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJyZXZpZXdlci1ib2IifQ."  # {"alg":"none
 
 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", ALG_NONE])
-def test_a_forged_or_broken_token_proves_nothing(root: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 token: str) -> None:
+def test_a_forged_or_broken_token_proves_nothing(
+    root: Path, monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
     request_id = register(root, monkeypatch)
     monkeypatch.setenv("GATEWAY_TOKEN", token)
     code, _, err = run(root, "legal-request", "approve", request_id, "--as", "reviewer-bob")
@@ -91,14 +111,23 @@ def test_a_forged_or_broken_token_proves_nothing(root: Path, monkeypatch: pytest
 
 def test_a_token_on_stdin_is_read_too(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     request_id = register(root, monkeypatch)
-    code, _, err = run(root, "legal-request", "approve", request_id, "--as", "reviewer-bob",
-                       "--token-stdin", stdin=token_of(root, "reviewer-bob") + "\n")
+    code, _, err = run(
+        root,
+        "legal-request",
+        "approve",
+        request_id,
+        "--as",
+        "reviewer-bob",
+        "--token-stdin",
+        stdin=token_of(root, "reviewer-bob") + "\n",
+    )
     assert code == 0, err
     assert approvals(root, request_id) == ["reviewer-bob"]
 
 
-def test_the_review_page_password_proves_an_account(root: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_review_page_password_proves_an_account(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     request_id = register(root, monkeypatch)
     base = ("legal-request", "approve", request_id, "--as", "reviewer-carol")
     code, _, err = run(root, *base, "--password-stdin", stdin="not the password\n")
@@ -112,8 +141,9 @@ def test_the_review_page_password_proves_an_account(root: Path,
 def test_the_password_from_the_environment(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     request_id = register(root, monkeypatch)
     monkeypatch.setenv("GATEWAY_PASSWORD", PASSWORD)
-    code, _, err = run(root, "legal-request", "approve", request_id, "--as", "reviewer-carol",
-                       stdin="")
+    code, _, err = run(
+        root, "legal-request", "approve", request_id, "--as", "reviewer-carol", stdin=""
+    )
     assert code == 0, err
 
 
@@ -124,29 +154,53 @@ def test_an_account_is_not_proven_by_a_token(root: Path, monkeypatch: pytest.Mon
     assert code == 2 and "review-page account" in err
 
 
-def test_no_password_option_on_the_command_line(root: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_password_option_on_the_command_line(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     request_id = register(root, monkeypatch)
     with pytest.raises(SystemExit) as refused:
-        run(root, "legal-request", "approve", request_id, "--as", "reviewer-carol",
-            "--password", PASSWORD)
+        run(
+            root,
+            "legal-request",
+            "approve",
+            request_id,
+            "--as",
+            "reviewer-carol",
+            "--password",
+            PASSWORD,
+        )
     assert refused.value.code == 2
     assert approvals(root, request_id) == []
 
 
-def test_registering_needs_the_registrants_credential(root: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    args = ("legal-request", "create", "--authority", "Police", "--reference", "R/2",
-            "--instrument", "order", "--subject", "s-1", "--partner", "vientiane-police",
-            "--as", "privacy-office")
+def test_registering_needs_the_registrants_credential(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = (
+        "legal-request",
+        "create",
+        "--authority",
+        "Police",
+        "--reference",
+        "R/2",
+        "--instrument",
+        "order",
+        "--subject",
+        "s-1",
+        "--partner",
+        "vientiane-police",
+        "--as",
+        "privacy-office",
+    )
     code, _, err = run(root, *args, stdin="")
     assert code == 2 and "no credential" in err
     code, out, _ = run(root, "legal-request", "list", "--format", "json")
     assert json.loads(out) == []
 
 
-def test_suspend_and_resume_need_a_reviewers_credential(root: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_suspend_and_resume_need_a_reviewers_credential(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     suspend = ("partners", "suspend", "veriid", "--reason", "INC-1", "--as", "reviewer-bob")
     resume = ("partners", "resume", "veriid", "--as", "reviewer-bob")
     assert run(root, *suspend, stdin="")[0] == 2
@@ -161,17 +215,29 @@ def test_suspend_and_resume_need_a_reviewers_credential(root: Path,
     assert json.loads(out)["by"] == "reviewer-bob"
     monkeypatch.delenv("GATEWAY_TOKEN")
     assert run(root, *resume, stdin="")[0] == 2
-    code, _, err = run(root, *resume[:-1], "reviewer-carol", "--password-stdin",
-                       stdin=PASSWORD + "\n")
+    code, _, err = run(
+        root, *resume[:-1], "reviewer-carol", "--password-stdin", stdin=PASSWORD + "\n"
+    )
     assert code == 0, err
 
 
 def test_consent_grant_and_withdraw_need_a_consent_writers_credential(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    grant = ("consent", "grant", "--subject", "s-9", "--purpose", "service_provision",
-             "--partner", "lao-credit-bureau", "--policy-version", "2024-09-30",
-             "--as", "customer-app")
+    grant = (
+        "consent",
+        "grant",
+        "--subject",
+        "s-9",
+        "--purpose",
+        "service_provision",
+        "--partner",
+        "lao-credit-bureau",
+        "--policy-version",
+        "2024-09-30",
+        "--as",
+        "customer-app",
+    )
     assert run(root, *grant, stdin="")[0] == 2
     assert json.loads(run(root, "consent", "list", "s-9")[1]) == []
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "customer-app"))

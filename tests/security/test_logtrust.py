@@ -27,26 +27,26 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support.log import logged as logged_entries
 
-from gateway.cli import main
-from gateway.config import Caller, load_config
-from gateway.crypto import GatewayKeys, PartnerKey, load_partner_key_file
+from gateway.cli.main import main
+from gateway.config.model import Caller, load_config
+from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.seal import GatewayKeys, PartnerKey, load_partner_key_file
+from gateway.crypto.subject_keys import LogKeys
+from gateway.disclosure.flow import Gateway, disclose
 from gateway.errors import GatewayError
-from gateway.facts import SubjectFacts
-from gateway.keys import issue_dev_token
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.search import Query, search
 from gateway.log.service import LogService, LogSigner
-from gateway.log.subject_keys import LogKeys
-from gateway.outbound import PartnerReply
-from gateway.partners import Partner
-from gateway.pipeline import Gateway, disclose
-from gateway.request import DisclosureRequest
-from gateway.rights import subject_report
+from gateway.outbound.delivery import PartnerReply
+from gateway.partners.model import Partner
+from gateway.policy.facts import SubjectFacts
+from gateway.policy.request import DisclosureRequest
+from gateway.rights.subjects import subject_report
 from gateway.store import Store, open_store
-from gateway.web.api import GATEWAY, STORE
 from gateway.web.app import create_app
-from gateway.web.log_api import LOG
-from gateway.web.review_backend import LogReviewBackend
+from gateway.web.review.log_backend import LogReviewBackend
+from gateway.web.routes.api import GATEWAY, STORE
+from gateway.web.routes.log import LOG
 
 if TYPE_CHECKING:
     from conftest import Backend

@@ -31,9 +31,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from browser.review_support import PASSWORDS, reviewers
 from support.sandboxes import SANDBOX_SECRETS
 
-from gateway import cli
-from gateway.config import Caller, Config
-from gateway.sandbox import SandboxCluster
+from gateway.cli import main as cli
+from gateway.config.model import Caller, Config
+from gateway.sandbox.partner import SandboxCluster
 from gateway.subject_id import GRAMMAR
 from gateway.web.app import create_app
 
@@ -67,17 +67,43 @@ SPELLINGS = (
     "ｓ-restricted-1",
     "s\u2010restricted-1",
 )
-PERSON = {"name": "N", "date_of_birth": "1990-04-02", "phone": "1", "uuid": "u-1", "amount": 5,
-          "currency": "LAK", "email": "e@x"}
-CREDIT = {"partner": "lao-credit-bureau", "operation": "credit_check",
-          "purpose": "service_provision", "legal_basis": "contract", "data": PERSON}
-CHARGE = {"partner": "bcel-payments", "operation": "charge", "purpose": "service_provision",
-          "legal_basis": "contract", "data": PERSON}
-CONSENT = {"purposes": ["service_provision"], "partners": ["lanexang-insurance"],
-           "policy_version": "2024-09-30", "method": "app"}
+PERSON = {
+    "name": "N",
+    "date_of_birth": "1990-04-02",
+    "phone": "1",
+    "uuid": "u-1",
+    "amount": 5,
+    "currency": "LAK",
+    "email": "e@x",
+}
+CREDIT = {
+    "partner": "lao-credit-bureau",
+    "operation": "credit_check",
+    "purpose": "service_provision",
+    "legal_basis": "contract",
+    "data": PERSON,
+}
+CHARGE = {
+    "partner": "bcel-payments",
+    "operation": "charge",
+    "purpose": "service_provision",
+    "legal_basis": "contract",
+    "data": PERSON,
+}
+CONSENT = {
+    "purposes": ["service_provision"],
+    "partners": ["lanexang-insurance"],
+    "policy_version": "2024-09-30",
+    "method": "app",
+}
 BOTH = "rights-and-sales"
-QUOTE = {"partner": "lanexang-insurance", "operation": "quote", "purpose": "service_provision",
-         "legal_basis": "consent", "data": PERSON}
+QUOTE = {
+    "partner": "lanexang-insurance",
+    "operation": "quote",
+    "purpose": "service_provision",
+    "legal_basis": "consent",
+    "data": PERSON,
+}
 
 
 # -- the gateway against sandbox partners, on each store -------------------------------
@@ -90,11 +116,16 @@ async def live(
     url = backend.url if backend.name == "postgresql" else f"sqlite:///{backend.root}/gateway.db"
     # A caller that both discloses and sends rights notices: its Idempotency-Keys are one
     # namespace for both kinds of request.
-    both = Caller(BOTH, frozenset({"discloser", "rights_officer"}),
-                  frozenset({"lao-credit-bureau"}), frozenset({"service_provision"}))
+    both = Caller(
+        BOTH,
+        frozenset({"discloser", "rights_officer"}),
+        frozenset({"lao-credit-bureau"}),
+        frozenset({"service_provision"}),
+    )
     app = create_app(
-        replace(config, storage_url=url, reviewers=reviewers(),
-                callers={**config.callers, BOTH: both}),
+        replace(
+            config, storage_url=url, reviewers=reviewers(), callers={**config.callers, BOTH: both}
+        ),
         partners=sandboxes.partners,
         env=SANDBOX_SECRETS,
     )
@@ -123,42 +154,61 @@ def path_of(subject: str) -> str:
 
 
 async def test_an_objection_is_not_bypassed_by_another_spelling(live, auth) -> None:
-    r = await live.put(f"/v1/subjects/{RESTRICTED}/restriction",
-                       json={"restricted": True, "reason": "objection"},
-                       headers=auth("privacy-office"))
+    r = await live.put(
+        f"/v1/subjects/{RESTRICTED}/restriction",
+        json={"restricted": True, "reason": "objection"},
+        headers=auth("privacy-office"),
+    )
     assert r.status == 200, await r.text()
-    exact = await live.post("/v1/decisions", json={**CREDIT, "subject": RESTRICTED},
-                            headers=auth("sales-service"))
+    exact = await live.post(
+        "/v1/decisions", json={**CREDIT, "subject": RESTRICTED}, headers=auth("sales-service")
+    )
     assert (await exact.json())["problem"] == "subject_restricted"
     for spelling in SPELLINGS:
         for path in ("/v1/decisions", "/v1/disclosures"):
-            r = await live.post(path, json={**CREDIT, "subject": spelling},
-                                headers=auth("sales-service"))
+            r = await live.post(
+                path, json={**CREDIT, "subject": spelling}, headers=auth("sales-service")
+            )
             doc = await refused_as_invalid(r, f"{path} {spelling!r}")
             assert GRAMMAR in doc["detail"]
 
 
 async def test_every_entry_point_refuses_every_other_spelling(live, auth) -> None:
-    legal = {"authority": "A", "reference": "R", "instrument": "I",
-             "partners": ["vientiane-police"]}
+    legal = {
+        "authority": "A",
+        "reference": "R",
+        "instrument": "I",
+        "partners": ["vientiane-police"],
+    }
     for name, variant in VARIANTS.items():
         segment = path_of(variant)
         calls: list[tuple[str, str, Any, str]] = [
             ("POST", "/v1/decisions", {**CREDIT, "subject": variant}, "sales-service"),
             ("POST", "/v1/disclosures", {**CREDIT, "subject": variant}, "sales-service"),
             ("POST", "/v1/consents", {**CONSENT, "subject": variant}, "customer-app"),
-            ("POST", "/v1/legal-requests", {**legal, "subjects": ["s-1", variant]},
-             "reviewer-alice"),
+            (
+                "POST",
+                "/v1/legal-requests",
+                {**legal, "subjects": ["s-1", variant]},
+                "reviewer-alice",
+            ),
             ("GET", f"/v1/subjects/{segment}/consents", None, "privacy-office"),
-            ("PUT", f"/v1/subjects/{segment}/restriction", {"restricted": True},
-             "privacy-office"),
-            ("PUT", f"/v1/subjects/{segment}/profile", {"date_of_birth": "2015-01-01"},
-             "privacy-office"),
+            ("PUT", f"/v1/subjects/{segment}/restriction", {"restricted": True}, "privacy-office"),
+            (
+                "PUT",
+                f"/v1/subjects/{segment}/profile",
+                {"date_of_birth": "2015-01-01"},
+                "privacy-office",
+            ),
             ("GET", f"/v1/subjects/{segment}/disclosures", None, "privacy-office"),
             ("GET", f"/v1/subjects/{segment}/disclosures?format=csv", None, "reviewer-alice"),
             ("POST", f"/v1/subjects/{segment}/erasure", {"kind": "erasure"}, "privacy-office"),
-            ("POST", f"/v1/subjects/{segment}/erasure", {"kind": "rectification"},
-             "privacy-office"),
+            (
+                "POST",
+                f"/v1/subjects/{segment}/erasure",
+                {"kind": "rectification"},
+                "privacy-office",
+            ),
         ]
         for method, path, body, caller in calls:
             r = await live.request(method, path, json=body, headers=auth(caller))
@@ -170,28 +220,40 @@ async def test_every_entry_point_refuses_every_other_spelling(live, auth) -> Non
 
 
 async def test_ids_in_use_today_pass_every_entry_point(live, auth) -> None:
-    for subject in ("6f1c2a7e-0000-4000-8000-00000000dddd", "customer@example.com",
-                    "urn:company:42", "A_b.C-d", "x" * 200):
+    for subject in (
+        "6f1c2a7e-0000-4000-8000-00000000dddd",
+        "customer@example.com",
+        "urn:company:42",
+        "A_b.C-d",
+        "x" * 200,
+    ):
         segment = path_of(subject)
-        r = await live.post("/v1/consents", json={**CONSENT, "subject": subject},
-                            headers=auth("customer-app"))
+        r = await live.post(
+            "/v1/consents", json={**CONSENT, "subject": subject}, headers=auth("customer-app")
+        )
         assert r.status == 201, await r.text()
         r = await live.get(f"/v1/subjects/{segment}/consents", headers=auth("privacy-office"))
         assert [c["subject"] for c in (await r.json())["consents"]] == [subject]
-        r = await live.post("/v1/decisions", json={**QUOTE, "subject": subject},
-                            headers=auth("sales-service"))
+        r = await live.post(
+            "/v1/decisions", json={**QUOTE, "subject": subject}, headers=auth("sales-service")
+        )
         assert (await r.json())["allowed"] is True
-        r = await live.put(f"/v1/subjects/{segment}/restriction", json={"restricted": True},
-                           headers=auth("privacy-office"))
+        r = await live.put(
+            f"/v1/subjects/{segment}/restriction",
+            json={"restricted": True},
+            headers=auth("privacy-office"),
+        )
         assert r.status == 200
-        r = await live.post("/v1/decisions", json={**QUOTE, "subject": subject},
-                            headers=auth("sales-service"))
+        r = await live.post(
+            "/v1/decisions", json={**QUOTE, "subject": subject}, headers=auth("sales-service")
+        )
         assert (await r.json())["problem"] == "subject_restricted"
         for path in ("disclosures", "profile"):
             method = "GET" if path == "disclosures" else "PUT"
             body = None if method == "GET" else {"date_of_birth": "1990-01-01"}
-            r = await live.request(method, f"/v1/subjects/{segment}/{path}", json=body,
-                                   headers=auth("privacy-office"))
+            r = await live.request(
+                method, f"/v1/subjects/{segment}/{path}", json=body, headers=auth("privacy-office")
+            )
             assert r.status == 200, (path, await r.text())
 
 
@@ -202,20 +264,29 @@ async def test_the_review_search_form_refuses_other_spellings(live) -> None:
     form = await live.get("/review/login")
     token = CSRF.search(await form.text())
     assert token is not None
-    r = await live.post("/review/login", allow_redirects=False, data={
-        "csrf": token[1], "reviewer_id": "alice", "next": "/review/",
-        "password": PASSWORDS["alice"]})
+    r = await live.post(
+        "/review/login",
+        allow_redirects=False,
+        data={
+            "csrf": token[1],
+            "reviewer_id": "alice",
+            "next": "/review/",
+            "password": PASSWORDS["alice"],
+        },
+    )
     assert r.status == 303, await r.text()
     page = await live.get("/review/")
     found = CSRF.search(await page.text())
     assert found is not None
     csrf = found[1]
-    r = await live.post("/review/search", allow_redirects=False,
-                        data={"csrf": csrf, "subject": "s-1"})
+    r = await live.post(
+        "/review/search", allow_redirects=False, data={"csrf": csrf, "subject": "s-1"}
+    )
     assert r.status == 303  # a valid id: the filtered list
     for name, variant in VARIANTS.items():
-        r = await live.post("/review/search", allow_redirects=False,
-                            data={"csrf": csrf, "subject": variant})
+        r = await live.post(
+            "/review/search", allow_redirects=False, data={"csrf": csrf, "subject": variant}
+        )
         text = await r.text()
         assert r.status == 400, f"{name}: {r.status}"
         assert NEEDLE not in text and "subject id" in text, name
@@ -237,20 +308,57 @@ def test_the_cli_refuses_other_spellings_at_every_subject_argument(
         body = tmp_path / "body.json"
         body.write_text(json.dumps({**CREDIT, "subject": variant}), encoding="utf-8")
         facts = tmp_path / "facts.json"
-        facts.write_text(json.dumps({**CREDIT, "subject": "s-1", "facts": {"consents": [
-            {**CONSENT, "subject": variant, "obtained_at": "2026-01-01T00:00:00Z"}]}}),
-            encoding="utf-8")
+        facts.write_text(
+            json.dumps(
+                {
+                    **CREDIT,
+                    "subject": "s-1",
+                    "facts": {
+                        "consents": [
+                            {**CONSENT, "subject": variant, "obtained_at": "2026-01-01T00:00:00Z"}
+                        ]
+                    },
+                }
+            ),
+            encoding="utf-8",
+        )
         commands = [
-            ("consent", "grant", "--subject", variant, "--purpose", "service_provision",
-             "--partner", "lao-credit-bureau", "--policy-version", "2024-09-30",
-             "--as", "customer-app"),
+            (
+                "consent",
+                "grant",
+                "--subject",
+                variant,
+                "--purpose",
+                "service_provision",
+                "--partner",
+                "lao-credit-bureau",
+                "--policy-version",
+                "2024-09-30",
+                "--as",
+                "customer-app",
+            ),
             ("consent", "list", variant),
             ("log", "search", "--subject", variant),
             ("report", "subject", variant),
             ("report", "subject", variant, "--format", "csv"),
-            ("legal-request", "create", "--authority", "A", "--reference", "R",
-             "--instrument", "I", "--subject", "s-1", "--subject", variant,
-             "--partner", "vientiane-police", "--as", "reviewer-alice"),
+            (
+                "legal-request",
+                "create",
+                "--authority",
+                "A",
+                "--reference",
+                "R",
+                "--instrument",
+                "I",
+                "--subject",
+                "s-1",
+                "--subject",
+                variant,
+                "--partner",
+                "vientiane-police",
+                "--as",
+                "reviewer-alice",
+            ),
             ("decide", str(body)),
             ("decide", str(facts)),
         ]
@@ -274,16 +382,23 @@ async def test_consents_with_impossible_values_are_refused_and_never_honoured(li
         "future policy version": {"policy_version": "2099-01-01"},
         "next day's policy version": {"policy_version": "2024-10-01"},
         "policy version no date": {"policy_version": "2024-02-30"},
-        "expiry before obtained": {"obtained_at": "2026-01-02T00:00:00Z",
-                                   "expires_at": "2026-01-01T00:00:00Z"},
-        "expiry equal to obtained": {"obtained_at": "2026-01-02T00:00:00Z",
-                                     "expires_at": "2026-01-02T00:00:00Z"},
+        "expiry before obtained": {
+            "obtained_at": "2026-01-02T00:00:00Z",
+            "expires_at": "2026-01-01T00:00:00Z",
+        },
+        "expiry equal to obtained": {
+            "obtained_at": "2026-01-02T00:00:00Z",
+            "expires_at": "2026-01-02T00:00:00Z",
+        },
         "expiry before now's default": {"expires_at": "2020-01-01T00:00:00Z"},
         "obtained in the future": {"obtained_at": "2099-01-01T00:00:00Z"},
     }
     for name, change in impossible.items():
-        r = await live.post("/v1/consents", json={**CONSENT, "subject": subject, **change},
-                            headers=auth("customer-app"))
+        r = await live.post(
+            "/v1/consents",
+            json={**CONSENT, "subject": subject, **change},
+            headers=auth("customer-app"),
+        )
         body = await r.text()
         assert r.status == 400, f"{name}: {r.status} {body}"
         detail = json.loads(body)["detail"]
@@ -292,18 +407,22 @@ async def test_consents_with_impossible_values_are_refused_and_never_honoured(li
             assert "lanexang-insurance" in detail  # what would pass
     r = await live.get(f"/v1/subjects/{subject}/consents", headers=auth("privacy-office"))
     assert (await r.json())["consents"] == []
-    r = await live.post("/v1/decisions", json={**QUOTE, "subject": subject},
-                        headers=auth("sales-service"))
+    r = await live.post(
+        "/v1/decisions", json={**QUOTE, "subject": subject}, headers=auth("sales-service")
+    )
     assert (await r.json())["problem"] == "consent_required"
     # The version in force passes, and an older one is recorded and refused when deciding.
     for version, problem in (("2024-09-30", None), ("2023-01-01", "policy_not_in_force")):
         other = f"{subject}-{version}"
-        r = await live.post("/v1/consents", json={**CONSENT, "subject": other,
-                                                  "policy_version": version},
-                            headers=auth("customer-app"))
+        r = await live.post(
+            "/v1/consents",
+            json={**CONSENT, "subject": other, "policy_version": version},
+            headers=auth("customer-app"),
+        )
         assert r.status == 201, await r.text()
-        r = await live.post("/v1/decisions", json={**QUOTE, "subject": other},
-                            headers=auth("sales-service"))
+        r = await live.post(
+            "/v1/decisions", json={**QUOTE, "subject": other}, headers=auth("sales-service")
+        )
         assert (await r.json())["problem"] == problem
 
 
@@ -313,13 +432,27 @@ def test_the_cli_refuses_consents_with_impossible_values(
     from support.credentials import token_of
 
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(project, "customer-app"))
-    base = ("consent", "grant", "--subject", "s-cli-1", "--purpose", "service_provision",
-            "--as", "customer-app")
+    base = (
+        "consent",
+        "grant",
+        "--subject",
+        "s-cli-1",
+        "--purpose",
+        "service_provision",
+        "--as",
+        "customer-app",
+    )
     for extra in (
         ("--partner", "no-such-partner", "--policy-version", "2024-09-30"),
         ("--partner", "veriid", "--policy-version", "2099-01-01"),
-        ("--partner", "veriid", "--policy-version", "2024-09-30",
-         "--expires-at", "2000-01-01T00:00:00Z"),
+        (
+            "--partner",
+            "veriid",
+            "--policy-version",
+            "2024-09-30",
+            "--expires-at",
+            "2000-01-01T00:00:00Z",
+        ),
     ):
         code, output = run_cli(project, *base, *extra, capsys=capsys)
         assert code == 2 and "invalid_request" in output, output
@@ -333,8 +466,9 @@ def test_the_cli_refuses_consents_with_impossible_values(
 
 async def disclose_to_two(live: TestClient, auth: Callable, subject: str) -> None:
     for caller, body in (("sales-service", CREDIT), ("payments-service", CHARGE)):
-        r = await live.post("/v1/disclosures", json={**body, "subject": subject},
-                            headers=auth(caller))
+        r = await live.post(
+            "/v1/disclosures", json={**body, "subject": subject}, headers=auth(caller)
+        )
         assert r.status < 300, await r.text()
 
 
@@ -385,15 +519,16 @@ async def test_erasure_with_the_same_key_sends_every_notice_once(live, sandboxes
         assert (await r.json())["type"].endswith("/conflict")
     assert sum(len(sandboxes.received(p)) for p in sandboxes.partners) == sent_before
     # A new key is a new request.
-    r = await live.post("/v1/subjects/s-erase-2/erasure", json={"kind": "erasure"},
-                        headers={**auth("privacy-office"), "Idempotency-Key": "other-key"})
+    r = await live.post(
+        "/v1/subjects/s-erase-2/erasure",
+        json={"kind": "erasure"},
+        headers={**auth("privacy-office"), "Idempotency-Key": "other-key"},
+    )
     assert r.status == 200
     assert notices_received(sandboxes) == 4
 
 
-async def test_one_key_never_replays_across_disclosures_and_erasures(
-    live, sandboxes, auth
-) -> None:
+async def test_one_key_never_replays_across_disclosures_and_erasures(live, sandboxes, auth) -> None:
     subject = "s-erase-3"
     await disclose_to_two(live, auth, subject)
     key = {**auth(BOTH), "Idempotency-Key": "shared-key-1"}
@@ -420,13 +555,15 @@ async def test_every_erasure_answer_names_the_partners_notified_before(
     subject = "s-erase-4"
     await disclose_to_two(live, auth, subject)
     path = f"/v1/subjects/{subject}/erasure"
-    first = await (await live.post(path, json={"kind": "erasure"},
-                                   headers=auth("privacy-office"))).json()
+    first = await (
+        await live.post(path, json={"kind": "erasure"}, headers=auth("privacy-office"))
+    ).json()
     assert first["notified_before"] == []
     sent = {n["partner"]: n["disclosure_id"] for n in first["notices"]}
     # Without a key a second request is a new request: it is sent, and says who had one.
-    second = await (await live.post(path, json={"kind": "rectification"},
-                                    headers=auth("privacy-office"))).json()
+    second = await (
+        await live.post(path, json={"kind": "rectification"}, headers=auth("privacy-office"))
+    ).json()
     assert {n["partner"] for n in second["notices"]} == set(sent)
     before = {n["partner"]: n for n in second["notified_before"]}
     assert {p: n["disclosure_id"] for p, n in before.items()} == sent
@@ -437,6 +574,7 @@ async def test_every_erasure_answer_names_the_partners_notified_before(
     assert [n["reference"] for n in third["notified_before"]].count(second["reference"]) == 2
     # Another subject's notices are not this subject's.
     await disclose_to_two(live, auth, "s-erase-5")
-    other = await (await live.post("/v1/subjects/s-erase-5/erasure", json={},
-                                   headers=auth("privacy-office"))).json()
+    other = await (
+        await live.post("/v1/subjects/s-erase-5/erasure", json={}, headers=auth("privacy-office"))
+    ).json()
     assert other["notified_before"] == []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.web.app import create_app
 
 CANARY = "canary-7Qx9-subject"
@@ -45,30 +45,62 @@ async def exchange(server: TestServer, raw: bytes) -> tuple[int, dict[str, str],
 
 LONG = CANARY * 1000  # ~19 kB, over aiohttp's 8190-byte limits
 CASES = [
-    ("request line", f"GET /v1/subjects/{LONG}/disclosures HTTP/1.1\r\nHost: x\r\n\r\n", 414,
-     "uri_too_long"),
-    ("query", f"GET /v1/log/entries/1?subject={LONG} HTTP/1.1\r\nHost: x\r\n\r\n", 414,
-     "uri_too_long"),
-    ("bearer header", f"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {LONG}\r\n\r\n",
-     431, "headers_too_large"),
-    ("header name", f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-{LONG}: 1\r\n\r\n", 431,
-     "headers_too_large"),
-    ("cookie", f"GET /review/ HTTP/1.1\r\nHost: x\r\nCookie: s={LONG}\r\n\r\n", 431,
-     "headers_too_large"),
+    (
+        "request line",
+        f"GET /v1/subjects/{LONG}/disclosures HTTP/1.1\r\nHost: x\r\n\r\n",
+        414,
+        "uri_too_long",
+    ),
+    (
+        "query",
+        f"GET /v1/log/entries/1?subject={LONG} HTTP/1.1\r\nHost: x\r\n\r\n",
+        414,
+        "uri_too_long",
+    ),
+    (
+        "bearer header",
+        f"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {LONG}\r\n\r\n",
+        431,
+        "headers_too_large",
+    ),
+    (
+        "header name",
+        f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-{LONG}: 1\r\n\r\n",
+        431,
+        "headers_too_large",
+    ),
+    (
+        "cookie",
+        f"GET /review/ HTTP/1.1\r\nHost: x\r\nCookie: s={LONG}\r\n\r\n",
+        431,
+        "headers_too_large",
+    ),
     ("not HTTP", f"{CANARY} /x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid_request"),
     ("bad version", f"GET /{CANARY} HTTP/9.{CANARY}\r\nHost: x\r\n\r\n", 400, "invalid_request"),
-    ("bad header", f"GET /healthz HTTP/1.1\r\nHost: x\r\n{CANARY}\r\n\r\n", 400,
-     "invalid_request"),
-    ("control char in path", f"GET /v1/subjects/{CANARY}\x01/x HTTP/1.1\r\nHost: x\r\n\r\n", 400,
-     "invalid_request"),
-    ("bad chunk", "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-     f"\r\nzz{CANARY}\r\n", 400, "invalid_request"),
+    ("bad header", f"GET /healthz HTTP/1.1\r\nHost: x\r\n{CANARY}\r\n\r\n", 400, "invalid_request"),
+    (
+        "control char in path",
+        f"GET /v1/subjects/{CANARY}\x01/x HTTP/1.1\r\nHost: x\r\n\r\n",
+        400,
+        "invalid_request",
+    ),
+    (
+        "bad chunk",
+        "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        f"\r\nzz{CANARY}\r\n",
+        400,
+        "invalid_request",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "raw", "status", "code"), CASES, ids=[c[0] for c in CASES])
 async def test_parser_refusals_are_problems_that_echo_nothing(
-    server: TestServer, caplog: pytest.LogCaptureFixture, name: str, raw: str, status: int,
+    server: TestServer,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    raw: str,
+    status: int,
     code: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)

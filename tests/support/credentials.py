@@ -1,11 +1,11 @@
-"""A person's credential for the CLI commands that act for a person (gateway.cli_person)."""
+"""A person's credential for the CLI commands that act for a person (gateway.cli.person)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.config import load_config
-from gateway.keys import issue_dev_token
+from gateway.config.model import load_config
+from gateway.crypto.keyring import issue_dev_token
 
 
 def token_of(root: Path, caller_id: str) -> str:

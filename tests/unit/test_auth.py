@@ -1,4 +1,4 @@
-"""Tests for gateway.auth: caller bearer tokens against a JWKS file or a loopback JWKS URL.
+"""gateway.callers.tokens: caller bearer tokens against a JWKS file or a loopback JWKS URL.
 
 Keys are real (EC P-256 from `generate_missing`, plus Ed25519 and RSA made here);
 the identity provider is a real aiohttp app on 127.0.0.1; time is a hand-driven clock.
@@ -26,10 +26,10 @@ from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from gateway.auth import CallerAuthenticator, parse_jwks, require_role
-from gateway.config import AuthConfig, Caller
+from gateway.callers.tokens import CallerAuthenticator, parse_jwks, require_role
+from gateway.config.model import AuthConfig, Caller
+from gateway.crypto.keyring import KeyPaths, generate_missing, issue_dev_token
 from gateway.errors import ConfigError, GatewayError
-from gateway.keys import KeyPaths, generate_missing, issue_dev_token
 
 ISSUER = "https://idp.test.example"
 AUDIENCE = "disclosure-gateway"

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.log.canonical import canonical_entry, canonical_json
+from gateway.canonical import canonical_entry, canonical_json
 
 # Text with what JSON escapes (quotes, backslash, control characters), what it must not
 # (DEL, U+2028/2029, non-ASCII, astral characters), but no lone surrogates.

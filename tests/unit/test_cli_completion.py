@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser, main
-from gateway.cli_completion import completion_script, parsers
+from gateway.cli.completion import completion_script, parsers
+from gateway.cli.main import build_parser, main
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support.credentials import token_of
 
-from gateway.cli import main
+from gateway.cli.main import main
 
 
 @pytest.fixture
@@ -30,13 +30,15 @@ def run(root: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
 
 def test_reviewers_list_json(root: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase here\n"))
-    code, _, err = run(root, "reviewers", "add", "reviewer-alice", "--name", "Alice Vong",
-                       "--password-stdin")
+    code, _, err = run(
+        root, "reviewers", "add", "reviewer-alice", "--name", "Alice Vong", "--password-stdin"
+    )
     assert code == 0, err
     code, out, _ = run(root, "reviewers", "list", "--json")
     assert code == 0
-    assert json.loads(out) == [{"id": "reviewer-alice", "name": "Alice Vong",
-                                "password_scheme": "scrypt"}]
+    assert json.loads(out) == [
+        {"id": "reviewer-alice", "name": "Alice Vong", "password_scheme": "scrypt"}
+    ]
     assert "scrypt$" not in out  # the scheme, never the hash
 
 
@@ -52,9 +54,24 @@ def test_legal_request_quiet_id_and_rights_officer_registrar(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
-    code, out, err = run(root, "legal-request", "create", "--authority", "Police",
-                         "--reference", "R/1", "--instrument", "court order", "--subject", "s-1",
-                         "--partner", "vientiane-police", "--as", "privacy-office", "--quiet")
+    code, out, err = run(
+        root,
+        "legal-request",
+        "create",
+        "--authority",
+        "Police",
+        "--reference",
+        "R/1",
+        "--instrument",
+        "court order",
+        "--subject",
+        "s-1",
+        "--partner",
+        "vientiane-police",
+        "--as",
+        "privacy-office",
+        "--quiet",
+    )
     assert code == 0, err
     request_id = out.strip()
     assert request_id.startswith("LR-") and "\n" not in request_id
@@ -64,7 +81,21 @@ def test_legal_request_quiet_id_and_rights_officer_registrar(
         assert code == 0, err
     assert json.loads(out)["status"] == "approved"
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "sales-service"))
-    code, _, err = run(root, "legal-request", "create", "--authority", "Police", "--reference",
-                       "R/2", "--instrument", "i", "--subject", "s-1", "--partner",
-                       "vientiane-police", "--as", "sales-service")
+    code, _, err = run(
+        root,
+        "legal-request",
+        "create",
+        "--authority",
+        "Police",
+        "--reference",
+        "R/2",
+        "--instrument",
+        "i",
+        "--subject",
+        "s-1",
+        "--partner",
+        "vientiane-police",
+        "--as",
+        "sales-service",
+    )
     assert code == 2 and "not a reviewer or rights_officer" in err

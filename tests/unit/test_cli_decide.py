@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway.cli import main
+from gateway.cli.main import main
 
 BODY = {
     "partner": "lao-credit-bureau",

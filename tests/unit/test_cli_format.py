@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser, main
-from gateway.cli_completion import parsers
-from gateway.cli_support import OUTPUT_FORMATS, RecordWriter, columns
+from gateway.cli.completion import parsers
+from gateway.cli.main import build_parser, main
+from gateway.cli.support import OUTPUT_FORMATS, RecordWriter, columns
 
 RECORDS = [
     {"id": "a", "count": 2, "tags": ["x", "y"], "note": None},
@@ -24,9 +24,7 @@ RECORDS = [
 
 def render(fmt: str, **options) -> str:
     out = io.StringIO()
-    RecordWriter(fmt, columns("id", "count", "note"), out=out, **options).write_all(
-        RECORDS
-    ).close()
+    RecordWriter(fmt, columns("id", "count", "note"), out=out, **options).write_all(RECORDS).close()
     return out.getvalue()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from support.credentials import token_of
 
-from gateway.cli import main
+from gateway.cli.main import main
 
 
 def test_create_approve_list(project: Path, tmp_path: Path, capsys, monkeypatch):
@@ -17,7 +17,7 @@ def test_create_approve_list(project: Path, tmp_path: Path, capsys, monkeypatch)
     (tmp_path / "keys").symlink_to(project / "keys")
     cfg = ["--config", str(tmp_path / "config.toml")]
 
-    def as_(who: str) -> None:  # that person's own credential (gateway.cli_person)
+    def as_(who: str) -> None:  # that person's own credential (gateway.cli.person)
         monkeypatch.setenv("GATEWAY_TOKEN", token_of(tmp_path, who))
 
     as_("reviewer-alice")

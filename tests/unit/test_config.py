@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import business_days_between, load_config
+from gateway.config.model import business_days_between, load_config
 from gateway.errors import ConfigErrors
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config, load_config_sourced
-from gateway.config_env import SCALARS, read_overrides, variable
+from gateway.config.env import SCALARS, read_overrides, variable
+from gateway.config.model import load_config, load_config_sourced
 from gateway.errors import ConfigErrors
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
-from gateway.cli_config import effective_scalars
-from gateway.config import load_config
-from gateway.config_env import LISTS, SCALARS
+from gateway.cli.config import effective_scalars
+from gateway.cli.main import main
+from gateway.config.env import LISTS, SCALARS
+from gateway.config.model import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 REVIEWER = (
@@ -54,8 +54,8 @@ def test_text_is_the_same_with_sources_as_comments(config_file, capsys, monkeypa
     text = show(config_file, capsys)
     assert "[server]" in text and "[[callers]]" in text
     assert any(
-        line.startswith("checkpoint_interval_s = 5.0") and line.endswith(
-            "# GATEWAY_LOG_CHECKPOINT_INTERVAL_S")
+        line.startswith("checkpoint_interval_s = 5.0")
+        and line.endswith("# GATEWAY_LOG_CHECKPOINT_INTERVAL_S")
         for line in text.splitlines()
     )
     assert "notified_on = 2024-09-19" in text  # a TOML date, bare

@@ -24,7 +24,8 @@ from jwcrypto import jwe as jc_jwe  # type: ignore[import-untyped]
 from jwcrypto import jwk as jc_jwk
 from jwcrypto import jws as jc_jws
 
-from gateway.crypto import (
+from gateway.crypto.keyring import generate_missing, rotate_signing_keys
+from gateway.crypto.seal import (
     GatewayKeys,
     PartnerKey,
     PartnerKeyCache,
@@ -32,8 +33,7 @@ from gateway.crypto import (
     load_partner_key_file,
 )
 from gateway.errors import GatewayError
-from gateway.keys import generate_missing, rotate_signing_keys
-from gateway.partners import SIGN_ALGS, Partner, PartnerEncryption
+from gateway.partners.model import SIGN_ALGS, Partner, PartnerEncryption
 from gateway.problem_catalog import KEY_RECHECK_S, PARTNER_RETRY_AFTER_S
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -13,12 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.config import Config, load_config
-from gateway.crypto import GatewayKeys
-from gateway.dev_sandboxes import plan_sandboxes, start_dev_sandboxes
+from gateway.config.model import Config, load_config
+from gateway.crypto.seal import GatewayKeys
 from gateway.errors import ConfigErrors, GatewayError
-from gateway.partners import Partner
-from gateway.sandbox import start_sandboxes
+from gateway.partners.model import Partner
+from gateway.sandbox.dev import plan_sandboxes, start_dev_sandboxes
+from gateway.sandbox.partner import start_sandboxes
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK_URL = re.compile(r"https?://127\.0\.0\.1:91\d\d")
@@ -98,7 +98,7 @@ async def test_a_production_config_starts_no_sandbox_whatever_it_says(
 ) -> None:
     config = copy_project(project, tmp_path / "prod", url="https://api.partner.example")
     assert config.sandbox_serve is True  # the switch is left on by mistake
-    with caplog.at_level(logging.INFO, logger="gateway.dev_sandboxes"):
+    with caplog.at_level(logging.INFO, logger="gateway.sandbox.dev"):
         cluster = await start_dev_sandboxes(config, env={})
     assert cluster is None
     [record] = caplog.records
@@ -110,7 +110,7 @@ async def test_a_development_config_serves_each_partner_on_its_base_url(
     project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = copy_project(project, tmp_path / "dev")
-    with caplog.at_level(logging.INFO, logger="gateway.dev_sandboxes"):
+    with caplog.at_level(logging.INFO, logger="gateway.sandbox.dev"):
         cluster = await start_dev_sandboxes(config, env={})
     assert cluster is not None
     try:
@@ -138,7 +138,7 @@ async def test_a_busy_port_leaves_that_sandbox_out_and_says_so(
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", taken))
         holder.listen()
-        with caplog.at_level(logging.INFO, logger="gateway.dev_sandboxes"):
+        with caplog.at_level(logging.INFO, logger="gateway.sandbox.dev"):
             cluster = await start_dev_sandboxes(config, env={})
         assert cluster is not None
         try:

@@ -1,4 +1,4 @@
-"""Once per Idempotency-Key (gateway.idempotency) against a hand-written key store."""
+"""Once per Idempotency-Key (gateway.disclosure.idempotency) against a hand-written key store."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import pytest
 
+from gateway.disclosure.idempotency import MAX_IDEMPOTENCY_KEY, once, request_digest
 from gateway.errors import GatewayError
-from gateway.idempotency import MAX_IDEMPOTENCY_KEY, once, request_digest
 from gateway.store.base import IdempotencyClaim, StoredResponse
 
 OK = StoredResponse(201, {"Content-Type": "application/json", "X-Other": "1"}, b'{"ok":1}')

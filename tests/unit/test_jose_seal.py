@@ -1,4 +1,4 @@
-"""The direct sealing path (gateway.jose_seal) against joserfc and jwcrypto, with real keys.
+"""The direct sealing path (gateway.crypto.jose) against joserfc and jwcrypto, with real keys.
 
 What it writes must open and verify with both libraries, carry the headers
 the joserfc path wrote, draw fresh randomness per call, and leave every
@@ -24,11 +24,11 @@ from jwcrypto import jwe as jc_jwe  # type: ignore[import-untyped]
 from jwcrypto import jwk as jc_jwk
 from jwcrypto import jws as jc_jws
 
-from gateway import jose_seal
-from gateway.crypto import GatewayKeys, PartnerKey, claims_for, load_partner_key_file
+from gateway.crypto import jose as jose_seal
+from gateway.crypto.keyring import load_key_ring
+from gateway.crypto.seal import GatewayKeys, PartnerKey, claims_for, load_partner_key_file
 from gateway.errors import GatewayError
-from gateway.keys import load_key_ring
-from gateway.partners import CONTENT_ENCS, KEY_ALGS, SIGN_ALGS
+from gateway.partners.model import CONTENT_ENCS, KEY_ALGS, SIGN_ALGS
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PrivateJwk = ECKey | OKPKey | RSAKey

@@ -19,8 +19,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from gateway.errors import ConfigError
-from gateway.keys import (
+from gateway.crypto.keyring import (
     KeyPaths,
     load_key_ring,
     load_signing_keys,
@@ -28,10 +27,11 @@ from gateway.keys import (
     read_secret_key,
     rotate_signing_keys,
 )
-from gateway.keys import (
+from gateway.crypto.keyring import (
     generate_missing as generate,
 )
-from gateway.partners import SIGN_ALGS, load_partners
+from gateway.errors import ConfigError
+from gateway.partners.model import SIGN_ALGS, load_partners
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -21,19 +21,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from joserfc.jwk import OKPKey
 
-from gateway.config import Caller, Config, PolicyConfig, load_config
-from gateway.crypto import PartnerKeyCache
+from gateway.config.model import Caller, Config, PolicyConfig, load_config
+from gateway.crypto.seal import PartnerKeyCache
 from gateway.errors import PROBLEMS, ConfigErrors, GatewayError
-from gateway.facts import SubjectFacts
-from gateway.lifecycle import (
-    PartnerStates,
-    Reloader,
-    Suspensions,
-    agreement_days_left,
-    expiry_warnings,
-    file_keys_expire_at,
-)
-from gateway.partners import (
+from gateway.partners.model import (
     NO_PARTNER_STATE,
     LiveTable,
     Partner,
@@ -44,8 +35,17 @@ from gateway.partners import (
     current,
     load_partners,
 )
-from gateway.policy import PROBLEM_ORDER, decide
-from gateway.request import DisclosureRequest
+from gateway.partners.standing import (
+    PartnerStates,
+    Reloader,
+    Suspensions,
+    agreement_days_left,
+    expiry_warnings,
+    file_keys_expire_at,
+)
+from gateway.policy.decide import PROBLEM_ORDER, decide
+from gateway.policy.facts import SubjectFacts
+from gateway.policy.request import DisclosureRequest
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 POLICY = PolicyConfig("2024-09-30", date(2024, 9, 19), date(2024, 9, 30), "2024-09-30")

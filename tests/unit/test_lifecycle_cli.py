@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.credentials import token_of
 
-from gateway.cli import main
+from gateway.cli.main import main
 
 
 @pytest.fixture
@@ -99,8 +99,9 @@ def test_suspend_and_resume_from_the_cli(root, capsys, monkeypatch):
         ("resume", "veriid"),
         ("suspend", "veriid"),
     ]
-    assert gateway(root, "partners", "suspend", "nobody", "--reason", "x",
-                   "--as", "reviewer-bob") == 2
+    assert (
+        gateway(root, "partners", "suspend", "nobody", "--reason", "x", "--as", "reviewer-bob") == 2
+    )
     assert "unknown_partner" in capsys.readouterr().err
     assert gateway(root, "partners", "suspensions", "--limit", "0") == 2
 
@@ -164,8 +165,8 @@ def test_pid_file_is_under_the_configs_folder_not_the_current_one(
 ):
     """Two gateways from two folders keep two pid files; reload finds the right one from
     anywhere (the README's `kill -HUP $(cat var/gateway.pid)` is run beside config.toml)."""
-    from gateway.config import load_config
-    from gateway.lifecycle import pid_file_of
+    from gateway.config.model import load_config
+    from gateway.partners.standing import pid_file_of
 
     other = tmp_path / "other"
     shutil.copytree(root, other)

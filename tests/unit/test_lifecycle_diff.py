@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
-from gateway.partners_diff import TRANSFORM_RANK, PartnersDiff, diff_partners, read_partners
+from gateway.cli.main import main
+from gateway.partners.diff import TRANSFORM_RANK, PartnersDiff, diff_partners, read_partners
 
 OLD_FIELDS = (
     'fields = { name = "keep", date_of_birth = "year", phone = "keep", uuid = "pseudonym" }'

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.log.canonical import canonical_json
-from gateway.log.entries import intent_entry, outcome_entry, refused_entry, row_of
-from gateway.log.merkle import leaf_hash
-from gateway.log.subject_keys import (
+from gateway.canonical import canonical_json
+from gateway.crypto.subject_keys import (
     FIRST_PERIOD,
     ForgottenPeriod,
     LogKeys,
@@ -20,9 +18,11 @@ from gateway.log.subject_keys import (
     forget_before,
     key_file,
 )
-from gateway.partners import Partner
-from gateway.policy import Decision
-from gateway.request import DisclosureRequest
+from gateway.log.entries import intent_entry, outcome_entry, refused_entry, row_of
+from gateway.log.merkle import leaf_hash
+from gateway.partners.model import Partner
+from gateway.policy.decide import Decision
+from gateway.policy.request import DisclosureRequest
 
 NOV = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.canonical import canonical_json
 from gateway.log import merkle
-from gateway.log.canonical import canonical_json
 from gateway.log.checkpoint import Checkpoint, sign_checkpoint, verifier_key
 from gateway.log.offline import ProofDocumentError, proof_document, verify_proof_document
 

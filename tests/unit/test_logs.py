@@ -1,4 +1,4 @@
-"""gateway.logs: JSON lines, the request context, and what keeps personal values out."""
+"""gateway.observe.app_log: JSON lines, the request context, and what keeps personal values out."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import logs
 from gateway.errors import GatewayError
+from gateway.observe import app_log as logs
 
 CANARY = "CANARY-6f1c2a7e"
 
@@ -38,14 +38,18 @@ def records() -> Iterator[Callable[[], list[dict]]]:
 
 
 def test_json_line_holds_only_whitelisted_facts(records):
-    logging.getLogger("gateway.pipeline").warning(
+    logging.getLogger("gateway.disclosure.flow").warning(
         "outcome entry not written",
-        extra={"disclosure_id": "d-1", "partner": "adreach", "data": {"name": CANARY},
-               "attempts": 3},
+        extra={
+            "disclosure_id": "d-1",
+            "partner": "adreach",
+            "data": {"name": CANARY},
+            "attempts": 3,
+        },
     )
     [line] = records()
     assert line["message"] == "outcome entry not written"
-    assert (line["level"], line["logger"]) == ("WARNING", "gateway.pipeline")
+    assert (line["level"], line["logger"]) == ("WARNING", "gateway.disclosure.flow")
     assert line["disclosure_id"] == "d-1" and line["partner"] == "adreach"
     assert line["attempts"] == 3 and "data" not in line
     assert line["time"].endswith("Z") and isinstance(line["pid"], int)
@@ -71,11 +75,14 @@ def test_library_records_that_quote_data_are_dropped_or_cut(records):
     logging.getLogger("aiohttp.access").info('127.0.0.1 "GET /v1/subjects/%s/consents"', CANARY)
     logging.getLogger("aiosqlite").debug("executing %s", ("INSERT …", (CANARY,)))
     logging.getLogger("asyncio").error(
-        "Task exception was never retrieved\nfuture: <Task exception=KeyError(%r)>", CANARY)
-    logging.getLogger("gateway.pipeline").debug("our own debug stays")
+        "Task exception was never retrieved\nfuture: <Task exception=KeyError(%r)>", CANARY
+    )
+    logging.getLogger("gateway.disclosure.flow").debug("our own debug stays")
     lines = records()
     assert [line["message"] for line in lines] == [
-        "Task exception was never retrieved", "our own debug stays"]
+        "Task exception was never retrieved",
+        "our own debug stays",
+    ]
     assert CANARY not in json.dumps(lines)
 
 
@@ -120,11 +127,19 @@ def small_app() -> web.Application:
         return web.json_response({"consents": []})
 
     async def refuse(request: web.Request) -> web.Response:
-        body = json.dumps({"type": "https://gateway.invalid/problems/consent_required",
-                           "status": 403, "detail": f"for {CANARY}"})
-        return web.Response(status=403, body=body.encode(),
-                            content_type="application/problem+json",
-                            headers={"Disclosure-Id": "d-42"})
+        body = json.dumps(
+            {
+                "type": "https://gateway.invalid/problems/consent_required",
+                "status": 403,
+                "detail": f"for {CANARY}",
+            }
+        )
+        return web.Response(
+            status=403,
+            body=body.encode(),
+            content_type="application/problem+json",
+            headers={"Disclosure-Id": "d-42"},
+        )
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -138,11 +153,13 @@ def small_app() -> web.Application:
 
 async def test_request_ids_in_and_out(records):
     async with TestClient(TestServer(small_app())) as client:
-        given = await client.get(f"/v1/subjects/{CANARY}/consents",
-                                 headers={"X-Request-Id": "trace-0001"})
+        given = await client.get(
+            f"/v1/subjects/{CANARY}/consents", headers={"X-Request-Id": "trace-0001"}
+        )
         made = await client.get(f"/v1/subjects/{CANARY}/consents")
-        odd = await client.get(f"/v1/subjects/{CANARY}/consents",
-                               headers={"X-Request-Id": f"name {CANARY}"})
+        odd = await client.get(
+            f"/v1/subjects/{CANARY}/consents", headers={"X-Request-Id": f"name {CANARY}"}
+        )
         refused = await client.post("/v1/disclosures", json={"data": {"name": CANARY}})
         await client.get("/healthz")
     assert given.headers["X-Request-Id"] == "trace-0001"
@@ -152,11 +169,14 @@ async def test_request_ids_in_and_out(records):
     lines = records()
     inside = [line for line in lines if line["message"] == "inside the handler"]
     assert [line["request_id"] for line in inside] == [
-        "trace-0001", generated, odd.headers["X-Request-Id"]]
+        "trace-0001",
+        generated,
+        odd.headers["X-Request-Id"],
+    ]
     requests = [line for line in lines if line["logger"] == "gateway.request"]
     assert [(line["level"], line["message"]) for line in requests] == [
-        ("INFO", "GET /v1/subjects/{subject}/consents 200")] * 3 + [
-        ("INFO", "POST /v1/disclosures 403 consent_required"), ("DEBUG", "GET /healthz 200")]
+        ("INFO", "GET /v1/subjects/{subject}/consents 200")
+    ] * 3 + [("INFO", "POST /v1/disclosures 403 consent_required"), ("DEBUG", "GET /healthz 200")]
     assert requests[0]["caller"] == "customer-app" and requests[0]["status"] == 200
     refusal = requests[3]
     assert refusal["problem"] == "consent_required" and refusal["disclosure_id"] == "d-42"
@@ -201,7 +221,7 @@ def test_cli_commands_write_their_log_lines_as_json(project, tmp_path, capsys, m
     serve's, while the command's own output stays on stdout."""
     import shutil
 
-    from gateway.cli import main
+    from gateway.cli.main import main
 
     root = tmp_path / "project"
     shutil.copytree(project, root, ignore=shutil.ignore_patterns("var"))

@@ -1,4 +1,4 @@
-"""gateway.metrics: Prometheus naming (counters end in `_total`) and the build info gauge."""
+"""gateway.observe.metrics: Prometheus names (counters end in `_total`) and the build info."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from prometheus_client.parser import text_string_to_metric_families
 
 import gateway
-from gateway.metrics import Metrics
+from gateway.observe.metrics import Metrics
 
 
 @dataclass

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gateway import vocabulary as v
 from gateway.errors import GatewayError
-from gateway.minimize import (
+from gateway.policy.minimize import (
     age_band,
     apply_transform,
     derive_pseudonym_key,

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import vocabulary as v
-from gateway.config import Caller, PolicyConfig
-from gateway.facts import Consent, SubjectFacts
-from gateway.policy import decide
-from gateway.request import DisclosureRequest
+from gateway.config.model import Caller, PolicyConfig
+from gateway.policy.decide import decide
+from gateway.policy.facts import Consent, SubjectFacts
+from gateway.policy.request import DisclosureRequest
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 POLICY = PolicyConfig("2024-09-30", date(2024, 9, 19), date(2024, 9, 30), "2024-09-30")

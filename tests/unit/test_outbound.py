@@ -22,9 +22,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.breaker import CircuitBreaker
 from gateway.errors import ConfigErrors, GatewayError
-from gateway.outbound import (
+from gateway.outbound.breaker import CircuitBreaker
+from gateway.outbound.delivery import (
     CircuitOpen,
     Outbound,
     PartnerReply,
@@ -34,7 +34,7 @@ from gateway.outbound import (
     client_session,
     retry_after_seconds,
 )
-from gateway.partners import Operation, Partner, PartnerAuth, PartnerEncryption, SecretRef
+from gateway.partners.model import Operation, Partner, PartnerAuth, PartnerEncryption, SecretRef
 from gateway.problem_catalog import PARTNER_RETRY_AFTER_S
 
 SUBMIT = Operation(

@@ -28,14 +28,14 @@ from aiohttp.test_utils import TestServer
 from joserfc import jwk, jwt
 
 from gateway.errors import ConfigErrors
-from gateway.outbound import (
+from gateway.outbound.delivery import (
     Outbound,
     PartnerReply,
     PartnerUnavailable,
     build_url,
     client_session,
 )
-from gateway.partners import Operation, Partner, PartnerAuth, PartnerEncryption, SecretRef
+from gateway.partners.model import Operation, Partner, PartnerAuth, PartnerEncryption, SecretRef
 
 SUBMIT = Operation(
     "submit",

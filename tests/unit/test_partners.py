@@ -11,11 +11,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
-from gateway.cli import main
-from gateway.crypto import load_partner_key_file
+from gateway.cli.main import main
+from gateway.crypto.seal import load_partner_key_file
 from gateway.errors import ConfigErrors, GatewayError
-from gateway.lifecycle import file_keys_expire_at
-from gateway.partners import load_partners
+from gateway.partners.model import load_partners
+from gateway.partners.standing import file_keys_expire_at
 
 GOOD = """name = "Test Bureau"
 category = "credit_bureau"
@@ -223,7 +223,6 @@ def test_key_type_must_fit_alg(workdir: Path):
         load_partners(workdir / "partners")
 
 
-
 def _small_rsa() -> dict[str, str]:
     numbers = rsa.generate_private_key(65537, 1024).public_key().public_numbers()
     return {
@@ -281,6 +280,7 @@ def test_a_jwks_may_carry_keys_that_do_not_fit_alg(workdir: Path):
         bureau.get("kid")
     )
 
+
 def test_all_problems_reported_together(workdir: Path):
     write(workdir, GOOD.replace('"credit_bureau"', '"bank"').replace('"LA"', '"Laos"'))
     with pytest.raises(ConfigErrors) as exc:
@@ -288,16 +288,14 @@ def test_all_problems_reported_together(workdir: Path):
     assert len(exc.value.errors) == 2
 
 
-# -- validate refuses what serve refuses (gateway.preflight) --------------------------------
+# -- validate refuses what serve refuses (gateway.ops.preflight) --------------------------------
 
 
 def validate_dir(workdir: Path) -> int:
     return main(["partners", "validate", str(workdir / "partners")])
 
 
-def test_validate_refuses_an_unset_secret_env_var_with_its_line(
-    workdir: Path, capsys, monkeypatch
-):
+def test_validate_refuses_an_unset_secret_env_var_with_its_line(workdir: Path, capsys, monkeypatch):
     monkeypatch.delenv("BUREAU_SECRET", raising=False)
     path = write(workdir, GOOD)
     assert validate_dir(workdir) == 2

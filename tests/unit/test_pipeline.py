@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from gateway.config import Caller, Config
-from gateway.crypto import GatewayKeys, PartnerKey, load_partner_key_file
+from gateway.config.model import Caller, Config
+from gateway.crypto.seal import GatewayKeys, PartnerKey, load_partner_key_file
+from gateway.disclosure.flow import Gateway, disclose
 from gateway.errors import GatewayError
-from gateway.facts import SubjectFacts
 from gateway.log.entries import LogKeys
 from gateway.log.recovery import InstanceLog
 from gateway.log.writer import LogWriter
-from gateway.outbound import PartnerReply, PartnerTimeout
-from gateway.partners import Operation, Partner, PartnerState
-from gateway.pipeline import Gateway, disclose
+from gateway.outbound.delivery import PartnerReply, PartnerTimeout
+from gateway.partners.model import Operation, Partner, PartnerState
+from gateway.policy.facts import SubjectFacts
+from gateway.policy.request import DisclosureRequest
 from gateway.problem_catalog import KEY_RECHECK_S, LOG_RETRY_AFTER_S
-from gateway.request import DisclosureRequest
 from gateway.store.base import LogRow
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from gateway.config import Caller, PolicyConfig
-from gateway.facts import Consent, LegalRequest, SubjectFacts
-from gateway.partners import Partner
-from gateway.policy import PROBLEM_ORDER, Decision, decide
-from gateway.request import DisclosureRequest
+from gateway.config.model import Caller, PolicyConfig
+from gateway.partners.model import Partner
+from gateway.policy.decide import PROBLEM_ORDER, Decision, decide
+from gateway.policy.facts import Consent, LegalRequest, SubjectFacts
+from gateway.policy.request import DisclosureRequest
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 POLICY = PolicyConfig("2024-09-30", date(2024, 9, 19), date(2024, 9, 30), "2024-09-30")
@@ -166,18 +166,21 @@ def test_under_14_from_profile_and_marketing(partners):
 @pytest.mark.parametrize(
     "until,sent,basis,purpose,expected",
     [
-        (NOW.date() + timedelta(days=1), None, "consent", "service_provision",
-         "subject_under_age"),
-        (NOW.date() + timedelta(days=1), "1990-04-02", "consent", "service_provision",
-         "subject_under_age"),
+        (NOW.date() + timedelta(days=1), None, "consent", "service_provision", "subject_under_age"),
+        (
+            NOW.date() + timedelta(days=1),
+            "1990-04-02",
+            "consent",
+            "service_provision",
+            "subject_under_age",
+        ),
         (NOW.date() + timedelta(days=400), None, "consent", "marketing", "subject_under_age"),
         (NOW.date() + timedelta(days=1), None, "contract", "service_provision", None),
         (NOW.date(), None, "consent", "service_provision", None),
         (NOW.date() - timedelta(days=1), None, "consent", "service_provision", None),
     ],
 )
-def test_under_age_marker_refuses_until_its_day(partners, until, sent, basis, purpose,
-                                                 expected):
+def test_under_age_marker_refuses_until_its_day(partners, until, sent, basis, purpose, expected):
     data = {"name": "x", "uuid": "u"} | ({} if sent is None else {"date_of_birth": sent})
     facts = SubjectFacts(
         consents=(consent(purposes=frozenset({"service_provision", "marketing"})),),
@@ -202,15 +205,21 @@ def test_under_age_marker_refuses_until_its_day(partners, until, sent, basis, pu
         ("1990-04-02", date(2016, 1, 1), "consent", "marketing", "subject_under_age"),
         # both adult but different: which is true is not the gateway's to guess
         ("1990-04-02", date(1991, 4, 2), "consent", "service_provision", "date_of_birth_conflict"),
-        ("1990-04-02", date(2012, 11, 23), "contract", "service_provision",
-         "date_of_birth_conflict"),
+        (
+            "1990-04-02",
+            date(2012, 11, 23),
+            "contract",
+            "service_provision",
+            "date_of_birth_conflict",
+        ),
         ("1990-04-02", date(1990, 4, 2), "consent", "service_provision", None),
         (None, date(1990, 4, 2), "consent", "service_provision", None),
         ("1990-04-02", None, "consent", "service_provision", None),
     ],
 )
-def test_age_rule_holds_on_the_youngest_date_known(partners, sent, stored, basis, purpose,
-                                                    expected):
+def test_age_rule_holds_on_the_youngest_date_known(
+    partners, sent, stored, basis, purpose, expected
+):
     data = {"name": "x", "uuid": "u"} | ({} if sent is None else {"date_of_birth": sent})
     facts = SubjectFacts(
         consents=(consent(purposes=frozenset({"service_provision", "marketing"})),),
@@ -231,9 +240,14 @@ def test_conflicting_adult_dates_pass_on_legal_and_vital_bases(partners):
         "LR-1", "approved", frozenset({SUBJECT}), frozenset({"vientiane-police"})
     )
     for basis in ("legal_obligation", "vital_interest"):
-        req = request("vientiane-police", "lawful_disclosure", purpose="legal", basis=basis,
-                      data={"name": "x", "date_of_birth": "1990-04-02"},
-                      legal_request="LR-1" if basis == "legal_obligation" else None)
+        req = request(
+            "vientiane-police",
+            "lawful_disclosure",
+            purpose="legal",
+            basis=basis,
+            data={"name": "x", "date_of_birth": "1990-04-02"},
+            legal_request="LR-1" if basis == "legal_obligation" else None,
+        )
         facts = SubjectFacts(date_of_birth=date(1985, 1, 1), legal_requests={"LR-1": approved})
         assert run(req, partners, facts).problem is None
 
@@ -369,8 +383,7 @@ def test_consent_withdrawn(partners):
     )
     # Another instance's clock may run ahead: a recorded withdrawal binds all the same.
     ahead = consent(withdrawn_at=NOW + timedelta(seconds=1))
-    assert run(request(), partners,
-               SubjectFacts(consents=(ahead,))).problem == "consent_withdrawn"
+    assert run(request(), partners, SubjectFacts(consents=(ahead,))).problem == "consent_withdrawn"
 
 
 # policy: III.1 consent expired.
@@ -559,9 +572,14 @@ def test_reasons_never_quote_personal_values(partners):
 
 # policy: VIII — a consent naming a policy version later than the one in force (recorded
 # before registration refused such versions) does not count.
-@pytest.mark.parametrize("version,expected", [("2024-10-01", "policy_not_in_force"),
-                                              ("2099-01-01", "policy_not_in_force"),
-                                              ("2024-09-30", None)])
+@pytest.mark.parametrize(
+    "version,expected",
+    [
+        ("2024-10-01", "policy_not_in_force"),
+        ("2099-01-01", "policy_not_in_force"),
+        ("2024-09-30", None),
+    ],
+)
 def test_a_consent_under_a_future_policy_version_does_not_count(partners, version, expected):
     d = run(request(), partners, SubjectFacts(consents=(consent(policy_version=version),)))
     assert d.problem == expected

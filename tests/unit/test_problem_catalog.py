@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import PROBLEMS, GatewayError
-from gateway.policy import PROBLEM_ORDER
+from gateway.policy.decide import PROBLEM_ORDER
 from gateway.problem_catalog import (
     CATALOGUE,
     LEGACY_PROBLEM_BASE,
@@ -59,9 +59,7 @@ def codes_in_contract() -> set[str]:
 def test_the_source_scan_finds_the_raise_sites() -> None:
     found = codes_in_source()
     # The scan itself must work: these are raised in well-known places.
-    assert {"log_unavailable", "partner_timeout", "circuit_open", "consent_required"} <= set(
-        found
-    )
+    assert {"log_unavailable", "partner_timeout", "circuit_open", "consent_required"} <= set(found)
     assert len(found) >= 20, sorted(found)
 
 

@@ -23,11 +23,11 @@ from aiohttp.test_utils import TestServer
 from joserfc import jwe, jwt
 from joserfc.jwk import ECKey, Key, RSAKey, import_key
 
-from gateway.config import Config
+from gateway.config.model import Config
+from gateway.crypto.keyring import KeyPaths
 from gateway.errors import ConfigError, GatewayError
-from gateway.keys import KeyPaths
-from gateway.partners import Partner, SecretRef, load_partners
-from gateway.sandbox import (
+from gateway.partners.model import Partner, SecretRef, load_partners
+from gateway.sandbox.partner import (
     Received,
     SandboxPartner,
     start_sandboxes,
@@ -241,8 +241,8 @@ async def test_gateway_crypto_interoperates(partners: dict[str, Partner], projec
     """The gateway's own sealing is what the sandbox expects, and its answer opens."""
     from datetime import UTC, datetime
 
-    from gateway.crypto import GatewayKeys, load_partner_key_file
-    from gateway.crypto import claims_for as gateway_claims
+    from gateway.crypto.seal import GatewayKeys, load_partner_key_file
+    from gateway.crypto.seal import claims_for as gateway_claims
 
     keys = GatewayKeys.load(project / "keys")
     for pid, operation in (("lanexang-insurance", "quote"), ("lao-credit-bureau", "credit_check")):

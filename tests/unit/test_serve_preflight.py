@@ -11,8 +11,9 @@ from pathlib import Path
 GATEWAY = Path(sys.executable).parent / "gateway"
 
 
-def test_serve_refuses_an_unset_partner_secret_before_starting(project: Path,
-                                                               tmp_path: Path) -> None:
+def test_serve_refuses_an_unset_partner_secret_before_starting(
+    project: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "deployment"
     shutil.copytree(project, root)
     partner = root / "partners" / "bcel-payments.toml"
@@ -22,7 +23,11 @@ def test_serve_refuses_an_unset_partner_secret_before_starting(project: Path,
     partner.write_text("\n".join(lines) + "\n")
     ran = subprocess.run(
         [str(GATEWAY), "--config", str(root / "config.toml"), "serve", "--port", "1"],
-        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"}, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
     )
     assert ran.returncode == 2, ran.stderr[-2000:]
     assert "bcel-payments.toml:" in ran.stderr and "GATEWAY_TEST_UNSET_SECRET" in ran.stderr

@@ -147,9 +147,7 @@ class Numbered(Dialect):
     def placeholder(self, position: int) -> str:
         return f":{position}"
 
-    def any_of(
-        self, column: str, values: Sequence[str], position: int
-    ) -> tuple[str, list[object]]:
+    def any_of(self, column: str, values: Sequence[str], position: int) -> tuple[str, list[object]]:
         return f"{column} IN :{position}", [tuple(values)]
 
     def time(self, value: datetime) -> object:

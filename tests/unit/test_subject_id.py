@@ -1,5 +1,5 @@
 """The one subject-id grammar (gateway/subject_id.py) and the parsers that apply it, and
-the checks a consent must pass before it is recorded (gateway/facts.py): pure logic."""
+the checks a consent must pass before it is recorded (gateway/policy/facts.py): pure logic."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.facts import check_consent_to_record, parse_consent, parse_facts
-from gateway.legal_requests import parse_legal_request
-from gateway.request import parse_disclosure_request
+from gateway.policy.facts import check_consent_to_record, parse_consent, parse_facts
+from gateway.policy.request import parse_disclosure_request
+from gateway.rights.lawful_requests import parse_legal_request
 from gateway.subject_id import (
     GRAMMAR,
     MAX_SUBJECT_ID,
@@ -118,8 +118,16 @@ def test_every_other_spelling_is_refused_with_the_grammar_and_without_the_id(nam
     )
     refused(
         lambda: parse_facts(
-            {"legal_requests": [{"id": "LR-1", "status": "approved", "subjects": [variant],
-                                 "partners": ["vientiane-police"]}]},
+            {
+                "legal_requests": [
+                    {
+                        "id": "LR-1",
+                        "status": "approved",
+                        "subjects": [variant],
+                        "partners": ["vientiane-police"],
+                    }
+                ]
+            },
             now=NOW,
         )
     )
@@ -157,8 +165,13 @@ def test_a_possible_consent_passes() -> None:
 
 @pytest.mark.parametrize(
     "partners",
-    [["no-such-partner"], ["lao-credit-bureau", "no-such-partner"], ["LAO-CREDIT-BUREAU"],
-     [" lao-credit-bureau"], [""]],
+    [
+        ["no-such-partner"],
+        ["lao-credit-bureau", "no-such-partner"],
+        ["LAO-CREDIT-BUREAU"],
+        [" lao-credit-bureau"],
+        [""],
+    ],
 )
 def test_an_unknown_partner_is_refused_naming_the_onboarded_ones(partners: list[str]) -> None:
     error = refused(lambda: recorded(partners=partners))

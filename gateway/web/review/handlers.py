@@ -15,14 +15,14 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from gateway import legal_requests
 from gateway import vocabulary as v
 from gateway.clock import utc_now
-from gateway.config import Reviewer
+from gateway.config.model import Reviewer
 from gateway.errors import ConfigError, GatewayError
 from gateway.log.columns import checked_disclosure
-from gateway.partners import Partner
-from gateway.request import MAX_ID
+from gateway.partners.model import Partner
+from gateway.policy.request import MAX_ID
+from gateway.rights import lawful_requests as legal_requests
 from gateway.store.base import REQUIRED_APPROVALS, LegalRequestRecord
 from gateway.subject_id import check_subject_id, is_subject_id
 from gateway.web.review.listing import (
@@ -564,7 +564,7 @@ def add_review_routes(
 ) -> web.Application:
     """Mount the review page at /review/ on `app` (before it starts); return the sub-app.
 
-    The store is read from ``app[gateway.web.api.STORE]`` and the ReviewBackend from
+    The store is read from ``app[gateway.web.routes.api.STORE]`` and the ReviewBackend from
     ``app[REVIEW_BACKEND]`` at request time, so both may be set in a cleanup context.
     Raises ConfigError when a reviewer's password hash cannot be used.
     """

@@ -1,7 +1,7 @@
 """The review page's partners view (issue 9): each partner's agreement and how long it
 still runs, whether it is suspended, and forms for reviewers to suspend (with a
 reason) or resume it. The forms post with the session's CSRF token (`reviewer_page`)
-and act through the same `gateway.lifecycle.Suspensions` as the API and the CLI."""
+and act through the same `gateway.partners.standing.Suspensions` as the API and the CLI."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.errors import GatewayError
-from gateway.lifecycle import MAX_REASON, RELOADER, Suspensions, agreement_days_left
-from gateway.partners import current
-from gateway.request import MAX_ID
-from gateway.web.partners_api import SUSPENSIONS
+from gateway.partners.model import current
+from gateway.partners.standing import MAX_REASON, RELOADER, Suspensions, agreement_days_left
+from gateway.policy.request import MAX_ID
 from gateway.web.review.site import PREFIX, SignedIn, context, redirect, render, reviewer_page
+from gateway.web.routes.partners import SUSPENSIONS
 
 __all__ = ["add_partner_pages"]
 

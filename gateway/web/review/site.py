@@ -24,15 +24,15 @@ from urllib.parse import urlencode, urlsplit
 import jinja2
 from aiohttp import web
 
-from gateway.config import Reviewer
+from gateway.config.model import Reviewer
 from gateway.errors import GatewayError
-from gateway.partners import Partner
+from gateway.partners.model import Partner
 from gateway.store.base import Store
-from gateway.web.api import STORE
 from gateway.web.problems import problem_headers, problem_response
 from gateway.web.review.backend import REVIEW_BACKEND, ReviewBackend
 from gateway.web.review.passwords import PasswordVerifier
 from gateway.web.review.session import LoginThrottle, Sealer, Session, SessionSigner
+from gateway.web.routes.api import STORE
 
 __all__ = [
     "COOKIE",

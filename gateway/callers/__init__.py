@@ -1,0 +1,1 @@
+"""Who is calling: internal services' bearer tokens checked against the JWKS."""

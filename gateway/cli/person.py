@@ -1,0 +1,148 @@
+"""Who acts, proven: the CLI commands that act for a person check that person's credential.
+
+`--as ID` names the person; it no longer suffices on its own (anyone with a shell on the host
+could otherwise approve a lawful request twice, under two names). The credential is the one
+the person uses elsewhere:
+
+- a `[[reviewers]]` account of the review page: its password, read from the first line of
+  stdin with `--password-stdin`, else from $GATEWAY_PASSWORD, else from a prompt on a
+  terminal — never from the command line, where `ps` and shell history would keep it;
+- a `[[callers]]` entry (a person who uses the API, e.g. `privacy-office`): a bearer token of
+  the company's identity provider whose `sub` is that id, from stdin with `--token-stdin` or
+  from $GATEWAY_TOKEN, verified exactly as the HTTP API verifies it (same JWKS, issuer,
+  audience, algorithms).
+
+Without a valid credential the command exits 2 before it touches the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Collection, Mapping
+from typing import Final, TextIO
+
+import aiohttp
+
+from gateway.callers.tokens import CallerAuthenticator
+from gateway.cli.support import UsageError
+from gateway.config.model import Config
+from gateway.errors import GatewayError
+from gateway.web.review.passwords import PasswordHashError, parse_password_hash
+
+PASSWORD_ENV: Final = "GATEWAY_PASSWORD"  # noqa: S105 - a variable name, not a password
+TOKEN_ENV: Final = "GATEWAY_TOKEN"  # noqa: S105 - a variable name, not a token
+# A [[reviewers]] account is a reviewer (the review page's one role).
+ACCOUNT_ROLES: Final = frozenset({"reviewer"})
+
+
+class CredentialError(UsageError):
+    """No credential, or one that does not prove who `--as` names: nothing was changed."""
+
+
+def add_credential_options(parser: argparse.ArgumentParser, who_help: str) -> None:
+    """`--as` and the two ways to hand over a credential without putting it in argv."""
+    parser.add_argument("--as", dest="as_", required=True, metavar="ID", help=who_help)
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help=f"read the review-page password of --as from stdin (else ${PASSWORD_ENV}, "
+        "else a prompt on a terminal)",
+    )
+    parser.add_argument(
+        "--token-stdin",
+        action="store_true",
+        help=f"read a bearer token whose sub is --as from stdin (else ${TOKEN_ENV})",
+    )
+
+
+async def authenticate_person(
+    args: argparse.Namespace,
+    config: Config,
+    roles: Collection[str],
+    *,
+    stdin: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The id `--as` names, once its credential proves it and it holds one of `roles`."""
+    who: str = args.as_
+    stdin = sys.stdin if stdin is None else stdin
+    environ = os.environ if environ is None else environ
+    caller = config.callers.get(who)
+    account = config.reviewers.get(who)
+    may_as_caller = caller is not None and bool(caller.roles & set(roles))
+    may_as_account = account is not None and bool(ACCOUNT_ROLES & set(roles))
+    if not (may_as_caller or may_as_account):
+        allowed = sorted(
+            {c.id for c in config.callers.values() if c.roles & set(roles)}
+            | (set(config.reviewers) if ACCOUNT_ROLES & set(roles) else set())
+        )
+        raise CredentialError(
+            f"--as {who!r} is not a {' or '.join(sorted(roles))} in {config.path.name}; "
+            f"allowed: {', '.join(allowed) or 'none'}"
+        )
+    token = _token(args, stdin, environ)
+    if token is not None or not may_as_account:
+        if not may_as_caller:
+            raise CredentialError(
+                f"{who!r} is a review-page account: prove it with its password "
+                f"(--password-stdin or ${PASSWORD_ENV}), not a token"
+            )
+        if token is None:
+            raise CredentialError(
+                f"no credential for {who!r}: pass a bearer token whose sub is {who!r} with "
+                f"--token-stdin or ${TOKEN_ENV}; nothing was changed"
+            )
+        await _check_token(config, who, token)
+        return who
+    assert account is not None
+    password = _password(args, who, stdin, environ)
+    try:
+        verifier = parse_password_hash(account.password_hash)
+    except PasswordHashError as exc:
+        raise CredentialError(f"reviewer {who!r}: password_hash: {exc}") from None
+    if not verifier.matches(password):
+        raise CredentialError(f"the password of {who!r} does not match; nothing was changed")
+    return who
+
+
+def _token(args: argparse.Namespace, stdin: TextIO, environ: Mapping[str, str]) -> str | None:
+    if getattr(args, "token_stdin", False):
+        return stdin.readline().strip() or None
+    return environ.get(TOKEN_ENV) or None
+
+
+def _password(args: argparse.Namespace, who: str, stdin: TextIO, environ: Mapping[str, str]) -> str:
+    if getattr(args, "password_stdin", False):
+        password = stdin.readline().rstrip("\r\n")
+    elif environ.get(PASSWORD_ENV):
+        password = environ[PASSWORD_ENV]
+    elif stdin.isatty():
+        password = getpass.getpass(f"password of {who}: ")
+    else:
+        raise CredentialError(
+            f"no credential for {who!r}: give its review-page password with --password-stdin "
+            f"or ${PASSWORD_ENV}, or run on a terminal to be asked; nothing was changed"
+        )
+    if not password:
+        raise CredentialError(f"an empty password for {who!r}; nothing was changed")
+    return password
+
+
+async def _check_token(config: Config, who: str, token: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        authenticator = CallerAuthenticator(
+            config.auth, config.callers, session if config.auth.jwks_url else None
+        )
+        try:
+            caller = await authenticator.authenticate(f"Bearer {token}")
+        except GatewayError as exc:
+            raise CredentialError(
+                f"the token does not prove {who!r}: {exc.detail}; nothing was changed"
+            ) from None
+    if caller.id != who:
+        raise CredentialError(
+            f"the token is {caller.id!r}'s, not {who!r}'s (--as); nothing was changed"
+        )

@@ -1,0 +1,135 @@
+"""`gateway serve`: one process, or several sharing the port (`--workers N`).
+
+Several workers bind the same port with SO_REUSEPORT and the kernel spreads
+connections over them, so one machine's cores are used. Each worker is a full
+gateway instance on the shared store, exactly as instances behind a load
+balancer are.
+
+The main process writes its pid to var/gateway.pid; SIGHUP to it reloads
+config.toml and the partner files in every worker (`gateway partners reload`).
+On a development config (`[sandbox] serve = true`) the main process also runs
+the loopback sandbox partners, once (gateway.sandbox.dev).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.config.model import load_config
+from gateway.observe.app_log import setup_logging
+from gateway.partners.standing import pid_file_of, reload_on_sighup, remove_pid_file, write_pid_file
+from gateway.sandbox.dev import sandbox_context
+from gateway.web.app import create_app
+from gateway.web.tls import server_ssl_context
+
+log = logging.getLogger(__name__)
+
+
+def _event_loop_policy() -> None:
+    try:
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return
+    uvloop.install()
+
+
+def run_worker(
+    config_path: Path,
+    host: str,
+    port: int,
+    reuse_port: bool,
+    on_reload: Callable[[], None] | None = None,
+    log_format: str = "json",
+    sandboxes: bool = False,
+) -> None:
+    """One gateway instance serving until SIGINT/SIGTERM; SIGHUP reloads (then `on_reload`).
+
+    `sandboxes`: this is the main process, which runs the development sandboxes the
+    config asks for (the workers it spawned do not).
+    """
+    # Until the app's handler is in place a SIGHUP must not end the process (its default).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    setup_logging(log_format)  # in every worker: a spawned process starts unconfigured
+    _event_loop_policy()
+    config = load_config(config_path)
+    app = create_app(config)
+    if sandboxes:
+        app.cleanup_ctx.append(sandbox_context(config))
+    reload_on_sighup(app, also=on_reload)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        ssl_context=server_ssl_context(config.server),
+        reuse_port=reuse_port or None,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+    )
+
+
+def serve(config_path: Path, host: str, port: int, workers: int, log_format: str = "json") -> None:
+    pid_file = pid_file_of(load_config(config_path))
+    write_pid_file(pid_file, os.getpid())
+    try:
+        _serve(config_path, host, port, workers, log_format)
+    finally:
+        remove_pid_file(pid_file, os.getpid())
+    log.info("gateway stopped")
+
+
+def _serve(config_path: Path, host: str, port: int, workers: int, log_format: str) -> None:
+    if workers <= 1:
+        run_worker(config_path, host, port, reuse_port=False, log_format=log_format, sandboxes=True)
+        return
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(
+            target=run_worker,
+            args=(config_path, host, port, True),
+            kwargs={"log_format": log_format},
+            name=f"gateway-worker-{n}",
+            daemon=True,
+        )
+        for n in range(1, workers)
+    ]
+    for child in children:
+        child.start()
+
+    def stop_children(*_: object) -> None:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+
+    def on_sigterm(*_: object) -> None:
+        stop_children()
+        sys.exit(0)
+
+    def reload_children() -> None:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        run_worker(
+            config_path,
+            host,
+            port,
+            reuse_port=True,
+            on_reload=reload_children,
+            log_format=log_format,
+            sandboxes=True,
+        )
+    finally:
+        stop_children()
+        for child in children:
+            child.join(timeout=10)

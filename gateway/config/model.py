@@ -1,0 +1,487 @@
+"""config.toml (+ GATEWAY_<SECTION>_<KEY> environment overrides) → frozen Config (CONTRACT §3).
+
+The only place that reads the configuration at start. Every problem is reported as
+`config.toml:line: message` (or `GATEWAY_SERVER_PORT: message` for an override), all of
+them at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway import vocabulary as v
+from gateway.config.env import SCALARS, TABLE_ARRAYS, apply_overrides, known_keys, read_overrides
+from gateway.config.tomlfile import TomlDocument, load
+from gateway.errors import ConfigError, ConfigErrors
+from gateway.net import is_https_or_loopback_http
+
+POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
+MAX_WARN_DAYS = 3650
+CALLER_TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519", "RS256", "PS256")
+SECTIONS = {*SCALARS, *TABLE_ARRAYS}
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    version: str
+    notified_on: date
+    effective_on: date
+    min_consent_version: str
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+    max_json_depth: int = 32
+    # TLS: when both are set the server speaks HTTPS; with a client CA, callers may also
+    # authenticate with a client certificate whose subject CN is their caller id.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    issuer: str
+    audience: str
+    jwks: Path | None
+    jwks_url: str | None
+    algorithms: tuple[str, ...] = ("ES256", "Ed25519")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An internal service and what it may do (policy VI: need-to-know)."""
+
+    id: str
+    roles: frozenset[str]
+    partners: frozenset[str]
+    purposes: frozenset[str]
+    operations: frozenset[str] = frozenset({"*"})
+
+    def may_use_partner(self, partner: str) -> bool:
+        return "*" in self.partners or partner in self.partners
+
+    def may_use_operation(self, partner: str, operation: str) -> bool:
+        ops = self.operations
+        return "*" in ops or operation in ops or f"{partner}/{operation}" in ops
+
+    def may_use_purpose(self, purpose: str) -> bool:
+        return "*" in self.purposes or purpose in self.purposes
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    id: str
+    name: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    origin: str = "gateway.kokkok.example/disclosures"
+    checkpoint_interval_s: float = 60.0
+    # An instance whose heartbeat is older than this is presumed dead: another instance
+    # then marks its in-flight disclosures `unknown` (gateway.log.recovery).
+    instance_timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path  # relative paths in config and partner files resolve against this
+    server: ServerConfig
+    storage_url: str
+    keys_dir: Path
+    partners_dir: Path
+    log: LogConfig
+    policy: PolicyConfig
+    auth: AuthConfig
+    callers: Mapping[str, Caller]
+    reviewers: Mapping[str, Reviewer]
+    # [partners] warn_days: how many days before an agreement (or a partner key) expires
+    # `gateway partners list/validate` and the application log start warning.
+    partner_warn_days: int = 30
+    # [sandbox] serve: `gateway serve` also runs the loopback sandbox partners (development
+    # configs only: gateway.sandbox.dev starts none when a partner is not on loopback).
+    sandbox_serve: bool = False
+
+
+def business_days_between(start: date, end: date) -> int:
+    """Weekdays after `start` up to and including `end` (public holidays not counted)."""
+    days = 0
+    current = start
+    while current < end:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            days += 1
+    return days
+
+
+@dataclass(frozen=True)
+class SourcedConfig:
+    """A Config and the document it was read from, which knows where each value came from."""
+
+    config: Config
+    document: TomlDocument
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read `path` with the GATEWAY_<SECTION>_<KEY> overrides of `environ` (default: os.environ)."""
+    return load_config_sourced(path, environ).config
+
+
+def load_config_sourced(path: Path, environ: Mapping[str, str] | None = None) -> SourcedConfig:
+    doc = load(path)
+    overrides, errors = read_overrides(os.environ if environ is None else environ)
+    errors += apply_overrides(doc, overrides)
+    reader = _ConfigReader(doc, path.resolve().parent)
+    reader.errors.extend(errors)
+    return SourcedConfig(reader.read(path), doc)
+
+
+class _ConfigReader:
+    def __init__(self, doc: TomlDocument, root: Path) -> None:
+        self.doc = doc
+        self.root = root
+        self.errors: list[ConfigError] = []
+
+    def fail(self, message: str, *key: str | int) -> None:
+        self.errors.append(self.doc.error(message, *key))
+
+    def table(self, name: str) -> dict[str, Any]:
+        value = self.doc.data.get(name, {})
+        if not isinstance(value, dict):
+            self.fail(f"'{name}' must be a table [{name}]", name)
+            return {}
+        return value
+
+    def keys(self, table: Mapping[str, Any], known: frozenset[str], *at: str | int) -> None:
+        for key in table:
+            if key not in known:
+                if "secret" in key or "password" == key:
+                    self.fail(
+                        f"'{key}' would put a secret inline; use '{key}_env' or '{key}_file'",
+                        *at,
+                        key,
+                    )
+                else:
+                    self.fail(f"unknown key '{key}'; valid: {', '.join(sorted(known))}", *at, key)
+
+    def path(self, value: object, *key: str | int) -> Path:
+        if not isinstance(value, str) or not value:
+            self.fail(f"'{key[-1]}' must be a path", *key)
+            return self.root
+        p = Path(value)
+        return p if p.is_absolute() else self.root / p
+
+    def read(self, path: Path) -> Config:
+        for key in self.doc.data:
+            if key not in SECTIONS:
+                self.fail(f"unknown section '{key}'; valid: {', '.join(sorted(SECTIONS))}", key)
+        server = self._server()
+        storage = self.table("storage")
+        self.keys(storage, known_keys("storage"), "storage")
+        storage_url = storage.get("url", "sqlite:///var/gateway.db")
+        if not isinstance(storage_url, str) or not (
+            storage_url.startswith("sqlite:///") or storage_url.startswith("postgresql://")
+        ):
+            self.fail("storage.url must be sqlite:///PATH or postgresql://…", "storage", "url")
+            storage_url = "sqlite:///var/gateway.db"
+        keys = self.table("keys")
+        self.keys(keys, known_keys("keys"), "keys")
+        partners = self.table("partners")
+        self.keys(partners, known_keys("partners"), "partners")
+        warn_days = partners.get("warn_days", Config.partner_warn_days)
+        if (
+            isinstance(warn_days, bool)
+            or not isinstance(warn_days, int)
+            or not (0 <= warn_days <= MAX_WARN_DAYS)
+        ):
+            self.fail(
+                f"partners.warn_days must be a whole number of days from 0 to {MAX_WARN_DAYS} "
+                f"(how early to warn before an agreement expires), got {warn_days!r}",
+                "partners",
+                "warn_days",
+            )
+            warn_days = Config.partner_warn_days
+        sandbox = self.table("sandbox")
+        self.keys(sandbox, known_keys("sandbox"), "sandbox")
+        if not isinstance(sandbox.get("serve", False), bool):
+            self.fail("sandbox.serve must be true or false", "sandbox", "serve")
+        log = self._log()
+        policy = self._policy()
+        auth = self._auth()
+        callers = self._callers()
+        reviewers = self._reviewers()
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        return Config(
+            path=path,
+            root=self.root,
+            server=server,
+            storage_url=storage_url,
+            keys_dir=self.path(keys.get("dir", "keys"), "keys", "dir"),
+            partners_dir=self.path(partners.get("dir", "partners"), "partners", "dir"),
+            log=log,
+            policy=policy,
+            auth=auth,
+            callers=callers,
+            reviewers=reviewers,
+            partner_warn_days=warn_days,
+            sandbox_serve=sandbox.get("serve") is True,
+        )
+
+    def _server(self) -> ServerConfig:
+        t = self.table("server")
+        tls_keys = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+        self.keys(t, known_keys("server"), "server")
+        defaults = ServerConfig()
+        host = t.get("host", defaults.host)
+        if not isinstance(host, str) or not host:
+            self.fail("server.host must be a host name or address", "server", "host")
+            host = defaults.host
+        numbers: dict[str, int] = {}
+        for key, low, high in (
+            ("port", 0, 65535),
+            ("max_body_bytes", 1024, 1 << 30),
+            ("max_json_depth", 2, 1000),
+        ):
+            value = t.get(key, getattr(defaults, key))
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                self.fail(
+                    f"server.{key} must be a whole number from {low} to {high}", "server", key
+                )
+                value = getattr(defaults, key)
+            numbers[key] = value
+        tls = {key: self.path(t[key], "server", key) for key in tls_keys if key in t}
+        if ("tls_cert_file" in tls) != ("tls_key_file" in tls):
+            self.fail("server.tls_cert_file and server.tls_key_file go together", "server")
+        if "tls_client_ca_file" in tls and "tls_cert_file" not in tls:
+            self.fail(
+                "server.tls_client_ca_file (mTLS callers) needs TLS: set tls_cert_file "
+                "and tls_key_file",
+                "server",
+                "tls_client_ca_file",
+            )
+        return ServerConfig(
+            host=host,
+            port=numbers["port"],
+            max_body_bytes=numbers["max_body_bytes"],
+            max_json_depth=numbers["max_json_depth"],
+            tls_cert_file=tls.get("tls_cert_file"),
+            tls_key_file=tls.get("tls_key_file"),
+            tls_client_ca_file=tls.get("tls_client_ca_file"),
+        )
+
+    def _log(self) -> LogConfig:
+        t = self.table("log")
+        self.keys(t, known_keys("log"), "log")
+        origin = t.get("origin", LogConfig.origin)
+        if not isinstance(origin, str) or not origin or "\n" in origin:
+            self.fail(
+                "log.origin must be a one-line name (e.g. gateway.example/disclosures)",
+                "log",
+                "origin",
+            )
+            origin = LogConfig.origin
+        interval = t.get("checkpoint_interval_s", LogConfig.checkpoint_interval_s)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            self.fail(
+                "log.checkpoint_interval_s must be a positive number",
+                "log",
+                "checkpoint_interval_s",
+            )
+            interval = LogConfig.checkpoint_interval_s
+        timeout = t.get("instance_timeout_s", LogConfig.instance_timeout_s)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0.5 <= timeout <= 3600
+        ):
+            self.fail(
+                "log.instance_timeout_s must be a number of seconds from 0.5 to 3600 (how long "
+                "an instance may go without a heartbeat before it is presumed dead)",
+                "log",
+                "instance_timeout_s",
+            )
+            timeout = LogConfig.instance_timeout_s
+        return LogConfig(
+            origin=origin, checkpoint_interval_s=float(interval), instance_timeout_s=float(timeout)
+        )
+
+    def _policy(self) -> PolicyConfig:
+        t = self.doc.data.get("policy")
+        fallback = PolicyConfig("1970-01-01", date(1970, 1, 1), date(1970, 1, 1), "1970-01-01")
+        if not isinstance(t, dict):
+            self.fail(
+                "missing [policy] table (version, notified_on, effective_on, min_consent_version)"
+            )
+            return fallback
+        self.keys(t, known_keys("policy"), "policy")
+        versions: dict[str, str] = {}
+        for key in ("version", "min_consent_version"):
+            value = t.get(key)
+            if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+                self.fail(
+                    f'policy.{key} must be the policy\'s update date as "YYYY-MM-DD"', "policy", key
+                )
+                value = fallback.version
+            versions[key] = value
+        dates: dict[str, date] = {}
+        for key in ("notified_on", "effective_on"):
+            value = t.get(key)
+            if not isinstance(value, date) or hasattr(value, "hour"):
+                self.fail(
+                    f"policy.{key} must be a TOML date such as 2024-09-19 (no quotes)",
+                    "policy",
+                    key,
+                )
+                value = fallback.notified_on
+            dates[key] = value
+        if versions["min_consent_version"] > versions["version"]:
+            self.fail(
+                "policy.min_consent_version is newer than policy.version",
+                "policy",
+                "min_consent_version",
+            )
+        notice = business_days_between(dates["notified_on"], dates["effective_on"])
+        if "notified_on" in t and "effective_on" in t and notice < POLICY_NOTICE_BUSINESS_DAYS:
+            # policy: VIII — users must be told at least 7 business days ahead.
+            earliest = dates["notified_on"]
+            while business_days_between(dates["notified_on"], earliest) < 7:
+                earliest += timedelta(days=1)
+            self.fail(
+                f"policy.effective_on {dates['effective_on']} is {notice} business day(s) after "
+                f"notified_on {dates['notified_on']}; policy VIII needs at least "
+                f"{POLICY_NOTICE_BUSINESS_DAYS}: the earliest valid effective_on is {earliest}",
+                "policy",
+                "effective_on",
+            )
+        return PolicyConfig(
+            versions["version"],
+            dates["notified_on"],
+            dates["effective_on"],
+            versions["min_consent_version"],
+        )
+
+    def _auth(self) -> AuthConfig:
+        t = self.table("auth")
+        self.keys(t, known_keys("auth"), "auth")
+        issuer, audience = t.get("issuer"), t.get("audience")
+        for key, value in (("issuer", issuer), ("audience", audience)):
+            if not isinstance(value, str) or not value:
+                self.fail(
+                    f"auth.{key} must be set (expected '{'iss' if key == 'issuer' else 'aud'}'"
+                    " of caller tokens)",
+                    "auth",
+                    key,
+                )
+        jwks: Path | None = None
+        jwks_url: str | None = None
+        if ("jwks" in t) == ("jwks_url" in t):
+            hint = ""
+            if {("auth", "jwks"), ("auth", "jwks_url")} & self.doc.overridden.keys():
+                hint = " (an empty GATEWAY_AUTH_JWKS= or GATEWAY_AUTH_JWKS_URL= drops the file's)"
+            self.fail(f"give exactly one of auth.jwks (a JWKS file) or auth.jwks_url{hint}", "auth")
+        elif "jwks" in t:
+            jwks = self.path(t["jwks"], "auth", "jwks")
+        else:
+            url = t["jwks_url"]
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or not is_https_or_loopback_http(parts):
+                self.fail(
+                    "auth.jwks_url must be an https:// URL (http only on loopback)",
+                    "auth",
+                    "jwks_url",
+                )
+            else:
+                jwks_url = url
+        algs = t.get("algorithms", list(AuthConfig.algorithms))
+        if not isinstance(algs, list) or not algs or any(a not in CALLER_TOKEN_ALGS for a in algs):
+            self.fail(
+                f"auth.algorithms must be a non-empty list from "
+                f"{', '.join(CALLER_TOKEN_ALGS)} (never none or HS*)",
+                "auth",
+                "algorithms",
+            )
+            algs = list(AuthConfig.algorithms)
+        return AuthConfig(str(issuer or ""), str(audience or ""), jwks, jwks_url, tuple(algs))
+
+    def _list_of_tables(self, name: str) -> list[dict[str, Any]]:
+        value = self.doc.data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+            self.fail(f"'{name}' must be written as [[{name}]] tables", name)
+            return []
+        return value
+
+    def _names(
+        self,
+        t: Mapping[str, Any],
+        key: str,
+        choices: tuple[str, ...] | None,
+        at: tuple[str | int, ...],
+        *,
+        star: bool,
+    ) -> frozenset[str]:
+        values = t.get(key, ["*"] if key == "operations" else None)
+        if not isinstance(values, list) or not all(isinstance(x, str) for x in values):
+            self.fail(f"'{key}' must be a list of strings", *at, key)
+            return frozenset()
+        if choices is not None:
+            valid = (*choices, "*") if star else choices
+            bad = [x for x in values if x not in valid]
+            if bad:
+                self.fail(
+                    f"unknown {key.rstrip('s')} {bad[0]!r}; valid: {', '.join(valid)}", *at, key
+                )
+        return frozenset(values)
+
+    def _callers(self) -> dict[str, Caller]:
+        callers: dict[str, Caller] = {}
+        for i, t in enumerate(self._list_of_tables("callers")):
+            at = ("callers", i)
+            self.keys(t, frozenset({"id", "roles", "partners", "purposes", "operations"}), *at)
+            caller_id = t.get("id")
+            if not isinstance(caller_id, str) or not caller_id:
+                self.fail("caller needs an 'id' (the `sub` of its token)", *at)
+                continue
+            if caller_id in callers:
+                self.fail(f"caller id {caller_id!r} is listed twice", *at, "id")
+            callers[caller_id] = Caller(
+                id=caller_id,
+                roles=self._names(t, "roles", v.ROLES, at, star=False),
+                partners=self._names(t, "partners", None, at, star=True),
+                purposes=self._names(t, "purposes", v.PURPOSES, at, star=True),
+                operations=self._names(t, "operations", None, at, star=True),
+            )
+        return callers
+
+    def _reviewers(self) -> dict[str, Reviewer]:
+        reviewers: dict[str, Reviewer] = {}
+        for i, t in enumerate(self._list_of_tables("reviewers")):
+            at = ("reviewers", i)
+            self.keys(t, frozenset({"id", "name", "password_hash"}), *at)
+            rid, name, hashed = t.get("id"), t.get("name"), t.get("password_hash")
+            if not isinstance(rid, str) or not isinstance(name, str):
+                self.fail("reviewer needs 'id' and 'name'", *at)
+                continue
+            if not isinstance(hashed, str) or not hashed.startswith(("$scrypt$", "$argon2")):
+                self.fail(
+                    "reviewer 'password_hash' must be an scrypt or argon2 hash (make one "
+                    "with 'gateway reviewers add'); never a plaintext password",
+                    *at,
+                    "password_hash",
+                )
+                continue
+            reviewers[rid] = Reviewer(rid, name, hashed)
+        return reviewers

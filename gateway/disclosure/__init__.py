@@ -1,0 +1,1 @@
+"""The flow of one disclosure, top to bottom (disclose()), and once-per-key idempotency."""

@@ -1,0 +1,3 @@
+"""Observability: application log lines (no personal value, tied to the request) and Prometheus
+metrics.
+"""

@@ -1,0 +1,1 @@
+"""Operating the gateway: what `serve` refuses to start with."""

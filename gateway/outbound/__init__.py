@@ -1,0 +1,1 @@
+"""Sending to partners: delivery with retries, the partner credentials, the circuit breaker."""

@@ -1,0 +1,533 @@
+"""Delivering a sealed payload to a partner: URL, headers, retries, circuit breaker.
+
+`Outbound.deliver` is the last step before data leaves the company. It sends
+exactly the bytes it is given (already signed and encrypted) to the partner's
+own host, with only the headers this module chooses; it retries what is
+transient and stops at what is not; it refuses at once while the partner's
+circuit is open.
+
+What is retried (STYLE 4), with exponential backoff and full jitter, up to
+the partner's `max_attempts`:
+
+- connection refused, reset or closed, DNS failure: the partner may be back
+  in a moment;
+- a timeout (`timeout_s` per attempt);
+- 408, 429, 500, 502, 503, 504. `Retry-After` (seconds or an HTTP date) is
+  honoured exactly when present; beyond `RETRY_AFTER_CAP_S` the delivery
+  gives up at once rather than hold the caller. 500 is retried too: with the
+  Idempotency-Key a repeat is never a second disclosure, and most 500s seen
+  in practice are a partner's deploy or database blip.
+
+What is not retried:
+
+- any other 4xx: the partner's answer, returned as a `PartnerReply`;
+- 3xx: redirects are never followed (they would move personal data to a URL
+  the partner file does not name) and fail as `partner_unavailable`, telling
+  the operator to fix `base_url`;
+- other 5xx (501, 505, …), TLS verification failures, an oversized reply:
+  `partner_unavailable`.
+
+Every request of one delivery carries `Idempotency-Key: <disclosure id>`, so
+the partner can tell a retry from a second disclosure. A 401 from an OAuth2
+partner drops the token and re-sends once with a fresh one; that re-send is
+outside the retry budget but counted in `attempts` (attempts = requests sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from importlib import metadata
+from typing import ClassVar, Final
+from urllib.parse import quote
+
+import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+from yarl import URL
+
+from gateway.errors import ConfigErrors, GatewayError
+from gateway.outbound.breaker import Breakers, BreakerState
+from gateway.outbound.credentials import (
+    TLS_FAILURES,
+    TRANSIENT_STATUSES,
+    Credentials,
+    PartnerAuthenticator,
+    PartnerAuthError,
+    read_limited,
+)
+from gateway.partners.model import PLACEHOLDER, Operation, Partner
+from gateway.problem_catalog import PARTNER_RETRY_AFTER_S
+
+log = logging.getLogger(__name__)
+
+
+def _user_agent() -> str:
+    try:
+        return f"disclosure-gateway/{metadata.version('disclosure-gateway')}"
+    except metadata.PackageNotFoundError:
+        return "disclosure-gateway"
+
+
+USER_AGENT: Final = _user_agent()
+ACCEPT: Final = "application/jose, application/json;q=0.9, application/problem+json;q=0.8"
+
+_DISCLOSURE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_MEDIA_TYPE = re.compile(r"^[\x20-\x7e]{1,200}$")
+# Characters of a path template kept as written (RFC 3986 pchar and '/');
+# anything else in the template is percent-encoded.
+_TEMPLATE_SAFE: Final = "/:@!$&'()*+,;=%"
+
+
+@dataclass(frozen=True)
+class PartnerReply:
+    """The partner's answer: a 2xx, or a 4xx it meant (not retried)."""
+
+    status: int
+    content_type: str
+    body: bytes
+    attempts: int
+
+
+class DeliveryError(GatewayError):
+    """A delivery that did not get a usable answer from the partner.
+
+    `attempts`: requests sent. `reached_partner`: whether any of them may have
+    reached the partner (a timeout after sending counts as maybe; a refused
+    connection does not) — the log's outcome needs it. `misconfigured`: the
+    gateway's own setup (a missing secret or key file) stopped it before any
+    request. `retry_after_s`: when trying again can help — set exactly when the failure
+    was transient (gateway.problem_catalog states the rule); None when an operator must
+    fix something first.
+    """
+
+    problem_code: ClassVar[str] = "partner_unavailable"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        attempts: int,
+        reached_partner: bool,
+        disclosure_id: str | None = None,
+        misconfigured: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(
+            self.problem_code, detail, disclosure_id=disclosure_id, retry_after_s=retry_after_s
+        )
+        self.attempts = attempts
+        self.reached_partner = reached_partner
+        self.misconfigured = misconfigured
+
+
+class PartnerUnavailable(DeliveryError):
+    problem_code = "partner_unavailable"
+
+
+class PartnerTimeout(DeliveryError):
+    problem_code = "partner_timeout"
+
+
+class CircuitOpen(DeliveryError):
+    problem_code = "circuit_open"
+
+
+class _Transient(Exception):
+    """One failed attempt that a later attempt may cure; tenacity retries on it."""
+
+    def __init__(self, reason: str, *, timeout: bool = False, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.timeout = timeout
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Run:
+    """One delivery in progress."""
+
+    partner: Partner
+    operation: Operation
+    url: URL
+    body: bytes
+    content_type: str
+    disclosure_id: str
+    attempts: int = 0  # requests sent to the partner
+    tries: int = 0  # rounds of the retry loop (a token fetch that failed is one)
+    reached: bool = False
+    refreshed: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"partner {self.partner.id} operation {self.operation.name}"
+
+    def fail(
+        self,
+        cls: type[DeliveryError],
+        detail: str,
+        *,
+        misconfigured: bool = False,
+        retry_after_s: float | None = None,
+    ) -> DeliveryError:
+        return cls(
+            f"{self.where}: {detail}",
+            attempts=self.attempts,
+            reached_partner=self.reached,
+            disclosure_id=self.disclosure_id,
+            misconfigured=misconfigured,
+            retry_after_s=retry_after_s,
+        )
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    content_type: str
+    retry_after: str | None
+    body: bytes
+
+
+def build_url(partner: Partner, operation: Operation, path_values: Mapping[str, object]) -> URL:
+    """`base_url` + the operation's path with each {placeholder} filled and fully percent-encoded.
+
+    A value can never leave its path segment: `/`, `?`, `#`, `@` and `%` are
+    all encoded, and a value that would make a `.`/`..` segment is refused. The
+    result is checked to stay on the partner's scheme, host, port and base
+    path. Raises GatewayError("invalid_request") naming the placeholder —
+    never its value.
+    """
+    where = f"partner {partner.id} operation {operation.name}"
+
+    def refuse(problem: str) -> GatewayError:
+        return GatewayError("invalid_request", f"{where}: {problem}")
+
+    pieces: list[str] = []
+    position = 0
+    for match in PLACEHOLDER.finditer(operation.path):
+        pieces.append(quote(operation.path[position : match.start()], safe=_TEMPLATE_SAFE))
+        name = match.group(1)
+        if name not in path_values:
+            raise refuse(
+                f"path {operation.path} needs a value for {{{name}}}; the minimized payload "
+                "has none (send that field)"
+            )
+        value = path_values[name]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise refuse(f"{{{name}}} must be a string or an integer, got {type(value).__name__}")
+        text = str(value)
+        if text in ("", ".", ".."):
+            raise refuse(f"{{{name}}} is empty or a dot segment; it must name one resource")
+        pieces.append(quote(text, safe=""))
+        position = match.end()
+    pieces.append(quote(operation.path[position:], safe=_TEMPLATE_SAFE))
+    path = "".join(pieces)
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise refuse("the filled path holds a '.' or '..' segment; placeholder values must not")
+
+    base = URL(partner.base_url)
+    url = URL(partner.base_url + path, encoded=True)
+    base_path = base.raw_path.rstrip("/")
+    if (
+        (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port)
+        or not url.raw_path.startswith(base_path + "/")
+        or url.raw_query_string
+        or url.raw_fragment
+    ):
+        # Unreachable with the encoding above; kept so a future change to it
+        # cannot send personal data to another host unnoticed.
+        raise refuse(f"the filled URL left {partner.base_url}; refusing to send")
+    return url
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (RFC 9110 §10.2.3), or None if absent or bad."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(int(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def client_session() -> aiohttp.ClientSession:
+    """The session `Outbound` needs: no cookie jar, no default headers, no session auth.
+
+    Call it inside the running loop (e.g. in the app's cleanup_ctx) and close it there.
+    """
+    return aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(),
+        connector=aiohttp.TCPConnector(limit=100, limit_per_host=20),
+        trust_env=False,
+    )
+
+
+class Outbound:
+    """Sends sealed payloads to partners. One per process, sharing one aiohttp session."""
+
+    MAX_REPLY_BYTES: Final = 4 * 1024 * 1024
+    RETRY_AFTER_CAP_S: Final = 30.0
+    BACKOFF_MIN_S: Final = 0.1
+    BACKOFF_MULTIPLIER_S: Final = 0.5
+    BACKOFF_MAX_S: Final = PARTNER_RETRY_AFTER_S  # also the Retry-After of a transient failure
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        env: Mapping[str, str],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        breaker_threshold: int = 5,
+        breaker_cooldown_s: float = 30.0,
+    ) -> None:
+        # A cookie jar would hand one partner's cookies back to it across
+        # subjects, and default headers or session auth would leak into every
+        # partner request: the session must carry nothing of its own.
+        if not isinstance(session.cookie_jar, aiohttp.DummyCookieJar):
+            raise ValueError("Outbound needs a session without cookies: use client_session()")
+        if session.headers or session.auth is not None:
+            raise ValueError("Outbound needs a session without default headers or auth")
+        self._session = session
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._auth = PartnerAuthenticator(session, env=env, clock=clock, user_agent=USER_AGENT)
+        self._breakers = Breakers(
+            threshold=breaker_threshold, cooldown_s=breaker_cooldown_s, clock=clock
+        )
+        self._backoff = wait_random_exponential(
+            multiplier=self.BACKOFF_MULTIPLIER_S, min=self.BACKOFF_MIN_S, max=self.BACKOFF_MAX_S
+        )
+
+    def preflight(self, partners: Iterable[Partner]) -> None:
+        """Load every partner's secrets, keys and certificates now; ConfigErrors if any is missing.
+
+        Run at start-up so a missing environment variable stops the gateway
+        instead of failing the first disclosure.
+        """
+        errors = [
+            partner.error(problem, "auth")
+            for partner in partners
+            for problem in self._auth.check(partner)
+        ]
+        if errors:
+            raise ConfigErrors(errors)
+
+    def forget(self, partner_id: str) -> None:
+        """Drop what was cached for the partner (secrets, keys, TLS, token): its file changed."""
+        self._auth.forget(partner_id)
+
+    def breaker_state(self, partner_id: str) -> BreakerState:
+        """`closed`, `open` or `half_open`, for metrics."""
+        return self._breakers.state(partner_id)
+
+    async def deliver(
+        self,
+        partner: Partner,
+        operation: Operation,
+        *,
+        body: bytes,
+        content_type: str,
+        url: URL,
+        disclosure_id: str,
+    ) -> PartnerReply:
+        """Send `body` to `url` (made by `build_url`, before the intent is logged), retrying
+        what is transient. Raises a DeliveryError subclass when the partner gives no usable
+        answer.
+        """
+        if not _DISCLOSURE_ID.match(disclosure_id):
+            raise GatewayError(
+                "internal_error", "disclosure id must be 1-128 letters, digits, '.', '_', ':', '-'"
+            )
+        if not _MEDIA_TYPE.match(content_type):
+            raise GatewayError("internal_error", "content type must be printable ASCII")
+        run = _Run(partner, operation, url, body, content_type, disclosure_id)
+        breaker = self._breakers.for_partner(partner.id)
+        if not breaker.try_acquire():
+            wait = breaker.retry_in()
+            when = f"next trial in {wait:.0f} s" if wait > 0 else "a trial delivery is under way"
+            raise run.fail(
+                CircuitOpen,
+                f"circuit open after repeated failures; nothing sent, {when}",
+                retry_after_s=max(wait, 1.0),
+            )
+        try:
+            reply = await self._with_retries(run)
+        except DeliveryError as exc:
+            if exc.misconfigured:
+                breaker.release()
+            else:
+                breaker.record_failure()
+                if exc.retry_after_s is not None:
+                    # This failure may have opened the circuit: no trial before it half-opens.
+                    exc.retry_after_s = max(exc.retry_after_s, breaker.retry_in())
+            raise
+        except BaseException:
+            breaker.release()
+            raise
+        breaker.record_success()
+        return reply
+
+    async def _with_retries(self, run: _Run) -> PartnerReply:
+        try:
+            # Most deliveries succeed at once: the retry machinery starts at a failure.
+            return await self._attempt(run)
+        except _Transient as exc:
+            first_failure: list[_Transient] = [exc]
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(run.partner.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Transient),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if first_failure:  # tenacity's attempt 1 is the one already made
+                        raise first_failure.pop()
+                    return await self._attempt(run)
+        except _Transient as exc:
+            cls = PartnerTimeout if exc.timeout else PartnerUnavailable
+            # Transient, so a later call can succeed: after the partner's own Retry-After
+            # when it gave one, else after the longest pause the gateway itself makes.
+            raise run.fail(
+                cls,
+                f"{exc.reason}; gave up after {run.tries} tries",
+                retry_after_s=exc.retry_after or PARTNER_RETRY_AFTER_S,
+            ) from exc
+        raise AssertionError("tenacity ended without an outcome")
+
+    def _wait(self, state: RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(failure, _Transient) and failure.retry_after is not None:
+            return failure.retry_after
+        return self._backoff(state)
+
+    async def _attempt(self, run: _Run) -> PartnerReply:
+        run.tries += 1
+        credentials = await self._credentials(run)
+        answer = await self._send(run, credentials)
+        if (
+            answer.status == 401
+            and credentials.bearer is not None
+            and not run.refreshed
+            and self._auth.refreshable(run.partner)
+        ):
+            # The token may have been revoked or rotated early: one fresh
+            # token, one re-send; a second 401 is the partner's answer.
+            run.refreshed = True
+            self._auth.drop_token(run.partner, credentials.bearer)
+            credentials = await self._credentials(run)
+            answer = await self._send(run, credentials)
+        return self._judge(run, answer)
+
+    async def _credentials(self, run: _Run) -> Credentials:
+        try:
+            return await self._auth.credentials(run.partner)
+        except PartnerAuthError as exc:
+            if exc.transient:
+                raise _Transient(exc.detail) from exc
+            raise run.fail(PartnerUnavailable, exc.detail, misconfigured=exc.misconfigured) from exc
+
+    async def _send(self, run: _Run, credentials: Credentials) -> _Answer:
+        # Only these headers, whatever the caller sent us: its Authorization,
+        # cookies and internal headers never reach a partner.
+        headers = {
+            "Content-Type": run.content_type,
+            "Accept": ACCEPT,
+            "User-Agent": USER_AGENT,
+            "Idempotency-Key": run.disclosure_id,
+            **credentials.headers,
+        }
+        try:
+            tls = self._auth.ssl_for(run.partner)
+        except PartnerAuthError as exc:
+            raise run.fail(PartnerUnavailable, exc.detail, misconfigured=True) from exc
+        run.attempts += 1
+        try:
+            async with self._session.request(
+                run.operation.method,
+                run.url,
+                data=run.body,
+                headers=headers,
+                skip_auto_headers=("Accept-Encoding",),
+                timeout=aiohttp.ClientTimeout(total=run.partner.timeout_s),
+                allow_redirects=False,
+                raise_for_status=False,
+                ssl=tls,
+            ) as response:
+                run.reached = True
+                body = await read_limited(response, self.MAX_REPLY_BYTES)
+                if body is None:
+                    raise run.fail(
+                        PartnerUnavailable,
+                        f"reply larger than {self.MAX_REPLY_BYTES} bytes; not accepted",
+                    )
+                return _Answer(
+                    response.status,
+                    response.headers.get("Content-Type", "application/octet-stream"),
+                    response.headers.get("Retry-After"),
+                    body,
+                )
+        except TLS_FAILURES as exc:
+            raise run.fail(
+                PartnerUnavailable,
+                f"TLS verification failed ({exc.__class__.__name__}); check the partner's "
+                "certificate, its ca_bundle and (for mtls) the client certificate",
+            ) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise self._transient(
+                run, f"no connection within {run.partner.timeout_s} s", exc
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise self._transient(run, f"cannot connect ({exc.__class__.__name__})", exc) from exc
+        except TimeoutError as exc:
+            # The request may have been sent before the clock ran out.
+            run.reached = True
+            raise self._transient(run, f"no answer within {run.partner.timeout_s} s", exc) from exc
+        except aiohttp.ClientError as exc:
+            run.reached = True
+            raise self._transient(
+                run, f"connection lost mid-request ({exc.__class__.__name__})", exc
+            ) from exc
+
+    def _transient(self, run: _Run, reason: str, cause: BaseException) -> _Transient:
+        log.warning("%s attempt %d: %s", run.where, run.attempts, reason)
+        return _Transient(reason, timeout=isinstance(cause, TimeoutError))
+
+    def _judge(self, run: _Run, answer: _Answer) -> PartnerReply:
+        status = answer.status
+        if 200 <= status < 300 or (400 <= status < 500 and status not in TRANSIENT_STATUSES):
+            return PartnerReply(status, answer.content_type, answer.body, run.attempts)
+        if status in TRANSIENT_STATUSES:
+            wait = retry_after_seconds(answer.retry_after, self._wall_clock())
+            if wait is not None and wait > self.RETRY_AFTER_CAP_S:
+                raise run.fail(
+                    PartnerUnavailable,
+                    f"answered {status} asking to retry after {wait:.0f} s, beyond the "
+                    f"{self.RETRY_AFTER_CAP_S:.0f} s the gateway waits; try again later",
+                    retry_after_s=wait,
+                )
+            log.warning("%s attempt %d: answered %d", run.where, run.attempts, status)
+            raise _Transient(f"answered {status}", retry_after=wait)
+        if 300 <= status < 400:
+            raise run.fail(
+                PartnerUnavailable,
+                f"answered {status} (a redirect); redirects are not followed — if the "
+                "partner moved, update base_url in its partner file",
+            )
+        raise run.fail(PartnerUnavailable, f"answered {status}; not retried")

@@ -1,0 +1,3 @@
+"""Partners: the partner files, their keys, their standing (agreements, suspensions) and their
+diffs.
+"""

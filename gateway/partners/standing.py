@@ -1,0 +1,539 @@
+"""Partner lifecycle (issue 9): agreements that expire, partner keys that expire or
+rotate, suspending a partner at once on every instance, and reloading partner
+files and config without a restart.
+
+- **Agreements**: `agreement_days_left` and `expiry_warnings` say how long each
+  data-processing agreement (and each partner key file) still runs; the refusal
+  itself is a pure rule of `policy.decide()`.
+- **Suspensions** live in the store, so every instance sees them. `PartnerStates`
+  gives `decide()` each partner's suspension, read from the store at most
+  `SUSPENSION_TTL_S` old, and when its keys expire (from the key cache);
+  `Suspensions` is the one place that suspends and resumes (CLI, API, review page):
+  it checks the input, writes the suspension and its history row in one
+  transaction, and writes an application log line.
+- **Reload**: `Reloader.reload()` reads config.toml and the partner files again;
+  anything invalid is refused whole and the running set stays in force, with the
+  reason logged. A valid set replaces the live tables (`partners.LiveTable`) in one
+  assignment, so a request in flight finishes with the set it began with.
+  `reload_on_sighup` wires it to SIGHUP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Final, Protocol
+
+from aiohttp import web
+
+from gateway.clock import utc_now
+from gateway.config.model import Caller, Config, load_config
+from gateway.errors import ConfigError, ConfigErrors, GatewayError
+from gateway.partners.model import (
+    LiveTable,
+    Partner,
+    PartnerKeyError,
+    PartnerState,
+    Suspension,
+    SuspensionEvent,
+    current,
+    last_expiry,
+    load_partners,
+    read_partner_key_file,
+)
+
+__all__ = [
+    "MAX_REASON",
+    "PID_FILE",
+    "RELOADER",
+    "SUSPENSION_TTL_S",
+    "ExpiryWarning",
+    "KeyExpiry",
+    "PartnerStates",
+    "ReloadResult",
+    "Reloader",
+    "SuspensionStore",
+    "Suspensions",
+    "agreement_days_left",
+    "expiry_warnings",
+    "file_keys_expire_at",
+    "log_expiry_warnings",
+    "pid_file_of",
+    "read_pid_file",
+    "refresh_partner_keys",
+    "reload_on_sighup",
+    "remove_pid_file",
+    "suspension_json",
+    "write_pid_file",
+]
+
+log = logging.getLogger("gateway.lifecycle")
+
+# How old the suspensions an instance decides with may be. Half a second keeps the
+# promise "stopped on every instance within a second" with room for the read itself,
+# and costs each instance two small reads a second at most, whatever the traffic.
+SUSPENSION_TTL_S: Final = 0.5
+MAX_REASON: Final = 2000
+# Partners' JWKS (public_key_url) are fetched again this often, besides on an
+# unknown kid or when every key held has expired (gateway.crypto.seal.PartnerKeyCache).
+KEY_REFRESH_S: Final = 600.0
+
+
+# -- agreements and key expiry ------------------------------------------------------
+
+
+def agreement_days_left(partner: Partner, today: date) -> int | None:
+    """Days the agreement still covers after `today` (0: today is its last day; negative:
+    expired that many days ago); None for an open-ended agreement."""
+    if partner.agreement_expires_on is None:
+        return None
+    return (partner.agreement_expires_on - today).days
+
+
+def file_keys_expire_at(partner: Partner) -> datetime | None:
+    """When the last key in the partner's key file expires (None: one never does, the
+    partner uses a JWKS URL, or the file cannot be read — the loader reports that)."""
+    path = partner.encryption.public_key
+    if path is None:
+        return None
+    try:
+        return last_expiry(read_partner_key_file(path, alg=partner.encryption.alg))
+    except PartnerKeyError:
+        return None
+
+
+@dataclass(frozen=True)
+class ExpiryWarning:
+    """An agreement or key that has expired or expires within the warning window.
+
+    `last_day` is the last (UTC) day it covers; `days_left` counts from today (0: today
+    is the last day, negative: ended that many days ago).
+    """
+
+    partner_id: str
+    what: str  # "agreement" | "keys"
+    last_day: date
+    days_left: int
+    expired: bool
+
+    def message(self) -> str:
+        if self.what == "agreement":
+            subject = f"the data-processing agreement of {self.partner_id}"
+            consequence = "every disclosure to it is refused (agreement_expired)"
+            remedy = "renew it and set agreement_expires_on in its partner file"
+        else:
+            subject = f"the encryption key(s) of {self.partner_id}"
+            consequence = "every disclosure to it is refused (partner_key_expired)"
+            remedy = "ask the partner for a current key"
+        if self.expired:
+            return (
+                f"{subject} expired ({self.last_day.isoformat()} was its last day, "
+                f"{-self.days_left} day(s) ago): {consequence}; {remedy}"
+            )
+        return (
+            f"{subject} ends on {self.last_day.isoformat()} ({self.days_left} day(s) left); "
+            f"after that {consequence}; {remedy}"
+        )
+
+
+def expiry_warnings(
+    partners: Iterable[Partner],
+    now: datetime,
+    warn_days: int,
+    keys_expire_at: Callable[[Partner], datetime | None] = file_keys_expire_at,
+) -> list[ExpiryWarning]:
+    """Agreements and key files ending within `warn_days` of `now`, or already ended."""
+    today = now.astimezone(UTC).date()
+    found: list[ExpiryWarning] = []
+    for partner in sorted(partners, key=lambda p: p.id):
+        left = agreement_days_left(partner, today)
+        if partner.agreement_expires_on is not None and left is not None and left <= warn_days:
+            found.append(
+                ExpiryWarning(partner.id, "agreement", partner.agreement_expires_on, left, left < 0)
+            )
+        keys_end = keys_expire_at(partner)
+        if keys_end is not None:
+            last_day = keys_end.astimezone(UTC).date()
+            days = (last_day - today).days
+            if days <= warn_days:
+                found.append(ExpiryWarning(partner.id, "keys", last_day, days, now >= keys_end))
+    return found
+
+
+def log_expiry_warnings(partners: Iterable[Partner], now: datetime, warn_days: int) -> None:
+    """The start-up (and reload) warnings in the application log."""
+    for warning in expiry_warnings(partners, now, warn_days):
+        log.warning("%s", warning.message())
+
+
+# -- what decide() knows about a partner ----------------------------------------------
+
+
+class SuspensionStore(Protocol):
+    """The part of the store (gateway.store.base.Store) suspensions need."""
+
+    async def suspend_partner(self, suspension: Suspension) -> Suspension: ...
+
+    async def resume_partner(
+        self, partner_id: str, actor: str, reason: str, at: datetime
+    ) -> Suspension | None: ...
+
+    async def partner_suspensions(self) -> dict[str, Suspension]: ...
+
+    async def suspension_history(
+        self, partner_id: str | None = None, limit: int = 100
+    ) -> list[SuspensionEvent]: ...
+
+
+class KeyExpiry(Protocol):
+    """The part of gateway.crypto.seal.PartnerKeyCache PartnerStates needs."""
+
+    async def keys_expire_at(self, partner: Partner) -> datetime | None: ...
+
+
+class PartnerStates:
+    """Each partner's suspension (from the store, at most `ttl_s` old) and key expiry.
+
+    The suspensions table is read whole, by whichever request first finds the copy
+    stale; requests arriving meanwhile wait for that one read. A store that cannot
+    be read fails the request (StoreUnavailable, 503): the gateway does not disclose
+    while it cannot tell whether the partner is suspended.
+    """
+
+    def __init__(
+        self,
+        store: SuspensionStore,
+        keys: KeyExpiry | None = None,
+        *,
+        ttl_s: float = SUSPENSION_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._ttl = ttl_s
+        self._clock = clock
+        self._suspensions: Mapping[str, Suspension] = {}
+        self._read_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def state_of(self, partner: Partner) -> PartnerState:
+        suspensions = await self.suspensions()
+        expires = await self._keys.keys_expire_at(partner) if self._keys is not None else None
+        return PartnerState(suspension=suspensions.get(partner.id), keys_expire_at=expires)
+
+    async def suspensions(self) -> Mapping[str, Suspension]:
+        if self._fresh():
+            return self._suspensions
+        async with self._lock:
+            if not self._fresh():
+                started = self._clock()
+                self._suspensions = await self._store.partner_suspensions()
+                # Aged from before the read: a suspension committed during it is seen next.
+                self._read_at = started
+        return self._suspensions
+
+    def invalidate(self) -> None:
+        """Read again on the next request (after this instance suspended or resumed)."""
+        self._read_at = None
+
+    def _fresh(self) -> bool:
+        return self._read_at is not None and self._clock() - self._read_at < self._ttl
+
+
+# -- suspending and resuming ------------------------------------------------------------
+
+
+def _reason(value: object, *, required: bool) -> str:
+    if value is None and not required:
+        return ""
+    if (
+        not isinstance(value, str)
+        or (required and not value.strip())
+        or len(value) > MAX_REASON
+        or not all(c.isprintable() or c in "\r\n\t" for c in value)
+    ):
+        need = "1" if required else "0"
+        raise GatewayError(
+            "invalid_request",
+            f"'reason' must be text of {need} to {MAX_REASON} printable characters: why the "
+            "partner is suspended or resumed (an incident or ticket reference, no personal "
+            "data)",
+        )
+    return value.strip()
+
+
+class Suspensions:
+    """Suspend and resume partners: the one path for the CLI, the API and the review page.
+
+    Each act is recorded twice: the store keeps the suspension in force and appends a
+    history row in the same transaction (who, when, why), and the application log
+    gets a line naming the partner and the actor (the free-text reason stays in the
+    store). Refusals caused by a suspension are `refused` entries of the disclosure
+    log, so its effect is in the tamper-evident log too.
+    """
+
+    def __init__(
+        self,
+        store: SuspensionStore,
+        partners: Mapping[str, Partner],
+        clock: Callable[[], datetime],
+        states: PartnerStates | None = None,
+    ) -> None:
+        self._store = store
+        self._partners = partners
+        self._clock = clock
+        self._states = states
+
+    def _known(self, partner_id: str) -> str:
+        if partner_id not in self._partners:
+            known = ", ".join(sorted(self._partners)) or "none"
+            raise GatewayError(
+                "unknown_partner",
+                f"no partner {partner_id[:80]!r} is onboarded; known: {known}",
+            )
+        return partner_id
+
+    async def suspend(self, partner_id: str, reason: object, actor: str) -> tuple[Suspension, bool]:
+        """Suspend now; returns the suspension in force and whether this call made it."""
+        wanted = Suspension(
+            partner_id=self._known(partner_id),
+            reason=_reason(reason, required=True),
+            by=actor,
+            at=self._clock(),
+        )
+        found = await self._store.suspend_partner(wanted)
+        made = found == wanted
+        if self._states is not None:
+            self._states.invalidate()
+        if made:
+            log.warning("partner %s suspended by %s: no disclosure goes to it", partner_id, actor)
+        return found, made
+
+    async def resume(self, partner_id: str, actor: str, reason: object = None) -> Suspension | None:
+        """Lift the suspension; returns it, or None when the partner was not suspended."""
+        lifted = await self._store.resume_partner(
+            self._known(partner_id), actor, _reason(reason, required=False), self._clock()
+        )
+        if self._states is not None:
+            self._states.invalidate()
+        if lifted is not None:
+            log.warning(
+                "partner %s resumed by %s: disclosures to it may pass again", partner_id, actor
+            )
+        return lifted
+
+    async def in_force(self) -> dict[str, Suspension]:
+        return await self._store.partner_suspensions()
+
+    async def history(
+        self, partner_id: str | None = None, limit: int = 100
+    ) -> list[SuspensionEvent]:
+        return await self._store.suspension_history(partner_id, limit)
+
+
+def suspension_json(suspension: Suspension) -> dict[str, object]:
+    return {
+        "partner": suspension.partner_id,
+        "reason": suspension.reason,
+        "by": suspension.by,
+        "at": suspension.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+# -- reload -----------------------------------------------------------------------------
+
+
+# Config sections a running gateway cannot swap (sockets, the store, key material, the
+# log's identity, the policy in force, the caller-token issuer, reviewer accounts):
+# a change there is reported and takes effect at the next restart.
+RESTART_ONLY: Final = (
+    ("server", "[server]"),
+    ("storage_url", "[storage]"),
+    ("keys_dir", "[keys]"),
+    ("log", "[log]"),
+    ("policy", "[policy]"),
+    ("auth", "[auth]"),
+    ("reviewers", "[[reviewers]]"),
+)
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload did: `ok` False means nothing changed and `problems` says why."""
+
+    ok: bool
+    problems: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    restart_needed: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        if not self.ok:
+            return "reload refused, the running partner set and config stay in force: " + (
+                "; ".join(self.problems)
+            )
+        parts = [
+            f"{label} {', '.join(ids)}"
+            for label, ids in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("changed", self.changed),
+            )
+            if ids
+        ]
+        text = "reloaded partners and config: " + ("; ".join(parts) or "no partner changed")
+        if self.restart_needed:
+            text += (
+                f"; changes to {', '.join(self.restart_needed)} in config.toml take effect "
+                "only at the next restart"
+            )
+        return text
+
+
+Check = Callable[[Mapping[str, Partner]], None]
+OnSwap = Callable[[Mapping[str, Partner], Mapping[str, Partner]], None]
+
+
+@dataclass
+class Reloader:
+    """Reads config.toml and the partner files again and swaps them in, or changes nothing.
+
+    Live after a reload: the partner table, `[[callers]]` (ids, roles, allowlists) and
+    `[partners] warn_days`. `checks` run on the new partner set before the swap (the
+    composition root adds its start-up checks: secret files readable and not exposed);
+    any ConfigErrors they raise refuses the reload. `on_swap` hooks run after it
+    (drop cached partner credentials and key files).
+    """
+
+    config_path: Path
+    running: Config
+    partners: LiveTable[Partner]
+    callers: LiveTable[Caller] | None = None
+    clock: Callable[[], datetime] = field(default=utc_now)
+    checks: list[Check] = field(default_factory=list)
+    on_swap: list[OnSwap] = field(default_factory=list)
+
+    @property
+    def warn_days(self) -> int:
+        return self.running.partner_warn_days
+
+    def reload(self) -> ReloadResult:
+        try:
+            config = load_config(self.config_path)
+            fresh = load_partners(config.partners_dir, config.root)
+            for check in self.checks:
+                check(fresh)
+        except ConfigErrors as exc:
+            result = ReloadResult(ok=False, problems=tuple(str(e) for e in exc.errors))
+        except ConfigError as exc:
+            result = ReloadResult(ok=False, problems=(str(exc),))
+        else:
+            result = self._swap(config, fresh)
+        if result.ok:
+            log.info("%s", result.summary())
+            log_expiry_warnings(fresh.values(), self.clock(), self.warn_days)
+        else:
+            log.error("%s", result.summary())
+        return result
+
+    def _swap(self, config: Config, fresh: Mapping[str, Partner]) -> ReloadResult:
+        old = current(self.partners)
+        restart = tuple(
+            label
+            for name, label in RESTART_ONLY
+            if getattr(config, name) != getattr(self.running, name)
+        )
+        self.partners.replace(fresh)
+        if self.callers is not None:
+            self.callers.replace(config.callers)
+        self.running = config
+        for hook in self.on_swap:
+            hook(old, fresh)
+        return ReloadResult(
+            ok=True,
+            added=tuple(sorted(set(fresh) - set(old))),
+            removed=tuple(sorted(set(old) - set(fresh))),
+            changed=tuple(sorted(k for k in set(old) & set(fresh) if old[k] != fresh[k])),
+            restart_needed=restart,
+        )
+
+
+RELOADER: Final = web.AppKey("reloader", Reloader)
+
+# Where `gateway serve` writes its pid, for `gateway partners reload` (under the config's
+# directory, next to the SQLite default).
+PID_FILE: Final = Path("var") / "gateway.pid"
+
+
+def pid_file_of(config: Config) -> Path:
+    return config.root / PID_FILE
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{pid}\n", encoding="ascii")
+
+
+def remove_pid_file(path: Path, pid: int) -> None:
+    """Remove the pid file if it still names `pid` (another gateway may have taken it)."""
+    if read_pid_file(path) == pid:
+        path.unlink(missing_ok=True)
+
+
+def read_pid_file(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() and int(text) > 1 else None
+
+
+def reload_on_sighup(app: web.Application, also: Callable[[], None] | None = None) -> None:
+    """Reload `app[RELOADER]` on SIGHUP while `app` runs (then call `also`, e.g. to pass
+    the signal on to worker processes). For `gateway serve`; tests call `reload()`."""
+
+    def on_signal() -> None:
+        # Files are small and read at once; the running requests wait a few ms at most.
+        app[RELOADER].reload()
+        if also is not None:
+            also()
+
+    async def install(app: web.Application) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_signal)
+
+    async def remove(app: web.Application) -> None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    app.on_startup.append(install)
+    app.on_cleanup.append(remove)
+
+
+# -- scheduled key refresh ----------------------------------------------------------------
+
+
+class KeyRefresher(Protocol):
+    async def refresh(self, partner: Partner) -> None: ...
+
+
+async def refresh_partner_keys(
+    keys: KeyRefresher, partners: Mapping[str, Partner], every_s: float = KEY_REFRESH_S
+) -> None:
+    """Fetch every JWKS partner's keys each `every_s` (a background task): a rotation or
+    a revoked key is seen without waiting for a disclosure to need it. A failure keeps
+    the keys held and is logged; the next disclosure's own fetch reports it."""
+    while True:
+        await asyncio.sleep(every_s)
+        for partner in list(current(partners).values()):
+            if partner.encryption.public_key_url is None:
+                continue
+            try:
+                await keys.refresh(partner)
+            except GatewayError as exc:
+                log.warning("scheduled key refresh of %s failed: %s", partner.id, exc.detail)

@@ -1,0 +1,1 @@
+"""Subject rights (who received my data, erasure, rectification) and lawful requests."""

@@ -1,0 +1,377 @@
+"""The store as the service uses it: subject ids and free text protected on the way in.
+
+:class:`ProtectedStore` wraps a storage adapter (which never hashes nor encrypts) and
+turns, on the way in, each subject id into its keyed reference and each free text into
+its sealed form (gateway.crypto.at_rest), and opens them on the way out. Every other method is
+the adapter's own. A subject id an answer shows is the one the caller asked about: a
+consent read by its own id (withdrawal) carries only the keyed reference.
+
+:func:`protect_stored_rows` is the conversion of what was stored before (clear values
+of schema 5 and earlier) and the re-sealing after a key rotation: one routine, run in
+batches after the schema migration, at every start and by ``gateway db upgrade`` and
+``gateway keys rotate-at-rest``. Idempotent: a value already in its newest form is left
+alone, and every rewrite is a compare-and-set, so instances starting together agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, cast
+
+from gateway.crypto.at_rest import AtRestError, AtRestKeys, is_ref, sealed_key_id
+from gateway.errors import ConfigError, ConfigErrors
+from gateway.partners.model import Suspension
+from gateway.policy.facts import Consent, LegalRequest, SubjectFacts, read_profile
+from gateway.store import open_store
+from gateway.store.base import (
+    PROTECTED_COLUMNS,
+    IdempotencyClaim,
+    JustificationRecord,
+    LegalRequestRecord,
+    Store,
+    StoredResponse,
+    SuspensionEvent,
+)
+
+__all__ = [
+    "BATCH",
+    "ProtectedStore",
+    "load_at_rest_keys",
+    "open_protected_store",
+    "protect",
+    "protect_stored_rows",
+]
+
+BATCH: Final = 500
+
+# Associated data of each sealed field: a ciphertext moved to another column won't open.
+_EVIDENCE: Final = "consents.evidence"
+_METHOD: Final = "consents.method"
+_REASON: Final = "subjects.restriction_reason"
+_PROFILE: Final = "subjects.profile"
+_INSTRUMENT: Final = "legal_requests.instrument"
+_SUBJECT_LIST: Final = "legal_requests.subjects"
+_JUSTIFICATION: Final = "justifications.text"
+# A suspension's reason is copied into its history event: one field for both tables.
+_SUSPENSION: Final = "partner_suspensions.reason"
+_SUSPENSION_EVENT: Final = _SUSPENSION
+_ANSWER: Final = "idempotency_keys.body"
+# Keyed like subject ids: a request's hash covers its body and path, which may name a
+# subject, and an unkeyed SHA-256 of a guessable id can be found by trying ids.
+_REF_COLUMNS: Final = frozenset(
+    {"consents.subject", "subjects.subject", "idempotency_keys.request_hash"}
+)
+_FIELD_OF_COLUMN: Final = {"partner_suspension_events.reason": _SUSPENSION}
+
+
+class ProtectedStore:
+    """A :class:`~gateway.store.base.Store` that keeps no subject id or free text in clear.
+
+    Methods not defined here are the wrapped adapter's (``__getattr__``): the disclosure
+    log and the rest hold no subject id (the log has its own keyed references).
+    """
+
+    def __init__(self, inner: Store, keys: AtRestKeys) -> None:
+        self.inner = inner
+        self.keys = keys
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _seal(self, text: str, field: str) -> str:
+        return self.keys.seal(text, field) if text else ""
+
+    def _open(self, text: str, field: str) -> str:
+        return self.keys.open(text, field) if text else ""
+
+    def _consent_in(self, consent: Consent) -> Consent:
+        return replace(
+            consent,
+            subject=self.keys.ref(consent.subject),
+            evidence=self._seal(consent.evidence, _EVIDENCE),
+            method=self._seal(consent.method, _METHOD),
+        )
+
+    def _consent_out(self, consent: Consent, subject: str | None = None) -> Consent:
+        return replace(
+            consent,
+            subject=consent.subject if subject is None else subject,
+            evidence=self._open(consent.evidence, _EVIDENCE),
+            method=self._open(consent.method, _METHOD),
+        )
+
+    def _request_out(self, record: LegalRequestRecord) -> LegalRequestRecord:
+        if not record.sealed_subjects:  # stored before sealing: converted at start
+            return record
+        subjects = json.loads(self.keys.open(record.sealed_subjects, _SUBJECT_LIST))
+        return replace(
+            record,
+            instrument=self._open(record.instrument, _INSTRUMENT),
+            subjects=frozenset(subjects),
+            sealed_subjects="",
+        )
+
+    def _suspension_out(self, suspension: Suspension) -> Suspension:
+        return replace(suspension, reason=self._open(suspension.reason, _SUSPENSION))
+
+    # -- consents, restriction, profile -----------------------------------------------------
+
+    async def add_consent(self, consent: Consent) -> None:
+        await self.inner.add_consent(self._consent_in(consent))
+
+    async def withdraw_consent(self, consent_id: str, at: datetime) -> Consent | None:
+        consent = await self.inner.withdraw_consent(consent_id, at)
+        return None if consent is None else self._consent_out(consent)
+
+    async def get_consent(self, consent_id: str) -> Consent | None:
+        consent = await self.inner.get_consent(consent_id)
+        return None if consent is None else self._consent_out(consent)
+
+    async def consents_for_subject(self, subject: str) -> list[Consent]:
+        found = await self.inner.consents_for_subject(self.keys.ref(subject))
+        return [self._consent_out(c, subject) for c in found]
+
+    async def set_restriction(
+        self, subject: str, restricted: bool, reason: str, at: datetime
+    ) -> None:
+        await self.inner.set_restriction(
+            self.keys.ref(subject), restricted, self._seal(reason, _REASON), at
+        )
+
+    async def set_profile(self, subject: str, profile: str | None) -> None:
+        sealed = None if profile is None else self.keys.seal(profile, _PROFILE)
+        await self.inner.set_profile(self.keys.ref(subject), sealed)
+
+    async def forget_subject(
+        self, subject: str, at: datetime, profile: str | None
+    ) -> tuple[int, int]:
+        sealed = None if profile is None else self.keys.seal(profile, _PROFILE)
+        return await self.inner.forget_subject(self.keys.ref(subject), at, sealed)
+
+    async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
+        ref = self.keys.ref(subject)
+        facts = await self.inner.subject_facts(ref, legal_request_id)
+        born, until = facts.date_of_birth, facts.under_age_until
+        if facts.sealed_profile is not None:
+            born, until = read_profile(self.keys.open(facts.sealed_profile, _PROFILE))
+        # A lawful request names keyed references: the subject asked about is covered
+        # when its reference is among them (no subject list is opened on this path).
+        requests = {
+            rid: replace(r, subjects=frozenset({subject}) if ref in r.subjects else frozenset())
+            for rid, r in facts.legal_requests.items()
+        }
+        return replace(
+            facts,
+            consents=tuple(self._consent_out(c, subject) for c in facts.consents),
+            date_of_birth=born,
+            under_age_until=until,
+            sealed_profile=None,
+            legal_requests=cast(Mapping[str, LegalRequest], requests),
+        )
+
+    # -- lawful requests --------------------------------------------------------------------
+
+    async def add_legal_request(self, record: LegalRequestRecord) -> None:
+        listed = _listed(record.subjects)
+        await self.inner.add_legal_request(
+            replace(
+                record,
+                instrument=self._seal(record.instrument, _INSTRUMENT),
+                subjects=frozenset(self.keys.ref(s) for s in record.subjects),
+                sealed_subjects=self.keys.seal(listed, _SUBJECT_LIST),
+            )
+        )
+
+    async def get_legal_request(self, request_id: str) -> LegalRequestRecord | None:
+        record = await self.inner.get_legal_request(request_id)
+        return None if record is None else self._request_out(record)
+
+    async def approve_legal_request(
+        self, request_id: str, reviewer_id: str, at: datetime
+    ) -> LegalRequestRecord | None:
+        record = await self.inner.approve_legal_request(request_id, reviewer_id, at)
+        return None if record is None else self._request_out(record)
+
+    async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
+        return [self._request_out(r) for r in await self.inner.list_legal_requests(status)]
+
+    # -- emergency review ---------------------------------------------------------------------
+
+    async def add_justification(self, record: JustificationRecord) -> bool:
+        return await self.inner.add_justification(
+            replace(record, text=self._seal(record.text, _JUSTIFICATION))
+        )
+
+    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None:
+        record = await self.inner.get_justification(disclosure_id)
+        return (
+            None
+            if record is None
+            else replace(record, text=self._open(record.text, _JUSTIFICATION))
+        )
+
+    # -- partner suspensions -------------------------------------------------------------------
+
+    async def suspend_partner(self, suspension: Suspension) -> Suspension:
+        sealed = replace(suspension, reason=self._seal(suspension.reason, _SUSPENSION))
+        in_force = await self.inner.suspend_partner(sealed)
+        # The one just stored comes back as given; one already in force is opened.
+        return suspension if in_force == sealed else self._suspension_out(in_force)
+
+    async def resume_partner(
+        self, partner_id: str, actor: str, reason: str, at: datetime
+    ) -> Suspension | None:
+        lifted = await self.inner.resume_partner(
+            partner_id, actor, self._seal(reason, _SUSPENSION_EVENT), at
+        )
+        return None if lifted is None else self._suspension_out(lifted)
+
+    async def partner_suspensions(self) -> dict[str, Suspension]:
+        found = await self.inner.partner_suspensions()
+        return {pid: self._suspension_out(s) for pid, s in found.items()}
+
+    async def suspension_history(
+        self, partner_id: str | None = None, limit: int = 100
+    ) -> list[SuspensionEvent]:
+        events = await self.inner.suspension_history(partner_id, limit)
+        return [
+            replace(
+                e,
+                reason=self._open(e.reason, _SUSPENSION_EVENT),
+            )
+            for e in events
+        ]
+
+    # -- idempotency: a stored answer may hold a subject id or evidence --------------------
+
+    async def claim_idempotency(
+        self, caller_id: str, key: str, request_hash: str
+    ) -> IdempotencyClaim:
+        claim = await self.inner.claim_idempotency(caller_id, key, self.keys.ref(request_hash))
+        if claim.response is None:
+            return claim
+        stored = claim.response
+        body = self.keys.open_bytes(stored.body, _ANSWER) if _sealed(stored.body) else stored.body
+        return replace(claim, response=StoredResponse(stored.status, stored.headers, body))
+
+    async def complete_idempotency(
+        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        await self.inner.complete_idempotency(
+            caller_id, key, status, headers, self.keys.seal_bytes(body, _ANSWER)
+        )
+
+
+def _listed(subjects: frozenset[str]) -> str:
+    return json.dumps(sorted(subjects), separators=(",", ":"))
+
+
+def _sealed(value: str | bytes) -> bool:
+    return sealed_key_id(value) is not None
+
+
+def protect(store: Store, keys: AtRestKeys) -> Store:
+    """`store` behind a ProtectedStore (typed as the port every caller uses)."""
+    return cast(Store, ProtectedStore(store, keys))
+
+
+# -- conversion of stored rows, and re-sealing after a rotation ------------------------------
+
+
+def _converted(column: str, value: str | bytes, keys: AtRestKeys) -> str | bytes | None:
+    """The newest protected form of a stored value, or None when it already is."""
+    field = _FIELD_OF_COLUMN.get(column, column)
+    if column in _REF_COLUMNS:
+        text = str(value)
+        return None if is_ref(text) else keys.ref(text)
+    if isinstance(value, bytes):
+        if sealed_key_id(value) == keys.newest:
+            return None
+        plain = keys.open_bytes(value, field) if _sealed(value) else value
+        return keys.seal_bytes(plain, field)
+    if not value or sealed_key_id(value) == keys.newest:
+        return None
+    if column == _PROFILE and not _sealed(value):
+        born, until = read_profile(value)  # a bare date of schema 5 gets its label
+        value = f"date_of_birth:{born}" if born else f"under_age_until:{until}"
+    return keys.reseal(value, field)
+
+
+async def protect_stored_rows(store: Store, keys: AtRestKeys, batch: int = BATCH) -> int:
+    """Bring every protected column to its newest form; how many values were rewritten."""
+    rewritten = 0
+    for column in PROTECTED_COLUMNS:
+        after: tuple[object, ...] | None = None
+        while rows := await store.protected_values(column, after, batch):
+            changes = [
+                (key, value, new)
+                for key, value in rows
+                if (new := _converted(column, value, keys)) is not None
+            ]
+            if changes:
+                rewritten += await store.replace_protected_values(column, changes)
+            after = rows[-1][0]
+    rewritten += await _protect_request_subjects(store, keys, batch)
+    return rewritten
+
+
+async def _protect_request_subjects(store: Store, keys: AtRestKeys, batch: int) -> int:
+    rewritten = 0
+    after: str | None = None
+    while rows := await store.legal_request_subjects(after, batch):
+        for request_id, subjects, sealed in rows:
+            if sealed and sealed_key_id(sealed) == keys.newest:
+                continue
+            if sealed:
+                refs, listed = subjects, keys.reseal(sealed, _SUBJECT_LIST)
+            else:  # stored before sealing: the set holds the subject ids themselves
+                refs = frozenset(keys.ref(s) for s in subjects)
+                listed = keys.seal(_listed(subjects), _SUBJECT_LIST)
+            rewritten += await store.set_legal_request_subjects(request_id, refs, listed, sealed)
+        after = rows[-1][0]
+    return rewritten
+
+
+def load_at_rest_keys(keys_dir: Path) -> AtRestKeys:
+    """The at-rest keys, or ConfigErrors saying which file to create or fix."""
+    try:
+        return AtRestKeys.load(keys_dir)
+    except FileNotFoundError as exc:
+        missing = str(exc.filename or keys_dir)
+        raise ConfigErrors(
+            [ConfigError(missing, None, "not found: run 'gateway keys generate'")]
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigErrors(
+            [
+                ConfigError(
+                    str(keys_dir),
+                    None,
+                    f"an at-rest key is unreadable or not a 32-byte key ({type(exc).__name__})",
+                )
+            ]
+        ) from None
+
+
+async def open_protected_store(url: str, root: Path, keys_dir: Path) -> Store:
+    """The configured store, migrated, its older rows converted, behind ProtectedStore.
+
+    What the composition root (and every CLI command that opens the store) calls.
+    """
+    keys = load_at_rest_keys(keys_dir)
+    store = await open_store(url, root)
+    try:
+        await protect_stored_rows(store, keys)
+    except AtRestError as exc:  # a key still in use was deleted, or a row was altered
+        await store.close()
+        raise ConfigErrors([ConfigError(str(keys_dir), None, exc.detail)]) from None
+    except BaseException:
+        await store.close()
+        raise
+    return protect(store, keys)

@@ -1,0 +1,148 @@
+"""The review page's port implemented over the store and the disclosure log.
+
+Subject lookups go through the log's period keys; entry checks through the
+log's inclusion proofs and signed checkpoints; the integrity status is the
+result of the last full audit, run in the background at start and then
+periodically; the emergency queue is the vital/public-interest intents
+without a justification (policy III.3), the justifications kept in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from gateway import vocabulary as v
+from gateway.crypto.subject_keys import LogKeys
+from gateway.errors import GatewayError
+from gateway.log import search
+from gateway.log.audit import audit_store
+from gateway.log.columns import checked_disclosure, checked_search
+from gateway.log.service import LogService
+from gateway.store.base import MAX_SEARCH_LIMIT, JustificationRecord, LogQuery, Store
+from gateway.web.review.backend import (
+    IntegrityStatus,
+    Justification,
+    ProofCheck,
+    QueueItem,
+)
+
+log = logging.getLogger("gateway.review")
+
+AUDIT_EVERY_S = 900.0
+
+
+class LogReviewBackend:
+    def __init__(
+        self,
+        store: Store,
+        log_service: LogService,
+        log_keys: LogKeys,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._log = log_service
+        self._keys = log_keys
+        self._clock = clock
+        self._verified_at: datetime | None = None
+        self._ok: bool | None = None
+        self._detail = "not verified yet since this instance started"
+
+    async def subject_refs(self, subject: str) -> list[str]:
+        return await search.subject_refs(self._store, self._keys, subject, until=self._clock())
+
+    async def verify_entry(self, index: int) -> ProofCheck:
+        check = await self._log.check_entry(index)
+        return ProofCheck(
+            check.index, check.status, check.detail, check.tree_size, check.checkpoint_at
+        )
+
+    async def audit(self) -> None:
+        """Recompute the whole log and every checkpoint; remember the result."""
+        signer = self._log.signer
+        report = await audit_store(self._store, signer.verifier_key, signer.name)
+        self._verified_at = self._clock()
+        self._ok = report.ok
+        first = report.first_bad
+        self._detail = (
+            f"recomputed {report.entries} entries and {report.checkpoints} checkpoints"
+            if first is None
+            else f"{first.message} (from index {first.start})"
+        )
+        if not report.ok:
+            log.error("log audit failed: %s", self._detail)
+
+    async def audit_periodically(self, every_s: float = AUDIT_EVERY_S) -> None:
+        while True:
+            try:
+                await self.audit()
+            except GatewayError as exc:
+                self._detail = f"the last verification could not run: {exc.detail}"
+            await asyncio.sleep(every_s)
+
+    async def integrity(self) -> IntegrityStatus:
+        size = await self._store.log_size()
+        latest = await self._store.latest_checkpoint()
+        root = None
+        if latest is not None:
+            try:
+                root = base64.b64encode(self._log.signer.open(latest.note).root).decode()
+            except ValueError as exc:
+                return IntegrityStatus(
+                    size,
+                    latest.size,
+                    latest.at,
+                    None,
+                    latest.note,
+                    self._clock(),
+                    False,
+                    f"the latest checkpoint does not verify: {exc}",
+                )
+        return IntegrityStatus(
+            log_size=size,
+            checkpoint_size=latest.size if latest else None,
+            checkpoint_at=latest.at if latest else None,
+            root_hash=root,
+            checkpoint_note=latest.note if latest else None,
+            verified_at=self._verified_at,
+            ok=self._ok,
+            detail=self._detail,
+        )
+
+    async def _emergency_intents(self) -> list[QueueItem]:
+        items: list[QueueItem] = []
+        for basis in sorted(v.BASES_NEEDING_REVIEW):
+            query = LogQuery(kind="intent", legal_basis=basis, limit=MAX_SEARCH_LIMIT)
+            while rows := await checked_search(self._store, query):
+                for index, raw in rows:
+                    entry = json.loads(raw)
+                    if entry.get("needs_review"):
+                        items.append(QueueItem.from_intent(index, entry))
+                query = query.after(rows[-1][0])
+        return sorted(items, key=lambda item: item.index)
+
+    async def review_queue(self) -> list[QueueItem]:
+        items = await self._emergency_intents()
+        done = await self._store.justified([item.disclosure_id for item in items])
+        return [item for item in items if item.disclosure_id not in done]
+
+    async def justification(self, disclosure_id: str) -> Justification | None:
+        record = await self._store.get_justification(disclosure_id)
+        if record is None:
+            return None
+        return Justification(record.disclosure_id, record.reviewer_id, record.text, record.at)
+
+    async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
+        rows = await checked_disclosure(self._store, disclosure_id)
+        intents = [json.loads(raw) for _, raw in rows]
+        if not any(e.get("kind") == "intent" and e.get("needs_review") for e in intents):
+            raise GatewayError("not_found", "no emergency disclosure with this id awaits review")
+        record = JustificationRecord(disclosure_id, reviewer_id, text, self._clock())
+        if not await self._store.add_justification(record):
+            raise GatewayError("conflict", "this disclosure has already been justified")
+        log.info("emergency disclosure justified", extra={"disclosure_id": disclosure_id})
+        return Justification(disclosure_id, reviewer_id, text, record.at)

@@ -1,0 +1,126 @@
+"""Lawful requests and subject rights over HTTP (CONTRACT §4.4, §4.5).
+
+Every call needs an authenticated caller with the right role (policy VII:
+"we will screen and verify all requests").
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.errors import GatewayError
+from gateway.rights import lawful_requests as legal_requests
+from gateway.rights import subjects as rights
+from gateway.web.routes.api import (
+    GATEWAY,
+    STORE,
+    body_of,
+    caller_of,
+    json_answer,
+    json_response,
+    path_subject,
+    refusal_answer,
+    response_of,
+)
+
+REGISTRARS = ("rights_officer", "reviewer")
+
+
+async def post_legal_request(request: web.Request) -> web.Response:
+    caller = await caller_of(request, REGISTRARS)
+    gw = request.app[GATEWAY]
+    record = legal_requests.parse_legal_request(
+        await body_of(request), registered_by=caller.id, known_partners=gw.partners, now=gw.clock()
+    )
+    await request.app[STORE].add_legal_request(record)
+    return json_response(legal_requests.legal_request_json(record), status=201)
+
+
+async def approve_legal_request(request: web.Request) -> web.Response:
+    caller = await caller_of(request, "reviewer")
+    record = await legal_requests.approve(
+        request.app[STORE],
+        request.match_info["request_id"],
+        caller.id,
+        request.app[GATEWAY].clock(),
+    )
+    return json_response(legal_requests.legal_request_json(record))
+
+
+async def get_legal_request(request: web.Request) -> web.Response:
+    await caller_of(request, REGISTRARS)
+    record = await request.app[STORE].get_legal_request(request.match_info["request_id"])
+    if record is None:
+        raise GatewayError("not_found", "no such lawful request")
+    return json_response(legal_requests.legal_request_json(record))
+
+
+async def list_legal_requests(request: web.Request) -> web.Response:
+    await caller_of(request, REGISTRARS)
+    status = request.query.get("status")
+    if status not in (None, "pending", "approved"):
+        raise GatewayError("invalid_request", "status must be 'pending' or 'approved'")
+    records = await request.app[STORE].list_legal_requests(status)
+    return json_response(
+        {
+            "legal_requests": [
+                legal_requests.legal_request_json(r, with_subjects=False) for r in records
+            ]
+        }
+    )
+
+
+RIGHTS_READERS = ("rights_officer", "reviewer")
+
+
+async def get_subject_disclosures(request: web.Request) -> web.Response:
+    """VII.1 access and VII.5 portability: every recipient of the subject's data."""
+    await caller_of(request, RIGHTS_READERS)
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise GatewayError("invalid_request", "format must be 'json' or 'csv'")
+    gw = request.app[GATEWAY]
+    subject = path_subject(request)
+    rows = await rights.subject_report(request.app[STORE], gw.log_keys, gw.partners, subject)
+    if fmt == "csv":
+        return web.Response(
+            text=rights.report_csv(rows),
+            content_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="disclosures.csv"'},
+        )
+    return json_response({"subject": subject, "disclosures": rows})
+
+
+async def post_erasure(request: web.Request) -> web.StreamResponse:
+    """VII.2: notify every partner that received the subject's data; an erasure also
+    removes the gateway's own copy (rights.erase_own_copy). With an `Idempotency-Key`, a
+    repeat answers the first result again and sends no notice."""
+    officer = await caller_of(request, "rights_officer")
+    subject = path_subject(request)
+    body = await body_of(request)
+    answer = await rights.erase_or_rectify_once(
+        request.app[GATEWAY],
+        request.app[STORE],
+        officer,
+        subject,
+        body,
+        key=request.headers.get("Idempotency-Key"),
+        render=lambda result: json_answer(result.as_json()),
+        refusal=refusal_answer,
+    )
+    return response_of(answer)
+
+
+def add_rights_routes(app: web.Application) -> None:
+    app.router.add_get(
+        "/v1/subjects/{subject}/disclosures", get_subject_disclosures, name="subject_disclosures"
+    )
+    app.router.add_post("/v1/subjects/{subject}/erasure", post_erasure, name="subject_erasure")
+    app.router.add_post("/v1/legal-requests", post_legal_request, name="legal_requests")
+    app.router.add_get("/v1/legal-requests", list_legal_requests, name="legal_requests_list")
+    app.router.add_get("/v1/legal-requests/{request_id}", get_legal_request, name="legal_request")
+    app.router.add_post(
+        "/v1/legal-requests/{request_id}/approve",
+        approve_legal_request,
+        name="legal_request_approve",
+    )

@@ -1,0 +1,3 @@
+"""The Python SDK for internal services calling the gateway: one exception class per problem
+code.
+"""

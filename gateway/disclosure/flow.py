@@ -331,7 +331,7 @@ async def _seal_while_intent_commits(
     """
     committing = asyncio.ensure_future(_log_intent(gw, intent))
     # Two turns of the loop: one for the entry to join the writer's queue, one for the
-    # writer's commit to reach the store (tests/unit/test_pipeline.py checks the order).
+    # writer's commit to reach the store (tests/unit/disclosure/test_pipeline.py checks the order).
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     started = time.perf_counter()

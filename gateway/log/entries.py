@@ -127,7 +127,7 @@ def refused_entry(
     policy_version: str,
 ) -> dict[str, Any]:
     entry = _common("refused", disclosure_id, caller, request, partner, at, keys, policy_version)
-    # Reasons name rules, ids and vocabulary, never values (tests/unit/test_policy.py) —
+    # Reasons name rules, ids and vocabulary, never values (tests/unit/policy/test_policy.py) —
     # except the caller's own partner or operation id when no such one exists: then the
     # entry records the problem alone, and no id the caller made up.
     reasons = list(decision.reasons)

@@ -33,7 +33,7 @@ from gateway.crypto.keyring import (
 from gateway.errors import ConfigError
 from gateway.partners.model import SIGN_ALGS, load_partners
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 LOOPBACK_PARTNERS = sorted(p.stem for p in (REPO / "partners").glob("*.toml"))

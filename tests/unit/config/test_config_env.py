@@ -11,7 +11,7 @@ from gateway.config.env import SCALARS, read_overrides, variable
 from gateway.config.model import load_config, load_config_sourced
 from gateway.errors import ConfigErrors
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "config.toml"
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from gateway.log import merkle
 from gateway.log.tree import TILE, RangePlan, TreeBuilder, nodes_above, subtrees
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "merkle"
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "merkle"
 
 
 def leaves(n: int) -> list[bytes]:

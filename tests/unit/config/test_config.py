@@ -11,7 +11,7 @@ import pytest
 from gateway.config.model import business_days_between, load_config
 from gateway.errors import ConfigErrors
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_shipped_config_loads():

@@ -12,7 +12,7 @@ from gateway.cli.main import main
 from gateway.config.env import LISTS, SCALARS
 from gateway.config.model import load_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 REVIEWER = (
     '\n[[reviewers]]\nid = "dana"\nname = "Dana"\n'
     'password_hash = "$scrypt$ln=15,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"\n'

@@ -33,7 +33,7 @@ from gateway.log.merkle import (
     verify_inclusion,
 )
 
-TESTDATA = Path(__file__).resolve().parents[1] / "vectors" / "merkle"
+TESTDATA = Path(__file__).resolve().parents[2] / "vectors" / "merkle"
 MISSING = TESTDATA / "<test vectors missing>"
 
 

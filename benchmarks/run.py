@@ -55,7 +55,7 @@ import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
 from gateway.config.model import Config, load_config  # noqa: E402
-from gateway.crypto.keyring import issue_dev_token  # noqa: E402
+from gateway.crypto.dev_tokens import issue_dev_token  # noqa: E402
 from gateway.crypto.seal import GatewayKeys, claims_for, load_partner_key_file  # noqa: E402
 from gateway.partners.model import Partner, load_partners  # noqa: E402
 

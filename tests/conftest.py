@@ -18,7 +18,8 @@ import pytest
 from support.sandboxes import SANDBOX_SECRETS
 
 from gateway.config.model import Config, load_config
-from gateway.crypto.keyring import generate_missing, issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
+from gateway.crypto.generate import generate_missing
 from gateway.crypto.seal import GatewayKeys
 from gateway.partners.model import Partner, load_partners
 from gateway.sandbox.partner import SandboxCluster, start_sandboxes

@@ -12,7 +12,7 @@ import asyncio
 
 from gateway.cli.support import EXIT_OK, load
 from gateway.crypto.at_rest import at_rest_key_files
-from gateway.crypto.keyring import add_at_rest_key
+from gateway.crypto.generate import add_at_rest_key
 from gateway.store import open_store
 from gateway.store.protected import load_at_rest_keys, protect_stored_rows
 

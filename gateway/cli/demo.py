@@ -21,7 +21,8 @@ import aiohttp
 from aiohttp import web
 
 from gateway.config.model import Config
-from gateway.crypto.keyring import generate_missing, issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
+from gateway.crypto.generate import generate_missing
 from gateway.crypto.seal import GatewayKeys
 from gateway.log.audit import audit_store
 from gateway.log.service import LogService

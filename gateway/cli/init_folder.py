@@ -15,7 +15,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from gateway.cli.support import EXIT_OK, Commands, UsageError, add_command
-from gateway.crypto.keyring import generate_missing
+from gateway.crypto.generate import generate_missing
 
 STARTER = ("templates", "init")
 # Files that cannot carry their real name inside the package (setuptools skips dotfiles).

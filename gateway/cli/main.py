@@ -38,7 +38,7 @@ from gateway.cli.support import (
     with_store,
 )
 from gateway.config.model import Caller, Config
-from gateway.crypto.keyring import generate_missing
+from gateway.crypto.generate import generate_missing
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
 from gateway.observe.app_log import setup_logging
 from gateway.partners.model import Partner, load_partners
@@ -172,7 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from gateway.crypto.keyring import issue_dev_token
+    from gateway.crypto.dev_tokens import issue_dev_token
 
     config = load(args)
     if args.caller_id not in config.callers:

@@ -33,7 +33,13 @@ from joserfc.jwe import JWERegistry
 from joserfc.jws import JWSRegistry
 
 from gateway.crypto import jose as jose_seal
-from gateway.crypto.keyring import KeyPaths, KeyRing, load_key_ring, published_jwks
+from gateway.crypto.keyring import (
+    ROTATION_MEMBERS,
+    KeyPaths,
+    KeyRing,
+    load_key_ring,
+    published_jwks,
+)
 from gateway.errors import ConfigError, GatewayError
 from gateway.partners.model import (
     CONTENT_ENCS,
@@ -431,6 +437,5 @@ def _import(jwk: Mapping[str, Any]) -> PublicKey:
     cls = KEY_CLASSES.get(str(kty))
     if cls is None:
         raise ConfigError("keys", None, f"unsupported key type {kty!r} in the gateway's keys")
-    # Rotation metadata (iat, retired_at, publish_until) stays out of the parsed key.
-    members = {k: v for k, v in jwk.items() if k not in ("iat", "retired_at", "publish_until")}
+    members = {k: v for k, v in jwk.items() if k not in ROTATION_MEMBERS}
     return cls.import_key(members)

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from gateway.crypto.at_rest import AtRestKeys
-from gateway.crypto.keyring import KeyPaths, exposed_private_files, read_secret_key
+from gateway.crypto.key_files import exposed_private_files, read_secret_key
+from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.seal import GatewayKeys
 from gateway.crypto.subject_keys import key_file as subject_key_file
 from gateway.errors import ConfigError, ConfigErrors

@@ -42,6 +42,7 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwe import JWERegistry
 from joserfc.jwk import Key, import_key
 
+from gateway.crypto.key_files import read_json_key
 from gateway.crypto.keyring import KeyPaths
 from gateway.errors import ConfigError, GatewayError
 from gateway.net import is_loopback_host
@@ -1073,17 +1074,9 @@ def _number(value: object) -> float | None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            str(path), None, "sandbox key material not found; run 'gateway keys generate'"
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(str(path), None, f"not a JSON JWK ({type(exc).__name__})") from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(str(path), None, "not a JSON JWK object")
-    return doc
+    return read_json_key(
+        path, missing="sandbox key material not found; run 'gateway keys generate'"
+    )
 
 
 def _read_secret(

@@ -22,7 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from gateway.callers.tokens import CallerAuthenticator
 from gateway.clock import utc_now
 from gateway.config.model import Config
-from gateway.crypto.keyring import KeyPaths, read_secret_key
+from gateway.crypto.key_files import read_secret_key
+from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.seal import GatewayKeys, PartnerKeyCache
 from gateway.disclosure.flow import Gateway
 from gateway.errors import ConfigErrors, GatewayError

@@ -45,7 +45,7 @@ from support.sandboxes import SANDBOX_SECRETS
 
 from gateway import vocabulary as v
 from gateway.config.model import Config
-from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.errors import PROBLEMS, GatewayError
 from gateway.partners.model import Partner

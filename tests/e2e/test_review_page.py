@@ -117,7 +117,7 @@ def ids(site: Site, *names: str) -> list[str]:
 
 
 async def test_logged_out_browser_and_bearer_token_get_no_review_data(site, config):
-    from gateway.crypto.keyring import issue_dev_token
+    from gateway.crypto.dev_tokens import issue_dev_token
 
     bearer = {
         "Authorization": "Bearer "

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from gateway.config.model import load_config
-from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
 
 
 def free_port() -> int:

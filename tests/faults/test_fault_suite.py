@@ -43,7 +43,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from support.processes import GatewayProcess, free_port, write_project
 
 from gateway.config.model import Config
-from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.log.audit import audit_store
 from gateway.log.service import LogSigner

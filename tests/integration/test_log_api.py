@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.callers.tokens import CallerAuthenticator
 from gateway.canonical import canonical_json
 from gateway.config.model import Config
-from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.log import merkle
 from gateway.log.checkpoint import open_checkpoint
 from gateway.log.entries import outcome_entry, row_of

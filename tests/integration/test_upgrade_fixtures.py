@@ -28,7 +28,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config.model import load_config
-from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.store import open_store
 from gateway.web.app import create_app
 

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.cli.main import main
 from gateway.config.model import Config
-from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.partners.model import Partner
 from gateway.partners.standing import SUSPENSION_TTL_S

@@ -29,7 +29,7 @@ from support.processes import GatewayProcess, write_project
 
 from gateway.cli.main import main
 from gateway.config.model import Config, load_config
-from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.partners.model import Partner
 from gateway.sandbox.partner import SandboxCluster, start_sandboxes

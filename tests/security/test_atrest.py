@@ -34,7 +34,7 @@ from support.sandboxes import SANDBOX_SECRETS
 from gateway.cli import main as cli
 from gateway.config.model import Config
 from gateway.crypto.at_rest import AtRestKeys, is_sealed
-from gateway.crypto.keyring import add_at_rest_key, generate_missing
+from gateway.crypto.generate import add_at_rest_key, generate_missing
 from gateway.crypto.subject_keys import key_file as subject_key_file
 from gateway.disclosure.idempotency import request_digest
 from gateway.errors import ConfigErrors

@@ -46,7 +46,8 @@ from joserfc.jwk import ECKey
 
 from gateway import vocabulary as v
 from gateway.config.model import Config
-from gateway.crypto.keyring import KeyPaths, issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
+from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.seal import GatewayKeys
 from gateway.observe.app_log import setup_logging
 from gateway.partners.model import Partner

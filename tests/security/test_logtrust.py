@@ -29,7 +29,7 @@ from support.log import logged as logged_entries
 
 from gateway.cli.main import main
 from gateway.config.model import Caller, load_config
-from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys, PartnerKey, load_partner_key_file
 from gateway.crypto.subject_keys import LogKeys
 from gateway.disclosure.flow import Gateway, disclose

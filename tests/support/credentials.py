@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.config.model import load_config
-from gateway.crypto.keyring import issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
 
 
 def token_of(root: Path, caller_id: str) -> str:

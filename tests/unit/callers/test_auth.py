@@ -28,7 +28,9 @@ from joserfc.jws import JWSRegistry
 
 from gateway.callers.tokens import CallerAuthenticator, parse_jwks, require_role
 from gateway.config.model import AuthConfig, Caller
-from gateway.crypto.keyring import KeyPaths, generate_missing, issue_dev_token
+from gateway.crypto.dev_tokens import issue_dev_token
+from gateway.crypto.generate import generate_missing
+from gateway.crypto.keyring import KeyPaths
 from gateway.errors import ConfigError, GatewayError
 
 ISSUER = "https://idp.test.example"

@@ -24,7 +24,8 @@ from jwcrypto import jwe as jc_jwe  # type: ignore[import-untyped]
 from jwcrypto import jwk as jc_jwk
 from jwcrypto import jws as jc_jws
 
-from gateway.crypto.keyring import generate_missing, rotate_signing_keys
+from gateway.crypto.generate import generate_missing
+from gateway.crypto.keyring import rotate_signing_keys
 from gateway.crypto.seal import (
     GatewayKeys,
     PartnerKey,

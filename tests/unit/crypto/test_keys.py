@@ -19,16 +19,14 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from gateway.crypto.generate import generate_missing as generate
+from gateway.crypto.key_files import read_secret_key
 from gateway.crypto.keyring import (
     KeyPaths,
     load_key_ring,
     load_signing_keys,
     published_jwks,
-    read_secret_key,
     rotate_signing_keys,
-)
-from gateway.crypto.keyring import (
-    generate_missing as generate,
 )
 from gateway.errors import ConfigError
 from gateway.partners.model import SIGN_ALGS, load_partners

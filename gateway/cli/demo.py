@@ -25,6 +25,7 @@ from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.generate import generate_missing
 from gateway.crypto.seal import GatewayKeys
 from gateway.log.audit import audit_store
+from gateway.log.record import EntryRecord
 from gateway.log.service import LogService
 from gateway.net import is_loopback_host
 from gateway.partners.model import load_partners
@@ -287,11 +288,11 @@ async def _show_log(store: Store, out: Callable[[str], None]) -> None:
     size = await store.log_size()
     out(f"disclosure log: {size} entries (no personal values; subject as keyed HMAC)")
     for index, raw in await store.read_log(0, size):
-        entry = json.loads(raw)
-        what = entry.get("outcome") or entry.get("problem") or ",".join(entry.get("fields", {}))
+        entry = EntryRecord.parse(index, raw)
+        what = entry.outcome or entry.problem or ",".join(entry.fields)
         out(
-            f"  #{index:<3} {entry['kind']:<8} {entry['disclosure_id'][:14]}  "
-            f"{entry.get('partner', ''):<20} {what}"
+            f"  #{index:<3} {entry.kind!s:<8} {entry.disclosure_id[:14]}  "
+            f"{entry.partner or '':<20} {what}"
         )
 
 

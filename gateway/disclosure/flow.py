@@ -60,7 +60,7 @@ class FactsSource(Protocol):
 
 class DisclosureLog(Protocol):
     async def append(self, entry: Mapping[str, Any]) -> int: ...
-    def append_soon(self, entry: Mapping[str, Any]) -> None: ...
+    def append_later(self, entry: Mapping[str, Any]) -> None: ...
 
 
 class PartnerStates(Protocol):
@@ -408,8 +408,8 @@ def _log_outcome(gw: Gateway, attempt: Attempt, sent: Sent) -> None:
         }
     outcome = "sent" if reply is not None else "failed"
     # The partner has answered: the answer goes back while the outcome entry commits
-    # (gateway.log.recovery.InstanceLog.append_soon keeps it if the store is away).
-    gw.log.append_soon(
+    # (gateway.log.recovery.InFlightLog.append_later keeps it if the store is away).
+    gw.log.append_later(
         outcome_entry(
             disclosure_id=attempt.id,
             outcome=outcome,
@@ -503,7 +503,7 @@ def _early_refusal_logged(gw: Gateway, caller: Caller) -> Iterator[None]:
     except GatewayError as exc:
         if exc.disclosure_id is None:
             exc.disclosure_id = new_disclosure_id()
-            gw.log.append_soon(
+            gw.log.append_later(
                 refused_without_request(
                     disclosure_id=exc.disclosure_id,
                     caller=caller.id,
@@ -553,4 +553,4 @@ def _log_refusal(gw: Gateway, arrival: _Arrival, exc: Exception, step: str) -> N
     )
     if isinstance(exc, FieldNamesRefused):
         entry["rejected_field_names"] = exc.count
-    gw.log.append_soon(entry)
+    gw.log.append_later(entry)

@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from gateway.errors import GatewayError
+from gateway.log.record import EntryRecord, NotAnEntry
 from gateway.store.base import LogColumns, LogEntry, LogQuery, StoredLogRow
 
 __all__ = [
@@ -50,10 +51,6 @@ __all__ = [
 KINDS: Final = ("intent", "outcome", "refused")
 OUTCOMES: Final = ("sent", "failed", "unknown")
 COLUMNS: Final = LogColumns._fields
-
-
-class NotAnEntry(ValueError):
-    """Bytes that are not a log entry (so no columns can be derived from them)."""
 
 
 class SearchIndexDamaged(GatewayError):
@@ -117,13 +114,7 @@ def columns_of(entry: Mapping[str, Any]) -> LogColumns:
 
 def columns_of_bytes(data: bytes) -> LogColumns:
     """The search columns of the entry serialized as `data` (NotAnEntry otherwise)."""
-    try:
-        entry = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise NotAnEntry("the entry's bytes are not JSON") from None
-    if not isinstance(entry, dict):
-        raise NotAnEntry("the entry's bytes are not a JSON object")
-    return columns_of(entry)
+    return columns_of(EntryRecord.parse(-1, data).data)
 
 
 def disagreeing(stored: LogColumns, data: bytes) -> tuple[str, ...]:
@@ -223,27 +214,31 @@ class _OfDisclosure:
         return None if columns.disclosure_id == self.disclosure_id else "disclosure_id"
 
 
-def check_rows(rows: Sequence[LogEntry], found_by: RowFilter) -> list[LogEntry]:
-    """`rows` if each one's bytes satisfy what it was found by; SearchIndexDamaged
-    naming the first row and column that do not."""
+def check_rows(rows: Sequence[LogEntry], found_by: RowFilter) -> list[EntryRecord]:
+    """The records of `rows` if each one's bytes satisfy what it was found by;
+    SearchIndexDamaged naming the first row and column that do not. Each row is parsed
+    here once, and its readers read the record."""
+    records = []
     for index, data in rows:
         try:
-            derived = columns_of_bytes(data)
+            record = EntryRecord.parse(index, data)
+            derived = columns_of(record.data)
         except NotAnEntry:
             raise SearchIndexDamaged(index, "kind") from None
         column = found_by.first_mismatch(derived)
         if column is not None:
             raise SearchIndexDamaged(index, column)
-    return list(rows)
+        records.append(record)
+    return records
 
 
-async def checked_search(store: SearchStore, query: LogQuery) -> list[LogEntry]:
+async def checked_search(store: SearchStore, query: LogQuery) -> list[EntryRecord]:
     """``store.log_search(query)``, every row checked against `query` by its bytes (see
     the module docstring)."""
     return check_rows(await store.log_search(query), query)
 
 
-async def checked_disclosure(store: SearchStore, disclosure_id: str) -> list[LogEntry]:
+async def checked_disclosure(store: SearchStore, disclosure_id: str) -> list[EntryRecord]:
     """``store.log_entries_for_disclosure``, every row checked to be of that disclosure."""
     rows = await store.log_entries_for_disclosure(disclosure_id)
     return check_rows(rows, _OfDisclosure(disclosure_id))

@@ -25,7 +25,7 @@ not take its live peers for dead. An instance that was presumed dead anyway (sta
 longer than the timeout) learns it at its next heartbeat, says so loudly, and
 registers again; its late outcomes then follow the `unknown` ones in the log.
 
-:class:`InstanceLog` is the log as the pipeline of one instance sees it: it stamps the
+:class:`InFlightLog` is the log as the pipeline of one instance sees it: it stamps the
 instance on intents, knows which disclosures are in flight, keeps outcome and refusal
 entries that could not be written, and remembers intents whose append failed (the
 store may have committed one before failing to answer; nothing was sent for it, so it
@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import socket
@@ -51,12 +50,13 @@ from typing import Any, Final, Protocol
 from gateway.clock import utc_now
 from gateway.errors import GatewayError
 from gateway.log.entries import outcome_entry, refused_for_intent
+from gateway.log.record import EntryRecord
 from gateway.store.base import LEGACY_INSTANCE, LogEntry
 
 __all__ = [
     "INSTANCE_FIELD",
     "Appender",
-    "InstanceLog",
+    "InFlightLog",
     "Recovery",
     "RecoveryStore",
     "new_instance_id",
@@ -77,8 +77,8 @@ class Appender(Protocol):
     """Where entries go (gateway.log.service.LogService); raises GatewayError on failure."""
 
     async def append(self, entry: Mapping[str, Any]) -> int: ...
-    def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]: ...
-    async def drain(self) -> None: ...
+    def append_later(self, entry: Mapping[str, Any]) -> asyncio.Future[int]: ...
+    async def settle(self) -> None: ...
 
 
 class RecoveryStore(Protocol):
@@ -94,7 +94,7 @@ class RecoveryStore(Protocol):
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]: ...
 
 
-class InstanceLog:
+class InFlightLog:
     """The disclosure log of one instance (the pipeline's `DisclosureLog`); see the module doc.
 
     `in_flight` maps the id of each disclosure whose intent is durable and whose outcome
@@ -144,7 +144,7 @@ class InstanceLog:
             extra={"disclosure_id": entry.get("disclosure_id")},
         )
 
-    def append_soon(self, entry: Mapping[str, Any]) -> None:
+    def append_later(self, entry: Mapping[str, Any]) -> None:
         """Queue an outcome or refusal entry for the next commit without waiting for it.
 
         It records what already happened, and the caller's answer does not depend on
@@ -157,7 +157,7 @@ class InstanceLog:
             raise ValueError("an intent must be durable before sending: use append()")
         if entry.get("kind") == "outcome":
             self.in_flight.pop(str(entry["disclosure_id"]), None)
-        future = self._log.enqueue(entry)
+        future = self._log.append_later(entry)
         self._queued.add(future)
         future.add_done_callback(functools.partial(self._committed, entry))
 
@@ -174,9 +174,9 @@ class InstanceLog:
                 extra={"disclosure_id": entry.get("disclosure_id")},
             )
 
-    async def flush(self) -> None:
-        """Commit every entry queued by `append_soon` now, and wait for it to commit or fail."""
-        await self._log.drain()
+    async def settle(self) -> None:
+        """Commit every entry queued by `append_later` now, and wait for it to commit or fail."""
+        await self._log.settle()
         while self._queued:
             await asyncio.wait(set(self._queued))
 
@@ -210,7 +210,7 @@ class Recovery:
         self._writer = log
         self.timeout_s = timeout_s
         self.instance_id = instance_id or new_instance_id()
-        self.log = InstanceLog(log, self.instance_id)
+        self.log = InFlightLog(log, self.instance_id)
         self._clock = clock
         self._monotonic = monotonic
         self._alive_since: float | None = None
@@ -228,7 +228,7 @@ class Recovery:
         self._alive_since = self._monotonic()
         # Intents without outcome whose instance the table does not track (it was
         # recovered, or wrote them before schema 4) get a row, so a sweep claims them.
-        owners = {_owner(raw) for _, raw in await self._store.intents_without_outcome()}
+        owners = {_owner(intent) for intent in await self._intents_without_outcome()}
         await self._store.adopt_instances(sorted(owners - {self.instance_id}))
         log.info("instance %s registered", self.instance_id)
         if background:
@@ -240,9 +240,9 @@ class Recovery:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.log.flush()
+        await self.log.settle()
         try:
-            await self._settle()
+            await self._write_kept()
             interrupted = dict(self.log.in_flight)
             await self._mark_unknown(interrupted)
             for disclosure_id in interrupted:
@@ -278,7 +278,7 @@ class Recovery:
             self._alive_since = now
         elif self._alive_since is None:
             self._alive_since = now
-        await self._settle()
+        await self._write_kept()
         if now - self._alive_since < self.timeout_s:
             return []  # not yet alive long enough to tell a dead peer from a lost database
         return await self._recover_dead()
@@ -297,10 +297,9 @@ class Recovery:
             return []
         dead = set(claimed)
         orphans: dict[str, str] = {}
-        for _, raw in await self._store.intents_without_outcome():
-            entry = json.loads(raw)
-            if _owner(raw, entry) in dead:
-                orphans[str(entry["disclosure_id"])] = str(entry.get("partner"))
+        for intent in await self._intents_without_outcome():
+            if _owner(intent) in dead:
+                orphans[intent.disclosure_id] = str(intent.partner)
         await self._mark_unknown(orphans)
         await self._store.finish_recovery(claimed, self.instance_id)
         if orphans:
@@ -329,7 +328,7 @@ class Recovery:
             )
         )
 
-    async def _settle(self) -> None:
+    async def _write_kept(self) -> None:
         """Write the entries kept while the store was away, then close unsure intents."""
         backlog = self.log.backlog
         while backlog:
@@ -361,15 +360,15 @@ class Recovery:
                 )
             del self.log.unsure[disclosure_id]
 
-    async def _kinds_of(self, disclosure_id: str) -> set[str]:
-        return {
-            json.loads(raw)["kind"]
-            for _, raw in await self._store.log_entries_for_disclosure(disclosure_id)
-        }
+    async def _kinds_of(self, disclosure_id: str) -> set[str | None]:
+        rows = await self._store.log_entries_for_disclosure(disclosure_id)
+        return {EntryRecord.parse(index, raw).kind for index, raw in rows}
+
+    async def _intents_without_outcome(self) -> list[EntryRecord]:
+        rows = await self._store.intents_without_outcome()
+        return [EntryRecord.parse(index, raw) for index, raw in rows]
 
 
-def _owner(raw: bytes, entry: Mapping[str, Any] | None = None) -> str:
+def _owner(intent: EntryRecord) -> str:
     """The instance that wrote an intent (intents before schema 4 name none)."""
-    parsed = json.loads(raw) if entry is None else entry
-    owner = parsed.get(INSTANCE_FIELD)
-    return owner if isinstance(owner, str) and owner else LEGACY_INSTANCE
+    return intent.instance or LEGACY_INSTANCE

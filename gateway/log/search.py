@@ -32,6 +32,7 @@ from gateway.log.columns import (
     checked_search,
     columns_of_bytes,
 )
+from gateway.log.record import ENTRY_MEMBERS, EntryRecord
 from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogQuery, LogRecord
 
 __all__ = [
@@ -49,41 +50,8 @@ __all__ = [
 OUTCOME_FILTERS: Final = ("sent", "failed", "unknown", "refused")
 EXPORT_CHUNK: Final = 5_000
 
-# Every field an entry may have, in a stable order; anything else goes to "extra".
-CSV_COLUMNS: Final = (
-    "index",
-    "time",
-    "kind",
-    "disclosure_id",
-    "caller",
-    "instance",
-    "partner",
-    "partner_category",
-    "operation",
-    "method",
-    "purpose",
-    "legal_basis",
-    "consent_id",
-    "legal_request_id",
-    "policy_version",
-    "bound_by_policy_version",
-    "subject_ref",
-    "fields",
-    "withheld",
-    "withheld_unknown",
-    "data_digest",
-    "needs_review",
-    "retention_days",
-    "outcome",
-    "partner_status",
-    "attempts",
-    "problem",
-    "maybe_received",
-    "reasons",
-    "rejected_field_names",
-    "v",
-    "extra",
-)
+# Every member an entry may have, then "extra" for anything else.
+CSV_COLUMNS: Final = ("index", *ENTRY_MEMBERS, "extra")
 # A cell starting with one of these is a formula to a spreadsheet program.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
@@ -152,60 +120,59 @@ class Query:
 
 @dataclass(frozen=True)
 class Found:
-    """One disclosure: its first entry and its outcome entries (with their indexes)."""
+    """One disclosure: its first entry and its outcome entries."""
 
-    index: int
-    entry: dict[str, Any]
-    outcomes: tuple[tuple[int, dict[str, Any]], ...] = ()
+    entry: EntryRecord
+    outcomes: tuple[EntryRecord, ...] = ()
+
+    @property
+    def index(self) -> int:
+        return self.entry.index
 
     @property
     def outcome(self) -> str:
         """refused, the latest outcome's value, or pending (no outcome entry yet)."""
-        if self.entry.get("kind") == "refused":
+        if self.entry.kind == "refused":
             return "refused"
         if not self.outcomes:
             return "pending"
-        return str(self.outcomes[-1][1].get("outcome"))
+        return str(self.outcomes[-1].outcome)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "outcome": self.outcome,
-            "entry": self.entry,
-            "outcome_entries": [{"index": i, "entry": e} for i, e in self.outcomes],
+            "entry": self.entry.data,
+            "outcome_entries": [{"index": e.index, "entry": e.data} for e in self.outcomes],
         }
 
 
-def _time(entry: Mapping[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(entry.get("time", "")).replace("Z", "+00:00"))
-
-
-def _matches(entry: Mapping[str, Any], query: Query) -> bool:
-    if entry.get("kind") not in ("intent", "refused"):
+def _matches(entry: EntryRecord, query: Query) -> bool:
+    if entry.kind not in ("intent", "refused"):
         return False
-    for name, wanted in (
-        ("partner", query.partner),
-        ("purpose", query.purpose),
-        ("legal_basis", query.legal_basis),
+    for value, wanted in (
+        (entry.partner, query.partner),
+        (entry.purpose, query.purpose),
+        (entry.legal_basis, query.legal_basis),
     ):
-        if wanted is not None and entry.get(name) != wanted:
+        if wanted is not None and value != wanted:
             return False
-    if query.subject_refs is not None and entry.get("subject_ref") not in query.subject_refs:
+    if query.subject_refs is not None and entry.subject_ref not in query.subject_refs:
         return False
-    at = _time(entry)
+    at = entry.at
     return (query.since is None or at >= query.since) and (query.until is None or at < query.until)
 
 
 async def _disclosure(
     store: SearchStore, disclosure_id: str, found_at: int
-) -> tuple[LogEntry, list[LogEntry]]:
+) -> tuple[EntryRecord, tuple[EntryRecord, ...]]:
     """The first entry of a disclosure and its others; `found_at` is the index of the
     entry that named it, which the disclosure's own lookup must return too."""
     rows = await checked_disclosure(store, disclosure_id)
-    if all(index != found_at for index, _ in rows):
+    if all(row.index != found_at for row in rows):
         raise SearchIndexDamaged(found_at, "disclosure_id")
-    first = next((r for r in rows if json.loads(r[1]).get("kind") != "outcome"), rows[0])
-    return first, [r for r in rows if r is not first]
+    first = next((row for row in rows if row.kind != "outcome"), rows[0])
+    return first, tuple(row for row in rows if row is not first)
 
 
 async def search(
@@ -236,33 +203,29 @@ async def search(
         limit=page,
     )
     while rows := await checked_search(store, page_query):
-        for index, raw in rows:
-            entry = json.loads(raw)
-            outcomes: tuple[tuple[int, dict[str, Any]], ...] = ()
-            if entry.get("kind") == "intent":
-                _, others = await _disclosure(store, str(entry["disclosure_id"]), index)
-                outcomes = tuple((i, json.loads(e)) for i, e in others)
-            found = Found(index, entry, outcomes)
+        for entry in rows:
+            outcomes: tuple[EntryRecord, ...] = ()
+            if entry.kind == "intent":
+                _, outcomes = await _disclosure(store, entry.disclosure_id, entry.index)
+            found = Found(entry, outcomes)
             if query.outcome is None or found.outcome == query.outcome:
                 yield found
-        page_query = page_query.after(rows[-1][0])
+        page_query = page_query.after(rows[-1].index)
 
 
 async def _by_outcome(store: SearchStore, query: Query, page: int) -> AsyncIterator[Found]:
     seen: set[str] = set()
     page_query = LogQuery(kind="outcome", outcome=query.outcome, partner=query.partner, limit=page)
     while rows := await checked_search(store, page_query):
-        for found_at, raw in rows:
-            disclosure_id = str(json.loads(raw)["disclosure_id"])
+        for row in rows:
+            disclosure_id = row.disclosure_id
             if disclosure_id in seen:
                 continue
             seen.add(disclosure_id)
-            (index, first), others = await _disclosure(store, disclosure_id, found_at)
-            entry = json.loads(first)
-            found = Found(index, entry, tuple((i, json.loads(e)) for i, e in others))
-            if _matches(entry, query) and found.outcome == query.outcome:
+            found = Found(*await _disclosure(store, disclosure_id, row.index))
+            if _matches(found.entry, query) and found.outcome == query.outcome:
                 yield found
-        page_query = page_query.after(rows[-1][0])
+        page_query = page_query.after(rows[-1].index)
 
 
 async def export_entries(

@@ -193,14 +193,15 @@ class LogService:
         """Append one entry (group commit); its index once it is durable."""
         return await self.writer.append(entry)
 
-    def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
-        """Queue one entry for the next group commit without waiting (``LogWriter.enqueue``)."""
-        return self.writer.enqueue(entry)
+    def append_later(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
+        """Queue one entry for the next group commit without waiting for it (see
+        ``LogWriter.append_later``)."""
+        return self.writer.append_later(entry)
 
-    async def drain(self) -> None:
+    async def settle(self) -> None:
         """Commit every entry queued so far and wait for it (or its failure): then a read
         sees it."""
-        await self.writer.drain()
+        await self.writer.settle()
 
     async def append_rows(self, rows: Sequence[LogRow]) -> list[int]:
         """Append many rows in one transaction (imports, benchmarks); their indexes."""
@@ -380,7 +381,7 @@ class LogService:
         stored checkpoint. Entries this instance has queued are committed first, so the
         checkpoint covers every disclosure already answered.
         """
-        await self.writer.drain()
+        await self.writer.settle()
         async with self._checkpoint_lock:
             for _ in range(CHECKPOINT_ATTEMPTS):
                 latest = await self._store.latest_checkpoint()
@@ -463,7 +464,7 @@ class LogService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
-        await self.writer.drain()
+        await self.writer.settle()
         if self._sync_task is not None:
             with contextlib.suppress(GatewayError):
                 await self._sync_task

@@ -47,17 +47,13 @@ class LogWriter:
 
     async def append(self, entry: Mapping[str, Any]) -> int:
         """Append one entry; return its index once it is durable. Raises the store's error."""
-        return await self.append_row(row_of(entry))
-
-    async def append_row(self, row: LogRow) -> int:
-        """Append a row made by ``entries.row_of``; return its index once durable."""
-        future = self._queue(row)
+        future = self._queue(row_of(entry))
         self._start_flush()
         return await future
 
-    def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
+    def append_later(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
         """Queue one entry for the next commit and return at once. The future gives its
-        index once durable, or the store's error; `drain()` waits for it too.
+        index once durable, or the store's error; `settle()` waits for it too.
 
         Nobody waits on a queued entry, so it rides with the next awaited append, or
         commits on its own after `linger_s`: one commit instead of two per disclosure
@@ -103,7 +99,7 @@ class LogWriter:
                 if not future.done():
                     future.set_result(index)
 
-    async def drain(self) -> None:
+    async def settle(self) -> None:
         """Wait until every pending append has been committed or failed."""
         self._start_flush()
         while (flushing := self._flushing) is not None and not flushing.done():

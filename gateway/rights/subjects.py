@@ -74,30 +74,31 @@ async def subject_report(
     refs = await subject_refs(store, log_keys, subject)
     async for found in search(store, Query(subject_refs=refs)):
         entry = found.entry
-        if entry.get("kind") != "intent":
+        if entry.kind != "intent":
             continue
-        last = found.outcomes[-1][1] if found.outcomes else {}
-        partner = partners.get(str(entry.get("partner")))
+        last = found.outcomes[-1] if found.outcomes else None
+        partner = partners.get(str(entry.partner))
+        retention_days = entry.retention_days
+        if "retention_days" not in entry.data:  # written before retention was logged
+            retention_days = partner.retention_days if partner else None
         rows.append(
             {
-                "time": entry.get("time"),
-                "disclosure_id": entry.get("disclosure_id"),
-                "partner": entry.get("partner"),
+                "time": entry.time,
+                "disclosure_id": entry.disclosure_id,
+                "partner": entry.partner,
                 "partner_name": partner.name if partner else None,
-                "partner_category": entry.get("partner_category"),
-                "operation": entry.get("operation"),
-                "purpose": entry.get("purpose"),
-                "legal_basis": entry.get("legal_basis"),
-                "fields": entry.get("fields", {}),
+                "partner_category": entry.partner_category,
+                "operation": entry.operation,
+                "purpose": entry.purpose,
+                "legal_basis": entry.legal_basis,
+                "fields": entry.fields,
                 "outcome": found.outcome,
-                "partner_status": last.get("partner_status"),
-                "maybe_received": bool(last.get("maybe_received")),
-                "consent_id": entry.get("consent_id"),
-                "legal_request_id": entry.get("legal_request_id"),
-                "policy_version": entry.get("policy_version"),
-                "retention_days": entry.get(
-                    "retention_days", partner.retention_days if partner else None
-                ),
+                "partner_status": last.partner_status if last else None,
+                "maybe_received": last is not None and last.maybe_received,
+                "consent_id": entry.consent_id,
+                "legal_request_id": entry.legal_request_id,
+                "policy_version": entry.policy_version,
+                "retention_days": retention_days,
             }
         )
     return rows

@@ -110,7 +110,7 @@ async def log_settled(request: web.Request, handler: Handler) -> web.StreamRespo
     if request.match_info.route.name not in NO_LOG_READS:
         log_service = request.config_dict.get(LOG)
         if log_service is not None:
-            await log_service.drain()
+            await log_service.settle()
     return await handler(request)
 
 

@@ -22,6 +22,7 @@ from gateway.config.model import Config, Reviewer
 from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
 from gateway.log.entries import intent_entry, outcome_entry, refused_entry, row_of
+from gateway.log.record import EntryRecord
 from gateway.partners.model import Partner
 from gateway.policy.decide import Decision
 from gateway.policy.request import DisclosureRequest
@@ -305,7 +306,7 @@ async def seed(
         seeded.ids[spec[0]] = str(entries[0]["disclosure_id"])
         seeded.indexes[spec[0]] = indexes
         if entries[0].get("needs_review"):
-            item = QueueItem.from_intent(indexes[0], entries[0])
+            item = QueueItem.from_intent(EntryRecord.parse(indexes[0], row_of(entries[0]).entry))
             fake.queue[item.disclosure_id] = item
     fake.checkpoint_size = await store.log_size() - 1  # the last entry awaits a checkpoint
     return seeded

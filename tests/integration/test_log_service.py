@@ -260,7 +260,7 @@ async def test_search_by_subject_purpose_and_outcome(service: LogService, store:
     await service.append(json.loads(row(1, outcome="unknown").entry))
 
     async def ids(query: Query) -> list[str]:
-        return [str(f.entry["disclosure_id"]) async for f in search(store, query)]
+        return [f.entry.disclosure_id async for f in search(store, query)]
 
     assert await ids(Query(subject_refs=["ref-a", "ref-z"])) == ["d-0", "d-2"]
     assert await ids(Query(subject_refs=[])) == []
@@ -373,5 +373,5 @@ async def test_subject_refs_cover_only_the_months_the_log_spans(
     refs = await subject_refs(store, keys, "s-1")
     assert refs == [keys.subject_ref("s-1", october), keys.subject_ref("s-1", november)]
     assert await subject_refs(store, keys, "s-1", since=november) == refs[1:]
-    found = [f.entry["disclosure_id"] async for f in search(store, Query(subject_refs=refs))]
+    found = [f.entry.disclosure_id async for f in search(store, Query(subject_refs=refs))]
     assert found == ["d-0", "d-1"]

@@ -62,15 +62,15 @@ class Flaky:
             raise StoreUnavailable("database down (test)")
         return await self.writer.append(entry)
 
-    def enqueue(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
+    def append_later(self, entry: Mapping[str, Any]) -> asyncio.Future[int]:
         if not self.down:
-            return self.writer.enqueue(entry)
+            return self.writer.append_later(entry)
         failed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         failed.set_exception(StoreUnavailable("database down (test)"))
         return failed
 
-    async def drain(self) -> None:
-        await self.writer.drain()
+    async def settle(self) -> None:
+        await self.writer.settle()
 
 
 def intent(disclosure_id: str, **extra: Any) -> dict[str, Any]:
@@ -176,14 +176,14 @@ async def test_an_outcome_queued_without_waiting_is_kept_if_its_commit_fails(
     try:
         await recovery.log.append(intent("d-soon-1"))
         await recovery.log.append(intent("d-soon-2"))
-        recovery.log.append_soon(outcome("d-soon-1"))
+        recovery.log.append_later(outcome("d-soon-1"))
         assert not recovery.log.settled  # queued, not yet committed
-        await recovery.log.flush()
+        await recovery.log.settle()
         assert await outcomes_of(store, "d-soon-1") == ["sent"]
 
         flaky.down = True
-        recovery.log.append_soon(outcome("d-soon-2", "failed"))
-        await recovery.log.flush()
+        recovery.log.append_later(outcome("d-soon-2", "failed"))
+        await recovery.log.settle()
         assert [e["disclosure_id"] for e in recovery.log.backlog] == ["d-soon-2"]
         assert await outcomes_of(store, "d-soon-2") == []
         flaky.down = False
@@ -191,7 +191,7 @@ async def test_an_outcome_queued_without_waiting_is_kept_if_its_commit_fails(
         assert await outcomes_of(store, "d-soon-2") == ["failed"]
         assert recovery.log.settled
         with pytest.raises(ValueError, match="intent must be durable"):
-            recovery.log.append_soon(intent("d-soon-3"))
+            recovery.log.append_later(intent("d-soon-3"))
     finally:
         await recovery.stop()
 

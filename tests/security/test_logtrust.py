@@ -334,7 +334,7 @@ def _charge(data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _all_log_bytes(client: Any) -> bytes:
-    await client.server.app[LOG].drain()
+    await client.server.app[LOG].settle()
     store = client.server.app[STORE]
     return b"\n".join(raw for _, raw in await store.read_log(0, await store.log_size()))
 
@@ -409,7 +409,7 @@ class FakeLog:
         self.entries.append(dict(entry))
         return len(self.entries) - 1
 
-    def append_soon(self, entry: Mapping[str, Any]) -> None:
+    def append_later(self, entry: Mapping[str, Any]) -> None:
         self.entries.append(dict(entry))
 
 

@@ -17,6 +17,6 @@ async def logged(app: web.Application, disclosure_id: str) -> list[dict[str, Any
     Outcome and refusal entries commit while the answer goes back (gateway.disclosure.flow);
     the app's own read routes wait for them the same way (gateway.web.app.log_settled).
     """
-    await app[LOG].drain()
+    await app[LOG].settle()
     rows = await app[STORE].log_entries_for_disclosure(disclosure_id)
     return [json.loads(raw) for _, raw in rows]

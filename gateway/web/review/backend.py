@@ -17,12 +17,13 @@ Each method may raise :class:`gateway.errors.GatewayError` (``not_found``, ``con
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from aiohttp import web
+
+from gateway.log.record import EntryRecord
 
 __all__ = [
     "OVERDUE_AFTER",
@@ -32,18 +33,12 @@ __all__ = [
     "ProofCheck",
     "QueueItem",
     "ReviewBackend",
-    "parse_entry_time",
 ]
 
 OVERDUE_AFTER: Final = timedelta(hours=72)
 """An emergency disclosure still without justification after this long is overdue."""
 
 ProofStatus = Literal["verified", "pending", "failed"]
-
-
-def parse_entry_time(value: object) -> datetime:
-    """The `time` of a log entry (RFC 3339 with `Z`) as an aware datetime."""
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -103,18 +98,18 @@ class QueueItem:
     legal_basis: str
 
     @classmethod
-    def from_intent(cls, index: int, entry: Mapping[str, Any]) -> QueueItem:
-        """The item for an intent entry (as decoded from the log's canonical JSON)."""
+    def from_intent(cls, entry: EntryRecord) -> QueueItem:
+        """The item for an intent entry."""
         return cls(
-            disclosure_id=str(entry["disclosure_id"]),
-            index=index,
-            time=parse_entry_time(entry["time"]),
-            caller=str(entry.get("caller", "")),
-            partner=str(entry.get("partner", "")),
-            partner_category=entry.get("partner_category"),
-            operation=str(entry.get("operation", "")),
-            purpose=str(entry.get("purpose", "")),
-            legal_basis=str(entry.get("legal_basis", "")),
+            disclosure_id=entry.disclosure_id,
+            index=entry.index,
+            time=entry.at,
+            caller=str(entry.caller),
+            partner=str(entry.partner),
+            partner_category=entry.partner_category,
+            operation=str(entry.operation),
+            purpose=str(entry.purpose),
+            legal_basis=str(entry.legal_basis),
         )
 
     def overdue(self, now: datetime) -> bool:

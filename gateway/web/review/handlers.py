@@ -31,7 +31,6 @@ from gateway.web.review.listing import (
     SCAN_BUDGET,
     Filters,
     csv_lines,
-    decode_entry,
     matching_rows,
     search_page,
 )
@@ -321,20 +320,16 @@ async def disclosure_detail(request: web.Request, who: SignedIn) -> web.StreamRe
     review = backend(request)
     entries = []
     needs_review = False
-    for index, raw in found:
-        entry = decode_entry(raw)
-        needs_review = needs_review or (
-            entry.get("kind") == "intent" and entry.get("needs_review") is True
-        )
-        fields = entry.get("fields")
+    for entry in found:
+        needs_review = needs_review or (entry.kind == "intent" and entry.needs_review)
         entries.append(
             {
-                "index": index,
-                "kind": entry.get("kind"),
-                "members": _entry_members(entry),
-                "fields": sorted(fields.items()) if isinstance(fields, dict) else [],
-                "raw": raw.decode("utf-8"),
-                "proof": await review.verify_entry(index),
+                "index": entry.index,
+                "kind": entry.kind,
+                "members": _entry_members(entry.data),
+                "fields": sorted(entry.fields.items()),
+                "raw": entry.raw.decode("utf-8"),
+                "proof": await review.verify_entry(entry.index),
             }
         )
     justification = await review.justification(disclosure_id) if needs_review else None

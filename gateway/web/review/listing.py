@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final
+from typing import Final
 
 from gateway import vocabulary as v
 from gateway.errors import GatewayError
 from gateway.log.columns import checked_disclosure, checked_search
-from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogQuery, Store
-from gateway.web.review.backend import parse_entry_time
+from gateway.log.record import EntryRecord
+from gateway.store.base import MAX_SEARCH_LIMIT, LogQuery, Store
 
 __all__ = [
     "CSV_COLUMNS",
@@ -42,7 +41,6 @@ __all__ = [
     "Row",
     "csv_cell",
     "csv_lines",
-    "decode_entry",
     "matching_rows",
     "search_page",
 ]
@@ -192,41 +190,40 @@ class Row:
     partner_status: int | None = None
 
     @classmethod
-    def of(cls, index: int, entry: Mapping[str, Any]) -> Row:
-        fields = entry.get("fields")
+    def of(cls, entry: EntryRecord) -> Row:
         return cls(
-            index=index,
-            kind=str(entry.get("kind")),
-            time=parse_entry_time(entry.get("time")),
-            disclosure_id=str(entry.get("disclosure_id", "")),
-            caller=str(entry.get("caller", "")),
+            index=entry.index,
+            kind=str(entry.kind),
+            time=entry.at,
+            disclosure_id=entry.disclosure_id,
+            # str(): a refusal before the request was read has no purpose or basis (None).
+            caller=str(entry.caller),
             # None in a refusal of a partner or operation that does not exist (the
             # caller's made-up id is not logged).
-            partner=str(entry.get("partner") or ""),
-            partner_category=entry.get("partner_category"),
-            operation=str(entry.get("operation") or ""),
-            purpose=str(entry.get("purpose", "")),
-            legal_basis=str(entry.get("legal_basis", "")),
-            policy_version=str(entry.get("policy_version", "")),
-            fields={str(k): str(t) for k, t in fields.items()} if isinstance(fields, dict) else {},
-            withheld=tuple(str(x) for x in entry.get("withheld") or ()),
-            needs_review=entry.get("needs_review") is True,
-            consent_id=entry.get("consent_id"),
-            legal_request_id=entry.get("legal_request_id"),
-            retention_days=entry.get("retention_days"),
-            problem=entry.get("problem"),
-            outcome="refused" if entry.get("kind") == "refused" else None,
+            partner=entry.partner or "",
+            partner_category=entry.partner_category,
+            operation=entry.operation or "",
+            purpose=str(entry.purpose),
+            legal_basis=str(entry.legal_basis),
+            policy_version=str(entry.policy_version),
+            fields=entry.fields,
+            withheld=entry.withheld,
+            needs_review=entry.needs_review,
+            consent_id=entry.consent_id,
+            legal_request_id=entry.legal_request_id,
+            retention_days=entry.retention_days,
+            problem=entry.problem,
+            outcome="refused" if entry.kind == "refused" else None,
         )
 
-    def with_outcome(self, outcome: Mapping[str, Any] | None) -> Row:
+    def with_outcome(self, outcome: EntryRecord | None) -> Row:
         if outcome is None or self.kind != "intent":
             return self
-        status = outcome.get("partner_status")
         return replace(
             self,
-            outcome=str(outcome.get("outcome")),
-            partner_status=status if isinstance(status, int) else None,
-            problem=outcome.get("problem"),
+            outcome=str(outcome.outcome),
+            partner_status=outcome.partner_status,
+            problem=outcome.problem,
         )
 
     @property
@@ -244,14 +241,6 @@ class Row:
         return "; ".join(f"{name}:{how}" for name, how in sorted(self.fields.items()))
 
 
-def decode_entry(raw: bytes) -> dict[str, Any]:
-    """A stored entry's canonical JSON as a dict (the log writes only objects)."""
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise GatewayError("internal_error", "a log entry is not a JSON object")
-    return value
-
-
 @dataclass(frozen=True)
 class Page:
     rows: list[Row]
@@ -261,7 +250,7 @@ class Page:
 
 async def _entries(
     store: Store, filters: Filters, after: int | None, batch: int
-) -> AsyncGenerator[LogEntry, None]:
+) -> AsyncGenerator[EntryRecord, None]:
     """Entries passing the store's filters, in index order, paged by index."""
     query = filters.log_query(after, batch)
     while True:
@@ -270,15 +259,14 @@ async def _entries(
             yield item
         if len(found) < batch:
             return
-        query = query.after(found[-1][0])
+        query = query.after(found[-1].index)
 
 
-async def _outcome(store: Store, disclosure_id: str) -> dict[str, Any] | None:
+async def _outcome(store: Store, disclosure_id: str) -> EntryRecord | None:
     # One indexed lookup per intent (by disclosure id); a bulk lookup in the store
     # would serve an export of millions of rows better.
     entries = await checked_disclosure(store, disclosure_id)
-    outcomes = [decode_entry(raw) for _, raw in entries]
-    last = [e for e in outcomes if e.get("kind") == "outcome"]
+    last = [e for e in entries if e.kind == "outcome"]
     return last[-1] if last else None
 
 
@@ -287,12 +275,12 @@ async def _rows(
 ) -> AsyncGenerator[tuple[int, Row | None], None]:
     """(index, row or None) for every entry read: None when the entry is no match."""
     async with aclosing(_entries(store, filters, after, batch)) as entries:
-        async for index, raw in entries:
-            entry = decode_entry(raw)
-            if entry.get("kind") not in ("intent", "refused"):
+        async for entry in entries:
+            index = entry.index
+            if entry.kind not in ("intent", "refused"):
                 yield index, None
                 continue
-            row = Row.of(index, entry)
+            row = Row.of(entry)
             if filters.category is not None and row.partner_category != filters.category:
                 yield index, None
                 continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -118,11 +117,8 @@ class LogReviewBackend:
         for basis in sorted(v.BASES_NEEDING_REVIEW):
             query = LogQuery(kind="intent", legal_basis=basis, limit=MAX_SEARCH_LIMIT)
             while rows := await checked_search(self._store, query):
-                for index, raw in rows:
-                    entry = json.loads(raw)
-                    if entry.get("needs_review"):
-                        items.append(QueueItem.from_intent(index, entry))
-                query = query.after(rows[-1][0])
+                items.extend(QueueItem.from_intent(entry) for entry in rows if entry.needs_review)
+                query = query.after(rows[-1].index)
         return sorted(items, key=lambda item: item.index)
 
     async def review_queue(self) -> list[QueueItem]:
@@ -138,8 +134,7 @@ class LogReviewBackend:
 
     async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
         rows = await checked_disclosure(self._store, disclosure_id)
-        intents = [json.loads(raw) for _, raw in rows]
-        if not any(e.get("kind") == "intent" and e.get("needs_review") for e in intents):
+        if not any(e.kind == "intent" and e.needs_review for e in rows):
             raise GatewayError("not_found", "no emergency disclosure with this id awaits review")
         record = JustificationRecord(disclosure_id, reviewer_id, text, self._clock())
         if not await self._store.add_justification(record):

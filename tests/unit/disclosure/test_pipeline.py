@@ -16,7 +16,7 @@ from gateway.crypto.seal import GatewayKeys, PartnerKey, load_partner_key_file
 from gateway.disclosure.flow import Gateway, disclose
 from gateway.errors import GatewayError
 from gateway.log.entries import LogKeys
-from gateway.log.recovery import InstanceLog
+from gateway.log.recovery import InFlightLog
 from gateway.log.writer import LogWriter
 from gateway.outbound.delivery import PartnerReply, PartnerTimeout
 from gateway.partners.model import Operation, Partner, PartnerState
@@ -62,9 +62,9 @@ class FakeLog:
         self.entries.append(entry)
         return len(self.entries) - 1
 
-    def append_soon(self, entry: Mapping[str, Any]) -> None:
+    def append_later(self, entry: Mapping[str, Any]) -> None:
         if entry["kind"] in self.fail_kinds:
-            return  # InstanceLog keeps it for later; the answer does not change
+            return  # InFlightLog keeps it for later; the answer does not change
         self.journal.events.append(f"log:{entry['kind']}")
         self.entries.append(entry)
 
@@ -114,7 +114,7 @@ class JournalledKeys(GatewayKeys):
 
 
 class JournalledStore:
-    """The store under the real InstanceLog and LogWriter: notes when a commit reaches it."""
+    """The store under the real InFlightLog and LogWriter: notes when a commit reaches it."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
@@ -130,7 +130,7 @@ class JournalledStore:
 def gateway(
     config: Config,
     partners: dict[str, Partner],
-    log: FakeLog | InstanceLog,
+    log: FakeLog | InFlightLog,
     outbound: FakeOutbound,
     seal_error: GatewayError | None = None,
 ) -> Gateway:
@@ -208,14 +208,14 @@ async def test_lost_outcome_does_not_hide_the_partner_answer(config, partners):
 
 async def test_the_payload_is_sealed_while_the_intent_commits(config, partners):
     journal = Journal()
-    log = InstanceLog(LogWriter(JournalledStore(journal), linger_s=60), "i-1")
+    log = InFlightLog(LogWriter(JournalledStore(journal), linger_s=60), "i-1")
     gw = gateway(config, partners, log, FakeOutbound(journal))
     gw.keys.journal = journal  # type: ignore[attr-defined]
     await disclose(gw, CALLER, REQUEST)
     # The real writer hands the intent to the store before the seal starts, and the
     # partner gets nothing until the commit is done; the outcome waits for the next commit.
     assert journal.events == ["store:intent", "seal", "send"]
-    await log.flush()
+    await log.settle()
     assert journal.events[-1] == "store:outcome"
 
 

@@ -88,7 +88,9 @@ def test_bytes_that_are_no_entry_disagree_everywhere() -> None:
 
 def test_a_found_row_must_satisfy_its_filters_by_its_bytes() -> None:
     rows = [(0, outcome(0)), (1, outcome(1, "failed"))]
-    assert check_rows(rows, LogQuery(kind="outcome")) == rows
+    checked = check_rows(rows, LogQuery(kind="outcome"))
+    assert [(entry.index, entry.raw) for entry in checked] == rows
+    assert [entry.outcome for entry in checked] == ["sent", "failed"]
     with pytest.raises(SearchIndexDamaged) as damaged:
         check_rows(rows, LogQuery(kind="outcome", outcome="sent"))
     assert (damaged.value.index, damaged.value.column, damaged.value.status) == (1, "outcome", 503)

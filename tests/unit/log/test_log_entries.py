@@ -1,4 +1,5 @@
-"""Log entries hold no personal value; subject references are keyed per month and forgettable."""
+"""Log entries hold no personal value; subject references are keyed per month and forgettable;
+read back, an entry is a typed record of its bytes."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ from gateway.crypto.subject_keys import (
     forget_before,
     key_file,
 )
-from gateway.log.entries import intent_entry, outcome_entry, refused_entry, row_of
+from gateway.log.entries import (
+    intent_entry,
+    outcome_entry,
+    refused_entry,
+    refused_without_request,
+    row_of,
+)
 from gateway.log.merkle import leaf_hash
+from gateway.log.record import ENTRY_MEMBERS, EntryRecord, NotAnEntry
 from gateway.partners.model import Partner
 from gateway.policy.decide import Decision
 from gateway.policy.request import DisclosureRequest
@@ -208,3 +216,81 @@ def test_periods() -> None:
         Period.parse("2026-13")
     with pytest.raises(ValueError, match="naive"):
         Period.of(datetime(2026, 1, 1))
+
+
+# -- read back ---------------------------------------------------------------------------
+
+
+def records(keys: LogKeys, partners: dict[str, Partner]) -> list[EntryRecord]:
+    return [
+        EntryRecord.parse(index, row_of(entry).entry)
+        for index, entry in enumerate(entries(keys, partners))
+    ]
+
+
+def test_an_intent_reads_as_typed_members(keys: LogKeys, partners: dict[str, Partner]) -> None:
+    intent = records(keys, partners)[0]
+    assert (intent.index, intent.kind, intent.disclosure_id) == (0, "intent", "d-1")
+    assert intent.time == "2026-11-24T09:30:00.000Z"
+    assert intent.at == NOV
+    assert (intent.caller, intent.partner, intent.operation) == (
+        "sales-service",
+        "lao-credit-bureau",
+        "credit_check",
+    )
+    assert (intent.purpose, intent.legal_basis) == ("service_provision", "consent")
+    assert intent.subject_ref == keys.subject_ref(SUBJECT, NOV)
+    assert intent.fields == {"name": "keep", "phone": "keep", "date_of_birth": "year"}
+    assert intent.withheld == ("email",)
+    assert intent.needs_review is False
+    assert intent.consent_id == "c-1"
+    assert intent.retention_days == partners["lao-credit-bureau"].retention_days
+    assert intent.instance is None  # stamped by the in-flight log, not by the builder
+    assert (intent.outcome, intent.problem, intent.reasons) == (None, None, ())
+
+
+def test_outcomes_and_refusals_read_as_typed_members(
+    keys: LogKeys, partners: dict[str, Partner]
+) -> None:
+    _, outcome, refused = records(keys, partners)
+    assert (outcome.kind, outcome.outcome, outcome.partner_status) == ("outcome", "sent", 201)
+    assert outcome.maybe_received is False
+    assert outcome.fields == {}
+    assert (refused.kind, refused.problem) == ("refused", "consent_required")
+    assert refused.reasons == ("no consent of the subject covers lao-credit-bureau",)
+    early = EntryRecord.parse(
+        7,
+        row_of(
+            refused_without_request(
+                disclosure_id="d-2",
+                caller="sales-service",
+                problem="invalid_json",
+                reason="refused before the request was read: invalid_json",
+                at=datetime(2026, 12, 1, tzinfo=UTC),
+                policy_version="2024-09-30",
+            )
+        ).entry,
+    )
+    assert (early.partner, early.operation, early.purpose, early.subject_ref) == (None,) * 4
+
+
+def test_the_record_keeps_the_bytes_and_the_object(
+    keys: LogKeys, partners: dict[str, Partner]
+) -> None:
+    for record, entry in zip(records(keys, partners), entries(keys, partners), strict=True):
+        assert record.raw == row_of(entry).entry
+        assert record.data == entry
+
+
+def test_every_member_a_builder_writes_is_listed(
+    keys: LogKeys, partners: dict[str, Partner]
+) -> None:
+    for entry in entries(keys, partners):
+        assert set(entry) <= set(ENTRY_MEMBERS), set(entry) - set(ENTRY_MEMBERS)
+    assert len(set(ENTRY_MEMBERS)) == len(ENTRY_MEMBERS)
+
+
+@pytest.mark.parametrize("junk", [b"", b"{", b"[]", b'"intent"'])
+def test_bytes_that_are_no_object_are_not_an_entry(junk: bytes) -> None:
+    with pytest.raises(NotAnEntry):
+        EntryRecord.parse(0, junk)

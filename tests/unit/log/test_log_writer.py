@@ -37,7 +37,7 @@ def entry(disclosure_id: str) -> dict[str, object]:
 async def test_a_queued_entry_rides_with_the_next_awaited_append() -> None:
     store = RecordingStore()
     writer = LogWriter(store, linger_s=60)
-    queued = writer.enqueue(entry("d-outcome-1"))
+    queued = writer.append_later(entry("d-outcome-1"))
     assert await writer.append(entry("d-intent-2")) == 1
     assert await queued == 0
     assert store.transactions == [["d-outcome-1", "d-intent-2"]]
@@ -46,8 +46,8 @@ async def test_a_queued_entry_rides_with_the_next_awaited_append() -> None:
 async def test_a_queued_entry_alone_commits_after_the_linger() -> None:
     store = RecordingStore()
     writer = LogWriter(store, linger_s=0.01)
-    queued = writer.enqueue(entry("d-1"))
-    writer.enqueue(entry("d-2"))
+    queued = writer.append_later(entry("d-1"))
+    writer.append_later(entry("d-2"))
     await asyncio.sleep(0)
     assert store.transactions == []  # nobody waits on it: no commit of its own yet
     assert await asyncio.wait_for(queued, timeout=5) == 0
@@ -57,8 +57,8 @@ async def test_a_queued_entry_alone_commits_after_the_linger() -> None:
 async def test_drain_commits_queued_entries_without_waiting_for_the_linger() -> None:
     store = RecordingStore()
     writer = LogWriter(store, linger_s=60)
-    queued = writer.enqueue(entry("d-1"))
-    await asyncio.wait_for(writer.drain(), timeout=5)
+    queued = writer.append_later(entry("d-1"))
+    await asyncio.wait_for(writer.settle(), timeout=5)
     assert queued.done() and queued.result() == 0
     assert store.transactions == [["d-1"]]
 
@@ -80,6 +80,6 @@ async def test_a_store_error_reaches_the_queued_entry() -> None:
             raise ConnectionError("store away")
 
     writer = LogWriter(Broken(), linger_s=0.01)
-    queued = writer.enqueue(entry("d-1"))
-    await writer.drain()
+    queued = writer.append_later(entry("d-1"))
+    await writer.settle()
     assert isinstance(queued.exception(), ConnectionError)

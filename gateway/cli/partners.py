@@ -43,6 +43,7 @@ from gateway.cli.support import (
 from gateway.config.model import Config
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.ops.preflight import check_before_start
+from gateway.partners import Partner, load_partners
 from gateway.partners.diff import (
     PartnersDiff,
     diff_partners,
@@ -50,7 +51,6 @@ from gateway.partners.diff import (
     render_markdown,
     render_text,
 )
-from gateway.partners.model import Partner, load_partners
 from gateway.partners.standing import (
     ExpiryWarning,
     Suspensions,

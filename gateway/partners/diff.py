@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Final, Literal
 
 from gateway.errors import ConfigError, ConfigErrors
-from gateway.partners.model import Operation, Partner, load_partner, load_partners
+from gateway.partners.loader import load_partner, load_partners
+from gateway.partners.model import Operation, Partner
 
 __all__ = [
     "TRANSFORM_RANK",

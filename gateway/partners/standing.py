@@ -35,17 +35,15 @@ from aiohttp import web
 from gateway.clock import utc_now
 from gateway.config.model import Caller, Config, load_config
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
+from gateway.partners.keyfile import PartnerKeyError, last_expiry, read_partner_key_file
+from gateway.partners.loader import load_partners
 from gateway.partners.model import (
     LiveTable,
     Partner,
-    PartnerKeyError,
     PartnerState,
     Suspension,
     SuspensionEvent,
     current,
-    last_expiry,
-    load_partners,
-    read_partner_key_file,
 )
 
 __all__ = [

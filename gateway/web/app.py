@@ -33,7 +33,7 @@ from gateway.observe.app_log import request_context
 from gateway.observe.metrics import Metrics
 from gateway.ops.preflight import own_key_problems, refuse_exposed_secrets
 from gateway.outbound.delivery import Outbound, client_session
-from gateway.partners.model import LiveTable, Partner, load_partners
+from gateway.partners import LiveTable, Partner, load_partners
 from gateway.partners.standing import (
     RELOADER,
     PartnerStates,

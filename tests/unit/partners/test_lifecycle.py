@@ -24,7 +24,7 @@ from joserfc.jwk import OKPKey
 from gateway.config.model import Caller, Config, PolicyConfig, load_config
 from gateway.crypto.seal import PartnerKeyCache
 from gateway.errors import PROBLEMS, ConfigErrors, GatewayError
-from gateway.partners.model import (
+from gateway.partners import (
     NO_PARTNER_STATE,
     LiveTable,
     Partner,

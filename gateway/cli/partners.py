@@ -43,6 +43,7 @@ from gateway.cli.support import (
 from gateway.config.model import Config
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.ops.preflight import check_before_start
+from gateway.ops.reload import pid_file_of, read_pid_file
 from gateway.partners import Partner, load_partners
 from gateway.partners.diff import (
     PartnersDiff,
@@ -56,8 +57,6 @@ from gateway.partners.standing import (
     Suspensions,
     agreement_days_left,
     expiry_warnings,
-    pid_file_of,
-    read_pid_file,
     suspension_json,
 )
 from gateway.store import Store

@@ -166,7 +166,7 @@ def test_pid_file_is_under_the_configs_folder_not_the_current_one(
     """Two gateways from two folders keep two pid files; reload finds the right one from
     anywhere (the README's `kill -HUP $(cat var/gateway.pid)` is run beside config.toml)."""
     from gateway.config.model import load_config
-    from gateway.partners.standing import pid_file_of
+    from gateway.ops.reload import pid_file_of
 
     other = tmp_path / "other"
     shutil.copytree(root, other)

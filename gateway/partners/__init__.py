@@ -13,7 +13,7 @@ from gateway.partners.keyfile import (
     parse_partner_keys,
     read_partner_key_file,
 )
-from gateway.partners.loader import load_partner, load_partners
+from gateway.partners.loader import load_partner, load_partner_files, load_partners
 from gateway.partners.model import (
     NO_PARTNER_STATE,
     LiveTable,
@@ -44,6 +44,7 @@ __all__ = [
     "current",
     "last_expiry",
     "load_partner",
+    "load_partner_files",
     "load_partners",
     "parse_partner_keys",
     "read_partner_key_file",

@@ -55,11 +55,20 @@ def load_partners(
     base = base_dir if base_dir is not None else directory.resolve().parent
     if not directory.is_dir():
         raise ConfigErrors([ConfigError(str(directory), None, "partners directory not found")])
+    files = ((path, None) for path in sorted(directory.glob("*.toml")))
+    return load_partner_files(files, base, check_keys=check_keys)
+
+
+def load_partner_files(
+    files: Iterable[tuple[Path, str | None]], base_dir: Path, *, check_keys: bool = True
+) -> dict[str, Partner]:
+    """Load each `(path, name shown in its messages)`; raise ConfigErrors listing every
+    problem of them all, so one run shows everything there is to fix."""
     partners: dict[str, Partner] = {}
     errors: list[ConfigError] = []
-    for path in sorted(directory.glob("*.toml")):
+    for path, display in files:
         try:
-            partner = load_partner(path, base, check_keys=check_keys)
+            partner = load_partner(path, base_dir, display=display, check_keys=check_keys)
         except ConfigErrors as exc:
             errors.extend(exc.errors)
         else:

@@ -142,7 +142,8 @@ def test_reload_validates_then_signals_the_gateway(root, listener, capsys):
     assert gateway(root, "partners", "reload") == 0
     assert f"sent SIGHUP to the gateway (pid {process.pid})" in capsys.readouterr().out
     for _ in range(100):
-        if mark.exists():
+        # The file exists a moment before the handler's write lands in it.
+        if mark.exists() and mark.read_text():
             break
         time.sleep(0.02)
     assert mark.read_text() == "hup\n"

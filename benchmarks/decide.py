@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from gateway.config.model import Caller, load_config
-from gateway.partners.model import load_partners
+from gateway.partners import load_partners
 from gateway.policy.decide import decide
 from gateway.policy.facts import Consent, LegalRequest, SubjectFacts
 from gateway.policy.request import DisclosureRequest

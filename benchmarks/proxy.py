@@ -26,7 +26,7 @@ from aiohttp import web
 
 from benchmarks.partner import use_uvloop
 from gateway.config.model import load_config
-from gateway.partners.model import Partner, load_partners
+from gateway.partners import Partner, load_partners
 
 FORWARDED = ("Content-Type", "Idempotency-Key")
 SESSION = web.AppKey("session", aiohttp.ClientSession)

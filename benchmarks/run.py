@@ -57,7 +57,7 @@ import asyncpg  # noqa: E402
 from gateway.config.model import Config, load_config  # noqa: E402
 from gateway.crypto.dev_tokens import issue_dev_token  # noqa: E402
 from gateway.crypto.seal import GatewayKeys, claims_for, load_partner_key_file  # noqa: E402
-from gateway.partners.model import Partner, load_partners  # noqa: E402
+from gateway.partners import Partner, load_partners  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -41,7 +41,7 @@ from gateway.config.model import Caller, Config
 from gateway.crypto.generate import generate_missing
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
 from gateway.observe.app_log import setup_logging
-from gateway.partners.model import Partner, load_partners
+from gateway.partners import Partner, load_partners
 from gateway.policy.decide import decide
 from gateway.policy.facts import SubjectFacts, parse_facts, parse_time
 from gateway.policy.request import parse_disclosure_request

@@ -43,6 +43,8 @@ from gateway.cli.support import (
 from gateway.config.model import Config
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.ops.preflight import check_before_start
+from gateway.ops.reload import pid_file_of, read_pid_file
+from gateway.partners import Partner, load_partners
 from gateway.partners.diff import (
     PartnersDiff,
     diff_partners,
@@ -50,14 +52,11 @@ from gateway.partners.diff import (
     render_markdown,
     render_text,
 )
-from gateway.partners.model import Partner, load_partners
 from gateway.partners.standing import (
     ExpiryWarning,
     Suspensions,
     agreement_days_left,
     expiry_warnings,
-    pid_file_of,
-    read_pid_file,
     suspension_json,
 )
 from gateway.store import Store

@@ -28,7 +28,7 @@ from gateway.cli.support import (
     with_store,
 )
 from gateway.config.model import Config
-from gateway.partners.model import load_partners
+from gateway.partners import load_partners
 from gateway.rights import lawful_requests as legal_requests
 from gateway.store import Store
 from gateway.subject_id import subject_id_argument

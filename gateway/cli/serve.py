@@ -25,7 +25,7 @@ from aiohttp import web
 
 from gateway.config.model import load_config
 from gateway.observe.app_log import setup_logging
-from gateway.partners.standing import pid_file_of, reload_on_sighup, remove_pid_file, write_pid_file
+from gateway.ops.reload import pid_file_of, reload_on_sighup, remove_pid_file, write_pid_file
 from gateway.sandbox.dev import sandbox_context
 from gateway.web.app import create_app
 from gateway.web.tls import server_ssl_context

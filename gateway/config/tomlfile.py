@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,7 @@ class TomlDocument:
 
     def line(self, *key: str | int) -> int | None:
         """Line of the longest known prefix of `key` (a missing key points at its table)."""
-        for end in range(len(key), 0, -1):
-            found = self.lines.get(tuple(key[:end]))
-            if found is not None:
-                return found
-        return None
+        return line_of(self.lines, key)
 
     def error(self, message: str, *key: str | int) -> ConfigError:
         """A refusal located at the key's line, or at the variable that overrode it."""
@@ -72,6 +69,16 @@ class TomlDocument:
             if source is not None:
                 return ConfigError(source, None, message)
         return ConfigError(self.path, self.line(*key), message)
+
+
+def line_of(lines: Mapping[Path_, int], key: Path_) -> int | None:
+    """Line of the longest prefix of `key` found in `lines` (a missing key points at its
+    table's header); None when not even its first part is there."""
+    for end in range(len(key), 0, -1):
+        found = lines.get(key[:end])
+        if found is not None:
+            return found
+    return None
 
 
 def load(path: Path, display: str | None = None) -> TomlDocument:

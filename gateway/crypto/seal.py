@@ -41,12 +41,8 @@ from gateway.crypto.keyring import (
     published_jwks,
 )
 from gateway.errors import ConfigError, GatewayError
-from gateway.partners.model import (
-    CONTENT_ENCS,
-    KEY_ALGS,
+from gateway.partners.keyfile import (
     KEY_CLASSES,
-    SIGN_ALGS,
-    Partner,
     PartnerKeyError,
     PublicKey,
     last_expiry,
@@ -55,7 +51,8 @@ from gateway.partners.model import (
 )
 
 # Re-exported: the pipeline's key port and the tests name the sealing recipient here.
-from gateway.partners.model import PartnerKey as PartnerKey
+from gateway.partners.keyfile import PartnerKey as PartnerKey
+from gateway.partners.model import CONTENT_ENCS, KEY_ALGS, SIGN_ALGS, Partner
 from gateway.problem_catalog import KEY_RECHECK_S, PARTNER_RETRY_AFTER_S
 
 JWT_LIFETIME: Final = timedelta(seconds=300)

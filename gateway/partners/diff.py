@@ -33,8 +33,9 @@ from itertools import groupby
 from pathlib import Path
 from typing import Final, Literal
 
-from gateway.errors import ConfigError, ConfigErrors
-from gateway.partners.model import Operation, Partner, load_partner, load_partners
+from gateway.errors import ConfigError
+from gateway.partners.loader import load_partner_files, load_partners
+from gateway.partners.model import Operation, Partner
 
 __all__ = [
     "TRANSFORM_RANK",
@@ -328,22 +329,18 @@ def _read_revision(rev: str, partners_dir: Path, base_dir: Path) -> dict[str, Pa
         for line in listing.decode("utf-8").splitlines()
         if line.endswith(".toml") and "/" not in line[len(relative) + 1 :]
     ]
-    partners: dict[str, Partner] = {}
-    errors: list[ConfigError] = []
     with tempfile.TemporaryDirectory(prefix="gateway-diff-") as temp:
-        for name in sorted(names):
-            text = _git(["show", f"{rev}:{name}"], top, f"{rev}:{name}")
-            path = Path(temp) / Path(name).name
-            path.write_bytes(text)
-            try:
-                partner = load_partner(path, base_dir, display=f"{rev}:{name}", check_keys=False)
-            except ConfigErrors as exc:
-                errors += exc.errors
-            else:
-                partners[partner.id] = partner
-    if errors:
-        raise ConfigErrors(errors)
-    return partners
+        files = _written(rev, sorted(names), top, Path(temp))
+        return load_partner_files(files, base_dir, check_keys=False)
+
+
+def _written(rev: str, names: list[str], top: Path, temp: Path) -> Iterator[tuple[Path, str]]:
+    """Each file `names` holds at `rev`, written into `temp`, with the name its messages show."""
+    for name in names:
+        text = _git(["show", f"{rev}:{name}"], top, f"{rev}:{name}")
+        path = temp / Path(name).name
+        path.write_bytes(text)
+        yield path, f"{rev}:{name}"
 
 
 # -- rendering --------------------------------------------------------------------------

@@ -1,6 +1,5 @@
-"""Partner lifecycle (issue 9): agreements that expire, partner keys that expire or
-rotate, suspending a partner at once on every instance, and reloading partner
-files and config without a restart.
+"""A partner's standing (issue 9): agreements that expire, partner keys that expire,
+and suspending a partner at once on every instance.
 
 - **Agreements**: `agreement_days_left` and `expiry_warnings` say how long each
   data-processing agreement (and each partner key file) still runs; the refusal
@@ -11,68 +10,40 @@ files and config without a restart.
   `Suspensions` is the one place that suspends and resumes (CLI, API, review page):
   it checks the input, writes the suspension and its history row in one
   transaction, and writes an application log line.
-- **Reload**: `Reloader.reload()` reads config.toml and the partner files again;
-  anything invalid is refused whole and the running set stays in force, with the
-  reason logged. A valid set replaces the live tables (`partners.LiveTable`) in one
-  assignment, so a request in flight finishes with the set it began with.
-  `reload_on_sighup` wires it to SIGHUP.
+
+Reloading partner files and config without a restart is `gateway.ops.reload`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Final, Protocol
 
-from aiohttp import web
-
-from gateway.clock import utc_now
-from gateway.config.model import Caller, Config, load_config
-from gateway.errors import ConfigError, ConfigErrors, GatewayError
-from gateway.partners.model import (
-    LiveTable,
-    Partner,
-    PartnerKeyError,
-    PartnerState,
-    Suspension,
-    SuspensionEvent,
-    current,
-    last_expiry,
-    load_partners,
-    read_partner_key_file,
-)
+from gateway.errors import GatewayError
+from gateway.partners.keyfile import PartnerKeyError, last_expiry, read_partner_key_file
+from gateway.partners.model import Partner, PartnerState, Suspension, SuspensionEvent
 
 __all__ = [
     "MAX_REASON",
-    "PID_FILE",
-    "RELOADER",
     "SUSPENSION_TTL_S",
     "ExpiryWarning",
     "KeyExpiry",
     "PartnerStates",
-    "ReloadResult",
-    "Reloader",
     "SuspensionStore",
     "Suspensions",
     "agreement_days_left",
     "expiry_warnings",
     "file_keys_expire_at",
     "log_expiry_warnings",
-    "pid_file_of",
-    "read_pid_file",
-    "refresh_partner_keys",
-    "reload_on_sighup",
-    "remove_pid_file",
     "suspension_json",
-    "write_pid_file",
 ]
 
+# The name operators filter on, kept when this module moved (gateway.lifecycle before).
 log = logging.getLogger("gateway.lifecycle")
 
 # How old the suspensions an instance decides with may be. Half a second keeps the
@@ -80,9 +51,6 @@ log = logging.getLogger("gateway.lifecycle")
 # and costs each instance two small reads a second at most, whatever the traffic.
 SUSPENSION_TTL_S: Final = 0.5
 MAX_REASON: Final = 2000
-# Partners' JWKS (public_key_url) are fetched again this often, besides on an
-# unknown kid or when every key held has expired (gateway.crypto.seal.PartnerKeyCache).
-KEY_REFRESH_S: Final = 600.0
 
 
 # -- agreements and key expiry ------------------------------------------------------
@@ -344,196 +312,3 @@ def suspension_json(suspension: Suspension) -> dict[str, object]:
         "by": suspension.by,
         "at": suspension.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
-
-
-# -- reload -----------------------------------------------------------------------------
-
-
-# Config sections a running gateway cannot swap (sockets, the store, key material, the
-# log's identity, the policy in force, the caller-token issuer, reviewer accounts):
-# a change there is reported and takes effect at the next restart.
-RESTART_ONLY: Final = (
-    ("server", "[server]"),
-    ("storage_url", "[storage]"),
-    ("keys_dir", "[keys]"),
-    ("log", "[log]"),
-    ("policy", "[policy]"),
-    ("auth", "[auth]"),
-    ("reviewers", "[[reviewers]]"),
-)
-
-
-@dataclass(frozen=True)
-class ReloadResult:
-    """What a reload did: `ok` False means nothing changed and `problems` says why."""
-
-    ok: bool
-    problems: tuple[str, ...] = ()
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    restart_needed: tuple[str, ...] = ()
-
-    def summary(self) -> str:
-        if not self.ok:
-            return "reload refused, the running partner set and config stay in force: " + (
-                "; ".join(self.problems)
-            )
-        parts = [
-            f"{label} {', '.join(ids)}"
-            for label, ids in (
-                ("added", self.added),
-                ("removed", self.removed),
-                ("changed", self.changed),
-            )
-            if ids
-        ]
-        text = "reloaded partners and config: " + ("; ".join(parts) or "no partner changed")
-        if self.restart_needed:
-            text += (
-                f"; changes to {', '.join(self.restart_needed)} in config.toml take effect "
-                "only at the next restart"
-            )
-        return text
-
-
-Check = Callable[[Mapping[str, Partner]], None]
-OnSwap = Callable[[Mapping[str, Partner], Mapping[str, Partner]], None]
-
-
-@dataclass
-class Reloader:
-    """Reads config.toml and the partner files again and swaps them in, or changes nothing.
-
-    Live after a reload: the partner table, `[[callers]]` (ids, roles, allowlists) and
-    `[partners] warn_days`. `checks` run on the new partner set before the swap (the
-    composition root adds its start-up checks: secret files readable and not exposed);
-    any ConfigErrors they raise refuses the reload. `on_swap` hooks run after it
-    (drop cached partner credentials and key files).
-    """
-
-    config_path: Path
-    running: Config
-    partners: LiveTable[Partner]
-    callers: LiveTable[Caller] | None = None
-    clock: Callable[[], datetime] = field(default=utc_now)
-    checks: list[Check] = field(default_factory=list)
-    on_swap: list[OnSwap] = field(default_factory=list)
-
-    @property
-    def warn_days(self) -> int:
-        return self.running.partner_warn_days
-
-    def reload(self) -> ReloadResult:
-        try:
-            config = load_config(self.config_path)
-            fresh = load_partners(config.partners_dir, config.root)
-            for check in self.checks:
-                check(fresh)
-        except ConfigErrors as exc:
-            result = ReloadResult(ok=False, problems=tuple(str(e) for e in exc.errors))
-        except ConfigError as exc:
-            result = ReloadResult(ok=False, problems=(str(exc),))
-        else:
-            result = self._swap(config, fresh)
-        if result.ok:
-            log.info("%s", result.summary())
-            log_expiry_warnings(fresh.values(), self.clock(), self.warn_days)
-        else:
-            log.error("%s", result.summary())
-        return result
-
-    def _swap(self, config: Config, fresh: Mapping[str, Partner]) -> ReloadResult:
-        old = current(self.partners)
-        restart = tuple(
-            label
-            for name, label in RESTART_ONLY
-            if getattr(config, name) != getattr(self.running, name)
-        )
-        self.partners.replace(fresh)
-        if self.callers is not None:
-            self.callers.replace(config.callers)
-        self.running = config
-        for hook in self.on_swap:
-            hook(old, fresh)
-        return ReloadResult(
-            ok=True,
-            added=tuple(sorted(set(fresh) - set(old))),
-            removed=tuple(sorted(set(old) - set(fresh))),
-            changed=tuple(sorted(k for k in set(old) & set(fresh) if old[k] != fresh[k])),
-            restart_needed=restart,
-        )
-
-
-RELOADER: Final = web.AppKey("reloader", Reloader)
-
-# Where `gateway serve` writes its pid, for `gateway partners reload` (under the config's
-# directory, next to the SQLite default).
-PID_FILE: Final = Path("var") / "gateway.pid"
-
-
-def pid_file_of(config: Config) -> Path:
-    return config.root / PID_FILE
-
-
-def write_pid_file(path: Path, pid: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{pid}\n", encoding="ascii")
-
-
-def remove_pid_file(path: Path, pid: int) -> None:
-    """Remove the pid file if it still names `pid` (another gateway may have taken it)."""
-    if read_pid_file(path) == pid:
-        path.unlink(missing_ok=True)
-
-
-def read_pid_file(path: Path) -> int | None:
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isdigit() and int(text) > 1 else None
-
-
-def reload_on_sighup(app: web.Application, also: Callable[[], None] | None = None) -> None:
-    """Reload `app[RELOADER]` on SIGHUP while `app` runs (then call `also`, e.g. to pass
-    the signal on to worker processes). For `gateway serve`; tests call `reload()`."""
-
-    def on_signal() -> None:
-        # Files are small and read at once; the running requests wait a few ms at most.
-        app[RELOADER].reload()
-        if also is not None:
-            also()
-
-    async def install(app: web.Application) -> None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_signal)
-
-    async def remove(app: web.Application) -> None:
-        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-
-    app.on_startup.append(install)
-    app.on_cleanup.append(remove)
-
-
-# -- scheduled key refresh ----------------------------------------------------------------
-
-
-class KeyRefresher(Protocol):
-    async def refresh(self, partner: Partner) -> None: ...
-
-
-async def refresh_partner_keys(
-    keys: KeyRefresher, partners: Mapping[str, Partner], every_s: float = KEY_REFRESH_S
-) -> None:
-    """Fetch every JWKS partner's keys each `every_s` (a background task): a rotation or
-    a revoked key is seen without waiting for a disclosure to need it. A failure keeps
-    the keys held and is logged; the next disclosure's own fetch reports it."""
-    while True:
-        await asyncio.sleep(every_s)
-        for partner in list(current(partners).values()):
-            if partner.encryption.public_key_url is None:
-                continue
-            try:
-                await keys.refresh(partner)
-            except GatewayError as exc:
-                log.warning("scheduled key refresh of %s failed: %s", partner.id, exc.detail)

@@ -28,7 +28,7 @@ from aiohttp import web
 from gateway.config.model import Config
 from gateway.crypto.seal import GatewayKeys
 from gateway.net import is_loopback_host
-from gateway.partners.model import Partner, load_partners
+from gateway.partners import Partner, load_partners
 from gateway.sandbox.partner import SandboxCluster, start_sandboxes
 
 log = logging.getLogger(__name__)

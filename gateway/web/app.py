@@ -33,16 +33,14 @@ from gateway.log.service import LogService, LogSigner
 from gateway.observe.app_log import request_context
 from gateway.observe.metrics import Metrics
 from gateway.ops.preflight import own_key_problems, refuse_exposed_secrets
+from gateway.ops.reload import RELOADER, Reloader, refresh_partner_keys
 from gateway.outbound.delivery import Outbound, client_session
-from gateway.partners.model import LiveTable, Partner, load_partners
+from gateway.partners import LiveTable, Partner, load_partners
 from gateway.partners.standing import (
-    RELOADER,
     PartnerStates,
-    Reloader,
     Suspensions,
     agreement_days_left,
     log_expiry_warnings,
-    refresh_partner_keys,
 )
 from gateway.policy.minimize import derive_pseudonym_key
 from gateway.store.base import Store

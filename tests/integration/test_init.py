@@ -10,7 +10,7 @@ import pytest
 from gateway.cli.init_folder import starter_files
 from gateway.cli.main import main
 from gateway.config.model import load_config
-from gateway.partners.model import load_partners
+from gateway.partners import load_partners
 from gateway.web.app import create_app
 
 

@@ -38,7 +38,7 @@ LAYERS: Final = (
     "outbound",  # delivery, partner credentials, circuit breaker
     "disclosure",  # the pipeline
     "rights",  # subject rights, lawful requests
-    "ops",  # what serve refuses to start with (and, later, reload)
+    "ops",  # what serve refuses to start with, reloading partners and config
     "web",  # the composition root, HTTP handlers, the review page
     "entry",  # the gateway command, serve, demo, sandbox partners
 )

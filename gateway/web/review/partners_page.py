@@ -13,8 +13,9 @@ from aiohttp import web
 
 from gateway.config.model import Config
 from gateway.errors import GatewayError
+from gateway.ops.reload import RELOADER
 from gateway.partners.model import current
-from gateway.partners.standing import MAX_REASON, RELOADER, Suspensions, agreement_days_left
+from gateway.partners.standing import MAX_REASON, Suspensions, agreement_days_left
 from gateway.policy.request import MAX_ID
 from gateway.web.review.site import PREFIX, SignedIn, context, redirect, render, reviewer_page
 from gateway.web.routes.partners import SUSPENSIONS

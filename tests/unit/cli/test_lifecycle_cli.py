@@ -142,7 +142,8 @@ def test_reload_validates_then_signals_the_gateway(root, listener, capsys):
     assert gateway(root, "partners", "reload") == 0
     assert f"sent SIGHUP to the gateway (pid {process.pid})" in capsys.readouterr().out
     for _ in range(100):
-        if mark.exists():
+        # The file exists a moment before the handler's write lands in it.
+        if mark.exists() and mark.read_text():
             break
         time.sleep(0.02)
     assert mark.read_text() == "hup\n"
@@ -166,7 +167,7 @@ def test_pid_file_is_under_the_configs_folder_not_the_current_one(
     """Two gateways from two folders keep two pid files; reload finds the right one from
     anywhere (the README's `kill -HUP $(cat var/gateway.pid)` is run beside config.toml)."""
     from gateway.config.model import load_config
-    from gateway.partners.standing import pid_file_of
+    from gateway.ops.reload import pid_file_of
 
     other = tmp_path / "other"
     shutil.copytree(root, other)

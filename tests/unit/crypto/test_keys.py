@@ -29,7 +29,8 @@ from gateway.crypto.keyring import (
     rotate_signing_keys,
 )
 from gateway.errors import ConfigError
-from gateway.partners.model import SIGN_ALGS, load_partners
+from gateway.partners.loader import load_partners
+from gateway.partners.model import SIGN_ALGS
 
 REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -14,7 +14,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from gateway.cli.main import main
 from gateway.crypto.seal import load_partner_key_file
 from gateway.errors import ConfigErrors, GatewayError
-from gateway.partners.model import load_partners
+from gateway.partners import load_partners
 from gateway.partners.standing import file_keys_expire_at
 
 GOOD = """name = "Test Bureau"

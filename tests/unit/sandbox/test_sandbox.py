@@ -26,7 +26,7 @@ from joserfc.jwk import ECKey, Key, RSAKey, import_key
 from gateway.config.model import Config
 from gateway.crypto.keyring import KeyPaths
 from gateway.errors import ConfigError, GatewayError
-from gateway.partners.model import Partner, SecretRef, load_partners
+from gateway.partners import Partner, SecretRef, load_partners
 from gateway.sandbox.partner import (
     Received,
     SandboxPartner,

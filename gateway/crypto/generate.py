@@ -33,7 +33,7 @@ def generate_missing(
     """Create every missing key; return the paths written (empty when all were present).
 
     Relative paths in partner files resolve against `base_dir`, by default the
-    directory above `partners_dir` (as gateway.partners.model.load_partners does).
+    directory above `partners_dir` (as gateway.partners.loader.load_partners does).
     """
     moment = now or datetime.now(UTC)
     paths = KeyPaths(keys_dir)

@@ -22,7 +22,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from gateway.errors import ConfigError
 from gateway.files import PRIVATE, write_atomically
-from gateway.partners.model import KEY_CLASSES
+from gateway.partners.keyfile import KEY_CLASSES
 
 # Public halves and certificates: readable by the sandboxes and by whoever inspects them.
 PUBLIC: Final = 0o644

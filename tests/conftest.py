@@ -21,7 +21,7 @@ from gateway.config.model import Config, load_config
 from gateway.crypto.keyring import generate_missing, issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.partners.model import Partner, load_partners
-from gateway.sandbox.partner import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]

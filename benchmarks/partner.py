@@ -22,7 +22,7 @@ from pathlib import Path
 from gateway.config.model import load_config
 from gateway.crypto.seal import GatewayKeys
 from gateway.partners import load_partners
-from gateway.sandbox.partner import start_sandboxes
+from gateway.sandbox import start_sandboxes
 
 # Longer than any benchmark run: the bare proxy fetches one token at start and keeps it.
 TOKEN_TTL_S = 6 * 3600.0

@@ -22,7 +22,7 @@ from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.generate import generate_missing
 from gateway.crypto.seal import GatewayKeys
 from gateway.partners import Partner, load_partners
-from gateway.sandbox.partner import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]

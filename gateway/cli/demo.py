@@ -29,7 +29,7 @@ from gateway.log.record import EntryRecord
 from gateway.log.service import LogService
 from gateway.net import is_loopback_host
 from gateway.partners import load_partners
-from gateway.sandbox.partner import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store.base import Store
 from gateway.web.app import create_app
 from gateway.web.routes.api import STORE

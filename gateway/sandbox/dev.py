@@ -29,7 +29,7 @@ from gateway.config.model import Config
 from gateway.crypto.seal import GatewayKeys
 from gateway.net import is_loopback_host
 from gateway.partners import Partner, load_partners
-from gateway.sandbox.partner import SandboxCluster, start_sandboxes
+from gateway.sandbox.cluster import SandboxCluster, start_sandboxes
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from support.sandboxes import SANDBOX_SECRETS
 
 from gateway.config.model import Config
 from gateway.partners.model import Partner
-from gateway.sandbox.partner import SandboxCluster
+from gateway.sandbox import SandboxCluster
 from gateway.web.app import create_app
 
 

@@ -49,7 +49,7 @@ from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.errors import PROBLEMS, GatewayError
 from gateway.partners.model import Partner
-from gateway.sandbox.partner import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app
 from gateway.web.routes.openapi import add_openapi_route, openapi_document
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.errors import PROBLEMS, GatewayError
-from gateway.sandbox.partner import SandboxCluster
+from gateway.sandbox import SandboxCluster
 from gateway_client import client as gc
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000c11e"

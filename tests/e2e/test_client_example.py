@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config.model import Config
-from gateway.sandbox.partner import SandboxCluster
+from gateway.sandbox import SandboxCluster
 from gateway.web.app import create_app
 from gateway_client.client import (
     CircuitOpen,

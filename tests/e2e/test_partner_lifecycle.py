@@ -34,7 +34,7 @@ from gateway.crypto.keyring import rotate_signing_keys
 from gateway.crypto.seal import claims_for, load_partner_key_file
 from gateway.ops.reload import RELOADER, reload_on_sighup
 from gateway.partners import Partner, current, load_partners
-from gateway.sandbox.partner import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app
 from gateway.web.routes.api import GATEWAY, STORE
 

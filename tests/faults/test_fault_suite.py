@@ -48,7 +48,7 @@ from gateway.crypto.seal import GatewayKeys
 from gateway.log.audit import audit_store
 from gateway.log.service import LogSigner
 from gateway.partners.model import Partner
-from gateway.sandbox.partner import SandboxCluster, SandboxPartner, start_sandboxes
+from gateway.sandbox import SandboxCluster, SandboxPartner, start_sandboxes
 from gateway.store import Store, open_store
 from gateway.web.app import create_app
 from gateway.web.routes import api

@@ -27,7 +27,7 @@ from gateway.config.model import Config, load_config
 from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.partners.model import Partner
-from gateway.sandbox.partner import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store import open_store
 
 PARTNER = "mekong-collections"

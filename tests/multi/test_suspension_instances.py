@@ -23,7 +23,7 @@ from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.partners.model import Partner
 from gateway.partners.standing import SUSPENSION_TTL_S
-from gateway.sandbox.partner import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app
 
 MEKONG = "mekong-collections"

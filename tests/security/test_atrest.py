@@ -42,7 +42,7 @@ from gateway.ops.preflight import exposed_secret_problems, own_key_problems
 from gateway.partners.model import Suspension
 from gateway.policy.facts import SubjectFacts
 from gateway.rights.subjects import birthday_at_minimum_age, profile_after_erasure
-from gateway.sandbox.partner import SandboxCluster
+from gateway.sandbox import SandboxCluster
 from gateway.store import open_store, sqlite_path
 from gateway.store.base import JustificationRecord
 from gateway.store.protected import open_protected_store, protect_stored_rows

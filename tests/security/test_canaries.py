@@ -51,7 +51,7 @@ from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.seal import GatewayKeys
 from gateway.observe.app_log import setup_logging
 from gateway.partners.model import Partner
-from gateway.sandbox.partner import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store import sqlite_path
 from gateway.web.app import create_app
 

@@ -33,7 +33,7 @@ from support.sandboxes import SANDBOX_SECRETS
 
 from gateway.cli import main as cli
 from gateway.config.model import Caller, Config
-from gateway.sandbox.partner import SandboxCluster
+from gateway.sandbox import SandboxCluster
 from gateway.subject_id import GRAMMAR
 from gateway.web.app import create_app
 

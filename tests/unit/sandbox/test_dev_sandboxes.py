@@ -17,8 +17,8 @@ from gateway.config.model import Config, load_config
 from gateway.crypto.seal import GatewayKeys
 from gateway.errors import ConfigErrors, GatewayError
 from gateway.partners.model import Partner
+from gateway.sandbox import start_sandboxes
 from gateway.sandbox.dev import plan_sandboxes, start_dev_sandboxes
-from gateway.sandbox.partner import start_sandboxes
 
 REPO = Path(__file__).resolve().parents[3]
 LOOPBACK_URL = re.compile(r"https?://127\.0\.0\.1:91\d\d")

@@ -27,7 +27,7 @@ from gateway.config.model import Config
 from gateway.crypto.keyring import KeyPaths
 from gateway.errors import ConfigError, GatewayError
 from gateway.partners import Partner, SecretRef, load_partners
-from gateway.sandbox.partner import (
+from gateway.sandbox import (
     Received,
     SandboxPartner,
     start_sandboxes,

@@ -54,14 +54,9 @@ from yarl import URL
 
 from gateway.errors import ConfigErrors, GatewayError
 from gateway.outbound.breaker import Breakers, BreakerState
-from gateway.outbound.credentials import (
-    TLS_FAILURES,
-    TRANSIENT_STATUSES,
-    Credentials,
-    PartnerAuthenticator,
-    PartnerAuthError,
-    read_limited,
-)
+from gateway.outbound.credentials import Credentials, PartnerAuthenticator
+from gateway.outbound.http import TLS_FAILURES, TRANSIENT_STATUSES, read_limited
+from gateway.outbound.partner_secrets import PartnerAuthError
 from gateway.partners.model import PLACEHOLDER, Operation, Partner
 from gateway.problem_catalog import PARTNER_RETRY_AFTER_S
 

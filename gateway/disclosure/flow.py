@@ -36,7 +36,8 @@ from gateway.disclosure.refusals import (
 from gateway.errors import GatewayError
 from gateway.log.entries import intent_entry, outcome_entry
 from gateway.observe.app_log import bind
-from gateway.outbound.delivery import DeliveryError, PartnerReply, build_url
+from gateway.outbound.delivery import DeliveryError, PartnerReply
+from gateway.outbound.partner_url import build_url
 from gateway.partners.model import NO_PARTNER_STATE, Operation, Partner, current
 from gateway.policy.decide import Decision, decide
 from gateway.policy.facts import SubjectFacts

@@ -139,6 +139,7 @@ class OAuth2Tokens:
         return uri, headers, body
 
     async def bearer(self, partner: Partner) -> str:
+        """A bearer token for `partner`: the cached one, or one fetch shared by all waiters."""
         cached = self._tokens.get(partner.id)
         if cached is not None and self._clock() < cached.refresh_at:
             return cached.value

@@ -84,6 +84,7 @@ class PartnerSecrets:
         return context
 
     def secret(self, partner: Partner, ref: SecretRef | None, what: str) -> str:
+        """The `what` ("key", "client_secret") of `partner`, from where `ref` names it."""
         cached = self._secrets.get((partner.id, what))
         if cached is not None:
             return cached
@@ -137,6 +138,7 @@ class PartnerSecrets:
         return value
 
     def private_key(self, partner: Partner) -> tuple[jwk.Key, str]:
+        """The private JWK `partner` signs client assertions with, and its algorithm."""
         cached = self._private_keys.get(partner.id)
         if cached is not None:
             return cached

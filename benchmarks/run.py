@@ -573,7 +573,7 @@ PROFILE_PARTS = (
         "log: append (writer, store)",
         ("gateway/log/writer.py", "gateway/store/:append_log", "gateway/store/:_Writer"),
     ),
-    ("delivery (aiohttp client, retries)", ("gateway/outbound/delivery.py",)),
+    ("delivery (aiohttp client, retries)", ("gateway/outbound/",)),
     ("aiohttp server", ("aiohttp/web_protocol.py",)),
 )
 

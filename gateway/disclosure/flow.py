@@ -7,7 +7,8 @@ record what already happened, so they commit while the answer goes back (readers
 in this instance wait for them, see ``gateway.web.app.log_settled``).
 Authentication happens in the web layer before this, idempotency around it
 (`gateway.disclosure.idempotency`); collaborators arrive as one `Gateway` value built by the
-composition root, and each disclosure's own values as one `Attempt`.
+composition root (`gateway.disclosure.gateway`), and each disclosure's own values as one
+`Attempt`. How a refusal before the intent is logged: `gateway.disclosure.refusals`.
 """
 
 from __future__ import annotations
@@ -15,106 +16,45 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any
 
 from yarl import URL
 
-from gateway.config.model import Caller, Config
-from gateway.crypto.seal import GatewayKeys, PartnerKey, claims_for
+from gateway.config.model import Caller
+from gateway.crypto.seal import PartnerKey, claims_for
+from gateway.disclosure.gateway import Disclosed, Gateway, new_disclosure_id
 from gateway.disclosure.idempotency import IdempotencyKeys, Refusal, once, request_digest
-from gateway.errors import GatewayError
-from gateway.log.entries import (
-    LogKeys,
-    intent_entry,
-    outcome_entry,
-    refused_entry,
-    refused_without_request,
+from gateway.disclosure.refusals import (
+    Arrival,
+    PolicyRefusal,
+    early_refusal_logged,
+    refusal_logged,
 )
+from gateway.errors import GatewayError
+from gateway.log.entries import intent_entry, outcome_entry
 from gateway.observe.app_log import bind
-from gateway.observe.metrics import Metrics
-from gateway.outbound.delivery import DeliveryError, PartnerReply, build_url
-from gateway.partners.model import NO_PARTNER_STATE, Operation, Partner, PartnerState, current
+from gateway.outbound.delivery import DeliveryError, PartnerReply
+from gateway.outbound.partner_url import build_url
+from gateway.partners.model import NO_PARTNER_STATE, Operation, Partner, current
 from gateway.policy.decide import Decision, decide
 from gateway.policy.facts import SubjectFacts
 from gateway.policy.minimize import FieldPlan, minimize
 from gateway.policy.request import (
     DisclosureRequest,
-    FieldNamesRefused,
     check_field_names,
     parse_disclosure_request,
 )
-from gateway.problem_catalog import KEY_RECHECK_S, LOG_RETRY_AFTER_S
+from gateway.problem_catalog import LOG_RETRY_AFTER_S
 from gateway.store.base import StoredResponse
 
+# The flow's public surface, with the values it takes and gives (gateway.disclosure.gateway),
+# so a handler imports the flow from one place.
+__all__ = ["Disclosed", "Gateway", "disclose", "disclose_once", "evaluate"]
+
 JOSE = "application/jose"
-
-
-class FactsSource(Protocol):
-    async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts: ...
-
-
-class DisclosureLog(Protocol):
-    async def append(self, entry: Mapping[str, Any]) -> int: ...
-    def append_later(self, entry: Mapping[str, Any]) -> None: ...
-
-
-class PartnerStates(Protocol):
-    async def state_of(self, partner: Partner) -> PartnerState: ...
-
-
-class PartnerKeys(Protocol):
-    async def key_for(self, partner: Partner, kid: str | None = None) -> PartnerKey: ...
-
-
-class Delivery(Protocol):
-    async def deliver(
-        self,
-        partner: Partner,
-        operation: Operation,
-        *,
-        body: bytes,
-        content_type: str,
-        url: URL,
-        disclosure_id: str,
-    ) -> PartnerReply: ...
-
-
-@dataclass(frozen=True)
-class Gateway:
-    """Everything a disclosure needs, wired once by `web.app.create_app`."""
-
-    config: Config
-    partners: Mapping[str, Partner]
-    facts: FactsSource
-    log: DisclosureLog
-    keys: GatewayKeys
-    partner_keys: PartnerKeys
-    outbound: Delivery
-    log_keys: LogKeys
-    pseudonym_key: Callable[[str], bytes]
-    clock: Callable[[], datetime]
-    metrics: Metrics = field(default_factory=Metrics)
-    # Suspensions and key expiry (gateway.partners.standing.PartnerStates); None: nothing known.
-    partner_states: PartnerStates | None = None
-
-
-@dataclass(frozen=True)
-class Disclosed:
-    disclosure_id: str
-    status: int
-    content_type: str
-    body: bytes
-    fields: tuple[str, ...]
-    decision: Decision
-
-
-def new_disclosure_id() -> str:
-    return f"d-{uuid.uuid4()}"
 
 
 async def evaluate(
@@ -151,7 +91,7 @@ async def disclose(
 ) -> Disclosed:
     """Partner and operation → decide → minimize → seal while the intent commits → deliver →
     log the outcome → answer. The web layer authenticated the caller; each step before the
-    intent logs its refusal as one `refused` entry (`_refusal_logged`)."""
+    intent logs its refusal as one `refused` entry (`refusal_logged`)."""
     arrival = _arrive(gw, caller, request)  # its id and time, the partner table it keeps
     allowed = await _decide(gw, arrival, facts)
     minimized = await _minimize(gw, arrival, allowed)
@@ -163,18 +103,6 @@ async def disclose(
     sent = await _deliver(gw, attempt, sealed, url)
     _log_outcome(gw, attempt, sent)
     return _answer(gw, attempt, sent)
-
-
-@dataclass(frozen=True)
-class _Arrival:
-    """A disclosure before its decision: enough to log a refusal of it."""
-
-    id: str
-    at: datetime
-    caller: Caller
-    request: DisclosureRequest
-    partners: Mapping[str, Partner]  # one table for the whole request, whatever a reload does
-    partner: Partner | None  # None: no partner of that id (the decision refuses it)
 
 
 @dataclass(frozen=True)
@@ -210,60 +138,26 @@ class Sent:
     error: Exception | None = None  # a DeliveryError, or what stopped the seal
 
 
-def _arrive(gw: Gateway, caller: Caller, request: DisclosureRequest) -> _Arrival:
+def _arrive(gw: Gateway, caller: Caller, request: DisclosureRequest) -> Arrival:
     partners = current(gw.partners)
-    arrival = _Arrival(
+    arrival = Arrival(
         new_disclosure_id(), gw.clock(), caller, request, partners, partners.get(request.partner)
     )
     bind(disclosure_id=arrival.id, partner=arrival.partner.id if arrival.partner else None)
     return arrival
 
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-_Step = Callable[Concatenate[Gateway, _Arrival, _P], Awaitable[_T]]
-
-
-def _refusal_logged(step: str) -> Callable[[_Step[_P, _T]], _Step[_P, _T]]:
-    """A step before the intent: whatever it raises (a policy refusal, a field that cannot
-    be transformed, a partner key that cannot be fetched or has expired) is logged as one
-    `refused` entry naming `step`, and answered with the disclosure's id. After the
-    intent, the outcome entry records a failure instead."""
-
-    def wrap(run: _Step[_P, _T]) -> _Step[_P, _T]:
-        async def logged(gw: Gateway, arrival: _Arrival, /, *args: _P.args, **kw: _P.kwargs) -> _T:
-            try:
-                return await run(gw, arrival, *args, **kw)
-            except Exception as exc:
-                _log_refusal(gw, arrival, exc, step)
-                if isinstance(exc, _PolicyRefusal):
-                    problem, detail = str(exc.decision.problem), exc.decision.detail
-                    raise GatewayError(
-                        problem,
-                        detail,
-                        disclosure_id=arrival.id,
-                        retry_after_s=_refusal_retry_after(problem, arrival.partner),
-                    ) from None
-                if isinstance(exc, GatewayError) and exc.disclosure_id is None:
-                    exc.disclosure_id = arrival.id
-                raise
-
-        return logged
-
-    return wrap
-
-
-@_refusal_logged("decide")
-async def _decide(gw: Gateway, arrival: _Arrival, facts: SubjectFacts | None) -> _Allowed:
+@refusal_logged("decide")
+async def _decide(gw: Gateway, arrival: Arrival, facts: SubjectFacts | None) -> _Allowed:
     request = arrival.request
     decision = await evaluate(gw, arrival.caller, request, facts, partners=arrival.partners)
     if not decision.allowed or arrival.partner is None:
-        raise _PolicyRefusal(decision)
+        raise PolicyRefusal(decision)
     return _Allowed(decision, arrival.partner, arrival.partner.operations[request.operation])
 
 
-@_refusal_logged("minimize")
-async def _minimize(gw: Gateway, arrival: _Arrival, allowed: _Allowed) -> dict[str, Any]:
+@refusal_logged("minimize")
+async def _minimize(gw: Gateway, arrival: Arrival, allowed: _Allowed) -> dict[str, Any]:
     decision = allowed.decision
     return minimize(
         arrival.request.data,
@@ -273,15 +167,15 @@ async def _minimize(gw: Gateway, arrival: _Arrival, allowed: _Allowed) -> dict[s
     )
 
 
-@_refusal_logged("partner_url")
+@refusal_logged("partner_url")
 async def _partner_url(
-    gw: Gateway, arrival: _Arrival, allowed: _Allowed, minimized: Mapping[str, Any]
+    gw: Gateway, arrival: Arrival, allowed: _Allowed, minimized: Mapping[str, Any]
 ) -> URL:
     return build_url(allowed.partner, allowed.operation, minimized)  # a bad placeholder: refused
 
 
-@_refusal_logged("partner_key")
-async def _attempt(gw: Gateway, arrival: _Arrival, allowed: _Allowed) -> Attempt:
+@refusal_logged("partner_key")
+async def _attempt(gw: Gateway, arrival: Arrival, allowed: _Allowed) -> Attempt:
     recipient = await gw.partner_keys.key_for(allowed.partner)
     a = arrival
     return Attempt(
@@ -309,15 +203,6 @@ def _intent(gw: Gateway, attempt: Attempt, minimized: Mapping[str, Any]) -> dict
         keys=gw.log_keys,
         policy_version=gw.config.policy.version,
     )
-
-
-def _refusal_retry_after(problem: str, partner: Partner | None) -> float | None:
-    """Of the policy's refusals only partner_key_expired can pass later by itself: when the
-    partner publishes a key at its JWKS URL, which the gateway looks at every
-    KEY_RECHECK_S while all keys have expired. A key file waits for an operator."""
-    if problem == "partner_key_expired" and partner is not None:
-        return KEY_RECHECK_S if partner.encryption.public_key_url is not None else None
-    return None
 
 
 async def _seal_while_intent_commits(
@@ -475,11 +360,11 @@ async def disclose_once(
     pipeline logs its own. `render` and `refusal` are the web layer's: the answer as bytes."""
 
     async def answer() -> StoredResponse:
-        with _early_refusal_logged(gw, caller):
+        with early_refusal_logged(gw, caller):
             request = parse_disclosure_request(body)
         return render(await disclose(gw, caller, request))
 
-    with _early_refusal_logged(gw, caller):
+    with early_refusal_logged(gw, caller):
         body = await read_body()
         digest = request_digest(body)
         return await once(
@@ -492,65 +377,3 @@ async def disclose_once(
             kept_headers=("Content-Type", "Disclosure-Id", "Disclosure-Fields"),
             what="disclosure",
         )
-
-
-@contextmanager
-def _early_refusal_logged(gw: Gateway, caller: Caller) -> Iterator[None]:
-    """A refusal without a disclosure id (none was logged yet) is logged as one `refused`
-    entry holding nothing of the body: who was refused, when, and the code."""
-    try:
-        yield
-    except GatewayError as exc:
-        if exc.disclosure_id is None:
-            exc.disclosure_id = new_disclosure_id()
-            gw.log.append_later(
-                refused_without_request(
-                    disclosure_id=exc.disclosure_id,
-                    caller=caller.id,
-                    problem=exc.code,
-                    reason=f"refused before the request was read: {exc.code}",
-                    at=gw.clock(),
-                    policy_version=gw.config.policy.version,
-                )
-            )
-        raise
-
-
-class _PolicyRefusal(Exception):
-    """The decision refused: logged with its reasons, answered with its problem."""
-
-    def __init__(self, decision: Decision) -> None:
-        super().__init__(decision.problem)
-        self.decision = decision
-
-
-def _refusal_decision(exc: Exception, step: str) -> Decision:
-    """What the refused entry records for `exc`, raised at `step`: a policy refusal's own
-    reasons; for anything else the step and the problem code only, since a detail may
-    quote what the caller sent (a field name, a placeholder value)."""
-    if isinstance(exc, _PolicyRefusal):
-        return exc.decision
-    if isinstance(exc, FieldNamesRefused):
-        reason = f"{exc.count} malformed field name(s) in 'data' refused"
-    else:
-        code = exc.code if isinstance(exc, GatewayError) else "internal_error"
-        reason = f"refused at step '{step}', before anything was sent: {code}"
-    problem = exc.code if isinstance(exc, GatewayError) else "internal_error"
-    return Decision(False, problem, (reason,), {}, (), needs_review=False)
-
-
-def _log_refusal(gw: Gateway, arrival: _Arrival, exc: Exception, step: str) -> None:
-    # Nothing leaves on a refusal, so the answer does not wait for its entry to commit.
-    entry = refused_entry(
-        disclosure_id=arrival.id,
-        caller=arrival.caller.id,
-        request=arrival.request,
-        partner=arrival.partner,
-        decision=_refusal_decision(exc, step),
-        at=arrival.at,
-        keys=gw.log_keys,
-        policy_version=gw.config.policy.version,
-    )
-    if isinstance(exc, FieldNamesRefused):
-        entry["rejected_field_names"] = exc.count
-    gw.log.append_later(entry)

@@ -1,4 +1,5 @@
-"""Delivering a sealed payload to a partner: URL, headers, retries, circuit breaker.
+"""Delivering a sealed payload to a partner: headers, retries, circuit breaker (the URL it
+goes to: `gateway.outbound.partner_url`).
 
 `Outbound.deliver` is the last step before data leaves the company. It sends
 exactly the bytes it is given (already signed and encrypted) to the partner's
@@ -36,16 +37,12 @@ outside the retry budget but counted in `attempts` (attempts = requests sent).
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
-from importlib import metadata
 from typing import ClassVar, Final
-from urllib.parse import quote
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -54,35 +51,25 @@ from yarl import URL
 
 from gateway.errors import ConfigErrors, GatewayError
 from gateway.outbound.breaker import Breakers, BreakerState
-from gateway.outbound.credentials import (
+from gateway.outbound.credentials import Credentials, PartnerAuthenticator
+from gateway.outbound.http import (
     TLS_FAILURES,
     TRANSIENT_STATUSES,
-    Credentials,
-    PartnerAuthenticator,
-    PartnerAuthError,
+    USER_AGENT,
     read_limited,
+    retry_after_seconds,
 )
-from gateway.partners.model import PLACEHOLDER, Operation, Partner
+from gateway.outbound.partner_secrets import PartnerAuthError
+from gateway.partners.model import Operation, Partner
 from gateway.problem_catalog import PARTNER_RETRY_AFTER_S
 
 log = logging.getLogger(__name__)
 
 
-def _user_agent() -> str:
-    try:
-        return f"disclosure-gateway/{metadata.version('disclosure-gateway')}"
-    except metadata.PackageNotFoundError:
-        return "disclosure-gateway"
-
-
-USER_AGENT: Final = _user_agent()
 ACCEPT: Final = "application/jose, application/json;q=0.9, application/problem+json;q=0.8"
 
 _DISCLOSURE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MEDIA_TYPE = re.compile(r"^[\x20-\x7e]{1,200}$")
-# Characters of a path template kept as written (RFC 3986 pchar and '/');
-# anything else in the template is percent-encoded.
-_TEMPLATE_SAFE: Final = "/:@!$&'()*+,;=%"
 
 
 @dataclass(frozen=True)
@@ -192,74 +179,6 @@ class _Answer:
     content_type: str
     retry_after: str | None
     body: bytes
-
-
-def build_url(partner: Partner, operation: Operation, path_values: Mapping[str, object]) -> URL:
-    """`base_url` + the operation's path with each {placeholder} filled and fully percent-encoded.
-
-    A value can never leave its path segment: `/`, `?`, `#`, `@` and `%` are
-    all encoded, and a value that would make a `.`/`..` segment is refused. The
-    result is checked to stay on the partner's scheme, host, port and base
-    path. Raises GatewayError("invalid_request") naming the placeholder —
-    never its value.
-    """
-    where = f"partner {partner.id} operation {operation.name}"
-
-    def refuse(problem: str) -> GatewayError:
-        return GatewayError("invalid_request", f"{where}: {problem}")
-
-    pieces: list[str] = []
-    position = 0
-    for match in PLACEHOLDER.finditer(operation.path):
-        pieces.append(quote(operation.path[position : match.start()], safe=_TEMPLATE_SAFE))
-        name = match.group(1)
-        if name not in path_values:
-            raise refuse(
-                f"path {operation.path} needs a value for {{{name}}}; the minimized payload "
-                "has none (send that field)"
-            )
-        value = path_values[name]
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise refuse(f"{{{name}}} must be a string or an integer, got {type(value).__name__}")
-        text = str(value)
-        if text in ("", ".", ".."):
-            raise refuse(f"{{{name}}} is empty or a dot segment; it must name one resource")
-        pieces.append(quote(text, safe=""))
-        position = match.end()
-    pieces.append(quote(operation.path[position:], safe=_TEMPLATE_SAFE))
-    path = "".join(pieces)
-    if any(segment in (".", "..") for segment in path.split("/")):
-        raise refuse("the filled path holds a '.' or '..' segment; placeholder values must not")
-
-    base = URL(partner.base_url)
-    url = URL(partner.base_url + path, encoded=True)
-    base_path = base.raw_path.rstrip("/")
-    if (
-        (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port)
-        or not url.raw_path.startswith(base_path + "/")
-        or url.raw_query_string
-        or url.raw_fragment
-    ):
-        # Unreachable with the encoding above; kept so a future change to it
-        # cannot send personal data to another host unnoticed.
-        raise refuse(f"the filled URL left {partner.base_url}; refusing to send")
-    return url
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (RFC 9110 §10.2.3), or None if absent or bad."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        return float(int(text))
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 def client_session() -> aiohttp.ClientSession:

@@ -174,23 +174,18 @@ def _caller_allowlist(request: DisclosureRequest, caller: Caller) -> Iterator[Vi
             f"caller {caller.id!r} lacks role 'discloser'; it has {sorted(caller.roles)}",
         )
     if not caller.may_use_partner(request.partner):
-        yield Violation(
-            "forbidden",
-            f"caller {caller.id!r} may not use partner "
-            f"{request.partner!r}; allowed: {sorted(caller.partners)}",
-        )
+        yield _not_listed(caller, "use partner", request.partner, caller.partners)
     elif not caller.may_use_operation(request.partner, request.operation):
-        yield Violation(
-            "forbidden",
-            f"caller {caller.id!r} may not use operation "
-            f"{request.operation!r}; allowed: {sorted(caller.operations)}",
-        )
+        yield _not_listed(caller, "use operation", request.operation, caller.operations)
     if not caller.may_use_purpose(request.purpose):
-        yield Violation(
-            "forbidden",
-            f"caller {caller.id!r} may not disclose for purpose "
-            f"{request.purpose!r}; allowed: {sorted(caller.purposes)}",
-        )
+        yield _not_listed(caller, "disclose for purpose", request.purpose, caller.purposes)
+
+
+def _not_listed(caller: Caller, what: str, value: str, listed: frozenset[str]) -> Violation:
+    """Expected versus actual: what the caller asked for and what its entry lists."""
+    return Violation(
+        "forbidden", f"caller {caller.id!r} may not {what} {value!r}; allowed: {sorted(listed)}"
+    )
 
 
 # policy: III.2, VI — partners receive data only under a data-processing agreement in force,

@@ -30,10 +30,10 @@ from gateway.outbound.delivery import (
     PartnerReply,
     PartnerTimeout,
     PartnerUnavailable,
-    build_url,
     client_session,
-    retry_after_seconds,
 )
+from gateway.outbound.http import retry_after_seconds
+from gateway.outbound.partner_url import build_url
 from gateway.partners.model import Operation, Partner, PartnerAuth, PartnerEncryption, SecretRef
 from gateway.problem_catalog import PARTNER_RETRY_AFTER_S
 

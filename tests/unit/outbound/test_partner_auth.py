@@ -32,9 +32,9 @@ from gateway.outbound.delivery import (
     Outbound,
     PartnerReply,
     PartnerUnavailable,
-    build_url,
     client_session,
 )
+from gateway.outbound.partner_url import build_url
 from gateway.partners.model import Operation, Partner, PartnerAuth, PartnerEncryption, SecretRef
 
 SUBMIT = Operation(

@@ -27,7 +27,7 @@ from yarl import URL
 from gateway.config.model import Caller, Config
 from gateway.crypto.seal import GatewayKeys, PartnerKey, claims_for
 from gateway.disclosure.idempotency import IdempotencyKeys, Refusal, once, request_digest
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, LogUnavailableError, error_for
 from gateway.log.entries import (
     LogKeys,
     intent_entry,
@@ -238,7 +238,7 @@ def _refusal_logged(step: str) -> Callable[[_Step[_P, _T]], _Step[_P, _T]]:
                 _log_refusal(gw, arrival, exc, step)
                 if isinstance(exc, _PolicyRefusal):
                     problem, detail = str(exc.decision.problem), exc.decision.detail
-                    raise GatewayError(
+                    raise error_for(
                         problem,
                         detail,
                         disclosure_id=arrival.id,
@@ -449,8 +449,7 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
     try:
         await gw.log.append(entry)
     except GatewayError as exc:
-        raise GatewayError(
-            "log_unavailable",
+        raise LogUnavailableError(
             "the disclosure log cannot be written, so nothing was sent; retry when the "
             "store is back (GET /readyz)",
             disclosure_id=str(entry["disclosure_id"]),

@@ -34,7 +34,13 @@ from aiohttp import web
 
 from gateway.clock import utc_now
 from gateway.config.model import Caller, Config, load_config
-from gateway.errors import ConfigError, ConfigErrors, GatewayError
+from gateway.errors import (
+    ConfigError,
+    ConfigErrors,
+    GatewayError,
+    InvalidRequestError,
+    UnknownPartnerError,
+)
 from gateway.partners.model import (
     LiveTable,
     Partner,
@@ -259,8 +265,7 @@ def _reason(value: object, *, required: bool) -> str:
         or not all(c.isprintable() or c in "\r\n\t" for c in value)
     ):
         need = "1" if required else "0"
-        raise GatewayError(
-            "invalid_request",
+        raise InvalidRequestError(
             f"'reason' must be text of {need} to {MAX_REASON} printable characters: why the "
             "partner is suspended or resumed (an incident or ticket reference, no personal "
             "data)",
@@ -293,8 +298,7 @@ class Suspensions:
     def _known(self, partner_id: str) -> str:
         if partner_id not in self._partners:
             known = ", ".join(sorted(self._partners)) or "none"
-            raise GatewayError(
-                "unknown_partner",
+            raise UnknownPartnerError(
                 f"no partner {partner_id[:80]!r} is onboarded; known: {known}",
             )
         return partner_id

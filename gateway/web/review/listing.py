@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 from gateway import vocabulary as v
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InternalServerError, InvalidRequestError
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogQuery, Store
 from gateway.web.review.backend import parse_entry_time
@@ -61,7 +61,7 @@ _PARTNER = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
 def _bad(detail: str) -> GatewayError:
-    return GatewayError("invalid_request", detail)
+    return InvalidRequestError(detail)
 
 
 def _choice(value: str | None, choices: Sequence[str], name: str) -> str | None:
@@ -248,7 +248,7 @@ def decode_entry(raw: bytes) -> dict[str, Any]:
     """A stored entry's canonical JSON as a dict (the log writes only objects)."""
     value = json.loads(raw)
     if not isinstance(value, dict):
-        raise GatewayError("internal_error", "a log entry is not a JSON object")
+        raise InternalServerError("a log entry is not a JSON object")
     return value
 
 

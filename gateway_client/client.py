@@ -176,7 +176,7 @@ class GatewayClient:
 
     # -- consents, restriction, profile ---------------------------------------------------
 
-    async def grantconsent_from_json(
+    async def grant_consent(
         self,
         *,
         subject: str,
@@ -208,7 +208,7 @@ class GatewayClient:
             body["evidence"] = evidence
         return consent_from_json(await self._json("POST", "/v1/consents", body))
 
-    async def withdrawconsent_from_json(self, consent_id: str) -> Consent:
+    async def withdraw_consent(self, consent_id: str) -> Consent:
         """`POST /v1/consents/{id}/withdraw`: binding for every disclosure after the answer."""
         path = f"/v1/consents/{_segment(consent_id)}/withdraw"
         return consent_from_json(await self._json("POST", path, None))

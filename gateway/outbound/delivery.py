@@ -112,7 +112,7 @@ class DeliveryError(PartnerFailure):
     connection does not) — the log's outcome needs it. `misconfigured`: the
     gateway's own setup (a missing secret or key file) stopped it before any
     request. `retry_after_s`: when trying again can help — set exactly when the failure
-    was transient (gateway.problem_catalog states the rule); None when an operator must
+    was transient (gateway_client.problems states the rule); None when an operator must
     fix something first.
     """
 

@@ -2,7 +2,7 @@
 
 Every problem document's `type` is the relative reference `/problems/<code>`, so a
 developer who meets one follows it here: the meaning, the usual causes, the fix, the
-HTTP status and whether a retry can succeed — from gateway.problem_catalog, nothing
+HTTP status and whether a retry can succeed — from gateway_client.problems, nothing
 else. HTML by default (the review site's stylesheet, no script), JSON for a client
 whose Accept prefers `application/json`. No authentication: the pages hold no data.
 """

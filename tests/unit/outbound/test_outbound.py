@@ -756,7 +756,7 @@ def test_preflight_names_every_missing_secret_without_values(
     assert "MISSING_KEY" in error.message and "s3cret" not in error.message
 
 
-# -- Retry-After: set exactly when a retry can succeed (gateway/problem_catalog.py) -------
+# -- Retry-After: set exactly when a retry can succeed (gateway_client/problems.py) -------
 
 
 async def test_a_transient_failure_after_retries_says_when_to_retry(

@@ -1,4 +1,4 @@
-"""A service sending disclosures through the gateway with `gateway_client.client`, end to end.
+"""A service sending disclosures through the gateway with `gateway_client`, end to end.
 
 Start the gateway with `make run` in another terminal (it serves the sandbox partners
 too), then:
@@ -30,7 +30,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from gateway_client.client import (
+from gateway_client import (
     CircuitOpen,
     ConsentProblem,
     DisclosureRefused,

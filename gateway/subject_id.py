@@ -26,7 +26,7 @@ import argparse
 import re
 from typing import Final, TypeGuard
 
-from gateway.errors import GatewayError
+from gateway.errors import InvalidRequestError
 
 MAX_SUBJECT_ID: Final = 200
 # The grammar as a regular expression (JSON Schema's `pattern` in /openapi.json too).
@@ -46,7 +46,7 @@ def check_subject_id(value: object, where: str = "'subject'") -> str:
     """`value` if it is a subject id; else a 400 `invalid_request` naming `where`."""
     if is_subject_id(value):
         return value
-    raise GatewayError("invalid_request", f"{where} must be a subject id: {GRAMMAR}")
+    raise InvalidRequestError(f"{where} must be a subject id: {GRAMMAR}")
 
 
 def subject_id_argument(value: str) -> str:

@@ -45,7 +45,7 @@ from joserfc.jws import JWSRegistry
 from joserfc.util import urlsafe_b64decode
 
 from gateway.config.model import AuthConfig, Caller
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, ForbiddenError, GatewayError, UnauthenticatedError
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ _PRIVATE_JWK_PARAMS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", 
 
 
 def _unauthenticated(detail: str) -> GatewayError:
-    return GatewayError("unauthenticated", detail)
+    return UnauthenticatedError(detail)
 
 
 def _short(value: object, limit: int = 80) -> str:
@@ -106,8 +106,7 @@ def require_role(caller: Caller, role: str) -> None:
     """Raise `forbidden` unless the caller has `role`."""
     if role not in caller.roles:
         has = ", ".join(sorted(caller.roles)) or "none"
-        raise GatewayError(
-            "forbidden",
+        raise ForbiddenError(
             f"caller {caller.id!r} lacks role {role!r} (has: {has}); "
             f"add it to the caller's roles in config.toml",
         )
@@ -445,8 +444,7 @@ class CallerAuthenticator:
         caller = self._callers.get(sub)
         if caller is None:
             # The subject is not echoed: an unknown sub may be a person's id from the same IdP.
-            raise GatewayError(
-                "forbidden",
+            raise ForbiddenError(
                 "token is valid but its subject is not a configured caller; "
                 "add it as a [[callers]] id in config.toml",
             )

@@ -36,7 +36,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.errors import GatewayError
+from gateway.errors import InternalServerError
 
 __all__ = [
     "REF_PREFIX",
@@ -63,11 +63,11 @@ _SEALED: Final = re.compile(r"^sealed:(ar[1-9][0-9]{0,5}):[A-Za-z0-9_-]{38,}={0,
 LOOKUP_KEY_NAME: Final = "subject-lookup.key"
 
 
-class AtRestError(GatewayError):
+class AtRestError(InternalServerError):
     """A sealed value that does not open: its key is missing, or it was altered."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__("internal_error", detail)
+        super().__init__(detail)
 
 
 def lookup_key_file(keys_dir: Path) -> Path:

@@ -40,7 +40,13 @@ from gateway.crypto.keyring import (
     load_key_ring,
     published_jwks,
 )
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import (
+    ConfigError,
+    GatewayError,
+    InternalServerError,
+    PartnerKeyExpiredError,
+    PartnerUnavailableError,
+)
 from gateway.partners.keyfile import (
     KEY_CLASSES,
     PartnerKeyError,
@@ -120,7 +126,7 @@ def _read_key_file(path: Path, alg: str | None) -> list[PartnerKey]:
     try:
         return read_partner_key_file(path, alg=alg)
     except PartnerKeyError as exc:
-        raise GatewayError("internal_error", f"{exc}; run 'gateway partners validate'") from exc
+        raise InternalServerError(f"{exc}; run 'gateway partners validate'") from exc
 
 
 def _pick(keys: list[PartnerKey], kid: str | None, now: datetime) -> PartnerKey | None:
@@ -141,15 +147,13 @@ def _no_key(
     `recheck_s`: when the gateway looks for a new key by itself (a JWKS URL); None for a
     key file, which only an operator replaces (so no Retry-After)."""
     if kid is None and keys:
-        return GatewayError(
-            "partner_key_expired",
+        return PartnerKeyExpiredError(
             f"every encryption key of {partner.id} in {where} has expired and an expired "
             "key is never used; the partner must provide a current key",
             retry_after_s=recheck_s,
         )
     wanted = f"with kid {kid!r}" if kid else "at all"
-    return GatewayError(
-        "partner_unavailable",
+    return PartnerUnavailableError(
         f"no encryption key of {partner.id} {wanted} in {where}; the partner must "
         "provide a current key",
         retry_after_s=recheck_s,
@@ -203,7 +207,7 @@ class PartnerKeyCache:
                 raise _no_key(partner, keys, kid, str(enc.public_key))
             return found
         if enc.public_key_url is None:
-            raise GatewayError("internal_error", f"partner {partner.id} has no encryption key")
+            raise InternalServerError(f"partner {partner.id} has no encryption key")
         return await self._from_url(partner, enc.public_key_url, kid, now)
 
     async def _from_url(
@@ -300,8 +304,7 @@ class PartnerKeyCache:
         except (ValueError, RecursionError) as exc:
             why = f"bad JWKS ({exc})"
         # The next disclosure fetches again (a failed fetch is not cached).
-        raise GatewayError(
-            "partner_unavailable",
+        raise PartnerUnavailableError(
             f"could not fetch encryption keys of {partner.id}: {why}",
             retry_after_s=PARTNER_RETRY_AFTER_S,
         )
@@ -361,9 +364,7 @@ class GatewayKeys:
     def _signer(self, sign_alg: str) -> _Signer:
         signer = self._signers.get(sign_alg)
         if signer is None:
-            raise GatewayError(
-                "internal_error", f"sign_alg {sign_alg!r} is not one of {', '.join(SIGN_ALGS)}"
-            )
+            raise InternalServerError(f"sign_alg {sign_alg!r} is not one of {', '.join(SIGN_ALGS)}")
         return signer
 
     def seal(
@@ -384,8 +385,7 @@ class GatewayKeys:
         try:
             return self._encrypt(self._sign(signer, sign_alg, claims), recipient, alg, enc)
         except (JoseError, ValueError) as exc:
-            raise GatewayError(
-                "internal_error",
+            raise InternalServerError(
                 f"cannot seal with sign_alg {sign_alg}, alg {alg}, enc {enc} to a "
                 f"{recipient.key.key_type} key: {exc.__class__.__name__}; check the partner's "
                 f"[encryption] alg ({', '.join(KEY_ALGS)}) and enc ({', '.join(CONTENT_ENCS)})",
@@ -420,8 +420,7 @@ class GatewayKeys:
             )
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             # ValueError covers bad base64/JSON/UTF-8; Type/KeyError a header of the wrong shape.
-            raise GatewayError(
-                "partner_unavailable",
+            raise PartnerUnavailableError(
                 f"partner response is not a JWE the gateway can open ({exc.__class__.__name__}); "
                 f"expected alg {' | '.join(RESPONSE_KEY_ALGS)}, enc {' | '.join(RESPONSE_ENCS)} "
                 "to the 'enc' key in the gateway's JWKS",

@@ -33,7 +33,7 @@ from gateway.disclosure.refusals import (
     early_refusal_logged,
     refusal_logged,
 )
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, LogUnavailableError
 from gateway.log.entries import intent_entry, outcome_entry
 from gateway.observe.app_log import bind
 from gateway.outbound.delivery import DeliveryError, PartnerReply
@@ -334,8 +334,7 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
     try:
         await gw.log.append(entry)
     except GatewayError as exc:
-        raise GatewayError(
-            "log_unavailable",
+        raise LogUnavailableError(
             "the disclosure log cannot be written, so nothing was sent; retry when the "
             "store is back (GET /readyz)",
             disclosure_id=str(entry["disclosure_id"]),

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from gateway.canonical import canonical_json
-from gateway.errors import GatewayError
+from gateway.errors import ConflictError, GatewayError
 from gateway.policy.facts import invalid
 from gateway.store.base import IdempotencyClaim, StoredResponse
 
@@ -81,13 +81,11 @@ async def once(
         stored = claim.response
         return StoredResponse(stored.status, {**stored.headers, REPLAYED: "true"}, stored.body)
     if claim.state == "in_progress":
-        raise GatewayError(
-            "conflict",
+        raise ConflictError(
             "a request with this Idempotency-Key is still in progress; retry after it finishes",
         )
     if claim.state == "mismatch":
-        raise GatewayError(
-            "conflict",
+        raise ConflictError(
             f"this Idempotency-Key was used for a different request body; use a new key for a "
             f"new {what}",
         )

@@ -17,7 +17,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from gateway.config.model import Caller
 from gateway.disclosure.gateway import Gateway, new_disclosure_id
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, error_for
 from gateway.log.entries import refused_entry, refused_without_request
 from gateway.partners.model import Partner
 from gateway.policy.decide import Decision
@@ -64,7 +64,7 @@ def refusal_logged(step: str) -> Callable[[_Step[_P, _T]], _Step[_P, _T]]:
                 _log_refusal(gw, arrival, exc, step)
                 if isinstance(exc, PolicyRefusal):
                     problem, detail = str(exc.decision.problem), exc.decision.detail
-                    raise GatewayError(
+                    raise error_for(
                         problem,
                         detail,
                         disclosure_id=arrival.id,

@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
-from gateway.errors import GatewayError
+from gateway.errors import LogUnavailableError
 from gateway.log.record import EntryRecord, NotAnEntry
 from gateway.store.base import LogColumns, LogEntry, LogQuery, StoredLogRow
 
@@ -53,14 +53,13 @@ OUTCOMES: Final = ("sent", "failed", "unknown")
 COLUMNS: Final = LogColumns._fields
 
 
-class SearchIndexDamaged(GatewayError):
+class SearchIndexDamaged(LogUnavailableError):
     """A row the store found by its columns says otherwise in its bytes: the search
     index was altered, and an answer built on it could hide or misattribute
     disclosures. 503: nothing is wrong with the request; the operator must repair."""
 
     def __init__(self, index: int, column: str) -> None:
         super().__init__(
-            "log_unavailable",
             f"log entry {index}: its search column '{column}' does not match the entry's "
             "bytes, so the log's search index cannot be trusted and no answer is given "
             "from it; run `gateway log verify` and restore the database",

@@ -37,7 +37,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from gateway.clock import utc_now
 from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.subject_keys import LogKeys, Period
-from gateway.errors import GatewayError
+from gateway.errors import (
+    GatewayError,
+    InternalServerError,
+    InvalidRequestError,
+    LogUnavailableError,
+    NotFoundError,
+)
 from gateway.log.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -69,13 +75,11 @@ CHECKPOINT_ATTEMPTS: Final = 10
 _PLACEHOLDER: Final = bytes(HASH_SIZE)
 
 
-class LogIntegrityError(GatewayError):
+class LogIntegrityError(InternalServerError):
     """The stored log does not hold together; nothing is signed until it is repaired."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(
-            "internal_error", f"{detail}; the disclosure log is damaged: run `gateway log verify`"
-        )
+        super().__init__(f"{detail}; the disclosure log is damaged: run `gateway log verify`")
 
 
 class TreeStore(Protocol):
@@ -216,7 +220,7 @@ class LogService:
         """The entry at `index` with its leaf hash; GatewayError not_found if there is none."""
         rows = await self._store.read_log_records(index, 1) if index >= 0 else []
         if not rows or rows[0][0] != index:
-            raise GatewayError("not_found", f"no log entry with index {index}; indexes start at 0")
+            raise NotFoundError(f"no log entry with index {index}; indexes start at 0")
         return rows[0]
 
     def _committed(self, indexes: Sequence[int]) -> None:
@@ -290,8 +294,7 @@ class LogService:
     async def _check_size(self, tree_size: int, what: str) -> None:
         size = await self._store.log_size()
         if tree_size > size:
-            raise GatewayError(
-                "invalid_request",
+            raise InvalidRequestError(
                 f"{what} {tree_size} is larger than the log, which has {size} entries",
             )
 
@@ -308,8 +311,7 @@ class LogService:
     async def inclusion_proof(self, index: int, tree_size: int) -> Proof:
         """Proof that entry `index` is in the tree of `tree_size` entries."""
         if not 0 <= index < tree_size:
-            raise GatewayError(
-                "invalid_request",
+            raise InvalidRequestError(
                 f"index {index} is not in a tree of size {tree_size}: expected "
                 "0 <= index < tree_size",
             )
@@ -329,8 +331,7 @@ class LogService:
     async def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """Proof that the tree of `second` entries extends the tree of `first` entries."""
         if not 0 < first <= second:
-            raise GatewayError(
-                "invalid_request",
+            raise InvalidRequestError(
                 f"no consistency proof from size {first} to {second}: expected "
                 "0 < first <= second (every tree extends the empty one)",
             )
@@ -404,8 +405,7 @@ class LogService:
                     stored = await self._store.latest_checkpoint()
                     return stored or StoredCheckpoint(size, note, at)
                 # Another instance stored one in between: check against that one.
-            raise GatewayError(
-                "log_unavailable",
+            raise LogUnavailableError(
                 f"no checkpoint stored after {CHECKPOINT_ATTEMPTS} attempts: other instances "
                 "kept storing theirs first; try again",
             )

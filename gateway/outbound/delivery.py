@@ -42,14 +42,21 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Final
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 from yarl import URL
 
-from gateway.errors import ConfigErrors, GatewayError
+from gateway.errors import (
+    CircuitOpenError,
+    ConfigErrors,
+    InternalServerError,
+    PartnerFailure,
+    PartnerTimeoutError,
+    PartnerUnavailableError,
+)
 from gateway.outbound.breaker import Breakers, BreakerState
 from gateway.outbound.credentials import Credentials, PartnerAuthenticator
 from gateway.outbound.http import (
@@ -82,7 +89,7 @@ class PartnerReply:
     attempts: int
 
 
-class DeliveryError(GatewayError):
+class DeliveryError(PartnerFailure):
     """A delivery that did not get a usable answer from the partner.
 
     `attempts`: requests sent. `reached_partner`: whether any of them may have
@@ -90,11 +97,9 @@ class DeliveryError(GatewayError):
     connection does not) — the log's outcome needs it. `misconfigured`: the
     gateway's own setup (a missing secret or key file) stopped it before any
     request. `retry_after_s`: when trying again can help — set exactly when the failure
-    was transient (gateway.problem_catalog states the rule); None when an operator must
+    was transient (gateway_client.problems states the rule); None when an operator must
     fix something first.
     """
-
-    problem_code: ClassVar[str] = "partner_unavailable"
 
     def __init__(
         self,
@@ -106,24 +111,22 @@ class DeliveryError(GatewayError):
         misconfigured: bool = False,
         retry_after_s: float | None = None,
     ) -> None:
-        super().__init__(
-            self.problem_code, detail, disclosure_id=disclosure_id, retry_after_s=retry_after_s
-        )
+        super().__init__(detail, disclosure_id=disclosure_id, retry_after_s=retry_after_s)
         self.attempts = attempts
         self.reached_partner = reached_partner
         self.misconfigured = misconfigured
 
 
-class PartnerUnavailable(DeliveryError):
-    problem_code = "partner_unavailable"
+class DeliveryFailed(DeliveryError, PartnerUnavailableError):
+    """partner_unavailable: no usable answer after the retries, or no safe way to send."""
 
 
-class PartnerTimeout(DeliveryError):
-    problem_code = "partner_timeout"
+class DeliveryTimedOut(DeliveryError, PartnerTimeoutError):
+    """partner_timeout: the last try got no answer within the partner's `timeout_s`."""
 
 
-class CircuitOpen(DeliveryError):
-    problem_code = "circuit_open"
+class DeliveryCircuitOpen(DeliveryError, CircuitOpenError):
+    """circuit_open: the breaker refused the call; nothing was sent."""
 
 
 class _Transient(Exception):
@@ -268,18 +271,18 @@ class Outbound:
         answer.
         """
         if not _DISCLOSURE_ID.match(disclosure_id):
-            raise GatewayError(
-                "internal_error", "disclosure id must be 1-128 letters, digits, '.', '_', ':', '-'"
+            raise InternalServerError(
+                "disclosure id must be 1-128 letters, digits, '.', '_', ':', '-'"
             )
         if not _MEDIA_TYPE.match(content_type):
-            raise GatewayError("internal_error", "content type must be printable ASCII")
+            raise InternalServerError("content type must be printable ASCII")
         run = _Run(partner, operation, url, body, content_type, disclosure_id)
         breaker = self._breakers.for_partner(partner.id)
         if not breaker.try_acquire():
             wait = breaker.retry_in()
             when = f"next trial in {wait:.0f} s" if wait > 0 else "a trial delivery is under way"
             raise run.fail(
-                CircuitOpen,
+                DeliveryCircuitOpen,
                 f"circuit open after repeated failures; nothing sent, {when}",
                 retry_after_s=max(wait, 1.0),
             )
@@ -320,7 +323,7 @@ class Outbound:
                         raise first_failure.pop()
                     return await self._attempt(run)
         except _Transient as exc:
-            cls = PartnerTimeout if exc.timeout else PartnerUnavailable
+            cls = DeliveryTimedOut if exc.timeout else DeliveryFailed
             # Transient, so a later call can succeed: after the partner's own Retry-After
             # when it gave one, else after the longest pause the gateway itself makes.
             raise run.fail(
@@ -360,7 +363,7 @@ class Outbound:
         except PartnerAuthError as exc:
             if exc.transient:
                 raise _Transient(exc.detail) from exc
-            raise run.fail(PartnerUnavailable, exc.detail, misconfigured=exc.misconfigured) from exc
+            raise run.fail(DeliveryFailed, exc.detail, misconfigured=exc.misconfigured) from exc
 
     async def _send(self, run: _Run, credentials: Credentials) -> _Answer:
         # Only these headers, whatever the caller sent us: its Authorization,
@@ -375,7 +378,7 @@ class Outbound:
         try:
             tls = self._auth.ssl_for(run.partner)
         except PartnerAuthError as exc:
-            raise run.fail(PartnerUnavailable, exc.detail, misconfigured=True) from exc
+            raise run.fail(DeliveryFailed, exc.detail, misconfigured=True) from exc
         run.attempts += 1
         try:
             async with self._session.request(
@@ -393,7 +396,7 @@ class Outbound:
                 body = await read_limited(response, self.MAX_REPLY_BYTES)
                 if body is None:
                     raise run.fail(
-                        PartnerUnavailable,
+                        DeliveryFailed,
                         f"reply larger than {self.MAX_REPLY_BYTES} bytes; not accepted",
                     )
                 return _Answer(
@@ -404,7 +407,7 @@ class Outbound:
                 )
         except TLS_FAILURES as exc:
             raise run.fail(
-                PartnerUnavailable,
+                DeliveryFailed,
                 f"TLS verification failed ({exc.__class__.__name__}); check the partner's "
                 "certificate, its ca_bundle and (for mtls) the client certificate",
             ) from exc
@@ -436,7 +439,7 @@ class Outbound:
             wait = retry_after_seconds(answer.retry_after, self._wall_clock())
             if wait is not None and wait > self.RETRY_AFTER_CAP_S:
                 raise run.fail(
-                    PartnerUnavailable,
+                    DeliveryFailed,
                     f"answered {status} asking to retry after {wait:.0f} s, beyond the "
                     f"{self.RETRY_AFTER_CAP_S:.0f} s the gateway waits; try again later",
                     retry_after_s=wait,
@@ -445,8 +448,8 @@ class Outbound:
             raise _Transient(f"answered {status}", retry_after=wait)
         if 300 <= status < 400:
             raise run.fail(
-                PartnerUnavailable,
+                DeliveryFailed,
                 f"answered {status} (a redirect); redirects are not followed — if the "
                 "partner moved, update base_url in its partner file",
             )
-        raise run.fail(PartnerUnavailable, f"answered {status}; not retried")
+        raise run.fail(DeliveryFailed, f"answered {status}; not retried")

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from gateway.errors import GatewayError
+from gateway.errors import InvalidRequestError
 from gateway.partners.model import PLACEHOLDER, Operation, Partner
 
 # Characters of a path template kept as written (RFC 3986 pchar and '/');
@@ -27,13 +27,13 @@ def build_url(partner: Partner, operation: Operation, path_values: Mapping[str, 
     A value can never leave its path segment: `/`, `?`, `#`, `@` and `%` are
     all encoded, and a value that would make a `.`/`..` segment is refused. The
     result is checked to stay on the partner's scheme, host, port and base
-    path. Raises GatewayError("invalid_request") naming the placeholder —
+    path. Raises InvalidRequestError naming the placeholder —
     never its value.
     """
     where = f"partner {partner.id} operation {operation.name}"
 
-    def refuse(problem: str) -> GatewayError:
-        return GatewayError("invalid_request", f"{where}: {problem}")
+    def refuse(problem: str) -> InvalidRequestError:
+        return InvalidRequestError(f"{where}: {problem}")
 
     pieces: list[str] = []
     position = 0

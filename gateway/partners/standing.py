@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Final, Protocol
 
-from gateway.errors import GatewayError
+from gateway.errors import InvalidRequestError, UnknownPartnerError
 from gateway.partners.keyfile import PartnerKeyError, last_expiry, read_partner_key_file
 from gateway.partners.model import Partner, PartnerState, Suspension, SuspensionEvent
 
@@ -227,8 +227,7 @@ def _reason(value: object, *, required: bool) -> str:
         or not all(c.isprintable() or c in "\r\n\t" for c in value)
     ):
         need = "1" if required else "0"
-        raise GatewayError(
-            "invalid_request",
+        raise InvalidRequestError(
             f"'reason' must be text of {need} to {MAX_REASON} printable characters: why the "
             "partner is suspended or resumed (an incident or ticket reference, no personal "
             "data)",
@@ -261,8 +260,7 @@ class Suspensions:
     def _known(self, partner_id: str) -> str:
         if partner_id not in self._partners:
             known = ", ".join(sorted(self._partners)) or "none"
-            raise GatewayError(
-                "unknown_partner",
+            raise UnknownPartnerError(
                 f"no partner {partner_id[:80]!r} is onboarded; known: {known}",
             )
         return partner_id

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from gateway import vocabulary as v
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidRequestError
 from gateway.subject_id import check_subject_id
 
 POLICY_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -75,7 +75,7 @@ class SubjectFacts:
 
 
 def invalid(detail: str) -> GatewayError:
-    return GatewayError("invalid_request", detail)
+    return InvalidRequestError(detail)
 
 
 def parse_time(value: object, name: str) -> datetime:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway import vocabulary as v
-from gateway.errors import GatewayError
+from gateway.errors import InvalidRequestError
 
 NESTED = "payment_records"
 AGE_BANDS = ((0, 13), (14, 17), (18, 24), (25, 34), (35, 44), (45, 54), (55, 64))
@@ -125,7 +125,7 @@ def apply_transform(
         return age_band(_as_date(name, transform, value), today)
     if transform == "truncate_ip":
         return truncate_ip(name, value)
-    raise GatewayError("invalid_request", f"transform {transform!r} cannot apply to '{name}'")
+    raise InvalidRequestError(f"transform {transform!r} cannot apply to '{name}'")
 
 
 def derive_pseudonym_key(master_key: bytes, partner_id: str) -> bytes:
@@ -160,8 +160,7 @@ def _as_date(name: str, transform: str, value: object) -> date:
             return datetime.fromisoformat(value).date()
         except ValueError:
             pass
-    raise GatewayError(
-        "invalid_request",
+    raise InvalidRequestError(
         f"'data.{name}' must be an ISO date (YYYY-MM-DD) for transform '{transform}'",
     )
 
@@ -182,8 +181,6 @@ def truncate_ip(name: str, value: object) -> str:
     try:
         address = ipaddress.ip_address(str(value))
     except ValueError:
-        raise GatewayError(
-            "invalid_request", f"'data.{name}' must be an IPv4 or IPv6 address"
-        ) from None
+        raise InvalidRequestError(f"'data.{name}' must be an IPv4 or IPv6 address") from None
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway import vocabulary as v
-from gateway.errors import GatewayError
+from gateway.errors import InvalidRequestError
 from gateway.policy.facts import invalid, parse_date
 from gateway.subject_id import check_subject_id
 
@@ -110,13 +110,12 @@ def parse_disclosure_request(
     return request
 
 
-class FieldNamesRefused(GatewayError):
+class FieldNamesRefused(InvalidRequestError):
     """`data` holds field names no vocabulary could have: refused before anything is
     decided, and logged as a count (the names themselves may be personal data)."""
 
     def __init__(self, count: int) -> None:
         super().__init__(
-            "invalid_request",
             f"{count} field name(s) in 'data' (or in a 'payment_records' object) are not "
             f"lower_snake_case of at most {MAX_FIELD_NAME} characters (a lowercase letter, "
             "then lowercase letters, digits or '_'), as every field of the vocabulary is; "

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.errors import GatewayError
+from gateway.errors import ConflictError, ForbiddenError, NotFoundError
 from gateway.policy.facts import invalid, parse_time
 from gateway.store.base import LegalRequestRecord, Store
 from gateway.subject_id import check_subject_id
@@ -83,22 +83,20 @@ async def approve(
     """Record `reviewer_id`'s approval; the registrant and repeat approvals are refused."""
     record = await store.get_legal_request(request_id)
     if record is None:
-        raise GatewayError("not_found", "no lawful request with this id")
+        raise NotFoundError("no lawful request with this id")
     if record.registered_by == reviewer_id:
-        raise GatewayError(
-            "forbidden",
+        raise ForbiddenError(
             f"{reviewer_id} registered {record.id} and cannot also "
             "approve it: two other reviewers must",
         )
     if any(a.reviewer_id == reviewer_id for a in record.approvals):
-        raise GatewayError(
-            "conflict",
+        raise ConflictError(
             f"{reviewer_id} already approved {record.id}; a second, "
             "different reviewer must approve it",
         )
     approved = await store.approve_legal_request(request_id, reviewer_id, now)
     if approved is None:
-        raise GatewayError("not_found", "no lawful request with this id")
+        raise NotFoundError("no lawful request with this id")
     return approved
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway.crypto.keyring import KeyPaths
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, InternalServerError
 from gateway.net import is_loopback_host
 from gateway.partners.model import Partner
 from gateway.sandbox.credentials import Clock
@@ -234,8 +234,7 @@ async def start_sandboxes(
                 await web.TCPSite(runner, site.host, site.port, ssl_context=context).start()
             except OSError as exc:
                 if not skip_busy:
-                    raise GatewayError(
-                        "internal_error",
+                    raise InternalServerError(
                         f"sandbox {partner.id} cannot listen on {site.host}:{site.port} "
                         f"({exc.strerror or type(exc).__name__}); free the port or pass "
                         f"ports={{'{partner.id}': 0}}",

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Final, Literal, NamedTuple, Protocol
 
 from gateway.crypto.at_rest import is_sealed
-from gateway.errors import GatewayError
+from gateway.errors import LogUnavailableError
 from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent, LegalRequest, SubjectFacts, read_profile
 
@@ -113,11 +113,11 @@ Migration 4 registers it as long dead, so any such intent left without an outcom
 recovered once, like a crashed instance's."""
 
 
-class StoreUnavailable(GatewayError):
+class StoreUnavailable(LogUnavailableError):
     """The database could not be reached or written: nothing may be disclosed."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__("log_unavailable", detail)
+        super().__init__(detail)
 
 
 def require_aware(value: datetime, name: str) -> datetime:
@@ -423,7 +423,7 @@ class Store(Protocol):
     # -- consents, restriction, profile -------------------------------------------------
 
     async def add_consent(self, consent: Consent) -> None:
-        """Store a new consent; GatewayError("conflict") when the id is taken."""
+        """Store a new consent; ConflictError when the id is taken."""
 
     async def withdraw_consent(self, consent_id: str, at: datetime) -> Consent | None:
         """Mark withdrawn at `at` (a second withdrawal keeps the first time); None if unknown."""
@@ -485,7 +485,7 @@ class Store(Protocol):
     # -- lawful requests ----------------------------------------------------------------
 
     async def add_legal_request(self, record: LegalRequestRecord) -> None:
-        """Register a lawful request; GatewayError("conflict") when the id is taken."""
+        """Register a lawful request; ConflictError when the id is taken."""
 
     async def get_legal_request(self, request_id: str) -> LegalRequestRecord | None:
         """The lawful request with its approvals, or None."""

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
-from gateway.errors import GatewayError
+from gateway.errors import ConflictError, GatewayError
 from gateway.partners.model import Suspension
 from gateway.policy.facts import Consent, SubjectFacts
 from gateway.store import mapping
@@ -164,7 +164,7 @@ def _count(status: str) -> int:
 
 
 def _conflict(what: str) -> GatewayError:
-    return GatewayError("conflict", f"a {what} with this id already exists; use a new id")
+    return ConflictError(f"a {what} with this id already exists; use a new id")
 
 
 def _legal_request(row: mapping.Row) -> LegalRequestRecord:

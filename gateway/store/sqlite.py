@@ -54,7 +54,7 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from gateway.errors import GatewayError
+from gateway.errors import ConflictError, GatewayError
 from gateway.partners.model import Suspension
 from gateway.policy.facts import Consent, SubjectFacts
 from gateway.store import mapping
@@ -133,9 +133,7 @@ def _unique(what: str) -> Iterator[None]:
         yield
     except sqlite3.IntegrityError as exc:
         if exc.sqlite_errorcode in _UNIQUE_VIOLATIONS:
-            raise GatewayError(
-                "conflict", f"a {what} with this id already exists; use a new id"
-            ) from None
+            raise ConflictError(f"a {what} with this id already exists; use a new id") from None
         raise
 
 

@@ -2,7 +2,7 @@
 
 Every problem document's `type` is the relative reference `/problems/<code>`, so a
 developer who meets one follows it here: the meaning, the usual causes, the fix, the
-HTTP status and whether a retry can succeed — from gateway.problem_catalog, nothing
+HTTP status and whether a retry can succeed — from gateway_client.problems, nothing
 else. HTML by default (the review site's stylesheet, no script), JSON for a client
 whose Accept prefers `application/json`. No authentication: the pages hold no data.
 """
@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from gateway.errors import GatewayError
+from gateway.errors import NotFoundError
 from gateway.problem_catalog import CATALOGUE, PROBLEM_PATH, ProblemKind
 
 __all__ = ["PROBLEM_ROUTES", "add_problem_routes", "kind_document", "prefers_json"]
@@ -137,9 +137,7 @@ async def problem_page(request: web.Request) -> web.Response:
     kind = CATALOGUE.get(request.match_info["code"])
     if kind is None:
         # The path is not echoed, as for any 404 of the gateway.
-        raise GatewayError(
-            "not_found", f"there is no problem code by this name; GET {PROBLEM_PATH} lists them"
-        )
+        raise NotFoundError(f"there is no problem code by this name; GET {PROBLEM_PATH} lists them")
     if prefers_json(request.headers.get("Accept")):
         return _json(kind_document(kind))
     return _html("problem.html", kind=kind)

@@ -16,7 +16,14 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import GatewayError
+from gateway.errors import (
+    GatewayError,
+    InternalServerError,
+    InvalidRequestError,
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    error_for,
+)
 from gateway.observe.metrics import Metrics
 from gateway.problem_catalog import CATALOGUE
 
@@ -71,7 +78,7 @@ def problem_response(error: GatewayError, headers: dict[str, str] | None = None)
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         if any("\x00" in v for v in request.match_info.values()):
-            raise GatewayError("invalid_request", "the path may not contain %00 (NUL)")
+            raise InvalidRequestError("the path may not contain %00 (NUL)")
         return await handler(request)
     except GatewayError as exc:
         metrics = request.app.get(METRICS)
@@ -84,8 +91,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status == 405:
             allowed = exc.headers.get("Allow", "")
             return problem_response(
-                GatewayError(
-                    "method_not_allowed",
+                MethodNotAllowedError(
                     f"{request.method} is not allowed here; allowed: {allowed}",
                 ),
                 {"Allow": allowed},
@@ -96,12 +102,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             404: f"no route for this {request.method} path; see GET /openapi.json",
             413: "the request body is larger than server.max_body_bytes",
         }.get(exc.status, exc.reason)
-        return problem_response(GatewayError(code, detail))
+        return problem_response(error_for(code, detail))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.match_info.route.name)
         return problem_response(
-            GatewayError(
-                "internal_error",
+            InternalServerError(
                 "the gateway failed unexpectedly; nothing more is shown here, "
                 "the operators have the details in the application log",
             )
@@ -160,43 +165,37 @@ async def read_json(request: web.Request, *, max_depth: int, max_body: int) -> A
     if ctype not in ("application/json", "application/problem+json") and not ctype.endswith(
         "+json"
     ):
-        raise GatewayError(
-            "invalid_request", f"Content-Type must be application/json, got {ctype[:60]!r}"
-        )
+        raise InvalidRequestError(f"Content-Type must be application/json, got {ctype[:60]!r}")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise GatewayError(
-            "payload_too_large", f"the body is larger than {max_body} bytes (server.max_body_bytes)"
+        raise PayloadTooLargeError(
+            f"the body is larger than {max_body} bytes (server.max_body_bytes)"
         ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise GatewayError("invalid_request", "the body is not valid UTF-8") from None
+        raise InvalidRequestError("the body is not valid UTF-8") from None
     try:
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
-        raise GatewayError(
-            "invalid_request", f"the JSON nests deeper than {max_depth} levels"
-        ) from None
+        raise InvalidRequestError(f"the JSON nests deeper than {max_depth} levels") from None
     except ValueError as exc:
         where = (
             f" at line {exc.lineno} column {exc.colno}"
             if isinstance(exc, json.JSONDecodeError)
             else ""
         )
-        raise GatewayError("invalid_request", f"the body is not valid JSON{where}") from None
+        raise InvalidRequestError(f"the body is not valid JSON{where}") from None
     if not _depth(value, max_depth):
-        raise GatewayError(
-            "invalid_request",
+        raise InvalidRequestError(
             f"the JSON nests deeper than {max_depth} levels (server.max_json_depth)",
         )
     unusable = _unusable_character(value)
     if unusable == "\x00":
-        raise GatewayError("invalid_request", "strings may not contain the NUL character (U+0000)")
+        raise InvalidRequestError("strings may not contain the NUL character (U+0000)")
     if unusable is not None:
-        raise GatewayError(
-            "invalid_request",
+        raise InvalidRequestError(
             "strings may not contain a lone surrogate (a \\ud800-\\udfff escape without its "
             "pair): the JSON text must encode Unicode characters",
         )

@@ -23,7 +23,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import Response, StreamResponse
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, error_for
 
 # Parser frames that read the request line, and those that read a header (the C parser's
 # callbacks, which aiohttp uses wherever its extension is built, and the pure-Python
@@ -52,7 +52,7 @@ def parser_problem(exc: BaseException | None) -> GatewayError:
             code = "headers_too_large"
         elif frames & _REQUEST_LINE_FRAMES:
             code = "uri_too_long"
-    return GatewayError(code, _DETAILS[code])
+    return error_for(code, _DETAILS[code])
 
 
 class ProblemRequestHandler(RequestHandler):

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from gateway.config.model import Config, Reviewer
 from gateway.crypto.subject_keys import LogKeys
-from gateway.errors import GatewayError
+from gateway.errors import ConflictError, NotFoundError
 from gateway.log.entries import intent_entry, outcome_entry, refused_entry, row_of
 from gateway.log.record import EntryRecord
 from gateway.partners.model import Partner
@@ -123,9 +123,9 @@ class FakeReviewBackend:
 
     async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
         if disclosure_id in self.justifications:
-            raise GatewayError("conflict", f"{disclosure_id} was justified already")
+            raise ConflictError(f"{disclosure_id} was justified already")
         if disclosure_id not in self.queue:
-            raise GatewayError("not_found", f"{disclosure_id} is not in the emergency queue")
+            raise NotFoundError(f"{disclosure_id} is not in the emergency queue")
         record = Justification(disclosure_id, reviewer_id, text, self.now)
         self.justifications[disclosure_id] = record
         return record

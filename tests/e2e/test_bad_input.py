@@ -47,7 +47,7 @@ from gateway import vocabulary as v
 from gateway.config.model import Config
 from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
-from gateway.errors import PROBLEMS, GatewayError
+from gateway.errors import PROBLEMS, error_for
 from gateway.partners.model import Partner
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app
@@ -795,5 +795,5 @@ async def test_idempotency_key_edge_cases(gateway: TestClient, auth: Callable) -
 def test_the_problem_schema_knows_every_code() -> None:
     """The suite's own oracle: every contract problem validates against the Problem schema."""
     for code in PROBLEMS:
-        problem = GatewayError(code, "detail", disclosure_id="d-1").problem()
+        problem = error_for(code, "detail", disclosure_id="d-1").problem()
         jsonschema.validate(problem, problem_schema())

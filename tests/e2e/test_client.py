@@ -1,6 +1,6 @@
-"""gateway_client.client against the real app and sandbox partners: answers, refusals as classes.
+"""gateway_client against the real app and sandbox partners: answers, refusals as classes.
 
-Every problem code of errors.PROBLEMS has its exception class (checked against a
+Every problem code of errors.PROBLEMS has its SDK exception class (checked against a
 loopback server that answers each code), and the common refusals of the real
 gateway arrive as those classes with the disclosure id and never the data.
 """
@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.errors import PROBLEMS, GatewayError
+import gateway_client as gc
+from gateway.errors import PROBLEMS, error_for
 from gateway.sandbox import SandboxCluster
-from gateway_client import client as gc
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000c11e"
 PERSON = {
@@ -73,11 +73,11 @@ async def consent_for(
 
 def test_every_problem_code_has_its_class():
     missing = sorted(set(PROBLEMS) - set(gc.PROBLEM_CLASSES))
-    assert not missing, f"add an exception class to gateway_client/client.py for: {missing}"
+    assert not missing, f"add an exception class to gateway_client/errors.py for: {missing}"
     stale = sorted(set(gc.PROBLEM_CLASSES) - set(PROBLEMS))
     assert not stale, f"classes for codes errors.PROBLEMS no longer has: {stale}"
     for code, cls in gc.PROBLEM_CLASSES.items():
-        assert cls.code == code and cls.default_status == PROBLEMS[code][0], code
+        assert cls.code == code and cls.status == PROBLEMS[code][0], code
         assert issubclass(cls, gc.GatewayProblem) and cls.__doc__
 
 
@@ -86,7 +86,7 @@ async def test_each_problem_document_raises_its_class():
     from gateway.web.problems import problem_response
 
     async def answer(request: web.Request) -> web.Response:
-        error = GatewayError(
+        error = error_for(
             request.match_info["code"], "what is wrong and what would pass", disclosure_id="d-123"
         )
         error.retry_after_s = 7

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.config.model import Config
 from gateway.sandbox import SandboxCluster
 from gateway.web.app import create_app
-from gateway_client.client import (
+from gateway_client import (
     CircuitOpen,
     ConsentRequired,
     GatewayUnreachable,

@@ -88,11 +88,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     source = root / "source"  # a copy, so the build leaves nothing in the checkout
     source.mkdir()
     shutil.copy2(REPO / "pyproject.toml", source)
-    shutil.copytree(
-        REPO / "gateway",
-        source / "gateway",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )
+    for package in ("gateway", "gateway_client"):  # the server reads the SDK's problem table
+        shutil.copytree(
+            REPO / package,
+            source / package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
     dist = root / "dist"
     run(
         sys.executable,
@@ -143,6 +144,7 @@ def test_the_wheel_carries_every_file_the_package_reads(installed: Installed):
     missing = package_data_in_checkout() - names
     assert not missing, f"add to [tool.setuptools.package-data] in pyproject.toml: {missing}"
     assert "gateway/templates/init/config.toml" in names
+    assert "gateway_client/problems.py" in names
 
 
 def test_version_from_the_installed_command(installed: Installed, tmp_path: Path):

@@ -33,7 +33,12 @@ from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys, PartnerKey, load_partner_key_file
 from gateway.crypto.subject_keys import LogKeys
 from gateway.disclosure.flow import Gateway, disclose
-from gateway.errors import GatewayError
+from gateway.errors import (
+    GatewayError,
+    InternalServerError,
+    PartnerKeyExpiredError,
+    PartnerUnavailableError,
+)
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.search import Query, search
 from gateway.log.service import LogService, LogSigner
@@ -491,8 +496,8 @@ async def test_only_vocabulary_names_enter_an_intent(config: Any, partners: Any)
 
 
 KEY_FAILURES = [
-    GatewayError("partner_unavailable", "the partner's JWKS could not be fetched"),
-    GatewayError("partner_key_expired", "the partner's key expired"),
+    PartnerUnavailableError("the partner's JWKS could not be fetched"),
+    PartnerKeyExpiredError("the partner's key expired"),
     RuntimeError("a bug while fetching the key"),
 ]
 
@@ -594,7 +599,7 @@ async def test_the_subject_report_over_http_refuses_a_lying_index_with_a_503(
 
 class FailingSeal(GatewayKeys):
     def seal(self, claims: Mapping[str, Any], **how: Any) -> str:
-        raise GatewayError("internal_error", "the seal failed")
+        raise InternalServerError("the seal failed")
 
 
 async def test_a_failure_after_the_intent_is_its_outcome_not_a_second_refusal(

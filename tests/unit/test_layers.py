@@ -74,6 +74,9 @@ MODULE_LAYER: Final = {
     "gateway.net": "leaves",  # is_loopback_host: the URL rule config and partners share
     "gateway.canonical": "leaves",  # canonical JSON: the log's, idempotency's, subject keys'
     "gateway.__main__": "entry",
+    # The problem table is the SDK's (it needs nothing else); the server reads it, so the
+    # two cannot disagree. The lowest leaf: it imports nothing at all.
+    "gateway_client.problems": "leaves",
 }
 
 # Upward imports allowed for now (importer, imported), each with the cut that will remove
@@ -82,16 +85,15 @@ MODULE_LAYER: Final = {
 # to). Adding one needs its reason and its cut beside it; the list only shrinks.
 KNOWN_UPWARD: Final[frozenset[tuple[str, str]]] = frozenset()
 
-# The SDK stands apart: what it imports from gateway/ today, and why it cannot yet do
-# without. gateway_client/ will carry its own wire types and this list will be empty.
-CLIENT_IMPORTS: Final = {
-    "gateway.policy.facts": "Consent: the SDK answers consents as the gateway's own value type",
-    "gateway.policy.decide": "Decision: the SDK answers /v1/decisions as the gateway's value type",
-    "gateway.problem_catalog": "problem_code: a problem document's type → its code",
-}
+# The SDK stands apart: it imports nothing from gateway/ (it carries its own wire types and
+# the problem table), so a service installs it without the server's dependencies. The
+# server may import of the SDK only its problem table, the leaf below every layer.
+CLIENT_IMPORTS: Final[frozenset[str]] = frozenset()
+SERVER_IMPORTS_OF_CLIENT: Final = frozenset({"gateway_client.problems"})
 
 
 CLIENT_ROOT: Final = ROOT.parent / "gateway_client"
+PACKAGES: Final = ("gateway", "gateway_client")
 
 
 def module_name(path: Path) -> str:
@@ -104,7 +106,8 @@ CLIENT_MODULES: Final = {module_name(p): p for p in CLIENT_ROOT.rglob("*.py")}
 
 
 def imports_of(module: str) -> set[tuple[str, int]]:
-    """Every gateway module `module` imports (with the line), wherever the import stands."""
+    """Every gateway or gateway_client module `module` imports (with the line), wherever the
+    import stands."""
     path = MODULES.get(module) or CLIENT_MODULES[module]
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
     found: set[tuple[str, int]] = set()
@@ -117,8 +120,9 @@ def imports_of(module: str) -> set[tuple[str, int]]:
                 source = ".".join([*package[: len(package) - node.level + 1], source]).strip(".")
             for alias in node.names:  # `from gateway.log import search` imports a module
                 submodule = f"{source}.{alias.name}"
-                found.add((submodule if submodule in MODULES else source, node.lineno))
-    return {(name, line) for name, line in found if name.split(".")[0] == "gateway"}
+                known = submodule in MODULES or submodule in CLIENT_MODULES
+                found.add((submodule if known else source, node.lineno))
+    return {(name, line) for name, line in found if name.split(".")[0] in PACKAGES}
 
 
 def layer_of(module: str) -> str | None:
@@ -170,12 +174,30 @@ def test_the_known_upward_imports_only_shrink() -> None:
     assert not gone, f"no longer upward (good): delete from KNOWN_UPWARD: {gone}"
 
 
-def test_the_client_imports_only_what_is_listed() -> None:
+def test_the_client_imports_nothing_from_the_server() -> None:
     imported = {name for module in CLIENT_MODULES for name, _ in imports_of(module)}
-    assert imported == set(CLIENT_IMPORTS), (
-        f"gateway_client/ (the SDK) imports {sorted(imported)} from gateway/; "
-        f"listed: {sorted(CLIENT_IMPORTS)} — add nothing, and shrink the list with the code"
+    from_server = {name for name in imported if name.split(".")[0] == "gateway"}
+    assert from_server == set(CLIENT_IMPORTS) == set(), (
+        f"gateway_client/ (the SDK) imports {sorted(from_server)} from gateway/: "
+        "give the SDK its own type, or move the piece into gateway_client.problems"
     )
+    assert "gateway_client.client" in CLIENT_MODULES  # the scan sees the SDK at all
+    assert imports_of("gateway_client.problems") == set(), "the problem table is a leaf"
+
+
+def test_the_server_imports_of_the_sdk_only_its_problem_table() -> None:
+    found = {
+        (module, imported, line)
+        for module in MODULES
+        for imported, line in imports_of(module)
+        if imported.split(".")[0] == "gateway_client"
+    }
+    assert {imported for _, imported, _ in found} <= SERVER_IMPORTS_OF_CLIENT, "\n".join(
+        f"  {MODULES[m].relative_to(ROOT.parent)}:{line}: {m} imports {i} (the SDK's client)"
+        for m, i, line in sorted(found)
+        if i not in SERVER_IMPORTS_OF_CLIENT
+    )
+    assert rank("gateway_client.problems") == 0
 
 
 def test_the_scan_sees_lazy_relative_and_submodule_imports() -> None:

@@ -18,7 +18,13 @@ from multidict import MultiDictProxy
 from gateway import vocabulary as v
 from gateway.clock import utc_now
 from gateway.config.model import Reviewer
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import (
+    ConfigError,
+    ForbiddenError,
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from gateway.log.columns import checked_disclosure
 from gateway.partners.model import Partner
 from gateway.policy.request import MAX_ID
@@ -111,14 +117,14 @@ def _after(value: str | None) -> int | None:
     if not value:
         return None
     if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_INDEX:
-        raise GatewayError("invalid_request", "'after' must be a log index (a whole number)")
+        raise InvalidRequestError("'after' must be a log index (a whole number)")
     return int(value)
 
 
 def _id(value: str, what: str) -> str:
     """A disclosure or request id from a path: anything unprintable names nothing here."""
     if not value or len(value) > MAX_ID or not value.isprintable():
-        raise GatewayError("not_found", f"no {what} with this id")
+        raise NotFoundError(f"no {what} with this id")
     return value
 
 
@@ -179,8 +185,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     expected = ctx.signer.login_token(request.cookies.get(LOGIN_COOKIE), now)
     sent = _text(form, "csrf")
     if expected is None or sent is None or not hmac.compare_digest(sent, expected):
-        raise GatewayError(
-            "forbidden",
+        raise ForbiddenError(
             "the sign-in form expired or did not come from this page; reload it and sign in",
         )
     reviewer_id = (_text(form, "reviewer_id") or "").strip()[:MAX_ID]
@@ -282,8 +287,7 @@ async def _filters(
         return Filters.parse(get), None
     subject = context(request).sealer.open(token)
     if subject is None or not is_subject_id(subject):
-        raise GatewayError(
-            "invalid_request",
+        raise InvalidRequestError(
             "the subject filter of this link cannot be read (altered, or made under another "
             "session key); search by the subject again",
         )
@@ -316,7 +320,7 @@ async def disclosure_detail(request: web.Request, who: SignedIn) -> web.StreamRe
     disclosure_id = _id(request.match_info["disclosure_id"], "disclosure")
     found = await checked_disclosure(store(request), disclosure_id)
     if not found:
-        raise GatewayError("not_found", f"no disclosure {disclosure_id[:80]!r} in the log")
+        raise NotFoundError(f"no disclosure {disclosure_id[:80]!r} in the log")
     review = backend(request)
     entries = []
     needs_review = False
@@ -431,8 +435,7 @@ async def justify(request: web.Request, who: SignedIn) -> web.StreamResponse:
             or len(text) > MAX_JUSTIFICATION
             or not all(c.isprintable() or c in "\r\n\t" for c in text)
         ):
-            raise GatewayError(
-                "invalid_request",
+            raise InvalidRequestError(
                 f"write a justification of 1 to {MAX_JUSTIFICATION} characters: why the "
                 "emergency basis applied (no personal data values)",
             )

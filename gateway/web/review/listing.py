@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 
 from gateway import vocabulary as v
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidRequestError
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.record import EntryRecord
 from gateway.store.base import MAX_SEARCH_LIMIT, LogQuery, Store
@@ -59,7 +59,7 @@ _PARTNER = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
 def _bad(detail: str) -> GatewayError:
-    return GatewayError("invalid_request", detail)
+    return InvalidRequestError(detail)
 
 
 def _choice(value: str | None, choices: Sequence[str], name: str) -> str | None:

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from gateway import vocabulary as v
 from gateway.crypto.subject_keys import LogKeys
-from gateway.errors import GatewayError
+from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.log import search
 from gateway.log.audit import audit_store
 from gateway.log.columns import checked_disclosure, checked_search
@@ -135,9 +135,9 @@ class LogReviewBackend:
     async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
         rows = await checked_disclosure(self._store, disclosure_id)
         if not any(e.kind == "intent" and e.needs_review for e in rows):
-            raise GatewayError("not_found", "no emergency disclosure with this id awaits review")
+            raise NotFoundError("no emergency disclosure with this id awaits review")
         record = JustificationRecord(disclosure_id, reviewer_id, text, self._clock())
         if not await self._store.add_justification(record):
-            raise GatewayError("conflict", "this disclosure has already been justified")
+            raise ConflictError("this disclosure has already been justified")
         log.info("emergency disclosure justified", extra={"disclosure_id": disclosure_id})
         return Justification(disclosure_id, reviewer_id, text, record.at)

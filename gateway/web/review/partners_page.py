@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from gateway.config.model import Config
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InternalServerError, NotFoundError
 from gateway.ops.reload import RELOADER
 from gateway.partners.model import current
 from gateway.partners.standing import MAX_REASON, Suspensions, agreement_days_left
@@ -31,8 +31,7 @@ DEFAULT_WARN_DAYS: Final = Config.partner_warn_days
 def _service(request: web.Request) -> Suspensions:
     found = request.config_dict.get(SUSPENSIONS)
     if found is None:
-        raise GatewayError(
-            "internal_error",
+        raise InternalServerError(
             "partner suspensions are not wired: the composition root must set app[SUSPENSIONS]",
         )
     return found
@@ -41,7 +40,7 @@ def _service(request: web.Request) -> Suspensions:
 def _partner_id(request: web.Request) -> str:
     value = request.match_info["partner_id"]
     if not value or len(value) > MAX_ID or not value.isprintable():
-        raise GatewayError("not_found", "no partner with this id")
+        raise NotFoundError("no partner with this id")
     return value
 
 

@@ -25,7 +25,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.config.model import Reviewer
-from gateway.errors import GatewayError
+from gateway.errors import ForbiddenError, GatewayError, InternalServerError, error_for
 from gateway.partners.model import Partner
 from gateway.store.base import Store
 from gateway.web.problems import problem_headers, problem_response
@@ -146,8 +146,7 @@ def store(request: web.Request) -> Store:
 def backend(request: web.Request) -> ReviewBackend:
     found = request.config_dict.get(REVIEW_BACKEND)
     if found is None:
-        raise GatewayError(
-            "internal_error",
+        raise InternalServerError(
             "the review page has no ReviewBackend: the composition root "
             "must set app[REVIEW_BACKEND]",
         )
@@ -254,10 +253,10 @@ def html_error(request: web.Request, error: GatewayError) -> web.Response:
 def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
     code = _HTTP_CODES.get(exc.status, "invalid_request")
     if exc.status == 404:
-        return GatewayError(code, f"there is no review page at {request.path[:200]}")
+        return error_for(code, f"there is no review page at {request.path[:200]}")
     if exc.status == 405:
-        return GatewayError(code, f"{request.method} is not allowed on {request.path[:200]}")
-    return GatewayError(code, exc.reason)
+        return error_for(code, f"{request.method} is not allowed on {request.path[:200]}")
+    return error_for(code, exc.reason)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -277,8 +276,7 @@ async def review_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.exception("review page failed on %s", request.match_info.route.name)
         response = html_error(
             request,
-            GatewayError(
-                "internal_error",
+            InternalServerError(
                 "the review page failed unexpectedly; the operators have the details in the "
                 "application log",
             ),
@@ -316,8 +314,8 @@ def reviewer_page(handler: PageHandler) -> Handler:
             if request.method == "GET":
                 query = urlencode({"next": request.path_qs})
                 return redirect(f"{PREFIX}/login?{query}")
-            raise GatewayError(
-                "forbidden", "sign in as a reviewer first; this form was sent without a session"
+            raise ForbiddenError(
+                "sign in as a reviewer first; this form was sent without a session"
             )
         if request.method == "POST":
             form = await request.post()
@@ -325,8 +323,7 @@ def reviewer_page(handler: PageHandler) -> Handler:
             if not _same_origin(request) or not who.session.csrf_matches(
                 token if isinstance(token, str) else None
             ):
-                raise GatewayError(
-                    "forbidden",
+                raise ForbiddenError(
                     "the form's CSRF token is missing or does not belong to your session; "
                     "reload the page and send the form again",
                 )
@@ -337,4 +334,4 @@ def reviewer_page(handler: PageHandler) -> Handler:
 
 def check_same_origin(request: web.Request) -> None:
     if not _same_origin(request):
-        raise GatewayError("forbidden", "the form was sent from another site")
+        raise ForbiddenError("the form was sent from another site")

@@ -16,7 +16,7 @@ from aiohttp import web
 from gateway.callers.tokens import CallerAuthenticator, require_role
 from gateway.config.model import Caller
 from gateway.disclosure.flow import Disclosed, Gateway, disclose_once, evaluate
-from gateway.errors import GatewayError
+from gateway.errors import ForbiddenError, GatewayError, NotFoundError
 from gateway.observe.app_log import bind
 from gateway.policy.facts import (
     Consent,
@@ -46,8 +46,7 @@ async def caller_of(request: web.Request, role: str | tuple[str, ...]) -> Caller
     if common_name is not None:
         found = request.app[GATEWAY].config.callers.get(common_name)
         if found is None:
-            raise GatewayError(
-                "forbidden",
+            raise ForbiddenError(
                 "the client certificate's subject is not a "
                 "configured caller ([[callers]] id = certificate CN)",
             )
@@ -181,7 +180,7 @@ async def withdraw_consent(request: web.Request) -> web.Response:
     # after it, on any instance, reads it (policy VII.4).
     consent = await request.app[STORE].withdraw_consent(consent_id, request.app[GATEWAY].clock())
     if consent is None:
-        raise GatewayError("not_found", "no consent with this id")
+        raise NotFoundError("no consent with this id")
     return json_response(consent_json(consent, subject=None))
 
 

@@ -13,7 +13,7 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.errors import GatewayError
+from gateway.errors import InvalidRequestError
 from gateway.log.offline import b64
 from gateway.log.service import LogService
 from gateway.web.routes.api import caller_of, json_response
@@ -29,11 +29,9 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 
 def _number(text: str | None, name: str) -> int:
     if text is None:
-        raise GatewayError("invalid_request", f"query parameter '{name}' is required")
+        raise InvalidRequestError(f"query parameter '{name}' is required")
     if not _DIGITS.fullmatch(text) or int(text) > MAX_INDEX:
-        raise GatewayError(
-            "invalid_request", f"'{name}' must be a whole number from 0 to {MAX_INDEX}"
-        )
+        raise InvalidRequestError(f"'{name}' must be a whole number from 0 to {MAX_INDEX}")
     return int(text)
 
 

@@ -697,7 +697,7 @@ def _schemas() -> dict[str, Schema]:
         },
         "ProblemKind": {
             "type": "object",
-            "description": "What a problem code means (gateway/problem_catalog.py).",
+            "description": "What a problem code means (gateway_client/problems.py).",
             "required": [
                 "type",
                 "code",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.errors import GatewayError
+from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.rights import lawful_requests as legal_requests
 from gateway.rights import subjects as rights
 from gateway.web.routes.api import (
@@ -51,7 +51,7 @@ async def get_legal_request(request: web.Request) -> web.Response:
     await caller_of(request, REGISTRARS)
     record = await request.app[STORE].get_legal_request(request.match_info["request_id"])
     if record is None:
-        raise GatewayError("not_found", "no such lawful request")
+        raise NotFoundError("no such lawful request")
     return json_response(legal_requests.legal_request_json(record))
 
 
@@ -59,7 +59,7 @@ async def list_legal_requests(request: web.Request) -> web.Response:
     await caller_of(request, REGISTRARS)
     status = request.query.get("status")
     if status not in (None, "pending", "approved"):
-        raise GatewayError("invalid_request", "status must be 'pending' or 'approved'")
+        raise InvalidRequestError("status must be 'pending' or 'approved'")
     records = await request.app[STORE].list_legal_requests(status)
     return json_response(
         {
@@ -78,7 +78,7 @@ async def get_subject_disclosures(request: web.Request) -> web.Response:
     await caller_of(request, RIGHTS_READERS)
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "csv"):
-        raise GatewayError("invalid_request", "format must be 'json' or 'csv'")
+        raise InvalidRequestError("format must be 'json' or 'csv'")
     gw = request.app[GATEWAY]
     subject = path_subject(request)
     rows = await rights.subject_report(request.app[STORE], gw.log_keys, gw.partners, subject)

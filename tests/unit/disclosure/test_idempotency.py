@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from gateway.disclosure.idempotency import MAX_IDEMPOTENCY_KEY, once, request_digest
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidRequestError, LogUnavailableError
 from gateway.store.base import IdempotencyClaim, StoredResponse
 
 OK = StoredResponse(201, {"Content-Type": "application/json", "X-Other": "1"}, b'{"ok":1}')
@@ -94,10 +94,10 @@ async def test_another_request_or_one_in_flight_is_a_conflict() -> None:
 
 async def test_a_refusal_is_the_stored_answer_and_a_retryable_failure_frees_the_key() -> None:
     keys = FakeKeys()
-    refused = await run(keys, "k", Counted(GatewayError("invalid_request", "bad")))
+    refused = await run(keys, "k", Counted(InvalidRequestError("bad")))
     assert refused.status == 400 and keys.held[("svc", "k")][1] == refused
     with pytest.raises(GatewayError):
-        await run(keys, "k2", Counted(GatewayError("log_unavailable", "store away")))
+        await run(keys, "k2", Counted(LogUnavailableError("store away")))
     with pytest.raises(RuntimeError):
         await run(keys, "k3", Counted(RuntimeError("a bug")))
     assert set(keys.held) == {("svc", "k")}  # k2 and k3 may be retried

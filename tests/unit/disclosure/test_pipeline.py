@@ -14,11 +14,11 @@ from yarl import URL
 from gateway.config.model import Caller, Config
 from gateway.crypto.seal import GatewayKeys, PartnerKey, load_partner_key_file
 from gateway.disclosure.flow import Gateway, disclose
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InternalServerError, LogUnavailableError
 from gateway.log.entries import LogKeys
 from gateway.log.recovery import InFlightLog
 from gateway.log.writer import LogWriter
-from gateway.outbound.delivery import PartnerReply, PartnerTimeout
+from gateway.outbound.delivery import DeliveryTimedOut, PartnerReply
 from gateway.partners.model import Operation, Partner, PartnerState
 from gateway.policy.facts import SubjectFacts
 from gateway.policy.request import DisclosureRequest
@@ -57,7 +57,7 @@ class FakeLog:
 
     async def append(self, entry: Mapping[str, Any]) -> int:
         if entry["kind"] in self.fail_kinds:
-            raise GatewayError("log_unavailable", "disk gone")
+            raise LogUnavailableError("disk gone")
         self.journal.events.append(f"log:{entry['kind']}")
         self.entries.append(entry)
         return len(self.entries) - 1
@@ -176,7 +176,7 @@ async def test_no_durable_intent_means_nothing_sent(config, partners):
 async def test_delivery_failure_logs_failed_outcome(config, partners):
     journal = Journal()
     log = FakeLog(journal)
-    error = PartnerTimeout("timed out", attempts=3, reached_partner=True)
+    error = DeliveryTimedOut("timed out", attempts=3, reached_partner=True)
     outbound = FakeOutbound(journal, error)
     with pytest.raises(GatewayError) as exc:
         await disclose(gateway(config, partners, log, outbound), CALLER, REQUEST)
@@ -222,7 +222,7 @@ async def test_the_payload_is_sealed_while_the_intent_commits(config, partners):
 async def test_a_seal_that_fails_after_the_intent_gets_a_failed_outcome(config, partners):
     journal = Journal()
     log, outbound = FakeLog(journal), FakeOutbound(journal)
-    broken = GatewayError("internal_error", "cannot seal to a OKP key")
+    broken = InternalServerError("cannot seal to a OKP key")
     gw = gateway(config, partners, log, outbound, seal_error=broken)
     with pytest.raises(GatewayError) as exc:
         await disclose(gw, CALLER, REQUEST)
@@ -240,9 +240,7 @@ async def test_a_seal_that_fails_after_the_intent_gets_a_failed_outcome(config, 
 async def test_a_seal_failure_with_no_durable_intent_is_log_unavailable(config, partners):
     journal = Journal()
     log = FakeLog(journal, fail_kinds=frozenset({"intent"}))
-    gw = gateway(
-        config, partners, log, FakeOutbound(journal), seal_error=GatewayError("internal_error", "x")
-    )
+    gw = gateway(config, partners, log, FakeOutbound(journal), seal_error=InternalServerError("x"))
     with pytest.raises(GatewayError) as exc:
         await disclose(gw, CALLER, REQUEST)
     assert exc.value.code == "log_unavailable" and log.entries == []

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InternalServerError
 from gateway.observe import app_log as logs
 
 CANARY = "CANARY-6f1c2a7e"
@@ -61,13 +61,13 @@ def test_tracebacks_withhold_exception_messages(records):
         try:
             {}[CANARY]
         except KeyError as exc:
-            raise GatewayError("internal_error", f"wrapped {CANARY}") from exc
+            raise InternalServerError(f"wrapped {CANARY}") from exc
     except GatewayError:
         logging.getLogger("gateway.web").exception("unhandled error on POST disclosures")
     [line] = records()
     trace = line["exception"]
     assert CANARY not in trace
-    assert "KeyError" in trace and "gateway.errors.GatewayError: internal_error" in trace
+    assert "KeyError" in trace and "gateway.errors.InternalServerError: internal_error" in trace
     assert "test_tracebacks_withhold_exception_messages" in trace and "which led to:" in trace
 
 

@@ -25,11 +25,11 @@ from aiohttp.test_utils import TestServer
 from gateway.errors import ConfigErrors, GatewayError
 from gateway.outbound.breaker import CircuitBreaker
 from gateway.outbound.delivery import (
-    CircuitOpen,
+    DeliveryCircuitOpen,
+    DeliveryFailed,
+    DeliveryTimedOut,
     Outbound,
     PartnerReply,
-    PartnerTimeout,
-    PartnerUnavailable,
     client_session,
 )
 from gateway.outbound.http import retry_after_seconds
@@ -279,7 +279,7 @@ async def test_every_attempt_timing_out_is_partner_timeout(
 ) -> None:
     fake = FakePartner([slow(0.3), slow(0.3)])
     partner = make_partner(await serve(fake.app()), timeout_s=0.1, max_attempts=2)
-    with pytest.raises(PartnerTimeout) as caught:
+    with pytest.raises(DeliveryTimedOut) as caught:
         await deliver(outbound, partner)
     assert caught.value.status == 504
     assert caught.value.code == "partner_timeout"
@@ -328,7 +328,7 @@ async def test_retry_after_beyond_the_cap_gives_up_at_once(
     serve: Serve, outbound: Outbound, sleep: FakeSleep
 ) -> None:
     fake = FakePartner([status(429, headers={"Retry-After": "120"})])
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, make_partner(await serve(fake.app())))
     assert caught.value.attempts == 1
     assert caught.value.reached_partner is True
@@ -341,7 +341,7 @@ async def test_retries_never_exceed_max_attempts(
     serve: Serve, outbound: Outbound, sleep: FakeSleep
 ) -> None:
     fake = FakePartner([status(503)] * 10)
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, make_partner(await serve(fake.app()), max_attempts=4))
     assert caught.value.status == 502
     assert caught.value.attempts == 4
@@ -352,7 +352,7 @@ async def test_retries_never_exceed_max_attempts(
 
 async def test_max_attempts_one_means_no_retry(serve: Serve, outbound: Outbound) -> None:
     fake = FakePartner([status(503)])
-    with pytest.raises(PartnerUnavailable):
+    with pytest.raises(DeliveryFailed):
         await deliver(outbound, make_partner(await serve(fake.app()), max_attempts=1))
     assert len(fake.seen) == 1
 
@@ -424,7 +424,7 @@ async def test_connection_dropped_every_time_may_have_reached_the_partner(
     server = DroppingServer(failures=99, reset=False)
     base = await server.start()
     try:
-        with pytest.raises(PartnerUnavailable) as caught:
+        with pytest.raises(DeliveryFailed) as caught:
             await deliver(outbound, make_partner(base, max_attempts=2))
     finally:
         await server.close()
@@ -436,7 +436,7 @@ async def test_partner_down_is_unavailable_and_never_reached(
     outbound: Outbound, sleep: FakeSleep
 ) -> None:
     partner = make_partner(f"http://127.0.0.1:{free_port()}", max_attempts=3)
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, partner)
     assert caught.value.status == 502
     assert caught.value.attempts == 3
@@ -450,7 +450,7 @@ async def test_partner_down_is_unavailable_and_never_reached(
 
 async def test_redirects_are_not_followed(serve: Serve, outbound: Outbound) -> None:
     fake = FakePartner([status(307, headers={"Location": "/elsewhere/collect"})])
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, make_partner(await serve(fake.app())))
     assert caught.value.attempts == 1
     assert caught.value.reached_partner is True
@@ -460,7 +460,7 @@ async def test_redirects_are_not_followed(serve: Serve, outbound: Outbound) -> N
 
 async def test_other_5xx_are_not_retried(serve: Serve, outbound: Outbound) -> None:
     fake = FakePartner([status(501)])
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, make_partner(await serve(fake.app())))
     assert caught.value.attempts == 1
     assert len(fake.seen) == 1
@@ -468,7 +468,7 @@ async def test_other_5xx_are_not_retried(serve: Serve, outbound: Outbound) -> No
 
 async def test_an_oversized_reply_is_refused(serve: Serve, outbound: Outbound) -> None:
     fake = FakePartner([status(200, body=b"x" * (Outbound.MAX_REPLY_BYTES + 1))])
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, make_partner(await serve(fake.app())))
     assert "larger than" in caught.value.detail
     assert len(fake.seen) == 1
@@ -595,7 +595,7 @@ async def test_unusable_placeholder_values_are_invalid_requests_and_nothing_is_s
 
 async def test_failure_details_never_quote_path_values(outbound: Outbound) -> None:
     partner = make_partner(f"http://127.0.0.1:{free_port()}", max_attempts=1)
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, partner, REFUND, {"transaction_id": "TX-PERSONAL-9911"})
     assert "TX-PERSONAL-9911" not in caught.value.detail
     assert "TX-PERSONAL-9911" not in str(caught.value.problem())
@@ -634,11 +634,11 @@ async def test_breaker_opens_rejects_half_opens_and_closes(
     partner = make_partner(await serve(fake.app()), max_attempts=1)
     for _ in range(5):
         assert outbound.breaker_state(partner.id) == "closed"
-        with pytest.raises(PartnerUnavailable):
+        with pytest.raises(DeliveryFailed):
             await deliver(outbound, partner)
     assert outbound.breaker_state(partner.id) == "open"
 
-    with pytest.raises(CircuitOpen) as caught:
+    with pytest.raises(DeliveryCircuitOpen) as caught:
         await deliver(outbound, partner)
     assert (caught.value.status, caught.value.code) == (503, "circuit_open")
     assert caught.value.attempts == 0 and caught.value.reached_partner is False
@@ -658,13 +658,13 @@ async def test_a_failed_trial_reopens_the_circuit(
     fake = FakePartner([status(503)] * 6)
     partner = make_partner(await serve(fake.app()), max_attempts=1)
     for _ in range(5):
-        with pytest.raises(PartnerUnavailable):
+        with pytest.raises(DeliveryFailed):
             await deliver(outbound, partner)
     clock.now += 31
-    with pytest.raises(PartnerUnavailable):
+    with pytest.raises(DeliveryFailed):
         await deliver(outbound, partner)  # the trial
     assert outbound.breaker_state(partner.id) == "open"
-    with pytest.raises(CircuitOpen):
+    with pytest.raises(DeliveryCircuitOpen):
         await deliver(outbound, partner)
     assert len(fake.seen) == 6
 
@@ -684,7 +684,7 @@ async def test_a_success_resets_the_failure_count(serve: Serve, outbound: Outbou
         if step == 4:
             await deliver(outbound, partner)
         else:
-            with pytest.raises(PartnerUnavailable):
+            with pytest.raises(DeliveryFailed):
                 await deliver(outbound, partner)
     assert outbound.breaker_state(partner.id) == "closed"
 
@@ -724,13 +724,13 @@ async def test_a_cancelled_trial_does_not_wedge_the_circuit(
     fake = FakePartner([*[status(503)] * 5, slow(5)])
     partner = make_partner(await serve(fake.app()), max_attempts=1, timeout_s=10)
     for _ in range(5):
-        with pytest.raises(PartnerUnavailable):
+        with pytest.raises(DeliveryFailed):
             await deliver(outbound, partner)
     clock.now += 30
     trial = asyncio.create_task(deliver(outbound, partner))
     while len(fake.seen) < 6:
         await asyncio.sleep(0.01)
-    with pytest.raises(CircuitOpen):
+    with pytest.raises(DeliveryCircuitOpen):
         await deliver(outbound, partner)  # only one trial at a time
     trial.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -756,28 +756,28 @@ def test_preflight_names_every_missing_secret_without_values(
     assert "MISSING_KEY" in error.message and "s3cret" not in error.message
 
 
-# -- Retry-After: set exactly when a retry can succeed (gateway/problem_catalog.py) -------
+# -- Retry-After: set exactly when a retry can succeed (gateway_client/problems.py) -------
 
 
 async def test_a_transient_failure_after_retries_says_when_to_retry(
     serve: Serve, outbound: Outbound
 ) -> None:
     fake = FakePartner([status(503)] * 3)
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, make_partner(await serve(fake.app())))
     assert caught.value.retry_after_s == PARTNER_RETRY_AFTER_S == Outbound.BACKOFF_MAX_S
 
 
 async def test_the_partners_own_retry_after_is_passed_on(serve: Serve, outbound: Outbound) -> None:
     fake = FakePartner([status(429, headers={"Retry-After": "3"})] * 3)
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, make_partner(await serve(fake.app())))
     assert caught.value.retry_after_s == 3.0
 
 
 async def test_a_partner_down_says_when_to_retry(outbound: Outbound) -> None:
     partner = make_partner(f"http://127.0.0.1:{free_port()}", max_attempts=2)
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, partner)
     assert caught.value.retry_after_s == PARTNER_RETRY_AFTER_S
 
@@ -785,7 +785,7 @@ async def test_a_partner_down_says_when_to_retry(outbound: Outbound) -> None:
 async def test_a_timeout_says_when_to_retry(serve: Serve, outbound: Outbound) -> None:
     fake = FakePartner([slow(0.3), slow(0.3)])
     partner = make_partner(await serve(fake.app()), timeout_s=0.1, max_attempts=2)
-    with pytest.raises(PartnerTimeout) as caught:
+    with pytest.raises(DeliveryTimedOut) as caught:
         await deliver(outbound, partner)
     assert caught.value.retry_after_s == PARTNER_RETRY_AFTER_S
 
@@ -796,10 +796,10 @@ async def test_the_failure_that_opens_the_circuit_says_when_it_half_opens(
     fake = FakePartner([status(503)] * 5)
     partner = make_partner(await serve(fake.app()), max_attempts=1)
     for _ in range(4):
-        with pytest.raises(PartnerUnavailable) as caught:
+        with pytest.raises(DeliveryFailed) as caught:
             await deliver(outbound, partner)
         assert caught.value.retry_after_s == PARTNER_RETRY_AFTER_S
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, partner)  # the fifth failure opens the circuit
     assert outbound.breaker_state(partner.id) == "open"
     assert caught.value.retry_after_s == 30.0
@@ -818,7 +818,7 @@ async def test_a_failure_an_operator_must_fix_has_no_retry_after(
     serve: Serve, outbound: Outbound, answer: Step
 ) -> None:
     fake = FakePartner([answer])
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, make_partner(await serve(fake.app())))
     assert caught.value.retry_after_s is None
 
@@ -828,7 +828,7 @@ async def test_a_missing_secret_has_no_retry_after(
 ) -> None:
     auth = PartnerAuth(type="api_key", header="X-Partner-Key", key=SecretRef(env="MISSING_KEY"))
     partner = make_partner(await serve(FakePartner().app()), auth=auth)
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(Outbound(session, env={}), partner)
     assert caught.value.misconfigured is True
     assert caught.value.retry_after_s is None

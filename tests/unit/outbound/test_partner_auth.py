@@ -29,9 +29,9 @@ from joserfc import jwk, jwt
 
 from gateway.errors import ConfigErrors
 from gateway.outbound.delivery import (
+    DeliveryFailed,
     Outbound,
     PartnerReply,
-    PartnerUnavailable,
     client_session,
 )
 from gateway.outbound.partner_url import build_url
@@ -448,7 +448,7 @@ async def test_a_refused_client_is_partner_unavailable_and_not_retried(
 ) -> None:
     server = AuthServer("client_secret_basic")
     wrong = Outbound(session, env={"CLIENT_SECRET": "not-the-secret"})
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(wrong, await oauth_partner(serve, server))
     error = caught.value
     assert (error.status, error.attempts, error.reached_partner) == (502, 0, False)
@@ -475,7 +475,7 @@ async def test_a_token_endpoint_that_stays_down_is_partner_unavailable(
 ) -> None:
     server = AuthServer("client_secret_basic")
     server.token_script = [answer(503, {})] * 5
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, await oauth_partner(serve, server, max_attempts=2))
     assert caught.value.reached_partner is False
     assert caught.value.attempts == 0
@@ -498,7 +498,7 @@ async def test_unusable_token_answers_are_refused(
 ) -> None:
     server = AuthServer("client_secret_basic")
     server.token_script = [answer(200, doc)]
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, await oauth_partner(serve, server))
     assert expected in caught.value.detail
     assert server.api_seen == []
@@ -550,7 +550,7 @@ async def test_a_missing_secret_fails_without_a_request_and_leaves_the_circuit_a
     auth = PartnerAuth(type="api_key", key=SecretRef(env="NOT_SET_ANYWHERE"))
     partner = make_partner(await serve(api.app()), auth)
     for _ in range(7):
-        with pytest.raises(PartnerUnavailable) as caught:
+        with pytest.raises(DeliveryFailed) as caught:
             await deliver(outbound, partner)
         assert caught.value.misconfigured and caught.value.attempts == 0
     assert "NOT_SET_ANYWHERE" in caught.value.detail
@@ -651,7 +651,7 @@ async def test_a_server_certificate_from_another_ca_is_refused(
     api = TlsApi()
     base = await serve(api.app(), server_context(impostor, ca))
     partner = make_partner(base, mtls(tls_files), ca_bundle=tls_files.ca_bundle)
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, partner)
     assert "TLS verification failed" in caught.value.detail
     assert caught.value.attempts == 1 and caught.value.reached_partner is False
@@ -664,7 +664,7 @@ async def test_without_a_ca_bundle_only_the_system_store_is_trusted(
 ) -> None:
     api = TlsApi()
     base = await serve(api.app(), server_context(ca, ca))
-    with pytest.raises(PartnerUnavailable, match="TLS verification failed"):
+    with pytest.raises(DeliveryFailed, match="TLS verification failed"):
         await deliver(outbound, make_partner(base, mtls(tls_files)))
     assert api.peers == []
 
@@ -677,7 +677,7 @@ async def test_a_server_requiring_a_client_certificate_refuses_a_gateway_without
     partner = make_partner(
         base, PartnerAuth(type="none"), ca_bundle=tls_files.ca_bundle, max_attempts=1
     )
-    with pytest.raises(PartnerUnavailable):
+    with pytest.raises(DeliveryFailed):
         await deliver(outbound, partner)
     assert api.peers == []
 
@@ -691,7 +691,7 @@ async def test_missing_client_certificate_files_are_a_configuration_error(
     partner = make_partner("https://127.0.0.1:1", auth, ca_bundle=tls_files.ca_bundle)
     with pytest.raises(ConfigErrors, match="cannot load the TLS files"):
         outbound.preflight([partner])
-    with pytest.raises(PartnerUnavailable) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         await deliver(outbound, partner)
     assert caught.value.misconfigured and caught.value.attempts == 0
 

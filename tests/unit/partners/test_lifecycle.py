@@ -22,7 +22,7 @@ from joserfc.jwk import OKPKey
 
 from gateway.config.model import Caller, PolicyConfig, load_config
 from gateway.crypto.seal import PartnerKeyCache
-from gateway.errors import PROBLEMS, ConfigErrors, GatewayError
+from gateway.errors import PROBLEMS, ConfigErrors, GatewayError, LogUnavailableError
 from gateway.partners import (
     NO_PARTNER_STATE,
     LiveTable,
@@ -347,7 +347,7 @@ async def test_concurrent_requests_share_one_read(partners):
 async def test_a_store_that_cannot_be_read_fails_the_request(partners):
     class Down(FakeSuspensionStore):
         async def partner_suspensions(self) -> dict[str, Suspension]:
-            raise GatewayError("log_unavailable", "database gone")
+            raise LogUnavailableError("database gone")
 
     with pytest.raises(GatewayError) as caught:
         await PartnerStates(Down()).state_of(partners["veriid"])

@@ -218,7 +218,7 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
     import uuid
 
     from gateway.policy.facts import check_consent_to_record, parse_consent
-    from gateway.web.routes.api import consent_json
+    from gateway.web.routes.consents import consent_json
 
     body: dict[str, Any] = {
         "subject": args.subject,
@@ -251,7 +251,7 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_consent_withdraw(args: argparse.Namespace) -> int:
-    from gateway.web.routes.api import consent_json
+    from gateway.web.routes.consents import consent_json
 
     async def work(store: Store, config: Config) -> int:
         await authenticate_person(args, config, CONSENT_WRITERS)
@@ -265,7 +265,7 @@ def cmd_consent_withdraw(args: argparse.Namespace) -> int:
 
 
 def cmd_consent_list(args: argparse.Namespace) -> int:
-    from gateway.web.routes.api import consent_json
+    from gateway.web.routes.consents import consent_json
 
     async def work(store: Store, config: Config) -> int:
         consents = await store.consents_for_subject(args.subject)

@@ -17,13 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import GatewayError
-from gateway.observe.metrics import Metrics
 from gateway.problem_catalog import CATALOGUE
+from gateway.web.keys import METRICS
 
 log = logging.getLogger("gateway.web")
 
 PROBLEM_JSON = "application/problem+json"
-METRICS = web.AppKey("metrics", Metrics)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {

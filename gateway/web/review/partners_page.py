@@ -16,8 +16,8 @@ from gateway.errors import GatewayError
 from gateway.partners.model import current
 from gateway.partners.standing import MAX_REASON, RELOADER, Suspensions, agreement_days_left
 from gateway.policy.request import MAX_ID
+from gateway.web.keys import SUSPENSIONS
 from gateway.web.review.site import PREFIX, SignedIn, context, redirect, render, reviewer_page
-from gateway.web.routes.partners import SUSPENSIONS
 
 __all__ = ["add_partner_pages"]
 

@@ -28,11 +28,11 @@ from gateway.config.model import Reviewer
 from gateway.errors import GatewayError
 from gateway.partners.model import Partner
 from gateway.store.base import Store
+from gateway.web.keys import STORE
 from gateway.web.problems import problem_headers, problem_response
 from gateway.web.review.backend import REVIEW_BACKEND, ReviewBackend
 from gateway.web.review.passwords import PasswordVerifier
 from gateway.web.review.session import LoginThrottle, Sealer, Session, SessionSigner
-from gateway.web.routes.api import STORE
 
 __all__ = [
     "COOKIE",

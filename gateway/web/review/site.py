@@ -156,7 +156,13 @@ def backend(request: web.Request) -> ReviewBackend:
 
 def templates_environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader(__package__, "templates"),
+        # The review pages first, then the page skeleton they share with the problem pages.
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader(__package__, "templates"),
+                jinja2.PackageLoader("gateway.web", "templates"),
+            ]
+        ),
         autoescape=True,  # every template, whatever its name: no value reaches HTML unescaped
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -32,8 +32,7 @@ from gateway.partners import load_partners
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store.base import Store
 from gateway.web.app import create_app
-from gateway.web.routes.api import STORE
-from gateway.web.routes.log import LOG
+from gateway.web.keys import LOG, STORE
 
 ADULT = "demo-subject-0001"
 CHILD = "demo-subject-0002"

@@ -1,9 +1,9 @@
 """What every `gateway` sub-command module shares: registration, config, store, exit codes,
 and the one `--format text|json|csv` option with the writer that prints records in it.
 
-Each concern registers its own commands (`cli.py` the core, `cli_log.py` the
-disclosure log, `cli_review.py` legal review and subject rights), so the CLI
-grows by module, not by one ever-longer file.
+Each concern registers its own commands (`log.py` the disclosure log, `consent.py`
+consents, `server.py` serve and the store, …; `main.py` only puts them together), so
+the CLI grows by module, not by one ever-longer file.
 """
 
 from __future__ import annotations

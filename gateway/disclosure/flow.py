@@ -4,7 +4,7 @@ Reads top to bottom (STYLE §8): decide → minimize → log intent (durable; th
 payload is signed and encrypted while it commits) → send with retries → log
 outcome → answer. Only the intent is waited for: outcome and refusal entries
 record what already happened, so they commit while the answer goes back (readers
-in this instance wait for them, see ``gateway.web.app.log_settled``).
+in this instance wait for them, see ``gateway.web.log_settled``).
 Authentication happens in the web layer before this, idempotency around it
 (`gateway.disclosure.idempotency`); collaborators arrive as one `Gateway` value built by the
 composition root (`gateway.disclosure.gateway`), and each disclosure's own values as one

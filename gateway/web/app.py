@@ -1,7 +1,7 @@
 """The composition root: `create_app(config)` builds every collaborator once.
 
 Resources with a lifetime (the store, the shared ClientSession) are opened and
-closed in `cleanup_ctx`; handlers find what they need under typed AppKeys.
+closed in `cleanup_ctx`; handlers find what they need under the typed AppKeys of `web/keys.py`.
 """
 
 from __future__ import annotations
@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.callers.tokens import CallerAuthenticator
 from gateway.clock import utc_now
@@ -26,7 +23,7 @@ from gateway.crypto.key_files import read_secret_key
 from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.seal import GatewayKeys, PartnerKeyCache
 from gateway.disclosure.flow import Gateway
-from gateway.errors import ConfigErrors, GatewayError
+from gateway.errors import ConfigErrors
 from gateway.log.entries import LogKeys
 from gateway.log.recovery import Recovery
 from gateway.log.service import LogService, LogSigner
@@ -43,73 +40,21 @@ from gateway.partners.standing import (
     log_expiry_warnings,
 )
 from gateway.policy.minimize import derive_pseudonym_key
-from gateway.store.base import Store
 from gateway.store.protected import open_protected_store
 from gateway.web import wire_errors
-from gateway.web.problem_pages import PROBLEM_ROUTES, add_problem_routes
-from gateway.web.problems import METRICS, problem_middleware
+from gateway.web.keys import AUTH, GATEWAY, LOG, METRICS, STORE, SUSPENSIONS
+from gateway.web.log_settled import log_settled
+from gateway.web.problem_pages import add_problem_routes
+from gateway.web.problems import problem_middleware
 from gateway.web.review import REVIEW_BACKEND, add_review_routes
 from gateway.web.review.log_backend import LogReviewBackend
-from gateway.web.routes import api
-from gateway.web.routes.log import LOG, add_log_routes
+from gateway.web.routes.consents import add_consent_routes
+from gateway.web.routes.disclosures import add_disclosure_routes
+from gateway.web.routes.log import add_log_routes
 from gateway.web.routes.openapi import add_openapi_route
-from gateway.web.routes.partners import SUSPENSIONS, add_partner_routes
+from gateway.web.routes.ops import add_ops_routes, watch_checkpoints
+from gateway.web.routes.partners import add_partner_routes
 from gateway.web.routes.rights import add_rights_routes
-
-log = logging.getLogger("gateway.app")
-
-STARTED = web.AppKey("started", datetime)
-
-
-async def watch_checkpoints(store: Store, metrics: Metrics, every_s: float = 10.0) -> None:
-    """Keep the checkpoint-age gauge fresh (checkpoints may come from another instance)."""
-    while True:
-        try:
-            latest = await store.latest_checkpoint()
-        except GatewayError:
-            latest = None
-        if latest is not None:
-            metrics.checkpoint_at = latest.at
-        await asyncio.sleep(every_s)
-
-
-async def get_metrics(request: web.Request) -> web.Response:
-    return web.Response(
-        body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
-
-
-# Routes that never read the disclosure log, so never wait for it (see log_settled).
-NO_LOG_READS = frozenset(
-    {
-        "disclosures",
-        "decisions",
-        "consents",
-        "subject_profile",
-        "healthz",
-        "readyz",
-        "metrics",
-        "jwks",
-        "openapi",
-        "log_key",
-        *PROBLEM_ROUTES,
-    }
-)
-
-
-@web.middleware
-async def log_settled(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every read sees the entries this instance has already answered for.
-
-    Outcome and refusal entries commit while the answer goes back (gateway.disclosure.flow), so
-    a subject report, an erasure or a review page asked for right after a disclosure
-    first waits for the commit under way: milliseconds, and nothing when none is.
-    """
-    if request.match_info.route.name not in NO_LOG_READS:
-        log_service = request.config_dict.get(LOG)
-        if log_service is not None:
-            await log_service.settle()
-    return await handler(request)
 
 
 def create_app(
@@ -203,13 +148,13 @@ def create_app(
                 breaker_state=outbound.breaker_state,
                 clock=clock,
             )
-            app[api.STORE] = store
+            app[STORE] = store
             app[LOG] = log_service
             app[SUSPENSIONS] = Suspensions(store, partner_table, clock, partner_states)
             if REVIEW_BACKEND not in app:  # tests may bring their own
                 app[REVIEW_BACKEND] = review
-            app[api.AUTH] = CallerAuthenticator(config.auth, config.callers, session)
-            app[api.GATEWAY] = Gateway(
+            app[AUTH] = CallerAuthenticator(config.auth, config.callers, session)
+            app[GATEWAY] = Gateway(
                 config=config,
                 partners=partner_table,
                 facts=store,
@@ -225,7 +170,6 @@ def create_app(
                 metrics=metrics,
                 partner_states=partner_states,
             )
-            app[STARTED] = clock()
             yield
             for task in background:
                 task.cancel()
@@ -237,12 +181,13 @@ def create_app(
             await store.close()
 
     app.cleanup_ctx.append(resources)
-    api.add_routes(app)
+    add_disclosure_routes(app)
+    add_consent_routes(app)
+    add_ops_routes(app)
     add_rights_routes(app)
     add_openapi_route(app)
     add_log_routes(app)
     add_partner_routes(app)
-    app.router.add_get("/metrics", get_metrics, name="metrics")
     add_problem_routes(app)
     add_review_routes(
         app,

@@ -24,13 +24,12 @@ from gateway.errors import (
     PayloadTooLargeError,
     error_for,
 )
-from gateway.observe.metrics import Metrics
 from gateway.problem_catalog import CATALOGUE
+from gateway.web.keys import METRICS
 
 log = logging.getLogger("gateway.web")
 
 PROBLEM_JSON = "application/problem+json"
-METRICS = web.AppKey("metrics", Metrics)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {

@@ -28,6 +28,7 @@ from gateway.policy.decide import Decision
 from gateway.policy.request import DisclosureRequest
 from gateway.store.base import LegalRequestRecord, Store
 from gateway.web.app import create_app
+from gateway.web.keys import STORE
 from gateway.web.review import (
     REVIEW_BACKEND,
     IntegrityStatus,
@@ -36,7 +37,6 @@ from gateway.web.review import (
     QueueItem,
 )
 from gateway.web.review.passwords import MIN_LN, hash_password
-from gateway.web.routes.api import STORE
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

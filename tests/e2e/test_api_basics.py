@@ -9,7 +9,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.store.base import StoreUnavailable
-from gateway.web.routes import api
+from gateway.web.keys import STORE
+from gateway.web.routes.ops import readyz
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000aaaa"
 CONSENT = {
@@ -173,8 +174,8 @@ class StoreDown:
 
 async def test_readyz_503_says_when_to_ask_again():
     app = web.Application()
-    app[api.STORE] = StoreDown()
-    app.router.add_get("/readyz", api.readyz)
+    app[STORE] = StoreDown()
+    app.router.add_get("/readyz", readyz)
     async with TestClient(TestServer(app)) as client:
         answer = await client.get("/readyz")
         assert answer.status == 503

@@ -36,7 +36,7 @@ from gateway.ops.reload import RELOADER, reload_on_sighup
 from gateway.partners import Partner, current, load_partners
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app
-from gateway.web.routes.api import GATEWAY, STORE
+from gateway.web.keys import GATEWAY, STORE
 
 MEKONG = "mekong-collections"
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000cccc"

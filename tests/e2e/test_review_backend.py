@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import GatewayError
+from gateway.web.keys import LOG
 from gateway.web.review import REVIEW_BACKEND
-from gateway.web.routes.log import LOG
 
 EMERGENCY = {
     "partner": "vientiane-police",

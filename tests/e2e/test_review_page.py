@@ -37,6 +37,7 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConfigError
 from gateway.partners.model import Partner
 from gateway.store.base import Store
+from gateway.web.keys import STORE
 from gateway.web.review import IntegrityStatus, add_review_routes
 from gateway.web.review.listing import Filters, csv_cell, search_page
 from gateway.web.review.passwords import (
@@ -46,7 +47,6 @@ from gateway.web.review.passwords import (
     parse_password_hash,
 )
 from gateway.web.review.session import LoginThrottle, Sealer, SessionSigner
-from gateway.web.routes.api import STORE
 
 HTML = {"Accept": "text/html"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

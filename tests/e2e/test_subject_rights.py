@@ -8,7 +8,7 @@ import io
 
 from support.log import logged
 
-from gateway.web.routes.api import STORE
+from gateway.web.keys import STORE
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000dddd"
 PERSON = {

@@ -50,8 +50,8 @@ from gateway.log.service import LogSigner
 from gateway.partners.model import Partner
 from gateway.sandbox import SandboxCluster, SandboxPartner, start_sandboxes
 from gateway.store import Store, open_store
+from gateway.web import keys
 from gateway.web.app import create_app
-from gateway.web.routes import api
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -188,7 +188,7 @@ class Rig:
 
     @property
     def store(self) -> Store:
-        return self.client.server.app[api.STORE]
+        return self.client.server.app[keys.STORE]
 
     async def disclose(self, body: dict[str, Any] = BODY) -> Answer:
         FIGURES["disclosures attempted"] += 1

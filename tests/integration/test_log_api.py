@@ -25,9 +25,9 @@ from gateway.log.checkpoint import open_checkpoint
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.service import LogService, LogSigner
 from gateway.store import open_store
+from gateway.web.keys import AUTH, LOG
 from gateway.web.problems import problem_middleware
-from gateway.web.routes import api
-from gateway.web.routes.log import LOG, add_log_routes
+from gateway.web.routes.log import add_log_routes
 
 ENTRIES = 300
 
@@ -48,7 +48,7 @@ async def client(config: Config, tmp_path: Path) -> AsyncIterator[TestClient]:
         ]
     )
     app = web.Application(middlewares=[problem_middleware])
-    app[api.AUTH] = CallerAuthenticator(config.auth, config.callers, None)
+    app[AUTH] = CallerAuthenticator(config.auth, config.callers, None)
     app[LOG] = service
     add_log_routes(app)
     test_client = TestClient(TestServer(app))

@@ -49,9 +49,8 @@ from gateway.policy.request import DisclosureRequest
 from gateway.rights.subjects import subject_report
 from gateway.store import Store, open_store
 from gateway.web.app import create_app
+from gateway.web.keys import GATEWAY, LOG, STORE
 from gateway.web.review.log_backend import LogReviewBackend
-from gateway.web.routes.api import GATEWAY, STORE
-from gateway.web.routes.log import LOG
 
 if TYPE_CHECKING:
     from conftest import Backend

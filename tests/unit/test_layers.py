@@ -203,8 +203,8 @@ def test_the_server_imports_of_the_sdk_only_its_problem_table() -> None:
 def test_the_scan_sees_lazy_relative_and_submodule_imports() -> None:
     # The scan is only worth what it finds: lazy imports inside functions count, and
     # `from gateway.log import search` is an import of the module gateway.log.search.
-    cli = {name for name, _ in imports_of("gateway.cli.main")}
-    assert "gateway.web.app" in cli  # imported inside `serve`/`demo` commands only
+    cli = {name for name, _ in imports_of("gateway.cli.server")}
+    assert "gateway.web.app" in cli  # imported inside the `serve` command only
     review = {name for name, _ in imports_of("gateway.web.review.log_backend")}
     assert "gateway.log.search" in review
     assert layer_of("gateway.store.sqlite") == "store"

@@ -8,7 +8,7 @@ lawful requests.
 
 Wiring (the composition root): ``add_review_routes(app, reviewers=…, session_key=…,
 partners=…, clock=…)`` before the app starts, and ``app[REVIEW_BACKEND] = <ReviewBackend>``
-once the store is open; the store itself is found under ``gateway.web.routes.api.STORE``.
+once the store is open; the store itself is found under ``gateway.web.keys.STORE``.
 """
 
 from gateway.web.review.backend import (

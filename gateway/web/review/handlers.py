@@ -562,7 +562,7 @@ def add_review_routes(
 ) -> web.Application:
     """Mount the review page at /review/ on `app` (before it starts); return the sub-app.
 
-    The store is read from ``app[gateway.web.routes.api.STORE]`` and the ReviewBackend from
+    The store is read from ``app[gateway.web.keys.STORE]`` and the ReviewBackend from
     ``app[REVIEW_BACKEND]`` at request time, so both may be set in a cleanup context.
     Raises ConfigError when a reviewer's password hash cannot be used.
     """

@@ -6,6 +6,7 @@ and act through the same `gateway.partners.standing.Suspensions` as the API and 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -17,8 +18,8 @@ from gateway.ops.reload import RELOADER
 from gateway.partners.model import current
 from gateway.partners.standing import MAX_REASON, Suspensions, agreement_days_left
 from gateway.policy.request import MAX_ID
+from gateway.web.keys import SUSPENSIONS
 from gateway.web.review.site import PREFIX, SignedIn, context, redirect, render, reviewer_page
-from gateway.web.routes.partners import SUSPENSIONS
 
 __all__ = ["add_partner_pages"]
 
@@ -91,38 +92,40 @@ async def partners_page(request: web.Request, who: SignedIn) -> web.StreamRespon
     return await _page(request, who, done=shown)
 
 
-@reviewer_page
-async def suspend(request: web.Request, who: SignedIn) -> web.StreamResponse:
+async def _change(
+    request: web.Request,
+    who: SignedIn,
+    act: Callable[[str, str | None], Awaitable[str]],
+) -> web.StreamResponse:
+    """Suspend or resume the path's partner with the form's reason; `act` says what it did."""
     partner_id = _partner_id(request)
     form = await request.post()
     reason = form.get("reason")
     try:
-        _, made = await _service(request).suspend(
-            partner_id, reason if isinstance(reason, str) else None, who.reviewer.id
-        )
+        note = await act(partner_id, reason if isinstance(reason, str) else None)
     except GatewayError as exc:
         if exc.code == "log_unavailable":
             raise
         return await _page(request, who, status=exc.status, error=exc)
-    note = f"{partner_id} suspended" if made else f"{partner_id} was already suspended"
     return redirect(f"{PREFIX}/partners?{urlencode([('done', note)])}")
+
+
+@reviewer_page
+async def suspend(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    async def act(partner_id: str, reason: str | None) -> str:
+        _, made = await _service(request).suspend(partner_id, reason, who.reviewer.id)
+        return f"{partner_id} suspended" if made else f"{partner_id} was already suspended"
+
+    return await _change(request, who, act)
 
 
 @reviewer_page
 async def resume(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    partner_id = _partner_id(request)
-    form = await request.post()
-    reason = form.get("reason")
-    try:
-        lifted = await _service(request).resume(
-            partner_id, who.reviewer.id, reason if isinstance(reason, str) else None
-        )
-    except GatewayError as exc:
-        if exc.code == "log_unavailable":
-            raise
-        return await _page(request, who, status=exc.status, error=exc)
-    note = f"{partner_id} resumed" if lifted else f"{partner_id} was not suspended"
-    return redirect(f"{PREFIX}/partners?{urlencode([('done', note)])}")
+    async def act(partner_id: str, reason: str | None) -> str:
+        lifted = await _service(request).resume(partner_id, who.reviewer.id, reason)
+        return f"{partner_id} resumed" if lifted else f"{partner_id} was not suspended"
+
+    return await _change(request, who, act)
 
 
 def add_partner_pages(sub: web.Application) -> None:

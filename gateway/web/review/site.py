@@ -28,11 +28,11 @@ from gateway.config.model import Reviewer
 from gateway.errors import ForbiddenError, GatewayError, InternalServerError, error_for
 from gateway.partners.model import Partner
 from gateway.store.base import Store
+from gateway.web.keys import STORE
 from gateway.web.problems import problem_headers, problem_response
 from gateway.web.review.backend import REVIEW_BACKEND, ReviewBackend
 from gateway.web.review.passwords import PasswordVerifier
 from gateway.web.review.session import LoginThrottle, Sealer, Session, SessionSigner
-from gateway.web.routes.api import STORE
 
 __all__ = [
     "COOKIE",
@@ -155,7 +155,13 @@ def backend(request: web.Request) -> ReviewBackend:
 
 def templates_environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader(__package__, "templates"),
+        # The review pages first, then the page skeleton they share with the problem pages.
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader(__package__, "templates"),
+                jinja2.PackageLoader("gateway.web", "templates"),
+            ]
+        ),
         autoescape=True,  # every template, whatever its name: no value reaches HTML unescaped
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -1,1 +1,4 @@
-"""The JSON API's handlers: parse, call the flow, render. Shared helpers live in routes/api.py."""
+"""The JSON API's handlers: parse, call the flow, render.
+
+What they share lives in web/http.py, the AppKeys they read in web/keys.py.
+"""

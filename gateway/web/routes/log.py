@@ -15,12 +15,10 @@ from aiohttp import web
 
 from gateway.errors import InvalidRequestError
 from gateway.log.offline import b64
-from gateway.log.service import LogService
-from gateway.web.routes.api import caller_of, json_response
+from gateway.web.http import caller_of, json_response
+from gateway.web.keys import LOG
 
-__all__ = ["LOG", "add_log_routes"]
-
-LOG = web.AppKey("log", LogService)
+__all__ = ["add_log_routes"]
 
 REVIEWER: Final = "reviewer"
 MAX_INDEX: Final = 2**63 - 1
@@ -90,7 +88,7 @@ async def get_key(request: web.Request) -> web.Response:
 
 
 def add_log_routes(app: web.Application) -> None:
-    """Register §4.6; the app must hold a LogService under LOG (and api.AUTH for callers)."""
+    """Register §4.6; the app must hold a LogService under LOG (and AUTH for callers)."""
     app.router.add_get("/v1/log/checkpoint", get_checkpoint, name="log_checkpoint")
     app.router.add_get("/v1/log/entries/{index}", get_entry, name="log_entry")
     app.router.add_get("/v1/log/proof/inclusion", get_inclusion_proof, name="log_inclusion")

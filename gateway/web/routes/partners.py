@@ -8,17 +8,16 @@ when the answer leaves, so every instance refuses the partner within a second.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web
 
-from gateway.partners.standing import Suspensions, suspension_json
+from gateway.partners.standing import suspension_json
 from gateway.policy.facts import invalid
-from gateway.web.routes.api import body_of, caller_of, json_response
+from gateway.web.http import body_of, caller_of, json_response
+from gateway.web.keys import SUSPENSIONS
 
-__all__ = ["SUSPENSIONS", "add_partner_routes"]
-
-SUSPENSIONS: Final = web.AppKey("suspensions", Suspensions)
+__all__ = ["add_partner_routes"]
 
 
 async def _reason_of(request: web.Request, *, required: bool) -> object:

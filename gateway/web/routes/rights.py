@@ -11,9 +11,7 @@ from aiohttp import web
 from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.rights import lawful_requests as legal_requests
 from gateway.rights import subjects as rights
-from gateway.web.routes.api import (
-    GATEWAY,
-    STORE,
+from gateway.web.http import (
     body_of,
     caller_of,
     json_answer,
@@ -22,6 +20,7 @@ from gateway.web.routes.api import (
     refusal_answer,
     response_of,
 )
+from gateway.web.keys import GATEWAY, STORE
 
 REGISTRARS = ("rights_officer", "reviewer")
 

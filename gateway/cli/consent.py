@@ -1,0 +1,115 @@
+"""`gateway consent grant|withdraw|list`: consents in the configured store (CONTRACT §4.3),
+recorded as POST /v1/consents records them, by a person holding the consent_writer role."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway import vocabulary as v
+from gateway.cli.person import add_credential_options, authenticate_person
+from gateway.cli.support import EXIT_OK, Commands, UsageError, add_command, with_store
+from gateway.config.model import Config
+from gateway.partners import load_partners
+from gateway.policy.facts import check_consent_to_record, parse_consent
+from gateway.store import Store
+from gateway.subject_id import subject_id_argument
+from gateway.web.routes.consents import consent_json
+
+# Who may record or withdraw a consent: the role POST /v1/consents asks for.
+CONSENT_WRITERS = ("consent_writer",)
+
+
+def cmd_consent_grant(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {
+        "subject": args.subject,
+        "purposes": args.purpose,
+        "partners": args.partner or [],
+        "partner_categories": args.category or [],
+        "special_categories": args.special or [],
+        "policy_version": args.policy_version,
+        "method": args.method,
+        "evidence": args.evidence or None,
+    }
+    if args.expires_at:
+        body["expires_at"] = args.expires_at
+    now = datetime.now(UTC)
+    consent = parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=now)
+
+    async def work(store: Store, config: Config) -> int:
+        await authenticate_person(args, config, CONSENT_WRITERS)
+        check_consent_to_record(
+            consent,
+            known_partners=load_partners(config.partners_dir, config.root),
+            policy_version=config.policy.version,
+            now=now,
+        )
+        await store.add_consent(consent)
+        print(json.dumps(consent_json(consent, subject=consent.subject), indent=2))
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def cmd_consent_withdraw(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        await authenticate_person(args, config, CONSENT_WRITERS)
+        consent = await store.withdraw_consent(args.consent_id, datetime.now(UTC))
+        if consent is None:
+            raise UsageError(f"no consent with id {args.consent_id!r}")
+        print(json.dumps(consent_json(consent, subject=None), indent=2))
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def cmd_consent_list(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        consents = await store.consents_for_subject(args.subject)
+        print(json.dumps([consent_json(c, subject=args.subject) for c in consents], indent=2))
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def register(commands: Commands) -> None:
+    """Add `gateway consent …`."""
+    consent = commands.add_parser(
+        "consent",
+        help="record, withdraw and list consents",
+        description="Consents in the configured store (CONTRACT §4.3).",
+    )
+    consent_commands = consent.add_subparsers(
+        dest="consent_command", metavar="COMMAND", required=True
+    )
+    grant = add_command(consent_commands, "grant", cmd_consent_grant, "record a consent")
+    grant.add_argument("--subject", required=True, type=subject_id_argument)
+    add_credential_options(grant, "who records the consent (a consent_writer caller)")
+    grant.add_argument("--purpose", action="append", required=True, choices=v.PURPOSES)
+    grant.add_argument("--partner", action="append", help="partner id (repeatable)")
+    grant.add_argument(
+        "--category",
+        action="append",
+        choices=v.PARTNER_CATEGORIES,
+        help="partner category (repeatable)",
+    )
+    grant.add_argument(
+        "--special",
+        action="append",
+        choices=sorted(v.SPECIAL_FIELDS),
+        help="explicit consent for a special-category field (repeatable)",
+    )
+    grant.add_argument("--policy-version", required=True, help="YYYY-MM-DD")
+    grant.add_argument("--expires-at", help="RFC 3339 time")
+    grant.add_argument("--method", default="paper", help="app, web, paper… (default paper)")
+    grant.add_argument("--evidence", help="reference to the evidence")
+    withdraw = add_command(consent_commands, "withdraw", cmd_consent_withdraw, "withdraw a consent")
+    withdraw.add_argument("consent_id")
+    add_credential_options(withdraw, "who records the withdrawal (a consent_writer caller)")
+    consent_list = add_command(
+        consent_commands, "list", cmd_consent_list, "list a subject's consents"
+    )
+    consent_list.add_argument("subject", type=subject_id_argument)

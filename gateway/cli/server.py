@@ -1,0 +1,131 @@
+"""The commands that run the gateway: `gateway serve`, `gateway db upgrade` and
+`gateway demo`.
+
+The app (`gateway.web.app`) and the demo are imported when their command runs, so the
+other commands start without loading them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from gateway.cli.support import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Commands,
+    UsageError,
+    add_command,
+    load,
+    with_store,
+)
+from gateway.config.model import Config
+from gateway.errors import ConfigError, ConfigErrors, GatewayError
+from gateway.observe.app_log import setup_logging
+from gateway.partners import load_partners
+from gateway.store import Store
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    setup_logging(args.log_format)  # before create_app: its start-up warnings are records too
+    # Every line `gateway serve` writes is a log record (JSON lines by default), a refusal
+    # to start included: the file:line messages become ERROR records.
+    log = logging.getLogger("gateway.serve")
+    try:
+        return _serve(args, log)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            log.error("%s", error)
+        log.error("gateway not started: %d problem(s) found", len(exc.errors))
+    except (ConfigError, UsageError) as exc:
+        log.error("gateway not started: %s", exc)
+    except GatewayError as exc:
+        log.error("gateway not started: %s: %s", exc.code, exc.detail)
+    return EXIT_USAGE
+
+
+def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
+    from gateway.cli.serve import serve
+    from gateway.ops.preflight import check_before_start
+    from gateway.web.app import create_app
+
+    config = load(args)
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    create_app(config)  # fail here, with file:line messages, before any worker starts
+    # What the workers would refuse only once they open their resources (a partner secret
+    # env var unset, an unreadable key file), refused here too, as `partners validate` does.
+    check_before_start(
+        load_partners(config.partners_dir, config.root).values(),
+        os.environ,
+        keys_dir=config.keys_dir,
+        log_origin=config.log.origin,
+    )
+    scheme = "https" if config.server.tls_cert_file else "http"
+    log.info(
+        "gateway serving on %s://%s:%s with %d worker(s) (storage %s, %d callers)",
+        scheme,
+        host,
+        port,
+        args.workers,
+        config.storage_url.split(":")[0],
+        len(config.callers),
+    )
+    serve(config.path, host, port, args.workers, log_format=args.log_format)
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        # Opening the store applied what was missing (open_store migrates, as serve does).
+        versions = await store.schema_versions()
+        print(
+            f"storage {config.storage_url.split(':')[0]} at schema version {max(versions)} "
+            f"(applied: {', '.join(map(str, versions))})"
+        )
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.cli.demo import main as demo_main
+
+    return demo_main(load(args))
+
+
+def register(commands: Commands) -> None:
+    """Add `gateway serve`, `gateway db …` and `gateway demo`."""
+    serve = add_command(commands, "serve", cmd_serve, "run the gateway HTTP server")
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (default 1)"
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="application log on stderr: JSON lines (default) or text for a terminal",
+    )
+
+    db = commands.add_parser(
+        "db", help="the store's schema", description="The configured store's schema."
+    )
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    add_command(
+        db_commands,
+        "upgrade",
+        cmd_db_upgrade,
+        "apply missing schema migrations to storage.url (serve does too); print the versions",
+    )
+
+    add_command(
+        commands,
+        "demo",
+        cmd_demo,
+        "start sandbox partners and the gateway, send sample disclosures, show the log",
+    )

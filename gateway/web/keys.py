@@ -1,0 +1,28 @@
+"""The typed AppKeys under which the composition root (`web/app.py`) puts what handlers use.
+
+One place for them, so a handler, a review page or a test finds the store, the gateway or
+the log service without importing another handler's module. The review backend's key,
+`REVIEW_BACKEND`, stays beside its Protocol in `web/review/backend.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from gateway.callers.tokens import CallerAuthenticator
+from gateway.disclosure.flow import Gateway
+from gateway.log.service import LogService
+from gateway.observe.metrics import Metrics
+from gateway.partners.standing import Suspensions
+from gateway.store.base import Store
+
+__all__ = ["AUTH", "GATEWAY", "LOG", "METRICS", "STORE", "SUSPENSIONS"]
+
+GATEWAY: Final = web.AppKey("gateway", Gateway)
+AUTH: Final = web.AppKey("auth", CallerAuthenticator)
+STORE: Final = web.AppKey("store", Store)
+LOG: Final = web.AppKey("log", LogService)
+SUSPENSIONS: Final = web.AppKey("suspensions", Suspensions)
+METRICS: Final = web.AppKey("metrics", Metrics)

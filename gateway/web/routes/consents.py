@@ -1,0 +1,131 @@
+"""Consents, restriction and the subject's profile over HTTP (CONTRACT §4.3, §4.7).
+
+What the policy reads about a subject before a disclosure: a consent is recorded or
+withdrawn, processing is restricted or not, the date of birth is set.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import NotFoundError
+from gateway.policy.facts import (
+    Consent,
+    check_consent_to_record,
+    invalid,
+    parse_consent,
+    parse_date,
+    profile_of_birth,
+)
+from gateway.web.http import body_of, caller_of, json_response, path_subject
+from gateway.web.keys import GATEWAY, STORE
+
+
+def consent_json(consent: Consent, *, subject: str | None) -> dict[str, Any]:
+    """A consent as answered. `subject` is the id the request named (the store keeps only
+    a keyed reference): None leaves it out, for a consent named by its own id."""
+
+    def when(value: datetime | None) -> str | None:
+        return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    shown = {} if subject is None else {"subject": subject}
+    return {
+        "id": consent.id,
+        **shown,
+        "purposes": sorted(consent.purposes),
+        "partners": sorted(consent.partners),
+        "partner_categories": sorted(consent.partner_categories),
+        "special_categories": sorted(consent.special_categories),
+        "policy_version": consent.policy_version,
+        "obtained_at": when(consent.obtained_at),
+        "expires_at": when(consent.expires_at),
+        "withdrawn_at": when(consent.withdrawn_at),
+        "method": consent.method,
+        "evidence": consent.evidence,
+    }
+
+
+async def post_consent(request: web.Request) -> web.Response:
+    await caller_of(request, "consent_writer")
+    body = await body_of(request)
+    if isinstance(body, dict) and ("id" in body or "withdrawn_at" in body):
+        raise invalid(
+            "'id' and 'withdrawn_at' are set by the gateway; withdraw with "
+            "POST /v1/consents/{id}/withdraw"
+        )
+    gw = request.app[GATEWAY]
+    now = gw.clock()
+    consent = check_consent_to_record(
+        parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=now),
+        known_partners=gw.partners,
+        policy_version=gw.config.policy.version,
+        now=now,
+    )
+    await request.app[STORE].add_consent(consent)
+    return json_response(consent_json(consent, subject=consent.subject), status=201)
+
+
+async def withdraw_consent(request: web.Request) -> web.Response:
+    await caller_of(request, "consent_writer")
+    consent_id = request.match_info["consent_id"]
+    # The withdrawal is committed before this response: every disclosure that starts
+    # after it, on any instance, reads it (policy VII.4).
+    consent = await request.app[STORE].withdraw_consent(consent_id, request.app[GATEWAY].clock())
+    if consent is None:
+        raise NotFoundError("no consent with this id")
+    return json_response(consent_json(consent, subject=None))
+
+
+async def get_subject_consents(request: web.Request) -> web.Response:
+    await caller_of(request, ("consent_writer", "rights_officer", "reviewer"))
+    subject = path_subject(request)
+    consents = await request.app[STORE].consents_for_subject(subject)
+    return json_response({"consents": [consent_json(c, subject=subject) for c in consents]})
+
+
+async def put_restriction(request: web.Request) -> web.Response:
+    await caller_of(request, ("consent_writer", "rights_officer"))
+    subject = path_subject(request)
+    body = await body_of(request)
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("restricted"), bool)
+        or set(body) - {"restricted", "reason"}
+    ):
+        raise invalid('body must be {"restricted": true|false, "reason": "…"}')
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 2000:
+        raise invalid("'reason' must be a string of at most 2000 characters")
+    await request.app[STORE].set_restriction(
+        subject, body["restricted"], reason, request.app[GATEWAY].clock()
+    )
+    return json_response({"subject": subject, "restricted": body["restricted"]})
+
+
+async def put_profile(request: web.Request) -> web.Response:
+    await caller_of(request, ("consent_writer", "rights_officer"))
+    subject = path_subject(request)
+    body = await body_of(request)
+    if not isinstance(body, dict) or set(body) != {"date_of_birth"}:
+        raise invalid('body must be {"date_of_birth": "YYYY-MM-DD"}')
+    born = parse_date(body["date_of_birth"], "date_of_birth")
+    await request.app[STORE].set_profile(subject, profile_of_birth(born))
+    return json_response({"subject": subject, "date_of_birth": "set"})
+
+
+def add_consent_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/consents", post_consent, name="consents")
+    app.router.add_post(
+        "/v1/consents/{consent_id}/withdraw", withdraw_consent, name="consent_withdraw"
+    )
+    app.router.add_get(
+        "/v1/subjects/{subject}/consents", get_subject_consents, name="subject_consents"
+    )
+    app.router.add_put(
+        "/v1/subjects/{subject}/restriction", put_restriction, name="subject_restriction"
+    )
+    app.router.add_put("/v1/subjects/{subject}/profile", put_profile, name="subject_profile")

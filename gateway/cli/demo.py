@@ -29,6 +29,7 @@ from gateway.net import is_loopback_host
 from gateway.partners.model import load_partners
 from gateway.sandbox.partner import SandboxCluster, start_sandboxes
 from gateway.store.base import Store
+from gateway.store.ports import LogRowStore
 from gateway.web.app import create_app
 from gateway.web.routes.api import STORE
 from gateway.web.routes.log import LOG
@@ -282,7 +283,7 @@ async def _run_samples(
             out(f"    REFUSED  HTTP {status}  {code}: {problem['detail']}\n")
 
 
-async def _show_log(store: Store, out: Callable[[str], None]) -> None:
+async def _show_log(store: LogRowStore, out: Callable[[str], None]) -> None:
     size = await store.log_size()
     out(f"disclosure log: {size} entries (no personal values; subject as keyed HMAC)")
     for index, raw in await store.read_log(0, size):

@@ -26,7 +26,7 @@ from yarl import URL
 
 from gateway.config.model import Caller, Config
 from gateway.crypto.seal import GatewayKeys, PartnerKey, claims_for
-from gateway.disclosure.idempotency import IdempotencyKeys, Refusal, once, request_digest
+from gateway.disclosure.idempotency import Refusal, once, request_digest
 from gateway.errors import GatewayError
 from gateway.log.entries import (
     LogKeys,
@@ -50,6 +50,7 @@ from gateway.policy.request import (
 )
 from gateway.problem_catalog import KEY_RECHECK_S, LOG_RETRY_AFTER_S
 from gateway.store.base import StoredResponse
+from gateway.store.ports import IdempotencyStore
 
 JOSE = "application/jose"
 
@@ -461,7 +462,7 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
 
 async def disclose_once(
     gw: Gateway,
-    keys: IdempotencyKeys,
+    keys: IdempotencyStore,
     caller: Caller,
     read_body: Callable[[], Awaitable[object]],
     *,

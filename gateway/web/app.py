@@ -44,7 +44,7 @@ from gateway.partners.standing import (
     refresh_partner_keys,
 )
 from gateway.policy.minimize import derive_pseudonym_key
-from gateway.store.base import Store
+from gateway.store.ports import CheckpointStore
 from gateway.store.protected import open_protected_store
 from gateway.web import wire_errors
 from gateway.web.problem_pages import PROBLEM_ROUTES, add_problem_routes
@@ -62,7 +62,9 @@ log = logging.getLogger("gateway.app")
 STARTED = web.AppKey("started", datetime)
 
 
-async def watch_checkpoints(store: Store, metrics: Metrics, every_s: float = 10.0) -> None:
+async def watch_checkpoints(
+    store: CheckpointStore, metrics: Metrics, every_s: float = 10.0
+) -> None:
     """Keep the checkpoint-age gauge fresh (checkpoints may come from another instance)."""
     while True:
         try:

@@ -29,7 +29,8 @@ from typing import Any, Final
 from gateway import vocabulary as v
 from gateway.errors import GatewayError
 from gateway.log.columns import checked_disclosure, checked_search
-from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogQuery, Store
+from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogQuery
+from gateway.store.ports import LogRowStore
 from gateway.web.review.backend import parse_entry_time
 
 __all__ = [
@@ -260,7 +261,7 @@ class Page:
 
 
 async def _entries(
-    store: Store, filters: Filters, after: int | None, batch: int
+    store: LogRowStore, filters: Filters, after: int | None, batch: int
 ) -> AsyncGenerator[LogEntry, None]:
     """Entries passing the store's filters, in index order, paged by index."""
     query = filters.log_query(after, batch)
@@ -273,7 +274,7 @@ async def _entries(
         query = query.after(found[-1][0])
 
 
-async def _outcome(store: Store, disclosure_id: str) -> dict[str, Any] | None:
+async def _outcome(store: LogRowStore, disclosure_id: str) -> dict[str, Any] | None:
     # One indexed lookup per intent (by disclosure id); a bulk lookup in the store
     # would serve an export of millions of rows better.
     entries = await checked_disclosure(store, disclosure_id)
@@ -283,7 +284,7 @@ async def _outcome(store: Store, disclosure_id: str) -> dict[str, Any] | None:
 
 
 async def _rows(
-    store: Store, filters: Filters, after: int | None, batch: int
+    store: LogRowStore, filters: Filters, after: int | None, batch: int
 ) -> AsyncGenerator[tuple[int, Row | None], None]:
     """(index, row or None) for every entry read: None when the entry is no match."""
     async with aclosing(_entries(store, filters, after, batch)) as entries:
@@ -306,7 +307,7 @@ async def _rows(
 
 
 async def search_page(
-    store: Store,
+    store: LogRowStore,
     filters: Filters,
     *,
     after: int | None,
@@ -330,7 +331,7 @@ async def search_page(
     return Page(rows=rows, next_after=None if exhausted else last, scanned=scanned)
 
 
-async def matching_rows(store: Store, filters: Filters) -> AsyncIterator[Row]:
+async def matching_rows(store: LogRowStore, filters: Filters) -> AsyncIterator[Row]:
     """Every matching row, in index order (for the export; no budget)."""
     async with aclosing(_rows(store, filters, None, EXPORT_BATCH)) as found:
         async for _, row in found:

@@ -31,6 +31,7 @@ from gateway.net import is_loopback_host
 from gateway.partners import load_partners
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.store.base import Store
+from gateway.store.ports import LogRowStore
 from gateway.web.app import create_app
 from gateway.web.keys import LOG, STORE
 
@@ -283,7 +284,7 @@ async def _run_samples(
             out(f"    REFUSED  HTTP {status}  {code}: {problem['detail']}\n")
 
 
-async def _show_log(store: Store, out: Callable[[str], None]) -> None:
+async def _show_log(store: LogRowStore, out: Callable[[str], None]) -> None:
     size = await store.log_size()
     out(f"disclosure log: {size} entries (no personal values; subject as keyed HMAC)")
     for index, raw in await store.read_log(0, size):

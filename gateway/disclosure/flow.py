@@ -26,7 +26,7 @@ from yarl import URL
 from gateway.config.model import Caller
 from gateway.crypto.seal import PartnerKey, claims_for
 from gateway.disclosure.gateway import Disclosed, Gateway, new_disclosure_id
-from gateway.disclosure.idempotency import IdempotencyKeys, Refusal, once, request_digest
+from gateway.disclosure.idempotency import Refusal, once, request_digest
 from gateway.disclosure.refusals import (
     Arrival,
     PolicyRefusal,
@@ -49,6 +49,7 @@ from gateway.policy.request import (
 )
 from gateway.problem_catalog import LOG_RETRY_AFTER_S
 from gateway.store.base import StoredResponse
+from gateway.store.ports import IdempotencyStore
 
 # The flow's public surface, with the values it takes and gives (gateway.disclosure.gateway),
 # so a handler imports the flow from one place.
@@ -345,7 +346,7 @@ async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
 
 async def disclose_once(
     gw: Gateway,
-    keys: IdempotencyKeys,
+    keys: IdempotencyStore,
     caller: Caller,
     read_body: Callable[[], Awaitable[object]],
     *,

@@ -16,13 +16,13 @@ repeat gets is byte for byte the first one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable
 
 from gateway.canonical import canonical_json
 from gateway.errors import ConflictError, GatewayError
 from gateway.policy.facts import invalid
-from gateway.store.base import IdempotencyClaim, StoredResponse
+from gateway.store.base import StoredResponse
+from gateway.store.ports import IdempotencyStore
 
 MAX_IDEMPOTENCY_KEY = 200
 # Failures after which nothing was sent: the caller may retry with the same key.
@@ -31,20 +31,6 @@ REPLAYED = "Idempotency-Replayed"
 
 Answer = Callable[[], Awaitable[StoredResponse]]
 Refusal = Callable[[GatewayError], StoredResponse]
-
-
-class IdempotencyKeys(Protocol):
-    """The store's part (gateway.store.base.Store; each method's docstring is its promise)."""
-
-    async def claim_idempotency(
-        self, caller_id: str, key: str, request_hash: str
-    ) -> IdempotencyClaim: ...
-
-    async def complete_idempotency(
-        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
-    ) -> None: ...
-
-    async def release_idempotency(self, caller_id: str, key: str) -> None: ...
 
 
 def request_digest(body: object, scope: str | None = None) -> str:
@@ -56,7 +42,7 @@ def request_digest(body: object, scope: str | None = None) -> str:
 
 
 async def once(
-    keys: IdempotencyKeys,
+    keys: IdempotencyStore,
     caller_id: str,
     key: str | None,
     digest: str,

@@ -15,7 +15,8 @@ from typing import Any
 
 from gateway.errors import ConflictError, ForbiddenError, NotFoundError
 from gateway.policy.facts import invalid, parse_time
-from gateway.store.base import LegalRequestRecord, Store
+from gateway.store.base import LegalRequestRecord
+from gateway.store.ports import LawfulRequestStore
 from gateway.subject_id import check_subject_id
 
 FIELDS = ("authority", "reference", "instrument", "subjects", "partners", "received_at")
@@ -78,7 +79,7 @@ def parse_legal_request(
 
 
 async def approve(
-    store: Store, request_id: str, reviewer_id: str, now: datetime
+    store: LawfulRequestStore, request_id: str, reviewer_id: str, now: datetime
 ) -> LegalRequestRecord:
     """Record `reviewer_id`'s approval; the registrant and repeat approvals are refused."""
     record = await store.get_legal_request(request_id)

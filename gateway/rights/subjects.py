@@ -27,7 +27,7 @@ from gateway import vocabulary as v
 from gateway.config.model import Caller
 from gateway.crypto.subject_keys import LogKeys
 from gateway.disclosure.flow import Gateway, disclose
-from gateway.disclosure.idempotency import IdempotencyKeys, Refusal, once, request_digest
+from gateway.disclosure.idempotency import Refusal, once, request_digest
 from gateway.errors import GatewayError
 from gateway.log.columns import SearchStore
 from gateway.log.search import Query, SpanStore, search, subject_refs
@@ -35,6 +35,7 @@ from gateway.partners.model import Partner
 from gateway.policy.facts import LegalRequest, SubjectFacts, invalid, profile_under_age
 from gateway.policy.request import DisclosureRequest, check_data, check_field_names
 from gateway.store.base import StoredResponse
+from gateway.store.ports import IdempotencyStore
 
 REPORT_COLUMNS = (
     "time",
@@ -310,7 +311,7 @@ def parse_erasure(body: object, subject: str) -> tuple[str, dict[str, Any]]:
     return str(kind), data
 
 
-class RightsStore(ReportStore, ErasureStore, IdempotencyKeys, Protocol):
+class RightsStore(ReportStore, ErasureStore, IdempotencyStore, Protocol):
     """What an erasure or rectification reads and changes."""
 
 

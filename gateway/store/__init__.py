@@ -9,7 +9,9 @@ picks the adapter from the URL, connects, and brings the schema up to date.
   database. Extra query parameters are sent as server settings, e.g.
   ``?search_path=gateway`` to keep the tables in their own schema.
 
-Records and the port itself live in ``gateway.store.base`` and are re-exported here.
+The port lives in ``gateway.store.base`` (its narrow ports, one per concern, in
+``gateway.store.ports``; the records in ``gateway.store.records``); the names most
+callers need are re-exported here.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from gateway.partners.model import Suspension
+from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent, LegalRequest
-from gateway.store.base import (
+from gateway.store.records import (
     Approval,
     IdempotencyClaim,
     InstanceRecord,
@@ -28,7 +28,6 @@ from gateway.store.base import (
     StoredCheckpoint,
     StoredLogRow,
     StoredResponse,
-    SuspensionEvent,
     TreeHash,
 )
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from gateway.store.base import LEGACY_INSTANCE, Migration
+from gateway.store.records import LEGACY_INSTANCE, Migration
 
 __all__ = [
     "POSTGRES",

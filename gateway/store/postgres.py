@@ -14,7 +14,7 @@ The hot read, :meth:`PostgresStore.subject_facts`, is one statement (consents co
 as an array of anonymous records), so a disclosure costs one round trip to decide.
 
 asyncpg's and the socket's exceptions are translated here, once, into
-:class:`~gateway.store.base.StoreUnavailable`; a duplicate id becomes ``conflict``.
+:class:`~gateway.store.records.StoreUnavailable`; a duplicate id becomes ``conflict``.
 
 Only what PostgreSQL does its own way is here; what it does as SQLite does lives in
 :mod:`gateway.store.sql_store` (whose ``_rows`` and ``_run`` this store serves).
@@ -22,19 +22,19 @@ Only what PostgreSQL does its own way is here; what it does as SQLite does lives
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from gateway.errors import ConflictError, GatewayError
-from gateway.partners.model import Suspension
 from gateway.policy.facts import Consent, SubjectFacts
 from gateway.store import mapping
-from gateway.store.base import (
+from gateway.store.mapping import AS_READ
+from gateway.store.migrations import POSTGRES, apply_migrations, migrations_for
+from gateway.store.records import (
     Approval,
     IdempotencyClaim,
     LegalRequestRecord,
@@ -43,18 +43,14 @@ from gateway.store.base import (
     LogRow,
     Migration,
     StoreUnavailable,
-    SuspensionEvent,
     TreeHash,
-    check_search_limit,
     facts_of,
-    legal_request_status,
     protected_column,
     require_aware,
 )
-from gateway.store.mapping import AS_READ
-from gateway.store.migrations import POSTGRES, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
-from gateway.store.sql_store import SQL, Encoding, SqlStore, numbered
+from gateway.store.sql_store import Encoding, SqlStore, Transaction
+from gateway.store.statements import SQL, numbered
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -163,8 +159,32 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-def _conflict(what: str) -> GatewayError:
+def _conflict(what: str) -> ConflictError:
     return ConflictError(f"a {what} with this id already exists; use a new id")
+
+
+@contextmanager
+def _unique(what: str) -> Iterator[None]:
+    try:
+        yield
+    except asyncpg.UniqueViolationError:
+        raise _conflict(what) from None
+
+
+class _InTransaction:
+    """Statements of one transaction open on a pooled connection (a Transaction)."""
+
+    def __init__(self, conn: asyncpg.pool.PoolConnectionProxy[Any]) -> None:
+        self._conn = conn
+
+    async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self._conn.fetch(sql, *params))
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return _count(await self._conn.execute(sql, *params))
+
+    async def run_many(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, params)
 
 
 def _legal_request(row: mapping.Row) -> LegalRequestRecord:
@@ -206,6 +226,10 @@ class PostgresStore(SqlStore):
     _encode = Encoding(time=_as_bound, set=sorted)
     _decode = AS_READ
     _in_dialect = staticmethod(numbered)
+    _lock_checkpoints = _LOCK_CHECKPOINTS
+    _legal_requests_select = _LEGAL_REQUEST
+    _legal_requests_order = " ORDER BY l.received_at, l.id"
+    _for_update = " FOR UPDATE"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -233,6 +257,18 @@ class PostgresStore(SqlStore):
                 reset=_keep_session,
             )
         return cls(pool)
+
+    @asynccontextmanager
+    async def _transaction(self, action: str) -> AsyncIterator[Transaction]:
+        with _failures(action):
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _InTransaction(conn)
+
+    def _conflict(self, what: str) -> AbstractContextManager[None]:
+        return _unique(what)
+
+    def _legal_request_records(self, rows: list[Any]) -> list[LegalRequestRecord]:
+        return [_legal_request(r) for r in rows]
 
     async def _rows(
         self, action: str, sql: str, params: Sequence[Any] = (), *, write: bool = False
@@ -270,11 +306,8 @@ class PostgresStore(SqlStore):
 
     async def add_consent(self, consent: Consent) -> None:
         require_aware(consent.obtained_at, "obtained_at")
-        with _failures("store a consent"):
-            try:
-                await self._pool.execute(_SQL.insert_consent, *self._consent_params(consent))
-            except asyncpg.UniqueViolationError:
-                raise _conflict("consent") from None
+        with _failures("store a consent"), _unique("consent"):
+            await self._pool.execute(_SQL.insert_consent, *self._consent_params(consent))
 
     async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
         with _failures("read justifications"):
@@ -283,17 +316,6 @@ class PostgresStore(SqlStore):
                 list(disclosure_ids),
             )
         return {str(r[0]) for r in rows}
-
-    async def forget_subject(
-        self, subject: str, at: datetime, profile: str | None
-    ) -> tuple[int, int]:
-        require_aware(at, "at")
-        with _failures("erase a subject's records"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                withdrawn = await conn.execute(_SQL.withdraw_subject_consents, at, subject)
-                cleared = await conn.execute(_SQL.clear_subject_evidence, subject)
-                await conn.execute(_SQL.replace_profile, profile, subject)
-        return _count(cleared), _count(withdrawn)
 
     async def replace_protected_values(
         self,
@@ -331,139 +353,6 @@ class PostgresStore(SqlStore):
             profile=row[1],
             legal_request=request,
         )
-
-    # -- lawful requests ----------------------------------------------------------------
-
-    async def add_legal_request(self, record: LegalRequestRecord) -> None:
-        require_aware(record.received_at, "received_at")
-        status = legal_request_status(record, record.approvals)
-        with _failures("store a lawful request"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                try:
-                    await conn.execute(
-                        _SQL.insert_legal_request,
-                        record.id,
-                        record.authority,
-                        record.reference,
-                        record.instrument,
-                        sorted(record.subjects),
-                        sorted(record.partners),
-                        record.received_at,
-                        record.registered_by,
-                        status,
-                        record.sealed_subjects,
-                    )
-                except asyncpg.UniqueViolationError:
-                    raise _conflict("lawful request") from None
-                await conn.executemany(
-                    "INSERT INTO legal_request_approvals (request_id, reviewer_id, approved_at) "
-                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    [(record.id, a.reviewer_id, a.at) for a in record.approvals],
-                )
-
-    async def get_legal_request(self, request_id: str) -> LegalRequestRecord | None:
-        with _failures("read a lawful request"):
-            row = await self._pool.fetchrow(_LEGAL_REQUEST + " WHERE l.id = $1", request_id)
-        return None if row is None else _legal_request(row)
-
-    async def approve_legal_request(
-        self, request_id: str, reviewer_id: str, at: datetime
-    ) -> LegalRequestRecord | None:
-        require_aware(at, "at")
-        with _failures("record an approval"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                # The row lock makes concurrent approvals of one request take turns, so
-                # the status is computed from every approval committed before it.
-                locked = await conn.fetchval(
-                    "SELECT id FROM legal_requests WHERE id = $1 FOR UPDATE", request_id
-                )
-                if locked is None:
-                    return None
-                await conn.execute(
-                    "INSERT INTO legal_request_approvals (request_id, reviewer_id, approved_at) "
-                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    request_id,
-                    reviewer_id,
-                    at,
-                )
-                row = await conn.fetchrow(_LEGAL_REQUEST + " WHERE l.id = $1", request_id)
-                assert row is not None  # locked above
-                record = _legal_request(row)
-                status = legal_request_status(record, record.approvals)
-                if status != record.status:
-                    await conn.execute(
-                        "UPDATE legal_requests SET status = $2 WHERE id = $1", request_id, status
-                    )
-                    record = replace(record, status=status)
-        return record
-
-    async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
-        with _failures("list lawful requests"):
-            if status is None:
-                rows = await self._pool.fetch(_LEGAL_REQUEST + " ORDER BY l.received_at, l.id")
-            else:
-                rows = await self._pool.fetch(
-                    _LEGAL_REQUEST + " WHERE l.status = $1 ORDER BY l.received_at, l.id", status
-                )
-        return [_legal_request(r) for r in rows]
-
-    # -- partner suspensions ----------------------------------------------------------
-
-    async def suspend_partner(self, suspension: Suspension) -> Suspension:
-        require_aware(suspension.at, "at")
-        with _failures("suspend a partner"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                inserted = await conn.execute(
-                    _SQL.insert_suspension,
-                    suspension.partner_id,
-                    suspension.reason,
-                    suspension.by,
-                    suspension.at,
-                )
-                if _count(inserted) == 1:
-                    await conn.execute(
-                        _SQL.suspend_event,
-                        suspension.partner_id,
-                        suspension.reason,
-                        suspension.by,
-                        suspension.at,
-                    )
-                    return suspension
-                row = await conn.fetchrow(_SQL.suspension, suspension.partner_id)
-        assert row is not None  # the conflicting row; suspensions are only deleted by resume
-        return mapping.suspension(row, AS_READ)
-
-    async def resume_partner(
-        self, partner_id: str, actor: str, reason: str, at: datetime
-    ) -> Suspension | None:
-        require_aware(at, "at")
-        with _failures("resume a partner"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(_SQL.delete_suspension, partner_id)
-                if row is None:
-                    return None
-                await conn.execute(
-                    _SQL.resume_event,
-                    partner_id,
-                    reason,
-                    actor,
-                    at,
-                )
-        return mapping.suspension(row, AS_READ)
-
-    async def suspension_history(
-        self, partner_id: str | None = None, limit: int = 100
-    ) -> list[SuspensionEvent]:
-        check_search_limit(limit)
-        with _failures("read the suspension history"):
-            rows = await self._pool.fetch(
-                "SELECT seq, partner_id, action, reason, actor, at "
-                "FROM partner_suspension_events "
-                "WHERE $1::text IS NULL OR partner_id = $1 ORDER BY seq DESC LIMIT $2",
-                partner_id,
-                limit,
-            )
-        return [mapping.suspension_event(r, AS_READ) for r in rows]
 
     # -- idempotency --------------------------------------------------------------------
 
@@ -666,23 +555,3 @@ class PostgresStore(SqlStore):
                 list(levels),
             )
         return [int(r[0]) for r in rows]
-
-    # -- checkpoints --------------------------------------------------------------------
-
-    async def add_checkpoint_after(
-        self, previous_seq: int | None, size: int, note: str, at: datetime
-    ) -> bool:
-        require_aware(at, "at")
-        with _failures("store a checkpoint"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(_LOCK_CHECKPOINTS)
-                latest = await conn.fetchval(_SQL.latest_checkpoint_seq)
-                if (None if latest is None else int(latest)) != previous_seq:
-                    return False
-                await conn.execute(
-                    _SQL.insert_checkpoint,
-                    size,
-                    note,
-                    at,
-                )
-        return True

@@ -1,6 +1,6 @@
 """The SQL of a log search (`Store.log_search`), built once for both databases.
 
-A :class:`~gateway.store.base.LogQuery` becomes conditions in one fixed order —
+A :class:`~gateway.store.records.LogQuery` becomes conditions in one fixed order —
 subject reference, partner, kind, purpose, legal basis, outcome, time from, time to,
 index — one for each filter given and none for the others, so each database can use
 the index of what was asked. Every value is a bound parameter; the SQL text comes only
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.store.base import LogQuery
+from gateway.store.records import LogQuery
 
 __all__ = ["Dialect", "SearchSql", "search_sql", "where"]
 

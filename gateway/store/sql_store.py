@@ -1,19 +1,23 @@
-"""What both SQL adapters do the same way, written once: their shared SQL and the methods
-whose statement and flow are the same on SQLite and PostgreSQL.
+"""What both SQL adapters do the same way, written once: the methods whose statements
+(:mod:`gateway.store.statements`) and flow are the same on SQLite and PostgreSQL.
 
 An adapter subclasses :class:`SqlStore` and gives it: how to run one statement on its
 connection (:meth:`SqlStore._rows`, :meth:`SqlStore._run`, each in a transaction of
 its own and translating its driver's exceptions), how values are bound (an
 :class:`Encoding`), how they come back (a :class:`~gateway.store.mapping.Decoding`, read
 by the row mappers of :mod:`gateway.store.mapping`) and how a statement built at run
-time gets its placeholders. The statements here are written with ``?``;
-:meth:`Statements.numbered` gives PostgreSQL's ``$n`` once, at import. The schema's
-versions are written once too, in :mod:`gateway.store.migrations`.
+time gets its placeholders. The schema's versions are written once too, in
+:mod:`gateway.store.migrations`.
+
+Transactions of several statements are written here too, against a
+:class:`Transaction` the adapter opens (:meth:`SqlStore._transaction`): an erasure, a
+lawful request's registration, a suspension and its event, a checkpoint compared with
+the latest one.
 
 What is kept in the adapters is what differs, or what is hot and tuned per driver: the
 log append and its group-commit writer, the subject's facts (SQLite on the loop's
-thread, PostgreSQL in one round trip), tree-hash reads, and multi-statement
-transactions that lock differently (lawful requests, suspensions, instances).
+thread, PostgreSQL in one round trip), tree-hash reads, and transactions that read or
+lock differently (approvals, idempotency claims, instances on the store's clock).
 """
 
 from __future__ import annotations
@@ -21,176 +25,31 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Protocol
 
-from gateway.partners.model import Suspension
+from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent
 from gateway.store import mapping
-from gateway.store.base import (
+from gateway.store.mapping import Decoding
+from gateway.store.records import (
     InstanceRecord,
     JustificationRecord,
+    LegalRequestRecord,
     LogEntry,
     LogRecord,
     StoredCheckpoint,
     StoredLogRow,
+    check_search_limit,
+    legal_request_status,
     protected_column,
     require_aware,
 )
-from gateway.store.mapping import Decoding
+from gateway.store.statements import Statements
 
-__all__ = ["SQL", "Encoding", "SqlStore", "Statements", "numbered"]
-
-# Column lists are spelled out so that every statement is a constant; the consent
-# columns are in mapping.consent's order.
-_SELECT_CONSENTS: Final = (
-    "SELECT id, subject, purposes, partners, partner_categories, special_categories, "
-    "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence FROM consents"
-)
-
-
-def numbered(sql: str) -> str:
-    """`sql` with its ``?`` placeholders numbered ``$1``, ``$2``, … (PostgreSQL's).
-
-    The statements here hold no ``?`` other than placeholders (no literals or comments).
-    """
-    first, *rest = sql.split("?")
-    return first + "".join(f"${n}{part}" for n, part in enumerate(rest, start=1))
-
-
-@dataclass(frozen=True)
-class Statements:
-    """The SQL both databases run alike, bound in the order the placeholders appear."""
-
-    consent_by_id: str = _SELECT_CONSENTS + " WHERE id = ?"
-    consents_of_subject: str = _SELECT_CONSENTS + " WHERE subject = ? ORDER BY obtained_at, id"
-    insert_consent: str = (
-        "INSERT INTO consents (id, subject, purposes, partners, partner_categories, "
-        "special_categories, policy_version, obtained_at, expires_at, withdrawn_at, method, "
-        "evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    withdraw_consent: str = (
-        "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, ?) WHERE id = ? "
-        "RETURNING id, subject, purposes, partners, partner_categories, special_categories, "
-        "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence"
-    )
-    insert_justification: str = (
-        "INSERT INTO justifications (disclosure_id, reviewer_id, text, at) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT (disclosure_id) DO NOTHING"
-    )
-    justification: str = (
-        "SELECT disclosure_id, reviewer_id, text, at FROM justifications WHERE disclosure_id = ?"
-    )
-    set_restriction: str = (
-        "INSERT INTO subjects (subject, restricted, restriction_reason, "
-        "restriction_changed_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (subject) DO UPDATE SET restricted = excluded.restricted, "
-        "restriction_reason = excluded.restriction_reason, "
-        "restriction_changed_at = excluded.restriction_changed_at"
-    )
-    set_profile: str = (
-        "INSERT INTO subjects (subject, profile) VALUES (?, ?) "
-        "ON CONFLICT (subject) DO UPDATE SET profile = excluded.profile"
-    )
-    withdraw_subject_consents: str = (
-        "UPDATE consents SET withdrawn_at = ? WHERE subject = ? AND withdrawn_at IS NULL"
-    )
-    clear_subject_evidence: str = (
-        "UPDATE consents SET evidence = '' WHERE subject = ? AND evidence <> ''"
-    )
-    replace_profile: str = "UPDATE subjects SET profile = ? WHERE subject = ?"
-    legal_request_subjects: str = (
-        "SELECT id, subjects, sealed_subjects FROM legal_requests WHERE id > ? ORDER BY id LIMIT ?"
-    )
-    set_legal_request_subjects: str = (
-        "UPDATE legal_requests SET subjects = ?, sealed_subjects = ? "
-        "WHERE id = ? AND sealed_subjects = ?"
-    )
-    insert_legal_request: str = (
-        "INSERT INTO legal_requests (id, authority, reference, instrument, "
-        "subjects, partners, received_at, registered_by, status, sealed_subjects) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    insert_suspension: str = (
-        "INSERT INTO partner_suspensions (partner_id, reason, suspended_by, suspended_at) "
-        "VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (partner_id) DO NOTHING"
-    )
-    suspension: str = (
-        "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions "
-        "WHERE partner_id = ?"
-    )
-    suspensions: str = (
-        "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
-    )
-    delete_suspension: str = (
-        "DELETE FROM partner_suspensions WHERE partner_id = ? "
-        "RETURNING partner_id, reason, suspended_by, suspended_at"
-    )
-    suspend_event: str = (
-        "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, at) "
-        "VALUES (?, 'suspend', ?, ?, ?)"
-    )
-    resume_event: str = (
-        "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, at) "
-        "VALUES (?, 'resume', ?, ?, ?)"
-    )
-    idempotency_key: str = (
-        "SELECT request_hash, completed, status, headers, body "
-        "FROM idempotency_keys WHERE caller_id = ? AND key = ?"
-    )
-    complete_idempotency: str = (
-        "UPDATE idempotency_keys SET completed = ?, status = ?, headers = ?, body = ? "
-        "WHERE caller_id = ? AND key = ?"
-    )
-    release_idempotency: str = (
-        "DELETE FROM idempotency_keys WHERE caller_id = ? AND key = ? AND NOT completed"
-    )
-    log_range: str = "SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
-    log_of_disclosure: str = (
-        "SELECT idx, entry FROM log_entries WHERE disclosure_id = ? ORDER BY idx"
-    )
-    intents_without_outcome: str = (
-        "SELECT i.idx, i.entry FROM log_entries i WHERE i.kind = 'intent' "
-        "AND NOT EXISTS (SELECT 1 FROM log_entries o "
-        "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
-        "ORDER BY i.idx"
-    )
-    # Two subqueries: SQLite answers a lone min() or max() from the index, but scans
-    # the whole table for both in one SELECT.
-    log_time_span: str = (
-        "SELECT (SELECT min(logged_at) FROM log_entries), (SELECT max(logged_at) FROM log_entries)"
-    )
-    log_records: str = (
-        "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
-    )
-    log_rows: str = (
-        "SELECT idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner, logged_at, "
-        "purpose, legal_basis, outcome FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
-    )
-    unhashed_log_rows: str = (
-        "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT ?"
-    )
-    instances: str = (
-        "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
-        "FROM instances ORDER BY started_at, id"
-    )
-    insert_checkpoint: str = "INSERT INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)"
-    latest_checkpoint_seq: str = "SELECT max(seq) FROM checkpoints"
-    latest_checkpoint: str = (
-        "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
-    )
-    checkpoints: str = "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
-    schema_versions: str = "SELECT version FROM schema_version ORDER BY version"
-
-    def numbered(self) -> Statements:
-        """These statements with PostgreSQL's ``$n`` placeholders."""
-        return replace(self, **{f.name: numbered(getattr(self, f.name)) for f in fields(self)})
-
-
-# The statements with ``?`` placeholders (SQLite's).
-SQL: Final = Statements()
+__all__ = ["Encoding", "SqlStore", "Transaction"]
 
 
 @dataclass(frozen=True)
@@ -204,6 +63,23 @@ class Encoding:
         return None if value is None else self.time(value)
 
 
+class Transaction(Protocol):
+    """Statements run in order in one open transaction of an adapter's connection.
+
+    A driver's exception leaves as it is; the adapter's :meth:`SqlStore._transaction`
+    translates it (and rolls back).
+    """
+
+    async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows `sql` returns."""
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run `sql`; the number of rows it changed."""
+
+    async def run_many(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        """Run `sql` once for each set of `params`."""
+
+
 class SqlStore(ABC):
     """The storage port's methods that read and write alike on both databases."""
 
@@ -212,6 +88,30 @@ class SqlStore(ABC):
     _decode: Decoding
     # A statement built at run time (from fixed names), in this database's placeholders.
     _in_dialect: Callable[[str], str]
+    # Lawful requests with their approvals: a SELECT over `legal_requests l` (a WHERE on
+    # l's columns may follow), its ORDER BY, and `_legal_request_records` for its rows.
+    _legal_requests_select: str
+    _legal_requests_order: str
+    # Appended to the read that locks a lawful request while an approval is recorded
+    # (nothing where the write transaction already excludes other writers).
+    _for_update: str = ""
+    # Run first in the checkpoint compare-and-insert, when the write transaction itself
+    # does not already order concurrent checkpoint writers (PostgreSQL's does not).
+    _lock_checkpoints: str | None = None
+
+    @abstractmethod
+    def _transaction(self, action: str) -> AbstractAsyncContextManager[Transaction]:
+        """A write transaction of its own, committed when the block ends (rolled back when
+        it raises). A driver's failure becomes StoreUnavailable saying `action`."""
+
+    @abstractmethod
+    def _legal_request_records(self, rows: list[Any]) -> list[LegalRequestRecord]:
+        """Rows of `_legal_requests_select` (in its order) as records with their approvals."""
+
+    @abstractmethod
+    def _conflict(self, what: str) -> AbstractContextManager[None]:
+        """Within a transaction: an insert that meets an existing key becomes
+        ConflictError about a `what`."""
 
     @abstractmethod
     async def _rows(
@@ -267,6 +167,19 @@ class SqlStore(ABC):
     async def consents_for_subject(self, subject: str) -> list[Consent]:
         rows = await self._rows("read consents", self._sql.consents_of_subject, (subject,))
         return [mapping.consent(r, self._decode) for r in rows]
+
+    async def forget_subject(
+        self, subject: str, at: datetime, profile: str | None
+    ) -> tuple[int, int]:
+        require_aware(at, "at")
+        sql = self._sql
+        async with self._transaction("erase a subject's records") as tx:
+            withdrawn = await tx.run(
+                sql.withdraw_subject_consents, (self._encode.time(at), subject)
+            )
+            cleared = await tx.run(sql.clear_subject_evidence, (subject,))
+            await tx.run(sql.replace_profile, (profile, subject))
+        return cleared, withdrawn
 
     async def add_justification(self, record: JustificationRecord) -> bool:
         require_aware(record.at, "at")
@@ -331,11 +244,122 @@ class SqlStore(ABC):
         )
         return [(tuple(r[: len(keys)]), r[len(keys)]) for r in rows]
 
+    # -- lawful requests ----------------------------------------------------------------
+
+    async def add_legal_request(self, record: LegalRequestRecord) -> None:
+        require_aware(record.received_at, "received_at")
+        status = legal_request_status(record, record.approvals)
+        encode = self._encode
+        async with self._transaction("store a lawful request") as tx:
+            with self._conflict("lawful request"):
+                await tx.run(
+                    self._sql.insert_legal_request,
+                    (
+                        record.id,
+                        record.authority,
+                        record.reference,
+                        record.instrument,
+                        encode.set(record.subjects),
+                        encode.set(record.partners),
+                        encode.time(record.received_at),
+                        record.registered_by,
+                        status,
+                        record.sealed_subjects,
+                    ),
+                )
+            await tx.run_many(
+                self._sql.insert_approval,
+                [(record.id, a.reviewer_id, encode.time(a.at)) for a in record.approvals],
+            )
+
+    def _legal_requests_where(self, condition: str) -> str:
+        """The lawful requests matching `condition` (with ``?``), in order, in this dialect."""
+        select = self._legal_requests_select
+        return self._in_dialect(f"{select} WHERE {condition}{self._legal_requests_order}")
+
+    async def get_legal_request(self, request_id: str) -> LegalRequestRecord | None:
+        rows = await self._rows(
+            "read a lawful request", self._legal_requests_where("l.id = ?"), (request_id,)
+        )
+        records = self._legal_request_records(rows)
+        return records[0] if records else None
+
+    async def approve_legal_request(
+        self, request_id: str, reviewer_id: str, at: datetime
+    ) -> LegalRequestRecord | None:
+        require_aware(at, "at")
+        lock = self._sql.legal_request_id + self._for_update
+        async with self._transaction("record an approval") as tx:
+            # Concurrent approvals of one request take turns (the row lock, or SQLite's
+            # write lock), so the status is computed from every approval committed before.
+            if not await tx.rows(lock, (request_id,)):
+                return None
+            await tx.run(
+                self._sql.insert_approval, (request_id, reviewer_id, self._encode.time(at))
+            )
+            rows = await tx.rows(self._legal_requests_where("l.id = ?"), (request_id,))
+            [record] = self._legal_request_records(rows)
+            status = legal_request_status(record, record.approvals)
+            if status != record.status:
+                await tx.run(self._sql.set_legal_request_status, (status, request_id))
+                record = replace(record, status=status)
+        return record
+
+    async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
+        action = "list lawful requests"
+        if status is None:
+            select = self._legal_requests_select + self._legal_requests_order
+            rows = await self._rows(action, select)
+        else:
+            rows = await self._rows(action, self._legal_requests_where("l.status = ?"), (status,))
+        return self._legal_request_records(rows)
+
     # -- partner suspensions ------------------------------------------------------------
+
+    async def suspend_partner(self, suspension: Suspension) -> Suspension:
+        require_aware(suspension.at, "at")
+        sql = self._sql
+        values = (
+            suspension.partner_id,
+            suspension.reason,
+            suspension.by,
+            self._encode.time(suspension.at),
+        )
+        async with self._transaction("suspend a partner") as tx:
+            if await tx.run(sql.insert_suspension, values) == 1:
+                await tx.run(sql.suspend_event, values)
+                return suspension
+            # The conflicting row; suspensions are only deleted by resume.
+            [row] = await tx.rows(sql.suspension, (suspension.partner_id,))
+        return mapping.suspension(row, self._decode)
+
+    async def resume_partner(
+        self, partner_id: str, actor: str, reason: str, at: datetime
+    ) -> Suspension | None:
+        require_aware(at, "at")
+        async with self._transaction("resume a partner") as tx:
+            rows = await tx.rows(self._sql.delete_suspension, (partner_id,))
+            if not rows:
+                return None
+            await tx.run(self._sql.resume_event, (partner_id, reason, actor, self._encode.time(at)))
+        return mapping.suspension(rows[0], self._decode)
 
     async def partner_suspensions(self) -> dict[str, Suspension]:
         rows = await self._rows("read partner suspensions", self._sql.suspensions)
         return {str(r[0]): mapping.suspension(r, self._decode) for r in rows}
+
+    async def suspension_history(
+        self, partner_id: str | None = None, limit: int = 100
+    ) -> list[SuspensionEvent]:
+        check_search_limit(limit)
+        action = "read the suspension history"
+        if partner_id is None:
+            rows = await self._rows(action, self._sql.suspension_events, (limit,))
+        else:
+            rows = await self._rows(
+                action, self._sql.suspension_events_of_partner, (partner_id, limit)
+            )
+        return [mapping.suspension_event(r, self._decode) for r in rows]
 
     # -- idempotency --------------------------------------------------------------------
 
@@ -399,6 +423,21 @@ class SqlStore(ABC):
         await self._run(
             "store a checkpoint", self._sql.insert_checkpoint, (size, note, self._encode.time(at))
         )
+
+    async def add_checkpoint_after(
+        self, previous_seq: int | None, size: int, note: str, at: datetime
+    ) -> bool:
+        require_aware(at, "at")
+        # The write transaction (and the lock) holds from the read to the insert, across
+        # processes and instances.
+        async with self._transaction("store a checkpoint") as tx:
+            if self._lock_checkpoints is not None:
+                await tx.rows(self._lock_checkpoints)
+            [(latest,)] = await tx.rows(self._sql.latest_checkpoint_seq)
+            if (None if latest is None else int(latest)) != previous_seq:
+                return False
+            await tx.run(self._sql.insert_checkpoint, (size, note, self._encode.time(at)))
+        return True
 
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         rows = await self._rows("read checkpoints", self._sql.latest_checkpoint)

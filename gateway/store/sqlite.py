@@ -14,13 +14,10 @@ under load the thread waits for the GIL until the busy loop lets go of it (up to
 5 ms switch interval), which capped a loaded gateway at a few hundred disclosures per
 second.
 
-- The facts, the log's size and small reads of tree hashes are read on a plain sqlite3
-  connection on the event loop's own thread (:class:`_Inline`): microseconds, no trip.
-  It has no busy handler, which would block the loop: a statement meeting another
-  process's lock is retried after an asyncio sleep.
-- Log appends run on a third connection in a thread of its own (:class:`_Writer`), one
-  trip per transaction (the group-commit batch), so the commit's fsync never blocks the
-  loop while other requests have work to do.
+The facts, the log's size and small reads of tree hashes are therefore read on a plain
+sqlite3 connection on the event loop's own thread, and log appends run on a third
+connection in a thread of its own, one trip per group-commit batch
+(:mod:`gateway.store.sqlite_connection`, which also translates sqlite3's exceptions).
 
 Reads take only their own connection's lock (WAL lets a read run beside a write on
 another connection); writes, on whichever connection, also take the store's write lock,
@@ -28,9 +25,6 @@ so the process never waits on SQLite's own write lock.
 
 Sets are stored as sorted JSON arrays and times as fixed-width UTC ISO 8601 text,
 which sorts like the times themselves.
-
-sqlite3's and the file system's exceptions are translated here, once, into
-:class:`~gateway.store.base.StoreUnavailable`; a duplicate id becomes ``conflict``.
 
 Only what SQLite does its own way is here; what it does as PostgreSQL does lives in
 :mod:`gateway.store.sql_store` (whose ``_rows`` and ``_run`` this store serves).
@@ -41,24 +35,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import queue
 import sqlite3
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from gateway.errors import ConflictError, GatewayError
-from gateway.partners.model import Suspension
 from gateway.policy.facts import Consent, SubjectFacts
 from gateway.store import mapping
-from gateway.store.base import (
+from gateway.store.mapping import FROM_TEXT
+from gateway.store.migrations import SQLITE, SQLITE_EPOCH, apply_migrations, migrations_for
+from gateway.store.records import (
     Approval,
     IdempotencyClaim,
     LegalRequestRecord,
@@ -67,18 +57,22 @@ from gateway.store.base import (
     LogRow,
     Migration,
     StoreUnavailable,
-    SuspensionEvent,
     TreeHash,
-    check_search_limit,
     facts_of,
-    legal_request_status,
     protected_column,
     require_aware,
 )
-from gateway.store.mapping import FROM_TEXT
-from gateway.store.migrations import SQLITE, SQLITE_EPOCH, apply_migrations, migrations_for
 from gateway.store.search_sql import Dialect, search_sql, where
-from gateway.store.sql_store import SQL, Encoding, SqlStore
+from gateway.store.sql_store import Encoding, SqlStore, Transaction
+from gateway.store.sqlite_connection import (
+    Inline,
+    InTransaction,
+    Writer,
+    failures,
+    open_connections,
+    unique,
+)
+from gateway.store.statements import SQL
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -101,48 +95,9 @@ _LEGAL_REQUESTS = """
 """
 _LEGAL_REQUESTS_ORDER = " ORDER BY l.received_at, l.id, a.approved_at, a.reviewer_id"
 
-_UNIQUE_VIOLATIONS: Final = frozenset(
-    {sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE}
-)
-
-
-def _describe(exc: BaseException) -> str:
-    # The class and SQLite's error name only: messages may quote values.
-    name = getattr(exc, "sqlite_errorname", None)
-    return type(exc).__name__ + (f", {name}" if name else "")
-
-
-@contextmanager
-def _failures(action: str) -> Iterator[None]:
-    """Translate a database or file-system failure while doing `action` into StoreUnavailable."""
-    try:
-        yield
-    except GatewayError:
-        raise
-    except (sqlite3.Error, OSError) as exc:
-        raise StoreUnavailable(
-            f"could not {action} in the SQLite database ({_describe(exc)}); check that the "
-            "file named by storage.url is in a writable directory with free space and not "
-            "locked by another program"
-        ) from exc
-
-
-@contextmanager
-def _unique(what: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        if exc.sqlite_errorcode in _UNIQUE_VIOLATIONS:
-            raise ConflictError(f"a {what} with this id already exists; use a new id") from None
-        raise
-
 
 def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _opt_time(value: datetime | None) -> str | None:
-    return None if value is None else _time(value)
 
 
 def _set(values: Iterable[str]) -> str:
@@ -220,150 +175,6 @@ class _SqliteDialect(Dialect):
 _DIALECT: Final = _SqliteDialect()
 
 
-async def _enter_wal_mode(conn: aiosqlite.Connection, busy_timeout: float) -> None:
-    # Switching the journal mode needs a moment alone with the file, and SQLite answers
-    # SQLITE_BUSY at once (no busy handler) while another process is opening it too.
-    deadline = time.monotonic() + busy_timeout
-    while True:
-        try:
-            await conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.02)
-
-
-_RETRIED: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-
-
-class _Inline:
-    """A plain sqlite3 connection for reads, behind the awaitable methods of aiosqlite's.
-
-    Statements run at once on the calling (event loop) thread; see the module docstring.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
-        self._conn = conn
-        self._busy_timeout = busy_timeout
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._conn.in_transaction
-
-    async def _retrying(self, statement: Callable[[], _T]) -> _T:
-        deadline: float | None = None
-        delay = 0.001
-        while True:
-            try:
-                return statement()
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _RETRIED:
-                    raise
-                now = time.monotonic()
-                deadline = deadline if deadline is not None else now + self._busy_timeout
-                if now > deadline:
-                    raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
-
-    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return await self._retrying(lambda: self._conn.execute(sql, parameters))
-
-    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
-        return await self._retrying(lambda: self._conn.execute(sql, parameters).fetchall())
-
-    async def rollback(self) -> None:
-        self._conn.rollback()
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-_Job = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[sqlite3.Connection], Any]]
-
-
-class _Writer:
-    """A plain sqlite3 connection in a thread of its own, one write transaction per trip.
-
-    A queue and a thread rather than an executor: a ThreadPoolExecutor's submit takes
-    locks the worker thread also takes, and under load each trip then waited on the GIL.
-    """
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        # A daemon: a store never closed must not keep the process from exiting, and a
-        # transaction cut short there is rolled back by SQLite.
-        self._thread = threading.Thread(
-            target=self._serve, name="gateway-sqlite-writer", daemon=True
-        )
-        self._thread.start()
-
-    def run(self, work: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
-        """`work` in one transaction, in the writer thread; its result as a future."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[_T] = loop.create_future()
-        self._jobs.put((loop, future, work))
-        return future
-
-    def _serve(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            loop, future, work = job
-            try:
-                result = self._transaction(work)
-            except BaseException as exc:  # handed to the waiting coroutine
-                loop.call_soon_threadsafe(_settle, future, None, exc)
-            else:
-                loop.call_soon_threadsafe(_settle, future, result, None)
-
-    def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(self.conn)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.rollback()
-            raise
-        return result
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-        self.conn.close()
-
-
-def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    if future.done():  # cancelled meanwhile
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
-
-
-def _connect(path: Path | str, timeout: float, setup_timeout: float) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=timeout, check_same_thread=False)
-    # The first statement reads the WAL index; while another process recovers the WAL it
-    # answers SQLITE_BUSY_RECOVERY at once, busy handler or not: try again for a while.
-    deadline = time.monotonic() + setup_timeout
-    try:
-        while True:
-            try:
-                conn.execute("PRAGMA synchronous = FULL")
-                conn.execute("PRAGMA foreign_keys = ON")
-                conn.execute("PRAGMA secure_delete = ON")
-                return conn
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _RETRIED or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.01)  # only while the store opens, before it serves anything
-    except BaseException:
-        conn.close()
-        raise
-
-
 class SqliteStore(SqlStore):
     """The storage port on one SQLite file (see the module docstring for the guarantees)."""
 
@@ -371,12 +182,14 @@ class SqliteStore(SqlStore):
     _encode = Encoding(time=_time, set=_set)
     _decode = FROM_TEXT
     _in_dialect = staticmethod(_as_written)
+    _legal_requests_select = _LEGAL_REQUESTS
+    _legal_requests_order = _LEGAL_REQUESTS_ORDER
 
     def __init__(
         self,
         conn: aiosqlite.Connection,
-        inline: _Inline | None = None,
-        writer: _Writer | None = None,
+        inline: Inline | None = None,
+        writer: Writer | None = None,
     ) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()  # one transaction at a time on each connection
@@ -395,33 +208,7 @@ class SqliteStore(SqlStore):
         `path` may be ``":memory:"`` for a private in-memory database (tests, dry runs).
         `busy_timeout` is how long a write waits for another process's write lock.
         """
-        with _failures("open the database file"):
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: transactions are begun and ended explicitly below.
-            conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
-            inline: sqlite3.Connection | None = None
-            writer: sqlite3.Connection | None = None
-            try:
-                await _enter_wal_mode(conn, busy_timeout)
-                await conn.execute("PRAGMA synchronous = FULL")
-                await conn.execute("PRAGMA foreign_keys = ON")
-                # Freed pages are zeroed: a value replaced by its sealed form (or erased)
-                # leaves no clear copy in the file.
-                await conn.execute("PRAGMA secure_delete = ON")
-                if path != ":memory:":  # another connection would see another database
-                    # No busy handler on the loop's thread; the writer's thread may wait.
-                    inline = _connect(path, timeout=0, setup_timeout=busy_timeout)
-                    writer = _connect(path, timeout=busy_timeout, setup_timeout=busy_timeout)
-            except BaseException:
-                for opened in (inline, writer):
-                    if opened is not None:
-                        opened.close()
-                await conn.close()
-                raise
-        if inline is None or writer is None:
-            return cls(conn)
-        return cls(conn, _Inline(inline, busy_timeout), _Writer(writer))
+        return cls(*await open_connections(path, busy_timeout))
 
     @asynccontextmanager
     async def _use(self, action: str, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
@@ -429,7 +216,7 @@ class SqliteStore(SqlStore):
         async with self._write_lock if write else contextlib.nullcontext(), self._lock:
             if self._closed:
                 raise StoreUnavailable(f"could not {action}: the store is closed")
-            with _failures(action):
+            with failures(action):
                 conn = self._conn
                 await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
@@ -442,7 +229,7 @@ class SqliteStore(SqlStore):
                     raise
 
     @asynccontextmanager
-    async def _read_inline(self, action: str) -> AsyncIterator[_Inline | aiosqlite.Connection]:
+    async def _read_inline(self, action: str) -> AsyncIterator[Inline | aiosqlite.Connection]:
         """Like `_use(write=False)`, on the inline connection where there is one."""
         inline = self._inline
         if inline is None:
@@ -452,7 +239,7 @@ class SqliteStore(SqlStore):
         async with self._inline_lock:
             if self._closed:
                 raise StoreUnavailable(f"could not {action}: the store is closed")
-            with _failures(action):
+            with failures(action):
                 await inline.execute("BEGIN")
                 try:
                     yield inline
@@ -469,7 +256,7 @@ class SqliteStore(SqlStore):
         async with self._write_lock:
             if self._closed:
                 raise StoreUnavailable(f"could not {action}: the store is closed")
-            with _failures(action):
+            with failures(action):
                 done = writer.run(work)
                 try:
                     return await asyncio.shield(done)
@@ -477,6 +264,17 @@ class SqliteStore(SqlStore):
                     # Hold the write lock until the transaction in the thread has ended.
                     await asyncio.wait({done})
                     raise
+
+    @asynccontextmanager
+    async def _transaction(self, action: str) -> AsyncIterator[Transaction]:
+        async with self._use(action, write=True) as conn:
+            yield InTransaction(conn)
+
+    def _conflict(self, what: str) -> AbstractContextManager[None]:
+        return unique(what)
+
+    def _legal_request_records(self, rows: list[Any]) -> list[LegalRequestRecord]:
+        return _legal_requests(rows)
 
     async def _rows(
         self, action: str, sql: str, params: Sequence[Any] = (), *, write: bool = False
@@ -517,7 +315,7 @@ class SqliteStore(SqlStore):
     async def add_consent(self, consent: Consent) -> None:
         require_aware(consent.obtained_at, "obtained_at")
         async with self._use("store a consent", write=True) as conn:
-            with _unique("consent"):
+            with unique("consent"):
                 await conn.execute(SQL.insert_consent, self._consent_params(consent))
 
     async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
@@ -533,16 +331,6 @@ class SqliteStore(SqlStore):
                 )
                 found.update(str(r[0]) for r in rows)
         return found
-
-    async def forget_subject(
-        self, subject: str, at: datetime, profile: str | None
-    ) -> tuple[int, int]:
-        require_aware(at, "at")
-        async with self._use("erase a subject's records", write=True) as conn:
-            withdrawn = await conn.execute(SQL.withdraw_subject_consents, (_time(at), subject))
-            cleared = await conn.execute(SQL.clear_subject_evidence, (subject,))
-            await conn.execute(SQL.replace_profile, (profile, subject))
-            return cleared.rowcount, withdrawn.rowcount
 
     async def replace_protected_values(
         self,
@@ -593,136 +381,6 @@ class SqliteStore(SqlStore):
             profile=born,
             legal_request=request,
         )
-
-    # -- lawful requests ----------------------------------------------------------------
-
-    async def add_legal_request(self, record: LegalRequestRecord) -> None:
-        require_aware(record.received_at, "received_at")
-        status = legal_request_status(record, record.approvals)
-        async with self._use("store a lawful request", write=True) as conn:
-            with _unique("lawful request"):
-                await conn.execute(
-                    SQL.insert_legal_request,
-                    (
-                        record.id,
-                        record.authority,
-                        record.reference,
-                        record.instrument,
-                        _set(record.subjects),
-                        _set(record.partners),
-                        _time(record.received_at),
-                        record.registered_by,
-                        status,
-                        record.sealed_subjects,
-                    ),
-                )
-            await conn.executemany(
-                "INSERT OR IGNORE INTO legal_request_approvals "
-                "(request_id, reviewer_id, approved_at) VALUES (?, ?, ?)",
-                [(record.id, a.reviewer_id, _time(a.at)) for a in record.approvals],
-            )
-
-    async def get_legal_request(self, request_id: str) -> LegalRequestRecord | None:
-        async with self._use("read a lawful request", write=False) as conn:
-            rows = await conn.execute_fetchall(
-                _LEGAL_REQUESTS + " WHERE l.id = ?" + _LEGAL_REQUESTS_ORDER, (request_id,)
-            )
-        records = _legal_requests(rows)
-        return records[0] if records else None
-
-    async def approve_legal_request(
-        self, request_id: str, reviewer_id: str, at: datetime
-    ) -> LegalRequestRecord | None:
-        require_aware(at, "at")
-        async with self._use("record an approval", write=True) as conn:
-            rows = await conn.execute_fetchall(
-                _LEGAL_REQUESTS + " WHERE l.id = ?" + _LEGAL_REQUESTS_ORDER, (request_id,)
-            )
-            if not rows:
-                return None
-            await conn.execute(
-                "INSERT OR IGNORE INTO legal_request_approvals "
-                "(request_id, reviewer_id, approved_at) VALUES (?, ?, ?)",
-                (request_id, reviewer_id, _time(at)),
-            )
-            rows = await conn.execute_fetchall(
-                _LEGAL_REQUESTS + " WHERE l.id = ?" + _LEGAL_REQUESTS_ORDER, (request_id,)
-            )
-            record = _legal_requests(rows)[0]
-            status = legal_request_status(record, record.approvals)
-            if status != record.status:
-                await conn.execute(
-                    "UPDATE legal_requests SET status = ? WHERE id = ?", (status, request_id)
-                )
-                record = replace(record, status=status)
-        return record
-
-    async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
-        async with self._use("list lawful requests", write=False) as conn:
-            if status is None:
-                rows = await conn.execute_fetchall(_LEGAL_REQUESTS + _LEGAL_REQUESTS_ORDER)
-            else:
-                rows = await conn.execute_fetchall(
-                    _LEGAL_REQUESTS + " WHERE l.status = ?" + _LEGAL_REQUESTS_ORDER, (status,)
-                )
-        return _legal_requests(rows)
-
-    # -- partner suspensions ----------------------------------------------------------
-
-    async def suspend_partner(self, suspension: Suspension) -> Suspension:
-        require_aware(suspension.at, "at")
-        async with self._use("suspend a partner", write=True) as conn:
-            cursor = await conn.execute(
-                SQL.insert_suspension,
-                (suspension.partner_id, suspension.reason, suspension.by, _time(suspension.at)),
-            )
-            if cursor.rowcount == 1:
-                await conn.execute(
-                    SQL.suspend_event,
-                    (
-                        suspension.partner_id,
-                        suspension.reason,
-                        suspension.by,
-                        _time(suspension.at),
-                    ),
-                )
-                return suspension
-            rows = list(await conn.execute_fetchall(SQL.suspension, (suspension.partner_id,)))
-        return mapping.suspension(rows[0], FROM_TEXT)
-
-    async def resume_partner(
-        self, partner_id: str, actor: str, reason: str, at: datetime
-    ) -> Suspension | None:
-        require_aware(at, "at")
-        async with self._use("resume a partner", write=True) as conn:
-            rows = list(await conn.execute_fetchall(SQL.delete_suspension, (partner_id,)))
-            if not rows:
-                return None
-            await conn.execute(
-                SQL.resume_event,
-                (partner_id, reason, actor, _time(at)),
-            )
-        return mapping.suspension(rows[0], FROM_TEXT)
-
-    async def suspension_history(
-        self, partner_id: str | None = None, limit: int = 100
-    ) -> list[SuspensionEvent]:
-        check_search_limit(limit)
-        async with self._use("read the suspension history", write=False) as conn:
-            if partner_id is None:
-                rows = await conn.execute_fetchall(
-                    "SELECT seq, partner_id, action, reason, actor, at "
-                    "FROM partner_suspension_events ORDER BY seq DESC LIMIT ?",
-                    (limit,),
-                )
-            else:
-                rows = await conn.execute_fetchall(
-                    "SELECT seq, partner_id, action, reason, actor, at "
-                    "FROM partner_suspension_events WHERE partner_id = ? "
-                    "ORDER BY seq DESC LIMIT ?",
-                    (partner_id, limit),
-                )
-        return [mapping.suspension_event(r, FROM_TEXT) for r in rows]
 
     # -- idempotency --------------------------------------------------------------------
 
@@ -921,21 +579,3 @@ class SqliteStore(SqlStore):
         async with self._read_inline("read the log's tree hashes") as conn:
             rows = await conn.execute_fetchall(sql, list(levels))
         return [int(r[0]) for r in rows]
-
-    # -- checkpoints --------------------------------------------------------------------
-
-    async def add_checkpoint_after(
-        self, previous_seq: int | None, size: int, note: str, at: datetime
-    ) -> bool:
-        require_aware(at, "at")
-        # BEGIN IMMEDIATE holds the write lock from the read to the insert, across processes.
-        async with self._use("store a checkpoint", write=True) as conn:
-            rows = list(await conn.execute_fetchall(SQL.latest_checkpoint_seq))
-            latest = rows[0][0]
-            if (None if latest is None else int(latest)) != previous_seq:
-                return False
-            await conn.execute(
-                SQL.insert_checkpoint,
-                (size, note, _time(at)),
-            )
-        return True

@@ -4,7 +4,8 @@ Fixtures live in tests/integration/conftest.py. What is checked is what the rest
 gateway relies on: consents and subject facts round-trip, the four-eyes rule on lawful
 requests, idempotency keys that exactly one request wins, a disclosure log whose
 indexes stay gapless under concurrent appenders (and across instances), keyset search,
-idempotent migrations, and a failing database surfacing as StoreUnavailable.
+emergency justifications written once, idempotent migrations, and a failing database
+surfacing as StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from gateway.store import (
     open_store,
     sqlite_path,
 )
+from gateway.store.base import JustificationRecord
 from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import MIGRATIONS, SqliteStore
 
@@ -397,6 +399,20 @@ async def test_checkpoints(store: Store) -> None:
     assert latest is not None and (latest.size, latest.at) == (5, T0 + timedelta(1))
     assert latest.note.startswith("origin\n5\n")
     assert [c.size for c in await store.checkpoints()] == [3, 5]
+
+
+async def test_justifications_are_written_once_and_found_in_bulk(store: Store) -> None:
+    record = JustificationRecord("d-1", "reviewer-1", "called the ward", T0)
+    assert await store.get_justification("d-1") is None
+    assert await store.add_justification(record) is True
+    # A second justification of the disclosure writes nothing; the first one stays.
+    assert await store.add_justification(replace(record, text="other", reviewer_id="r2")) is False
+    assert await store.get_justification("d-1") == record
+    await store.add_justification(replace(record, disclosure_id="d-777"))
+    # More ids than SQLite binds in one IN list: asked in chunks, answered as one set.
+    asked = [f"d-{n}" for n in range(1200)]
+    assert await store.justified(asked) == {"d-1", "d-777"}
+    assert await store.justified([]) == set()
 
 
 # -- schema and failures ---------------------------------------------------------------

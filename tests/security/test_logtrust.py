@@ -582,7 +582,8 @@ async def test_the_subject_report_over_http_refuses_a_lying_index_with_a_503(
 
     forged = keys.subject_ref(BOB, at)
     if backend.admin is None:
-        await app[STORE]._conn.execute(  # type: ignore[attr-defined]
+        # Behind the at-rest wrapper, on the adapter's own connection.
+        await app[STORE].inner._conn.execute(  # type: ignore[attr-defined]
             "UPDATE log_entries SET subject_ref = ? WHERE idx = 0", (forged,)
         )
     else:

@@ -29,7 +29,8 @@ from gateway import vocabulary as v
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.record import EntryRecord
-from gateway.store.base import MAX_SEARCH_LIMIT, LogQuery, Store
+from gateway.store.base import MAX_SEARCH_LIMIT, LogQuery
+from gateway.store.ports import LogRowStore
 
 __all__ = [
     "CSV_COLUMNS",
@@ -249,7 +250,7 @@ class Page:
 
 
 async def _entries(
-    store: Store, filters: Filters, after: int | None, batch: int
+    store: LogRowStore, filters: Filters, after: int | None, batch: int
 ) -> AsyncGenerator[EntryRecord, None]:
     """Entries passing the store's filters, in index order, paged by index."""
     query = filters.log_query(after, batch)
@@ -262,7 +263,7 @@ async def _entries(
         query = query.after(found[-1].index)
 
 
-async def _outcome(store: Store, disclosure_id: str) -> EntryRecord | None:
+async def _outcome(store: LogRowStore, disclosure_id: str) -> EntryRecord | None:
     # One indexed lookup per intent (by disclosure id); a bulk lookup in the store
     # would serve an export of millions of rows better.
     entries = await checked_disclosure(store, disclosure_id)
@@ -271,7 +272,7 @@ async def _outcome(store: Store, disclosure_id: str) -> EntryRecord | None:
 
 
 async def _rows(
-    store: Store, filters: Filters, after: int | None, batch: int
+    store: LogRowStore, filters: Filters, after: int | None, batch: int
 ) -> AsyncGenerator[tuple[int, Row | None], None]:
     """(index, row or None) for every entry read: None when the entry is no match."""
     async with aclosing(_entries(store, filters, after, batch)) as entries:
@@ -294,7 +295,7 @@ async def _rows(
 
 
 async def search_page(
-    store: Store,
+    store: LogRowStore,
     filters: Filters,
     *,
     after: int | None,
@@ -318,7 +319,7 @@ async def search_page(
     return Page(rows=rows, next_after=None if exhausted else last, scanned=scanned)
 
 
-async def matching_rows(store: Store, filters: Filters) -> AsyncIterator[Row]:
+async def matching_rows(store: LogRowStore, filters: Filters) -> AsyncIterator[Row]:
     """Every matching row, in index order (for the export; no budget)."""
     async with aclosing(_rows(store, filters, None, EXPORT_BATCH)) as found:
         async for _, row in found:

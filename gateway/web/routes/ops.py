@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from gateway.errors import GatewayError
 from gateway.observe.metrics import Metrics
 from gateway.problem_catalog import LOG_RETRY_AFTER_S
-from gateway.store.base import Store
+from gateway.store.ports import CheckpointStore
 from gateway.web.http import json_response
 from gateway.web.keys import GATEWAY, METRICS, STORE
 
@@ -52,7 +52,9 @@ async def get_metrics(request: web.Request) -> web.Response:
     )
 
 
-async def watch_checkpoints(store: Store, metrics: Metrics, every_s: float = 10.0) -> None:
+async def watch_checkpoints(
+    store: CheckpointStore, metrics: Metrics, every_s: float = 10.0
+) -> None:
     """Keep the checkpoint-age gauge fresh (checkpoints may come from another instance)."""
     while True:
         try:

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.store import mapping, postgres, sqlite
 from gateway.store.migrations import POSTGRES, SQLITE, migrations_for
-from gateway.store.sql_store import SQL, numbered
+from gateway.store.statements import SQL, numbered
 
 
 def test_numbered_gives_postgres_placeholders_in_order() -> None:

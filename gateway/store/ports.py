@@ -1,0 +1,329 @@
+"""The storage port, one narrow port per concern: what a consumer names when it needs one.
+
+Each method's docstring is its promise, kept by every adapter (``gateway.store.sqlite``,
+``gateway.store.postgres``) and by :class:`~gateway.store.protected.ProtectedStore`
+above them; every method raises
+:class:`~gateway.store.records.StoreUnavailable` when the database fails.
+:class:`~gateway.store.base.Store` is their union: what an adapter implements and what
+the composition root hands around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from gateway.partners.model import Suspension, SuspensionEvent
+from gateway.policy.facts import Consent, SubjectFacts
+from gateway.store.records import (
+    IdempotencyClaim,
+    InstanceRecord,
+    JustificationRecord,
+    LegalRequestRecord,
+    LogEntry,
+    LogQuery,
+    LogRecord,
+    LogRow,
+    StoredCheckpoint,
+    StoredLogRow,
+    TreeHash,
+)
+
+__all__ = [
+    "CheckpointStore",
+    "IdempotencyStore",
+    "InstanceStore",
+    "JustificationStore",
+    "LawfulRequestStore",
+    "LogAuditStore",
+    "LogRowStore",
+    "ProtectedValueStore",
+    "StoreLifecycle",
+    "SubjectStore",
+    "SuspensionStore",
+    "TreeNodeStore",
+]
+
+
+class StoreLifecycle(Protocol):
+    """Opening concerns: the schema, the connection's health, closing."""
+
+    async def migrate(self) -> None:
+        """Apply missing schema migrations; idempotent and safe to run concurrently."""
+
+    async def schema_versions(self) -> list[int]:
+        """The schema migrations applied so far, ascending."""
+
+    async def ping(self) -> None:
+        """Return when the database answers (for /readyz)."""
+
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+
+class SubjectStore(Protocol):
+    """Consents, the restriction of processing and the profile of each subject."""
+
+    async def add_consent(self, consent: Consent) -> None:
+        """Store a new consent; ConflictError when the id is taken."""
+
+    async def withdraw_consent(self, consent_id: str, at: datetime) -> Consent | None:
+        """Mark withdrawn at `at` (a second withdrawal keeps the first time); None if unknown."""
+
+    async def get_consent(self, consent_id: str) -> Consent | None:
+        """The consent with this id, or None."""
+
+    async def consents_for_subject(self, subject: str) -> list[Consent]:
+        """Every consent of the subject, oldest first."""
+
+    async def set_restriction(
+        self, subject: str, restricted: bool, reason: str, at: datetime
+    ) -> None:
+        """Set or lift the subject's restriction of processing."""
+
+    async def set_profile(self, subject: str, profile: str | None) -> None:
+        """Record the subject's profile (date of birth, for the minimum-age rule) as the
+        opaque text gateway.policy.facts writes; None removes it."""
+
+    async def forget_subject(
+        self, subject: str, at: datetime, profile: str | None
+    ) -> tuple[int, int]:
+        """An erasure of what the gateway holds itself, in one transaction: every consent
+        of the subject loses its evidence text and, when still live, is withdrawn at `at`;
+        the profile becomes `profile` (None: removed). The restriction stays.
+
+        Returns ``(consents whose evidence was removed, consents withdrawn now)``.
+        """
+
+    async def subject_facts(self, subject: str, legal_request_id: str | None) -> SubjectFacts:
+        """All that `policy.decide()` needs about one subject, read in one go."""
+
+
+class ProtectedValueStore(Protocol):
+    """The conversion of personal data at rest (run by gateway.store.protected):
+    the protected columns read and rewritten by key, compare-and-set."""
+
+    async def protected_values(
+        self, column: str, after: tuple[object, ...] | None, limit: int
+    ) -> list[tuple[tuple[object, ...], str | bytes]]:
+        """Up to `limit` non-null values of a PROTECTED_COLUMNS column, with their row
+        keys, in key order after `after` (None: from the start)."""
+
+    async def replace_protected_values(
+        self,
+        column: str,
+        changes: Sequence[tuple[tuple[object, ...], str | bytes, str | bytes]],
+    ) -> int:
+        """Set ``(key, old, new)`` where the value still is `old` (a concurrent writer
+        wins); how many rows changed."""
+
+    async def legal_request_subjects(
+        self, after: str | None, limit: int
+    ) -> list[tuple[str, frozenset[str], str]]:
+        """``(id, subjects, sealed_subjects)`` of up to `limit` lawful requests after `after`."""
+
+    async def set_legal_request_subjects(
+        self, request_id: str, subjects: frozenset[str], sealed: str, old_sealed: str
+    ) -> bool:
+        """Replace the subject list where `sealed_subjects` still is `old_sealed`."""
+
+
+class LawfulRequestStore(Protocol):
+    """Lawful requests of authorities and their reviewers' approvals."""
+
+    async def add_legal_request(self, record: LegalRequestRecord) -> None:
+        """Register a lawful request; ConflictError when the id is taken."""
+
+    async def get_legal_request(self, request_id: str) -> LegalRequestRecord | None:
+        """The lawful request with its approvals, or None."""
+
+    async def approve_legal_request(
+        self, request_id: str, reviewer_id: str, at: datetime
+    ) -> LegalRequestRecord | None:
+        """Record an approval and recompute the status atomically; None if unknown."""
+
+    async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
+        """Lawful requests (with one status, or all), in the order they were received."""
+
+
+class JustificationStore(Protocol):
+    """Reviewers' justifications of emergency disclosures."""
+
+    async def add_justification(self, record: JustificationRecord) -> bool:
+        """Record a justification; False (nothing written) when the disclosure has one."""
+
+    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None:
+        """The justification of a disclosure, or None."""
+
+    async def justified(self, disclosure_ids: Sequence[str]) -> set[str]:
+        """Which of `disclosure_ids` have a justification."""
+
+
+class SuspensionStore(Protocol):
+    """Partner suspensions in force and their history."""
+
+    async def suspend_partner(self, suspension: Suspension) -> Suspension:
+        """Suspend the partner and add a `suspend` event, in one transaction.
+
+        When the partner is already suspended nothing is written and the suspension
+        in force is returned (compare it with `suspension` to tell).
+        """
+
+    async def resume_partner(
+        self, partner_id: str, actor: str, reason: str, at: datetime
+    ) -> Suspension | None:
+        """Lift the suspension and add a `resume` event, in one transaction.
+
+        Returns the suspension lifted, or None (nothing written) when none was in force.
+        """
+
+    async def partner_suspensions(self) -> dict[str, Suspension]:
+        """Every suspension in force, by partner id (one small read: instances poll it)."""
+
+    async def suspension_history(
+        self, partner_id: str | None = None, limit: int = 100
+    ) -> list[SuspensionEvent]:
+        """The latest suspend/resume events (of one partner, or all), newest first."""
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency keys: once per (caller, key)."""
+
+    async def claim_idempotency(
+        self, caller_id: str, key: str, request_hash: str
+    ) -> IdempotencyClaim:
+        """Reserve (caller, key) atomically or report what holds it."""
+
+    async def complete_idempotency(
+        self, caller_id: str, key: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        """Store the response of the request that holds (caller, key)."""
+
+    async def release_idempotency(self, caller_id: str, key: str) -> None:
+        """Free a key whose request failed before anything was sent (completed keys stay)."""
+
+
+class LogRowStore(Protocol):
+    """The disclosure log's rows: appended, read, searched."""
+
+    async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
+        """Append in one durable transaction; returns the consecutive indexes assigned."""
+
+    async def log_size(self) -> int:
+        """Number of entries (= the next index)."""
+
+    async def read_log(self, start: int, end: int) -> list[LogEntry]:
+        """Entries with start <= index < end, in index order."""
+
+    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
+        """Every entry of one disclosure, in index order."""
+
+    async def log_search(self, query: LogQuery) -> list[LogEntry]:
+        """Entries matching every filter of `query` (see LogQuery), in index order: those
+        after `query.after_index`, at most `query.limit`. The query's values are bound
+        parameters, never SQL text."""
+
+    async def intents_without_outcome(self) -> list[LogEntry]:
+        """Intent entries whose disclosure has no outcome entry, in index order."""
+
+    async def log_time_span(self) -> tuple[datetime, datetime] | None:
+        """The earliest and latest entry time, or None for an empty log."""
+
+
+class LogAuditStore(Protocol):
+    """The log's rows as stored, for the audit (leaf hashes and search columns)."""
+
+    async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
+        """Up to `limit` entries with index >= start, with their leaf hashes, in index order.
+
+        Keyset reads: an audit that pages on with the last index seen also meets rows
+        whose index was changed or that follow a gap.
+        """
+
+    async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
+        """Like `read_log_records`, with each row's search columns as stored (for the audit
+        that checks them against the entry bytes)."""
+
+    async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
+        """Entries stored without a leaf hash (written before schema 2), in index order."""
+
+    async def set_leaf_hashes(self, hashes: Sequence[tuple[int, bytes]]) -> None:
+        """Fill in missing leaf hashes ``(index, hash)``; a hash already stored is kept."""
+
+
+class TreeNodeStore(Protocol):
+    """The Merkle tree's hashes (computed by gateway.log, kept here)."""
+
+    async def read_tree_hashes(self, ranges: Sequence[tuple[int, int, int]]) -> list[TreeHash]:
+        """The stored hashes of ``(level, start, end)`` ranges, in one read.
+
+        Level 0 reads the leaf hashes of the log's entries, other levels the stored
+        subtree hashes. Missing ones are simply absent from the answer.
+        """
+
+    async def add_tree_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Store subtree hashes ``(level > 0, index, hash)``; one already stored is kept."""
+
+    async def tree_node_counts(self, levels: Sequence[int]) -> list[int]:
+        """For each level, 1 + the highest index stored there (0 when none)."""
+
+
+class CheckpointStore(Protocol):
+    """Signed checkpoint notes, one consistent chain across instances."""
+
+    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
+        """Store a signed checkpoint note."""
+
+    async def add_checkpoint_after(
+        self, previous_seq: int | None, size: int, note: str, at: datetime
+    ) -> bool:
+        """Store the checkpoint only if the latest stored one is still `previous_seq`.
+
+        None means "no checkpoint stored yet". Returns False, storing nothing, when
+        another writer (instance) stored a checkpoint in between: the caller re-reads
+        the latest and checks its tree against that one before trying again. This is
+        what keeps the checkpoints of several instances one consistent chain.
+        """
+
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint stored last, or None."""
+
+    async def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, in the order stored."""
+
+
+class InstanceStore(Protocol):
+    """Gateway processes on one store, for crash recovery (gateway.log.recovery).
+
+    Times are the store's own clock (PostgreSQL's for PostgreSQL), so instances on
+    machines whose clocks disagree still agree on who went quiet."""
+
+    async def register_instance(self, instance_id: str, host: str, pid: int) -> None:
+        """Record the instance as alive now; a known id is revived (claim and recovery cleared)."""
+
+    async def heartbeat_instance(self, instance_id: str) -> bool:
+        """Mark the instance alive now. False, changing nothing, when its row is missing or
+        another instance has claimed or recovered it (it was presumed dead)."""
+
+    async def claim_stale_instances(self, claimer: str, timeout_s: float) -> list[str]:
+        """Atomically claim, for `claimer`, every unrecovered instance silent for more than
+        `timeout_s` and not claimed by an instance that is itself alive; their ids.
+
+        Claims by `claimer` itself are returned again (a recovery that failed half-way
+        is resumed), so each dead instance is recovered by one live instance at a time.
+        """
+
+    async def adopt_instances(self, instance_ids: Sequence[str]) -> None:
+        """Give every id a row: unknown ids are added as never heard from (so they are
+        claimed at once), recovered ones silent for a while are reopened. Used for intents
+        found without outcome whose instance the table does not (or no longer) track."""
+
+    async def finish_recovery(self, instance_ids: Sequence[str], claimer: str) -> None:
+        """Mark instances still claimed by `claimer` as recovered now."""
+
+    async def retire_instance(self, instance_id: str) -> None:
+        """A clean stop with nothing in flight: the instance is recovered now."""
+
+    async def list_instances(self) -> list[InstanceRecord]:
+        """Every instance row, oldest start first."""

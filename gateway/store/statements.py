@@ -1,0 +1,177 @@
+"""The SQL both adapters run alike, written once with ``?`` placeholders.
+
+:data:`SQL` is the text SQLite runs; :meth:`Statements.numbered` gives PostgreSQL's
+``$n`` once, at import. Each statement's values are bound in the order its
+placeholders appear; :mod:`gateway.store.sql_store` holds the methods that run them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Final
+
+__all__ = ["SQL", "Statements", "numbered"]
+
+# Column lists are spelled out so that every statement is a constant; the consent
+# columns are in mapping.consent's order.
+_SELECT_CONSENTS: Final = (
+    "SELECT id, subject, purposes, partners, partner_categories, special_categories, "
+    "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence FROM consents"
+)
+
+
+def numbered(sql: str) -> str:
+    """`sql` with its ``?`` placeholders numbered ``$1``, ``$2``, … (PostgreSQL's).
+
+    The statements here hold no ``?`` other than placeholders (no literals or comments).
+    """
+    first, *rest = sql.split("?")
+    return first + "".join(f"${n}{part}" for n, part in enumerate(rest, start=1))
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The SQL both databases run alike, bound in the order the placeholders appear."""
+
+    consent_by_id: str = _SELECT_CONSENTS + " WHERE id = ?"
+    consents_of_subject: str = _SELECT_CONSENTS + " WHERE subject = ? ORDER BY obtained_at, id"
+    insert_consent: str = (
+        "INSERT INTO consents (id, subject, purposes, partners, partner_categories, "
+        "special_categories, policy_version, obtained_at, expires_at, withdrawn_at, method, "
+        "evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    withdraw_consent: str = (
+        "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, ?) WHERE id = ? "
+        "RETURNING id, subject, purposes, partners, partner_categories, special_categories, "
+        "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence"
+    )
+    insert_justification: str = (
+        "INSERT INTO justifications (disclosure_id, reviewer_id, text, at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (disclosure_id) DO NOTHING"
+    )
+    justification: str = (
+        "SELECT disclosure_id, reviewer_id, text, at FROM justifications WHERE disclosure_id = ?"
+    )
+    set_restriction: str = (
+        "INSERT INTO subjects (subject, restricted, restriction_reason, "
+        "restriction_changed_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (subject) DO UPDATE SET restricted = excluded.restricted, "
+        "restriction_reason = excluded.restriction_reason, "
+        "restriction_changed_at = excluded.restriction_changed_at"
+    )
+    set_profile: str = (
+        "INSERT INTO subjects (subject, profile) VALUES (?, ?) "
+        "ON CONFLICT (subject) DO UPDATE SET profile = excluded.profile"
+    )
+    withdraw_subject_consents: str = (
+        "UPDATE consents SET withdrawn_at = ? WHERE subject = ? AND withdrawn_at IS NULL"
+    )
+    clear_subject_evidence: str = (
+        "UPDATE consents SET evidence = '' WHERE subject = ? AND evidence <> ''"
+    )
+    replace_profile: str = "UPDATE subjects SET profile = ? WHERE subject = ?"
+    legal_request_subjects: str = (
+        "SELECT id, subjects, sealed_subjects FROM legal_requests WHERE id > ? ORDER BY id LIMIT ?"
+    )
+    set_legal_request_subjects: str = (
+        "UPDATE legal_requests SET subjects = ?, sealed_subjects = ? "
+        "WHERE id = ? AND sealed_subjects = ?"
+    )
+    insert_legal_request: str = (
+        "INSERT INTO legal_requests (id, authority, reference, instrument, "
+        "subjects, partners, received_at, registered_by, status, sealed_subjects) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    insert_approval: str = (
+        "INSERT INTO legal_request_approvals (request_id, reviewer_id, approved_at) "
+        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+    )
+    legal_request_id: str = "SELECT id FROM legal_requests WHERE id = ?"
+    set_legal_request_status: str = "UPDATE legal_requests SET status = ? WHERE id = ?"
+    insert_suspension: str = (
+        "INSERT INTO partner_suspensions (partner_id, reason, suspended_by, suspended_at) "
+        "VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (partner_id) DO NOTHING"
+    )
+    suspension: str = (
+        "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions "
+        "WHERE partner_id = ?"
+    )
+    suspensions: str = (
+        "SELECT partner_id, reason, suspended_by, suspended_at FROM partner_suspensions"
+    )
+    delete_suspension: str = (
+        "DELETE FROM partner_suspensions WHERE partner_id = ? "
+        "RETURNING partner_id, reason, suspended_by, suspended_at"
+    )
+    suspend_event: str = (
+        "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, at) "
+        "VALUES (?, 'suspend', ?, ?, ?)"
+    )
+    resume_event: str = (
+        "INSERT INTO partner_suspension_events (partner_id, action, reason, actor, at) "
+        "VALUES (?, 'resume', ?, ?, ?)"
+    )
+    suspension_events: str = (
+        "SELECT seq, partner_id, action, reason, actor, at "
+        "FROM partner_suspension_events ORDER BY seq DESC LIMIT ?"
+    )
+    suspension_events_of_partner: str = (
+        "SELECT seq, partner_id, action, reason, actor, at "
+        "FROM partner_suspension_events WHERE partner_id = ? ORDER BY seq DESC LIMIT ?"
+    )
+    idempotency_key: str = (
+        "SELECT request_hash, completed, status, headers, body "
+        "FROM idempotency_keys WHERE caller_id = ? AND key = ?"
+    )
+    complete_idempotency: str = (
+        "UPDATE idempotency_keys SET completed = ?, status = ?, headers = ?, body = ? "
+        "WHERE caller_id = ? AND key = ?"
+    )
+    release_idempotency: str = (
+        "DELETE FROM idempotency_keys WHERE caller_id = ? AND key = ? AND NOT completed"
+    )
+    log_range: str = "SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+    log_of_disclosure: str = (
+        "SELECT idx, entry FROM log_entries WHERE disclosure_id = ? ORDER BY idx"
+    )
+    intents_without_outcome: str = (
+        "SELECT i.idx, i.entry FROM log_entries i WHERE i.kind = 'intent' "
+        "AND NOT EXISTS (SELECT 1 FROM log_entries o "
+        "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
+        "ORDER BY i.idx"
+    )
+    # Two subqueries: SQLite answers a lone min() or max() from the index, but scans
+    # the whole table for both in one SELECT.
+    log_time_span: str = (
+        "SELECT (SELECT min(logged_at) FROM log_entries), (SELECT max(logged_at) FROM log_entries)"
+    )
+    log_records: str = (
+        "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
+    )
+    log_rows: str = (
+        "SELECT idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner, logged_at, "
+        "purpose, legal_basis, outcome FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
+    )
+    unhashed_log_rows: str = (
+        "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT ?"
+    )
+    instances: str = (
+        "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
+        "FROM instances ORDER BY started_at, id"
+    )
+    insert_checkpoint: str = "INSERT INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)"
+    latest_checkpoint_seq: str = "SELECT max(seq) FROM checkpoints"
+    latest_checkpoint: str = (
+        "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
+    )
+    checkpoints: str = "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
+    schema_versions: str = "SELECT version FROM schema_version ORDER BY version"
+
+    def numbered(self) -> Statements:
+        """These statements with PostgreSQL's ``$n`` placeholders."""
+        return replace(self, **{f.name: numbered(getattr(self, f.name)) for f in fields(self)})
+
+
+# The statements with ``?`` placeholders (SQLite's).
+SQL: Final = Statements()

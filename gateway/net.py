@@ -8,7 +8,7 @@ other.
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import SplitResult
+from urllib.parse import SplitResult, urlsplit
 
 
 def is_loopback_host(host: str) -> bool:
@@ -28,3 +28,12 @@ def is_https_or_loopback_http(parts: SplitResult) -> bool:
     return parts.scheme == "https" or (
         parts.scheme == "http" and is_loopback_host(parts.hostname or "")
     )
+
+
+def fetchable_url(value: object) -> str | None:
+    """`value` if it is a URL string the transport rule allows (https://, or http:// to
+    loopback), else None: the check of each configured URL the gateway fetches (the callers'
+    JWKS, a partner's JWKS and token endpoint)."""
+    if isinstance(value, str) and is_https_or_loopback_http(urlsplit(value)):
+        return value
+    return None

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from gateway import vocabulary as v
 from gateway.config.env import SCALARS, TABLE_ARRAYS, apply_overrides, known_keys, read_overrides
 from gateway.config.tomlfile import TomlDocument, load
 from gateway.errors import ConfigError, ConfigErrors
-from gateway.net import is_https_or_loopback_http
+from gateway.net import fetchable_url
 
 POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
 MAX_WARN_DAYS = 3650
@@ -396,16 +395,13 @@ class _ConfigReader:
         elif "jwks" in t:
             jwks = self.path(t["jwks"], "auth", "jwks")
         else:
-            url = t["jwks_url"]
-            parts = urlsplit(url) if isinstance(url, str) else None
-            if parts is None or not is_https_or_loopback_http(parts):
+            jwks_url = fetchable_url(t["jwks_url"])
+            if jwks_url is None:
                 self.fail(
                     "auth.jwks_url must be an https:// URL (http only on loopback)",
                     "auth",
                     "jwks_url",
                 )
-            else:
-                jwks_url = url
         algs = t.get("algorithms", list(AuthConfig.algorithms))
         if not isinstance(algs, list) or not algs or any(a not in CALLER_TOKEN_ALGS for a in algs):
             self.fail(

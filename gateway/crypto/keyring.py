@@ -52,32 +52,39 @@ PUBLIC_MEMBERS: Final = frozenset({"kty", "crv", "x", "y", "n", "e", "kid", "alg
 ROTATION_MEMBERS: Final = ("iat", "retired_at", "publish_until")
 
 
+class _KeyFile:
+    """A `KeyPaths` attribute: the file (or folder) `name` under the keys directory."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, paths: KeyPaths, owner: type[KeyPaths] | None = None) -> Path:
+        return paths.root / self.name
+
+
 @dataclass(frozen=True)
 class KeyPaths:
-    """Where each key lives under the keys directory."""
+    """Where each key lives under the keys directory: one line a file, so the layout reads
+    as a table; a file whose name another module owns is a property that asks it."""
 
     root: Path
 
-    @property
-    def gateway_signing(self) -> Path:
-        return self.root / "gateway-signing.private.jwks.json"
-
-    @property
-    def gateway_encryption(self) -> Path:
-        return self.root / "gateway-encryption.private.jwk.json"
-
-    @property
-    def log_signing(self) -> Path:
-        return self.root / "log-signing.private.pem"
+    gateway_signing = _KeyFile("gateway-signing.private.jwks.json")
+    gateway_encryption = _KeyFile("gateway-encryption.private.jwk.json")
+    log_signing = _KeyFile("log-signing.private.pem")
+    pseudonym_master = _KeyFile("pseudonym-master.key")
+    # HMAC key of the review page's session cookies (shared by every instance).
+    review_session = _KeyFile("review-session.key")
+    dev_issuer = _KeyFile("dev-issuer.private.jwk.json")
+    callers_jwks = _KeyFile("callers.jwks.json")
+    sandbox = _KeyFile("sandbox")
+    sandbox_ca_cert = _KeyFile("sandbox/ca.pem")
+    sandbox_ca_key = _KeyFile("sandbox/ca.key.pem")
 
     @property
     def log_subject(self) -> Path:
         """The period-key chain of subject references (see gateway.crypto.subject_keys)."""
         return subject_key_file(self.root)
-
-    @property
-    def pseudonym_master(self) -> Path:
-        return self.root / "pseudonym-master.key"
 
     @property
     def subject_lookup(self) -> Path:
@@ -89,23 +96,6 @@ class KeyPaths:
         """The keys sealing free text at rest, oldest first (the newest seals new values)."""
         return list(at_rest_key_files(self.root).values())
 
-    @property
-    def review_session(self) -> Path:
-        """HMAC key of the review page's session cookies (shared by every instance)."""
-        return self.root / "review-session.key"
-
-    @property
-    def dev_issuer(self) -> Path:
-        return self.root / "dev-issuer.private.jwk.json"
-
-    @property
-    def callers_jwks(self) -> Path:
-        return self.root / "callers.jwks.json"
-
-    @property
-    def sandbox(self) -> Path:
-        return self.root / "sandbox"
-
     def sandbox_partner(self, partner_id: str) -> Path:
         """The sandbox partner's private encryption key (it decrypts what the gateway sends)."""
         return self.sandbox / f"{partner_id}.private.jwk.json"
@@ -113,14 +103,6 @@ class KeyPaths:
     def sandbox_client_jwk(self, partner_id: str) -> Path:
         """Public half of the private_key_jwt client key, for the sandbox token endpoint."""
         return self.sandbox / f"{partner_id}.client.jwk.json"
-
-    @property
-    def sandbox_ca_cert(self) -> Path:
-        return self.sandbox / "ca.pem"
-
-    @property
-    def sandbox_ca_key(self) -> Path:
-        return self.sandbox / "ca.key.pem"
 
     def sandbox_server_cert(self, partner_id: str) -> Path:
         return self.sandbox / f"{partner_id}.server.crt.pem"

@@ -11,6 +11,7 @@ release answers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -128,20 +129,15 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+@dataclass(eq=False)  # hashed by identity: the registry keys its collectors by themselves
 class _LiveState(Collector):
-    def __init__(
-        self,
-        writer: LogCounts,
-        partners: Iterable[str],
-        breaker_state: Callable[[str], str],
-        last_checkpoint: Callable[[], datetime | None],
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._writer = writer
-        self._partners = partners
-        self._breaker_state = breaker_state
-        self._last_checkpoint = last_checkpoint
-        self._clock = clock
+    """The gauges and counters read from live collaborators at each scrape."""
+
+    writer: LogCounts
+    partners: Iterable[str]
+    breaker_state: Callable[[str], str]
+    last_checkpoint: Callable[[], datetime | None]
+    clock: Callable[[], datetime]
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         breaker = GaugeMetricFamily(
@@ -149,26 +145,26 @@ class _LiveState(Collector):
             "Circuit breaker per partner: 1 for its current state.",
             labels=["partner", "state"],
         )
-        for partner in list(self._partners):
-            current = self._breaker_state(partner)
+        for partner in list(self.partners):
+            current = self.breaker_state(partner)
             for state in BREAKER_STATES:
                 breaker.add_metric([partner, state], 1.0 if state == current else 0.0)
         yield breaker
         commits = CounterMetricFamily("gateway_log_commits", "Log group commits made.")
-        commits.add_metric([], float(self._writer.batches))
+        commits.add_metric([], float(self.writer.batches))
         yield commits
         appended = CounterMetricFamily(
             "gateway_log_entries_appended",
             "Log entries appended; divided by commits, the batch size.",
         )
-        appended.add_metric([], float(self._writer.appended))
+        appended.add_metric([], float(self.writer.appended))
         yield appended
-        last = self._last_checkpoint()
+        last = self.last_checkpoint()
         age = GaugeMetricFamily(
             "gateway_checkpoint_age_seconds",
             "Seconds since this instance last saw a signed checkpoint (-1: none yet).",
         )
-        age.add_metric([], -1.0 if last is None else (self._clock() - last).total_seconds())
+        age.add_metric([], -1.0 if last is None else (self.clock() - last).total_seconds())
         yield age
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from gateway import vocabulary as v
 from gateway.config.tomlfile import TomlDocument, load
 from gateway.errors import ConfigError, ConfigErrors
-from gateway.net import is_https_or_loopback_http, is_loopback_host
+from gateway.net import fetchable_url, is_loopback_host
 from gateway.partners.keyfile import PartnerKeyError, read_partner_key_file
 from gateway.partners.model import (
     AUTH_KEYS,
@@ -297,14 +297,12 @@ class _PartnerReader:
             return PartnerAuth(type=kind, header=header, key=self._secret(table, "key", at, True))
         if kind == "oauth2_client_credentials":
             token_url = self._string(table, "token_url", at=at)
-            if token_url:
-                parts = urlsplit(token_url)
-                if not is_https_or_loopback_http(parts):
-                    self.fail(
-                        f"token_url {token_url!r} must be https:// (http only on loopback)",
-                        *at,
-                        "token_url",
-                    )
+            if token_url and fetchable_url(token_url) is None:
+                self.fail(
+                    f"token_url {token_url!r} must be https:// (http only on loopback)",
+                    *at,
+                    "token_url",
+                )
             method = self._choice(
                 table,
                 "token_endpoint_auth_method",
@@ -375,15 +373,13 @@ class _PartnerReader:
             if path is not None and self.check_keys:
                 self._check_key_file(path, alg, table["public_key"])
         else:
-            url = table["public_key_url"]
-            parts = urlsplit(url) if isinstance(url, str) else None
-            if parts is None or not is_https_or_loopback_http(parts):
+            url = fetchable_url(table["public_key_url"])
+            if url is None:
                 self.fail(
                     "public_key_url must be an https:// JWKS URL (http only on loopback)",
                     *at,
                     "public_key_url",
                 )
-                url = None
         return PartnerEncryption(alg, enc, sign_alg, path, url)
 
     def _check_key_file(self, path: Path, alg: str, shown: str) -> None:

@@ -47,6 +47,24 @@ class Consent:
         )
 
 
+# A consent's members as written (CONTRACT §4.3; `id` and `withdrawn_at` only in a facts
+# file) and as answered (the OpenAPI `Consent` schema requires all but `subject`).
+CONSENT_MEMBERS = (
+    "id",
+    "subject",
+    "purposes",
+    "partners",
+    "partner_categories",
+    "special_categories",
+    "policy_version",
+    "obtained_at",
+    "expires_at",
+    "withdrawn_at",
+    "method",
+    "evidence",
+)
+
+
 @dataclass(frozen=True)
 class LegalRequest:
     id: str
@@ -135,23 +153,10 @@ def parse_consent(body: object, *, consent_id: str, now: datetime) -> Consent:
     """A CONTRACT §4.3 consent body (plus `id`/`withdrawn_at` in `facts`) → Consent."""
     if not isinstance(body, dict):
         raise invalid("a consent must be a JSON object")
-    known = {
-        "id",
-        "subject",
-        "purposes",
-        "partners",
-        "partner_categories",
-        "special_categories",
-        "policy_version",
-        "obtained_at",
-        "expires_at",
-        "method",
-        "evidence",
-        "withdrawn_at",
-    }
-    extra = sorted(set(body) - known)
+    extra = sorted(set(body) - set(CONSENT_MEMBERS))
     if extra:
-        raise invalid(f"unknown consent key {extra[0]!r}; valid: {', '.join(sorted(known))}")
+        valid = ", ".join(sorted(CONSENT_MEMBERS))
+        raise invalid(f"unknown consent key {extra[0]!r}; valid: {valid}")
     partners = _strings(body, "partners")
     categories = _strings(body, "partner_categories", v.PARTNER_CATEGORIES)
     if not partners and not categories:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gateway.net import is_https_or_loopback_http, is_loopback_host
+from gateway.net import fetchable_url, is_https_or_loopback_http, is_loopback_host
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.8.9.10", "::1"])
@@ -45,3 +45,21 @@ def test_https_anywhere_and_http_on_loopback_pass(url: str) -> None:
 )
 def test_plain_http_elsewhere_and_other_schemes_fail(url: str) -> None:
     assert not is_https_or_loopback_http(urlsplit(url))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://idp.example.org/jwks.json", "https://idp.example.org/jwks.json"),
+        ("http://127.0.0.1:9000/jwks.json", "http://127.0.0.1:9000/jwks.json"),
+        ("http://idp.example.org/jwks.json", None),
+        ("", None),
+        (None, None),
+        (42, None),
+        (["https://idp.example.org/"], None),
+    ],
+)
+def test_fetchable_url_is_the_string_only_when_the_rule_allows_it(
+    value: object, expected: str | None
+) -> None:
+    assert fetchable_url(value) == expected

@@ -24,7 +24,7 @@ from gateway import vocabulary as v
 from gateway.disclosure.idempotency import MAX_IDEMPOTENCY_KEY
 from gateway.errors import PROBLEM_BASE, PROBLEMS
 from gateway.partners.standing import MAX_REASON
-from gateway.policy.facts import MAX_TEXT
+from gateway.policy.facts import CONSENT_MEMBERS, MAX_TEXT
 from gateway.policy.request import FIELD_NAME_PATTERN, MAX_FIELD_NAME, MAX_ID
 from gateway.problem_catalog import CATALOGUE
 from gateway.rights import lawful_requests as legal_requests
@@ -296,19 +296,7 @@ def _schemas() -> dict[str, Schema]:
             "type": "object",
             "description": "`subject` is the id the request named; a withdrawal (the "
             "consent named by its own id) has none: the gateway keeps only a keyed reference.",
-            "required": [
-                "id",
-                "purposes",
-                "partners",
-                "partner_categories",
-                "special_categories",
-                "policy_version",
-                "obtained_at",
-                "expires_at",
-                "withdrawn_at",
-                "method",
-                "evidence",
-            ],
+            "required": [name for name in CONSENT_MEMBERS if name != "subject"],
             "properties": {
                 "id": {"type": "string"},
                 "subject": {"type": "string"},

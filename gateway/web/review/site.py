@@ -267,7 +267,7 @@ class Outcome:
         return {"error": self.error, "done": self.done}
 
 
-FormPage = Callable[[web.Request, "SignedIn", Outcome], Awaitable[web.Response]]
+FormPage = Callable[[web.Request, SignedIn, Outcome], Awaitable[web.Response]]
 """A page with forms, rendered with the outcome of the last post."""
 
 

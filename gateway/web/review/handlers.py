@@ -61,7 +61,7 @@ from gateway.web.review.site import (
     backend,
     check_same_origin,
     context,
-    flash,
+    form_page_handler,
     path_id,
     post_form,
     redirect,
@@ -404,9 +404,7 @@ async def _queue_page(request: web.Request, who: SignedIn, outcome: Outcome) -> 
     )
 
 
-@reviewer_page
-async def queue(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    return await _queue_page(request, who, Outcome(done=flash(request.query.get("justified"))))
+queue = reviewer_page(form_page_handler(_queue_page, "justified"))
 
 
 @reviewer_page
@@ -474,9 +472,7 @@ async def _requests_page(request: web.Request, who: SignedIn, outcome: Outcome) 
     )
 
 
-@reviewer_page
-async def legal_request_list(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    return await _requests_page(request, who, Outcome(done=flash(request.query.get("approved"))))
+legal_request_list = reviewer_page(form_page_handler(_requests_page, "approved"))
 
 
 @reviewer_page

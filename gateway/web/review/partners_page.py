@@ -20,7 +20,7 @@ from gateway.web.review.site import (
     Outcome,
     SignedIn,
     context,
-    flash,
+    form_page_handler,
     path_id,
     post_form,
     render,
@@ -74,9 +74,7 @@ async def _page(request: web.Request, who: SignedIn, outcome: Outcome) -> web.Re
     )
 
 
-@reviewer_page
-async def partners_page(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    return await _page(request, who, Outcome(done=flash(request.query.get("done"))))
+partners_page = reviewer_page(form_page_handler(_page, "done"))
 
 
 async def _change(

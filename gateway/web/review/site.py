@@ -51,7 +51,7 @@ __all__ = [
     "Outcome",
     "ReviewContext",
     "SignedIn",
-    "flash",
+    "form_page_handler",
     "html_error",
     "path_id",
     "post_form",
@@ -245,7 +245,7 @@ def path_id(value: str, what: str) -> str:
     return value
 
 
-def flash(value: str | None) -> str | None:
+def _flash(value: str | None) -> str | None:
     """What the last form did, from the query its redirect set: shown only when printable."""
     return value if value and len(value) <= MAX_ID and value.isprintable() else None
 
@@ -269,6 +269,16 @@ class Outcome:
 
 FormPage = Callable[[web.Request, SignedIn, Outcome], Awaitable[web.Response]]
 """A page with forms, rendered with the outcome of the last post."""
+
+
+def form_page_handler(page: FormPage, key: str) -> PageHandler:
+    """The GET handler of `page`: it shows what the last post did, which `post_form`'s
+    redirect put in the query parameter `key`."""
+
+    async def show(request: web.Request, who: SignedIn) -> web.Response:
+        return await page(request, who, Outcome(done=_flash(request.query.get(key))))
+
+    return show
 
 
 async def post_form(

@@ -46,7 +46,8 @@ from gateway.web.keys import AUTH, GATEWAY, LOG, METRICS, STORE, SUSPENSIONS
 from gateway.web.log_settled import log_settled
 from gateway.web.problem_pages import add_problem_routes
 from gateway.web.problems import problem_middleware
-from gateway.web.review import REVIEW_BACKEND, add_review_routes
+from gateway.web.review.backend import REVIEW_BACKEND
+from gateway.web.review.handlers import add_review_routes
 from gateway.web.review.log_backend import LogReviewBackend
 from gateway.web.routes.consents import add_consent_routes
 from gateway.web.routes.disclosures import add_disclosure_routes

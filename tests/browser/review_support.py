@@ -29,7 +29,7 @@ from gateway.policy.request import DisclosureRequest
 from gateway.store.base import LegalRequestRecord, Store
 from gateway.web.app import create_app
 from gateway.web.keys import STORE
-from gateway.web.review import (
+from gateway.web.review.backend import (
     REVIEW_BACKEND,
     IntegrityStatus,
     Justification,

@@ -24,7 +24,7 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from gateway.web.review import IntegrityStatus
+from gateway.web.review.backend import IntegrityStatus
 
 
 def click_and_wait(browser: Any, element: Any) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import GatewayError
 from gateway.web.keys import LOG
-from gateway.web.review import REVIEW_BACKEND
+from gateway.web.review.backend import REVIEW_BACKEND
 
 EMERGENCY = {
     "partner": "vientiane-police",

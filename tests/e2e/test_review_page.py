@@ -38,7 +38,8 @@ from gateway.errors import ConfigError
 from gateway.partners.model import Partner
 from gateway.store.base import Store
 from gateway.web.keys import STORE
-from gateway.web.review import IntegrityStatus, add_review_routes
+from gateway.web.review.backend import IntegrityStatus
+from gateway.web.review.handlers import add_review_routes
 from gateway.web.review.listing import Filters, csv_cell, search_page
 from gateway.web.review.passwords import (
     DEFAULT_LN,

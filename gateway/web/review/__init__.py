@@ -6,29 +6,9 @@ installed), then filter and export the disclosure log, open a disclosure with it
 inclusion proof, see the log's integrity, justify emergency disclosures and approve
 lawful requests.
 
-Wiring (the composition root): ``add_review_routes(app, reviewers=…, session_key=…,
-partners=…, clock=…)`` before the app starts, and ``app[REVIEW_BACKEND] = <ReviewBackend>``
-once the store is open; the store itself is found under ``gateway.web.keys.STORE``.
+Wiring (the composition root): ``handlers.add_review_routes(app, reviewers=…,
+session_key=…, partners=…, clock=…)`` before the app starts, and
+``app[backend.REVIEW_BACKEND] = <ReviewBackend>`` once the store is open; the store itself
+is found under ``gateway.web.keys.STORE``. Names are imported from the module that
+defines them (``backend``: the port and its records; ``handlers``: the routes).
 """
-
-from gateway.web.review.backend import (
-    OVERDUE_AFTER,
-    REVIEW_BACKEND,
-    IntegrityStatus,
-    Justification,
-    ProofCheck,
-    QueueItem,
-    ReviewBackend,
-)
-from gateway.web.review.handlers import add_review_routes
-
-__all__ = [
-    "OVERDUE_AFTER",
-    "REVIEW_BACKEND",
-    "IntegrityStatus",
-    "Justification",
-    "ProofCheck",
-    "QueueItem",
-    "ReviewBackend",
-    "add_review_routes",
-]

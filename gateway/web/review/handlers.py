@@ -55,11 +55,15 @@ from gateway.web.review.site import (
     SECURITY_HEADERS,
     TEMPLATES,
     Account,
+    Outcome,
     ReviewContext,
     SignedIn,
     backend,
     check_same_origin,
     context,
+    form_page_handler,
+    path_id,
+    post_form,
     redirect,
     render,
     review_middleware,
@@ -119,17 +123,6 @@ def _after(value: str | None) -> int | None:
     if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_INDEX:
         raise InvalidRequestError("'after' must be a log index (a whole number)")
     return int(value)
-
-
-def _id(value: str, what: str) -> str:
-    """A disclosure or request id from a path: anything unprintable names nothing here."""
-    if not value or len(value) > MAX_ID or not value.isprintable():
-        raise NotFoundError(f"no {what} with this id")
-    return value
-
-
-def _flash(value: str | None) -> str | None:
-    return value if value and len(value) <= MAX_ID and value.isprintable() else None
 
 
 def _list_url(filters: Filters, after: int | None = None) -> str:
@@ -317,7 +310,7 @@ def _entry_members(entry: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 @reviewer_page
 async def disclosure_detail(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    disclosure_id = _id(request.match_info["disclosure_id"], "disclosure")
+    disclosure_id = path_id(request.match_info["disclosure_id"], "disclosure")
     found = await checked_disclosure(store(request), disclosure_id)
     if not found:
         raise NotFoundError(f"no disclosure {disclosure_id[:80]!r} in the log")
@@ -395,38 +388,28 @@ async def integrity(request: web.Request, who: SignedIn) -> web.StreamResponse:
 # -- emergency queue ------------------------------------------------------------------
 
 
-async def _queue_page(
-    request: web.Request,
-    who: SignedIn,
-    *,
-    status: int = 200,
-    error: GatewayError | None = None,
-    done: str | None = None,
-) -> web.Response:
+async def _queue_page(request: web.Request, who: SignedIn, outcome: Outcome) -> web.Response:
     items = await backend(request).review_queue()
     now = context(request).clock()
     return render(
         request,
         "queue.html",
-        status=status,
+        status=outcome.status,
         who=who,
         nav="queue",
         items=[(item, item.overdue(now)) for item in items],
         overdue_count=sum(1 for item in items if item.overdue(now)),
-        error=error,
-        done=done,
         max_justification=MAX_JUSTIFICATION,
+        **outcome.values(),
     )
 
 
-@reviewer_page
-async def queue(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    return await _queue_page(request, who, done=_flash(request.query.get("justified")))
+queue = reviewer_page(form_page_handler(_queue_page, "justified"))
 
 
 @reviewer_page
 async def justify(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    disclosure_id = _id(request.match_info["disclosure_id"], "disclosure")
+    disclosure_id = path_id(request.match_info["disclosure_id"], "disclosure")
     form = await request.post()
     text = (_text(form, "justification") or "").strip()
     try:
@@ -441,7 +424,7 @@ async def justify(request: web.Request, who: SignedIn) -> web.StreamResponse:
             )
         await backend(request).justify(disclosure_id, who.reviewer.id, text)
     except GatewayError as exc:
-        return await _queue_page(request, who, status=exc.status, error=exc)
+        return await _queue_page(request, who, Outcome(error=exc))
     log.info("reviewer %s justified %s", who.reviewer.id, disclosure_id)
     return redirect(f"{PREFIX}/queue?{urlencode([('justified', disclosure_id)])}")
 
@@ -470,50 +453,42 @@ def _request_view(record: LegalRequestRecord, reviewer_id: str) -> dict[str, Any
     }
 
 
-async def _requests_page(
-    request: web.Request,
-    who: SignedIn,
-    *,
-    status: int = 200,
-    error: GatewayError | None = None,
-    done: str | None = None,
-) -> web.Response:
+async def _requests_page(request: web.Request, who: SignedIn, outcome: Outcome) -> web.Response:
     db = store(request)
     pending = await db.list_legal_requests("pending")
     approved = (await db.list_legal_requests("approved"))[-APPROVED_SHOWN:]
-    done_record = await db.get_legal_request(done) if done else None
+    done_record = await db.get_legal_request(outcome.done) if outcome.done else None
     return render(
         request,
         "legal_requests.html",
-        status=status,
+        status=outcome.status,
         who=who,
         nav="legal",
         pending=[_request_view(r, who.reviewer.id) for r in pending],
         approved=[_request_view(r, who.reviewer.id) for r in reversed(approved)],
         required=REQUIRED_APPROVALS,
-        error=error,
+        error=outcome.error,
         done=None if done_record is None else _request_view(done_record, who.reviewer.id),
     )
 
 
-@reviewer_page
-async def legal_request_list(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    return await _requests_page(request, who, done=_flash(request.query.get("approved")))
+legal_request_list = reviewer_page(form_page_handler(_requests_page, "approved"))
 
 
 @reviewer_page
 async def approve(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    request_id = _id(request.match_info["request_id"], "lawful request")
-    try:
+    request_id = path_id(request.match_info["request_id"], "lawful request")
+
+    async def act() -> str:
         await legal_requests.approve(
             store(request), request_id, who.reviewer.id, context(request).clock()
         )
-    except GatewayError as exc:
-        if exc.code == "log_unavailable":
-            raise
-        return await _requests_page(request, who, status=exc.status, error=exc)
-    log.info("reviewer %s approved lawful request %s", who.reviewer.id, request_id)
-    return redirect(f"{PREFIX}/legal-requests?{urlencode([('approved', request_id)])}")
+        log.info("reviewer %s approved lawful request %s", who.reviewer.id, request_id)
+        return request_id
+
+    return await post_form(
+        request, who, act, page=_requests_page, back="/legal-requests", key="approved"
+    )
 
 
 # -- assembly -------------------------------------------------------------------------

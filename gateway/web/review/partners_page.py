@@ -5,25 +5,29 @@ and act through the same `gateway.partners.standing.Suspensions` as the API and 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
-from urllib.parse import urlencode
 
 from aiohttp import web
 
 from gateway.config.model import Config
-from gateway.errors import GatewayError, InternalServerError, NotFoundError
+from gateway.errors import InternalServerError
 from gateway.ops.reload import RELOADER
 from gateway.partners.model import current
 from gateway.partners.standing import MAX_REASON, Suspensions, agreement_days_left
-from gateway.policy.request import MAX_ID
 from gateway.web.keys import SUSPENSIONS
-from gateway.web.review.site import PREFIX, SignedIn, context, redirect, render, reviewer_page
+from gateway.web.review.site import (
+    Outcome,
+    SignedIn,
+    context,
+    form_page_handler,
+    path_id,
+    post_form,
+    render,
+    reviewer_page,
+)
 
 __all__ = ["add_partner_pages"]
-
-log = logging.getLogger("gateway.review")
 
 HISTORY_SHOWN: Final = 20
 DEFAULT_WARN_DAYS: Final = Config.partner_warn_days
@@ -38,21 +42,7 @@ def _service(request: web.Request) -> Suspensions:
     return found
 
 
-def _partner_id(request: web.Request) -> str:
-    value = request.match_info["partner_id"]
-    if not value or len(value) > MAX_ID or not value.isprintable():
-        raise NotFoundError("no partner with this id")
-    return value
-
-
-async def _page(
-    request: web.Request,
-    who: SignedIn,
-    *,
-    status: int = 200,
-    error: GatewayError | None = None,
-    done: str | None = None,
-) -> web.Response:
+async def _page(request: web.Request, who: SignedIn, outcome: Outcome) -> web.Response:
     ctx = context(request)
     service = _service(request)
     suspended = await service.in_force()
@@ -74,22 +64,17 @@ async def _page(
     return render(
         request,
         "partners.html",
-        status=status,
+        status=outcome.status,
         who=who,
         nav="partners",
         rows=rows,
         history=history,
-        error=error,
-        done=done,
         max_reason=MAX_REASON,
+        **outcome.values(),
     )
 
 
-@reviewer_page
-async def partners_page(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    done = request.query.get("done")
-    shown = done if done and len(done) <= 200 and done.isprintable() else None
-    return await _page(request, who, done=shown)
+partners_page = reviewer_page(form_page_handler(_page, "done"))
 
 
 async def _change(
@@ -98,16 +83,13 @@ async def _change(
     act: Callable[[str, str | None], Awaitable[str]],
 ) -> web.StreamResponse:
     """Suspend or resume the path's partner with the form's reason; `act` says what it did."""
-    partner_id = _partner_id(request)
+    partner_id = path_id(request.match_info["partner_id"], "partner")
     form = await request.post()
     reason = form.get("reason")
-    try:
-        note = await act(partner_id, reason if isinstance(reason, str) else None)
-    except GatewayError as exc:
-        if exc.code == "log_unavailable":
-            raise
-        return await _page(request, who, status=exc.status, error=exc)
-    return redirect(f"{PREFIX}/partners?{urlencode([('done', note)])}")
+    text = reason if isinstance(reason, str) else None
+    return await post_form(
+        request, who, lambda: act(partner_id, text), page=_page, back="/partners", key="done"
+    )
 
 
 @reviewer_page

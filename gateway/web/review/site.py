@@ -25,8 +25,15 @@ import jinja2
 from aiohttp import web
 
 from gateway.config.model import Reviewer
-from gateway.errors import ForbiddenError, GatewayError, InternalServerError, error_for
+from gateway.errors import (
+    ForbiddenError,
+    GatewayError,
+    InternalServerError,
+    NotFoundError,
+    error_for,
+)
 from gateway.partners.model import Partner
+from gateway.policy.request import MAX_ID
 from gateway.store.base import Store
 from gateway.web.keys import STORE
 from gateway.web.problems import problem_headers, problem_response
@@ -40,9 +47,14 @@ __all__ = [
     "PREFIX",
     "REVIEW",
     "Account",
+    "FormPage",
+    "Outcome",
     "ReviewContext",
     "SignedIn",
+    "form_page_handler",
     "html_error",
+    "path_id",
+    "post_form",
     "redirect",
     "render",
     "review_middleware",
@@ -223,6 +235,71 @@ def render(
 def redirect(location: str) -> web.Response:
     """303 See Other: after a POST the browser GETs `location`."""
     return web.Response(status=303, headers={"Location": location})
+
+
+def path_id(value: str, what: str) -> str:
+    """An id from a path (a disclosure, a lawful request, a partner): anything unprintable
+    names nothing here."""
+    if not value or len(value) > MAX_ID or not value.isprintable():
+        raise NotFoundError(f"no {what} with this id")
+    return value
+
+
+def _flash(value: str | None) -> str | None:
+    """What the last form did, from the query its redirect set: shown only when printable."""
+    return value if value and len(value) <= MAX_ID and value.isprintable() else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a page with forms says above its content: why the form just posted was refused
+    (the page then answers with that error's status), or what the last post did."""
+
+    error: GatewayError | None = None
+    done: str | None = None
+
+    @property
+    def status(self) -> int:
+        return 200 if self.error is None else self.error.status
+
+    def values(self) -> dict[str, Any]:
+        """The template values of this outcome (`render` takes the status separately)."""
+        return {"error": self.error, "done": self.done}
+
+
+FormPage = Callable[[web.Request, SignedIn, Outcome], Awaitable[web.Response]]
+"""A page with forms, rendered with the outcome of the last post."""
+
+
+def form_page_handler(page: FormPage, key: str) -> PageHandler:
+    """The GET handler of `page`: it shows what the last post did, which `post_form`'s
+    redirect put in the query parameter `key`."""
+
+    async def show(request: web.Request, who: SignedIn) -> web.Response:
+        return await page(request, who, Outcome(done=_flash(request.query.get(key))))
+
+    return show
+
+
+async def post_form(
+    request: web.Request,
+    who: SignedIn,
+    act: Callable[[], Awaitable[str]],
+    *,
+    page: FormPage,
+    back: str,
+    key: str,
+) -> web.StreamResponse:
+    """Run a form's action. Refused: show `page` again with the reason, except
+    log_unavailable, which goes to the error page (with its Retry-After). Done: redirect to
+    `back` (a path under PREFIX) with what `act` returned as the query parameter `key`."""
+    try:
+        done = await act()
+    except GatewayError as exc:
+        if exc.code == "log_unavailable":
+            raise
+        return await page(request, who, Outcome(error=exc))
+    return redirect(f"{PREFIX}{back}?{urlencode([(key, done)])}")
 
 
 def safe_next(value: str | None) -> str:

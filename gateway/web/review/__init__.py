@@ -16,7 +16,6 @@ from gateway.web.review.backend import (
     REVIEW_BACKEND,
     IntegrityStatus,
     Justification,
-    ProofCheck,
     QueueItem,
     ReviewBackend,
 )
@@ -27,7 +26,6 @@ __all__ = [
     "REVIEW_BACKEND",
     "IntegrityStatus",
     "Justification",
-    "ProofCheck",
     "QueueItem",
     "ReviewBackend",
     "add_review_routes",

@@ -38,7 +38,7 @@ from gateway.log.merkle import leaf_hash, verify_inclusion
 from gateway.log.search import Query, search, subject_refs
 from gateway.log.service import LogService, LogSigner
 from gateway.store import Store, open_store
-from gateway.store.base import LogRow
+from gateway.store.records import LogRow
 
 POSTGRES_URL = os.environ.get(
     "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

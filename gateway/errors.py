@@ -300,7 +300,7 @@ def _per_code(cls: type[GatewayError]) -> list[type[GatewayError]]:
 ERROR_CLASSES: Final[Mapping[str, type[GatewayError]]] = MappingProxyType(
     {cls.code: cls for cls in _per_code(GatewayError)}
 )
-"""The class of each problem code; a subclass of one (gateway.store.base.StoreUnavailable
+"""The class of each problem code; a subclass of one (gateway.store.records.StoreUnavailable
 is a LogUnavailableError) defines no `code` of its own and is not listed."""
 
 

@@ -60,7 +60,7 @@ from gateway.partners.standing import (
     suspension_json,
 )
 from gateway.store import Store
-from gateway.store.base import MAX_SEARCH_LIMIT
+from gateway.store.records import MAX_SEARCH_LIMIT
 
 DEFAULT_WARN_DAYS = Config.partner_warn_days
 

@@ -48,8 +48,8 @@ from gateway.policy.request import (
     parse_disclosure_request,
 )
 from gateway.problem_catalog import LOG_RETRY_AFTER_S
-from gateway.store.base import StoredResponse
 from gateway.store.ports import IdempotencyStore
+from gateway.store.records import StoredResponse
 
 # The flow's public surface, with the values it takes and gives (gateway.disclosure.gateway),
 # so a handler imports the flow from one place.

@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable
 from gateway.canonical import canonical_json
 from gateway.errors import ConflictError, GatewayError
 from gateway.policy.facts import invalid
-from gateway.store.base import StoredResponse
 from gateway.store.ports import IdempotencyStore
+from gateway.store.records import StoredResponse
 
 MAX_IDEMPOTENCY_KEY = 200
 # Failures after which nothing was sent: the caller may retry with the same key.

@@ -40,7 +40,7 @@ from gateway.log.checkpoint import CheckpointError, open_checkpoint
 from gateway.log.columns import COLUMNS, disagreeing_rows
 from gateway.log.merkle import EMPTY_ROOT
 from gateway.log.tree import NODE_LEVELS, TreeBuilder
-from gateway.store.base import LogRecord, StoredCheckpoint, StoredLogRow, TreeHash
+from gateway.store.records import LogRecord, StoredCheckpoint, StoredLogRow, TreeHash
 
 __all__ = ["AuditReport", "Auditor", "Problem", "audit_store"]
 

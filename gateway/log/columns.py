@@ -29,7 +29,7 @@ import orjson
 
 from gateway.errors import LogUnavailableError
 from gateway.log.record import EntryRecord, NotAnEntry
-from gateway.store.base import LogColumns, LogEntry, LogQuery, StoredLogRow
+from gateway.store.records import LogColumns, LogEntry, LogQuery, StoredLogRow
 
 __all__ = [
     "COLUMNS",

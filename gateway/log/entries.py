@@ -26,7 +26,7 @@ from gateway.partners.model import Operation, Partner
 from gateway.policy.decide import Decision
 from gateway.policy.minimize import NESTED
 from gateway.policy.request import DisclosureRequest
-from gateway.store.base import LogRow
+from gateway.store.records import LogRow
 
 __all__ = [
     "FORMAT_VERSION",

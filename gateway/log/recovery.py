@@ -51,7 +51,7 @@ from gateway.clock import utc_now
 from gateway.errors import GatewayError
 from gateway.log.entries import outcome_entry, refused_for_intent
 from gateway.log.record import EntryRecord
-from gateway.store.base import LEGACY_INSTANCE, LogEntry
+from gateway.store.records import LEGACY_INSTANCE, LogEntry
 
 __all__ = [
     "INSTANCE_FIELD",

@@ -33,7 +33,7 @@ from gateway.log.columns import (
     columns_of_bytes,
 )
 from gateway.log.record import ENTRY_MEMBERS, EntryRecord
-from gateway.store.base import MAX_SEARCH_LIMIT, LogEntry, LogQuery, LogRecord
+from gateway.store.records import MAX_SEARCH_LIMIT, LogEntry, LogQuery, LogRecord
 
 __all__ = [
     "CSV_COLUMNS",

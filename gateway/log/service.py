@@ -63,7 +63,7 @@ from gateway.log.merkle import (
 )
 from gateway.log.tree import NODE_LEVELS, TILE, TILE_HEIGHT, RangePlan, nodes_above
 from gateway.log.writer import LogWriter
-from gateway.store.base import LogEntry, LogRecord, LogRow, StoredCheckpoint, TreeHash
+from gateway.store.records import LogEntry, LogRecord, LogRow, StoredCheckpoint, TreeHash
 
 __all__ = ["EntryCheck", "LogIntegrityError", "LogService", "LogSigner", "Proof", "TreeStore"]
 
@@ -131,7 +131,8 @@ class EntryCheck:
 
     ``verified``: its bytes hash to a leaf whose inclusion proof leads to the root of a
     checkpoint whose signature verifies; ``pending``: no checkpoint covers it yet;
-    ``failed``: something does not verify (`detail` says what): tampering, to escalate.
+    ``failed``: something does not verify (`detail` says what was expected and what was
+    found): tampering or a bug, to escalate. The review page's ``verify_entry`` answers it.
     """
 
     index: int

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway.log.entries import row_of
-from gateway.store.base import LogRow
+from gateway.store.records import LogRow
 
 __all__ = ["LogStore", "LogWriter"]
 

@@ -1,7 +1,7 @@
 """Lawful requests of authorities (policy III.1(b), III.3; CONTRACT §4.5).
 
 Registering and approving are the legal team's acts; the four-eyes rule
-(two distinct reviewers, neither the registrant) is `store.base.legal_request_status`,
+(two distinct reviewers, neither the registrant) is `store.records.legal_request_status`,
 applied by the store in the approving transaction. This module parses and
 checks what a person typed, and renders records as JSON.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 from gateway.errors import ConflictError, ForbiddenError, NotFoundError
 from gateway.policy.facts import invalid, parse_time
-from gateway.store.base import LegalRequestRecord
 from gateway.store.ports import LawfulRequestStore
+from gateway.store.records import LegalRequestRecord
 from gateway.subject_id import check_subject_id
 
 FIELDS = ("authority", "reference", "instrument", "subjects", "partners", "received_at")

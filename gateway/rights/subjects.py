@@ -34,8 +34,8 @@ from gateway.log.search import Query, SpanStore, search, subject_refs
 from gateway.partners.model import Partner
 from gateway.policy.facts import LegalRequest, SubjectFacts, invalid, profile_under_age
 from gateway.policy.request import DisclosureRequest, check_data, check_field_names
-from gateway.store.base import StoredResponse
 from gateway.store.ports import IdempotencyStore
+from gateway.store.records import StoredResponse
 
 REPORT_COLUMNS = (
     "time",

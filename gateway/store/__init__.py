@@ -10,45 +10,18 @@ picks the adapter from the URL, connects, and brings the schema up to date.
   ``?search_path=gateway`` to keep the tables in their own schema.
 
 The port lives in ``gateway.store.base`` (its narrow ports, one per concern, in
-``gateway.store.ports``; the records in ``gateway.store.records``); the names most
-callers need are re-exported here.
+``gateway.store.ports``); the records it speaks in, and their rules, in
+``gateway.store.records``, imported from there. Only :class:`Store` is re-exported here,
+beside what opens one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.store.base import (
-    REQUIRED_APPROVALS,
-    Approval,
-    IdempotencyClaim,
-    LegalRequestRecord,
-    LogEntry,
-    LogQuery,
-    LogRow,
-    Store,
-    StoredCheckpoint,
-    StoredResponse,
-    StoreUnavailable,
-    legal_request_status,
-)
+from gateway.store.base import Store
 
-__all__ = [
-    "REQUIRED_APPROVALS",
-    "Approval",
-    "IdempotencyClaim",
-    "LegalRequestRecord",
-    "LogEntry",
-    "LogQuery",
-    "LogRow",
-    "Store",
-    "StoreUnavailable",
-    "StoredCheckpoint",
-    "StoredResponse",
-    "legal_request_status",
-    "open_store",
-    "sqlite_path",
-]
+__all__ = ["Store", "open_store", "sqlite_path"]
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")

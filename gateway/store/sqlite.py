@@ -117,6 +117,20 @@ def _legal_requests(rows: Iterable[Sequence[Any]]) -> list[LegalRequestRecord]:
     return [mapping.legal_request(row, approvals[i], FROM_TEXT) for i, row in firsts.items()]
 
 
+@asynccontextmanager
+async def _begun(conn: Inline | aiosqlite.Connection, begin: str) -> AsyncIterator[None]:
+    """A transaction opened with `begin` on `conn`: committed, or rolled back on failure."""
+    await conn.execute(begin)
+    try:
+        yield
+        await conn.execute("COMMIT")
+    except BaseException:
+        # Also after a failed COMMIT, which can leave the transaction open.
+        if conn.in_transaction:
+            await conn.rollback()
+        raise
+
+
 # SQLite refuses compound statements of more than 500 SELECTs.
 _MAX_UNION = 200
 # Tree hashes read on the event loop's thread at most (~1 ms); more go to aiosqlite's.
@@ -210,23 +224,18 @@ class SqliteStore(SqlStore):
         """
         return cls(*await open_connections(path, busy_timeout))
 
+    def _check_open(self, action: str) -> None:
+        if self._closed:
+            raise StoreUnavailable(f"could not {action}: the store is closed")
+
     @asynccontextmanager
     async def _use(self, action: str, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
         """The connection, inside a transaction, for this coroutine alone."""
         async with self._write_lock if write else contextlib.nullcontext(), self._lock:
-            if self._closed:
-                raise StoreUnavailable(f"could not {action}: the store is closed")
+            self._check_open(action)
             with failures(action):
-                conn = self._conn
-                await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield conn
-                    await conn.execute("COMMIT")
-                except BaseException:
-                    # Also after a failed COMMIT, which can leave the transaction open.
-                    if conn.in_transaction:
-                        await conn.rollback()
-                    raise
+                async with _begun(self._conn, "BEGIN IMMEDIATE" if write else "BEGIN"):
+                    yield self._conn
 
     @asynccontextmanager
     async def _read_inline(self, action: str) -> AsyncIterator[Inline | aiosqlite.Connection]:
@@ -237,25 +246,17 @@ class SqliteStore(SqlStore):
                 yield conn
             return
         async with self._inline_lock:
-            if self._closed:
-                raise StoreUnavailable(f"could not {action}: the store is closed")
+            self._check_open(action)
             with failures(action):
-                await inline.execute("BEGIN")
-                try:
+                async with _begun(inline, "BEGIN"):
                     yield inline
-                    await inline.execute("COMMIT")
-                except BaseException:
-                    if inline.in_transaction:
-                        await inline.rollback()
-                    raise
 
     async def _write_in_thread(self, action: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """`work` in one write transaction of the writer connection, in its thread."""
         writer = self._writer
         assert writer is not None
         async with self._write_lock:
-            if self._closed:
-                raise StoreUnavailable(f"could not {action}: the store is closed")
+            self._check_open(action)
             with failures(action):
                 done = writer.run(work)
                 try:

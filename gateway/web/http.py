@@ -17,7 +17,7 @@ from gateway.callers.tokens import require_role
 from gateway.config.model import Caller
 from gateway.errors import ForbiddenError, GatewayError
 from gateway.observe.app_log import bind
-from gateway.store.base import StoredResponse
+from gateway.store.records import StoredResponse
 from gateway.subject_id import check_subject_id
 from gateway.web.keys import AUTH, GATEWAY
 from gateway.web.problems import problem_response, read_json

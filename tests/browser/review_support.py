@@ -23,17 +23,18 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConflictError, NotFoundError
 from gateway.log.entries import intent_entry, outcome_entry, refused_entry, row_of
 from gateway.log.record import EntryRecord
+from gateway.log.service import EntryCheck
 from gateway.partners.model import Partner
 from gateway.policy.decide import Decision
 from gateway.policy.request import DisclosureRequest
-from gateway.store.base import LegalRequestRecord, Store
+from gateway.store.base import Store
+from gateway.store.records import LegalRequestRecord
 from gateway.web.app import create_app
 from gateway.web.keys import STORE
 from gateway.web.review.backend import (
     REVIEW_BACKEND,
     IntegrityStatus,
     Justification,
-    ProofCheck,
     QueueItem,
 )
 from gateway.web.review.passwords import MIN_LN, hash_password
@@ -91,10 +92,10 @@ class FakeReviewBackend:
     async def subject_refs(self, subject: str) -> list[str]:
         return self.keys.subject_refs(subject, until=self.now)
 
-    async def verify_entry(self, index: int) -> ProofCheck:
+    async def verify_entry(self, index: int) -> EntryCheck:
         self.proofs_checked.append(index)
         if index in self.failed_proofs:
-            return ProofCheck(
+            return EntryCheck(
                 index,
                 "failed",
                 "the audit path gives root AAAA…, the checkpoint says BBBB…",
@@ -102,8 +103,8 @@ class FakeReviewBackend:
                 checkpoint_at=self.now,
             )
         if index >= self.checkpoint_size:
-            return ProofCheck(index, "pending", "no checkpoint covers this entry yet")
-        return ProofCheck(
+            return EntryCheck(index, "pending", "no checkpoint covers this entry yet")
+        return EntryCheck(
             index,
             "verified",
             "the leaf and its audit path give the signed root",

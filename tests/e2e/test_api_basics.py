@@ -8,7 +8,7 @@ import json
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.store.base import StoreUnavailable
+from gateway.store.records import StoreUnavailable
 from gateway.web.keys import STORE
 from gateway.web.routes.ops import readyz
 

@@ -26,7 +26,7 @@ from gateway.log.search import Query, search, subject_refs
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
 from gateway.log.tree import TreeBuilder
 from gateway.store import Store, open_store
-from gateway.store.base import LogQuery, LogRow
+from gateway.store.records import LogQuery, LogRow
 
 if TYPE_CHECKING:
     from conftest import Backend

@@ -25,8 +25,8 @@ from gateway.errors import GatewayError
 from gateway.log.entries import timestamp
 from gateway.log.recovery import INSTANCE_FIELD, Recovery
 from gateway.log.writer import LogWriter
-from gateway.store import Store, StoreUnavailable, open_store
-from gateway.store.base import LEGACY_INSTANCE
+from gateway.store import Store, open_store
+from gateway.store.records import LEGACY_INSTANCE, StoreUnavailable
 from gateway.store.sqlite import MIGRATIONS
 
 if TYPE_CHECKING:

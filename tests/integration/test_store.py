@@ -22,19 +22,17 @@ import pytest
 
 from gateway.errors import GatewayError
 from gateway.policy.facts import Consent, LegalRequest, profile_of_birth
-from gateway.store import (
+from gateway.store import Store, open_store, sqlite_path
+from gateway.store.postgres import PostgresStore
+from gateway.store.records import (
     IdempotencyClaim,
+    JustificationRecord,
     LegalRequestRecord,
     LogQuery,
     LogRow,
-    Store,
     StoredResponse,
     StoreUnavailable,
-    open_store,
-    sqlite_path,
 )
-from gateway.store.base import JustificationRecord
-from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import MIGRATIONS, SqliteStore
 
 if TYPE_CHECKING:  # the fixture's type; pytest loads conftest.py itself

@@ -44,8 +44,8 @@ from gateway.policy.facts import SubjectFacts
 from gateway.rights.subjects import birthday_at_minimum_age, profile_after_erasure
 from gateway.sandbox import SandboxCluster
 from gateway.store import open_store, sqlite_path
-from gateway.store.base import JustificationRecord
 from gateway.store.protected import open_protected_store, protect_stored_rows
+from gateway.store.records import JustificationRecord
 from gateway.web.app import create_app
 
 if TYPE_CHECKING:

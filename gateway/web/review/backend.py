@@ -19,44 +19,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, Literal, Protocol
+from typing import Final, Protocol
 
 from aiohttp import web
 
 from gateway.log.record import EntryRecord
+from gateway.log.service import EntryCheck
 
 __all__ = [
     "OVERDUE_AFTER",
     "REVIEW_BACKEND",
     "IntegrityStatus",
     "Justification",
-    "ProofCheck",
     "QueueItem",
     "ReviewBackend",
 ]
 
 OVERDUE_AFTER: Final = timedelta(hours=72)
 """An emergency disclosure still without justification after this long is overdue."""
-
-ProofStatus = Literal["verified", "pending", "failed"]
-
-
-@dataclass(frozen=True)
-class ProofCheck:
-    """The inclusion proof of one entry, checked against the latest signed checkpoint.
-
-    - ``verified``: the entry's leaf hash and its audit path give the root of the
-      checkpoint of `tree_size`, whose signature verifies under the log key;
-    - ``pending``: no checkpoint covers the entry yet (index >= latest tree size);
-    - ``failed``: the proof or the checkpoint signature does not verify: tampering or a
-      bug, to be escalated. `detail` says what was expected and what was found.
-    """
-
-    index: int
-    status: ProofStatus
-    detail: str
-    tree_size: int | None = None
-    checkpoint_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +102,7 @@ class ReviewBackend(Protocol):
     async def subject_refs(self, subject: str) -> list[str]:
         """Every subject reference the log may hold for `subject` (one per key period)."""
 
-    async def verify_entry(self, index: int) -> ProofCheck:
+    async def verify_entry(self, index: int) -> EntryCheck:
         """Check entry `index`'s inclusion proof against the latest signed checkpoint."""
 
     async def integrity(self) -> IntegrityStatus:

@@ -29,7 +29,7 @@ from gateway.log.columns import checked_disclosure
 from gateway.partners.model import Partner
 from gateway.policy.request import MAX_ID
 from gateway.rights import lawful_requests as legal_requests
-from gateway.store.base import REQUIRED_APPROVALS, LegalRequestRecord
+from gateway.store.records import REQUIRED_APPROVALS, LegalRequestRecord
 from gateway.subject_id import check_subject_id, is_subject_id
 from gateway.web.review.listing import (
     MAX_INDEX,

@@ -29,8 +29,8 @@ from gateway import vocabulary as v
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.record import EntryRecord
-from gateway.store.base import MAX_SEARCH_LIMIT, LogQuery
 from gateway.store.ports import LogRowStore
+from gateway.store.records import MAX_SEARCH_LIMIT, LogQuery
 
 __all__ = [
     "CSV_COLUMNS",

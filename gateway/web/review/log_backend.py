@@ -21,12 +21,12 @@ from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.log import search
 from gateway.log.audit import audit_store
 from gateway.log.columns import checked_disclosure, checked_search
-from gateway.log.service import LogService
-from gateway.store.base import MAX_SEARCH_LIMIT, JustificationRecord, LogQuery, Store
+from gateway.log.service import EntryCheck, LogService
+from gateway.store.base import Store
+from gateway.store.records import MAX_SEARCH_LIMIT, JustificationRecord, LogQuery
 from gateway.web.review.backend import (
     IntegrityStatus,
     Justification,
-    ProofCheck,
     QueueItem,
 )
 
@@ -54,11 +54,8 @@ class LogReviewBackend:
     async def subject_refs(self, subject: str) -> list[str]:
         return await search.subject_refs(self._store, self._keys, subject, until=self._clock())
 
-    async def verify_entry(self, index: int) -> ProofCheck:
-        check = await self._log.check_entry(index)
-        return ProofCheck(
-            check.index, check.status, check.detail, check.tree_size, check.checkpoint_at
-        )
+    async def verify_entry(self, index: int) -> EntryCheck:
+        return await self._log.check_entry(index)
 
     async def audit(self) -> None:
         """Recompute the whole log and every checkpoint; remember the result."""

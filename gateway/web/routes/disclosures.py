@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.disclosure.flow import Disclosed, disclose_once, evaluate
 from gateway.policy.request import parse_disclosure_request
-from gateway.store.base import StoredResponse
+from gateway.store.records import StoredResponse
 from gateway.web.http import body_of, caller_of, json_response, refusal_answer, response_of
 from gateway.web.keys import GATEWAY, STORE
 

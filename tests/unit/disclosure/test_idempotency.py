@@ -8,7 +8,7 @@ import pytest
 
 from gateway.disclosure.idempotency import MAX_IDEMPOTENCY_KEY, once, request_digest
 from gateway.errors import GatewayError, InvalidRequestError, LogUnavailableError
-from gateway.store.base import IdempotencyClaim, StoredResponse
+from gateway.store.records import IdempotencyClaim, StoredResponse
 
 OK = StoredResponse(201, {"Content-Type": "application/json", "X-Other": "1"}, b'{"ok":1}')
 

@@ -23,7 +23,7 @@ from gateway.partners.model import Operation, Partner, PartnerState
 from gateway.policy.facts import SubjectFacts
 from gateway.policy.request import DisclosureRequest
 from gateway.problem_catalog import KEY_RECHECK_S, LOG_RETRY_AFTER_S
-from gateway.store.base import LogRow
+from gateway.store.records import LogRow
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 CALLER = Caller("svc", frozenset({"discloser"}), frozenset({"*"}), frozenset({"*"}))

@@ -16,7 +16,7 @@ from gateway.log.columns import (
     disagreeing,
 )
 from gateway.log.entries import outcome_entry, row_of
-from gateway.store.base import LogColumns, LogQuery
+from gateway.store.records import LogColumns, LogQuery
 
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from gateway.log.entries import outcome_entry
 from gateway.log.writer import LogWriter
-from gateway.store.base import LogRow
+from gateway.store.records import LogRow
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 

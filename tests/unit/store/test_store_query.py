@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gateway.store.base import DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, LogColumns, LogQuery
+from gateway.store.records import DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, LogColumns, LogQuery
 from gateway.store.search_sql import Dialect, search_sql, where
 
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)

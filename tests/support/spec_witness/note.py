@@ -42,7 +42,7 @@ def b64decode(text: str) -> bytes:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise NoteError(f"{text[:40]!r} is not base64") from exc
-    if base64.b64encode(raw).decode() != text:
+    if b64encode(raw) != text:
         raise NoteError(f"{text[:40]!r} is not canonical base64")
     return raw
 

@@ -178,9 +178,9 @@ async def add_checkpoint(request: web.Request) -> web.Response:
         line = await witness.add_checkpoint(await request.read())
     except Refused as refused:
         if refused.body is not None:
-            return web.Response(
-                status=refused.status, text=refused.body, content_type=SIZE_CONTENT_TYPE
-            )
+            # Exactly this media type, no charset parameter: the spec names it so.
+            headers = {"Content-Type": SIZE_CONTENT_TYPE}
+            return web.Response(status=refused.status, body=refused.body.encode(), headers=headers)
         return web.Response(status=refused.status, text=refused.reason + "\n")
     return web.Response(text=line)
 

@@ -349,8 +349,9 @@ async def witness(
 
 
 async def post(client: TestClient, body: str) -> tuple[int, str, str]:
+    """Status, body and the exact Content-Type of the answer to an add-checkpoint."""
     async with client.post("/add-checkpoint", data=body.encode()) as response:
-        return response.status, await response.text(), response.content_type
+        return response.status, await response.text(), response.headers["Content-Type"]
 
 
 async def test_the_witness_cosigns_a_growing_log(witness: TestClient, tmp_path: Path) -> None:

@@ -6,13 +6,16 @@
 
 (with tests/support on PYTHONPATH). The key file is created (mode 0600, cosigner ``NAME``)
 when it does not exist. On start it prints ``vkey <cosignature/v1 vkey>`` and then
-``listening on http://HOST:PORT``, each on its own line, flushed, and serves until killed.
+``listening on http://HOST:PORT``, each on its own line, flushed, and serves until killed,
+logging each request's verdict on stderr. ``spec_witness.process.running_witness`` starts it
+from a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -55,6 +58,8 @@ def main(argv: list[str]) -> int:
     if args.print_vkey:
         print(cosigner.vkey)
         return 0
+    # One line per request on stderr, so a test's output shows what the witness decided.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="spec_witness: %(message)s")
     witness = Witness(cosigner, args.log, args.state)
     try:
         asyncio.run(serve(witness, args.host, args.port))

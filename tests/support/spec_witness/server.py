@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from .note import (
 MAX_PROOF_LINES = 63
 MAX_BODY = 64 * 1024
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
+log = logging.getLogger("spec_witness")
 
 
 class Refused(Exception):
@@ -159,6 +161,7 @@ class Witness:
                 checkpoint.size, checkpoint.root, request.note + line
             )
             self._save()
+        log.info("cosigned %s at size %d (old %d)", checkpoint.origin, checkpoint.size, size)
         return line
 
     def latest(self, origin_hash: str) -> str | None:
@@ -177,6 +180,7 @@ async def add_checkpoint(request: web.Request) -> web.Response:
     try:
         line = await witness.add_checkpoint(await request.read())
     except Refused as refused:
+        log.info("refused with %d: %s", refused.status, refused.reason)
         if refused.body is not None:
             # Exactly this media type, no charset parameter: the spec names it so.
             headers = {"Content-Type": SIZE_CONTENT_TYPE}

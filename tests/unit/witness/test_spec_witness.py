@@ -16,6 +16,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -44,6 +45,7 @@ from support.spec_witness import (
 from support.spec_witness.cosignature import signed_message
 from support.spec_witness.merkle import leaf_hash, node_hash
 from support.spec_witness.note import check_utf8, make_vkey, parse_signature_line, raw_public_key
+from support.spec_witness.process import running_witness
 from support.spec_witness.server import Witness, make_app
 
 PACKAGE = Path(__file__).resolve().parents[2] / "support" / "spec_witness"
@@ -447,27 +449,29 @@ async def test_concurrent_requests_from_one_size_cosign_only_one(
 
 
 def test_it_runs_as_a_separate_process(tmp_path: Path) -> None:
-    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
-    key = tmp_path / "witness.key"
-    command = [sys.executable, "-m", "spec_witness", "--key", str(key), "--name", "w.example/p"]
-    vkey = subprocess.run(
-        [*command, "--print-vkey"], env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
-    assert key.stat().st_mode & 0o777 == 0o600
-    serve = [*command, "--log", LOG_VKEY, "--port", str(port), "--state", str(tmp_path / "s.json")]
-    with subprocess.Popen(serve, env=env, stdout=subprocess.PIPE, text=True) as process:
-        try:
-            assert process.stdout is not None
-            assert process.stdout.readline() == f"vkey {vkey}\n"
-            assert process.stdout.readline() == f"listening on http://127.0.0.1:{port}\n"
-            url = f"http://127.0.0.1:{port}/add-checkpoint"
-            with urllib.request.urlopen(url, data=step(0, 4).encode(), timeout=10) as response:
-                answer = response.read().decode()
-            assert list(verify_cosigned(signed(4) + answer, LOG_VKEY, [vkey])) == ["w.example/p"]
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    key = ["--key", str(tmp_path / "witness.key"), "--name", "w.example/p"]
+    printed = subprocess.run(
+        [sys.executable, "-m", "spec_witness", *key, "--print-vkey"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    vkey = printed.stdout.strip()
+    assert (tmp_path / "witness.key").stat().st_mode & 0o777 == 0o600
+    with running_witness(tmp_path, [LOG_VKEY], free_port(), name="w.example/p") as witness:
+        assert witness.vkey == vkey
+        request = urllib.request.Request(f"{witness.url}/add-checkpoint", data=step(0, 4).encode())
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = response.read().decode()
+        assert list(verify_cosigned(signed(4) + answer, LOG_VKEY, [vkey])) == ["w.example/p"]
+    with running_witness(tmp_path, [LOG_VKEY], free_port(), name="w.example/p") as witness:
+        request = urllib.request.Request(f"{witness.url}/add-checkpoint", data=step(0, 4).encode())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        with refused.value as answer:
+            assert (answer.code, answer.read()) == (409, b"4\n")  # it remembered
 
 
 # --------------------------------------------------------------------------- hygiene

@@ -78,6 +78,10 @@ ENOCH_SIG = (
 # transparency-dev/formats, witness/witness_test.go and note/note_cosigv1_test.go.
 WIT1_SKEY = "PRIVATE+KEY+Wit1+55ee4561+AeadRiG7XM4XiieCHzD8lxysXMwcViy5nYsoXURWGrlE"
 WIT1_VKEY = "Wit1+55ee4561+AVhZSmQj9+SoL+p/nN0Hh76xXmF7QcHfytUrI1XfSClk"
+FORMATS_COSIGNATURE = (
+    f"{EM} w ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+8qT7S5gxEH"
+    "WWOworDcFiEBYJXORmnFBOBA=="
+)
 REMORA_COSIGNER_VKEY = "remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2"
 # c2sp.org/tlog-checkpoint and tlog-cosignature: the example checkpoint and its cosignature.
 SPEC_CHECKPOINT = (
@@ -101,10 +105,8 @@ def test_the_signed_note_spec_example_verifies() -> None:
 def test_signing_reproduces_go_notes_example_byte_for_byte() -> None:
     # Ed25519 is deterministic (RFC 8032): same key, same text, same signature.
     cosigner = parse_signer_key(PETER_SKEY)
-    assert (
-        str(make_vkey(cosigner.name, 0x01, raw_public_key(cosigner.private_key.public_key())))
-        == PETER_VKEY
-    )
+    public_key = raw_public_key(cosigner.private_key.public_key())
+    assert str(make_vkey(cosigner.name, 0x01, public_key)) == PETER_VKEY
     assert sign_ed25519(GO_TEXT, cosigner.name, cosigner.private_key).line() == PETER_SIG
 
 
@@ -217,13 +219,8 @@ def test_the_cosignature_spec_example_carries_the_time_of_its_signed_message() -
     assert signed_message(SPEC_CHECKPOINT, 1679315147) == (
         b"cosignature/v1\ntime 1679315147\n" + SPEC_CHECKPOINT.encode()
     )
-    raw = b64(
-        "ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+8qT7S5gxEH"
-        "WWOworDcFiEBYJXORmnFBOBA=="
-    )  # formats' TestCoSigV1Timestamp
-    assert (
-        timestamp_of(parse_signature_line(f"{EM} w {base64.b64encode(raw).decode()}")) == 1727964367
-    )
+    # transparency-dev/formats, TestCoSigV1Timestamp: a cosignature made at 1727964367.
+    assert timestamp_of(parse_signature_line(FORMATS_COSIGNATURE)) == 1727964367
 
 
 def test_a_cosignature_verifies_only_as_cosignature_v1_and_covers_every_line() -> None:

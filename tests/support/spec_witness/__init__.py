@@ -8,7 +8,8 @@ cosignatures are worth something only because they share no code with what they 
 - ``merkle``: RFC 9162 tree hash, consistency proofs and their verification;
 - ``cosignature``: ``cosignature/v1`` (type 0x04) signing and verifying, the key file;
 - ``server``: the tlog-witness HTTP service (c2sp.org/tlog-witness);
-- ``__main__``: ``python -m spec_witness`` runs it as a separate process.
+- ``__main__``: ``python -m spec_witness`` runs it as a separate process;
+- ``process``: ``running_witness`` starts that process from a test.
 """
 
 from .checkpoint import Checkpoint, parse_checkpoint

@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
-    from gateway.cli.serve import serve
+    from gateway.cli.workers import serve
     from gateway.ops.preflight import check_before_start
     from gateway.web.app import create_app
 

@@ -1,4 +1,4 @@
-"""`gateway serve`: one process, or several sharing the port (`--workers N`).
+"""The processes of `gateway serve`: one, or several workers sharing the port (`--workers N`).
 
 Several workers bind the same port with SO_REUSEPORT and the kernel spreads
 connections over them, so one machine's cores are used. Each worker is a full

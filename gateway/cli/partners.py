@@ -96,7 +96,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         partners = load_partners(config.partners_dir, config.root)
         warn_days = config.partner_warn_days
         check_before_start(
-            partners.values(), os.environ, keys_dir=config.keys_dir, log_origin=config.log.origin
+            partners.values(),
+            os.environ,
+            keys_dir=config.keys_dir,
+            log_origin=config.log.origin,
+            witness_policy=config.log.witness_policy,
         )
     for partner in partners.values():
         print(f"ok  {partner.source}  ({partner.category}, {len(partner.operations)} operations)")

@@ -63,6 +63,7 @@ def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
         os.environ,
         keys_dir=config.keys_dir,
         log_origin=config.log.origin,
+        witness_policy=config.log.witness_policy,
     )
     scheme = "https" if config.server.tls_cert_file else "http"
     log.info(

@@ -62,17 +62,11 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
     # Imported here: preflight brings the outbound stack, which `config show` does without.
-    from gateway.ops.preflight import check_before_start
+    from gateway.ops.preflight import check_deployment
 
     config = load(args)
     partners = load_partners(config.partners_dir, config.root)
-    check_before_start(
-        partners.values(),
-        os.environ,
-        keys_dir=config.keys_dir,
-        log_origin=config.log.origin,
-        witness_policy=config.log.witness_policy,
-    )
+    check_deployment(config, partners.values(), os.environ)
     witnesses = config.log.witness_policy or "none (checkpoints are not witnessed)"
     print(f"{config.path}: valid ({len(partners)} partner file(s); witness policy: {witnesses})")
     return EXIT_OK

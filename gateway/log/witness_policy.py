@@ -13,6 +13,8 @@ every name is a member of at most one group, so a witness counts once. ``none`` 
 no cosignature. A witness URL is its tlog-witness submission prefix; the gateway needs one
 for each witness it submits to (:func:`gateway_problems`), an offline verifier none.
 
+Text is read as UTF-8 (tlog-policy allows other bytes in names and comments; a vkey's key
+name must be UTF-8 anyway), with no control character but tab; names compare as written.
 Every bad line is reported, all at once, as ``FILE:LINE: what is wrong — what would be
 valid`` (:class:`ConfigErrors`). Pure but for :func:`load_witness_policy`, which reads
 the file.
@@ -343,8 +345,8 @@ class _Parser:
         self.quorum = (name, number)
 
     def new_name(self, number: int, name: str) -> bool:
-        if name == NONE or name in _KEYWORDS:
-            self.fail(number, f"'{name}' is reserved — choose another name")
+        if name == NONE:
+            self.fail(number, f"'{name}' is reserved (quorum none) — choose another name")
             return False
         if name in self.witnesses or name in self.groups:
             self.fail(number, f"'{name}' is already defined — witness and group names are unique")

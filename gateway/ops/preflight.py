@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from gateway.config.model import Config
 from gateway.crypto.at_rest import AtRestKeys
 from gateway.crypto.key_files import exposed_private_files, read_secret_key
 from gateway.crypto.keyring import KeyPaths
@@ -30,6 +31,7 @@ from gateway.partners.model import Partner
 
 __all__ = [
     "check_before_start",
+    "check_deployment",
     "credential_problems",
     "exposed_secret_problems",
     "own_key_problems",
@@ -170,3 +172,15 @@ def check_before_start(
     problems += exposed_secret_problems(keys_dir, chosen)
     if problems:
         raise ConfigErrors(problems)
+
+
+def check_deployment(config: Config, partners: Iterable[Partner], env: Mapping[str, str]) -> None:
+    """`check_before_start` for what `config` names: its keys, log origin and witness
+    policy (`gateway serve`, `gateway partners validate`, `gateway config validate`)."""
+    check_before_start(
+        partners,
+        env,
+        keys_dir=config.keys_dir,
+        log_origin=config.log.origin,
+        witness_policy=config.log.witness_policy,
+    )

@@ -130,11 +130,10 @@ class Witness:
                 "log %s: a second root for size %d (a fork): refused", origin, checkpoint.size
             )
             return _conflict(size, f"size {size} was cosigned with another root")
-        if request.old == 0:
+        if latest is None or request.old == 0:
             if request.proof:
                 return _refuse(422, "a proof from old size 0 must be empty")
         else:
-            assert latest is not None  # old == size > 0
             try:
                 verify_consistency(
                     request.old, checkpoint.size, request.proof, latest.root, checkpoint.root

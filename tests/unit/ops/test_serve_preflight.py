@@ -1,5 +1,6 @@
 """`gateway serve` refuses at once, with file:line, what `partners validate` refuses: an
-unset secret env var would otherwise surface only when a worker opens its resources."""
+unset secret env var would otherwise surface only when a worker opens its resources; a bad
+witness policy is refused alike (and by `config validate`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.cli.main import main
+from gateway.log.cosignature import witness_vkey
+from gateway.log.service import LogSigner
 
 GATEWAY = Path(sys.executable).parent / "gateway"
 
@@ -70,12 +76,6 @@ def test_serve_refuses_a_bad_witness_policy_with_file_and_line(
 def test_config_validate_checks_the_witness_policy(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from gateway.cli.main import main
-    from gateway.log.cosignature import witness_vkey
-    from gateway.log.service import LogSigner
-
     vkey = witness_vkey("w1.example/w", Ed25519PrivateKey.generate().public_key())
     log_vkey = LogSigner.load(project / "keys", "gateway.kokkok.example/disclosures").verifier_key
     good = f"log {log_vkey}\nwitness w1 {vkey} http://127.0.0.1:7380\nquorum w1\n"

@@ -19,6 +19,22 @@ from gateway.log.service import LogSigner
 GATEWAY = Path(sys.executable).parent / "gateway"
 
 
+def serve_refusal(config: Path) -> str:
+    """What `gateway serve` writes when it refuses to start with `config` (exit 2)."""
+    ran = subprocess.run(
+        [str(GATEWAY), "--config", str(config), "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert ran.returncode == 2, ran.stderr[-2000:]
+    assert "gateway not started" in ran.stderr
+    assert "serving on" not in ran.stderr  # refused before it claims to serve
+    return ran.stderr
+
+
 def test_serve_refuses_an_unset_partner_secret_before_starting(
     project: Path, tmp_path: Path
 ) -> None:
@@ -29,18 +45,8 @@ def test_serve_refuses_an_unset_partner_secret_before_starting(
     number = next(i for i, line in enumerate(lines) if line.startswith("client_secret_file"))
     lines[number] = 'client_secret_env = "GATEWAY_TEST_UNSET_SECRET"'
     partner.write_text("\n".join(lines) + "\n")
-    ran = subprocess.run(
-        [str(GATEWAY), "--config", str(root / "config.toml"), "serve", "--port", "1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
-        check=False,
-    )
-    assert ran.returncode == 2, ran.stderr[-2000:]
-    assert "bcel-payments.toml:" in ran.stderr and "GATEWAY_TEST_UNSET_SECRET" in ran.stderr
-    assert "gateway not started" in ran.stderr
-    assert "serving on" not in ran.stderr  # refused before it claims to serve
+    refused = serve_refusal(root / "config.toml")
+    assert "bcel-payments.toml:" in refused and "GATEWAY_TEST_UNSET_SECRET" in refused
 
 
 def _with_witness_policy(project: Path, root: Path, policy: str) -> Path:
@@ -56,21 +62,10 @@ def test_serve_refuses_a_bad_witness_policy_with_file_and_line(
     project: Path, tmp_path: Path
 ) -> None:
     config = _with_witness_policy(project, tmp_path / "d", "# witnesses\nwitness w1 nokey\n")
-    ran = subprocess.run(
-        [str(GATEWAY), "--config", str(config), "serve", "--port", "1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
-        check=False,
-    )
-    assert ran.returncode == 2, ran.stderr[-2000:]
-    assert (
-        f"{tmp_path / 'd' / 'witnesses.txt'}:2: witness w1 key: witness verifier key 'nokey'"
-        in ran.stderr
-    )
-    assert "witnesses.txt: no quorum line" in ran.stderr
-    assert "gateway not started" in ran.stderr and "serving on" not in ran.stderr
+    refused = serve_refusal(config)
+    where = tmp_path / "d" / "witnesses.txt"
+    assert f"{where}:2: witness w1 key: witness verifier key 'nokey'" in refused
+    assert f"{where}: no quorum line" in refused
 
 
 def test_config_validate_checks_the_witness_policy(

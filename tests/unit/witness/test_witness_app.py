@@ -249,3 +249,26 @@ def test_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
     path.write_text("not a key")
     with pytest.raises(ConfigError, match="not a readable PKCS#8 PEM private key"):
         load_or_create_key(path)
+
+
+async def test_each_log_has_its_own_state_and_may_have_two_keys(
+    tmp_path: Path, log: Log, witness_key: Ed25519PrivateKey
+) -> None:
+    other = Log(Ed25519PrivateKey.generate(), origin="other.example/log")
+    rotated = Log(Ed25519PrivateKey.generate())  # the same origin under its next key
+    state = WitnessState.open(tmp_path / "state.json")
+    try:
+        witness = Witness(WITNESS, witness_key, [log.vkey, other.vkey, rotated.vkey], state)
+        assert witness.origins == ["gateway.example/disclosures", "other.example/log"]
+        assert (await witness.add_checkpoint(log.body(0, 9))).status == 200
+        assert (await witness.add_checkpoint(other.body(0, 2))).status == 200
+        assert (await witness.add_checkpoint(rotated.body(9, 12))).status == 200
+        stale = await witness.add_checkpoint(other.body(0, 3))
+        assert (stale.status, stale.text) == (409, "2\n")
+    finally:
+        state.close()
+    logs = json.loads((tmp_path / "state.json").read_text())["logs"]
+    assert {origin: entry["size"] for origin, entry in logs.items()} == {
+        "gateway.example/disclosures": 12,
+        "other.example/log": 2,
+    }

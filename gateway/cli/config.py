@@ -1,4 +1,5 @@
-"""`gateway config show`: the effective configuration and where each value came from.
+"""`gateway config show`: the effective configuration and where each value came from;
+`gateway config validate`: whether `gateway serve` would start with it.
 
 With environment overrides and defaults in play, an operator asks "which port does
 this instance really use, and why?". Every value is printed with its source:
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -17,10 +19,11 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from gateway.cli.support import EXIT_OK, Commands, add_command, add_group
+from gateway.cli.support import EXIT_OK, Commands, add_command, add_group, load
 from gateway.config.env import LISTS, SCALARS
 from gateway.config.model import Config, load_config_sourced
 from gateway.config.tomlfile import TomlDocument
+from gateway.partners import load_partners
 
 REDACTED: Final = "(redacted)"
 # A key whose name says it holds a secret, a password hash or key material.
@@ -38,6 +41,13 @@ def register(commands: Commands) -> None:
         "each value with its source; secrets redacted",
     )
     show.add_argument("--format", choices=("text", "json"), default="text", help="default text")
+    add_command(
+        group,
+        "validate",
+        cmd_config_validate,
+        "check what `gateway serve` refuses to start with: config.toml, the partner files, "
+        "the keys, the witness policy ([log] witness_policy); file:line for each problem",
+    )
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
@@ -47,6 +57,18 @@ def cmd_config_show(args: argparse.Namespace) -> int:
         print(json.dumps(shown, indent=2, default=str))
     else:
         print(as_text(shown))
+    return EXIT_OK
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    # Imported here: preflight brings the outbound stack, which `config show` does without.
+    from gateway.ops.preflight import check_deployment
+
+    config = load(args)
+    partners = load_partners(config.partners_dir, config.root)
+    check_deployment(config, partners.values(), os.environ)
+    witnesses = config.log.witness_policy or "none (checkpoints are not witnessed)"
+    print(f"{config.path}: valid ({len(partners)} partner file(s); witness policy: {witnesses})")
     return EXIT_OK
 
 
@@ -68,6 +90,7 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("log", "origin"): log.origin,
         ("log", "checkpoint_interval_s"): log.checkpoint_interval_s,
         ("log", "instance_timeout_s"): log.instance_timeout_s,
+        ("log", "witness_policy"): log.witness_policy,
         ("policy", "version"): policy.version,
         ("policy", "notified_on"): policy.notified_on,
         ("policy", "effective_on"): policy.effective_on,

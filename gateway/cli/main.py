@@ -24,6 +24,7 @@ from gateway.cli import policy as cli_policy
 from gateway.cli import review as cli_review
 from gateway.cli import rights as cli_rights
 from gateway.cli import server as cli_server
+from gateway.cli import witness as cli_witness
 from gateway.cli.support import EXIT_OK, EXIT_USAGE, UsageError
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
 from gateway.observe.app_log import setup_logging
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_keys.register_token(commands)
     cli_partners.register(commands)
     cli_log.register(commands)
+    cli_witness.register(commands)
     cli_review.register(commands)
     cli_rights.register(commands)
     cli_completion.register(commands)

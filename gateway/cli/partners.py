@@ -42,7 +42,7 @@ from gateway.cli.support import (
 )
 from gateway.config.model import Config
 from gateway.errors import ConfigError, ConfigErrors
-from gateway.ops.preflight import check_before_start
+from gateway.ops.preflight import check_before_start, check_deployment
 from gateway.ops.reload import pid_file_of, read_pid_file
 from gateway.partners import Partner, load_partners
 from gateway.partners.diff import (
@@ -95,9 +95,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         config = load(args)
         partners = load_partners(config.partners_dir, config.root)
         warn_days = config.partner_warn_days
-        check_before_start(
-            partners.values(), os.environ, keys_dir=config.keys_dir, log_origin=config.log.origin
-        )
+        check_deployment(config, partners.values(), os.environ)
     for partner in partners.values():
         print(f"ok  {partner.source}  ({partner.category}, {len(partner.operations)} operations)")
     print(f"{len(partners)} partner file(s) valid")

@@ -47,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
     from gateway.cli.workers import serve
-    from gateway.ops.preflight import check_before_start
+    from gateway.ops.preflight import check_deployment
     from gateway.web.app import create_app
 
     config = load(args)
@@ -58,12 +58,7 @@ def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
     create_app(config)  # fail here, with file:line messages, before any worker starts
     # What the workers would refuse only once they open their resources (a partner secret
     # env var unset, an unreadable key file), refused here too, as `partners validate` does.
-    check_before_start(
-        load_partners(config.partners_dir, config.root).values(),
-        os.environ,
-        keys_dir=config.keys_dir,
-        log_origin=config.log.origin,
-    )
+    check_deployment(config, load_partners(config.partners_dir, config.root).values(), os.environ)
     scheme = "https" if config.server.tls_cert_file else "http"
     log.info(
         "gateway serving on %s://%s:%s with %d worker(s) (storage %s, %d callers)",

@@ -43,7 +43,12 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
     "storage": {"url": "str"},
     "keys": {"dir": "str"},
     "partners": {"dir": "str", "warn_days": "int"},
-    "log": {"origin": "str", "checkpoint_interval_s": "float", "instance_timeout_s": "float"},
+    "log": {
+        "origin": "str",
+        "checkpoint_interval_s": "float",
+        "instance_timeout_s": "float",
+        "witness_policy": "str",
+    },
     "policy": {
         "version": "str",
         "notified_on": "date",

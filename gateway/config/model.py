@@ -92,6 +92,9 @@ class LogConfig:
     # An instance whose heartbeat is older than this is presumed dead: another instance
     # then marks its in-flight disclosures `unknown` (gateway.log.recovery).
     instance_timeout_s: float = 15.0
+    # The C2SP tlog-policy file naming the witnesses and the quorum (gateway.log.witness_policy,
+    # checked at start by gateway.ops.preflight); None: checkpoints are not witnessed.
+    witness_policy: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -314,8 +317,12 @@ class _ConfigReader:
                 "instance_timeout_s",
             )
             timeout = LogConfig.instance_timeout_s
+        policy = t.get("witness_policy")
         return LogConfig(
-            origin=origin, checkpoint_interval_s=float(interval), instance_timeout_s=float(timeout)
+            origin=origin,
+            checkpoint_interval_s=float(interval),
+            instance_timeout_s=float(timeout),
+            witness_policy=None if policy is None else self.path(policy, "log", "witness_policy"),
         )
 
     def _policy(self) -> PolicyConfig:

@@ -8,6 +8,9 @@
 - ``merkle``: RFC 9162 hashing, proofs and their verification (pure);
 - ``tree``: which subtree hashes are stored and how proofs are built from them (pure);
 - ``checkpoint``: C2SP signed-note checkpoints with Ed25519 (pure);
+- ``cosignature``: witness cosignatures of a checkpoint, C2SP cosignature/v1 (pure);
+- ``witness_policy``: which witnesses must cosign, the C2SP tlog-policy file (pure);
+- ``witness_protocol``: the C2SP tlog-witness add-checkpoint wire format (pure);
 - ``writer``: group commit — concurrent appends share one durable transaction;
 - ``service``: ``LogService``, the log over a store: appends, proofs, signed checkpoints;
 - ``recovery``: ``InFlightLog`` (the pipeline's appends) and crash recovery across instances;

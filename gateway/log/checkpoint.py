@@ -41,15 +41,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 __all__ = [
+    "ED25519_SIGNATURE_TYPE",
     "MAX_TREE_SIZE",
+    "SIGNATURE_PREFIX",
     "Checkpoint",
     "CheckpointError",
+    "SignatureLine",
+    "b64decode_strict",
+    "check_key_name",
     "key_id",
     "open_checkpoint",
     "open_note",
+    "parse_signature_line",
     "parse_verifier_key",
     "sign_checkpoint",
     "sign_note",
+    "split_note",
     "verifier_key",
 ]
 
@@ -65,7 +72,9 @@ MAX_SIGNATURES = 100
 _HASH_SIZE = 32
 _KEY_ID_SIZE = 4
 _ED25519_PUBLIC_KEY_SIZE = 32
-_SIGNATURE_PREFIX = "\u2014 "  # em dash, space
+SIGNATURE_PREFIX = "\u2014 "
+"""What every signature line starts with: an em dash (U+2014) and a space."""
+_TYPE_NAMES = {ED25519_SIGNATURE_TYPE: "Ed25519", 0x04: "Ed25519 cosignature/v1"}
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}")
 
@@ -77,7 +86,8 @@ class CheckpointError(ValueError):
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_key_name(name: str) -> None:
+def check_key_name(name: str) -> None:
+    """Refuse a signed-note key name that is empty or holds a space, a '+' or a control."""
     if not name:
         raise CheckpointError("key name is empty, expected a non-empty name")
     if any(ch.isspace() for ch in name):
@@ -102,7 +112,7 @@ def _check_text(text: str, what: str) -> None:
         raise CheckpointError(f"{what} is not valid UTF-8: {exc.reason}") from None
 
 
-def _b64decode_strict(text: str) -> bytes | None:
+def b64decode_strict(text: str) -> bytes | None:
     """Standard, padded, canonical base64 (RFC 4648 §4) or ``None``."""
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
@@ -117,31 +127,36 @@ def _raw_public_key(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
-    """The 4-byte signed-note key id of an Ed25519 key.
+def key_id(
+    name: str, public_key: Ed25519PublicKey, signature_type: int = ED25519_SIGNATURE_TYPE
+) -> bytes:
+    """The 4-byte signed-note key id of an Ed25519 key used with ``signature_type``.
 
-    ``SHA-256(name || 0x0A || 0x01 || 32-byte public key)[:4]``.
+    ``SHA-256(name || 0x0A || type || 32-byte public key)[:4]``: type 0x01 for a note
+    signature, 0x04 for a cosignature/v1 (``gateway.log.cosignature``).
     """
-    _check_key_name(name)
-    material = (
-        name.encode("utf-8") + b"\n" + bytes([ED25519_SIGNATURE_TYPE]) + _raw_public_key(public_key)
-    )
+    check_key_name(name)
+    material = name.encode("utf-8") + b"\n" + bytes([signature_type]) + _raw_public_key(public_key)
     return hashlib.sha256(material).digest()[:_KEY_ID_SIZE]
 
 
-def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
-    """Encode a verifier key: ``"<name>+<key id hex>+<base64(0x01 || public key)>"``."""
-    kid = key_id(name, public_key)
-    typed_key = bytes([ED25519_SIGNATURE_TYPE]) + _raw_public_key(public_key)
+def verifier_key(
+    name: str, public_key: Ed25519PublicKey, signature_type: int = ED25519_SIGNATURE_TYPE
+) -> str:
+    """Encode a verifier key: ``"<name>+<key id hex>+<base64(type || public key)>"``."""
+    kid = key_id(name, public_key, signature_type)
+    typed_key = bytes([signature_type]) + _raw_public_key(public_key)
     return f"{name}+{kid.hex()}+{base64.b64encode(typed_key).decode('ascii')}"
 
 
-def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
+def parse_verifier_key(
+    text: str, signature_type: int = ED25519_SIGNATURE_TYPE
+) -> tuple[str, Ed25519PublicKey]:
     """Parse and validate a verifier key made by :func:`verifier_key`.
 
     Surrounding whitespace (e.g. a trailing newline from a key file) is ignored. Checks
-    the key name, that the key id is 8 hex digits, that the key is base64 of ``0x01``
-    followed by 32 bytes, and that the key id matches the name and key.
+    the key name, that the key id is 8 hex digits, that the key is base64 of
+    ``signature_type`` followed by 32 bytes, and that the key id matches the name and key.
     """
     stripped = text.strip()
     name, sep1, rest = stripped.partition("+")
@@ -151,10 +166,10 @@ def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
             f"verifier key {stripped!r} has the wrong shape, expected "
             "'<name>+<8 hex digit key id>+<base64 key>'"
         )
-    _check_key_name(name)
+    check_key_name(name)
     if not _HEX8.fullmatch(id_hex):
         raise CheckpointError(f"verifier key id {id_hex!r} is not 8 hexadecimal digits")
-    typed_key = _b64decode_strict(key_b64)
+    typed_key = b64decode_strict(key_b64)
     if typed_key is None:
         raise CheckpointError(f"verifier key material {key_b64!r} is not canonical base64")
     if len(typed_key) != 1 + _ED25519_PUBLIC_KEY_SIZE:
@@ -162,13 +177,13 @@ def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
             f"verifier key material has {len(typed_key)} bytes, expected "
             f"{1 + _ED25519_PUBLIC_KEY_SIZE} (type byte and Ed25519 public key)"
         )
-    if typed_key[0] != ED25519_SIGNATURE_TYPE:
+    if typed_key[0] != signature_type:
         raise CheckpointError(
             f"verifier key has signature type 0x{typed_key[0]:02x}, "
-            f"expected 0x{ED25519_SIGNATURE_TYPE:02x} (Ed25519)"
+            f"expected 0x{signature_type:02x} ({_TYPE_NAMES.get(signature_type, 'unknown')})"
         )
     public_key = Ed25519PublicKey.from_public_bytes(typed_key[1:])
-    computed = key_id(name, public_key)
+    computed = key_id(name, public_key, signature_type)
     if computed != bytes.fromhex(id_hex):
         raise CheckpointError(
             f"verifier key id is {id_hex.lower()}, expected {computed.hex()} "
@@ -186,27 +201,58 @@ def sign_note(text: str, name: str, private_key: Ed25519PrivateKey) -> str:
     ``text`` must be non-empty and end with a newline. The result is ``text + "\\n" +
     "\\u2014 " + name + " " + base64(key id || signature) + "\\n"``.
     """
-    _check_key_name(name)
+    check_key_name(name)
     if not text.endswith("\n"):
         raise CheckpointError("note text must be non-empty and end with a newline")
     _check_text(text, "note text")
     kid = key_id(name, private_key.public_key())
     signature = private_key.sign(text.encode("utf-8"))
     blob = base64.b64encode(kid + signature).decode("ascii")
-    return f"{text}\n{_SIGNATURE_PREFIX}{name} {blob}\n"
+    return f"{text}\n{SIGNATURE_PREFIX}{name} {blob}\n"
 
 
-def open_note(note_text: str, verifier_key_text: str) -> str:
-    """Verify a signed note against one trusted verifier key and return its text.
+@dataclass(frozen=True)
+class SignatureLine:
+    """One signature line of a signed note: who signed (name, key id) and the bytes after."""
 
-    Signature lines from other keys (different name or key id) are ignored. A line from
-    the trusted key whose signature does not verify makes the whole note invalid, and at
-    least one line from the trusted key is required.
+    name: str
+    key_id: bytes
+    signature: bytes
+
+
+def parse_signature_line(line: str, number: int = 1) -> SignatureLine:
+    """Parse ``"\u2014 <name> <base64(key id || signature)>"`` (no final newline).
+
+    ``number`` says which line it is in the messages. The signature is not verified.
     """
-    name, public_key = parse_verifier_key(verifier_key_text)
-    kid = key_id(name, public_key)
-    _check_text(note_text, "signed note")
+    if not line.startswith(SIGNATURE_PREFIX):
+        raise CheckpointError(
+            f"signature line {number} is {line[:40]!r}, expected it to start with "
+            "an em dash (U+2014) and a space"
+        )
+    name, space, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
+    if not space:
+        raise CheckpointError(
+            f"signature line {number} has no space, expected '\u2014 <name> <base64>'"
+        )
+    try:
+        check_key_name(name)
+    except CheckpointError as exc:
+        raise CheckpointError(f"signature line {number}: {exc}") from None
+    raw = b64decode_strict(blob)
+    if raw is None:
+        raise CheckpointError(f"signature line {number}: signature is not canonical base64")
+    if len(raw) <= _KEY_ID_SIZE:
+        raise CheckpointError(
+            f"signature line {number}: signature has {len(raw)} bytes, expected a "
+            f"{_KEY_ID_SIZE}-byte key id followed by a signature"
+        )
+    return SignatureLine(name, raw[:_KEY_ID_SIZE], raw[_KEY_ID_SIZE:])
 
+
+def split_note(note_text: str) -> tuple[str, list[SignatureLine]]:
+    """A signed note's text (final newline included) and its parsed signature lines."""
+    _check_text(note_text, "signed note")
     split = note_text.rfind("\n\n")
     if split < 0:
         raise CheckpointError(
@@ -223,39 +269,26 @@ def open_note(note_text: str, verifier_key_text: str) -> str:
         raise CheckpointError(
             f"signed note has {len(lines)} signature lines, expected at most {MAX_SIGNATURES}"
         )
+    return text, [parse_signature_line(line, n) for n, line in enumerate(lines, start=1)]
 
+
+def open_note(note_text: str, verifier_key_text: str) -> str:
+    """Verify a signed note against one trusted verifier key and return its text.
+
+    Signature lines from other keys (different name or key id) are ignored. A line from
+    the trusted key whose signature does not verify makes the whole note invalid, and at
+    least one line from the trusted key is required.
+    """
+    name, public_key = parse_verifier_key(verifier_key_text)
+    kid = key_id(name, public_key)
+    text, signatures = split_note(note_text)
     message = text.encode("utf-8")
     verified = False
-    found: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.startswith(_SIGNATURE_PREFIX):
-            raise CheckpointError(
-                f"signature line {number} is {line[:40]!r}, expected it to start with "
-                "an em dash (U+2014) and a space"
-            )
-        sig_name, space, blob = line[len(_SIGNATURE_PREFIX) :].partition(" ")
-        if not space:
-            raise CheckpointError(
-                f"signature line {number} has no space, expected '\u2014 <name> <base64>'"
-            )
-        try:
-            _check_key_name(sig_name)
-        except CheckpointError as exc:
-            raise CheckpointError(f"signature line {number}: {exc}") from None
-        raw = _b64decode_strict(blob)
-        if raw is None:
-            raise CheckpointError(f"signature line {number}: signature is not canonical base64")
-        if len(raw) <= _KEY_ID_SIZE:
-            raise CheckpointError(
-                f"signature line {number}: signature has {len(raw)} bytes, expected a "
-                f"{_KEY_ID_SIZE}-byte key id followed by a signature"
-            )
-        line_kid, signature = raw[:_KEY_ID_SIZE], raw[_KEY_ID_SIZE:]
-        found.append(f"{sig_name}+{line_kid.hex()}")
-        if sig_name != name or line_kid != kid:
+    for number, line in enumerate(signatures, start=1):
+        if line.name != name or line.key_id != kid:
             continue  # unknown key: ignored, as the spec requires
         try:
-            public_key.verify(signature, message)
+            public_key.verify(line.signature, message)
         except InvalidSignature:
             raise CheckpointError(
                 f"signature line {number} by {name}+{kid.hex()} does not verify over the note text"
@@ -263,9 +296,10 @@ def open_note(note_text: str, verifier_key_text: str) -> str:
         verified = True
 
     if not verified:
+        found = ", ".join(f"{line.name}+{line.key_id.hex()}" for line in signatures)
         raise CheckpointError(
             f"no signature by {name}+{kid.hex()}, expected at least one; "
-            f"found signatures by: {', '.join(found)}"
+            f"found signatures by: {found}"
         )
     return text
 
@@ -326,7 +360,7 @@ def _parse_body(text: str) -> Checkpoint:
     size = int(size_text)
     if size > MAX_TREE_SIZE:
         raise CheckpointError(f"checkpoint size {size} is larger than {MAX_TREE_SIZE}")
-    root = _b64decode_strict(root_text)
+    root = b64decode_strict(root_text)
     if root is None:
         raise CheckpointError(f"checkpoint root {root_text[:60]!r} is not canonical base64")
     if len(root) != _HASH_SIZE:

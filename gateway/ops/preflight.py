@@ -6,8 +6,9 @@ open; `gateway partners validate` runs the same functions (`check_before_start`,
 with `credential_problems` running `Outbound.preflight` on a throwaway Outbound), so a
 set of files that validates is a set the gateway starts with: every partner secret
 set (`*_env`) or readable (`*_file`), every key and certificate file readable and
-usable, no private file open to group or others, the gateway's own keys present. Each problem is a
-ConfigError naming `file:line` (partner files) or the file (key files).
+usable, no private file open to group or others, the gateway's own keys present, the
+witness policy (`[log] witness_policy`) valid and usable. Each problem is a ConfigError
+naming `file:line` (partner files, the witness policy) or the file (key files).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from gateway.config.model import Config
 from gateway.crypto.at_rest import AtRestKeys
 from gateway.crypto.key_files import exposed_private_files, read_secret_key
 from gateway.crypto.keyring import KeyPaths
@@ -23,15 +25,18 @@ from gateway.crypto.seal import GatewayKeys
 from gateway.crypto.subject_keys import key_file as subject_key_file
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.log.service import LogSigner
+from gateway.log.witness_policy import gateway_problems, load_witness_policy
 from gateway.outbound.delivery import Outbound, client_session
 from gateway.partners.model import Partner
 
 __all__ = [
     "check_before_start",
+    "check_deployment",
     "credential_problems",
     "exposed_secret_problems",
     "own_key_problems",
     "refuse_exposed_secrets",
+    "witness_policy_problems",
 ]
 
 
@@ -112,6 +117,25 @@ def own_key_problems(keys_dir: Path, log_origin: str) -> list[ConfigError]:
     return problems
 
 
+def witness_policy_problems(
+    path: Path, keys_dir: Path | None = None, log_origin: str = ""
+) -> list[ConfigError]:
+    """Every bad line of the witness policy file at `path` (`file:line`), and what makes a
+    valid one unusable here: a witness without a URL the gateway may call, log lines that
+    do not name this gateway's log key (checked when `keys_dir` holds it)."""
+    try:
+        policy = load_witness_policy(path)
+    except ConfigErrors as exc:
+        return exc.errors
+    log_vkey = None
+    if keys_dir is not None:
+        try:
+            log_vkey = LogSigner.load(keys_dir, log_origin).verifier_key
+        except (OSError, ValueError, TypeError):
+            pass  # own_key_problems says what is wrong with the key
+    return gateway_problems(policy, log_vkey)
+
+
 def credential_problems(partners: Iterable[Partner], env: Mapping[str, str]) -> list[ConfigError]:
     """What `Outbound.preflight` refuses at start (secrets, private keys, certificates,
     CA bundles), run on a throwaway Outbound outside a running gateway."""
@@ -135,6 +159,7 @@ def check_before_start(
     *,
     keys_dir: Path | None = None,
     log_origin: str = "",
+    witness_policy: Path | None = None,
 ) -> None:
     """Everything above; ConfigErrors listing every problem. Without `keys_dir` (partner
     files checked on their own) the gateway's key directory is not looked at."""
@@ -142,6 +167,20 @@ def check_before_start(
     problems = credential_problems(chosen, env)
     if keys_dir is not None:
         problems += own_key_problems(keys_dir, log_origin)
+    if witness_policy is not None:
+        problems += witness_policy_problems(witness_policy, keys_dir, log_origin)
     problems += exposed_secret_problems(keys_dir, chosen)
     if problems:
         raise ConfigErrors(problems)
+
+
+def check_deployment(config: Config, partners: Iterable[Partner], env: Mapping[str, str]) -> None:
+    """`check_before_start` for what `config` names: its keys, log origin and witness
+    policy (`gateway serve`, `gateway partners validate`, `gateway config validate`)."""
+    check_before_start(
+        partners,
+        env,
+        keys_dir=config.keys_dir,
+        log_origin=config.log.origin,
+        witness_policy=config.log.witness_policy,
+    )

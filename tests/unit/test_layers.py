@@ -62,6 +62,7 @@ PACKAGE_LAYER: Final = {
     "gateway.web": "web",
     "gateway.cli": "entry",
     "gateway.sandbox": "entry",
+    "gateway.witness": "entry",
 }
 MODULE_LAYER: Final = {
     "gateway": "leaves",  # the package itself: __version__

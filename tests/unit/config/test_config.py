@@ -99,3 +99,20 @@ def test_log_instance_timeout_defaults_and_is_validated(tmp_path: Path):
         error = exc.value.errors[0]
         assert "log.instance_timeout_s must be a number of seconds" in error.message, bad
         assert error.line == text.splitlines().index("checkpoint_interval_s = 60") + 2
+
+
+def test_witness_policy_is_a_path_beside_config_toml_or_absent(tmp_path: Path):
+    assert load_config(REPO / "config.toml").log.witness_policy is None  # not witnessed
+    text = (REPO / "config.toml").read_text(encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace("[log]\n", '[log]\nwitness_policy = "witnesses.txt"\n', 1))
+    assert load_config(path).log.witness_policy == tmp_path / "witnesses.txt"
+    override = {"GATEWAY_LOG_WITNESS_POLICY": "/etc/gateway/witnesses"}
+    assert load_config(path, override).log.witness_policy == Path("/etc/gateway/witnesses")
+    assert load_config(path, {"GATEWAY_LOG_WITNESS_POLICY": ""}).log.witness_policy is None
+    path.write_text(text.replace("[log]\n", "[log]\nwitness_policy = 3\n", 1))
+    with pytest.raises(ConfigErrors) as caught:
+        load_config(path)
+    (error,) = caught.value.errors
+    assert "'witness_policy' must be a path" in error.message
+    assert error.line == text.splitlines().index("[log]") + 2

@@ -256,14 +256,16 @@ class FakeWitness:
         return web.Response(text="".join(lines))
 
 
-async def fake_result(fake: FakeWitness, log: Log, size: int = 3, timeout: float = 5) -> Witnessing:
+async def fake_result(
+    fake: FakeWitness, log: Log, size: int = 3, timeout: float = 5, known: int = 2
+) -> Witnessing:
     app = web.Application()
     app.router.add_post("/add-checkpoint", fake.handle)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
         pol = policy(log, {"fake": Witness(str(server.make_url("")).rstrip("/"), fake.vkey)}, "all")
-        return await submit(log, pol, size, {"fake": 2}, timeout)
+        return await submit(log, pol, size, {"fake": known}, timeout)
     finally:
         await server.close()
 
@@ -312,6 +314,11 @@ async def test_a_409_again_at_the_same_size_is_a_fork_alarm() -> None:
     [alarm] = result.alarms
     assert (alarm.witness_size, alarm.log_size) == (3, 3)
     assert fake.requests == 2  # the one resend from the witness's size, then the alarm
+
+    # Sent from the size it has (3): a 409 naming that size is the other root at once.
+    fake.requests = 0
+    [alarm] = (await fake_result(fake, log, size=3, known=3)).alarms
+    assert (alarm.witness_size, alarm.log_size, fake.requests) == (3, 3, 1)
 
 
 async def test_a_witness_slower_than_its_timeout_is_unreachable() -> None:

@@ -40,7 +40,7 @@ from gateway.log.witness_protocol import (
     format_add_checkpoint,
     parse_tlog_size,
 )
-from gateway.outbound.http import USER_AGENT
+from gateway.outbound.http import USER_AGENT, read_limited
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -252,13 +252,15 @@ class _Submission:
             async with self.session.post(
                 url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
             ) as response:
-                data = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                # The whole body, however it is chunked (content.read(n) may stop at the
+                # first chunk), refused past the bound.
+                data = await read_limited(response, MAX_RESPONSE_BYTES)
                 status = response.status
         except TimeoutError:
             return Unreachable(self.name, f"no answer within {self.timeout.total} s")
         except aiohttp.ClientError as exc:
             return Unreachable(self.name, f"{type(exc).__name__}: {exc}")
-        if len(data) > MAX_RESPONSE_BYTES:
+        if data is None:
             return Refused(self.name, status, f"an answer over {MAX_RESPONSE_BYTES} bytes")
         return _Answer(status, data)
 

@@ -244,8 +244,10 @@ class FakeWitness:
         self.body = ""
         self.requests = 0
         self.delay = 0.0
+        self.chunked = False  # the answer in two writes, apart in time
+        self.padding = 0  # blank lines after the cosignature (an oversized answer)
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         await asyncio.sleep(self.delay)
         text = (await request.text()).split("\n\n", 1)[1]
@@ -253,7 +255,16 @@ class FakeWitness:
         if self.status != 200:
             return web.Response(status=self.status, text=self.body)
         lines = [cosign(checkpoint_text, name, key, 1_700_000_000) for name, key in self.signers]
-        return web.Response(text="".join(lines))
+        body = ("".join(lines) + "\n" * self.padding).encode()
+        if not self.chunked:
+            return web.Response(body=body)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(body[:10])
+        await asyncio.sleep(0.05)
+        await response.write(body[10:])
+        await response.write_eof()
+        return response
 
 
 async def fake_result(
@@ -336,3 +347,15 @@ async def test_a_witness_without_a_url_is_unreachable() -> None:
     result = await submit(log, parse_witness_policy(text.encode(), "policy.txt"), 2, {})
     assert result.outcomes == {"w": Unreachable("w", "the witness policy gives no URL for it")}
     assert not result.quorum_met
+
+
+async def test_an_answer_in_several_chunks_is_read_whole_and_an_oversized_one_refused() -> None:
+    log, fake = Log(), FakeWitness()
+    fake.signers, fake.chunked = [(fake.name, fake.key)], True
+    result = await fake_result(fake, log)
+    assert result.quorum_met and not result.dropped  # not cut at the first chunk
+
+    fake.padding = 20_000
+    result = await fake_result(fake, log)
+    outcome = result.outcomes["fake"]
+    assert isinstance(outcome, Refused) and "over" in outcome.reason

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ from gateway.store.records import StoredResponse
 __all__ = ["Disclosed", "Gateway", "disclose", "disclose_once", "evaluate"]
 
 JOSE = "application/jose"
+
+log = logging.getLogger(__name__)
 
 
 async def evaluate(
@@ -309,6 +312,10 @@ def _acknowledged(gw: Gateway, attempt: Attempt, sealed: bytes, sent: Sent) -> S
         )
     except AcknowledgementInvalid as exc:
         result = MISSING if exc.reason == MISSING else INVALID
+        # Ids and a reason code only: the detail may quote what the partner sent.
+        log.warning(
+            "partner %s acknowledgement of %s %s (%s)", partner.id, attempt.id, result, exc.reason
+        )
         gw.metrics.acknowledged(partner.id, result, exc.reason)
         return dataclasses.replace(sent, ack=(result, exc.reason))
     gw.metrics.acknowledged(partner.id, "valid", "")

@@ -152,6 +152,7 @@ class GatewayClient:
             content_type=reply.headers.get("Content-Type", ""),
             replayed=reply.headers.get("Idempotency-Replayed") == "true",
             request_id=reply.headers.get("X-Request-Id"),
+            acknowledgement=reply.headers.get("Disclosure-Acknowledgement-Status"),
         )
 
     async def decide(

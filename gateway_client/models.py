@@ -23,7 +23,8 @@ class DisclosureResponse:
     `status` is the partner's: a partner's own 4xx answer (not retried) arrives here
     too, with `ok` False — the disclosure did happen. `fields` are the field names
     that were sent; `replayed` is True when an Idempotency-Key repeat returned the
-    first answer and nothing was sent again.
+    first answer and nothing was sent again. `acknowledgement`, for a partner that signs
+    receipts: "valid", "missing" or "invalid; reason=<code>" (None for the others).
     """
 
     status: int
@@ -33,6 +34,7 @@ class DisclosureResponse:
     content_type: str
     replayed: bool = False
     request_id: str | None = None
+    acknowledgement: str | None = None
 
     @property
     def ok(self) -> bool:

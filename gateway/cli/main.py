@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import gateway
+from gateway.cli import acknowledgement as cli_acknowledgement
 from gateway.cli import completion as cli_completion
 from gateway.cli import config as cli_config
 from gateway.cli import consent as cli_consent
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_partners.register(commands)
     cli_log.register(commands)
     cli_witness.register(commands)
+    cli_acknowledgement.register(commands)
     cli_review.register(commands)
     cli_rights.register(commands)
     cli_completion.register(commands)

@@ -100,6 +100,11 @@ class KeyPaths:
         """The sandbox partner's private encryption key (it decrypts what the gateway sends)."""
         return self.sandbox / f"{partner_id}.private.jwk.json"
 
+    def sandbox_acknowledgement(self, partner_id: str) -> Path:
+        """The sandbox partner's private signing key for its acknowledgements (its public
+        half is at the partner file's `acknowledgement_key`)."""
+        return self.sandbox / f"{partner_id}.ack.private.jwk.json"
+
     def sandbox_client_jwk(self, partner_id: str) -> Path:
         """Public half of the private_key_jwt client key, for the sandbox token endpoint."""
         return self.sandbox / f"{partner_id}.client.jwk.json"

@@ -3,11 +3,13 @@
 For each partner whose base_url is on loopback, so a fresh clone runs the demo and the
 tests with no real partner (under keys/sandbox/ unless the partner file names a path):
 its encryption private key (`<id>.private.jwk.json`, public half at the partner file's
-`[encryption] public_key`), secrets named by `[auth] *_file`, a private_key_jwt client
-key pair (private at `private_key_file`, PEM when the name ends in `.pem`, JWK otherwise;
-public JWK at `<id>.client.jwk.json`), and for mTLS partners a development CA (`ca.pem`,
-`ca.key.pem`), the client certificate and key at `cert_file`/`cert_key_file` and a server
-certificate for 127.0.0.1/::1/localhost (`<id>.server.crt.pem`, `<id>.server.key.pem`).
+`[encryption] public_key`), with `acknowledgement = "jws"` its Ed25519 signing key
+(`<id>.ack.private.jwk.json`, public half at `acknowledgement_key`), secrets named by
+`[auth] *_file`, a private_key_jwt client key pair (private at `private_key_file`, PEM
+when the name ends in `.pem`, JWK otherwise; public JWK at `<id>.client.jwk.json`), and
+for mTLS partners a development CA (`ca.pem`, `ca.key.pem`), the client certificate and
+key at `cert_file`/`cert_key_file` and a server certificate for 127.0.0.1/::1/localhost
+(`<id>.server.crt.pem`, `<id>.server.key.pem`).
 
 Only what is missing is created. A half pair that cannot be completed (a public key
 whose private half is gone, half a CA) is left alone: delete it to get a fresh pair.
@@ -96,6 +98,8 @@ class SandboxPartnerKeys:
             self._encryption_pair(encryption)
         if isinstance(auth, dict):
             self._auth_material(auth)
+        if data.get("acknowledgement") == "jws":
+            self._acknowledgement_pair(self.resolve(data.get("acknowledgement_key")))
 
     def _encryption_pair(self, encryption: Mapping[str, Any]) -> None:
         public_path = self.resolve(encryption.get("public_key"))
@@ -121,6 +125,25 @@ class SandboxPartnerKeys:
             lambda: json_bytes(public_jwk(key.as_dict(private=False, use="enc"))),
             private=False,
         )
+
+    def _acknowledgement_pair(self, public_path: Path | None) -> None:
+        """An Ed25519 signing pair for the partner's acknowledgements (gateway.crypto.
+        acknowledgement): private under keys/sandbox/, public at `acknowledgement_key`."""
+        if public_path is None:
+            return  # the validating loader names the missing key
+        private_path = self.paths.sandbox_acknowledgement(self.id)
+        if private_path.exists():
+            if not public_path.exists():
+                key = import_private_key_file(private_path)
+                public = public_jwk(key.as_dict(use="sig", alg="Ed25519"))
+                self.out.ensure(public_path, lambda: json_bytes(public), private=False)
+            return
+        if public_path.exists():
+            return  # its private half is gone and cannot be rebuilt; see module docstring
+        key = OKPKey.generate_key("Ed25519", private=True, auto_kid=True)
+        self.out.ensure(private_path, lambda: jwk_bytes(key, use="sig", alg="Ed25519"))
+        public = public_jwk(key.as_dict(use="sig", alg="Ed25519"))
+        self.out.ensure(public_path, lambda: json_bytes(public), private=False)
 
     def _auth_material(self, auth: Mapping[str, Any]) -> None:
         for name in sorted(SECRET_FILE_KEYS & auth.keys()):

@@ -14,7 +14,9 @@ composition root (`gateway.disclosure.gateway`), and each disclosure's own value
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -24,8 +26,16 @@ from typing import Any
 from yarl import URL
 
 from gateway.config.model import Caller
+from gateway.crypto.acknowledgement import (
+    ACK_STATUS_HEADER,
+    INVALID,
+    MISSING,
+    AcknowledgementInvalid,
+    check_acknowledgement,
+    received_sha256,
+)
 from gateway.crypto.seal import PartnerKey, claims_for
-from gateway.disclosure.gateway import Disclosed, Gateway, new_disclosure_id
+from gateway.disclosure.gateway import Disclosed, Gateway, ack_status, new_disclosure_id
 from gateway.disclosure.idempotency import Refusal, once, request_digest
 from gateway.disclosure.refusals import (
     Arrival,
@@ -56,6 +66,8 @@ from gateway.store.records import StoredResponse
 __all__ = ["Disclosed", "Gateway", "disclose", "disclose_once", "evaluate"]
 
 JOSE = "application/jose"
+
+log = logging.getLogger(__name__)
 
 
 async def evaluate(
@@ -101,7 +113,7 @@ async def disclose(
     intent = _intent(gw, attempt, minimized)
     seal = functools.partial(_seal, gw, attempt, minimized, extra_claims)
     sealed = await _seal_while_intent_commits(gw, attempt, intent, seal)
-    sent = await _deliver(gw, attempt, sealed, url)
+    sent = _acknowledged(gw, attempt, sealed, await _deliver(gw, attempt, sealed, url))
     _log_outcome(gw, attempt, sent)
     return _answer(gw, attempt, sent)
 
@@ -137,6 +149,9 @@ class Sent:
     started: float  # time.perf_counter() when the step began, for the metrics
     reply: PartnerReply | None = None
     error: Exception | None = None  # a DeliveryError, or what stopped the seal
+    # For a partner asking for acknowledgements: what its outcome entry records of its
+    # receipt, (the verified token, None) or ("missing" | "invalid", the reason code).
+    ack: tuple[str, str | None] | None = None
 
 
 def _arrive(gw: Gateway, caller: Caller, request: DisclosureRequest) -> Arrival:
@@ -279,6 +294,34 @@ async def _deliver(gw: Gateway, attempt: Attempt, sealed: bytes, url: URL) -> Se
     return Sent(started, reply=reply)
 
 
+def _acknowledged(gw: Gateway, attempt: Attempt, sealed: bytes, sent: Sent) -> Sent:
+    """`sent` with the partner's acknowledgement checked, when its file asks for one and it
+    accepted the disclosure (a 2xx: a refusal acknowledges nothing). A missing or invalid
+    one does not undo the delivery — the partner did receive it — it is recorded, counted
+    and told to the caller."""
+    reply = sent.reply
+    partner = attempt.partner
+    if reply is None or partner.acknowledgement != "jws" or not 200 <= reply.status < 300:
+        return sent
+    try:
+        ack = check_acknowledgement(
+            reply.acknowledgement,
+            disclosure_id=attempt.id,
+            sent_sha256=received_sha256(sealed),
+            keys=partner.acknowledgement_keys,
+        )
+    except AcknowledgementInvalid as exc:
+        result = MISSING if exc.reason == MISSING else INVALID
+        # Ids and a reason code only: the detail may quote what the partner sent.
+        log.warning(
+            "partner %s acknowledgement of %s %s (%s)", partner.id, attempt.id, result, exc.reason
+        )
+        gw.metrics.acknowledged(partner.id, result, exc.reason)
+        return dataclasses.replace(sent, ack=(result, exc.reason))
+    gw.metrics.acknowledged(partner.id, "valid", "")
+    return dataclasses.replace(sent, ack=(ack.token, None))
+
+
 def _log_outcome(gw: Gateway, attempt: Attempt, sent: Sent) -> None:
     """The outcome entry, and the metrics, of a send or of a seal that failed."""
     reply, error = sent.reply, sent.error
@@ -302,6 +345,7 @@ def _log_outcome(gw: Gateway, attempt: Attempt, sent: Sent) -> None:
             at=gw.clock(),
             partner=attempt.partner.id,
             attempts=attempts,
+            ack=sent.ack,
             **details,
         )
     )
@@ -326,7 +370,15 @@ def _answer(gw: Gateway, attempt: Attempt, sent: Sent) -> Disclosed:
             exc.disclosure_id = attempt.id
             raise
     fields = tuple(name for name in attempt.decision.disclosed if "." not in name)
-    return Disclosed(attempt.id, reply.status, content_type, body, fields, attempt.decision)
+    return Disclosed(
+        attempt.id,
+        reply.status,
+        content_type,
+        body,
+        fields,
+        attempt.decision,
+        acknowledgement=ack_status(sent.ack),
+    )
 
 
 async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
@@ -374,6 +426,11 @@ async def disclose_once(
             digest,
             answer,
             refusal=refusal,
-            kept_headers=("Content-Type", "Disclosure-Id", "Disclosure-Fields"),
+            kept_headers=(
+                "Content-Type",
+                "Disclosure-Id",
+                "Disclosure-Fields",
+                ACK_STATUS_HEADER,
+            ),
             what="disclosure",
         )

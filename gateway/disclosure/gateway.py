@@ -85,6 +85,20 @@ class Disclosed:
     body: bytes
     fields: tuple[str, ...]
     decision: Decision
+    # What became of the partner's acknowledgement, for the Disclosure-Acknowledgement-Status
+    # header (`ack_status`); None: its file asks for none.
+    acknowledgement: str | None = None
+
+
+def ack_status(ack: tuple[str, str | None] | None) -> str | None:
+    """The caller's view of an outcome's `ack`: "valid", "missing", or
+    "invalid; reason=<code>" (the token itself stays in the log)."""
+    if ack is None:
+        return None
+    value, reason = ack
+    if reason is None:
+        return "valid"
+    return value if value == reason else f"{value}; reason={reason}"
 
 
 def new_disclosure_id() -> str:

@@ -200,10 +200,15 @@ def outcome_entry(
     attempts: int = 0,
     problem: str | None = None,
     maybe_received: bool | None = None,
+    ack: tuple[str, str | None] | None = None,
 ) -> dict[str, Any]:
+    """`ack`, for a partner whose file asks for acknowledgements: (the verified compact JWS,
+    None) or ("missing" | "invalid", the reason code) — gateway.crypto.acknowledgement
+    checked that a token holds only an id, a time and a hash. Without it the entry has no
+    ack members, byte for byte as before."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r} not among {OUTCOMES}")
-    return {
+    entry = {
         "v": FORMAT_VERSION,
         "kind": "outcome",
         "time": timestamp(at),
@@ -217,6 +222,11 @@ def outcome_entry(
         # after sending), which a reviewer must treat as a possible disclosure.
         "maybe_received": maybe_received,
     }
+    if ack is not None:
+        entry["ack"], reason = ack
+        if reason is not None:
+            entry["ack_reason"] = reason
+    return entry
 
 
 def row_of(entry: Mapping[str, Any]) -> LogRow:

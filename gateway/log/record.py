@@ -52,6 +52,8 @@ ENTRY_MEMBERS: Final = (
     "attempts",
     "problem",
     "maybe_received",
+    "ack",
+    "ack_reason",
     "reasons",
     "rejected_field_names",
     "v",

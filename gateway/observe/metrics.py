@@ -68,6 +68,13 @@ class Metrics:
             ["partner"],
             registry=self.registry,
         )
+        self.acknowledgements = Counter(
+            "gateway_partner_acknowledgements",
+            "Partner acknowledgements checked after delivery: result valid, missing or "
+            "invalid, and the reason code of one that is not valid.",
+            ["partner", "result", "reason"],
+            registry=self.registry,
+        )
         self.log_append_seconds = Histogram(
             "gateway_log_append_seconds",
             "Time for an intent entry to become durable.",
@@ -102,6 +109,9 @@ class Metrics:
         seconds_of_partner.observe(seconds)
         if attempts > 1:
             self.retries.labels(partner).inc(attempts - 1)
+
+    def acknowledged(self, partner: str, result: str, reason: str) -> None:
+        self.acknowledgements.labels(partner, result, reason).inc()
 
     def refused(self, problem: str) -> None:
         self.refusals.labels(problem).inc()

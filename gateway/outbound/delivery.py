@@ -49,6 +49,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_random_exponential
 from yarl import URL
 
+from gateway.crypto.acknowledgement import ACK_HEADER
 from gateway.errors import (
     CircuitOpenError,
     ConfigErrors,
@@ -87,6 +88,9 @@ class PartnerReply:
     content_type: str
     body: bytes
     attempts: int
+    # The partner's `Disclosure-Acknowledgement` header (a compact JWS), as it came: the
+    # flow verifies it when the partner's file asks for one (gateway.crypto.acknowledgement).
+    acknowledgement: str | None = None
 
 
 class DeliveryError(PartnerFailure):
@@ -182,6 +186,7 @@ class _Answer:
     content_type: str
     retry_after: str | None
     body: bytes
+    acknowledgement: str | None = None
 
 
 def client_session() -> aiohttp.ClientSession:
@@ -404,6 +409,7 @@ class Outbound:
                     response.headers.get("Content-Type", "application/octet-stream"),
                     response.headers.get("Retry-After"),
                     body,
+                    response.headers.get(ACK_HEADER),
                 )
         except TLS_FAILURES as exc:
             raise run.fail(
@@ -434,7 +440,9 @@ class Outbound:
     def _judge(self, run: _Run, answer: _Answer) -> PartnerReply:
         status = answer.status
         if 200 <= status < 300 or (400 <= status < 500 and status not in TRANSIENT_STATUSES):
-            return PartnerReply(status, answer.content_type, answer.body, run.attempts)
+            return PartnerReply(
+                status, answer.content_type, answer.body, run.attempts, answer.acknowledgement
+            )
         if status in TRANSIENT_STATUSES:
             wait = retry_after_seconds(answer.retry_after, self._wall_clock())
             if wait is not None and wait > self.RETRY_AFTER_CAP_S:

@@ -144,3 +144,89 @@ def last_expiry(keys: list[PartnerKey]) -> datetime | None:
     if not ends or any(end is None for end in ends):
         return None
     return max(end for end in ends if end is not None)
+
+
+# -- the partner's signing keys (acknowledgements) ---------------------------------
+
+# The JWS algorithms an acknowledgement may be signed with, by the key's type and curve:
+# explicit, never a library's default. "EdDSA" is RFC 8037's name for Ed25519 (RFC 9864
+# deprecates it in favour of "Ed25519"); libraries still write it, so both are accepted.
+ACK_ALGS_FOR_KEY: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    ("OKP", "Ed25519"): ("Ed25519", "EdDSA"),
+    ("EC", "P-256"): ("ES256",),
+}
+
+
+@dataclass(frozen=True)
+class AcknowledgementKey:
+    """A partner's public signing key, which its acknowledgements verify with."""
+
+    key: ECKey | OKPKey
+    kid: str | None
+    algs: tuple[str, ...]  # the JWS algs this key may verify (ACK_ALGS_FOR_KEY)
+
+
+def read_acknowledgement_key_file(
+    path: Path, *, shown: str | None = None
+) -> list[AcknowledgementKey]:
+    """Every usable signing key in the JWK or JWKS file at `path` (the partner file's
+    `acknowledgement_key`); PartnerKeyError saying what is wrong otherwise."""
+    where = f"acknowledgement key file {shown or str(path)!r}"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PartnerKeyError(
+            f"{where} not found; put the partner's public signing JWK there, or run "
+            "'gateway keys generate' for a sandbox partner on loopback"
+        ) from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise PartnerKeyError(
+            f"{where} cannot be read as a JSON JWK/JWKS ({exc.__class__.__name__})"
+        ) from exc
+    return parse_acknowledgement_keys(doc, where)
+
+
+def parse_acknowledgement_keys(doc: object, where: str) -> list[AcknowledgementKey]:
+    """Every usable signing key of a JWK or JWKS document: `use` "sig" (or none), an Ed25519
+    or P-256 public key. Keys for another use or of another type are skipped; a private
+    member anywhere, or no usable key at all, is a PartnerKeyError."""
+    members = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
+    if (
+        not isinstance(members, list)
+        or not members
+        or not all(isinstance(m, dict) for m in members)
+    ):
+        raise PartnerKeyError(
+            f'{where} holds no JWK: expected a JWK object or a JWKS {{"keys": [...]}}'
+        )
+    if any(name in m for m in members for name in _SECRET_MEMBERS):
+        raise PartnerKeyError(
+            f"{where} holds a PRIVATE key: a partner publishes only the public half of its "
+            f"key (no private or symmetric key members {', '.join(_SECRET_MEMBERS)})"
+        )
+    usable = [
+        m
+        for m in members
+        if m.get("use", "sig") == "sig" and (m.get("kty"), m.get("crv")) in ACK_ALGS_FOR_KEY
+    ]
+    if not usable:
+        raise PartnerKeyError(
+            f"{where} holds no signing key the gateway verifies acknowledgements with: "
+            'expected a public JWK with kty "OKP" crv "Ed25519", or kty "EC" crv "P-256", '
+            'and use "sig" (or no use)'
+        )
+    keys = []
+    for member in usable:
+        kty, crv = str(member["kty"]), str(member["crv"])
+        try:
+            key = KEY_CLASSES[kty].import_key(dict(member))
+        except (JoseError, ValueError, TypeError) as exc:
+            raise PartnerKeyError(f"{where}: bad {kty} {crv} key ({exc})") from exc
+        assert isinstance(key, ECKey | OKPKey)
+        kid = member.get("kid")
+        keys.append(
+            AcknowledgementKey(
+                key, kid if isinstance(kid, str) else None, ACK_ALGS_FOR_KEY[(kty, crv)]
+            )
+        )
+    return keys

@@ -19,8 +19,14 @@ from gateway import vocabulary as v
 from gateway.config.tomlfile import TomlDocument, load
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.net import fetchable_url, is_loopback_host
-from gateway.partners.keyfile import PartnerKeyError, read_partner_key_file
+from gateway.partners.keyfile import (
+    AcknowledgementKey,
+    PartnerKeyError,
+    read_acknowledgement_key_file,
+    read_partner_key_file,
+)
 from gateway.partners.model import (
+    ACKNOWLEDGEMENTS,
     AUTH_KEYS,
     AUTH_TYPES,
     CONTENT_ENCS,
@@ -132,6 +138,7 @@ class _PartnerReader:
         auth = self._auth(d.get("auth"))
         encryption = self._encryption(d.get("encryption"))
         operations = read_operations(d.get("operations"), category, self)
+        acknowledgement, ack_key, ack_keys = self._acknowledgement(d)
         if self.errors:
             raise ConfigErrors(self.errors)
         return Partner(
@@ -150,6 +157,9 @@ class _PartnerReader:
             operations=MappingProxyType(operations),
             ca_bundle=ca_bundle,
             agreement_expires_on=agreement_expires_on,
+            acknowledgement=acknowledgement,
+            acknowledgement_key=ack_key,
+            acknowledgement_keys=tuple(ack_keys),
             source=self.doc.path,
             lines=MappingProxyType(dict(self.doc.lines)),
         )
@@ -381,6 +391,37 @@ class _PartnerReader:
                     "public_key_url",
                 )
         return PartnerEncryption(alg, enc, sign_alg, path, url)
+
+    def _acknowledgement(
+        self, d: Mapping[str, Any]
+    ) -> tuple[str, Path | None, list[AcknowledgementKey]]:
+        """`acknowledgement` (none | jws) and, for jws, the partner's signing key file."""
+        kind = self._choice(d, "acknowledgement", ACKNOWLEDGEMENTS, default="none")
+        if kind != "jws":
+            if "acknowledgement_key" in d:
+                self.fail(
+                    "'acknowledgement_key' is only read with acknowledgement = \"jws\"; "
+                    "set that, or remove the key",
+                    "acknowledgement_key",
+                )
+            return kind or "none", None, []
+        if "acknowledgement_key" not in d:
+            self.fail(
+                "acknowledgement = \"jws\" needs 'acknowledgement_key': the JWK or JWKS file "
+                "of the partner's public signing key (Ed25519 or P-256) its acknowledgements "
+                "verify with",
+                "acknowledgement",
+            )
+            return kind, None, []
+        path = self._path(d["acknowledgement_key"], "acknowledgement_key")
+        if path is None or not self.check_keys:
+            return kind, path, []
+        try:
+            keys = read_acknowledgement_key_file(path, shown=str(d["acknowledgement_key"]))
+        except PartnerKeyError as exc:
+            self.fail(str(exc), "acknowledgement_key")
+            return kind, path, []
+        return kind, path, keys
 
     def _check_key_file(self, path: Path, alg: str, shown: str) -> None:
         try:

@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from gateway.config.tomlfile import line_of
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.partners.keyfile import AcknowledgementKey
 
 PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -32,6 +35,9 @@ KEY_ALGS = ("RSA-OAEP-256", "ECDH-ES+A256KW", "ECDH-ES")
 CONTENT_ENCS = ("A256GCM", "A192GCM", "A128GCM")
 SIGN_ALGS = ("ES256", "Ed25519", "PS256")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# What a partner answers besides its reply (CONTRACT §2): "none", or "jws" — a signed
+# receipt of what it received (gateway.crypto.acknowledgement).
+ACKNOWLEDGEMENTS = ("none", "jws")
 KTY_FOR_ALG = {"RSA-OAEP-256": ("RSA",), "ECDH-ES+A256KW": ("EC", "OKP"), "ECDH-ES": ("EC", "OKP")}
 
 TOP_KEYS = {
@@ -46,6 +52,9 @@ TOP_KEYS = {
     "max_attempts": "attempts for retryable failures",
     "privacy_contact": "who to write to for manual erasure",
     "ca_bundle": "PEM file of CAs to trust for this partner's TLS (instead of the system store)",
+    "acknowledgement": "none | jws: the partner signs a receipt of what it received",
+    "acknowledgement_key": "JWK or JWKS file of the partner's public signing key (Ed25519 or "
+    "P-256) its acknowledgements verify with",
     "auth": "table",
     "encryption": "table",
     "operations": "table of operations",
@@ -131,6 +140,13 @@ class Partner:
     ca_bundle: Path | None = None
     # The last day (UTC) the data-processing agreement covers; None: open-ended.
     agreement_expires_on: date | None = None
+    # "jws": every reply must carry the partner's signed receipt (gateway.crypto.acknowledgement).
+    acknowledgement: str = "none"
+    acknowledgement_key: Path | None = None
+    # The keys of `acknowledgement_key`, parsed once at load (empty when not checked).
+    acknowledgement_keys: tuple[AcknowledgementKey, ...] = field(
+        default=(), compare=False, repr=False
+    )
     source: str = field(default="", compare=False)
     # The line of each key path in `source` (gateway.config.tomlfile), so a problem found after
     # loading (a secret not set, a file unreadable) still says `file:line`.

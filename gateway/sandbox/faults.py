@@ -1,7 +1,8 @@
 """The failures a test can inject into a sandbox partner, and how each is acted out.
 
 Error statuses, hangs, dropped connections, slow bodies, bodies dripped byte by byte
-or cut off half-way: queued in process through `Faults` (`SandboxPartner.fail_next`
+or cut off half-way, a spoiled acknowledgement (`bad_ack`, for a partner whose file
+asks for one): queued in process through `Faults` (`SandboxPartner.fail_next`
 and friends) or over HTTP with `POST /_sandbox/faults` (`Faults.queue_json`), so a
 separate process (the demo, a benchmark) can steer a sandbox too. `answer_with` plays
 the fault a request drew around the partner's normal handling.
@@ -22,7 +23,17 @@ from gateway.sandbox.refusal import Refusal
 __all__ = ["Endpoint", "Fault", "FaultKind", "Faults", "answer_with"]
 
 Endpoint = Literal["disclosure", "token", "any"]
-FaultKind = Literal["fail", "hang", "reset", "slow", "drip", "cut"]
+FaultKind = Literal["fail", "hang", "reset", "slow", "drip", "cut", "ack"]
+# How `bad_ack` spoils the acknowledgement (gateway.crypto.acknowledgement.REASONS names
+# what the gateway makes of each).
+AckSpoil = Literal["missing", "malformed", "wrong_key", "wrong_disclosure", "wrong_hash"]
+ACK_SPOILS: tuple[AckSpoil, ...] = (
+    "missing",
+    "malformed",
+    "wrong_key",
+    "wrong_disclosure",
+    "wrong_hash",
+)
 
 
 @dataclass
@@ -35,6 +46,7 @@ class Fault:
     status: int = 503
     retry_after: str | None = None
     seconds: float = 0.0
+    spoil: AckSpoil | None = None
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -98,13 +110,22 @@ class Faults:
         headers and half the body, and close the connection mid-body."""
         self._add(Fault("cut", n, endpoint))
 
+    def bad_ack(self, n: int = 1, spoil: AckSpoil = "wrong_hash") -> None:
+        """Handle the next `n` disclosures normally but answer with a spoiled
+        acknowledgement: none at all, not a JWS, signed by another key, for another
+        disclosure, or over another hash."""
+        if spoil not in ACK_SPOILS:
+            raise ValueError(f"spoil must be one of {', '.join(ACK_SPOILS)}, not {spoil!r}")
+        self._add(Fault("ack", n, "disclosure", spoil=spoil))
+
     def clear(self) -> None:
         self._queue.clear()
 
     def queue_json(self, spec: object) -> None:
         """Queue the fault of a `POST /_sandbox/faults` body: `{"kind": "fail"|"hang"|
-        "reset"|"slow"|"drip"|"cut"|"clear", "count", ...}` ("seconds" for hang and slow,
-        "byte_delay_s" for drip). ValueError or TypeError says what is wrong with it."""
+        "reset"|"slow"|"drip"|"cut"|"ack"|"clear", "count", ...}` ("seconds" for hang and
+        slow, "byte_delay_s" for drip, "spoil" for ack). ValueError or TypeError says what
+        is wrong with it."""
         if not isinstance(spec, dict):
             raise ValueError("body must be a JSON object")
         kind = spec.get("kind")
@@ -124,11 +145,13 @@ class Faults:
             self.drip_body(count, float(spec.get("byte_delay_s", 0.01)), endpoint=endpoint)
         elif kind == "cut":
             self.cut_body(count, endpoint=endpoint)
+        elif kind == "ack":
+            self.bad_ack(count, spec.get("spoil", "wrong_hash"))
         elif kind == "clear":
             self.clear()
         else:
             raise ValueError(
-                f"kind must be fail, hang, reset, slow, drip, cut or clear, not {kind!r}"
+                f"kind must be fail, hang, reset, slow, drip, cut, ack or clear, not {kind!r}"
             )
 
     @property

@@ -8,7 +8,9 @@ exactly the algorithms of its partner file, the gateway's JWS against the publis
 JWKS, audience, expiry, purpose, basis and the agreed fields (`checks`). It remembers
 each Idempotency-Key, so a repeat gets the first answer and is recorded once, and it
 records what it received as field NAMES only: no value of a disclosure is ever kept,
-printed or logged here.
+printed or logged here. A partner whose file says `acknowledgement = "jws"` signs a
+receipt of the exact body it received (`Disclosure-Acknowledgement`, see
+gateway.crypto.acknowledgement) with its own key from `gateway keys generate`.
 
 Faults (`faults`) are injected in process through `SandboxPartner.fail_next` and
 friends, or over HTTP with `POST /_sandbox/faults`, so a separate process (the demo,
@@ -31,7 +33,9 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from joserfc.jwk import ECKey, OKPKey, import_key
 
+from gateway.crypto.acknowledgement import ACK_HEADER, sign_acknowledgement
 from gateway.crypto.keyring import KeyPaths
 from gateway.partners.model import Operation, Partner
 from gateway.sandbox.checks import JOSE, Envelope, check_claims
@@ -42,7 +46,7 @@ from gateway.sandbox.credentials import (
     read_client_secrets,
     read_jwk,
 )
-from gateway.sandbox.faults import Faults, answer_with
+from gateway.sandbox.faults import AckSpoil, Faults, answer_with
 from gateway.sandbox.refusal import Refusal
 
 __all__ = ["SANDBOX_KEY", "Received", "Rejection", "SandboxPartner"]
@@ -91,9 +95,13 @@ class _Answer:
     status: int
     body: bytes
     content_type: str
+    acknowledgement: str | None = None
 
     def response(self) -> web.Response:
-        return web.Response(status=self.status, body=self.body, content_type=self.content_type)
+        headers = {ACK_HEADER: self.acknowledgement} if self.acknowledgement else None
+        return web.Response(
+            status=self.status, body=self.body, content_type=self.content_type, headers=headers
+        )
 
 
 # -- one partner ---------------------------------------------------------------------------
@@ -121,6 +129,7 @@ class SandboxPartner:
         expected_issuer: str | None = None,
         clock: Clock = time.time,
         remember: bool = True,
+        acknowledgement_key: Mapping[str, Any] | None = None,
     ) -> None:
         self.partner = partner
         # remember=False (benchmarks): answer every request afresh and keep no record, so a
@@ -134,10 +143,13 @@ class SandboxPartner:
         self.slow_body = self.faults.slow_body
         self.drip_body = self.faults.drip_body
         self.cut_body = self.faults.cut_body
+        self.bad_ack = self.faults.bad_ack
         self.encrypt_responses = encrypt_responses
         self.expected_issuer = expected_issuer
         self._clock = clock
         self._envelope = Envelope(partner.encryption, private_key, gateway_jwks)
+        # The private signing key of its acknowledgements (partner file: acknowledgement).
+        self._ack_key = _signing_key(acknowledgement_key) if acknowledgement_key else None
         self._client = ClientAuth(
             partner,
             ClientSecrets(api_key, client_secret, client_public_key),
@@ -162,6 +174,8 @@ class SandboxPartner:
         paths = KeyPaths(keys_dir)
         private_key = read_jwk(paths.sandbox_partner(partner.id))
         material = read_client_secrets(partner, paths, env)
+        if partner.acknowledgement == "jws" and "acknowledgement_key" not in options:
+            options["acknowledgement_key"] = read_jwk(paths.sandbox_acknowledgement(partner.id))
         return cls(
             partner,
             private_key=private_key,
@@ -219,8 +233,10 @@ class SandboxPartner:
         self, op: Operation
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
-            return await self._with_faults(
-                request, "disclosure", lambda: self._disclose(request, op)
+            fault = self.faults.take("disclosure")
+            spoil = fault.spoil if fault is not None and fault.kind == "ack" else None
+            return await answer_with(
+                fault, request, lambda: self._disclose(request, op, spoil), self._closing
             )
 
         return handler
@@ -236,7 +252,9 @@ class SandboxPartner:
     ) -> web.StreamResponse:
         return await answer_with(self.faults.take(endpoint), request, handle, self._closing)
 
-    async def _disclose(self, request: web.Request, op: Operation) -> web.Response:
+    async def _disclose(
+        self, request: web.Request, op: Operation, spoil: AckSpoil | None = None
+    ) -> web.Response:
         try:
             self._client.check_request(request)
             claims = await self._envelope.open(request)
@@ -259,6 +277,7 @@ class SandboxPartner:
                 first = self._answer(op, fields)
             except Refusal as refusal:
                 return self._reject(op.name, refusal)
+            first.acknowledgement = self._acknowledge(disclosure_id, await request.read(), spoil)
             if not self.remember:
                 return first.response()
             self._answers[key] = first
@@ -288,6 +307,28 @@ class SandboxPartner:
         if not self.encrypt_responses:
             return _Answer(status, plain, "application/json")
         return _Answer(status, self._envelope.seal(plain).encode("ascii"), JOSE)
+
+    def _acknowledge(self, disclosure_id: str, body: bytes, spoil: AckSpoil | None) -> str | None:
+        """The signed receipt of `body`, exactly as it arrived (None when the partner file
+        asks for none); a `bad_ack` fault spoils it as a test asked."""
+        if self._ack_key is None or spoil == "missing":
+            return None
+        if spoil == "malformed":
+            return "not-a-jws"
+        key = self._ack_key
+        if spoil == "wrong_key":
+            key = OKPKey.generate_key("Ed25519", private=True)
+        if spoil == "wrong_disclosure":
+            disclosure_id = disclosure_id + "-other"
+        if spoil == "wrong_hash":
+            body = body + b"."
+        return sign_acknowledgement(
+            key,
+            disclosure_id=disclosure_id,
+            received=body,
+            received_at=datetime.fromtimestamp(self._clock(), UTC),
+            kid=key.kid,
+        )
 
     async def _issue_token(self, request: web.Request) -> web.Response:
         try:
@@ -324,3 +365,10 @@ class SandboxPartner:
 
 
 SANDBOX_KEY: Final = web.AppKey("sandbox_partner", SandboxPartner)
+
+
+def _signing_key(jwk: Mapping[str, Any]) -> ECKey | OKPKey:
+    key = import_key(dict(jwk))
+    if not isinstance(key, ECKey | OKPKey):
+        raise ValueError("an acknowledgement key is an Ed25519 (OKP) or P-256 (EC) JWK")
+    return key

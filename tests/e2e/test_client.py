@@ -208,8 +208,10 @@ async def test_disclosure_delivered_and_idempotent_repeat(
     assert first.disclosure_id.startswith("d-")
     assert first.fields == ("name", "date_of_birth", "phone", "uuid")
     assert first.json()["received_fields"] == ["date_of_birth", "name", "phone", "uuid"]
+    assert first.acknowledgement == "valid"  # lao-credit-bureau signs its receipts
     again = await sales.disclose(**CREDIT, idempotency_key="order-42")
     assert again.replayed and again.disclosure_id == first.disclosure_id
+    assert again.acknowledgement == "valid"  # the replay repeats the header
     assert again.body == first.body
     assert len(sandboxes.received("lao-credit-bureau")) == 1
     with pytest.raises(gc.Conflict) as conflict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.crypto.acknowledgement import ACK_STATUS_HEADER
 from gateway.disclosure.flow import Disclosed, disclose_once, evaluate
 from gateway.policy.request import parse_disclosure_request
 from gateway.store.records import StoredResponse
@@ -36,6 +37,8 @@ def disclosed_answer(result: Disclosed) -> StoredResponse:
         "Disclosure-Id": result.disclosure_id,
         "Disclosure-Fields": ",".join(result.fields),
     }
+    if result.acknowledgement is not None:
+        headers[ACK_STATUS_HEADER] = result.acknowledgement
     return StoredResponse(result.status, headers, result.body)
 
 

@@ -776,6 +776,15 @@ def _components() -> Schema:
                 "description": "Comma-separated names of the fields sent to the partner.",
                 "schema": {"type": "string"},
             },
+            "DisclosureAcknowledgementStatus": {
+                "description": "For a partner whose file asks for acknowledgements: what "
+                "became of its signed receipt — valid, missing, or invalid; reason=<code> "
+                "(the disclosure was delivered either way; the outcome log entry holds it).",
+                "schema": {
+                    "type": "string",
+                    "pattern": "^(valid|missing|invalid; reason=[a-z_]+)$",
+                },
+            },
             "RetryAfter": {
                 "description": "Seconds to wait before trying again.",
                 "schema": {"type": "string", "pattern": "^[0-9]+$"},
@@ -873,6 +882,7 @@ def _paths() -> dict[str, Schema]:
     disclosure_headers = {
         "Disclosure-Id": _header("DisclosureId"),
         "Disclosure-Fields": _header("DisclosureFields"),
+        "Disclosure-Acknowledgement-Status": _header("DisclosureAcknowledgementStatus"),
         "Idempotency-Replayed": _header("IdempotencyReplayed"),
     }
     refusal_headers = {

@@ -172,6 +172,11 @@ def test_generate_creates_everything_and_validating_loader_accepts_it(root: Path
     for partner_id in LOOPBACK_PARTNERS:
         assert paths.sandbox_partner(partner_id) in created
         assert root / f"keys/partners/{partner_id}.jwk.json" in created
+    # lao-credit-bureau acknowledges with an Ed25519 signing key (acknowledgement = "jws").
+    ack_private = paths.sandbox_acknowledgement("lao-credit-bureau")
+    assert ack_private in created
+    assert root / "keys/partners/lao-credit-bureau.ack.jwk.json" in created
+    assert json.loads(ack_private.read_text())["crv"] == "Ed25519"
     # The validating loader refuses a missing key file; after generation all load.
     assert sorted(load_partners(root / "partners", root)) == LOOPBACK_PARTNERS
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from joserfc.jwk import ECKey, OctKey, RSAKey
+from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from gateway.cli.main import main
 from gateway.crypto.seal import load_partner_key_file
@@ -359,3 +359,78 @@ def test_validate_with_the_config_checks_the_gateways_own_keys(project: Path, tm
     err = capsys.readouterr().err
     assert f"{root / 'keys' / 'log-signing.private.pem'}: not found" in err
     assert f"{root / 'keys' / 'pseudonym-master.key'}: " in err and "chmod 600" in err
+
+
+# -- acknowledgement = "jws" (issue #18 item 6) -------------------------------------------
+
+ACK_KEY = "keys/partners/test-bureau.ack.jwk.json"
+WITH_ACK = GOOD.replace(
+    "retention_days = 365",
+    f'retention_days = 365\nacknowledgement = "jws"\nacknowledgement_key = "{ACK_KEY}"',
+)
+
+
+def _ack_key(workdir: Path, doc: dict) -> None:
+    (workdir / ACK_KEY).write_text(json.dumps(doc), encoding="utf-8")
+
+
+def test_acknowledgement_jws_loads_the_partners_signing_key(workdir: Path):
+    key = OKPKey.generate_key("Ed25519", private=True, auto_kid=True)
+    _ack_key(workdir, key.as_dict(private=False))
+    write(workdir, WITH_ACK)
+    partner = load_partners(workdir / "partners")["test-bureau"]
+    assert partner.acknowledgement == "jws"
+    assert partner.acknowledgement_key == workdir / ACK_KEY
+    assert [k.kid for k in partner.acknowledgement_keys] == [key.kid]
+    write(workdir, GOOD)
+    plain = load_partners(workdir / "partners")["test-bureau"]
+    assert plain.acknowledgement == "none" and plain.acknowledgement_keys == ()
+
+
+ACK_BROKEN = [
+    (
+        "unknown value",
+        GOOD.replace("retention_days = 365", 'retention_days = 365\nacknowledgement = "signed"'),
+        'acknowledgement = "signed"',
+        "acknowledgement 'signed' is not one of: none, jws",
+    ),
+    (
+        "jws without a key",
+        GOOD.replace("retention_days = 365", 'retention_days = 365\nacknowledgement = "jws"'),
+        'acknowledgement = "jws"',
+        "needs 'acknowledgement_key'",
+    ),
+    (
+        "a key without jws",
+        GOOD.replace(
+            "retention_days = 365", f'retention_days = 365\nacknowledgement_key = "{ACK_KEY}"'
+        ),
+        "acknowledgement_key",
+        'only read with acknowledgement = "jws"',
+    ),
+    ("key file missing", WITH_ACK, "acknowledgement_key", "not found"),
+]
+
+
+@pytest.mark.parametrize("kind,text,needle,message", ACK_BROKEN, ids=[b[0] for b in ACK_BROKEN])
+def test_acknowledgement_refused_with_file_and_line(workdir: Path, kind, text, needle, message):
+    path = write(workdir, text)
+    with pytest.raises(ConfigErrors) as exc:
+        load_partners(workdir / "partners")
+    hit = next(e for e in exc.value.errors if message in e.message)
+    assert hit.path == str(path) and hit.line == line_of(text, needle), str(hit)
+
+
+@pytest.mark.parametrize("kind", ["private", "encryption key"])
+def test_acknowledgement_key_must_be_a_public_signing_key(workdir: Path, project: Path, kind):
+    if kind == "private":
+        _ack_key(workdir, OKPKey.generate_key("Ed25519", private=True).as_dict(private=True))
+        message = "PRIVATE key"
+    else:
+        shutil.copy(project / "keys" / "partners" / "lao-credit-bureau.jwk.json", workdir / ACK_KEY)
+        message = "no signing key"
+    write(workdir, WITH_ACK)
+    with pytest.raises(ConfigErrors) as exc:
+        load_partners(workdir / "partners")
+    hit = next(e for e in exc.value.errors if message in e.message)
+    assert hit.line == line_of(WITH_ACK, "acknowledgement_key")

@@ -33,6 +33,7 @@ from gateway.sandbox import (
     start_sandboxes,
     with_base_url,
 )
+from gateway.sandbox.faults import Faults
 
 PAYLOAD_VALUES = ("Somchai Phommavong", "+856 20 5555 1234", "1990-04-02")
 ENV = {
@@ -957,3 +958,17 @@ async def test_mtls_sandbox_without_tls_refuses(
         status, body, _ = await post(session, base + "/v2/verifications", token)
     assert status == 401
     assert isinstance(body, dict) and body["error"] == "client_certificate_required"
+
+
+def test_bad_ack_fault_is_queued_in_process_and_over_json() -> None:
+    faults = Faults()
+    faults.queue_json({"kind": "ack", "count": 2, "spoil": "missing"})
+    faults.bad_ack()
+    assert [(f["kind"], f["remaining"], f["spoil"]) for f in faults.pending] == [
+        ("ack", 2, "missing"),
+        ("ack", 1, "wrong_hash"),
+    ]
+    with pytest.raises(ValueError, match="spoil must be one of"):
+        faults.queue_json({"kind": "ack", "spoil": "CANARY"})
+    taken = faults.take("disclosure")
+    assert taken is not None and taken.spoil == "missing"

@@ -113,8 +113,9 @@ class Comparison(Enum):
 
 
 def compare_logs(backup: LogState, current: LogState) -> Comparison:
-    """Would restoring `backup` over `current` make the log shorter? Entries beyond the
-    latest checkpoint count too: they were disclosed, and the next checkpoint signs them."""
+    """Would restoring `backup` over `current` make the log shorter, or lose a checkpoint the
+    store signed? Entries beyond the latest checkpoint count too: they were disclosed, and
+    the next checkpoint signs them."""
     if current.empty:
         return Comparison.EMPTY
     if current.size > backup.size or current.signed_size > backup.signed_size:

@@ -291,6 +291,7 @@ def copy_database(source: Path, target: Path, *, busy_timeout: float = 30.0) -> 
     A new target takes the source's journal mode (see :func:`make_single_file`).
     """
     with failures("copy the database"):
+        target.parent.mkdir(parents=True, exist_ok=True)
         src = sqlite3.connect(source, timeout=busy_timeout)
         try:
             dst = sqlite3.connect(target, timeout=busy_timeout)

@@ -39,12 +39,14 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import gateway
 from gateway.config.model import Config
+from gateway.errors import ConfigErrors
 from gateway.files import write_atomically
 from gateway.log.audit import AuditReport, audit_store
 from gateway.log.checkpoint import CheckpointError
 from gateway.log.service import LogSigner
 from gateway.ops.reload import pid_file_of, read_pid_file
 from gateway.store import POSTGRES_PREFIXES, SQLITE_PREFIX, Store, open_store, sqlite_path
+from gateway.store.protected import open_protected_store
 from gateway.store.records import InstanceRecord, StoredCheckpoint
 
 __all__ = [
@@ -555,10 +557,19 @@ async def _restore_postgres(config: Config, source: Path) -> None:
 
 
 async def _audit(config: Config) -> AuditReport:
-    """The checks of `gateway log verify` over the restored store (opening it applies the
-    migrations a backup from an older gateway lacks)."""
+    """The checks of `gateway log verify` over the restored store, opened as the gateway
+    opens it: the migrations a backup from an older gateway lacks are applied, and its
+    sealed values are brought to the newest at-rest key — which fails, naming the key,
+    when `keys/` no longer holds one they were sealed with (deleted after a rotation)."""
     signer = _signer(config)
-    store = await open_store(config.storage_url, config.root)
+    try:
+        store = await open_protected_store(config.storage_url, config.root, config.keys_dir)
+    except ConfigErrors as exc:
+        raise BackupError(
+            "the backup was put back, but its sealed values cannot be opened with "
+            f"{config.keys_dir} ({'; '.join(e.message for e in exc.errors)}): put back the "
+            "keys/ backup taken with it, then run `gateway db upgrade`"
+        ) from None
     try:
         return await audit_store(store, signer.verifier_key, signer.name)
     finally:

@@ -34,6 +34,7 @@ from support.spec_witness.process import running_witness
 
 from gateway.clock import utc_now
 from gateway.config.model import Config, load_config
+from gateway.crypto.at_rest import new_key_text
 from gateway.log.cosignature import witness_vkey
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.service import LogService, LogSigner
@@ -51,6 +52,7 @@ from gateway.ops.backup import (
 from gateway.ops.reload import pid_file_of, write_pid_file
 from gateway.outbound.witnesses import Cosigned, Witnessing, cosign_checkpoint
 from gateway.store import open_store
+from gateway.store.protected import open_protected_store
 from gateway.store.records import LogRow, StoredCheckpoint
 from gateway.witness.keyfile import load_or_create_key
 
@@ -367,3 +369,93 @@ def test_compare_logs_counts_unsigned_entries_too() -> None:
     # on from another history; overwriting it would lose what it signed.
     later = StoredCheckpoint(8, "n", T0, 2)
     assert compare_logs(LogState(9, cp), LogState(8, later)) is Comparison.OLDER
+
+
+async def test_a_restore_needing_an_at_rest_key_keys_no_longer_hold_says_so(
+    site: Site, tmp_path: Path, project: Path
+) -> None:
+    keys = tmp_path / "keys"
+    shutil.copytree(project / "keys", keys)
+    primary = site.primary
+    text = (primary.root / "config.toml").read_text(encoding="utf-8")
+    (primary.root / "config.toml").write_text(text.replace(str(project / "keys"), str(keys)))
+    primary = load_config(primary.root / "config.toml")
+    store = await open_protected_store(primary.storage_url, primary.root, primary.keys_dir)
+    try:
+        await store.set_profile("subject-1", "minor")  # sealed with at-rest-1.key
+    finally:
+        await store.close()
+    await take_backup(primary, tmp_path / "b.db", utc_now())
+    # keys/ after a rotation whose old key was deleted: the backup's values are sealed
+    # with a key that is gone.
+    (keys / "at-rest-1.key").rename(tmp_path / "at-rest-1.key")
+    (keys / "at-rest-2.key").write_bytes(new_key_text())
+    (keys / "at-rest-2.key").chmod(0o600)
+    with pytest.raises(BackupError, match=r"cannot be opened with .*put back the keys/ backup"):
+        await restore_backup(primary, tmp_path / "b.db", utc_now(), older_allowed=True)
+
+
+# -- the commands, as an operator runs them -----------------------------------------------------
+
+
+def run_gateway(config: Config, *args: str, env: dict[str, str] | None = None) -> Done:
+    done = subprocess.run(
+        [str(GATEWAY), "--config", str(config.path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    return Done(done.returncode, done.stdout, done.stderr)
+
+
+@dataclass(frozen=True)
+class Done:
+    code: int
+    out: str
+    err: str
+
+
+def test_the_commands_back_up_refuse_an_older_copy_and_restore_it_when_told(
+    tmp_path: Path, project: Path
+) -> None:
+    config = write_config(project, tmp_path / "gw", "sqlite:///var/gateway.db")
+    asyncio.run(LogServiceHandle(config).append_and_checkpoint(3))
+    backup = tmp_path / "backups" / "gateway-1.db"
+
+    taken = run_gateway(config, "db", "backup", str(backup))
+    assert taken.code == 0, taken.err
+    assert "log in the backup: 3 entries, latest checkpoint of size 3" in taken.out
+    assert "keys/ is not in it" in taken.out
+    assert oct(backup.stat().st_mode & 0o777) == oct(0o600)
+    assert oct(manifest_path(backup).stat().st_mode & 0o777) == oct(0o600)
+    again = run_gateway(config, "db", "backup", str(backup))
+    assert again.code == 2 and "already exists" in again.err
+    beside_keys = run_gateway(config, "db", "backup", str(config.keys_dir / "db.backup"))
+    assert beside_keys.code == 2 and "inside the keys folder" in beside_keys.err
+
+    asyncio.run(LogServiceHandle(config).append_and_checkpoint(2))
+    refused = run_gateway(config, "db", "restore", str(backup))
+    assert refused.code == 1
+    assert "refused: the store's log (5 entries" in refused.err
+    assert "--older-than-published" in refused.err
+
+    forced = run_gateway(config, "db", "restore", "--older-than-published", str(backup))
+    assert forced.code == 0, forced.err
+    assert "WARNING: the backup's log is SHORTER" in forced.err
+    assert "log verify: ok: 3 entries and 1 checkpoint(s) verified" in forced.out
+    verified = run_gateway(config, "log", "verify")
+    assert verified.code == 0 and "ok: 3 entries" in verified.out
+
+    missing = run_gateway(config, "db", "restore", str(tmp_path / "nothing.db"))
+    assert missing.code == 2 and "there is no backup file" in missing.err
+
+
+def test_backup_of_postgresql_without_pg_dump_says_what_to_do(
+    tmp_path: Path, project: Path
+) -> None:
+    config = write_config(project, tmp_path / "gw", "postgresql://gw@127.0.0.1:1/none")
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    done = run_gateway(config, "db", "backup", str(tmp_path / "b.dump"), env=env)
+    assert done.code == 2
+    assert "pg_dump is not on PATH" in done.err and "pg_dump -Fc" in done.err

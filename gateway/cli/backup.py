@@ -86,6 +86,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"restored {source} (taken {manifest.created_at.isoformat(timespec='seconds')}: "
         f"{manifest.log.describe()}) into the {manifest.backend} store"
     )
+    if restored.kept is not None:
+        print(f"the store it replaced is kept in {restored.kept} (with its .json)")
     if not report.ok:
         for problem in report.problems[:20]:
             print(f"TAMPERED: {problem.message}")

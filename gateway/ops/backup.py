@@ -47,7 +47,7 @@ from gateway.log.service import LogSigner
 from gateway.ops.reload import pid_file_of, read_pid_file
 from gateway.store import POSTGRES_PREFIXES, SQLITE_PREFIX, Store, open_store, sqlite_path
 from gateway.store.protected import open_protected_store
-from gateway.store.records import InstanceRecord, StoredCheckpoint
+from gateway.store.records import InstanceRecord, StoredCheckpoint, StoreUnavailable
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -421,12 +421,14 @@ async def _dump_postgres(config: Config, partial: Path) -> tuple[LogState, int]:
 @dataclass(frozen=True)
 class Restored:
     """What a restore did: the manifest of the copy put back, the store's log before it
-    (None: no store there yet), how they compared, and the audit of the restored log."""
+    (None: no store there yet), how they compared, the audit of the restored log, and where
+    the store it overwrote was kept."""
 
     manifest: Manifest
     replaced: LogState | None
     comparison: Comparison
     report: AuditReport
+    kept: Path | None = None  # the copy of the store it overwrote (var/before-restore/)
 
 
 def _gateway_running(config: Config) -> int | None:
@@ -473,6 +475,9 @@ async def restore_backup(
                 "the backup was ever published"
             )
         log.warning("restoring an older backup on the operator's word: %s", message)
+    kept = None
+    if current is not None and not current.empty:
+        kept = await _keep_current(config, now)
     if manifest.backend == "sqlite":
         target = sqlite_path(config.storage_url, config.root)
         if not isinstance(target, Path):
@@ -489,7 +494,28 @@ async def restore_backup(
         report.entries,
         "ok" if report.ok else f"found {len(report.problems)} problem(s)",
     )
-    return Restored(manifest, current, comparison, report)
+    return Restored(manifest, current, comparison, report, kept)
+
+
+SAFETY_COPIES: Final = Path("var") / "before-restore"
+
+
+async def _keep_current(config: Config, now: datetime) -> Path:
+    """A backup of the store about to be overwritten, under ``var/before-restore/`` (with
+    its manifest, so `gateway db restore` takes it back): a restore never destroys the only
+    copy of a log, least of all a longer one overwritten on the operator's word."""
+    suffix = ".db" if _backend(config) == "sqlite" else ".dump"
+    path = config.root / SAFETY_COPIES / f"gateway-{now.strftime('%Y%m%dT%H%M%S%fZ')}{suffix}"
+    try:
+        await take_backup(config, path, now)
+    except (BackupError, StoreUnavailable) as exc:
+        detail = exc.detail if isinstance(exc, StoreUnavailable) else str(exc)
+        raise BackupError(
+            f"could not keep a copy of the store before overwriting it ({detail}); nothing "
+            "was restored: move the store aside yourself (SQLite: the database file and its "
+            "-wal; PostgreSQL: a new database or schema), then restore into the empty one"
+        ) from None
+    return path
 
 
 def _checked_manifest(config: Config, source: Path) -> Manifest:

@@ -46,6 +46,7 @@ from gateway.ops.backup import (
     RestoreRefused,
     compare_logs,
     manifest_path,
+    read_manifest,
     restore_backup,
     take_backup,
 )
@@ -264,6 +265,9 @@ async def test_the_drill_newer_backup_is_cosigned_older_one_is_a_rollback_alarm(
         )
         assert forced.comparison is Comparison.OLDER
         assert forced.report.ok and forced.report.entries == 5
+        # The longer log it overwrote was kept first, restorable as it is.
+        assert forced.kept is not None and forced.kept.parent.name == "before-restore"
+        assert read_manifest(forced.kept).log.size == 14
         # … but the witnesses have cosigned 14: its next checkpoint is a rollback alarm at
         # both, naming the witness and both sizes.
         alarm = await cosign(restored_a, policy, {})
@@ -444,6 +448,8 @@ def test_the_commands_back_up_refuse_an_older_copy_and_restore_it_when_told(
     assert forced.code == 0, forced.err
     assert "WARNING: the backup's log is SHORTER" in forced.err
     assert "log verify: ok: 3 entries and 1 checkpoint(s) verified" in forced.out
+    kept = forced.out.split("the store it replaced is kept in ")[1].split(" (with")[0]
+    assert read_manifest(Path(kept)).log.size == 5
     verified = run_gateway(config, "log", "verify")
     assert verified.code == 0 and "ok: 3 entries" in verified.out
 

@@ -39,6 +39,13 @@ def _operator() -> str:
         return "unknown"
 
 
+def _file_problem(exc: OSError, action: str) -> str:
+    return (
+        f"could not {action}: {exc.strerror or type(exc).__name__}"
+        f"{f' ({exc.filename})' if exc.filename else ''}; check the path and its permissions"
+    )
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     config = load(args)
     target = Path(args.file)
@@ -46,6 +53,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         manifest = asyncio.run(take_backup(config, target, utc_now()))
     except BackupError as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(_file_problem(exc, "write the backup")) from None
     log.warning("db backup to %s taken by OS user %s", target.name, _operator())
     print(
         f"backup written: {target} ({manifest.backend}, schema {manifest.schema_version}); "
@@ -68,6 +77,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         )
     except BackupError as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(_file_problem(exc, "read the backup")) from None
     except RestoreRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_FOUND

@@ -304,8 +304,13 @@ async def take_backup(config: Config, target: Path, now: datetime) -> Manifest:
             at_least=at_least,
         )
         text = json.dumps(manifest.to_json(), indent=2) + "\n"
-        write_atomically(manifest_path(target), text.encode(), sync_directory=True)
-        os.replace(partial, target)
+        write_atomically(manifest_path(target), text.encode())
+        try:
+            os.replace(partial, target)
+            _fsync_directory(target.parent)
+        except OSError:
+            manifest_path(target).unlink(missing_ok=True)  # no manifest without its backup
+            raise
     finally:
         partial.unlink(missing_ok=True)
     log.info(
@@ -320,6 +325,14 @@ async def take_backup(config: Config, target: Path, now: datetime) -> Manifest:
 def _fsync(path: Path) -> None:
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 async def _copy_sqlite(config: Config, partial: Path) -> tuple[LogState, int]:

@@ -44,7 +44,6 @@ from gateway.ops.backup import (
     Comparison,
     LogState,
     RestoreRefused,
-    compare_logs,
     manifest_path,
     read_manifest,
     restore_backup,
@@ -360,19 +359,6 @@ async def test_a_backup_with_another_log_key_or_altered_is_refused(
         handle.write(b"\0")
     with pytest.raises(BackupError, match="SHA-256"):
         await restore_backup(await site.fresh("y"), backup, utc_now(), older_allowed=False)
-
-
-def test_compare_logs_counts_unsigned_entries_too() -> None:
-    cp = StoredCheckpoint(5, "note", T0, 1)
-    assert compare_logs(LogState(5, cp), LogState(0, None)) is Comparison.EMPTY
-    assert compare_logs(LogState(5, cp), LogState(5, cp)) is Comparison.NOT_OLDER
-    assert compare_logs(LogState(7, cp), LogState(6, cp)) is Comparison.NOT_OLDER
-    # Entries beyond the latest checkpoint were disclosed: losing them is going back too.
-    assert compare_logs(LogState(5, cp), LogState(6, cp)) is Comparison.OLDER
-    # A checkpoint the backup never saw, over fewer entries than it holds: the store went
-    # on from another history; overwriting it would lose what it signed.
-    later = StoredCheckpoint(8, "n", T0, 2)
-    assert compare_logs(LogState(9, cp), LogState(8, later)) is Comparison.OLDER
 
 
 async def test_a_restore_needing_an_at_rest_key_keys_no_longer_hold_says_so(

@@ -36,9 +36,12 @@ def test_compare_logs_counts_unsigned_entries_too() -> None:
 
 
 def test_live_instances_are_those_with_a_fresh_heartbeat_that_did_not_stop() -> None:
-    def instance(name: str, age_s: float, **kw: object) -> InstanceRecord:
+    def instance(
+        name: str, age_s: float, recovered_at: datetime | None = None, claimed_by: str | None = None
+    ) -> InstanceRecord:
         beat = T0 - timedelta(seconds=age_s)
-        return InstanceRecord(name, "host", 1, T0 - timedelta(hours=1), beat, **kw)  # type: ignore[arg-type]
+        start = T0 - timedelta(hours=1)
+        return InstanceRecord(name, "host", 1, start, beat, claimed_by, recovered_at)
 
     rows = [
         instance("fresh", 3),

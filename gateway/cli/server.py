@@ -1,5 +1,5 @@
-"""The commands that run the gateway: `gateway serve`, `gateway db upgrade` and
-`gateway demo`.
+"""The commands that run the gateway: `gateway serve`, `gateway db upgrade` (`db backup`
+and `db restore` live in `cli/backup.py`) and `gateway demo`.
 
 The app (`gateway.web.app`) and the demo are imported when their command runs, so the
 other commands start without loading them.
@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 
+from gateway.cli.backup import register_db as register_backup
 from gateway.cli.support import (
     EXIT_OK,
     EXIT_USAGE,
@@ -108,7 +109,9 @@ def register(commands: Commands) -> None:
     )
 
     db = commands.add_parser(
-        "db", help="the store's schema", description="The configured store's schema."
+        "db",
+        help="the store: schema, backup, restore",
+        description="The configured store: its schema, backups and restores.",
     )
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
     add_command(
@@ -117,6 +120,7 @@ def register(commands: Commands) -> None:
         cmd_db_upgrade,
         "apply missing schema migrations to storage.url (serve does too); print the versions",
     )
+    register_backup(db_commands)
 
     add_command(
         commands,

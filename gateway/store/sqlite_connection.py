@@ -32,7 +32,16 @@ import aiosqlite
 from gateway.errors import ConflictError, GatewayError
 from gateway.store.records import StoreUnavailable
 
-__all__ = ["InTransaction", "Inline", "Writer", "failures", "open_connections", "unique"]
+__all__ = [
+    "InTransaction",
+    "Inline",
+    "Writer",
+    "copy_database",
+    "failures",
+    "make_single_file",
+    "open_connections",
+    "unique",
+]
 
 _T = TypeVar("_T")
 
@@ -268,3 +277,41 @@ async def open_connections(
     if inline is None or writer is None:
         return conn, None, None
     return conn, Inline(inline, busy_timeout), Writer(writer)
+
+
+def copy_database(source: Path, target: Path, *, busy_timeout: float = 30.0) -> None:
+    """Copy the database at `source` over the one at `target` (created if missing), as one
+    consistent snapshot, with SQLite's online backup API (blocking: run it in a thread).
+
+    A plain file copy of a database in WAL mode is not a backup: the newest commits may sit
+    in the ``-wal`` file, and a copy taken during a commit mixes two states. The backup API
+    reads one snapshot under a read transaction (writers of other connections carry on;
+    WAL lets them) and writes it under the target's write lock, through the target's own
+    journal, so a reader of the target sees the old database or the new one, never half.
+    A new target takes the source's journal mode (see :func:`make_single_file`).
+    """
+    with failures("copy the database"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        src = sqlite3.connect(source, timeout=busy_timeout)
+        try:
+            dst = sqlite3.connect(target, timeout=busy_timeout)
+            try:
+                # pages=-1: the whole database in one step, so one snapshot (copied in
+                # steps, a write by another connection in between restarts the copy).
+                src.backup(dst, pages=-1)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+
+
+def make_single_file(path: Path) -> None:
+    """Switch the (closed) database at `path` to rollback-journal mode: one self-contained
+    file, nothing in a ``-wal`` beside it (a backup). The gateway puts a store back in WAL
+    mode when it opens it."""
+    with failures("close the database copy"):
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            conn.close()

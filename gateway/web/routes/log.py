@@ -82,7 +82,9 @@ async def get_consistency_proof(request: web.Request) -> web.Response:
 
 
 async def get_key(request: web.Request) -> web.Response:
-    response = _text(request.app[LOG].signer.verifier_key + "\n")
+    # The current key first (what clients reading one line take), then the keys retired
+    # by rotations, newest first: a checkpoint verifies with one of them.
+    response = _text("".join(f"{key}\n" for key in request.app[LOG].signer.verifier_keys))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

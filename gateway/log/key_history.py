@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "RetiredLogKey",
     "SwitchRecord",
     "ensure_next_key",
+    "key_validity",
     "read_log_key",
     "read_next_key",
     "retire_key",
@@ -72,6 +74,32 @@ class RetiredLogKey:
     number: int
     vkey: str
     switch: SwitchRecord | None  # None: the record file is missing (copied without it)
+
+
+def key_validity(current: str, retired: Sequence[RetiredLogKey]) -> list[dict[str, Any]]:
+    """Every key of the log, newest first (``retired`` is), with the checkpoints it signs
+    (GET /v1/log/keys): ``from`` the switch that made it current (None for the first key)
+    ``until`` the switch that retired it (None for the current key). Both ends are a
+    switch checkpoint, signed by both keys; ``until`` carries its note."""
+    keys: list[dict[str, Any]] = [{"vkey": current, "status": "current", "until": None}]
+    for key in retired:
+        switch = key.switch
+        keys[-1]["from"] = (
+            None if switch is None else {"checkpoint": switch.seq, "size": switch.size}
+        )
+        until = (
+            None
+            if switch is None
+            else {
+                "checkpoint": switch.seq,
+                "size": switch.size,
+                "at": switch.at.isoformat(),
+                "note": switch.note,
+            }
+        )
+        keys.append({"vkey": key.vkey, "status": "retired", "until": until})
+    keys[-1]["from"] = None
+    return [{k: key[k] for k in ("vkey", "status", "from", "until")} for key in keys]
 
 
 def read_log_key(path: Path) -> Ed25519PrivateKey:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.cli.main import main
 from gateway.config.model import Config, load_config
@@ -29,6 +31,8 @@ from gateway.log.key_history import read_log_key, retired_keys
 from gateway.log.offline import ProofDocumentError, b64, verify_proof_document
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
 from gateway.store import Store, open_store
+from gateway.web.keys import LOG
+from gateway.web.routes.log import add_log_routes
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -274,3 +278,31 @@ async def test_a_switch_run_again_after_an_interruption_keeps_one_next_key(setup
     assert setup.service().signer.verifier_key == first
     code, out = await setup.cli("log", "verify")
     assert code == 0, out
+
+
+async def test_the_public_key_routes_list_both_keys_with_their_switch(rotated: Rotated) -> None:
+    service = rotated.setup.service()
+    app = web.Application()
+    app[LOG] = service
+    add_log_routes(app)
+    async with TestClient(TestServer(app)) as client:
+        key = await client.get("/v1/log/key")
+        # The current key stays the first line (clients that read one line keep working).
+        assert await key.text() == f"{rotated.new_vkey}\n{rotated.old_vkey}\n"
+        keys = await (await client.get("/v1/log/keys")).json()
+    switch = (await rotated.setup.store.checkpoints())[1]
+    assert keys["origin"] == rotated.setup.config.log.origin
+    current, retired = keys["keys"]
+    assert current == {
+        "vkey": rotated.new_vkey,
+        "status": "current",
+        "from": {"checkpoint": 2, "size": 400},
+        "until": None,
+    }
+    assert (retired["vkey"], retired["status"], retired["from"]) == (
+        rotated.old_vkey,
+        "retired",
+        None,
+    )
+    assert retired["until"]["note"] == switch.note
+    assert (retired["until"]["checkpoint"], retired["until"]["size"]) == (2, 400)

@@ -162,7 +162,8 @@ class LogSigner:
 
         It must carry the current key's signature: one signed only by a retired key came
         after its switch (a stolen old key must not extend the log), and one also signed by
-        a key of this log that this instance does not hold means the key was rotated."""
+        a key of this log that this instance does not hold means the key was rotated
+        (LogUnavailableError: nothing is signed until it has the new key files)."""
         held = {key_label(k) for k in self.verifier_keys}
         _, lines = split_note(note)
         unknown = [
@@ -171,7 +172,9 @@ class LogSigner:
             if line.name == self.name and f"{line.name}+{line.key_id.hex()}" not in held
         ]
         if unknown:
-            raise CheckpointError(
+            # Not damage: the log is fine, this instance is behind (LogUnavailableError, so
+            # the checkpoint loop logs it and tries again; a reload or restart ends it).
+            raise LogUnavailableError(
                 f"checkpoint #{seq} is signed by log key {unknown[0]}, which this instance does "
                 "not hold: the log key was rotated (`gateway log rotate-key`); copy the keys "
                 "directory to this instance and restart it"

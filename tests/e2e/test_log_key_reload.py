@@ -13,10 +13,10 @@ import pytest
 from conftest import start_gateway
 
 from gateway.config.model import Config
+from gateway.errors import LogUnavailableError
 from gateway.log.checkpoint import CheckpointError, open_checkpoint
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.rotation import rotate_log_key
-from gateway.log.service import LogIntegrityError
 from gateway.ops.reload import RELOADER
 from gateway.web.keys import LOG, STORE
 
@@ -40,7 +40,7 @@ async def test_a_reload_after_the_switch_signs_with_the_new_key(
         # `gateway log rotate-key` elsewhere, on the same store and (copied) key files.
         rotation = await rotate_log_key(app[STORE], keys, config.log.origin)
         await service.append_rows([row_of(entry)])
-        with pytest.raises(LogIntegrityError, match="the log key was rotated"):
+        with pytest.raises(LogUnavailableError, match="the log key was rotated"):
             await service.checkpoint()
 
         assert app[RELOADER].reload().ok

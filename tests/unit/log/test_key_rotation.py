@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.errors import LogUnavailableError
 from gateway.log import merkle
 from gateway.log.audit import Auditor
 from gateway.log.checkpoint import (
@@ -83,7 +84,7 @@ def test_an_instance_holding_only_the_old_key_stops_at_the_switch() -> None:
     old_instance = LogSigner(ORIGIN, OLD)
     assert old_instance.open_to_extend(note(3, OLD), 1).size == 3
     for seq, text in ((2, note(4, OLD, NEW)), (3, note(5, NEW))):
-        with pytest.raises(CheckpointError, match="the log key was rotated"):
+        with pytest.raises(LogUnavailableError, match="the log key was rotated"):
             old_instance.open_to_extend(text, seq)
 
 

@@ -145,6 +145,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"ok: {report.entries} entries and {report.checkpoints} checkpoint(s) verified "
             f"in {elapsed:.1f}s; root {b64(report.root)} at size {report.entries}"
         )
+        for seq, size in report.key_switches:
+            print(f"log key switched at checkpoint #{seq} (size {size}), signed by both keys")
         return EXIT_OK
     for problem in report.problems[: args.max_problems]:
         print(f"TAMPERED: {problem.message}")
@@ -169,6 +171,7 @@ def _report_json(report: AuditReport, elapsed: float) -> dict[str, object]:
         "root": b64(report.root),
         "seconds": round(elapsed, 3),
         "problems": [p.message for p in report.problems],
+        "key_switches": [{"checkpoint": seq, "size": size} for seq, size in report.key_switches],
         "first_bad": None
         if first is None or first.start is None
         else {"start": first.start, "end": first.end, "exact": first.exact},

@@ -74,6 +74,8 @@ class AuditReport:
     checkpoints: int = 0
     root: bytes = EMPTY_ROOT
     problems: list[Problem] = field(default_factory=list)
+    # (seq, size) of each checkpoint where a newer log key took over, cross-signed.
+    key_switches: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -181,6 +183,8 @@ class Auditor:
                     "(`gateway log rotate-key`)",
                     checkpoint=cp.seq,
                 )
+            else:
+                self.report.key_switches.append((cp.seq, cp.size))
             self._era = (newest, cp.seq)
 
     def _problem(

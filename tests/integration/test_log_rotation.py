@@ -179,6 +179,9 @@ async def test_log_verify_passes_across_the_switch(rotated: Rotated) -> None:
     code, out = await rotated.setup.cli("log", "verify")
     assert code == 0, out
     assert "ok: 500 entries and 3 checkpoint(s) verified" in out
+    assert "log key switched at checkpoint #2 (size 400), signed by both keys" in out
+    code, out = await rotated.setup.cli("log", "verify", "--json")
+    assert json.loads(out)["key_switches"] == [{"checkpoint": 2, "size": 400}]
     # Given both keys, newest first, as a verifier outside would (GET /v1/log/key).
     keys = ["--key", rotated.new_vkey, "--key", rotated.old_vkey]
     assert (await rotated.setup.cli("log", "verify", *keys))[0] == 0

@@ -177,7 +177,7 @@ class LogSigner:
             raise LogUnavailableError(
                 f"checkpoint #{seq} is signed by log key {unknown[0]}, which this instance does "
                 "not hold: the log key was rotated (`gateway log rotate-key`); copy the keys "
-                "directory to this instance and restart it"
+                "directory to this instance and reload (SIGHUP) or restart it"
             )
         checkpoint, signers = open_checkpoint_by_any(
             note, self.verifier_keys, expected_origin=self.name

@@ -32,7 +32,8 @@ from pathlib import Path
 
 from gateway.clock import utc_now
 from gateway.crypto.keyring import KeyPaths
-from gateway.log.checkpoint import verifier_key
+from gateway.errors import LogUnavailableError
+from gateway.log.checkpoint import signers_of, verifier_key
 from gateway.log.key_history import SwitchRecord, ensure_next_key, read_log_key, retire_key
 from gateway.log.service import LogService, LogSigner, TreeStore
 
@@ -63,6 +64,13 @@ async def rotate_log_key(
     switching = signer.switching(successor)
     stored = await LogService(store, switching, clock=clock).checkpoint(reissue=True)
     new_vkey = verifier_key(origin, successor.public_key())
+    both = [new_vkey, signer.verifier_key]
+    if signers_of(stored.note, both)[1] != both:
+        # The store answered with another checkpoint than the one just stored: stop here.
+        raise LogUnavailableError(
+            f"checkpoint #{stored.seq} read back after the switch is not signed by both keys; "
+            "the key files are unchanged: run `gateway log rotate-key` again"
+        )
     switch = SwitchRecord(
         successor=new_vkey,
         seq=stored.seq,

@@ -300,7 +300,7 @@ async def _verify_log(log_service: LogService, store: Store, out: Callable[[str]
     checkpoint = await log_service.checkpoint()
     signer = log_service.signer
     out(f"\nsigned checkpoint (C2SP signed note; GET /v1/log/checkpoint):\n{checkpoint.note}")
-    report = await audit_store(store, signer.verifier_key, signer.name)
+    report = await audit_store(store, signer.verifier_keys, signer.name)
     verdict = "OK" if report.ok else f"FAILED: {report.first_bad}"
     out(
         f"log verified with only the public key {signer.verifier_key[:40]}…: {verdict} "

@@ -1,4 +1,5 @@
-"""The `gateway log …` commands: verify, search, export, checkpoint, prove, key, forget-before.
+"""The `gateway log …` commands: verify, search, export, checkpoint, prove, key, rotate-key,
+forget-before.
 
 Exit codes as everywhere: 0 ok, 1 a failure found (tampering, a proof that does not
 check), 2 usage or configuration error. Long work reports progress on stderr when
@@ -35,7 +36,10 @@ from gateway.cli.support import (
 from gateway.config.model import Config
 from gateway.crypto.subject_keys import LogKeys, Period, forget_before
 from gateway.log.audit import AuditReport, audit_store
+from gateway.log.checkpoint import verifier_key
+from gateway.log.key_history import ensure_next_key
 from gateway.log.offline import ProofDocumentError, b64, proof_document, verify_proof_document
+from gateway.log.rotation import Rotation, rotate_log_key
 from gateway.log.search import (
     CSV_COLUMNS,
     OUTCOME_FILTERS,
@@ -123,10 +127,10 @@ def _found_exits_1(handler: Callable[[argparse.Namespace], int]) -> Callable[...
 
 def cmd_verify(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> AuditReport:
-        key = args.key or _signer(config).verifier_key
+        keys = args.key or _signer(config).verifier_keys
         progress = Progress("verifying", await store.log_size())
         try:
-            return await audit_store(store, key, config.log.origin, progress=progress.update)
+            return await audit_store(store, keys, config.log.origin, progress=progress.update)
         finally:
             progress.close()
 
@@ -141,6 +145,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"ok: {report.entries} entries and {report.checkpoints} checkpoint(s) verified "
             f"in {elapsed:.1f}s; root {b64(report.root)} at size {report.entries}"
         )
+        for seq, size in report.key_switches:
+            print(f"log key switched at checkpoint #{seq} (size {size}), signed by both keys")
         return EXIT_OK
     for problem in report.problems[: args.max_problems]:
         print(f"TAMPERED: {problem.message}")
@@ -165,6 +171,7 @@ def _report_json(report: AuditReport, elapsed: float) -> dict[str, object]:
         "root": b64(report.root),
         "seconds": round(elapsed, 3),
         "problems": [p.message for p in report.problems],
+        "key_switches": [{"checkpoint": seq, "size": size} for seq, size in report.key_switches],
         "first_bad": None
         if first is None or first.start is None
         else {"start": first.start, "end": first.end, "exact": first.exact},
@@ -351,18 +358,20 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_proof(args: argparse.Namespace) -> int:
-    key = args.key
-    if key is None and args.key_file:
-        key = Path(args.key_file).read_text(encoding="utf-8")
-    if key is None:
-        key = _signer(load(args)).verifier_key
+    keys: list[str] = args.key or []
+    if not keys and args.key_file:
+        # One vkey a line, as GET /v1/log/key serves them (the current key, then retired ones).
+        text = Path(args.key_file).read_text(encoding="utf-8")
+        keys = [line.strip() for line in text.splitlines() if line.strip()]
+    if not keys:
+        keys = _signer(load(args)).verifier_keys
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
         doc = json.loads(text)
     except (OSError, ValueError) as exc:
         raise UsageError(f"{args.file}: not a readable JSON file ({type(exc).__name__})") from None
     try:
-        checkpoint = verify_proof_document(doc, key)
+        checkpoint = verify_proof_document(doc, keys)
     except ProofDocumentError as exc:
         print(f"FAILED: {exc}")
         return EXIT_FOUND
@@ -374,7 +383,44 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    print(_signer(load(args)).verifier_key)
+    signer = _signer(load(args))
+    for key in signer.verifier_keys if args.all else [signer.verifier_key]:
+        print(key)
+    return EXIT_OK
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    config = load(args)
+    current = _signer(config).verifier_key
+    try:
+        successor, created = ensure_next_key(config.keys_dir)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot make or read the next log key: {exc}") from None
+    next_vkey = verifier_key(config.log.origin, successor.public_key())
+    if args.prepare:
+        print(f"{'created' if created else 'already prepared'}: next log key {next_vkey}")
+        print(
+            "give it to every witness (add `--log` with it beside the current key), then run "
+            "`gateway log rotate-key` to switch"
+        )
+        return EXIT_OK
+
+    async def work(store: Store, config: Config) -> Rotation:
+        with _damage_is_a_finding():
+            return await rotate_log_key(store, config.keys_dir, config.log.origin)
+
+    rotation = with_store(args, work)
+    print(f"retired log key {current}")
+    print(f"signing log key {rotation.current}")
+    print(
+        f"switch checkpoint #{rotation.switch.seq} (size {rotation.switch.size}), signed by "
+        "both keys:"
+    )
+    print(rotation.switch.note, end="")
+    print(
+        "copy the keys directory to every instance and restart them; until then an instance "
+        "holding only the old key signs no checkpoint"
+    )
     return EXIT_OK
 
 
@@ -443,7 +489,12 @@ def register(commands: Commands) -> None:
         _found_exits_1(cmd_verify),
         "recompute every leaf and the tree, check every checkpoint; exit 1 on tampering",
     )
-    verify.add_argument("--key", help="verifier key text (default: from the log signing key)")
+    verify.add_argument(
+        "--key",
+        action="append",
+        help="verifier key text; repeat for a rotated log, newest first (default: the keys "
+        "in the keys directory)",
+    )
     verify.add_argument(
         "--max-problems", type=int, default=20, help="problems printed at most (default 20)"
     )
@@ -494,10 +545,31 @@ def register(commands: Commands) -> None:
         "check a `gateway log prove` document with only the public key; exit 1 if it fails",
     )
     check.add_argument("file", help="the proof document (- for stdin)")
-    check.add_argument("--key", help="verifier key text (`gateway log key`)")
-    check.add_argument("--key-file", help="file holding the verifier key")
+    check.add_argument(
+        "--key", action="append", help="verifier key text (`gateway log key`); repeatable"
+    )
+    check.add_argument("--key-file", help="file holding the verifier key(s), one a line")
 
-    add_command(group, "key", cmd_key, "print the log's public verifier key (signed-note format)")
+    key = add_command(
+        group, "key", cmd_key, "print the log's public verifier key (signed-note format)"
+    )
+    key.add_argument(
+        "--all",
+        action="store_true",
+        help="also the keys retired by rotations, newest first (as GET /v1/log/key)",
+    )
+
+    rotate = add_command(
+        group,
+        "rotate-key",
+        _found_exits_1(cmd_rotate_key),
+        "switch the log to a new signing key at a checkpoint signed by both keys",
+    )
+    rotate.add_argument(
+        "--prepare",
+        action="store_true",
+        help="only make the next key and print its vkey (to give to the witnesses first)",
+    )
 
     forget = add_command(
         group,

@@ -14,7 +14,9 @@ Files under the keys directory (private ones 0600, all git-ignored):
   stay verifiable). Rotation metadata never leaves this file.
 - `gateway-encryption.private.jwk.json`: P-256 key partners encrypt their JWE
   responses to (published with `use: "enc"`, `alg: "ECDH-ES+A256KW"`).
-- `log-signing.private.pem` (Ed25519, PKCS#8); `log-subject.key`,
+- `log-signing.private.pem` (Ed25519, PKCS#8), after a rotation also
+  `log-signing.next.pem` (until the switch) and `log-signing.previous/` (the retired keys,
+  gateway.log.key_history); `log-subject.key`,
   `pseudonym-master.key` and `review-session.key` (signs the review page's session
   cookies): 32 random bytes each, base64 on one line.
 - `dev-issuer.private.jwk.json` and the public `callers.jwks.json`: the local
@@ -72,6 +74,10 @@ class KeyPaths:
     gateway_signing = _KeyFile("gateway-signing.private.jwks.json")
     gateway_encryption = _KeyFile("gateway-encryption.private.jwk.json")
     log_signing = _KeyFile("log-signing.private.pem")
+    # A log key rotation (gateway.log.key_history): the next key, made before the switch so
+    # witnesses can be told its vkey, and the retired keys with their switch records.
+    log_signing_next = _KeyFile("log-signing.next.pem")
+    log_signing_previous = _KeyFile("log-signing.previous")
     pseudonym_master = _KeyFile("pseudonym-master.key")
     # HMAC key of the review page's session cookies (shared by every instance).
     review_session = _KeyFile("review-session.key")

@@ -13,8 +13,12 @@ located as precisely as the evidence allows:
   (``gateway.log.columns``);
 - a stored subtree hash that the entries below it do not produce (rows swapped or
   replaced together with their leaf hashes): the 256 (or 65,536…) entries it covers;
-- a checkpoint whose signature does not verify with the log key (an altered checkpoint):
+- a checkpoint whose signature does not verify with a log key (an altered checkpoint):
   the checkpoint;
+- across a log key rotation (gateway.log.rotation; the keys are given newest first): a
+  checkpoint signed only by an older key than one before it (a retired key extending the
+  log: it may have been stolen), and a change of key not cross-signed by the key before
+  (the switch checkpoint carries both): the checkpoint;
 - a checkpoint whose root is not the root of the entries it commits to: the entries
   since the previous checkpoint that matched;
 - a checkpoint that commits to more entries than the log holds (a truncated tail): the
@@ -36,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from gateway.log.checkpoint import CheckpointError, open_checkpoint
+from gateway.log.checkpoint import CheckpointError, key_label, open_checkpoint_by_any
 from gateway.log.columns import COLUMNS, disagreeing_rows
 from gateway.log.merkle import EMPTY_ROOT
 from gateway.log.tree import NODE_LEVELS, TreeBuilder
@@ -70,6 +74,8 @@ class AuditReport:
     checkpoints: int = 0
     root: bytes = EMPTY_ROOT
     problems: list[Problem] = field(default_factory=list)
+    # (seq, size) of each checkpoint where a newer log key took over, cross-signed.
+    key_switches: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -107,7 +113,7 @@ class Auditor:
     def __init__(
         self,
         checkpoints: Sequence[StoredCheckpoint],
-        verifier_key: str,
+        verifier_keys: str | Sequence[str],
         origin: str,
         stored_nodes: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
@@ -119,10 +125,12 @@ class Auditor:
         self._last_matched = 0  # size of the last checkpoint whose root matched
         self._pending: list[_Pending] = []
         largest: tuple[int, int] | None = None  # (seq, size) of the largest one seen
-        for cp in checkpoints:
+        keys = [verifier_keys] if isinstance(verifier_keys, str) else list(verifier_keys)
+        self._era: tuple[int, int] | None = None  # (rank of the signing key, seq it began)
+        for cp in sorted(checkpoints, key=lambda c: c.seq):
             self.report.checkpoints += 1
             try:
-                opened = open_checkpoint(cp.note, verifier_key, expected_origin=origin)
+                opened, signers = open_checkpoint_by_any(cp.note, keys, expected_origin=origin)
             except CheckpointError as exc:
                 self._problem(
                     f"checkpoint #{cp.seq} (size {cp.size}) does not verify: {exc}; it was "
@@ -130,6 +138,7 @@ class Auditor:
                     checkpoint=cp.seq,
                 )
                 continue
+            self._check_key(cp, sorted(keys.index(k) for k in signers), keys)
             if opened.size != cp.size:
                 self._problem(
                     f"checkpoint #{cp.seq} is stored with size {cp.size} but signs size "
@@ -147,6 +156,36 @@ class Auditor:
             self._pending.append(_Pending(cp.seq, opened.size, opened.root))
         self._pending.sort(key=lambda p: (p.size, p.seq))
         self._check_roots()  # checkpoints of the empty tree
+
+    def _check_key(self, cp: StoredCheckpoint, ranks: list[int], keys: list[str]) -> None:
+        """The key rule across rotations; ``ranks``: the signers' places in ``keys`` (0 is
+        the newest key). The newest signer never goes back to an older key, and moves to a
+        newer one only on a checkpoint also signed by the key before (the switch)."""
+        newest = ranks[0]
+        if self._era is None:
+            self._era = (newest, cp.seq)
+            return
+        era, since = self._era
+        if newest > era:
+            self._problem(
+                f"checkpoint #{cp.seq} (size {cp.size}) is signed only by the retired log key "
+                f"{key_label(keys[newest])}, but log key {key_label(keys[era])} signs since "
+                f"checkpoint #{since}: after a key switch only the new key may extend the log "
+                "(the retired key may have been stolen)",
+                checkpoint=cp.seq,
+            )
+        elif newest < era:
+            if era not in ranks:
+                self._problem(
+                    f"checkpoint #{cp.seq} (size {cp.size}) is the first signed by log key "
+                    f"{key_label(keys[newest])} but not by {key_label(keys[era])}, which signed "
+                    "before it: a key switch must be cross-signed by the old and the new key "
+                    "(`gateway log rotate-key`)",
+                    checkpoint=cp.seq,
+                )
+            else:
+                self.report.key_switches.append((cp.seq, cp.size))
+            self._era = (newest, cp.seq)
 
     def _problem(
         self,
@@ -289,13 +328,14 @@ class AuditStore(Protocol):
 
 async def audit_store(
     store: AuditStore,
-    verifier_key: str,
+    verifier_keys: str | Sequence[str],
     origin: str,
     *,
     progress: Callable[[int], None] | None = None,
 ) -> AuditReport:
     """Recompute the whole stored log, every row's search columns and every checkpoint
-    (`gateway log verify`).
+    (`gateway log verify`). ``verifier_keys``: the log's keys, newest first (one key
+    for a log never rotated).
 
     Streams the rows in index order (keyset pages, the next read overlapping the
     hashing of the current one); `progress` is told how many entries were checked.
@@ -312,7 +352,7 @@ async def audit_store(
         for level, index, value in await store.read_tree_hashes(reads)
         if value is not None
     }
-    auditor = Auditor(checkpoints, verifier_key, origin, nodes)
+    auditor = Auditor(checkpoints, verifier_keys, origin, nodes)
     counted = await store.log_size()
     pending = asyncio.ensure_future(store.read_log_rows(0, READ_CHUNK))
     try:

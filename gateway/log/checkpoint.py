@@ -31,6 +31,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -47,15 +48,19 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "SignatureLine",
+    "add_signature",
     "b64decode_strict",
     "check_key_name",
     "key_id",
+    "key_label",
     "open_checkpoint",
+    "open_checkpoint_by_any",
     "open_note",
     "parse_signature_line",
     "parse_verifier_key",
     "sign_checkpoint",
     "sign_note",
+    "signers_of",
     "split_note",
     "verifier_key",
 ]
@@ -272,16 +277,29 @@ def split_note(note_text: str) -> tuple[str, list[SignatureLine]]:
     return text, [parse_signature_line(line, n) for n, line in enumerate(lines, start=1)]
 
 
-def open_note(note_text: str, verifier_key_text: str) -> str:
-    """Verify a signed note against one trusted verifier key and return its text.
+def add_signature(note_text: str, name: str, private_key: Ed25519PrivateKey) -> str:
+    """``note_text`` with one more signature line, by ``private_key``, over the same text.
 
-    Signature lines from other keys (different name or key id) are ignored. A line from
-    the trusted key whose signature does not verify makes the whole note invalid, and at
-    least one line from the trusted key is required.
+    A note may carry several signatures: a log key rotation's switch checkpoint carries the
+    old and the new log key's, so a verifier trusting either follows the chain across it.
     """
+    text, _ = split_note(note_text)
+    return note_text + sign_note(text, name, private_key)[len(text) + 1 :]
+
+
+def key_label(verifier_key_text: str) -> str:
+    """``<name>+<key id>`` of a verifier key: how messages name a key (not its material)."""
+    name, _, rest = verifier_key_text.strip().partition("+")
+    return f"{name}+{rest.partition('+')[0]}"
+
+
+def _verified_by(
+    text: str, signatures: list[SignatureLine], verifier_key_text: str
+) -> tuple[str, bytes, bool]:
+    """(name, key id, whether a line by that key verifies); a line by it that does not
+    verify makes the whole note invalid."""
     name, public_key = parse_verifier_key(verifier_key_text)
     kid = key_id(name, public_key)
-    text, signatures = split_note(note_text)
     message = text.encode("utf-8")
     verified = False
     for number, line in enumerate(signatures, start=1):
@@ -294,7 +312,19 @@ def open_note(note_text: str, verifier_key_text: str) -> str:
                 f"signature line {number} by {name}+{kid.hex()} does not verify over the note text"
             ) from None
         verified = True
+    return name, kid, verified
 
+
+def open_note(note_text: str, verifier_key_text: str) -> str:
+    """Verify a signed note against one trusted verifier key and return its text.
+
+    Signature lines from other keys (different name or key id) are ignored. A line from
+    the trusted key whose signature does not verify makes the whole note invalid, and at
+    least one line from the trusted key is required.
+    """
+    parse_verifier_key(verifier_key_text)  # a bad key is named before a bad note
+    text, signatures = split_note(note_text)
+    name, kid, verified = _verified_by(text, signatures, verifier_key_text)
     if not verified:
         found = ", ".join(f"{line.name}+{line.key_id.hex()}" for line in signatures)
         raise CheckpointError(
@@ -302,6 +332,19 @@ def open_note(note_text: str, verifier_key_text: str) -> str:
             f"found signatures by: {found}"
         )
     return text
+
+
+def signers_of(note_text: str, verifier_keys: Sequence[str]) -> tuple[str, list[str]]:
+    """The note's text and those of ``verifier_keys`` that signed it, in the given order.
+
+    Lines by other keys are ignored; a line by one of ``verifier_keys`` that does not
+    verify makes the note invalid (CheckpointError). The list may be empty.
+    """
+    for key in verifier_keys:
+        parse_verifier_key(key)  # a bad key is named before a bad note
+    text, signatures = split_note(note_text)
+    signed = [k for k in verifier_keys if _verified_by(text, signatures, k)[2]]
+    return text, signed
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -389,3 +432,24 @@ def open_checkpoint(
     if expected_origin is not None and cp.origin != expected_origin:
         raise CheckpointError(f"checkpoint origin is {cp.origin!r}, expected {expected_origin!r}")
     return cp
+
+
+def open_checkpoint_by_any(
+    note_text: str, verifier_keys: Sequence[str], *, expected_origin: str | None = None
+) -> tuple[Checkpoint, list[str]]:
+    """Verify a checkpoint signed by at least one of ``verifier_keys`` (a log's current and
+    retired keys) and parse it; also which of them signed it, in the given order."""
+    if not verifier_keys:
+        raise CheckpointError("no verifier key given, expected at least one")
+    text, signed = signers_of(note_text, verifier_keys)
+    if not signed:
+        _, signatures = split_note(note_text)
+        found = ", ".join(f"{line.name}+{line.key_id.hex()}" for line in signatures)
+        wanted = ", ".join(key_label(k) for k in verifier_keys)
+        raise CheckpointError(
+            f"no signature by {wanted}, expected at least one; found signatures by: {found}"
+        )
+    cp = _parse_body(text)
+    if expected_origin is not None and cp.origin != expected_origin:
+        raise CheckpointError(f"checkpoint origin is {cp.origin!r}, expected {expected_origin!r}")
+    return cp, signed

@@ -1,7 +1,7 @@
 """Proof documents: one entry, its inclusion proof and a signed checkpoint, checkable offline.
 
 ``gateway log prove INDEX`` prints a :func:`proof_document`; anyone holding the log's
-public verifier key (``gateway log key``, ``GET /v1/log/key``) checks it with
+public verifier key(s) (``gateway log key --all``, ``GET /v1/log/key``) checks it with
 :func:`verify_proof_document` — which uses nothing but ``gateway.log.merkle``,
 ``gateway.log.checkpoint`` and the canonical JSON rule, no store and no secret::
 
@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from gateway.canonical import canonical_json
-from gateway.log.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from gateway.log.checkpoint import Checkpoint, CheckpointError, open_checkpoint_by_any
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
 
 __all__ = ["FORMAT", "ProofDocumentError", "proof_document", "verify_proof_document"]
@@ -79,10 +79,13 @@ def _hash(text: object, what: str) -> bytes:
         raise ProofDocumentError(f"{what} is not base64") from None
 
 
-def verify_proof_document(doc: object, verifier_key_text: str) -> Checkpoint:
-    """Check a proof document against the log's verifier key; the checkpoint it proves under.
+def verify_proof_document(doc: object, verifier_keys: str | Sequence[str]) -> Checkpoint:
+    """Check a proof document against the log's verifier key(s); the checkpoint it proves under.
 
-    Checks the checkpoint's signature (and that its origin is the key's name), that the
+    Checks the checkpoint's signature by one of ``verifier_keys`` (a log's current and
+    retired keys, as ``GET /v1/log/key`` lists them: a checkpoint signed before a key
+    rotation verifies with the old key, one after it with the new, the switch checkpoint
+    with either) and that its origin is the keys' name, that the
     leaf hash is that of the entry's canonical JSON, and the inclusion proof from that
     leaf to the checkpoint's root. Raises :class:`ProofDocumentError` saying what failed.
     """
@@ -96,8 +99,9 @@ def verify_proof_document(doc: object, verifier_key_text: str) -> Checkpoint:
     note = _field(doc, "checkpoint", str)
     hashes = [_hash(h, "an inclusion proof hash") for h in _field(doc, "inclusion_proof", list)]
     try:
-        key_name = verifier_key_text.strip().split("+", 1)[0]
-        checkpoint = open_checkpoint(note, verifier_key_text, expected_origin=key_name)
+        keys = [verifier_keys] if isinstance(verifier_keys, str) else list(verifier_keys)
+        key_name = keys[0].strip().split("+", 1)[0] if keys else None
+        checkpoint, _ = open_checkpoint_by_any(note, keys, expected_origin=key_name)
     except CheckpointError as exc:
         raise ProofDocumentError(f"the checkpoint does not verify: {exc}") from None
     if checkpoint.size != tree_size:

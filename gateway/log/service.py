@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from gateway.clock import utc_now
 from gateway.crypto.keyring import KeyPaths
@@ -47,10 +46,14 @@ from gateway.errors import (
 from gateway.log.checkpoint import (
     Checkpoint,
     CheckpointError,
-    open_checkpoint,
+    add_signature,
+    key_label,
+    open_checkpoint_by_any,
     sign_checkpoint,
+    split_note,
     verifier_key,
 )
+from gateway.log.key_history import RetiredLogKey, read_log_key, retired_keys
 from gateway.log.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -101,28 +104,92 @@ class TreeStore(Protocol):
 
 
 class LogSigner:
-    """The log's Ed25519 key and name (the checkpoint origin, CONTRACT §4.6)."""
+    """The log's Ed25519 key and name (the checkpoint origin, CONTRACT §4.6), and the keys
+    that signed the log before a rotation (gateway.log.key_history).
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+    With a ``successor`` it is the signer of a key switch (``gateway log rotate-key``):
+    every note it signs carries the current key's and the successor's signature.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        private_key: Ed25519PrivateKey,
+        *,
+        retired: Sequence[RetiredLogKey] = (),
+        successor: Ed25519PrivateKey | None = None,
+    ) -> None:
         self.name = name
         self._private_key = private_key
         self.verifier_key = verifier_key(name, private_key.public_key())
+        self.retired = tuple(retired)  # newest first
+        self._successor = successor
+        self.successor_key = (
+            None if successor is None else verifier_key(name, successor.public_key())
+        )
+
+    @property
+    def verifier_keys(self) -> list[str]:
+        """Every key of this log, newest first: the successor during a switch, the current
+        key, then the retired ones (GET /v1/log/key, ``gateway log verify``)."""
+        keys = [self.verifier_key, *(r.vkey for r in self.retired)]
+        return keys if self.successor_key is None else [self.successor_key, *keys]
 
     @classmethod
     def load(cls, keys_dir: Path, name: str) -> LogSigner:
-        """The key in ``keys/log-signing.private.pem`` (``gateway keys generate`` makes it)."""
-        path = KeyPaths(keys_dir).log_signing
-        key = load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path}: expected an Ed25519 private key (PKCS#8 PEM)")
-        return cls(name, key)
+        """The key in ``keys/log-signing.private.pem`` (``gateway keys generate`` makes it)
+        and the retired ones in ``keys/log-signing.previous/``."""
+        key = read_log_key(KeyPaths(keys_dir).log_signing)
+        return cls(name, key, retired=retired_keys(keys_dir, name))
+
+    def switching(self, successor: Ed25519PrivateKey) -> LogSigner:
+        """This signer, cross-signing with ``successor`` (the switch checkpoint)."""
+        return LogSigner(self.name, self._private_key, retired=self.retired, successor=successor)
 
     def sign(self, checkpoint: Checkpoint) -> str:
-        return sign_checkpoint(checkpoint, self.name, self._private_key)
+        note = sign_checkpoint(checkpoint, self.name, self._private_key)
+        if self._successor is not None:
+            note = add_signature(note, self.name, self._successor)
+        return note
 
     def open(self, note: str) -> Checkpoint:
-        """Verify a stored note with this key and this origin; CheckpointError otherwise."""
-        return open_checkpoint(note, self.verifier_key, expected_origin=self.name)
+        """Verify a stored note with a key of this log and its origin; CheckpointError
+        otherwise (``gateway log verify`` checks which key may sign where)."""
+        return open_checkpoint_by_any(note, self.verifier_keys, expected_origin=self.name)[0]
+
+    def open_to_extend(self, note: str, seq: int) -> Checkpoint:
+        """The latest stored checkpoint (#``seq``), verified as one this signer may extend.
+
+        It must carry the current key's signature: one signed only by a retired key came
+        after its switch (a stolen old key must not extend the log), and one also signed by
+        a key of this log that this instance does not hold means the key was rotated
+        (LogUnavailableError: nothing is signed until it has the new key files)."""
+        held = {key_label(k) for k in self.verifier_keys}
+        _, lines = split_note(note)
+        unknown = [
+            f"{line.name}+{line.key_id.hex()}"
+            for line in lines
+            if line.name == self.name and f"{line.name}+{line.key_id.hex()}" not in held
+        ]
+        if unknown:
+            # Not damage: the log is fine, this instance is behind (LogUnavailableError, so
+            # the checkpoint loop logs it and tries again; a reload or restart ends it).
+            raise LogUnavailableError(
+                f"checkpoint #{seq} is signed by log key {unknown[0]}, which this instance does "
+                "not hold: the log key was rotated (`gateway log rotate-key`); copy the keys "
+                "directory to this instance and reload (SIGHUP) or restart it"
+            )
+        checkpoint, signers = open_checkpoint_by_any(
+            note, self.verifier_keys, expected_origin=self.name
+        )
+        if self.verifier_key not in signers:
+            raise CheckpointError(
+                f"checkpoint #{seq} is signed only by retired log key(s) "
+                f"{', '.join(key_label(k) for k in signers)}, not by the current key "
+                f"{key_label(self.verifier_key)}: after a key switch only the new key extends "
+                "the log (a retired key may have been stolen)"
+            )
+        return checkpoint
 
 
 @dataclass(frozen=True)
@@ -376,8 +443,9 @@ class LogService:
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         return await self._store.latest_checkpoint()
 
-    async def checkpoint(self) -> StoredCheckpoint:
-        """Sign and store a checkpoint of the whole log now (the latest if nothing is new).
+    async def checkpoint(self, *, reissue: bool = False) -> StoredCheckpoint:
+        """Sign and store a checkpoint of the whole log now (the latest if nothing is new,
+        unless `reissue`: a key switch signs one even then, gateway.log.rotation).
 
         Raises LogIntegrityError rather than sign a tree that does not extend the latest
         stored checkpoint. Entries this instance has queued are committed first, so the
@@ -397,7 +465,7 @@ class LogService:
                 root = await self.root(size)
                 if previous is not None:
                     await self._check_extends(previous, size, root)
-                    if previous.size == size and latest is not None:
+                    if previous.size == size and latest is not None and not reissue:
                         return latest
                 at = self._clock()
                 note = self.signer.sign(Checkpoint(self.origin, size, root))
@@ -415,7 +483,7 @@ class LogService:
         if latest is None:
             return None
         try:
-            opened = self.signer.open(latest.note)
+            opened = self.signer.open_to_extend(latest.note, latest.seq)
         except CheckpointError as exc:
             raise LogIntegrityError(
                 f"the latest stored checkpoint (#{latest.seq}) does not verify with the log "

@@ -52,6 +52,8 @@ def exposed_secret_problems(
             paths.gateway_signing,
             paths.gateway_encryption,
             paths.log_signing,
+            paths.log_signing_next,
+            *sorted(paths.log_signing_previous.glob("*.pem")),
             paths.pseudonym_master,
             paths.review_session,
             paths.subject_lookup,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -56,6 +57,25 @@ from gateway.web.routes.openapi import add_openapi_route
 from gateway.web.routes.ops import add_ops_routes, watch_checkpoints
 from gateway.web.routes.partners import add_partner_routes
 from gateway.web.routes.rights import add_rights_routes
+
+# The logger of start, reload and stop (gateway.ops.reload's).
+lifecycle = logging.getLogger("gateway.lifecycle")
+
+
+def reload_log_signer(service: LogService, config: Config) -> None:
+    """Read the log key files again; a key that cannot be read keeps the loaded signer."""
+    try:
+        fresh = LogSigner.load(config.keys_dir, config.log.origin)
+    except (OSError, ValueError) as exc:
+        lifecycle.error(
+            "log signing key not reloaded (%s), the loaded key goes on signing: run `gateway "
+            "config validate` to see why",
+            type(exc).__name__,
+        )
+        return
+    if fresh.verifier_keys != service.signer.verifier_keys:
+        service.signer = fresh
+        lifecycle.info("log signing key reloaded: %s signs from now on", fresh.verifier_key)
 
 
 def create_app(
@@ -129,6 +149,9 @@ def create_app(
 
             reloader.on_swap.append(forget_changed)
             log_service = LogService(store, signer, keys=log_keys, clock=clock)
+            # After a log key rotation (`gateway log rotate-key`) and the keys directory
+            # copied here, a reload (SIGHUP) makes this instance sign with the new key.
+            reloader.on_swap.append(lambda _old, _fresh: reload_log_signer(log_service, config))
             await log_service.prepare()
             # Crash recovery: only instances gone silent get their in-flight disclosures
             # marked unknown, by whichever live instance claims them first.

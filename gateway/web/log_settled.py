@@ -26,6 +26,7 @@ NO_LOG_READS = frozenset(
         "jwks",
         "openapi",
         "log_key",
+        "log_keys",
         *PROBLEM_ROUTES,
     }
 )

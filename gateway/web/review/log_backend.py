@@ -60,7 +60,7 @@ class LogReviewBackend:
     async def audit(self) -> None:
         """Recompute the whole log and every checkpoint; remember the result."""
         signer = self._log.signer
-        report = await audit_store(self._store, signer.verifier_key, signer.name)
+        report = await audit_store(self._store, signer.verifier_keys, signer.name)
         self._verified_at = self._clock()
         self._ok = report.ok
         first = report.first_bad

@@ -1,6 +1,7 @@
 """HTTP access to the disclosure log (CONTRACT §4.6): checkpoint, entries, proofs, key.
 
-All but ``GET /v1/log/key`` need the reviewer role. Hashes are base64 and proofs list
+All but ``GET /v1/log/key`` and ``GET /v1/log/keys`` (the keys after rotations, with the
+checkpoints each signs) need the reviewer role. Hashes are base64 and proofs list
 them in RFC 9162 order, so any RFC 9162 verifier (or ``gateway log verify-proof``)
 checks them against a checkpoint with only the public key.
 """
@@ -14,6 +15,7 @@ from typing import Final
 from aiohttp import web
 
 from gateway.errors import InvalidRequestError
+from gateway.log.key_history import key_validity
 from gateway.log.offline import b64
 from gateway.web.http import caller_of, json_response
 from gateway.web.keys import LOG
@@ -82,7 +84,17 @@ async def get_consistency_proof(request: web.Request) -> web.Response:
 
 
 async def get_key(request: web.Request) -> web.Response:
-    response = _text(request.app[LOG].signer.verifier_key + "\n")
+    # The current key first (what clients reading one line take), then the keys retired
+    # by rotations, newest first: a checkpoint verifies with one of them.
+    response = _text("".join(f"{key}\n" for key in request.app[LOG].signer.verifier_keys))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+async def get_keys(request: web.Request) -> web.Response:
+    signer = request.app[LOG].signer
+    keys = key_validity(signer.verifier_key, signer.retired)
+    response = json_response({"origin": signer.name, "keys": keys})
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -94,3 +106,4 @@ def add_log_routes(app: web.Application) -> None:
     app.router.add_get("/v1/log/proof/inclusion", get_inclusion_proof, name="log_inclusion")
     app.router.add_get("/v1/log/proof/consistency", get_consistency_proof, name="log_consistency")
     app.router.add_get("/v1/log/key", get_key, name="log_key")
+    app.router.add_get("/v1/log/keys", get_keys, name="log_keys")

@@ -1248,16 +1248,52 @@ def _paths() -> dict[str, Schema]:
             "get": _operation(
                 "getLogKey",
                 "The log's public key as a signed-note verifier key "
-                "(<name>+<hex key id>+<base64(0x01 || Ed25519 key)>).",
+                "(<name>+<hex key id>+<base64(0x01 || Ed25519 key)>), one a line: the "
+                "current key first, then the keys retired by rotations, newest first.",
                 {
                     "200": {
-                        "description": "The verifier key.",
+                        "description": "The verifier key(s).",
                         "content": {
                             "text/plain": {
                                 "schema": {"type": "string", "pattern": r"^[^+\s]+\+[0-9a-f]{8}\+"}
                             }
                         },
                     }
+                },
+                tag="log",
+                secured=False,
+            )
+        },
+        "/v1/log/keys": {
+            "get": _operation(
+                "getLogKeys",
+                "Every key of the log, newest first, with the checkpoints it signs: `from` "
+                "the switch checkpoint that made it current, `until` the one that retired it "
+                "(its note, signed by both keys); null at the open ends.",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["origin", "keys"],
+                            "properties": {
+                                "origin": {"type": "string"},
+                                "keys": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["vkey", "status", "from", "until"],
+                                        "properties": {
+                                            "vkey": {"type": "string"},
+                                            "status": {"enum": ["current", "retired"]},
+                                            "from": {"type": ["object", "null"]},
+                                            "until": {"type": ["object", "null"]},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                        "The log's keys.",
+                    )
                 },
                 tag="log",
                 secured=False,

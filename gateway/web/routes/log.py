@@ -1,6 +1,7 @@
 """HTTP access to the disclosure log (CONTRACT §4.6): checkpoint, entries, proofs, key.
 
-All but ``GET /v1/log/key`` need the reviewer role. Hashes are base64 and proofs list
+All but ``GET /v1/log/key`` need the reviewer role; a calling service (discloser) may also
+read the entries that name it, which its receipts prove (§4.7). Hashes are base64 and proofs list
 them in RFC 9162 order, so any RFC 9162 verifier (or ``gateway log verify-proof``)
 checks them against a checkpoint with only the public key.
 """
@@ -13,10 +14,12 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.errors import InvalidRequestError
+from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.log.offline import b64
+from gateway.log.record import EntryRecord, NotAnEntry
 from gateway.web.http import caller_of, json_response
 from gateway.web.keys import LOG
+from gateway.web.routes.receipts import may_read_entry
 
 __all__ = ["add_log_routes"]
 
@@ -46,9 +49,21 @@ async def get_checkpoint(request: web.Request) -> web.Response:
 
 
 async def get_entry(request: web.Request) -> web.Response:
-    await caller_of(request, REVIEWER)
+    # A calling service reads the entries that name it (what its receipts prove, §4.7);
+    # another's entry is answered as one that does not exist, so none can be probed.
+    caller = await caller_of(request, (REVIEWER, "discloser"))
     index = _number(request.match_info["index"], "index")
-    number, entry, leaf = await request.app[LOG].record(index)
+    try:
+        number, entry, leaf = await request.app[LOG].record(index)
+        if not may_read_entry(caller, EntryRecord.parse(number, entry)):
+            raise NotFoundError(f"no log entry with index {index}")
+    except (NotFoundError, NotAnEntry):
+        if REVIEWER in caller.roles:
+            raise
+        raise NotFoundError(
+            f"no log entry with index {index} made by this caller; a calling service reads "
+            "only its own disclosures' entries"
+        ) from None
     return json_response(
         {
             "index": number,

@@ -1,4 +1,4 @@
-"""Receipts end to end (CONTRACT §4.7): a disclosure through the real gateway to a sandbox
+"""Receipts end to end (CONTRACT §4.6): a disclosure through the real gateway to a sandbox
 partner, the Link to its receipt, 202 until a checkpoint covers it, then the receipt and
 its entry fetched as the calling service and checked by `gateway receipt verify` in a
 process of its own, with no config and no database — only the log's public key in a

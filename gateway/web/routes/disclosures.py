@@ -38,7 +38,7 @@ def disclosed_answer(result: Disclosed) -> StoredResponse:
         "Disclosure-Fields": ",".join(result.fields),
     }
     if 200 <= result.status < 300:
-        # Sent, with an intent entry in the log: where its receipt will be (§4.7).
+        # Sent, with an intent entry in the log: where its receipt will be (§4.6).
         headers["Link"] = receipt_link(result.disclosure_id)
     return StoredResponse(result.status, headers, result.body)
 

@@ -789,7 +789,7 @@ def _components() -> Schema:
             },
             "ReceiptLink": {
                 "description": "Where the receipt of a disclosure that was sent can be "
-                'fetched: `</v1/disclosures/{id}/receipt>; rel="receipt"` (§4.7).',
+                'fetched: `</v1/disclosures/{id}/receipt>; rel="receipt"` (§4.6).',
                 "schema": {"type": "string"},
             },
             "RetryAfter": {

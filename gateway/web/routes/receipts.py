@@ -1,4 +1,4 @@
-"""A disclosure's receipt over HTTP (CONTRACT §4.7): its intent entry proven in the
+"""A disclosure's receipt over HTTP (CONTRACT §4.6): its intent entry proven in the
 witnessed checkpoint, as a C2SP tlog-proof anyone checks offline (``gateway receipt
 verify``, ``gateway.log.receipt``).
 
@@ -104,7 +104,7 @@ async def get_receipt(request: web.Request) -> web.Response:
 
 
 def add_receipt_routes(app: web.Application) -> None:
-    """Register §4.7; the app must hold the STORE, the LOG and AUTH."""
+    """Register §4.6; the app must hold the STORE, the LOG and AUTH."""
     app.router.add_get(
         "/v1/disclosures/{disclosure_id}/receipt", get_receipt, name="disclosure_receipt"
     )

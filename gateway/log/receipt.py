@@ -175,15 +175,15 @@ def parse_receipt(data: str | bytes) -> Receipt:
     hashes of 32 bytes, an index without leading zeros. The checkpoint note is kept as is
     (:func:`verify_receipt` opens it)."""
     text = _text_of(data)
+    first = text.split("\n", 1)[0]
+    if first != HEADER:
+        raise MalformedReceipt(f"first line is {first[:40]!r}, expected {HEADER!r}")
     head, blank, note = text.partition("\n\n")
     if not blank:
         raise MalformedReceipt(
             "no empty line, expected the proof lines, an empty line, then the checkpoint"
         )
-    lines = head.split("\n")
-    if lines[0] != HEADER:
-        raise MalformedReceipt(f"first line is {lines[0][:40]!r}, expected {HEADER!r}")
-    rest = lines[1:]
+    rest = head.split("\n")[1:]
     extra = None
     if rest and rest[0].startswith("extra "):
         extra = b64decode_strict(rest[0].removeprefix("extra "))

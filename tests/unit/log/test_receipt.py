@@ -4,17 +4,29 @@ policy of quorum 2 — with each way a receipt can fail refused for its own reas
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.receipts import (
+    ENTRIES,
+    LEAVES,
+    ORIGIN,
+    OTHER_LOG,
+    TIME,
+    W1,
+    W2,
+    b64,
+    note,
+    policy,
+    receipt,
+    served,
+)
 
 from gateway.canonical import canonical_json
 from gateway.log import merkle
-from gateway.log.checkpoint import Checkpoint, sign_checkpoint, verifier_key
-from gateway.log.cosignature import cosign, witness_vkey
+from gateway.log.checkpoint import Checkpoint
+from gateway.log.cosignature import cosign
 from gateway.log.receipt import (
     HEADER,
     BadCosignature,
@@ -30,10 +42,7 @@ from gateway.log.receipt import (
     parse_receipt,
     verify_receipt,
 )
-from gateway.log.witness_policy import WitnessPolicy, parse_witness_policy
-
-ORIGIN = "log.test.example/disclosures"
-TIME = 1_796_000_000
+from gateway.log.witness_policy import parse_witness_policy
 
 # The example of c2sp.org/tlog-proof, signatures elided ("[...]") as the spec shows them.
 SPEC_EXAMPLE = """c2sp.org/tlog-proof@v1
@@ -52,58 +61,6 @@ sFodV/vSp5O8n9a8QpW6PRY97tfOSW5bsc2Xl/EQi08=
 \u2014 example.com/fancylog hI2DJw[...]1roloI=
 \u2014 witness1.example mJirIklj[...]qY9v2B/5bg==
 """
-
-
-def _key(n: int) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(bytes([n]) * 32)
-
-
-LOG_KEY, W1, W2, OTHER_LOG = _key(1), _key(2), _key(3), _key(4)
-ENTRIES = [
-    {"v": 1, "kind": "intent", "disclosure_id": f"d-{i}", "caller": "svc", "fields": {}}
-    for i in range(13)
-]
-LEAVES = [merkle.leaf_hash(canonical_json(e)) for e in ENTRIES]
-
-
-def policy(quorum: str = "both", log_key: Ed25519PrivateKey = LOG_KEY) -> WitnessPolicy:
-    text = (
-        f"log {verifier_key(ORIGIN, log_key.public_key())}\n"
-        f"witness w1 {witness_vkey('w1.example', W1.public_key())}\n"
-        f"witness w2 {witness_vkey('w2.example', W2.public_key())}\n"
-        "group both all w1 w2\n"
-        f"quorum {quorum}\n"
-    )
-    return parse_witness_policy(text.encode(), "policy.txt")
-
-
-def note(
-    *,
-    size: int = len(ENTRIES),
-    origin: str = ORIGIN,
-    log_key: Ed25519PrivateKey = LOG_KEY,
-    witnesses: tuple[tuple[str, Ed25519PrivateKey], ...] = (("w1.example", W1), ("w2.example", W2)),
-) -> str:
-    cp = Checkpoint(origin, size, merkle.root_from_leaf_hashes(LEAVES[:size]))
-    signed = sign_checkpoint(cp, origin, log_key)
-    return signed + "".join(cosign(cp.body(), name, key, TIME) for name, key in witnesses)
-
-
-def receipt(index: int = 5, **kwargs: Any) -> str:
-    size = kwargs.get("size", len(ENTRIES))
-    return format_receipt(index, merkle.inclusion_proof(index, LEAVES[:size]), note(**kwargs))
-
-
-def served(index: int = 5) -> str:
-    """The entry as GET /v1/log/entries/{index} serves it."""
-    return json.dumps(
-        {"index": index, "leaf_hash": _b64(LEAVES[index]), "entry": ENTRIES[index]},
-        ensure_ascii=True,
-    )
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 # -- the format -------------------------------------------------------------------------
@@ -179,7 +136,7 @@ def test_quorum_none_needs_no_witness() -> None:
 
 def test_one_hash_changed_is_refused() -> None:
     lines = receipt().split("\n")
-    lines[3] = _b64(bytes(32))  # the second proof hash
+    lines[3] = b64(bytes(32))  # the second proof hash
     with pytest.raises(InclusionFailed, match="not proven in the tree of size 13"):
         verify_receipt("\n".join(lines), served(), policy())
 

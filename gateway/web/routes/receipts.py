@@ -46,12 +46,13 @@ def may_read_entry(caller: Caller, entry: EntryRecord) -> bool:
 
 
 async def _intent_of(request: web.Request, caller: Caller, disclosure_id: str) -> EntryRecord:
+    if not _DISCLOSURE_ID.fullmatch(disclosure_id):
+        # Not repeated in the answer: it is no id the gateway gave.
+        raise NotFoundError("no such disclosure: expected the Disclosure-Id of an answer")
     unknown = NotFoundError(
         f"no disclosure {disclosure_id!r} made by this caller; a receipt is for the calling "
         "service that made the disclosure (or a reviewer)"
     )
-    if not _DISCLOSURE_ID.fullmatch(disclosure_id):
-        raise unknown
     entries = await checked_disclosure(request.app[STORE], disclosure_id)
     if not entries or not may_read_entry(caller, entries[0]):
         raise unknown

@@ -33,7 +33,12 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from gateway_client.errors import GatewayUnreachable, UnexpectedResponse, problem_class
+from gateway_client.errors import (
+    GatewayUnreachable,
+    ReceiptPending,
+    UnexpectedResponse,
+    problem_class,
+)
 from gateway_client.models import (
     Consent,
     Decision,
@@ -154,6 +159,24 @@ class GatewayClient:
             request_id=reply.headers.get("X-Request-Id"),
             acknowledgement=reply.headers.get("Disclosure-Acknowledgement-Status"),
         )
+
+    async def receipt(self, disclosure_id: str) -> str:
+        """`GET /v1/disclosures/{id}/receipt`: the disclosure's receipt, a C2SP tlog-proof
+        (text; keep it as `<id>.tlog-proof`, check it with `gateway receipt verify`).
+
+        Raises ReceiptPending (with `retry_after`) while no witnessed checkpoint covers
+        the disclosure yet, NotFound for an id this caller did not disclose.
+        """
+        path = f"/v1/disclosures/{_segment(disclosure_id)}/receipt"
+        reply = await self._call("GET", path, None)
+        if reply.status == 202:
+            raise ReceiptPending(
+                "the receipt is not ready: no witnessed checkpoint covers the disclosure yet",
+                retry_after=_retry_after(reply.headers.get("Retry-After")),
+            )
+        if reply.status != 200:
+            self._raise(reply)
+        return reply.body.decode("utf-8")
 
     async def decide(
         self,
@@ -398,7 +421,7 @@ def _route(path: str) -> str:
     """The path with its identifier segments elided, for messages."""
     parts = path.split("/")
     named = {"v1", "subjects", "consents", "withdraw", "restriction", "profile"}
-    named |= {"disclosures", "decisions", "erasure"}
+    named |= {"disclosures", "decisions", "erasure", "receipt"}
     return "/".join(p if p in named or not p else "…" for p in parts)
 
 

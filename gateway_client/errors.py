@@ -48,6 +48,15 @@ class UnexpectedResponse(GatewayClientError):
         self.content_type = content_type
 
 
+class ReceiptPending(GatewayClientError):
+    """The disclosure's receipt is not ready: no witnessed checkpoint covers its entry yet
+    (a 202, not a problem). Ask again after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class GatewayProblem(GatewayClientError):
     """A problem document (RFC 9457) of the gateway. Subclasses: one per problem code.
 

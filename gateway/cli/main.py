@@ -22,6 +22,7 @@ from gateway.cli import keys as cli_keys
 from gateway.cli import log as cli_log
 from gateway.cli import partners as cli_partners
 from gateway.cli import policy as cli_policy
+from gateway.cli import receipt as cli_receipt
 from gateway.cli import review as cli_review
 from gateway.cli import rights as cli_rights
 from gateway.cli import server as cli_server
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_log.register(commands)
     cli_witness.register(commands)
     cli_acknowledgement.register(commands)
+    cli_receipt.register(commands)
     cli_review.register(commands)
     cli_rights.register(commands)
     cli_completion.register(commands)

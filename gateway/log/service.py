@@ -443,6 +443,13 @@ class LogService:
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         return await self._store.latest_checkpoint()
 
+    async def witnessed_checkpoint(self) -> StoredCheckpoint | None:
+        """The latest stored checkpoint whose note carries the cosignatures meeting the
+        witness policy's quorum (its ``note`` with them appended); with no policy, the
+        latest checkpoint. What receipts are proven against."""
+        # placeholder until witnessing lands
+        return await self._store.latest_checkpoint()
+
     async def checkpoint(self, *, reissue: bool = False) -> StoredCheckpoint:
         """Sign and store a checkpoint of the whole log now (the latest if nothing is new,
         unless `reissue`: a key switch signs one even then, gateway.log.rotation).

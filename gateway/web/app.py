@@ -56,6 +56,7 @@ from gateway.web.routes.log import add_log_routes
 from gateway.web.routes.openapi import add_openapi_route
 from gateway.web.routes.ops import add_ops_routes, watch_checkpoints
 from gateway.web.routes.partners import add_partner_routes
+from gateway.web.routes.receipts import add_receipt_routes
 from gateway.web.routes.rights import add_rights_routes
 
 # The logger of start, reload and stop (gateway.ops.reload's).
@@ -211,6 +212,7 @@ def create_app(
     add_rights_routes(app)
     add_openapi_route(app)
     add_log_routes(app)
+    add_receipt_routes(app)
     add_partner_routes(app)
     add_problem_routes(app)
     add_review_routes(

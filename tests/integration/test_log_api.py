@@ -169,7 +169,10 @@ async def test_reviewer_role_required(
     client: TestClient, headers_for: Callable[[str], dict[str, str]], path: str
 ) -> None:
     assert (await client.get(path)).status == 401
-    assert (await client.get(path, headers=headers_for("sales-service"))).status == 403
+    assert (await client.get(path, headers=headers_for("customer-app"))).status == 403
+    # A calling service reads only entries that name it (§4.6): another's is not found.
+    others = 404 if "/entries/" in path else 403
+    assert (await client.get(path, headers=headers_for("sales-service"))).status == others
     assert (await client.get(path, headers=headers_for("reviewer-bob"))).status == 200
 
 

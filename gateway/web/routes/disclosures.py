@@ -14,6 +14,7 @@ from gateway.policy.request import parse_disclosure_request
 from gateway.store.records import StoredResponse
 from gateway.web.http import body_of, caller_of, json_response, refusal_answer, response_of
 from gateway.web.keys import GATEWAY, STORE
+from gateway.web.routes.receipts import receipt_link
 
 
 async def post_disclosure(request: web.Request) -> web.StreamResponse:
@@ -39,6 +40,9 @@ def disclosed_answer(result: Disclosed) -> StoredResponse:
     }
     if result.acknowledgement is not None:
         headers[ACK_STATUS_HEADER] = result.acknowledgement
+    if 200 <= result.status < 300:
+        # Sent, with an intent entry in the log: where its receipt will be (§4.6).
+        headers["Link"] = receipt_link(result.disclosure_id)
     return StoredResponse(result.status, headers, result.body)
 
 

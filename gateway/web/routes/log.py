@@ -1,7 +1,8 @@
 """HTTP access to the disclosure log (CONTRACT §4.6): checkpoint, entries, proofs, key.
 
 All but ``GET /v1/log/key`` and ``GET /v1/log/keys`` (the keys after rotations, with the
-checkpoints each signs) need the reviewer role. Hashes are base64 and proofs list
+checkpoints each signs) need the reviewer role; a calling service (discloser) may also
+read the entries that name it, which its receipts prove (§4.6). Hashes are base64 and proofs list
 them in RFC 9162 order, so any RFC 9162 verifier (or ``gateway log verify-proof``)
 checks them against a checkpoint with only the public key.
 """
@@ -14,11 +15,15 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.errors import InvalidRequestError
+from gateway.config.model import Caller
+from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.log.key_history import key_validity
 from gateway.log.offline import b64
+from gateway.log.record import EntryRecord, NotAnEntry
+from gateway.store.records import LogRecord
 from gateway.web.http import caller_of, json_response
 from gateway.web.keys import LOG
+from gateway.web.routes.receipts import may_read_entry
 
 __all__ = ["add_log_routes"]
 
@@ -48,15 +53,33 @@ async def get_checkpoint(request: web.Request) -> web.Response:
 
 
 async def get_entry(request: web.Request) -> web.Response:
-    await caller_of(request, REVIEWER)
+    # A calling service reads the entries that name it (what its receipts prove, §4.6);
+    # another's is answered as one that does not exist, so none can be probed.
+    caller = await caller_of(request, (REVIEWER, "discloser"))
     index = _number(request.match_info["index"], "index")
-    number, entry, leaf = await request.app[LOG].record(index)
+    if REVIEWER in caller.roles:
+        number, entry, leaf = await request.app[LOG].record(index)
+    else:
+        number, entry, leaf = await _own_entry(request, caller, index)
     return json_response(
         {
             "index": number,
             "leaf_hash": None if leaf is None else b64(leaf),
             "entry": json.loads(entry),
         }
+    )
+
+
+async def _own_entry(request: web.Request, caller: Caller, index: int) -> LogRecord:
+    try:
+        found = await request.app[LOG].record(index)
+        if may_read_entry(caller, EntryRecord.parse(found[0], found[1])):
+            return found
+    except (NotFoundError, NotAnEntry):
+        pass
+    raise NotFoundError(
+        f"no log entry with index {index} made by this caller; a calling service reads only "
+        "its own disclosures' entries"
     )
 
 

@@ -564,6 +564,17 @@ def _schemas() -> dict[str, Schema]:
                 "outcome": {"type": "string"},
             },
         },
+        "ReceiptPending": {
+            "type": "object",
+            "required": ["status", "disclosure_id", "index", "detail", "retry_after"],
+            "properties": {
+                "status": {"type": "string", "enum": ["pending"]},
+                "disclosure_id": {"type": "string"},
+                "index": {"type": "integer", "minimum": 0},
+                "detail": {"type": "string"},
+                "retry_after": {"type": "integer", "minimum": 1},
+            },
+        },
         "LogEntry": {
             "type": "object",
             "required": ["index", "leaf_hash", "entry"],
@@ -785,6 +796,11 @@ def _components() -> Schema:
                     "pattern": "^(valid|missing|invalid; reason=[a-z_]+)$",
                 },
             },
+            "ReceiptLink": {
+                "description": "Where the receipt of a disclosure that was sent can be "
+                'fetched: `</v1/disclosures/{id}/receipt>; rel="receipt"` (§4.6).',
+                "schema": {"type": "string"},
+            },
             "RetryAfter": {
                 "description": "Seconds to wait before trying again.",
                 "schema": {"type": "string", "pattern": "^[0-9]+$"},
@@ -891,8 +907,9 @@ def _paths() -> dict[str, Schema]:
     }
     partner_reply = {
         "description": "The partner's own status and body (a JWE reply is decrypted). "
-        "Only such a reply carries Disclosure-Fields.",
-        "headers": disclosure_headers,
+        "Only such a reply carries Disclosure-Fields; a 2xx one also a Link to the "
+        "disclosure's receipt.",
+        "headers": {**disclosure_headers, "Link": _header("ReceiptLink")},
         "content": {"application/json": {}, "*/*": {}},
     }
     disclosure_body = _body(_ref("DisclosureRequest"), "What to send, to whom, why.")
@@ -1180,13 +1197,42 @@ def _paths() -> dict[str, Schema]:
                 roles=("reviewer",),
             )
         },
+        "/v1/disclosures/{disclosure_id}/receipt": {
+            "get": _operation(
+                "getReceipt",
+                "The disclosure's receipt: its intent entry proven in the witnessed "
+                "checkpoint, a C2SP tlog-proof checked offline by `gateway receipt verify`. "
+                "The calling service that made the disclosure, or a reviewer; any other "
+                "caller gets the 404 of an unknown id.",
+                {
+                    "200": {
+                        "description": "c2sp.org/tlog-proof@v1: `index N`, the inclusion "
+                        "proof (base64, one a line), an empty line, the checkpoint note with "
+                        "the log's signature and the witnesses' cosignatures. Link names the "
+                        'entry (rel="entry").',
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "202": _json(
+                        _ref("ReceiptPending"),
+                        "No witnessed checkpoint covers the entry yet: ask again after "
+                        "Retry-After seconds.",
+                        {"Retry-After": _header("RetryAfter")},
+                    ),
+                    **_errors(*STORE_ERRORS, 404),
+                },
+                tag="disclosures",
+                roles=("discloser", "reviewer"),
+                parameters=[_path_param("disclosure_id", "The Disclosure-Id of the answer.")],
+            )
+        },
         "/v1/log/entries/{index}": {
             "get": _operation(
                 "getLogEntry",
-                "One log entry.",
+                "One log entry. A calling service (discloser) reads only the entries that "
+                "name it (its receipts' entries); another's is a 404.",
                 {"200": _json(_ref("LogEntry"), "The entry."), **_errors(400, *STORE_ERRORS, 404)},
                 tag="log",
-                roles=("reviewer",),
+                roles=("reviewer", "discloser"),
                 parameters=[
                     {
                         "name": "index",

@@ -120,7 +120,7 @@ async def test_the_409_of_a_witness_ahead_by_a_peer_is_resent_from_the_newer_che
     store: Store, session: aiohttp.ClientSession, witnesses: dict[str, Witness], tmp_path: Path
 ) -> None:
     policy = policy_of(tmp_path, witnesses)
-    a, runner_a = instance(store, session, policy)
+    a, _ = instance(store, session, policy)
     b, runner_b = instance(store, session, policy)
     await a.append_rows(rows(0, 2))
     older = await a.checkpoint()

@@ -19,13 +19,14 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
-from support.processes import GatewayProcess, write_project
+from aiohttp.test_utils import TestClient, TestServer
+from support.processes import GatewayProcess, free_port, write_project
 from support.spec_witness import verify_cosigned
 from support.witnesses import Witness, gateway_witness, spec_witness, write_policy
 
@@ -34,7 +35,10 @@ from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.log.service import LogSigner
 from gateway.partners.model import Partner
+from gateway.ops.reload import RELOADER
 from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.web.app import create_app
+from gateway.web.keys import LOG, WITNESSES
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -253,3 +257,39 @@ async def roll_back(backend: Backend, sqlite_path: Path, kept: int) -> None:
     await backend.admin.execute(f'SET search_path TO "{backend.schema}"')
     for statement in [*statements, f"UPDATE log_counter SET next_index = {kept}"]:
         await backend.admin.execute(statement)
+
+
+async def test_readyz_is_degraded_while_a_witness_is_down_and_a_reload_brings_it_back(
+    tmp_config: Config, tmp_path: Path
+) -> None:
+    log_vkey = LogSigner.load(tmp_config.keys_dir, tmp_config.log.origin).verifier_key
+    with ExitStack() as stack:
+        witnesses = start_witnesses(stack, tmp_path, log_vkey)
+        down = Witness(f"http://127.0.0.1:{free_port()}", witnesses["w2"].vkey)
+        policy = write_policy(tmp_path / "witnesses.txt", log_vkey, {**witnesses, "w2": down})
+        config = replace(tmp_config, log=replace(tmp_config.log, witness_policy=policy))
+        client = TestClient(TestServer(create_app(config)))
+        await client.start_server()
+        try:
+            app = client.server.app
+            await app[LOG].checkpoint()
+            await app[WITNESSES].submit_latest()
+            response = await client.get("/readyz")
+            ready = await response.json()
+            assert response.status == 200 and ready["status"] == "degraded", ready
+            assert ready["witnessing"]["quorum_met"] is False
+            assert "w2" in ready["witnessing"]["not_cosigned"]
+            assert (await app[LOG].witnessed_checkpoint()) is None
+
+            # The policy fixed (w2's real URL) and reloaded as SIGHUP does: submitted again.
+            write_policy(policy, log_vkey, witnesses)
+            app[RELOADER].reload()
+            deadline = asyncio.get_running_loop().time() + 20
+            while (ready := await (await client.get("/readyz")).json())["status"] != "ready":
+                assert asyncio.get_running_loop().time() < deadline, ready
+                await asyncio.sleep(0.1)
+            witnessed = await app[LOG].witnessed_checkpoint()
+            assert witnessed is not None
+            verify_cosigned(witnessed.note, log_vkey, [w.vkey for w in witnesses.values()])
+        finally:
+            await client.close()

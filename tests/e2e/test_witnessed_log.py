@@ -34,8 +34,8 @@ from gateway.config.model import Config, load_config
 from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys
 from gateway.log.service import LogSigner
-from gateway.partners.model import Partner
 from gateway.ops.reload import RELOADER
+from gateway.partners.model import Partner
 from gateway.sandbox import SandboxCluster, start_sandboxes
 from gateway.web.app import create_app
 from gateway.web.keys import LOG, WITNESSES

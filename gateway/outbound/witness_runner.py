@@ -260,7 +260,7 @@ class WitnessRunner:
         before = stored.cosigned if stored is not None else checkpoint.cosigned
         cosigned_note = merge_cosignatures(checkpoint.note, before, result.note)
         sizes = {name: c.size for name, c in result.cosigned.items()}
-        changed = result.cosigned and checkpoint.seq
+        changed = bool(result.cosigned) and checkpoint.seq > 0
         if changed:
             await self._store.record_witnessing(checkpoint.seq, cosigned_note, sizes, self._clock())
         return Submitted(

@@ -204,6 +204,9 @@ async def test_the_rollback_drill(
                     assert f"witness {name} has cosigned size {witnessed}" in problem["detail"]
                 assert f"the log has {kept} entries" in problem["detail"]
                 assert "ROLLBACK ALARM" in gateway.log_text()
+                async with session.get(gateway.url + "/metrics") as response:
+                    metrics = await response.text()
+                assert 'gateway_witness_rollback_alarms_total{witness="w1"}' in metrics
             finally:
                 gateway.stop()
 

@@ -49,8 +49,13 @@ from gateway.log.search import (
     subject_refs,
 )
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
+from gateway.log.witness_policy import load_witness_policy
+from gateway.outbound.delivery import client_session
+from gateway.outbound.witness_runner import Submitted, WitnessRunner
+from gateway.outbound.witnesses import Cosigned
 from gateway.policy.facts import parse_time
 from gateway.store import Store
+from gateway.store.records import StoredCheckpoint
 from gateway.subject_id import subject_id_argument
 
 __all__ = ["register"]
@@ -126,24 +131,40 @@ def _found_exits_1(handler: Callable[[argparse.Namespace], int]) -> Callable[...
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    async def work(store: Store, config: Config) -> AuditReport:
+    async def work(store: Store, config: Config) -> tuple[AuditReport, Submitted | None]:
         keys = args.key or _signer(config).verifier_keys
         progress = Progress("verifying", await store.log_size())
         try:
-            return await audit_store(store, keys, config.log.origin, progress=progress.update)
+            report = await audit_store(store, keys, config.log.origin, progress=progress.update)
         finally:
             progress.close()
+        if not report.ok or config.log.witness_policy is None:
+            return report, None
+        # The witnesses' view: the latest checkpoint submitted to each (add-checkpoint). A
+        # witness that cosigned a larger tree than this log is a rollback alarm.
+        latest = await store.latest_checkpoint()
+        if latest is None:
+            return report, None
+        service = LogService(store, _signer(config))
+        return report, await _submit_to_witnesses(store, service, config, latest)
 
     started = time.monotonic()
-    report = with_store(args, work)
+    report, witnessed = with_store(args, work)
     elapsed = time.monotonic() - started
+    alarmed = witnessed is not None and bool(witnessed.alarms)
     if args.json:
-        print(json.dumps(_report_json(report, elapsed), indent=2))
-        return EXIT_OK if report.ok else EXIT_FOUND
+        verdict = _report_json(report, elapsed)
+        if witnessed is not None:
+            verdict["witnesses"] = _witnesses_json(witnessed)
+        print(json.dumps(verdict, indent=2))
+        return EXIT_OK if report.ok and not alarmed else EXIT_FOUND
     if report.ok:
+        if witnessed is not None and _report_witnesses(witnessed):
+            return EXIT_FOUND
         print(
             f"ok: {report.entries} entries and {report.checkpoints} checkpoint(s) verified "
             f"in {elapsed:.1f}s; root {b64(report.root)} at size {report.entries}"
+            + ("" if witnessed is None else "; " + _witness_summary(witnessed))
         )
         for seq, size in report.key_switches:
             print(f"log key switched at checkpoint #{seq} (size {size}), signed by both keys")
@@ -323,14 +344,87 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    async def work(service: LogService) -> int:
+    async def work(store: Store, config: Config) -> int:
+        service = LogService(store, _signer(config))
         with _damage_is_a_finding():
             await service.prepare()
             checkpoint = await service.checkpoint()
-        print(checkpoint.note, end="")
+        if config.log.witness_policy is None:
+            print(checkpoint.note, end="")
+            return EXIT_OK
+        submitted = await _submit_to_witnesses(store, service, config, checkpoint)
+        print(checkpoint.note if submitted is None else submitted.cosigned_note, end="")
+        if submitted is not None and _report_witnesses(submitted):
+            return EXIT_FOUND
         return EXIT_OK
 
-    return _with_service(args, work)
+    return with_store(args, work)
+
+
+# -- witnesses ------------------------------------------------------------------------------
+
+
+async def _submit_to_witnesses(
+    store: Store, service: LogService, config: Config, checkpoint: StoredCheckpoint
+) -> Submitted | None:
+    """Submit `checkpoint` to every witness of the configured policy now (what the running
+    gateway does in the background) and store what they cosigned."""
+    assert config.log.witness_policy is not None
+    policy = load_witness_policy(config.log.witness_policy)
+    session = client_session()
+    try:
+        runner = WitnessRunner(store, session, policy, service.consistency_proof)
+        with _damage_is_a_finding():
+            return await runner.submit(checkpoint)
+    finally:
+        await session.close()
+
+
+def _report_witnesses(submitted: Submitted) -> bool:
+    """Say on stderr what did not go well; True on a rollback alarm (exit 1)."""
+    for name, outcome in submitted.witnessing.outcomes.items():
+        if not isinstance(outcome, Cosigned) and outcome not in submitted.alarms:
+            print(
+                f"warning: witness {name} did not cosign (not a failure): {outcome.reason}",
+                file=sys.stderr,
+            )
+    for alarm in submitted.alarms:
+        print(
+            f"error: ROLLBACK ALARM: witness {alarm.witness} has cosigned size "
+            f"{alarm.witness_size}, the log has {alarm.log_size} entries ({alarm.reason}); "
+            "the log may have been rolled back or forked: see README, Witnessed log",
+            file=sys.stderr,
+        )
+    if not submitted.quorum_met and not submitted.alarms:
+        print(
+            f"warning: the witness quorum is not met for the checkpoint of size "
+            f"{submitted.checkpoint.size}; the running gateway submits it again",
+            file=sys.stderr,
+        )
+    return bool(submitted.alarms)
+
+
+def _witness_summary(submitted: Submitted) -> str:
+    cosigned = sorted(submitted.witnessing.cosigned)
+    met = "quorum met" if submitted.quorum_met else "quorum NOT met"
+    return (
+        f"witnesses: {met} at size {submitted.checkpoint.size} "
+        f"(cosigned by {', '.join(cosigned) or 'none'})"
+    )
+
+
+def _witnesses_json(submitted: Submitted) -> dict[str, object]:
+    return {
+        "size": submitted.checkpoint.size,
+        "quorum_met": submitted.quorum_met,
+        "outcomes": {
+            name: type(outcome).__name__ for name, outcome in submitted.witnessing.outcomes.items()
+        },
+        "alarms": [
+            {"witness": a.witness, "witness_size": a.witness_size, "log_size": a.log_size}
+            for a in submitted.alarms
+        ],
+    }
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
@@ -487,7 +581,8 @@ def register(commands: Commands) -> None:
         group,
         "verify",
         _found_exits_1(cmd_verify),
-        "recompute every leaf and the tree, check every checkpoint; exit 1 on tampering",
+        "recompute every leaf and the tree, check every checkpoint, ask each witness of the "
+        "policy for its view; exit 1 on tampering or a rollback alarm",
     )
     verify.add_argument(
         "--key",
@@ -527,7 +622,9 @@ def register(commands: Commands) -> None:
         group,
         "checkpoint",
         _found_exits_1(cmd_checkpoint),
-        "sign a checkpoint of the whole log now and print it (the latest if nothing is new)",
+        "sign a checkpoint of the whole log now (the latest if nothing is new), submit it to "
+        "the witnesses of [log] witness_policy and print it with their cosignatures; exit 1 "
+        "on a rollback alarm",
     )
 
     prove = add_command(

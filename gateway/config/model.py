@@ -88,7 +88,8 @@ class Reviewer:
 @dataclass(frozen=True)
 class LogConfig:
     origin: str = "gateway.kokkok.example/disclosures"
-    checkpoint_interval_s: float = 60.0
+    # A checkpoint follows an append within about this long (at most one per interval).
+    checkpoint_interval_s: float = 1.0
     # An instance whose heartbeat is older than this is presumed dead: another instance
     # then marks its in-flight disclosures `unknown` (gateway.log.recovery).
     instance_timeout_s: float = 15.0

@@ -68,13 +68,22 @@ from gateway.log.tree import NODE_LEVELS, TILE, TILE_HEIGHT, RangePlan, nodes_ab
 from gateway.log.writer import LogWriter
 from gateway.store.records import LogEntry, LogRecord, LogRow, StoredCheckpoint, TreeHash
 
-__all__ = ["EntryCheck", "LogIntegrityError", "LogService", "LogSigner", "Proof", "TreeStore"]
+__all__ = [
+    "CheckpointWitnessing",
+    "EntryCheck",
+    "LogIntegrityError",
+    "LogService",
+    "LogSigner",
+    "Proof",
+    "TreeStore",
+]
 
 log = logging.getLogger("gateway.log")
 
 SYNC_CHUNK: Final = 256 * TILE  # hashes read per query while storing nodes (2 MiB)
 BACKFILL_CHUNK: Final = 10_000
 CHECKPOINT_ATTEMPTS: Final = 10
+KEY_DROP_S: Final = 60.0  # an idle checkpoint loop still wakes this often to drop old keys
 _PLACEHOLDER: Final = bytes(HASH_SIZE)
 
 
@@ -83,6 +92,17 @@ class LogIntegrityError(InternalServerError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"{detail}; the disclosure log is damaged: run `gateway log verify`")
+
+
+class CheckpointWitnessing(Protocol):
+    """What the log service asks of the witnessing beside it (``outbound.witness_runner``,
+    a layer above: the log knows it only as this)."""
+
+    def checkpoint_signed(self, checkpoint: StoredCheckpoint) -> None:
+        """A new checkpoint was stored: submit it to the witnesses soon, without waiting."""
+
+    async def witnessed_checkpoint(self) -> StoredCheckpoint | None:
+        """The latest checkpoint whose cosigned note meets the witness policy's quorum."""
 
 
 class TreeStore(Protocol):
@@ -242,6 +262,9 @@ class LogService:
         self._sync_wanted = False
         self._sync_task: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._appended = asyncio.Event()  # set by every commit: the checkpoint loop wakes
+        self.witnessing: CheckpointWitnessing | None = None
+        """Set by the composition root when a witness policy names witnesses."""
 
     @property
     def origin(self) -> str:
@@ -292,6 +315,8 @@ class LogService:
         return rows[0]
 
     def _committed(self, indexes: Sequence[int]) -> None:
+        if indexes:
+            self._appended.set()
         # A batch that completed a tile of 256 leaves: store its node soon, off the hot path.
         if indexes and (indexes[-1] + 1) // TILE > indexes[0] // TILE:
             self._sync_wanted = True
@@ -441,14 +466,16 @@ class LogService:
     # -- checkpoints -----------------------------------------------------------------------
 
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint stored last; its ``cosigned`` note has the cosignatures it got."""
         return await self._store.latest_checkpoint()
 
     async def witnessed_checkpoint(self) -> StoredCheckpoint | None:
-        """The latest stored checkpoint whose note carries the cosignatures meeting the
-        witness policy's quorum (its ``note`` with them appended); with no policy, the
-        latest checkpoint. What receipts are proven against."""
-        # placeholder until witnessing lands
-        return await self._store.latest_checkpoint()
+        """The latest stored checkpoint whose cosigned note meets the witness policy's
+        quorum, its ``note`` the note WITH the cosignature lines; with no witness policy
+        (or quorum ``none``) simply the latest checkpoint. None when there is none yet."""
+        if self.witnessing is None:
+            return await self._store.latest_checkpoint()
+        return await self.witnessing.witnessed_checkpoint()
 
     async def checkpoint(self, *, reissue: bool = False) -> StoredCheckpoint:
         """Sign and store a checkpoint of the whole log now (the latest if nothing is new,
@@ -478,8 +505,12 @@ class LogService:
                 note = self.signer.sign(Checkpoint(self.origin, size, root))
                 seq = None if latest is None else latest.seq
                 if await self._store.add_checkpoint_after(seq, size, note, at):
-                    stored = await self._store.latest_checkpoint()
-                    return stored or StoredCheckpoint(size, note, at)
+                    stored = await self._store.latest_checkpoint() or StoredCheckpoint(
+                        size, note, at
+                    )
+                    if self.witnessing is not None:
+                        self.witnessing.checkpoint_signed(stored)
+                    return stored
                 # Another instance stored one in between: check against that one.
             raise LogUnavailableError(
                 f"no checkpoint stored after {CHECKPOINT_ATTEMPTS} attempts: other instances "
@@ -516,21 +547,32 @@ class LogService:
             ) from None
 
     async def run_checkpoints(self, interval_s: float) -> None:
-        """Sign a checkpoint every `interval_s` seconds if the log grew (until cancelled)."""
+        """Sign a checkpoint soon after entries are committed, at most once every
+        `interval_s` seconds, and none while nothing is appended (until cancelled).
+
+        The loop sleeps until this instance commits an entry, then signs; what commits
+        during the signing and the pause after it rides the next checkpoint. Entries
+        committed by another instance are signed by that instance's loop.
+        """
         while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.checkpoint()
-            except GatewayError as exc:
-                log.error("no checkpoint signed: %s", exc.detail)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._appended.wait(), KEY_DROP_S)
+            if self._appended.is_set():
+                self._appended.clear()
+                try:
+                    await self.checkpoint()
+                except GatewayError as exc:
+                    log.error("no checkpoint signed: %s", exc.detail)
             if self._keys is not None:
                 # Only this month's key is written with (and last month's, for requests
                 # that straddle the turn of the month): older ones leave memory.
                 self._keys.drop_before(Period.of(self._clock()).previous())
+            await asyncio.sleep(interval_s)
 
     def start(self, interval_s: float) -> None:
         """Start the checkpoint loop (call from a running event loop)."""
         if self._loop_task is None:
+            self._appended.set()  # entries a crashed run left unsigned are signed at once
             self._loop_task = asyncio.create_task(self.run_checkpoints(interval_s))
 
     async def stop(self, *, final_checkpoint: bool = True) -> None:

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -43,6 +50,20 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._delivered: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self.checkpoint_at: datetime | None = None  # kept fresh by the app's watcher
+        # When the latest checkpoint that met the witness quorum was signed (the runner's).
+        self.witnessed_at: datetime | None = None
+        self.witness_rollback_alarms = Counter(
+            "gateway_witness_rollback_alarms",
+            "Rollback alarms raised by a witness's answer (each submission counts again).",
+            ["witness"],
+            registry=self.registry,
+        )
+        self.witness_cosigned_size = Gauge(
+            "gateway_witness_cosigned_size",
+            "The log size each witness of the policy last cosigned.",
+            ["witness"],
+            registry=self.registry,
+        )
         self.disclosures = Counter(
             "gateway_disclosures",
             "Disclosures that reached delivery, by outcome.",
@@ -127,7 +148,14 @@ class Metrics:
         """Gauges read at scrape time from the live collaborators."""
         self.registry.register(
             # `partners` is iterated at each scrape: a reload's live table shows new partners.
-            _LiveState(writer, partners, breaker_state, lambda: self.checkpoint_at, clock)
+            _LiveState(
+                writer,
+                partners,
+                breaker_state,
+                lambda: self.checkpoint_at,
+                clock,
+                lambda: self.witnessed_at,
+            )
         )
 
     def watch_agreements(self, days_left: Callable[[], Mapping[str, int]]) -> None:
@@ -148,6 +176,7 @@ class _LiveState(Collector):
     breaker_state: Callable[[str], str]
     last_checkpoint: Callable[[], datetime | None]
     clock: Callable[[], datetime]
+    last_witnessed: Callable[[], datetime | None] = lambda: None
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         breaker = GaugeMetricFamily(
@@ -176,6 +205,16 @@ class _LiveState(Collector):
         )
         age.add_metric([], -1.0 if last is None else (self.clock() - last).total_seconds())
         yield age
+        witnessed = self.last_witnessed()
+        witnessed_age = GaugeMetricFamily(
+            "gateway_checkpoint_witnessed_age_seconds",
+            "Seconds since the latest checkpoint this instance got witnessed (the witness "
+            "policy's quorum met) was signed (-1: none yet, or no witness policy).",
+        )
+        witnessed_age.add_metric(
+            [], -1.0 if witnessed is None else (self.clock() - witnessed).total_seconds()
+        )
+        yield witnessed_age
 
 
 class _Agreements(Collector):

@@ -113,7 +113,9 @@ class Reloader:
     `[partners] warn_days`. `checks` run on the new partner set before the swap (the
     composition root adds its start-up checks: secret files readable and not exposed);
     any ConfigErrors they raise refuses the reload. `on_swap` hooks run after it
-    (drop cached partner credentials and key files).
+    (drop cached partner credentials and key files); `on_reload` hooks run on every
+    reload, swapped or not (the witness policy file is read again: a bad one keeps the
+    policy in force and logs `file:line`).
     """
 
     config_path: Path
@@ -123,6 +125,8 @@ class Reloader:
     clock: Callable[[], datetime] = field(default=utc_now)
     checks: list[Check] = field(default_factory=list)
     on_swap: list[OnSwap] = field(default_factory=list)
+    on_reload: list[Callable[[], object]] = field(default_factory=list)
+    """Run on every reload, whatever became of the partner set (the witness policy)."""
 
     @property
     def warn_days(self) -> int:
@@ -145,6 +149,8 @@ class Reloader:
             log_expiry_warnings(fresh.values(), self.clock(), self.warn_days)
         else:
             log.error("%s", result.summary())
+        for hook in self.on_reload:
+            hook()
         return result
 
     def _swap(self, config: Config, fresh: Mapping[str, Partner]) -> ReloadResult:

@@ -27,6 +27,7 @@ from gateway.store.ports import (
     SubjectStore,
     SuspensionStore,
     TreeNodeStore,
+    WitnessStateStore,
 )
 
 __all__ = ["Store"]
@@ -44,6 +45,7 @@ class Store(
     LogAuditStore,
     TreeNodeStore,
     CheckpointStore,
+    WitnessStateStore,
     InstanceStore,
     Protocol,
 ):

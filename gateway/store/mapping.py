@@ -29,6 +29,7 @@ from gateway.store.records import (
     StoredLogRow,
     StoredResponse,
     TreeHash,
+    WitnessSize,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "suspension",
     "suspension_event",
     "tree_hashes",
+    "witness_size",
 ]
 
 
@@ -154,8 +156,21 @@ def instance(row: Row, d: Decoding) -> InstanceRecord:
 
 
 def checkpoint(row: Row, d: Decoding) -> StoredCheckpoint:
-    """A row of size, note, created_at, seq."""
-    return StoredCheckpoint(size=int(row[0]), note=str(row[1]), at=d.time(row[2]), seq=int(row[3]))
+    """A row of size, note, created_at, seq, cosigned_note."""
+    return StoredCheckpoint(
+        size=int(row[0]),
+        note=str(row[1]),
+        at=d.time(row[2]),
+        seq=int(row[3]),
+        cosigned=None if row[4] is None else str(row[4]),
+    )
+
+
+def witness_size(row: Row, d: Decoding) -> WitnessSize:
+    """A row of witness, size, checkpoint_seq, updated_at."""
+    return WitnessSize(
+        witness=str(row[0]), size=int(row[1]), checkpoint_seq=int(row[2]), at=d.time(row[3])
+    )
 
 
 def claim(request_hash: str, row: Row) -> IdempotencyClaim:

@@ -354,6 +354,25 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             "ALTER TABLE legal_requests ADD COLUMN sealed_subjects TEXT NOT NULL DEFAULT ''",
         ),
     ),
+    (
+        7,
+        "witness sizes and cosigned checkpoints",
+        (
+            # The note with its verified cosignature lines appended, once a witness cosigned
+            # it (gateway.outbound.witness_runner); the signed note itself stays as it was.
+            "ALTER TABLE checkpoints ADD COLUMN cosigned_note TEXT",
+            # Per witness of the policy: the size it last cosigned (the old size of the next
+            # add-checkpoint) and the checkpoint that was. Only ever grows (see statements).
+            """
+            CREATE TABLE witness_sizes (
+                witness TEXT PRIMARY KEY,
+                size {BIGINT} NOT NULL CHECK (size >= 0),
+                checkpoint_seq {BIGINT} NOT NULL,
+                updated_at {TIME} NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 

@@ -28,6 +28,7 @@ from gateway.store.records import (
     StoredCheckpoint,
     StoredLogRow,
     TreeHash,
+    WitnessSize,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "SubjectStore",
     "SuspensionStore",
     "TreeNodeStore",
+    "WitnessStateStore",
 ]
 
 
@@ -291,6 +293,26 @@ class CheckpointStore(Protocol):
 
     async def checkpoints(self) -> list[StoredCheckpoint]:
         """Every stored checkpoint, in the order stored."""
+
+
+class WitnessStateStore(Protocol):
+    """What the witnesses of the policy cosigned: each one's last size, and per checkpoint
+    the note with the verified cosignature lines appended (the witnessing runner's)."""
+
+    async def witness_sizes(self) -> dict[str, WitnessSize]:
+        """Each witness's last cosigned size, by its policy name (absent: never cosigned)."""
+
+    async def record_witnessing(
+        self, seq: int, cosigned_note: str | None, sizes: Mapping[str, int], at: datetime
+    ) -> None:
+        """In one transaction: the cosigned note of checkpoint `seq` (unchanged when None)
+        and each witness's size, which only grows (a smaller size than stored is ignored)."""
+
+    async def cosigned_checkpoints(self, limit: int) -> list[StoredCheckpoint]:
+        """The latest `limit` checkpoints that have a cosigned note, newest first."""
+
+    async def checkpoint_by_seq(self, seq: int) -> StoredCheckpoint | None:
+        """The checkpoint stored as `seq`, or None."""
 
 
 class InstanceStore(Protocol):

@@ -47,6 +47,7 @@ __all__ = [
     "StoredLogRow",
     "StoredResponse",
     "TreeHash",
+    "WitnessSize",
     "check_search_limit",
     "facts_of",
     "legal_request_status",
@@ -345,6 +346,20 @@ class StoredCheckpoint:
     note: str
     at: datetime
     seq: int = 0  # order of storing; add_checkpoint_after compares against it
+    cosigned: str | None = None
+    """The note with the witnesses' verified cosignature lines appended (schema 7), once a
+    witness cosigned it; None before."""
+
+
+@dataclass(frozen=True)
+class WitnessSize:
+    """What a witness of the policy last cosigned for this log: its size, and the stored
+    checkpoint (seq) that was."""
+
+    witness: str
+    size: int
+    checkpoint_seq: int
+    at: datetime
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from gateway.store.records import (
     LogRecord,
     StoredCheckpoint,
     StoredLogRow,
+    WitnessSize,
     check_search_limit,
     legal_request_status,
     protected_column,
@@ -446,3 +447,29 @@ class SqlStore(ABC):
     async def checkpoints(self) -> list[StoredCheckpoint]:
         rows = await self._rows("read checkpoints", self._sql.checkpoints)
         return [mapping.checkpoint(r, self._decode) for r in rows]
+
+    # -- witnessing ---------------------------------------------------------------------
+
+    async def witness_sizes(self) -> dict[str, WitnessSize]:
+        rows = await self._rows("read witness sizes", self._sql.witness_sizes)
+        return {r.witness: r for r in (mapping.witness_size(row, self._decode) for row in rows)}
+
+    async def record_witnessing(
+        self, seq: int, cosigned_note: str | None, sizes: Mapping[str, int], at: datetime
+    ) -> None:
+        require_aware(at, "at")
+        async with self._transaction("store what the witnesses cosigned") as tx:
+            if cosigned_note is not None:
+                await tx.run(self._sql.set_cosigned_note, (cosigned_note, seq))
+            await tx.run_many(
+                self._sql.upsert_witness_size,
+                [(name, size, seq, self._encode.time(at)) for name, size in sizes.items()],
+            )
+
+    async def cosigned_checkpoints(self, limit: int) -> list[StoredCheckpoint]:
+        rows = await self._rows("read checkpoints", self._sql.cosigned_checkpoints, (limit,))
+        return [mapping.checkpoint(r, self._decode) for r in rows]
+
+    async def checkpoint_by_seq(self, seq: int) -> StoredCheckpoint | None:
+        rows = await self._rows("read checkpoints", self._sql.checkpoint_by_seq, (seq,))
+        return mapping.checkpoint(rows[0], self._decode) if rows else None

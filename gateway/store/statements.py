@@ -163,9 +163,31 @@ class Statements:
     insert_checkpoint: str = "INSERT INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)"
     latest_checkpoint_seq: str = "SELECT max(seq) FROM checkpoints"
     latest_checkpoint: str = (
-        "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
+        "SELECT size, note, created_at, seq, cosigned_note FROM checkpoints "
+        "ORDER BY seq DESC LIMIT 1"
     )
-    checkpoints: str = "SELECT size, note, created_at, seq FROM checkpoints ORDER BY seq"
+    checkpoints: str = (
+        "SELECT size, note, created_at, seq, cosigned_note FROM checkpoints ORDER BY seq"
+    )
+    cosigned_checkpoints: str = (
+        "SELECT size, note, created_at, seq, cosigned_note FROM checkpoints "
+        "WHERE cosigned_note IS NOT NULL ORDER BY seq DESC LIMIT ?"
+    )
+    checkpoint_by_seq: str = (
+        "SELECT size, note, created_at, seq, cosigned_note FROM checkpoints WHERE seq = ?"
+    )
+    set_cosigned_note: str = "UPDATE checkpoints SET cosigned_note = ? WHERE seq = ?"
+    witness_sizes: str = (
+        "SELECT witness, size, checkpoint_seq, updated_at FROM witness_sizes ORDER BY witness"
+    )
+    # A witness's size only grows: an instance that read an older size (another instance
+    # submitted a newer checkpoint in between) does not move it back.
+    upsert_witness_size: str = (
+        "INSERT INTO witness_sizes (witness, size, checkpoint_seq, updated_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (witness) DO UPDATE SET size = excluded.size, "
+        "checkpoint_seq = excluded.checkpoint_seq, updated_at = excluded.updated_at "
+        "WHERE excluded.size >= witness_sizes.size"
+    )
     schema_versions: str = "SELECT version FROM schema_version ORDER BY version"
 
     def numbered(self) -> Statements:

@@ -28,11 +28,13 @@ from gateway.errors import ConfigErrors
 from gateway.log.entries import LogKeys
 from gateway.log.recovery import Recovery
 from gateway.log.service import LogService, LogSigner
+from gateway.log.witness_policy import load_witness_policy
 from gateway.observe.app_log import request_context
 from gateway.observe.metrics import Metrics
 from gateway.ops.preflight import own_key_problems, refuse_exposed_secrets
 from gateway.ops.reload import RELOADER, Reloader, refresh_partner_keys
 from gateway.outbound.delivery import Outbound, client_session
+from gateway.outbound.witness_runner import WitnessRunner
 from gateway.partners import LiveTable, Partner, load_partners
 from gateway.partners.standing import (
     PartnerStates,
@@ -43,7 +45,7 @@ from gateway.partners.standing import (
 from gateway.policy.minimize import derive_pseudonym_key
 from gateway.store.protected import open_protected_store
 from gateway.web import wire_errors
-from gateway.web.keys import AUTH, GATEWAY, LOG, METRICS, STORE, SUSPENSIONS
+from gateway.web.keys import AUTH, GATEWAY, LOG, METRICS, STORE, SUSPENSIONS, WITNESSES
 from gateway.web.log_settled import log_settled
 from gateway.web.problem_pages import add_problem_routes
 from gateway.web.problems import problem_middleware
@@ -115,6 +117,9 @@ def create_app(
     pseudonym_master = read_secret_key(paths.pseudonym_master)
     log_keys = LogKeys.load(config.keys_dir)
     signer = LogSigner.load(config.keys_dir, config.log.origin)
+    # Checked whole by preflight (`gateway serve`); read here for the witnessing runner.
+    policy_path = config.log.witness_policy
+    witness_policy = None if policy_path is None else load_witness_policy(policy_path)
     metrics = Metrics()
     metrics.watch_agreements(
         lambda: {
@@ -160,6 +165,22 @@ def create_app(
                 store, log_service, timeout_s=config.log.instance_timeout_s, clock=clock
             )
             await recovery.start()
+            # Each checkpoint signed goes to the witnesses in the background; a disclosure
+            # never waits for one (gateway.outbound.witness_runner).
+            witnesses = WitnessRunner(
+                store,
+                session,
+                witness_policy,
+                log_service.consistency_proof,
+                policy_path=policy_path,
+                metrics=metrics,
+                clock=clock,
+            )
+            if policy_path is not None:
+                log_service.witnessing = witnesses
+                reloader.on_reload.append(witnesses.reload_policy)
+            app[WITNESSES] = witnesses
+            witnesses.start()
             log_service.start(config.log.checkpoint_interval_s)
             review = LogReviewBackend(store, log_service, log_keys, clock)
             background.append(asyncio.create_task(review.audit_periodically()))
@@ -201,6 +222,7 @@ def create_app(
             await asyncio.gather(*background, return_exceptions=True)
             await recovery.stop()
             await log_service.stop()
+            await witnesses.stop()  # after the final checkpoint: it is submitted too
         finally:
             await session.close()
             await store.close()

@@ -15,10 +15,11 @@ from gateway.callers.tokens import CallerAuthenticator
 from gateway.disclosure.flow import Gateway
 from gateway.log.service import LogService
 from gateway.observe.metrics import Metrics
+from gateway.outbound.witness_runner import WitnessRunner
 from gateway.partners.standing import Suspensions
 from gateway.store.base import Store
 
-__all__ = ["AUTH", "GATEWAY", "LOG", "METRICS", "STORE", "SUSPENSIONS"]
+__all__ = ["AUTH", "GATEWAY", "LOG", "METRICS", "STORE", "SUSPENSIONS", "WITNESSES"]
 
 GATEWAY: Final = web.AppKey("gateway", Gateway)
 AUTH: Final = web.AppKey("auth", CallerAuthenticator)
@@ -26,3 +27,4 @@ STORE: Final = web.AppKey("store", Store)
 LOG: Final = web.AppKey("log", LogService)
 SUSPENSIONS: Final = web.AppKey("suspensions", Suspensions)
 METRICS: Final = web.AppKey("metrics", Metrics)
+WITNESSES: Final = web.AppKey("witnesses", WitnessRunner)

@@ -36,7 +36,7 @@ def write_project(
     storage_url: str,
     base_urls: Mapping[str, str],
     partner_settings: Mapping[str, Mapping[str, float | int]] | None = None,
-    log_settings: Mapping[str, float] | None = None,
+    log_settings: Mapping[str, float | str] | None = None,
 ) -> Path:
     """`target`/config.toml and partners/ from the shipped ones in `project` (keys shared).
 

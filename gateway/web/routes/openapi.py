@@ -758,9 +758,27 @@ def _schemas() -> dict[str, Schema]:
             "type": "object",
             "required": ["status", "storage"],
             "properties": {
-                "status": {"type": "string", "enum": ["ready", "unavailable"]},
+                "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
                 "storage": {"type": "string"},
                 "signing_keys": {"type": "integer", "minimum": 1},
+                "detail": {
+                    "type": "string",
+                    "description": "Why degraded: the witness quorum is not met for the "
+                    "latest checkpoint (it is submitted again until it is).",
+                },
+                "witnessing": {
+                    "type": "object",
+                    "description": "With a witness policy: its quorum, whether the last "
+                    "submission met it, and why each witness that did not cosign did not.",
+                    "properties": {
+                        "quorum": {"type": "string"},
+                        "quorum_met": {"type": ["boolean", "null"]},
+                        "not_cosigned": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                        },
+                    },
+                },
             },
         },
     }
@@ -1184,11 +1202,14 @@ def _paths() -> dict[str, Schema]:
         "/v1/log/checkpoint": {
             "get": _operation(
                 "getCheckpoint",
-                "The latest signed checkpoint (C2SP tlog-checkpoint signed note).",
+                "The latest signed checkpoint (C2SP tlog-checkpoint signed note), with "
+                "the cosignature lines its witnesses have given so far.",
                 {
                     "200": {
                         "description": "origin, tree size, base64 root hash, a blank line, "
-                        "and the Ed25519 note signature line.",
+                        "the Ed25519 note signature line, then one cosignature/v1 line per "
+                        "witness of the policy that cosigned it (none without a policy, or "
+                        "before a witness answered).",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
                     **_errors(*STORE_ERRORS, 404),
@@ -1371,7 +1392,9 @@ def _paths() -> dict[str, Schema]:
                     "200": _json(_ref("Ready"), "Ready to serve."),
                     "503": _json(
                         _ref("Ready"),
-                        "Not ready; `storage` says why.",
+                        "Not ready; `storage` says why. A witness's rollback alarm is a "
+                        "503 application/problem+json instead (`log_unavailable`), its "
+                        "`detail` naming the witness, the size it cosigned and the log's.",
                         {"Retry-After": _header("RetryAfter")},
                     ),
                 },

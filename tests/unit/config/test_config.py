@@ -83,22 +83,22 @@ def test_log_instance_timeout_defaults_and_is_validated(tmp_path: Path):
     assert load_config(path).log.instance_timeout_s == 15.0  # the default
     path.write_text(
         text.replace(
-            "checkpoint_interval_s = 60", "checkpoint_interval_s = 60\ninstance_timeout_s = 2"
+            "checkpoint_interval_s = 1", "checkpoint_interval_s = 1\ninstance_timeout_s = 2"
         )
     )
     assert load_config(path).log.instance_timeout_s == 2.0
     for bad in ("0", "-1", '"15"', "true", "100000"):
         path.write_text(
             text.replace(
-                "checkpoint_interval_s = 60",
-                f"checkpoint_interval_s = 60\ninstance_timeout_s = {bad}",
+                "checkpoint_interval_s = 1",
+                f"checkpoint_interval_s = 1\ninstance_timeout_s = {bad}",
             )
         )
         with pytest.raises(ConfigErrors) as exc:
             load_config(path)
         error = exc.value.errors[0]
         assert "log.instance_timeout_s must be a number of seconds" in error.message, bad
-        assert error.line == text.splitlines().index("checkpoint_interval_s = 60") + 2
+        assert error.line == text.splitlines().index("checkpoint_interval_s = 1") + 2
 
 
 def test_witness_policy_is_a_path_beside_config_toml_or_absent(tmp_path: Path):

@@ -5,13 +5,7 @@ process for the answers a correct witness never gives (wrong key, 422, 5xx)."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.processes import free_port
 from support.spec_witness import verify_cosigned
-from support.spec_witness.process import running_witness
+from support.witnesses import Witness, gateway_witness, spec_witness
 
 from gateway.log import merkle
 from gateway.log.checkpoint import Checkpoint, sign_checkpoint, split_note, verifier_key
@@ -36,11 +30,8 @@ from gateway.outbound.witnesses import (
     Witnessing,
     cosign_checkpoint,
 )
-from gateway.witness.keyfile import load_or_create_key
 
-GATEWAY = Path(sys.executable).parent / "gateway"
 ORIGIN = "gateway.example/log"
-GW_NAME = "witness.partner.example/w1"
 
 
 class Log:
@@ -61,50 +52,6 @@ class Log:
     async def proof(self, first: int, second: int) -> list[bytes]:
         assert 0 < first < second
         return merkle.consistency_proof(first, self.leaves[:second])
-
-
-@dataclass(frozen=True)
-class Witness:
-    url: str
-    vkey: str
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            assert process.poll() is None, "gateway witness serve exited"
-            assert time.monotonic() < deadline, "gateway witness serve did not start"
-            time.sleep(0.1)
-
-
-@contextmanager
-def gateway_witness(directory: Path, log_vkey: str) -> Iterator[Witness]:
-    """`gateway witness serve` as a child process, on a free port."""
-    key_path = directory / "gw-witness.pem"
-    directory.mkdir(parents=True, exist_ok=True)
-    vkey = witness_vkey(GW_NAME, load_or_create_key(key_path).public_key())
-    port = free_port()
-    command = [str(GATEWAY), "witness", "serve", "--key", str(key_path), "--name", GW_NAME]
-    command += ["--log", log_vkey, "--port", str(port)]
-    with (directory / "gw-witness.out").open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_listening(port, process)
-            yield Witness(f"http://127.0.0.1:{port}", vkey)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-@contextmanager
-def spec_witness(directory: Path, log_vkey: str) -> Iterator[Witness]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with running_witness(directory, [log_vkey], free_port()) as running:
-        yield Witness(running.url, running.vkey)
 
 
 def policy(log: Log, witnesses: dict[str, Witness], quorum: str) -> WitnessPolicy:

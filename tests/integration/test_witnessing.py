@@ -1,0 +1,211 @@
+"""The witnessing runner over real SQLite and PostgreSQL stores, with two witness
+processes (`gateway witness serve` and the spec-only witness): what it stores, which
+checkpoint is witnessed, another instance's newer checkpoint (never a rollback alarm), an
+unreachable witness (quorum not met, nothing lost) and a policy reloaded.
+
+Every test runs on both backends (tests/integration/conftest.py); two LogService objects
+on one store are two instances on one database.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.processes import free_port
+from support.spec_witness import verify_cosigned
+from support.witnesses import Witness, gateway_witness, spec_witness, write_policy
+
+from gateway.log.entries import outcome_entry, row_of
+from gateway.log.service import LogService, LogSigner
+from gateway.log.witness_policy import WitnessPolicy, load_witness_policy
+from gateway.outbound.witness_runner import WitnessRunner, merge_cosignatures
+from gateway.store import Store
+from gateway.store.records import LogRow
+
+ORIGIN = "gateway.test/disclosures"
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+SIGNER = LogSigner(ORIGIN, Ed25519PrivateKey.generate())
+
+
+def rows(start: int, count: int) -> list[LogRow]:
+    return [
+        row_of(
+            outcome_entry(
+                disclosure_id=f"d-{i}",
+                outcome="sent",
+                at=T0,
+                partner="lao-credit-bureau",
+                partner_status=201,
+                attempts=1,
+            )
+        )
+        for i in range(start, start + count)
+    ]
+
+
+@pytest.fixture
+def witnesses(tmp_path: Path) -> Iterator[dict[str, Witness]]:
+    with ExitStack() as stack:
+        yield {
+            "w1": stack.enter_context(gateway_witness(tmp_path / "w1", SIGNER.verifier_key)),
+            "w2": stack.enter_context(spec_witness(tmp_path / "w2", SIGNER.verifier_key)),
+        }
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as opened:
+        yield opened
+
+
+def policy_of(tmp_path: Path, witnesses: dict[str, Witness]) -> WitnessPolicy:
+    return load_witness_policy(
+        write_policy(tmp_path / "witnesses.txt", SIGNER.verifier_key, witnesses, "all")
+    )
+
+
+def instance(
+    store: Store, session: aiohttp.ClientSession, policy: WitnessPolicy | None
+) -> tuple[LogService, WitnessRunner]:
+    service = LogService(store, SIGNER, clock=lambda: T0)
+    runner = WitnessRunner(store, session, policy, service.consistency_proof, timeout=5)
+    service.witnessing = runner
+    return service, runner
+
+
+async def test_a_checkpoint_is_witnessed_and_stored_with_both_cosignatures(
+    store: Store, session: aiohttp.ClientSession, witnesses: dict[str, Witness], tmp_path: Path
+) -> None:
+    service, runner = instance(store, session, policy_of(tmp_path, witnesses))
+    await service.append_rows(rows(0, 3))
+    checkpoint = await service.checkpoint()
+    submitted = await runner.submit(checkpoint)
+    assert submitted is not None and submitted.quorum_met and not submitted.alarms
+    witnessed = await service.witnessed_checkpoint()
+    assert witnessed is not None and witnessed.seq == checkpoint.seq
+    verify_cosigned(witnessed.note, SIGNER.verifier_key, [w.vkey for w in witnesses.values()])
+    sizes = await store.witness_sizes()
+    assert {name: s.size for name, s in sizes.items()} == {"w1": 3, "w2": 3}
+    latest = await service.latest_checkpoint()
+    assert latest is not None and latest.cosigned == witnessed.note
+
+
+async def test_another_instances_newer_checkpoint_is_submitted_not_an_alarm(
+    store: Store, session: aiohttp.ClientSession, witnesses: dict[str, Witness], tmp_path: Path
+) -> None:
+    policy = policy_of(tmp_path, witnesses)
+    a, runner_a = instance(store, session, policy)
+    b, runner_b = instance(store, session, policy)
+    await a.append_rows(rows(0, 2))
+    older = await a.checkpoint()
+    await b.append_rows(rows(2, 3))
+    newer = await b.checkpoint()
+    first = await runner_b.submit(newer)
+    assert first is not None and first.quorum_met
+    # A submits its older checkpoint late: the witnesses (and the stored sizes) are at 5.
+    late = await runner_a.submit(older)
+    assert late is not None
+    assert late.alarms == [] and runner_a.alarms == {}
+    assert late.checkpoint.seq == newer.seq and late.quorum_met
+
+
+async def test_the_409_of_a_witness_ahead_by_a_peer_is_resent_from_the_newer_checkpoint(
+    store: Store, session: aiohttp.ClientSession, witnesses: dict[str, Witness], tmp_path: Path
+) -> None:
+    policy = policy_of(tmp_path, witnesses)
+    a, _ = instance(store, session, policy)
+    b, runner_b = instance(store, session, policy)
+    await a.append_rows(rows(0, 2))
+    older = await a.checkpoint()
+    await b.append_rows(rows(2, 2))
+    newer = await b.checkpoint()
+    assert await runner_b.submit(newer) is not None
+    # As if B's sizes had not been stored yet: each witness answers 409 with size 4.
+    await store.record_witnessing(newer.seq, None, {}, T0)
+    forgotten = WitnessRunner(_ForgetfulSizes(store), session, policy, a.consistency_proof)
+    late = await forgotten.submit(older)
+    assert late is not None and late.alarms == [] and late.checkpoint.seq == newer.seq
+
+
+class _ForgetfulSizes:
+    """The store, but no witness size ever stored: every submission starts from 0."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def witness_sizes(self) -> dict[str, object]:
+        return {}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+async def test_an_unreachable_witness_leaves_the_quorum_unmet_and_loses_nothing(
+    store: Store, session: aiohttp.ClientSession, witnesses: dict[str, Witness], tmp_path: Path
+) -> None:
+    down = Witness(f"http://127.0.0.1:{free_port()}", witnesses["w2"].vkey)
+    service, runner = instance(store, session, policy_of(tmp_path, {**witnesses, "w2": down}))
+    await service.append_rows(rows(0, 2))
+    submitted = await runner.submit(await service.checkpoint())
+    assert submitted is not None and not submitted.quorum_met and not submitted.alarms
+    assert runner.quorum_met is False and "w2" in runner.not_cosigned
+    assert await service.witnessed_checkpoint() is None
+    # w1's cosignature is kept; once w2 answers, the same checkpoint meets the quorum.
+    runner.policy = policy_of(tmp_path, witnesses)
+    again = await runner.submit_latest()
+    assert again is not None and again.quorum_met
+    assert await service.witnessed_checkpoint() is not None
+
+
+async def test_without_a_policy_the_witnessed_checkpoint_is_the_latest(
+    store: Store, session: aiohttp.ClientSession
+) -> None:
+    service, runner = instance(store, session, None)
+    await service.append_rows(rows(0, 2))
+    checkpoint = await service.checkpoint()
+    assert await runner.submit(checkpoint) is None
+    witnessed = await service.witnessed_checkpoint()
+    assert witnessed is not None and witnessed.note == checkpoint.note
+    bare = LogService(store, SIGNER)
+    assert await bare.witnessed_checkpoint() == await bare.latest_checkpoint()
+
+
+async def test_a_bad_policy_on_reload_keeps_the_one_in_force(
+    store: Store,
+    session: aiohttp.ClientSession,
+    witnesses: dict[str, Witness],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    policy = policy_of(tmp_path, witnesses)
+    path = tmp_path / "witnesses.txt"
+    runner = WitnessRunner(store, session, policy, LogService(store, SIGNER).consistency_proof)
+    runner.policy_path = path
+    path.write_text(path.read_text() + "quorum nobody\n")
+    assert runner.reload_policy() is False
+    assert runner.policy is policy
+    assert f"{path}:" in caplog.text
+    write_policy(path, SIGNER.verifier_key, {"w1": witnesses["w1"]}, "any")
+    assert runner.reload_policy() is True
+    assert runner.policy is not None and list(runner.policy.witnesses) == ["w1"]
+
+
+def _line(name: str, key_id: bytes, fill: bytes) -> str:
+    return f"— {name} {base64.b64encode(key_id + fill * 72).decode()}\n"
+
+
+def test_cosignatures_of_two_submissions_are_merged_one_per_key() -> None:
+    note = "origin\n1\nroot\n\n" + _line("origin", b"\x00\x00\x00\x00", b"o")
+    first = note + _line("w1", b"\x01\x01\x01\x01", b"a") + _line("w2", b"\x02\x02\x02\x02", b"b")
+    second = note + _line("w1", b"\x01\x01\x01\x01", b"c")
+    merged = merge_cosignatures(note, first, second)
+    assert merged == note + _line("w1", b"\x01\x01\x01\x01", b"c") + _line(
+        "w2", b"\x02\x02\x02\x02", b"b"
+    )

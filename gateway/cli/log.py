@@ -34,7 +34,9 @@ from gateway.cli.support import (
 )
 from gateway.config.model import Config
 from gateway.crypto.subject_keys import LogKeys, Period, forget_before
-from gateway.log.audit import AuditReport, audit_store
+from gateway.errors import GatewayError
+from gateway.log.actions import ActionTextReport, check_action_texts
+from gateway.log.audit import AuditReport, Problem, audit_store
 from gateway.log.offline import ProofDocumentError, b64, proof_document, verify_proof_document
 from gateway.log.search import (
     CSV_COLUMNS,
@@ -122,19 +124,33 @@ def _found_exits_1(handler: Callable[[argparse.Namespace], int]) -> Callable[...
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    texts: list[ActionTextReport] = []  # what the check of action texts found
+
     async def work(store: Store, config: Config) -> AuditReport:
         key = args.key or _signer(config).verifier_key
         progress = Progress("verifying", await store.log_size())
         try:
-            return await audit_store(store, key, config.log.origin, progress=progress.update)
+            report = await audit_store(store, key, config.log.origin, progress=progress.update)
         finally:
             progress.close()
+        # The tables' free text against the hashes their action entries hold.
+        try:
+            found = await check_action_texts(store, LogKeys.load(config.keys_dir))
+        except GatewayError as exc:
+            report.problems.append(Problem(f"action texts not checked: {exc.detail}"))
+            return report
+        texts.append(found)
+        report.problems.extend(Problem(message, start=index) for index, message in found.problems)
+        return report
 
     started = time.monotonic()
     report = with_store(args, work)
     elapsed = time.monotonic() - started
+    summary = texts[0].summary() if texts else "action texts not checked"
+    if not args.json:
+        print(summary, file=sys.stderr)
     if args.json:
-        print(json.dumps(_report_json(report, elapsed), indent=2))
+        print(json.dumps({**_report_json(report, elapsed), "action_texts": summary}, indent=2))
         return EXIT_OK if report.ok else EXIT_FOUND
     if report.ok:
         print(

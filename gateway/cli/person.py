@@ -12,13 +12,18 @@ the person uses elsewhere:
   from $GATEWAY_TOKEN, verified exactly as the HTTP API verifies it (same JWKS, issuer,
   audience, algorithms).
 
-Without a valid credential the command exits 2 before it touches the store.
+Without a valid credential the command exits 2 before it touches the store. With one, the
+act is first an `action` entry of the disclosure log (`cli_actions`, gateway.log.actions):
+who, which credential (`token:<kid>` or `password:<id>`, never the secret), what, when.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import getpass
+import json
 import os
 import sys
 from collections.abc import Collection, Mapping
@@ -28,8 +33,11 @@ import aiohttp
 
 from gateway.callers.tokens import CallerAuthenticator
 from gateway.cli.support import UsageError
+from gateway.clock import utc_now
 from gateway.config.model import Config
+from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
+from gateway.log.actions import ActionLog, AppendsRows, Person, direct_append
 from gateway.web.review.passwords import PasswordHashError, parse_password_hash
 
 PASSWORD_ENV: Final = "GATEWAY_PASSWORD"  # noqa: S105 - a variable name, not a password
@@ -58,6 +66,12 @@ def add_credential_options(parser: argparse.ArgumentParser, who_help: str) -> No
     )
 
 
+def cli_actions(store: AppendsRows, config: Config) -> ActionLog:
+    """Where the CLI records a person's acts: straight into the store's log, durable
+    before the act (the store serializes appends with a running gateway's)."""
+    return ActionLog(direct_append(store), LogKeys.load(config.keys_dir), utc_now)
+
+
 async def authenticate_person(
     args: argparse.Namespace,
     config: Config,
@@ -67,6 +81,18 @@ async def authenticate_person(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     """The id `--as` names, once its credential proves it and it holds one of `roles`."""
+    return (await proven_person(args, config, roles, stdin=stdin, environ=environ)).id
+
+
+async def proven_person(
+    args: argparse.Namespace,
+    config: Config,
+    roles: Collection[str],
+    *,
+    stdin: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Person:
+    """`authenticate_person`, with the id of the credential that proved it."""
     who: str = args.as_
     stdin = sys.stdin if stdin is None else stdin
     environ = os.environ if environ is None else environ
@@ -96,7 +122,7 @@ async def authenticate_person(
                 f"--token-stdin or ${TOKEN_ENV}; nothing was changed"
             )
         await _check_token(config, who, token)
-        return who
+        return Person(who, f"token:{_key_id(token) or who}")
     assert account is not None
     password = _password(args, who, stdin, environ)
     try:
@@ -105,7 +131,17 @@ async def authenticate_person(
         raise CredentialError(f"reviewer {who!r}: password_hash: {exc}") from None
     if not verifier.matches(password):
         raise CredentialError(f"the password of {who!r} does not match; nothing was changed")
-    return who
+    return Person(who, f"password:{who}")
+
+
+def _key_id(token: str) -> str | None:
+    """The `kid` of a token already verified (what the log records, not the token)."""
+    header = token.partition(".")[0]
+    try:
+        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid")
+    except (binascii.Error, ValueError, AttributeError):
+        return None
+    return str(kid)[:120] if kid else None
 
 
 def _token(args: argparse.Namespace, stdin: TextIO, environ: Mapping[str, str]) -> str | None:

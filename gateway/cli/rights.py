@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from gateway.cli.person import add_credential_options, authenticate_person
+from gateway.cli.person import add_credential_options, cli_actions, proven_person
 from gateway.cli.support import (
     EXIT_OK,
     Commands,
@@ -28,6 +28,7 @@ from gateway.cli.support import (
     with_store,
 )
 from gateway.config.model import Config
+from gateway.log.actions import target
 from gateway.partners import load_partners
 from gateway.rights import lawful_requests as legal_requests
 from gateway.store import Store
@@ -49,11 +50,15 @@ def cmd_create(args: argparse.Namespace) -> int:
         if args.received_at:
             body["received_at"] = args.received_at
         partners = load_partners(config.partners_dir, config.root)
+        who = await proven_person(args, config, REGISTRARS)
         record = legal_requests.parse_legal_request(
-            body,
-            registered_by=await authenticate_person(args, config, REGISTRARS),
-            known_partners=partners,
-            now=datetime.now(UTC),
+            body, registered_by=who.id, known_partners=partners, now=datetime.now(UTC)
+        )
+        await cli_actions(store, config).record(
+            who,
+            "register_lawful_request",
+            target=target("lawful_request", record.id),
+            legal_request_id=record.id,
         )
         await store.add_legal_request(record)
         if args.quiet:
@@ -67,11 +72,14 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
+        who = await proven_person(args, config, ("reviewer",))
         record = await legal_requests.approve(
             store,
             args.request_id,
-            await authenticate_person(args, config, ("reviewer",)),
+            who.id,
             datetime.now(UTC),
+            actions=cli_actions(store, config),
+            credential=who.credential,
         )
         print(json.dumps(legal_requests.legal_request_json(record), indent=2))
         return EXIT_OK

@@ -8,6 +8,8 @@ Idempotency-Key repeat gets again are built as `StoredResponse` values (`json_an
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -16,6 +18,7 @@ from aiohttp import web
 from gateway.callers.tokens import require_role
 from gateway.config.model import Caller
 from gateway.errors import ForbiddenError, GatewayError
+from gateway.log.actions import Person
 from gateway.observe.app_log import bind
 from gateway.store.records import StoredResponse
 from gateway.subject_id import check_subject_id
@@ -44,6 +47,27 @@ async def caller_of(request: web.Request, role: str | tuple[str, ...]) -> Caller
         require_role(caller, roles[0])
     bind(caller=caller.id)
     return caller
+
+
+async def person_of(request: web.Request, role: str | tuple[str, ...]) -> Person:
+    """`caller_of`, with the id of the credential that proved it: what an `action` entry
+    of the log records of a person's act (gateway.log.actions)."""
+    caller = await caller_of(request, role)
+    return Person(caller.id, credential_of(request, caller))
+
+
+def credential_of(request: web.Request, caller: Caller) -> str:
+    """``token:<kid>`` (the key that signed the bearer token, read from the header of a
+    token already verified) or ``certificate:<cn>`` — never the token itself."""
+    authorization = request.headers.get("Authorization")
+    if not authorization:
+        return f"certificate:{caller.id}"
+    header = authorization.partition(" ")[2].partition(".")[0]
+    try:
+        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid")
+    except (binascii.Error, ValueError, AttributeError):
+        kid = None
+    return f"token:{str(kid)[:120]}" if kid else f"token:{caller.id}"
 
 
 async def body_of(request: web.Request) -> Any:

@@ -25,6 +25,7 @@ from gateway.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from gateway.log.actions import target
 from gateway.log.columns import checked_disclosure
 from gateway.partners.model import Partner
 from gateway.policy.request import MAX_ID
@@ -58,6 +59,7 @@ from gateway.web.review.site import (
     Outcome,
     ReviewContext,
     SignedIn,
+    actions,
     backend,
     check_same_origin,
     context,
@@ -252,6 +254,8 @@ async def disclosure_list(request: web.Request, who: SignedIn) -> web.StreamResp
     ctx = context(request)
     filters, subject = await _filters(request, request.query.get, request.query.get("s"))
     after = _after(request.query.get("after"))
+    if subject is not None:  # a read of personal scope: recorded before it is answered
+        await actions(request).record(who.person, "search_by_subject", subject=subject)
     page = await search_page(store(request), filters, after=after)
     return render(
         request,
@@ -345,7 +349,11 @@ async def disclosure_detail(request: web.Request, who: SignedIn) -> web.StreamRe
 
 @reviewer_page
 async def export_csv(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    filters, _ = await _filters(request, request.query.get, request.query.get("s"))
+    filters, subject = await _filters(request, request.query.get, request.query.get("s"))
+    if subject is not None:
+        await actions(request).record(who.person, "export", subject=subject)
+    else:
+        await actions(request).record(who.person, "export", target=target("log"))
     stamp = context(request).clock().strftime("%Y%m%dT%H%M%SZ")
     response = web.StreamResponse(
         headers={
@@ -422,7 +430,7 @@ async def justify(request: web.Request, who: SignedIn) -> web.StreamResponse:
                 f"write a justification of 1 to {MAX_JUSTIFICATION} characters: why the "
                 "emergency basis applied (no personal data values)",
             )
-        await backend(request).justify(disclosure_id, who.reviewer.id, text)
+        await backend(request).justify(disclosure_id, who.reviewer.id, text, who.person.credential)
     except GatewayError as exc:
         return await _queue_page(request, who, Outcome(error=exc))
     log.info("reviewer %s justified %s", who.reviewer.id, disclosure_id)
@@ -481,7 +489,12 @@ async def approve(request: web.Request, who: SignedIn) -> web.StreamResponse:
 
     async def act() -> str:
         await legal_requests.approve(
-            store(request), request_id, who.reviewer.id, context(request).clock()
+            store(request),
+            request_id,
+            who.reviewer.id,
+            context(request).clock(),
+            actions=actions(request),
+            credential=who.person.credential,
         )
         log.info("reviewer %s approved lawful request %s", who.reviewer.id, request_id)
         return request_id

@@ -155,5 +155,5 @@ async def test_the_recorder_waits_for_the_entry_and_refuses_the_act_without_it()
     async def broken(entry: Mapping[str, Any]) -> int:
         raise LogUnavailableError("database is down")
 
-    with pytest.raises(ActionNotRecorded, match="the export was not done.*nothing was changed"):
+    with pytest.raises(ActionNotRecorded, match=r"the export was not done.*nothing was changed"):
         await ActionLog(broken, KEYS, lambda: NOV).record(who, "export", target=target("log"))

@@ -6,20 +6,25 @@ text edited after the act fails `log verify`'s check, naming the table and the e
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from browser.review_support import PASSWORDS, reviewers
 
 from gateway.canonical import timestamp
+from gateway.config.model import Config
 from gateway.crypto.subject_keys import LogKeys
 from gateway.log.actions import check_action_texts
 from gateway.log.columns import checked_search
 from gateway.store import sqlite_path
 from gateway.store.records import LogQuery
+from gateway.web.app import create_app
 from gateway.web.keys import ACTIONS, GATEWAY, LOG, STORE
 from gateway.web.review.backend import REVIEW_BACKEND
 
@@ -247,3 +252,69 @@ def _keys(client: TestClient) -> LogKeys:
 def _sqlite_file(client: TestClient) -> str:
     config = client.server.app[GATEWAY].config
     return str(sqlite_path(config.storage_url, config.root))
+
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def signed_in(client: TestClient, reviewer: str) -> str:
+    """Sign in through the review page's form; the session's CSRF token."""
+    form = await client.get("/review/login")
+    token = CSRF.search(await form.text())
+    assert token is not None
+    r = await client.post(
+        "/review/login",
+        data={
+            "csrf": token[1],
+            "reviewer_id": reviewer,
+            "next": "/review/",
+            "password": PASSWORDS[reviewer],
+        },
+        allow_redirects=False,
+    )
+    assert r.status == 303, await r.text()
+    page = await client.get("/review/queue")
+    found = CSRF.search(await page.text())
+    assert found is not None
+    return found[1]
+
+
+async def test_the_review_site_records_and_shows_acts(tmp_config: Config, auth: Auth) -> None:
+    config = replace(tmp_config, reviewers=reviewers())
+    client = TestClient(TestServer(create_app(config, env={})))
+    await client.start_server()
+    try:
+        await emergency_intent(client, "d-act-page")
+        csrf = await signed_in(client, "alice")
+        r = await client.post(
+            "/review/queue/d-act-page/justify",
+            data={"csrf": csrf, "justification": f"cardiac arrest {TEXT_NEEDLE}"},
+            allow_redirects=False,
+        )
+        assert r.status == 303, await r.text()
+        justified = await the_action(client, auth, "justify", disclosure_id="d-act-page")
+        assert justified["actor"] == "alice" and justified["credential"] == "password:alice"
+
+        # A search by subject is a read of personal scope: recorded, then shown with the
+        # subject's other acts (a report read over the API) below its disclosures.
+        r = await client.get(f"/v1/subjects/{SUBJECT}/disclosures", headers=auth("reviewer-bob"))
+        assert r.status == 200
+        r = await client.post("/review/search", data={"csrf": csrf, "subject": SUBJECT})
+        assert r.status == 200, await r.text()
+        page = await r.text()
+        assert "Acts and reads concerning this subject" in page
+        assert "read_subject_report" in page and "search_by_subject" in page
+        searched = await the_action(client, auth, "search_by_subject")
+        assert searched["actor"] == "alice"
+
+        r = await client.get("/review/actions?actor=alice")
+        assert r.status == 200
+        listing = await r.text()
+        assert f'<td class="num">{justified["index"]}</td>' in listing
+        assert "<td>justify</td>" in listing and "password:alice" in listing
+        assert "<td>read_subject_report</td>" not in listing  # bob's, filtered out
+        assert TEXT_NEEDLE not in listing and SUBJECT not in listing
+        r = await client.get("/review/actions?action=nonsense")
+        assert r.status == 400
+    finally:
+        await client.close()

@@ -32,6 +32,7 @@ from gateway.policy.request import MAX_ID
 from gateway.rights import lawful_requests as legal_requests
 from gateway.store.records import REQUIRED_APPROVALS, LegalRequestRecord
 from gateway.subject_id import check_subject_id, is_subject_id
+from gateway.web.review.actions_page import action_page, add_action_pages
 from gateway.web.review.listing import (
     MAX_INDEX,
     OUTCOME_CHOICES,
@@ -254,8 +255,10 @@ async def disclosure_list(request: web.Request, who: SignedIn) -> web.StreamResp
     ctx = context(request)
     filters, subject = await _filters(request, request.query.get, request.query.get("s"))
     after = _after(request.query.get("after"))
+    acts = None
     if subject is not None:  # a read of personal scope: recorded before it is answered
         await actions(request).record(who.person, "search_by_subject", subject=subject)
+        acts = await action_page(store(request), refs=filters.refs)
     page = await search_page(store(request), filters, after=after)
     return render(
         request,
@@ -272,6 +275,7 @@ async def disclosure_list(request: web.Request, who: SignedIn) -> web.StreamResp
         + (f"?{urlencode(filters.query())}" if filters.query() else ""),
         clear_subject_url=_list_url(replace(filters, subject_token=None, refs=None)),
         page_budget=SCAN_BUDGET,
+        acts=acts,
         **_choices(ctx),
     )
 
@@ -576,6 +580,7 @@ def add_review_routes(
     routes.add_get("/legal-requests", legal_request_list, name="legal_requests")
     routes.add_post("/legal-requests/{request_id}/approve", approve, name="approve")
     add_partner_pages(sub)
+    add_action_pages(sub)
     routes.add_get("/login", login_form, name="login")
     routes.add_post("/login", login_submit, name="login_submit")
     routes.add_post("/logout", logout, name="logout")

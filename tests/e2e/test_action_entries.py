@@ -214,7 +214,19 @@ async def test_subject_acts_and_reads_name_the_subject_only_by_reference(
     assert withdrawn["target"] == f"consent:{consent_id}"
     restricted = await the_action(gateway, auth, "restrict")
     assert restricted["actor"] == "privacy-office" and "text_hash" in restricted
-    read = await the_action(gateway, auth, "read_subject_report")
+    report = await (
+        await gateway.get(f"/v1/subjects/{SUBJECT}/disclosures", headers=auth("reviewer-bob"))
+    ).json()
+    # The report lists the acts concerning the subject, its own read included.
+    assert [a["action"] for a in report["actions"]] == [
+        "consent_given",
+        "restrict",
+        "read_subject_report",
+        "erasure_requested",
+        "read_subject_report",
+    ]
+    assert report["actions"][-1]["actor"] == "reviewer-bob"
+    read = await the_action(gateway, auth, "read_subject_report", actor="reviewer-alice")
     assert read["actor"] == "reviewer-alice" and read["subject_ref"] == ref
     erasure = await the_action(gateway, auth, "erasure_requested")
     assert erasure["actor"] == "privacy-office" and erasure["credential"].startswith("token:")

@@ -100,7 +100,8 @@ async def get_subject_disclosures(request: web.Request) -> web.Response:
             content_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="disclosures.csv"'},
         )
-    return json_response({"subject": subject, "disclosures": rows})
+    acts = await rights.subject_actions(request.app[STORE], gw.log_keys, subject)
+    return json_response({"subject": subject, "disclosures": rows, "actions": acts})
 
 
 async def post_erasure(request: web.Request) -> web.StreamResponse:

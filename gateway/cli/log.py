@@ -19,6 +19,7 @@ from typing import Any, Final, TextIO, TypeVar
 
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from gateway.cli.person import add_credential_options, cli_actions, reader
 from gateway.cli.support import (
     EXIT_FOUND,
     EXIT_OK,
@@ -35,7 +36,7 @@ from gateway.cli.support import (
 from gateway.config.model import Config
 from gateway.crypto.subject_keys import LogKeys, Period, forget_before
 from gateway.errors import GatewayError
-from gateway.log.actions import ActionTextReport, check_action_texts
+from gateway.log.actions import ActionTextReport, check_action_texts, target
 from gateway.log.audit import AuditReport, Problem, audit_store
 from gateway.log.offline import ProofDocumentError, b64, proof_document, verify_proof_document
 from gateway.log.search import (
@@ -237,6 +238,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
         refs = None
         if args.subject is not None:
+            who = await reader(args, config, READERS)
+            await cli_actions(store, config).record(who, "search_by_subject", subject=args.subject)
             # Hashed with every period key still held: forgotten periods find nothing.
             keys = LogKeys.load(config.keys_dir)
             refs = await subject_refs(store, keys, args.subject, since=since, until=until)
@@ -298,7 +301,10 @@ def _export_line(record: Mapping[str, Any]) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
-        progress = Progress("exporting", await store.log_size())
+        who = await reader(args, config, READERS)
+        # The log as it was when asked: the export's own entry (recorded first) is the next.
+        end = await cli_actions(store, config).record(who, "export", target=target("log"))
+        progress = Progress("exporting", end)
         out: TextIO = (
             sys.stdout
             if args.output in (None, "-")
@@ -314,7 +320,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 text_line=_export_line,
                 text_header=EXPORT_HEADER,
             )
-            async for index, entry in export_entries(store):
+            async for index, entry in export_entries(store, end=end):
                 writer.write({"index": index, **entry})
                 progress.update(writer.count)
             writer.close()
@@ -449,6 +455,11 @@ def cmd_forget_before(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# A search by subject and an export are reads of personal scope: each is an `action` entry.
+READERS: Final = ("reviewer", "rights_officer")
+READ_AS: Final = "who reads (recorded in the log; default: the shell's user, as host:<user>)"
+
+
 def register(commands: Commands) -> None:
     """Add this module's commands to the `gateway` parser."""
     group = add_group(commands, "log", "the disclosure log: verify, search, export, prove")
@@ -481,12 +492,14 @@ def register(commands: Commands) -> None:
     found.add_argument("--until", help="up to this date or RFC 3339 time (exclusive)")
     found.add_argument("--limit", type=int, help="at most this many disclosures")
     add_format_option(found, default="text", old_json_flag=True)  # json: one line each
+    add_credential_options(found, READ_AS, required=False)
 
     export = add_command(group, "export", cmd_export, "every entry in index order")
     # json is JSON lines, one entry each (the value was called jsonl before --format was
     # shared by every command; that name stays accepted).
     add_format_option(export, default="json", old_names={"jsonl": "json"})
     export.add_argument("--output", help="file to write (default: stdout)")
+    add_credential_options(export, READ_AS, required=False)
 
     add_command(
         group,

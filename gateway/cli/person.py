@@ -50,9 +50,11 @@ class CredentialError(UsageError):
     """No credential, or one that does not prove who `--as` names: nothing was changed."""
 
 
-def add_credential_options(parser: argparse.ArgumentParser, who_help: str) -> None:
+def add_credential_options(
+    parser: argparse.ArgumentParser, who_help: str, *, required: bool = True
+) -> None:
     """`--as` and the two ways to hand over a credential without putting it in argv."""
-    parser.add_argument("--as", dest="as_", required=True, metavar="ID", help=who_help)
+    parser.add_argument("--as", dest="as_", required=required, metavar="ID", help=who_help)
     parser.add_argument(
         "--password-stdin",
         action="store_true",
@@ -70,6 +72,23 @@ def cli_actions(store: AppendsRows, config: Config) -> ActionLog:
     """Where the CLI records a person's acts: straight into the store's log, durable
     before the act (the store serializes appends with a running gateway's)."""
     return ActionLog(direct_append(store), LogKeys.load(config.keys_dir), utc_now)
+
+
+HOST_SHELL: Final = "host-shell"
+
+
+async def reader(args: argparse.Namespace, config: Config, roles: Collection[str]) -> Person:
+    """Who reads personal-scope data on the CLI (`report subject`, `log search --subject`,
+    `log export`): the person `--as` names, proven by their credential; without `--as`,
+    the account of the shell (``host:<user>``, credential ``host-shell``) — the read is
+    recorded all the same, under the only name the host gives."""
+    if getattr(args, "as_", None):
+        return await proven_person(args, config, roles)
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid())
+    return Person(f"host:{user}"[:200], HOST_SHELL)
 
 
 async def authenticate_person(

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from gateway.cli.person import add_credential_options, cli_actions, proven_person
+from gateway.cli.person import add_credential_options, cli_actions, proven_person, reader
 from gateway.cli.support import (
     EXIT_OK,
     Commands,
@@ -36,6 +36,8 @@ from gateway.subject_id import subject_id_argument
 
 # Who may register a lawful request (the same roles as POST /v1/legal-requests).
 REGISTRARS = ("reviewer", "rights_officer")
+# Who may read a subject's report with --as (the roles GET /v1/subjects/{id}/disclosures asks).
+READERS = ("rights_officer", "reviewer")
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -132,6 +134,8 @@ def cmd_report_subject(args: argparse.Namespace) -> int:
 
     async def work(store: Store, config: Config) -> int:
         partners = load_partners(config.partners_dir, config.root)
+        who = await reader(args, config, READERS)
+        await cli_actions(store, config).record(who, "read_subject_report", subject=args.subject_id)
         rows = await rights.subject_report(
             store, LogKeys.load(config.keys_dir), partners, args.subject_id
         )
@@ -167,6 +171,11 @@ def register(commands: Commands) -> None:
     )
     subject.add_argument("subject_id", type=subject_id_argument)
     add_format_option(subject, default="json")
+    add_credential_options(
+        subject,
+        "who reads it (recorded in the log; default: the shell's user, as host:<user>)",
+        required=False,
+    )
 
     group = add_group(
         commands,

@@ -49,7 +49,8 @@ def exported(root: Path) -> list[dict[str, object]]:
 
 
 def actions(root: Path) -> list[dict[str, object]]:
-    return [e for e in exported(root) if e["kind"] == "action"]
+    """The action entries other than the exports' own (each export is one)."""
+    return [e for e in exported(root) if e["kind"] == "action" and e["action"] != "export"]
 
 
 def database(root: Path) -> Path:
@@ -150,3 +151,27 @@ def test_rows_written_before_action_entries_are_counted_not_failed(
     code, out, err = run(root, "log", "verify")
     assert code == 0, out + err
     assert "1 row(s) predate action entries" in err
+
+
+def test_cli_reads_of_personal_scope_are_recorded(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(root, "report", "subject", SUBJECT)
+    assert code == 0, err
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
+    code, _, err = run(root, "log", "search", "--subject", SUBJECT, "--as", "privacy-office")
+    assert code == 0, err
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "reviewer-bob"))
+    code, _, err = run(root, "log", "search", "--subject", SUBJECT, "--as", "privacy-office")
+    assert code == 2 and "nothing was changed" in err  # a wrong credential reads nothing
+
+    found = exported(root)  # the log as it was when asked: this export's entry comes next
+    read, searched = (e for e in found if e["kind"] == "action")
+    assert read["action"] == "read_subject_report" and read["credential"] == "host-shell"
+    assert str(read["actor"]).startswith("host:")
+    assert searched["action"] == "search_by_subject" and searched["actor"] == "privacy-office"
+    assert str(searched["credential"]).startswith("token:")
+    export = exported(root)[-1]
+    assert export["action"] == "export" and export["target"] == "log:"
+    assert export["index"] == len(found)
+    assert all(SUBJECT not in json.dumps(e) for e in found)

@@ -253,8 +253,10 @@ ACTIONS: Final = frozenset(
         "lift_restriction",
         "erasure_requested",
         "rectification_requested",
+        "set_profile",
         # reads of personal scope (the policy map: every call is logged)
         "read_subject_report",
+        "read_subject_consents",
         "search_by_subject",
         "export",
     }

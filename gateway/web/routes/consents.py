@@ -24,7 +24,7 @@ from gateway.policy.facts import (
     parse_date,
     profile_of_birth,
 )
-from gateway.web.http import body_of, caller_of, json_response, path_subject, person_of
+from gateway.web.http import body_of, json_response, path_subject, person_of
 from gateway.web.keys import ACTIONS, GATEWAY, STORE
 
 
@@ -90,8 +90,9 @@ async def withdraw_consent(request: web.Request) -> web.Response:
 
 
 async def get_subject_consents(request: web.Request) -> web.Response:
-    await caller_of(request, ("consent_writer", "rights_officer", "reviewer"))
+    who = await person_of(request, ("consent_writer", "rights_officer", "reviewer"))
     subject = path_subject(request)
+    await request.app[ACTIONS].record(who, "read_subject_consents", subject=subject)
     consents = await request.app[STORE].consents_for_subject(subject)
     return json_response({"consents": [consent_json(c, subject=subject) for c in consents]})
 
@@ -117,12 +118,13 @@ async def put_restriction(request: web.Request) -> web.Response:
 
 
 async def put_profile(request: web.Request) -> web.Response:
-    await caller_of(request, ("consent_writer", "rights_officer"))
+    who = await person_of(request, ("consent_writer", "rights_officer"))
     subject = path_subject(request)
     body = await body_of(request)
     if not isinstance(body, dict) or set(body) != {"date_of_birth"}:
         raise invalid('body must be {"date_of_birth": "YYYY-MM-DD"}')
     born = parse_date(body["date_of_birth"], "date_of_birth")
+    await request.app[ACTIONS].record(who, "set_profile", subject=subject)
     await request.app[STORE].set_profile(subject, profile_of_birth(born))
     return json_response({"subject": subject, "date_of_birth": "set"})
 

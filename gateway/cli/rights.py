@@ -28,7 +28,7 @@ from gateway.cli.support import (
     with_store,
 )
 from gateway.config.model import Config
-from gateway.log.actions import target
+from gateway.log.actions import lawful_request_text, target
 from gateway.partners import load_partners
 from gateway.rights import lawful_requests as legal_requests
 from gateway.store import Store
@@ -61,6 +61,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             "register_lawful_request",
             target=target("lawful_request", record.id),
             legal_request_id=record.id,
+            text=lawful_request_text(record),
         )
         await store.add_legal_request(record)
         if args.quiet:

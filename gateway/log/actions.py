@@ -37,7 +37,14 @@ from gateway.log.columns import checked_search
 from gateway.log.entries import action_entry, row_of, target
 from gateway.log.record import EntryRecord
 from gateway.partners.model import SuspensionEvent
-from gateway.store.records import MAX_SEARCH_LIMIT, JustificationRecord, LogEntry, LogQuery, LogRow
+from gateway.store.records import (
+    MAX_SEARCH_LIMIT,
+    JustificationRecord,
+    LegalRequestRecord,
+    LogEntry,
+    LogQuery,
+    LogRow,
+)
 
 __all__ = [
     "ActionLog",
@@ -47,6 +54,7 @@ __all__ = [
     "Person",
     "check_action_texts",
     "direct_append",
+    "lawful_request_text",
     "target",
 ]
 
@@ -146,6 +154,12 @@ class ActionLog:
         )
 
 
+def lawful_request_text(record: LegalRequestRecord) -> str:
+    """What a person typed when registering a lawful request, as one text to hash: the
+    authority, its reference and the instrument (the subjects are ids, kept sealed)."""
+    return "\n".join((record.authority, record.reference, record.instrument))
+
+
 # -- log verify: the tables' free text against the entries' hashes -------------------------
 
 
@@ -153,6 +167,7 @@ class ActionTextStore(Protocol):
     async def log_search(self, query: LogQuery) -> list[LogEntry]: ...
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]: ...
     async def get_justification(self, disclosure_id: str) -> JustificationRecord | None: ...
+    async def get_legal_request(self, request_id: str) -> LegalRequestRecord | None: ...
     async def suspension_history(
         self, partner_id: str | None = None, limit: int = 100
     ) -> list[SuspensionEvent]: ...
@@ -211,6 +226,11 @@ async def check_action_texts(store: ActionTextStore, keys: LogKeys) -> ActionTex
                 entry.time,
             ):
                 text = row.text
+        elif entry.action == "register_lawful_request":
+            table = "legal_requests"
+            found = await store.get_legal_request(str(entry.legal_request_id))
+            if found is not None and found.registered_by == entry.actor:
+                text = lawful_request_text(found)
         elif entry.action in ("suspend", "resume"):
             table = "partner_suspension_events"
             event = by_event.get(

@@ -119,7 +119,9 @@ async def test_suspend_and_resume_are_action_entries(gateway: TestClient, auth: 
     assert report.problems == [] and report.checked == 3
 
 
-async def test_lawful_request_register_and_approve(gateway: TestClient, auth: Auth) -> None:
+async def test_lawful_request_register_and_approve(
+    gateway: TestClient, auth: Auth, backend: Any
+) -> None:
     r = await gateway.post("/v1/legal-requests", json=REQUEST, headers=auth("privacy-office"))
     assert r.status == 201, await r.text()
     lr = (await r.json())["id"]
@@ -132,10 +134,20 @@ async def test_lawful_request_register_and_approve(gateway: TestClient, auth: Au
 
     registered = await the_action(gateway, auth, "register_lawful_request")
     assert registered["actor"] == "privacy-office" and registered["legal_request_id"] == lr
+    assert len(registered["text_hash"]) == 64  # the authority, reference and instrument
     for reviewer in ("reviewer-alice", "reviewer-bob"):
         approved = await the_action(gateway, auth, "approve_lawful_request", actor=reviewer)
         assert approved["target"] == f"lawful_request:{lr}"
         assert approved["credential"].startswith("token:")
+
+    store, keys = gateway.server.app[STORE], _keys(gateway)
+    assert (await check_action_texts(store, keys)).problems == []
+    if backend.name != "sqlite":
+        return
+    with sqlite3.connect(_sqlite_file(gateway)) as db:
+        db.execute("UPDATE legal_requests SET reference='VCP/2026/9999' WHERE id=?", (lr,))
+    [(index, message)] = (await check_action_texts(store, keys)).problems
+    assert index == registered["index"] and "legal_requests" in message
 
 
 async def test_justification_is_an_action_entry_and_its_text_is_checked(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.errors import InvalidRequestError, NotFoundError
-from gateway.log.actions import target
+from gateway.log.actions import lawful_request_text, target
 from gateway.rights import lawful_requests as legal_requests
 from gateway.rights import subjects as rights
 from gateway.web.http import (
@@ -40,6 +40,7 @@ async def post_legal_request(request: web.Request) -> web.Response:
         "register_lawful_request",
         target=target("lawful_request", record.id),
         legal_request_id=record.id,
+        text=lawful_request_text(record),
     )
     await request.app[STORE].add_legal_request(record)
     return json_response(legal_requests.legal_request_json(record), status=201)

@@ -20,10 +20,7 @@ who, which credential (`token:<kid>` or `password:<id>`, never the secret), what
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import getpass
-import json
 import os
 import sys
 from collections.abc import Collection, Mapping
@@ -31,7 +28,7 @@ from typing import Final, TextIO
 
 import aiohttp
 
-from gateway.callers.tokens import CallerAuthenticator
+from gateway.callers.tokens import CallerAuthenticator, token_key_id
 from gateway.cli.support import UsageError
 from gateway.clock import utc_now
 from gateway.config.model import Config
@@ -141,7 +138,7 @@ async def proven_person(
                 f"--token-stdin or ${TOKEN_ENV}; nothing was changed"
             )
         await _check_token(config, who, token)
-        return Person(who, f"token:{_key_id(token) or who}")
+        return Person(who, f"token:{token_key_id(token) or who}")
     assert account is not None
     password = _password(args, who, stdin, environ)
     try:
@@ -151,16 +148,6 @@ async def proven_person(
     if not verifier.matches(password):
         raise CredentialError(f"the password of {who!r} does not match; nothing was changed")
     return Person(who, f"password:{who}")
-
-
-def _key_id(token: str) -> str | None:
-    """The `kid` of a token already verified (what the log records, not the token)."""
-    header = token.partition(".")[0]
-    try:
-        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid")
-    except (binascii.Error, ValueError, AttributeError):
-        return None
-    return str(kid)[:120] if kid else None
 
 
 def _token(args: argparse.Namespace, stdin: TextIO, environ: Mapping[str, str]) -> str | None:

@@ -8,14 +8,12 @@ Idempotency-Key repeat gets again are built as `StoredResponse` values (`json_an
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any
 
 from aiohttp import web
 
-from gateway.callers.tokens import require_role
+from gateway.callers.tokens import require_role, token_key_id
 from gateway.config.model import Caller
 from gateway.errors import ForbiddenError, GatewayError
 from gateway.log.actions import Person
@@ -62,12 +60,7 @@ def credential_of(request: web.Request, caller: Caller) -> str:
     authorization = request.headers.get("Authorization")
     if not authorization:
         return f"certificate:{caller.id}"
-    header = authorization.partition(" ")[2].partition(".")[0]
-    try:
-        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid")
-    except (binascii.Error, ValueError, AttributeError):
-        kid = None
-    return f"token:{str(kid)[:120]}" if kid else f"token:{caller.id}"
+    return f"token:{token_key_id(authorization.partition(' ')[2]) or caller.id}"
 
 
 async def body_of(request: web.Request) -> Any:

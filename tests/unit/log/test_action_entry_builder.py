@@ -4,6 +4,7 @@ recorder that refuses the act when its entry cannot be written."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -157,3 +158,12 @@ async def test_the_recorder_waits_for_the_entry_and_refuses_the_act_without_it()
 
     with pytest.raises(ActionNotRecorded, match=r"the export was not done.*nothing was changed"):
         await ActionLog(broken, KEYS, lambda: NOV).record(who, "export", target=target("log"))
+
+
+def test_the_credential_of_a_token_is_its_key_id_never_the_token() -> None:
+    from gateway.callers.tokens import token_key_id
+
+    header = base64.urlsafe_b64encode(b'{"alg":"ES256","kid":"idp-2026"}').rstrip(b"=").decode()
+    assert token_key_id(f"{header}.e30.c2ln") == "idp-2026"
+    for broken in ("", "garbage", "%%%.a.b", "e30.e30.e30", "W10.x.y"):  # {} and []
+        assert token_key_id(broken) is None

@@ -184,6 +184,10 @@ async def test_justification_is_an_action_entry_and_its_text_is_checked(
     message = report.problems[0][1]
     assert "justifications" in message and f"entry {justified['index']}" in message
     assert TEXT_NEEDLE not in message
+    # The review page's integrity status says so too, after its next audit.
+    await review.audit()
+    status = await review.integrity()
+    assert status.ok is False and "justifications" in status.detail
 
 
 async def test_subject_acts_and_reads_name_the_subject_only_by_reference(

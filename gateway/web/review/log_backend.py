@@ -19,7 +19,7 @@ from gateway import vocabulary as v
 from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.log import search
-from gateway.log.actions import ActionLog, Person, target
+from gateway.log.actions import ActionLog, Person, check_action_texts, target
 from gateway.log.audit import audit_store
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.service import EntryCheck, LogService
@@ -64,14 +64,20 @@ class LogReviewBackend:
         """Recompute the whole log and every checkpoint; remember the result."""
         signer = self._log.signer
         report = await audit_store(self._store, signer.verifier_key, signer.name)
+        # The tables' free text against the hashes in their action entries, as `log verify`.
+        texts = await check_action_texts(self._store, self._keys)
         self._verified_at = self._clock()
-        self._ok = report.ok
+        self._ok = report.ok and not texts.problems
         first = report.first_bad
-        self._detail = (
-            f"recomputed {report.entries} entries and {report.checkpoints} checkpoints"
-            if first is None
-            else f"{first.message} (from index {first.start})"
-        )
+        if first is not None:
+            self._detail = f"{first.message} (from index {first.start})"
+        elif texts.problems:
+            self._detail = texts.problems[0][1]
+        else:
+            self._detail = (
+                f"recomputed {report.entries} entries and {report.checkpoints} checkpoints; "
+                f"{texts.summary()}"
+            )
         if not report.ok:
             log.error("log audit failed: %s", self._detail)
 

@@ -36,8 +36,9 @@ from gateway.cli.support import (
 from gateway.config.model import Config
 from gateway.crypto.subject_keys import LogKeys, Period, forget_before
 from gateway.errors import GatewayError
-from gateway.log.actions import ActionTextReport, check_action_texts, target
+from gateway.log.actions import ActionTextReport, check_action_texts, find_actions, target
 from gateway.log.audit import AuditReport, Problem, audit_store
+from gateway.log.entries import ACTIONS
 from gateway.log.offline import ProofDocumentError, b64, proof_document, verify_proof_document
 from gateway.log.search import (
     CSV_COLUMNS,
@@ -334,6 +335,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     return with_store(args, work)
 
 
+ACTION_COLUMNS: Final = columns("index", "time", "actor", "credential", "action", "target")
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        out = RecordWriter(args.format, ACTION_COLUMNS, empty_text="no act recorded")
+        async for entry in find_actions(store, actor=args.actor, action=args.action):
+            out.write({"index": entry.index, **entry.data})
+        out.close()
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
 # -- checkpoints and proofs -----------------------------------------------------------------
 
 
@@ -500,6 +515,13 @@ def register(commands: Commands) -> None:
     add_format_option(export, default="json", old_names={"jsonl": "json"})
     export.add_argument("--output", help="file to write (default: stdout)")
     add_credential_options(export, READ_AS, required=False)
+
+    acts = add_command(
+        group, "actions", cmd_actions, "people's acts and reads: who, which credential, what"
+    )
+    acts.add_argument("--actor", help="only the acts of this reviewer or caller id")
+    acts.add_argument("--action", choices=sorted(ACTIONS), help="only this kind of act")
+    add_format_option(acts, default="text")
 
     add_command(
         group,

@@ -25,7 +25,7 @@ action entries existed have none and are counted, not failed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -54,6 +54,7 @@ __all__ = [
     "Person",
     "check_action_texts",
     "direct_append",
+    "find_actions",
     "lawful_request_text",
     "target",
 ]
@@ -158,6 +159,26 @@ def lawful_request_text(record: LegalRequestRecord) -> str:
     """What a person typed when registering a lawful request, as one text to hash: the
     authority, its reference and the instrument (the subjects are ids, kept sealed)."""
     return "\n".join((record.authority, record.reference, record.instrument))
+
+
+class ActionSearchStore(Protocol):
+    async def log_search(self, query: LogQuery) -> list[LogEntry]: ...
+    async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]: ...
+
+
+async def find_actions(
+    store: ActionSearchStore, *, actor: str | None = None, action: str | None = None
+) -> AsyncIterator[EntryRecord]:
+    """Every action entry (of `actor`, of `action`), oldest first, each checked against
+    its bytes (``gateway log actions``)."""
+    query = LogQuery(kind="action", limit=MAX_SEARCH_LIMIT)
+    while rows := await checked_search(store, query):
+        for entry in rows:
+            if (actor is None or entry.actor == actor) and (
+                action is None or entry.action == action
+            ):
+                yield entry
+        query = query.after(rows[-1].index)
 
 
 # -- log verify: the tables' free text against the entries' hashes -------------------------

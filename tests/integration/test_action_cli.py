@@ -102,6 +102,13 @@ def test_cli_acts_are_action_entries_and_verify_checks_their_text(
     assert code == 0, out + err
     assert "1 action text(s) match their entries" in err
 
+    code, out, err = run(root, "log", "actions", "--actor", "reviewer-carol", "--format", "json")
+    assert code == 0, err
+    [listed] = json.loads(out)
+    assert listed["action"] == "suspend" and listed["index"] == suspended["index"]
+    code, out, err = run(root, "log", "actions")
+    assert code == 0 and "consent_given" in out and "password:reviewer-carol" in out
+
     # A suspension's reason rewritten in the database (the sealed reason of another
     # event, so it still opens): verify names the table and the entry.
     monkeypatch.delenv("GATEWAY_TOKEN")

@@ -11,12 +11,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.errors import InvalidRequestError, NotFoundError
-from gateway.log.actions import lawful_request_text, target
+from gateway.log.actions import Person, lawful_request_text, target
 from gateway.rights import lawful_requests as legal_requests
 from gateway.rights import subjects as rights
 from gateway.web.http import (
     body_of,
     caller_of,
+    credential_of,
     json_answer,
     json_response,
     path_subject,
@@ -109,8 +110,8 @@ async def post_erasure(request: web.Request) -> web.StreamResponse:
     """VII.2: notify every partner that received the subject's data; an erasure also
     removes the gateway's own copy (rights.erase_own_copy). With an `Idempotency-Key`, a
     repeat answers the first result again and sends no notice."""
-    who = await person_of(request, "rights_officer")
-    officer = request.app[GATEWAY].config.callers[who.id]
+    officer = await caller_of(request, "rights_officer")
+    who = Person(officer.id, credential_of(request, officer))
     subject = path_subject(request)
     body = await body_of(request)
     asked = body.get("kind") if isinstance(body, dict) else None

@@ -17,10 +17,13 @@ attempt, and ``gateway log verify`` counts such entries without calling them dam
 **Free text never enters the log.** A justification or a reason may name a person, and
 the log cannot forget: the entry holds the text's keyed hash (``LogKeys.text_hash``,
 under the month's key), the text stays in its table, sealed at rest.
-:func:`check_action_texts` (run by ``gateway log verify``) finds each table row with
-free text by its entry — the same target, actor and time — and fails, naming the table
-and the entry's index, when the text no longer matches the hash. Rows written before
-action entries existed have none and are counted, not failed.
+:func:`check_action_texts` (run by ``gateway log verify`` and the review page's periodic
+audit) finds each row with free text by its entry — a justification or a suspension event
+by the same target, actor and time (to the millisecond the entry keeps), a lawful request
+by its id and registrant — and fails, naming the table and the entry's index, when the
+text no longer matches the hash. Rows written before action entries existed have none and
+are counted, not failed; so is an entry whose row was never written. No schema change was
+needed: the row is found from the entry, not the entry from the row.
 """
 
 from __future__ import annotations

@@ -514,3 +514,16 @@ async def _fetch_json(session: aiohttp.ClientSession, url: str) -> object:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise JwksError("response is not JSON") from exc
+
+
+def token_key_id(token: str) -> str | None:
+    """The `kid` in the header of a token this module already verified: which key proved a
+    person, as an `action` entry of the log records it (never the token). None when the
+    header cannot be read."""
+    header = token.partition(".")[0]
+    try:
+        kid = json.loads(urlsafe_b64decode(header.encode("ascii")))
+    except (ValueError, TypeError):
+        return None
+    found = kid.get("kid") if isinstance(kid, dict) else None
+    return found[:120] if isinstance(found, str) and found else None

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway import vocabulary as v
-from gateway.cli.person import add_credential_options, authenticate_person
+from gateway.cli.person import add_credential_options, cli_actions, proven_person
 from gateway.cli.support import EXIT_OK, Commands, UsageError, add_command, with_store
 from gateway.config.model import Config
+from gateway.log.actions import target
 from gateway.partners import load_partners
 from gateway.policy.facts import check_consent_to_record, parse_consent
 from gateway.store import Store
@@ -40,12 +41,15 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
     consent = parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=now)
 
     async def work(store: Store, config: Config) -> int:
-        await authenticate_person(args, config, CONSENT_WRITERS)
+        who = await proven_person(args, config, CONSENT_WRITERS)
         check_consent_to_record(
             consent,
             known_partners=load_partners(config.partners_dir, config.root),
             policy_version=config.policy.version,
             now=now,
+        )
+        await cli_actions(store, config).record(
+            who, "consent_given", at=now, subject=consent.subject, consent_id=consent.id
         )
         await store.add_consent(consent)
         print(json.dumps(consent_json(consent, subject=consent.subject), indent=2))
@@ -56,7 +60,13 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
 
 def cmd_consent_withdraw(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
-        await authenticate_person(args, config, CONSENT_WRITERS)
+        who = await proven_person(args, config, CONSENT_WRITERS)
+        await cli_actions(store, config).record(
+            who,
+            "consent_withdrawn",
+            target=target("consent", args.consent_id[:200]),
+            consent_id=args.consent_id,
+        )
         consent = await store.withdraw_consent(args.consent_id, datetime.now(UTC))
         if consent is None:
             raise UsageError(f"no consent with id {args.consent_id!r}")

@@ -289,6 +289,9 @@ async def _show_log(store: LogRowStore, out: Callable[[str], None]) -> None:
     out(f"disclosure log: {size} entries (no personal values; subject as keyed HMAC)")
     for index, raw in await store.read_log(0, size):
         entry = EntryRecord.parse(index, raw)
+        if entry.kind == "action":  # a person's act: who did what (gateway.log.actions)
+            out(f"  #{index:<3} {'action':<8} {entry.actor} {entry.action} ({entry.credential})")
+            continue
         what = entry.outcome or entry.problem or ",".join(entry.fields)
         out(
             f"  #{index:<3} {entry.kind!s:<8} {entry.disclosure_id[:14]}  "

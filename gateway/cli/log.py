@@ -20,6 +20,7 @@ from typing import Any, Final, TextIO, TypeVar
 
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from gateway.cli.person import add_credential_options, cli_actions, reader
 from gateway.cli.support import (
     EXIT_FOUND,
     EXIT_OK,
@@ -35,8 +36,11 @@ from gateway.cli.support import (
 )
 from gateway.config.model import Config
 from gateway.crypto.subject_keys import LogKeys, Period, forget_before
-from gateway.log.audit import AuditReport, audit_store
+from gateway.errors import GatewayError
+from gateway.log.actions import ActionTextReport, check_action_texts, find_actions, target
+from gateway.log.audit import AuditReport, Problem, audit_store
 from gateway.log.checkpoint import verifier_key
+from gateway.log.entries import ACTIONS
 from gateway.log.key_history import ensure_next_key
 from gateway.log.offline import ProofDocumentError, b64, proof_document, verify_proof_document
 from gateway.log.rotation import Rotation, rotate_log_key
@@ -131,6 +135,8 @@ def _found_exits_1(handler: Callable[[argparse.Namespace], int]) -> Callable[...
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    texts: list[ActionTextReport] = []  # what the check of action texts found
+
     async def work(store: Store, config: Config) -> tuple[AuditReport, Submitted | None]:
         keys = args.key or _signer(config).verifier_keys
         progress = Progress("verifying", await store.log_size())
@@ -138,6 +144,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
             report = await audit_store(store, keys, config.log.origin, progress=progress.update)
         finally:
             progress.close()
+        # The tables' free text against the hashes their action entries hold.
+        try:
+            found = await check_action_texts(store, LogKeys.load(config.keys_dir))
+        except GatewayError as exc:
+            report.problems.append(Problem(f"action texts not checked: {exc.detail}"))
+        else:
+            texts.append(found)
+            report.problems.extend(
+                Problem(message, start=index) for index, message in found.problems
+            )
         if not report.ok or config.log.witness_policy is None:
             return report, None
         # The witnesses' view: the latest checkpoint submitted to each (add-checkpoint). A
@@ -152,8 +168,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report, witnessed = with_store(args, work)
     elapsed = time.monotonic() - started
     alarmed = witnessed is not None and bool(witnessed.alarms)
+    summary = texts[0].summary() if texts else "action texts not checked"
+    if not args.json:
+        print(summary, file=sys.stderr)
     if args.json:
-        verdict = _report_json(report, elapsed)
+        verdict = {**_report_json(report, elapsed), "action_texts": summary}
         if witnessed is not None:
             verdict["witnesses"] = _witnesses_json(witnessed)
         print(json.dumps(verdict, indent=2))
@@ -249,6 +268,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
         refs = None
         if args.subject is not None:
+            who = await reader(args, config, READERS)
+            await cli_actions(store, config).record(who, "search_by_subject", subject=args.subject)
             # Hashed with every period key still held: forgotten periods find nothing.
             keys = LogKeys.load(config.keys_dir)
             refs = await subject_refs(store, keys, args.subject, since=since, until=until)
@@ -310,7 +331,10 @@ def _export_line(record: Mapping[str, Any]) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
-        progress = Progress("exporting", await store.log_size())
+        who = await reader(args, config, READERS)
+        # The log as it was when asked: the export's own entry (recorded first) is the next.
+        end = await cli_actions(store, config).record(who, "export", target=target("log"))
+        progress = Progress("exporting", end)
         out: TextIO = (
             sys.stdout
             if args.output in (None, "-")
@@ -326,7 +350,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 text_line=_export_line,
                 text_header=EXPORT_HEADER,
             )
-            async for index, entry in export_entries(store):
+            async for index, entry in export_entries(store, end=end):
                 writer.write({"index": index, **entry})
                 progress.update(writer.count)
             writer.close()
@@ -335,6 +359,20 @@ def cmd_export(args: argparse.Namespace) -> int:
             if out is not sys.stdout:
                 out.close()
         print(f"exported {writer.count} entries", file=sys.stderr)
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+ACTION_COLUMNS: Final = columns("index", "time", "actor", "credential", "action", "target")
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        out = RecordWriter(args.format, ACTION_COLUMNS, empty_text="no act recorded")
+        async for entry in find_actions(store, actor=args.actor, action=args.action):
+            out.write({"index": entry.index, **entry.data})
+        out.close()
         return EXIT_OK
 
     return with_store(args, work)
@@ -573,6 +611,11 @@ def cmd_forget_before(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# A search by subject and an export are reads of personal scope: each is an `action` entry.
+READERS: Final = ("reviewer", "rights_officer")
+READ_AS: Final = "who reads (recorded in the log; default: the shell's user, as host:<user>)"
+
+
 def register(commands: Commands) -> None:
     """Add this module's commands to the `gateway` parser."""
     group = add_group(commands, "log", "the disclosure log: verify, search, export, prove")
@@ -611,12 +654,21 @@ def register(commands: Commands) -> None:
     found.add_argument("--until", help="up to this date or RFC 3339 time (exclusive)")
     found.add_argument("--limit", type=int, help="at most this many disclosures")
     add_format_option(found, default="text", old_json_flag=True)  # json: one line each
+    add_credential_options(found, READ_AS, required=False)
 
     export = add_command(group, "export", cmd_export, "every entry in index order")
     # json is JSON lines, one entry each (the value was called jsonl before --format was
     # shared by every command; that name stays accepted).
     add_format_option(export, default="json", old_names={"jsonl": "json"})
     export.add_argument("--output", help="file to write (default: stdout)")
+    add_credential_options(export, READ_AS, required=False)
+
+    acts = add_command(
+        group, "actions", cmd_actions, "people's acts and reads: who, which credential, what"
+    )
+    acts.add_argument("--actor", help="only the acts of this reviewer or caller id")
+    acts.add_argument("--action", choices=sorted(ACTIONS), help="only this kind of act")
+    add_format_option(acts, default="text")
 
     add_command(
         group,

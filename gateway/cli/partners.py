@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.cli.person import add_credential_options, authenticate_person
+from gateway.cli.person import add_credential_options, cli_actions, proven_person
 from gateway.cli.support import (
     EXIT_OK,
     EXIT_USAGE,
@@ -180,13 +180,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def _suspensions(store: Store, config: Config) -> Suspensions:
     partners = load_partners(config.partners_dir, config.root)
-    return Suspensions(store, partners, lambda: datetime.now(UTC))
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    return Suspensions(store, partners, clock, recorder=cli_actions(store, config))
 
 
 def cmd_suspend(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
+        who = await proven_person(args, config, ("reviewer",))
         found, made = await _suspensions(store, config).suspend(
-            args.partner_id, args.reason, await authenticate_person(args, config, ("reviewer",))
+            args.partner_id, args.reason, who.id, who.credential
         )
         print(json.dumps({**suspension_json(found), "suspended": True, "changed": made}, indent=2))
         if not made:
@@ -198,8 +200,10 @@ def cmd_suspend(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
-        actor = await authenticate_person(args, config, ("reviewer",))
-        lifted = await _suspensions(store, config).resume(args.partner_id, actor, args.reason)
+        who = await proven_person(args, config, ("reviewer",))
+        lifted = await _suspensions(store, config).resume(
+            args.partner_id, who.id, args.reason, who.credential
+        )
         print(
             json.dumps(
                 {

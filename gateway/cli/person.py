@@ -12,7 +12,9 @@ the person uses elsewhere:
   from $GATEWAY_TOKEN, verified exactly as the HTTP API verifies it (same JWKS, issuer,
   audience, algorithms).
 
-Without a valid credential the command exits 2 before it touches the store.
+Without a valid credential the command exits 2 before it touches the store. With one, the
+act is first an `action` entry of the disclosure log (`cli_actions`, gateway.log.actions):
+who, which credential (`token:<kid>` or `password:<id>`, never the secret), what, when.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from typing import Final, TextIO
 
 import aiohttp
 
-from gateway.callers.tokens import CallerAuthenticator
+from gateway.callers.tokens import CallerAuthenticator, token_key_id
 from gateway.cli.support import UsageError
+from gateway.clock import utc_now
 from gateway.config.model import Config
+from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
+from gateway.log.actions import ActionLog, AppendsRows, Person, direct_append
 from gateway.web.review.passwords import PasswordHashError, parse_password_hash
 
 PASSWORD_ENV: Final = "GATEWAY_PASSWORD"  # noqa: S105 - a variable name, not a password
@@ -42,9 +47,11 @@ class CredentialError(UsageError):
     """No credential, or one that does not prove who `--as` names: nothing was changed."""
 
 
-def add_credential_options(parser: argparse.ArgumentParser, who_help: str) -> None:
+def add_credential_options(
+    parser: argparse.ArgumentParser, who_help: str, *, required: bool = True
+) -> None:
     """`--as` and the two ways to hand over a credential without putting it in argv."""
-    parser.add_argument("--as", dest="as_", required=True, metavar="ID", help=who_help)
+    parser.add_argument("--as", dest="as_", required=required, metavar="ID", help=who_help)
     parser.add_argument(
         "--password-stdin",
         action="store_true",
@@ -58,6 +65,29 @@ def add_credential_options(parser: argparse.ArgumentParser, who_help: str) -> No
     )
 
 
+def cli_actions(store: AppendsRows, config: Config) -> ActionLog:
+    """Where the CLI records a person's acts: straight into the store's log, durable
+    before the act (the store serializes appends with a running gateway's)."""
+    return ActionLog(direct_append(store), LogKeys.load(config.keys_dir), utc_now)
+
+
+HOST_SHELL: Final = "host-shell"
+
+
+async def reader(args: argparse.Namespace, config: Config, roles: Collection[str]) -> Person:
+    """Who reads personal-scope data on the CLI (`report subject`, `log search --subject`,
+    `log export`): the person `--as` names, proven by their credential; without `--as`,
+    the account of the shell (``host:<user>``, credential ``host-shell``) — the read is
+    recorded all the same, under the only name the host gives."""
+    if getattr(args, "as_", None):
+        return await proven_person(args, config, roles)
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid())
+    return Person(f"host:{user}"[:200], HOST_SHELL)
+
+
 async def authenticate_person(
     args: argparse.Namespace,
     config: Config,
@@ -67,6 +97,18 @@ async def authenticate_person(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     """The id `--as` names, once its credential proves it and it holds one of `roles`."""
+    return (await proven_person(args, config, roles, stdin=stdin, environ=environ)).id
+
+
+async def proven_person(
+    args: argparse.Namespace,
+    config: Config,
+    roles: Collection[str],
+    *,
+    stdin: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Person:
+    """`authenticate_person`, with the id of the credential that proved it."""
     who: str = args.as_
     stdin = sys.stdin if stdin is None else stdin
     environ = os.environ if environ is None else environ
@@ -96,7 +138,7 @@ async def authenticate_person(
                 f"--token-stdin or ${TOKEN_ENV}; nothing was changed"
             )
         await _check_token(config, who, token)
-        return who
+        return Person(who, f"token:{token_key_id(token) or who}")
     assert account is not None
     password = _password(args, who, stdin, environ)
     try:
@@ -105,7 +147,7 @@ async def authenticate_person(
         raise CredentialError(f"reviewer {who!r}: password_hash: {exc}") from None
     if not verifier.matches(password):
         raise CredentialError(f"the password of {who!r} does not match; nothing was changed")
-    return who
+    return Person(who, f"password:{who}")
 
 
 def _token(args: argparse.Namespace, stdin: TextIO, environ: Mapping[str, str]) -> str | None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from gateway.cli.person import add_credential_options, authenticate_person
+from gateway.cli.person import add_credential_options, cli_actions, proven_person, reader
 from gateway.cli.support import (
     EXIT_OK,
     Commands,
@@ -28,6 +28,7 @@ from gateway.cli.support import (
     with_store,
 )
 from gateway.config.model import Config
+from gateway.log.actions import lawful_request_text, target
 from gateway.partners import load_partners
 from gateway.rights import lawful_requests as legal_requests
 from gateway.store import Store
@@ -35,6 +36,8 @@ from gateway.subject_id import subject_id_argument
 
 # Who may register a lawful request (the same roles as POST /v1/legal-requests).
 REGISTRARS = ("reviewer", "rights_officer")
+# Who may read a subject's report with --as (the roles GET /v1/subjects/{id}/disclosures asks).
+READERS = ("rights_officer", "reviewer")
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -49,11 +52,16 @@ def cmd_create(args: argparse.Namespace) -> int:
         if args.received_at:
             body["received_at"] = args.received_at
         partners = load_partners(config.partners_dir, config.root)
+        who = await proven_person(args, config, REGISTRARS)
         record = legal_requests.parse_legal_request(
-            body,
-            registered_by=await authenticate_person(args, config, REGISTRARS),
-            known_partners=partners,
-            now=datetime.now(UTC),
+            body, registered_by=who.id, known_partners=partners, now=datetime.now(UTC)
+        )
+        await cli_actions(store, config).record(
+            who,
+            "register_lawful_request",
+            target=target("lawful_request", record.id),
+            legal_request_id=record.id,
+            text=lawful_request_text(record),
         )
         await store.add_legal_request(record)
         if args.quiet:
@@ -67,11 +75,14 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
+        who = await proven_person(args, config, ("reviewer",))
         record = await legal_requests.approve(
             store,
             args.request_id,
-            await authenticate_person(args, config, ("reviewer",)),
+            who.id,
             datetime.now(UTC),
+            actions=cli_actions(store, config),
+            credential=who.credential,
         )
         print(json.dumps(legal_requests.legal_request_json(record), indent=2))
         return EXIT_OK
@@ -124,6 +135,8 @@ def cmd_report_subject(args: argparse.Namespace) -> int:
 
     async def work(store: Store, config: Config) -> int:
         partners = load_partners(config.partners_dir, config.root)
+        who = await reader(args, config, READERS)
+        await cli_actions(store, config).record(who, "read_subject_report", subject=args.subject_id)
         rows = await rights.subject_report(
             store, LogKeys.load(config.keys_dir), partners, args.subject_id
         )
@@ -159,6 +172,11 @@ def register(commands: Commands) -> None:
     )
     subject.add_argument("subject_id", type=subject_id_argument)
     add_format_option(subject, default="json")
+    add_credential_options(
+        subject,
+        "who reads it (recorded in the log; default: the shell's user, as host:<user>)",
+        required=False,
+    )
 
     group = add_group(
         commands,

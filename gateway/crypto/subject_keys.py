@@ -57,6 +57,7 @@ KEY_SIZE: Final = 32
 _NEXT = b"gateway log period key\x00next"
 _SUBJECT = b"subject\x00"
 _DATA = b"data\x00"
+_TEXT = b"text\x00"
 _LINE = re.compile(r"(\d{4})-(\d{2}) ([A-Za-z0-9+/=]+)")
 
 
@@ -210,6 +211,17 @@ class LogKeys:
         """Keyed digest of the minimized payload sent at `at` (proves what was sent)."""
         key = self.key_for(Period.of(at))
         return hmac.digest(key, _DATA + canonical_json(minimized), "sha256").hex()
+
+    def text_hash(self, text: str, at: datetime) -> str:
+        """Keyed digest of a person's free text written at `at` (a justification, a reason).
+
+        The log holds this, never the text: a short text could be guessed and checked
+        against a plain hash, not against one keyed with a key the company keeps apart.
+        Keyed with the month's key like the subject references, so forgetting a month
+        also forgets whether a text of that month was what the log saw.
+        """
+        key = self.key_for(Period.of(at))
+        return hmac.digest(key, _TEXT + text.encode("utf-8"), "sha256").hex()
 
     def drop_before(self, period: Period) -> None:
         """Forget, in memory, every key before `period` (a gateway only writes current ones)."""

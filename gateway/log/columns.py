@@ -48,7 +48,7 @@ __all__ = [
     "disagreeing_rows",
 ]
 
-KINDS: Final = ("intent", "outcome", "refused")
+KINDS: Final = ("intent", "outcome", "refused", "action")
 OUTCOMES: Final = ("sent", "failed", "unknown")
 COLUMNS: Final = LogColumns._fields
 
@@ -183,7 +183,11 @@ def _agrees(stored: LogColumns, entry: dict[str, Any], data: bytes) -> bool:
 
 
 # The outcome column of the kinds other than `outcome`.
-_OUTCOME_OF: Final[dict[str, str | None]] = {"intent": None, "refused": "refused"}
+_OUTCOME_OF: Final[dict[str, str | None]] = {
+    "intent": None,
+    "refused": "refused",
+    "action": None,
+}
 
 
 # -- searches that trust no column they did not check ----------------------------------

@@ -29,10 +29,12 @@ from gateway.policy.request import DisclosureRequest
 from gateway.store.records import LogRow
 
 __all__ = [
+    "ACTIONS",
     "FORMAT_VERSION",
     "KINDS",
     "OUTCOMES",
     "LogKeys",
+    "action_entry",
     "canonical_json",
     "intent_entry",
     "outcome_entry",
@@ -40,6 +42,7 @@ __all__ = [
     "refused_for_intent",
     "refused_without_request",
     "row_of",
+    "target",
     "timestamp",
 ]
 
@@ -238,3 +241,107 @@ def row_of(entry: Mapping[str, Any]) -> LogRow:
         raise ValueError(str(exc)) from None
     data = canonical_entry(entry)
     return LogRow.of(data, columns, leaf_hash(data))
+
+
+# -- a person's act (issue #18 item 5) -------------------------------------------------------
+
+ACTIONS: Final = frozenset(
+    {
+        # partners
+        "suspend",
+        "resume",
+        # the emergency queue
+        "justify",
+        # lawful requests
+        "register_lawful_request",
+        "approve_lawful_request",
+        "reject_lawful_request",
+        # a subject's consents and rights
+        "consent_given",
+        "consent_withdrawn",
+        "restrict",
+        "lift_restriction",
+        "erasure_requested",
+        "rectification_requested",
+        "set_profile",
+        # reads of personal scope (the policy map: every call is logged)
+        "read_subject_report",
+        "read_subject_consents",
+        "search_by_subject",
+        "export",
+    }
+)
+"""What an `action` entry may say was done: a fixed vocabulary, so an entry never carries
+a word a person typed."""
+
+TARGET_KINDS: Final = frozenset(
+    {"partner", "disclosure", "lawful_request", "consent", "subject", "log"}
+)
+"""What an act may be done to; the subject only as its keyed reference (``subject:<ref>``)."""
+
+MAX_ACTION_ID: Final = 200
+
+
+def target(kind: str, ident: str = "") -> str:
+    """``<kind>:<id>``, the target of an act; ValueError for a kind outside TARGET_KINDS
+    (a subject's target is made by `action_entry` from the subject, never passed in)."""
+    if kind not in TARGET_KINDS or kind == "subject":
+        raise ValueError(f"target kind {kind!r} not among {sorted(TARGET_KINDS - {'subject'})}")
+    if len(ident) > MAX_ACTION_ID:
+        raise ValueError(f"a target id has at most {MAX_ACTION_ID} characters")
+    return f"{kind}:{ident}"
+
+
+def action_entry(
+    *,
+    actor: str,
+    credential: str,
+    action: str,
+    at: datetime,
+    keys: LogKeys,
+    target: str | None = None,
+    subject: str | None = None,
+    text: str | None = None,
+    partner: str | None = None,
+    disclosure_id: str = "",
+    legal_request_id: str | None = None,
+    consent_id: str | None = None,
+) -> dict[str, Any]:
+    """The entry of one act of a person: who (`actor`), proven by which `credential` (its
+    id — a token's kid, a password account — never the secret), did what (`action`, one of
+    ACTIONS), to what (`target`, or the `subject` as its keyed reference), when.
+
+    Free text (`text`: a justification, a reason) is never written: the entry holds its
+    keyed hash under the month's key, the text stays in its table (sealed at rest), and
+    ``gateway log verify`` checks that the two still agree. `disclosure_id` is set when the
+    act concerns one disclosure (its entries then list it); else it is empty.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"action {action!r} not among {sorted(ACTIONS)}")
+    for name, value in (("actor", actor), ("credential", credential)):
+        if not value or len(value) > MAX_ACTION_ID:
+            raise ValueError(f"an action's {name} is 1 to {MAX_ACTION_ID} characters")
+    if (target is None) == (subject is None):
+        raise ValueError("an action has a target or a subject, exactly one")
+    entry: dict[str, Any] = {
+        "v": FORMAT_VERSION,
+        "kind": "action",
+        "time": timestamp(at),
+        "disclosure_id": disclosure_id,
+        "actor": actor,
+        "credential": credential,
+        "action": action,
+    }
+    if subject is not None:
+        ref = keys.subject_ref(subject, at)
+        entry.update(target=f"subject:{ref}", subject_ref=ref)
+    else:
+        assert target is not None
+        if target.partition(":")[0] not in TARGET_KINDS - {"subject"}:
+            raise ValueError(f"target {target[:40]!r} is not made by target()")
+        entry["target"] = target
+    if text is not None:
+        entry["text_hash"] = keys.text_hash(text, at)
+    links = {"partner": partner, "legal_request_id": legal_request_id, "consent_id": consent_id}
+    entry.update((name, value) for name, value in links.items() if value is not None)
+    return entry

@@ -56,6 +56,11 @@ ENTRY_MEMBERS: Final = (
     "ack_reason",
     "reasons",
     "rejected_field_names",
+    "actor",
+    "credential",
+    "action",
+    "target",
+    "text_hash",
     "v",
 )
 """Every member an entry of format 1 may have (CONTRACT §5), in the order exports list them."""
@@ -96,7 +101,7 @@ class EntryRecord:
 
     @property
     def kind(self) -> str | None:
-        """intent, outcome or refused."""
+        """intent, outcome, refused or action."""
         return _text(self.data.get("kind"))
 
     @property
@@ -208,3 +213,30 @@ class EntryRecord:
     def maybe_received(self) -> bool:
         """Whether a failed delivery may still have reached the partner."""
         return bool(self.data.get("maybe_received"))
+
+    # -- actions (a person's act: gateway.log.actions) ------------------------------------
+
+    @property
+    def actor(self) -> str | None:
+        """Who acted: a reviewer or a caller id."""
+        return _text(self.data.get("actor"))
+
+    @property
+    def credential(self) -> str | None:
+        """Which of the actor's credentials proved it (``token:<kid>``, ``password:<id>``)."""
+        return _text(self.data.get("credential"))
+
+    @property
+    def action(self) -> str | None:
+        """What was done (``gateway.log.entries.ACTIONS``)."""
+        return _text(self.data.get("action"))
+
+    @property
+    def target(self) -> str | None:
+        """What it was done to: ``partner:<id>``, ``disclosure:<id>``, ``subject:<ref>``, …"""
+        return _text(self.data.get("target"))
+
+    @property
+    def text_hash(self) -> str | None:
+        """The keyed hash of the act's free text (the text stays in its table)."""
+        return _text(self.data.get("text_hash"))

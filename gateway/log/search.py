@@ -229,12 +229,14 @@ async def _by_outcome(store: SearchStore, query: Query, page: int) -> AsyncItera
 
 
 async def export_entries(
-    store: ExportStore, *, chunk: int = EXPORT_CHUNK
+    store: ExportStore, *, chunk: int = EXPORT_CHUNK, end: int | None = None
 ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-    """Every entry in index order, parsed."""
+    """Every entry in index order, parsed (those before index `end`, if given)."""
     start = 0
     while rows := await store.read_log_records(start, chunk):
         for index, raw, _ in rows:
+            if end is not None and index >= end:
+                return
             yield index, json.loads(raw)
         start = rows[-1][0] + 1
 

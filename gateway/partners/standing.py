@@ -235,8 +235,21 @@ def _reason(value: object, *, required: bool) -> str:
     return value.strip()
 
 
+class SuspensionRecorder(Protocol):
+    """Records a suspend or resume in the disclosure log (gateway.log.actions.ActionLog),
+    durably, before the store is written; raises when it cannot (then nothing changes)."""
+
+    async def suspension(
+        self, action: str, partner_id: str, actor: str, credential: str, reason: str, at: datetime
+    ) -> None: ...
+
+
 class Suspensions:
     """Suspend and resume partners: the one path for the CLI, the API and the review page.
+
+    With a `recorder`, each act is first an `action` entry of the disclosure log (who,
+    which credential, when, the reason's keyed hash), written before the store's rows:
+    a suspension row never exists without its entry.
 
     Each act is recorded twice: the store keeps the suspension in force and appends a
     history row in the same transaction (who, when, why), and the application log
@@ -251,11 +264,13 @@ class Suspensions:
         partners: Mapping[str, Partner],
         clock: Callable[[], datetime],
         states: PartnerStates | None = None,
+        recorder: SuspensionRecorder | None = None,
     ) -> None:
         self._store = store
         self._partners = partners
         self._clock = clock
         self._states = states
+        self._recorder = recorder
 
     def _known(self, partner_id: str) -> str:
         if partner_id not in self._partners:
@@ -265,7 +280,9 @@ class Suspensions:
             )
         return partner_id
 
-    async def suspend(self, partner_id: str, reason: object, actor: str) -> tuple[Suspension, bool]:
+    async def suspend(
+        self, partner_id: str, reason: object, actor: str, credential: str = ""
+    ) -> tuple[Suspension, bool]:
         """Suspend now; returns the suspension in force and whether this call made it."""
         wanted = Suspension(
             partner_id=self._known(partner_id),
@@ -273,6 +290,13 @@ class Suspensions:
             by=actor,
             at=self._clock(),
         )
+        if self._recorder is not None:
+            in_force = (await self._store.partner_suspensions()).get(partner_id)
+            if in_force is not None:  # nothing to do, so nothing to record
+                return in_force, False
+            await self._recorder.suspension(
+                "suspend", partner_id, actor, credential, wanted.reason, wanted.at
+            )
         found = await self._store.suspend_partner(wanted)
         made = found == wanted
         if self._states is not None:
@@ -281,11 +305,17 @@ class Suspensions:
             log.warning("partner %s suspended by %s: no disclosure goes to it", partner_id, actor)
         return found, made
 
-    async def resume(self, partner_id: str, actor: str, reason: object = None) -> Suspension | None:
+    async def resume(
+        self, partner_id: str, actor: str, reason: object = None, credential: str = ""
+    ) -> Suspension | None:
         """Lift the suspension; returns it, or None when the partner was not suspended."""
-        lifted = await self._store.resume_partner(
-            self._known(partner_id), actor, _reason(reason, required=False), self._clock()
-        )
+        why, at = _reason(reason, required=False), self._clock()
+        self._known(partner_id)
+        if self._recorder is not None:
+            if partner_id not in await self._store.partner_suspensions():
+                return None  # nothing to lift, so nothing to record
+            await self._recorder.suspension("resume", partner_id, actor, credential, why, at)
+        lifted = await self._store.resume_partner(partner_id, actor, why, at)
         if self._states is not None:
             self._states.invalidate()
         if lifted is not None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.errors import ConflictError, ForbiddenError, NotFoundError
+from gateway.log.actions import ActionLog, Person, target
 from gateway.policy.facts import invalid, parse_time
 from gateway.store.ports import LawfulRequestStore
 from gateway.store.records import LegalRequestRecord
@@ -79,9 +80,17 @@ def parse_legal_request(
 
 
 async def approve(
-    store: LawfulRequestStore, request_id: str, reviewer_id: str, now: datetime
+    store: LawfulRequestStore,
+    request_id: str,
+    reviewer_id: str,
+    now: datetime,
+    *,
+    actions: ActionLog | None = None,
+    credential: str = "",
 ) -> LegalRequestRecord:
-    """Record `reviewer_id`'s approval; the registrant and repeat approvals are refused."""
+    """Record `reviewer_id`'s approval; the registrant and repeat approvals are refused.
+    With `actions`, the approval is first an `approve_lawful_request` entry of the log
+    (proven by `credential`): if it cannot be written, nothing is approved."""
     record = await store.get_legal_request(request_id)
     if record is None:
         raise NotFoundError("no lawful request with this id")
@@ -94,6 +103,14 @@ async def approve(
         raise ConflictError(
             f"{reviewer_id} already approved {record.id}; a second, "
             "different reviewer must approve it",
+        )
+    if actions is not None:
+        await actions.record(
+            Person(reviewer_id, credential),
+            "approve_lawful_request",
+            at=now,
+            target=target("lawful_request", record.id),
+            legal_request_id=record.id,
         )
     approved = await store.approve_legal_request(request_id, reviewer_id, now)
     if approved is None:

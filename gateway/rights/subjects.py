@@ -29,13 +29,13 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.disclosure.flow import Gateway, disclose
 from gateway.disclosure.idempotency import Refusal, once, request_digest
 from gateway.errors import GatewayError
-from gateway.log.columns import SearchStore
+from gateway.log.columns import SearchStore, checked_search
 from gateway.log.search import Query, SpanStore, search, subject_refs
 from gateway.partners.model import Partner
 from gateway.policy.facts import LegalRequest, SubjectFacts, invalid, profile_under_age
 from gateway.policy.request import DisclosureRequest, check_data, check_field_names
 from gateway.store.ports import IdempotencyStore
-from gateway.store.records import StoredResponse
+from gateway.store.records import MAX_SEARCH_LIMIT, LogQuery, StoredResponse
 
 REPORT_COLUMNS = (
     "time",
@@ -103,6 +103,30 @@ async def subject_report(
             }
         )
     return rows
+
+
+async def subject_actions(
+    store: ReportStore, log_keys: LogKeys, subject: str
+) -> list[dict[str, Any]]:
+    """The acts and reads concerning `subject` (its consents, restrictions, rights requests
+    and every read of its report), oldest first, as their `action` entries say: index,
+    time, who, with which credential, what. Found by the subject's keyed references."""
+    refs = await subject_refs(store, log_keys, subject)
+    query = LogQuery(kind="action", subject_refs=refs, limit=MAX_SEARCH_LIMIT)
+    acts: list[dict[str, Any]] = []
+    while not query.matches_nothing and (rows := await checked_search(store, query)):
+        acts.extend(
+            {
+                "index": entry.index,
+                "time": entry.time,
+                "actor": entry.actor,
+                "credential": entry.credential,
+                "action": entry.action,
+            }
+            for entry in rows
+        )
+        query = query.after(rows[-1].index)
+    return acts
 
 
 def report_csv(rows: list[dict[str, Any]]) -> str:

@@ -25,6 +25,7 @@ from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.seal import GatewayKeys, PartnerKeyCache
 from gateway.disclosure.flow import Gateway
 from gateway.errors import ConfigErrors
+from gateway.log.actions import ActionLog
 from gateway.log.entries import LogKeys
 from gateway.log.recovery import Recovery
 from gateway.log.service import LogService, LogSigner
@@ -45,7 +46,7 @@ from gateway.partners.standing import (
 from gateway.policy.minimize import derive_pseudonym_key
 from gateway.store.protected import open_protected_store
 from gateway.web import wire_errors
-from gateway.web.keys import AUTH, GATEWAY, LOG, METRICS, STORE, SUSPENSIONS, WITNESSES
+from gateway.web.keys import ACTIONS, AUTH, GATEWAY, LOG, METRICS, STORE, SUSPENSIONS, WITNESSES
 from gateway.web.log_settled import log_settled
 from gateway.web.problem_pages import add_problem_routes
 from gateway.web.problems import problem_middleware
@@ -182,7 +183,8 @@ def create_app(
             app[WITNESSES] = witnesses
             witnesses.start()
             log_service.start(config.log.checkpoint_interval_s)
-            review = LogReviewBackend(store, log_service, log_keys, clock)
+            actions = ActionLog(log_service.append, log_keys, clock)
+            review = LogReviewBackend(store, log_service, log_keys, clock, actions)
             background.append(asyncio.create_task(review.audit_periodically()))
             background.append(asyncio.create_task(watch_checkpoints(store, metrics)))
             background.append(
@@ -196,7 +198,10 @@ def create_app(
             )
             app[STORE] = store
             app[LOG] = log_service
-            app[SUSPENSIONS] = Suspensions(store, partner_table, clock, partner_states)
+            app[ACTIONS] = actions
+            app[SUSPENSIONS] = Suspensions(
+                store, partner_table, clock, partner_states, recorder=actions
+            )
             if REVIEW_BACKEND not in app:  # tests may bring their own
                 app[REVIEW_BACKEND] = review
             app[AUTH] = CallerAuthenticator(config.auth, config.callers, session)

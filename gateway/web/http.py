@@ -13,9 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.callers.tokens import require_role
+from gateway.callers.tokens import require_role, token_key_id
 from gateway.config.model import Caller
 from gateway.errors import ForbiddenError, GatewayError
+from gateway.log.actions import Person
 from gateway.observe.app_log import bind
 from gateway.store.records import StoredResponse
 from gateway.subject_id import check_subject_id
@@ -44,6 +45,22 @@ async def caller_of(request: web.Request, role: str | tuple[str, ...]) -> Caller
         require_role(caller, roles[0])
     bind(caller=caller.id)
     return caller
+
+
+async def person_of(request: web.Request, role: str | tuple[str, ...]) -> Person:
+    """`caller_of`, with the id of the credential that proved it: what an `action` entry
+    of the log records of a person's act (gateway.log.actions)."""
+    caller = await caller_of(request, role)
+    return Person(caller.id, credential_of(request, caller))
+
+
+def credential_of(request: web.Request, caller: Caller) -> str:
+    """``token:<kid>`` (the key that signed the bearer token, read from the header of a
+    token already verified) or ``certificate:<cn>`` — never the token itself."""
+    authorization = request.headers.get("Authorization")
+    if not authorization:
+        return f"certificate:{caller.id}"
+    return f"token:{token_key_id(authorization.partition(' ')[2]) or caller.id}"
 
 
 async def body_of(request: web.Request) -> Any:

@@ -13,13 +13,14 @@ from aiohttp import web
 
 from gateway.callers.tokens import CallerAuthenticator
 from gateway.disclosure.flow import Gateway
+from gateway.log.actions import ActionLog
 from gateway.log.service import LogService
 from gateway.observe.metrics import Metrics
 from gateway.outbound.witness_runner import WitnessRunner
 from gateway.partners.standing import Suspensions
 from gateway.store.base import Store
 
-__all__ = ["AUTH", "GATEWAY", "LOG", "METRICS", "STORE", "SUSPENSIONS", "WITNESSES"]
+__all__ = ["ACTIONS", "AUTH", "GATEWAY", "LOG", "METRICS", "STORE", "SUSPENSIONS", "WITNESSES"]
 
 GATEWAY: Final = web.AppKey("gateway", Gateway)
 AUTH: Final = web.AppKey("auth", CallerAuthenticator)
@@ -28,3 +29,5 @@ LOG: Final = web.AppKey("log", LogService)
 SUSPENSIONS: Final = web.AppKey("suspensions", Suspensions)
 METRICS: Final = web.AppKey("metrics", Metrics)
 WITNESSES: Final = web.AppKey("witnesses", WitnessRunner)
+# Where a person's acts are recorded (gateway.log.actions): the log, before the tables.
+ACTIONS: Final = web.AppKey("actions", ActionLog)

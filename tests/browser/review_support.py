@@ -122,7 +122,9 @@ class FakeReviewBackend:
     async def justification(self, disclosure_id: str) -> Justification | None:
         return self.justifications.get(disclosure_id)
 
-    async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
+    async def justify(
+        self, disclosure_id: str, reviewer_id: str, text: str, credential: str = ""
+    ) -> Justification:
         if disclosure_id in self.justifications:
             raise ConflictError(f"{disclosure_id} was justified already")
         if disclosure_id not in self.queue:

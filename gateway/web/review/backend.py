@@ -114,9 +114,13 @@ class ReviewBackend(Protocol):
     async def justification(self, disclosure_id: str) -> Justification | None:
         """The justification recorded for a disclosure, if any."""
 
-    async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
+    async def justify(
+        self, disclosure_id: str, reviewer_id: str, text: str, credential: str = ""
+    ) -> Justification:
         """Record a justification; GatewayError not_found (not in the queue) or conflict
-        (already justified)."""
+        (already justified). The act is first a `justify` entry of the log (by
+        `reviewer_id`, proven by `credential`, the text as its keyed hash); if that entry
+        cannot be written nothing is recorded (log_unavailable)."""
 
 
 REVIEW_BACKEND: Final = web.AppKey("review_backend", ReviewBackend)

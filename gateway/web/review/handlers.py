@@ -25,12 +25,14 @@ from gateway.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from gateway.log.actions import target
 from gateway.log.columns import checked_disclosure
 from gateway.partners.model import Partner
 from gateway.policy.request import MAX_ID
 from gateway.rights import lawful_requests as legal_requests
 from gateway.store.records import REQUIRED_APPROVALS, LegalRequestRecord
 from gateway.subject_id import check_subject_id, is_subject_id
+from gateway.web.review.actions_page import action_page, add_action_pages
 from gateway.web.review.listing import (
     MAX_INDEX,
     OUTCOME_CHOICES,
@@ -58,6 +60,7 @@ from gateway.web.review.site import (
     Outcome,
     ReviewContext,
     SignedIn,
+    actions,
     backend,
     check_same_origin,
     context,
@@ -252,6 +255,10 @@ async def disclosure_list(request: web.Request, who: SignedIn) -> web.StreamResp
     ctx = context(request)
     filters, subject = await _filters(request, request.query.get, request.query.get("s"))
     after = _after(request.query.get("after"))
+    acts = None
+    if subject is not None:  # a read of personal scope: recorded before it is answered
+        await actions(request).record(who.person, "search_by_subject", subject=subject)
+        acts = await action_page(store(request), refs=filters.refs)
     page = await search_page(store(request), filters, after=after)
     return render(
         request,
@@ -268,6 +275,7 @@ async def disclosure_list(request: web.Request, who: SignedIn) -> web.StreamResp
         + (f"?{urlencode(filters.query())}" if filters.query() else ""),
         clear_subject_url=_list_url(replace(filters, subject_token=None, refs=None)),
         page_budget=SCAN_BUDGET,
+        acts=acts,
         **_choices(ctx),
     )
 
@@ -345,7 +353,11 @@ async def disclosure_detail(request: web.Request, who: SignedIn) -> web.StreamRe
 
 @reviewer_page
 async def export_csv(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    filters, _ = await _filters(request, request.query.get, request.query.get("s"))
+    filters, subject = await _filters(request, request.query.get, request.query.get("s"))
+    if subject is not None:
+        await actions(request).record(who.person, "export", subject=subject)
+    else:
+        await actions(request).record(who.person, "export", target=target("log"))
     stamp = context(request).clock().strftime("%Y%m%dT%H%M%SZ")
     response = web.StreamResponse(
         headers={
@@ -422,7 +434,7 @@ async def justify(request: web.Request, who: SignedIn) -> web.StreamResponse:
                 f"write a justification of 1 to {MAX_JUSTIFICATION} characters: why the "
                 "emergency basis applied (no personal data values)",
             )
-        await backend(request).justify(disclosure_id, who.reviewer.id, text)
+        await backend(request).justify(disclosure_id, who.reviewer.id, text, who.person.credential)
     except GatewayError as exc:
         return await _queue_page(request, who, Outcome(error=exc))
     log.info("reviewer %s justified %s", who.reviewer.id, disclosure_id)
@@ -481,7 +493,12 @@ async def approve(request: web.Request, who: SignedIn) -> web.StreamResponse:
 
     async def act() -> str:
         await legal_requests.approve(
-            store(request), request_id, who.reviewer.id, context(request).clock()
+            store(request),
+            request_id,
+            who.reviewer.id,
+            context(request).clock(),
+            actions=actions(request),
+            credential=who.person.credential,
         )
         log.info("reviewer %s approved lawful request %s", who.reviewer.id, request_id)
         return request_id
@@ -563,6 +580,7 @@ def add_review_routes(
     routes.add_get("/legal-requests", legal_request_list, name="legal_requests")
     routes.add_post("/legal-requests/{request_id}/approve", approve, name="approve")
     add_partner_pages(sub)
+    add_action_pages(sub)
     routes.add_get("/login", login_form, name="login")
     routes.add_post("/login", login_submit, name="login_submit")
     routes.add_post("/logout", logout, name="logout")

@@ -19,6 +19,7 @@ from gateway import vocabulary as v
 from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.log import search
+from gateway.log.actions import ActionLog, Person, check_action_texts, target
 from gateway.log.audit import audit_store
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.service import EntryCheck, LogService
@@ -42,11 +43,13 @@ class LogReviewBackend:
         log_service: LogService,
         log_keys: LogKeys,
         clock: Callable[[], datetime],
+        actions: ActionLog | None = None,
     ) -> None:
         self._store = store
         self._log = log_service
         self._keys = log_keys
         self._clock = clock
+        self._actions = actions or ActionLog(log_service.append, log_keys, clock)
         self._verified_at: datetime | None = None
         self._ok: bool | None = None
         self._detail = "not verified yet since this instance started"
@@ -61,14 +64,20 @@ class LogReviewBackend:
         """Recompute the whole log and every checkpoint; remember the result."""
         signer = self._log.signer
         report = await audit_store(self._store, signer.verifier_keys, signer.name)
+        # The tables' free text against the hashes in their action entries, as `log verify`.
+        texts = await check_action_texts(self._store, self._keys)
         self._verified_at = self._clock()
-        self._ok = report.ok
+        self._ok = report.ok and not texts.problems
         first = report.first_bad
-        self._detail = (
-            f"recomputed {report.entries} entries and {report.checkpoints} checkpoints"
-            if first is None
-            else f"{first.message} (from index {first.start})"
-        )
+        if first is not None:
+            self._detail = f"{first.message} (from index {first.start})"
+        elif texts.problems:
+            self._detail = texts.problems[0][1]
+        else:
+            self._detail = (
+                f"recomputed {report.entries} entries and {report.checkpoints} checkpoints; "
+                f"{texts.summary()}"
+            )
         if not report.ok:
             log.error("log audit failed: %s", self._detail)
 
@@ -129,11 +138,24 @@ class LogReviewBackend:
             return None
         return Justification(record.disclosure_id, record.reviewer_id, record.text, record.at)
 
-    async def justify(self, disclosure_id: str, reviewer_id: str, text: str) -> Justification:
+    async def justify(
+        self, disclosure_id: str, reviewer_id: str, text: str, credential: str = ""
+    ) -> Justification:
         rows = await checked_disclosure(self._store, disclosure_id)
         if not any(e.kind == "intent" and e.needs_review for e in rows):
             raise NotFoundError("no emergency disclosure with this id awaits review")
+        if await self._store.get_justification(disclosure_id) is not None:
+            raise ConflictError("this disclosure has already been justified")
         record = JustificationRecord(disclosure_id, reviewer_id, text, self._clock())
+        # The log first (gateway.log.actions): a justification never exists without its entry.
+        await self._actions.record(
+            Person(reviewer_id, credential or f"password:{reviewer_id}"),
+            "justify",
+            at=record.at,
+            target=target("disclosure", disclosure_id),
+            disclosure_id=disclosure_id,
+            text=text,
+        )
         if not await self._store.add_justification(record):
             raise ConflictError("this disclosure has already been justified")
         log.info("emergency disclosure justified", extra={"disclosure_id": disclosure_id})

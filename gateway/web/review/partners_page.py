@@ -95,7 +95,9 @@ async def _change(
 @reviewer_page
 async def suspend(request: web.Request, who: SignedIn) -> web.StreamResponse:
     async def act(partner_id: str, reason: str | None) -> str:
-        _, made = await _service(request).suspend(partner_id, reason, who.reviewer.id)
+        _, made = await _service(request).suspend(
+            partner_id, reason, who.reviewer.id, who.person.credential
+        )
         return f"{partner_id} suspended" if made else f"{partner_id} was already suspended"
 
     return await _change(request, who, act)
@@ -104,7 +106,9 @@ async def suspend(request: web.Request, who: SignedIn) -> web.StreamResponse:
 @reviewer_page
 async def resume(request: web.Request, who: SignedIn) -> web.StreamResponse:
     async def act(partner_id: str, reason: str | None) -> str:
-        lifted = await _service(request).resume(partner_id, who.reviewer.id, reason)
+        lifted = await _service(request).resume(
+            partner_id, who.reviewer.id, reason, who.person.credential
+        )
         return f"{partner_id} resumed" if lifted else f"{partner_id} was not suspended"
 
     return await _change(request, who, act)

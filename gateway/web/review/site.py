@@ -32,10 +32,11 @@ from gateway.errors import (
     NotFoundError,
     error_for,
 )
+from gateway.log.actions import ActionLog, Person
 from gateway.partners.model import Partner
 from gateway.policy.request import MAX_ID
 from gateway.store.base import Store
-from gateway.web.keys import STORE
+from gateway.web.keys import ACTIONS, STORE
 from gateway.web.problems import problem_headers, problem_response
 from gateway.web.review.backend import REVIEW_BACKEND, ReviewBackend
 from gateway.web.review.passwords import PasswordVerifier
@@ -117,6 +118,12 @@ class SignedIn:
     reviewer: Reviewer
     session: Session
 
+    @property
+    def person(self) -> Person:
+        """The reviewer as an `action` entry records them: proven by their account's
+        password (the session carries a keyed fingerprint of its hash, never the hash)."""
+        return Person(self.reviewer.id, f"password:{self.reviewer.id}")
+
 
 @dataclass
 class ReviewContext:
@@ -153,6 +160,16 @@ def context(request: web.Request) -> ReviewContext:
 
 def store(request: web.Request) -> Store:
     return request.config_dict[STORE]
+
+
+def actions(request: web.Request) -> ActionLog:
+    """Where a reviewer's acts and personal-scope reads are recorded (the disclosure log)."""
+    found = request.config_dict.get(ACTIONS)
+    if found is None:
+        raise InternalServerError(
+            "the review page cannot record acts: the composition root must set app[ACTIONS]",
+        )
+    return found
 
 
 def backend(request: web.Request) -> ReviewBackend:

@@ -1,7 +1,9 @@
 """Consents, restriction and the subject's profile over HTTP (CONTRACT §4.3, §4.7).
 
 What the policy reads about a subject before a disclosure: a consent is recorded or
-withdrawn, processing is restricted or not, the date of birth is set.
+withdrawn, processing is restricted or not, the date of birth is set. Recording and
+withdrawing a consent and setting a restriction are first `action` entries of the
+disclosure log (gateway.log.actions; a restriction's reason only as its keyed hash).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import NotFoundError
+from gateway.log.actions import target
 from gateway.policy.facts import (
     Consent,
     check_consent_to_record,
@@ -21,8 +24,8 @@ from gateway.policy.facts import (
     parse_date,
     profile_of_birth,
 )
-from gateway.web.http import body_of, caller_of, json_response, path_subject
-from gateway.web.keys import GATEWAY, STORE
+from gateway.web.http import body_of, json_response, path_subject, person_of
+from gateway.web.keys import ACTIONS, GATEWAY, STORE
 
 
 def consent_json(consent: Consent, *, subject: str | None) -> dict[str, Any]:
@@ -50,7 +53,7 @@ def consent_json(consent: Consent, *, subject: str | None) -> dict[str, Any]:
 
 
 async def post_consent(request: web.Request) -> web.Response:
-    await caller_of(request, "consent_writer")
+    who = await person_of(request, "consent_writer")
     body = await body_of(request)
     if isinstance(body, dict) and ("id" in body or "withdrawn_at" in body):
         raise invalid(
@@ -65,13 +68,19 @@ async def post_consent(request: web.Request) -> web.Response:
         policy_version=gw.config.policy.version,
         now=now,
     )
+    await request.app[ACTIONS].record(
+        who, "consent_given", at=now, subject=consent.subject, consent_id=consent.id
+    )
     await request.app[STORE].add_consent(consent)
     return json_response(consent_json(consent, subject=consent.subject), status=201)
 
 
 async def withdraw_consent(request: web.Request) -> web.Response:
-    await caller_of(request, "consent_writer")
+    who = await person_of(request, "consent_writer")
     consent_id = request.match_info["consent_id"]
+    await request.app[ACTIONS].record(
+        who, "consent_withdrawn", target=target("consent", consent_id[:200]), consent_id=consent_id
+    )
     # The withdrawal is committed before this response: every disclosure that starts
     # after it, on any instance, reads it (policy VII.4).
     consent = await request.app[STORE].withdraw_consent(consent_id, request.app[GATEWAY].clock())
@@ -81,14 +90,15 @@ async def withdraw_consent(request: web.Request) -> web.Response:
 
 
 async def get_subject_consents(request: web.Request) -> web.Response:
-    await caller_of(request, ("consent_writer", "rights_officer", "reviewer"))
+    who = await person_of(request, ("consent_writer", "rights_officer", "reviewer"))
     subject = path_subject(request)
+    await request.app[ACTIONS].record(who, "read_subject_consents", subject=subject)
     consents = await request.app[STORE].consents_for_subject(subject)
     return json_response({"consents": [consent_json(c, subject=subject) for c in consents]})
 
 
 async def put_restriction(request: web.Request) -> web.Response:
-    await caller_of(request, ("consent_writer", "rights_officer"))
+    who = await person_of(request, ("consent_writer", "rights_officer"))
     subject = path_subject(request)
     body = await body_of(request)
     if (
@@ -100,19 +110,21 @@ async def put_restriction(request: web.Request) -> web.Response:
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 2000:
         raise invalid("'reason' must be a string of at most 2000 characters")
-    await request.app[STORE].set_restriction(
-        subject, body["restricted"], reason, request.app[GATEWAY].clock()
-    )
+    now = request.app[GATEWAY].clock()
+    action = "restrict" if body["restricted"] else "lift_restriction"
+    await request.app[ACTIONS].record(who, action, at=now, subject=subject, text=reason)
+    await request.app[STORE].set_restriction(subject, body["restricted"], reason, now)
     return json_response({"subject": subject, "restricted": body["restricted"]})
 
 
 async def put_profile(request: web.Request) -> web.Response:
-    await caller_of(request, ("consent_writer", "rights_officer"))
+    who = await person_of(request, ("consent_writer", "rights_officer"))
     subject = path_subject(request)
     body = await body_of(request)
     if not isinstance(body, dict) or set(body) != {"date_of_birth"}:
         raise invalid('body must be {"date_of_birth": "YYYY-MM-DD"}')
     born = parse_date(body["date_of_birth"], "date_of_birth")
+    await request.app[ACTIONS].record(who, "set_profile", subject=subject)
     await request.app[STORE].set_profile(subject, profile_of_birth(born))
     return json_response({"subject": subject, "date_of_birth": "set"})
 

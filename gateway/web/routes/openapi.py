@@ -455,6 +455,24 @@ def _schemas() -> dict[str, Schema]:
             "properties": {
                 "subject": {"type": "string"},
                 "disclosures": {"type": "array", "items": _ref("SubjectDisclosure")},
+                "actions": {
+                    "type": "array",
+                    "description": "The acts and reads concerning the subject (consents, "
+                    "restrictions, rights requests, every read of this report — this one "
+                    "included), as their `action` log entries say.",
+                    "items": _ref("SubjectAction"),
+                },
+            },
+        },
+        "SubjectAction": {
+            "type": "object",
+            "required": ["index", "time", "actor", "credential", "action"],
+            "properties": {
+                "index": {"type": "integer", "minimum": 0},
+                "time": UTC_TIME,
+                "actor": {"type": "string"},
+                "credential": {"type": "string"},
+                "action": {"type": "string"},
             },
         },
         "ErasureRequest": {
@@ -586,7 +604,10 @@ def _schemas() -> dict[str, Schema]:
                     "description": "The entry as logged (CONTRACT §5): no personal value.",
                     "required": ["kind", "disclosure_id"],
                     "properties": {
-                        "kind": {"type": "string", "enum": ["intent", "outcome", "refused"]},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["intent", "outcome", "refused", "action"],
+                        },
                         "disclosure_id": {"type": "string"},
                     },
                 },

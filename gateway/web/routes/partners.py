@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.partners.standing import suspension_json
 from gateway.policy.facts import invalid
-from gateway.web.http import body_of, caller_of, json_response
+from gateway.web.http import body_of, json_response, person_of
 from gateway.web.keys import SUSPENSIONS
 
 __all__ = ["add_partner_routes"]
@@ -32,19 +32,19 @@ async def _reason_of(request: web.Request, *, required: bool) -> object:
 
 
 async def suspend(request: web.Request) -> web.Response:
-    caller = await caller_of(request, "reviewer")
+    who = await person_of(request, "reviewer")
     reason = await _reason_of(request, required=True)
     found, made = await request.app[SUSPENSIONS].suspend(
-        request.match_info["partner_id"], reason, caller.id
+        request.match_info["partner_id"], reason, who.id, who.credential
     )
     return json_response({**suspension_json(found), "suspended": True, "changed": made})
 
 
 async def resume(request: web.Request) -> web.Response:
-    caller = await caller_of(request, "reviewer")
+    who = await person_of(request, "reviewer")
     reason = await _reason_of(request, required=False)
     partner_id = request.match_info["partner_id"]
-    lifted = await request.app[SUSPENSIONS].resume(partner_id, caller.id, reason)
+    lifted = await request.app[SUSPENSIONS].resume(partner_id, who.id, reason, who.credential)
     return json_response(
         {
             "partner": partner_id,

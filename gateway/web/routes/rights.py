@@ -1,7 +1,9 @@
 """Lawful requests and subject rights over HTTP (CONTRACT §4.4, §4.5).
 
 Every call needs an authenticated caller with the right role (policy VII:
-"we will screen and verify all requests").
+"we will screen and verify all requests"), and every act and every read of a subject's
+data is first an `action` entry of the disclosure log (gateway.log.actions): who, which
+credential, what, when; if that entry cannot be written the call fails and nothing is done.
 """
 
 from __future__ import annotations
@@ -9,39 +11,51 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.log.actions import Person, lawful_request_text, target
 from gateway.rights import lawful_requests as legal_requests
 from gateway.rights import subjects as rights
 from gateway.web.http import (
     body_of,
     caller_of,
+    credential_of,
     json_answer,
     json_response,
     path_subject,
+    person_of,
     refusal_answer,
     response_of,
 )
-from gateway.web.keys import GATEWAY, STORE
+from gateway.web.keys import ACTIONS, GATEWAY, STORE
 
 REGISTRARS = ("rights_officer", "reviewer")
 
 
 async def post_legal_request(request: web.Request) -> web.Response:
-    caller = await caller_of(request, REGISTRARS)
+    who = await person_of(request, REGISTRARS)
     gw = request.app[GATEWAY]
     record = legal_requests.parse_legal_request(
-        await body_of(request), registered_by=caller.id, known_partners=gw.partners, now=gw.clock()
+        await body_of(request), registered_by=who.id, known_partners=gw.partners, now=gw.clock()
+    )
+    await request.app[ACTIONS].record(
+        who,
+        "register_lawful_request",
+        target=target("lawful_request", record.id),
+        legal_request_id=record.id,
+        text=lawful_request_text(record),
     )
     await request.app[STORE].add_legal_request(record)
     return json_response(legal_requests.legal_request_json(record), status=201)
 
 
 async def approve_legal_request(request: web.Request) -> web.Response:
-    caller = await caller_of(request, "reviewer")
+    who = await person_of(request, "reviewer")
     record = await legal_requests.approve(
         request.app[STORE],
         request.match_info["request_id"],
-        caller.id,
+        who.id,
         request.app[GATEWAY].clock(),
+        actions=request.app[ACTIONS],
+        credential=who.credential,
     )
     return json_response(legal_requests.legal_request_json(record))
 
@@ -74,12 +88,13 @@ RIGHTS_READERS = ("rights_officer", "reviewer")
 
 async def get_subject_disclosures(request: web.Request) -> web.Response:
     """VII.1 access and VII.5 portability: every recipient of the subject's data."""
-    await caller_of(request, RIGHTS_READERS)
+    who = await person_of(request, RIGHTS_READERS)
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "csv"):
         raise InvalidRequestError("format must be 'json' or 'csv'")
     gw = request.app[GATEWAY]
     subject = path_subject(request)
+    await request.app[ACTIONS].record(who, "read_subject_report", subject=subject)
     rows = await rights.subject_report(request.app[STORE], gw.log_keys, gw.partners, subject)
     if fmt == "csv":
         return web.Response(
@@ -87,7 +102,8 @@ async def get_subject_disclosures(request: web.Request) -> web.Response:
             content_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="disclosures.csv"'},
         )
-    return json_response({"subject": subject, "disclosures": rows})
+    acts = await rights.subject_actions(request.app[STORE], gw.log_keys, subject)
+    return json_response({"subject": subject, "disclosures": rows, "actions": acts})
 
 
 async def post_erasure(request: web.Request) -> web.StreamResponse:
@@ -95,8 +111,12 @@ async def post_erasure(request: web.Request) -> web.StreamResponse:
     removes the gateway's own copy (rights.erase_own_copy). With an `Idempotency-Key`, a
     repeat answers the first result again and sends no notice."""
     officer = await caller_of(request, "rights_officer")
+    who = Person(officer.id, credential_of(request, officer))
     subject = path_subject(request)
     body = await body_of(request)
+    asked = body.get("kind") if isinstance(body, dict) else None
+    action = "rectification_requested" if asked == "rectification" else "erasure_requested"
+    await request.app[ACTIONS].record(who, action, subject=subject)
     answer = await rights.erase_or_rectify_once(
         request.app[GATEWAY],
         request.app[STORE],

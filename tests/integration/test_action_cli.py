@@ -1,0 +1,184 @@
+"""Issue #18 item 5 through the CLI: a suspension, a lawful-request approval and a consent
+recorded by `gateway …` commands are `action` entries with the credential that proved
+the person (`password:<id>`, `token:<kid>`); `gateway log verify` checks the tables'
+free text against the entries' hashes and fails, naming the table and the entry, when a
+suspension's reason was edited in the database."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+from support.credentials import token_of
+
+from gateway.cli.main import main
+
+PASSWORD = "a long passphrase here"
+PARTNER = "mekong-collections"
+SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac711"
+
+
+@pytest.fixture
+def root(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
+    for name in ("GATEWAY_TOKEN", "GATEWAY_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    code = run(copy, "reviewers", "add", "reviewer-carol", "--name", "Carol", "--password-stdin")
+    assert code[0] == 0
+    return copy
+
+
+def run(root: Path, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["--config", str(root / "config.toml"), *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def exported(root: Path) -> list[dict[str, object]]:
+    code, out, err = run(root, "log", "export", "--format", "json")
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def actions(root: Path) -> list[dict[str, object]]:
+    """The action entries other than the exports' own (each export is one)."""
+    return [e for e in exported(root) if e["kind"] == "action" and e["action"] != "export"]
+
+
+def database(root: Path) -> Path:
+    found = list(root.rglob("*.db"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_cli_acts_are_action_entries_and_verify_checks_their_text(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_PASSWORD", PASSWORD)
+    reason = "INC-9 TXTCANARY breach"
+    code, _, err = run(
+        root, "partners", "suspend", PARTNER, "--reason", reason, "--as", "reviewer-carol"
+    )
+    assert code == 0, err
+    monkeypatch.delenv("GATEWAY_PASSWORD")
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "customer-app"))
+    code, _, err = run(
+        root,
+        "consent",
+        "grant",
+        "--subject",
+        SUBJECT,
+        "--purpose",
+        "service_provision",
+        "--partner",
+        "veriid",
+        "--policy-version",
+        "2024-09-30",
+        "--as",
+        "customer-app",
+    )
+    assert code == 0, err
+
+    found = actions(root)
+    assert [e["action"] for e in found] == ["suspend", "consent_given"]
+    suspended, consent = found
+    assert suspended["actor"] == "reviewer-carol"
+    assert suspended["credential"] == "password:reviewer-carol"
+    assert suspended["target"] == f"partner:{PARTNER}" and isinstance(suspended["index"], int)
+    assert str(consent["credential"]).startswith("token:") and consent["actor"] == "customer-app"
+    for entry in exported(root):
+        text = json.dumps(entry)
+        assert "TXTCANARY" not in text and SUBJECT not in text
+
+    code, out, err = run(root, "log", "verify")
+    assert code == 0, out + err
+    assert "1 action text(s) match their entries" in err
+
+    code, out, err = run(root, "log", "actions", "--actor", "reviewer-carol", "--format", "json")
+    assert code == 0, err
+    [listed] = json.loads(out)
+    assert listed["action"] == "suspend" and listed["index"] == suspended["index"]
+    code, out, err = run(root, "log", "actions")
+    assert code == 0 and "consent_given" in out and "password:reviewer-carol" in out
+
+    # A suspension's reason rewritten in the database (the sealed reason of another
+    # event, so it still opens): verify names the table and the entry.
+    monkeypatch.delenv("GATEWAY_TOKEN")
+    monkeypatch.setenv("GATEWAY_PASSWORD", PASSWORD)
+    code, _, err = run(
+        root, "partners", "resume", PARTNER, "--reason", "fixed", "--as", "reviewer-carol"
+    )
+    assert code == 0, err
+    with sqlite3.connect(database(root)) as db:
+        rows = db.execute(
+            "SELECT seq, reason FROM partner_suspension_events ORDER BY seq"
+        ).fetchall()
+        assert len(rows) == 2
+        db.execute(
+            "UPDATE partner_suspension_events SET reason=? WHERE seq=?", (rows[1][1], rows[0][0])
+        )
+    code, out, err = run(root, "log", "verify")
+    assert code == 1, out + err
+    assert f"action entry {suspended['index']}" in out and "partner_suspension_events" in out
+    assert f"first bad index: {suspended['index']}" in out
+    assert "TXTCANARY" not in out + err
+
+
+def test_rows_written_before_action_entries_are_counted_not_failed(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A suspension written by the store alone (as a 0.2.0 gateway did): no entry.
+    import asyncio
+    from datetime import UTC, datetime
+
+    from gateway.config.model import load_config
+    from gateway.partners.model import Suspension
+    from gateway.store.protected import open_protected_store
+
+    config = load_config(root / "config.toml")
+
+    async def old_style() -> None:
+        store = await open_protected_store(config.storage_url, config.root, config.keys_dir)
+        try:
+            await store.suspend_partner(
+                Suspension(PARTNER, "old", "reviewer-bob", datetime.now(UTC))
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(old_style())
+    code, out, err = run(root, "log", "verify")
+    assert code == 0, out + err
+    assert "1 row(s) predate action entries" in err
+
+
+def test_cli_reads_of_personal_scope_are_recorded(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(root, "report", "subject", SUBJECT)
+    assert code == 0, err
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
+    code, _, err = run(root, "log", "search", "--subject", SUBJECT, "--as", "privacy-office")
+    assert code == 0, err
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "reviewer-bob"))
+    code, _, err = run(root, "log", "search", "--subject", SUBJECT, "--as", "privacy-office")
+    assert code == 2 and "nothing was changed" in err  # a wrong credential reads nothing
+
+    found = exported(root)  # the log as it was when asked: this export's entry comes next
+    read, searched = (e for e in found if e["kind"] == "action")
+    assert read["action"] == "read_subject_report" and read["credential"] == "host-shell"
+    assert str(read["actor"]).startswith("host:")
+    assert searched["action"] == "search_by_subject" and searched["actor"] == "privacy-office"
+    assert str(searched["credential"]).startswith("token:")
+    export = exported(root)[-1]
+    assert export["action"] == "export" and export["target"] == "log:"
+    assert export["index"] == len(found)
+    assert all(SUBJECT not in json.dumps(e) for e in found)

@@ -23,6 +23,13 @@ name the origin), its witnesses and quorum say who must have cosigned. Each way 
 can fail is its own :class:`ReceiptError` subclass, with a ``reason`` a script can read and
 a message that says what was expected and what was found.
 
+:func:`acknowledgement_of` adds the other side (issue #18 item 6): given the disclosure's
+``outcome`` entry and the partner's public key, the partner's signed acknowledgement that
+the outcome records, checked like ``gateway ack verify`` does and tied to the receipt's
+entry (same disclosure id, same partner). The receipt proves the intent entry is in the log;
+the acknowledgement proves, by the partner's own signature, that the partner received what
+was sent for that disclosure.
+
 Pure and I/O-free, like the rest of the log's formats.
 """
 
@@ -36,6 +43,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.canonical import canonical_json
+from gateway.crypto.acknowledgement import (
+    Acknowledgement,
+    AcknowledgementInvalid,
+    verify_acknowledgement,
+)
 from gateway.log.checkpoint import (
     MAX_TREE_SIZE,
     Checkpoint,
@@ -48,12 +60,15 @@ from gateway.log.checkpoint import (
 from gateway.log.cosignature import cosigners
 from gateway.log.merkle import HASH_SIZE, ProofError, leaf_hash, verify_inclusion
 from gateway.log.witness_policy import NONE, WitnessPolicy
+from gateway.partners.keyfile import PartnerKeyError, parse_acknowledgement_keys
 
 __all__ = [
     "CONTENT_TYPE",
     "FILE_EXTENSION",
     "HEADER",
     "MAX_RECEIPT_BYTES",
+    "Acknowledged",
+    "AcknowledgementNotShown",
     "BadCosignature",
     "EntryIndexMismatch",
     "InclusionFailed",
@@ -64,10 +79,13 @@ __all__ = [
     "ReceiptError",
     "ReceiptResult",
     "UnusableEntry",
+    "UnusablePartnerKey",
     "UnusablePolicy",
+    "acknowledgement_of",
     "entry_of",
     "format_receipt",
     "parse_receipt",
+    "partner_key_of",
     "quorum_needs",
     "verify_receipt",
 ]
@@ -129,12 +147,24 @@ class EntryIndexMismatch(ReceiptError):
     reason = "entry index mismatch"
 
 
+class AcknowledgementNotShown(ReceiptError):
+    """The outcome entry given shows no valid acknowledgement by the partner of this
+    receipt's disclosure: none recorded, recorded missing or invalid, a false signature,
+    or the outcome of another disclosure."""
+
+    reason = "acknowledgement"
+
+
 class UnusablePolicy(ValueError):
     """The policy cannot check any receipt (no ``log`` line): unusable input, not a finding."""
 
 
 class UnusableEntry(ValueError):
     """The entry file is not an entry (not a JSON object): unusable input, not a finding."""
+
+
+class UnusablePartnerKey(ValueError):
+    """The partner key file holds no public signing key: unusable input, not a finding."""
 
 
 # --------------------------------------------------------------------------- the document
@@ -383,3 +413,98 @@ def _needs(policy: WitnessPolicy, name: str) -> str:
         m if m not in policy.groups else f"{m} ({_needs(policy, m)})" for m in group.members
     )
     return f"{group.threshold} of [{members}]"
+
+
+# --------------------------------------------------------------------------- the partner's side
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """The partner's verified acknowledgement of the receipt's disclosure."""
+
+    partner: str
+    acknowledgement: Acknowledgement
+
+    def summary(self) -> str:
+        ack = self.acknowledgement
+        return (
+            f"acknowledged by {self.partner} (received_sha256 {ack.received_sha256}, "
+            f"received_at {ack.received_at}, {ack.alg} key {ack.kid or '(no kid)'})"
+        )
+
+
+def acknowledgement_of(
+    entry: str | bytes | Mapping[str, Any],
+    outcome: str | bytes | Mapping[str, Any],
+    partner_key: str | bytes | Mapping[str, Any],
+) -> Acknowledged:
+    """The partner's acknowledgement recorded in ``outcome`` (the disclosure's outcome
+    entry, bare or as ``GET /v1/log/entries/{index}`` serves it), checked with
+    ``partner_key`` (the partner's public JWK or JWKS) and tied to ``entry``, the intent
+    entry the receipt proves: same disclosure, same partner.
+
+    Raises :class:`AcknowledgementNotShown` saying why not; ``UnusableEntry`` or
+    ``UnusablePartnerKey`` when an input cannot check anything.
+    """
+    intent = json.loads(entry_of(entry)[1])
+    found = _outcome_entry(outcome)
+    disclosure_id, partner = intent.get("disclosure_id"), intent.get("partner")
+    if found.get("kind") != "outcome":
+        raise AcknowledgementNotShown(
+            f"the outcome file holds a {str(found.get('kind'))[:20]!r} entry, expected the "
+            f"'outcome' entry of disclosure {disclosure_id}"
+        )
+    if found.get("disclosure_id") != disclosure_id:
+        raise AcknowledgementNotShown(
+            f"the outcome entry is of disclosure {str(found.get('disclosure_id'))[:130]}, the "
+            f"receipt's entry of {disclosure_id}: give the outcome of the same disclosure"
+        )
+    if found.get("partner") != partner:
+        raise AcknowledgementNotShown(
+            f"the outcome entry names partner {str(found.get('partner'))[:80]}, the receipt's "
+            f"entry {partner}"
+        )
+    if "ack" not in found:
+        raise AcknowledgementNotShown(
+            f"no acknowledgement recorded: the outcome of {disclosure_id} is "
+            f"{str(found.get('outcome'))[:20]!r} with no 'ack' (the partner's file does not "
+            "ask for acknowledgements, or nothing was delivered)"
+        )
+    keys = partner_key_of(partner_key)
+    try:
+        ack = verify_acknowledgement(found, keys)
+    except AcknowledgementInvalid as exc:
+        raise AcknowledgementNotShown(f"not acknowledged ({exc.reason}): {exc}") from None
+    return Acknowledged(str(partner), ack)
+
+
+def _outcome_entry(outcome: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
+    value: Any = outcome
+    if isinstance(outcome, (str, bytes)):
+        try:
+            value = json.loads(outcome)
+        except ValueError:
+            raise UnusableEntry("the outcome entry is not JSON") from None
+    if isinstance(value, Mapping) and isinstance(value.get("entry"), Mapping):
+        value = value["entry"]  # as GET /v1/log/entries/{index} serves it
+    if not isinstance(value, Mapping):
+        raise UnusableEntry("the outcome entry is not a JSON object")
+    return value
+
+
+def partner_key_of(partner_key: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The partner's key document, once it is known to hold a public signing key
+    (``UnusablePartnerKey`` otherwise)."""
+    value: Any = partner_key
+    if isinstance(partner_key, (str, bytes)):
+        try:
+            value = json.loads(partner_key)
+        except ValueError:
+            raise UnusablePartnerKey("the partner key is not JSON (a JWK or JWKS)") from None
+    if not isinstance(value, Mapping):
+        raise UnusablePartnerKey("the partner key is not a JWK or JWKS object")
+    try:
+        parse_acknowledgement_keys(dict(value), "the partner key")
+    except PartnerKeyError as exc:
+        raise UnusablePartnerKey(str(exc)) from None
+    return value

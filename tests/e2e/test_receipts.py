@@ -140,10 +140,15 @@ async def test_other_callers_cannot_fetch_a_receipt_or_its_entry(live, auth) -> 
         assert other.content_type == "application/problem+json"
     unknown = await live.get("/v1/disclosures/d-unknown/receipt", headers=auth("payments-service"))
     assert unknown.status == 404
-    # The outcome entry names no caller: only reviewers read it.
-    outcome = await live.get(f"/v1/log/entries/{index + 1}", headers=auth("sales-service"))
-    assert outcome.status == 404
-    assert (await live.get(f"/v1/log/entries/{index + 1}", headers=auth("reviewer-alice"))).ok
+    # The outcome entry names no caller: the service whose disclosure it is reads it (its
+    # intent says whose), a reviewer too, another service gets the 404 of no such entry.
+    outcome_url = f"/v1/log/entries/{index + 1}"
+    outcome = await live.get(outcome_url, headers=auth("sales-service"))
+    assert outcome.status == 200, await outcome.text()
+    assert (await outcome.json())["entry"]["kind"] == "outcome"
+    assert (await live.get(outcome_url, headers=auth("reviewer-alice"))).ok
+    other = await live.get(outcome_url, headers=auth("payments-service"))
+    assert other.status == 404
     no_role = await live.get(
         f"/v1/disclosures/{disclosure_id}/receipt", headers=auth("customer-app")
     )

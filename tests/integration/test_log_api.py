@@ -25,7 +25,7 @@ from gateway.log.checkpoint import open_checkpoint
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.service import LogService, LogSigner
 from gateway.store import open_store
-from gateway.web.keys import AUTH, LOG
+from gateway.web.keys import AUTH, LOG, STORE
 from gateway.web.problems import problem_middleware
 from gateway.web.routes.log import add_log_routes
 
@@ -50,6 +50,7 @@ async def client(config: Config, tmp_path: Path) -> AsyncIterator[TestClient]:
     app = web.Application(middlewares=[problem_middleware])
     app[AUTH] = CallerAuthenticator(config.auth, config.callers, None)
     app[LOG] = service
+    app[STORE] = store
     add_log_routes(app)
     test_client = TestClient(TestServer(app))
     await test_client.start_server()

@@ -26,7 +26,7 @@ def _key(n: int) -> Ed25519PrivateKey:
 
 LOG_KEY, W1, W2, OTHER_LOG = _key(1), _key(2), _key(3), _key(4)
 ENTRIES = [
-    {"v": 1, "kind": "intent", "disclosure_id": f"d-{i}", "caller": "svc", "fields": {}}
+    {"v": 1, "kind": "intent", "disclosure_id": f"d-{i}", "caller": "svc", "partner": "p-1"}
     for i in range(13)
 ]
 LEAVES = [merkle.leaf_hash(canonical_json(e)) for e in ENTRIES]

@@ -2,9 +2,10 @@
 
 All but ``GET /v1/log/key`` and ``GET /v1/log/keys`` (the keys after rotations, with the
 checkpoints each signs) need the reviewer role; a calling service (discloser) may also
-read the entries that name it, which its receipts prove (§4.6). Hashes are base64 and proofs list
-them in RFC 9162 order, so any RFC 9162 verifier (or ``gateway log verify-proof``)
-checks them against a checkpoint with only the public key.
+read the entries that name it, which its receipts prove, and its disclosures' outcomes
+(§4.6). Hashes are base64 and proofs list them in RFC 9162 order, so any RFC 9162
+verifier (or ``gateway log verify-proof``) checks them against a checkpoint with only the
+public key.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gateway.log.record import EntryRecord, NotAnEntry
 from gateway.store.records import LogRecord
 from gateway.web.http import caller_of, json_response
 from gateway.web.keys import LOG
-from gateway.web.routes.receipts import may_read_entry
+from gateway.web.routes.receipts import may_read_own_entry
 
 __all__ = ["add_log_routes"]
 
@@ -56,8 +57,9 @@ async def get_checkpoint(request: web.Request) -> web.Response:
 
 
 async def get_entry(request: web.Request) -> web.Response:
-    # A calling service reads the entries that name it (what its receipts prove, §4.6);
-    # another's is answered as one that does not exist, so none can be probed.
+    # A calling service reads the entries that name it (what its receipts prove, §4.6) and
+    # its disclosures' outcomes (the partner's acknowledgement); another's is answered as
+    # one that does not exist, so none can be probed.
     caller = await caller_of(request, (REVIEWER, "discloser"))
     index = _number(request.match_info["index"], "index")
     if REVIEWER in caller.roles:
@@ -76,7 +78,7 @@ async def get_entry(request: web.Request) -> web.Response:
 async def _own_entry(request: web.Request, caller: Caller, index: int) -> LogRecord:
     try:
         found = await request.app[LOG].record(index)
-        if may_read_entry(caller, EntryRecord.parse(found[0], found[1])):
+        if await may_read_own_entry(request, caller, EntryRecord.parse(found[0], found[1])):
             return found
     except (NotFoundError, NotAnEntry):
         pass
@@ -126,7 +128,8 @@ async def get_keys(request: web.Request) -> web.Response:
 
 
 def add_log_routes(app: web.Application) -> None:
-    """Register §4.6; the app must hold a LogService under LOG (and AUTH for callers)."""
+    """Register §4.6; the app must hold a LogService under LOG, AUTH for callers and the
+    STORE (whose disclosure an outcome entry is, for a calling service)."""
     app.router.add_get("/v1/log/checkpoint", get_checkpoint, name="log_checkpoint")
     app.router.add_get("/v1/log/entries/{index}", get_entry, name="log_entry")
     app.router.add_get("/v1/log/proof/inclusion", get_inclusion_proof, name="log_inclusion")

@@ -1271,7 +1271,8 @@ def _paths() -> dict[str, Schema]:
             "get": _operation(
                 "getLogEntry",
                 "One log entry. A calling service (discloser) reads only the entries that "
-                "name it (its receipts' entries); another's is a 404.",
+                "name it (its receipts' entries) and its disclosures' outcomes (the "
+                "partner's acknowledgement); another's is a 404.",
                 {"200": _json(_ref("LogEntry"), "The entry."), **_errors(400, *STORE_ERRORS, 404)},
                 tag="log",
                 roles=("reviewer", "discloser"),

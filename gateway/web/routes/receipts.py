@@ -27,7 +27,13 @@ from gateway.log.record import EntryRecord
 from gateway.web.http import caller_of, json_response
 from gateway.web.keys import GATEWAY, LOG, STORE
 
-__all__ = ["RECEIPT_ROLES", "add_receipt_routes", "may_read_entry", "receipt_link"]
+__all__ = [
+    "RECEIPT_ROLES",
+    "add_receipt_routes",
+    "may_read_entry",
+    "may_read_own_entry",
+    "receipt_link",
+]
 
 RECEIPT_ROLES: Final = ("discloser", "reviewer")
 DEFAULT_RETRY_S: Final = 60
@@ -43,6 +49,19 @@ def receipt_link(disclosure_id: str) -> str:
 def may_read_entry(caller: Caller, entry: EntryRecord) -> bool:
     """Reviewers read every entry; a calling service only the entries that name it."""
     return "reviewer" in caller.roles or entry.caller == caller.id
+
+
+async def may_read_own_entry(request: web.Request, caller: Caller, entry: EntryRecord) -> bool:
+    """``may_read_entry``, and also the outcome of a disclosure the caller made: an outcome
+    names no caller, so its disclosure's intent says whose it is. The service that holds a
+    receipt reads its outcome too, with the partner's acknowledgement (``gateway receipt
+    verify --outcome``)."""
+    if may_read_entry(caller, entry):
+        return True
+    if entry.kind != "outcome" or not _DISCLOSURE_ID.fullmatch(entry.disclosure_id):
+        return False
+    entries = await checked_disclosure(request.app[STORE], entry.disclosure_id)
+    return any(e.kind == "intent" and e.caller == caller.id for e in entries)
 
 
 async def _intent_of(request: web.Request, caller: Caller, disclosure_id: str) -> EntryRecord:

@@ -1,14 +1,19 @@
 """`gateway receipt verify`: three files and no config — exit 0 and one `ok:` line for a
 receipt that holds; exit 1 and one `FAILED: <reason>:` line for one hash changed, a
 cosignature removed below the quorum, a checkpoint of another log, the entry changed or of
-another index; exit 2 for input it cannot use."""
+another index; exit 2 for input it cannot use. With `--outcome` and `--partner-key`, the
+partner's acknowledgement of the same disclosure: `acknowledged by …`, or `FAILED:
+acknowledgement: …` (none recorded, recorded invalid, forged, another disclosure's)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from joserfc.jwk import OKPKey
 from support.receipts import (
     ENTRIES,
     ORIGIN,
@@ -21,6 +26,8 @@ from support.receipts import (
 )
 
 from gateway.cli.main import main
+from gateway.crypto.acknowledgement import received_sha256, sign_acknowledgement
+from gateway.log.entries import outcome_entry
 
 
 @pytest.fixture
@@ -121,3 +128,103 @@ def test_unusable_input_exits_2(
     code, out, err = run(capsys, **files)
     assert code == 2 and out == ""
     assert says in err
+
+
+# -- the partner's acknowledgement (--outcome, --partner-key) ----------------------------
+
+PARTNER_KEY = OKPKey.generate_key("Ed25519", private=True, auto_kid=True)
+AT = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+
+
+def outcome(ack: tuple[str, str | None] | None, disclosure_id: str = "d-5") -> str:
+    entry = outcome_entry(
+        disclosure_id=disclosure_id,
+        outcome="sent",
+        at=AT,
+        partner="p-1",
+        partner_status=201,
+        ack=ack,
+    )
+    return json.dumps({"index": 6, "leaf_hash": None, "entry": entry})
+
+
+def signed(disclosure_id: str = "d-5", key: OKPKey = PARTNER_KEY) -> str:
+    """An acknowledgement signed by ``key`` under the partner key's kid."""
+    return sign_acknowledgement(
+        key, disclosure_id=disclosure_id, received=b"the.jwe", received_at=AT, kid=PARTNER_KEY.kid
+    )
+
+
+def run_ack(capsys: pytest.CaptureFixture[str], outcome_text: str) -> tuple[int, str, str]:
+    Path("outcome.json").write_text(outcome_text)
+    Path("partner.jwk.json").write_text(json.dumps(PARTNER_KEY.as_dict(private=False)))
+    code = verify(
+        "r.tlog-proof",
+        "--policy",
+        "policy.txt",
+        "--entry",
+        "entry.json",
+        "--outcome",
+        "outcome.json",
+        "--partner-key",
+        "partner.jwk.json",
+    )
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_receipt_shows_the_partners_acknowledgement(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_ack(capsys, outcome((signed(), None)))
+    assert code == 0
+    first, second = out.splitlines()
+    assert first.startswith("ok: entry 5 of ")
+    assert second.startswith(
+        f"acknowledged by p-1 (received_sha256 {received_sha256(b'the.jwe')}, "
+        f"received_at 2026-12-07T15:00:00.000Z, Ed25519 key {PARTNER_KEY.kid})"
+    )
+
+
+@pytest.mark.parametrize(
+    "ack, disclosure_id, says",
+    [
+        (None, "d-5", "no acknowledgement recorded: the outcome of d-5 is 'sent' with no 'ack'"),
+        (("invalid", "wrong_hash"), "d-5", "not acknowledged (wrong_hash): "),
+        (("missing", "missing"), "d-5", "not acknowledged (missing): "),
+        ("forged", "d-5", "not acknowledged (bad_signature): "),
+        ("signed", "d-6", "the outcome entry is of disclosure d-6, the receipt's entry of d-5"),
+        ("other-disclosure", "d-5", "not acknowledged (wrong_disclosure): "),
+    ],
+)
+def test_an_acknowledgement_that_does_not_hold(
+    folder: Path, capsys: pytest.CaptureFixture[str], ack: Any, disclosure_id: str, says: str
+) -> None:
+    other_key = OKPKey.generate_key("Ed25519", private=True, auto_kid=True)
+    tokens = {
+        "forged": (signed(key=other_key), None),
+        "signed": (signed(disclosure_id), None),
+        "other-disclosure": (signed("d-7"), None),
+    }
+    text = outcome(tokens.get(ack, ack) if isinstance(ack, str) else ack, disclosure_id)
+    code, out, _ = run_ack(capsys, text)
+    assert code == 1
+    first, second = out.splitlines()
+    assert first.startswith("ok: entry 5 of ")  # the receipt holds; the partner's side not
+    assert second.startswith(f"FAILED: acknowledgement: {says}"), second
+
+
+def test_the_acknowledgement_options_go_together_and_need_a_public_key(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["r.tlog-proof", "--policy", "policy.txt", "--entry", "entry.json"]
+    assert verify(*base, "--outcome", "entry.json") == 2
+    assert "--outcome and --partner-key go together" in capsys.readouterr().err
+    Path("private.jwk.json").write_text(json.dumps(PARTNER_KEY.as_dict(private=True)))
+    Path("outcome.json").write_text(outcome((signed(), None)))
+    code = verify(*base, "--outcome", "outcome.json", "--partner-key", "private.jwk.json")
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "PRIVATE key" in err
+    Path("bad.json").write_text("not json")
+    code = verify(*base, "--outcome", "bad.json", "--partner-key", "private.jwk.json")
+    assert code == 2 and "not JSON" in capsys.readouterr().err

@@ -8,9 +8,11 @@ import json
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.receipts import (
     ENTRIES,
     LEAVES,
+    LOG_KEY,
     ORIGIN,
     OTHER_LOG,
     TIME,
@@ -19,13 +21,14 @@ from support.receipts import (
     b64,
     note,
     policy,
+    policy_text,
     receipt,
     served,
 )
 
 from gateway.canonical import canonical_json
 from gateway.log import merkle
-from gateway.log.checkpoint import Checkpoint
+from gateway.log.checkpoint import Checkpoint, add_signature, sign_checkpoint, verifier_key
 from gateway.log.cosignature import cosign
 from gateway.log.receipt import (
     HEADER,
@@ -42,7 +45,9 @@ from gateway.log.receipt import (
     parse_receipt,
     verify_receipt,
 )
-from gateway.log.witness_policy import parse_witness_policy
+from gateway.log.witness_policy import WitnessPolicy, parse_witness_policy
+
+WITNESSES = (("w1.example", W1), ("w2.example", W2))
 
 # The example of c2sp.org/tlog-proof, signatures elided ("[...]") as the spec shows them.
 SPEC_EXAMPLE = """c2sp.org/tlog-proof@v1
@@ -209,3 +214,41 @@ def test_unusable_inputs() -> None:
         entry_of("not json")
     with pytest.raises(UnusableEntry):
         entry_of("[1]")
+
+
+# -- after a log key rotation ------------------------------------------------------------
+
+
+def _rotation_receipts() -> dict[str, str]:
+    """Receipts of entry 5 against a checkpoint signed by the old key only (before the
+    switch), by both keys (the switch checkpoint) and by the new key only (after it)."""
+    old, new = LOG_KEY, OTHER_LOG
+    switch = Checkpoint(ORIGIN, 12, merkle.root_from_leaf_hashes(LEAVES[:12]))
+    switch_note = add_signature(sign_checkpoint(switch, ORIGIN, old), ORIGIN, new)
+    switch_note += "".join(cosign(switch.body(), n, k, TIME) for n, k in WITNESSES)
+    return {
+        "before": receipt(size=11, log_key=old),
+        "switch": format_receipt(5, merkle.inclusion_proof(5, LEAVES[:12]), switch_note),
+        "after": receipt(size=13, log_key=new),
+    }
+
+
+def _policy_of_logs(*keys: Ed25519PrivateKey) -> WitnessPolicy:
+    text = "".join(f"log {verifier_key(ORIGIN, k.public_key())}\n" for k in keys)
+    rest = policy_text().split("\n", 1)[1]  # the witnesses, the group and the quorum
+    return parse_witness_policy((text + rest).encode(), "policy.txt")
+
+
+def test_after_a_log_key_rotation_the_policy_names_the_key_that_signed() -> None:
+    receipts = _rotation_receipts()
+    new_only, old_only = _policy_of_logs(OTHER_LOG), _policy_of_logs(LOG_KEY)
+    both = _policy_of_logs(OTHER_LOG, LOG_KEY)  # tlog-policy: one log line per key
+    assert verify_receipt(receipts["after"], served(), new_only).size == 13
+    assert verify_receipt(receipts["switch"], served(), new_only).size == 12
+    assert verify_receipt(receipts["switch"], served(), old_only).size == 12
+    with pytest.raises(LogSignatureInvalid, match=f"no signature by {ORIGIN}"):
+        verify_receipt(receipts["before"], served(), new_only)
+    with pytest.raises(LogSignatureInvalid):
+        verify_receipt(receipts["after"], served(), old_only)
+    for name in ("before", "switch", "after"):
+        assert verify_receipt(receipts[name], served(), both).index == 5

@@ -87,6 +87,7 @@ def _print_text(found: dict[str, Any]) -> None:
     for name, count in found["categories"].items():
         special = "  SPECIAL" if count["special_category"] else ""
         print(f"category {name}: {count['disclosures']} disclosure(s){special}")
+    print(f"subject references ({len(found['subject_refs'])}; 'maybe': only maybe received):")
     for ref in found["subject_refs"]:
         print(f"{ref['subject_ref']}  {ref['disclosures']}{'' if ref['sent'] else '  maybe'}")
 

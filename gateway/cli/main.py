@@ -17,6 +17,7 @@ from gateway.cli import acknowledgement as cli_acknowledgement
 from gateway.cli import completion as cli_completion
 from gateway.cli import config as cli_config
 from gateway.cli import consent as cli_consent
+from gateway.cli import exposure as cli_exposure
 from gateway.cli import init_folder as cli_init_folder
 from gateway.cli import keys as cli_keys
 from gateway.cli import log as cli_log
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_receipt.register(commands)
     cli_review.register(commands)
     cli_rights.register(commands)
+    cli_exposure.register(commands)
     cli_completion.register(commands)
     cli_config.register(commands)
     cli_init_folder.register(commands)

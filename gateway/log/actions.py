@@ -122,6 +122,8 @@ class ActionLog:
         disclosure_id: str = "",
         legal_request_id: str | None = None,
         consent_id: str | None = None,
+        window: str | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> int:
         """Append the act's entry and wait until it is durable; its index.
         ActionNotRecorded when it cannot be written (the caller must not act then)."""
@@ -138,6 +140,8 @@ class ActionLog:
             disclosure_id=disclosure_id,
             legal_request_id=legal_request_id,
             consent_id=consent_id,
+            window=window,
+            counts=counts,
         )
         try:
             return await self._append(entry)

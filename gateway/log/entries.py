@@ -269,6 +269,9 @@ ACTIONS: Final = frozenset(
         "read_subject_consents",
         "search_by_subject",
         "export",
+        # breach scope (issue #19): a partner's exposure, and a customer list matched to it
+        "read_exposure",
+        "resolve_subjects",
     }
 )
 """What an `action` entry may say was done: a fixed vocabulary, so an entry never carries
@@ -306,6 +309,8 @@ def action_entry(
     disclosure_id: str = "",
     legal_request_id: str | None = None,
     consent_id: str | None = None,
+    window: str | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The entry of one act of a person: who (`actor`), proven by which `credential` (its
     id — a token's kid, a password account — never the secret), did what (`action`, one of
@@ -314,7 +319,9 @@ def action_entry(
     Free text (`text`: a justification, a reason) is never written: the entry holds its
     keyed hash under the month's key, the text stays in its table (sealed at rest), and
     ``gateway log verify`` checks that the two still agree. `disclosure_id` is set when the
-    act concerns one disclosure (its entries then list it); else it is empty.
+    act concerns one disclosure (its entries then list it); else it is empty. A read of a
+    time window (an exposure) names it in `window` (``<since>/<until>``) and what it found
+    as `counts` (numbers only: never an id of what was read).
     """
     if action not in ACTIONS:
         raise ValueError(f"action {action!r} not among {sorted(ACTIONS)}")
@@ -344,4 +351,8 @@ def action_entry(
         entry["text_hash"] = keys.text_hash(text, at)
     links = {"partner": partner, "legal_request_id": legal_request_id, "consent_id": consent_id}
     entry.update((name, value) for name, value in links.items() if value is not None)
+    if window is not None:
+        entry["window"] = window
+    if counts is not None:
+        entry["counts"] = {str(name): int(value) for name, value in counts.items()}
     return entry

@@ -61,6 +61,8 @@ ENTRY_MEMBERS: Final = (
     "action",
     "target",
     "text_hash",
+    "window",
+    "counts",
     "v",
 )
 """Every member an entry of format 1 may have (CONTRACT §5), in the order exports list them."""

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from gateway.store.ports import (
     CheckpointStore,
+    ExposureStore,
     IdempotencyStore,
     InstanceStore,
     JustificationStore,
@@ -43,6 +44,7 @@ class Store(
     IdempotencyStore,
     LogRowStore,
     LogAuditStore,
+    ExposureStore,
     TreeNodeStore,
     CheckpointStore,
     WitnessStateStore,

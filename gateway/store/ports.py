@@ -16,6 +16,7 @@ from typing import Protocol
 
 from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent, SubjectFacts
+from gateway.store.exposure_sql import ExposureCount, ExposureTotals, SubjectRefCount
 from gateway.store.records import (
     IdempotencyClaim,
     InstanceRecord,
@@ -33,6 +34,7 @@ from gateway.store.records import (
 
 __all__ = [
     "CheckpointStore",
+    "ExposureStore",
     "IdempotencyStore",
     "InstanceStore",
     "JustificationStore",
@@ -231,6 +233,22 @@ class LogRowStore(Protocol):
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         """The earliest and latest entry time, or None for an empty log."""
+
+
+class ExposureStore(Protocol):
+    """A partner's exposure in a window, counted by the database (breach scope)."""
+
+    async def partner_exposure(
+        self, partner: str, since: datetime, until: datetime
+    ) -> tuple[ExposureTotals, list[ExposureCount], list[ExposureCount]]:
+        """The totals, the per-field and the per-category counts of the disclosures to
+        `partner` logged in ``since <= time < until`` that it received or may have
+        received (gateway.store.exposure_sql says which)."""
+
+    async def exposure_subject_refs(
+        self, partner: str, since: datetime, until: datetime, after: str, limit: int
+    ) -> list[SubjectRefCount]:
+        """The subject references of that exposure after `after`, in order, at most `limit`."""
 
 
 class LogAuditStore(Protocol):

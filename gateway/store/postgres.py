@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from dataclasses import astuple
 from datetime import datetime
 from typing import Any, Final
 
@@ -32,6 +33,7 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 from gateway.errors import ConflictError, GatewayError
 from gateway.policy.facts import Consent, SubjectFacts
 from gateway.store import mapping
+from gateway.store.exposure_sql import POSTGRES_JSON, ExposureSql, exposure_sql
 from gateway.store.mapping import AS_READ
 from gateway.store.migrations import POSTGRES, apply_migrations, migrations_for
 from gateway.store.records import (
@@ -226,6 +228,7 @@ class PostgresStore(SqlStore):
     _encode = Encoding(time=_as_bound, set=sorted)
     _decode = AS_READ
     _in_dialect = staticmethod(numbered)
+    _exposure = ExposureSql(*(numbered(s) for s in astuple(exposure_sql(POSTGRES_JSON))))
     _lock_checkpoints = _LOCK_CHECKPOINTS
     _legal_requests_select = _LEGAL_REQUEST
     _legal_requests_order = " ORDER BY l.received_at, l.id"

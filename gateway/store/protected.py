@@ -130,6 +130,8 @@ class ProtectedStore:
     log_search = _Passed(Store.log_search)
     intents_without_outcome = _Passed(Store.intents_without_outcome)
     log_time_span = _Passed(Store.log_time_span)
+    partner_exposure = _Passed(Store.partner_exposure)
+    exposure_subject_refs = _Passed(Store.exposure_subject_refs)
     read_log_records = _Passed(Store.read_log_records)
     read_log_rows = _Passed(Store.read_log_rows)
     log_rows_without_leaf_hash = _Passed(Store.log_rows_without_leaf_hash)

@@ -33,6 +33,12 @@ from typing import Any, Protocol
 from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent
 from gateway.store import mapping
+from gateway.store.exposure_sql import (
+    ExposureCount,
+    ExposureSql,
+    ExposureTotals,
+    SubjectRefCount,
+)
 from gateway.store.mapping import Decoding
 from gateway.store.records import (
     InstanceRecord,
@@ -89,6 +95,8 @@ class SqlStore(ABC):
     _decode: Decoding
     # A statement built at run time (from fixed names), in this database's placeholders.
     _in_dialect: Callable[[str], str]
+    # A partner's exposure (gateway.store.exposure_sql), in this database's placeholders.
+    _exposure: ExposureSql
     # Lawful requests with their approvals: a SELECT over `legal_requests l` (a WHERE on
     # l's columns may follow), its ORDER BY, and `_legal_request_records` for its rows.
     _legal_requests_select: str
@@ -398,6 +406,27 @@ class SqlStore(ABC):
         rows = await self._rows("read the disclosure log", self._sql.log_time_span)
         first, last = rows[0][0], rows[0][1]
         return None if first is None else (self._decode.time(first), self._decode.time(last))
+
+    async def partner_exposure(
+        self, partner: str, since: datetime, until: datetime
+    ) -> tuple[ExposureTotals, list[ExposureCount], list[ExposureCount]]:
+        action = "count a partner's exposure"
+        window = (partner, self._encode.time(since), self._encode.time(until))
+        totals = (await self._rows(action, self._exposure.totals, window))[0]
+        fields = await self._rows(action, self._exposure.fields, window)
+        categories = await self._rows(action, self._exposure.categories, window)
+        return (
+            ExposureTotals(int(totals[0]), int(totals[1]), int(totals[2])),
+            [ExposureCount(str(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in fields],
+            [ExposureCount(str(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in categories],
+        )
+
+    async def exposure_subject_refs(
+        self, partner: str, since: datetime, until: datetime, after: str, limit: int
+    ) -> list[SubjectRefCount]:
+        params = (partner, self._encode.time(since), self._encode.time(until), after, limit)
+        rows = await self._rows("read a partner's exposure", self._exposure.subject_refs, params)
+        return [SubjectRefCount(str(r[0]), int(r[1]), r[2] == "sent") for r in rows]
 
     async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
         rows = await self._rows("read the disclosure log", self._sql.log_records, (start, limit))

@@ -46,6 +46,7 @@ import aiosqlite
 
 from gateway.policy.facts import Consent, SubjectFacts
 from gateway.store import mapping
+from gateway.store.exposure_sql import SQLITE_JSON, exposure_sql
 from gateway.store.mapping import FROM_TEXT
 from gateway.store.migrations import SQLITE, SQLITE_EPOCH, apply_migrations, migrations_for
 from gateway.store.records import (
@@ -196,6 +197,7 @@ class SqliteStore(SqlStore):
     _encode = Encoding(time=_time, set=_set)
     _decode = FROM_TEXT
     _in_dialect = staticmethod(_as_written)
+    _exposure = exposure_sql(SQLITE_JSON)
     _legal_requests_select = _LEGAL_REQUESTS
     _legal_requests_order = _LEGAL_REQUESTS_ORDER
 

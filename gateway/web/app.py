@@ -55,6 +55,7 @@ from gateway.web.review.handlers import add_review_routes
 from gateway.web.review.log_backend import LogReviewBackend
 from gateway.web.routes.consents import add_consent_routes
 from gateway.web.routes.disclosures import add_disclosure_routes
+from gateway.web.routes.exposure import add_exposure_routes
 from gateway.web.routes.log import add_log_routes
 from gateway.web.routes.openapi import add_openapi_route
 from gateway.web.routes.ops import add_ops_routes, watch_checkpoints
@@ -241,6 +242,7 @@ def create_app(
     add_log_routes(app)
     add_receipt_routes(app)
     add_partner_routes(app)
+    add_exposure_routes(app)
     add_problem_routes(app)
     add_review_routes(
         app,

@@ -33,6 +33,7 @@ from gateway.rights import lawful_requests as legal_requests
 from gateway.store.records import REQUIRED_APPROVALS, LegalRequestRecord
 from gateway.subject_id import check_subject_id, is_subject_id
 from gateway.web.review.actions_page import action_page, add_action_pages
+from gateway.web.review.exposure_page import add_exposure_pages
 from gateway.web.review.listing import (
     MAX_INDEX,
     OUTCOME_CHOICES,
@@ -581,6 +582,7 @@ def add_review_routes(
     routes.add_post("/legal-requests/{request_id}/approve", approve, name="approve")
     add_partner_pages(sub)
     add_action_pages(sub)
+    add_exposure_pages(sub)
     routes.add_get("/login", login_form, name="login")
     routes.add_post("/login", login_submit, name="login_submit")
     routes.add_post("/logout", logout, name="logout")

@@ -805,6 +805,84 @@ def _schemas() -> dict[str, Schema]:
     }
 
 
+def _exposure_schemas() -> dict[str, Schema]:
+    """GET /v1/partners/{id}/exposure (breach scope, gateway.rights.exposure)."""
+    counts: Schema = {
+        "disclosures": {"type": "integer", "minimum": 0},
+        "maybe_received": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Of `disclosures`, those without an outcome `sent` that the partner "
+            "may have received: a timeout after sending, outcome `unknown`, or in flight.",
+        },
+        "subjects": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Distinct subject references (keyed per month: a customer "
+            "disclosed in two months of the window counts twice).",
+        },
+        "special_category": {"type": "boolean"},
+    }
+    return {
+        "ExposureCount": {
+            "type": "object",
+            "required": ["disclosures", "maybe_received", "subjects", "special_category"],
+            "properties": {**counts, "category": {"type": "string"}},
+        },
+        "Exposure": {
+            "type": "object",
+            "required": [
+                "partner",
+                "since",
+                "until",
+                "disclosures",
+                "maybe_received",
+                "subjects",
+                "special_category",
+                "fields",
+                "categories",
+                "subject_refs",
+                "next_cursor",
+            ],
+            "properties": {
+                "partner": {"type": "string"},
+                "since": {"type": "string", "format": "date-time"},
+                "until": {"type": "string", "format": "date-time", "description": "Exclusive."},
+                **counts,
+                "fields": {
+                    "type": "object",
+                    "description": "Per field name: its counts, category and special flag.",
+                    "additionalProperties": _ref("ExposureCount"),
+                },
+                "categories": {
+                    "type": "object",
+                    "additionalProperties": _ref("ExposureCount"),
+                },
+                "subject_refs": {
+                    "type": "array",
+                    "description": "One page, ordered by reference.",
+                    "items": {
+                        "type": "object",
+                        "required": ["subject_ref", "disclosures", "sent"],
+                        "properties": {
+                            "subject_ref": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                            "disclosures": {"type": "integer", "minimum": 1},
+                            "sent": {
+                                "type": "boolean",
+                                "description": "False: every disclosure of it only maybe received.",
+                            },
+                        },
+                    },
+                },
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `cursor` for the next page; null on the last.",
+                },
+            },
+        },
+    }
+
+
 def _components() -> Schema:
     return {
         "securitySchemes": {
@@ -889,7 +967,7 @@ def _components() -> Schema:
                 {"Retry-After": _header("RetryAfter")},
             ),
         },
-        "schemas": _schemas(),
+        "schemas": {**_schemas(), **_exposure_schemas()},
     }
 
 
@@ -1218,6 +1296,60 @@ def _paths() -> dict[str, Schema]:
                 roles=("reviewer",),
                 parameters=[_path_param("partner_id", "The partner id (its file name).")],
                 requestBody={**_body(_ref("ResumeRequest"), "Optionally, why."), "required": False},
+            )
+        },
+        "/v1/partners/{partner_id}/exposure": {
+            "get": _operation(
+                "getPartnerExposure",
+                "Breach scope: the disclosures the partner received (or may have received) "
+                "in a window, distinct subjects, counts per field and category with special "
+                "categories flagged, and the subject references, paged by `cursor`. Each "
+                "read is an `action` entry (read_exposure) with the partner, the window and "
+                "the totals.",
+                {
+                    "200": _json(_ref("Exposure"), "The exposure and one page of references."),
+                    **_errors(400, *STORE_ERRORS, 404),
+                },
+                tag="partners",
+                roles=("reviewer",),
+                parameters=[
+                    _path_param("partner_id", "The partner id (its file name)."),
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "required": True,
+                        "description": "From: YYYY-MM-DD (the day's start, UTC) or an RFC 3339 "
+                        "time with a zone.",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "until",
+                        "in": "query",
+                        "required": True,
+                        "description": "To: YYYY-MM-DD (through the day's end, UTC) or an RFC 3339 "
+                        "time (exclusive).",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "References per page (1-1000, default 100).",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 1000,
+                            "default": 100,
+                        },
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "description": "The next_cursor of the page before.",
+                        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    },
+                ],
             )
         },
         "/v1/log/checkpoint": {

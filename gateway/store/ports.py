@@ -30,6 +30,7 @@ from gateway.store.records import (
     TreeHash,
     WitnessSize,
 )
+from gateway.store.summary_sql import DayCount, KeyCount
 
 __all__ = [
     "CheckpointStore",
@@ -39,6 +40,7 @@ __all__ = [
     "LawfulRequestStore",
     "LogAuditStore",
     "LogRowStore",
+    "LogSummaryStore",
     "ProtectedValueStore",
     "StoreLifecycle",
     "SubjectStore",
@@ -231,6 +233,19 @@ class LogRowStore(Protocol):
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         """The earliest and latest entry time, or None for an empty log."""
+
+
+class LogSummaryStore(Protocol):
+    """The overview's counts of the log since a time: one GROUP BY each (summary_sql)."""
+
+    async def decisions_by_day(self, since: datetime) -> list[DayCount]:
+        """Per UTC day and outcome (sent, failed, unknown, refused), by day."""
+
+    async def refusals_by_problem(self, since: datetime) -> list[KeyCount]:
+        """Refusals per problem code, most frequent first."""
+
+    async def decisions_by_partner(self, since: datetime, limit: int) -> list[KeyCount]:
+        """Decisions (intents and refusals) per partner, most first, at most `limit`."""
 
 
 class LogAuditStore(Protocol):

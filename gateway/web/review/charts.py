@@ -35,9 +35,10 @@ OUTCOME_WORDS: Final = {
 }
 
 # The chart's own coordinate system (the SVG scales to its box through its viewBox).
-WIDTH: Final = 900
-HEIGHT: Final = 240
+WIDTH: Final = 1080
+HEIGHT: Final = 250
 LEFT: Final = 40  # room for the axis labels
+RIGHT: Final = 24  # room for the last day's label, centred under its bar
 BOTTOM: Final = 22  # room for the day labels
 TOP: Final = 8
 
@@ -111,7 +112,7 @@ def day_chart(
     """Stacked bars, one per day from `first` for `days` days, of `counts` per
     (day, outcome); `link(day, outcome)` is where a segment leads."""
     plot_height = HEIGHT - BOTTOM - TOP
-    slot = (WIDTH - LEFT) / days
+    slot = (WIDTH - LEFT - RIGHT) / days
     width = slot * 0.72
     per_day = [first + timedelta(days=n) for n in range(days)]
     top = nice_ceiling(max((_total(counts, d) for d in per_day), default=0))

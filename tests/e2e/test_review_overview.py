@@ -112,7 +112,7 @@ async def test_the_chart_counts_what_the_log_holds(site: Site) -> None:
     assert sorted((r.outcome, r.count) for r in rows) == sorted(
         (outcome, int(count)) for _, outcome, count, _ in segments
     )
-    assert "30 days" in page and "decisions</a>" in page
+    assert "<strong>7</strong> decisions in 30 days</a>" in page
 
 
 async def test_each_segment_links_to_exactly_its_entries(site: Site) -> None:
@@ -133,7 +133,15 @@ async def test_refusals_are_words_with_the_code_on_hover(site: Site) -> None:
     assert '<span title="unknown_partner">' in section
     labels = re.findall(r'<span title="\w+">([^<]+)</span>', section)
     assert labels and all(" " in label and "_" not in label for label in labels), labels
-    assert "/review/disclosures?outcome=refused&amp;since=" in section
+    links = re.findall(r'<a href="([^"]+)" title="refusals[^"]*">(\d+)</a>', section)
+    assert len(links) == 2
+    for href, count in links:
+        href = html.unescape(href)
+        assert "outcome=refused&problem=" in href
+        listed = re.findall(r'href="/review/disclosures/([^"]+)"', await site.page(href))
+        assert len(listed) == int(count), href
+    only = await site.page(html.unescape(links[0][0]))
+    assert re.search(r'<option value="\w+" title="\w+" selected>[A-Z][a-z]+ [a-z ]+</option>', only)
 
 
 async def test_partners_waiting_items_witnesses_and_endings(site: Site) -> None:
@@ -145,7 +153,7 @@ async def test_partners_waiting_items_witnesses_and_endings(site: Site) -> None:
     )
     waiting = page[page.index('id="waiting"') : page.index('id="witness"')]
     assert "<strong>2</strong> lawful requests awaiting approval" in waiting
-    assert "LR-test-2" in waiting and "received 2 d 0 h ago" in waiting
+    assert "LR-test-2" in waiting and 'received <span class="age">2 d 0 h ago</span>' in waiting
     assert "<strong>2</strong> emergency disclosures awaiting a justification" in waiting
     assert "overdue" in waiting  # the vital-interest one is 4 days old
     witness = page[page.index('id="witness"') : page.index('id="expiring"')]

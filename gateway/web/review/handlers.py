@@ -29,6 +29,7 @@ from gateway.log.actions import target
 from gateway.log.columns import checked_disclosure
 from gateway.partners.model import Partner
 from gateway.policy.request import MAX_ID
+from gateway.problem_catalog import CATALOGUE
 from gateway.rights import lawful_requests as legal_requests
 from gateway.store.records import REQUIRED_APPROVALS, LegalRequestRecord
 from gateway.subject_id import check_subject_id, is_subject_id
@@ -141,7 +142,12 @@ def _choices(ctx: ReviewContext) -> dict[str, Any]:
         "purposes": v.PURPOSES,
         "bases": v.LEGAL_BASES,
         "outcomes": OUTCOME_CHOICES,
+        "problems": sorted(((code, kind.title) for code, kind in CATALOGUE.items()), key=_second),
     }
+
+
+def _second(pair: tuple[str, str]) -> str:
+    return pair[1]
 
 
 # -- login ----------------------------------------------------------------------------

@@ -74,6 +74,14 @@ def _bars(rows: Sequence[KeyCount], label: dict[str, str], href: dict[str, str])
     ]
 
 
+def _refusals_url(code: str, first: date) -> str:
+    """The refusals of the window with problem `code` (any problem, for a code the catalogue
+    no longer has: the list accepts only catalogue codes)."""
+    if code in CATALOGUE:
+        return list_url(outcome="refused", problem=code, since=first)
+    return list_url(outcome="refused", since=first)
+
+
 def problem_label(code: str) -> str:
     """A problem code as words: its title in the problem catalogue."""
     kind = CATALOGUE.get(code)
@@ -176,8 +184,7 @@ async def overview(request: web.Request, who: SignedIn) -> web.StreamResponse:
         refusals=_bars(
             refusals,
             {r.key: problem_label(r.key) for r in refusals},
-            # The list filters refusals, not yet their problem code: the refusals of the window.
-            {r.key: list_url(outcome="refused", since=first) for r in refusals},
+            {r.key: _refusals_url(r.key, first) for r in refusals},
         ),
         refused_total=sum(r.count for r in refusals),
         partners=_bars(

@@ -39,7 +39,14 @@ from gateway.web.review.site import (
     store,
 )
 
-__all__ = ["EXPIRY_DAYS", "TOP_PARTNERS", "WINDOW_DAYS", "add_overview_page", "list_url"]
+__all__ = [
+    "EXPIRY_DAYS",
+    "TOP_PARTNERS",
+    "WINDOW_DAYS",
+    "add_overview_page",
+    "list_url",
+    "witness_view",
+]
 
 WINDOW_DAYS: Final = 30
 EXPIRY_DAYS: Final = 30
@@ -106,7 +113,7 @@ class WitnessView:
     error: str | None = None
 
 
-async def _witness_view(request: web.Request, now: datetime) -> WitnessView:
+async def witness_view(request: web.Request, now: datetime) -> WitnessView:
     try:
         latest = await store(request).latest_checkpoint()
     except GatewayError as exc:
@@ -195,7 +202,7 @@ async def overview(request: web.Request, who: SignedIn) -> web.StreamResponse:
         pending=sorted(pending, key=lambda r: r.received_at),
         queue=queue,
         overdue=[item for item in queue if item.overdue(now)],
-        witness=await _witness_view(request, now),
+        witness=await witness_view(request, now),
         expiring=expiring,
     )
 

@@ -6,15 +6,17 @@ page does not overflow sideways at 1280 px or at 390 px. Saves docs/screenshots/
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from browser.review_support import NOW, PASSWORDS, Gateway
+from browser.review_support import NOW, PASSWORDS, SUBJECT_A, SUBJECT_B, Gateway, _entries
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from gateway.log.entries import row_of
+from gateway.partners.model import Partner
 from gateway.web.review.overview import window_start
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -34,6 +36,42 @@ def sign_in(browser: Any, site: Gateway, reviewer: str = "alice") -> None:
     )
 
 
+# Four weeks of ordinary traffic besides the seeded cases, so the chart looks like a month.
+TRAFFIC = (
+    ("lao-credit-bureau", "credit_check", "service_provision", "consent", "sent"),
+    ("bcel-payments", "charge", "service_provision", "contract", "sent"),
+    ("lanexang-insurance", "quote", "service_provision", "contract", "sent"),
+    ("adreach", "audience_upload", "marketing", "consent", "refused"),
+    ("lanexang-insurance", "quote", "service_provision", "contract", "failed"),
+)
+
+
+def add_traffic(site: Gateway, partners: dict[str, Partner]) -> int:
+    """Append a month of decisions (a few a day, more on weekdays); how many were appended."""
+    rows = []
+    decisions = 0
+    for day in range(1, 29):
+        weekday = (NOW - timedelta(days=day)).weekday() < 5
+        for n in range((day * 7) % 5 + (3 if weekday else 1)):
+            partner, operation, purpose, basis, outcome = TRAFFIC[(day + n) % len(TRAFFIC)]
+            if outcome == "failed" and day % 6:
+                outcome = "sent"
+            spec = (
+                f"traffic-{day}-{n}",
+                partner,
+                operation,
+                purpose,
+                basis,
+                SUBJECT_A if n % 2 else SUBJECT_B,
+                timedelta(days=day, hours=n),
+                outcome,
+            )
+            rows.extend(row_of(e) for e in _entries(spec[0], partners, site.fake.keys, spec))
+            decisions += 1
+    site.served.call(site.served.store.append_log_entries(rows))
+    return decisions
+
+
 def viewport(browser: Any, width: int, height: int = 900) -> None:
     """Make the page's viewport `width` × `height` CSS pixels."""
     browser.set_window_size(width, height)
@@ -49,7 +87,10 @@ def overflows(browser: Any) -> bool:
     )
 
 
-def test_overview_bars_match_the_log_and_fit_the_screen(browser, gateway_site, screenshot):
+def test_overview_bars_match_the_log_and_fit_the_screen(
+    browser, gateway_site, partners, screenshot
+):
+    added = add_traffic(gateway_site, partners)
     sign_in(browser, gateway_site)
     viewport(browser, 1280)
     bars = browser.find_elements(By.CSS_SELECTOR, "svg.chart rect.bar")
@@ -68,7 +109,7 @@ def test_overview_bars_match_the_log_and_fit_the_screen(browser, gateway_site, s
     for row in stored:
         from_store[row.outcome] += row.count
     assert drawn == from_store
-    assert sum(drawn.values()) == 7 and len(bars) == len(stored)
+    assert sum(drawn.values()) == 7 + added and len(bars) == len(stored)
     # The legend's totals are the bars' sums.
     for outcome, total in drawn.items():
         shown = browser.find_element(By.CSS_SELECTOR, f'p.legend span[data-outcome="{outcome}"]')

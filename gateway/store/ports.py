@@ -31,6 +31,7 @@ from gateway.store.records import (
     TreeHash,
     WitnessSize,
 )
+from gateway.store.summary_sql import DayCount, KeyCount
 
 __all__ = [
     "CheckpointStore",
@@ -41,6 +42,7 @@ __all__ = [
     "LawfulRequestStore",
     "LogAuditStore",
     "LogRowStore",
+    "LogSummaryStore",
     "ProtectedValueStore",
     "StoreLifecycle",
     "SubjectStore",
@@ -249,6 +251,19 @@ class ExposureStore(Protocol):
         self, partner: str, since: datetime, until: datetime, after: str, limit: int
     ) -> list[SubjectRefCount]:
         """The subject references of that exposure after `after`, in order, at most `limit`."""
+
+
+class LogSummaryStore(Protocol):
+    """The overview's counts of the log since a time: one GROUP BY each (summary_sql)."""
+
+    async def decisions_by_day(self, since: datetime) -> list[DayCount]:
+        """Per UTC day and outcome (sent, failed, unknown, refused), by day."""
+
+    async def refusals_by_problem(self, since: datetime) -> list[KeyCount]:
+        """Refusals per problem code, most frequent first."""
+
+    async def decisions_by_partner(self, since: datetime, limit: int) -> list[KeyCount]:
+        """Decisions (intents and refusals) per partner, most first, at most `limit`."""
 
 
 class LogAuditStore(Protocol):

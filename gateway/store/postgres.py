@@ -32,7 +32,7 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from gateway.errors import ConflictError, GatewayError
 from gateway.policy.facts import Consent, SubjectFacts
-from gateway.store import mapping
+from gateway.store import mapping, summary_sql
 from gateway.store.exposure_sql import POSTGRES_JSON, ExposureSql, exposure_sql
 from gateway.store.mapping import AS_READ
 from gateway.store.migrations import POSTGRES, apply_migrations, migrations_for
@@ -232,6 +232,7 @@ class PostgresStore(SqlStore):
     _lock_checkpoints = _LOCK_CHECKPOINTS
     _legal_requests_select = _LEGAL_REQUEST
     _legal_requests_order = " ORDER BY l.received_at, l.id"
+    _summary = summary_sql.POSTGRES
     _for_update = " FOR UPDATE"
 
     def __init__(self, pool: asyncpg.Pool) -> None:

@@ -27,12 +27,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent
-from gateway.store import mapping
+from gateway.store import mapping, summary_sql
 from gateway.store.exposure_sql import (
     ExposureCount,
     ExposureSql,
@@ -55,6 +55,7 @@ from gateway.store.records import (
     require_aware,
 )
 from gateway.store.statements import Statements
+from gateway.store.summary_sql import DayCount, KeyCount, SummaryExpressions
 
 __all__ = ["Encoding", "SqlStore", "Transaction"]
 
@@ -107,6 +108,8 @@ class SqlStore(ABC):
     # Run first in the checkpoint compare-and-insert, when the write transaction itself
     # does not already order concurrent checkpoint writers (PostgreSQL's does not).
     _lock_checkpoints: str | None = None
+    # The overview's expressions this database writes its own way (summary_sql).
+    _summary: SummaryExpressions
 
     @abstractmethod
     def _transaction(self, action: str) -> AbstractAsyncContextManager[Transaction]:
@@ -439,6 +442,35 @@ class SqlStore(ABC):
     async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:
         rows = await self._rows("read the disclosure log", self._sql.unhashed_log_rows, (limit,))
         return mapping.entries(rows)
+
+    # -- the overview's counts (summary_sql) ---------------------------------------------
+
+    async def decisions_by_day(self, since: datetime) -> list[DayCount]:
+        require_aware(since, "since")
+        rows = await self._rows(
+            "count the disclosure log",
+            self._in_dialect(summary_sql.decisions_by_day(self._summary)),
+            (self._encode.time(since),),
+        )
+        return [DayCount(date.fromisoformat(str(r[0])), str(r[1]), int(r[2])) for r in rows]
+
+    async def refusals_by_problem(self, since: datetime) -> list[KeyCount]:
+        require_aware(since, "since")
+        rows = await self._rows(
+            "count the disclosure log",
+            self._in_dialect(summary_sql.refusals_by_problem(self._summary)),
+            (self._encode.time(since),),
+        )
+        return [KeyCount(str(r[0]) if r[0] is not None else "", int(r[1])) for r in rows]
+
+    async def decisions_by_partner(self, since: datetime, limit: int) -> list[KeyCount]:
+        require_aware(since, "since")
+        rows = await self._rows(
+            "count the disclosure log",
+            self._in_dialect(summary_sql.decisions_by_partner(self._summary)),
+            (self._encode.time(since), limit),
+        )
+        return [KeyCount(str(r[0]), int(r[1])) for r in rows]
 
     # -- instances ----------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from typing import Any, Final, TypeVar
 import aiosqlite
 
 from gateway.policy.facts import Consent, SubjectFacts
-from gateway.store import mapping
+from gateway.store import mapping, summary_sql
 from gateway.store.exposure_sql import SQLITE_JSON, exposure_sql
 from gateway.store.mapping import FROM_TEXT
 from gateway.store.migrations import SQLITE, SQLITE_EPOCH, apply_migrations, migrations_for
@@ -200,6 +200,7 @@ class SqliteStore(SqlStore):
     _exposure = exposure_sql(SQLITE_JSON)
     _legal_requests_select = _LEGAL_REQUESTS
     _legal_requests_order = _LEGAL_REQUESTS_ORDER
+    _summary = summary_sql.SQLITE
 
     def __init__(
         self,

@@ -71,6 +71,10 @@ def test_sign_in_and_filter(browser, gateway_site, screenshot):
     sign_in(browser, gateway_site, "alice")
     assert browser.current_url == gateway_site.url("/review/")
     assert "Alice Vongsa" in browser.find_element(By.CSS_SELECTOR, "form.signout").text
+    # The overview first; the list is one click away in the navigation.
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Overview")
+    click_and_wait(browser, browser.find_element(By.LINK_TEXT, "Disclosures"))
+    assert browser.current_url == gateway_site.url("/review/disclosures")
     assert len(listed(browser)) == 9
 
     Select(browser.find_element(By.NAME, "partner")).select_by_value("lao-credit-bureau")
@@ -93,7 +97,7 @@ def test_sign_in_and_filter(browser, gateway_site, screenshot):
 
 
 def test_open_a_disclosure_with_its_proof(browser, gateway_site, screenshot):
-    sign_in(browser, gateway_site, "bob")
+    sign_in(browser, gateway_site, "bob", path="/review/disclosures")
     click_and_wait(browser, browser.find_element(By.LINK_TEXT, gateway_site.seeded["vital"]))
     assert browser.find_element(By.TAG_NAME, "h1").text == (
         f"Disclosure {gateway_site.seeded['vital']}"
@@ -160,7 +164,7 @@ def test_justify_an_emergency_disclosure(browser, gateway_site, screenshot):
 
 
 def test_export_csv(browser, gateway_site, downloads: Path, screenshot):
-    sign_in(browser, gateway_site, "bob")
+    sign_in(browser, gateway_site, "bob", path="/review/disclosures")
     Select(browser.find_element(By.NAME, "basis")).select_by_value("contract")
     browser.find_element(By.NAME, "subject").send_keys(SUBJECT_B)
     click_and_wait(

@@ -279,7 +279,7 @@ def test_session_cookies_expire_resist_forgery_and_end_with_the_password():
 
 async def test_list_shows_decisions_oldest_first_without_outcome_rows(site):
     await site.login("alice")
-    shown = await site.rows("/review/")
+    shown = await site.rows("/review/disclosures")
     assert shown == ids(
         site,
         "october",
@@ -292,7 +292,7 @@ async def test_list_shows_decisions_oldest_first_without_outcome_rows(site):
         "public",
         "veriid",
     )
-    page = await (await site.client.get("/review/")).text()
+    page = await (await site.client.get("/review/disclosures")).text()
     assert "sent (201)" in page and "refused: consent_required" in page
     assert "failed: partner_unavailable" in page and "pending" in page
     assert "needs review" in page

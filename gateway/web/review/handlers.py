@@ -29,6 +29,7 @@ from gateway.log.actions import target
 from gateway.log.columns import checked_disclosure
 from gateway.partners.model import Partner
 from gateway.policy.request import MAX_ID
+from gateway.problem_catalog import CATALOGUE
 from gateway.rights import lawful_requests as legal_requests
 from gateway.store.records import REQUIRED_APPROVALS, LegalRequestRecord
 from gateway.subject_id import check_subject_id, is_subject_id
@@ -43,6 +44,7 @@ from gateway.web.review.listing import (
     matching_rows,
     search_page,
 )
+from gateway.web.review.overview import add_overview_page
 from gateway.web.review.partners_page import add_partner_pages
 from gateway.web.review.passwords import (
     PasswordHashError,
@@ -131,7 +133,7 @@ def _after(value: str | None) -> int | None:
 
 def _list_url(filters: Filters, after: int | None = None) -> str:
     pairs = filters.query() + ([("after", str(after))] if after is not None else [])
-    return f"{PREFIX}/" + (f"?{urlencode(pairs)}" if pairs else "")
+    return f"{PREFIX}/disclosures" + (f"?{urlencode(pairs)}" if pairs else "")
 
 
 def _choices(ctx: ReviewContext) -> dict[str, Any]:
@@ -141,7 +143,12 @@ def _choices(ctx: ReviewContext) -> dict[str, Any]:
         "purposes": v.PURPOSES,
         "bases": v.LEGAL_BASES,
         "outcomes": OUTCOME_CHOICES,
+        "problems": sorted(((code, kind.title) for code, kind in CATALOGUE.items()), key=_second),
     }
+
+
+def _second(pair: tuple[str, str]) -> str:
+    return pair[1]
 
 
 # -- login ----------------------------------------------------------------------------
@@ -571,7 +578,8 @@ def add_review_routes(
     sub.on_response_prepare.append(_security_headers)
     css = (TEMPLATES / "review.css").read_bytes()
     routes = sub.router
-    routes.add_get("/", disclosure_list, name="list")
+    add_overview_page(sub)
+    routes.add_get("/disclosures", disclosure_list, name="list")
     routes.add_post("/search", search, name="search")
     routes.add_get("/disclosures/{disclosure_id}", disclosure_detail, name="disclosure")
     routes.add_get("/export.csv", export_csv, name="export")

@@ -29,6 +29,7 @@ from gateway import vocabulary as v
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.record import EntryRecord
+from gateway.problem_catalog import CATALOGUE
 from gateway.store.ports import LogRowStore
 from gateway.store.records import MAX_SEARCH_LIMIT, LogQuery
 
@@ -92,6 +93,7 @@ class Filters:
     purpose: str | None = None
     basis: str | None = None
     outcome: str | None = None
+    problem: str | None = None  # a problem code: of the refusal, or of a failed sending
     since: date | None = None  # inclusive, UTC
     until: date | None = None  # inclusive, UTC
 
@@ -118,6 +120,7 @@ class Filters:
             purpose=_choice(get("purpose"), v.PURPOSES, "purpose"),
             basis=_choice(get("basis"), v.LEGAL_BASES, "basis"),
             outcome=_choice(get("outcome"), OUTCOME_CHOICES, "outcome"),
+            problem=_choice(get("problem"), tuple(CATALOGUE), "problem"),
             since=since,
             until=until,
         )
@@ -125,7 +128,16 @@ class Filters:
     def query(self) -> list[tuple[str, str]]:
         """The filters as query parameters, for links (the subject only sealed)."""
         pairs = [] if self.subject_token is None else [("s", self.subject_token)]
-        for name in ("partner", "category", "purpose", "basis", "outcome", "since", "until"):
+        for name in (
+            "partner",
+            "category",
+            "purpose",
+            "basis",
+            "outcome",
+            "problem",
+            "since",
+            "until",
+        ):
             value = getattr(self, name)
             if value is not None:
                 pairs.append((name, value.isoformat() if isinstance(value, date) else value))
@@ -134,7 +146,11 @@ class Filters:
     @property
     def row_filtered(self) -> bool:
         """True when some filter is applied to rows rather than by the store."""
-        return self.category is not None or self.outcome not in (None, "refused")
+        return (
+            self.category is not None
+            or self.problem is not None
+            or self.outcome not in (None, "refused")
+        )
 
     @property
     def kinds(self) -> list[str]:
@@ -289,6 +305,9 @@ async def _rows(
                 row = row.with_outcome(await _outcome(store, row.disclosure_id))
             wanted = filters.outcome
             if wanted is not None and (row.outcome or "pending") != wanted:
+                yield index, None
+                continue
+            if filters.problem is not None and row.problem != filters.problem:
                 yield index, None
                 continue
             yield index, row

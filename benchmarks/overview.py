@@ -1,0 +1,128 @@
+"""The overview page's counts at scale: each GROUP BY query over a log of N entries.
+
+A figure, not a test: prints numbers, asserts nothing. Fills a scratch SQLite store (and
+PostgreSQL when reachable, in a scratch schema dropped afterwards) with N entries spread
+over 60 days — disclosures (intent + outcome) and refusals — then times each query of
+`LogSummaryStore` over the overview's 30-day window (best of 5).
+
+Usage: ``python benchmarks/overview.py [--entries N]`` (default 100 000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from gateway.store import Store, open_store
+from gateway.store.records import LogRow
+
+POSTGRES_URL = os.environ.get(
+    "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+SPAN = timedelta(days=60)
+PARTNERS = [f"partner-{n}" for n in range(40)]
+OUTCOMES = ["sent"] * 90 + ["failed"] * 6 + ["unknown"] * 4
+PROBLEMS = ["consent_required", "purpose_not_allowed", "partner_suspended", "agreement_expired"]
+LEAF = b"\x00" * 32
+BATCH = 5000
+
+
+def rows(total: int) -> list[LogRow]:
+    rnd = random.Random(19)
+    made: list[LogRow] = []
+    n = 0
+    while len(made) < total:
+        n += 1
+        at = NOW - SPAN * (1 - len(made) / total)
+        partner = rnd.choice(PARTNERS)
+        did = f"d-{n}"
+        if rnd.random() < 0.15:
+            data = {"kind": "refused", "partner": partner, "problem": rnd.choice(PROBLEMS)}
+            made.append(_row(data, did, partner, at, "refused"))
+            continue
+        made.append(_row({"kind": "intent", "partner": partner}, did, partner, at, None))
+        outcome = rnd.choice(OUTCOMES)
+        made.append(_row({"kind": "outcome", "outcome": outcome}, did, partner, at, outcome))
+    return made[:total]
+
+
+def _row(data: dict[str, str], did: str, partner: str, at: datetime, outcome: str | None) -> LogRow:
+    entry = json.dumps({"disclosure_id": did, **data}).encode()
+    return LogRow(entry, data["kind"], did, "ref", partner, at, LEAF, outcome=outcome)
+
+
+async def measure(label: str, store: Store, total: int) -> None:
+    made = rows(total)
+    for start in range(0, len(made), BATCH):
+        await store.append_log_entries(made[start : start + BATCH])
+    since = NOW - timedelta(days=30)
+    queries = {
+        "decisions_by_day": lambda: store.decisions_by_day(since),
+        "refusals_by_problem": lambda: store.refusals_by_problem(since),
+        "decisions_by_partner": lambda: store.decisions_by_partner(since, 8),
+    }
+    for name, query in queries.items():
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            await query()
+            best = min(best, time.perf_counter() - t0)
+        print(f"{label:10} {total:>9} entries  {name:22} {best * 1000:8.1f} ms")
+
+
+async def scratch_postgres() -> tuple[str, Callable[[], Awaitable[None]]] | None:
+    try:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        print(f"PostgreSQL skipped: {type(exc).__name__}", file=sys.stderr)
+        return None
+    schema = f"gw_bench_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in POSTGRES_URL else "?"
+
+    async def drop() -> None:
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.close()
+
+    return f"{POSTGRES_URL}{separator}search_path={schema}", drop
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_store(f"sqlite:///{Path(tmp) / 'bench.db'}", Path(tmp))
+        try:
+            await measure("SQLite", store, args.entries)
+        finally:
+            await store.close()
+    scratch = await scratch_postgres()
+    if scratch is None:
+        return
+    url, drop = scratch
+    try:
+        store = await open_store(url, Path("."))
+        try:
+            await measure("PostgreSQL", store, args.entries)
+        finally:
+            await store.close()
+    finally:
+        await drop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -400,3 +401,19 @@ class Gateway:
 
     def url(self, path: str) -> str:
         return self.served.base + path
+
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def docs_screenshot(name: str) -> Path:
+    """Where a screenshot shown in the docs is saved: docs/screenshots/ only when
+    UPDATE_SCREENSHOTS=1 (a test run on a clone must not rewrite tracked files; the subject
+    references in it change every run), test-artifacts/ otherwise, to look at."""
+    folder = (
+        _REPO / "docs" / "screenshots"
+        if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+        else _REPO / "test-artifacts"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name

@@ -6,10 +6,9 @@ docs/screenshots/exposure.png (1280 px wide)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from browser.review_support import NOW, Gateway
+from browser.review_support import NOW, Gateway, docs_screenshot
 from browser.test_review_browser import sign_in
 from selenium.webdriver.common.by import By
 
@@ -20,7 +19,6 @@ from gateway.log.entries import outcome_entry, row_of
 from gateway.store.records import LogQuery
 
 PARTNER = "mekong-collections"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 # (customer, days before NOW, fields, outcome, maybe_received)
 TRAFFIC = [
@@ -103,7 +101,6 @@ def test_exposure_page(browser: Any, gateway_site: Gateway, config: Any) -> None
     assert "both days included" in text(browser, "#totals")
     browser.set_window_size(1280, 1250)
     try:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(SCREENSHOTS / "exposure.png"))
+        browser.save_screenshot(str(docs_screenshot("exposure.png")))
     finally:
         browser.set_window_size(1366, 900)

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
-from browser.review_support import NOW, PASSWORDS, SUBJECT_A, SUBJECT_B, Gateway, _entries
+from browser.review_support import (
+    NOW,
+    PASSWORDS,
+    SUBJECT_A,
+    SUBJECT_B,
+    Gateway,
+    _entries,
+    docs_screenshot,
+)
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -18,8 +25,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 from gateway.log.entries import row_of
 from gateway.partners.model import Partner
 from gateway.web.review.overview import window_start
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def sign_in(browser: Any, site: Gateway, reviewer: str = "alice") -> None:
@@ -128,8 +133,7 @@ def test_overview_bars_match_the_log_and_fit_the_screen(
         if height <= browser.execute_script("return window.innerHeight"):
             break
         viewport(browser, 1280, min(height, 2400))
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / "overview.png"))
+    browser.save_screenshot(str(docs_screenshot("overview.png")))
 
     viewport(browser, 390, 844)  # a phone
     assert not overflows(browser)

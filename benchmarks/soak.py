@@ -2,13 +2,14 @@
 
 Starts the benchmark's loopback partners (``benchmarks/partner.py``) and the gateway
 (`gateway serve`, one worker, SQLite) as ``benchmarks/run.py`` does, with consents in
-place so every request is a full disclosure. Unless ``--rate`` is given, it first
-measures the maximum (the load generator of ``make bench`` at 64 connections for
-``--probe-seconds``), then sends disclosures at half of it, open loop (each at its
-scheduled time, whatever the answers before it), each with an ``Idempotency-Key`` of
-its own, for ``--minutes``. Every ``--window`` seconds it samples the gateway process:
-resident memory (RSS), open file descriptors, and the window's p50 / p99 latency and
-errors (an answer other than 2xx, or no answer). At the end it stops the gateway and
+place so every request is a full disclosure, each with an ``Idempotency-Key`` of its
+own (as a careful caller sends them: the key's claim and answer are stored too). Unless
+``--rate`` is given, it first measures the maximum (the same disclosures, 64 at a time
+back to back, for ``--probe-seconds``), then sends them at half of it, open loop (each
+at its scheduled time, whatever the answers before it), for ``--minutes``. Every
+``--window`` seconds it samples the gateway process: resident memory (RSS), open file
+descriptors, and the window's p50 / p99 latency and errors (an answer other than 2xx,
+or no answer). At the end it stops the gateway and
 runs ``gateway log verify`` over the log it wrote.
 
 The report is a table on stdout and JSON (``--report``, default ``var/soak-report.json``).
@@ -28,7 +29,7 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -144,18 +145,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
 
 
-async def hold(
-    port: int,
-    token: str,
-    rate: float,
-    seconds: float,
-    window_s: float,
-    gateway_pid: int,
-    report: Report,
-) -> None:
-    """Send disclosures at `rate` per second for `seconds`, sampling every `window_s`."""
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    bodies = [
+def bodies() -> list[bytes]:
+    """A disclosure to the scenario's partner for each subject (each has a consent)."""
+    return [
         json.dumps(
             {
                 "partner": SCENARIO.partner,
@@ -168,33 +160,81 @@ async def hold(
         ).encode()
         for subject in bench.subjects(SUBJECTS)
     ]
-    answers = Answers()
-    slots = asyncio.Semaphore(CONNECTIONS)
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
-    timeout = aiohttp.ClientTimeout(total=30)
 
-    async with aiohttp.ClientSession(
-        f"http://127.0.0.1:{port}", connector=connector, timeout=timeout
-    ) as session:
 
-        async def one(body: bytes) -> None:
-            started = time.perf_counter()
-            try:
-                async with session.post(
-                    "/v1/disclosures",
-                    data=body,
-                    headers={**headers, "Idempotency-Key": f"soak-{uuid.uuid4().hex}"},
-                ) as response:
-                    await response.read()
-                    if not 200 <= response.status < 300:
-                        answers.errors += 1
-                        return
-            except (aiohttp.ClientError, TimeoutError):
+def session_for(port: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        f"http://127.0.0.1:{port}",
+        connector=aiohttp.TCPConnector(limit=CONNECTIONS),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+
+
+async def disclose(
+    session: aiohttp.ClientSession, token: str, body: bytes, answers: Answers
+) -> None:
+    """One disclosure with an Idempotency-Key of its own (what a careful caller sends: the
+    gateway claims and completes a key for each, as in production)."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": f"soak-{uuid.uuid4().hex}",
+    }
+    started = time.perf_counter()
+    try:
+        async with session.post("/v1/disclosures", data=body, headers=headers) as response:
+            await response.read()
+            if not 200 <= response.status < 300:
                 answers.errors += 1
                 return
+    except (aiohttp.ClientError, TimeoutError):
+        answers.errors += 1
+        return
+    answers.latencies.append(time.perf_counter() - started)
+
+
+async def probe(port: int, token: str, seconds: float) -> tuple[float, int]:
+    """The maximum: the same disclosures, `CONNECTIONS` at a time back to back (closed
+    loop), after a short warm-up; disclosures per second and the failures."""
+    prepared = bodies()
+    async with session_for(port) as session:
+        for warmup in (True, False):
+            answers = Answers()
+            stop = time.perf_counter() + (min(2.0, seconds) if warmup else seconds)
+
+            async def worker(offset: int, answers: Answers = answers, stop: float = stop) -> None:
+                n = offset
+                while time.perf_counter() < stop:
+                    await disclose(session, token, prepared[n % len(prepared)], answers)
+                    n += 1
+
+            began = time.perf_counter()
+            await asyncio.gather(*(worker(i * 7) for i in range(CONNECTIONS)))
+            elapsed = time.perf_counter() - began
+    return len(answers.latencies) / elapsed, answers.errors
+
+
+async def hold(
+    port: int,
+    token: str,
+    rate: float,
+    seconds: float,
+    window_s: float,
+    gateway_pid: int,
+    report: Report,
+) -> None:
+    """Send disclosures at `rate` per second for `seconds`, sampling every `window_s`."""
+    prepared = bodies()
+    answers = Answers()
+    slots = asyncio.Semaphore(CONNECTIONS)
+
+    async with session_for(port) as session:
+
+        async def one(body: bytes) -> None:
+            try:
+                await disclose(session, token, body, answers)
             finally:
                 slots.release()
-            answers.latencies.append(time.perf_counter() - started)
 
         async def sampler(began: float) -> None:
             window_began = began
@@ -231,7 +271,7 @@ async def hold(
             if delay > 0:
                 await asyncio.sleep(delay)
             await slots.acquire()  # more than CONNECTIONS late answers: the load waits
-            task = asyncio.create_task(one(bodies[n % len(bodies)]))
+            task = asyncio.create_task(one(prepared[n % len(prepared)]))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             n += 1
@@ -329,16 +369,6 @@ def summary(report: Report) -> str:
 # -- main ---------------------------------------------------------------------------------
 
 
-def probe_max(port: int, request_file: Path, seconds: float, pids: tuple[int, int]) -> float:
-    """The gateway's throughput at 64 connections, by `make bench`'s load generator."""
-    wrk = shutil.which("wrk")
-    bench.measure(port, request_file, CONNECTIONS, min(2.0, seconds), pids, wrk)  # warm-up
-    figures = bench.measure(port, request_file, CONNECTIONS, seconds, pids, wrk)
-    if figures.failed:
-        raise SystemExit(f"{figures.failed} request(s) failed while measuring the maximum")
-    return figures.rps
-
-
 def verify(config_path: Path) -> tuple[bool, str]:
     done = subprocess.run(
         [sys.executable, "-m", "gateway", "--config", str(config_path), "log", "verify"],
@@ -375,6 +405,9 @@ def main() -> None:
         help="directory with config.toml, partners/ and keys/ (default: this checkout)",
     )
     args = parser.parse_args()
+    # Stopped with SIGTERM (or SIGINT, ignored in a background job): the partners and the
+    # gateway are stopped too, by the `finally` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
     window_s = args.window or min(30.0, max(2.0, seconds / 10))
     windows = max(1, int(seconds // window_s))
@@ -419,8 +452,9 @@ def main() -> None:
             max_rps = None
             rate = args.rate
             if rate is None:
-                pids = (gateway.process.pid, partner_proc.process.pid)
-                max_rps = probe_max(port, requests, args.probe_seconds, pids)
+                max_rps, failed = asyncio.run(probe(port, token, args.probe_seconds))
+                if failed:
+                    raise SystemExit(f"{failed} request(s) failed while measuring the maximum")
                 rate = max(1.0, max_rps / 2)
                 print(f"maximum: {max_rps:.0f} disclosures/s at {CONNECTIONS} connections")
             report = Report(

@@ -192,6 +192,9 @@ class Recovery:
     `log` is what the pipeline must append through. `start()` registers the instance
     and begins the sweep; `stop()` ends it, writes what it can, marks disclosures
     still in flight (interrupted by the stop) `unknown`, and retires the instance.
+    `housekeeping`, when given, runs after each round that judged dead peers (the
+    composition root passes gateway.ops.retention's prune: an instance's row is deleted
+    only once its recovery is recorded); its failure is logged, not raised.
     """
 
     def __init__(

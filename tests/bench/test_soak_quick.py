@@ -57,3 +57,39 @@ def test_a_short_soak_writes_its_report(tmp_path: Path) -> None:
     assert "verdict: " in out and "RSS growth after warm-up" in out
     # Exit 0 exactly when every target was met.
     assert (process.returncode == 0) == (report["missed"] == []), (process.returncode, out)
+
+
+def test_the_verdict_reads_growth_after_the_warm_up_and_drift_between_ends() -> None:
+    sys.path.insert(0, str(REPO))
+    from benchmarks.soak import Report, Window, judge
+
+    def window(at: float, rss: float, p99: float, errors: int = 0) -> Window:
+        return Window(at, rss, 40, 100, 10.0, p99 / 4, p99, errors, 1.0)
+
+    def report(*windows: Window, verified: bool = True) -> Report:
+        # Two warm-up windows: the baseline is the sample at the end of the second.
+        made = Report("t", "m", 10.0, 20.0, 60.0, 10.0, 2, list(windows))
+        made.errors = sum(w.errors for w in windows)
+        made.verify_ok = verified
+        judge(made)
+        return made
+
+    # Memory taken during the warm-up is not growth; p99 compared end against start.
+    steady = report(
+        window(10, 50.0, 100), window(20, 70.0, 10), window(30, 71.0, 10), window(40, 72.0, 11)
+    )
+    assert steady.rss_growth is not None and round(steady.rss_growth, 3) == 0.029
+    assert steady.p99_drift == 0.1 and steady.missed == []
+
+    grown = report(
+        window(10, 70.0, 10), window(20, 70.0, 10), window(30, 70.0, 10), window(40, 77.0, 13)
+    )
+    assert grown.missed == [
+        "RSS grew 10.0% (target < 10%)",
+        "p99 drifted +30.0% (target < 20%)",
+    ]
+    failed = report(window(10, 70.0, 10), window(20, 70.0, 10, errors=2), verified=False)
+    assert failed.missed == [
+        "2 request(s) failed (target 0)",
+        "`gateway log verify` did not pass",
+    ]

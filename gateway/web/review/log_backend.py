@@ -19,7 +19,7 @@ from gateway import vocabulary as v
 from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.log import search
-from gateway.log.audit import audit_store
+from gateway.log.audit import SERVING_READ_CHUNK, audit_store
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.service import EntryCheck, LogService
 from gateway.store.base import Store
@@ -60,7 +60,10 @@ class LogReviewBackend:
     async def audit(self) -> None:
         """Recompute the whole log and every checkpoint; remember the result."""
         signer = self._log.signer
-        report = await audit_store(self._store, signer.verifier_key, signer.name)
+        # Small pages: this runs beside the requests this process serves.
+        report = await audit_store(
+            self._store, signer.verifier_key, signer.name, chunk=SERVING_READ_CHUNK
+        )
         self._verified_at = self._clock()
         self._ok = report.ok
         first = report.first_bad

@@ -133,8 +133,9 @@ def create_app(
             await log_service.prepare()
             # Crash recovery: only instances gone silent get their in-flight disclosures
             # marked unknown, by whichever live instance claims them first.
-            # Its sweep also prunes what the retention rules no longer keep ([retention]).
-            retention = Retention(store, config.retention, counter=metrics, clock=clock)
+            # Its sweep also prunes what the retention rules no longer keep ([retention]),
+            # on the real clock: the rows' times are the store's, not the app's `clock`.
+            retention = Retention(store, config.retention, counter=metrics)
             recovery = Recovery(
                 store,
                 log_service,

@@ -6,7 +6,7 @@ GATEWAY := $(BIN)/gateway
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run demo test lint bench keys postgres browser systemd clean
+.PHONY: run demo test lint bench soak keys postgres browser systemd clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ bench: $(TEST_STAMP) keys postgres
 	  ( (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || \
 	    echo "warning: wrk not installed; benchmarks/loadgen.py generates the load")
 	$(BIN)/python benchmarks/run.py --workers 2
+
+# The gateway at half its measured maximum for 30 minutes (SOAK_ARGS="--minutes 10" for
+# less): RSS growth, p99 drift, errors, open fds, and `gateway log verify` at the end.
+soak: $(TEST_STAMP) keys
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache

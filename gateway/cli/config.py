@@ -101,6 +101,8 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("auth", "jwks_url"): auth.jwks_url,
         ("auth", "algorithms"): list(auth.algorithms),
         ("sandbox", "serve"): config.sandbox_serve,
+        ("retention", "instances_days"): config.retention.instances_days,
+        ("retention", "idempotency_hours"): config.retention.idempotency_hours,
     }
 
 

@@ -57,6 +57,7 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
     },
     "auth": {"issuer": "str", "audience": "str", "jwks": "str", "jwks_url": "str"},
     "sandbox": {"serve": "bool"},
+    "retention": {"instances_days": "float", "idempotency_hours": "float"},
 }
 # Keys whose value is a list: config.toml only.
 LISTS: Final[Mapping[str, frozenset[str]]] = {"auth": frozenset({"algorithms"})}

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from gateway import vocabulary as v
 from gateway.config.env import SCALARS, TABLE_ARRAYS, apply_overrides, known_keys, read_overrides
@@ -99,6 +99,33 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long rows that only grow are kept (gateway.ops.retention); checkpoints and the
+    disclosure log are kept forever."""
+
+    # An instance's row, once the instance retired or was recovered (README: retention).
+    instances_days: float = 7.0
+    # A completed Idempotency-Key, from its first request: the replay window (CONTRACT §4.1).
+    idempotency_hours: float = 24.0
+
+    @property
+    def instances(self) -> timedelta:
+        return timedelta(days=self.instances_days)
+
+    @property
+    def idempotency_keys(self) -> timedelta:
+        return timedelta(hours=self.idempotency_hours)
+
+
+# Bounds of [retention]: an idempotency key is kept at least an hour (a caller's retries
+# must meet it), at most a year; a recovered instance's row from a day to ten years.
+RETENTION_BOUNDS: Final = {
+    "instances_days": (1.0, 3650.0, "days"),
+    "idempotency_hours": (1.0, 8760.0, "hours"),
+}
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     root: Path  # relative paths in config and partner files resolve against this
@@ -117,6 +144,8 @@ class Config:
     # [sandbox] serve: `gateway serve` also runs the loopback sandbox partners (development
     # configs only: gateway.sandbox.dev starts none when a partner is not on loopback).
     sandbox_serve: bool = False
+    # [retention]: how long the rows of instances and idempotency keys are kept.
+    retention: RetentionConfig = RetentionConfig()
 
 
 def business_days_between(start: date, end: date) -> int:
@@ -222,6 +251,7 @@ class _ConfigReader:
         if not isinstance(sandbox.get("serve", False), bool):
             self.fail("sandbox.serve must be true or false", "sandbox", "serve")
         log = self._log()
+        retention = self._retention()
         policy = self._policy()
         auth = self._auth()
         callers = self._callers()
@@ -242,6 +272,7 @@ class _ConfigReader:
             reviewers=reviewers,
             partner_warn_days=warn_days,
             sandbox_serve=sandbox.get("serve") is True,
+            retention=retention,
         )
 
     def _server(self) -> ServerConfig:
@@ -325,6 +356,27 @@ class _ConfigReader:
             instance_timeout_s=float(timeout),
             witness_policy=None if policy is None else self.path(policy, "log", "witness_policy"),
         )
+
+    def _retention(self) -> RetentionConfig:
+        t = self.table("retention")
+        self.keys(t, known_keys("retention"), "retention")
+        values: dict[str, float] = {}
+        for key, (low, high, unit) in RETENTION_BOUNDS.items():
+            value = t.get(key, getattr(RetentionConfig, key))
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not low <= value <= high
+            ):
+                self.fail(
+                    f"retention.{key} must be a number of {unit} from {low:g} to {high:g}, "
+                    f"got {value!r}",
+                    "retention",
+                    key,
+                )
+                value = getattr(RetentionConfig, key)
+            values[key] = float(value)
+        return RetentionConfig(**values)
 
     def _policy(self) -> PolicyConfig:
         t = self.doc.data.get("policy")

@@ -46,9 +46,14 @@ from gateway.log.merkle import EMPTY_ROOT
 from gateway.log.tree import NODE_LEVELS, TreeBuilder
 from gateway.store.records import LogRecord, StoredCheckpoint, StoredLogRow, TreeHash
 
-__all__ = ["AuditReport", "Auditor", "Problem", "audit_store"]
+__all__ = ["SERVING_READ_CHUNK", "AuditReport", "Auditor", "Problem", "audit_store"]
 
 READ_CHUNK: Final = 20_000
+# Rows per page of an audit run inside the serving process (the review site's periodic
+# one): the event loop waits for one page's hashing at a time (tens of ms, not seconds),
+# and two pages in memory stay small (`make soak` saw 20,000-row pages add ~40 MiB and
+# stall requests for seconds).
+SERVING_READ_CHUNK: Final = 1_000
 NODE_READ_CHUNK: Final = 65_536
 
 _LEAF_PREFIX = b"\x00"
@@ -332,13 +337,15 @@ async def audit_store(
     origin: str,
     *,
     progress: Callable[[int], None] | None = None,
+    chunk: int = READ_CHUNK,
 ) -> AuditReport:
     """Recompute the whole stored log, every row's search columns and every checkpoint
     (`gateway log verify`). ``verifier_keys``: the log's keys, newest first (one key
     for a log never rotated).
 
-    Streams the rows in index order (keyset pages, the next read overlapping the
-    hashing of the current one); `progress` is told how many entries were checked.
+    Streams the rows in index order (keyset pages of `chunk` rows, the next read
+    overlapping the hashing of the current one); `progress` is told how many entries
+    were checked.
     """
     checkpoints = await store.checkpoints()
     counts = await store.tree_node_counts(NODE_LEVELS)
@@ -354,10 +361,10 @@ async def audit_store(
     }
     auditor = Auditor(checkpoints, verifier_keys, origin, nodes)
     counted = await store.log_size()
-    pending = asyncio.ensure_future(store.read_log_rows(0, READ_CHUNK))
+    pending = asyncio.ensure_future(store.read_log_rows(0, chunk))
     try:
         while rows := await pending:
-            pending = asyncio.ensure_future(store.read_log_rows(rows[-1][0] + 1, READ_CHUNK))
+            pending = asyncio.ensure_future(store.read_log_rows(rows[-1][0] + 1, chunk))
             auditor.feed_rows(rows)
             if progress is not None:
                 progress(auditor.entries_seen)

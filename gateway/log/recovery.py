@@ -43,7 +43,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -192,6 +192,9 @@ class Recovery:
     `log` is what the pipeline must append through. `start()` registers the instance
     and begins the sweep; `stop()` ends it, writes what it can, marks disclosures
     still in flight (interrupted by the stop) `unknown`, and retires the instance.
+    `housekeeping`, when given, runs after each round that judged dead peers (the
+    composition root passes gateway.ops.retention's prune: an instance's row is deleted
+    only once its recovery is recorded); its failure is logged, not raised.
     """
 
     def __init__(
@@ -203,6 +206,7 @@ class Recovery:
         instance_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        housekeeping: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -215,6 +219,9 @@ class Recovery:
         self._monotonic = monotonic
         self._alive_since: float | None = None
         self._task: asyncio.Task[None] | None = None
+        # Run after each round that recovered dead instances (gateway.ops.retention's
+        # prune: rows are deleted only after their instance's recovery was recorded).
+        self._housekeeping = housekeeping
 
     @property
     def interval_s(self) -> float:
@@ -281,7 +288,14 @@ class Recovery:
         await self._write_kept()
         if now - self._alive_since < self.timeout_s:
             return []  # not yet alive long enough to tell a dead peer from a lost database
-        return await self._recover_dead()
+        recovered = await self._recover_dead()
+        if self._housekeeping is not None:
+            try:
+                await self._housekeeping()
+            except GatewayError as exc:
+                # The recovery above stands; housekeeping tries again next round.
+                log.warning("recovery sweep housekeeping: %s", exc.detail)
+        return recovered
 
     async def _run(self) -> None:
         while True:

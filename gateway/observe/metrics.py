@@ -102,6 +102,12 @@ class Metrics:
             buckets=APPEND_BUCKETS,
             registry=self.registry,
         )
+        self.retention_pruned = Counter(
+            "gateway_retention_pruned_rows",
+            "Rows deleted by the retention sweep, by table (instances, idempotency_keys).",
+            ["table"],
+            registry=self.registry,
+        )
         # An info metric: exposed as the gauge gateway_build_info{version="…"} 1.0.
         Info("gateway_build", "The gateway release serving.", registry=self.registry).info(
             {"version": __version__}
@@ -136,6 +142,11 @@ class Metrics:
 
     def refused(self, problem: str) -> None:
         self.refusals.labels(problem).inc()
+
+    def pruned(self, table: str, rows: int) -> None:
+        """Rows of `table` the retention sweep deleted (a sweep that found none still
+        shows the series at 0)."""
+        self.retention_pruned.labels(table).inc(rows)
 
     def watch(
         self,

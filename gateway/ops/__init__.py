@@ -1,2 +1,3 @@
-"""Operating the gateway: what `serve` refuses to start with (`preflight`), and reloading
-partners and config while it runs (`reload`: SIGHUP, the pid file, key refresh)."""
+"""Operating the gateway: what `serve` refuses to start with (`preflight`), reloading
+partners and config while it runs (`reload`: SIGHUP, the pid file, key refresh), and what
+the store keeps and for how long (`retention`)."""

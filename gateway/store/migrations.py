@@ -373,6 +373,13 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             """,
         ),
     ),
+    (
+        9,
+        "an index for the retention sweep of idempotency keys",
+        # The sweep deletes completed keys claimed before a time (gateway.ops.retention);
+        # without it each sweep would read every key kept.
+        ("CREATE INDEX idempotency_keys_by_claimed_at ON idempotency_keys (claimed_at)",),
+    ),
 )
 
 

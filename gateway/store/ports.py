@@ -209,6 +209,13 @@ class IdempotencyStore(Protocol):
     async def release_idempotency(self, caller_id: str, key: str) -> None:
         """Free a key whose request failed before anything was sent (completed keys stay)."""
 
+    async def prune_idempotency_keys(self, claimed_before: datetime) -> int:
+        """Delete the completed keys first claimed before `claimed_before`; how many.
+
+        A key still in progress is never deleted (nor one a crash left in progress: its
+        disclosure may have reached the partner, so a retry must keep getting 409).
+        Deletes in small transactions, so appends wait for none of them long."""
+
 
 class LogRowStore(Protocol):
     """The disclosure log's rows: appended, read, searched."""
@@ -382,3 +389,10 @@ class InstanceStore(Protocol):
 
     async def list_instances(self) -> list[InstanceRecord]:
         """Every instance row, oldest start first."""
+
+    async def prune_instances(self, recovered_before: datetime) -> int:
+        """Delete the rows of instances recovered (or retired) before `recovered_before`;
+        how many. A row without `recovered_at` (alive, or dead and not yet recovered) is
+        never deleted; an instance whose row is gone and that turns out to be alive (a
+        stalled process) registers again at its next heartbeat, and intents without
+        outcome of a deleted one are adopted again (`adopt_instances`)."""

@@ -123,6 +123,7 @@ class ProtectedStore:
     set_legal_request_subjects = _Passed(Store.set_legal_request_subjects)
     justified = _Passed(Store.justified)
     release_idempotency = _Passed(Store.release_idempotency)
+    prune_idempotency_keys = _Passed(Store.prune_idempotency_keys)
     append_log_entries = _Passed(Store.append_log_entries)
     log_size = _Passed(Store.log_size)
     read_log = _Passed(Store.read_log)
@@ -157,6 +158,7 @@ class ProtectedStore:
     finish_recovery = _Passed(Store.finish_recovery)
     retire_instance = _Passed(Store.retire_instance)
     list_instances = _Passed(Store.list_instances)
+    prune_instances = _Passed(Store.prune_instances)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent
@@ -57,7 +57,11 @@ from gateway.store.records import (
 from gateway.store.statements import Statements
 from gateway.store.summary_sql import DayCount, KeyCount, SummaryExpressions
 
-__all__ = ["Encoding", "SqlStore", "Transaction"]
+__all__ = ["PRUNE_BATCH", "Encoding", "SqlStore", "Transaction"]
+
+# Rows a retention sweep deletes per transaction: SQLite's one writer (the log's appends
+# among them) waits for one batch at a time, never for the whole sweep.
+PRUNE_BATCH: Final = 500
 
 
 @dataclass(frozen=True)
@@ -389,6 +393,20 @@ class SqlStore(ABC):
             "release an idempotency key", self._sql.release_idempotency, (caller_id, key)
         )
 
+    async def prune_idempotency_keys(self, claimed_before: datetime) -> int:
+        require_aware(claimed_before, "claimed_before")
+        before = self._encode.time(claimed_before)
+        pruned = 0
+        while True:
+            deleted = await self._run(
+                "prune idempotency keys",
+                self._sql.prune_idempotency_keys,
+                (before, PRUNE_BATCH),
+            )
+            pruned += deleted
+            if deleted < PRUNE_BATCH:
+                return pruned
+
     # -- disclosure log -----------------------------------------------------------------
 
     async def read_log(self, start: int, end: int) -> list[LogEntry]:
@@ -477,6 +495,12 @@ class SqlStore(ABC):
     async def list_instances(self) -> list[InstanceRecord]:
         rows = await self._rows("list instances", self._sql.instances)
         return [mapping.instance(r, self._decode) for r in rows]
+
+    async def prune_instances(self, recovered_before: datetime) -> int:
+        require_aware(recovered_before, "recovered_before")
+        return await self._run(
+            "prune instances", self._sql.prune_instances, (self._encode.time(recovered_before),)
+        )
 
     # -- checkpoints --------------------------------------------------------------------
 

@@ -131,6 +131,13 @@ class Statements:
     release_idempotency: str = (
         "DELETE FROM idempotency_keys WHERE caller_id = ? AND key = ? AND NOT completed"
     )
+    # The retention sweep, in batches (row values: no rowid in PostgreSQL, no DELETE …
+    # LIMIT in SQLite); the range of idempotency_keys_by_claimed_at (schema 9).
+    prune_idempotency_keys: str = (
+        "DELETE FROM idempotency_keys WHERE (caller_id, key) IN ("
+        "SELECT caller_id, key FROM idempotency_keys WHERE claimed_at < ? AND completed "
+        "LIMIT ?)"
+    )
     log_range: str = "SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
     log_of_disclosure: str = (
         "SELECT idx, entry FROM log_entries WHERE disclosure_id = ? ORDER BY idx"
@@ -159,6 +166,9 @@ class Statements:
     instances: str = (
         "SELECT id, host, pid, started_at, heartbeat_at, claimed_by, recovered_at "
         "FROM instances ORDER BY started_at, id"
+    )
+    prune_instances: str = (
+        "DELETE FROM instances WHERE recovered_at IS NOT NULL AND recovered_at < ?"
     )
     insert_checkpoint: str = "INSERT INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)"
     latest_checkpoint_seq: str = "SELECT max(seq) FROM checkpoints"

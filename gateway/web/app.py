@@ -34,6 +34,7 @@ from gateway.observe.app_log import request_context
 from gateway.observe.metrics import Metrics
 from gateway.ops.preflight import own_key_problems, refuse_exposed_secrets
 from gateway.ops.reload import RELOADER, Reloader, refresh_partner_keys
+from gateway.ops.retention import Retention
 from gateway.outbound.delivery import Outbound, client_session
 from gateway.outbound.witness_runner import WitnessRunner
 from gateway.partners import LiveTable, Partner, load_partners
@@ -163,8 +164,15 @@ def create_app(
             await log_service.prepare()
             # Crash recovery: only instances gone silent get their in-flight disclosures
             # marked unknown, by whichever live instance claims them first.
+            # Its sweep also prunes what the retention rules no longer keep ([retention]),
+            # on the real clock: the rows' times are the store's, not the app's `clock`.
+            retention = Retention(store, config.retention, counter=metrics)
             recovery = Recovery(
-                store, log_service, timeout_s=config.log.instance_timeout_s, clock=clock
+                store,
+                log_service,
+                timeout_s=config.log.instance_timeout_s,
+                clock=clock,
+                housekeeping=retention.prune_if_due,
             )
             await recovery.start()
             # Each checkpoint signed goes to the witnesses in the background; a disclosure

@@ -20,7 +20,7 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.log import search
 from gateway.log.actions import ActionLog, Person, check_action_texts, target
-from gateway.log.audit import audit_store
+from gateway.log.audit import SERVING_READ_CHUNK, audit_store
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.service import EntryCheck, LogService
 from gateway.store.base import Store
@@ -63,7 +63,10 @@ class LogReviewBackend:
     async def audit(self) -> None:
         """Recompute the whole log and every checkpoint; remember the result."""
         signer = self._log.signer
-        report = await audit_store(self._store, signer.verifier_keys, signer.name)
+        # Small pages: this runs beside the requests this process serves.
+        report = await audit_store(
+            self._store, signer.verifier_keys, signer.name, chunk=SERVING_READ_CHUNK
+        )
         # The tables' free text against the hashes in their action entries, as `log verify`.
         texts = await check_action_texts(self._store, self._keys)
         self._verified_at = self._clock()

@@ -116,3 +116,38 @@ def test_witness_policy_is_a_path_beside_config_toml_or_absent(tmp_path: Path):
     (error,) = caught.value.errors
     assert "'witness_policy' must be a path" in error.message
     assert error.line == text.splitlines().index("[log]") + 2
+
+
+def test_retention_defaults_and_is_validated(tmp_path: Path):
+    shipped = (REPO / "config.toml").read_text(encoding="utf-8")
+    retention = load_config(REPO / "config.toml").retention
+    assert (retention.instances_days, retention.idempotency_hours) == (7.0, 24.0)
+    text = re.sub(r"(?ms)^\[retention\]\n.*?\n\n", "", shipped)
+    assert "[retention]" not in text
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    defaults = load_config(path).retention
+    assert (defaults.instances_days, defaults.idempotency_hours) == (7.0, 24.0)
+    path.write_text(text + "\n[retention]\ninstances_days = 30\nidempotency_hours = 1.5\n")
+    chosen = load_config(path).retention
+    assert chosen.instances.days == 30 and chosen.idempotency_keys.total_seconds() == 5400
+    line = len((text + "\n[retention]\n").splitlines()) + 1
+    for key, bad in (
+        ("instances_days", "0"),
+        ("instances_days", "0.5"),
+        ("instances_days", "-7"),
+        ("instances_days", '"7"'),
+        ("instances_days", "100000"),
+        ("idempotency_hours", "0.5"),
+        ("idempotency_hours", "true"),
+        ("idempotency_hours", "9000"),
+    ):
+        path.write_text(text + f"\n[retention]\n{key} = {bad}\n")
+        with pytest.raises(ConfigErrors) as exc:
+            load_config(path)
+        error = exc.value.errors[0]
+        assert f"retention.{key} must be a number of" in error.message, bad
+        assert error.line == line, (key, bad)
+    path.write_text(text + "\n[retention]\ncheckpoints_days = 30\n")
+    with pytest.raises(ConfigErrors, match="unknown key 'checkpoints_days'"):
+        load_config(path)

@@ -554,14 +554,19 @@ async def test_lawful_request_needs_two_reviewers_other_than_the_registrant(site
     token = await site.login("alice")
     r = await site.client.post(url, data={"csrf": token})
     page = await r.text()
-    assert "Status: <strong>pending</strong> (1 of 2 approvals)" in page
+    assert (
+        'Status: <strong><span class="label" title="pending">Awaiting approval</span></strong>'
+        in page
+    )
+    assert "(1 of 2 approvals)" in page
     assert "you approved it" in page
     r = await site.client.post(url, data={"csrf": token}, headers=HTML)
     assert r.status == 409 and "already approved" in await r.text()
 
     token = await site.login("bob")
     r = await site.client.post(url, data={"csrf": token})
-    assert "Status: <strong>approved</strong> (2 of 2 approvals)" in await r.text()
+    page = await r.text()
+    assert 'title="approved">Approved</span></strong> (2 of 2 approvals)' in page
     record = await site.store.get_legal_request("LR-test-1")
     assert record.status == "approved"
     assert [a.reviewer_id for a in record.approvals] == ["alice", "bob"]

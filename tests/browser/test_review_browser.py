@@ -113,7 +113,7 @@ def test_two_reviewers_approve_a_lawful_request(browser, gateway_site, screensho
         browser, browser.find_element(By.CSS_SELECTOR, "#lr-LR-test-1 button[type=submit]")
     )
     notice = browser.find_element(By.CSS_SELECTOR, "p.notice.ok").text
-    assert "Status: pending (1 of 2 approvals)" in notice
+    assert "Status: Awaiting approval (1 of 2 approvals)" in notice
     assert "you approved it" in browser.find_element(By.ID, "lr-LR-test-1").text
     sign_out(browser)
 
@@ -122,7 +122,7 @@ def test_two_reviewers_approve_a_lawful_request(browser, gateway_site, screensho
         browser, browser.find_element(By.CSS_SELECTOR, "#lr-LR-test-1 button[type=submit]")
     )
     notice = browser.find_element(By.CSS_SELECTOR, "p.notice.ok").text
-    assert "Status: approved (2 of 2 approvals)" in notice
+    assert "Status: Approved (2 of 2 approvals)" in notice
     record = gateway_site.served.call(gateway_site.served.store.get_legal_request("LR-test-1"))
     assert record.status == "approved"
     assert [a.reviewer_id for a in record.approvals] == ["alice", "bob"]

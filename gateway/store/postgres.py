@@ -428,7 +428,9 @@ class PostgresStore(SqlStore):
         else:
             select = "SELECT idx, entry FROM log_entries" + where(sql.others)  # noqa: S608
         with _failures("search the disclosure log"):
-            rows = await self._pool.fetch(select + f" ORDER BY idx LIMIT {sql.limit}", *sql.params)
+            rows = await self._pool.fetch(
+                select + f" ORDER BY {sql.order} LIMIT {sql.limit}", *sql.params
+            )
         return mapping.entries(rows)
 
     # -- instances ----------------------------------------------------------------------

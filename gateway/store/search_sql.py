@@ -60,6 +60,7 @@ class SearchSql:
     others: tuple[str, ...]
     params: tuple[object, ...]
     limit: str
+    order: str = "idx"  # the ORDER BY: "idx", or "idx DESC" for a newest-first query
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -105,9 +106,15 @@ def search_sql(query: LogQuery, dialect: Dialect) -> SearchSql | None:
     if query.until is not None:
         others.append(compare("logged_at", "<", dialect.time(query.until)))
     if query.after_index is not None:
-        others.append(compare("idx", ">", query.after_index))
+        others.append(compare("idx", "<" if query.newest_first else ">", query.after_index))
     params.append(query.limit)
-    return SearchSql(subject, tuple(others), tuple(params), dialect.placeholder(len(params)))
+    return SearchSql(
+        subject,
+        tuple(others),
+        tuple(params),
+        dialect.placeholder(len(params)),
+        "idx DESC" if query.newest_first else "idx",
+    )
 
 
 def where(conditions: Sequence[str]) -> str:

@@ -447,7 +447,7 @@ class SqliteStore(SqlStore):
         text = (
             "SELECT idx, entry FROM log_entries"  # noqa: S608
             + where(sql.conditions)
-            + f" ORDER BY idx LIMIT {sql.limit}"
+            + f" ORDER BY {sql.order} LIMIT {sql.limit}"
         )
         async with self._use("search the disclosure log", write=False) as conn:
             rows = await conn.execute_fetchall(text, sql.params)

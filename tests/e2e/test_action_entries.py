@@ -370,9 +370,19 @@ async def test_the_review_site_records_and_shows_acts(tmp_config: Config, auth: 
         assert r.status == 200
         listing = await r.text()
         assert f'<td class="num">{justified["index"]}</td>' in listing
-        assert "<td>justify</td>" in listing and "password:alice" in listing
-        assert "<td>read_subject_report</td>" not in listing  # bob's, filtered out
+        assert 'title="justify">Justify</span>' in listing and "password:alice" in listing
+        assert 'title="read_subject_report"' not in listing  # bob's, filtered out
         assert TEXT_NEEDLE not in listing and SUBJECT not in listing
+        # The CSV download: the same filter, every page, newest first, codes as codes.
+        r = await client.get("/review/actions.csv?actor=alice")
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
+        text = await r.text()
+        lines = text.splitlines()
+        assert lines[0] == "index,time,actor,credential,action,target,text_hash"
+        indexes = [int(line.split(",")[0]) for line in lines[1:]]
+        assert indexes == sorted(indexes, reverse=True) and justified["index"] in indexes
+        assert all(line.split(",")[2] == "alice" for line in lines[1:])
+        assert TEXT_NEEDLE not in text and SUBJECT not in text
         r = await client.get("/review/actions?action=nonsense")
         assert r.status == 400
     finally:

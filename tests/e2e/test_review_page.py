@@ -277,24 +277,32 @@ def test_session_cookies_expire_resist_forgery_and_end_with_the_password():
 # -- the list ---------------------------------------------------------------------------
 
 
-async def test_list_shows_decisions_oldest_first_without_outcome_rows(site):
+OLDEST_FIRST = (
+    "october",
+    "credit",
+    "charge",
+    "vital",
+    "adreach",
+    "quote",
+    "injected",
+    "public",
+    "veriid",
+)
+
+
+async def test_list_shows_decisions_newest_first_without_outcome_rows(site):
     await site.login("alice")
     shown = await site.rows("/review/")
-    assert shown == ids(
-        site,
-        "october",
-        "credit",
-        "charge",
-        "vital",
-        "adreach",
-        "quote",
-        "injected",
-        "public",
-        "veriid",
-    )
+    assert shown == ids(site, *reversed(OLDEST_FIRST))
+    assert await site.rows("/review/?oldest=1") == ids(site, *OLDEST_FIRST)
     page = await (await site.client.get("/review/")).text()
-    assert "sent (201)" in page and "refused: consent_required" in page
-    assert "failed: partner_unavailable" in page and "pending" in page
+    # Words, with the code on hover.
+    assert "Sent</span> (201)" in page
+    assert '<span class="label" title="consent_required">' in page
+    assert '<span class="label" title="partner_unavailable">' in page
+    assert '<span class="label" title="legal_obligation">' not in page
+    assert '<span class="label" title="vital_interest">Vital interest</span>' in page
+    assert ">consent_required<" not in page and ">vital_interest<" not in page
     assert "needs review" in page
     for subject in SUBJECTS:
         assert subject not in page
@@ -310,7 +318,7 @@ async def test_subject_search_never_puts_the_subject_in_a_url(site):
     assert SUBJECT_A not in location and "s=" in location
     # The October entry was written under another month's key: found all the same.
     assert await site.rows(location) == ids(
-        site, "october", "credit", "adreach", "public", "veriid"
+        site, "veriid", "public", "adreach", "credit", "october"
     )
     page = await (await site.client.get(location)).text()
     assert f'value="{SUBJECT_A}"' in page  # the form shows what was typed, the URL does not
@@ -346,7 +354,8 @@ async def test_subject_search_never_puts_the_subject_in_a_url(site):
 )
 async def test_filters(site, query, expected):
     await site.login("alice")
-    assert await site.rows(f"/review/?{query}") == ids(site, *expected)
+    assert await site.rows(f"/review/?{query}") == ids(site, *reversed(expected))
+    assert await site.rows(f"/review/?{query}&oldest=1") == ids(site, *expected)
 
 
 async def test_filters_refuse_bad_values(site):
@@ -400,10 +409,10 @@ async def test_row_filters_read_a_bounded_number_of_entries(site):
     # The category is checked on the rows read: a page stops at its budget and says where.
     filters = Filters(category="government_authority")
     first = await search_page(site.store, filters, after=None, size=50, budget=4)
-    assert [r.disclosure_id for r in first.rows] == ids(site, "vital")
+    assert [r.disclosure_id for r in first.rows] == ids(site, "public")  # newest first
     assert first.scanned == 4 and first.next_after is not None
     rest = await search_page(site.store, filters, after=first.next_after, size=50, budget=100)
-    assert [r.disclosure_id for r in rest.rows] == ids(site, "public")
+    assert [r.disclosure_id for r in rest.rows] == ids(site, "vital")
     assert rest.next_after is None
 
 
@@ -457,11 +466,12 @@ async def test_csv_export_of_the_filtered_list(site):
     )
     assert r.headers["Cache-Control"] == "no-store"
     rows = list(csv.DictReader(io.StringIO(await r.text())))
-    assert [row["disclosure_id"] for row in rows] == ids(site, "charge", "quote", "injected")
-    assert rows[0]["outcome"] == "sent" and rows[0]["partner_status"] == "201"
+    # The list's order (newest first), with the codes: a file is read by programs too.
+    assert [row["disclosure_id"] for row in rows] == ids(site, "injected", "quote", "charge")
+    assert rows[2]["outcome"] == "sent" and rows[2]["partner_status"] == "201"
     assert rows[1]["outcome"] == "failed"
     # A partner name a caller made up cannot become a formula in a spreadsheet.
-    assert rows[2]["partner"] == "'" + INJECTED_PARTNER
+    assert rows[0]["partner"] == "'" + INJECTED_PARTNER
     r = await site.client.post(
         "/review/search", data={"csrf": token, "subject": SUBJECT_B}, allow_redirects=False
     )
@@ -469,7 +479,7 @@ async def test_csv_export_of_the_filtered_list(site):
     text = await (await site.client.get(f"/review/export.csv?{token_query}")).text()
     assert SUBJECT_B not in text
     assert [row["disclosure_id"] for row in csv.DictReader(io.StringIO(text))] == ids(
-        site, "charge", "quote", "injected"
+        site, "injected", "quote", "charge"
     )
 
 

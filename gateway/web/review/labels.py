@@ -16,6 +16,7 @@ from typing import Final
 
 from markupsafe import Markup, escape
 
+from gateway.log.entries import ACTIONS
 from gateway.problem_catalog import CATALOGUE
 
 __all__ = ["LABELS", "label", "label_html", "label_of"]
@@ -49,7 +50,7 @@ OUTCOMES: Final = {
     "intent": "Intent",
     "outcome": "Outcome",
     "action": "Action",
-    "pending": "Awaiting approval",
+    "pending": "Pending",
     "approved": "Approved",
     "rejected": "Rejected",
 }
@@ -85,6 +86,18 @@ FIELD_CATEGORIES: Final = {
 }
 
 
+# Where one code means something more precise in one place: `label(code, kind)`.
+BY_KIND: Final[Mapping[str, Mapping[str, str]]] = {
+    "lawful_request": {"pending": "Awaiting approval"},
+}
+
+
+def _actions() -> dict[str, str]:
+    """Acts of people (the log's action vocabulary), in words: ``approve_lawful_request``
+    reads "Approve lawful request"."""
+    return {a: a.replace("_", " ").capitalize() for a in ACTIONS}
+
+
 def _problems() -> dict[str, str]:
     return {code: kind.title for code, kind in CATALOGUE.items()}
 
@@ -98,27 +111,30 @@ LABELS: Final[Mapping[str, str]] = MappingProxyType(
         **OUTCOMES,
         **PARTNER_CATEGORIES,
         **FIELD_CATEGORIES,
+        **_actions(),
     }
 )
 
 
-def label_of(code: object) -> str:
-    """The words for `code`, or the code itself when none are known (never hidden)."""
+def label_of(code: object, kind: str | None = None) -> str:
+    """The words for `code` (as `kind` names it, if given), or the code itself when none
+    are known (never hidden)."""
     if code is None or code == "":
         return "—"
     text = str(code)
-    return LABELS.get(text, text)
+    special = BY_KIND.get(kind or "", {})
+    return special.get(text) or LABELS.get(text, text)
 
 
-def label(code: object) -> str:
+def label(code: object, kind: str | None = None) -> str:
     """Plain text (CSV, titles): the words, the code in brackets when they differ."""
-    words = label_of(code)
+    words = label_of(code, kind)
     return words if words == str(code) or code in (None, "") else f"{words} ({code})"
 
 
-def label_html(code: object) -> Markup:
+def label_html(code: object, kind: str | None = None) -> Markup:
     """The jinja filter `label`: the words, the code in a title attribute on hover."""
-    words = label_of(code)
+    words = label_of(code, kind)
     if code is None or code == "" or words == str(code):
         return Markup("{}").format(words) if words != "—" else Markup("—")
     return Markup('<span class="label" title="{}">{}</span>').format(escape(str(code)), words)

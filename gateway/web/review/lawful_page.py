@@ -2,7 +2,8 @@
 
 The list is newest received first, filtered by status in the URL (``?status=pending``),
 with the totals of each status and pages of PAGE_SIZE; the CSV download gives exactly the
-rows of the filter shown (every page of it), with the same columns — no subject: a
+rows of the filter shown (every page of it), codes as codes (a file is read by programs
+too) — and no subject: a
 request shows how many subjects it names, never who. The subjects a reviewer types when
 registering are sealed by the store as over the API and the CLI, and never shown again.
 
@@ -29,7 +30,6 @@ from gateway.errors import GatewayError, InvalidRequestError
 from gateway.log.actions import lawful_request_text, target
 from gateway.rights import lawful_requests as legal_requests
 from gateway.store.records import REQUIRED_APPROVALS, JustificationRecord, LegalRequestRecord
-from gateway.web.review.labels import label
 from gateway.web.review.site import (
     PREFIX,
     Outcome,
@@ -299,7 +299,7 @@ def _csv_row(row: RequestRow) -> list[str]:
     rejection = row.rejection
     return [
         record.id,
-        label(record.status),
+        record.status,
         record.authority,
         record.reference,
         record.instrument,

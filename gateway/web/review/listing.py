@@ -2,9 +2,11 @@
 
 Filters the store answers — subject references, partner, purpose, legal basis, kind
 (refused or not), time range — go to `Store.log_search`, which pages by index
-(``idx > after_index ORDER BY idx LIMIT n``): no OFFSET, so page 10 000 costs what page 1
-costs. Two filters are applied to the rows read instead: the partner *category* (not a
-column of the log's index) and an outcome other than ``refused`` (it lives in a later
+(newest first: ``idx < after_index ORDER BY idx DESC LIMIT n``): no OFFSET, so page
+10 000 costs what page 1 costs. The list and its CSV come newest first, as a reviewer
+reads them (``oldest=1`` in the query for the log's own order). Two filters are applied
+to the rows read instead: the partner *category* (not a column of the log's index) and
+an outcome other than ``refused`` (it lives in a later
 ``outcome`` entry of the disclosure, looked up by disclosure id). With those, one page
 reads at most ``SCAN_BUDGET`` entries: it may then hold fewer rows than asked, and its
 "next" link continues after the last entry read.
@@ -94,6 +96,7 @@ class Filters:
     outcome: str | None = None
     since: date | None = None  # inclusive, UTC
     until: date | None = None  # inclusive, UTC
+    oldest_first: bool = False  # the log's order; newest first by default
 
     @classmethod
     def parse(
@@ -120,6 +123,7 @@ class Filters:
             outcome=_choice(get("outcome"), OUTCOME_CHOICES, "outcome"),
             since=since,
             until=until,
+            oldest_first=(get("oldest") or "") == "1",
         )
 
     def query(self) -> list[tuple[str, str]]:
@@ -129,6 +133,8 @@ class Filters:
             value = getattr(self, name)
             if value is not None:
                 pairs.append((name, value.isoformat() if isinstance(value, date) else value))
+        if self.oldest_first:
+            pairs.append(("oldest", "1"))
         return pairs
 
     @property
@@ -162,6 +168,7 @@ class Filters:
             until=until,
             after_index=after,
             limit=limit,
+            newest_first=not self.oldest_first,
         )
 
 
@@ -320,7 +327,7 @@ async def search_page(
 
 
 async def matching_rows(store: LogRowStore, filters: Filters) -> AsyncIterator[Row]:
-    """Every matching row, in index order (for the export; no budget)."""
+    """Every matching row, in the list's order (for the export; no budget)."""
     async with aclosing(_rows(store, filters, None, EXPORT_BATCH)) as found:
         async for _, row in found:
             if row is not None:

@@ -120,7 +120,7 @@ def test_reject_with_a_reason_then_list_by_status(
     assert "cannot also reject" in capsys.readouterr().err
     as_("reviewer-bob")
     assert (
-        main([*cfg, "legal-request", "reject", older, "--reason", " ", "--as", "reviewer-bob"]) == 2
+        main([*cfg, "legal-request", "reject", older, "--reason", "", "--as", "reviewer-bob"]) == 2
     )
     assert "'reason'" in capsys.readouterr().err
     assert main([*reject, "--as", "reviewer-bob"]) == 0

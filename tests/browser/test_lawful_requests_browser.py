@@ -237,3 +237,22 @@ def test_register_then_another_reviewer_rejects_with_a_reason(browser, gateway_s
     row_text = gateway_site.served.call(store.get_justification(request_id))
     assert row_text is not None and row_text.text == reason
     assert gateway_site.fake.keys.text_hash(reason, rejected[0].at) == rejected[0].text_hash
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/review/", "/review/actions", "/review/partners"],
+    ids=["disclosures", "acts", "partners"],
+)
+def test_the_other_lists_fit_a_laptop_and_a_phone(viewport, gateway_site, screenshot, path):
+    browser = viewport
+    set_width(browser, 1280)
+    sign_in(browser, gateway_site, "alice", path=path)
+    assert overflow(browser) == 0
+    text = browser.find_element(By.TAG_NAME, "main").text
+    for code in ("vital_interest", "service_provision", "consent_required"):
+        assert code not in text  # words, the code on hover
+    set_width(browser, 390, 844)
+    browser.refresh()
+    assert overflow(browser) == 0
+    screenshot("phone")

@@ -48,7 +48,7 @@ from gateway.store.records import (
     protected_column,
     require_aware,
 )
-from gateway.store.search_sql import Dialect, search_sql, where
+from gateway.store.search_sql import Dialect, count_sql, search_sql, where
 from gateway.store.sql_store import Encoding, SqlStore, Transaction
 from gateway.store.statements import SQL, numbered
 
@@ -432,6 +432,15 @@ class PostgresStore(SqlStore):
                 select + f" ORDER BY {sql.order} LIMIT {sql.limit}", *sql.params
             )
         return mapping.entries(rows)
+
+    async def log_count(self, query: LogQuery) -> int:
+        sql = count_sql(query, _DIALECT)
+        if sql is None:
+            return 0
+        text = "SELECT count(*) FROM log_entries" + where(sql.conditions)  # noqa: S608
+        with _failures("count entries of the disclosure log"):
+            found = await self._pool.fetchval(text, *sql.params[:-1])
+        return int(found or 0)
 
     # -- instances ----------------------------------------------------------------------
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.store.records import LogQuery
 
-__all__ = ["Dialect", "SearchSql", "search_sql", "where"]
+__all__ = ["Dialect", "SearchSql", "count_sql", "search_sql", "where"]
 
 
 class Dialect(ABC):
@@ -115,6 +115,12 @@ def search_sql(query: LogQuery, dialect: Dialect) -> SearchSql | None:
         dialect.placeholder(len(params)),
         "idx DESC" if query.newest_first else "idx",
     )
+
+
+def count_sql(query: LogQuery, dialect: Dialect) -> SearchSql | None:
+    """The conditions of `query` for a count of every page: its `after_index` left out
+    (the limit stays the last parameter; a count binds ``params[:-1]``)."""
+    return search_sql(replace(query, after_index=None), dialect)
 
 
 def where(conditions: Sequence[str]) -> str:

@@ -296,6 +296,7 @@ async def test_list_shows_decisions_newest_first_without_outcome_rows(site):
     assert shown == ids(site, *reversed(OLDEST_FIRST))
     assert await site.rows("/review/?oldest=1") == ids(site, *OLDEST_FIRST)
     page = await (await site.client.get("/review/")).text()
+    assert "<strong>9</strong> decisions match these filters" in page  # the total
     # Words, with the code on hover.
     assert "Sent</span> (201)" in page
     assert '<span class="label" title="consent_required">' in page

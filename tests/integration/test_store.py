@@ -379,6 +379,11 @@ async def test_log_search_filters_and_keyset_pagination(store: Store) -> None:
     assert await indexes(newest_first=True, subject_ref="ref-a", limit=2) == [5, 3]
     assert await indexes(newest_first=True, subject_ref="ref-a", after_index=3) == [1, 0]
     assert await indexes(newest_first=True, partner="bureau", after_index=2) == [1, 0]
+    # Counts: every page of a search (its after_index and limit are not looked at).
+    assert await store.log_count(LogQuery()) == 6
+    assert await store.log_count(LogQuery(subject_ref="ref-a", after_index=3, limit=1)) == 4
+    assert await store.log_count(LogQuery(kinds=["intent", "refused"], partner="bureau")) == 3
+    assert await store.log_count(LogQuery(subject_refs=[])) == 0
     newest = LogQuery(newest_first=True, kind="intent", limit=2)
     assert [i for i, _ in await store.log_search(newest.after(3))] == [2, 0]
 

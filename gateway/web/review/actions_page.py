@@ -137,6 +137,8 @@ async def actions_list(request: web.Request, who: SignedIn) -> web.StreamRespons
         store(request), actor=actor, action=action, after=_after(request.query.get("after"))
     )
     shown = [(k, v) for k, v in (("actor", actor), ("action", action)) if v]
+    # The actor and the act are checked on the entries read: counted only without them.
+    total = None if shown else await store(request).log_count(LogQuery(kind="action"))
     csv_url = f"{PREFIX}/actions.csv" + (f"?{urlencode(shown)}" if shown else "")
     next_url = None
     if page.next_after is not None:
@@ -153,6 +155,7 @@ async def actions_list(request: web.Request, who: SignedIn) -> web.StreamRespons
         next_url=next_url,
         first_url=f"{PREFIX}/actions" + (f"?{urlencode(shown)}" if shown else ""),
         csv_url=csv_url,
+        total=total,
     )
 
 

@@ -40,6 +40,7 @@ from gateway.web.review.listing import (
     csv_lines,
     matching_rows,
     search_page,
+    total_rows,
 )
 from gateway.web.review.partners_page import add_partner_pages
 from gateway.web.review.passwords import (
@@ -266,6 +267,7 @@ async def disclosure_list(request: web.Request, who: SignedIn) -> web.StreamResp
         subject=subject,
         after=after,
         page=page,
+        total=await total_rows(store(request), filters),
         next_url=None if page.next_after is None else _list_url(filters, page.next_after),
         first_url=_list_url(filters),
         export_url=f"{PREFIX}/export.csv"

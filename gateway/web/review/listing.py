@@ -46,6 +46,7 @@ __all__ = [
     "csv_lines",
     "matching_rows",
     "search_page",
+    "total_rows",
 ]
 
 PAGE_SIZE: Final = 50
@@ -324,6 +325,15 @@ async def search_page(
                 exhausted = False
                 break
     return Page(rows=rows, next_after=None if exhausted else last, scanned=scanned)
+
+
+async def total_rows(store: LogRowStore, filters: Filters) -> int | None:
+    """How many decisions match, on every page; None when a filter is checked on the rows
+    read (category, an outcome other than refused), which only reading them all can count.
+    A count of the store's search columns (each row's are checked by `log verify`)."""
+    if filters.row_filtered:
+        return None
+    return await store.log_count(filters.log_query(None, 1))
 
 
 async def matching_rows(store: LogRowStore, filters: Filters) -> AsyncIterator[Row]:

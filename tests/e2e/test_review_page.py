@@ -587,6 +587,46 @@ async def test_lawful_request_needs_two_reviewers_other_than_the_registrant(site
     assert r.status == 404
 
 
+async def test_lawful_request_csv_is_the_filtered_list_without_subjects(site):
+    await site.login("alice")
+    r = await site.client.get("/review/legal-requests.csv?status=pending")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
+    assert r.headers["Content-Disposition"].startswith('attachment; filename="lawful-requests-')
+    text = await r.text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(row["id"], row["status"]) for row in rows] == [
+        ("LR-test-1", "pending"),
+        ("LR-test-2", "pending"),
+    ]
+    assert rows[0]["subject_count"] == "1" and rows[0]["registered_by"] == "carol"
+    for subject in SUBJECTS:
+        assert subject not in text
+    r = await site.client.get("/review/legal-requests.csv?status=rejected")
+    assert list(csv.DictReader(io.StringIO(await r.text()))) == []
+    r = await site.client.get("/review/legal-requests?status=nonsense", headers=HTML)
+    assert r.status == 400
+
+
+async def test_a_refused_registration_keeps_what_was_typed_but_not_the_subjects(site):
+    token = await site.login("alice")
+    r = await site.client.post(
+        "/review/legal-requests",
+        headers=HTML,
+        data={
+            "csrf": token,
+            "authority": "Vientiane Capital Police",
+            "reference": "VCP/2026/5",
+            "instrument": "court order",
+            "subjects": SUBJECTS[0],
+        },  # no partner ticked
+    )
+    page = await r.text()
+    assert r.status == 400 and "&#39;partners&#39; must be a non-empty list" in page
+    assert 'value="VCP/2026/5"' in page and SUBJECTS[0] not in page
+    registered = await site.store.list_legal_requests()
+    assert all(record.reference != "VCP/2026/5" for record in registered)
+
+
 # -- passwords, configuration, CLI ------------------------------------------------------
 
 

@@ -90,6 +90,24 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return with_store(args, work)
 
 
+def cmd_reject(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        who = await proven_person(args, config, ("reviewer",))
+        record, rejection = await legal_requests.reject(
+            store,
+            args.request_id,
+            who.id,
+            args.reason,
+            datetime.now(UTC),
+            actions=cli_actions(store, config),
+            credential=who.credential,
+        )
+        print(json.dumps(legal_requests.legal_request_json(record, rejection=rejection), indent=2))
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
 LEGAL_REQUEST_COLUMNS: Final = columns(
     "id", "status", "authority", "reference", "partners", "subject_count", "approved_by"
 )
@@ -114,7 +132,7 @@ def _legal_request_line(record: Mapping[str, Any]) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
-        records = await store.list_legal_requests(args.status)
+        records = await legal_requests.list_requests(store, args.status)
         RecordWriter(
             args.format,
             LEGAL_REQUEST_COLUMNS,
@@ -181,7 +199,7 @@ def register(commands: Commands) -> None:
     group = add_group(
         commands,
         "legal-request",
-        "lawful requests of authorities: register, approve (two reviewers), list",
+        "lawful requests of authorities: register, approve (two reviewers), reject, list",
     )
     create = add_command(group, "create", cmd_create, "register a lawful request (pending)")
     create.add_argument("--authority", required=True)
@@ -204,6 +222,17 @@ def register(commands: Commands) -> None:
     )
     approve.add_argument("request_id")
     add_credential_options(approve, "the approving reviewer")
-    listing = add_command(group, "list", cmd_list, "list lawful requests")
-    listing.add_argument("--status", choices=("pending", "approved"))
+    reject = add_command(
+        group,
+        "reject",
+        cmd_reject,
+        "reject a pending request as a reviewer other than the registrant, with a reason",
+    )
+    reject.add_argument("request_id")
+    reject.add_argument(
+        "--reason", required=True, help="why (kept sealed; the log holds its keyed hash)"
+    )
+    add_credential_options(reject, "the rejecting reviewer")
+    listing = add_command(group, "list", cmd_list, "list lawful requests, newest first")
+    listing.add_argument("--status", choices=legal_requests.STATUSES)
     add_format_option(listing, default="text", old_json_flag=True)

@@ -20,7 +20,9 @@ under the month's key), the text stays in its table, sealed at rest.
 :func:`check_action_texts` (run by ``gateway log verify`` and the review page's periodic
 audit) finds each row with free text by its entry — a justification or a suspension event
 by the same target, actor and time (to the millisecond the entry keeps), a lawful request
-by its id and registrant — and fails, naming the table and the entry's index, when the
+by its id and registrant, a lawful request's rejection by its id and rejecting reviewer
+(its reason is kept in the reasons table, ``justifications``, under the request's id) —
+and fails, naming the table and the entry's index, when the
 text no longer matches the hash. Rows written before action entries existed have none and
 are counted, not failed; so is an entry whose row was never written. No schema change was
 needed: the row is found from the entry, not the entry from the row.
@@ -232,7 +234,8 @@ async def _action_entries(store: ActionTextStore) -> list[EntryRecord]:
 
 
 async def check_action_texts(store: ActionTextStore, keys: LogKeys) -> ActionTextReport:
-    """Check every justification and suspension reason against its action entry."""
+    """Check every justification, lawful request, rejection reason and suspension reason
+    against its action entry."""
     report = ActionTextReport()
     entries = [e for e in await _action_entries(store) if e.text_hash is not None]
     partners = {str(e.partner) for e in entries if e.action in ("suspend", "resume")}
@@ -259,6 +262,14 @@ async def check_action_texts(store: ActionTextStore, keys: LogKeys) -> ActionTex
             found = await store.get_legal_request(str(entry.legal_request_id))
             if found is not None and found.registered_by == entry.actor:
                 text = lawful_request_text(found)
+        elif entry.action == "reject_lawful_request":
+            table = "justifications"
+            row = await store.get_justification(str(entry.legal_request_id))
+            if row is not None and (row.reviewer_id, timestamp(row.at)) == (
+                entry.actor,
+                entry.time,
+            ):
+                text = row.text
         elif entry.action in ("suspend", "resume"):
             table = "partner_suspension_events"
             event = by_event.get(

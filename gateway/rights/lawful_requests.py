@@ -1,28 +1,46 @@
 """Lawful requests of authorities (policy III.1(b), III.3; CONTRACT §4.5).
 
-Registering and approving are the legal team's acts; the four-eyes rule
+Registering, approving and rejecting are the legal team's acts; the four-eyes rule
 (two distinct reviewers, neither the registrant) is `store.records.legal_request_status`,
 applied by the store in the approving transaction. This module parses and
 checks what a person typed, and renders records as JSON.
+
+A rejection needs no schema change: it is a `reject_lawful_request` action entry of the
+log (with the reason's keyed hash), and its reason is a row of the reviewers' reasons
+table (``justifications``, sealed at rest) keyed by the request's id — ids of lawful
+requests (``LR-…``) and of disclosures never meet. The first rejection wins (the row is
+written only when none exists); a rejected request stays ``pending`` in the store, so it
+never authorizes a disclosure, and it is shown (and answered) as ``rejected``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from gateway.errors import ConflictError, ForbiddenError, NotFoundError
+from gateway.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from gateway.log.actions import ActionLog, Person, target
 from gateway.policy.facts import invalid, parse_time
 from gateway.store.ports import LawfulRequestStore
-from gateway.store.records import LegalRequestRecord
+from gateway.store.records import JustificationRecord, LegalRequestRecord
 from gateway.subject_id import check_subject_id
 
 FIELDS = ("authority", "reference", "instrument", "subjects", "partners", "received_at")
 MAX_TEXT = 500
 MAX_SUBJECTS = 10_000
+MAX_REASON = 2000
+STATUSES = ("pending", "approved", "rejected")
+
+
+class LawfulRequestReviewStore(LawfulRequestStore, Protocol):
+    """Lawful requests, and the reasons table where a rejection's reason is kept."""
+
+    async def add_justification(self, record: JustificationRecord) -> bool: ...
+    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None: ...
+    async def justified(self, disclosure_ids: Sequence[str]) -> set[str]: ...
 
 
 def _text(body: Mapping[str, Any], key: str) -> str:
@@ -94,6 +112,9 @@ async def approve(
     record = await store.get_legal_request(request_id)
     if record is None:
         raise NotFoundError("no lawful request with this id")
+    reason_of = getattr(store, "get_justification", None)  # a store with rejections
+    if callable(reason_of) and await reason_of(record.id) is not None:
+        raise ConflictError(f"{record.id} was rejected; a rejected request cannot be approved")
     if record.registered_by == reviewer_id:
         raise ForbiddenError(
             f"{reviewer_id} registered {record.id} and cannot also "
@@ -118,11 +139,90 @@ async def approve(
     return approved
 
 
+def check_reason(reason: object) -> str:
+    """A rejection's reason as typed: a string of 1 to MAX_REASON characters (kept as
+    typed, without surrounding blanks when anything else is left)."""
+    if not isinstance(reason, str) or not 1 <= len(reason) <= MAX_REASON:
+        raise InvalidRequestError(
+            f"'reason' must say in 1 to {MAX_REASON} characters why the request is rejected "
+            "(no personal data values)"
+        )
+    return reason.strip() or reason
+
+
+async def reject(
+    store: LawfulRequestReviewStore,
+    request_id: str,
+    reviewer_id: str,
+    reason: object,
+    now: datetime,
+    *,
+    actions: ActionLog,
+    credential: str,
+) -> tuple[LegalRequestRecord, JustificationRecord]:
+    """Record `reviewer_id`'s rejection of a pending request, with its reason: first a
+    `reject_lawful_request` entry of the log (the reason as its keyed hash), then the
+    reason's row. The registrant cannot reject their own request (four eyes, as for an
+    approval); an approved or already rejected request cannot be rejected."""
+    text = check_reason(reason)
+    record = await store.get_legal_request(request_id)
+    if record is None:
+        raise NotFoundError("no lawful request with this id")
+    if record.registered_by == reviewer_id:
+        raise ForbiddenError(
+            f"{reviewer_id} registered {record.id} and cannot also reject it: "
+            "another reviewer must",
+        )
+    if record.status == "approved":
+        raise ConflictError(f"{record.id} is already approved and can no longer be rejected")
+    if await store.get_justification(record.id) is not None:
+        raise ConflictError(f"{record.id} is already rejected")
+    await actions.record(
+        Person(reviewer_id, credential),
+        "reject_lawful_request",
+        at=now,
+        target=target("lawful_request", record.id),
+        legal_request_id=record.id,
+        text=text,
+    )
+    rejection = JustificationRecord(record.id, reviewer_id, text, now)
+    if not await store.add_justification(rejection):
+        raise ConflictError(f"{record.id} is already rejected")
+    return replace(record, status="rejected"), rejection
+
+
+async def with_rejections(
+    store: LawfulRequestReviewStore, records: Sequence[LegalRequestRecord]
+) -> list[LegalRequestRecord]:
+    """`records` with the rejected ones' status set to ``rejected``."""
+    pending = [r.id for r in records if r.status == "pending"]
+    rejected = await store.justified(pending) if pending else set()
+    return [replace(r, status="rejected") if r.id in rejected else r for r in records]
+
+
+async def list_requests(
+    store: LawfulRequestReviewStore, status: str | None = None
+) -> list[LegalRequestRecord]:
+    """Lawful requests of one status (or all, `STATUSES`), newest received first."""
+    if status not in (None, *STATUSES):
+        raise InvalidRequestError("status must be one of: " + ", ".join(STATUSES))
+    stored = "pending" if status == "rejected" else status
+    records = await with_rejections(store, await store.list_legal_requests(stored))
+    if status is not None:
+        records = [r for r in records if r.status == status]
+    return sorted(records, key=lambda r: (r.received_at, r.id), reverse=True)
+
+
 def _when(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def legal_request_json(record: LegalRequestRecord, *, with_subjects: bool = True) -> dict[str, Any]:
+def legal_request_json(
+    record: LegalRequestRecord,
+    *,
+    with_subjects: bool = True,
+    rejection: JustificationRecord | None = None,
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": record.id,
         "authority": record.authority,
@@ -135,6 +235,13 @@ def legal_request_json(record: LegalRequestRecord, *, with_subjects: bool = True
         "status": record.status,
         "approvals": [{"reviewer": a.reviewer_id, "at": _when(a.at)} for a in record.approvals],
     }
+    if rejection is not None:
+        doc["status"] = "rejected"
+        doc["rejection"] = {
+            "reviewer": rejection.reviewer_id,
+            "at": _when(rejection.at),
+            "reason": rejection.text,
+        }
     if with_subjects:
         doc["subjects"] = sorted(record.subjects)
     return doc

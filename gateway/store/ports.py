@@ -237,6 +237,10 @@ class LogRowStore(Protocol):
         after `query.after_index`, at most `query.limit`. The query's values are bound
         parameters, never SQL text."""
 
+    async def log_count(self, query: LogQuery) -> int:
+        """How many entries match every filter of `query`, whatever its page (its
+        `after_index` and `limit` are not looked at): the totals of the review lists."""
+
     async def intents_without_outcome(self) -> list[LogEntry]:
         """Intent entries whose disclosure has no outcome entry, in index order."""
 

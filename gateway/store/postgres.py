@@ -50,7 +50,7 @@ from gateway.store.records import (
     protected_column,
     require_aware,
 )
-from gateway.store.search_sql import Dialect, search_sql, where
+from gateway.store.search_sql import Dialect, count_sql, search_sql, where
 from gateway.store.sql_store import Encoding, SqlStore, Transaction
 from gateway.store.statements import SQL, numbered
 
@@ -432,8 +432,19 @@ class PostgresStore(SqlStore):
         else:
             select = "SELECT idx, entry FROM log_entries" + where(sql.others)  # noqa: S608
         with _failures("search the disclosure log"):
-            rows = await self._pool.fetch(select + f" ORDER BY idx LIMIT {sql.limit}", *sql.params)
+            rows = await self._pool.fetch(
+                select + f" ORDER BY {sql.order} LIMIT {sql.limit}", *sql.params
+            )
         return mapping.entries(rows)
+
+    async def log_count(self, query: LogQuery) -> int:
+        sql = count_sql(query, _DIALECT)
+        if sql is None:
+            return 0
+        text = "SELECT count(*) FROM log_entries" + where(sql.conditions)  # noqa: S608
+        with _failures("count entries of the disclosure log"):
+            found = await self._pool.fetchval(text, *sql.params[:-1])
+        return int(found or 0)
 
     # -- instances ----------------------------------------------------------------------
 

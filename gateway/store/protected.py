@@ -129,6 +129,7 @@ class ProtectedStore:
     read_log = _Passed(Store.read_log)
     log_entries_for_disclosure = _Passed(Store.log_entries_for_disclosure)
     log_search = _Passed(Store.log_search)
+    log_count = _Passed(Store.log_count)
     intents_without_outcome = _Passed(Store.intents_without_outcome)
     log_time_span = _Passed(Store.log_time_span)
     partner_exposure = _Passed(Store.partner_exposure)

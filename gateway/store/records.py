@@ -127,7 +127,9 @@ class LogQuery:
     Every filter given must match; an entry's time must be ``since <= time < until``. A
     filter of several values (`subject_refs`, `kinds`) matches any of them, and one of
     no values matches nothing. Rows come in index order after `after_index`, at most
-    `limit` of them; a caller pages on with ``query.after(last index read)``.
+    `limit` of them; a caller pages on with ``query.after(last index read)``. With
+    `newest_first`, in the reverse order: the newest first, "after" meaning older than
+    (``idx < after_index``), so the same ``query.after(last index read)`` pages on.
 
     Checked once, when built: `limit` within 1..MAX_SEARCH_LIMIT, times with a time zone
     and `since` before `until`, a list filter not one bare string. A single value given
@@ -149,6 +151,7 @@ class LogQuery:
     until: datetime | None
     after_index: int | None
     limit: int
+    newest_first: bool
 
     def __init__(
         self,
@@ -165,6 +168,7 @@ class LogQuery:
         until: datetime | None = None,
         after_index: int | None = None,
         limit: int = DEFAULT_SEARCH_LIMIT,
+        newest_first: bool = False,
     ) -> None:
         check_search_limit(limit)
         if since is not None:
@@ -185,6 +189,7 @@ class LogQuery:
         set_field(self, "until", until)
         set_field(self, "after_index", after_index)
         set_field(self, "limit", limit)
+        set_field(self, "newest_first", bool(newest_first))
 
     @property
     def matches_nothing(self) -> bool:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.store.records import LogQuery
 
-__all__ = ["Dialect", "SearchSql", "search_sql", "where"]
+__all__ = ["Dialect", "SearchSql", "count_sql", "search_sql", "where"]
 
 
 class Dialect(ABC):
@@ -60,6 +60,7 @@ class SearchSql:
     others: tuple[str, ...]
     params: tuple[object, ...]
     limit: str
+    order: str = "idx"  # the ORDER BY: "idx", or "idx DESC" for a newest-first query
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -105,9 +106,21 @@ def search_sql(query: LogQuery, dialect: Dialect) -> SearchSql | None:
     if query.until is not None:
         others.append(compare("logged_at", "<", dialect.time(query.until)))
     if query.after_index is not None:
-        others.append(compare("idx", ">", query.after_index))
+        others.append(compare("idx", "<" if query.newest_first else ">", query.after_index))
     params.append(query.limit)
-    return SearchSql(subject, tuple(others), tuple(params), dialect.placeholder(len(params)))
+    return SearchSql(
+        subject,
+        tuple(others),
+        tuple(params),
+        dialect.placeholder(len(params)),
+        "idx DESC" if query.newest_first else "idx",
+    )
+
+
+def count_sql(query: LogQuery, dialect: Dialect) -> SearchSql | None:
+    """The conditions of `query` for a count of every page: its `after_index` left out
+    (the limit stays the last parameter; a count binds ``params[:-1]``)."""
+    return search_sql(replace(query, after_index=None), dialect)
 
 
 def where(conditions: Sequence[str]) -> str:

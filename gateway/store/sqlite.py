@@ -63,7 +63,7 @@ from gateway.store.records import (
     protected_column,
     require_aware,
 )
-from gateway.store.search_sql import Dialect, search_sql, where
+from gateway.store.search_sql import Dialect, count_sql, search_sql, where
 from gateway.store.sql_store import Encoding, SqlStore, Transaction
 from gateway.store.sqlite_connection import (
     Inline,
@@ -450,11 +450,20 @@ class SqliteStore(SqlStore):
         text = (
             "SELECT idx, entry FROM log_entries"  # noqa: S608
             + where(sql.conditions)
-            + f" ORDER BY idx LIMIT {sql.limit}"
+            + f" ORDER BY {sql.order} LIMIT {sql.limit}"
         )
         async with self._use("search the disclosure log", write=False) as conn:
             rows = await conn.execute_fetchall(text, sql.params)
         return mapping.entries(rows)
+
+    async def log_count(self, query: LogQuery) -> int:
+        sql = count_sql(query, _DIALECT)
+        if sql is None:
+            return 0
+        text = "SELECT count(*) FROM log_entries" + where(sql.conditions)  # noqa: S608
+        async with self._use("count entries of the disclosure log", write=False) as conn:
+            rows = list(await conn.execute_fetchall(text, sql.params[:-1]))
+        return int(rows[0][0])
 
     # -- instances ----------------------------------------------------------------------
     # One file on one machine: the process's clock is the store's clock.

@@ -81,7 +81,8 @@ def test_sign_in_and_filter(browser, gateway_site, screenshot):
     click_and_wait(
         browser, browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]")
     )
-    assert listed(browser) == [gateway_site.seeded["october"], gateway_site.seeded["credit"]]
+    # Newest first.
+    assert listed(browser) == [gateway_site.seeded["credit"], gateway_site.seeded["october"]]
 
     Select(browser.find_element(By.NAME, "partner")).select_by_value("")
     subject = browser.find_element(By.NAME, "subject")
@@ -90,7 +91,7 @@ def test_sign_in_and_filter(browser, gateway_site, screenshot):
     click_and_wait(
         browser, browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]")
     )
-    assert listed(browser) == [gateway_site.seeded["public"], gateway_site.seeded["veriid"]]
+    assert listed(browser) == [gateway_site.seeded["veriid"], gateway_site.seeded["public"]]
     assert SUBJECT_A not in browser.current_url
     assert "Filtering by one subject" in browser.page_source
     screenshot("filtered")
@@ -117,7 +118,7 @@ def test_two_reviewers_approve_a_lawful_request(browser, gateway_site, screensho
         browser, browser.find_element(By.CSS_SELECTOR, "#lr-LR-test-1 button[type=submit]")
     )
     notice = browser.find_element(By.CSS_SELECTOR, "p.notice.ok").text
-    assert "Status: pending (1 of 2 approvals)" in notice
+    assert "Status: Awaiting approval (1 of 2 approvals)" in notice
     assert "you approved it" in browser.find_element(By.ID, "lr-LR-test-1").text
     sign_out(browser)
 
@@ -126,7 +127,7 @@ def test_two_reviewers_approve_a_lawful_request(browser, gateway_site, screensho
         browser, browser.find_element(By.CSS_SELECTOR, "#lr-LR-test-1 button[type=submit]")
     )
     notice = browser.find_element(By.CSS_SELECTOR, "p.notice.ok").text
-    assert "Status: approved (2 of 2 approvals)" in notice
+    assert "Status: Approved (2 of 2 approvals)" in notice
     record = gateway_site.served.call(gateway_site.served.store.get_legal_request("LR-test-1"))
     assert record.status == "approved"
     assert [a.reviewer_id for a in record.approvals] == ["alice", "bob"]
@@ -182,9 +183,9 @@ def test_export_csv(browser, gateway_site, downloads: Path, screenshot):
     assert [f.name for f in files] == ["disclosures-20261124T120000Z.csv"]
     rows = list(csv.DictReader(io.StringIO(files[0].read_text(encoding="utf-8"))))
     assert [r["disclosure_id"] for r in rows] == [
-        gateway_site.seeded[n] for n in ("charge", "quote", "injected")
+        gateway_site.seeded[n] for n in ("injected", "quote", "charge")
     ]
-    assert rows[2]["partner"].startswith("'=")  # no formula reaches a spreadsheet
+    assert rows[0]["partner"].startswith("'=")  # no formula reaches a spreadsheet
     assert SUBJECT_B not in files[0].read_text(encoding="utf-8")
 
 

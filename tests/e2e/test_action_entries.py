@@ -150,6 +150,37 @@ async def test_lawful_request_register_and_approve(
     assert index == registered["index"] and "legal_requests" in message
 
 
+async def test_lawful_request_rejection_and_its_reason_are_checked(
+    gateway: TestClient, auth: Auth, backend: Any
+) -> None:
+    r = await gateway.post("/v1/legal-requests", json=REQUEST, headers=auth("privacy-office"))
+    lr = (await r.json())["id"]
+    reason = f"no court seal {TEXT_NEEDLE}"
+    r = await gateway.post(
+        f"/v1/legal-requests/{lr}/reject", json={"reason": reason}, headers=auth("reviewer-bob")
+    )
+    assert r.status == 200, await r.text()
+    rejected = await the_action(gateway, auth, "reject_lawful_request")
+    assert rejected["actor"] == "reviewer-bob" and rejected["legal_request_id"] == lr
+    assert rejected["target"] == f"lawful_request:{lr}" and len(rejected["text_hash"]) == 64
+    assert TEXT_NEEDLE not in str(rejected)
+
+    store, keys = gateway.server.app[STORE], _keys(gateway)
+    report = await check_action_texts(store, keys)
+    assert report.problems == [] and report.checked == 2  # registration and rejection
+    if backend.name != "sqlite":
+        return
+    with sqlite3.connect(_sqlite_file(gateway)) as db:
+        (sealed,) = db.execute(
+            "SELECT text FROM justifications WHERE disclosure_id=?", (lr,)
+        ).fetchone()
+        db.execute("UPDATE justifications SET text='edited' WHERE disclosure_id=?", (lr,))
+    assert sealed != reason  # sealed at rest
+    [(index, message)] = (await check_action_texts(store, keys)).problems
+    assert index == rejected["index"] and "justifications" in message
+    assert TEXT_NEEDLE not in message
+
+
 async def test_justification_is_an_action_entry_and_its_text_is_checked(
     gateway: TestClient, auth: Auth, backend: Any
 ) -> None:
@@ -339,9 +370,19 @@ async def test_the_review_site_records_and_shows_acts(tmp_config: Config, auth: 
         assert r.status == 200
         listing = await r.text()
         assert f'<td class="num">{justified["index"]}</td>' in listing
-        assert "<td>justify</td>" in listing and "password:alice" in listing
-        assert "<td>read_subject_report</td>" not in listing  # bob's, filtered out
+        assert 'title="justify">Justify</span>' in listing and "password:alice" in listing
+        assert 'title="read_subject_report"' not in listing  # bob's, filtered out
         assert TEXT_NEEDLE not in listing and SUBJECT not in listing
+        # The CSV download: the same filter, every page, newest first, codes as codes.
+        r = await client.get("/review/actions.csv?actor=alice")
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
+        text = await r.text()
+        lines = text.splitlines()
+        assert lines[0] == "index,time,actor,credential,action,target,text_hash"
+        indexes = [int(line.split(",")[0]) for line in lines[1:]]
+        assert indexes == sorted(indexes, reverse=True) and justified["index"] in indexes
+        assert all(line.split(",")[2] == "alice" for line in lines[1:])
+        assert TEXT_NEEDLE not in text and SUBJECT not in text
         r = await client.get("/review/actions?action=nonsense")
         assert r.status == 400
     finally:

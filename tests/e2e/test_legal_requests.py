@@ -78,3 +78,47 @@ async def test_bad_lawful_requests_refused(gateway, auth):
         assert r.status == 400
     r = await gateway.post("/v1/legal-requests", json=REQUEST, headers=auth("sales-service"))
     assert r.status == 403
+
+
+async def test_another_reviewer_rejects_with_a_reason(gateway, auth):
+    older = {**REQUEST, "received_at": "2026-11-01T09:00:00Z"}
+    r = await gateway.post("/v1/legal-requests", json=older, headers=auth("reviewer-alice"))
+    first = (await r.json())["id"]
+    r = await gateway.post("/v1/legal-requests", json=REQUEST, headers=auth("reviewer-alice"))
+    second = (await r.json())["id"]
+    url = f"/v1/legal-requests/{first}/reject"
+
+    r = await gateway.post(url, json={"reason": "no seal"}, headers=auth("reviewer-alice"))
+    assert r.status == 403 and "cannot also reject" in (await r.json(content_type=None))["detail"]
+    r = await gateway.post(url, json={"reason": "no seal"}, headers=auth("privacy-office"))
+    assert r.status == 403  # a rights officer registers, only reviewers decide
+    for bad in ({}, {"reason": ""}, {"reason": "x" * 2001}, {"reason": "ok", "extra": 1}):
+        r = await gateway.post(url, json=bad, headers=auth("reviewer-bob"))
+        assert r.status == 400, bad
+    r = await gateway.post(url, json={"reason": "no court seal"}, headers=auth("reviewer-bob"))
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    assert body["status"] == "rejected" and body["rejection"]["reason"] == "no court seal"
+    r = await gateway.post(url, json={"reason": "again"}, headers=auth("reviewer-bob"))
+    assert r.status == 409
+    r = await gateway.post(f"/v1/legal-requests/{first}/approve", headers=auth("reviewer-bob"))
+    assert r.status == 409 and "rejected" in (await r.json(content_type=None))["detail"]
+    r = await gateway.post(
+        "/v1/legal-requests/LR-nope/reject", json={"reason": "x"}, headers=auth("reviewer-bob")
+    )
+    assert r.status == 404
+
+    got = await (
+        await gateway.get(f"/v1/legal-requests/{first}", headers=auth("reviewer-bob"))
+    ).json()
+    assert got["status"] == "rejected" and got["rejection"]["reviewer"] == "reviewer-bob"
+    listing = await (await gateway.get("/v1/legal-requests", headers=auth("reviewer-bob"))).json()
+    assert [(x["id"], x["status"]) for x in listing["legal_requests"]] == [
+        (second, "pending"),
+        (first, "rejected"),
+    ]
+    for status, ids in (("rejected", [first]), ("pending", [second]), ("approved", [])):
+        r = await gateway.get(f"/v1/legal-requests?status={status}", headers=auth("reviewer-bob"))
+        assert [x["id"] for x in (await r.json())["legal_requests"]] == ids
+    r = await gateway.get("/v1/legal-requests?status=nope", headers=auth("reviewer-bob"))
+    assert r.status == 400

@@ -277,24 +277,33 @@ def test_session_cookies_expire_resist_forgery_and_end_with_the_password():
 # -- the list ---------------------------------------------------------------------------
 
 
-async def test_list_shows_decisions_oldest_first_without_outcome_rows(site):
+OLDEST_FIRST = (
+    "october",
+    "credit",
+    "charge",
+    "vital",
+    "adreach",
+    "quote",
+    "injected",
+    "public",
+    "veriid",
+)
+
+
+async def test_list_shows_decisions_newest_first_without_outcome_rows(site):
     await site.login("alice")
     shown = await site.rows("/review/disclosures")
-    assert shown == ids(
-        site,
-        "october",
-        "credit",
-        "charge",
-        "vital",
-        "adreach",
-        "quote",
-        "injected",
-        "public",
-        "veriid",
-    )
+    assert shown == ids(site, *reversed(OLDEST_FIRST))
+    assert await site.rows("/review/disclosures?oldest=1") == ids(site, *OLDEST_FIRST)
     page = await (await site.client.get("/review/disclosures")).text()
-    assert "sent (201)" in page and "refused: consent_required" in page
-    assert "failed: partner_unavailable" in page and "pending" in page
+    assert "<strong>9</strong> decisions match these filters" in page  # the total
+    # Words, with the code on hover.
+    assert "Sent</span> (201)" in page
+    assert '<span class="label" title="consent_required">' in page
+    assert '<span class="label" title="partner_unavailable">' in page
+    assert '<span class="label" title="legal_obligation">' not in page
+    assert '<span class="label" title="vital_interest">Vital interest</span>' in page
+    assert ">consent_required<" not in page and ">vital_interest<" not in page
     assert "needs review" in page
     for subject in SUBJECTS:
         assert subject not in page
@@ -310,7 +319,7 @@ async def test_subject_search_never_puts_the_subject_in_a_url(site):
     assert SUBJECT_A not in location and "s=" in location
     # The October entry was written under another month's key: found all the same.
     assert await site.rows(location) == ids(
-        site, "october", "credit", "adreach", "public", "veriid"
+        site, "veriid", "public", "adreach", "credit", "october"
     )
     page = await (await site.client.get(location)).text()
     assert f'value="{SUBJECT_A}"' in page  # the form shows what was typed, the URL does not
@@ -346,7 +355,8 @@ async def test_subject_search_never_puts_the_subject_in_a_url(site):
 )
 async def test_filters(site, query, expected):
     await site.login("alice")
-    assert await site.rows(f"/review/?{query}") == ids(site, *expected)
+    assert await site.rows(f"/review/?{query}") == ids(site, *reversed(expected))
+    assert await site.rows(f"/review/?{query}&oldest=1") == ids(site, *expected)
 
 
 async def test_filters_refuse_bad_values(site):
@@ -400,10 +410,10 @@ async def test_row_filters_read_a_bounded_number_of_entries(site):
     # The category is checked on the rows read: a page stops at its budget and says where.
     filters = Filters(category="government_authority")
     first = await search_page(site.store, filters, after=None, size=50, budget=4)
-    assert [r.disclosure_id for r in first.rows] == ids(site, "vital")
+    assert [r.disclosure_id for r in first.rows] == ids(site, "public")  # newest first
     assert first.scanned == 4 and first.next_after is not None
     rest = await search_page(site.store, filters, after=first.next_after, size=50, budget=100)
-    assert [r.disclosure_id for r in rest.rows] == ids(site, "public")
+    assert [r.disclosure_id for r in rest.rows] == ids(site, "vital")
     assert rest.next_after is None
 
 
@@ -457,11 +467,12 @@ async def test_csv_export_of_the_filtered_list(site):
     )
     assert r.headers["Cache-Control"] == "no-store"
     rows = list(csv.DictReader(io.StringIO(await r.text())))
-    assert [row["disclosure_id"] for row in rows] == ids(site, "charge", "quote", "injected")
-    assert rows[0]["outcome"] == "sent" and rows[0]["partner_status"] == "201"
+    # The list's order (newest first), with the codes: a file is read by programs too.
+    assert [row["disclosure_id"] for row in rows] == ids(site, "injected", "quote", "charge")
+    assert rows[2]["outcome"] == "sent" and rows[2]["partner_status"] == "201"
     assert rows[1]["outcome"] == "failed"
     # A partner name a caller made up cannot become a formula in a spreadsheet.
-    assert rows[2]["partner"] == "'" + INJECTED_PARTNER
+    assert rows[0]["partner"] == "'" + INJECTED_PARTNER
     r = await site.client.post(
         "/review/search", data={"csrf": token, "subject": SUBJECT_B}, allow_redirects=False
     )
@@ -469,7 +480,7 @@ async def test_csv_export_of_the_filtered_list(site):
     text = await (await site.client.get(f"/review/export.csv?{token_query}")).text()
     assert SUBJECT_B not in text
     assert [row["disclosure_id"] for row in csv.DictReader(io.StringIO(text))] == ids(
-        site, "charge", "quote", "injected"
+        site, "injected", "quote", "charge"
     )
 
 
@@ -554,14 +565,19 @@ async def test_lawful_request_needs_two_reviewers_other_than_the_registrant(site
     token = await site.login("alice")
     r = await site.client.post(url, data={"csrf": token})
     page = await r.text()
-    assert "Status: <strong>pending</strong> (1 of 2 approvals)" in page
+    assert (
+        'Status: <strong><span class="label" title="pending">Awaiting approval</span></strong>'
+        in page
+    )
+    assert "(1 of 2 approvals)" in page
     assert "you approved it" in page
     r = await site.client.post(url, data={"csrf": token}, headers=HTML)
     assert r.status == 409 and "already approved" in await r.text()
 
     token = await site.login("bob")
     r = await site.client.post(url, data={"csrf": token})
-    assert "Status: <strong>approved</strong> (2 of 2 approvals)" in await r.text()
+    page = await r.text()
+    assert 'title="approved">Approved</span></strong> (2 of 2 approvals)' in page
     record = await site.store.get_legal_request("LR-test-1")
     assert record.status == "approved"
     assert [a.reviewer_id for a in record.approvals] == ["alice", "bob"]
@@ -569,6 +585,46 @@ async def test_lawful_request_needs_two_reviewers_other_than_the_registrant(site
         "/review/legal-requests/LR-nope/approve", data={"csrf": token}, headers=HTML
     )
     assert r.status == 404
+
+
+async def test_lawful_request_csv_is_the_filtered_list_without_subjects(site):
+    await site.login("alice")
+    r = await site.client.get("/review/legal-requests.csv?status=pending")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
+    assert r.headers["Content-Disposition"].startswith('attachment; filename="lawful-requests-')
+    text = await r.text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(row["id"], row["status"]) for row in rows] == [
+        ("LR-test-1", "pending"),
+        ("LR-test-2", "pending"),
+    ]
+    assert rows[0]["subject_count"] == "1" and rows[0]["registered_by"] == "carol"
+    for subject in SUBJECTS:
+        assert subject not in text
+    r = await site.client.get("/review/legal-requests.csv?status=rejected")
+    assert list(csv.DictReader(io.StringIO(await r.text()))) == []
+    r = await site.client.get("/review/legal-requests?status=nonsense", headers=HTML)
+    assert r.status == 400
+
+
+async def test_a_refused_registration_keeps_what_was_typed_but_not_the_subjects(site):
+    token = await site.login("alice")
+    r = await site.client.post(
+        "/review/legal-requests",
+        headers=HTML,
+        data={
+            "csrf": token,
+            "authority": "Vientiane Capital Police",
+            "reference": "VCP/2026/5",
+            "instrument": "court order",
+            "subjects": SUBJECTS[0],
+        },  # no partner ticked
+    )
+    page = await r.text()
+    assert r.status == 400 and "&#39;partners&#39; must be a non-empty list" in page
+    assert 'value="VCP/2026/5"' in page and SUBJECTS[0] not in page
+    registered = await site.store.list_legal_requests()
+    assert all(record.reference != "VCP/2026/5" for record in registered)
 
 
 # -- passwords, configuration, CLI ------------------------------------------------------

@@ -374,6 +374,18 @@ async def test_log_search_filters_and_keyset_pagination(store: Store) -> None:
     assert await indexes(kinds=[], partner="bureau") == []
     assert await indexes(subject_refs=["ref-a"], since=T0 + hour, after_index=3) == [5]
     assert await indexes(kinds=["intent", "refused"], until=T0 + 3 * hour, after_index=0) == [2, 3]
+    # Newest first (the review lists): "after" is older than, so query.after() pages on.
+    assert await indexes(newest_first=True) == [5, 4, 3, 2, 1, 0]
+    assert await indexes(newest_first=True, subject_ref="ref-a", limit=2) == [5, 3]
+    assert await indexes(newest_first=True, subject_ref="ref-a", after_index=3) == [1, 0]
+    assert await indexes(newest_first=True, partner="bureau", after_index=2) == [1, 0]
+    # Counts: every page of a search (its after_index and limit are not looked at).
+    assert await store.log_count(LogQuery()) == 6
+    assert await store.log_count(LogQuery(subject_ref="ref-a", after_index=3, limit=1)) == 4
+    assert await store.log_count(LogQuery(kinds=["intent", "refused"], partner="bureau")) == 3
+    assert await store.log_count(LogQuery(subject_refs=[])) == 0
+    newest = LogQuery(newest_first=True, kind="intent", limit=2)
+    assert [i for i, _ in await store.log_search(newest.after(3))] == [2, 0]
 
 
 async def test_intents_without_outcome(store: Store) -> None:

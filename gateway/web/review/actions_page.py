@@ -1,6 +1,7 @@
 """The review page's record of people's acts (issue #18 item 5): the `action` entries of
 the disclosure log — who, with which credential, did what, to what, when, at which index
-— oldest first, by keyset pages, optionally of one actor. The same rows, found by the
+— newest first, by keyset pages, optionally of one actor and one kind of act, with a CSV
+download of the same filter. The same rows, found by the
 subject's references, are the "acts and reads concerning this subject" shown on the
 disclosures page when it is filtered by one subject.
 
@@ -9,6 +10,8 @@ reference), so nothing here can show a personal value."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,11 +22,19 @@ from aiohttp import web
 
 from gateway.errors import InvalidRequestError
 from gateway.log.columns import checked_search
-from gateway.log.entries import ACTIONS
+from gateway.log.entries import ACTIONS, target
 from gateway.log.record import EntryRecord
 from gateway.store.ports import LogRowStore
 from gateway.store.records import LogQuery
-from gateway.web.review.site import PREFIX, SignedIn, render, reviewer_page, store
+from gateway.web.review.site import (
+    PREFIX,
+    SignedIn,
+    actions,
+    context,
+    render,
+    reviewer_page,
+    store,
+)
 
 __all__ = ["ActionRow", "ActionsPage", "action_page", "add_action_pages"]
 
@@ -78,10 +89,12 @@ async def action_page(
     after: int | None = None,
     size: int = PAGE_SIZE,
 ) -> ActionsPage:
-    """A page of action entries after index `after`: of `actor` and `action` if given
-    (checked on the entries read, at most SCAN_BUDGET of them), of the subject whose
-    references are `refs` if given (answered by the log's index)."""
-    query = LogQuery(kind="action", subject_refs=refs, after_index=after, limit=BATCH)
+    """A page of action entries, newest first, older than index `after`: of `actor` and
+    `action` if given (checked on the entries read, at most SCAN_BUDGET of them), of the
+    subject whose references are `refs` if given (answered by the log's index)."""
+    query = LogQuery(
+        kind="action", subject_refs=refs, after_index=after, limit=BATCH, newest_first=True
+    )
     rows: list[ActionRow] = []
     scanned = 0
     while scanned < SCAN_BUDGET and not query.matches_nothing:
@@ -124,6 +137,9 @@ async def actions_list(request: web.Request, who: SignedIn) -> web.StreamRespons
         store(request), actor=actor, action=action, after=_after(request.query.get("after"))
     )
     shown = [(k, v) for k, v in (("actor", actor), ("action", action)) if v]
+    # The actor and the act are checked on the entries read: counted only without them.
+    total = None if shown else await store(request).log_count(LogQuery(kind="action"))
+    csv_url = f"{PREFIX}/actions.csv" + (f"?{urlencode(shown)}" if shown else "")
     next_url = None
     if page.next_after is not None:
         next_url = f"{PREFIX}/actions?" + urlencode([*shown, ("after", str(page.next_after))])
@@ -138,8 +154,53 @@ async def actions_list(request: web.Request, who: SignedIn) -> web.StreamRespons
         actions=sorted(ACTIONS),
         next_url=next_url,
         first_url=f"{PREFIX}/actions" + (f"?{urlencode(shown)}" if shown else ""),
+        csv_url=csv_url,
+        total=total,
+    )
+
+
+CSV_COLUMNS: Final = ("index", "time", "actor", "credential", "action", "target", "text_hash")
+EXPORT_MAX: Final = 100_000
+"""Most acts one download holds (it says so on its last line when cut)."""
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@reviewer_page
+async def actions_csv(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    """The acts of the list's filter, every page of it, newest first, as the page shows
+    them (a subject only as the start of its keyed reference)."""
+    actor = _choice(request.query.get("actor"), None, "actor")
+    action = _choice(request.query.get("action"), ACTIONS, "action")
+    await actions(request).record(who.person, "export", target=target("log"))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    after: int | None = None
+    written = 0
+    while written < EXPORT_MAX:
+        page = await action_page(store(request), actor=actor, action=action, after=after)
+        for row in page.rows:
+            time = row.time.isoformat().replace("+00:00", "Z")
+            values = (row.actor, row.credential, row.action, row.target)
+            writer.writerow([row.index, time, *(_cell(v) for v in values), row.text_hash or ""])
+        written += len(page.rows)
+        if page.next_after is None:
+            break
+        after = page.next_after
+    else:
+        out.write(f"EXPORT CUT at {EXPORT_MAX} acts: narrow the filter\r\n")
+    stamp = context(request).clock().strftime("%Y%m%dT%H%M%SZ")
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="acts-{stamp}.csv"'},
     )
 
 
 def add_action_pages(sub: web.Application) -> None:
     sub.router.add_get("/actions", actions_list, name="actions")
+    sub.router.add_get("/actions.csv", actions_csv, name="actions_csv")

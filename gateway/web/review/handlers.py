@@ -30,11 +30,10 @@ from gateway.log.columns import checked_disclosure
 from gateway.partners.model import Partner
 from gateway.policy.request import MAX_ID
 from gateway.problem_catalog import CATALOGUE
-from gateway.rights import lawful_requests as legal_requests
-from gateway.store.records import REQUIRED_APPROVALS, LegalRequestRecord
 from gateway.subject_id import check_subject_id, is_subject_id
 from gateway.web.review.actions_page import action_page, add_action_pages
 from gateway.web.review.exposure_page import add_exposure_pages
+from gateway.web.review.lawful_page import add_lawful_request_pages
 from gateway.web.review.listing import (
     MAX_INDEX,
     OUTCOME_CHOICES,
@@ -43,6 +42,7 @@ from gateway.web.review.listing import (
     csv_lines,
     matching_rows,
     search_page,
+    total_rows,
 )
 from gateway.web.review.overview import add_overview_page
 from gateway.web.review.partners_page import add_partner_pages
@@ -69,7 +69,6 @@ from gateway.web.review.site import (
     context,
     form_page_handler,
     path_id,
-    post_form,
     redirect,
     render,
     review_middleware,
@@ -85,7 +84,6 @@ log = logging.getLogger("gateway.review")
 
 MAX_JUSTIFICATION: Final = 4000
 EXPORT_CHUNK: Final = 500
-APPROVED_SHOWN: Final = 20
 
 # Entry members in the order a reviewer reads them; others follow alphabetically.
 ENTRY_ORDER: Final = (
@@ -277,6 +275,7 @@ async def disclosure_list(request: web.Request, who: SignedIn) -> web.StreamResp
         subject=subject,
         after=after,
         page=page,
+        total=await total_rows(store(request), filters),
         next_url=None if page.next_after is None else _list_url(filters, page.next_after),
         first_url=_list_url(filters),
         export_url=f"{PREFIX}/export.csv"
@@ -449,73 +448,6 @@ async def justify(request: web.Request, who: SignedIn) -> web.StreamResponse:
     return redirect(f"{PREFIX}/queue?{urlencode([('justified', disclosure_id)])}")
 
 
-# -- lawful requests ------------------------------------------------------------------
-
-
-def _request_view(record: LegalRequestRecord, reviewer_id: str) -> dict[str, Any]:
-    approvers = [a.reviewer_id for a in record.approvals]
-    if record.status == "approved":
-        blocked = "approved"
-    elif record.registered_by == reviewer_id:
-        blocked = "you registered this request: two other reviewers must approve it"
-    elif reviewer_id in approvers:
-        blocked = "you approved it; a second, different reviewer must approve it"
-    else:
-        blocked = None
-    counted = {a for a in approvers if a != record.registered_by}
-    return {
-        "record": record,
-        "partners": sorted(record.partners),
-        "subject_count": len(record.subjects),
-        "approvals": record.approvals,
-        "count": len(counted),
-        "blocked": blocked,
-    }
-
-
-async def _requests_page(request: web.Request, who: SignedIn, outcome: Outcome) -> web.Response:
-    db = store(request)
-    pending = await db.list_legal_requests("pending")
-    approved = (await db.list_legal_requests("approved"))[-APPROVED_SHOWN:]
-    done_record = await db.get_legal_request(outcome.done) if outcome.done else None
-    return render(
-        request,
-        "legal_requests.html",
-        status=outcome.status,
-        who=who,
-        nav="legal",
-        pending=[_request_view(r, who.reviewer.id) for r in pending],
-        approved=[_request_view(r, who.reviewer.id) for r in reversed(approved)],
-        required=REQUIRED_APPROVALS,
-        error=outcome.error,
-        done=None if done_record is None else _request_view(done_record, who.reviewer.id),
-    )
-
-
-legal_request_list = reviewer_page(form_page_handler(_requests_page, "approved"))
-
-
-@reviewer_page
-async def approve(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    request_id = path_id(request.match_info["request_id"], "lawful request")
-
-    async def act() -> str:
-        await legal_requests.approve(
-            store(request),
-            request_id,
-            who.reviewer.id,
-            context(request).clock(),
-            actions=actions(request),
-            credential=who.person.credential,
-        )
-        log.info("reviewer %s approved lawful request %s", who.reviewer.id, request_id)
-        return request_id
-
-    return await post_form(
-        request, who, act, page=_requests_page, back="/legal-requests", key="approved"
-    )
-
-
 # -- assembly -------------------------------------------------------------------------
 
 
@@ -586,8 +518,7 @@ def add_review_routes(
     routes.add_get("/integrity", integrity, name="integrity")
     routes.add_get("/queue", queue, name="queue")
     routes.add_post("/queue/{disclosure_id}/justify", justify, name="justify")
-    routes.add_get("/legal-requests", legal_request_list, name="legal_requests")
-    routes.add_post("/legal-requests/{request_id}/approve", approve, name="approve")
+    add_lawful_request_pages(sub)
     add_partner_pages(sub)
     add_action_pages(sub)
     add_exposure_pages(sub)

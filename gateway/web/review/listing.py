@@ -2,9 +2,11 @@
 
 Filters the store answers — subject references, partner, purpose, legal basis, kind
 (refused or not), time range — go to `Store.log_search`, which pages by index
-(``idx > after_index ORDER BY idx LIMIT n``): no OFFSET, so page 10 000 costs what page 1
-costs. Two filters are applied to the rows read instead: the partner *category* (not a
-column of the log's index) and an outcome other than ``refused`` (it lives in a later
+(newest first: ``idx < after_index ORDER BY idx DESC LIMIT n``): no OFFSET, so page
+10 000 costs what page 1 costs. The list and its CSV come newest first, as a reviewer
+reads them (``oldest=1`` in the query for the log's own order). Two filters are applied
+to the rows read instead: the partner *category* (not a column of the log's index) and
+an outcome other than ``refused`` (it lives in a later
 ``outcome`` entry of the disclosure, looked up by disclosure id). With those, one page
 reads at most ``SCAN_BUDGET`` entries: it may then hold fewer rows than asked, and its
 "next" link continues after the last entry read.
@@ -45,6 +47,7 @@ __all__ = [
     "csv_lines",
     "matching_rows",
     "search_page",
+    "total_rows",
 ]
 
 PAGE_SIZE: Final = 50
@@ -96,6 +99,7 @@ class Filters:
     problem: str | None = None  # a problem code: of the refusal, or of a failed sending
     since: date | None = None  # inclusive, UTC
     until: date | None = None  # inclusive, UTC
+    oldest_first: bool = False  # the log's order; newest first by default
 
     @classmethod
     def parse(
@@ -123,6 +127,7 @@ class Filters:
             problem=_choice(get("problem"), tuple(CATALOGUE), "problem"),
             since=since,
             until=until,
+            oldest_first=(get("oldest") or "") == "1",
         )
 
     def query(self) -> list[tuple[str, str]]:
@@ -141,6 +146,8 @@ class Filters:
             value = getattr(self, name)
             if value is not None:
                 pairs.append((name, value.isoformat() if isinstance(value, date) else value))
+        if self.oldest_first:
+            pairs.append(("oldest", "1"))
         return pairs
 
     @property
@@ -178,6 +185,7 @@ class Filters:
             until=until,
             after_index=after,
             limit=limit,
+            newest_first=not self.oldest_first,
         )
 
 
@@ -338,8 +346,17 @@ async def search_page(
     return Page(rows=rows, next_after=None if exhausted else last, scanned=scanned)
 
 
+async def total_rows(store: LogRowStore, filters: Filters) -> int | None:
+    """How many decisions match, on every page; None when a filter is checked on the rows
+    read (category, an outcome other than refused), which only reading them all can count.
+    A count of the store's search columns (each row's are checked by `log verify`)."""
+    if filters.row_filtered:
+        return None
+    return await store.log_count(filters.log_query(None, 1))
+
+
 async def matching_rows(store: LogRowStore, filters: Filters) -> AsyncIterator[Row]:
-    """Every matching row, in index order (for the export; no budget)."""
+    """Every matching row, in the list's order (for the export; no budget)."""
     async with aclosing(_rows(store, filters, None, EXPORT_BATCH)) as found:
         async for _, row in found:
             if row is not None:

@@ -25,6 +25,7 @@ from aiohttp import web
 from gateway.errors import GatewayError
 from gateway.partners.standing import ExpiryWarning, expiry_warnings
 from gateway.problem_catalog import CATALOGUE
+from gateway.rights import lawful_requests
 from gateway.store.summary_sql import KeyCount
 from gateway.web.keys import WITNESSES
 from gateway.web.review.charts import DAY_OUTCOMES, OUTCOME_WORDS, DayChart, day_chart
@@ -172,7 +173,8 @@ async def overview(request: web.Request, who: SignedIn) -> web.StreamResponse:
     chart = await overview_chart(request, first)
     refusals = await db.refusals_by_problem(since)
     partners = await db.decisions_by_partner(since, TOP_PARTNERS)
-    pending = await db.list_legal_requests("pending")
+    # Rejected requests stay "pending" in the store; list_requests tells them apart.
+    pending = await lawful_requests.list_requests(db, "pending")
     queue = await backend(request).review_queue()
     expiring: list[ExpiryWarning] = expiry_warnings(ctx.partners.values(), now, EXPIRY_DAYS)
     return render(

@@ -39,6 +39,7 @@ from gateway.store.base import Store
 from gateway.web.keys import ACTIONS, STORE
 from gateway.web.problems import problem_headers, problem_response
 from gateway.web.review.backend import REVIEW_BACKEND, ReviewBackend
+from gateway.web.review.labels import label_html, label_of
 from gateway.web.review.passwords import PasswordVerifier
 from gateway.web.review.session import LoginThrottle, Sealer, Session, SessionSigner
 
@@ -200,6 +201,8 @@ def templates_environment() -> jinja2.Environment:
     env.filters["when"] = _when
     env.filters["age"] = _age
     env.filters["show"] = _show
+    env.filters["label"] = label_html  # words for a code, the code on hover
+    env.filters["words"] = label_of  # the same words as plain text
     return env
 
 

@@ -397,7 +397,17 @@ def _schemas() -> dict[str, Schema]:
                 "subject_count": {"type": "integer", "minimum": 1},
                 "received_at": UTC_TIME,
                 "registered_by": {"type": "string"},
-                "status": {"type": "string", "enum": ["pending", "approved"]},
+                "status": {"type": "string", "enum": ["pending", "approved", "rejected"]},
+                "rejection": {
+                    "type": "object",
+                    "description": "Present when one rejected request is read.",
+                    "required": ["reviewer", "at", "reason"],
+                    "properties": {
+                        "reviewer": {"type": "string"},
+                        "at": UTC_TIME,
+                        "reason": {"type": "string"},
+                    },
+                },
                 "approvals": {
                     "type": "array",
                     "items": {
@@ -412,6 +422,12 @@ def _schemas() -> dict[str, Schema]:
             "type": "object",
             "required": ["legal_requests"],
             "properties": {"legal_requests": {"type": "array", "items": _ref("LegalRequest")}},
+        },
+        "LegalRequestReject": {
+            "type": "object",
+            "required": ["reason"],
+            "additionalProperties": False,
+            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 2000}},
         },
         "SubjectDisclosure": {
             "type": "object",
@@ -1228,7 +1244,7 @@ def _paths() -> dict[str, Schema]:
             ),
             "get": _operation(
                 "listLegalRequests",
-                "Lawful requests, optionally by status (subjects left out).",
+                "Lawful requests, newest received first, optionally by status (subjects left out).",
                 {
                     "200": _json(_ref("LegalRequestList"), "The requests."),
                     **_errors(400, *STORE_ERRORS),
@@ -1240,7 +1256,10 @@ def _paths() -> dict[str, Schema]:
                         "name": "status",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "enum": ["pending", "approved"]},
+                        "schema": {
+                            "type": "string",
+                            "enum": ["pending", "approved", "rejected"],
+                        },
                     }
                 ],
             ),
@@ -1267,6 +1286,21 @@ def _paths() -> dict[str, Schema]:
                 tag="lawful requests",
                 roles=("reviewer",),
                 parameters=[_path_param("request_id", "The id returned at registration.")],
+            )
+        },
+        "/v1/legal-requests/{request_id}/reject": {
+            "post": _operation(
+                "rejectLegalRequest",
+                "Reject a pending request as a reviewer other than the registrant, with a "
+                "reason; an action entry of the log holds the reason's keyed hash.",
+                {
+                    "200": _json(_ref("LegalRequest"), "The request, rejected."),
+                    **_errors(*BODY_ERRORS, 404, 409),
+                },
+                tag="lawful requests",
+                roles=("reviewer",),
+                parameters=[_path_param("request_id", "The id returned at registration.")],
+                requestBody=_body(_ref("LegalRequestReject"), "Why it is rejected."),
             )
         },
         "/v1/partners/{partner_id}/suspend": {

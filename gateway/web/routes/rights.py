@@ -60,20 +60,38 @@ async def approve_legal_request(request: web.Request) -> web.Response:
     return json_response(legal_requests.legal_request_json(record))
 
 
+async def reject_legal_request(request: web.Request) -> web.Response:
+    """A reviewer rejects a pending request, with a reason (`{"reason": "…"}`)."""
+    who = await person_of(request, "reviewer")
+    body = await body_of(request)
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        raise InvalidRequestError('a rejection must be a JSON object {"reason": "…"}')
+    record, rejection = await legal_requests.reject(
+        request.app[STORE],
+        request.match_info["request_id"],
+        who.id,
+        body.get("reason"),
+        request.app[GATEWAY].clock(),
+        actions=request.app[ACTIONS],
+        credential=who.credential,
+    )
+    return json_response(legal_requests.legal_request_json(record, rejection=rejection))
+
+
 async def get_legal_request(request: web.Request) -> web.Response:
     await caller_of(request, REGISTRARS)
-    record = await request.app[STORE].get_legal_request(request.match_info["request_id"])
+    db = request.app[STORE]
+    record = await db.get_legal_request(request.match_info["request_id"])
     if record is None:
         raise NotFoundError("no such lawful request")
-    return json_response(legal_requests.legal_request_json(record))
+    rejection = await db.get_justification(record.id)
+    return json_response(legal_requests.legal_request_json(record, rejection=rejection))
 
 
 async def list_legal_requests(request: web.Request) -> web.Response:
+    """Newest received first; `?status=pending|approved|rejected`."""
     await caller_of(request, REGISTRARS)
-    status = request.query.get("status")
-    if status not in (None, "pending", "approved"):
-        raise InvalidRequestError("status must be 'pending' or 'approved'")
-    records = await request.app[STORE].list_legal_requests(status)
+    records = await legal_requests.list_requests(request.app[STORE], request.query.get("status"))
     return json_response(
         {
             "legal_requests": [
@@ -142,4 +160,9 @@ def add_rights_routes(app: web.Application) -> None:
         "/v1/legal-requests/{request_id}/approve",
         approve_legal_request,
         name="legal_request_approve",
+    )
+    app.router.add_post(
+        "/v1/legal-requests/{request_id}/reject",
+        reject_legal_request,
+        name="legal_request_reject",
     )

@@ -80,3 +80,61 @@ def test_create_approve_list(project: Path, tmp_path: Path, capsys, monkeypatch)
         == 2
     )
     assert "not onboarded" in capsys.readouterr().err
+
+
+def test_reject_with_a_reason_then_list_by_status(
+    project: Path, tmp_path: Path, capsys, monkeypatch
+):
+    shutil.copy(project / "config.toml", tmp_path / "config.toml")
+    (tmp_path / "partners").symlink_to(project / "partners")
+    (tmp_path / "keys").symlink_to(project / "keys")
+    cfg = ["--config", str(tmp_path / "config.toml")]
+
+    def as_(who: str) -> None:
+        monkeypatch.setenv("GATEWAY_TOKEN", token_of(tmp_path, who))
+
+    as_("reviewer-alice")
+    create = [
+        *cfg,
+        "legal-request",
+        "create",
+        "--authority",
+        "Police",
+        "--instrument",
+        "court order",
+        "--subject",
+        "s-1",
+        "--partner",
+        "vientiane-police",
+        "--as",
+        "reviewer-alice",
+        "--quiet",
+    ]
+    assert main([*create, "--reference", "R-old", "--received-at", "2026-01-01T00:00:00Z"]) == 0
+    older = capsys.readouterr().out.strip()
+    assert main([*create, "--reference", "R-new"]) == 0
+    newer = capsys.readouterr().out.strip()
+
+    reject = [*cfg, "legal-request", "reject", older, "--reason", "no court seal"]
+    assert main([*reject, "--as", "reviewer-alice"]) == 2
+    assert "cannot also reject" in capsys.readouterr().err
+    as_("reviewer-bob")
+    assert (
+        main([*cfg, "legal-request", "reject", older, "--reason", "", "--as", "reviewer-bob"]) == 2
+    )
+    assert "'reason'" in capsys.readouterr().err
+    assert main([*reject, "--as", "reviewer-bob"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["status"] == "rejected"
+    assert done["rejection"]["reviewer"] == "reviewer-bob"
+    assert done["rejection"]["reason"] == "no court seal"
+    assert main([*reject, "--as", "reviewer-bob"]) == 2
+    assert "already rejected" in capsys.readouterr().err
+    assert main([*cfg, "legal-request", "approve", older, "--as", "reviewer-bob"]) == 2
+    assert "rejected" in capsys.readouterr().err
+
+    assert main([*cfg, "legal-request", "list", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["status"]) for r in listed] == [(newer, "pending"), (older, "rejected")]
+    assert main([*cfg, "legal-request", "list", "--status", "rejected", "--format", "json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [older]

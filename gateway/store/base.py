@@ -22,6 +22,7 @@ from gateway.store.ports import (
     LawfulRequestStore,
     LogAuditStore,
     LogRowStore,
+    NoticeOutboxStore,
     ProtectedValueStore,
     StoreLifecycle,
     SubjectStore,
@@ -47,6 +48,7 @@ class Store(
     CheckpointStore,
     WitnessStateStore,
     InstanceStore,
+    NoticeOutboxStore,
     Protocol,
 ):
     """The whole storage port, every concern's: what an adapter implements."""

@@ -40,6 +40,7 @@ from gateway.store.records import (
     LegalRequestRecord,
     LogEntry,
     LogRecord,
+    OutboxNotice,
     StoredCheckpoint,
     StoredLogRow,
     WitnessSize,
@@ -473,3 +474,75 @@ class SqlStore(ABC):
     async def checkpoint_by_seq(self, seq: int) -> StoredCheckpoint | None:
         rows = await self._rows("read checkpoints", self._sql.checkpoint_by_seq, (seq,))
         return mapping.checkpoint(rows[0], self._decode) if rows else None
+
+    # -- the notice outbox ----------------------------------------------------------------
+
+    def _outbox_params(self, n: OutboxNotice) -> tuple[object, ...]:
+        """`n` bound in the order of statements._OUTBOX_COLUMNS."""
+        t = self._encode.opt_time
+        return (
+            n.id,
+            n.kind,
+            n.partner,
+            n.operation,
+            n.reference,
+            n.payload,
+            n.status,
+            n.attempts,
+            self._encode.time(require_aware(n.created_at, "created_at")),
+            self._encode.time(require_aware(n.next_at, "next_at")),
+            n.last_error,
+            n.disclosure_id,
+            n.lease_owner,
+            t(n.lease_until),
+            t(n.done_at),
+        )
+
+    async def add_outbox_notice(self, notice: OutboxNotice) -> None:
+        await self._run(
+            "store an outbox notice", self._sql.insert_outbox_notice, self._outbox_params(notice)
+        )
+
+    async def outbox_notices(
+        self, statuses: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[OutboxNotice]:
+        rows = await self._rows("read the notice outbox", self._sql.outbox_notices, (limit,))
+        found = [mapping.outbox_notice(r, self._decode) for r in rows]
+        return found if statuses is None else [n for n in found if n.status in statuses]
+
+    async def outbox_notice(self, notice_id: str) -> OutboxNotice | None:
+        rows = await self._rows("read the notice outbox", self._sql.outbox_notice, (notice_id,))
+        return mapping.outbox_notice(rows[0], self._decode) if rows else None
+
+    async def claim_outbox_notice(
+        self, notice_id: str, owner: str, now: datetime, until: datetime, *, due_only: bool
+    ) -> OutboxNotice | None:
+        at = self._encode.time(require_aware(now, "now"))
+        # Not due_only (an operator's retry): any next_at up to the end of the lease.
+        due = at if due_only else self._encode.time(until)
+        async with self._transaction("claim an outbox notice") as tx:
+            changed = await tx.run(
+                self._sql.claim_outbox_notice,
+                (owner, self._encode.time(until), notice_id, at, due),
+            )
+            if not changed:
+                return None
+            rows = await tx.rows(self._sql.outbox_notice, (notice_id,))
+        return mapping.outbox_notice(rows[0], self._decode)
+
+    async def finish_outbox_attempt(self, notice: OutboxNotice, owner: str) -> bool:
+        changed = await self._run(
+            "store an outbox attempt",
+            self._sql.finish_outbox_attempt,
+            (
+                notice.status,
+                notice.attempts,
+                self._encode.time(notice.next_at),
+                notice.last_error,
+                notice.disclosure_id,
+                self._encode.opt_time(notice.done_at),
+                notice.id,
+                owner,
+            ),
+        )
+        return changed == 1

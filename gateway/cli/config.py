@@ -101,6 +101,9 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("auth", "jwks_url"): auth.jwks_url,
         ("auth", "algorithms"): list(auth.algorithms),
         ("sandbox", "serve"): config.sandbox_serve,
+        ("notices", "interval_s"): config.notices.interval_s,
+        ("notices", "max_age_days"): config.notices.max_age_days,
+        ("notices", "retry_schedule_s"): list(config.notices.retry_schedule_s),
     }
 
 

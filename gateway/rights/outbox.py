@@ -208,13 +208,15 @@ class NoticeOutbox:
     async def run_periodically(self, interval_s: float = 30.0) -> None:
         """The background loop of `gateway serve`: due notices every `interval_s`."""
         while True:
+            # Waits first: an instance started for one command (`gateway notices retry`)
+            # sends only what the command asks.
+            await asyncio.sleep(interval_s)
             try:
                 await self.run_due()
                 if self.report is not None:
                     self.report(await self.counts())
             except Exception:  # the store away: try again next round, nothing is lost
                 log.exception("the notice outbox could not be run")
-            await asyncio.sleep(interval_s)
 
     async def counts(self) -> dict[str, int]:
         """Notices per status (the metrics and the review page)."""

@@ -42,6 +42,7 @@ from gateway.web.review.listing import (
     matching_rows,
     search_page,
 )
+from gateway.web.review.notices_page import add_notice_pages
 from gateway.web.review.partners_page import add_partner_pages
 from gateway.web.review.passwords import (
     PasswordHashError,
@@ -581,6 +582,7 @@ def add_review_routes(
     routes.add_post("/legal-requests/{request_id}/approve", approve, name="approve")
     add_partner_pages(sub)
     add_action_pages(sub)
+    add_notice_pages(sub)
     routes.add_get("/login", login_form, name="login")
     routes.add_post("/login", login_submit, name="login_submit")
     routes.add_post("/logout", logout, name="logout")

@@ -21,9 +21,9 @@ class Sealing:
         return bytes.fromhex(text.removeprefix("sealed:")).decode()
 
 
-async def keep(site: Site, partner: str, reference: str, *, at, failed: bool = False):
+async def keep(on: Site, partner: str, reference: str, *, at, failed: bool = False):
     outbox = NoticeOutbox(
-        site.store,
+        on.store,
         Sealing(),
         lambda: at,
         max_age=timedelta(seconds=0) if failed else timedelta(days=7),

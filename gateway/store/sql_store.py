@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from gateway.partners.model import Suspension, SuspensionEvent
@@ -35,6 +35,7 @@ from gateway.policy.facts import Consent
 from gateway.store import mapping
 from gateway.store.mapping import Decoding
 from gateway.store.records import (
+    OUTBOX_STATUSES,
     InstanceRecord,
     JustificationRecord,
     LegalRequestRecord,
@@ -52,6 +53,9 @@ from gateway.store.records import (
 from gateway.store.statements import Statements
 
 __all__ = ["Encoding", "SqlStore", "Transaction"]
+
+# Later than any planned attempt of an outbox notice (a person's retry claims it anyway).
+_NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -506,9 +510,13 @@ class SqlStore(ABC):
     async def outbox_notices(
         self, statuses: Sequence[str] | None = None, limit: int = 1000
     ) -> list[OutboxNotice]:
-        rows = await self._rows("read the notice outbox", self._sql.outbox_notices, (limit,))
-        found = [mapping.outbox_notice(r, self._decode) for r in rows]
-        return found if statuses is None else [n for n in found if n.status in statuses]
+        # Three placeholders, one per status; fewer statuses repeat the last (never empty).
+        wanted = list(OUTBOX_STATUSES if statuses is None else statuses) or [""]
+        wanted += [wanted[-1]] * (len(OUTBOX_STATUSES) - len(wanted))
+        rows = await self._rows(
+            "read the notice outbox", self._sql.outbox_notices, (*wanted[:3], limit)
+        )
+        return [mapping.outbox_notice(r, self._decode) for r in rows]
 
     async def outbox_notice(self, notice_id: str) -> OutboxNotice | None:
         rows = await self._rows("read the notice outbox", self._sql.outbox_notice, (notice_id,))
@@ -518,8 +526,8 @@ class SqlStore(ABC):
         self, notice_id: str, owner: str, now: datetime, until: datetime, *, due_only: bool
     ) -> OutboxNotice | None:
         at = self._encode.time(require_aware(now, "now"))
-        # Not due_only (an operator's retry): any next_at up to the end of the lease.
-        due = at if due_only else self._encode.time(until)
+        # Not due_only (a person's retry): whenever its next attempt was planned.
+        due = at if due_only else self._encode.time(_NEVER)
         async with self._transaction("claim an outbox notice") as tx:
             changed = await tx.run(
                 self._sql.claim_outbox_notice,

@@ -200,7 +200,10 @@ class Statements:
         "attempts, created_at, next_at, last_error, disclosure_id, lease_owner, lease_until, "
         "done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    outbox_notices: str = _SELECT_OUTBOX + " ORDER BY created_at, id LIMIT ?"
+    # Rows in one of three statuses (a caller wanting fewer repeats one), oldest first.
+    outbox_notices: str = (
+        _SELECT_OUTBOX + " WHERE status IN (?, ?, ?) ORDER BY created_at, id LIMIT ?"
+    )
     outbox_notice: str = _SELECT_OUTBOX + " WHERE id = ?"
     # A lease is taken only where none is live: two instances never attempt one notice
     # at once (the loser's UPDATE changes no row).

@@ -146,3 +146,41 @@ async def test_out_of_attempts_stays_failed_and_a_person_can_retry(backend):
         assert partner.accepted == ["s-1"]
     finally:
         await store.close()
+
+
+async def test_the_status_filter_is_the_store_s_so_old_sent_rows_hide_nothing(backend):
+    now = T0
+    partner = Partner()
+    partner.up = True
+    store = await open_store(backend.url, backend.root)
+    try:
+        outbox = NoticeOutbox(store, Sealing(), lambda: now, partner.send)
+        old = await kept(outbox)
+        now += timedelta(minutes=1)
+        assert [n.status for n in await outbox.run_due()] == ["sent"]
+        new = await kept(outbox)
+        assert [n.id for n in await store.outbox_notices(("pending",), limit=1)] == [new.id]
+        assert [n.id for n in await store.outbox_notices(("sent",), limit=1)] == [old.id]
+        assert [n.id for n in await store.outbox_notices(limit=5)] == [old.id, new.id]
+        assert await store.outbox_notices(("failed",)) == []
+    finally:
+        await store.close()
+
+
+async def test_a_person_s_retry_sends_a_pending_notice_before_its_time(backend):
+    now = T0
+    partner = Partner()
+    store = await open_store(backend.url, backend.root)
+    try:
+        outbox = NoticeOutbox(store, Sealing(), lambda: now, partner.send)
+        notice = await kept(outbox)
+        now += timedelta(minutes=1)
+        [tried] = await outbox.run_due()  # still down: next in 5 min
+        assert tried.status == "pending"
+        now += timedelta(minutes=2)
+        partner.up = True
+        assert await outbox.run_due() == []  # not due
+        [sent] = await outbox.retry([notice.id])  # a person does not wait for it
+        assert (sent.status, sent.attempts) == ("sent", 3) and partner.accepted == ["s-1"]
+    finally:
+        await store.close()

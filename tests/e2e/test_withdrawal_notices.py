@@ -59,7 +59,7 @@ async def disclose_under_consent(live, auth) -> str:
         json={
             "subject": SUBJECT,
             "purposes": ["service_provision"],
-            "partners": list(UNDER_CONSENT),
+            "partners": [*UNDER_CONSENT, "veriid"],
             "policy_version": "2024-09-30",
         },
         headers=auth("customer-app"),
@@ -68,6 +68,8 @@ async def disclose_under_consent(live, auth) -> str:
     consent_id = (await r.json())["id"]
     await send(live, auth, "sales-service", "lanexang-insurance", "quote", "consent")
     await send(live, auth, "sales-service", "lao-credit-bureau", "credit_check", "consent")
+    # veriid receives data under the consent too, but has no operation to take a notice.
+    await send(live, auth, "sales-service", "veriid", "verify_identity", "consent")
     await send(live, auth, "payments-service", "bcel-payments", "charge", "contract")
     return consent_id
 
@@ -97,12 +99,15 @@ async def test_withdrawal_notifies_exactly_the_partners_under_that_consent(live,
     sent = {n["partner"]: n for n in notices["notices"]}
     assert set(sent) == set(UNDER_CONSENT)
     assert all(n["status"] == "sent" for n in sent.values())
-    assert notices["manual_follow_up"] == []
+    [manual] = notices["manual_follow_up"]
+    assert manual["partner"] == "veriid" and manual["status"] == "manual"
+    assert manual["privacy_contact"] == "privacy@veriid.example"
     for partner in UNDER_CONSENT:
         [notice] = notices_to(sandboxes, partner)
         assert notice.notice == "consent_withdrawn" and notice.operation == "erasure"
         assert notice.legal_basis == "legal_obligation" and notice.fields == ["uuid"]
     assert notices_to(sandboxes, "bcel-payments") == []  # received data on contract: not told
+    assert notices_to(sandboxes, "veriid") == []
     for n in sent.values():
         entries = await logged(live.server.app, n["disclosure_id"])
         assert [e["kind"] for e in entries] == ["intent", "outcome"]

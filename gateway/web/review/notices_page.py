@@ -54,8 +54,10 @@ def age_text(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min"
     if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(seconds // 3600, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 @reviewer_page

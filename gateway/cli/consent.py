@@ -98,10 +98,7 @@ async def withdraw_and_notify(args: argparse.Namespace, config: Config) -> int:
         store, gw = app[STORE], app[GATEWAY]
         await check_consent_of(store, args.consent_id, args.subject)
         await app[ACTIONS].record(
-            who,
-            "consent_withdrawn",
-            target=target("consent", args.consent_id[:200]),
-            consent_id=args.consent_id,
+            who, "consent_withdrawn", subject=args.subject, consent_id=args.consent_id
         )
         consent = await store.withdraw_consent(args.consent_id, gw.clock())
         if consent is None:

@@ -117,6 +117,8 @@ async def test_withdrawal_notifies_exactly_the_partners_under_that_consent(live,
     rows = (await r.json())["disclosures"]
     shown = [(x["partner"], x["outcome"]) for x in rows if x.get("notice") == "consent_withdrawn"]
     assert sorted(shown) == sorted((p, "sent") for p in UNDER_CONSENT)
+    acts = (await r.json())["actions"]
+    assert [a["actor"] for a in acts if a["action"] == "consent_withdrawn"] == ["customer-app"]
     # Withdrawing again tells nobody twice: the log shows who was told under the reference.
     again = await withdraw(live, auth, consent_id)
     assert again["notices"]["notices"] == []

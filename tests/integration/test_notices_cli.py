@@ -114,3 +114,43 @@ def test_retry_needs_a_credential_is_recorded_and_waits(
         if e["kind"] == "outcome" and e["disclosure_id"] == intent["disclosure_id"]
     ]
     assert outcome["outcome"] == "failed" and outcome["problem"] == "partner_unavailable"
+
+
+def test_consent_withdraw_with_the_subject_answers_the_notices(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.credentials import token_of
+
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "customer-app"))
+    grant = ["--purpose", "service_provision", "--partner", "veriid"]
+    code, out, err = run(
+        root,
+        "consent",
+        "grant",
+        "--subject",
+        SUBJECT,
+        *grant,
+        "--policy-version",
+        "2024-09-30",
+        "--as",
+        "customer-app",
+    )
+    assert code == 0, err
+    consent_id = json.loads(out)["id"]
+    code, out, err = run(
+        root, "consent", "withdraw", consent_id, "--subject", "someone-else", "--as", "customer-app"
+    )
+    assert code != 0 and "not one of this subject's" in err
+    code, out, err = run(
+        root, "consent", "withdraw", consent_id, "--subject", SUBJECT, "--as", "customer-app"
+    )
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["withdrawn_at"] is not None and answer["subject"] == SUBJECT
+    # No disclosure under the consent yet: nobody to tell.
+    assert answer["notices"]["reference"] == f"CW-{consent_id}"
+    assert answer["notices"]["notices"] == [] == answer["notices"]["manual_follow_up"]
+    code, out, err = run(root, "log", "export", "--format", "json")
+    entries = [json.loads(line) for line in out.splitlines()]
+    [act] = [e for e in entries if e.get("action") == "consent_withdrawn"]
+    assert act["consent_id"] == consent_id and act["target"].startswith("subject:")

@@ -97,9 +97,18 @@ async def withdraw_consent(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if subject is not None:
         await check_consent_of(store, consent_id, subject)
-    await request.app[ACTIONS].record(
-        who, "consent_withdrawn", target=target("consent", consent_id[:200]), consent_id=consent_id
-    )
+    # Named, the subject is the act's target (its keyed reference): its report lists it.
+    if subject is not None:
+        await request.app[ACTIONS].record(
+            who, "consent_withdrawn", subject=subject, consent_id=consent_id
+        )
+    else:
+        await request.app[ACTIONS].record(
+            who,
+            "consent_withdrawn",
+            target=target("consent", consent_id[:200]),
+            consent_id=consent_id,
+        )
     # The withdrawal is committed before this response: every disclosure that starts
     # after it, on any instance, reads it (policy VII.4).
     gw = request.app[GATEWAY]

@@ -161,8 +161,10 @@ class NoticeOutbox:
             return None
         if self.send is None:
             raise RuntimeError("the outbox has no sender: the gateway is not built yet")
-        payload = json.loads(self.sealer.open_payload(claimed.payload))
         try:
+            # Inside: a payload that no longer opens (its key deleted) is a failed
+            # attempt of this notice, kept and shown, not a stop of the whole round.
+            payload = json.loads(self.sealer.open_payload(claimed.payload))
             attempted = await self.send(claimed, payload)
         except Exception as exc:  # an attempt that broke is a failed attempt, kept
             log.exception("outbox notice %s: the attempt failed", claimed.id)

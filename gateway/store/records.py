@@ -434,6 +434,9 @@ PROTECTED_COLUMNS: Final[Mapping[str, tuple[str, tuple[str, ...], str]]] = {
     "partner_suspension_events.reason": ("partner_suspension_events", ("seq",), "reason"),
     "idempotency_keys.body": ("idempotency_keys", ("caller_id", "key"), "body"),
     "idempotency_keys.request_hash": ("idempotency_keys", ("caller_id", "key"), "request_hash"),
+    # Sealed by the outbox itself (gateway.store.protected.PayloadSealing): listed here so a
+    # rotation of the at-rest key re-seals the notices still waiting.
+    "notice_outbox.payload": ("notice_outbox", ("id",), "payload"),
 }
 """The columns that hold a subject id or free text: ``name -> (table, key columns,
 column)``. The store keeps them as the service hands them over (keyed references and

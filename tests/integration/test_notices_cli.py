@@ -154,3 +154,19 @@ def test_consent_withdraw_with_the_subject_answers_the_notices(
     entries = [json.loads(line) for line in out.splitlines()]
     [act] = [e for e in entries if e.get("action") == "consent_withdrawn"]
     assert act["consent_id"] == consent_id and act["target"].startswith("subject:")
+
+
+def test_a_rotation_of_the_at_rest_key_reseals_the_waiting_notices(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notice_id = asyncio.run(keep_one(root))
+    code, out, err = run(root, "keys", "rotate-at-rest")
+    assert code == 0, err
+    (root / "keys" / "at-rest-1.key").unlink()  # as the rotation's message says one may
+    monkeypatch.setenv("GATEWAY_PASSWORD", PASSWORD)
+    code, out, err = run(
+        root, "notices", "retry", notice_id, "--as", "reviewer-carol", "--format", "json"
+    )
+    [tried] = json.loads(out)
+    # The payload opened under the new key: the attempt reached the (absent) partner.
+    assert tried["last_error"] == "partner_unavailable" and tried["attempts"] == 2

@@ -185,3 +185,33 @@ async def test_a_partner_down_longer_than_the_retries_gets_its_notice_once_back(
         if x.get("notice") == "consent_withdrawn" and x["partner"] == "lanexang-insurance"
     ]
     assert outcomes == ["failed", "sent"]
+
+
+async def test_an_erasure_notice_not_accepted_waits_in_the_outbox_too(live, sandboxes, auth):
+    await disclose_under_consent(live, auth)
+    down = sandboxes.partner("bcel-payments")
+    down.fail_next(down.partner.max_attempts, 503)
+    r = await live.post(
+        f"/v1/subjects/{SUBJECT}/erasure",
+        json={"kind": "rectification"},
+        headers=auth("privacy-office"),
+    )
+    assert r.status == 200, await r.text()
+    result = await r.json()
+    by_partner = {n["partner"]: n for n in result["notices"]}
+    assert by_partner["bcel-payments"]["status"] == "failed"
+    [row] = await live.server.app[STORE].outbox_notices()
+    assert row.id == by_partner["bcel-payments"]["outbox_id"]
+    assert (row.kind, row.partner, row.reference) == (
+        "rectification",
+        "bcel-payments",
+        result["reference"],
+    )
+    assert all(n["status"] == "sent" for p, n in by_partner.items() if p != "bcel-payments")
+    outbox = live.server.app[NOTICES]
+    now = datetime.now(UTC) + timedelta(minutes=2)
+    outbox.clock = lambda: now
+    [done] = await outbox.run_due()
+    assert done.status == "sent"
+    [notice] = [r for r in sandboxes.received("bcel-payments") if r.notice is not None]
+    assert notice.notice == "rectification"

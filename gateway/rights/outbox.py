@@ -68,7 +68,7 @@ class Attempted:
 
 
 class PayloadSealer(Protocol):
-    """The at-rest sealing of a payload (gateway.store.protected.ProtectedStore)."""
+    """The at-rest sealing of a payload (gateway.store.protected.PayloadSealing)."""
 
     def seal_payload(self, text: str) -> str: ...
     def open_payload(self, text: str) -> str: ...

@@ -4,18 +4,22 @@ recorded as POST /v1/consents records them, by a person holding the consent_writ
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
+
 from gateway import vocabulary as v
 from gateway.cli.person import add_credential_options, cli_actions, proven_person
-from gateway.cli.support import EXIT_OK, Commands, UsageError, add_command, with_store
+from gateway.cli.support import EXIT_OK, Commands, UsageError, add_command, load, with_store
 from gateway.config.model import Config
 from gateway.log.actions import target
 from gateway.partners import load_partners
 from gateway.policy.facts import check_consent_to_record, parse_consent
+from gateway.rights.withdrawal import check_consent_of, send_withdrawal_notices
 from gateway.store import Store
 from gateway.subject_id import subject_id_argument
 from gateway.web.routes.consents import consent_json
@@ -59,6 +63,9 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_consent_withdraw(args: argparse.Namespace) -> int:
+    if args.subject is not None:
+        return asyncio.run(withdraw_and_notify(args, load(args)))
+
     async def work(store: Store, config: Config) -> int:
         who = await proven_person(args, config, CONSENT_WRITERS)
         await cli_actions(store, config).record(
@@ -74,6 +81,37 @@ def cmd_consent_withdraw(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return with_store(args, work)
+
+
+async def withdraw_and_notify(args: argparse.Namespace, config: Config) -> int:
+    """`consent withdraw ID --subject S`: as POST /v1/consents/{id}/withdraw with the
+    subject, the partners that received data under the consent are told (the gateway's
+    application started without serving: its partners, keys, log and notice outbox)."""
+    from gateway.web.app import create_app  # heavy: only when notices are sent
+    from gateway.web.keys import ACTIONS, GATEWAY, NOTICES, STORE
+
+    who = await proven_person(args, config, CONSENT_WRITERS)
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    try:
+        app = runner.app
+        store, gw = app[STORE], app[GATEWAY]
+        await check_consent_of(store, args.consent_id, args.subject)
+        await app[ACTIONS].record(
+            who, "consent_withdrawn", subject=args.subject, consent_id=args.consent_id
+        )
+        consent = await store.withdraw_consent(args.consent_id, gw.clock())
+        if consent is None:
+            raise UsageError(f"no consent with id {args.consent_id!r}")
+        notices = await send_withdrawal_notices(
+            gw, store, gw.log_keys, who.id, args.subject, args.consent_id, outbox=app[NOTICES]
+        )
+        answer = consent_json(consent, subject=args.subject)
+        answer["notices"] = notices.as_json()
+        print(json.dumps(answer, indent=2))
+        return EXIT_OK
+    finally:
+        await runner.cleanup()
 
 
 def cmd_consent_list(args: argparse.Namespace) -> int:
@@ -118,6 +156,12 @@ def register(commands: Commands) -> None:
     grant.add_argument("--evidence", help="reference to the evidence")
     withdraw = add_command(consent_commands, "withdraw", cmd_consent_withdraw, "withdraw a consent")
     withdraw.add_argument("consent_id")
+    withdraw.add_argument(
+        "--subject",
+        type=subject_id_argument,
+        help="the consent's subject: the partners that received data under the consent "
+        "are sent a consent_withdrawn notice (none without it)",
+    )
     add_credential_options(withdraw, "who records the withdrawal (a consent_writer caller)")
     consent_list = add_command(
         consent_commands, "list", cmd_consent_list, "list a subject's consents"

@@ -21,6 +21,7 @@ from gateway.cli import exposure as cli_exposure
 from gateway.cli import init_folder as cli_init_folder
 from gateway.cli import keys as cli_keys
 from gateway.cli import log as cli_log
+from gateway.cli import notices as cli_notices
 from gateway.cli import partners as cli_partners
 from gateway.cli import policy as cli_policy
 from gateway.cli import receipt as cli_receipt
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_review.register(commands)
     cli_rights.register(commands)
     cli_exposure.register(commands)
+    cli_notices.register(commands)
     cli_completion.register(commands)
     cli_config.register(commands)
     cli_init_folder.register(commands)

@@ -58,9 +58,13 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
     "auth": {"issuer": "str", "audience": "str", "jwks": "str", "jwks_url": "str"},
     "sandbox": {"serve": "bool"},
     "retention": {"instances_days": "float", "idempotency_hours": "float"},
+    "notices": {"interval_s": "float", "max_age_days": "int"},
 }
 # Keys whose value is a list: config.toml only.
-LISTS: Final[Mapping[str, frozenset[str]]] = {"auth": frozenset({"algorithms"})}
+LISTS: Final[Mapping[str, frozenset[str]]] = {
+    "auth": frozenset({"algorithms"}),
+    "notices": frozenset({"retry_schedule_s"}),
+}
 TABLE_ARRAYS: Final = ("callers", "reviewers")
 
 _EXAMPLES: Final[Mapping[Kind, str]] = {

@@ -49,6 +49,18 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class NoticesConfig:
+    """[notices]: the outbox of partner notices not accepted yet (gateway.rights.outbox)."""
+
+    # Seconds from a failed attempt to the next; the last step repeats.
+    retry_schedule_s: tuple[float, ...] = (60, 300, 1800, 7200, 21600, 43200)
+    # After this many days since the first attempt a notice is given up: `failed`, shown.
+    max_age_days: int = 7
+    # How often each instance looks for due notices.
+    interval_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     issuer: str
     audience: str
@@ -146,6 +158,7 @@ class Config:
     sandbox_serve: bool = False
     # [retention]: how long the rows of instances and idempotency keys are kept.
     retention: RetentionConfig = RetentionConfig()
+    notices: NoticesConfig = NoticesConfig()
 
 
 def business_days_between(start: date, end: date) -> int:
@@ -250,6 +263,7 @@ class _ConfigReader:
         self.keys(sandbox, known_keys("sandbox"), "sandbox")
         if not isinstance(sandbox.get("serve", False), bool):
             self.fail("sandbox.serve must be true or false", "sandbox", "serve")
+        notices = self._notices()
         log = self._log()
         retention = self._retention()
         policy = self._policy()
@@ -273,7 +287,44 @@ class _ConfigReader:
             partner_warn_days=warn_days,
             sandbox_serve=sandbox.get("serve") is True,
             retention=retention,
+            notices=notices,
         )
+
+    def _notices(self) -> NoticesConfig:
+        t = self.table("notices")
+        self.keys(t, known_keys("notices"), "notices")
+        default = NoticesConfig()
+        schedule = t.get("retry_schedule_s", list(default.retry_schedule_s))
+        if (
+            not isinstance(schedule, list)
+            or not schedule
+            or not all(
+                isinstance(s, int | float) and not isinstance(s, bool) and s > 0 for s in schedule
+            )
+        ):
+            self.fail(
+                "notices.retry_schedule_s must be a non-empty list of positive seconds "
+                "(e.g. [60, 300, 1800, 7200, 21600, 43200]; the last step repeats)",
+                "notices",
+                "retry_schedule_s",
+            )
+            schedule = list(default.retry_schedule_s)
+        max_age = t.get("max_age_days", default.max_age_days)
+        if isinstance(max_age, bool) or not isinstance(max_age, int) or not 1 <= max_age <= 365:
+            self.fail(
+                f"notices.max_age_days must be a whole number of days from 1 to 365 (how long "
+                f"a notice is retried before it stays failed), got {max_age!r}",
+                "notices",
+                "max_age_days",
+            )
+            max_age = default.max_age_days
+        interval = t.get("interval_s", default.interval_s)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            self.fail(
+                "notices.interval_s must be a positive number of seconds", "notices", "interval_s"
+            )
+            interval = default.interval_s
+        return NoticesConfig(tuple(float(s) for s in schedule), max_age, float(interval))
 
     def _server(self) -> ServerConfig:
         t = self.table("server")

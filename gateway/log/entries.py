@@ -264,6 +264,8 @@ ACTIONS: Final = frozenset(
         "erasure_requested",
         "rectification_requested",
         "set_profile",
+        # the notice outbox (gateway.rights.outbox): a person sends a kept notice now
+        "retry_notice",
         # reads of personal scope (the policy map: every call is logged)
         "read_subject_report",
         "read_subject_consents",
@@ -278,7 +280,7 @@ ACTIONS: Final = frozenset(
 a word a person typed."""
 
 TARGET_KINDS: Final = frozenset(
-    {"partner", "disclosure", "lawful_request", "consent", "subject", "log"}
+    {"partner", "disclosure", "lawful_request", "consent", "subject", "log", "notice"}
 )
 """What an act may be done to; the subject only as its keyed reference (``subject:<ref>``)."""
 

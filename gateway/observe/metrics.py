@@ -58,6 +58,14 @@ class Metrics:
             ["witness"],
             registry=self.registry,
         )
+        # Set by the notice outbox after each round (gateway.rights.outbox): pending notices
+        # wait for their next attempt, failed ones for a person (`gateway notices retry`).
+        self.notices = Gauge(
+            "gateway_notices",
+            "Partner notices in the outbox, by status (pending, failed).",
+            ["status"],
+            registry=self.registry,
+        )
         self.witness_cosigned_size = Gauge(
             "gateway_witness_cosigned_size",
             "The log size each witness of the policy last cosigned.",

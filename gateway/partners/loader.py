@@ -139,6 +139,13 @@ class _PartnerReader:
         encryption = self._encryption(d.get("encryption"))
         operations = read_operations(d.get("operations"), category, self)
         acknowledgement, ack_key, ack_keys = self._acknowledgement(d)
+        notice_operation = self._string(d, "notice_operation", required=False) or None
+        if notice_operation is not None and notice_operation not in operations:
+            self.fail(
+                f"notice_operation {notice_operation!r} is not an operation of this file; "
+                f"declare [operations.{notice_operation}] or remove the key (default: erasure)",
+                "notice_operation",
+            )
         if self.errors:
             raise ConfigErrors(self.errors)
         return Partner(
@@ -160,6 +167,7 @@ class _PartnerReader:
             acknowledgement=acknowledgement,
             acknowledgement_key=ack_key,
             acknowledgement_keys=tuple(ack_keys),
+            notice_operation=notice_operation,
             source=self.doc.path,
             lines=MappingProxyType(dict(self.doc.lines)),
         )

@@ -51,6 +51,7 @@ TOP_KEYS = {
     "timeout_s": "seconds per attempt",
     "max_attempts": "attempts for retryable failures",
     "privacy_contact": "who to write to for manual erasure",
+    "notice_operation": "the operation consent-withdrawal notices go to (default: erasure)",
     "ca_bundle": "PEM file of CAs to trust for this partner's TLS (instead of the system store)",
     "acknowledgement": "none | jws: the partner signs a receipt of what it received",
     "acknowledgement_key": "JWK or JWKS file of the partner's public signing key (Ed25519 or "
@@ -143,6 +144,8 @@ class Partner:
     # "jws": every reply must carry the partner's signed receipt (gateway.crypto.acknowledgement).
     acknowledgement: str = "none"
     acknowledgement_key: Path | None = None
+    # Where a consent-withdrawal notice goes (gateway.rights.withdrawal); None: `erasure`.
+    notice_operation: str | None = None
     # The keys of `acknowledgement_key`, parsed once at load (empty when not checked).
     acknowledgement_keys: tuple[AcknowledgementKey, ...] = field(
         default=(), compare=False, repr=False

@@ -34,8 +34,9 @@ from gateway.log.search import Query, SpanStore, search, subject_refs
 from gateway.partners.model import Partner
 from gateway.policy.facts import LegalRequest, SubjectFacts, invalid, profile_under_age
 from gateway.policy.request import DisclosureRequest, check_data, check_field_names
+from gateway.rights.outbox import Attempted, NoticeOutbox
 from gateway.store.ports import IdempotencyStore
-from gateway.store.records import MAX_SEARCH_LIMIT, LogQuery, StoredResponse
+from gateway.store.records import MAX_SEARCH_LIMIT, LogQuery, OutboxNotice, StoredResponse
 
 REPORT_COLUMNS = (
     "time",
@@ -56,11 +57,25 @@ REPORT_COLUMNS = (
     "retention_days",
 )
 NOTICE_KINDS = ("erasure", "rectification")
+# The kind of a notice sent when a consent is withdrawn (gateway.rights.withdrawal).
+WITHDRAWAL_KIND = "consent_withdrawn"
 ERASURE_OPERATION = "erasure"
 # Outcomes after which the partner holds (or may hold) the subject's data.
 RECEIVED = ("sent",)
 # The reference of a subject's rights request, named by each of its notices.
 REFERENCE_PREFIX = "RR-"
+# The reference of a consent's withdrawal notices: CW-<consent id> (gateway.rights.withdrawal).
+WITHDRAWAL_PREFIX = "CW-"
+
+
+def notice_of(operation: str | None, reference: str | None) -> str | None:
+    """What kind of notice a disclosure in a subject's report is (None: not a notice)."""
+    reference = reference or ""
+    if reference.startswith(WITHDRAWAL_PREFIX):
+        return WITHDRAWAL_KIND
+    if reference.startswith(REFERENCE_PREFIX) and operation == ERASURE_OPERATION:
+        return "erasure_or_rectification"
+    return None
 
 
 class ReportStore(SearchStore, SpanStore, Protocol):
@@ -100,6 +115,7 @@ async def subject_report(
                 "legal_request_id": entry.legal_request_id,
                 "policy_version": entry.policy_version,
                 "retention_days": retention_days,
+                "notice": notice_of(entry.operation, entry.legal_request_id),
             }
         )
     return rows
@@ -155,6 +171,7 @@ class Notice:
     problem: str | None = None
     detail: str | None = None
     privacy_contact: str | None = None
+    outbox_id: str | None = None  # failed, and kept for later attempts (gateway.rights.outbox)
 
     def as_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -349,13 +366,14 @@ async def erase_or_rectify_once(
     key: str | None,
     render: Callable[[ErasureResult], StoredResponse],
     refusal: Refusal,
+    outbox: NoticeOutbox | None = None,
 ) -> StoredResponse:
     """`erase_or_rectify` once per Idempotency-Key (`gateway.disclosure.idempotency`): a repeat gets
     the first answer again and sends no notice. `render` and `refusal` are the web
     layer's: the answer as bytes."""
 
     async def answer() -> StoredResponse:
-        return render(await erase_or_rectify(gw, store, officer, subject, body))
+        return render(await erase_or_rectify(gw, store, officer, subject, body, outbox=outbox))
 
     return await once(
         store,
@@ -370,12 +388,20 @@ async def erase_or_rectify_once(
 
 
 async def erase_or_rectify(
-    gw: Gateway, store: RightsStore, officer: Caller, subject: str, body: object
+    gw: Gateway,
+    store: RightsStore,
+    officer: Caller,
+    subject: str,
+    body: object,
+    *,
+    outbox: NoticeOutbox | None = None,
 ) -> ErasureResult:
     """POST /v1/subjects/{subject}/erasure: the notices, then (an erasure) the gateway's
     own copy, which the notices need nothing of."""
     kind, data = parse_erasure(body, subject)
-    result = await send_erasure_notices(gw, store, gw.log_keys, officer, subject, kind, data)
+    result = await send_erasure_notices(
+        gw, store, gw.log_keys, officer, subject, kind, data, outbox=outbox
+    )
     if kind == "erasure":
         copy = await erase_own_copy(store, subject, gw.clock())
         result = replace(result, gateway_copy=copy)
@@ -390,8 +416,11 @@ async def send_erasure_notices(
     subject: str,
     kind: str,
     data: Mapping[str, Any],
+    *,
+    outbox: NoticeOutbox | None = None,
 ) -> ErasureResult:
-    """Notify every partner that received the subject's data; log each notice."""
+    """Notify every partner that received the subject's data; log each notice. A notice
+    the partner does not accept is kept in `outbox` for later attempts."""
     report = await subject_report(store, log_keys, gw.partners, subject)
     recipients = sorted(
         {str(r["partner"]) for r in report if r["outcome"] in RECEIVED or r["maybe_received"]}
@@ -410,19 +439,54 @@ async def send_erasure_notices(
                 )
             )
             continue
-        result.notices.append(await _notify(gw, officer, partner, subject, kind, data, reference))
+        notice = await send_notice(
+            gw, officer.id, partner, ERASURE_OPERATION, subject, kind, data, reference
+        )
+        result.notices.append(
+            await keep_if_failed(
+                outbox, notice, kind, ERASURE_OPERATION, subject, data, reference, officer.id
+            )
+        )
     return result
 
 
-async def _notify(
+async def keep_if_failed(
+    outbox: NoticeOutbox | None,
+    notice: Notice,
+    kind: str,
+    operation: str,
+    subject: str,
+    data: Mapping[str, Any],
+    reference: str,
+    officer: str = "",
+) -> Notice:
+    """`notice`, kept in the outbox when it failed (and there is one): with its id."""
+    if outbox is None or notice.status != "failed":
+        return notice
+    error = notice.problem or f"partner_status_{notice.partner_status}"
+    kept = await outbox.keep(
+        kind=kind,
+        partner=notice.partner,
+        operation=operation,
+        reference=reference,
+        payload={"subject": subject, "data": dict(data), "officer": officer},
+        first=Attempted(False, notice.disclosure_id, error),
+    )
+    return replace(notice, outbox_id=kept.id)
+
+
+async def send_notice(
     gw: Gateway,
-    officer: Caller,
+    officer_id: str,
     partner: Partner,
+    operation: str,
     subject: str,
     kind: str,
     data: Mapping[str, Any],
     reference: str,
 ) -> Notice:
+    """One notice of `kind` to `partner` through its `operation`: a disclosure of its own,
+    sealed, delivered with retries and logged, under the rights-request `reference`."""
     # The subject's own rights request is the lawful basis here (CONTRACT §4.4): no
     # authority's lawful request, only a rights officer; the notice names the request.
     facts = SubjectFacts(
@@ -433,14 +497,14 @@ async def _notify(
         }
     )
     sender = Caller(
-        officer.id,
+        officer_id,
         frozenset({"discloser"}),
         frozenset({partner.id}),
         frozenset({"legal"}),
-        frozenset({f"{partner.id}/{ERASURE_OPERATION}"}),
+        frozenset({f"{partner.id}/{operation}"}),
     )
     request = DisclosureRequest(
-        partner.id, ERASURE_OPERATION, "legal", "legal_obligation", subject, data, reference
+        partner.id, operation, "legal", "legal_obligation", subject, data, reference
     )
     try:
         sent = await disclose(gw, sender, request, facts=facts, extra_claims={"notice": kind})
@@ -448,3 +512,27 @@ async def _notify(
         return Notice(partner.id, "failed", exc.disclosure_id, problem=exc.code, detail=exc.detail)
     status = "sent" if sent.status < 400 else "failed"
     return Notice(partner.id, status, sent.disclosure_id, partner_status=sent.status)
+
+
+def outbox_sender(gw: Gateway) -> Callable[[OutboxNotice, Mapping[str, Any]], Any]:
+    """The outbox's attempt (gateway.rights.outbox.Send): the kept notice sent again
+    through the partner's operation, as a new disclosure under the same reference."""
+
+    async def send(kept: OutboxNotice, payload: Mapping[str, Any]) -> Attempted:
+        partner = gw.partners.get(kept.partner)
+        if partner is None or kept.operation not in partner.operations:
+            return Attempted(False, error="partner_or_operation_gone")
+        notice = await send_notice(
+            gw,
+            str(payload.get("officer") or "notice-outbox"),
+            partner,
+            kept.operation,
+            str(payload["subject"]),
+            kept.kind,
+            payload.get("data") or {},
+            kept.reference,
+        )
+        error = notice.problem or f"partner_status_{notice.partner_status}"
+        return Attempted(notice.status == "sent", notice.disclosure_id, error)
+
+    return send

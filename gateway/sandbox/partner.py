@@ -71,6 +71,7 @@ class Received:
     fields: list[str]  # sorted names of the top-level keys of `data`
     headers: list[str]  # sorted, lower-cased request header names
     at: datetime
+    notice: str | None = None  # a notice's kind (erasure, consent_withdrawn…): its `notice` claim
 
     def as_json(self) -> dict[str, object]:
         return {**asdict(self), "at": self.at.isoformat()}
@@ -290,6 +291,7 @@ class SandboxPartner:
                     fields=fields,
                     headers=sorted({name.lower() for name in request.headers}),
                     at=datetime.now(UTC),
+                    notice=str(claims["notice"]) if "notice" in claims else None,
                 )
             )
             log.info("sandbox %s accepted %s %s", self.partner.id, op.name, disclosure_id)

@@ -24,6 +24,7 @@ from gateway.store.ports import (
     LogAuditStore,
     LogRowStore,
     LogSummaryStore,
+    NoticeOutboxStore,
     ProtectedValueStore,
     StoreLifecycle,
     SubjectStore,
@@ -51,6 +52,7 @@ class Store(
     CheckpointStore,
     WitnessStateStore,
     InstanceStore,
+    NoticeOutboxStore,
     Protocol,
 ):
     """The whole storage port, every concern's: what an adapter implements."""

@@ -25,6 +25,7 @@ from gateway.store.records import (
     LogColumns,
     LogEntry,
     LogRecord,
+    OutboxNotice,
     StoredCheckpoint,
     StoredLogRow,
     StoredResponse,
@@ -47,6 +48,7 @@ __all__ = [
     "log_records",
     "log_rows",
     "opt_bytes",
+    "outbox_notice",
     "suspension",
     "suspension_event",
     "tree_hashes",
@@ -170,6 +172,27 @@ def witness_size(row: Row, d: Decoding) -> WitnessSize:
     """A row of witness, size, checkpoint_seq, updated_at."""
     return WitnessSize(
         witness=str(row[0]), size=int(row[1]), checkpoint_seq=int(row[2]), at=d.time(row[3])
+    )
+
+
+def outbox_notice(row: Row, d: Decoding) -> OutboxNotice:
+    """A row of statements._OUTBOX_COLUMNS."""
+    return OutboxNotice(
+        id=str(row[0]),
+        kind=str(row[1]),
+        partner=str(row[2]),
+        operation=str(row[3]),
+        reference=str(row[4]),
+        payload=str(row[5]),
+        status=str(row[6]),
+        attempts=int(row[7]),
+        created_at=d.time(row[8]),
+        next_at=d.time(row[9]),
+        last_error=str(row[10]),
+        disclosure_id=str(row[11]),
+        lease_owner=str(row[12]),
+        lease_until=d.opt_time(row[13]),
+        done_at=d.opt_time(row[14]),
     )
 
 

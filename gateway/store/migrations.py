@@ -374,6 +374,35 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
         ),
     ),
     (
+        8,
+        "the notice outbox",
+        (
+            # A notice a partner did not accept within the delivery retries, tried again on
+            # a growing schedule (gateway.rights.outbox). `payload` is sealed at rest (the
+            # subject and identifiers to send); a row is never deleted: `failed` stays shown.
+            """
+            CREATE TABLE notice_outbox (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                partner TEXT NOT NULL,
+                operation TEXT NOT NULL,
+                reference TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                created_at {TIME} NOT NULL,
+                next_at {TIME} NOT NULL,
+                last_error TEXT NOT NULL DEFAULT '',
+                disclosure_id TEXT NOT NULL DEFAULT '',
+                lease_owner TEXT NOT NULL DEFAULT '',
+                lease_until {TIME},
+                done_at {TIME}
+            )
+            """,
+            "CREATE INDEX notice_outbox_due ON notice_outbox (status, next_at)",
+        ),
+    ),
+    (
         9,
         "an index for the retention sweep of idempotency keys",
         # The sweep deletes completed keys claimed before a time (gateway.ops.retention);

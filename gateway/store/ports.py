@@ -26,6 +26,7 @@ from gateway.store.records import (
     LogQuery,
     LogRecord,
     LogRow,
+    OutboxNotice,
     StoredCheckpoint,
     StoredLogRow,
     TreeHash,
@@ -357,6 +358,33 @@ class WitnessStateStore(Protocol):
 
     async def checkpoint_by_seq(self, seq: int) -> StoredCheckpoint | None:
         """The checkpoint stored as `seq`, or None."""
+
+
+class NoticeOutboxStore(Protocol):
+    """Notices waiting for another attempt (gateway.rights.outbox; schema 8). Several
+    instances share the rows: an attempt is made only under a lease its instance claimed."""
+
+    async def add_outbox_notice(self, notice: OutboxNotice) -> None:
+        """Store a new notice (its id is new)."""
+
+    async def outbox_notices(
+        self, statuses: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[OutboxNotice]:
+        """The notices in one of `statuses` (None: all), oldest first."""
+
+    async def outbox_notice(self, notice_id: str) -> OutboxNotice | None:
+        """One notice by id, or None."""
+
+    async def claim_outbox_notice(
+        self, notice_id: str, owner: str, now: datetime, until: datetime, *, due_only: bool
+    ) -> OutboxNotice | None:
+        """Lease a pending notice to `owner` until `until`: only when no other lease is
+        live at `now` (and, with `due_only`, when its next attempt is due). The notice as
+        claimed, or None (another instance holds it, it is not pending, or not due)."""
+
+    async def finish_outbox_attempt(self, notice: OutboxNotice, owner: str) -> bool:
+        """Store an attempt's result (status, attempts, next_at, last_error, disclosure_id,
+        done_at of `notice`) and release the lease, if `owner` still holds it."""
 
 
 class InstanceStore(Protocol):

@@ -42,6 +42,7 @@ __all__ = [
     "ProtectedStore",
     "load_at_rest_keys",
     "open_protected_store",
+    "payload_sealing",
     "protect",
     "protect_stored_rows",
 ]
@@ -60,6 +61,7 @@ _JUSTIFICATION: Final = "justifications.text"
 _SUSPENSION: Final = "partner_suspensions.reason"
 _SUSPENSION_EVENT: Final = _SUSPENSION
 _ANSWER: Final = "idempotency_keys.body"
+_OUTBOX_PAYLOAD: Final = "notice_outbox.payload"
 # Keyed like subject ids: a request's hash covers its body and path, which may name a
 # subject, and an unkeyed SHA-256 of a guessable id can be found by trying ids.
 _REF_COLUMNS: Final = frozenset(
@@ -149,6 +151,13 @@ class ProtectedStore:
     latest_checkpoint = _Passed(Store.latest_checkpoint)
     checkpoints = _Passed(Store.checkpoints)
     witness_sizes = _Passed(Store.witness_sizes)
+    # The outbox's payload is sealed by the outbox itself (gateway.rights.outbox, with
+    # `payload_sealing`): listed and claimed rows stay sealed.
+    add_outbox_notice = _Passed(Store.add_outbox_notice)
+    outbox_notices = _Passed(Store.outbox_notices)
+    outbox_notice = _Passed(Store.outbox_notice)
+    claim_outbox_notice = _Passed(Store.claim_outbox_notice)
+    finish_outbox_attempt = _Passed(Store.finish_outbox_attempt)
     record_witnessing = _Passed(Store.record_witnessing)
     cosigned_checkpoints = _Passed(Store.cosigned_checkpoints)
     checkpoint_by_seq = _Passed(Store.checkpoint_by_seq)
@@ -353,6 +362,27 @@ def _listed(subjects: frozenset[str]) -> str:
 
 def _sealed(value: str | bytes) -> bool:
     return sealed_key_id(value) is not None
+
+
+class PayloadSealing:
+    """The at-rest sealing of an outbox notice's payload (the subject and identifiers a
+    later attempt sends), with the store's keys (gateway.rights.outbox.PayloadSealer)."""
+
+    def __init__(self, keys: AtRestKeys) -> None:
+        self.keys = keys
+
+    def seal_payload(self, text: str) -> str:
+        return self.keys.seal(text, _OUTBOX_PAYLOAD)
+
+    def open_payload(self, text: str) -> str:
+        return self.keys.open(text, _OUTBOX_PAYLOAD)
+
+
+def payload_sealing(store: Store) -> PayloadSealing:
+    """The payload sealing of a store `open_protected_store` opened."""
+    if not isinstance(store, ProtectedStore):
+        raise TypeError("the notice outbox needs the protected store (open_protected_store)")
+    return PayloadSealing(store.keys)
 
 
 def protect(store: Store, keys: AtRestKeys) -> Store:

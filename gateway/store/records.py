@@ -367,6 +367,38 @@ class WitnessSize:
     at: datetime
 
 
+# An outbox notice's states: waiting for its next attempt, accepted by the partner, or
+# given up after the last attempt of the schedule (kept, and shown, never deleted).
+OUTBOX_STATUSES: Final = ("pending", "sent", "failed")
+
+
+@dataclass(frozen=True)
+class OutboxNotice:
+    """A notice (erasure, rectification, consent withdrawal) a partner did not accept within
+    the delivery retries, kept for later attempts (gateway.rights.outbox; schema 8).
+
+    `payload` is what a new attempt needs (the subject and the identifiers to send): sealed
+    at rest by gateway.store.protected, opened only by the attempt. The other members hold
+    no personal value: they are what the lists and the review page show.
+    """
+
+    id: str
+    kind: str
+    partner: str
+    operation: str
+    reference: str
+    payload: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_at: datetime
+    last_error: str = ""
+    disclosure_id: str = ""  # the last attempt's disclosure
+    lease_owner: str = ""
+    lease_until: datetime | None = None
+    done_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class InstanceRecord:
     """One gateway process as the store knows it (for crash recovery, gateway.log.recovery).
@@ -407,6 +439,9 @@ PROTECTED_COLUMNS: Final[Mapping[str, tuple[str, tuple[str, ...], str]]] = {
     "partner_suspension_events.reason": ("partner_suspension_events", ("seq",), "reason"),
     "idempotency_keys.body": ("idempotency_keys", ("caller_id", "key"), "body"),
     "idempotency_keys.request_hash": ("idempotency_keys", ("caller_id", "key"), "request_hash"),
+    # Sealed by the outbox itself (gateway.store.protected.PayloadSealing): listed here so a
+    # rotation of the at-rest key re-seals the notices still waiting.
+    "notice_outbox.payload": ("notice_outbox", ("id",), "payload"),
 }
 """The columns that hold a subject id or free text: ``name -> (table, key columns,
 column)``. The store keeps them as the service hands them over (keyed references and

@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final, Protocol
 
 from gateway.partners.model import Suspension, SuspensionEvent
@@ -41,11 +41,13 @@ from gateway.store.exposure_sql import (
 )
 from gateway.store.mapping import Decoding
 from gateway.store.records import (
+    OUTBOX_STATUSES,
     InstanceRecord,
     JustificationRecord,
     LegalRequestRecord,
     LogEntry,
     LogRecord,
+    OutboxNotice,
     StoredCheckpoint,
     StoredLogRow,
     WitnessSize,
@@ -62,6 +64,9 @@ __all__ = ["PRUNE_BATCH", "Encoding", "SqlStore", "Transaction"]
 # Rows a retention sweep deletes per transaction: SQLite's one writer (the log's appends
 # among them) waits for one batch at a time, never for the whole sweep.
 PRUNE_BATCH: Final = 500
+
+# Later than any planned attempt of an outbox notice (a person's retry claims it anyway).
+_NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -558,3 +563,79 @@ class SqlStore(ABC):
     async def checkpoint_by_seq(self, seq: int) -> StoredCheckpoint | None:
         rows = await self._rows("read checkpoints", self._sql.checkpoint_by_seq, (seq,))
         return mapping.checkpoint(rows[0], self._decode) if rows else None
+
+    # -- the notice outbox ----------------------------------------------------------------
+
+    def _outbox_params(self, n: OutboxNotice) -> tuple[object, ...]:
+        """`n` bound in the order of statements._OUTBOX_COLUMNS."""
+        t = self._encode.opt_time
+        return (
+            n.id,
+            n.kind,
+            n.partner,
+            n.operation,
+            n.reference,
+            n.payload,
+            n.status,
+            n.attempts,
+            self._encode.time(require_aware(n.created_at, "created_at")),
+            self._encode.time(require_aware(n.next_at, "next_at")),
+            n.last_error,
+            n.disclosure_id,
+            n.lease_owner,
+            t(n.lease_until),
+            t(n.done_at),
+        )
+
+    async def add_outbox_notice(self, notice: OutboxNotice) -> None:
+        await self._run(
+            "store an outbox notice", self._sql.insert_outbox_notice, self._outbox_params(notice)
+        )
+
+    async def outbox_notices(
+        self, statuses: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[OutboxNotice]:
+        # Three placeholders, one per status; fewer statuses repeat the last (never empty).
+        wanted = list(OUTBOX_STATUSES if statuses is None else statuses) or [""]
+        wanted += [wanted[-1]] * (len(OUTBOX_STATUSES) - len(wanted))
+        rows = await self._rows(
+            "read the notice outbox", self._sql.outbox_notices, (*wanted[:3], limit)
+        )
+        return [mapping.outbox_notice(r, self._decode) for r in rows]
+
+    async def outbox_notice(self, notice_id: str) -> OutboxNotice | None:
+        rows = await self._rows("read the notice outbox", self._sql.outbox_notice, (notice_id,))
+        return mapping.outbox_notice(rows[0], self._decode) if rows else None
+
+    async def claim_outbox_notice(
+        self, notice_id: str, owner: str, now: datetime, until: datetime, *, due_only: bool
+    ) -> OutboxNotice | None:
+        at = self._encode.time(require_aware(now, "now"))
+        # Not due_only (a person's retry): whenever its next attempt was planned.
+        due = at if due_only else self._encode.time(_NEVER)
+        async with self._transaction("claim an outbox notice") as tx:
+            changed = await tx.run(
+                self._sql.claim_outbox_notice,
+                (owner, self._encode.time(until), notice_id, at, due),
+            )
+            if not changed:
+                return None
+            rows = await tx.rows(self._sql.outbox_notice, (notice_id,))
+        return mapping.outbox_notice(rows[0], self._decode)
+
+    async def finish_outbox_attempt(self, notice: OutboxNotice, owner: str) -> bool:
+        changed = await self._run(
+            "store an outbox attempt",
+            self._sql.finish_outbox_attempt,
+            (
+                notice.status,
+                notice.attempts,
+                self._encode.time(notice.next_at),
+                notice.last_error,
+                notice.disclosure_id,
+                self._encode.opt_time(notice.done_at),
+                notice.id,
+                owner,
+            ),
+        )
+        return changed == 1

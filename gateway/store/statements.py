@@ -18,6 +18,11 @@ _SELECT_CONSENTS: Final = (
     "SELECT id, subject, purposes, partners, partner_categories, special_categories, "
     "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence FROM consents"
 )
+# The notice outbox's columns, in mapping.outbox_notice's order.
+_SELECT_OUTBOX: Final = (
+    "SELECT id, kind, partner, operation, reference, payload, status, attempts, created_at, "
+    "next_at, last_error, disclosure_id, lease_owner, lease_until, done_at FROM notice_outbox"
+)
 
 
 def numbered(sql: str) -> str:
@@ -199,6 +204,29 @@ class Statements:
         "WHERE excluded.size >= witness_sizes.size"
     )
     schema_versions: str = "SELECT version FROM schema_version ORDER BY version"
+    # The notice outbox (schema 8), in mapping.outbox_notice's column order.
+    insert_outbox_notice: str = (
+        "INSERT INTO notice_outbox (id, kind, partner, operation, reference, payload, status, "
+        "attempts, created_at, next_at, last_error, disclosure_id, lease_owner, lease_until, "
+        "done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    # Rows in one of three statuses (a caller wanting fewer repeats one), oldest first.
+    outbox_notices: str = (
+        _SELECT_OUTBOX + " WHERE status IN (?, ?, ?) ORDER BY created_at, id LIMIT ?"
+    )
+    outbox_notice: str = _SELECT_OUTBOX + " WHERE id = ?"
+    # A lease is taken only where none is live: two instances never attempt one notice
+    # at once (the loser's UPDATE changes no row).
+    claim_outbox_notice: str = (
+        "UPDATE notice_outbox SET lease_owner = ?, lease_until = ? WHERE id = ? "
+        "AND status = 'pending' AND (lease_until IS NULL OR lease_until <= ?) "
+        "AND next_at <= ?"
+    )
+    finish_outbox_attempt: str = (
+        "UPDATE notice_outbox SET status = ?, attempts = ?, next_at = ?, last_error = ?, "
+        "disclosure_id = ?, done_at = ?, lease_owner = '', lease_until = NULL "
+        "WHERE id = ? AND lease_owner = ?"
+    )
 
     def numbered(self) -> Statements:
         """These statements with PostgreSQL's ``$n`` placeholders."""

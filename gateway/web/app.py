@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -45,9 +45,21 @@ from gateway.partners.standing import (
     log_expiry_warnings,
 )
 from gateway.policy.minimize import derive_pseudonym_key
-from gateway.store.protected import open_protected_store
+from gateway.rights.outbox import NoticeOutbox
+from gateway.rights.subjects import outbox_sender
+from gateway.store.protected import open_protected_store, payload_sealing
 from gateway.web import wire_errors
-from gateway.web.keys import ACTIONS, AUTH, GATEWAY, LOG, METRICS, STORE, SUSPENSIONS, WITNESSES
+from gateway.web.keys import (
+    ACTIONS,
+    AUTH,
+    GATEWAY,
+    LOG,
+    METRICS,
+    NOTICES,
+    STORE,
+    SUSPENSIONS,
+    WITNESSES,
+)
 from gateway.web.log_settled import log_settled
 from gateway.web.problem_pages import add_problem_routes
 from gateway.web.problems import problem_middleware
@@ -82,6 +94,12 @@ def reload_log_signer(service: LogService, config: Config) -> None:
     if fresh.verifier_keys != service.signer.verifier_keys:
         service.signer = fresh
         lifecycle.info("log signing key reloaded: %s signs from now on", fresh.verifier_key)
+
+
+def report_notice_counts(metrics: Metrics, counts: Mapping[str, int]) -> None:
+    """The `gateway_notices` gauge, after each round of the notice outbox."""
+    for status in ("pending", "failed"):
+        metrics.notices.labels(status).set(counts.get(status, 0))
 
 
 def create_app(
@@ -211,6 +229,17 @@ def create_app(
             app[SUSPENSIONS] = Suspensions(
                 store, partner_table, clock, partner_states, recorder=actions
             )
+            # Notices partners did not accept within the delivery retries (every instance
+            # runs the loop; a lease in the store keeps two from sending one notice).
+            outbox = NoticeOutbox(
+                store,
+                payload_sealing(store),
+                clock,
+                schedule_s=config.notices.retry_schedule_s,
+                max_age=timedelta(days=config.notices.max_age_days),
+                report=functools.partial(report_notice_counts, metrics),
+            )
+            app[NOTICES] = outbox
             if REVIEW_BACKEND not in app:  # tests may bring their own
                 app[REVIEW_BACKEND] = review
             app[AUTH] = CallerAuthenticator(config.auth, config.callers, session)
@@ -229,6 +258,10 @@ def create_app(
                 clock=clock,
                 metrics=metrics,
                 partner_states=partner_states,
+            )
+            outbox.send = outbox_sender(app[GATEWAY])
+            background.append(
+                asyncio.create_task(outbox.run_periodically(config.notices.interval_s))
             )
             yield
             for task in background:

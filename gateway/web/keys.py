@@ -18,9 +18,20 @@ from gateway.log.service import LogService
 from gateway.observe.metrics import Metrics
 from gateway.outbound.witness_runner import WitnessRunner
 from gateway.partners.standing import Suspensions
+from gateway.rights.outbox import NoticeOutbox
 from gateway.store.base import Store
 
-__all__ = ["ACTIONS", "AUTH", "GATEWAY", "LOG", "METRICS", "STORE", "SUSPENSIONS", "WITNESSES"]
+__all__ = [
+    "ACTIONS",
+    "AUTH",
+    "GATEWAY",
+    "LOG",
+    "METRICS",
+    "NOTICES",
+    "STORE",
+    "SUSPENSIONS",
+    "WITNESSES",
+]
 
 GATEWAY: Final = web.AppKey("gateway", Gateway)
 AUTH: Final = web.AppKey("auth", CallerAuthenticator)
@@ -31,3 +42,5 @@ METRICS: Final = web.AppKey("metrics", Metrics)
 WITNESSES: Final = web.AppKey("witnesses", WitnessRunner)
 # Where a person's acts are recorded (gateway.log.actions): the log, before the tables.
 ACTIONS: Final = web.AppKey("actions", ActionLog)
+# Notices partners did not accept yet, tried again on a schedule (gateway.rights.outbox).
+NOTICES: Final = web.AppKey("notices", NoticeOutbox)

@@ -44,6 +44,7 @@ from gateway.web.review.listing import (
     search_page,
     total_rows,
 )
+from gateway.web.review.notices_page import add_notice_pages
 from gateway.web.review.overview import add_overview_page
 from gateway.web.review.partners_page import add_partner_pages
 from gateway.web.review.passwords import (
@@ -522,6 +523,7 @@ def add_review_routes(
     add_partner_pages(sub)
     add_action_pages(sub)
     add_exposure_pages(sub)
+    add_notice_pages(sub)
     routes.add_get("/login", login_form, name="login")
     routes.add_post("/login", login_submit, name="login_submit")
     routes.add_post("/logout", logout, name="logout")

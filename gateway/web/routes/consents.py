@@ -24,8 +24,10 @@ from gateway.policy.facts import (
     parse_date,
     profile_of_birth,
 )
+from gateway.rights.withdrawal import check_consent_of, send_withdrawal_notices
+from gateway.subject_id import check_subject_id
 from gateway.web.http import body_of, json_response, path_subject, person_of
-from gateway.web.keys import ACTIONS, GATEWAY, STORE
+from gateway.web.keys import ACTIONS, GATEWAY, NOTICES, STORE
 
 
 def consent_json(consent: Consent, *, subject: str | None) -> dict[str, Any]:
@@ -75,18 +77,53 @@ async def post_consent(request: web.Request) -> web.Response:
     return json_response(consent_json(consent, subject=consent.subject), status=201)
 
 
+async def withdrawing_subject(request: web.Request) -> str | None:
+    """The optional body of a withdrawal, `{"subject": "<id>"}`: whom the consent is about,
+    so the partners that received data under it can be told (gateway.rights.withdrawal)."""
+    if not request.can_read_body:
+        return None
+    body = await body_of(request)
+    if not isinstance(body, dict) or set(body) - {"subject"}:
+        raise invalid('body must be empty or {"subject": "<the subject id of the consent>"}')
+    if "subject" not in body:
+        return None
+    return check_subject_id(body["subject"], "'subject'")
+
+
 async def withdraw_consent(request: web.Request) -> web.Response:
     who = await person_of(request, "consent_writer")
     consent_id = request.match_info["consent_id"]
-    await request.app[ACTIONS].record(
-        who, "consent_withdrawn", target=target("consent", consent_id[:200]), consent_id=consent_id
-    )
+    subject = await withdrawing_subject(request)
+    store = request.app[STORE]
+    if subject is not None:
+        await check_consent_of(store, consent_id, subject)
+    # Named, the subject is the act's target (its keyed reference): its report lists it.
+    if subject is not None:
+        await request.app[ACTIONS].record(
+            who, "consent_withdrawn", subject=subject, consent_id=consent_id
+        )
+    else:
+        await request.app[ACTIONS].record(
+            who,
+            "consent_withdrawn",
+            target=target("consent", consent_id[:200]),
+            consent_id=consent_id,
+        )
     # The withdrawal is committed before this response: every disclosure that starts
     # after it, on any instance, reads it (policy VII.4).
-    consent = await request.app[STORE].withdraw_consent(consent_id, request.app[GATEWAY].clock())
+    gw = request.app[GATEWAY]
+    consent = await store.withdraw_consent(consent_id, gw.clock())
     if consent is None:
         raise NotFoundError("no consent with this id")
-    return json_response(consent_json(consent, subject=None))
+    answer = consent_json(consent, subject=subject)
+    if subject is not None:
+        # The first attempt of every notice is made before this answer (a failed one
+        # waits in the outbox): the answer says what each partner was told.
+        notices = await send_withdrawal_notices(
+            gw, store, gw.log_keys, who.id, subject, consent_id, outbox=request.app.get(NOTICES)
+        )
+        answer["notices"] = notices.as_json()
+    return json_response(answer)
 
 
 async def get_subject_consents(request: web.Request) -> web.Response:

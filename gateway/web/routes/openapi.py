@@ -310,6 +310,37 @@ def _schemas() -> dict[str, Schema]:
                 "withdrawn_at": _nullable(UTC_TIME),
                 "method": {"type": "string"},
                 "evidence": {"type": "string"},
+                "notices": {
+                    **_ref("WithdrawalNotices"),
+                    "description": "A withdrawal naming its subject: what each partner that "
+                    "received data under the consent was told.",
+                },
+            },
+        },
+        "WithdrawalRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "subject": {
+                    "type": "string",
+                    "description": "The consent's subject: the partners that received data "
+                    "under the consent get a `consent_withdrawn` notice (none without it).",
+                },
+            },
+        },
+        "WithdrawalNotices": {
+            "type": "object",
+            "required": ["kind", "reference", "notices", "manual_follow_up", "notified_before"],
+            "properties": {
+                "kind": {"type": "string", "enum": ["consent_withdrawn"]},
+                "reference": {"type": "string", "description": "CW-<consent id>"},
+                "notices": {"type": "array", "items": _ref("Notice")},
+                "manual_follow_up": {"type": "array", "items": _ref("Notice")},
+                "notified_before": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Partners an earlier withdrawal of this consent told.",
+                },
             },
         },
         "ConsentList": {
@@ -463,6 +494,11 @@ def _schemas() -> dict[str, Schema]:
                 "legal_request_id": {"type": ["string", "null"]},
                 "policy_version": {"type": ["string", "null"]},
                 "retention_days": {"type": ["integer", "null"]},
+                "notice": {
+                    "type": ["string", "null"],
+                    "enum": ["consent_withdrawn", "erasure_or_rectification", None],
+                    "description": "The kind of notice this disclosure is, if one.",
+                },
             },
         },
         "SubjectDisclosures": {
@@ -520,6 +556,11 @@ def _schemas() -> dict[str, Schema]:
                 "problem": _ref("ProblemCode"),
                 "detail": {"type": "string"},
                 "privacy_contact": {"type": "string"},
+                "outbox_id": {
+                    "type": "string",
+                    "description": "Failed, and kept in the notice outbox: tried again "
+                    "on a growing schedule (`gateway notices list`).",
+                },
             },
         },
         "ErasureResult": {
@@ -1133,12 +1174,24 @@ def _paths() -> dict[str, Schema]:
                 "withdrawConsent",
                 "Withdraw a consent; binds every disclosure that starts after the response.",
                 {
-                    "200": _json(_ref("Consent"), "The consent, with withdrawn_at set."),
+                    "200": _json(
+                        _ref("Consent"),
+                        "The consent, with withdrawn_at set (and, given the subject, the "
+                        "notices sent).",
+                    ),
                     **_errors(*STORE_ERRORS, 404),
                 },
                 tag="consent",
                 roles=("consent_writer",),
                 parameters=[_path_param("consent_id", "The id returned when it was recorded.")],
+                requestBody={
+                    **_body(
+                        _ref("WithdrawalRequest"),
+                        "Optional: the consent's subject, so partners that received data "
+                        "under it are told.",
+                    ),
+                    "required": False,
+                },
             )
         },
         "/v1/subjects/{subject}/consents": {

@@ -25,7 +25,7 @@ from gateway.web.http import (
     refusal_answer,
     response_of,
 )
-from gateway.web.keys import ACTIONS, GATEWAY, STORE
+from gateway.web.keys import ACTIONS, GATEWAY, NOTICES, STORE
 
 REGISTRARS = ("rights_officer", "reviewer")
 
@@ -144,6 +144,7 @@ async def post_erasure(request: web.Request) -> web.StreamResponse:
         key=request.headers.get("Idempotency-Key"),
         render=lambda result: json_answer(result.as_json()),
         refusal=refusal_answer,
+        outbox=request.app.get(NOTICES),
     )
     return response_of(answer)
 

@@ -62,3 +62,17 @@ def test_build_info_names_the_version():
     text = scrape()
     assert f'gateway_build_info{{version="{gateway.__version__}"}} 1.0' in text
     assert "# TYPE gateway_build_info gauge" in text
+
+
+def test_the_notice_outbox_gauge_counts_pending_and_failed():
+    from gateway.web.app import report_notice_counts
+
+    metrics = Metrics()
+    report_notice_counts(metrics, {"pending": 2, "failed": 1, "sent": 40})
+    samples = {
+        s.labels["status"]: s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        if family.name == "gateway_notices"
+        for s in family.samples
+    }
+    assert samples == {"pending": 2.0, "failed": 1.0}  # sent notices wait for nobody

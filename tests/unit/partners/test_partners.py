@@ -84,8 +84,17 @@ def test_shipped_partners_validate(project: Path, capsys):
 def test_good_file_loads(workdir: Path):
     write(workdir, GOOD)
     partner = load_partners(workdir / "partners")["test-bureau"]
+    assert partner.notice_operation is None  # consent-withdrawal notices: its erasure
     assert partner.operations["credit_check"].fields["date_of_birth"] == "year"
     assert partner.auth.client_secret is not None and partner.auth.client_secret.env
+
+
+def test_a_dedicated_notice_operation_loads(workdir: Path):
+    text = GOOD.replace(
+        "retention_days = 365", 'retention_days = 365\nnotice_operation = "credit_check"'
+    )
+    write(workdir, text)
+    assert load_partners(workdir / "partners")["test-bureau"].notice_operation == "credit_check"
 
 
 BROKEN = [
@@ -176,6 +185,12 @@ BROKEN = [
         ),
         "legal_bases",
         "only for partners of category 'business_transfer_counterparty'",
+    ),
+    (
+        "notice operation not declared",
+        GOOD.replace("retention_days = 365", 'retention_days = 365\nnotice_operation = "notices"'),
+        'notice_operation = "notices"',
+        "notice_operation 'notices' is not an operation of this file",
     ),
     (
         "bad toml",

@@ -1,0 +1,88 @@
+"""The review site's notice outbox page (/review/notices, issue #19 item 3) in headless
+Chromium at 1280 px: what waits for a partner, given-up notices first, no personal value,
+no horizontal overflow. Its screenshot is docs/screenshots/review-notices.png."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from browser.review_support import NOW
+from selenium.webdriver.common.by import By
+from test_review_browser import sign_in
+
+from gateway.rights.outbox import Attempted, NoticeOutbox
+
+SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac7bb"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+class Sealing:
+    def seal_payload(self, text: str) -> str:
+        return "sealed:" + text.encode().hex()
+
+    def open_payload(self, text: str) -> str:
+        return bytes.fromhex(text.removeprefix("sealed:")).decode()
+
+
+async def keep(store: Any, partner: str, kind: str, reference: str, age: timedelta, error: str):
+    outbox = NoticeOutbox(
+        store,
+        Sealing(),
+        lambda: NOW - age,
+        max_age=timedelta(seconds=0) if age > timedelta(days=7) else timedelta(days=7),
+    )
+    return await outbox.keep(
+        kind=kind,
+        partner=partner,
+        operation="erasure",
+        reference=reference,
+        payload={"subject": SUBJECT, "data": {"uuid": SUBJECT}},
+        first=Attempted(False, "d-1", error),
+    )
+
+
+def test_the_notices_page_at_1280(browser, gateway_site, screenshot):
+    store = gateway_site.served.store
+    kept = [
+        gateway_site.served.call(keep(store, *row))
+        for row in (
+            (
+                "lanexang-insurance",
+                "consent_withdrawn",
+                "CW-c-8d1f",
+                timedelta(hours=3),
+                "partner_unavailable",
+            ),
+            ("adreach", "erasure", "RR-5be0c2a1d9f4", timedelta(days=8), "partner_status_422"),
+            (
+                "lao-credit-bureau",
+                "rectification",
+                "RR-0aa31c7e2b11",
+                timedelta(minutes=4),
+                "partner_unavailable",
+            ),
+        )
+    ]
+    browser.set_window_size(1280, 900)
+    try:
+        sign_in(browser, gateway_site, "alice", path="/review/notices")
+        browser.get(gateway_site.url("/review/notices"))
+        rows = browser.find_elements(By.CSS_SELECTOR, "table.list tr.notice")
+        assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows] == [
+            "adreach",  # given up first: it waits for a person
+            "lanexang-insurance",
+            "lao-credit-bureau",
+        ]
+        assert kept[1].status == "failed" and "failed" in rows[0].text
+        assert SUBJECT not in browser.page_source
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{overflow} px of horizontal overflow at 1280 px"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / "review-notices.png"))
+        screenshot("notices")
+    finally:
+        browser.set_window_size(1366, 900)

@@ -1,0 +1,217 @@
+"""A withdrawn consent reaches exactly the partners that received data under it (policy
+VII.4, issue #19 item 3), and a notice a partner did not accept waits in the outbox until
+the partner is back (gateway.rights.outbox), sent once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import start_gateway
+from support.log import logged
+from support.sandboxes import SANDBOX_SECRETS
+
+from gateway.web.keys import NOTICES, STORE
+
+SUBJECT = "6f1c2a7e-0000-4000-8000-00000000eeee"
+PERSON = {
+    "name": "N",
+    "date_of_birth": "1990-04-02",
+    "phone": "1",
+    "uuid": SUBJECT,
+    "email": "e@x",
+    "amount": 5,
+    "currency": "LAK",
+    "brand": "T",
+    "model": "V",
+}
+UNDER_CONSENT = ("lanexang-insurance", "lao-credit-bureau")
+
+
+@pytest.fixture
+async def live(tmp_config, sandboxes):
+    """The gateway against the sandboxes; its outbox loop is left to the test (a long
+    interval), which runs rounds itself on a clock it moves."""
+    config = replace(tmp_config, notices=replace(tmp_config.notices, interval_s=3600.0))
+    client = await start_gateway(config, partners=sandboxes.partners, env=SANDBOX_SECRETS)
+    yield client
+    await client.close()
+
+
+async def send(client, auth, caller, partner, operation, basis):
+    body = {
+        "partner": partner,
+        "operation": operation,
+        "purpose": "service_provision",
+        "legal_basis": basis,
+        "subject": SUBJECT,
+        "data": PERSON,
+    }
+    r = await client.post("/v1/disclosures", json=body, headers=auth(caller))
+    assert r.status < 300, await r.text()
+
+
+async def disclose_under_consent(live, auth) -> str:
+    """Two partners receive the subject's data under one consent, a third on contract."""
+    r = await live.post(
+        "/v1/consents",
+        json={
+            "subject": SUBJECT,
+            "purposes": ["service_provision"],
+            "partners": [*UNDER_CONSENT, "veriid"],
+            "policy_version": "2024-09-30",
+        },
+        headers=auth("customer-app"),
+    )
+    assert r.status == 201, await r.text()
+    consent_id = (await r.json())["id"]
+    await send(live, auth, "sales-service", "lanexang-insurance", "quote", "consent")
+    await send(live, auth, "sales-service", "lao-credit-bureau", "credit_check", "consent")
+    # veriid receives data under the consent too, but has no operation to take a notice.
+    await send(live, auth, "sales-service", "veriid", "verify_identity", "consent")
+    await send(live, auth, "payments-service", "bcel-payments", "charge", "contract")
+    return consent_id
+
+
+def notices_to(sandboxes, partner):
+    return [r for r in sandboxes.received(partner) if r.notice is not None]
+
+
+async def withdraw(live, auth, consent_id):
+    r = await live.post(
+        f"/v1/consents/{consent_id}/withdraw",
+        json={"subject": SUBJECT},
+        headers=auth("customer-app"),
+    )
+    assert r.status == 200, await r.text()
+    return await r.json()
+
+
+# policy: VII.4 — only the partners that received data under the consent are told.
+async def test_withdrawal_notifies_exactly_the_partners_under_that_consent(live, sandboxes, auth):
+    consent_id = await disclose_under_consent(live, auth)
+    answer = await withdraw(live, auth, consent_id)
+    assert answer["withdrawn_at"] is not None
+    notices = answer["notices"]
+    assert notices["kind"] == "consent_withdrawn"
+    assert notices["reference"] == f"CW-{consent_id}"
+    sent = {n["partner"]: n for n in notices["notices"]}
+    assert set(sent) == set(UNDER_CONSENT)
+    assert all(n["status"] == "sent" for n in sent.values())
+    [manual] = notices["manual_follow_up"]
+    assert manual["partner"] == "veriid" and manual["status"] == "manual"
+    assert manual["privacy_contact"] == "privacy@veriid.example"
+    for partner in UNDER_CONSENT:
+        [notice] = notices_to(sandboxes, partner)
+        assert notice.notice == "consent_withdrawn" and notice.operation == "erasure"
+        assert notice.legal_basis == "legal_obligation" and notice.fields == ["uuid"]
+    assert notices_to(sandboxes, "bcel-payments") == []  # received data on contract: not told
+    assert notices_to(sandboxes, "veriid") == []
+    for n in sent.values():
+        entries = await logged(live.server.app, n["disclosure_id"])
+        assert [e["kind"] for e in entries] == ["intent", "outcome"]
+        assert entries[0]["legal_request_id"] == f"CW-{consent_id}"
+    # The subject report shows each notice and its outcome.
+    r = await live.get(f"/v1/subjects/{SUBJECT}/disclosures", headers=auth("privacy-office"))
+    rows = (await r.json())["disclosures"]
+    shown = [(x["partner"], x["outcome"]) for x in rows if x.get("notice") == "consent_withdrawn"]
+    assert sorted(shown) == sorted((p, "sent") for p in UNDER_CONSENT)
+    acts = (await r.json())["actions"]
+    assert [a["actor"] for a in acts if a["action"] == "consent_withdrawn"] == ["customer-app"]
+    # Withdrawing again tells nobody twice: the log shows who was told under the reference.
+    again = await withdraw(live, auth, consent_id)
+    assert again["notices"]["notices"] == []
+    assert again["notices"]["notified_before"] == sorted(UNDER_CONSENT)
+    assert all(len(notices_to(sandboxes, p)) == 1 for p in UNDER_CONSENT)
+
+
+async def test_withdrawal_with_the_wrong_subject_is_refused_and_changes_nothing(
+    live, sandboxes, auth
+):
+    consent_id = await disclose_under_consent(live, auth)
+    r = await live.post(
+        f"/v1/consents/{consent_id}/withdraw",
+        json={"subject": "someone-else"},
+        headers=auth("customer-app"),
+    )
+    assert r.status == 400
+    assert "not one of this subject's" in (await r.json(content_type=None))["detail"]
+    consents = await live.server.app[STORE].consents_for_subject(SUBJECT)
+    assert consents[0].withdrawn_at is None
+    assert all(notices_to(sandboxes, p) == [] for p in sandboxes.partners)
+
+
+async def test_a_partner_down_longer_than_the_retries_gets_its_notice_once_back(
+    live, sandboxes, auth
+):
+    consent_id = await disclose_under_consent(live, auth)
+    down = sandboxes.partner("lanexang-insurance")
+    down.fail_next(down.partner.max_attempts, 503)  # every try of the first attempt
+    answer = await withdraw(live, auth, consent_id)
+    by_partner = {n["partner"]: n for n in answer["notices"]["notices"]}
+    assert by_partner["lao-credit-bureau"]["status"] == "sent"
+    kept = by_partner["lanexang-insurance"]
+    assert kept["status"] == "failed" and kept["outbox_id"].startswith("n-")
+    assert notices_to(sandboxes, "lanexang-insurance") == []
+
+    outbox = live.server.app[NOTICES]
+    now = datetime.now(UTC)
+    outbox.clock = lambda: now
+    [row] = await live.server.app[STORE].outbox_notices()
+    assert (row.status, row.attempts, row.partner) == ("pending", 1, "lanexang-insurance")
+    assert row.last_error == "partner_unavailable"
+    assert SUBJECT not in row.payload  # sealed at rest
+
+    now += timedelta(seconds=30)  # not due yet: the first step is a minute
+    assert await outbox.run_due() == []
+    now += timedelta(seconds=31)  # due; the partner is back
+    [done] = await outbox.run_due()
+    assert (done.status, done.attempts) == ("sent", 2)
+    [notice] = notices_to(sandboxes, "lanexang-insurance")
+    assert notice.notice == "consent_withdrawn" and notice.disclosure_id == done.disclosure_id
+    # Nothing is sent twice: later rounds, and a retry by a person, find nothing to send.
+    now += timedelta(days=8)
+    assert await outbox.run_due() == []
+    assert await outbox.retry() == []
+    assert len(notices_to(sandboxes, "lanexang-insurance")) == 1
+    assert len(notices_to(sandboxes, "lao-credit-bureau")) == 1
+    # The subject report shows the failed first attempt and the delivered one.
+    r = await live.get(f"/v1/subjects/{SUBJECT}/disclosures", headers=auth("privacy-office"))
+    rows = (await r.json())["disclosures"]
+    outcomes = [
+        x["outcome"]
+        for x in rows
+        if x.get("notice") == "consent_withdrawn" and x["partner"] == "lanexang-insurance"
+    ]
+    assert outcomes == ["failed", "sent"]
+
+
+async def test_an_erasure_notice_not_accepted_waits_in_the_outbox_too(live, sandboxes, auth):
+    await disclose_under_consent(live, auth)
+    down = sandboxes.partner("bcel-payments")
+    down.fail_next(down.partner.max_attempts, 503)
+    r = await live.post(
+        f"/v1/subjects/{SUBJECT}/erasure",
+        json={"kind": "rectification"},
+        headers=auth("privacy-office"),
+    )
+    assert r.status == 200, await r.text()
+    result = await r.json()
+    by_partner = {n["partner"]: n for n in result["notices"]}
+    assert by_partner["bcel-payments"]["status"] == "failed"
+    [row] = await live.server.app[STORE].outbox_notices()
+    assert row.id == by_partner["bcel-payments"]["outbox_id"]
+    assert (row.kind, row.partner, row.reference) == (
+        "rectification",
+        "bcel-payments",
+        result["reference"],
+    )
+    assert all(n["status"] == "sent" for p, n in by_partner.items() if p != "bcel-payments")
+    outbox = live.server.app[NOTICES]
+    now = datetime.now(UTC) + timedelta(minutes=2)
+    outbox.clock = lambda: now
+    [done] = await outbox.run_due()
+    assert done.status == "sent"
+    [notice] = [r for r in sandboxes.received("bcel-payments") if r.notice is not None]
+    assert notice.notice == "rectification"

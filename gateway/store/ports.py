@@ -25,6 +25,7 @@ from gateway.store.records import (
     LogQuery,
     LogRecord,
     LogRow,
+    RopaCounts,
     StoredCheckpoint,
     StoredLogRow,
     TreeHash,
@@ -40,6 +41,7 @@ __all__ = [
     "LogAuditStore",
     "LogRowStore",
     "ProtectedValueStore",
+    "RopaStore",
     "StoreLifecycle",
     "SubjectStore",
     "SuspensionStore",
@@ -231,6 +233,15 @@ class LogRowStore(Protocol):
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         """The earliest and latest entry time, or None for an empty log."""
+
+
+class RopaStore(Protocol):
+    """The record of processing's counts (gateway.rights.ropa)."""
+
+    async def ropa_counts(self, since: datetime, until: datetime) -> RopaCounts:
+        """The disclosures sent with their intent logged in [since, until), counted per
+        partner × operation × purpose × legal basis, and per field of each (SQL GROUP BY,
+        gateway.store.ropa_sql); every row in no particular order."""
 
 
 class LogAuditStore(Protocol):

@@ -130,6 +130,7 @@ class ProtectedStore:
     log_search = _Passed(Store.log_search)
     intents_without_outcome = _Passed(Store.intents_without_outcome)
     log_time_span = _Passed(Store.log_time_span)
+    ropa_counts = _Passed(Store.ropa_counts)
     read_log_records = _Passed(Store.read_log_records)
     read_log_rows = _Passed(Store.read_log_rows)
     log_rows_without_leaf_hash = _Passed(Store.log_rows_without_leaf_hash)

@@ -40,6 +40,9 @@ from gateway.store.records import (
     LegalRequestRecord,
     LogEntry,
     LogRecord,
+    RopaCounts,
+    RopaFieldCount,
+    RopaRowCount,
     StoredCheckpoint,
     StoredLogRow,
     WitnessSize,
@@ -48,6 +51,7 @@ from gateway.store.records import (
     protected_column,
     require_aware,
 )
+from gateway.store.ropa_sql import RopaSql
 from gateway.store.statements import Statements
 
 __all__ = ["Encoding", "SqlStore", "Transaction"]
@@ -99,6 +103,8 @@ class SqlStore(ABC):
     # Run first in the checkpoint compare-and-insert, when the write transaction itself
     # does not already order concurrent checkpoint writers (PostgreSQL's does not).
     _lock_checkpoints: str | None = None
+    # The record of processing's two GROUP BY statements, in this database's JSON reads.
+    _ropa: RopaSql
 
     @abstractmethod
     def _transaction(self, action: str) -> AbstractAsyncContextManager[Transaction]:
@@ -398,6 +404,33 @@ class SqlStore(ABC):
         rows = await self._rows("read the disclosure log", self._sql.log_time_span)
         first, last = rows[0][0], rows[0][1]
         return None if first is None else (self._decode.time(first), self._decode.time(last))
+
+    async def ropa_counts(self, since: datetime, until: datetime) -> RopaCounts:
+        window = (self._encode.time(since), self._encode.time(until))
+        action = "count the record of processing"
+        rows = await self._rows(action, self._in_dialect(self._ropa.rows), window)
+        fields = await self._rows(action, self._in_dialect(self._ropa.fields), window)
+        t = self._decode.time
+        return RopaCounts(
+            rows=tuple(
+                RopaRowCount(
+                    str(r[0]),
+                    str(r[1]),
+                    str(r[2]),
+                    str(r[3]),
+                    int(r[4]),
+                    t(r[5]),
+                    t(r[6]),
+                    int(r[7]),
+                    int(r[8]),
+                )
+                for r in rows
+            ),
+            fields=tuple(
+                RopaFieldCount(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]))
+                for r in fields
+            ),
+        )
 
     async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
         rows = await self._rows("read the disclosure log", self._sql.log_records, (start, limit))

@@ -62,6 +62,7 @@ from gateway.store.records import (
     protected_column,
     require_aware,
 )
+from gateway.store.ropa_sql import JsonReads, ropa_sql
 from gateway.store.search_sql import Dialect, search_sql, where
 from gateway.store.sql_store import Encoding, SqlStore, Transaction
 from gateway.store.sqlite_connection import (
@@ -188,6 +189,13 @@ class _SqliteDialect(Dialect):
 
 _DIALECT: Final = _SqliteDialect()
 
+_ROPA: Final = ropa_sql(
+    JsonReads(
+        member="json_extract(CAST(i.entry AS TEXT), '$.{name}')",
+        field_keys="CROSS JOIN json_each(CAST(i.entry AS TEXT), '$.fields') AS f",
+    )
+)
+
 
 class SqliteStore(SqlStore):
     """The storage port on one SQLite file (see the module docstring for the guarantees)."""
@@ -197,6 +205,7 @@ class SqliteStore(SqlStore):
     _decode = FROM_TEXT
     _in_dialect = staticmethod(_as_written)
     _legal_requests_select = _LEGAL_REQUESTS
+    _ropa = _ROPA
     _legal_requests_order = _LEGAL_REQUESTS_ORDER
 
     def __init__(

@@ -44,9 +44,12 @@ __all__ = [
     "CSV_COLUMNS",
     "DEFAULT_WINDOW",
     "DRIFTS",
+    "MapCell",
+    "MapRow",
     "RopaReport",
     "RopaRow",
     "build_rows",
+    "data_map",
     "never_sent_by_operation",
     "read_ropa",
     "report_csv",
@@ -344,3 +347,62 @@ def report_text(report: RopaReport) -> str:
     drifting = sum(1 for r in report.rows if r.drift)
     lines.append(f"{len(report.rows)} row(s), {drifting} with drift")
     return "\n".join(lines) + "\n"
+
+
+# -- the data map: partners × data categories -----------------------------------------
+
+
+@dataclass(frozen=True)
+class MapCell:
+    """One partner's fields of one data category (gateway.vocabulary.FIELD_CATEGORIES)."""
+
+    declared: tuple[str, ...]  # declared (not `drop`) in some operation now
+    sent: Mapping[str, int]  # field -> disclosures that carried it in the window
+
+    @property
+    def never_sent(self) -> tuple[str, ...]:
+        return tuple(f for f in self.declared if f not in self.sent)
+
+    @property
+    def undeclared(self) -> tuple[str, ...]:
+        return tuple(f for f in self.sent if f not in self.declared)
+
+
+@dataclass(frozen=True)
+class MapRow:
+    partner: str
+    category: str | None  # the partner's category
+    disclosures: int
+    cells: Mapping[str, MapCell]  # data category -> cell; absent: neither declared nor sent
+
+
+def data_map(report: RopaReport, category_of: Mapping[str, str]) -> tuple[MapRow, ...]:
+    """Per partner, per data category (`category_of`: field → category, else "other"):
+    the fields declared beside those sent in the report's window."""
+    declared: dict[str, set[str]] = {}
+    sent: dict[str, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    kinds: dict[str, str | None] = {}
+    for row in report.rows:
+        kinds.setdefault(row.partner, row.category)
+        totals[row.partner] = totals.get(row.partner, 0) + row.disclosures
+        declared.setdefault(row.partner, set()).update(
+            f for f, t in row.declared_fields.items() if t != DROP
+        )
+        counts = sent.setdefault(row.partner, {})
+        for name, n in row.disclosed_fields.items():
+            counts[name] = counts.get(name, 0) + n
+    rows: list[MapRow] = []
+    for partner in sorted(kinds):
+        names: dict[str, list[str]] = {}
+        for name in declared[partner] | set(sent[partner]):
+            names.setdefault(category_of.get(name, "other"), []).append(name)
+        cells = {
+            category: MapCell(
+                tuple(sorted(f for f in fields if f in declared[partner])),
+                {f: sent[partner][f] for f in sorted(fields) if f in sent[partner]},
+            )
+            for category, fields in names.items()
+        }
+        rows.append(MapRow(partner, kinds[partner], totals[partner], cells))
+    return tuple(rows)

@@ -33,6 +33,7 @@ from gateway.rights import lawful_requests as legal_requests
 from gateway.store.records import REQUIRED_APPROVALS, LegalRequestRecord
 from gateway.subject_id import check_subject_id, is_subject_id
 from gateway.web.review.actions_page import action_page, add_action_pages
+from gateway.web.review.data_map_page import add_data_map_pages
 from gateway.web.review.listing import (
     MAX_INDEX,
     OUTCOME_CHOICES,
@@ -580,6 +581,7 @@ def add_review_routes(
     routes.add_get("/legal-requests", legal_request_list, name="legal_requests")
     routes.add_post("/legal-requests/{request_id}/approve", approve, name="approve")
     add_partner_pages(sub)
+    add_data_map_pages(sub)
     add_action_pages(sub)
     routes.add_get("/login", login_form, name="login")
     routes.add_post("/login", login_submit, name="login_submit")

@@ -42,11 +42,14 @@ class RopaSql:
     fields: str
 
 
-# An intent in the window whose disclosure was sent (once is enough: EXISTS).
+# An intent in the window whose disclosure was sent (once is enough: EXISTS). The outcome
+# is compared as an expression (`|| ''`) so that neither database looks the subquery up by
+# the outcome index — every sent outcome of the log, for each intent — rather than by the
+# disclosure's own entries (log_entries_by_disclosure).
 _SENT_IN_WINDOW: Final = (
     "i.kind = 'intent' AND i.logged_at >= ? AND i.logged_at < ? AND EXISTS ("
     "SELECT 1 FROM log_entries o WHERE o.disclosure_id = i.disclosure_id "
-    "AND o.kind = 'outcome' AND o.outcome = 'sent')"
+    "AND o.kind = 'outcome' AND (o.outcome || '') = 'sent')"
 )
 
 

@@ -13,6 +13,7 @@ from typing import Final
 from aiohttp import web
 
 from gateway.errors import InvalidRequestError
+from gateway.partners.model import current
 from gateway.rights.ropa import read_ropa, report_csv, report_json, window_of
 from gateway.web.http import caller_of, json_response
 from gateway.web.keys import GATEWAY, STORE
@@ -35,7 +36,7 @@ async def get_ropa(request: web.Request) -> web.Response:
         raise InvalidRequestError(f"format must be one of {', '.join(FORMATS)}, not {shape!r}")
     gw = request.app[GATEWAY]
     since, until = window_of(request.query.get("since"), request.query.get("until"), gw.clock())
-    report = await read_ropa(request.app[STORE], gw.partners, since, until)
+    report = await read_ropa(request.app[STORE], current(gw.partners), since, until)
     if shape == "csv":
         return web.Response(
             text=report_csv(report),

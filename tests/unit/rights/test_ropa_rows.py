@@ -14,6 +14,7 @@ from gateway.rights.ropa import (
     DEFAULT_WINDOW,
     RopaReport,
     build_rows,
+    data_map,
     never_sent_by_operation,
     report_csv,
     report_json,
@@ -21,6 +22,7 @@ from gateway.rights.ropa import (
     window_of,
 )
 from gateway.store.records import RopaCounts, RopaFieldCount, RopaRowCount
+from gateway.vocabulary import CATEGORY_OF_FIELD
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 T1 = datetime(2026, 3, 9, tzinfo=UTC)
@@ -141,3 +143,19 @@ def test_window_defaults_and_refusals() -> None:
     with pytest.raises(InvalidRequestError, match="before"):
         window_of("2026-06-01", "2026-06-01", now)
     assert window_of(None, None, now)[1] - window_of(None, None, now)[0] == timedelta(days=365)
+
+
+def test_the_data_map_groups_fields_by_data_category(ads: Partner) -> None:
+    key = ("adreach", "upload", "marketing", "consent")
+    counts = counted(key, 4, {"email": 4, "cookie": 1}, (0, 0))
+    undeclared = counted(("adreach", "old", "marketing", "consent"), 1, {"phone": 1}, (0, 0))
+    merged = RopaCounts(counts.rows + undeclared.rows, counts.fields + undeclared.fields)
+    report = RopaReport(T0, T1, build_rows({"adreach": ads}, merged))
+    (row,) = data_map(report, CATEGORY_OF_FIELD)
+    assert row.partner == "adreach" and row.disclosures == 5
+    contact, device, usage = row.cells["contact"], row.cells["device"], row.cells["usage"]
+    assert contact.declared == ("email",) and contact.sent == {"email": 4, "phone": 1}
+    assert contact.undeclared == ("phone",) and contact.never_sent == ()
+    assert device.declared == ("app_id",) and device.never_sent == ("app_id",)
+    assert usage.sent == {"cookie": 1}
+    assert "identity" not in row.cells  # `name` is declared drop

@@ -73,7 +73,9 @@ def cmd_tighten(args: argparse.Namespace) -> int:
             )
         report = await read_ropa(store, {partner.id: partner}, since, until)
         removals = never_sent_by_operation(report, partner)
-        path = config.partners_dir / f"{partner.id}.toml"
+        # The file it was loaded from (a display name otherwise: the id's file).
+        loaded = Path(partner.source) if partner.source else None
+        path = loaded if loaded and loaded.is_file() else config.partners_dir / f"{partner.id}.toml"
         patch = tighten_patch(path.read_text(encoding="utf-8"), removals, _shown(path, config.root))
         unused = sorted({r.operation for r in report.rows if "operation_never_used" in r.drift})
         if unused:

@@ -27,6 +27,7 @@ from gateway.cli import policy as cli_policy
 from gateway.cli import receipt as cli_receipt
 from gateway.cli import review as cli_review
 from gateway.cli import rights as cli_rights
+from gateway.cli import ropa as cli_ropa
 from gateway.cli import server as cli_server
 from gateway.cli import witness as cli_witness
 from gateway.cli.support import EXIT_OK, EXIT_USAGE, UsageError
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_rights.register(commands)
     cli_exposure.register(commands)
     cli_notices.register(commands)
+    cli_ropa.register(commands)
     cli_completion.register(commands)
     cli_config.register(commands)
     cli_init_folder.register(commands)

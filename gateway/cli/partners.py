@@ -7,6 +7,7 @@
   receive (exit 1 when anything widens; gateway.partners.diff);
 - `suspend ID --reason … --as REVIEWER` / `resume ID --as REVIEWER` / `suspensions`: act
   on the configured store, so every instance sees it within a second;
+- `tighten ID --since DATE`: the patch removing the fields never sent (gateway.cli.ropa);
 - `reload`: validate, then send SIGHUP to the `gateway serve` of this config.
 
 Suspending and resuming are a reviewer's acts, as over HTTP: `--as` names the reviewer
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gateway.cli.person import add_credential_options, cli_actions, proven_person
+from gateway.cli.ropa import register_tighten
 from gateway.cli.support import (
     EXIT_OK,
     EXIT_USAGE,
@@ -334,6 +336,7 @@ def register(commands: Commands) -> None:
     diff.add_argument("old", help="a directory of partner files, or a git revision (HEAD~1)")
     diff.add_argument("new", help="a directory of partner files, or a git revision (HEAD)")
     diff.add_argument("--format", choices=("text", "markdown"), default="text")
+    register_tighten(group)
 
     suspend = add_command(
         group,

@@ -27,6 +27,7 @@ from gateway.store.records import (
     LogRecord,
     LogRow,
     OutboxNotice,
+    RopaCounts,
     StoredCheckpoint,
     StoredLogRow,
     TreeHash,
@@ -45,6 +46,7 @@ __all__ = [
     "LogRowStore",
     "LogSummaryStore",
     "ProtectedValueStore",
+    "RopaStore",
     "StoreLifecycle",
     "SubjectStore",
     "SuspensionStore",
@@ -276,6 +278,15 @@ class LogSummaryStore(Protocol):
 
     async def decisions_by_partner(self, since: datetime, limit: int) -> list[KeyCount]:
         """Decisions (intents and refusals) per partner, most first, at most `limit`."""
+
+
+class RopaStore(Protocol):
+    """The record of processing's counts (gateway.rights.ropa)."""
+
+    async def ropa_counts(self, since: datetime, until: datetime) -> RopaCounts:
+        """The disclosures sent with their intent logged in [since, until), counted per
+        partner × operation × purpose × legal basis, and per field of each (SQL GROUP BY,
+        gateway.store.ropa_sql); every row in no particular order."""
 
 
 class LogAuditStore(Protocol):

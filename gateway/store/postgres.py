@@ -50,6 +50,7 @@ from gateway.store.records import (
     protected_column,
     require_aware,
 )
+from gateway.store.ropa_sql import JsonReads, ropa_sql
 from gateway.store.search_sql import Dialect, count_sql, search_sql, where
 from gateway.store.sql_store import Encoding, SqlStore, Transaction
 from gateway.store.statements import SQL, numbered
@@ -206,6 +207,16 @@ class _PostgresDialect(Dialect):
 
 _DIALECT: Final = _PostgresDialect()
 
+_ROPA: Final = ropa_sql(
+    JsonReads(
+        member="(convert_from(i.entry, 'UTF8')::jsonb ->> '{name}')",
+        field_keys=(
+            "CROSS JOIN LATERAL jsonb_object_keys("
+            "convert_from(i.entry, 'UTF8')::jsonb -> 'fields') AS f(key)"
+        ),
+    )
+)
+
 
 def _as_bound(value: datetime) -> object:
     return value  # asyncpg binds an aware datetime to timestamptz as it is
@@ -230,6 +241,7 @@ class PostgresStore(SqlStore):
     _in_dialect = staticmethod(numbered)
     _exposure = ExposureSql(*(numbered(s) for s in astuple(exposure_sql(POSTGRES_JSON))))
     _lock_checkpoints = _LOCK_CHECKPOINTS
+    _ropa = _ROPA
     _legal_requests_select = _LEGAL_REQUEST
     _legal_requests_order = " ORDER BY l.received_at, l.id"
     _summary = summary_sql.POSTGRES

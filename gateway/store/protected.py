@@ -139,6 +139,7 @@ class ProtectedStore:
     decisions_by_day = _Passed(Store.decisions_by_day)
     refusals_by_problem = _Passed(Store.refusals_by_problem)
     decisions_by_partner = _Passed(Store.decisions_by_partner)
+    ropa_counts = _Passed(Store.ropa_counts)
     read_log_records = _Passed(Store.read_log_records)
     read_log_rows = _Passed(Store.read_log_rows)
     log_rows_without_leaf_hash = _Passed(Store.log_rows_without_leaf_hash)

@@ -42,6 +42,9 @@ __all__ = [
     "LogRecord",
     "LogRow",
     "Migration",
+    "RopaCounts",
+    "RopaFieldCount",
+    "RopaRowCount",
     "StoreUnavailable",
     "StoredCheckpoint",
     "StoredLogRow",
@@ -479,3 +482,39 @@ def facts_of(
 def protected_column(column: str) -> tuple[str, tuple[str, ...], str]:
     """``(table, key columns, column)`` of a PROTECTED_COLUMNS name (KeyError otherwise)."""
     return PROTECTED_COLUMNS[column]
+
+
+@dataclass(frozen=True)
+class RopaRowCount:
+    """The disclosures sent in a window for one partner × operation × purpose × basis."""
+
+    partner: str
+    operation: str
+    purpose: str
+    legal_basis: str
+    disclosures: int
+    first: datetime
+    last: datetime
+    # Distinct consents the disclosures were made under, and how many are withdrawn now.
+    consents: int
+    consents_withdrawn: int
+
+
+@dataclass(frozen=True)
+class RopaFieldCount:
+    """How many of one row's disclosures carried `field`."""
+
+    partner: str
+    operation: str
+    purpose: str
+    legal_basis: str
+    field: str
+    disclosures: int
+
+
+@dataclass(frozen=True)
+class RopaCounts:
+    """What the log says was sent in a window, counted by the database (store.ropa_sql)."""
+
+    rows: tuple[RopaRowCount, ...]
+    fields: tuple[RopaFieldCount, ...]

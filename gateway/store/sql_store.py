@@ -48,6 +48,9 @@ from gateway.store.records import (
     LogEntry,
     LogRecord,
     OutboxNotice,
+    RopaCounts,
+    RopaFieldCount,
+    RopaRowCount,
     StoredCheckpoint,
     StoredLogRow,
     WitnessSize,
@@ -56,6 +59,7 @@ from gateway.store.records import (
     protected_column,
     require_aware,
 )
+from gateway.store.ropa_sql import RopaSql
 from gateway.store.statements import Statements
 from gateway.store.summary_sql import DayCount, KeyCount, SummaryExpressions
 
@@ -119,6 +123,8 @@ class SqlStore(ABC):
     _lock_checkpoints: str | None = None
     # The overview's expressions this database writes its own way (summary_sql).
     _summary: SummaryExpressions
+    # The record of processing's two GROUP BY statements, in this database's JSON reads.
+    _ropa: RopaSql
 
     @abstractmethod
     def _transaction(self, action: str) -> AbstractAsyncContextManager[Transaction]:
@@ -453,6 +459,33 @@ class SqlStore(ABC):
         params = (partner, self._encode.time(since), self._encode.time(until), after, limit)
         rows = await self._rows("read a partner's exposure", self._exposure.subject_refs, params)
         return [SubjectRefCount(str(r[0]), int(r[1]), r[2] == "sent") for r in rows]
+
+    async def ropa_counts(self, since: datetime, until: datetime) -> RopaCounts:
+        window = (self._encode.time(since), self._encode.time(until))
+        action = "count the record of processing"
+        rows = await self._rows(action, self._in_dialect(self._ropa.rows), window)
+        fields = await self._rows(action, self._in_dialect(self._ropa.fields), window)
+        t = self._decode.time
+        return RopaCounts(
+            rows=tuple(
+                RopaRowCount(
+                    str(r[0]),
+                    str(r[1]),
+                    str(r[2]),
+                    str(r[3]),
+                    int(r[4]),
+                    t(r[5]),
+                    t(r[6]),
+                    int(r[7]),
+                    int(r[8]),
+                )
+                for r in rows
+            ),
+            fields=tuple(
+                RopaFieldCount(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]))
+                for r in fields
+            ),
+        )
 
     async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
         rows = await self._rows("read the disclosure log", self._sql.log_records, (start, limit))

@@ -63,6 +63,7 @@ from gateway.store.records import (
     protected_column,
     require_aware,
 )
+from gateway.store.ropa_sql import JsonReads, ropa_sql
 from gateway.store.search_sql import Dialect, count_sql, search_sql, where
 from gateway.store.sql_store import Encoding, SqlStore, Transaction
 from gateway.store.sqlite_connection import (
@@ -189,6 +190,13 @@ class _SqliteDialect(Dialect):
 
 _DIALECT: Final = _SqliteDialect()
 
+_ROPA: Final = ropa_sql(
+    JsonReads(
+        member="json_extract(CAST(i.entry AS TEXT), '$.{name}')",
+        field_keys="CROSS JOIN json_each(CAST(i.entry AS TEXT), '$.fields') AS f",
+    )
+)
+
 
 class SqliteStore(SqlStore):
     """The storage port on one SQLite file (see the module docstring for the guarantees)."""
@@ -199,6 +207,7 @@ class SqliteStore(SqlStore):
     _in_dialect = staticmethod(_as_written)
     _exposure = exposure_sql(SQLITE_JSON)
     _legal_requests_select = _LEGAL_REQUESTS
+    _ropa = _ROPA
     _legal_requests_order = _LEGAL_REQUESTS_ORDER
     _summary = summary_sql.SQLITE
 

@@ -75,6 +75,7 @@ from gateway.web.routes.ops import add_ops_routes, watch_checkpoints
 from gateway.web.routes.partners import add_partner_routes
 from gateway.web.routes.receipts import add_receipt_routes
 from gateway.web.routes.rights import add_rights_routes
+from gateway.web.routes.ropa import add_ropa_routes
 
 # The logger of start, reload and stop (gateway.ops.reload's).
 lifecycle = logging.getLogger("gateway.lifecycle")
@@ -284,6 +285,7 @@ def create_app(
     add_receipt_routes(app)
     add_partner_routes(app)
     add_exposure_routes(app)
+    add_ropa_routes(app)
     add_problem_routes(app)
     add_review_routes(
         app,

@@ -32,6 +32,7 @@ from gateway.policy.request import MAX_ID
 from gateway.problem_catalog import CATALOGUE
 from gateway.subject_id import check_subject_id, is_subject_id
 from gateway.web.review.actions_page import action_page, add_action_pages
+from gateway.web.review.data_map_page import add_data_map_pages
 from gateway.web.review.exposure_page import add_exposure_pages
 from gateway.web.review.lawful_page import add_lawful_request_pages
 from gateway.web.review.listing import (
@@ -521,6 +522,7 @@ def add_review_routes(
     routes.add_post("/queue/{disclosure_id}/justify", justify, name="justify")
     add_lawful_request_pages(sub)
     add_partner_pages(sub)
+    add_data_map_pages(sub)
     add_action_pages(sub)
     add_exposure_pages(sub)
     add_notice_pages(sub)

@@ -449,6 +449,85 @@ def _schemas() -> dict[str, Schema]:
                 },
             },
         },
+        "RopaRow": {
+            "type": "object",
+            "description": "One partner × operation × purpose × legal basis of the record of "
+            "processing: what the partner file declares beside what was sent in the window "
+            "(a disclosure counts when its outcome is `sent`).",
+            "required": [
+                "partner",
+                "operation",
+                "purpose",
+                "legal_basis",
+                "disclosures",
+                "declared_fields",
+                "disclosed_fields",
+                "never_sent",
+                "drift",
+            ],
+            "properties": {
+                "partner": {"type": "string"},
+                "partner_name": {"type": ["string", "null"]},
+                "category": {"type": ["string", "null"], "description": "The partner's."},
+                "jurisdiction": {"type": ["string", "null"]},
+                "retention_days": {"type": ["integer", "null"]},
+                "operation": {"type": "string"},
+                "purpose": {"type": "string"},
+                "legal_basis": {"type": "string"},
+                "declared": {
+                    "type": "boolean",
+                    "description": "Whether the partner files declare this pairing now.",
+                },
+                "declared_fields": {
+                    "type": "object",
+                    "description": "Field name → transform, as the partner file says now.",
+                    "additionalProperties": {"type": "string"},
+                },
+                "disclosures": {"type": "integer", "minimum": 0},
+                "disclosed_fields": {
+                    "type": "object",
+                    "description": "Field name → how many of the disclosures carried it.",
+                    "additionalProperties": {"type": "integer"},
+                },
+                "never_sent": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Declared fields (not `drop`) no disclosure carried.",
+                },
+                "first_disclosure": {"oneOf": [UTC_TIME, {"type": "null"}]},
+                "last_disclosure": {"oneOf": [UTC_TIME, {"type": "null"}]},
+                "consents": {
+                    "type": "integer",
+                    "description": "Distinct consents the disclosures were made under.",
+                },
+                "consents_withdrawn": {
+                    "type": "integer",
+                    "description": "How many of those are withdrawn now.",
+                },
+                "drift": {
+                    "type": "array",
+                    "items": {
+                        "type": "string",
+                        "enum": [
+                            "fields_never_sent",
+                            "operation_never_used",
+                            "never_used",
+                            "consents_mostly_withdrawn",
+                            "not_declared",
+                        ],
+                    },
+                },
+            },
+        },
+        "Ropa": {
+            "type": "object",
+            "required": ["since", "until", "rows"],
+            "properties": {
+                "since": UTC_TIME,
+                "until": UTC_TIME,
+                "rows": {"type": "array", "items": _ref("RopaRow")},
+            },
+        },
         "LegalRequestList": {
             "type": "object",
             "required": ["legal_requests"],
@@ -1369,6 +1448,50 @@ def _paths() -> dict[str, Schema]:
                 roles=("reviewer",),
                 parameters=[_path_param("partner_id", "The partner id (its file name).")],
                 requestBody=_body(_ref("SuspendRequest"), "Why the partner is suspended."),
+            )
+        },
+        "/v1/ropa": {
+            "get": _operation(
+                "getRopa",
+                "The live record of processing: per partner, operation, purpose and legal "
+                "basis, the declared fields beside those actually sent, and the drift.",
+                {
+                    "200": {
+                        "description": "The record, as JSON or (`format=csv`) CSV.",
+                        "content": {
+                            "application/json": {"schema": _ref("Ropa")},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(400, *STORE_ERRORS),
+                },
+                tag="partners",
+                roles=("reviewer",),
+                parameters=[
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": False,
+                        "description": text,
+                        "schema": {"type": "string"},
+                    }
+                    for name, text in (
+                        (
+                            "since",
+                            "A date YYYY-MM-DD or an RFC 3339 time (default: a year "
+                            "before `until`).",
+                        ),
+                        ("until", "Excluded; a date or an RFC 3339 time (default: now)."),
+                    )
+                ]
+                + [
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
+                    }
+                ],
             )
         },
         "/v1/partners/{partner_id}/resume": {

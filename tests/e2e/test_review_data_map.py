@@ -1,0 +1,101 @@
+"""The review site's data map (/review/data-map, issue 19): partners × data categories,
+declared beside sent, each number linking to the disclosures behind it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from html import unescape
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from browser.review_support import (
+    PASSWORDS,
+    FakeReviewBackend,
+    review_app,
+    review_config,
+    seed,
+)
+
+from gateway.config.model import Config
+from gateway.crypto.subject_keys import LogKeys
+from gateway.partners.model import Partner
+from gateway.web.keys import STORE
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+async def client(
+    config: Config, partners: dict[str, Partner], tmp_path: Path
+) -> AsyncIterator[TestClient]:
+    cfg = review_config(config, str(tmp_path / "gateway.db"))
+    keys = LogKeys.load(cfg.keys_dir)
+    fake = FakeReviewBackend(keys)
+    app = review_app(cfg, partners, fake)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        await seed(app[STORE], partners, keys, fake)
+        yield client
+    finally:
+        await client.close()
+
+
+async def login(client: TestClient, reviewer: str) -> None:
+    form = await client.get("/review/login")
+    token = CSRF.search(await form.text())
+    assert token is not None
+    r = await client.post(
+        "/review/login",
+        data={
+            "csrf": token[1],
+            "reviewer_id": reviewer,
+            "next": "/review/",
+            "password": PASSWORDS[reviewer],
+        },
+        allow_redirects=False,
+    )
+    assert r.status == 303, await r.text()
+
+
+def row_of(page: str, partner: str) -> str:
+    found = re.search(rf'<tr id="map-{re.escape(partner)}">(.*?)</tr>', page, re.S)
+    assert found is not None, f"no row for {partner}"
+    return found[1]
+
+
+async def test_the_map_shows_declared_beside_sent_and_links_to_the_entries(
+    client: TestClient,
+) -> None:
+    r = await client.get("/review/data-map", allow_redirects=False)
+    assert r.status in (302, 303)  # signed out: to the sign-in page
+    await login(client, "alice")
+    r = await client.get("/review/data-map")
+    page = await r.text()
+    assert r.status == 200, page
+    assert 'aria-current="page">Data map' in page
+    assert "<script" not in page
+    police = row_of(page, "vientiane-police")
+    # Two sent (vital and public interest), each carrying every declared field.
+    links = re.findall(r'<a href="([^"]+)">(\d+)</a>', police)
+    total_url, total = links[0]
+    assert total == "2"
+    assert "partner=vientiane-police" in total_url and "outcome=sent" in total_url
+    assert "identity" in page and "usage" in page
+    # The number leads to exactly the disclosures it counts.
+    listed = await client.get(unescape(total_url))
+    assert listed.status == 200
+    shown = set(re.findall(r'href="/review/disclosures/([^"]+)"', await listed.text()))
+    assert len(shown) == 2
+    # A partner with nothing sent: its declared fields are all "never sent".
+    adreach = row_of(page, "adreach")
+    assert '<del class="field map-never"' in adreach and "map-drift" in adreach
+
+
+async def test_a_bad_date_is_a_clear_refusal(client: TestClient) -> None:
+    await login(client, "bob")
+    r = await client.get("/review/data-map?since=31-12-2026")
+    assert r.status == 400
+    assert "YYYY-MM-DD" in await r.text()

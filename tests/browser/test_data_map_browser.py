@@ -4,13 +4,11 @@ as docs/screenshots/data-map.png for the README's legal-team guide."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from browser.review_support import docs_screenshot
 from browser.test_review_browser import click_and_wait, sign_in
 from selenium.webdriver.common.by import By
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def test_data_map_at_1280(browser: Any, gateway_site: Any) -> None:
@@ -28,10 +26,9 @@ def test_data_map_at_1280(browser: Any, gateway_site: Any) -> None:
         width = browser.execute_script(f"return {element}.scrollWidth")
         viewport = browser.execute_script(f"return {element}.clientWidth")
         assert width <= viewport, f"{element} overflows: {width} px in {viewport} px"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1280, min(max(height + 140, 600), 2000))
-    browser.save_screenshot(str(SCREENSHOTS / "data-map.png"))
+    browser.save_screenshot(str(docs_screenshot("data-map.png")))
 
     # The number leads to the disclosures it counts.
     click_and_wait(browser, police.find_elements(By.CSS_SELECTOR, "td.num a")[0])

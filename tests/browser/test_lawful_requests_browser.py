@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser.review_support import NOW, SUBJECT_A, SUBJECT_B, Gateway
+from browser.review_support import NOW, SUBJECT_A, SUBJECT_B, Gateway, docs_screenshot
 from browser.test_review_browser import click_and_wait, sign_in, sign_out
 from selenium.webdriver.common.by import By
 
 from gateway.log.actions import check_action_texts, find_actions
 from gateway.store.records import JustificationRecord, LegalRequestRecord
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LONG_REFERENCE = "MPS-ECONOMIC-CRIMES-DIVISION/2026/INVESTIGATION-FILE-000000000000000000000042"
 
 
@@ -140,8 +138,7 @@ def test_the_list_fits_the_screen_newest_first_in_words_with_totals(
         assert code not in text
     reason = browser.find_element(By.CSS_SELECTOR, "#lr-LR-test-refused p.reason").text
     assert reason == "No court seal; asked the court for the order."
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / "lawful-requests.png"))
+    browser.save_screenshot(str(docs_screenshot("lawful-requests.png")))
 
     set_width(browser, 390, 844)
     browser.refresh()

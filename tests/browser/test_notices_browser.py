@@ -5,17 +5,15 @@ no horizontal overflow. Its screenshot is docs/screenshots/review-notices.png.""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from browser.review_support import NOW
+from browser.review_support import NOW, docs_screenshot
 from selenium.webdriver.common.by import By
 from test_review_browser import sign_in
 
 from gateway.rights.outbox import Attempted, NoticeOutbox
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac7bb"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 class Sealing:
@@ -81,8 +79,7 @@ def test_the_notices_page_at_1280(browser, gateway_site, screenshot):
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"{overflow} px of horizontal overflow at 1280 px"
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(SCREENSHOTS / "review-notices.png"))
+        browser.save_screenshot(str(docs_screenshot("review-notices.png")))
         screenshot("notices")
     finally:
         browser.set_window_size(1366, 900)

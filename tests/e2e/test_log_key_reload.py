@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import start_gateway
+from e2e.conftest import start_gateway
 
 from gateway.config.model import Config
 from gateway.errors import LogUnavailableError

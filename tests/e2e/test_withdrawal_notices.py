@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import start_gateway
+from e2e.conftest import start_gateway
 from support.log import logged
 from support.sandboxes import SANDBOX_SECRETS
 

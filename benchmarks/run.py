@@ -54,9 +54,11 @@ sys.path.insert(0, str(ROOT))  # run as a script: the helpers are modules of ben
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
+from benchmarks import witnessing  # noqa: E402
 from gateway.config.model import Config, load_config  # noqa: E402
 from gateway.crypto.dev_tokens import issue_dev_token  # noqa: E402
 from gateway.crypto.seal import GatewayKeys, claims_for, load_partner_key_file  # noqa: E402
+from gateway.log.service import LogSigner  # noqa: E402
 from gateway.partners import Partner, load_partners  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
@@ -64,6 +66,7 @@ POSTGRES_URL = os.environ.get(
 )
 CONSENT_WRITER = "customer-app"
 CONNECTIONS = (1, 64)
+WITNESSED = "sqlite witnessed"  # the SQLite gateway again, with a witness policy
 STARTUP_TIMEOUT_S = 90.0
 
 
@@ -266,27 +269,42 @@ def free_port() -> int:
 # -- the gateway's workspace ------------------------------------------------------------
 
 
-def set_key(text: str, section: str, key: str, value: str) -> str:
-    """`text` (TOML) with `key` of table `section` set to the TOML literal `value`."""
+def set_key(text: str, section: str, key: str, value: str, *, add: bool = False) -> str:
+    """`text` (TOML) with `key` of table `section` set to the TOML literal `value`; with
+    `add`, a key the table does not have is added as its first line."""
     lines = text.splitlines()
     current = ""
+    header = None
     for n, line in enumerate(lines):
         stripped = line.strip()
         if stripped.startswith("["):
             current = stripped.strip("[]").strip()
+            if current == section:
+                header = n
         elif current == section and stripped.split("=")[0].strip() == key:
             lines[n] = f"{key} = {value}"
             return "\n".join(lines) + "\n"
+    if add and header is not None:
+        lines.insert(header + 1, f"{key} = {value}")
+        return "\n".join(lines) + "\n"
     raise SystemExit(f"config.toml has no {key} in [{section}]; benchmarks/run.py needs one")
 
 
 def workspace(
-    where: Path, storage_url: str, served: dict[str, dict[str, str | None]], config: Config
+    where: Path,
+    storage_url: str,
+    served: dict[str, dict[str, str | None]],
+    config: Config,
+    witness_policy: str | None = None,
 ) -> Path:
-    """A directory with config.toml, the partners pointed at the sandboxes, and the keys."""
+    """A directory with config.toml, the partners pointed at the sandboxes, and the keys;
+    with `witness_policy` (a tlog-policy's text), witnesses.txt and `[log] witness_policy`."""
     where.mkdir(parents=True)
     (where / "keys").symlink_to(config.keys_dir)
     text = set_key(config.path.read_text(), "storage", "url", json.dumps(storage_url))
+    if witness_policy is not None:
+        (where / "witnesses.txt").write_text(witness_policy)
+        text = set_key(text, "log", "witness_policy", '"witnesses.txt"', add=True)
     if config.sandbox_serve:
         # The benchmark runs its own sandboxes: the gateway must not start them on 91xx too.
         text = set_key(text, "sandbox", "serve", "false")
@@ -629,6 +647,122 @@ def _frame_in(frame: str, marks: Sequence[str]) -> bool:
     return False
 
 
+# -- witnessing -------------------------------------------------------------------------
+
+
+class WitnessWatch:
+    """What witnessing did during the HTTP cases: the checkpoints the gateway with a
+    witness policy signed and got witnessed (and, beside it, what the same gateway without
+    one signed), the witnesses' CPU, and, after each of its cases, whether the witnessed
+    checkpoint kept up. Inactive when no gateway runs with a witness policy."""
+
+    def __init__(
+        self,
+        running: Sequence[witnessing.RunningWitness],
+        databases: dict[str, Path],
+        policy_path: Path,
+    ) -> None:
+        self.active = WITNESSED in databases and "sqlite" in databases
+        self.running = running
+        self.databases = databases
+        self.policy_path = policy_path
+        self.pids = [w.pid for w in running]
+        self.samples: list[tuple[float, witnessing.Checkpoints]] = []
+        if self.active:
+            self.cpu_before = witnessing.cpu_seconds(self.pids)
+            self.before = self.checkpoints()
+
+    def checkpoints(self) -> dict[str, witnessing.Checkpoints]:
+        return {
+            "sqlite": witnessing.checkpoints(self.databases["sqlite"], None),
+            WITNESSED: witnessing.checkpoints(self.databases[WITNESSED], self.policy_path),
+        }
+
+    def after_case(self, port: int) -> None:
+        if self.active:
+            metrics = witnessing.scrape_metrics(port)
+            age = metrics.get("gateway_checkpoint_witnessed_age_seconds", -1.0)
+            self.samples.append((age, self.checkpoints()[WITNESSED]))
+
+    def report(
+        self,
+        port: int,
+        scenarios: Sequence[Scenario],
+        all_rounds: dict[tuple[str, int], dict[str, list[Figures]]],
+    ) -> str:
+        if not self.active:
+            return ""
+        after = self.checkpoints()
+        cpu_after = witnessing.cpu_seconds(self.pids)
+        metrics = witnessing.scrape_metrics(port)
+        mine, plain = after[WITNESSED], after["sqlite"]
+        signed = mine.signed - self.before[WITNESSED].signed
+        witnessed = mine.witnessed - self.before[WITNESSED].witnessed
+        lines = [
+            f"\nwitnessing: `gateway {WITNESSED}` is `gateway sqlite` with a witness policy "
+            f"naming {len(self.running)} witnesses on loopback (`gateway witness serve`), "
+            "all of which must cosign",
+            f"  checkpoints during the HTTP cases: {signed} signed, {witnessed} of them "
+            f"witnessed (the runner submits the latest; one signed during a submission is "
+            f"not submitted); the gateway without witnesses signed "
+            f"{plain.signed - self.before['sqlite'].signed}",
+        ]
+        if self.cpu_before is not None and cpu_after is not None:
+            cpu_ms = (cpu_after - self.cpu_before) * 1e3
+            lines.append(
+                f"  the witnesses' CPU during the HTTP cases: {cpu_ms:.0f} ms in all, "
+                f"{cpu_ms / max(witnessed, 1):.1f} ms per witnessed checkpoint (all witnesses)"
+            )
+        if self.samples:
+            ages = [age for age, _ in self.samples]
+            latest = [c.latest_age_s or 0.0 for _, c in self.samples]
+            caught_up = sum(c.latest_witnessed for _, c in self.samples)
+            lines.append(
+                f"  right after each of its {len(self.samples)} cases: the last witnessed "
+                f"checkpoint's age (gateway_checkpoint_witnessed_age_seconds) median "
+                f"{median(ages):.2f} s, max {max(ages):.2f} s; the latest checkpoint's age "
+                f"median {median(latest):.2f} s, max {max(latest):.2f} s, and it was the "
+                f"witnessed one after {caught_up} of {len(self.samples)}"
+            )
+        cosigned = {w.name: metrics.get(cosigned_size_metric(w.name), -1.0) for w in self.running}
+        sizes = ", ".join(f"{name} {size:,.0f}" for name, size in cosigned.items())
+        lines.append(
+            f"  at the end: gateway_checkpoint_witnessed_age_seconds "
+            f"{metrics.get('gateway_checkpoint_witnessed_age_seconds', -1.0):.2f}; "
+            f"gateway_witness_cosigned_size {sizes}; the latest checkpoint: size "
+            f"{mine.latest_size:,}, {'witnessed' if mine.latest_witnessed else 'NOT witnessed'}"
+        )
+        lines.append(
+            "  x bare proxy, without / with witnessing (medians of same-round ratios; "
+            "latency: the gateway's over the proxy's):"
+        )
+        lines.append(f"  {'':<28}{'req/s at 64':>16}{'p50 at 1':>16}{'p99 at 1':>16}")
+        for scenario in scenarios:
+            cells = [
+                _without_with(all_rounds.get((scenario.partner, conns)), attr)
+                for conns, attr in ((64, "rps"), (1, "p50_ms"), (1, "p99_ms"))
+            ]
+            label = scenario.label.split(" (")[0]
+            lines.append(f"  {label:<28}" + "".join(f"{cell:>16}" for cell in cells))
+        return "\n".join(lines)
+
+
+def cosigned_size_metric(witness: str) -> str:
+    return 'gateway_witness_cosigned_size{witness="' + witness + '"}'
+
+
+def _without_with(rounds: dict[str, list[Figures]] | None, attr: str) -> str:
+    """`a / b`: the median same-round ratio to the proxy of the gateway without, then with,
+    a witness policy."""
+    if rounds is None or not rounds.get(WITNESSED):
+        return "-"
+    ratios = []
+    for key in ("sqlite", WITNESSED):
+        pairs = zip(rounds[key], rounds["proxy"], strict=True)
+        ratios.append(median(getattr(m, attr) / getattr(p, attr) for m, p in pairs))
+    return f"{ratios[0]:.2f} / {ratios[1]:.2f}"
+
+
 # -- report -----------------------------------------------------------------------------
 
 HEADER = (
@@ -720,6 +854,11 @@ def main() -> None:
         "--log-entries", type=int, help="entries for verify/proof/search (default 1,000,000)"
     )
     parser.add_argument("--skip-log", action="store_true", help="no disclosure-log figures")
+    parser.add_argument(
+        "--skip-witnessing",
+        action="store_true",
+        help="no gateway with a witness policy, no per-checkpoint witnessing figures",
+    )
     parser.add_argument(
         "--loadgen",
         choices=("auto", "wrk", "aiohttp"),
@@ -821,10 +960,25 @@ def main() -> None:
         stores: dict[str, str | None] = {"sqlite": "sqlite:///var/bench.db"}
         stores["postgresql"] = postgres_url
         stores = {name: url for name, url in stores.items() if name in args.stores}
+        policies: dict[str, str] = {}
+        running: list[witnessing.RunningWitness] = []
+        if "sqlite" in stores and not args.skip_witnessing:
+            # The same SQLite gateway with a witness policy, right after the one without:
+            # two witnesses on loopback, both must cosign (issue #18).
+            log_vkey = LogSigner.load(config.keys_dir, config.log.origin).verifier_key
+            running = stack.enter_context(witnessing.witnesses(tmp / "witnesses", log_vkey))
+            policies[WITNESSED] = witnessing.policy_text(log_vkey, running)
+            ordered: dict[str, str | None] = {}
+            for name, url in stores.items():
+                ordered[name] = url
+                if name == "sqlite":
+                    ordered[WITNESSED] = "sqlite:///var/bench-witnessed.db"
+            stores = ordered
         workers = {name: 1 for name in stores}
         if args.workers > 1 and "sqlite" in stores:
             stores[f"sqlite x{args.workers}"] = f"sqlite:///var/bench-{args.workers}.db"
             workers[f"sqlite x{args.workers}"] = args.workers
+        databases: dict[str, Path] = {}
         gateways: dict[str, int] = {}
         pids: dict[str, int] = {"proxy": proxy_proc.process.pid}
         tokens = {
@@ -835,7 +989,11 @@ def main() -> None:
         for name, url in stores.items():
             if url is None:
                 continue
-            config_path = workspace(tmp / name.replace(" ", "-"), url, served, config)
+            config_path = workspace(
+                tmp / name.replace(" ", "-"), url, served, config, policies.get(name)
+            )
+            if url.startswith("sqlite:///"):
+                databases[name] = config_path.parent / url.removeprefix("sqlite:///")
             port = free_port()
             proc = Service(
                 f"gateway ({name})",
@@ -882,10 +1040,13 @@ def main() -> None:
         print(f"\nHTTP, {each} ({time.monotonic() - started:.0f} s to start); {LEGEND}")
         print(HEADER)
         every: list[Figures] = []
+        all_rounds: dict[tuple[str, int], dict[str, list[Figures]]] = {}
+        watch = WitnessWatch(running, databases, tmp / "sqlite-witnessed" / "witnesses.txt")
         for scenario in scenarios:
             print(scenario.label, flush=True)
             for connections in args.connections:
                 rounds: dict[str, list[Figures]] = {key: [] for _, key, _ in targets}
+                all_rounds[(scenario.partner, connections)] = rounds
                 for number in range(args.rounds):
                     for label, key, port in targets:
                         path = request_files[(key, scenario.partner)]
@@ -900,6 +1061,8 @@ def main() -> None:
                         proxy = rounds["proxy"][number] if key != "proxy" else None
                         name = f"{label} #{number + 1}" if args.rounds > 1 else label
                         print(row(name, connections, figures, proxy), flush=True)
+                        if key == WITNESSED:
+                            watch.after_case(port)
                 if args.rounds > 1:
                     for label, key, _ in targets:
                         print(median_row(label, connections, rounds, key), flush=True)
@@ -916,6 +1079,8 @@ def main() -> None:
                     )
         failed = sum(f.failed for f in every)
         print(f"machine after the HTTP cases: {uptime()}", flush=True)
+        if WITNESSED in gateways:
+            print(watch.report(gateways[WITNESSED], scenarios, all_rounds), flush=True)
         stop_all(services)
 
         # What one lone durable commit costs here: the added latency at one connection
@@ -932,6 +1097,13 @@ def main() -> None:
         "  " + run_script(["benchmarks/decide.py", str(0.5 if args.quick else 2.0)], 120).strip(),
         flush=True,
     )
+    if not args.skip_witnessing:
+        print("\nwitnessing, per checkpoint (benchmarks/witnessing.py)", flush=True)
+        witness_args = ["benchmarks/witnessing.py"]
+        if args.quick:
+            witness_args.append("--quick")
+        for line in run_script(witness_args, 1800).splitlines():
+            print("  " + line, flush=True)
     if not args.skip_log:
         print("\ndisclosure log", flush=True)
         log_args = ["benchmarks/log.py", "--entries", str(log_entries)]

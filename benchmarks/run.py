@@ -15,14 +15,21 @@ Starts, each as a process of its own:
 - the load generator: wrk (``benchmarks/requests.lua``) where installed, else
   ``benchmarks/loadgen.py``.
 
+Witnessing (issue #18): the SQLite gateway runs a second time with a witness policy naming
+two witnesses on loopback (``gateway witness serve``, both must cosign), as the target
+``gateway sqlite witnessed`` right after ``gateway sqlite``; after the HTTP cases it says
+how many checkpoints it signed and got witnessed, the witnesses' CPU, whether the witnessed
+checkpoint kept up, and both gateways' ratios to the proxy side by side. The cost per
+checkpoint is ``benchmarks/witnessing.py``'s.
+
 Cases run interleaved (proxy, SQLite, PostgreSQL for each partner and connection
 count), so a change in the machine's load hits all three alike. Then decide()
-(``benchmarks/decide.py``) and the log figures (``benchmarks/log.py``), with the cost of a
-lone durable commit on this machine (``benchmarks/commit_floor.py``). Prints figures;
-asserts nothing about speed.
+(``benchmarks/decide.py``), witnessing per checkpoint (``benchmarks/witnessing.py``) and
+the log figures (``benchmarks/log.py``), with the cost of a lone durable commit on this
+machine (``benchmarks/commit_floor.py``). Prints figures; asserts nothing about speed.
 
 Usage: ``python benchmarks/run.py [--quick] [--seconds S] [--log-entries N] [--skip-log]
-[--project DIR]``
+[--skip-witnessing] [--project DIR]``
 """
 
 from __future__ import annotations
@@ -733,14 +740,22 @@ class WitnessWatch:
             f"{mine.latest_size:,}, {'witnessed' if mine.latest_witnessed else 'NOT witnessed'}"
         )
         lines.append(
-            "  x bare proxy, without / with witnessing (medians of same-round ratios; "
-            "latency: the gateway's over the proxy's):"
+            "  without / with witnessing: x bare proxy (medians of same-round ratios; latency: "
+            "the gateway's over the proxy's), and the gateway's CPU per request in ms (median; "
+            "the witness runner's work included, it runs in the same process)"
         )
-        lines.append(f"  {'':<28}{'req/s at 64':>16}{'p50 at 1':>16}{'p99 at 1':>16}")
+        columns = (
+            ("req/s at 64", 64, "rps"),
+            ("p50 at 1", 1, "p50_ms"),
+            ("p99 at 1", 1, "p99_ms"),
+            ("cpu ms at 64", 64, "server_cpu_ms"),
+            ("cpu ms at 1", 1, "server_cpu_ms"),
+        )
+        lines.append(f"  {'':<28}" + "".join(f"{title:>16}" for title, _, _ in columns))
         for scenario in scenarios:
             cells = [
                 _without_with(all_rounds.get((scenario.partner, conns)), attr)
-                for conns, attr in ((64, "rps"), (1, "p50_ms"), (1, "p99_ms"))
+                for _, conns, attr in columns
             ]
             label = scenario.label.split(" (")[0]
             lines.append(f"  {label:<28}" + "".join(f"{cell:>16}" for cell in cells))
@@ -752,21 +767,27 @@ def cosigned_size_metric(witness: str) -> str:
 
 
 def _without_with(rounds: dict[str, list[Figures]] | None, attr: str) -> str:
-    """`a / b`: the median same-round ratio to the proxy of the gateway without, then with,
-    a witness policy."""
+    """`a / b`, the gateway without then with a witness policy: for the CPU per request its
+    median, for the other figures the median same-round ratio to the proxy."""
     if rounds is None or not rounds.get(WITNESSED):
         return "-"
-    ratios = []
+    values = []
     for key in ("sqlite", WITNESSED):
-        pairs = zip(rounds[key], rounds["proxy"], strict=True)
-        ratios.append(median(getattr(m, attr) / getattr(p, attr) for m, p in pairs))
-    return f"{ratios[0]:.2f} / {ratios[1]:.2f}"
+        if attr == "server_cpu_ms":
+            cpu = median_or_none(f.server_cpu_ms for f in rounds[key])
+            if cpu is None:
+                return "-"
+            values.append(cpu)
+        else:
+            pairs = zip(rounds[key], rounds["proxy"], strict=True)
+            values.append(median(getattr(m, attr) / getattr(p, attr) for m, p in pairs))
+    return f"{values[0]:.2f} / {values[1]:.2f}"
 
 
 # -- report -----------------------------------------------------------------------------
 
 HEADER = (
-    f"{'':<28}{'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
+    f"{'':<34}{'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
     f"{'load':>5} {'cpu ms':>7} {'partner':>7}   {'x proxy':>7} {'+p50 ms':>8} {'+p99 ms':>8}"
 )
 LEGEND = (
@@ -783,9 +804,9 @@ def row(
     label: str, connections: int, figures: Figures | None, proxy: Figures | None, note: str = ""
 ) -> str:
     if figures is None:
-        return f"  {label:<26}{connections:>5}  skipped{note}"
+        return f"  {label:<32}{connections:>5}  skipped{note}"
     text = (
-        f"  {label:<26}{connections:>5} {figures.rps:>8,.0f} {figures.p50_ms:>8.2f} "
+        f"  {label:<32}{connections:>5} {figures.rps:>8,.0f} {figures.p50_ms:>8.2f} "
         f"{figures.p99_ms:>8.2f} {figures.failed:>7} {figures.load:>5.2f} "
         f"{_ms(figures.server_cpu_ms):>7} {_ms(figures.partner_cpu_ms):>7}"
     )
@@ -803,7 +824,7 @@ def median_row(label: str, connections: int, rounds: dict[str, list[Figures]], k
     rounds cancels out."""
     mine, proxy = rounds[key], rounds["proxy"]
     text = (
-        f"  {'median ' + label:<26}{connections:>5} {median(f.rps for f in mine):>8,.0f} "
+        f"  {'median ' + label:<32}{connections:>5} {median(f.rps for f in mine):>8,.0f} "
         f"{median(f.p50_ms for f in mine):>8.2f} {median(f.p99_ms for f in mine):>8.2f} "
         f"{sum(f.failed for f in mine):>7} {'':>5} "
         f"{_ms(median_or_none(f.server_cpu_ms for f in mine)):>7} "
@@ -1099,7 +1120,7 @@ def main() -> None:
     )
     if not args.skip_witnessing:
         print("\nwitnessing, per checkpoint (benchmarks/witnessing.py)", flush=True)
-        witness_args = ["benchmarks/witnessing.py"]
+        witness_args = ["benchmarks/witnessing.py", "--entries", str(log_entries)]
         if args.quick:
             witness_args.append("--quick")
         for line in run_script(witness_args, 1800).splitlines():

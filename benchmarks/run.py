@@ -675,6 +675,7 @@ class WitnessWatch:
         self.policy_path = policy_path
         self.pids = [w.pid for w in running]
         self.samples: list[tuple[float, witnessing.Checkpoints]] = []
+        self.plain_ages: list[float] = []  # the gateway without witnesses, after its cases
         if self.active:
             self.cpu_before = witnessing.cpu_seconds(self.pids)
             self.before = self.checkpoints()
@@ -685,11 +686,17 @@ class WitnessWatch:
             WITNESSED: witnessing.checkpoints(self.databases[WITNESSED], self.policy_path),
         }
 
-    def after_case(self, port: int) -> None:
-        if self.active:
-            metrics = witnessing.scrape_metrics(port)
-            age = metrics.get("gateway_checkpoint_witnessed_age_seconds", -1.0)
-            self.samples.append((age, self.checkpoints()[WITNESSED]))
+    def after_case(self, key: str, port: int) -> None:
+        """Right after a case of `key`: how old its latest (and witnessed) checkpoint is."""
+        if not self.active or key not in ("sqlite", WITNESSED):
+            return
+        if key == "sqlite":
+            plain = witnessing.checkpoints(self.databases["sqlite"], None)
+            self.plain_ages.append(plain.latest_age_s or 0.0)
+            return
+        metrics = witnessing.scrape_metrics(port)
+        age = metrics.get("gateway_checkpoint_witnessed_age_seconds", -1.0)
+        self.samples.append((age, self.checkpoints()[WITNESSED]))
 
     def report(
         self,
@@ -699,9 +706,9 @@ class WitnessWatch:
     ) -> str:
         if not self.active:
             return ""
+        metrics = witnessing.scrape_metrics(port)  # first: the store is then as new or newer
         after = self.checkpoints()
         cpu_after = witnessing.cpu_seconds(self.pids)
-        metrics = witnessing.scrape_metrics(port)
         mine, plain = after[WITNESSED], after["sqlite"]
         signed = mine.signed - self.before[WITNESSED].signed
         witnessed = mine.witnessed - self.before[WITNESSED].witnessed
@@ -730,6 +737,12 @@ class WitnessWatch:
                 f"{median(ages):.2f} s, max {max(ages):.2f} s; the latest checkpoint's age "
                 f"median {median(latest):.2f} s, max {max(latest):.2f} s, and it was the "
                 f"witnessed one after {caught_up} of {len(self.samples)}"
+            )
+        if self.plain_ages:
+            lines.append(
+                f"  the gateway without witnesses, right after each of its cases: the latest "
+                f"checkpoint's age median {median(self.plain_ages):.2f} s, max "
+                f"{max(self.plain_ages):.2f} s"
             )
         cosigned = {w.name: metrics.get(cosigned_size_metric(w.name), -1.0) for w in self.running}
         sizes = ", ".join(f"{name} {size:,.0f}" for name, size in cosigned.items())
@@ -1082,8 +1095,7 @@ def main() -> None:
                         proxy = rounds["proxy"][number] if key != "proxy" else None
                         name = f"{label} #{number + 1}" if args.rounds > 1 else label
                         print(row(name, connections, figures, proxy), flush=True)
-                        if key == WITNESSED:
-                            watch.after_case(port)
+                        watch.after_case(key, port)
                 if args.rounds > 1:
                     for label, key, _ in targets:
                         print(median_row(label, connections, rounds, key), flush=True)

@@ -701,6 +701,7 @@ class WitnessWatch:
     def report(
         self,
         port: int,
+        gateway_log: Path,
         scenarios: Sequence[Scenario],
         all_rounds: dict[tuple[str, int], dict[str, list[Figures]]],
     ) -> str:
@@ -738,6 +739,18 @@ class WitnessWatch:
                 f"median {median(latest):.2f} s, max {max(latest):.2f} s, and it was the "
                 f"witnessed one after {caught_up} of {len(self.samples)}"
             )
+        # Why a checkpoint was late being witnessed, in the gateway's own words (the runner
+        # logs each witness that did not cosign, and each checkpoint short of the quorum).
+        log_text = gateway_log.read_text(errors="replace")
+        missed = log_text.count("did not cosign the checkpoint")
+        short = log_text.count("is not witnessed yet")
+        lines.append(
+            f"  the witnessed gateway's log: {missed} warning(s) of a witness that did not "
+            f"cosign, {short} of a checkpoint short of the quorum"
+        )
+        first = next((ln for ln in log_text.splitlines() if "did not cosign" in ln), None)
+        if first is not None:
+            lines.append(f"    the first: {first[:300]}")
         if self.plain_ages:
             lines.append(
                 f"  the gateway without witnesses, right after each of its cases: the latest "
@@ -1113,7 +1126,8 @@ def main() -> None:
         failed = sum(f.failed for f in every)
         print(f"machine after the HTTP cases: {uptime()}", flush=True)
         if WITNESSED in gateways:
-            print(watch.report(gateways[WITNESSED], scenarios, all_rounds), flush=True)
+            log_path = next(s.log_path for s in services if s.name == f"gateway ({WITNESSED})")
+            print(watch.report(gateways[WITNESSED], log_path, scenarios, all_rounds), flush=True)
         stop_all(services)
 
         # What one lone durable commit costs here: the added latency at one connection

@@ -36,6 +36,7 @@ FIGURES = (
     r"checkpoints during the HTTP cases: \d+ signed, \d+ of them witnessed",
     r"at the end: gateway_checkpoint_witnessed_age_seconds [\d.]+; "
     r"gateway_witness_cosigned_size w1 [\d,]+, w2 [\d,]+",
+    r"the witnessed gateway's log: \d+ warning\(s\) of a witness that did not cosign",
     r"RSA-OAEP-256 \+ ES256 +[\d.]+ / [\d.]+ +[\d.]+ / [\d.]+ +[\d.]+ / [\d.]+",
     r"submit to both witnesses: median [\d.]+ ms",
     r"per checkpoint in all: median [\d.]+ ms",

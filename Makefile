@@ -58,7 +58,8 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy
 
 # The gateway against a bare proxy (wrk as the load generator where it can be installed;
-# benchmarks/loadgen.py otherwise), decide(), and the disclosure log at 1,000,000 entries.
+# benchmarks/loadgen.py otherwise), the same gateway with two local witnesses, decide(), what
+# witnessing costs per checkpoint, and the disclosure log at 1,000,000 entries.
 bench: $(TEST_STAMP) keys postgres
 	@command -v wrk >/dev/null || \
 	  ( (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || \

@@ -15,14 +15,21 @@ Starts, each as a process of its own:
 - the load generator: wrk (``benchmarks/requests.lua``) where installed, else
   ``benchmarks/loadgen.py``.
 
+Witnessing (issue #18): the SQLite gateway runs a second time with a witness policy naming
+two witnesses on loopback (``gateway witness serve``, both must cosign), as the target
+``gateway sqlite witnessed`` right after ``gateway sqlite``; after the HTTP cases it says
+how many checkpoints it signed and got witnessed, the witnesses' CPU, whether the witnessed
+checkpoint kept up, and both gateways' ratios to the proxy side by side. The cost per
+checkpoint is ``benchmarks/witnessing.py``'s.
+
 Cases run interleaved (proxy, SQLite, PostgreSQL for each partner and connection
 count), so a change in the machine's load hits all three alike. Then decide()
-(``benchmarks/decide.py``) and the log figures (``benchmarks/log.py``), with the cost of a
-lone durable commit on this machine (``benchmarks/commit_floor.py``). Prints figures;
-asserts nothing about speed.
+(``benchmarks/decide.py``), witnessing per checkpoint (``benchmarks/witnessing.py``) and
+the log figures (``benchmarks/log.py``), with the cost of a lone durable commit on this
+machine (``benchmarks/commit_floor.py``). Prints figures; asserts nothing about speed.
 
 Usage: ``python benchmarks/run.py [--quick] [--seconds S] [--log-entries N] [--skip-log]
-[--project DIR]``
+[--skip-witnessing] [--project DIR]``
 """
 
 from __future__ import annotations
@@ -54,9 +61,11 @@ sys.path.insert(0, str(ROOT))  # run as a script: the helpers are modules of ben
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
+from benchmarks import witnessing  # noqa: E402
 from gateway.config.model import Config, load_config  # noqa: E402
 from gateway.crypto.dev_tokens import issue_dev_token  # noqa: E402
 from gateway.crypto.seal import GatewayKeys, claims_for, load_partner_key_file  # noqa: E402
+from gateway.log.service import LogSigner  # noqa: E402
 from gateway.partners import Partner, load_partners  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
@@ -64,6 +73,7 @@ POSTGRES_URL = os.environ.get(
 )
 CONSENT_WRITER = "customer-app"
 CONNECTIONS = (1, 64)
+WITNESSED = "sqlite witnessed"  # the SQLite gateway again, with a witness policy
 STARTUP_TIMEOUT_S = 90.0
 
 
@@ -266,27 +276,42 @@ def free_port() -> int:
 # -- the gateway's workspace ------------------------------------------------------------
 
 
-def set_key(text: str, section: str, key: str, value: str) -> str:
-    """`text` (TOML) with `key` of table `section` set to the TOML literal `value`."""
+def set_key(text: str, section: str, key: str, value: str, *, add: bool = False) -> str:
+    """`text` (TOML) with `key` of table `section` set to the TOML literal `value`; with
+    `add`, a key the table does not have is added as its first line."""
     lines = text.splitlines()
     current = ""
+    header = None
     for n, line in enumerate(lines):
         stripped = line.strip()
         if stripped.startswith("["):
             current = stripped.strip("[]").strip()
+            if current == section:
+                header = n
         elif current == section and stripped.split("=")[0].strip() == key:
             lines[n] = f"{key} = {value}"
             return "\n".join(lines) + "\n"
+    if add and header is not None:
+        lines.insert(header + 1, f"{key} = {value}")
+        return "\n".join(lines) + "\n"
     raise SystemExit(f"config.toml has no {key} in [{section}]; benchmarks/run.py needs one")
 
 
 def workspace(
-    where: Path, storage_url: str, served: dict[str, dict[str, str | None]], config: Config
+    where: Path,
+    storage_url: str,
+    served: dict[str, dict[str, str | None]],
+    config: Config,
+    witness_policy: str | None = None,
 ) -> Path:
-    """A directory with config.toml, the partners pointed at the sandboxes, and the keys."""
+    """A directory with config.toml, the partners pointed at the sandboxes, and the keys;
+    with `witness_policy` (a tlog-policy's text), witnesses.txt and `[log] witness_policy`."""
     where.mkdir(parents=True)
     (where / "keys").symlink_to(config.keys_dir)
     text = set_key(config.path.read_text(), "storage", "url", json.dumps(storage_url))
+    if witness_policy is not None:
+        (where / "witnesses.txt").write_text(witness_policy)
+        text = set_key(text, "log", "witness_policy", '"witnesses.txt"', add=True)
     if config.sandbox_serve:
         # The benchmark runs its own sandboxes: the gateway must not start them on 91xx too.
         text = set_key(text, "sandbox", "serve", "false")
@@ -629,10 +654,166 @@ def _frame_in(frame: str, marks: Sequence[str]) -> bool:
     return False
 
 
+# -- witnessing -------------------------------------------------------------------------
+
+
+class WitnessWatch:
+    """What witnessing did during the HTTP cases: the checkpoints the gateway with a
+    witness policy signed and got witnessed (and, beside it, what the same gateway without
+    one signed), the witnesses' CPU, and, after each of its cases, whether the witnessed
+    checkpoint kept up. Inactive when no gateway runs with a witness policy."""
+
+    def __init__(
+        self,
+        running: Sequence[witnessing.RunningWitness],
+        databases: dict[str, Path],
+        policy_path: Path,
+    ) -> None:
+        self.active = WITNESSED in databases and "sqlite" in databases
+        self.running = running
+        self.databases = databases
+        self.policy_path = policy_path
+        self.pids = [w.pid for w in running]
+        self.samples: list[tuple[float, witnessing.Checkpoints]] = []
+        self.plain_ages: list[float] = []  # the gateway without witnesses, after its cases
+        if self.active:
+            self.cpu_before = witnessing.cpu_seconds(self.pids)
+            self.before = self.checkpoints()
+
+    def checkpoints(self) -> dict[str, witnessing.Checkpoints]:
+        return {
+            "sqlite": witnessing.checkpoints(self.databases["sqlite"], None),
+            WITNESSED: witnessing.checkpoints(self.databases[WITNESSED], self.policy_path),
+        }
+
+    def after_case(self, key: str, port: int) -> None:
+        """Right after a case of `key`: how old its latest (and witnessed) checkpoint is."""
+        if not self.active or key not in ("sqlite", WITNESSED):
+            return
+        if key == "sqlite":
+            plain = witnessing.checkpoints(self.databases["sqlite"], None)
+            self.plain_ages.append(plain.latest_age_s or 0.0)
+            return
+        metrics = witnessing.scrape_metrics(port)
+        age = metrics.get("gateway_checkpoint_witnessed_age_seconds", -1.0)
+        self.samples.append((age, self.checkpoints()[WITNESSED]))
+
+    def report(
+        self,
+        port: int,
+        gateway_log: Path,
+        scenarios: Sequence[Scenario],
+        all_rounds: dict[tuple[str, int], dict[str, list[Figures]]],
+    ) -> str:
+        if not self.active:
+            return ""
+        metrics = witnessing.scrape_metrics(port)  # first: the store is then as new or newer
+        after = self.checkpoints()
+        cpu_after = witnessing.cpu_seconds(self.pids)
+        mine, plain = after[WITNESSED], after["sqlite"]
+        signed = mine.signed - self.before[WITNESSED].signed
+        witnessed = mine.witnessed - self.before[WITNESSED].witnessed
+        lines = [
+            f"\nwitnessing: `gateway {WITNESSED}` is `gateway sqlite` with a witness policy "
+            f"naming {len(self.running)} witnesses on loopback (`gateway witness serve`), "
+            "all of which must cosign",
+            f"  checkpoints during the HTTP cases: {signed} signed, {witnessed} of them "
+            f"witnessed (the runner submits the latest; one signed during a submission is "
+            f"not submitted); the gateway without witnesses signed "
+            f"{plain.signed - self.before['sqlite'].signed}",
+        ]
+        if self.cpu_before is not None and cpu_after is not None:
+            cpu_ms = (cpu_after - self.cpu_before) * 1e3
+            lines.append(
+                f"  the witnesses' CPU during the HTTP cases: {cpu_ms:.0f} ms in all, "
+                f"{cpu_ms / max(witnessed, 1):.1f} ms per witnessed checkpoint (all witnesses)"
+            )
+        if self.samples:
+            ages = [age for age, _ in self.samples]
+            latest = [c.latest_age_s or 0.0 for _, c in self.samples]
+            caught_up = sum(c.latest_witnessed for _, c in self.samples)
+            lines.append(
+                f"  right after each of its {len(self.samples)} cases: the last witnessed "
+                f"checkpoint's age (gateway_checkpoint_witnessed_age_seconds) median "
+                f"{median(ages):.2f} s, max {max(ages):.2f} s; the latest checkpoint's age "
+                f"median {median(latest):.2f} s, max {max(latest):.2f} s, and it was the "
+                f"witnessed one after {caught_up} of {len(self.samples)}"
+            )
+        # Why a checkpoint was late being witnessed, in the gateway's own words (the runner
+        # logs each witness that did not cosign, and each checkpoint short of the quorum).
+        log_text = gateway_log.read_text(errors="replace")
+        missed = log_text.count("did not cosign the checkpoint")
+        short = log_text.count("is not witnessed yet")
+        lines.append(
+            f"  the witnessed gateway's log: {missed} warning(s) of a witness that did not "
+            f"cosign, {short} of a checkpoint short of the quorum"
+        )
+        first = next((ln for ln in log_text.splitlines() if "did not cosign" in ln), None)
+        if first is not None:
+            lines.append(f"    the first: {first[:300]}")
+        if self.plain_ages:
+            lines.append(
+                f"  the gateway without witnesses, right after each of its cases: the latest "
+                f"checkpoint's age median {median(self.plain_ages):.2f} s, max "
+                f"{max(self.plain_ages):.2f} s"
+            )
+        cosigned = {w.name: metrics.get(cosigned_size_metric(w.name), -1.0) for w in self.running}
+        sizes = ", ".join(f"{name} {size:,.0f}" for name, size in cosigned.items())
+        lines.append(
+            f"  at the end: gateway_checkpoint_witnessed_age_seconds "
+            f"{metrics.get('gateway_checkpoint_witnessed_age_seconds', -1.0):.2f}; "
+            f"gateway_witness_cosigned_size {sizes}; the latest checkpoint: size "
+            f"{mine.latest_size:,}, {'witnessed' if mine.latest_witnessed else 'NOT witnessed'}"
+        )
+        lines.append(
+            "  without / with witnessing: x bare proxy (medians of same-round ratios; latency: "
+            "the gateway's over the proxy's), and the gateway's CPU per request in ms (median; "
+            "the witness runner's work included, it runs in the same process)"
+        )
+        columns = (
+            ("req/s at 64", 64, "rps"),
+            ("p50 at 1", 1, "p50_ms"),
+            ("p99 at 1", 1, "p99_ms"),
+            ("cpu ms at 64", 64, "server_cpu_ms"),
+            ("cpu ms at 1", 1, "server_cpu_ms"),
+        )
+        lines.append(f"  {'':<28}" + "".join(f"{title:>16}" for title, _, _ in columns))
+        for scenario in scenarios:
+            cells = [
+                _without_with(all_rounds.get((scenario.partner, conns)), attr)
+                for _, conns, attr in columns
+            ]
+            label = scenario.label.split(" (")[0]
+            lines.append(f"  {label:<28}" + "".join(f"{cell:>16}" for cell in cells))
+        return "\n".join(lines)
+
+
+def cosigned_size_metric(witness: str) -> str:
+    return 'gateway_witness_cosigned_size{witness="' + witness + '"}'
+
+
+def _without_with(rounds: dict[str, list[Figures]] | None, attr: str) -> str:
+    """`a / b`, the gateway without then with a witness policy: for the CPU per request its
+    median, for the other figures the median same-round ratio to the proxy."""
+    if rounds is None or not rounds.get(WITNESSED):
+        return "-"
+    values = []
+    for key in ("sqlite", WITNESSED):
+        if attr == "server_cpu_ms":
+            cpu = median_or_none(f.server_cpu_ms for f in rounds[key])
+            if cpu is None:
+                return "-"
+            values.append(cpu)
+        else:
+            pairs = zip(rounds[key], rounds["proxy"], strict=True)
+            values.append(median(getattr(m, attr) / getattr(p, attr) for m, p in pairs))
+    return f"{values[0]:.2f} / {values[1]:.2f}"
+
+
 # -- report -----------------------------------------------------------------------------
 
 HEADER = (
-    f"{'':<28}{'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
+    f"{'':<34}{'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
     f"{'load':>5} {'cpu ms':>7} {'partner':>7}   {'x proxy':>7} {'+p50 ms':>8} {'+p99 ms':>8}"
 )
 LEGEND = (
@@ -649,9 +830,9 @@ def row(
     label: str, connections: int, figures: Figures | None, proxy: Figures | None, note: str = ""
 ) -> str:
     if figures is None:
-        return f"  {label:<26}{connections:>5}  skipped{note}"
+        return f"  {label:<32}{connections:>5}  skipped{note}"
     text = (
-        f"  {label:<26}{connections:>5} {figures.rps:>8,.0f} {figures.p50_ms:>8.2f} "
+        f"  {label:<32}{connections:>5} {figures.rps:>8,.0f} {figures.p50_ms:>8.2f} "
         f"{figures.p99_ms:>8.2f} {figures.failed:>7} {figures.load:>5.2f} "
         f"{_ms(figures.server_cpu_ms):>7} {_ms(figures.partner_cpu_ms):>7}"
     )
@@ -669,7 +850,7 @@ def median_row(label: str, connections: int, rounds: dict[str, list[Figures]], k
     rounds cancels out."""
     mine, proxy = rounds[key], rounds["proxy"]
     text = (
-        f"  {'median ' + label:<26}{connections:>5} {median(f.rps for f in mine):>8,.0f} "
+        f"  {'median ' + label:<32}{connections:>5} {median(f.rps for f in mine):>8,.0f} "
         f"{median(f.p50_ms for f in mine):>8.2f} {median(f.p99_ms for f in mine):>8.2f} "
         f"{sum(f.failed for f in mine):>7} {'':>5} "
         f"{_ms(median_or_none(f.server_cpu_ms for f in mine)):>7} "
@@ -720,6 +901,11 @@ def main() -> None:
         "--log-entries", type=int, help="entries for verify/proof/search (default 1,000,000)"
     )
     parser.add_argument("--skip-log", action="store_true", help="no disclosure-log figures")
+    parser.add_argument(
+        "--skip-witnessing",
+        action="store_true",
+        help="no gateway with a witness policy, no per-checkpoint witnessing figures",
+    )
     parser.add_argument(
         "--loadgen",
         choices=("auto", "wrk", "aiohttp"),
@@ -821,10 +1007,25 @@ def main() -> None:
         stores: dict[str, str | None] = {"sqlite": "sqlite:///var/bench.db"}
         stores["postgresql"] = postgres_url
         stores = {name: url for name, url in stores.items() if name in args.stores}
+        policies: dict[str, str] = {}
+        running: list[witnessing.RunningWitness] = []
+        if "sqlite" in stores and not args.skip_witnessing:
+            # The same SQLite gateway with a witness policy, right after the one without:
+            # two witnesses on loopback, both must cosign (issue #18).
+            log_vkey = LogSigner.load(config.keys_dir, config.log.origin).verifier_key
+            running = stack.enter_context(witnessing.witnesses(tmp / "witnesses", log_vkey))
+            policies[WITNESSED] = witnessing.policy_text(log_vkey, running)
+            ordered: dict[str, str | None] = {}
+            for name, url in stores.items():
+                ordered[name] = url
+                if name == "sqlite":
+                    ordered[WITNESSED] = "sqlite:///var/bench-witnessed.db"
+            stores = ordered
         workers = {name: 1 for name in stores}
         if args.workers > 1 and "sqlite" in stores:
             stores[f"sqlite x{args.workers}"] = f"sqlite:///var/bench-{args.workers}.db"
             workers[f"sqlite x{args.workers}"] = args.workers
+        databases: dict[str, Path] = {}
         gateways: dict[str, int] = {}
         pids: dict[str, int] = {"proxy": proxy_proc.process.pid}
         tokens = {
@@ -835,7 +1036,11 @@ def main() -> None:
         for name, url in stores.items():
             if url is None:
                 continue
-            config_path = workspace(tmp / name.replace(" ", "-"), url, served, config)
+            config_path = workspace(
+                tmp / name.replace(" ", "-"), url, served, config, policies.get(name)
+            )
+            if url.startswith("sqlite:///"):
+                databases[name] = config_path.parent / url.removeprefix("sqlite:///")
             port = free_port()
             proc = Service(
                 f"gateway ({name})",
@@ -882,10 +1087,13 @@ def main() -> None:
         print(f"\nHTTP, {each} ({time.monotonic() - started:.0f} s to start); {LEGEND}")
         print(HEADER)
         every: list[Figures] = []
+        all_rounds: dict[tuple[str, int], dict[str, list[Figures]]] = {}
+        watch = WitnessWatch(running, databases, tmp / "sqlite-witnessed" / "witnesses.txt")
         for scenario in scenarios:
             print(scenario.label, flush=True)
             for connections in args.connections:
                 rounds: dict[str, list[Figures]] = {key: [] for _, key, _ in targets}
+                all_rounds[(scenario.partner, connections)] = rounds
                 for number in range(args.rounds):
                     for label, key, port in targets:
                         path = request_files[(key, scenario.partner)]
@@ -900,6 +1108,7 @@ def main() -> None:
                         proxy = rounds["proxy"][number] if key != "proxy" else None
                         name = f"{label} #{number + 1}" if args.rounds > 1 else label
                         print(row(name, connections, figures, proxy), flush=True)
+                        watch.after_case(key, port)
                 if args.rounds > 1:
                     for label, key, _ in targets:
                         print(median_row(label, connections, rounds, key), flush=True)
@@ -916,6 +1125,9 @@ def main() -> None:
                     )
         failed = sum(f.failed for f in every)
         print(f"machine after the HTTP cases: {uptime()}", flush=True)
+        if WITNESSED in gateways:
+            log_path = next(s.log_path for s in services if s.name == f"gateway ({WITNESSED})")
+            print(watch.report(gateways[WITNESSED], log_path, scenarios, all_rounds), flush=True)
         stop_all(services)
 
         # What one lone durable commit costs here: the added latency at one connection
@@ -932,6 +1144,13 @@ def main() -> None:
         "  " + run_script(["benchmarks/decide.py", str(0.5 if args.quick else 2.0)], 120).strip(),
         flush=True,
     )
+    if not args.skip_witnessing:
+        print("\nwitnessing, per checkpoint (benchmarks/witnessing.py)", flush=True)
+        witness_args = ["benchmarks/witnessing.py", "--entries", str(log_entries)]
+        if args.quick:
+            witness_args.append("--quick")
+        for line in run_script(witness_args, 1800).splitlines():
+            print("  " + line, flush=True)
     if not args.skip_log:
         print("\ndisclosure log", flush=True)
         log_args = ["benchmarks/log.py", "--entries", str(log_entries)]

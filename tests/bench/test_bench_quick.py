@@ -18,7 +18,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 600
 SCENARIOS = ("RSA-OAEP-256 + ES256", "ECDH-ES+A256KW + Ed25519", "RSA-OAEP-256 + PS256")
-TARGETS = ("bare proxy", "gateway sqlite", "gateway postgresql", "gateway sqlite x2")
+TARGETS = (
+    "bare proxy",
+    "gateway sqlite",
+    "gateway sqlite witnessed",
+    "gateway postgresql",
+    "gateway sqlite x2",
+)
 FIGURES = (
     r"sqlite \(WAL, synchronous=FULL, one row per commit\): p50 [\d.]+ ms, p99 [\d.]+ ms",
     r"decide\(\): [\d,]+ decisions/s",
@@ -26,6 +32,14 @@ FIGURES = (
     r"sqlite: `gateway log verify` over [\d,]+ entries",
     r"sqlite: inclusion proof at [\d,]+",
     r"sqlite: subject search at [\d,]+",
+    # Witnessing: on the disclosure path (the gateway with a witness policy), per checkpoint.
+    r"checkpoints during the HTTP cases: \d+ signed, \d+ of them witnessed",
+    r"at the end: gateway_checkpoint_witnessed_age_seconds [\d.]+; "
+    r"gateway_witness_cosigned_size w1 [\d,]+, w2 [\d,]+",
+    r"the witnessed gateway's log: \d+ warning\(s\) of a witness that did not cosign",
+    r"RSA-OAEP-256 \+ ES256 +[\d.]+ / [\d.]+ +[\d.]+ / [\d.]+ +[\d.]+ / [\d.]+",
+    r"submit to both witnesses: median [\d.]+ ms",
+    r"per checkpoint in all: median [\d.]+ ms",
     r"machine at the end: load average",
 )
 

@@ -322,7 +322,7 @@ def _schemas() -> dict[str, Schema]:
             "additionalProperties": False,
             "properties": {
                 "subject": {
-                    "type": "string",
+                    **SUBJECT_ID,
                     "description": "The consent's subject: the partners that received data "
                     "under the consent get a `consent_withdrawn` notice (none without it).",
                 },

@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 from gateway.crypto.subject_keys import LogKeys
 from gateway.disclosure.flow import Gateway
+from gateway.errors import NotFoundError
 from gateway.partners.model import Partner
-from gateway.policy.facts import Consent, invalid
+from gateway.policy.facts import Consent
 from gateway.rights.outbox import NoticeOutbox
 from gateway.rights.subjects import (
     ERASURE_OPERATION,
@@ -97,10 +98,11 @@ class SubjectConsents(Protocol):
 
 async def check_consent_of(store: SubjectConsents, consent_id: str, subject: str) -> None:
     """Refuse, before anything is withdrawn or sent, a subject the consent is not about."""
+    # The answer of an unknown consent (404), so no caller learns whose a consent is.
     if not any(c.id == consent_id for c in await store.consents_for_subject(subject)):
-        raise invalid(
-            "the consent is not one of this subject's: name the subject the consent was "
-            "recorded for (or leave 'subject' out: no partner is notified then)"
+        raise NotFoundError(
+            "no consent with this id is one of this subject's: name the subject the consent "
+            "was recorded for (or leave 'subject' out: no partner is notified then)"
         )
 
 

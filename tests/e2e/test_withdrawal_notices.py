@@ -135,8 +135,8 @@ async def test_withdrawal_with_the_wrong_subject_is_refused_and_changes_nothing(
         json={"subject": "someone-else"},
         headers=auth("customer-app"),
     )
-    assert r.status == 400
-    assert "not one of this subject's" in (await r.json(content_type=None))["detail"]
+    assert r.status == 404
+    assert "is one of this subject's" in (await r.json(content_type=None))["detail"]
     consents = await live.server.app[STORE].consents_for_subject(SUBJECT)
     assert consents[0].withdrawn_at is None
     assert all(notices_to(sandboxes, p) == [] for p in sandboxes.partners)

@@ -140,7 +140,7 @@ def test_consent_withdraw_with_the_subject_answers_the_notices(
     code, out, err = run(
         root, "consent", "withdraw", consent_id, "--subject", "someone-else", "--as", "customer-app"
     )
-    assert code != 0 and "not one of this subject's" in err
+    assert code != 0 and "is one of this subject's" in err
     code, out, err = run(
         root, "consent", "withdraw", consent_id, "--subject", SUBJECT, "--as", "customer-app"
     )

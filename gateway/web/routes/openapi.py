@@ -1258,7 +1258,7 @@ def _paths() -> dict[str, Schema]:
                         "The consent, with withdrawn_at set (and, given the subject, the "
                         "notices sent).",
                     ),
-                    **_errors(*STORE_ERRORS, 404),
+                    **_errors(*STORE_ERRORS, 400, 404),
                 },
                 tag="consent",
                 roles=("consent_writer",),

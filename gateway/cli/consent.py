@@ -10,11 +10,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-
 from gateway import vocabulary as v
 from gateway.cli.person import add_credential_options, cli_actions, proven_person
-from gateway.cli.support import EXIT_OK, Commands, UsageError, add_command, load, with_store
+from gateway.cli.support import (
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    load,
+    unserved_app,
+    with_store,
+)
 from gateway.config.model import Config
 from gateway.log.actions import target
 from gateway.partners import load_partners
@@ -87,14 +93,10 @@ async def withdraw_and_notify(args: argparse.Namespace, config: Config) -> int:
     """`consent withdraw ID --subject S`: as POST /v1/consents/{id}/withdraw with the
     subject, the partners that received data under the consent are told (the gateway's
     application started without serving: its partners, keys, log and notice outbox)."""
-    from gateway.web.app import create_app  # heavy: only when notices are sent
     from gateway.web.keys import ACTIONS, GATEWAY, NOTICES, STORE
 
     who = await proven_person(args, config, CONSENT_WRITERS)
-    runner = web.AppRunner(create_app(config), access_log=None)
-    await runner.setup()
-    try:
-        app = runner.app
+    async with unserved_app(config) as app:
         store, gw = app[STORE], app[GATEWAY]
         await check_consent_of(store, args.consent_id, args.subject)
         await app[ACTIONS].record(
@@ -110,8 +112,6 @@ async def withdraw_and_notify(args: argparse.Namespace, config: Config) -> int:
         answer["notices"] = notices.as_json()
         print(json.dumps(answer, indent=2))
         return EXIT_OK
-    finally:
-        await runner.cleanup()
 
 
 def cmd_consent_list(args: argparse.Namespace) -> int:

@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-
 from gateway.cli.person import add_credential_options, proven_person
 from gateway.cli.support import (
     EXIT_OK,
@@ -33,6 +31,7 @@ from gateway.cli.support import (
     add_group,
     columns,
     load,
+    unserved_app,
     with_store,
 )
 from gateway.config.model import Config
@@ -105,15 +104,10 @@ def cmd_notices_retry(args: argparse.Namespace) -> int:
 
 
 async def retry(args: argparse.Namespace, config: Config) -> int:
-    # The application, not served: its store, partners, keys, log and outbox.
-    from gateway.web.app import create_app  # the entry layer builds the app; lazily: heavy
     from gateway.web.keys import ACTIONS, NOTICES, STORE
 
     who = await proven_person(args, config, RETRIERS)
-    runner = web.AppRunner(create_app(config), access_log=None)
-    await runner.setup()
-    try:
-        app = runner.app
+    async with unserved_app(config) as app:
         store, outbox = app[STORE], app[NOTICES]
         if args.all:
             chosen = await store.outbox_notices(("pending", "failed"))
@@ -134,8 +128,6 @@ async def retry(args: argparse.Namespace, config: Config) -> int:
             args.format, NOTICE_COLUMNS, text_cells=_text_cells, empty_text="nothing to retry"
         ).write_all(outbox_json(n, now) for n in done).close()
         return EXIT_OK if all(n.status == "sent" for n in done) else EXIT_NOT_ACCEPTED
-    finally:
-        await runner.cleanup()
 
 
 def register(commands: Commands) -> None:

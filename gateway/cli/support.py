@@ -13,13 +13,17 @@ import asyncio
 import csv
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final, TextIO, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TextIO, TypeAlias, TypeVar
 
 from gateway.config.model import Config, load_config
 from gateway.store import Store
 from gateway.store.protected import open_protected_store
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -59,6 +63,23 @@ def with_store(args: argparse.Namespace, work: Callable[[Store, Config], Awaitab
             await store.close()
 
     return asyncio.run(run())
+
+
+@asynccontextmanager
+async def unserved_app(config: Config) -> AsyncIterator[web.Application]:
+    """The gateway's application started without serving — its store, partners, keys, log
+    and notice outbox — for a command whose act is a disclosure like any other (sealed,
+    delivered with retries, logged); cleaned up on leaving."""
+    from aiohttp import web
+
+    from gateway.web.app import create_app  # the entry layer builds the app; lazily: heavy
+
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    try:
+        yield runner.app
+    finally:
+        await runner.cleanup()
 
 
 # -- printing records: one --format flag, one writer ---------------------------------------

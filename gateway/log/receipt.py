@@ -279,12 +279,7 @@ def entry_of(data: str | bytes | Mapping[str, Any]) -> tuple[int | None, bytes]:
     recomputed from the parsed object; a served ``leaf_hash`` is not trusted, only
     compared.
     """
-    value: Any = data
-    if isinstance(data, (str, bytes)):
-        try:
-            value = json.loads(data)
-        except ValueError:
-            raise UnusableEntry("the entry is not JSON") from None
+    value = _loaded(data, UnusableEntry("the entry is not JSON"))
     if not isinstance(value, Mapping):
         raise UnusableEntry("the entry is not a JSON object")
     if "entry" in value and set(value) <= _SERVED_MEMBERS:
@@ -479,12 +474,7 @@ def acknowledgement_of(
 
 
 def _outcome_entry(outcome: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
-    value: Any = outcome
-    if isinstance(outcome, (str, bytes)):
-        try:
-            value = json.loads(outcome)
-        except ValueError:
-            raise UnusableEntry("the outcome entry is not JSON") from None
+    value = _loaded(outcome, UnusableEntry("the outcome entry is not JSON"))
     if isinstance(value, Mapping) and isinstance(value.get("entry"), Mapping):
         value = value["entry"]  # as GET /v1/log/entries/{index} serves it
     if not isinstance(value, Mapping):
@@ -495,12 +485,7 @@ def _outcome_entry(outcome: str | bytes | Mapping[str, Any]) -> Mapping[str, Any
 def partner_key_of(partner_key: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     """The partner's key document, once it is known to hold a public signing key
     (``UnusablePartnerKey`` otherwise)."""
-    value: Any = partner_key
-    if isinstance(partner_key, (str, bytes)):
-        try:
-            value = json.loads(partner_key)
-        except ValueError:
-            raise UnusablePartnerKey("the partner key is not JSON (a JWK or JWKS)") from None
+    value = _loaded(partner_key, UnusablePartnerKey("the partner key is not JSON (a JWK or JWKS)"))
     if not isinstance(value, Mapping):
         raise UnusablePartnerKey("the partner key is not a JWK or JWKS object")
     try:
@@ -508,3 +493,14 @@ def partner_key_of(partner_key: str | bytes | Mapping[str, Any]) -> Mapping[str,
     except PartnerKeyError as exc:
         raise UnusablePartnerKey(str(exc)) from None
     return value
+
+
+def _loaded(data: object, not_json: Exception) -> Any:
+    """`data` as given, or the JSON value it holds when it is text; `not_json` is raised
+    when that text is not JSON."""
+    if not isinstance(data, (str, bytes)):
+        return data
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise not_json from None

@@ -72,13 +72,10 @@ def read_partner_key_file(
     return parse_partner_keys(doc, where, alg=alg)
 
 
-def parse_partner_keys(doc: object, where: str, *, alg: str | None = None) -> list[PartnerKey]:
-    """Every usable encryption key in a JWK or JWKS document (`where` names it in messages).
-
-    Keys for another use, or of a type that does not fit `alg`, are skipped: a JWKS may
-    carry them. PartnerKeyError for a document holding a private or symmetric key — a
-    partner key document must only ever hold public halves — or no usable key.
-    """
+def _public_members(doc: object, where: str) -> list[dict[str, Any]]:
+    """The JWK objects of a JWK or JWKS document, refused (PartnerKeyError) when it holds
+    none or any private or symmetric key member: a partner key document must only ever
+    hold public halves."""
     members = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
     if (
         not isinstance(members, list)
@@ -93,6 +90,17 @@ def parse_partner_keys(doc: object, where: str, *, alg: str | None = None) -> li
             f"{where} holds a PRIVATE key: a partner publishes only the public half of its "
             f"key (no private or symmetric key members {', '.join(_SECRET_MEMBERS)})"
         )
+    return members
+
+
+def parse_partner_keys(doc: object, where: str, *, alg: str | None = None) -> list[PartnerKey]:
+    """Every usable encryption key in a JWK or JWKS document (`where` names it in messages).
+
+    Keys for another use, or of a type that does not fit `alg`, are skipped: a JWKS may
+    carry them. PartnerKeyError for a document holding a private or symmetric key — a
+    partner key document must only ever hold public halves — or no usable key.
+    """
+    members = _public_members(doc, where)
     kinds = KTY_FOR_ALG.get(alg, ("EC", "OKP", "RSA")) if alg else ("EC", "OKP", "RSA")
     for_encryption = [m for m in members if m.get("use", "enc") == "enc"]
     if not for_encryption:
@@ -190,20 +198,7 @@ def parse_acknowledgement_keys(doc: object, where: str) -> list[AcknowledgementK
     """Every usable signing key of a JWK or JWKS document: `use` "sig" (or none), an Ed25519
     or P-256 public key. Keys for another use or of another type are skipped; a private
     member anywhere, or no usable key at all, is a PartnerKeyError."""
-    members = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
-    if (
-        not isinstance(members, list)
-        or not members
-        or not all(isinstance(m, dict) for m in members)
-    ):
-        raise PartnerKeyError(
-            f'{where} holds no JWK: expected a JWK object or a JWKS {{"keys": [...]}}'
-        )
-    if any(name in m for m in members for name in _SECRET_MEMBERS):
-        raise PartnerKeyError(
-            f"{where} holds a PRIVATE key: a partner publishes only the public half of its "
-            f"key (no private or symmetric key members {', '.join(_SECRET_MEMBERS)})"
-        )
+    members = _public_members(doc, where)
     usable = [
         m
         for m in members

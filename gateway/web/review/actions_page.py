@@ -26,6 +26,7 @@ from gateway.log.entries import ACTIONS, target
 from gateway.log.record import EntryRecord
 from gateway.store.ports import LogRowStore
 from gateway.store.records import LogQuery
+from gateway.web.review.listing import parse_after
 from gateway.web.review.site import (
     PREFIX,
     SignedIn,
@@ -41,7 +42,6 @@ __all__ = ["ActionRow", "ActionsPage", "action_page", "add_action_pages"]
 PAGE_SIZE: Final = 50
 SCAN_BUDGET: Final = 2000
 BATCH: Final = 200
-MAX_INDEX: Final = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -113,14 +113,6 @@ async def action_page(
     return ActionsPage(rows, None if query.matches_nothing else query.after_index, scanned)
 
 
-def _after(value: str | None) -> int | None:
-    if not value:
-        return None
-    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_INDEX:
-        raise InvalidRequestError("'after' must be a log index (a whole number)")
-    return int(value)
-
-
 def _choice(value: str | None, allowed: frozenset[str] | None, what: str) -> str | None:
     if not value:
         return None
@@ -134,7 +126,7 @@ async def actions_list(request: web.Request, who: SignedIn) -> web.StreamRespons
     actor = _choice(request.query.get("actor"), None, "actor")
     action = _choice(request.query.get("action"), ACTIONS, "action")
     page = await action_page(
-        store(request), actor=actor, action=action, after=_after(request.query.get("after"))
+        store(request), actor=actor, action=action, after=parse_after(request.query.get("after"))
     )
     shown = [(k, v) for k, v in (("actor", actor), ("action", action)) if v]
     # The actor and the act are checked on the entries read: counted only without them.

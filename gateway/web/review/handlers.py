@@ -36,12 +36,12 @@ from gateway.web.review.data_map_page import add_data_map_pages
 from gateway.web.review.exposure_page import add_exposure_pages
 from gateway.web.review.lawful_page import add_lawful_request_pages
 from gateway.web.review.listing import (
-    MAX_INDEX,
     OUTCOME_CHOICES,
     SCAN_BUDGET,
     Filters,
     csv_lines,
     matching_rows,
+    parse_after,
     search_page,
     total_rows,
 )
@@ -121,14 +121,6 @@ ENTRY_ORDER: Final = (
 def _text(form: MultiDictProxy[Any], name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
-
-
-def _after(value: str | None) -> int | None:
-    if not value:
-        return None
-    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_INDEX:
-        raise InvalidRequestError("'after' must be a log index (a whole number)")
-    return int(value)
 
 
 def _list_url(filters: Filters, after: int | None = None) -> str:
@@ -262,7 +254,7 @@ async def logout(request: web.Request, who: SignedIn) -> web.StreamResponse:
 async def disclosure_list(request: web.Request, who: SignedIn) -> web.StreamResponse:
     ctx = context(request)
     filters, subject = await _filters(request, request.query.get, request.query.get("s"))
-    after = _after(request.query.get("after"))
+    after = parse_after(request.query.get("after"))
     acts = None
     if subject is not None:  # a read of personal scope: recorded before it is answered
         await actions(request).record(who.person, "search_by_subject", subject=subject)

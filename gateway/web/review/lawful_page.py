@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -253,9 +253,7 @@ async def register(request: web.Request, who: SignedIn) -> web.StreamResponse:
 
 @reviewer_page
 async def approve(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    request_id = path_id(request.match_info["request_id"], "lawful request")
-    form = await request.post()
-    try:
+    async def decide(request_id: str, form: MultiDictProxy[Any]) -> None:
         await legal_requests.approve(
             store(request),
             request_id,
@@ -264,19 +262,13 @@ async def approve(request: web.Request, who: SignedIn) -> web.StreamResponse:
             actions=actions(request),
             credential=who.person.credential,
         )
-    except GatewayError as exc:
-        if exc.code == "log_unavailable":
-            raise
-        return await _page(request, who, Outcome(error=exc))
-    log.info("reviewer %s approved lawful request %s", who.reviewer.id, request_id)
-    return redirect(_done_url(_back(form), "approved", request_id))
+
+    return await _decide(request, who, "approved", decide)
 
 
 @reviewer_page
 async def reject(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    request_id = path_id(request.match_info["request_id"], "lawful request")
-    form = await request.post()
-    try:
+    async def decide(request_id: str, form: MultiDictProxy[Any]) -> None:
         await legal_requests.reject(
             store(request),
             request_id,
@@ -286,12 +278,28 @@ async def reject(request: web.Request, who: SignedIn) -> web.StreamResponse:
             actions=actions(request),
             credential=who.person.credential,
         )
+
+    return await _decide(request, who, "rejected", decide)
+
+
+async def _decide(
+    request: web.Request,
+    who: SignedIn,
+    done: str,
+    decide: Callable[[str, MultiDictProxy[Any]], Awaitable[None]],
+) -> web.StreamResponse:
+    """Approve or reject (`decide`) the lawful request of the path, then back to the list
+    the form came from with `done` naming it; a refusal shows the page again with why."""
+    request_id = path_id(request.match_info["request_id"], "lawful request")
+    form = await request.post()
+    try:
+        await decide(request_id, form)
     except GatewayError as exc:
         if exc.code == "log_unavailable":
             raise
         return await _page(request, who, Outcome(error=exc))
-    log.info("reviewer %s rejected lawful request %s", who.reviewer.id, request_id)
-    return redirect(_done_url(_back(form), "rejected", request_id))
+    log.info("reviewer %s %s lawful request %s", who.reviewer.id, done, request_id)
+    return redirect(_done_url(_back(form), done, request_id))
 
 
 def _csv_row(row: RequestRow) -> list[str]:

@@ -63,6 +63,16 @@ OUTCOME_CHOICES: Final = ("sent", "failed", "unknown", "pending", "refused")
 _PARTNER = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
+def parse_after(value: str | None) -> int | None:
+    """The `after` query parameter of a paged list: the log index to continue after, or
+    None (from the newest) when absent."""
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_INDEX:
+        raise InvalidRequestError("'after' must be a log index (a whole number)")
+    return int(value)
+
+
 def _bad(detail: str) -> GatewayError:
     return InvalidRequestError(detail)
 

@@ -16,10 +16,8 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,13 +27,11 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
-from support.processes import free_port
-from support.spec_witness.process import running_witness
+from support.witnesses import gateway_witness, spec_witness, write_policy
 
 from gateway.clock import utc_now
 from gateway.config.model import Config, load_config
 from gateway.crypto.at_rest import new_key_text
-from gateway.log.cosignature import witness_vkey
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import WitnessPolicy, parse_witness_policy
@@ -54,7 +50,6 @@ from gateway.outbound.witnesses import Cosigned, Witnessing, cosign_checkpoint
 from gateway.store import open_store
 from gateway.store.protected import open_protected_store
 from gateway.store.records import LogRow, StoredCheckpoint
-from gateway.witness.keyfile import load_or_create_key
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -158,49 +153,16 @@ def signer(config: Config) -> LogSigner:
 # -- the two witnesses ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Witness:
-    url: str
-    vkey: str
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            assert process.poll() is None, "gateway witness serve exited"
-            assert time.monotonic() < deadline, "gateway witness serve did not start"
-            time.sleep(0.1)
-
-
 @contextmanager
 def witnesses(directory: Path, log_vkey: str) -> Iterator[WitnessPolicy]:
     """`gateway witness serve` and the spec witness, both for this log, and a policy that
     needs both."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key_path = directory / "gw-witness.pem"
-    gw_name = "witness.partner.example/w1"
-    gw_vkey = witness_vkey(gw_name, load_or_create_key(key_path).public_key())
-    port = free_port()
-    command = [str(GATEWAY), "witness", "serve", "--key", str(key_path), "--name", gw_name]
-    command += ["--log", log_vkey, "--port", str(port)]
-    with (directory / "gw-witness.out").open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_listening(port, process)
-            gw = Witness(f"http://127.0.0.1:{port}", gw_vkey)
-            (directory / "spec").mkdir()
-            with running_witness(directory / "spec", [log_vkey], free_port()) as spec:
-                lines = [f"log {log_vkey}"]
-                lines += [f"witness gw {gw.vkey} {gw.url}", f"witness spec {spec.vkey} {spec.url}"]
-                lines += ["group both all gw spec", "quorum both"]
-                yield parse_witness_policy("\n".join(lines).encode(), "policy.txt")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    with (
+        gateway_witness(directory / "gw", log_vkey) as gw,
+        spec_witness(directory / "spec", log_vkey) as spec,
+    ):
+        policy = write_policy(directory / "policy.txt", log_vkey, {"gw": gw, "spec": spec})
+        yield parse_witness_policy(policy.read_bytes(), "policy.txt")
 
 
 async def cosign(config: Config, policy: WitnessPolicy, known: dict[str, int]) -> Witnessing:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import uuid
 from collections.abc import Coroutine
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from gateway.config.model import Config, Reviewer
 from gateway.crypto.subject_keys import LogKeys
@@ -57,6 +59,37 @@ SUBJECT_B = "6f1c2a7e-0000-4000-8000-0000000000b2"
 SUBJECT_C = "6f1c2a7e-0000-4000-8000-0000000000c3"
 SUBJECTS = (SUBJECT_A, SUBJECT_B, SUBJECT_C)
 INJECTED_PARTNER = '=HYPERLINK("http://evil.example","x")'
+
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def sign_in(client: TestClient, reviewer: str, password: str | None = None) -> str:
+    """Sign in through the review page's form (the reviewer's own password unless
+    `password`); the session's CSRF token."""
+    form = await client.get("/review/login")
+    token = CSRF.search(await form.text())
+    assert token is not None
+    r = await client.post(
+        "/review/login",
+        data={
+            "csrf": token[1],
+            "reviewer_id": reviewer,
+            "next": "/review/",
+            "password": PASSWORDS[reviewer] if password is None else password,
+        },
+        allow_redirects=False,
+    )
+    assert r.status == 303, await r.text()
+    return await csrf_of(client)
+
+
+async def csrf_of(client: TestClient) -> str:
+    """The signed-in session's CSRF token, as a page's forms carry it."""
+    page = await client.get("/review/queue")
+    found = CSRF.search(await page.text())
+    assert found is not None
+    return found[1]
 
 
 def reviewers() -> dict[str, Reviewer]:

@@ -11,19 +11,17 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from browser.review_support import (
-    PASSWORDS,
     FakeReviewBackend,
     review_app,
     review_config,
     seed,
+    sign_in,
 )
 
 from gateway.config.model import Config
 from gateway.crypto.subject_keys import LogKeys
 from gateway.partners.model import Partner
 from gateway.web.keys import STORE
-
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture
@@ -44,20 +42,7 @@ async def client(
 
 
 async def login(client: TestClient, reviewer: str) -> None:
-    form = await client.get("/review/login")
-    token = CSRF.search(await form.text())
-    assert token is not None
-    r = await client.post(
-        "/review/login",
-        data={
-            "csrf": token[1],
-            "reviewer_id": reviewer,
-            "next": "/review/",
-            "password": PASSWORDS[reviewer],
-        },
-        allow_redirects=False,
-    )
-    assert r.status == 303, await r.text()
+    await sign_in(client, reviewer)
 
 
 def row_of(page: str, partner: str) -> str:

@@ -17,13 +17,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from browser.review_support import (
     DISCLOSURES,
     NOW,
-    PASSWORDS,
     FakeReviewBackend,
     Seeded,
     add_requests,
     review_app,
     review_config,
     seed,
+    sign_in,
 )
 
 from gateway.config.model import Config
@@ -33,7 +33,6 @@ from gateway.store.base import Store
 from gateway.web.keys import STORE
 from gateway.web.review.overview import window_start
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 SEGMENT = re.compile(
     r'<a href="([^"]+)"><rect class="bar seg-(\w+)" data-outcome="\w+" data-count="(\d+)"'
     r"[^>]*><title>([^<]+)</title>"
@@ -47,19 +46,7 @@ class Site:
     seeded: Seeded
 
     async def login(self, reviewer: str) -> None:
-        form = await self.client.get("/review/login")
-        token = CSRF.search(await form.text())
-        assert token is not None
-        r = await self.client.post(
-            "/review/login",
-            data={
-                "csrf": token[1],
-                "reviewer_id": reviewer,
-                "password": PASSWORDS[reviewer],
-                "next": "/review/",
-            },
-        )
-        assert r.status == 200
+        await sign_in(self.client, reviewer)
 
     async def page(self, path: str = "/review/") -> str:
         r = await self.client.get(path)

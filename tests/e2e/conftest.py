@@ -17,6 +17,21 @@ from gateway.sandbox import SandboxCluster
 from gateway.web.app import create_app
 
 
+def person(subject: str) -> dict[str, object]:
+    """A subject's data as a disclosure carries it, accepted by every sandbox partner."""
+    return {
+        "name": "N",
+        "date_of_birth": "1990-04-02",
+        "phone": "1",
+        "uuid": subject,
+        "email": "e@x",
+        "amount": 5,
+        "currency": "LAK",
+        "brand": "T",
+        "model": "V",
+    }
+
+
 @pytest.fixture
 def tmp_config(config: Config, backend: Any) -> Config:
     """The shipped config on a fresh store: every e2e test runs on SQLite and on PostgreSQL."""

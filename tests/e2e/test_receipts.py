@@ -6,13 +6,12 @@ policy file."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.receipts import verify
 
 import gateway_client as gc
 from gateway.log.checkpoint import verifier_key
@@ -46,18 +45,6 @@ async def grant_consent(client: TestClient, auth) -> None:
     }
     r = await client.post("/v1/consents", json=consent, headers=auth("customer-app"))
     assert r.status == 201, await r.text()
-
-
-def verify(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`gateway receipt verify` in a folder with no config.toml: it needs none."""
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli.main", "receipt", "verify", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_a_receipt_is_fetched_and_verified_offline(live, auth, tmp_path: Path) -> None:

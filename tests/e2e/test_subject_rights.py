@@ -6,22 +6,13 @@ import asyncio
 import csv
 import io
 
+from e2e.conftest import person
 from support.log import logged
 
 from gateway.web.keys import STORE
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000dddd"
-PERSON = {
-    "name": "N",
-    "date_of_birth": "1990-04-02",
-    "phone": "1",
-    "uuid": SUBJECT,
-    "email": "e@x",
-    "amount": 5,
-    "currency": "LAK",
-    "brand": "T",
-    "model": "V",
-}
+PERSON = person(SUBJECT)
 
 
 async def send(

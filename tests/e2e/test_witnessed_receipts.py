@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
@@ -31,6 +29,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.processes import GatewayProcess, free_port, write_project
+from support.receipts import verify
 from support.spec_witness import verify_cosigned
 from support.witnesses import gateway_witness, spec_witness, write_policy
 
@@ -112,18 +111,6 @@ async def until(check: Any, what: str, timeout_s: float = 30.0) -> Any:
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.2)
     return found
-
-
-def verify(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`gateway receipt verify` in a folder with no config.toml: it needs none."""
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli.main", "receipt", "verify", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_a_witnessed_receipt_verified_offline_with_the_partners_acknowledgement(

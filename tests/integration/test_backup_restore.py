@@ -21,18 +21,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
+from support.log import sent_rows
 from support.witnesses import gateway_witness, spec_witness, write_policy
 
 from gateway.clock import utc_now
 from gateway.config.model import Config, load_config
 from gateway.crypto.at_rest import new_key_text
-from gateway.log.entries import outcome_entry, row_of
+from gateway.log.entries import outcome_entry
 from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import WitnessPolicy, parse_witness_policy
 from gateway.ops.backup import (
@@ -49,7 +50,7 @@ from gateway.ops.reload import pid_file_of, write_pid_file
 from gateway.outbound.witnesses import Cosigned, Witnessing, cosign_checkpoint
 from gateway.store import open_store
 from gateway.store.protected import open_protected_store
-from gateway.store.records import LogRow, StoredCheckpoint
+from gateway.store.records import StoredCheckpoint
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -115,21 +116,8 @@ class LogServiceHandle:
     async def append_and_checkpoint(self, count: int) -> StoredCheckpoint:
         async with opened(self.config) as service:
             start = await service.size()
-            await service.append_rows([entry_row(start + i) for i in range(count)])
+            await service.append_rows(sent_rows(start, start + count, T0))
             return await service.checkpoint()
-
-
-def entry_row(i: int) -> LogRow:
-    return row_of(
-        outcome_entry(
-            disclosure_id=f"d-{i}",
-            outcome="sent",
-            at=T0 + timedelta(seconds=i),
-            partner="lao-credit-bureau",
-            partner_status=201,
-            attempts=1,
-        )
-    )
 
 
 class opened:
@@ -251,7 +239,7 @@ async def test_a_backup_taken_while_disclosures_are_written_verifies(
 ) -> None:
     primary = site.primary
     async with opened(primary) as service:
-        await service.append_rows([entry_row(i) for i in range(50)])
+        await service.append_rows(sent_rows(0, 50, T0))
         await service.checkpoint()
         writing = True
 

@@ -14,20 +14,20 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from support.log import sent_rows
 
 from gateway.cli.main import main
 from gateway.config.model import Config, load_config
 from gateway.crypto.keyring import KeyPaths
 from gateway.errors import LogUnavailableError
 from gateway.log.checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_checkpoint
-from gateway.log.entries import outcome_entry, row_of
 from gateway.log.key_history import read_log_key, retired_keys
 from gateway.log.offline import ProofDocumentError, b64, verify_proof_document
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
@@ -79,24 +79,8 @@ async def setup(project: Path, backend: Backend) -> AsyncIterator[Setup]:
         await store.close()
 
 
-def rows(start: int, end: int) -> list[object]:
-    at = datetime(2026, 11, 2, tzinfo=UTC)
-    return [
-        row_of(
-            outcome_entry(
-                disclosure_id=f"d-{i}",
-                outcome="sent",
-                at=at + timedelta(seconds=i),
-                partner="lao-credit-bureau",
-                attempts=1,
-            )
-        )
-        for i in range(start, end)
-    ]
-
-
 async def grow(service: LogService, start: int, end: int) -> None:
-    await service.append_rows(rows(start, end))  # type: ignore[arg-type]
+    await service.append_rows(sent_rows(start, end, datetime(2026, 11, 2, tzinfo=UTC)))
 
 
 @dataclass

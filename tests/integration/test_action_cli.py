@@ -11,7 +11,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from support.credentials import PASSWORD, run_cli, token_of, with_reviewer
+from support.cli import run_cli
+from support.credentials import PASSWORD, token_of, with_reviewer
 
 PARTNER = "mekong-collections"
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac711"

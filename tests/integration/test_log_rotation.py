@@ -7,12 +7,9 @@ only, the chain with `gateway log verify`.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +18,9 @@ from typing import TYPE_CHECKING
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from support.cli import run_cli_in_thread
 from support.log import sent_rows
 
-from gateway.cli.main import main
 from gateway.config.model import Config, load_config
 from gateway.crypto.keyring import KeyPaths
 from gateway.errors import LogUnavailableError
@@ -54,14 +51,7 @@ class Setup:
         return LogService(self.store, LogSigner.load(self.config.keys_dir, self.config.log.origin))
 
     async def cli(self, *args: str) -> tuple[int, str]:
-        out, err = io.StringIO(), io.StringIO()
-
-        def run() -> int:
-            with redirect_stdout(out), redirect_stderr(err):
-                return main(["--config", str(self.root / "config.toml"), *args])
-
-        code = await asyncio.to_thread(run)
-        return code, out.getvalue() + err.getvalue()
+        return await run_cli_in_thread(self.root, *args)
 
 
 @pytest.fixture

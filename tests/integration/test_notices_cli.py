@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-from support.credentials import PASSWORD, run_cli, token_of, with_reviewer
+from support.cli import run_cli
+from support.credentials import PASSWORD, token_of, with_reviewer
 
 from gateway.clock import utc_now
 from gateway.config.model import load_config

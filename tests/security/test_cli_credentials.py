@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from support.credentials import PASSWORD, run_cli, token_of, with_reviewer
+from support.cli import run_cli
+from support.credentials import PASSWORD, token_of, with_reviewer
 
 
 @pytest.fixture

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import io
 import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from support.cli import run_cli
 
-from gateway.cli.main import main
 from gateway.config.model import load_config
 from gateway.crypto.dev_tokens import issue_dev_token
 
@@ -22,14 +21,6 @@ def token_of(root: Path, caller_id: str) -> str:
     """A development-issuer bearer token of `caller_id` for the deployment at `root`."""
     config = load_config(root / "config.toml")
     return issue_dev_token(config.keys_dir, config.auth, caller_id)
-
-
-def run_cli(root: Path, *args: str) -> tuple[int, str, str]:
-    """`gateway --config ROOT/config.toml ARGS…` in process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(root / "config.toml"), *args])
-    return code, out.getvalue(), err.getvalue()
 
 
 def with_reviewer(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

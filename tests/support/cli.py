@@ -1,0 +1,26 @@
+"""`gateway …` commands run in process against a deployment's config.toml, as a test sees
+them: the exit code and what they printed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from gateway.cli.main import main
+
+
+def run_cli(root: Path, *args: str) -> tuple[int, str, str]:
+    """`gateway --config ROOT/config.toml ARGS…`: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["--config", str(root / "config.toml"), *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+async def run_cli_in_thread(root: Path, *args: str) -> tuple[int, str]:
+    """The same from a test's event loop (a command that runs its own loop needs a thread
+    of its own): (exit code, stdout and stderr together)."""
+    code, out, err = await asyncio.to_thread(run_cli, root, *args)
+    return code, out + err

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from gateway.cli.main import main
+
+
+def project_copy(project: Path, tmp_path: Path) -> Path:
+    """A copy of the project directory `project` at tmp_path/project, without its var/."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
+    return copy
 
 
 def run_cli(root: Path, *args: str) -> tuple[int, str, str]:

@@ -4,11 +4,10 @@ a bearer token of a caller, or a review-page account with a password."""
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import pytest
-from support.cli import run_cli
+from support.cli import project_copy, run_cli
 
 from gateway.config.model import load_config
 from gateway.crypto.dev_tokens import issue_dev_token
@@ -26,8 +25,7 @@ def token_of(root: Path, caller_id: str) -> str:
 def with_reviewer(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of `project` (without its var/) with the review-page account REVIEWER, whose
     password PASSWORD is also on stdin once; no credential in the environment."""
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
+    copy = project_copy(project, tmp_path)
     for name in ("GATEWAY_TOKEN", "GATEWAY_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))

@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from support.cli import project_copy, run_cli
 from support.credentials import token_of
-
-from gateway.cli.main import main
 
 
 @pytest.fixture
 def root(project: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
-    return copy
+    return project_copy(project, tmp_path)
 
 
-def run(root: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(root / "config.toml"), *args])
-    return code, out.getvalue(), err.getvalue()
+run = run_cli
 
 
 def test_reviewers_list_json(root: Path, monkeypatch: pytest.MonkeyPatch):

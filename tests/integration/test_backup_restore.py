@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
-from support.log import sent_rows
+from support.log import sent_entry, sent_rows
 from support.witnesses import gateway_witness, spec_witness, write_policy
 
 from gateway.clock import utc_now
 from gateway.config.model import Config, load_config
 from gateway.crypto.at_rest import new_key_text
-from gateway.log.entries import outcome_entry
 from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import WitnessPolicy, parse_witness_policy
 from gateway.ops.backup import (
@@ -246,18 +245,7 @@ async def test_a_backup_taken_while_disclosures_are_written_verifies(
         async def disclose() -> int:
             written = 50
             while writing:
-                await service.append(
-                    dict(
-                        outcome_entry(
-                            disclosure_id=f"d-{written}",
-                            outcome="sent",
-                            at=T0,
-                            partner="lao-credit-bureau",
-                            partner_status=201,
-                            attempts=1,
-                        )
-                    )
-                )
+                await service.append(sent_entry(written, T0))
                 written += 1
             return written
 

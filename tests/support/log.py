@@ -24,19 +24,20 @@ async def logged(app: web.Application, disclosure_id: str) -> list[dict[str, Any
     return [json.loads(raw) for _, raw in rows]
 
 
-def sent_rows(start: int, end: int, at: datetime) -> list[LogRow]:
-    """Outcome rows of disclosures d-START … d-(END-1), each sent to lao-credit-bureau at
-    the first attempt, one second apart from `at`."""
-    return [
-        row_of(
-            outcome_entry(
-                disclosure_id=f"d-{i}",
-                outcome="sent",
-                at=at + timedelta(seconds=i),
-                partner="lao-credit-bureau",
-                partner_status=201,
-                attempts=1,
-            )
-        )
-        for i in range(start, end)
-    ]
+def sent_entry(i: int, at: datetime) -> dict[str, Any]:
+    """The outcome entry of disclosure d-I, sent to lao-credit-bureau at the first attempt."""
+    return outcome_entry(
+        disclosure_id=f"d-{i}",
+        outcome="sent",
+        at=at,
+        partner="lao-credit-bureau",
+        partner_status=201,
+        attempts=1,
+    )
+
+
+def sent_rows(
+    start: int, end: int, at: datetime, apart: timedelta = timedelta(seconds=1)
+) -> list[LogRow]:
+    """The rows of `sent_entry` d-START … d-(END-1), d-I at `at` + I × `apart`."""
+    return [row_of(sent_entry(i, at + i * apart)) for i in range(start, end)]

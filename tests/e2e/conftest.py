@@ -17,6 +17,30 @@ from gateway.sandbox import SandboxCluster
 from gateway.web.app import create_app
 
 
+def canary(**more: str) -> dict[str, str]:
+    """Personal data whose values are marked CANARY, so that a test can show none of them
+    reaches a log line, an error or a metric; `more` adds fields."""
+    base = {
+        "name": "CANARY-Somchai",
+        "date_of_birth": "1990-04-02",
+        "phone": "+85620CANARY",
+        "uuid": "CANARY-UUID",
+    }
+    return base | more
+
+
+def credit_check(subject: str, data: dict[str, str]) -> dict[str, object]:
+    """A disclosure request: `data` of `subject` to lao-credit-bureau, under consent."""
+    return {
+        "partner": "lao-credit-bureau",
+        "operation": "credit_check",
+        "purpose": "service_provision",
+        "legal_basis": "consent",
+        "subject": subject,
+        "data": data,
+    }
+
+
 def person(subject: str) -> dict[str, object]:
     """A subject's data as a disclosure carries it, accepted by every sandbox partner."""
     return {

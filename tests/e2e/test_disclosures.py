@@ -5,18 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from e2e.conftest import canary
 from support.log import logged
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000bbbb"
-PERSON = {
-    "name": "CANARY-Somchai",
-    "date_of_birth": "1990-04-02",
-    "phone": "+85620CANARY",
-    "email": "canary@example.com",
-    "uuid": "CANARY-UUID",
-    "password": "CANARY-PW",
-    "gender": "f",
-}
+PERSON = canary(email="canary@example.com", password="CANARY-PW", gender="f")
 
 
 def body(

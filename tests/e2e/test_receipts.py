@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from e2e.conftest import canary, credit_check
 from support.receipts import verify
 
 import gateway_client as gc
@@ -18,20 +19,8 @@ from gateway.log.checkpoint import verifier_key
 from gateway.web.keys import LOG
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000cccc"
-PERSON = {
-    "name": "CANARY-Somchai",
-    "date_of_birth": "1990-04-02",
-    "phone": "+85620CANARY",
-    "uuid": "CANARY-UUID",
-}
-DISCLOSURE = {
-    "partner": "lao-credit-bureau",
-    "operation": "credit_check",
-    "purpose": "service_provision",
-    "legal_basis": "consent",
-    "subject": SUBJECT,
-    "data": PERSON,
-}
+PERSON = canary()
+DISCLOSURE = credit_check(SUBJECT, PERSON)
 
 
 async def grant_consent(client: TestClient, auth) -> None:

@@ -12,14 +12,15 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config.model import Config, Reviewer
 from gateway.crypto.subject_keys import LogKeys
@@ -376,6 +377,40 @@ def review_app(
     app = create_app(config, partners=partners, env=dict(os.environ), clock=lambda: NOW)
     app[REVIEW_BACKEND] = fake  # create_app keeps a backend that is already there
     return app
+
+
+@dataclass
+class SeededSite:
+    """The review site of a seeded gateway, served in the test's loop."""
+
+    client: TestClient
+    store: Store
+    fake: FakeReviewBackend
+    seeded: Seeded
+    config: Config
+
+
+@asynccontextmanager
+async def seeded_site(
+    config: Config,
+    partners: dict[str, Partner],
+    db_path: Path,
+    served_partners: dict[str, Partner] | None = None,
+) -> AsyncIterator[SeededSite]:
+    """`review_app` on a fresh SQLite store at `db_path`, seeded (`seed`) with `partners`;
+    the app serves `served_partners` when given (a partner file changed since)."""
+    cfg = review_config(config, str(db_path))
+    keys = LogKeys.load(cfg.keys_dir)
+    fake = FakeReviewBackend(keys)
+    app = review_app(cfg, partners if served_partners is None else served_partners, fake)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        store = app[STORE]
+        seeded = await seed(store, partners, keys, fake)
+        yield SeededSite(client, store, fake, seeded, cfg)
+    finally:
+        await client.close()
 
 
 class ServedGateway:

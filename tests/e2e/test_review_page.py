@@ -31,7 +31,7 @@ from browser.review_support import (
     csrf_of,
     review_app,
     review_config,
-    seed,
+    seeded_site,
     sign_in,
 )
 
@@ -40,7 +40,6 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConfigError
 from gateway.partners.model import Partner
 from gateway.store.base import Store
-from gateway.web.keys import STORE
 from gateway.web.review.backend import IntegrityStatus
 from gateway.web.review.handlers import add_review_routes
 from gateway.web.review.listing import Filters, csv_cell, search_page
@@ -80,19 +79,9 @@ class Site:
 
 @pytest.fixture
 async def site(config: Config, partners: dict[str, Partner], tmp_path: Path) -> AsyncIterator[Site]:
-    cfg = review_config(config, str(tmp_path / "gateway.db"))
-    keys = LogKeys.load(cfg.keys_dir)
-    fake = FakeReviewBackend(keys)
-    app = review_app(cfg, partners, fake)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        store = app[STORE]
-        seeded = await seed(store, partners, keys, fake)
-        await add_requests(store)
-        yield Site(client, store, fake, seeded, cfg)
-    finally:
-        await client.close()
+    async with seeded_site(config, partners, tmp_path / "gateway.db") as seeded:
+        await add_requests(seeded.store)
+        yield Site(seeded.client, seeded.store, seeded.fake, seeded.seeded, seeded.config)
 
 
 def ids(site: Site, *names: str) -> list[str]:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.cli import run_cli
+from support.cli import legal_request_create, run_cli
 from support.credentials import PASSWORD, token_of, with_reviewer
 
 
@@ -29,24 +29,7 @@ def run(root: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str
 
 def register(root: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
-    code, out, err = run(
-        root,
-        "legal-request",
-        "create",
-        "--authority",
-        "Police",
-        "--reference",
-        "R/1",
-        "--instrument",
-        "court order",
-        "--subject",
-        "s-1",
-        "--partner",
-        "vientiane-police",
-        "--as",
-        "privacy-office",
-        "--quiet",
-    )
+    code, out, err = run(root, *legal_request_create("R/1", "privacy-office", "--quiet"))
     monkeypatch.delenv("GATEWAY_TOKEN")
     assert code == 0, err
     return out.strip()

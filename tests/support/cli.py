@@ -32,3 +32,13 @@ async def run_cli_in_thread(root: Path, *args: str) -> tuple[int, str]:
     of its own): (exit code, stdout and stderr together)."""
     code, out, err = await asyncio.to_thread(run_cli, root, *args)
     return code, out + err
+
+
+def legal_request_create(reference: str, person: str, *more: str) -> list[str]:
+    """`legal-request create` arguments: the Police's court order `reference` for subject
+    s-1's data at vientiane-police, registered by `person`."""
+    return [
+        *("legal-request", "create", "--authority", "Police", "--reference", reference),
+        *("--instrument", "court order", "--subject", "s-1", "--partner", "vientiane-police"),
+        *("--as", person, *more),
+    ]

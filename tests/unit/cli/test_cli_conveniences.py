@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.cli import project_copy, run_cli
+from support.cli import legal_request_create, project_copy, run_cli
 from support.credentials import token_of
 
 
@@ -45,24 +45,7 @@ def test_legal_request_quiet_id_and_rights_officer_registrar(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
-    code, out, err = run(
-        root,
-        "legal-request",
-        "create",
-        "--authority",
-        "Police",
-        "--reference",
-        "R/1",
-        "--instrument",
-        "court order",
-        "--subject",
-        "s-1",
-        "--partner",
-        "vientiane-police",
-        "--as",
-        "privacy-office",
-        "--quiet",
-    )
+    code, out, err = run(root, *legal_request_create("R/1", "privacy-office", "--quiet"))
     assert code == 0, err
     request_id = out.strip()
     assert request_id.startswith("LR-") and "\n" not in request_id

@@ -41,6 +41,19 @@ def credit_check(subject: str, data: dict[str, str]) -> dict[str, object]:
     }
 
 
+def consent_of(subject: str, **fields: object) -> dict[str, object]:
+    """A consent to service provision, obtained in the app (`fields` add to or replace
+    any of it), as POST /v1/consents takes it."""
+    return {
+        "subject": subject,
+        "purposes": ["service_provision"],
+        "policy_version": "2024-09-30",
+        "obtained_at": "2026-01-01T00:00:00Z",
+        "method": "app",
+        **fields,
+    }
+
+
 def person(subject: str) -> dict[str, object]:
     """A subject's data as a disclosure carries it, accepted by every sandbox partner."""
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from e2e.conftest import canary
+from e2e.conftest import canary, consent_of
 from support.log import logged
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000bbbb"
@@ -33,14 +33,7 @@ def body(
 
 
 async def grant(client, auth, **fields) -> str:
-    consent = {
-        "subject": SUBJECT,
-        "purposes": ["service_provision"],
-        "policy_version": "2024-09-30",
-        "obtained_at": "2026-01-01T00:00:00Z",
-        "method": "app",
-        **fields,
-    }
+    consent = consent_of(SUBJECT, **fields)
     r = await client.post("/v1/consents", json=consent, headers=auth("customer-app"))
     assert r.status == 201, await r.text()
     return (await r.json())["id"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from e2e.conftest import canary, credit_check
+from e2e.conftest import canary, consent_of, credit_check
 from support.receipts import verify
 
 import gateway_client as gc
@@ -24,14 +24,7 @@ DISCLOSURE = credit_check(SUBJECT, PERSON)
 
 
 async def grant_consent(client: TestClient, auth) -> None:
-    consent = {
-        "subject": SUBJECT,
-        "purposes": ["service_provision"],
-        "policy_version": "2024-09-30",
-        "obtained_at": "2026-01-01T00:00:00Z",
-        "method": "app",
-        "partners": ["lao-credit-bureau"],
-    }
+    consent = consent_of(SUBJECT, partners=["lao-credit-bureau"])
     r = await client.post("/v1/consents", json=consent, headers=auth("customer-app"))
     assert r.status == 201, await r.text()
 

@@ -30,17 +30,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.processes import GatewayProcess, free_port, write_project
 from support.receipts import verify
+from support.sandboxes import sandboxes_of
 from support.spec_witness import verify_cosigned
 from support.witnesses import gateway_witness, spec_witness, write_policy
 
 from gateway.config.model import Config, load_config
 from gateway.crypto.acknowledgement import ACK_STATUS_HEADER
 from gateway.crypto.dev_tokens import issue_dev_token
-from gateway.crypto.seal import GatewayKeys
 from gateway.log.checkpoint import sign_note
 from gateway.log.service import LogSigner
 from gateway.partners.model import Partner
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster
 
 CREDIT = "lao-credit-bureau"
 SUBJECT = f"s-witnessed-{uuid.uuid4()}"
@@ -49,10 +49,7 @@ PERSON = {"name": "N", "date_of_birth": "1990-04-02", "phone": "+856 20 1", "uui
 
 @pytest.fixture
 async def sandboxes(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
-    jwks = GatewayKeys.load(config.keys_dir).jwks()
-    cluster = await start_sandboxes(
-        {CREDIT: partners[CREDIT]}, config.keys_dir, jwks, {}, ports={CREDIT: 0}
-    )
+    cluster = await sandboxes_of(config, [partners[CREDIT]])
     yield cluster
     await cluster.close()
 

@@ -379,6 +379,17 @@ def review_app(
     return app
 
 
+class HexSealing:
+    """A stand-in for the at-rest payload sealing (gateway.store.protected.PayloadSealing):
+    reversible, and no personal value readable in the stored text."""
+
+    def seal_payload(self, text: str) -> str:
+        return "sealed:" + text.encode().hex()
+
+    def open_payload(self, text: str) -> str:
+        return bytes.fromhex(text.removeprefix("sealed:")).decode()
+
+
 @dataclass
 class SeededSite:
     """The review site of a seeded gateway, served in the test's loop."""

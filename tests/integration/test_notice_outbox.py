@@ -4,18 +4,13 @@ instances never attempt one notice at once, and a notice out of attempts stays `
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-
-import pytest
+from typing import Any
 
 from gateway.rights.outbox import Attempted, NoticeOutbox
 from gateway.store import Store, open_store
 from gateway.store.records import OutboxNotice
-
-if TYPE_CHECKING:
-    from conftest import Backend
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -57,15 +52,6 @@ async def kept(outbox: NoticeOutbox) -> OutboxNotice:
         payload={"subject": "s-1", "data": {"uuid": "s-1"}},
         first=Attempted(False, "d-0", "partner_unavailable"),
     )
-
-
-@pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[Store]:
-    opened = await open_store(backend.url, backend.root)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_two_instances_send_a_due_notice_once(backend):

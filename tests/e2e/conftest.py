@@ -54,6 +54,23 @@ def consent_of(subject: str, **fields: object) -> dict[str, object]:
     }
 
 
+async def granted(
+    client: TestClient, headers: dict[str, str], subject: str, partners: list[str], **fields: str
+) -> str:
+    """A consent of `subject` to service provision by `partners`, recorded through the API
+    (`headers`: the caller's); its id."""
+    body = {
+        "subject": subject,
+        "purposes": ["service_provision"],
+        "partners": partners,
+        "policy_version": "2024-09-30",
+        **fields,
+    }
+    r = await client.post("/v1/consents", json=body, headers=headers)
+    assert r.status == 201, await r.text()
+    return str((await r.json())["id"])
+
+
 def person(subject: str) -> dict[str, object]:
     """A subject's data as a disclosure carries it, accepted by every sandbox partner."""
     return {

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from browser.review_support import reviewers, sign_in
+from e2e.conftest import granted
 
 from gateway.canonical import timestamp
 from gateway.config.model import Config
@@ -223,19 +224,9 @@ async def test_justification_is_an_action_entry_and_its_text_is_checked(
 async def test_subject_acts_and_reads_name_the_subject_only_by_reference(
     gateway: TestClient, auth: Auth
 ) -> None:
-    r = await gateway.post(
-        "/v1/consents",
-        json={
-            "subject": SUBJECT,
-            "purposes": ["service_provision"],
-            "partners": ["veriid"],
-            "policy_version": "2024-09-30",
-            "evidence": f"form {TEXT_NEEDLE}",
-        },
-        headers=auth("customer-app"),
-    )
-    assert r.status == 201, await r.text()
-    consent_id = (await r.json())["id"]
+    headers = auth("customer-app")
+    evidence = f"form {TEXT_NEEDLE}"
+    consent_id = await granted(gateway, headers, SUBJECT, ["veriid"], evidence=evidence)
     r = await gateway.post(f"/v1/consents/{consent_id}/withdraw", headers=auth("customer-app"))
     assert r.status == 200, await r.text()
     r = await gateway.put(

@@ -6,7 +6,7 @@ import asyncio
 import csv
 import io
 
-from e2e.conftest import person
+from e2e.conftest import granted, person
 from support.log import logged
 
 from gateway.web.keys import STORE
@@ -37,16 +37,7 @@ async def send(
 
 
 async def disclose_to_three(live, auth):
-    await live.post(
-        "/v1/consents",
-        json={
-            "subject": SUBJECT,
-            "purposes": ["service_provision"],
-            "partners": ["veriid"],
-            "policy_version": "2024-09-30",
-        },
-        headers=auth("customer-app"),
-    )
+    await granted(live, auth("customer-app"), SUBJECT, ["veriid"])
     assert (
         await send(live, auth, "sales-service", "lao-credit-bureau", "credit_check")
     ).status < 300

@@ -13,24 +13,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the helpers are modules of benchmarks/
 
-from gateway.store import Store, open_store
-from gateway.store.records import LogRow
+from benchmarks.log import scratch_postgres  # noqa: E402
+from gateway.store import Store, open_store  # noqa: E402
+from gateway.store.records import LogRow  # noqa: E402
 
-POSTGRES_URL = os.environ.get(
-    "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 SPAN = timedelta(days=60)
 PARTNERS = [f"partner-{n}" for n in range(40)]
@@ -81,23 +77,6 @@ async def measure(label: str, store: Store, total: int) -> None:
             await query()
             best = min(best, time.perf_counter() - t0)
         print(f"{label:10} {total:>9} entries  {name:22} {best * 1000:8.1f} ms")
-
-
-async def scratch_postgres() -> tuple[str, Callable[[], Awaitable[None]]] | None:
-    try:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        print(f"PostgreSQL skipped: {type(exc).__name__}", file=sys.stderr)
-        return None
-    schema = f"gw_bench_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in POSTGRES_URL else "?"
-
-    async def drop() -> None:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.close()
-
-    return f"{POSTGRES_URL}{separator}search_path={schema}", drop
 
 
 async def main() -> None:

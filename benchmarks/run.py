@@ -891,6 +891,16 @@ def run_script(args: Sequence[str], timeout: float) -> str:
 # -- main -------------------------------------------------------------------------------
 
 
+def add_project_argument(parser: argparse.ArgumentParser) -> None:
+    """--project: the deployment a harness runs (this checkout unless told)."""
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=ROOT,
+        help="directory with config.toml, partners/ and keys/ (default: this checkout)",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="gateway vs bare proxy, decide(), the log")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds each")
@@ -952,12 +962,7 @@ def main() -> None:
         metavar="DIR",
         help="record each gateway case with py-spy into DIR and print where the time goes",
     )
-    parser.add_argument(
-        "--project",
-        type=Path,
-        default=ROOT,
-        help="directory with config.toml, partners/ and keys/ (default: this checkout)",
-    )
+    add_project_argument(parser)
     args = parser.parse_args()
     scenarios = [s for s in SCENARIOS if s.partner in args.partners]
     args.rounds = args.rounds or (1 if args.quick else 3)

@@ -398,12 +398,7 @@ def main() -> None:
     parser.add_argument(
         "--report", type=Path, default=ROOT / "var" / "soak-report.json", help="JSON report"
     )
-    parser.add_argument(
-        "--project",
-        type=Path,
-        default=ROOT,
-        help="directory with config.toml, partners/ and keys/ (default: this checkout)",
-    )
+    bench.add_project_argument(parser)
     args = parser.parse_args()
     # Stopped with SIGTERM (or SIGINT, ignored in a background job): the partners and the
     # gateway are stopped too, by the `finally` below.

@@ -8,12 +8,10 @@ that each figure the issue asks for is printed, with a gateway of two workers.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
+
+from support.processes import run_harness
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 600
@@ -45,31 +43,9 @@ FIGURES = (
 
 
 def run_quick(project: Path) -> tuple[int, str, str]:
-    """Run the harness in a process group of its own, so a timeout also ends the partner,
-    proxy and gateway processes it started."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "benchmarks/run.py",
-            "--quick",
-            "--workers",
-            "2",
-            "--project",
-            str(project),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        raise AssertionError(f"benchmarks/run.py --quick took over {TIMEOUT_S} s:\n{out}") from None
-    return process.returncode, out, err
+    """`benchmarks/run.py --quick` with a gateway of two workers."""
+    args = ["benchmarks/run.py", "--quick", "--workers", "2", "--project", str(project)]
+    return run_harness(args, REPO, TIMEOUT_S)
 
 
 def test_quick_benchmark_prints_every_row(project: Path) -> None:

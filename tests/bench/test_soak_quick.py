@@ -10,11 +10,10 @@ issue asks for.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
+
+from support.processes import run_harness
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300
@@ -22,23 +21,10 @@ TIMEOUT_S = 300
 
 def test_a_short_soak_writes_its_report(tmp_path: Path) -> None:
     report_path = tmp_path / "soak-report.json"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "benchmarks/soak.py", "--seconds", "8", "--window", "2"),
-            *("--rate", "20", "--report", str(report_path)),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    args = ["benchmarks/soak.py", "--seconds", "8", "--window", "2"]
+    code, out, err = run_harness(
+        [*args, "--rate", "20", "--report", str(report_path)], REPO, TIMEOUT_S
     )
-    try:
-        out, err = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        raise AssertionError(f"benchmarks/soak.py took over {TIMEOUT_S} s:\n{out}") from None
 
     assert report_path.exists(), f"no report\nstdout:\n{out}\nstderr:\n{err[-3000:]}"
     report = json.loads(report_path.read_text())
@@ -56,7 +42,7 @@ def test_a_short_soak_writes_its_report(tmp_path: Path) -> None:
     assert {"rss_growth", "p99_drift", "fd_growth", "missed"} <= set(report)
     assert "verdict: " in out and "RSS growth after warm-up" in out
     # Exit 0 exactly when every target was met.
-    assert (process.returncode == 0) == (report["missed"] == []), (process.returncode, out)
+    assert (code == 0) == (report["missed"] == []), (code, out)
 
 
 def test_the_verdict_reads_growth_after_the_warm_up_and_drift_between_ends() -> None:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config.model import Config, Reviewer
 from gateway.crypto.subject_keys import LogKeys
@@ -57,6 +60,37 @@ SUBJECT_B = "6f1c2a7e-0000-4000-8000-0000000000b2"
 SUBJECT_C = "6f1c2a7e-0000-4000-8000-0000000000c3"
 SUBJECTS = (SUBJECT_A, SUBJECT_B, SUBJECT_C)
 INJECTED_PARTNER = '=HYPERLINK("http://evil.example","x")'
+
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def sign_in(client: TestClient, reviewer: str, password: str | None = None) -> str:
+    """Sign in through the review page's form (the reviewer's own password unless
+    `password`); the session's CSRF token."""
+    form = await client.get("/review/login")
+    token = CSRF.search(await form.text())
+    assert token is not None
+    r = await client.post(
+        "/review/login",
+        data={
+            "csrf": token[1],
+            "reviewer_id": reviewer,
+            "next": "/review/",
+            "password": PASSWORDS[reviewer] if password is None else password,
+        },
+        allow_redirects=False,
+    )
+    assert r.status == 303, await r.text()
+    return await csrf_of(client)
+
+
+async def csrf_of(client: TestClient) -> str:
+    """The signed-in session's CSRF token, as a page's forms carry it."""
+    page = await client.get("/review/queue")
+    found = CSRF.search(await page.text())
+    assert found is not None
+    return found[1]
 
 
 def reviewers() -> dict[str, Reviewer]:
@@ -343,6 +377,51 @@ def review_app(
     app = create_app(config, partners=partners, env=dict(os.environ), clock=lambda: NOW)
     app[REVIEW_BACKEND] = fake  # create_app keeps a backend that is already there
     return app
+
+
+class HexSealing:
+    """A stand-in for the at-rest payload sealing (gateway.store.protected.PayloadSealing):
+    reversible, and no personal value readable in the stored text."""
+
+    def seal_payload(self, text: str) -> str:
+        return "sealed:" + text.encode().hex()
+
+    def open_payload(self, text: str) -> str:
+        return bytes.fromhex(text.removeprefix("sealed:")).decode()
+
+
+@dataclass
+class SeededSite:
+    """The review site of a seeded gateway, served in the test's loop."""
+
+    client: TestClient
+    store: Store
+    fake: FakeReviewBackend
+    seeded: Seeded
+    config: Config
+
+
+@asynccontextmanager
+async def seeded_site(
+    config: Config,
+    partners: dict[str, Partner],
+    db_path: Path,
+    served_partners: dict[str, Partner] | None = None,
+) -> AsyncIterator[SeededSite]:
+    """`review_app` on a fresh SQLite store at `db_path`, seeded (`seed`) with `partners`;
+    the app serves `served_partners` when given (a partner file changed since)."""
+    cfg = review_config(config, str(db_path))
+    keys = LogKeys.load(cfg.keys_dir)
+    fake = FakeReviewBackend(keys)
+    app = review_app(cfg, partners if served_partners is None else served_partners, fake)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        store = app[STORE]
+        seeded = await seed(store, partners, keys, fake)
+        yield SeededSite(client, store, fake, seeded, cfg)
+    finally:
+        await client.close()
 
 
 class ServedGateway:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from browser.review_support import NOW, docs_screenshot
+from browser.review_support import NOW, HexSealing, docs_screenshot
 from selenium.webdriver.common.by import By
 from test_review_browser import sign_in
 
@@ -16,18 +16,10 @@ from gateway.rights.outbox import Attempted, NoticeOutbox
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac7bb"
 
 
-class Sealing:
-    def seal_payload(self, text: str) -> str:
-        return "sealed:" + text.encode().hex()
-
-    def open_payload(self, text: str) -> str:
-        return bytes.fromhex(text.removeprefix("sealed:")).decode()
-
-
 async def keep(store: Any, partner: str, kind: str, reference: str, age: timedelta, error: str):
     outbox = NoticeOutbox(
         store,
-        Sealing(),
+        HexSealing(),
         lambda: NOW - age,
         max_age=timedelta(seconds=0) if age > timedelta(days=7) else timedelta(days=7),
     )

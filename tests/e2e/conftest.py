@@ -17,6 +17,75 @@ from gateway.sandbox import SandboxCluster
 from gateway.web.app import create_app
 
 
+def canary(**more: str) -> dict[str, str]:
+    """Personal data whose values are marked CANARY, so that a test can show none of them
+    reaches a log line, an error or a metric; `more` adds fields."""
+    base = {
+        "name": "CANARY-Somchai",
+        "date_of_birth": "1990-04-02",
+        "phone": "+85620CANARY",
+        "uuid": "CANARY-UUID",
+    }
+    return base | more
+
+
+def credit_check(subject: str, data: dict[str, str]) -> dict[str, object]:
+    """A disclosure request: `data` of `subject` to lao-credit-bureau, under consent."""
+    return {
+        "partner": "lao-credit-bureau",
+        "operation": "credit_check",
+        "purpose": "service_provision",
+        "legal_basis": "consent",
+        "subject": subject,
+        "data": data,
+    }
+
+
+def consent_of(subject: str, **fields: object) -> dict[str, object]:
+    """A consent to service provision, obtained in the app (`fields` add to or replace
+    any of it), as POST /v1/consents takes it."""
+    return {
+        "subject": subject,
+        "purposes": ["service_provision"],
+        "policy_version": "2024-09-30",
+        "obtained_at": "2026-01-01T00:00:00Z",
+        "method": "app",
+        **fields,
+    }
+
+
+async def granted(
+    client: TestClient, headers: dict[str, str], subject: str, partners: list[str], **fields: str
+) -> str:
+    """A consent of `subject` to service provision by `partners`, recorded through the API
+    (`headers`: the caller's); its id."""
+    body = {
+        "subject": subject,
+        "purposes": ["service_provision"],
+        "partners": partners,
+        "policy_version": "2024-09-30",
+        **fields,
+    }
+    r = await client.post("/v1/consents", json=body, headers=headers)
+    assert r.status == 201, await r.text()
+    return str((await r.json())["id"])
+
+
+def person(subject: str) -> dict[str, object]:
+    """A subject's data as a disclosure carries it, accepted by every sandbox partner."""
+    return {
+        "name": "N",
+        "date_of_birth": "1990-04-02",
+        "phone": "1",
+        "uuid": subject,
+        "email": "e@x",
+        "amount": 5,
+        "currency": "LAK",
+        "brand": "T",
+        "model": "V",
+    }
+
+
 @pytest.fixture
 def tmp_config(config: Config, backend: Any) -> Config:
     """The shipped config on a fresh store: every e2e test runs on SQLite and on PostgreSQL."""

@@ -6,7 +6,6 @@ text edited after the act fails `log verify`'s check, naming the table and the e
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +14,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from browser.review_support import PASSWORDS, reviewers
+from browser.review_support import reviewers, sign_in
+from e2e.conftest import granted
 
 from gateway.canonical import timestamp
 from gateway.config.model import Config
@@ -224,19 +224,9 @@ async def test_justification_is_an_action_entry_and_its_text_is_checked(
 async def test_subject_acts_and_reads_name_the_subject_only_by_reference(
     gateway: TestClient, auth: Auth
 ) -> None:
-    r = await gateway.post(
-        "/v1/consents",
-        json={
-            "subject": SUBJECT,
-            "purposes": ["service_provision"],
-            "partners": ["veriid"],
-            "policy_version": "2024-09-30",
-            "evidence": f"form {TEXT_NEEDLE}",
-        },
-        headers=auth("customer-app"),
-    )
-    assert r.status == 201, await r.text()
-    consent_id = (await r.json())["id"]
+    headers = auth("customer-app")
+    evidence = f"form {TEXT_NEEDLE}"
+    consent_id = await granted(gateway, headers, SUBJECT, ["veriid"], evidence=evidence)
     r = await gateway.post(f"/v1/consents/{consent_id}/withdraw", headers=auth("customer-app"))
     assert r.status == 200, await r.text()
     r = await gateway.put(
@@ -313,29 +303,7 @@ def _sqlite_file(client: TestClient) -> str:
     return str(sqlite_path(config.storage_url, config.root))
 
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-async def signed_in(client: TestClient, reviewer: str) -> str:
-    """Sign in through the review page's form; the session's CSRF token."""
-    form = await client.get("/review/login")
-    token = CSRF.search(await form.text())
-    assert token is not None
-    r = await client.post(
-        "/review/login",
-        data={
-            "csrf": token[1],
-            "reviewer_id": reviewer,
-            "next": "/review/",
-            "password": PASSWORDS[reviewer],
-        },
-        allow_redirects=False,
-    )
-    assert r.status == 303, await r.text()
-    page = await client.get("/review/queue")
-    found = CSRF.search(await page.text())
-    assert found is not None
-    return found[1]
+signed_in = sign_in
 
 
 async def test_the_review_site_records_and_shows_acts(tmp_config: Config, auth: Auth) -> None:

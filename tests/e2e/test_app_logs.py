@@ -9,23 +9,11 @@ import logging
 from collections.abc import Callable, Iterator
 
 import pytest
+from e2e.conftest import canary, credit_check
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000010c5"
-PERSON = {
-    "name": "CANARY-Somchai",
-    "date_of_birth": "1990-04-02",
-    "phone": "+85620CANARY",
-    "uuid": "CANARY-UUID",
-    "password": "CANARY-PW",
-}
-CREDIT = {
-    "partner": "lao-credit-bureau",
-    "operation": "credit_check",
-    "purpose": "service_provision",
-    "legal_basis": "consent",
-    "subject": SUBJECT,
-    "data": PERSON,
-}
+PERSON = canary(password="CANARY-PW")
+CREDIT = credit_check(SUBJECT, PERSON)
 
 
 @pytest.fixture

@@ -15,27 +15,15 @@ from datetime import UTC, date, datetime
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from e2e.conftest import canary, credit_check
 
 import gateway_client as gc
 from gateway.errors import PROBLEMS, error_for
 from gateway.sandbox import SandboxCluster
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000c11e"
-PERSON = {
-    "name": "CANARY-Somchai",
-    "date_of_birth": "1990-04-02",
-    "phone": "+85620CANARY",
-    "uuid": "CANARY-UUID",
-    "password": "CANARY-PW",
-}
-CREDIT = {
-    "partner": "lao-credit-bureau",
-    "operation": "credit_check",
-    "purpose": "service_provision",
-    "legal_basis": "consent",
-    "subject": SUBJECT,
-    "data": PERSON,
-}
+PERSON = canary(password="CANARY-PW")
+CREDIT = credit_check(SUBJECT, PERSON)
 
 
 @pytest.fixture

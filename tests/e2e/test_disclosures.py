@@ -5,18 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from e2e.conftest import canary, consent_of
 from support.log import logged
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000bbbb"
-PERSON = {
-    "name": "CANARY-Somchai",
-    "date_of_birth": "1990-04-02",
-    "phone": "+85620CANARY",
-    "email": "canary@example.com",
-    "uuid": "CANARY-UUID",
-    "password": "CANARY-PW",
-    "gender": "f",
-}
+PERSON = canary(email="canary@example.com", password="CANARY-PW", gender="f")
 
 
 def body(
@@ -40,14 +33,7 @@ def body(
 
 
 async def grant(client, auth, **fields) -> str:
-    consent = {
-        "subject": SUBJECT,
-        "purposes": ["service_provision"],
-        "policy_version": "2024-09-30",
-        "obtained_at": "2026-01-01T00:00:00Z",
-        "method": "app",
-        **fields,
-    }
+    consent = consent_of(SUBJECT, **fields)
     r = await client.post("/v1/consents", json=consent, headers=auth("customer-app"))
     assert r.status == 201, await r.text()
     return (await r.json())["id"]

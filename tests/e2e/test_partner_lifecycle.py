@@ -28,6 +28,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from browser.review_support import PASSWORDS, review_config
 from joserfc.jwk import RSAKey
 from support.log import logged
+from support.sandboxes import sandboxes_of
 
 from gateway.config.model import Config, load_config
 from gateway.crypto.keyring import rotate_signing_keys
@@ -67,12 +68,7 @@ async def started(app: web.Application, port: int = 0) -> TestClient:
 @pytest.fixture
 async def mekong(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
     """The debt collector's sandbox alone (API key from a file: no environment needed)."""
-    from gateway.crypto.seal import GatewayKeys
-
-    jwks = GatewayKeys.load(config.keys_dir).jwks()
-    cluster = await start_sandboxes(
-        {MEKONG: partners[MEKONG]}, config.keys_dir, jwks, {}, ports={MEKONG: 0}
-    )
+    cluster = await sandboxes_of(config, [partners[MEKONG]])
     yield cluster
     await cluster.close()
 

@@ -6,58 +6,27 @@ policy file."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from e2e.conftest import canary, consent_of, credit_check
+from support.receipts import verify
 
 import gateway_client as gc
 from gateway.log.checkpoint import verifier_key
 from gateway.web.keys import LOG
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000cccc"
-PERSON = {
-    "name": "CANARY-Somchai",
-    "date_of_birth": "1990-04-02",
-    "phone": "+85620CANARY",
-    "uuid": "CANARY-UUID",
-}
-DISCLOSURE = {
-    "partner": "lao-credit-bureau",
-    "operation": "credit_check",
-    "purpose": "service_provision",
-    "legal_basis": "consent",
-    "subject": SUBJECT,
-    "data": PERSON,
-}
+PERSON = canary()
+DISCLOSURE = credit_check(SUBJECT, PERSON)
 
 
 async def grant_consent(client: TestClient, auth) -> None:
-    consent = {
-        "subject": SUBJECT,
-        "purposes": ["service_provision"],
-        "policy_version": "2024-09-30",
-        "obtained_at": "2026-01-01T00:00:00Z",
-        "method": "app",
-        "partners": ["lao-credit-bureau"],
-    }
+    consent = consent_of(SUBJECT, partners=["lao-credit-bureau"])
     r = await client.post("/v1/consents", json=consent, headers=auth("customer-app"))
     assert r.status == 201, await r.text()
-
-
-def verify(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`gateway receipt verify` in a folder with no config.toml: it needs none."""
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli.main", "receipt", "verify", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_a_receipt_is_fetched_and_verified_offline(live, auth, tmp_path: Path) -> None:

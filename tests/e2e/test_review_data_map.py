@@ -9,55 +9,26 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from browser.review_support import (
-    PASSWORDS,
-    FakeReviewBackend,
-    review_app,
-    review_config,
-    seed,
+    seeded_site,
+    sign_in,
 )
 
 from gateway.config.model import Config
-from gateway.crypto.subject_keys import LogKeys
 from gateway.partners.model import Partner
-from gateway.web.keys import STORE
-
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture
 async def client(
     config: Config, partners: dict[str, Partner], tmp_path: Path
 ) -> AsyncIterator[TestClient]:
-    cfg = review_config(config, str(tmp_path / "gateway.db"))
-    keys = LogKeys.load(cfg.keys_dir)
-    fake = FakeReviewBackend(keys)
-    app = review_app(cfg, partners, fake)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        await seed(app[STORE], partners, keys, fake)
-        yield client
-    finally:
-        await client.close()
+    async with seeded_site(config, partners, tmp_path / "gateway.db") as site:
+        yield site.client
 
 
 async def login(client: TestClient, reviewer: str) -> None:
-    form = await client.get("/review/login")
-    token = CSRF.search(await form.text())
-    assert token is not None
-    r = await client.post(
-        "/review/login",
-        data={
-            "csrf": token[1],
-            "reviewer_id": reviewer,
-            "next": "/review/",
-            "password": PASSWORDS[reviewer],
-        },
-        allow_redirects=False,
-    )
-    assert r.status == 303, await r.text()
+    await sign_in(client, reviewer)
 
 
 def row_of(page: str, partner: str) -> str:

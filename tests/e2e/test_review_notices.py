@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from browser.review_support import NOW
+from browser.review_support import NOW, HexSealing
 from test_review_page import Site, site  # noqa: F401 (the fixture)
 
 from gateway.rights.outbox import Attempted, NoticeOutbox
@@ -13,18 +13,10 @@ from gateway.rights.outbox import Attempted, NoticeOutbox
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac7aa"
 
 
-class Sealing:
-    def seal_payload(self, text: str) -> str:
-        return "sealed:" + text.encode().hex()
-
-    def open_payload(self, text: str) -> str:
-        return bytes.fromhex(text.removeprefix("sealed:")).decode()
-
-
 async def keep(on: Site, partner: str, reference: str, *, at, failed: bool = False):
     outbox = NoticeOutbox(
         on.store,
-        Sealing(),
+        HexSealing(),
         lambda: at,
         max_age=timedelta(seconds=0) if failed else timedelta(days=7),
     )

@@ -13,27 +13,21 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from browser.review_support import (
     DISCLOSURES,
     NOW,
-    PASSWORDS,
-    FakeReviewBackend,
     Seeded,
     add_requests,
-    review_app,
-    review_config,
-    seed,
+    seeded_site,
+    sign_in,
 )
 
 from gateway.config.model import Config
-from gateway.crypto.subject_keys import LogKeys
 from gateway.partners.model import Partner
 from gateway.store.base import Store
-from gateway.web.keys import STORE
 from gateway.web.review.overview import window_start
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 SEGMENT = re.compile(
     r'<a href="([^"]+)"><rect class="bar seg-(\w+)" data-outcome="\w+" data-count="(\d+)"'
     r"[^>]*><title>([^<]+)</title>"
@@ -47,19 +41,7 @@ class Site:
     seeded: Seeded
 
     async def login(self, reviewer: str) -> None:
-        form = await self.client.get("/review/login")
-        token = CSRF.search(await form.text())
-        assert token is not None
-        r = await self.client.post(
-            "/review/login",
-            data={
-                "csrf": token[1],
-                "reviewer_id": reviewer,
-                "password": PASSWORDS[reviewer],
-                "next": "/review/",
-            },
-        )
-        assert r.status == 200
+        await sign_in(self.client, reviewer)
 
     async def page(self, path: str = "/review/") -> str:
         r = await self.client.get(path)
@@ -69,23 +51,14 @@ class Site:
 
 @pytest.fixture
 async def site(config: Config, partners: dict[str, Partner], tmp_path: Path) -> AsyncIterator[Site]:
-    cfg = review_config(config, str(tmp_path / "gateway.db"))
-    keys = LogKeys.load(cfg.keys_dir)
-    fake = FakeReviewBackend(keys)
     # One agreement ends in 10 days: the overview warns of it.
     ending = replace(
         partners["bcel-payments"], agreement_expires_on=(NOW + timedelta(days=10)).date()
     )
-    app = review_app(cfg, {**partners, "bcel-payments": ending}, fake)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        store = app[STORE]
-        seeded = await seed(store, partners, keys, fake)
-        await add_requests(store)
-        yield Site(client, store, seeded)
-    finally:
-        await client.close()
+    served = {**partners, "bcel-payments": ending}
+    async with seeded_site(config, partners, tmp_path / "gateway.db", served) as seeded:
+        await add_requests(seeded.store)
+        yield Site(seeded.client, seeded.store, seeded.seeded)
 
 
 def expected_outcomes() -> Counter[str]:

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from browser.review_support import (
+    CSRF,
     HASHES,
     INJECTED_PARTNER,
     NOW,
@@ -27,9 +28,11 @@ from browser.review_support import (
     FakeReviewBackend,
     Seeded,
     add_requests,
+    csrf_of,
     review_app,
     review_config,
-    seed,
+    seeded_site,
+    sign_in,
 )
 
 from gateway.config.model import Config, Reviewer, load_config
@@ -37,7 +40,6 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConfigError
 from gateway.partners.model import Partner
 from gateway.store.base import Store
-from gateway.web.keys import STORE
 from gateway.web.review.backend import IntegrityStatus
 from gateway.web.review.handlers import add_review_routes
 from gateway.web.review.listing import Filters, csv_cell, search_page
@@ -50,7 +52,6 @@ from gateway.web.review.passwords import (
 from gateway.web.review.session import LoginThrottle, Sealer, SessionSigner
 
 HTML = {"Accept": "text/html"}
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @dataclass
@@ -62,29 +63,12 @@ class Site:
     config: Config
 
     async def login(self, reviewer: str, password: str | None = None) -> str:
-        """Sign in through the form; return the session's CSRF token."""
+        """Sign in through the form (a fresh session); return the session's CSRF token."""
         self.client.session.cookie_jar.clear()
-        form = await self.client.get("/review/login")
-        token = CSRF.search(await form.text())
-        assert token is not None
-        r = await self.client.post(
-            "/review/login",
-            data={
-                "csrf": token[1],
-                "reviewer_id": reviewer,
-                "next": "/review/",
-                "password": PASSWORDS[reviewer] if password is None else password,
-            },
-            allow_redirects=False,
-        )
-        assert r.status == 303, await r.text()
-        return await self.csrf()
+        return await sign_in(self.client, reviewer, password)
 
     async def csrf(self) -> str:
-        page = await self.client.get("/review/queue")
-        found = CSRF.search(await page.text())
-        assert found is not None
-        return found[1]
+        return await csrf_of(self.client)
 
     async def rows(self, path: str) -> list[str]:
         """The disclosure ids a list page shows, in order."""
@@ -95,19 +79,9 @@ class Site:
 
 @pytest.fixture
 async def site(config: Config, partners: dict[str, Partner], tmp_path: Path) -> AsyncIterator[Site]:
-    cfg = review_config(config, str(tmp_path / "gateway.db"))
-    keys = LogKeys.load(cfg.keys_dir)
-    fake = FakeReviewBackend(keys)
-    app = review_app(cfg, partners, fake)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        store = app[STORE]
-        seeded = await seed(store, partners, keys, fake)
-        await add_requests(store)
-        yield Site(client, store, fake, seeded, cfg)
-    finally:
-        await client.close()
+    async with seeded_site(config, partners, tmp_path / "gateway.db") as seeded:
+        await add_requests(seeded.store)
+        yield Site(seeded.client, seeded.store, seeded.fake, seeded.seeded, seeded.config)
 
 
 def ids(site: Site, *names: str) -> list[str]:

@@ -10,12 +10,12 @@ import io
 import json
 import shutil
 import subprocess
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+from support.cli import run_cli
+
 from gateway.cli.demo import consents, samples
-from gateway.cli.main import main
 
 POLICE = ("vientiane-police", "lawful_disclosure", "safety_security", "vital_interest")
 ADREACH = ("adreach", "audience_upload", "marketing", "consent")
@@ -99,14 +99,7 @@ async def test_ropa_api_and_cli_over_the_demo_traffic(
     (root / "config.toml").write_text(text)
 
     async def cli(*args: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-
-        def run() -> int:
-            with redirect_stdout(out), redirect_stderr(err):
-                return main(["--config", str(root / "config.toml"), *args])
-
-        code = await asyncio.to_thread(run)
-        return code, out.getvalue(), err.getvalue()
+        return await asyncio.to_thread(run_cli, root, *args)
 
     code, out, err = await cli("ropa", "--format", "json")
     assert code == 0, err

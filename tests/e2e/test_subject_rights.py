@@ -6,22 +6,13 @@ import asyncio
 import csv
 import io
 
+from e2e.conftest import granted, person
 from support.log import logged
 
 from gateway.web.keys import STORE
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000dddd"
-PERSON = {
-    "name": "N",
-    "date_of_birth": "1990-04-02",
-    "phone": "1",
-    "uuid": SUBJECT,
-    "email": "e@x",
-    "amount": 5,
-    "currency": "LAK",
-    "brand": "T",
-    "model": "V",
-}
+PERSON = person(SUBJECT)
 
 
 async def send(
@@ -46,16 +37,7 @@ async def send(
 
 
 async def disclose_to_three(live, auth):
-    await live.post(
-        "/v1/consents",
-        json={
-            "subject": SUBJECT,
-            "purposes": ["service_provision"],
-            "partners": ["veriid"],
-            "policy_version": "2024-09-30",
-        },
-        headers=auth("customer-app"),
-    )
+    await granted(live, auth("customer-app"), SUBJECT, ["veriid"])
     assert (
         await send(live, auth, "sales-service", "lao-credit-bureau", "credit_check")
     ).status < 300

@@ -8,24 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from e2e.conftest import start_gateway
+from e2e.conftest import person, start_gateway
 from support.log import logged
 from support.sandboxes import SANDBOX_SECRETS
 
 from gateway.web.keys import NOTICES, STORE
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000eeee"
-PERSON = {
-    "name": "N",
-    "date_of_birth": "1990-04-02",
-    "phone": "1",
-    "uuid": SUBJECT,
-    "email": "e@x",
-    "amount": 5,
-    "currency": "LAK",
-    "brand": "T",
-    "model": "V",
-}
+PERSON = person(SUBJECT)
 UNDER_CONSENT = ("lanexang-insurance", "lao-credit-bureau")
 
 

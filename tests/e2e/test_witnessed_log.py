@@ -27,16 +27,16 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support.processes import GatewayProcess, free_port, write_project
+from support.sandboxes import sandboxes_of
 from support.spec_witness import verify_cosigned
 from support.witnesses import Witness, gateway_witness, spec_witness, write_policy
 
 from gateway.config.model import Config, load_config
 from gateway.crypto.dev_tokens import issue_dev_token
-from gateway.crypto.seal import GatewayKeys
 from gateway.log.service import LogSigner
 from gateway.ops.reload import RELOADER
 from gateway.partners.model import Partner
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster
 from gateway.web.app import create_app
 from gateway.web.keys import LOG, WITNESSES
 
@@ -56,9 +56,7 @@ CASE = {
 
 @pytest.fixture
 async def sandboxes(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
-    jwks = GatewayKeys.load(config.keys_dir).jwks()
-    chosen = {COLLECTIONS: partners[COLLECTIONS]}
-    cluster = await start_sandboxes(chosen, config.keys_dir, jwks, {}, ports={COLLECTIONS: 0})
+    cluster = await sandboxes_of(config, [partners[COLLECTIONS]])
     yield cluster
     await cluster.close()
 
@@ -210,24 +208,24 @@ async def test_the_rollback_drill(
             finally:
                 gateway.stop()
 
-        verify = subprocess.run(
-            [sys.executable, "-m", "gateway", "--config", str(config_path), "log", "verify"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        verify = gateway_command(config_path, "log", "verify")
         assert verify.returncode == 1, verify.stdout + verify.stderr
         assert f"witness w1 has cosigned size {witnessed}" in verify.stderr
         assert f"the log has {kept} entries" in verify.stderr
 
-        checkpoint = subprocess.run(
-            [sys.executable, "-m", "gateway", "--config", str(config_path), "log", "checkpoint"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        checkpoint = gateway_command(config_path, "log", "checkpoint")
         assert checkpoint.returncode == 1, checkpoint.stdout + checkpoint.stderr
         assert "ROLLBACK ALARM: witness w2" in checkpoint.stderr
+
+
+def gateway_command(config_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`gateway --config CONFIG_PATH ARGS…` in a process of its own, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def until_not_ready(deployment: Deployment, timeout_s: float = 30.0) -> dict[str, Any]:

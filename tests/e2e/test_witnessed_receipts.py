@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
@@ -31,17 +29,18 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.processes import GatewayProcess, free_port, write_project
+from support.receipts import verify
+from support.sandboxes import sandboxes_of
 from support.spec_witness import verify_cosigned
 from support.witnesses import gateway_witness, spec_witness, write_policy
 
 from gateway.config.model import Config, load_config
 from gateway.crypto.acknowledgement import ACK_STATUS_HEADER
 from gateway.crypto.dev_tokens import issue_dev_token
-from gateway.crypto.seal import GatewayKeys
 from gateway.log.checkpoint import sign_note
 from gateway.log.service import LogSigner
 from gateway.partners.model import Partner
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster
 
 CREDIT = "lao-credit-bureau"
 SUBJECT = f"s-witnessed-{uuid.uuid4()}"
@@ -50,10 +49,7 @@ PERSON = {"name": "N", "date_of_birth": "1990-04-02", "phone": "+856 20 1", "uui
 
 @pytest.fixture
 async def sandboxes(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
-    jwks = GatewayKeys.load(config.keys_dir).jwks()
-    cluster = await start_sandboxes(
-        {CREDIT: partners[CREDIT]}, config.keys_dir, jwks, {}, ports={CREDIT: 0}
-    )
+    cluster = await sandboxes_of(config, [partners[CREDIT]])
     yield cluster
     await cluster.close()
 
@@ -112,18 +108,6 @@ async def until(check: Any, what: str, timeout_s: float = 30.0) -> Any:
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.2)
     return found
-
-
-def verify(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`gateway receipt verify` in a folder with no config.toml: it needs none."""
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli.main", "receipt", "verify", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_a_witnessed_receipt_verified_offline_with_the_partners_acknowledgement(

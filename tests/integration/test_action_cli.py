@@ -6,40 +6,24 @@ suspension's reason was edited in the database."""
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
 import sqlite3
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-from support.credentials import token_of
+from support.cli import run_cli
+from support.credentials import PASSWORD, token_of, with_reviewer
 
-from gateway.cli.main import main
-
-PASSWORD = "a long passphrase here"
 PARTNER = "mekong-collections"
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac711"
 
 
 @pytest.fixture
 def root(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
-    for name in ("GATEWAY_TOKEN", "GATEWAY_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    code = run(copy, "reviewers", "add", "reviewer-carol", "--name", "Carol", "--password-stdin")
-    assert code[0] == 0
-    return copy
+    return with_reviewer(project, tmp_path, monkeypatch)
 
 
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(root / "config.toml"), *args])
-    return code, out.getvalue(), err.getvalue()
+run = run_cli
 
 
 def exported(root: Path) -> list[dict[str, object]]:

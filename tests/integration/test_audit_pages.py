@@ -4,13 +4,12 @@ verify` in large ones (`make soak` saw a 20,000-row page stall requests for seco
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.log import sent_rows
 
 from gateway.log.audit import READ_CHUNK, SERVING_READ_CHUNK, audit_store
-from gateway.log.entries import outcome_entry, row_of
 from gateway.log.service import LogService, LogSigner
 from gateway.store import Store
 from gateway.store.records import StoredLogRow
@@ -35,28 +34,12 @@ class Pages:
         return await self.store.read_log_rows(start, limit)
 
 
-def rows(start: int, end: int) -> Sequence[object]:
-    return [
-        row_of(
-            outcome_entry(
-                disclosure_id=f"d-{i}",
-                outcome="sent",
-                at=T0 + timedelta(seconds=i),
-                partner="lao-credit-bureau",
-                partner_status=201,
-                attempts=1,
-            )
-        )
-        for i in range(start, end)
-    ]
-
-
 async def test_small_pages_and_large_ones_give_the_same_report(store: Store) -> None:
     service = LogService(store, SIGNER, clock=lambda: T0)
     try:
-        await service.append_rows(rows(0, 300))  # type: ignore[arg-type]
+        await service.append_rows(sent_rows(0, 300, T0))
         await service.checkpoint()
-        await service.append_rows(rows(300, 700))  # type: ignore[arg-type]
+        await service.append_rows(sent_rows(300, 700, T0))
         await service.checkpoint()
     finally:
         await service.stop(final_checkpoint=False)

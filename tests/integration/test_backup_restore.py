@@ -16,27 +16,23 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
-from support.processes import free_port
-from support.spec_witness.process import running_witness
+from support.log import sent_entry, sent_rows
+from support.witnesses import gateway_witness, spec_witness, write_policy
 
 from gateway.clock import utc_now
 from gateway.config.model import Config, load_config
 from gateway.crypto.at_rest import new_key_text
-from gateway.log.cosignature import witness_vkey
-from gateway.log.entries import outcome_entry, row_of
 from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import WitnessPolicy, parse_witness_policy
 from gateway.ops.backup import (
@@ -53,8 +49,7 @@ from gateway.ops.reload import pid_file_of, write_pid_file
 from gateway.outbound.witnesses import Cosigned, Witnessing, cosign_checkpoint
 from gateway.store import open_store
 from gateway.store.protected import open_protected_store
-from gateway.store.records import LogRow, StoredCheckpoint
-from gateway.witness.keyfile import load_or_create_key
+from gateway.store.records import StoredCheckpoint
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -120,21 +115,8 @@ class LogServiceHandle:
     async def append_and_checkpoint(self, count: int) -> StoredCheckpoint:
         async with opened(self.config) as service:
             start = await service.size()
-            await service.append_rows([entry_row(start + i) for i in range(count)])
+            await service.append_rows(sent_rows(start, start + count, T0))
             return await service.checkpoint()
-
-
-def entry_row(i: int) -> LogRow:
-    return row_of(
-        outcome_entry(
-            disclosure_id=f"d-{i}",
-            outcome="sent",
-            at=T0 + timedelta(seconds=i),
-            partner="lao-credit-bureau",
-            partner_status=201,
-            attempts=1,
-        )
-    )
 
 
 class opened:
@@ -158,49 +140,16 @@ def signer(config: Config) -> LogSigner:
 # -- the two witnesses ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Witness:
-    url: str
-    vkey: str
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            assert process.poll() is None, "gateway witness serve exited"
-            assert time.monotonic() < deadline, "gateway witness serve did not start"
-            time.sleep(0.1)
-
-
 @contextmanager
 def witnesses(directory: Path, log_vkey: str) -> Iterator[WitnessPolicy]:
     """`gateway witness serve` and the spec witness, both for this log, and a policy that
     needs both."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key_path = directory / "gw-witness.pem"
-    gw_name = "witness.partner.example/w1"
-    gw_vkey = witness_vkey(gw_name, load_or_create_key(key_path).public_key())
-    port = free_port()
-    command = [str(GATEWAY), "witness", "serve", "--key", str(key_path), "--name", gw_name]
-    command += ["--log", log_vkey, "--port", str(port)]
-    with (directory / "gw-witness.out").open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_listening(port, process)
-            gw = Witness(f"http://127.0.0.1:{port}", gw_vkey)
-            (directory / "spec").mkdir()
-            with running_witness(directory / "spec", [log_vkey], free_port()) as spec:
-                lines = [f"log {log_vkey}"]
-                lines += [f"witness gw {gw.vkey} {gw.url}", f"witness spec {spec.vkey} {spec.url}"]
-                lines += ["group both all gw spec", "quorum both"]
-                yield parse_witness_policy("\n".join(lines).encode(), "policy.txt")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    with (
+        gateway_witness(directory / "gw", log_vkey) as gw,
+        spec_witness(directory / "spec", log_vkey) as spec,
+    ):
+        policy = write_policy(directory / "policy.txt", log_vkey, {"gw": gw, "spec": spec})
+        yield parse_witness_policy(policy.read_bytes(), "policy.txt")
 
 
 async def cosign(config: Config, policy: WitnessPolicy, known: dict[str, int]) -> Witnessing:
@@ -289,25 +238,14 @@ async def test_a_backup_taken_while_disclosures_are_written_verifies(
 ) -> None:
     primary = site.primary
     async with opened(primary) as service:
-        await service.append_rows([entry_row(i) for i in range(50)])
+        await service.append_rows(sent_rows(0, 50, T0))
         await service.checkpoint()
         writing = True
 
         async def disclose() -> int:
             written = 50
             while writing:
-                await service.append(
-                    dict(
-                        outcome_entry(
-                            disclosure_id=f"d-{written}",
-                            outcome="sent",
-                            at=T0,
-                            partner="lao-credit-bureau",
-                            partner_status=201,
-                            attempts=1,
-                        )
-                    )
-                )
+                await service.append(sent_entry(written, T0))
                 written += 1
             return written
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.log import sent_entry
 
-from gateway.log.entries import outcome_entry
 from gateway.log.service import LogService, LogSigner
 from gateway.store import Store
 
@@ -19,14 +19,7 @@ T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
 def entry(i: int) -> dict[str, Any]:
-    return outcome_entry(
-        disclosure_id=f"d-{i}",
-        outcome="sent",
-        at=T0,
-        partner="lao-credit-bureau",
-        partner_status=201,
-        attempts=1,
-    )
+    return sent_entry(i, T0)
 
 
 async def until(

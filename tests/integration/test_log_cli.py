@@ -12,13 +12,14 @@ import io
 import json
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import redirect_stderr
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support.cli import run_cli_in_thread
 
 from gateway.cli.main import main
 from gateway.config.model import load_config
@@ -42,14 +43,7 @@ class Setup:
     service: LogService
 
     async def cli(self, *args: str) -> tuple[int, str]:
-        out, err = io.StringIO(), io.StringIO()
-
-        def run() -> int:
-            with redirect_stdout(out), redirect_stderr(err):
-                return main(["--config", str(self.root / "config.toml"), *args])
-
-        code = await asyncio.to_thread(run)
-        return code, out.getvalue() + err.getvalue()
+        return await run_cli_in_thread(self.root, *args)
 
     async def sql(self, sql: str, *params: object) -> None:
         """Run SQL behind the gateway's back (`?` placeholders)."""

@@ -21,13 +21,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 from support.processes import GatewayProcess, write_project
+from support.sandboxes import sandboxes_of
 
 from gateway.cli.main import main
 from gateway.config.model import Config, load_config
 from gateway.crypto.dev_tokens import issue_dev_token
-from gateway.crypto.seal import GatewayKeys
 from gateway.partners.model import Partner
-from gateway.sandbox import SandboxCluster, start_sandboxes
+from gateway.sandbox import SandboxCluster
 from gateway.store import open_store
 
 PARTNER = "mekong-collections"
@@ -46,10 +46,7 @@ DATA = {
 
 @pytest.fixture
 async def sandbox(config: Config, partners: dict[str, Partner]) -> AsyncIterator[SandboxCluster]:
-    jwks = GatewayKeys.load(config.keys_dir).jwks()
-    cluster = await start_sandboxes(
-        {PARTNER: partners[PARTNER]}, config.keys_dir, jwks, {}, ports={PARTNER: 0}
-    )
+    cluster = await sandboxes_of(config, [partners[PARTNER]])
     try:
         yield cluster
     finally:

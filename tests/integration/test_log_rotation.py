@@ -7,27 +7,24 @@ only, the chain with `gateway log verify`.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from support.cli import run_cli_in_thread
+from support.log import sent_rows
 
-from gateway.cli.main import main
 from gateway.config.model import Config, load_config
 from gateway.crypto.keyring import KeyPaths
 from gateway.errors import LogUnavailableError
 from gateway.log.checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_checkpoint
-from gateway.log.entries import outcome_entry, row_of
 from gateway.log.key_history import read_log_key, retired_keys
 from gateway.log.offline import ProofDocumentError, b64, verify_proof_document
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
@@ -54,14 +51,7 @@ class Setup:
         return LogService(self.store, LogSigner.load(self.config.keys_dir, self.config.log.origin))
 
     async def cli(self, *args: str) -> tuple[int, str]:
-        out, err = io.StringIO(), io.StringIO()
-
-        def run() -> int:
-            with redirect_stdout(out), redirect_stderr(err):
-                return main(["--config", str(self.root / "config.toml"), *args])
-
-        code = await asyncio.to_thread(run)
-        return code, out.getvalue() + err.getvalue()
+        return await run_cli_in_thread(self.root, *args)
 
 
 @pytest.fixture
@@ -79,24 +69,8 @@ async def setup(project: Path, backend: Backend) -> AsyncIterator[Setup]:
         await store.close()
 
 
-def rows(start: int, end: int) -> list[object]:
-    at = datetime(2026, 11, 2, tzinfo=UTC)
-    return [
-        row_of(
-            outcome_entry(
-                disclosure_id=f"d-{i}",
-                outcome="sent",
-                at=at + timedelta(seconds=i),
-                partner="lao-credit-bureau",
-                attempts=1,
-            )
-        )
-        for i in range(start, end)
-    ]
-
-
 async def grow(service: LogService, start: int, end: int) -> None:
-    await service.append_rows(rows(start, end))  # type: ignore[arg-type]
+    await service.append_rows(sent_rows(start, end, datetime(2026, 11, 2, tzinfo=UTC)))
 
 
 @dataclass

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.rights.outbox import Attempted, NoticeOutbox
-from gateway.store import open_store
+from gateway.store import Store, open_store
 from gateway.store.records import OutboxNotice
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -112,75 +112,63 @@ async def test_a_kept_notice_survives_a_restart_and_a_dead_lease(backend):
         await store.close()
 
 
-async def test_out_of_attempts_stays_failed_and_a_person_can_retry(backend):
+async def test_out_of_attempts_stays_failed_and_a_person_can_retry(store: Store):
     now = T0
     partner = Partner()
-    store = await open_store(backend.url, backend.root)
-    try:
-        outbox = NoticeOutbox(
-            store,
-            Sealing(),
-            lambda: now,
-            partner.send,
-            schedule_s=(60,),
-            max_age=timedelta(minutes=2),
-        )
-        notice = await kept(outbox)
-        now += timedelta(minutes=1)
-        [again] = await outbox.run_due()
-        assert (again.status, again.attempts) == ("pending", 2)
-        now += timedelta(minutes=1)
-        [last] = await outbox.run_due()
-        assert (last.status, last.attempts, last.last_error) == (
-            "failed",
-            3,
-            "partner_unavailable",
-        )
-        now += timedelta(days=1)
-        assert await outbox.run_due() == []  # given up, never dropped
-        assert [n.id for n in await store.outbox_notices(("failed",))] == [notice.id]
-        assert await outbox.counts() == {"pending": 0, "sent": 0, "failed": 1}
-        partner.up = True
-        [retried] = await outbox.retry([notice.id])
-        assert (retried.status, retried.attempts) == ("sent", 4)
-        assert partner.accepted == ["s-1"]
-    finally:
-        await store.close()
+    outbox = NoticeOutbox(
+        store,
+        Sealing(),
+        lambda: now,
+        partner.send,
+        schedule_s=(60,),
+        max_age=timedelta(minutes=2),
+    )
+    notice = await kept(outbox)
+    now += timedelta(minutes=1)
+    [again] = await outbox.run_due()
+    assert (again.status, again.attempts) == ("pending", 2)
+    now += timedelta(minutes=1)
+    [last] = await outbox.run_due()
+    assert (last.status, last.attempts, last.last_error) == (
+        "failed",
+        3,
+        "partner_unavailable",
+    )
+    now += timedelta(days=1)
+    assert await outbox.run_due() == []  # given up, never dropped
+    assert [n.id for n in await store.outbox_notices(("failed",))] == [notice.id]
+    assert await outbox.counts() == {"pending": 0, "sent": 0, "failed": 1}
+    partner.up = True
+    [retried] = await outbox.retry([notice.id])
+    assert (retried.status, retried.attempts) == ("sent", 4)
+    assert partner.accepted == ["s-1"]
 
 
-async def test_the_status_filter_is_the_store_s_so_old_sent_rows_hide_nothing(backend):
+async def test_the_status_filter_is_the_store_s_so_old_sent_rows_hide_nothing(store: Store):
     now = T0
     partner = Partner()
     partner.up = True
-    store = await open_store(backend.url, backend.root)
-    try:
-        outbox = NoticeOutbox(store, Sealing(), lambda: now, partner.send)
-        old = await kept(outbox)
-        now += timedelta(minutes=1)
-        assert [n.status for n in await outbox.run_due()] == ["sent"]
-        new = await kept(outbox)
-        assert [n.id for n in await store.outbox_notices(("pending",), limit=1)] == [new.id]
-        assert [n.id for n in await store.outbox_notices(("sent",), limit=1)] == [old.id]
-        assert [n.id for n in await store.outbox_notices(limit=5)] == [old.id, new.id]
-        assert await store.outbox_notices(("failed",)) == []
-    finally:
-        await store.close()
+    outbox = NoticeOutbox(store, Sealing(), lambda: now, partner.send)
+    old = await kept(outbox)
+    now += timedelta(minutes=1)
+    assert [n.status for n in await outbox.run_due()] == ["sent"]
+    new = await kept(outbox)
+    assert [n.id for n in await store.outbox_notices(("pending",), limit=1)] == [new.id]
+    assert [n.id for n in await store.outbox_notices(("sent",), limit=1)] == [old.id]
+    assert [n.id for n in await store.outbox_notices(limit=5)] == [old.id, new.id]
+    assert await store.outbox_notices(("failed",)) == []
 
 
-async def test_a_person_s_retry_sends_a_pending_notice_before_its_time(backend):
+async def test_a_person_s_retry_sends_a_pending_notice_before_its_time(store: Store):
     now = T0
     partner = Partner()
-    store = await open_store(backend.url, backend.root)
-    try:
-        outbox = NoticeOutbox(store, Sealing(), lambda: now, partner.send)
-        notice = await kept(outbox)
-        now += timedelta(minutes=1)
-        [tried] = await outbox.run_due()  # still down: next in 5 min
-        assert tried.status == "pending"
-        now += timedelta(minutes=2)
-        partner.up = True
-        assert await outbox.run_due() == []  # not due
-        [sent] = await outbox.retry([notice.id])  # a person does not wait for it
-        assert (sent.status, sent.attempts) == ("sent", 3) and partner.accepted == ["s-1"]
-    finally:
-        await store.close()
+    outbox = NoticeOutbox(store, Sealing(), lambda: now, partner.send)
+    notice = await kept(outbox)
+    now += timedelta(minutes=1)
+    [tried] = await outbox.run_due()  # still down: next in 5 min
+    assert tried.status == "pending"
+    now += timedelta(minutes=2)
+    partner.up = True
+    assert await outbox.run_due() == []  # not due
+    [sent] = await outbox.retry([notice.id])  # a person does not wait for it
+    assert (sent.status, sent.attempts) == ("sent", 3) and partner.accepted == ["s-1"]

@@ -8,39 +8,26 @@ import asyncio
 import csv
 import io
 import json
-import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from support.cli import run_cli
+from support.credentials import PASSWORD, token_of, with_reviewer
 
-from gateway.cli.main import main
 from gateway.clock import utc_now
 from gateway.config.model import load_config
 from gateway.rights.outbox import Attempted, NoticeOutbox
 from gateway.store.protected import open_protected_store, payload_sealing
 
-PASSWORD = "a long passphrase here"
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac719"
 
 
 @pytest.fixture
 def root(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
-    for name in ("GATEWAY_TOKEN", "GATEWAY_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    code = run(copy, "reviewers", "add", "reviewer-carol", "--name", "Carol", "--password-stdin")
-    assert code[0] == 0
-    return copy
+    return with_reviewer(project, tmp_path, monkeypatch)
 
 
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(root / "config.toml"), *args])
-    return code, out.getvalue(), err.getvalue()
+run = run_cli
 
 
 async def keep_one(root: Path) -> str:
@@ -119,8 +106,6 @@ def test_retry_needs_a_credential_is_recorded_and_waits(
 def test_consent_withdraw_with_the_subject_answers_the_notices(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from support.credentials import token_of
-
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "customer-app"))
     grant = ["--purpose", "service_provision", "--partner", "veriid"]
     code, out, err = run(

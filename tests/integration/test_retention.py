@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +136,25 @@ async def stores(backend: Backend) -> AsyncIterator[list[Store]]:
         await store.close()
 
 
+async def live_and_dead(
+    live_store: Store, dead_store: Store, housekeeping: Callable[[], Awaitable[None]]
+) -> tuple[Recovery, Recovery, Monotonic]:
+    """Two started instances: the live one, on a clock the test moves, runs `housekeeping`
+    after its sweeps; the other is about to die (the test writes its unfinished intent)."""
+    clock = Monotonic()
+    live = Recovery(
+        live_store,
+        LogWriter(live_store),
+        timeout_s=TIMEOUT_S,
+        monotonic=clock,
+        housekeeping=housekeeping,
+    )
+    await live.start(background=False)
+    dead = Recovery(dead_store, LogWriter(dead_store), timeout_s=TIMEOUT_S)
+    await dead.start(background=False)
+    return live, dead, clock
+
+
 async def test_the_recovery_sweep_prunes_a_dead_instance_only_after_recovering_it(
     stores: list[Store],
 ) -> None:
@@ -144,17 +163,7 @@ async def test_the_recovery_sweep_prunes_a_dead_instance_only_after_recovering_i
     # A zero period: whatever is recovered is prunable at once (the config allows a day).
     rules = RetentionConfig(instances_days=0, idempotency_hours=0)
     retention = Retention(live_store, rules, counter=metrics)
-    clock = Monotonic()
-    live = Recovery(
-        live_store,
-        LogWriter(live_store),
-        timeout_s=TIMEOUT_S,
-        monotonic=clock,
-        housekeeping=retention.prune_if_due,
-    )
-    await live.start(background=False)
-    dead = Recovery(dead_store, LogWriter(dead_store), timeout_s=TIMEOUT_S)
-    await dead.start(background=False)
+    live, dead, clock = await live_and_dead(live_store, dead_store, retention.prune_if_due)
     await dead.log.append(intent("d-dead-1"))  # then the process dies: no outcome
     await completed(live_store, "svc", "k-1")
     try:
@@ -181,17 +190,7 @@ async def test_a_failing_prune_does_not_undo_the_recovery(stores: list[Store]) -
 
         raise StoreUnavailable("database away while pruning (test)")
 
-    clock = Monotonic()
-    live = Recovery(
-        live_store,
-        LogWriter(live_store),
-        timeout_s=TIMEOUT_S,
-        monotonic=clock,
-        housekeeping=failing,
-    )
-    await live.start(background=False)
-    dead = Recovery(dead_store, LogWriter(dead_store), timeout_s=TIMEOUT_S)
-    await dead.start(background=False)
+    live, dead, clock = await live_and_dead(live_store, dead_store, failing)
     await dead.log.append(intent("d-dead-2"))
     try:
         await asyncio.sleep(PAST_TIMEOUT_S)

@@ -12,17 +12,17 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.log import sent_rows
 from support.processes import free_port
 from support.spec_witness import verify_cosigned
 from support.witnesses import Witness, gateway_witness, spec_witness, write_policy
 
-from gateway.log.entries import outcome_entry, row_of
 from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import WitnessPolicy, load_witness_policy
 from gateway.outbound.witness_runner import WitnessRunner, merge_cosignatures
@@ -35,19 +35,7 @@ SIGNER = LogSigner(ORIGIN, Ed25519PrivateKey.generate())
 
 
 def rows(start: int, count: int) -> list[LogRow]:
-    return [
-        row_of(
-            outcome_entry(
-                disclosure_id=f"d-{i}",
-                outcome="sent",
-                at=T0,
-                partner="lao-credit-bureau",
-                partner_status=201,
-                attempts=1,
-            )
-        )
-        for i in range(start, start + count)
-    ]
+    return sent_rows(start, start + count, T0, apart=timedelta(0))
 
 
 @pytest.fixture

@@ -7,63 +7,29 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-from support.credentials import token_of
-
-from gateway.cli.main import main
-
-PASSWORD = "a long passphrase here"
+from support.cli import legal_request_create, run_cli
+from support.credentials import PASSWORD, token_of, with_reviewer
 
 
 @pytest.fixture
 def root(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
-    for name in ("GATEWAY_TOKEN", "GATEWAY_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert (
-        run(copy, "reviewers", "add", "reviewer-carol", "--name", "Carol", "--password-stdin")[0]
-        == 0
-    )
-    return copy
+    return with_reviewer(project, tmp_path, monkeypatch)
 
 
 def run(root: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
     if stdin is not None:
         import sys
 
         sys.stdin = io.StringIO(stdin)
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(root / "config.toml"), *args])
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(root, *args)
 
 
 def register(root: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
-    code, out, err = run(
-        root,
-        "legal-request",
-        "create",
-        "--authority",
-        "Police",
-        "--reference",
-        "R/1",
-        "--instrument",
-        "court order",
-        "--subject",
-        "s-1",
-        "--partner",
-        "vientiane-police",
-        "--as",
-        "privacy-office",
-        "--quiet",
-    )
+    code, out, err = run(root, *legal_request_create("R/1", "privacy-office", "--quiet"))
     monkeypatch.delenv("GATEWAY_TOKEN")
     assert code == 0, err
     return out.strip()

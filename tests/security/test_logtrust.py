@@ -10,14 +10,11 @@ than hide a disclosure or show another subject's. Both stores.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Mapping
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from support.cli import run_cli_in_thread
 from support.log import logged as logged_entries
 
-from gateway.cli.main import main
 from gateway.config.model import Caller, load_config
 from gateway.crypto.dev_tokens import issue_dev_token
 from gateway.crypto.seal import GatewayKeys, PartnerKey, load_partner_key_file
@@ -69,14 +66,7 @@ class Logged:
     keys: LogKeys
 
     async def cli(self, *args: str) -> tuple[int, str]:
-        out, err = io.StringIO(), io.StringIO()
-
-        def run() -> int:
-            with redirect_stdout(out), redirect_stderr(err):
-                return main(["--config", str(self.root / "config.toml"), *args])
-
-        code = await asyncio.to_thread(run)
-        return code, out.getvalue() + err.getvalue()
+        return await run_cli_in_thread(self.root, *args)
 
     async def sql(self, sql: str, *params: object) -> None:
         """Run SQL behind the gateway's back (`?` placeholders), as an attacker would."""

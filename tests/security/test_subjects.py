@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from browser.review_support import PASSWORDS, reviewers
+from browser.review_support import reviewers, sign_in
 from support.sandboxes import SANDBOX_SECRETS
 
 from gateway.cli import main as cli
@@ -257,28 +256,8 @@ async def test_ids_in_use_today_pass_every_entry_point(live, auth) -> None:
             assert r.status == 200, (path, await r.text())
 
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
 async def test_the_review_search_form_refuses_other_spellings(live) -> None:
-    form = await live.get("/review/login")
-    token = CSRF.search(await form.text())
-    assert token is not None
-    r = await live.post(
-        "/review/login",
-        allow_redirects=False,
-        data={
-            "csrf": token[1],
-            "reviewer_id": "alice",
-            "next": "/review/",
-            "password": PASSWORDS["alice"],
-        },
-    )
-    assert r.status == 303, await r.text()
-    page = await live.get("/review/")
-    found = CSRF.search(await page.text())
-    assert found is not None
-    csrf = found[1]
+    csrf = await sign_in(live, "alice")
     r = await live.post(
         "/review/search", allow_redirects=False, data={"csrf": csrf, "subject": "s-1"}
     )

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -27,6 +27,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def run_harness(args: Sequence[str], cwd: Path, timeout_s: float) -> tuple[int, str, str]:
+    """`python ARGS…` (a benchmark harness) in a process group of its own, so a timeout
+    also ends the partner, proxy and gateway processes it started: (exit code, stdout,
+    stderr); over `timeout_s` it fails the test."""
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        raise AssertionError(f"{' '.join(args)} took over {timeout_s} s:\n{out}") from None
+    return process.returncode, out, err
 
 
 def write_project(

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -73,3 +76,15 @@ def served(index: int = 5) -> str:
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+def verify(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`gateway receipt verify` in a folder with no config.toml: it needs none."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli.main", "receipt", "verify", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

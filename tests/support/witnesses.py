@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +47,18 @@ def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def gateway_witness(directory: Path, log_vkey: str, port: int | None = None) -> Iterator[Witness]:
+def gateway_witness(
+    directory: Path, log_vkeys: str | Sequence[str], port: int | None = None
+) -> Iterator[Witness]:
     """`gateway witness serve` as a child process; its key and state live in `directory`,
-    so the same directory again is the same witness restarted."""
+    so the same directory again is the same witness restarted. It witnesses `log_vkeys`
+    (one log vkey, or several: a log key rotation)."""
     key_path = directory / "gw-witness.pem"
     directory.mkdir(parents=True, exist_ok=True)
     vkey = witness_vkey(GW_NAME, load_or_create_key(key_path).public_key())
     port = port or free_port()
     command = [str(GATEWAY), "witness", "serve", "--key", str(key_path), "--name", GW_NAME]
-    command += ["--log", log_vkey, "--port", str(port)]
+    command += ["--log", *listed(log_vkeys), "--port", str(port)]
     with (directory / "gw-witness.out").open("ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         try:
@@ -67,11 +70,17 @@ def gateway_witness(directory: Path, log_vkey: str, port: int | None = None) -> 
 
 
 @contextmanager
-def spec_witness(directory: Path, log_vkey: str, port: int | None = None) -> Iterator[Witness]:
+def spec_witness(
+    directory: Path, log_vkeys: str | Sequence[str], port: int | None = None
+) -> Iterator[Witness]:
     """The spec-only witness (code that does not import gateway) as a child process."""
     directory.mkdir(parents=True, exist_ok=True)
-    with running_witness(directory, [log_vkey], port or free_port()) as running:
+    with running_witness(directory, listed(log_vkeys), port or free_port()) as running:
         yield Witness(running.url, running.vkey)
+
+
+def listed(log_vkeys: str | Sequence[str]) -> list[str]:
+    return [log_vkeys] if isinstance(log_vkeys, str) else list(log_vkeys)
 
 
 def write_policy(

@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from support.cli import legal_request_create, project_copy, run_cli
 from support.credentials import token_of
-
-from gateway.cli.main import main
 
 
 @pytest.fixture
 def root(project: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
-    return copy
+    return project_copy(project, tmp_path)
 
 
-def run(root: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(root / "config.toml"), *args])
-    return code, out.getvalue(), err.getvalue()
+run = run_cli
 
 
 def test_reviewers_list_json(root: Path, monkeypatch: pytest.MonkeyPatch):
@@ -54,24 +45,7 @@ def test_legal_request_quiet_id_and_rights_officer_registrar(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
-    code, out, err = run(
-        root,
-        "legal-request",
-        "create",
-        "--authority",
-        "Police",
-        "--reference",
-        "R/1",
-        "--instrument",
-        "court order",
-        "--subject",
-        "s-1",
-        "--partner",
-        "vientiane-police",
-        "--as",
-        "privacy-office",
-        "--quiet",
-    )
+    code, out, err = run(root, *legal_request_create("R/1", "privacy-office", "--quiet"))
     assert code == 0, err
     request_id = out.strip()
     assert request_id.startswith("LR-") and "\n" not in request_id

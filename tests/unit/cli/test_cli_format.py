@@ -6,14 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from support.cli import project_copy, run_cli
 
 from gateway.cli.completion import parsers
-from gateway.cli.main import build_parser, main
+from gateway.cli.main import build_parser
 from gateway.cli.support import OUTPUT_FORMATS, RecordWriter, columns
 
 RECORDS = [
@@ -63,16 +62,12 @@ def test_every_record_command_takes_format():
 
 @pytest.fixture
 def root(project: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("var"))
-    return copy
+    return project_copy(project, tmp_path)
 
 
 def run(root: Path, *args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(root / "config.toml"), *args])
-    return code, out.getvalue()
+    code, out, _ = run_cli(root, *args)
+    return code, out
 
 
 def test_partners_list_in_each_format_and_the_old_flag(root: Path):

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+from support.cli import legal_request_create
 from support.credentials import token_of
 
 from gateway.cli.main import main
@@ -21,28 +22,7 @@ def test_create_approve_list(project: Path, tmp_path: Path, capsys, monkeypatch)
         monkeypatch.setenv("GATEWAY_TOKEN", token_of(tmp_path, who))
 
     as_("reviewer-alice")
-    assert (
-        main(
-            [
-                *cfg,
-                "legal-request",
-                "create",
-                "--authority",
-                "Police",
-                "--reference",
-                "R-1",
-                "--instrument",
-                "court order",
-                "--subject",
-                "s-1",
-                "--partner",
-                "vientiane-police",
-                "--as",
-                "reviewer-alice",
-            ]
-        )
-        == 0
-    )
+    assert main([*cfg, *legal_request_create("R-1", "reviewer-alice")]) == 0
     request_id = json.loads(capsys.readouterr().out)["id"]
     assert main([*cfg, "legal-request", "approve", request_id, "--as", "reviewer-alice"]) == 2
     assert "cannot also approve" in capsys.readouterr().err
@@ -94,25 +74,10 @@ def test_reject_with_a_reason_then_list_by_status(
         monkeypatch.setenv("GATEWAY_TOKEN", token_of(tmp_path, who))
 
     as_("reviewer-alice")
-    create = [
-        *cfg,
-        "legal-request",
-        "create",
-        "--authority",
-        "Police",
-        "--instrument",
-        "court order",
-        "--subject",
-        "s-1",
-        "--partner",
-        "vientiane-police",
-        "--as",
-        "reviewer-alice",
-        "--quiet",
-    ]
-    assert main([*create, "--reference", "R-old", "--received-at", "2026-01-01T00:00:00Z"]) == 0
+    create = [*cfg, *legal_request_create("R-old", "reviewer-alice", "--quiet")]
+    assert main([*create, "--received-at", "2026-01-01T00:00:00Z"]) == 0
     older = capsys.readouterr().out.strip()
-    assert main([*create, "--reference", "R-new"]) == 0
+    assert main([*cfg, *legal_request_create("R-new", "reviewer-alice", "--quiet")]) == 0
     newer = capsys.readouterr().out.strip()
 
     reject = [*cfg, "legal-request", "reject", older, "--reason", "no court seal"]

@@ -10,32 +10,21 @@ the new key's checkpoints (403), which is why it is told first.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from support.processes import free_port
 from support.spec_witness import verify_cosigned
-from support.spec_witness.process import running_witness
+from support.witnesses import Witness, gateway_witness, spec_witness
 
 from gateway.log import merkle
 from gateway.log.checkpoint import Checkpoint, add_signature, sign_checkpoint, verifier_key
-from gateway.log.cosignature import witness_vkey
 from gateway.log.witness_policy import WitnessPolicy, parse_witness_policy
 from gateway.outbound.witnesses import Refused, Witnessing, cosign_checkpoint
-from gateway.witness.keyfile import load_or_create_key
 
-GATEWAY = Path(sys.executable).parent / "gateway"
 ORIGIN = "gateway.example/log"
-GW_NAME = "witness.partner.example/w1"
 
 
 class RotatingLog:
@@ -59,50 +48,6 @@ class RotatingLog:
 
     async def proof(self, first: int, second: int) -> list[bytes]:
         return merkle.consistency_proof(first, self.leaves[:second])
-
-
-@dataclass(frozen=True)
-class Witness:
-    url: str
-    vkey: str
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            assert process.poll() is None, "gateway witness serve exited"
-            assert time.monotonic() < deadline, "gateway witness serve did not start"
-            time.sleep(0.1)
-
-
-@contextmanager
-def gateway_witness(directory: Path, log_vkeys: Sequence[str]) -> Iterator[Witness]:
-    """`gateway witness serve --log VKEY…`; the same directory is the same witness."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key_path = directory / "gw-witness.pem"
-    vkey = witness_vkey(GW_NAME, load_or_create_key(key_path).public_key())
-    port = free_port()
-    command = [str(GATEWAY), "witness", "serve", "--key", str(key_path), "--name", GW_NAME]
-    command += ["--log", *log_vkeys, "--port", str(port)]
-    with (directory / "gw-witness.out").open("ab") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_listening(port, process)
-            yield Witness(f"http://127.0.0.1:{port}", vkey)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-@contextmanager
-def spec_witness(directory: Path, log_vkeys: Sequence[str]) -> Iterator[Witness]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with running_witness(directory, list(log_vkeys), free_port()) as running:
-        yield Witness(running.url, running.vkey)
 
 
 STARTERS = {"gw": gateway_witness, "spec": spec_witness}

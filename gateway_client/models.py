@@ -72,15 +72,6 @@ class Consent:
     method: str = ""
     evidence: str = ""
 
-    def covers(self, subject: str, purpose: str, partner_id: str, partner_category: str) -> bool:
-        """Whether this consent names the subject, the purpose and the partner (or its
-        category); the gateway also checks expiry, withdrawal and the policy version."""
-        return (
-            self.subject == subject
-            and purpose in self.purposes
-            and (partner_id in self.partners or partner_category in self.partner_categories)
-        )
-
 
 @dataclass(frozen=True)
 class Decision:

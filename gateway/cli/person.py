@@ -88,18 +88,6 @@ async def reader(args: argparse.Namespace, config: Config, roles: Collection[str
     return Person(f"host:{user}"[:200], HOST_SHELL)
 
 
-async def authenticate_person(
-    args: argparse.Namespace,
-    config: Config,
-    roles: Collection[str],
-    *,
-    stdin: TextIO | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> str:
-    """The id `--as` names, once its credential proves it and it holds one of `roles`."""
-    return (await proven_person(args, config, roles, stdin=stdin, environ=environ)).id
-
-
 async def proven_person(
     args: argparse.Namespace,
     config: Config,
@@ -108,7 +96,8 @@ async def proven_person(
     stdin: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Person:
-    """`authenticate_person`, with the id of the credential that proved it."""
+    """The person `--as` names, once their credential proves them and they hold one of
+    `roles`, with the id of the credential that proved it."""
     who: str = args.as_
     stdin = sys.stdin if stdin is None else stdin
     environ = os.environ if environ is None else environ

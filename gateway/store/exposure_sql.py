@@ -35,8 +35,6 @@ __all__ = [
     "exposure_sql",
 ]
 
-MAX_REFS_PAGE: Final = 1000
-
 
 @dataclass(frozen=True)
 class JsonSql:

@@ -22,6 +22,7 @@ from gateway.cli.support import (
     with_store,
 )
 from gateway.config.model import Config
+from gateway.errors import NotFoundError
 from gateway.log.actions import target
 from gateway.partners import load_partners
 from gateway.policy.facts import check_consent_to_record, parse_consent
@@ -74,6 +75,10 @@ def cmd_consent_withdraw(args: argparse.Namespace) -> int:
 
     async def work(store: Store, config: Config) -> int:
         who = await proven_person(args, config, CONSENT_WRITERS)
+        try:
+            await check_consent_of(store, args.consent_id, None)
+        except NotFoundError:
+            raise UsageError(f"no consent with id {args.consent_id!r}") from None
         await cli_actions(store, config).record(
             who,
             "consent_withdrawn",

@@ -93,11 +93,17 @@ class WithdrawalNotices:
 
 
 class SubjectConsents(Protocol):
+    async def get_consent(self, consent_id: str) -> Consent | None: ...
     async def consents_for_subject(self, subject: str) -> list[Consent]: ...
 
 
-async def check_consent_of(store: SubjectConsents, consent_id: str, subject: str) -> None:
-    """Refuse, before anything is withdrawn or sent, a subject the consent is not about."""
+async def check_consent_of(store: SubjectConsents, consent_id: str, subject: str | None) -> None:
+    """Refuse, before the withdrawal's action entry is written and anything is withdrawn
+    or sent, an unknown consent or a subject the consent is not about."""
+    if subject is None:
+        if await store.get_consent(consent_id) is None:
+            raise NotFoundError("no consent with this id")
+        return
     # The answer of an unknown consent (404), so no caller learns whose a consent is.
     if not any(c.id == consent_id for c in await store.consents_for_subject(subject)):
         raise NotFoundError(

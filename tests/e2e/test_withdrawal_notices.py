@@ -12,7 +12,7 @@ from e2e.conftest import person, start_gateway
 from support.log import logged
 from support.sandboxes import SANDBOX_SECRETS
 
-from gateway.web.keys import NOTICES, STORE
+from gateway.web.keys import LOG, NOTICES, STORE
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000eeee"
 PERSON = person(SUBJECT)
@@ -130,6 +130,22 @@ async def test_withdrawal_with_the_wrong_subject_is_refused_and_changes_nothing(
     consents = await live.server.app[STORE].consents_for_subject(SUBJECT)
     assert consents[0].withdrawn_at is None
     assert all(notices_to(sandboxes, p) == [] for p in sandboxes.partners)
+
+
+async def test_a_refused_withdrawal_leaves_no_action_entry(live, auth):
+    """An unknown consent, or a subject the consent is not about, is refused before the
+    withdrawal's action entry is written: the log records no act that did not happen."""
+    consent_id = await disclose_under_consent(live, auth)
+    log = live.server.app[LOG]
+    await log.settle()
+    size = await log.size()
+    for consent, body in (("c-unknown", None), (consent_id, {"subject": "someone-else"})):
+        r = await live.post(
+            f"/v1/consents/{consent}/withdraw", json=body, headers=auth("customer-app")
+        )
+        assert r.status == 404
+    await log.settle()
+    assert await log.size() == size
 
 
 async def test_a_partner_down_longer_than_the_retries_gets_its_notice_once_back(

@@ -95,8 +95,7 @@ async def withdraw_consent(request: web.Request) -> web.Response:
     consent_id = request.match_info["consent_id"]
     subject = await withdrawing_subject(request)
     store = request.app[STORE]
-    if subject is not None:
-        await check_consent_of(store, consent_id, subject)
+    await check_consent_of(store, consent_id, subject)
     # Named, the subject is the act's target (its keyed reference): its report lists it.
     if subject is not None:
         await request.app[ACTIONS].record(

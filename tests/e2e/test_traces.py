@@ -173,3 +173,24 @@ def test_off_imports_no_opentelemetry():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={}
     ).stdout
     assert out.strip() == "[]"
+
+
+async def test_subject_routes_and_refusals_export_templates_and_codes_only(
+    tmp_config, sandboxes, auth, receiver
+):
+    client = await start_gateway(tmp_config, partners=sandboxes.partners, env=SANDBOX_SECRETS)
+    try:
+        r = await client.get(f"/v1/subjects/{SUBJECT}/consents", headers=auth("customer-app"))
+        assert r.status == 200
+        r = await client.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
+        assert r.status == 403  # no consent
+    finally:
+        await client.close()
+    assert receiver.named("GET /v1/subjects/{subject}/consents")
+    [decide] = receiver.named("decide")
+    assert decide.status_code == 2  # STATUS_CODE_ERROR
+    assert decide.attributes["error.type"] == "consent_required"
+    assert not receiver.named("intent_commit")  # nothing was sent, nothing committed
+    exported = b"".join(receiver.bodies)
+    for personal in (SUBJECT, "CANARY", "1990-04-02"):
+        assert personal.encode() not in exported, personal

@@ -43,9 +43,18 @@ from gateway.disclosure.refusals import (
     early_refusal_logged,
     refusal_logged,
 )
+from gateway.disclosure.spans import (
+    OUTCOME,
+    of_disclosure,
+    of_entry,
+    of_request,
+    of_step,
+    step_span,
+)
 from gateway.errors import GatewayError, LogUnavailableError
 from gateway.log.entries import intent_entry, outcome_entry
 from gateway.observe.app_log import bind
+from gateway.observe.tracing import annotate
 from gateway.outbound.delivery import DeliveryError, PartnerReply
 from gateway.outbound.partner_url import build_url
 from gateway.partners.model import NO_PARTNER_STATE, Operation, Partner, current
@@ -94,6 +103,7 @@ async def evaluate(
     return decide(request, caller, table, facts, gw.config.policy, gw.clock(), state)
 
 
+@step_span("disclosure", lambda _gw, _caller, request, **_: of_request(request))
 async def disclose(
     gw: Gateway,
     caller: Caller,
@@ -160,9 +170,11 @@ def _arrive(gw: Gateway, caller: Caller, request: DisclosureRequest) -> Arrival:
         new_disclosure_id(), gw.clock(), caller, request, partners, partners.get(request.partner)
     )
     bind(disclosure_id=arrival.id, partner=arrival.partner.id if arrival.partner else None)
+    annotate(lambda: of_disclosure(arrival))
     return arrival
 
 
+@step_span("decide", of_step)
 @refusal_logged("decide")
 async def _decide(gw: Gateway, arrival: Arrival, facts: SubjectFacts | None) -> _Allowed:
     request = arrival.request
@@ -172,6 +184,7 @@ async def _decide(gw: Gateway, arrival: Arrival, facts: SubjectFacts | None) -> 
     return _Allowed(decision, arrival.partner, arrival.partner.operations[request.operation])
 
 
+@step_span("minimize", of_step)
 @refusal_logged("minimize")
 async def _minimize(gw: Gateway, arrival: Arrival, allowed: _Allowed) -> dict[str, Any]:
     decision = allowed.decision
@@ -248,6 +261,7 @@ async def _seal_while_intent_commits(
     return sealed
 
 
+@step_span("seal", of_step)
 def _seal(
     gw: Gateway,
     attempt: Attempt,
@@ -322,6 +336,12 @@ def _acknowledged(gw: Gateway, attempt: Attempt, sealed: bytes, sent: Sent) -> S
     return dataclasses.replace(sent, ack=(ack.token, None))
 
 
+@step_span(
+    "outcome",
+    lambda _gw, attempt, sent: of_disclosure(
+        attempt, **{OUTCOME: "sent" if sent.reply is not None else "failed"}
+    ),
+)
 def _log_outcome(gw: Gateway, attempt: Attempt, sent: Sent) -> None:
     """The outcome entry, and the metrics, of a send or of a seal that failed."""
     reply, error = sent.reply, sent.error
@@ -381,6 +401,7 @@ def _answer(gw: Gateway, attempt: Attempt, sent: Sent) -> Disclosed:
     )
 
 
+@step_span("intent_commit", of_entry)
 async def _log_intent(gw: Gateway, entry: Mapping[str, Any]) -> None:
     """Fail closed: if the intent is not durable, nothing is sent."""
     started = time.perf_counter()

@@ -5,8 +5,10 @@ calls it (warnings and up, as JSON lines on stderr), `gateway serve` again at IN
 (`--log-format text` for a terminal). `request_context` is the aiohttp middleware that
 gives every request an id (`X-Request-Id` in and out), makes it and the facts bound
 with `bind()` (disclosure id, caller, partner, problem code) part of every record
-logged while the request runs, and writes one line per request naming the route
-template — never the path, which may hold a subject id.
+logged while the request runs (and, while tracing is on, the trace id of the current
+span: a line naming a disclosure names its trace, `gateway.observe.tracing`), and writes
+one line per request naming the route template — never the path, which may hold a
+subject id.
 
 What keeps personal values out (CONTRACT §5: "no personal data value is ever
 written … to application logs"):
@@ -44,6 +46,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.errors import GatewayError
+from gateway.observe.tracing import current_trace_id
 
 LogFormat = Literal["json", "text"]
 LOG_FORMATS: Final = ("json", "text")
@@ -63,6 +66,7 @@ FIELDS: Final = (
     "route",
     "status",
     "duration_ms",
+    "trace_id",
 )
 # An incoming request id is echoed and logged only if it looks like an id: a caller's
 # free text must not become a way to put arbitrary values into the log.
@@ -178,6 +182,8 @@ def _facts(record: logging.LogRecord) -> dict[str, object]:
             value = context.get(key)
         if value is not None:
             facts[key] = value if isinstance(value, int | float | bool) else str(value)
+    if "trace_id" not in facts and (trace_id := current_trace_id()) is not None:
+        facts["trace_id"] = trace_id
     return facts
 
 
@@ -270,9 +276,15 @@ def setup_logging(
 # -- the request middleware ------------------------------------------------------------------
 
 
-def _route_of(request: web.Request) -> str:
+def route_of(request: web.Request) -> str:
+    """The route template of `request` (never its path, which may hold a subject id)."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "(no route)"
+
+
+def method_of(request: web.Request) -> str:
+    """The request's method, or OTHER: aiohttp accepts any token as a method."""
+    return request.method if request.method in _METHODS else "OTHER"
 
 
 def _problem_code(response: web.StreamResponse) -> str | None:
@@ -327,8 +339,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _request_line(request: web.Request, status: int | None, started: float) -> None:
-    route = _route_of(request)
-    method = request.method if request.method in _METHODS else "OTHER"
+    route = route_of(request)
+    method = method_of(request)
     if status is None:
         level = logging.WARNING
     elif status >= 500:

@@ -29,7 +29,9 @@ What is not retried:
   `partner_unavailable`.
 
 Every request of one delivery carries `Idempotency-Key: <disclosure id>`, so
-the partner can tell a retry from a second disclosure. A 401 from an OAuth2
+the partner can tell a retry from a second disclosure, and, only when tracing is on and
+the partner's file says `forward_trace_context = true`, the W3C `traceparent` of its own
+`delivery` span (`gateway.observe.tracing`). A 401 from an OAuth2
 partner drops the token and re-sends once with a fresh one; that re-send is
 outside the retry budget but counted in `attempts` (attempts = requests sent).
 """
@@ -58,6 +60,7 @@ from gateway.errors import (
     PartnerTimeoutError,
     PartnerUnavailableError,
 )
+from gateway.observe.tracing import AttributeValue, forward_trace_context, span
 from gateway.outbound.breaker import Breakers, BreakerState
 from gateway.outbound.credentials import Credentials, PartnerAuthenticator
 from gateway.outbound.http import (
@@ -157,6 +160,16 @@ class _Run:
     tries: int = 0  # rounds of the retry loop (a token fetch that failed is one)
     reached: bool = False
     refreshed: bool = False
+
+    def span_attributes(self) -> dict[str, AttributeValue]:
+        """The next request's span: ids and its number, nothing of the URL or body."""
+        return {
+            "gateway.disclosure_id": self.disclosure_id,
+            "gateway.partner": self.partner.id,
+            "gateway.operation": self.operation.name,
+            "gateway.delivery.attempt": self.attempts + 1,
+            "http.request.method": self.operation.method,
+        }
 
     @property
     def where(self) -> str:
@@ -347,7 +360,7 @@ class Outbound:
     async def _attempt(self, run: _Run) -> PartnerReply:
         run.tries += 1
         credentials = await self._credentials(run)
-        answer = await self._send(run, credentials)
+        answer = await self._traced_send(run, credentials)
         if (
             answer.status == 401
             and credentials.bearer is not None
@@ -359,7 +372,7 @@ class Outbound:
             run.refreshed = True
             self._auth.drop_token(run.partner, credentials.bearer)
             credentials = await self._credentials(run)
-            answer = await self._send(run, credentials)
+            answer = await self._traced_send(run, credentials)
         return self._judge(run, answer)
 
     async def _credentials(self, run: _Run) -> Credentials:
@@ -369,6 +382,14 @@ class Outbound:
             if exc.transient:
                 raise _Transient(exc.detail) from exc
             raise run.fail(DeliveryFailed, exc.detail, misconfigured=exc.misconfigured) from exc
+
+    async def _traced_send(self, run: _Run, credentials: Credentials) -> _Answer:
+        """One request in its own `delivery` span (tracing on): the span whose
+        `traceparent` a partner with `forward_trace_context` receives."""
+        with span("delivery", run.span_attributes, client=True) as notes:
+            answer = await self._send(run, credentials)
+            notes.note("http.response.status_code", answer.status)
+            return answer
 
     async def _send(self, run: _Run, credentials: Credentials) -> _Answer:
         # Only these headers, whatever the caller sent us: its Authorization,
@@ -380,6 +401,8 @@ class Outbound:
             "Idempotency-Key": run.disclosure_id,
             **credentials.headers,
         }
+        if run.partner.forward_trace_context:
+            forward_trace_context(headers)
         try:
             tls = self._auth.ssl_for(run.partner)
         except PartnerAuthError as exc:

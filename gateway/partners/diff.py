@@ -78,6 +78,7 @@ _PARTNER_ATTRIBUTES: Final[tuple[tuple[str, Effect | None], ...]] = (
     ("max_attempts", "changes"),
     ("acknowledgement", "changes"),
     ("acknowledgement_key", "changes"),
+    ("forward_trace_context", "changes"),
 )
 
 

@@ -139,6 +139,7 @@ class _PartnerReader:
         encryption = self._encryption(d.get("encryption"))
         operations = read_operations(d.get("operations"), category, self)
         acknowledgement, ack_key, ack_keys = self._acknowledgement(d)
+        forward_trace_context = self._bool(d, "forward_trace_context", default=False)
         notice_operation = self._string(d, "notice_operation", required=False) or None
         if notice_operation is not None and notice_operation not in operations:
             self.fail(
@@ -167,6 +168,7 @@ class _PartnerReader:
             acknowledgement=acknowledgement,
             acknowledgement_key=ack_key,
             acknowledgement_keys=tuple(ack_keys),
+            forward_trace_context=forward_trace_context,
             notice_operation=notice_operation,
             source=self.doc.path,
             lines=MappingProxyType(dict(self.doc.lines)),
@@ -233,6 +235,13 @@ class _PartnerReader:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.fail(f"'{key}' must be a whole number >= {minimum}, got {value!r}", key)
             return minimum
+        return value
+
+    def _bool(self, table: Mapping[str, Any], key: str, *, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(f"'{key}' must be true or false (no quotes), got {value!r}", key)
+            return default
         return value
 
     def _date(self, table: Mapping[str, Any], key: str) -> date | None:

@@ -56,6 +56,8 @@ TOP_KEYS = {
     "acknowledgement": "none | jws: the partner signs a receipt of what it received",
     "acknowledgement_key": "JWK or JWKS file of the partner's public signing key (Ed25519 or "
     "P-256) its acknowledgements verify with",
+    "forward_trace_context": "true | false (default): send the W3C traceparent of the "
+    "disclosure's trace to this partner when tracing is on",
     "auth": "table",
     "encryption": "table",
     "operations": "table of operations",
@@ -144,6 +146,9 @@ class Partner:
     # "jws": every reply must carry the partner's signed receipt (gateway.crypto.acknowledgement).
     acknowledgement: str = "none"
     acknowledgement_key: Path | None = None
+    # True: its requests carry the disclosure's W3C `traceparent` (gateway.observe.tracing);
+    # by default a partner learns nothing of the company's traces.
+    forward_trace_context: bool = False
     # Where a consent-withdrawal notice goes (gateway.rights.withdrawal); None: `erasure`.
     notice_operation: str | None = None
     # The keys of `acknowledgement_key`, parsed once at load (empty when not checked).

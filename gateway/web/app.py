@@ -30,6 +30,7 @@ from gateway.log.entries import LogKeys
 from gateway.log.recovery import Recovery
 from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import load_witness_policy
+from gateway.observe import tracing
 from gateway.observe.app_log import request_context
 from gateway.observe.metrics import Metrics
 from gateway.ops.preflight import own_key_problems, refuse_exposed_secrets
@@ -114,9 +115,13 @@ def create_app(
     """The gateway application. `partners`, `env` and `clock` are for tests and the demo;
     `monotonic` times partner deliveries (the breaker's cool-down, token lifetimes)."""
     wire_errors.install()  # the HTTP parser's own refusals as problem+json, echoing nothing
+    # Traces from the OTEL_* variables of the process (not `env`, the partners' secrets):
+    # a bad setting stops the start; off, not even a middleware is added. Its span goes
+    # first, so the request line the next one writes names the trace.
+    tracing.check_environment()
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[request_context, problem_middleware, log_settled],
+        middlewares=[*tracing.middlewares(), request_context, problem_middleware, log_settled],
     )
     # Partner table and callers are live tables: a reload (SIGHUP) swaps them whole.
     partner_table = LiveTable(
@@ -275,6 +280,7 @@ def create_app(
             await session.close()
             await store.close()
 
+    app.cleanup_ctx.append(tracing.lifetime)  # started first, flushed last
     app.cleanup_ctx.append(resources)
     add_disclosure_routes(app)
     add_consent_routes(app)

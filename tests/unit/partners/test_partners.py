@@ -99,6 +99,12 @@ def test_a_dedicated_notice_operation_loads(workdir: Path):
 
 BROKEN = [
     (
+        "forward_trace_context not a boolean",
+        GOOD.replace("retention_days = 365", 'retention_days = 365\nforward_trace_context = "yes"'),
+        'forward_trace_context = "yes"',
+        "'forward_trace_context' must be true or false (no quotes)",
+    ),
+    (
         "unknown key",
         GOOD.replace("retention_days = 365", 'retention_days = 365\ncolour = "red"'),
         'colour = "red"',
@@ -220,6 +226,16 @@ def test_broken_file_refused_with_file_and_line(workdir: Path, kind, text, needl
     assert code == 2
     err = capsys.readouterr().err
     assert f"{path}:" in err and message in err
+
+
+def test_forward_trace_context_is_off_unless_the_file_says_so(workdir: Path):
+    write(workdir, GOOD)
+    assert load_partners(workdir / "partners")["test-bureau"].forward_trace_context is False
+    write(
+        workdir,
+        GOOD.replace("retention_days = 365", "retention_days = 365\nforward_trace_context = true"),
+    )
+    assert load_partners(workdir / "partners")["test-bureau"].forward_trace_context is True
 
 
 def test_private_key_in_partner_key_file_refused(workdir: Path, project: Path):

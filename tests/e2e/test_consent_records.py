@@ -11,9 +11,13 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from pyld import jsonld
 
+from gateway.log.columns import checked_search
 from gateway.policy import dpv
+from gateway.store.records import LogQuery
+from gateway.web.keys import LOG, STORE
 
 SUBJECT = "S-dpv-1"
 DPV = "https://w3id.org/dpv#"
@@ -32,8 +36,9 @@ def offline_loader(url: str, options: Any = None) -> dict[str, Any]:
     raise AssertionError(f"the expansion tried to fetch {url}: only the shipped context")
 
 
-def expand(document: dict[str, Any]) -> list[dict[str, Any]]:
-    return jsonld.expand(document, {"documentLoader": offline_loader})
+def expand(document: dict[str, Any], base: str = "") -> list[dict[str, Any]]:
+    """`document` expanded; `base`: where it was sent, for a context named by its path."""
+    return jsonld.expand(document, {"documentLoader": offline_loader, "base": base})
 
 
 def record(**changes: Any) -> dict[str, Any]:
@@ -70,6 +75,13 @@ def record(**changes: Any) -> dict[str, Any]:
         "evidence": "ev-123",
     }
     return body | changes
+
+
+async def acts(client: TestClient) -> list[tuple[str, str]]:
+    """(action, actor) of every action entry of the log."""
+    await client.server.app[LOG].settle()
+    found = await checked_search(client.server.app[STORE], LogQuery(kind="action", limit=100))
+    return [(entry.data["action"], entry.data["actor"]) for entry in found]
 
 
 async def post_record(gateway, auth, body: dict[str, Any]):
@@ -137,6 +149,8 @@ async def test_a_subjects_consents_as_dpv_json_ld_expanded(gateway, auth) -> Non
     assert given[f"{DPV}hasIndicationMethod"] == [{"@value": "web"}]
     assert withdrawal["@type"] == [f"{DPV}ConsentWithdrawn"]
     assert f"{DPV}isIndicatedAtTime" in withdrawal
+    # The read is a person's read of personal data, as the plain one: an action entry.
+    assert (await acts(gateway))[-1] == ("read_subject_consents", "privacy-office")
 
 
 async def test_plain_json_stays_the_default(gateway, auth) -> None:
@@ -161,6 +175,7 @@ async def test_a_record_posted_is_read_back_the_same(gateway, auth, context: str
     assert r.content_type == dpv.MEDIA_TYPE
     answered = await r.json(content_type=None)
     consent_id = answered["identifier"]
+    assert ("consent_given", "customer-app") in await acts(gateway)
 
     r = await gateway.get(f"/v1/subjects/{SUBJECT}/consents", headers=auth("privacy-office") | LD)
     [read] = (await r.json(content_type=None))["@graph"]
@@ -171,6 +186,12 @@ async def test_a_record_posted_is_read_back_the_same(gateway, auth, context: str
         "identifier": consent_id,
     }
     assert {k: v for k, v in answered.items() if k != "@context"} == read
+    # …and the same graph once expanded: what any JSON-LD reader sees.
+    [sent_node] = expand(sent, base=str(gateway.make_url("/v1/consents")))
+    [read_node] = expand({"@context": answered["@context"], **read})
+    assert read_node.pop("@id") == f"{GW}consent:{consent_id}"
+    assert read_node.pop(f"{DCT}identifier") == [{"@value": consent_id}]
+    assert read_node == sent_node
     # The plain shape reads the same consent.
     r = await gateway.get(f"/v1/subjects/{SUBJECT}/consents", headers=auth("privacy-office"))
     [plain] = (await r.json())["consents"]

@@ -106,6 +106,8 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("notices", "interval_s"): config.notices.interval_s,
         ("notices", "max_age_days"): config.notices.max_age_days,
         ("notices", "retry_schedule_s"): list(config.notices.retry_schedule_s),
+        ("controller", "name"): config.controller.name,
+        ("controller", "iri"): config.controller.iri,
     }
 
 

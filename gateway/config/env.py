@@ -59,6 +59,7 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
     "sandbox": {"serve": "bool"},
     "retention": {"instances_days": "float", "idempotency_hours": "float"},
     "notices": {"interval_s": "float", "max_age_days": "int"},
+    "controller": {"name": "str", "iri": "str"},
 }
 # Keys whose value is a list: config.toml only.
 LISTS: Final[Mapping[str, frozenset[str]]] = {

@@ -25,6 +25,8 @@ POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
 MAX_WARN_DAYS = 3650
 CALLER_TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519", "RS256", "PS256")
 SECTIONS = {*SCALARS, *TABLE_ARRAYS}
+# An https:// (or http://) URL or a urn: name: what a linked-data reader takes as an IRI.
+ABSOLUTE_IRI: Final = re.compile(r"^(https?://[^\s/?#]+[^\s]*|urn:[a-z0-9][a-z0-9-]{0,31}:[^\s]+)$")
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,17 @@ RETENTION_BOUNDS: Final = {
 
 
 @dataclass(frozen=True)
+class ControllerConfig:
+    """[controller]: the data controller a consent record names (GET /v1/subjects/{id}/consents
+    as DPV JSON-LD: dpv:hasDataController). The defaults are the company of the policy the
+    gateway enforces (docs/policy/privacy-policy.txt, its first paragraph)."""
+
+    name: str = "Lao Smart Mobility Co., Ltd"
+    # An absolute IRI that identifies the controller in linked data (its web site will do).
+    iri: str = "https://kokkok.example/"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     root: Path  # relative paths in config and partner files resolve against this
@@ -159,6 +172,7 @@ class Config:
     # [retention]: how long the rows of instances and idempotency keys are kept.
     retention: RetentionConfig = RetentionConfig()
     notices: NoticesConfig = NoticesConfig()
+    controller: ControllerConfig = ControllerConfig()
 
 
 def business_days_between(start: date, end: date) -> int:
@@ -270,6 +284,7 @@ class _ConfigReader:
         auth = self._auth()
         callers = self._callers()
         reviewers = self._reviewers()
+        controller = self._controller()
         if self.errors:
             raise ConfigErrors(self.errors)
         return Config(
@@ -288,7 +303,32 @@ class _ConfigReader:
             sandbox_serve=sandbox.get("serve") is True,
             retention=retention,
             notices=notices,
+            controller=controller,
         )
+
+    def _controller(self) -> ControllerConfig:
+        t = self.table("controller")
+        self.keys(t, known_keys("controller"), "controller")
+        default = ControllerConfig()
+        name = t.get("name", default.name)
+        if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\n" in name:
+            self.fail(
+                "controller.name must be the data controller's legal name on one line "
+                "(1 to 200 characters)",
+                "controller",
+                "name",
+            )
+            name = default.name
+        iri = t.get("iri", default.iri)
+        if not isinstance(iri, str) or not ABSOLUTE_IRI.match(iri):
+            self.fail(
+                "controller.iri must be an absolute IRI without spaces that names the data "
+                "controller, e.g. https://company.example/",
+                "controller",
+                "iri",
+            )
+            iri = default.iri
+        return ControllerConfig(name, iri)
 
     def _notices(self) -> NoticesConfig:
         t = self.table("notices")

@@ -19,6 +19,7 @@ NO_LOG_READS = frozenset(
         "disclosures",
         "decisions",
         "consents",
+        "consent_context",
         "subject_profile",
         "healthz",
         "readyz",

@@ -105,7 +105,9 @@ def test_secured_operations_document_401(config: Config) -> None:
             if op["security"]:
                 assert "401" in op["responses"], f"{method} {path}"
             elif path.startswith("/v1/"):
-                assert path in ("/v1/log/key", "/v1/log/keys"), f"{method} {path} has no security"
+                # Public: the log's keys, and the JSON-LD context of consent records.
+                public = ("/v1/log/key", "/v1/log/keys", "/v1/contexts/consent.jsonld")
+                assert path in public, f"{method} {path} has no security"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.errors import NotFoundError
 from gateway.log.actions import target
+from gateway.policy import dpv
 from gateway.policy.facts import (
     Consent,
     check_consent_to_record,
@@ -28,6 +29,14 @@ from gateway.rights.withdrawal import check_consent_of, send_withdrawal_notices
 from gateway.subject_id import check_subject_id
 from gateway.web.http import body_of, json_response, path_subject, person_of
 from gateway.web.keys import ACTIONS, GATEWAY, NOTICES, STORE
+from gateway.web.routes.consent_records import (
+    consent_of_record,
+    get_consent_context,
+    json_ld_response,
+    prefers_json_ld,
+    record_document,
+    records_document,
+)
 
 
 def consent_json(consent: Consent, *, subject: str | None) -> dict[str, Any]:
@@ -57,23 +66,37 @@ def consent_json(consent: Consent, *, subject: str | None) -> dict[str, Any]:
 async def post_consent(request: web.Request) -> web.Response:
     who = await person_of(request, "consent_writer")
     body = await body_of(request)
-    if isinstance(body, dict) and ("id" in body or "withdrawn_at" in body):
-        raise invalid(
-            "'id' and 'withdrawn_at' are set by the gateway; withdraw with "
-            "POST /v1/consents/{id}/withdraw"
-        )
     gw = request.app[GATEWAY]
     now = gw.clock()
-    consent = check_consent_to_record(
-        parse_consent(body, consent_id=f"c-{uuid.uuid4()}", now=now),
-        known_partners=gw.partners,
-        policy_version=gw.config.policy.version,
-        now=now,
-    )
+    consent_id = f"c-{uuid.uuid4()}"
+    as_record = request.content_type == dpv.MEDIA_TYPE
+    if as_record:
+        consent = consent_of_record(
+            body,
+            consent_id=consent_id,
+            now=now,
+            controller=gw.config.controller,
+            known_partners=gw.partners,
+            policy_version=gw.config.policy.version,
+        )
+    else:
+        if isinstance(body, dict) and ("id" in body or "withdrawn_at" in body):
+            raise invalid(
+                "'id' and 'withdrawn_at' are set by the gateway; withdraw with "
+                "POST /v1/consents/{id}/withdraw"
+            )
+        consent = check_consent_to_record(
+            parse_consent(body, consent_id=consent_id, now=now),
+            known_partners=gw.partners,
+            policy_version=gw.config.policy.version,
+            now=now,
+        )
     await request.app[ACTIONS].record(
         who, "consent_given", at=now, subject=consent.subject, consent_id=consent.id
     )
     await request.app[STORE].add_consent(consent)
+    if as_record:
+        return json_ld_response(record_document(request, consent, subject=consent.subject), 201)
     return json_response(consent_json(consent, subject=consent.subject), status=201)
 
 
@@ -130,6 +153,8 @@ async def get_subject_consents(request: web.Request) -> web.Response:
     subject = path_subject(request)
     await request.app[ACTIONS].record(who, "read_subject_consents", subject=subject)
     consents = await request.app[STORE].consents_for_subject(subject)
+    if prefers_json_ld(request.headers.get("Accept")):
+        return json_ld_response(records_document(request, list(consents), subject=subject))
     return json_response({"consents": [consent_json(c, subject=subject) for c in consents]})
 
 
@@ -177,3 +202,4 @@ def add_consent_routes(app: web.Application) -> None:
         "/v1/subjects/{subject}/restriction", put_restriction, name="subject_restriction"
     )
     app.router.add_put("/v1/subjects/{subject}/profile", put_profile, name="subject_profile")
+    app.router.add_get(dpv.CONTEXT_PATH, get_consent_context, name="consent_context")

@@ -24,12 +24,14 @@ from gateway import vocabulary as v
 from gateway.disclosure.idempotency import MAX_IDEMPOTENCY_KEY
 from gateway.errors import PROBLEM_BASE, PROBLEMS
 from gateway.partners.standing import MAX_REASON
+from gateway.policy import dpv
 from gateway.policy.facts import CONSENT_MEMBERS, MAX_TEXT
 from gateway.policy.request import FIELD_NAME_PATTERN, MAX_FIELD_NAME, MAX_ID
 from gateway.problem_catalog import CATALOGUE
 from gateway.rights import lawful_requests as legal_requests
 from gateway.subject_id import GRAMMAR, MAX_SUBJECT_ID
 from gateway.subject_id import PATTERN as SUBJECT_ID_PATTERN
+from gateway.web.routes.openapi_dpv import consent_record_schemas
 
 __all__ = ["UNDOCUMENTED_PREFIXES", "add_openapi_route", "openapi_document"]
 
@@ -96,6 +98,11 @@ def _body(schema: Schema, description: str) -> Schema:
         "description": description,
         "content": {"application/json": {"schema": schema}},
     }
+
+
+def _with_json_ld(message: Schema, schema: Schema) -> Schema:
+    """A request body or response that is also sent as JSON-LD (gateway.policy.dpv)."""
+    return {**message, "content": {**message["content"], dpv.MEDIA_TYPE: {"schema": schema}}}
 
 
 def _text_string(max_length: int) -> Schema:
@@ -1103,7 +1110,16 @@ def _components() -> Schema:
                 {"Retry-After": _header("RetryAfter")},
             ),
         },
-        "schemas": {**_schemas(), **_exposure_schemas()},
+        "schemas": {
+            **_schemas(),
+            **_exposure_schemas(),
+            **consent_record_schemas(
+                time=TIME,
+                utc_time=UTC_TIME,
+                subject_id=SUBJECT_ID,
+                text={**_text_string(MAX_TEXT), "type": ["string", "null"]},
+            ),
+        },
     }
 
 
@@ -1240,12 +1256,25 @@ def _paths() -> dict[str, Schema]:
                 "createConsent",
                 "Record a subject's consent.",
                 {
-                    "201": _json(_ref("Consent"), "The consent, with its id."),
+                    "201": _with_json_ld(
+                        _json(
+                            _ref("Consent"),
+                            "The consent, with its id; a record when one was posted.",
+                        ),
+                        _ref("ConsentRecord"),
+                    ),
                     **_errors(*BODY_ERRORS),
                 },
                 tag="consent",
                 roles=("consent_writer",),
-                requestBody=_body(_ref("ConsentRequest"), "The consent as obtained."),
+                requestBody=_with_json_ld(
+                    _body(
+                        _ref("ConsentRequest"),
+                        "The consent as obtained: CONTRACT §4.3, or a W3C DPV consent "
+                        "record sent as application/ld+json.",
+                    ),
+                    _ref("ConsentRecordRequest"),
+                ),
             )
         },
         "/v1/consents/{consent_id}/withdraw": {
@@ -1278,12 +1307,36 @@ def _paths() -> dict[str, Schema]:
                 "listSubjectConsents",
                 "Every consent of a subject, withdrawn ones included.",
                 {
-                    "200": _json(_ref("ConsentList"), "The consents."),
+                    "200": _with_json_ld(
+                        _json(
+                            _ref("ConsentList"),
+                            "The consents; as W3C DPV consent records when Accept prefers "
+                            "application/ld+json to application/json.",
+                        ),
+                        _ref("ConsentRecords"),
+                    ),
                     **_errors(400, *STORE_ERRORS),
                 },
                 tag="consent",
                 roles=("consent_writer", "rights_officer", "reviewer"),
                 parameters=[subject],
+            )
+        },
+        dpv.CONTEXT_PATH: {
+            "get": _operation(
+                "getConsentContext",
+                "The JSON-LD context of the consent records (W3C DPV terms, and the "
+                "gateway's own for what DPV has no term for); cacheable for a week.",
+                {
+                    "200": {
+                        "description": "The context document.",
+                        "headers": {"ETag": {"schema": {"type": "string"}}},
+                        "content": {dpv.MEDIA_TYPE: {"schema": _ref("JsonLdContext")}},
+                    },
+                    "304": {"description": "Not modified (If-None-Match)."},
+                },
+                tag="consent",
+                secured=False,
             )
         },
         "/v1/subjects/{subject}/restriction": {

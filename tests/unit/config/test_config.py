@@ -151,3 +151,34 @@ def test_retention_defaults_and_is_validated(tmp_path: Path):
     path.write_text(text + "\n[retention]\ncheckpoints_days = 30\n")
     with pytest.raises(ConfigErrors, match="unknown key 'checkpoints_days'"):
         load_config(path)
+
+
+def test_controller_defaults_overrides_and_is_validated(tmp_path: Path):
+    shipped = (REPO / "config.toml").read_text(encoding="utf-8")
+    controller = load_config(REPO / "config.toml").controller
+    assert (controller.name, controller.iri) == (
+        "Lao Smart Mobility Co., Ltd",
+        "https://kokkok.example/",
+    )
+    text = re.sub(r"(?ms)^\[controller\]\n.*?\n\n", "", shipped)
+    assert "[controller]" not in text
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    assert load_config(path).controller == controller  # the defaults: the policy's company
+    override = {"GATEWAY_CONTROLLER_NAME": "Other Co.", "GATEWAY_CONTROLLER_IRI": "urn:lei:X1"}
+    assert load_config(path, override).controller.name == "Other Co."
+    assert load_config(path, override).controller.iri == "urn:lei:X1"
+    line = len((text + "\n[controller]\n").splitlines()) + 1
+    for key, bad, says in (
+        ("name", '""', "controller.name must be"),
+        ("name", "3", "controller.name must be"),
+        ("iri", '"kokkok.example"', "controller.iri must be an absolute IRI"),
+        ("iri", '"https://kokkok.example/a b"', "controller.iri must be an absolute IRI"),
+        ("colour", '"red"', "unknown key 'colour'"),
+    ):
+        path.write_text(text + f"\n[controller]\n{key} = {bad}\n")
+        with pytest.raises(ConfigErrors) as exc:
+            load_config(path)
+        (error,) = exc.value.errors
+        assert says in error.message, (key, bad)
+        assert error.line == line, (key, bad)

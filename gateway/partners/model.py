@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeVar
 
+from gateway.config.limits import LIMIT_KEYS, Rate
 from gateway.config.tomlfile import line_of
 from gateway.errors import ConfigError
 
@@ -56,6 +57,7 @@ TOP_KEYS = {
     "acknowledgement": "none | jws: the partner signs a receipt of what it received",
     "acknowledgement_key": "JWK or JWKS file of the partner's public signing key (Ed25519 or "
     "P-256) its acknowledgements verify with",
+    **LIMIT_KEYS,
     "auth": "table",
     "encryption": "table",
     "operations": "table of operations",
@@ -146,6 +148,10 @@ class Partner:
     acknowledgement_key: Path | None = None
     # Where a consent-withdrawal notice goes (gateway.rights.withdrawal); None: `erasure`.
     notice_operation: str | None = None
+    # Load limits protecting the partner, per gateway instance (gateway.disclosure.limits):
+    # over them a disclosure is answered 429 at once; None: no limit (the default).
+    max_in_flight: int | None = None
+    rate: Rate | None = None
     # The keys of `acknowledgement_key`, parsed once at load (empty when not checked).
     acknowledgement_keys: tuple[AcknowledgementKey, ...] = field(
         default=(), compare=False, repr=False

@@ -260,6 +260,24 @@ class LogUnavailableError(GatewayFailure):
     code = "log_unavailable"
 
 
+class LogOverloadedError(GatewayFailure):
+    """Too many log entries wait for their commit: refused at once, nothing logged or sent."""
+
+    code = "log_overloaded"
+
+
+class CallerRateLimitedError(GatewayFailure):
+    """The calling service is over its `rate` or `max_in_flight`: shed, nothing sent."""
+
+    code = "caller_rate_limited"
+
+
+class PartnerRateLimitedError(GatewayFailure):
+    """The partner's `rate` or `max_in_flight` is reached: shed, nothing sent."""
+
+    code = "partner_rate_limited"
+
+
 class InternalServerError(GatewayFailure):
     """The gateway failed unexpectedly; the operators have the details."""
 

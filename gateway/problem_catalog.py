@@ -12,6 +12,7 @@ from gateway_client.problems import (
     LOG_RETRY_AFTER_S,
     PARTNER_RETRY_AFTER_S,
     PROBLEM_PATH,
+    SHED_RETRY_AFTER_S,
     ProblemKind,
     problem_code,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "LOG_RETRY_AFTER_S",
     "PARTNER_RETRY_AFTER_S",
     "PROBLEM_PATH",
+    "SHED_RETRY_AFTER_S",
     "ProblemKind",
     "problem_code",
 ]

@@ -285,6 +285,24 @@ class LogUnavailable(RetryableProblem):
     code = "log_unavailable"
 
 
+class LogOverloaded(RetryableProblem):
+    """503: too many log entries wait for their commit; refused at once, nothing sent."""
+
+    code = "log_overloaded"
+
+
+class CallerRateLimited(RetryableProblem):
+    """429: the calling service is over its rate or in-flight limit; nothing sent."""
+
+    code = "caller_rate_limited"
+
+
+class PartnerRateLimited(RetryableProblem):
+    """429: the partner's rate or in-flight limit is reached; nothing sent."""
+
+    code = "partner_rate_limited"
+
+
 class InternalError(RetryableProblem):
     """500: the gateway failed unexpectedly; the operators have the details."""
 

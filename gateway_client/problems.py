@@ -12,9 +12,10 @@ problem_response (gateway.web.problems) sets `Retry-After` from the error's own
 `/problems/<code>` (RFC 9457 §3.1.1 allows one), so it resolves on the gateway itself.
 
 The rule for `Retry-After`, decided per code and stated in each entry's `retry`: it is
-sent on a 502, 503 or 504 exactly when repeating the call can succeed without anyone
+sent on a 429, 502, 503 or 504 exactly when repeating the call can succeed without anyone
 changing a file or a key — the store coming back, the partner recovering, the circuit
-half-opening, a partner's newly published key being fetched. A failure that waits for a
+half-opening, a partner's newly published key being fetched, a load limit's slot or token
+freeing (always, for a 429). A failure that waits for a
 person (a missing secret, a TLS or redirect misconfiguration, a key file to replace)
 carries none: a client that retried on a timer would only repeat the refusal.
 """
@@ -37,6 +38,11 @@ suffices, and a few seconds keeps a database that is coming back from a stampede
 PARTNER_RETRY_AFTER_S: Final = 8.0
 """Retry-After of a transient partner failure whose partner named no wait of its own: the
 longest pause the gateway makes between its own tries (gateway.outbound.delivery BACKOFF_MAX_S)."""
+
+SHED_RETRY_AFTER_S: Final = 1.0
+"""Retry-After of a request shed because a queue or an in-flight limit is full: a slot
+frees as soon as one disclosure ends, so a second is a short wait that still spreads a
+crowd of retries out (a rate limit says instead when its next token is due)."""
 
 KEY_RECHECK_S: Final = 30.0
 """While every key of a JWKS partner has expired, the gateway fetches its JWKS again at
@@ -393,6 +399,50 @@ _KINDS: Final = (
         "others need a new key or id. No `Retry-After`.",
     ),
     ProblemKind(
+        "caller_rate_limited",
+        429,
+        "Caller over its limit",
+        "The calling service already has its `max_in_flight` disclosures under way through "
+        "this gateway instance, or has used up its `rate`: the request was shed at once, "
+        "before anything was read, decided or logged, and nothing was sent.",
+        (
+            "The service sends faster than its `[[callers]]` entry in config.toml allows "
+            "(`rate`, `rate_burst`, `max_in_flight`), e.g. a batch job without pacing.",
+            "A compromised or looping service: the limit is what keeps it from draining its "
+            "allowlist at full speed.",
+        ),
+        "Slow down: wait for `Retry-After`, then retry the same call with the same "
+        "Idempotency-Key. If the load is legitimate, ask the operators to raise the "
+        "caller's limits in config.toml.",
+        "Yes: `Retry-After` is always sent — when the caller's next token is due under "
+        f"its `rate`, else {SHED_RETRY_AFTER_S:.0f} s (an in-flight slot frees as soon as "
+        "one of its disclosures ends). The key is not spent: nothing was sent.",
+        retry_after_s=SHED_RETRY_AFTER_S,
+        retry_after_when="always",
+    ),
+    ProblemKind(
+        "partner_rate_limited",
+        429,
+        "Partner limit reached",
+        "The partner's file limits how many disclosures go to it at once (`max_in_flight`) "
+        "or how fast (`rate`), per gateway instance, and this one would exceed it: the "
+        "request was shed at once, before anything was decided or logged, and nothing was "
+        "sent.",
+        (
+            "More disclosures to this partner than its file allows at once, often because "
+            "the partner answers slowly and deliveries pile up.",
+            "A burst of calls faster than the partner's `rate` (and `rate_burst`).",
+        ),
+        "Wait for `Retry-After`, then retry the same call with the same Idempotency-Key. "
+        "Operators: the limits are the partner's (its agreement or its capacity); raise "
+        "them in `partners/<id>.toml` only with the partner's consent, then reload.",
+        "Yes: `Retry-After` is always sent — when the partner's next token is due under "
+        f"its `rate`, else {SHED_RETRY_AFTER_S:.0f} s (a slot frees as soon as one "
+        "delivery to it ends). The key is not spent: nothing was sent.",
+        retry_after_s=SHED_RETRY_AFTER_S,
+        retry_after_when="always",
+    ),
+    ProblemKind(
         "log_unavailable",
         503,
         "Disclosure log unavailable",
@@ -407,6 +457,27 @@ _KINDS: Final = (
         f"Yes: `Retry-After` is sent ({LOG_RETRY_AFTER_S:.0f} s); the same call with the "
         "same Idempotency-Key may be repeated then, and nothing was sent the first time.",
         retry_after_s=LOG_RETRY_AFTER_S,
+        retry_after_when="always",
+    ),
+    ProblemKind(
+        "log_overloaded",
+        503,
+        "Disclosure log overloaded",
+        "More log entries wait for their commit than `[log] max_pending_appends` allows: "
+        "the store is not keeping up. The disclosure was refused at once, before anything "
+        "was logged, instead of queueing behind the others; nothing was sent. A disclosure "
+        "whose intent is already logged is never refused for this.",
+        (
+            "The database is slow (disk saturated, a failover, a long lock) while requests "
+            "keep arriving.",
+            "`[log] max_pending_appends` set lower than the load this instance carries.",
+        ),
+        "Nothing for the caller: retry after `Retry-After` with the same Idempotency-Key. "
+        "Operators: see `gateway_log_pending_appends` and `gateway_log_append_seconds` on "
+        "/metrics, and what slows the store.",
+        f"Yes: `Retry-After` is always sent ({SHED_RETRY_AFTER_S:.0f} s); nothing was "
+        "sent or logged, so the same call with the same Idempotency-Key may be repeated.",
+        retry_after_s=SHED_RETRY_AFTER_S,
         retry_after_when="always",
     ),
     ProblemKind(

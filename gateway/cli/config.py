@@ -91,6 +91,7 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("log", "checkpoint_interval_s"): log.checkpoint_interval_s,
         ("log", "instance_timeout_s"): log.instance_timeout_s,
         ("log", "witness_policy"): log.witness_policy,
+        ("log", "max_pending_appends"): log.max_pending_appends,
         ("policy", "version"): policy.version,
         ("policy", "notified_on"): policy.notified_on,
         ("policy", "effective_on"): policy.effective_on,

@@ -48,6 +48,7 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
         "checkpoint_interval_s": "float",
         "instance_timeout_s": "float",
         "witness_policy": "str",
+        "max_pending_appends": "int",
     },
     "policy": {
         "version": "str",

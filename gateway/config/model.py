@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from gateway import vocabulary as v
 from gateway.config.env import SCALARS, TABLE_ARRAYS, apply_overrides, known_keys, read_overrides
+from gateway.config.limits import LIMIT_KEYS, Rate, read_limits
 from gateway.config.tomlfile import TomlDocument, load
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.net import fetchable_url
@@ -80,6 +81,10 @@ class Caller:
     partners: frozenset[str]
     purposes: frozenset[str]
     operations: frozenset[str] = frozenset({"*"})
+    # Load limits, per gateway instance (gateway.disclosure.limits), so a compromised
+    # service cannot drain its allowlist at full speed: over them, 429 at once.
+    max_in_flight: int | None = None
+    rate: Rate | None = None
 
     def may_use_partner(self, partner: str) -> bool:
         return "*" in self.partners or partner in self.partners
@@ -110,6 +115,14 @@ class LogConfig:
     # The C2SP tlog-policy file naming the witnesses and the quorum (gateway.log.witness_policy,
     # checked at start by gateway.ops.preflight); None: checkpoints are not witnessed.
     witness_policy: Path | None = None
+    # Log entries waiting for their commit beyond which a new disclosure is refused at once
+    # (503 log_overloaded, nothing logged) instead of queueing behind a stalled store: far
+    # above what a healthy store ever holds (a batch is at most 512), so it only bites when
+    # commits stop keeping up (gateway.disclosure.limits).
+    max_pending_appends: int = 10_000
+
+
+MAX_PENDING_APPENDS_RANGE: Final = (1, 10_000_000)
 
 
 @dataclass(frozen=True)
@@ -445,8 +458,23 @@ class _ConfigReader:
             origin=origin,
             checkpoint_interval_s=float(interval),
             instance_timeout_s=float(timeout),
+            max_pending_appends=self._max_pending_appends(t),
             witness_policy=None if policy is None else self.path(policy, "log", "witness_policy"),
         )
+
+    def _max_pending_appends(self, t: Mapping[str, Any]) -> int:
+        value = t.get("max_pending_appends", LogConfig.max_pending_appends)
+        low, high = MAX_PENDING_APPENDS_RANGE
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(
+                f"log.max_pending_appends must be a whole number from {low} to {high} (log "
+                f"entries waiting for their commit before new disclosures are refused with "
+                f"503 log_overloaded), got {value!r}",
+                "log",
+                "max_pending_appends",
+            )
+            return LogConfig.max_pending_appends
+        return value
 
     def _retention(self) -> RetentionConfig:
         t = self.table("retention")
@@ -597,19 +625,23 @@ class _ConfigReader:
         callers: dict[str, Caller] = {}
         for i, t in enumerate(self._list_of_tables("callers")):
             at = ("callers", i)
-            self.keys(t, frozenset({"id", "roles", "partners", "purposes", "operations"}), *at)
+            known = frozenset({"id", "roles", "partners", "purposes", "operations", *LIMIT_KEYS})
+            self.keys(t, known, *at)
             caller_id = t.get("id")
             if not isinstance(caller_id, str) or not caller_id:
                 self.fail("caller needs an 'id' (the `sub` of its token)", *at)
                 continue
             if caller_id in callers:
                 self.fail(f"caller id {caller_id!r} is listed twice", *at, "id")
+            limits = read_limits(t, self.fail, *at)
             callers[caller_id] = Caller(
                 id=caller_id,
                 roles=self._names(t, "roles", v.ROLES, at, star=False),
                 partners=self._names(t, "partners", None, at, star=True),
                 purposes=self._names(t, "purposes", v.PURPOSES, at, star=True),
                 operations=self._names(t, "operations", None, at, star=True),
+                max_in_flight=limits.max_in_flight,
+                rate=limits.rate,
             )
         return callers
 

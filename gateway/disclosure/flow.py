@@ -112,6 +112,19 @@ async def disclose(
     facts: SubjectFacts | None = None,
     extra_claims: Mapping[str, Any] | None = None,
 ) -> Disclosed:
+    """`_disclose` within the partner's load limits: over them, 429 (or 503 when the log's
+    commit queue is full) at once, before anything is logged (gateway.disclosure.limits)."""
+    with gw.admission.partner_admitted(caller, current(gw.partners).get(request.partner)):
+        return await _disclose(gw, caller, request, facts, extra_claims)
+
+
+async def _disclose(
+    gw: Gateway,
+    caller: Caller,
+    request: DisclosureRequest,
+    facts: SubjectFacts | None,
+    extra_claims: Mapping[str, Any] | None,
+) -> Disclosed:
     """Partner and operation → decide → minimize → seal while the intent commits → deliver →
     log the outcome → answer. The web layer authenticated the caller; each step before the
     intent logs its refusal as one `refused` entry (`refusal_logged`)."""
@@ -437,7 +450,8 @@ async def disclose_once(
             request = parse_disclosure_request(body)
         return render(await disclose(gw, caller, request))
 
-    with early_refusal_logged(gw, caller):
+    # The caller's limits before anything is read: a shed request is neither logged nor kept.
+    with gw.admission.caller_admitted(caller), early_refusal_logged(gw, caller):
         body = await read_body()
         digest = request_digest(body)
         return await once(

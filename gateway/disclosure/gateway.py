@@ -17,6 +17,7 @@ from yarl import URL
 
 from gateway.config.model import Config
 from gateway.crypto.seal import GatewayKeys, PartnerKey
+from gateway.disclosure.limits import Admission
 from gateway.log.entries import LogKeys
 from gateway.observe.metrics import Metrics
 from gateway.outbound.delivery import PartnerReply
@@ -72,6 +73,9 @@ class Gateway:
     metrics: Metrics = field(default_factory=Metrics)
     # Suspensions and key expiry (gateway.partners.standing.PartnerStates); None: nothing known.
     partner_states: PartnerStates | None = None
+    # The load limits looked at before anything is logged (gateway.disclosure.limits);
+    # the default sheds nothing.
+    admission: Admission = field(default_factory=Admission)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ A key is the caller's: the first request with it runs and its answer is stored; 
 repeat with the same key and the same request gets that answer again
 (`Idempotency-Replayed: true`) and sends nothing; the same key with another request is
 `409 conflict`, as is a repeat while the first still runs. A request that failed before
-anything was sent (`log_unavailable`, an unexpected error) frees its key for a retry.
+anything was sent (`log_unavailable`, an unexpected error, a load limit) frees its key
+for a retry.
 The store keeps the keys (`claim_idempotency`), shared by every instance.
 
 This is part of the flow, not of HTTP: an answer is a `StoredResponse` (status, headers,
@@ -19,6 +20,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 
 from gateway.canonical import canonical_json
+from gateway.disclosure.limits import SHED_CODES
 from gateway.errors import ConflictError, GatewayError
 from gateway.policy.facts import invalid
 from gateway.store.ports import IdempotencyStore
@@ -26,7 +28,7 @@ from gateway.store.records import StoredResponse
 
 MAX_IDEMPOTENCY_KEY = 200
 # Failures after which nothing was sent: the caller may retry with the same key.
-RETRYABLE = ("log_unavailable", "internal_error")
+RETRYABLE = ("log_unavailable", "internal_error", *sorted(SHED_CODES))
 REPLAYED = "Idempotency-Replayed"
 
 Answer = Callable[[], Awaitable[StoredResponse]]

@@ -17,6 +17,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from gateway.config.model import Caller
 from gateway.disclosure.gateway import Gateway, new_disclosure_id
+from gateway.disclosure.limits import SHED_CODES
 from gateway.errors import GatewayError, error_for
 from gateway.log.entries import refused_entry, refused_without_request
 from gateway.partners.model import Partner
@@ -127,7 +128,8 @@ def early_refusal_logged(gw: Gateway, caller: Caller) -> Iterator[None]:
     try:
         yield
     except GatewayError as exc:
-        if exc.disclosure_id is None:
+        # A request shed by a load limit decided nothing and is counted, not logged.
+        if exc.disclosure_id is None and exc.code not in SHED_CODES:
             exc.disclosure_id = new_disclosure_id()
             gw.log.append_later(
                 refused_without_request(

@@ -44,6 +44,13 @@ class LogWriter:
         self._flushing: asyncio.Task[None] | None = None
         self.batches = 0  # for metrics: commits made
         self.appended = 0
+        self._committing = 0  # entries of the batch whose commit is under way
+
+    @property
+    def waiting(self) -> int:
+        """Entries appended and not yet committed (or failed): the commit queue a new
+        disclosure would join (gateway.disclosure.limits sheds load beyond a bound)."""
+        return len(self._pending) + self._committing
 
     async def append(self, entry: Mapping[str, Any]) -> int:
         """Append one entry; return its index once it is durable. Raises the store's error."""
@@ -84,6 +91,7 @@ class LogWriter:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            self._committing = len(batch)
             try:
                 indexes = await self._store.append_log_entries([row for row, _ in batch])
             except Exception as exc:  # each waiter gets the store's own error
@@ -91,6 +99,8 @@ class LogWriter:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            finally:
+                self._committing = 0
             self.batches += 1
             self.appended += len(batch)
             if self._on_commit is not None:

@@ -36,13 +36,16 @@ BREAKER_STATES = ("closed", "half_open", "open")
 class LogCounts(Protocol):
     """What the metrics read of the log writer (log/ sits above observe/, so the writer
     is described here rather than imported): the group commits made and the entries
-    appended since the process started."""
+    appended since the process started, and the entries waiting for their commit now."""
 
     @property
     def batches(self) -> int: ...
 
     @property
     def appended(self) -> int: ...
+
+    @property
+    def waiting(self) -> int: ...
 
 
 class Metrics:
@@ -110,6 +113,14 @@ class Metrics:
             buckets=APPEND_BUCKETS,
             registry=self.registry,
         )
+        self.shed_requests = Counter(
+            "gateway_shed_requests",
+            "Requests refused at once by a load limit (gateway.disclosure.limits), by reason "
+            "(log_queue, caller_in_flight, caller_rate, partner_in_flight, partner_rate), "
+            "partner (empty when none was looked at) and configured caller (other: none).",
+            ["reason", "partner", "caller"],
+            registry=self.registry,
+        )
         self.retention_pruned = Counter(
             "gateway_retention_pruned_rows",
             "Rows deleted by the retention sweep, by table (instances, idempotency_keys).",
@@ -151,6 +162,9 @@ class Metrics:
     def refused(self, problem: str) -> None:
         self.refusals.labels(problem).inc()
 
+    def shed(self, reason: str, partner: str, caller: str) -> None:
+        self.shed_requests.labels(reason, partner, caller).inc()
+
     def pruned(self, table: str, rows: int) -> None:
         """Rows of `table` the retention sweep deleted (a sweep that found none still
         shows the series at 0)."""
@@ -176,6 +190,11 @@ class Metrics:
                 lambda: self.witnessed_at,
             )
         )
+
+    def watch_in_flight(self, in_flight: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Gauges of the disclosures under way, read at scrape time (`in_flight` maps
+        ("partner" | "caller", id) → count: gateway.disclosure.limits.Admission.in_flight)."""
+        self.registry.register(_InFlight(in_flight))
 
     def watch_agreements(self, days_left: Callable[[], Mapping[str, int]]) -> None:
         """A gauge of the days each partner's agreement still runs, read at scrape time
@@ -217,6 +236,12 @@ class _LiveState(Collector):
         )
         appended.add_metric([], float(self.writer.appended))
         yield appended
+        waiting = GaugeMetricFamily(
+            "gateway_log_pending_appends",
+            "Log entries waiting for their commit now ([log] max_pending_appends bounds it).",
+        )
+        waiting.add_metric([], float(self.writer.waiting))
+        yield waiting
         last = self.last_checkpoint()
         age = GaugeMetricFamily(
             "gateway_checkpoint_age_seconds",
@@ -250,3 +275,24 @@ class _Agreements(Collector):
         for partner, days in sorted(self._days_left().items()):
             gauge.add_metric([partner], float(days))
         yield gauge
+
+
+class _InFlight(Collector):
+    def __init__(self, in_flight: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._in_flight = in_flight
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        partners = GaugeMetricFamily(
+            "gateway_partner_in_flight",
+            "Disclosures to each partner under way in this instance (max_in_flight bounds it).",
+            labels=["partner"],
+        )
+        callers = GaugeMetricFamily(
+            "gateway_caller_in_flight",
+            "Disclosures of each caller with a limit under way in this instance.",
+            labels=["caller"],
+        )
+        for (scope, name), count in sorted(self._in_flight().items()):
+            (partners if scope == "partner" else callers).add_metric([name], float(count))
+        yield partners
+        yield callers

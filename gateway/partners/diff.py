@@ -76,6 +76,8 @@ _PARTNER_ATTRIBUTES: Final[tuple[tuple[str, Effect | None], ...]] = (
     ("ca_bundle", "changes"),
     ("timeout_s", "changes"),
     ("max_attempts", "changes"),
+    ("max_in_flight", "changes"),
+    ("rate", "changes"),
     ("acknowledgement", "changes"),
     ("acknowledgement_key", "changes"),
     ("forward_trace_context", "changes"),

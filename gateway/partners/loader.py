@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway import vocabulary as v
+from gateway.config.limits import read_limits
 from gateway.config.tomlfile import TomlDocument, load
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.net import fetchable_url, is_loopback_host
@@ -141,6 +142,7 @@ class _PartnerReader:
         acknowledgement, ack_key, ack_keys = self._acknowledgement(d)
         forward_trace_context = self._bool(d, "forward_trace_context", default=False)
         notice_operation = self._string(d, "notice_operation", required=False) or None
+        limits = read_limits(d, self.fail)
         if notice_operation is not None and notice_operation not in operations:
             self.fail(
                 f"notice_operation {notice_operation!r} is not an operation of this file; "
@@ -170,6 +172,8 @@ class _PartnerReader:
             acknowledgement_keys=tuple(ack_keys),
             forward_trace_context=forward_trace_context,
             notice_operation=notice_operation,
+            max_in_flight=limits.max_in_flight,
+            rate=limits.rate,
             source=self.doc.path,
             lines=MappingProxyType(dict(self.doc.lines)),
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeVar
 
+from gateway.config.limits import LIMIT_KEYS, Rate
 from gateway.config.tomlfile import line_of
 from gateway.errors import ConfigError
 
@@ -58,6 +59,7 @@ TOP_KEYS = {
     "P-256) its acknowledgements verify with",
     "forward_trace_context": "true | false (default): send the W3C traceparent of the "
     "disclosure's trace to this partner when tracing is on",
+    **LIMIT_KEYS,
     "auth": "table",
     "encryption": "table",
     "operations": "table of operations",
@@ -151,6 +153,10 @@ class Partner:
     forward_trace_context: bool = False
     # Where a consent-withdrawal notice goes (gateway.rights.withdrawal); None: `erasure`.
     notice_operation: str | None = None
+    # Load limits protecting the partner, per gateway instance (gateway.disclosure.limits):
+    # over them a disclosure is answered 429 at once; None: no limit (the default).
+    max_in_flight: int | None = None
+    rate: Rate | None = None
     # The keys of `acknowledgement_key`, parsed once at load (empty when not checked).
     acknowledgement_keys: tuple[AcknowledgementKey, ...] = field(
         default=(), compare=False, repr=False

@@ -24,6 +24,7 @@ from gateway.crypto.key_files import read_secret_key
 from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.seal import GatewayKeys, PartnerKeyCache
 from gateway.disclosure.flow import Gateway
+from gateway.disclosure.limits import Admission
 from gateway.errors import ConfigErrors
 from gateway.log.actions import ActionLog
 from gateway.log.entries import LogKeys
@@ -249,6 +250,13 @@ def create_app(
             if REVIEW_BACKEND not in app:  # tests may bring their own
                 app[REVIEW_BACKEND] = review
             app[AUTH] = CallerAuthenticator(config.auth, config.callers, session)
+            admission = Admission(
+                max_pending_appends=config.log.max_pending_appends,
+                pending_appends=lambda: log_service.writer.waiting,
+                callers=config.callers,
+                metrics=metrics,
+            )
+            metrics.watch_in_flight(admission.in_flight)
             app[GATEWAY] = Gateway(
                 config=config,
                 partners=partner_table,
@@ -264,6 +272,7 @@ def create_app(
                 clock=clock,
                 metrics=metrics,
                 partner_states=partner_states,
+                admission=admission,
             )
             outbox.send = outbox_sender(app[GATEWAY])
             background.append(

@@ -94,8 +94,9 @@ def test_every_page_says_meaning_causes_fix_and_retry(kind: ProblemKind) -> None
 
 @pytest.mark.parametrize("kind", CATALOGUE.values(), ids=list(CATALOGUE))
 def test_the_retry_rule_is_written_down_for_every_code(kind: ProblemKind) -> None:
-    if kind.status in (502, 503, 504):
-        # Every gateway-side failure can pass by itself in some case: the page says when.
+    if kind.status in (429, 502, 503, 504):
+        # Every gateway-side failure, and a load limit, can pass by itself in some case: the
+        # page says when.
         assert kind.retry_after_when, f"{kind.code}: say when Retry-After is sent"
         assert "Retry-After" in kind.retry
     else:

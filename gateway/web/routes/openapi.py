@@ -1216,13 +1216,20 @@ def _paths() -> dict[str, Schema]:
                         "content": {"*/*": {}},
                     },
                     "413": _response("PayloadTooLarge"),
+                    "429": _problem(
+                        "caller_rate_limited or partner_rate_limited: a load limit of the "
+                        "caller or the partner was reached, so the request was shed at once; "
+                        "nothing was logged or sent and the Idempotency-Key is free again.",
+                        {"Retry-After": _header("RetryAfter")},
+                    ),
                     "502": _problem(
                         "partner_unavailable (after retries); Retry-After when the failure "
                         "was transient.",
                         {**refusal_headers, "Retry-After": _header("RetryAfter")},
                     ),
                     "503": _problem(
-                        "log_unavailable (nothing sent), circuit_open, or "
+                        "log_unavailable (nothing sent), log_overloaded (the log's commit "
+                        "queue is full: shed at once, nothing logged), circuit_open, or "
                         "partner_key_expired (every key of the partner expired; it must "
                         "publish a current one).",
                         {**refusal_headers, "Retry-After": _header("RetryAfter")},

@@ -182,3 +182,32 @@ def test_controller_defaults_overrides_and_is_validated(tmp_path: Path):
         (error,) = exc.value.errors
         assert says in error.message, (key, bad)
         assert error.line == line, (key, bad)
+
+
+def test_caller_limits_and_the_log_queue_bound_are_read_and_checked(tmp_path: Path):
+    shipped = load_config(REPO / "config.toml")
+    assert shipped.log.max_pending_appends == 10_000  # far above a healthy store's queue
+    assert all(c.max_in_flight is None and c.rate is None for c in shipped.callers.values())
+    text = (REPO / "config.toml").read_text(encoding="utf-8")
+    limited = text.replace(
+        'id = "sales-service"\n',
+        'id = "sales-service"\nmax_in_flight = 4\nrate = "600/min"\nrate_burst = 20\n',
+    ).replace("checkpoint_interval_s = 1", "checkpoint_interval_s = 1\nmax_pending_appends = 50")
+    path = tmp_path / "config.toml"
+    path.write_text(limited)
+    config = load_config(path)
+    sales = config.callers["sales-service"]
+    assert sales.max_in_flight == 4 and sales.rate is not None
+    assert (sales.rate.per_second, sales.rate.burst) == (10.0, 20)
+    assert config.log.max_pending_appends == 50
+    broken = text.replace(
+        'id = "sales-service"\n', 'id = "sales-service"\nmax_in_flight = 0\nrate = "lots"\n'
+    ).replace("checkpoint_interval_s = 1", "checkpoint_interval_s = 1\nmax_pending_appends = 0")
+    path.write_text(broken)
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(path)
+    lines = broken.splitlines()
+    found = {e.message.split(" ")[0]: e.line for e in exc.value.errors}
+    assert found["'max_in_flight'"] == lines.index("max_in_flight = 0") + 1
+    assert found["rate"] == lines.index('rate = "lots"') + 1
+    assert found["log.max_pending_appends"] == lines.index("max_pending_appends = 0") + 1

@@ -83,3 +83,27 @@ async def test_a_store_error_reaches_the_queued_entry() -> None:
     queued = writer.append_later(entry("d-1"))
     await writer.settle()
     assert isinstance(queued.exception(), ConnectionError)
+
+
+async def test_waiting_counts_what_is_queued_and_what_is_committing_until_it_is_done() -> None:
+    class Held(RecordingStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
+            await self.release.wait()
+            return await super().append_log_entries(entries)
+
+    store = Held()
+    writer = LogWriter(store, linger_s=60)
+    first = asyncio.ensure_future(writer.append(entry("d-0")))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # d-0's commit is under way, held by the store
+    writer.append_later(entry("d-1"))
+    writer.append_later(entry("d-2"))
+    assert writer.waiting == 3  # one committing, two queued behind it
+    store.release.set()
+    await asyncio.wait_for(first, timeout=5)
+    await asyncio.wait_for(writer.settle(), timeout=5)
+    assert writer.waiting == 0

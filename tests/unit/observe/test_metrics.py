@@ -13,10 +13,11 @@ from gateway.observe.metrics import Metrics
 
 @dataclass
 class WriterCounts:
-    """A fake of the two counters Metrics reads of the log writer (its LogCounts port)."""
+    """A fake of what Metrics reads of the log writer (its LogCounts port)."""
 
     batches: int
     appended: int
+    waiting: int = 0
 
 
 def scrape() -> str:
@@ -24,12 +25,14 @@ def scrape() -> str:
     metrics.delivered("adreach", "marketing", "consent", "sent", 0.2, attempts=2)
     metrics.refused("consent_required")
     metrics.watch(
-        writer=WriterCounts(batches=3, appended=7),
+        writer=WriterCounts(batches=3, appended=7, waiting=4),
         partners=["adreach"],
         breaker_state=lambda _: "closed",
         clock=lambda: datetime.now(UTC),
     )
     metrics.watch_agreements(lambda: {"adreach": 12})
+    metrics.shed("partner_in_flight", "adreach", "sales-service")
+    metrics.watch_in_flight(lambda: {("partner", "adreach"): 2, ("caller", "sales-service"): 1})
     return metrics.render().decode()
 
 
@@ -56,6 +59,15 @@ def test_counts_read_at_scrape_time():
     assert "gateway_log_commits_total 3.0" in text
     assert "gateway_log_entries_appended_total 7.0" in text
     assert 'gateway_partner_retries_total{partner="adreach"} 1.0' in text
+
+
+def test_load_shedding_is_counted_and_in_flight_read_at_scrape_time():
+    text = scrape()
+    assert "gateway_log_pending_appends 4.0" in text
+    assert 'gateway_partner_in_flight{partner="adreach"} 2.0' in text
+    assert 'gateway_caller_in_flight{caller="sales-service"} 1.0' in text
+    shed = 'caller="sales-service",partner="adreach",reason="partner_in_flight"'
+    assert f"gateway_shed_requests_total{{{shed}}} 1.0" in text
 
 
 def test_build_info_names_the_version():

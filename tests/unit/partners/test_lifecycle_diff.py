@@ -106,6 +106,19 @@ def test_neutral_changes_are_shown_but_exit_0(sides, project, capsys):
     assert "~ agreement_expires_on: — → 2027-12-31  [changed]" in out
 
 
+def test_load_limits_are_shown_as_changes(sides, project, capsys):
+    old, new = sides
+    path = new / "veriid.toml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("retention_days = 90", 'retention_days = 90\nmax_in_flight = 4\nrate = "50/s"')
+    )
+    assert main(run(project, str(old), str(new))) == 0  # a limit discloses nothing more
+    out = capsys.readouterr().out
+    assert "~ max_in_flight: — → 4  [changed]" in out
+    assert "~ rate: — → 50/s (burst 50)  [changed]" in out
+
+
 def test_new_partner_operation_longer_retention_and_category_widen(sides, project, capsys):
     old, new = sides
     shutil.copy(new / "veriid.toml", new / "veriid-two.toml")

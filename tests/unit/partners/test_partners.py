@@ -207,6 +207,43 @@ BROKEN = [
 ]
 
 
+BROKEN += [
+    (
+        "max_in_flight not a count",
+        GOOD.replace("retention_days = 365", "retention_days = 365\nmax_in_flight = 0"),
+        "max_in_flight = 0",
+        "'max_in_flight' must be a whole number >= 1",
+    ),
+    (
+        "rate without a unit",
+        GOOD.replace("retention_days = 365", 'retention_days = 365\nrate = "50"'),
+        'rate = "50"',
+        "rate '50' must look like \"50/s\"",
+    ),
+    (
+        "rate_burst without rate",
+        GOOD.replace("retention_days = 365", "retention_days = 365\nrate_burst = 5"),
+        "rate_burst = 5",
+        "'rate_burst' is only read with 'rate'",
+    ),
+]
+
+
+def test_partner_limits_load_and_none_is_set_by_default(workdir: Path):
+    write(workdir, GOOD)
+    plain = load_partners(workdir / "partners")["test-bureau"]
+    assert plain.max_in_flight is None and plain.rate is None
+    limited = 'max_in_flight = 8\nrate = "50/s"\nrate_burst = 100\n' + GOOD
+    write(workdir, limited)
+    partner = load_partners(workdir / "partners")["test-bureau"]
+    assert partner.max_in_flight == 8 and partner.rate is not None
+    assert (partner.rate.per_second, partner.rate.burst, str(partner.rate)) == (
+        50.0,
+        100,
+        "50/s (burst 100)",
+    )
+
+
 @pytest.mark.parametrize("kind,text,needle,message", BROKEN, ids=[b[0] for b in BROKEN])
 def test_broken_file_refused_with_file_and_line(workdir: Path, kind, text, needle, message, capsys):
     path = write(workdir, text)

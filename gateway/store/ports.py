@@ -27,6 +27,8 @@ from gateway.store.records import (
     LogRecord,
     LogRow,
     OutboxNotice,
+    Rejection,
+    RestrictionRow,
     RopaCounts,
     StoredCheckpoint,
     StoredLogRow,
@@ -91,6 +93,10 @@ class SubjectStore(Protocol):
     ) -> None:
         """Set or lift the subject's restriction of processing."""
 
+    async def restrictions(self, after: str | None, limit: int) -> list[RestrictionRow]:
+        """Up to `limit` subjects' restrictions (set or lifted; rows never restricted are
+        not), ordered by subject after `after`."""
+
     async def set_profile(self, subject: str, profile: str | None) -> None:
         """Record the subject's profile (date of birth, for the minimum-age rule) as the
         opaque text gateway.policy.facts writes; None removes it."""
@@ -150,7 +156,16 @@ class LawfulRequestStore(Protocol):
     async def approve_legal_request(
         self, request_id: str, reviewer_id: str, at: datetime
     ) -> LegalRequestRecord | None:
-        """Record an approval and recompute the status atomically; None if unknown."""
+        """Record an approval and recompute the status atomically; None if unknown.
+        ConflictError (nothing written) when `records.review_conflict` refuses it against
+        the request as committed, its row locked: rejected, approved, or approved by
+        `reviewer_id` already."""
+
+    async def reject_legal_request(
+        self, request_id: str, rejection: Rejection
+    ) -> LegalRequestRecord | None:
+        """Record the request's rejection atomically, as for an approval: ConflictError
+        (nothing written) when it is rejected or approved already; None if unknown."""
 
     async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
         """Lawful requests (with one status, or all), in the order they were received."""

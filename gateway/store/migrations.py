@@ -411,7 +411,7 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
     ),
     (
         11,
-        "lawful-request rejections as their own state",
+        "lawful-request rejections as their own state, witness rollback alarms",
         (
             # A rejection was a row of the reasons table (justifications) under the
             # request's id, and the request stayed pending. Its own row now: at most one per
@@ -432,6 +432,18 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             "JOIN legal_requests l ON l.id = j.disclosure_id WHERE l.status = 'pending'",
             "DELETE FROM justifications "
             "WHERE disclosure_id IN (SELECT request_id FROM lawful_request_rejections)",
+            # A witness's rollback alarm, kept until the witness cosigns again or a person
+            # clears it (gateway.outbound.witness_runner): a restart, or another instance,
+            # finds it here rather than forgetting it.
+            """
+            CREATE TABLE witness_alarms (
+                witness TEXT PRIMARY KEY,
+                witness_size {BIGINT} NOT NULL CHECK (witness_size >= 0),
+                log_size {BIGINT} NOT NULL CHECK (log_size >= 0),
+                reason TEXT NOT NULL,
+                raised_at {TIME} NOT NULL
+            )
+            """,
         ),
     ),
 )

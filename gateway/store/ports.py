@@ -33,6 +33,7 @@ from gateway.store.records import (
     StoredCheckpoint,
     StoredLogRow,
     TreeHash,
+    WitnessAlarm,
     WitnessSize,
 )
 from gateway.store.summary_sql import DayCount, KeyCount
@@ -384,6 +385,16 @@ class WitnessStateStore(Protocol):
 
     async def checkpoint_by_seq(self, seq: int) -> StoredCheckpoint | None:
         """The checkpoint stored as `seq`, or None."""
+
+    async def witness_alarms(self) -> list[WitnessAlarm]:
+        """The rollback alarms kept (schema 11), by witness."""
+
+    async def raise_witness_alarm(self, alarm: WitnessAlarm) -> None:
+        """Keep `alarm`, or update the witness's kept one (sizes and reason; the time it was
+        first raised stays)."""
+
+    async def clear_witness_alarm(self, witness: str) -> WitnessAlarm | None:
+        """Remove the witness's alarm; the one removed, or None when there was none."""
 
 
 class NoticeOutboxStore(Protocol):

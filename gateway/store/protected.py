@@ -160,6 +160,10 @@ class ProtectedStore:
     latest_checkpoint = _Passed(Store.latest_checkpoint)
     checkpoints = _Passed(Store.checkpoints)
     witness_sizes = _Passed(Store.witness_sizes)
+    # An alarm's reason is the gateway's own words (a witness's name and sizes).
+    witness_alarms = _Passed(Store.witness_alarms)
+    raise_witness_alarm = _Passed(Store.raise_witness_alarm)
+    clear_witness_alarm = _Passed(Store.clear_witness_alarm)
     # The outbox's payload is sealed by the outbox itself (gateway.rights.outbox, with
     # `payload_sealing`): listed and claimed rows stay sealed.
     add_outbox_notice = _Passed(Store.add_outbox_notice)

@@ -53,6 +53,7 @@ __all__ = [
     "StoredLogRow",
     "StoredResponse",
     "TreeHash",
+    "WitnessAlarm",
     "WitnessSize",
     "check_search_limit",
     "facts_of",
@@ -424,6 +425,18 @@ class WitnessSize:
     size: int
     checkpoint_seq: int
     at: datetime
+
+
+@dataclass(frozen=True)
+class WitnessAlarm:
+    """A witness's rollback alarm as kept (schema 11): the size it has cosigned, the log's
+    size when it was last raised, why, and when it was first raised."""
+
+    witness: str
+    witness_size: int
+    log_size: int
+    reason: str
+    raised_at: datetime
 
 
 # An outbox notice's states: waiting for its next attempt, accepted by the partner, or

@@ -57,6 +57,7 @@ from gateway.store.records import (
     RopaRowCount,
     StoredCheckpoint,
     StoredLogRow,
+    WitnessAlarm,
     WitnessSize,
     check_search_limit,
     legal_request_status,
@@ -638,6 +639,35 @@ class SqlStore(ABC):
     async def checkpoint_by_seq(self, seq: int) -> StoredCheckpoint | None:
         rows = await self._rows("read checkpoints", self._sql.checkpoint_by_seq, (seq,))
         return mapping.checkpoint(rows[0], self._decode) if rows else None
+
+    def _witness_alarm(self, row: Any) -> WitnessAlarm:
+        return WitnessAlarm(
+            str(row[0]), int(row[1]), int(row[2]), str(row[3]), self._decode.time(row[4])
+        )
+
+    async def witness_alarms(self) -> list[WitnessAlarm]:
+        rows = await self._rows("read witness alarms", self._sql.witness_alarms)
+        return [self._witness_alarm(r) for r in rows]
+
+    async def raise_witness_alarm(self, alarm: WitnessAlarm) -> None:
+        require_aware(alarm.raised_at, "raised_at")
+        await self._run(
+            "keep a witness alarm",
+            self._sql.upsert_witness_alarm,
+            (
+                alarm.witness,
+                alarm.witness_size,
+                alarm.log_size,
+                alarm.reason,
+                self._encode.time(alarm.raised_at),
+            ),
+        )
+
+    async def clear_witness_alarm(self, witness: str) -> WitnessAlarm | None:
+        rows = await self._rows(
+            "clear a witness alarm", self._sql.delete_witness_alarm, (witness,), write=True
+        )
+        return self._witness_alarm(rows[0]) if rows else None
 
     # -- the notice outbox ----------------------------------------------------------------
 

@@ -216,6 +216,20 @@ class Statements:
         "checkpoint_seq = excluded.checkpoint_seq, updated_at = excluded.updated_at "
         "WHERE excluded.size >= witness_sizes.size"
     )
+    witness_alarms: str = (
+        "SELECT witness, witness_size, log_size, reason, raised_at FROM witness_alarms "
+        "ORDER BY witness"
+    )
+    upsert_witness_alarm: str = (
+        "INSERT INTO witness_alarms (witness, witness_size, log_size, reason, raised_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (witness) DO UPDATE SET "
+        "witness_size = excluded.witness_size, log_size = excluded.log_size, "
+        "reason = excluded.reason"
+    )
+    delete_witness_alarm: str = (
+        "DELETE FROM witness_alarms WHERE witness = ? "
+        "RETURNING witness, witness_size, log_size, reason, raised_at"
+    )
     schema_versions: str = "SELECT version FROM schema_version ORDER BY version"
     # The notice outbox (schema 8), in mapping.outbox_notice's column order.
     insert_outbox_notice: str = (

@@ -223,3 +223,46 @@ def test_verify_fails_on_an_edited_rejection_reason_or_restriction_reason(
     code, out, err = run(root, "log", "verify")
     assert code == 1, out + err
     assert "table subjects" in out and SUBJECT not in out + err
+
+
+def test_a_person_clears_a_kept_witness_alarm_with_their_credential(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gateway witness alarm list|clear`: the alarm the store keeps (schema 11) is cleared
+    only by a proven reviewer, as a `clear_witness_alarm` entry naming witness and sizes."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from gateway.config.model import load_config
+    from gateway.store.protected import open_protected_store
+    from gateway.store.records import WitnessAlarm
+
+    config = load_config(root / "config.toml")
+    reason = "witness w1: it answered 409: it has cosigned 6; the log has 2 entries"
+
+    async def raised() -> None:
+        store = await open_protected_store(config.storage_url, config.root, config.keys_dir)
+        try:
+            await store.raise_witness_alarm(WitnessAlarm("w1", 6, 2, reason, datetime.now(UTC)))
+        finally:
+            await store.close()
+
+    asyncio.run(raised())
+    code, out, err = run(root, "witness", "alarm", "list")
+    assert code == 0 and "w1  witness at 6, log at 2" in out and reason in out, out + err
+
+    code, out, err = run(root, "witness", "alarm", "clear", "w1", "--as", "reviewer-carol")
+    assert code == 2 and "w1" in run(root, "witness", "alarm", "list")[1], out + err
+    monkeypatch.setenv("GATEWAY_PASSWORD", PASSWORD)
+    code, out, err = run(root, "witness", "alarm", "clear", "w1", "--as", "reviewer-carol")
+    assert code == 0, out + err
+    assert "cleared the rollback alarm of w1 (witness at 6, log at 2)" in out
+    code, out, _ = run(root, "witness", "alarm", "list")
+    assert code == 0 and out.strip() == "no rollback alarm"
+    [entry] = [e for e in actions(root) if e["action"] == "clear_witness_alarm"]
+    assert entry["actor"] == "reviewer-carol" and entry["credential"] == "password:reviewer-carol"
+    assert entry["target"] == "witness:w1"
+    assert entry["counts"] == {"witness_size": 6, "log_size": 2}
+
+    code, out, err = run(root, "witness", "alarm", "clear", "w1", "--as", "reviewer-carol")
+    assert code == 2 and "no rollback alarm is kept for witness 'w1'" in err

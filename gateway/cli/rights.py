@@ -28,6 +28,7 @@ from gateway.cli.support import (
     with_store,
 )
 from gateway.config.model import Config
+from gateway.errors import NotFoundError
 from gateway.log.actions import lawful_request_text, target
 from gateway.partners import load_partners
 from gateway.rights import lawful_requests as legal_requests
@@ -93,7 +94,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 def cmd_reject(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
         who = await proven_person(args, config, ("reviewer",))
-        record, rejection = await legal_requests.reject(
+        record = await legal_requests.reject(
             store,
             args.request_id,
             who.id,
@@ -102,14 +103,21 @@ def cmd_reject(args: argparse.Namespace) -> int:
             actions=cli_actions(store, config),
             credential=who.credential,
         )
-        print(json.dumps(legal_requests.legal_request_json(record, rejection=rejection), indent=2))
+        print(json.dumps(legal_requests.legal_request_json(record), indent=2))
         return EXIT_OK
 
     return with_store(args, work)
 
 
 LEGAL_REQUEST_COLUMNS: Final = columns(
-    "id", "status", "authority", "reference", "partners", "subject_count", "approved_by"
+    "id",
+    "status",
+    "authority",
+    "reference",
+    "partners",
+    "subject_count",
+    "approved_by",
+    "rejected_by",
 )
 
 
@@ -118,6 +126,7 @@ def _legal_request_flat(record: Mapping[str, Any]) -> dict[str, Any]:
         **record,
         "partners": ",".join(record["partners"]),
         "approved_by": ",".join(a["reviewer"] for a in record["approvals"]),
+        "rejected_by": record.get("rejection", {}).get("reviewer", ""),
     }
 
 
@@ -127,6 +136,7 @@ def _legal_request_line(record: Mapping[str, Any]) -> str:
         f"{row['id']}  {row['status']:<8}  {row['authority']}  {row['reference']}  partners="
         f"{row['partners']}  subjects={row['subject_count']}  "
         f"approved by {row['approved_by'] or '-'}"
+        + (f"  rejected by {row['rejected_by']}" if row["rejected_by"] else "")
     )
 
 
@@ -142,6 +152,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         ).write_all(
             legal_requests.legal_request_json(r, with_subjects=False) for r in records
         ).close()
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        record = await store.get_legal_request(args.request_id)
+        if record is None:
+            raise NotFoundError(
+                "no lawful request with this id; `gateway legal-request list` shows their ids"
+            )
+        print(json.dumps(legal_requests.legal_request_json(record), indent=2))
         return EXIT_OK
 
     return with_store(args, work)
@@ -233,6 +256,10 @@ def register(commands: Commands) -> None:
         "--reason", required=True, help="why (kept sealed; the log holds its keyed hash)"
     )
     add_credential_options(reject, "the rejecting reviewer")
+    show = add_command(
+        group, "show", cmd_show, "one lawful request as JSON: status, approvals, rejection"
+    )
+    show.add_argument("request_id")
     listing = add_command(group, "list", cmd_list, "list lawful requests, newest first")
     listing.add_argument("--status", choices=legal_requests.STATUSES)
     add_format_option(listing, default="text", old_json_flag=True)

@@ -1,8 +1,14 @@
-"""`gateway witness serve` and `gateway witness vkey`: run a witness, print its key.
+"""`gateway witness serve` and `gateway witness vkey`: run a witness, print its key; and
+`gateway witness alarm list|clear`: the gateway's kept rollback alarms.
 
-Neither reads config.toml: a witness is run by someone other than the gateway's operator
-(a partner, a regulator), often on another machine, with only the log's verifier key
-(`gateway log key` prints it) and a key file of its own, created when missing.
+`serve` and `vkey` read no config.toml: a witness is run by someone other than the
+gateway's operator (a partner, a regulator), often on another machine, with only the log's
+verifier key (`gateway log key` prints it) and a key file of its own, created when missing.
+`alarm` reads the gateway's store (schema 11): clearing an alarm is a person's act, proven
+by their credential and recorded as a `clear_witness_alarm` action entry naming the
+witness and both sizes before the alarm is removed. A running gateway takes the store's
+alarms at its next submission; if the rollback is still real, that submission raises the
+alarm again (gateway.outbound.witness_runner).
 """
 
 from __future__ import annotations
@@ -14,10 +20,22 @@ from pathlib import Path
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.cli.support import EXIT_OK, Commands, UsageError, add_command, add_group
+from gateway.cli.person import add_credential_options, cli_actions, proven_person
+from gateway.cli.support import (
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    add_group,
+    with_store,
+)
+from gateway.config.model import Config
+from gateway.errors import NotFoundError
+from gateway.log.actions import target
 from gateway.log.checkpoint import CheckpointError, check_key_name, parse_verifier_key
 from gateway.log.cosignature import witness_vkey
 from gateway.observe.app_log import setup_logging
+from gateway.store import Store
 from gateway.witness.app import Witness, witness_app
 from gateway.witness.keyfile import default_name, load_or_create_key
 from gateway.witness.state import WitnessState
@@ -61,6 +79,59 @@ def register(commands: Commands) -> None:
         group, "vkey", cmd_witness_vkey, "print the witness's verifier key (for a policy file)"
     )
     _key_arguments(vkey)
+    alarm = add_group(group, "alarm", "the gateway's kept rollback alarms: list, clear")
+    add_command(alarm, "list", cmd_alarm_list, "the rollback alarms the store keeps")
+    clear = add_command(
+        alarm,
+        "clear",
+        cmd_alarm_clear,
+        "clear a witness's rollback alarm as a person (recorded in the log); a rollback "
+        "still real is raised again at the next submission",
+    )
+    clear.add_argument("witness", help="the witness's name in the witness policy")
+    add_credential_options(clear, "the reviewer who clears it")
+
+
+def cmd_alarm_list(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        alarms = await store.witness_alarms()
+        for alarm in alarms:
+            print(
+                f"{alarm.witness}  witness at {alarm.witness_size}, log at {alarm.log_size}  "
+                f"raised {alarm.raised_at.isoformat()}  {alarm.reason}"
+            )
+        if not alarms:
+            print("no rollback alarm")
+        return EXIT_OK
+
+    return with_store(args, work)
+
+
+def cmd_alarm_clear(args: argparse.Namespace) -> int:
+    async def work(store: Store, config: Config) -> int:
+        who = await proven_person(args, config, ("reviewer",))
+        kept = {a.witness: a for a in await store.witness_alarms()}
+        alarm = kept.get(args.witness)
+        if alarm is None:
+            raise NotFoundError(
+                f"no rollback alarm is kept for witness {args.witness!r}; "
+                "`gateway witness alarm list` shows the alarms"
+            )
+        await cli_actions(store, config).record(
+            who,
+            "clear_witness_alarm",
+            target=target("witness", alarm.witness),
+            counts={"witness_size": alarm.witness_size, "log_size": alarm.log_size},
+        )
+        await store.clear_witness_alarm(alarm.witness)
+        print(
+            f"cleared the rollback alarm of {alarm.witness} (witness at {alarm.witness_size}, "
+            f"log at {alarm.log_size}); a running gateway drops it at its next submission, "
+            "and raises it again if the witness still refuses"
+        )
+        return EXIT_OK
+
+    return with_store(args, work)
 
 
 def _key_arguments(parser: argparse.ArgumentParser) -> None:

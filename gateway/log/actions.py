@@ -20,12 +20,16 @@ under the month's key), the text stays in its table, sealed at rest.
 :func:`check_action_texts` (run by ``gateway log verify`` and the review page's periodic
 audit) finds each row with free text by its entry — a justification or a suspension event
 by the same target, actor and time (to the millisecond the entry keeps), a lawful request
-by its id and registrant, a lawful request's rejection by its id and rejecting reviewer
-(its reason is kept in the reasons table, ``justifications``, under the request's id) —
-and fails, naming the table and the entry's index, when the
-text no longer matches the hash. Rows written before action entries existed have none and
-are counted, not failed; so is an entry whose row was never written. No schema change was
-needed: the row is found from the entry, not the entry from the row.
+by its id and registrant, a lawful request's rejection (``lawful_request_rejections``) by
+its id, rejecting reviewer and time — and fails, naming the table and the entry's index,
+when the text no longer matches the hash. Rows written before action entries existed have
+none and are counted, not failed; so is an entry whose row was never written (or lost a
+race). A restriction is found the other way, from its row: the subjects table keeps the
+subject as a lookup reference the log's entries cannot be matched on, so each row set or
+lifted is checked against the ``restrict``/``lift_restriction`` entries of its time (to
+the millisecond); a row no entry of its time speaks for predates action entries, and a
+row whose reason or state differs from every entry of its time fails. A restriction's
+earlier entries, superseded by a later one, have no row to check.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from gateway.store.records import (
     LogEntry,
     LogQuery,
     LogRow,
+    RestrictionRow,
 )
 
 __all__ = [
@@ -201,6 +206,7 @@ class ActionTextStore(Protocol):
     async def suspension_history(
         self, partner_id: str | None = None, limit: int = 100
     ) -> list[SuspensionEvent]: ...
+    async def restrictions(self, after: str | None, limit: int) -> list[RestrictionRow]: ...
 
 
 @dataclass
@@ -234,10 +240,11 @@ async def _action_entries(store: ActionTextStore) -> list[EntryRecord]:
 
 
 async def check_action_texts(store: ActionTextStore, keys: LogKeys) -> ActionTextReport:
-    """Check every justification, lawful request, rejection reason and suspension reason
-    against its action entry."""
+    """Check every justification, lawful request, rejection reason, suspension reason and
+    restriction reason against its action entry."""
     report = ActionTextReport()
     entries = [e for e in await _action_entries(store) if e.text_hash is not None]
+    await _check_restrictions(store, keys, entries, report)
     partners = {str(e.partner) for e in entries if e.action in ("suspend", "resume")}
     events = [
         event
@@ -263,13 +270,14 @@ async def check_action_texts(store: ActionTextStore, keys: LogKeys) -> ActionTex
             if found is not None and found.registered_by == entry.actor:
                 text = lawful_request_text(found)
         elif entry.action == "reject_lawful_request":
-            table = "justifications"
-            row = await store.get_justification(str(entry.legal_request_id))
-            if row is not None and (row.reviewer_id, timestamp(row.at)) == (
+            table = "lawful_request_rejections"
+            found = await store.get_legal_request(str(entry.legal_request_id))
+            rejection = None if found is None else found.rejection
+            if rejection is not None and (rejection.reviewer_id, timestamp(rejection.at)) == (
                 entry.actor,
                 entry.time,
             ):
-                text = row.text
+                text = rejection.reason
         elif entry.action in ("suspend", "resume"):
             table = "partner_suspension_events"
             event = by_event.get(
@@ -302,3 +310,47 @@ async def check_action_texts(store: ActionTextStore, keys: LogKeys) -> ActionTex
     latest = await store.suspension_history(None, HISTORY_LIMIT)
     report.rows_before += sum(1 for e in latest if e.seq not in matched)
     return report
+
+
+RESTRICTION_ACTIONS: Final = {True: "restrict", False: "lift_restriction"}
+
+
+async def _check_restrictions(
+    store: ActionTextStore, keys: LogKeys, entries: Sequence[EntryRecord], report: ActionTextReport
+) -> None:
+    """Each subject's restriction row against the restrict/lift entries of its time."""
+    at_time: dict[str, list[EntryRecord]] = {}
+    for entry in entries:
+        if entry.action in RESTRICTION_ACTIONS.values():
+            at_time.setdefault(str(entry.time), []).append(entry)
+    after: str | None = None
+    while rows := await store.restrictions(after, MAX_SEARCH_LIMIT):
+        for row in rows:
+            _check_restriction(row, at_time.get(timestamp(row.changed_at), []), keys, report)
+        after = rows[-1].subject_ref
+
+
+def _check_restriction(
+    row: RestrictionRow, candidates: Sequence[EntryRecord], keys: LogKeys, report: ActionTextReport
+) -> None:
+    if not candidates:
+        report.rows_before += 1
+        return
+    action = RESTRICTION_ACTIONS[row.restricted]
+    try:
+        expected = keys.text_hash(row.reason, candidates[0].at)
+    except ForgottenPeriod:
+        report.forgotten += 1
+        return
+    if any(e.action == action and e.text_hash == expected for e in candidates):
+        report.checked += 1
+        return
+    indexes = ", ".join(str(e.index) for e in candidates)
+    report.problems.append(
+        (
+            candidates[0].index,
+            f"table subjects: the restriction ({action}) of a subject's row changed at "
+            f"{timestamp(row.changed_at)} no longer matches its reason's hash in action "
+            f"entr(y/ies) {indexes} (edited after it was recorded)",
+        )
+    )

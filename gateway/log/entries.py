@@ -274,13 +274,15 @@ ACTIONS: Final = frozenset(
         # breach scope (issue #19): a partner's exposure, and a customer list matched to it
         "read_exposure",
         "resolve_subjects",
+        # witnessing: a person clears a witness's rollback alarm (gateway witness alarm clear)
+        "clear_witness_alarm",
     }
 )
 """What an `action` entry may say was done: a fixed vocabulary, so an entry never carries
 a word a person typed."""
 
 TARGET_KINDS: Final = frozenset(
-    {"partner", "disclosure", "lawful_request", "consent", "subject", "log", "notice"}
+    {"partner", "disclosure", "lawful_request", "consent", "subject", "log", "notice", "witness"}
 )
 """What an act may be done to; the subject only as its keyed reference (``subject:<ref>``)."""
 

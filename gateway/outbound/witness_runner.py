@@ -16,10 +16,16 @@ submission) and the checkpoint's note with the verified cosignature lines append
 * A witness that answers with a size larger than the checkpoint submitted but not larger
   than the latest stored checkpoint has seen another instance's newer checkpoint (several
   instances on one database): that checkpoint is submitted instead — never an alarm.
-* A :class:`~gateway.outbound.witnesses.RollbackAlarm` is kept in memory (``alarms``)
-  until the process ends, logged at ERROR and counted; /readyz fails while it is there.
-  A restart submits the latest checkpoint again at once, and the witness refuses again,
-  so the alarm comes back as long as the log is behind what the witness cosigned.
+* A :class:`~gateway.outbound.witnesses.RollbackAlarm` is logged at ERROR, counted and
+  kept in the store (schema 11, ``witness_alarms``); ``alarms`` is the store's view, read
+  when the task starts and before each submission, so a restart or another instance on the
+  database never forgets it. /readyz fails while it is there. It is never cleared by time,
+  by a restart or by a witness being unreachable — only when **that witness cosigns** a
+  checkpoint again (it verified that the log extends the tree it cosigned: the rollback is
+  undone, e.g. after ``gateway db restore`` of a copy with every entry it saw; logged at
+  WARNING with both sizes), or when **a person clears it** (``gateway witness alarm clear
+  WITNESS --as ID``, an ``action`` entry naming the witness and both sizes). A person's clear
+  of a rollback that is still real lasts until the next submission, which raises it again.
 
 It lives in ``outbound/`` (it speaks to witnesses over HTTP, and imports ``log`` and
 ``store``); the log service below it knows it only as the small Protocol
@@ -54,7 +60,7 @@ from gateway.outbound.witnesses import (
     cosign_checkpoint,
 )
 from gateway.store.ports import CheckpointStore, WitnessStateStore
-from gateway.store.records import StoredCheckpoint
+from gateway.store.records import StoredCheckpoint, WitnessAlarm
 
 __all__ = [
     "RETRY_S",
@@ -115,7 +121,7 @@ class WitnessRunner:
         self.policy = policy
         self.policy_path = policy_path
         self.alarms: dict[str, RollbackAlarm] = {}
-        """Rollback alarms by witness, kept until the process ends."""
+        """Rollback alarms by witness, as the store keeps them (see the module docstring)."""
         self.not_cosigned: dict[str, str] = {}
         """Witnesses whose last answer was no cosignature (unreachable, refused): why."""
         self.quorum_met: bool | None = None
@@ -181,6 +187,8 @@ class WitnessRunner:
                 await asyncio.wait_for(self.submit_latest(), timeout=2 * self._timeout + 1)
 
     async def _run(self) -> None:
+        with contextlib.suppress(GatewayError):  # the first submission reads them again
+            await self.load_alarms()
         while True:
             behind = self.active and self.quorum_met is False
             with contextlib.suppress(TimeoutError):
@@ -214,6 +222,7 @@ class WitnessRunner:
         if policy is None or not policy.witnesses:
             return None
         async with self._lock:
+            await self.load_alarms()
             for _ in range(PEER_RESUBMITS + 1):
                 known = {name: w.size for name, w in (await self._store.witness_sizes()).items()}
                 result = await cosign_checkpoint(
@@ -237,8 +246,38 @@ class WitnessRunner:
                 )
                 checkpoint = newer
             submitted = await self._record(policy, checkpoint, result)
-            self._report(submitted)
+            await self._report(submitted)
             return submitted
+
+    async def load_alarms(self) -> None:
+        """Take the store's alarms as this runner's (a person may have cleared one, another
+        instance raised one)."""
+        kept = await self._store.witness_alarms()
+        self.alarms = {
+            a.witness: RollbackAlarm(a.witness, a.witness_size, a.log_size, a.reason) for a in kept
+        }
+
+    async def _keep_alarm(self, alarm: RollbackAlarm) -> None:
+        self.alarms[alarm.witness] = alarm
+        kept = WitnessAlarm(
+            alarm.witness, alarm.witness_size, alarm.log_size, alarm.reason, self._clock()
+        )
+        await self._store.raise_witness_alarm(kept)
+
+    async def _clear_alarm(self, cosigned: Cosigned) -> None:
+        """The witness cosigned: the log extends what it had cosigned, its alarm is over."""
+        alarm = self.alarms.pop(cosigned.witness, None)
+        if alarm is None:
+            return
+        await self._store.clear_witness_alarm(cosigned.witness)
+        log.warning(
+            "rollback alarm of witness %s cleared: it cosigned the checkpoint of size %d, "
+            "which extends the size %d it had cosigned (the log had %d when it was raised)",
+            cosigned.witness,
+            cosigned.size,
+            alarm.witness_size,
+            alarm.log_size,
+        )
 
     async def _peer_checkpoint(
         self, checkpoint: StoredCheckpoint, result: Witnessing
@@ -270,16 +309,17 @@ class WitnessRunner:
             witnessed_note(policy, cosigned_note),
         )
 
-    def _report(self, submitted: Submitted) -> None:
+    async def _report(self, submitted: Submitted) -> None:
         metrics = self._metrics
         for name, outcome in submitted.witnessing.outcomes.items():
             if isinstance(outcome, RollbackAlarm):
-                self.alarms[name] = outcome
+                await self._keep_alarm(outcome)
                 log.error("ROLLBACK ALARM: %s", outcome.reason)
                 if metrics is not None:
                     metrics.witness_rollback_alarms.labels(name).inc()
             elif isinstance(outcome, Cosigned):
                 self.not_cosigned.pop(name, None)
+                await self._clear_alarm(outcome)
                 if metrics is not None:
                     metrics.witness_cosigned_size.labels(name).set(outcome.size)
             else:

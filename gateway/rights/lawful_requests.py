@@ -5,42 +5,40 @@ Registering, approving and rejecting are the legal team's acts; the four-eyes ru
 applied by the store in the approving transaction. This module parses and
 checks what a person typed, and renders records as JSON.
 
-A rejection needs no schema change: it is a `reject_lawful_request` action entry of the
-log (with the reason's keyed hash), and its reason is a row of the reviewers' reasons
-table (``justifications``, sealed at rest) keyed by the request's id — ids of lawful
-requests (``LR-…``) and of disclosures never meet. The first rejection wins (the row is
-written only when none exists); a rejected request stays ``pending`` in the store, so it
-never authorizes a disclosure, and it is shown (and answered) as ``rejected``.
+A rejection is the request's own state (schema 11): a `reject_lawful_request` action
+entry of the log (with the reason's keyed hash), then the rejection's row, sealed at rest.
+Approving and rejecting are each one transaction of the store that locks the request's
+row and checks `store.records.review_conflict` against it as committed, so of two
+reviewers racing (an approval and a rejection, or one approval too many) the second is
+refused with a 409 — its action entry then records an attempt, as ``log verify`` counts it.
+A rejected request never authorizes a disclosure and can be neither approved nor rejected
+again.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal
 
 from gateway.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from gateway.log.actions import ActionLog, Person, target
 from gateway.policy.facts import invalid, parse_time
 from gateway.store.ports import LawfulRequestStore
-from gateway.store.records import JustificationRecord, LegalRequestRecord
+from gateway.store.records import (
+    LEGAL_REQUEST_STATUSES,
+    LegalRequestRecord,
+    Rejection,
+    review_conflict,
+)
 from gateway.subject_id import check_subject_id
 
 FIELDS = ("authority", "reference", "instrument", "subjects", "partners", "received_at")
 MAX_TEXT = 500
 MAX_SUBJECTS = 10_000
 MAX_REASON = 2000
-STATUSES = ("pending", "approved", "rejected")
-
-
-class LawfulRequestReviewStore(LawfulRequestStore, Protocol):
-    """Lawful requests, and the reasons table where a rejection's reason is kept."""
-
-    async def add_justification(self, record: JustificationRecord) -> bool: ...
-    async def get_justification(self, disclosure_id: str) -> JustificationRecord | None: ...
-    async def justified(self, disclosure_ids: Sequence[str]) -> set[str]: ...
+STATUSES = LEGAL_REQUEST_STATUSES
 
 
 def _text(body: Mapping[str, Any], key: str) -> str:
@@ -97,6 +95,28 @@ def parse_legal_request(
     )
 
 
+async def _reviewable(
+    store: LawfulRequestStore,
+    request_id: str,
+    reviewer_id: str,
+    act: Literal["approve", "reject"],
+) -> LegalRequestRecord:
+    """The request `reviewer_id` may `act` on, before its action entry is written: the
+    registrant never may (four eyes), nor anyone once `review_conflict` says so. The store
+    checks the conflict again under its lock, for a reviewer who acted in between."""
+    record = await store.get_legal_request(request_id)
+    if record is None:
+        raise NotFoundError("no lawful request with this id")
+    if record.registered_by == reviewer_id:
+        raise ForbiddenError(
+            f"{reviewer_id} registered {record.id} and cannot also {act} it: "
+            "two other reviewers approve it, or another reviewer rejects it",
+        )
+    if (conflict := review_conflict(record, reviewer_id, act)) is not None:
+        raise ConflictError(conflict)
+    return record
+
+
 async def approve(
     store: LawfulRequestStore,
     request_id: str,
@@ -109,22 +129,7 @@ async def approve(
     """Record `reviewer_id`'s approval; the registrant and repeat approvals are refused.
     With `actions`, the approval is first an `approve_lawful_request` entry of the log
     (proven by `credential`): if it cannot be written, nothing is approved."""
-    record = await store.get_legal_request(request_id)
-    if record is None:
-        raise NotFoundError("no lawful request with this id")
-    reason_of = getattr(store, "get_justification", None)  # a store with rejections
-    if callable(reason_of) and await reason_of(record.id) is not None:
-        raise ConflictError(f"{record.id} was rejected; a rejected request cannot be approved")
-    if record.registered_by == reviewer_id:
-        raise ForbiddenError(
-            f"{reviewer_id} registered {record.id} and cannot also "
-            "approve it: two other reviewers must",
-        )
-    if any(a.reviewer_id == reviewer_id for a in record.approvals):
-        raise ConflictError(
-            f"{reviewer_id} already approved {record.id}; a second, "
-            "different reviewer must approve it",
-        )
+    record = await _reviewable(store, request_id, reviewer_id, "approve")
     if actions is not None:
         await actions.record(
             Person(reviewer_id, credential),
@@ -151,7 +156,7 @@ def check_reason(reason: object) -> str:
 
 
 async def reject(
-    store: LawfulRequestReviewStore,
+    store: LawfulRequestStore,
     request_id: str,
     reviewer_id: str,
     reason: object,
@@ -159,24 +164,13 @@ async def reject(
     *,
     actions: ActionLog,
     credential: str,
-) -> tuple[LegalRequestRecord, JustificationRecord]:
+) -> LegalRequestRecord:
     """Record `reviewer_id`'s rejection of a pending request, with its reason: first a
     `reject_lawful_request` entry of the log (the reason as its keyed hash), then the
-    reason's row. The registrant cannot reject their own request (four eyes, as for an
+    rejection's row. The registrant cannot reject their own request (four eyes, as for an
     approval); an approved or already rejected request cannot be rejected."""
     text = check_reason(reason)
-    record = await store.get_legal_request(request_id)
-    if record is None:
-        raise NotFoundError("no lawful request with this id")
-    if record.registered_by == reviewer_id:
-        raise ForbiddenError(
-            f"{reviewer_id} registered {record.id} and cannot also reject it: "
-            "another reviewer must",
-        )
-    if record.status == "approved":
-        raise ConflictError(f"{record.id} is already approved and can no longer be rejected")
-    if await store.get_justification(record.id) is not None:
-        raise ConflictError(f"{record.id} is already rejected")
+    record = await _reviewable(store, request_id, reviewer_id, "reject")
     await actions.record(
         Person(reviewer_id, credential),
         "reject_lawful_request",
@@ -185,31 +179,19 @@ async def reject(
         legal_request_id=record.id,
         text=text,
     )
-    rejection = JustificationRecord(record.id, reviewer_id, text, now)
-    if not await store.add_justification(rejection):
-        raise ConflictError(f"{record.id} is already rejected")
-    return replace(record, status="rejected"), rejection
-
-
-async def with_rejections(
-    store: LawfulRequestReviewStore, records: Sequence[LegalRequestRecord]
-) -> list[LegalRequestRecord]:
-    """`records` with the rejected ones' status set to ``rejected``."""
-    pending = [r.id for r in records if r.status == "pending"]
-    rejected = await store.justified(pending) if pending else set()
-    return [replace(r, status="rejected") if r.id in rejected else r for r in records]
+    rejected = await store.reject_legal_request(record.id, Rejection(reviewer_id, text, now))
+    if rejected is None:
+        raise NotFoundError("no lawful request with this id")
+    return rejected
 
 
 async def list_requests(
-    store: LawfulRequestReviewStore, status: str | None = None
+    store: LawfulRequestStore, status: str | None = None
 ) -> list[LegalRequestRecord]:
     """Lawful requests of one status (or all, `STATUSES`), newest received first."""
     if status not in (None, *STATUSES):
         raise InvalidRequestError("status must be one of: " + ", ".join(STATUSES))
-    stored = "pending" if status == "rejected" else status
-    records = await with_rejections(store, await store.list_legal_requests(stored))
-    if status is not None:
-        records = [r for r in records if r.status == status]
+    records = await store.list_legal_requests(status)
     return sorted(records, key=lambda r: (r.received_at, r.id), reverse=True)
 
 
@@ -217,12 +199,7 @@ def _when(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def legal_request_json(
-    record: LegalRequestRecord,
-    *,
-    with_subjects: bool = True,
-    rejection: JustificationRecord | None = None,
-) -> dict[str, Any]:
+def legal_request_json(record: LegalRequestRecord, *, with_subjects: bool = True) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": record.id,
         "authority": record.authority,
@@ -235,12 +212,11 @@ def legal_request_json(
         "status": record.status,
         "approvals": [{"reviewer": a.reviewer_id, "at": _when(a.at)} for a in record.approvals],
     }
-    if rejection is not None:
-        doc["status"] = "rejected"
+    if record.rejection is not None:
         doc["rejection"] = {
-            "reviewer": rejection.reviewer_id,
-            "at": _when(rejection.at),
-            "reason": rejection.text,
+            "reviewer": record.rejection.reviewer_id,
+            "at": _when(record.rejection.at),
+            "reason": record.rejection.reason,
         }
     if with_subjects:
         doc["subjects"] = sorted(record.subjects)

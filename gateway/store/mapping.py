@@ -26,6 +26,7 @@ from gateway.store.records import (
     LogEntry,
     LogRecord,
     OutboxNotice,
+    Rejection,
     StoredCheckpoint,
     StoredLogRow,
     StoredResponse,
@@ -108,7 +109,9 @@ def consent(row: Row, d: Decoding) -> Consent:
 
 def legal_request(row: Row, approvals: Iterable[Approval], d: Decoding) -> LegalRequestRecord:
     """A row of id, authority, reference, instrument, subjects, partners, received_at,
-    registered_by, status, sealed_subjects (then anything), with its approvals."""
+    registered_by, status, sealed_subjects, and the rejection's reviewer_id, reason and
+    rejected_at (NULLs: none), then anything; with its approvals."""
+    rejection = None if row[10] is None else Rejection(row[10], row[11], d.time(row[12]))
     return LegalRequestRecord(
         id=row[0],
         authority=row[1],
@@ -121,6 +124,7 @@ def legal_request(row: Row, approvals: Iterable[Approval], d: Decoding) -> Legal
         status=row[8],
         approvals=tuple(approvals),
         sealed_subjects=row[9],
+        rejection=rejection,
     )
 
 

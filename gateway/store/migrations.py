@@ -409,6 +409,43 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
         # without it each sweep would read every key kept.
         ("CREATE INDEX idempotency_keys_by_claimed_at ON idempotency_keys (claimed_at)",),
     ),
+    (
+        11,
+        "lawful-request rejections as their own state, witness rollback alarms",
+        (
+            # A rejection was a row of the reasons table (justifications) under the
+            # request's id, and the request stayed pending. Its own row now: at most one per
+            # request (the primary key), written in the transaction that locks the request
+            # (gateway.store.sql_store), so that a rejection and an approval cannot both win.
+            # `reason` is sealed at rest like the justification it was moved from.
+            """
+            CREATE TABLE lawful_request_rejections (
+                request_id TEXT PRIMARY KEY REFERENCES legal_requests (id),
+                reviewer_id TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                rejected_at {TIME} NOT NULL
+            )
+            """,
+            # The rejections of earlier releases, moved as they are (the sealed reason too).
+            "INSERT INTO lawful_request_rejections (request_id, reviewer_id, reason, rejected_at) "
+            "SELECT j.disclosure_id, j.reviewer_id, j.text, j.at FROM justifications j "
+            "JOIN legal_requests l ON l.id = j.disclosure_id WHERE l.status = 'pending'",
+            "DELETE FROM justifications "
+            "WHERE disclosure_id IN (SELECT request_id FROM lawful_request_rejections)",
+            # A witness's rollback alarm, kept until the witness cosigns again or a person
+            # clears it (gateway.outbound.witness_runner): a restart, or another instance,
+            # finds it here rather than forgetting it.
+            """
+            CREATE TABLE witness_alarms (
+                witness TEXT PRIMARY KEY,
+                witness_size {BIGINT} NOT NULL CHECK (witness_size >= 0),
+                log_size {BIGINT} NOT NULL CHECK (log_size >= 0),
+                reason TEXT NOT NULL,
+                raised_at {TIME} NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 

@@ -27,10 +27,13 @@ from gateway.store.records import (
     LogRecord,
     LogRow,
     OutboxNotice,
+    Rejection,
+    RestrictionRow,
     RopaCounts,
     StoredCheckpoint,
     StoredLogRow,
     TreeHash,
+    WitnessAlarm,
     WitnessSize,
 )
 from gateway.store.summary_sql import DayCount, KeyCount
@@ -91,6 +94,10 @@ class SubjectStore(Protocol):
     ) -> None:
         """Set or lift the subject's restriction of processing."""
 
+    async def restrictions(self, after: str | None, limit: int) -> list[RestrictionRow]:
+        """Up to `limit` subjects' restrictions (set or lifted; rows never restricted are
+        not), ordered by subject after `after`."""
+
     async def set_profile(self, subject: str, profile: str | None) -> None:
         """Record the subject's profile (date of birth, for the minimum-age rule) as the
         opaque text gateway.policy.facts writes; None removes it."""
@@ -150,7 +157,16 @@ class LawfulRequestStore(Protocol):
     async def approve_legal_request(
         self, request_id: str, reviewer_id: str, at: datetime
     ) -> LegalRequestRecord | None:
-        """Record an approval and recompute the status atomically; None if unknown."""
+        """Record an approval and recompute the status atomically; None if unknown.
+        ConflictError (nothing written) when `records.review_conflict` refuses it against
+        the request as committed, its row locked: rejected, approved, or approved by
+        `reviewer_id` already."""
+
+    async def reject_legal_request(
+        self, request_id: str, rejection: Rejection
+    ) -> LegalRequestRecord | None:
+        """Record the request's rejection atomically, as for an approval: ConflictError
+        (nothing written) when it is rejected or approved already; None if unknown."""
 
     async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
         """Lawful requests (with one status, or all), in the order they were received."""
@@ -369,6 +385,16 @@ class WitnessStateStore(Protocol):
 
     async def checkpoint_by_seq(self, seq: int) -> StoredCheckpoint | None:
         """The checkpoint stored as `seq`, or None."""
+
+    async def witness_alarms(self) -> list[WitnessAlarm]:
+        """The rollback alarms kept (schema 11), by witness."""
+
+    async def raise_witness_alarm(self, alarm: WitnessAlarm) -> None:
+        """Keep `alarm`, or update the witness's kept one (sizes and reason; the time it was
+        first raised stays)."""
+
+    async def clear_witness_alarm(self, witness: str) -> WitnessAlarm | None:
+        """Remove the witness's alarm; the one removed, or None when there was none."""
 
 
 class NoticeOutboxStore(Protocol):

@@ -53,7 +53,7 @@ from gateway.store.records import (
 from gateway.store.ropa_sql import JsonReads, ropa_sql
 from gateway.store.search_sql import Dialect, count_sql, search_sql, where
 from gateway.store.sql_store import Encoding, SqlStore, Transaction
-from gateway.store.statements import SQL, numbered
+from gateway.store.statements import LEGAL_REQUEST_STATUS, REJECTION_JOIN, SQL, numbered
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -68,8 +68,8 @@ _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gateway.store'), hasht
 _SQL: Final = SQL.numbered()
 
 
-_SUBJECT_FACTS = """
-    SELECT s.restricted, s.profile, l.id, l.status, l.subjects, l.partners,
+_SUBJECT_FACTS = f"""
+    SELECT s.restricted, s.profile, l.id, {LEGAL_REQUEST_STATUS}, l.subjects, l.partners,
            ARRAY(SELECT ROW(c.id, c.subject, c.purposes, c.partners, c.partner_categories,
                             c.special_categories, c.policy_version, c.obtained_at,
                             c.expires_at, c.withdrawn_at, c.method, c.evidence)
@@ -77,16 +77,17 @@ _SUBJECT_FACTS = """
                  WHERE c.subject = $1 ORDER BY c.obtained_at, c.id) AS consents
     FROM (VALUES (1)) AS one (x)
     LEFT JOIN subjects s ON s.subject = $1
-    LEFT JOIN legal_requests l ON l.id = $2
-"""
+    LEFT JOIN legal_requests l ON l.id = $2{REJECTION_JOIN}
+"""  # noqa: S608 - constant fragments only
 
-_LEGAL_REQUEST = """
+_LEGAL_REQUEST = f"""
     SELECT l.id, l.authority, l.reference, l.instrument, l.subjects, l.partners,
-           l.received_at, l.registered_by, l.status, l.sealed_subjects,
+           l.received_at, l.registered_by, {LEGAL_REQUEST_STATUS}, l.sealed_subjects,
+           r.reviewer_id, r.reason, r.rejected_at,
            ARRAY(SELECT ROW(a.reviewer_id, a.approved_at) FROM legal_request_approvals a
                  WHERE a.request_id = l.id ORDER BY a.approved_at, a.reviewer_id) AS approvals
-    FROM legal_requests l
-"""
+    FROM legal_requests l{REJECTION_JOIN}
+"""  # noqa: S608 - constant fragments only
 
 # One statement: the counter row lock orders concurrent appenders, and the counter and
 # the rows commit or roll back together, so indexes stay consecutive without gaps.
@@ -192,7 +193,7 @@ class _InTransaction:
 
 def _legal_request(row: mapping.Row) -> LegalRequestRecord:
     """A row of _LEGAL_REQUEST, its approvals an array of (reviewer, time) records."""
-    return mapping.legal_request(row, (Approval(a[0], a[1]) for a in row[10]), AS_READ)
+    return mapping.legal_request(row, (Approval(a[0], a[1]) for a in row[13]), AS_READ)
 
 
 class _PostgresDialect(Dialect):

@@ -34,6 +34,8 @@ from gateway.store.records import (
     IdempotencyClaim,
     JustificationRecord,
     LegalRequestRecord,
+    Rejection,
+    RestrictionRow,
     StoredResponse,
 )
 
@@ -57,6 +59,9 @@ _PROFILE: Final = "subjects.profile"
 _INSTRUMENT: Final = "legal_requests.instrument"
 _SUBJECT_LIST: Final = "legal_requests.subjects"
 _JUSTIFICATION: Final = "justifications.text"
+# A rejection's reason was a justification's text until schema 11 moved the rows as they
+# were (storage never seals): the column keeps the field it came from.
+_REJECTION: Final = _JUSTIFICATION
 # A suspension's reason is copied into its history event: one field for both tables.
 _SUSPENSION: Final = "partner_suspensions.reason"
 _SUSPENSION_EVENT: Final = _SUSPENSION
@@ -67,7 +72,10 @@ _OUTBOX_PAYLOAD: Final = "notice_outbox.payload"
 _REF_COLUMNS: Final = frozenset(
     {"consents.subject", "subjects.subject", "idempotency_keys.request_hash"}
 )
-_FIELD_OF_COLUMN: Final = {"partner_suspension_events.reason": _SUSPENSION}
+_FIELD_OF_COLUMN: Final = {
+    "partner_suspension_events.reason": _SUSPENSION,
+    "lawful_request_rejections.reason": _REJECTION,
+}
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -152,6 +160,10 @@ class ProtectedStore:
     latest_checkpoint = _Passed(Store.latest_checkpoint)
     checkpoints = _Passed(Store.checkpoints)
     witness_sizes = _Passed(Store.witness_sizes)
+    # An alarm's reason is the gateway's own words (a witness's name and sizes).
+    witness_alarms = _Passed(Store.witness_alarms)
+    raise_witness_alarm = _Passed(Store.raise_witness_alarm)
+    clear_witness_alarm = _Passed(Store.clear_witness_alarm)
     # The outbox's payload is sealed by the outbox itself (gateway.rights.outbox, with
     # `payload_sealing`): listed and claimed rows stay sealed.
     add_outbox_notice = _Passed(Store.add_outbox_notice)
@@ -196,6 +208,9 @@ class ProtectedStore:
         )
 
     def _request_out(self, record: LegalRequestRecord) -> LegalRequestRecord:
+        if record.rejection is not None:
+            reason = self._open(record.rejection.reason, _REJECTION)
+            record = replace(record, rejection=replace(record.rejection, reason=reason))
         if not record.sealed_subjects:  # stored before sealing: converted at start
             return record
         subjects = json.loads(self.keys.open(record.sealed_subjects, _SUBJECT_LIST))
@@ -232,6 +247,11 @@ class ProtectedStore:
         await self.inner.set_restriction(
             self.keys.ref(subject), restricted, self._seal(reason, _REASON), at
         )
+
+    async def restrictions(self, after: str | None, limit: int) -> list[RestrictionRow]:
+        # The subject stays its keyed reference: a check of the reasons needs no subject id.
+        rows = await self.inner.restrictions(after, limit)
+        return [replace(r, reason=self._open(r.reason, _REASON)) for r in rows]
 
     async def set_profile(self, subject: str, profile: str | None) -> None:
         sealed = None if profile is None else self.keys.seal(profile, _PROFILE)
@@ -285,6 +305,13 @@ class ProtectedStore:
         self, request_id: str, reviewer_id: str, at: datetime
     ) -> LegalRequestRecord | None:
         record = await self.inner.approve_legal_request(request_id, reviewer_id, at)
+        return None if record is None else self._request_out(record)
+
+    async def reject_legal_request(
+        self, request_id: str, rejection: Rejection
+    ) -> LegalRequestRecord | None:
+        sealed = replace(rejection, reason=self._seal(rejection.reason, _REJECTION))
+        record = await self.inner.reject_legal_request(request_id, sealed)
         return None if record is None else self._request_out(record)
 
     async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:

@@ -4,7 +4,8 @@ What the gateway keeps — consents (in gateway.policy.facts), lawful requests a
 approvals, idempotency claims, justifications, the disclosure log's rows, tree hashes and
 checkpoints, instances — as values, with the few pure rules both adapters apply: the
 status of a lawful request (:func:`legal_request_status`, applied inside the
-transaction that records an approval), the checks of a log search (:class:`LogQuery`)
+transaction that records an approval, and :func:`review_conflict`, checked inside the
+transaction that records an approval or a rejection), the checks of a log search (:class:`LogQuery`)
 and the columns that hold personal data (:data:`PROTECTED_COLUMNS`).
 
 Any failure of the database itself (refused connection, full disk, lock timeout,
@@ -42,6 +43,8 @@ __all__ = [
     "LogRecord",
     "LogRow",
     "Migration",
+    "Rejection",
+    "RestrictionRow",
     "RopaCounts",
     "RopaFieldCount",
     "RopaRowCount",
@@ -50,18 +53,23 @@ __all__ = [
     "StoredLogRow",
     "StoredResponse",
     "TreeHash",
+    "WitnessAlarm",
     "WitnessSize",
     "check_search_limit",
     "facts_of",
     "legal_request_status",
     "protected_column",
     "require_aware",
+    "review_conflict",
 ]
 
 REQUIRED_APPROVALS: Final = 2
 """Distinct reviewers (other than the registrant) that make a lawful request approved."""
 
-LEGAL_REQUEST_STATUSES: Final = ("pending", "approved")
+LEGAL_REQUEST_STATUSES: Final = ("pending", "approved", "rejected")
+"""``rejected`` is not a value of ``legal_requests.status`` (its CHECK, of schema 1, knows two):
+a request is rejected when it has a row in ``lawful_request_rejections`` (schema 11), and
+the adapters' reads say so in the status they return."""
 
 MAX_SEARCH_LIMIT: Final = 1000
 """Most rows one `log_search` page returns; callers page on with `after_index`."""
@@ -245,6 +253,26 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class RestrictionRow:
+    """A subject's restriction of processing as last set or lifted (what ``log verify``
+    checks against the action entry of that time): the subject as its keyed reference."""
+
+    subject_ref: str
+    restricted: bool
+    reason: str
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One reviewer's rejection of a lawful request, with the reason they typed."""
+
+    reviewer_id: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class LegalRequestRecord:
     """A lawful request of an authority (CONTRACT §4.5) as registered and reviewed."""
 
@@ -261,6 +289,8 @@ class LegalRequestRecord:
     # The subject list as stored sealed beside `subjects` (which then holds keyed
     # references): reviewers see the list, lookups use the references (gateway.crypto.at_rest).
     sealed_subjects: str = ""
+    # Set when the request was rejected (its status then is ``rejected``).
+    rejection: Rejection | None = None
 
     def to_fact(self) -> LegalRequest:
         """The part `policy.decide()` reads."""
@@ -277,6 +307,33 @@ def legal_request_status(record: LegalRequestRecord, approvals: Iterable[Approva
     """
     reviewers = {a.reviewer_id for a in approvals if a.reviewer_id != record.registered_by}
     return "approved" if len(reviewers) >= REQUIRED_APPROVALS else "pending"
+
+
+def review_conflict(
+    record: LegalRequestRecord, reviewer_id: str, act: Literal["approve", "reject"]
+) -> str | None:
+    """Why `reviewer_id` can no longer `act` on `record` as it stands (a 409's detail), or
+    None. Checked before the act's log entry is written and again inside the store's
+    transaction that records it, where the request's row is locked: of two reviewers
+    racing, the second finds the first one's approval or rejection here."""
+    if record.rejection is not None or record.status == "rejected":
+        by = f" by {record.rejection.reviewer_id}" if record.rejection is not None else ""
+        if act == "approve":
+            return (
+                f"{record.id} was rejected{by}; a rejected request cannot be approved "
+                "(the authority's new request is registered anew)"
+            )
+        return f"{record.id} is already rejected{by}"
+    if record.status == "approved":
+        if act == "approve":
+            return f"{record.id} is already approved by {REQUIRED_APPROVALS} reviewers"
+        return f"{record.id} is already approved and can no longer be rejected"
+    if act == "approve" and any(a.reviewer_id == reviewer_id for a in record.approvals):
+        return (
+            f"{reviewer_id} already approved {record.id}; a second, "
+            "different reviewer must approve it"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -370,6 +427,18 @@ class WitnessSize:
     at: datetime
 
 
+@dataclass(frozen=True)
+class WitnessAlarm:
+    """A witness's rollback alarm as kept (schema 11): the size it has cosigned, the log's
+    size when it was last raised, why, and when it was first raised."""
+
+    witness: str
+    witness_size: int
+    log_size: int
+    reason: str
+    raised_at: datetime
+
+
 # An outbox notice's states: waiting for its next attempt, accepted by the partner, or
 # given up after the last attempt of the schedule (kept, and shown, never deleted).
 OUTBOX_STATUSES: Final = ("pending", "sent", "failed")
@@ -438,6 +507,7 @@ PROTECTED_COLUMNS: Final[Mapping[str, tuple[str, tuple[str, ...], str]]] = {
     "subjects.profile": ("subjects", ("subject",), "profile"),
     "legal_requests.instrument": ("legal_requests", ("id",), "instrument"),
     "justifications.text": ("justifications", ("disclosure_id",), "text"),
+    "lawful_request_rejections.reason": ("lawful_request_rejections", ("request_id",), "reason"),
     "partner_suspensions.reason": ("partner_suspensions", ("partner_id",), "reason"),
     "partner_suspension_events.reason": ("partner_suspension_events", ("seq",), "reason"),
     "idempotency_keys.body": ("idempotency_keys", ("caller_id", "key"), "body"),

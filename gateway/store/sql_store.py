@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Final, Protocol
 
+from gateway.errors import ConflictError
 from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent
 from gateway.store import mapping, summary_sql
@@ -42,25 +43,30 @@ from gateway.store.exposure_sql import (
 from gateway.store.mapping import Decoding
 from gateway.store.records import (
     OUTBOX_STATUSES,
+    Approval,
     InstanceRecord,
     JustificationRecord,
     LegalRequestRecord,
     LogEntry,
     LogRecord,
     OutboxNotice,
+    Rejection,
+    RestrictionRow,
     RopaCounts,
     RopaFieldCount,
     RopaRowCount,
     StoredCheckpoint,
     StoredLogRow,
+    WitnessAlarm,
     WitnessSize,
     check_search_limit,
     legal_request_status,
     protected_column,
     require_aware,
+    review_conflict,
 )
 from gateway.store.ropa_sql import RopaSql
-from gateway.store.statements import Statements
+from gateway.store.statements import LEGAL_REQUEST_STATUS, Statements
 from gateway.store.summary_sql import DayCount, KeyCount, SummaryExpressions
 
 __all__ = ["PRUNE_BATCH", "Encoding", "SqlStore", "Transaction"]
@@ -115,8 +121,8 @@ class SqlStore(ABC):
     # l's columns may follow), its ORDER BY, and `_legal_request_records` for its rows.
     _legal_requests_select: str
     _legal_requests_order: str
-    # Appended to the read that locks a lawful request while an approval is recorded
-    # (nothing where the write transaction already excludes other writers).
+    # Appended to the read that locks a lawful request while an approval or a rejection is
+    # recorded (nothing where the write transaction already excludes other writers).
     _for_update: str = ""
     # Run first in the checkpoint compare-and-insert, when the write transaction itself
     # does not already order concurrent checkpoint writers (PostgreSQL's does not).
@@ -232,6 +238,11 @@ class SqlStore(ABC):
             (subject, restricted, reason, self._encode.time(at)),
         )
 
+    async def restrictions(self, after: str | None, limit: int) -> list[RestrictionRow]:
+        rows = await self._rows("read restrictions", self._sql.restrictions, (after or "", limit))
+        decode = self._decode.time
+        return [RestrictionRow(str(r[0]), bool(r[1]), str(r[2]), decode(r[3])) for r in rows]
+
     async def set_profile(self, subject: str, profile: str | None) -> None:
         await self._run("store a profile", self._sql.set_profile, (subject, profile))
 
@@ -311,26 +322,57 @@ class SqlStore(ABC):
         records = self._legal_request_records(rows)
         return records[0] if records else None
 
+    async def _locked_legal_request(
+        self, tx: Transaction, request_id: str
+    ) -> LegalRequestRecord | None:
+        """The request as committed, its row locked until `tx` ends: approvals and
+        rejections of one request take turns (the row lock, or SQLite's write lock), so
+        each sees every approval and rejection committed before it."""
+        if not await tx.rows(self._sql.legal_request_id + self._for_update, (request_id,)):
+            return None
+        rows = await tx.rows(self._legal_requests_where("l.id = ?"), (request_id,))
+        [record] = self._legal_request_records(rows)
+        return record
+
     async def approve_legal_request(
         self, request_id: str, reviewer_id: str, at: datetime
     ) -> LegalRequestRecord | None:
         require_aware(at, "at")
-        lock = self._sql.legal_request_id + self._for_update
         async with self._transaction("record an approval") as tx:
-            # Concurrent approvals of one request take turns (the row lock, or SQLite's
-            # write lock), so the status is computed from every approval committed before.
-            if not await tx.rows(lock, (request_id,)):
+            record = await self._locked_legal_request(tx, request_id)
+            if record is None:
                 return None
+            if (conflict := review_conflict(record, reviewer_id, "approve")) is not None:
+                raise ConflictError(conflict)
             await tx.run(
                 self._sql.insert_approval, (request_id, reviewer_id, self._encode.time(at))
             )
-            rows = await tx.rows(self._legal_requests_where("l.id = ?"), (request_id,))
-            [record] = self._legal_request_records(rows)
-            status = legal_request_status(record, record.approvals)
+            approvals = (*record.approvals, Approval(reviewer_id, at))
+            status = legal_request_status(record, approvals)
             if status != record.status:
                 await tx.run(self._sql.set_legal_request_status, (status, request_id))
-                record = replace(record, status=status)
-        return record
+        return replace(record, status=status, approvals=approvals)
+
+    async def reject_legal_request(
+        self, request_id: str, rejection: Rejection
+    ) -> LegalRequestRecord | None:
+        require_aware(rejection.at, "at")
+        async with self._transaction("record a rejection") as tx:
+            record = await self._locked_legal_request(tx, request_id)
+            if record is None:
+                return None
+            if (conflict := review_conflict(record, rejection.reviewer_id, "reject")) is not None:
+                raise ConflictError(conflict)
+            await tx.run(
+                self._sql.insert_rejection,
+                (
+                    request_id,
+                    rejection.reviewer_id,
+                    rejection.reason,
+                    self._encode.time(rejection.at),
+                ),
+            )
+        return replace(record, status="rejected", rejection=rejection)
 
     async def list_legal_requests(self, status: str | None = None) -> list[LegalRequestRecord]:
         action = "list lawful requests"
@@ -338,7 +380,8 @@ class SqlStore(ABC):
             select = self._legal_requests_select + self._legal_requests_order
             rows = await self._rows(action, select)
         else:
-            rows = await self._rows(action, self._legal_requests_where("l.status = ?"), (status,))
+            where = self._legal_requests_where(f"{LEGAL_REQUEST_STATUS} = ?")
+            rows = await self._rows(action, where, (status,))
         return self._legal_request_records(rows)
 
     # -- partner suspensions ------------------------------------------------------------
@@ -596,6 +639,35 @@ class SqlStore(ABC):
     async def checkpoint_by_seq(self, seq: int) -> StoredCheckpoint | None:
         rows = await self._rows("read checkpoints", self._sql.checkpoint_by_seq, (seq,))
         return mapping.checkpoint(rows[0], self._decode) if rows else None
+
+    def _witness_alarm(self, row: Any) -> WitnessAlarm:
+        return WitnessAlarm(
+            str(row[0]), int(row[1]), int(row[2]), str(row[3]), self._decode.time(row[4])
+        )
+
+    async def witness_alarms(self) -> list[WitnessAlarm]:
+        rows = await self._rows("read witness alarms", self._sql.witness_alarms)
+        return [self._witness_alarm(r) for r in rows]
+
+    async def raise_witness_alarm(self, alarm: WitnessAlarm) -> None:
+        require_aware(alarm.raised_at, "raised_at")
+        await self._run(
+            "keep a witness alarm",
+            self._sql.upsert_witness_alarm,
+            (
+                alarm.witness,
+                alarm.witness_size,
+                alarm.log_size,
+                alarm.reason,
+                self._encode.time(alarm.raised_at),
+            ),
+        )
+
+    async def clear_witness_alarm(self, witness: str) -> WitnessAlarm | None:
+        rows = await self._rows(
+            "clear a witness alarm", self._sql.delete_witness_alarm, (witness,), write=True
+        )
+        return self._witness_alarm(rows[0]) if rows else None
 
     # -- the notice outbox ----------------------------------------------------------------
 

@@ -74,7 +74,7 @@ from gateway.store.sqlite_connection import (
     open_connections,
     unique,
 )
-from gateway.store.statements import SQL
+from gateway.store.statements import LEGAL_REQUEST_STATUS, REJECTION_JOIN, SQL
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -87,14 +87,19 @@ MIGRATIONS: Final[tuple[Migration, ...]] = migrations_for(SQLITE)
 
 _SCHEMA_VERSION_TABLE: Final = SQLITE.schema_version_table
 
-# A LEFT JOIN, one row per approval (or one with NULLs), grouped in Python.
-_LEGAL_REQUESTS = """
+# A LEFT JOIN, one row per approval (or one with NULLs), grouped in Python; the rejection
+# (at most one) repeats on each.
+_LEGAL_REQUESTS = f"""
     SELECT l.id, l.authority, l.reference, l.instrument, l.subjects, l.partners,
-           l.received_at, l.registered_by, l.status, l.sealed_subjects, a.reviewer_id,
-           a.approved_at
-    FROM legal_requests l
+           l.received_at, l.registered_by, {LEGAL_REQUEST_STATUS}, l.sealed_subjects,
+           r.reviewer_id, r.reason, r.rejected_at, a.reviewer_id, a.approved_at
+    FROM legal_requests l{REJECTION_JOIN}
     LEFT JOIN legal_request_approvals a ON a.request_id = l.id
-"""
+"""  # noqa: S608 - constant fragments only
+_LEGAL_REQUEST_FACTS = (
+    f"SELECT l.id, {LEGAL_REQUEST_STATUS}, l.subjects, l.partners "  # noqa: S608 - constants
+    f"FROM legal_requests l{REJECTION_JOIN} WHERE l.id = ?"
+)
 _LEGAL_REQUESTS_ORDER = " ORDER BY l.received_at, l.id, a.approved_at, a.reviewer_id"
 
 
@@ -114,8 +119,8 @@ def _legal_requests(rows: Iterable[Sequence[Any]]) -> list[LegalRequestRecord]:
         if row[0] not in firsts:
             firsts[row[0]] = row
             approvals[row[0]] = []
-        if row[10] is not None:
-            approvals[row[0]].append(Approval(row[10], FROM_TEXT.time(row[11])))
+        if row[13] is not None:
+            approvals[row[0]].append(Approval(row[13], FROM_TEXT.time(row[14])))
     return [mapping.legal_request(row, approvals[i], FROM_TEXT) for i, row in firsts.items()]
 
 
@@ -381,7 +386,7 @@ class SqliteStore(SqlStore):
                 if legal_request_id is None
                 else list(
                     await conn.execute_fetchall(
-                        "SELECT id, status, subjects, partners FROM legal_requests WHERE id = ?",
+                        _LEGAL_REQUEST_FACTS,
                         (legal_request_id,),
                     )
                 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Final
 
-__all__ = ["SQL", "Statements", "numbered"]
+__all__ = ["LEGAL_REQUEST_STATUS", "REJECTION_JOIN", "SQL", "Statements", "numbered"]
 
 # Column lists are spelled out so that every statement is a constant; the consent
 # columns are in mapping.consent's order.
@@ -23,6 +23,11 @@ _SELECT_OUTBOX: Final = (
     "SELECT id, kind, partner, operation, reference, payload, status, attempts, created_at, "
     "next_at, last_error, disclosure_id, lease_owner, lease_until, done_at FROM notice_outbox"
 )
+
+# A lawful request's status as read: `legal_requests.status` (pending or approved), or
+# ``rejected`` when the request has a rejection (schema 11), joined as `r` (REJECTION_JOIN).
+REJECTION_JOIN: Final = " LEFT JOIN lawful_request_rejections r ON r.request_id = l.id"
+LEGAL_REQUEST_STATUS: Final = "CASE WHEN r.request_id IS NULL THEN l.status ELSE 'rejected' END"
 
 
 def numbered(sql: str) -> str:
@@ -64,6 +69,10 @@ class Statements:
         "restriction_reason = excluded.restriction_reason, "
         "restriction_changed_at = excluded.restriction_changed_at"
     )
+    restrictions: str = (
+        "SELECT subject, restricted, restriction_reason, restriction_changed_at FROM subjects "
+        "WHERE restriction_changed_at IS NOT NULL AND subject > ? ORDER BY subject LIMIT ?"
+    )
     set_profile: str = (
         "INSERT INTO subjects (subject, profile) VALUES (?, ?) "
         "ON CONFLICT (subject) DO UPDATE SET profile = excluded.profile"
@@ -92,6 +101,10 @@ class Statements:
         "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
     )
     legal_request_id: str = "SELECT id FROM legal_requests WHERE id = ?"
+    insert_rejection: str = (
+        "INSERT INTO lawful_request_rejections (request_id, reviewer_id, reason, rejected_at) "
+        "VALUES (?, ?, ?, ?)"
+    )
     set_legal_request_status: str = "UPDATE legal_requests SET status = ? WHERE id = ?"
     insert_suspension: str = (
         "INSERT INTO partner_suspensions (partner_id, reason, suspended_by, suspended_at) "
@@ -202,6 +215,20 @@ class Statements:
         "VALUES (?, ?, ?, ?) ON CONFLICT (witness) DO UPDATE SET size = excluded.size, "
         "checkpoint_seq = excluded.checkpoint_seq, updated_at = excluded.updated_at "
         "WHERE excluded.size >= witness_sizes.size"
+    )
+    witness_alarms: str = (
+        "SELECT witness, witness_size, log_size, reason, raised_at FROM witness_alarms "
+        "ORDER BY witness"
+    )
+    upsert_witness_alarm: str = (
+        "INSERT INTO witness_alarms (witness, witness_size, log_size, reason, raised_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (witness) DO UPDATE SET "
+        "witness_size = excluded.witness_size, log_size = excluded.log_size, "
+        "reason = excluded.reason"
+    )
+    delete_witness_alarm: str = (
+        "DELETE FROM witness_alarms WHERE witness = ? "
+        "RETURNING witness, witness_size, log_size, reason, raised_at"
     )
     schema_versions: str = "SELECT version FROM schema_version ORDER BY version"
     # The notice outbox (schema 8), in mapping.outbox_notice's column order.

@@ -16,7 +16,7 @@ from browser.test_review_browser import click_and_wait, sign_in, sign_out
 from selenium.webdriver.common.by import By
 
 from gateway.log.actions import check_action_texts, find_actions
-from gateway.store.records import JustificationRecord, LegalRequestRecord
+from gateway.store.records import LegalRequestRecord, Rejection
 
 LONG_REFERENCE = "MPS-ECONOMIC-CRIMES-DIVISION/2026/INVESTIGATION-FILE-000000000000000000000042"
 
@@ -83,10 +83,9 @@ async def more_requests(store: Any) -> None:
         await store.add_legal_request(record)
     for reviewer in ("alice", "carol"):
         await store.approve_legal_request("LR-test-old", reviewer, NOW - timedelta(days=8))
-    await store.add_justification(
-        JustificationRecord(
-            "LR-test-refused", "alice", "No court seal; asked the court for the order.", NOW
-        )
+    await store.reject_legal_request(
+        "LR-test-refused",
+        Rejection("alice", "No court seal; asked the court for the order.", NOW),
     )
 
 
@@ -231,8 +230,9 @@ def test_register_then_another_reviewer_rejects_with_a_reason(browser, gateway_s
     report = gateway_site.served.call(check_action_texts(store, gateway_site.fake.keys))
     assert report.problems == []
     assert report.checked >= 2  # the registration's text and the rejection's reason
-    row_text = gateway_site.served.call(store.get_justification(request_id))
-    assert row_text is not None and row_text.text == reason
+    record = gateway_site.served.call(store.get_legal_request(request_id))
+    assert record is not None and record.status == "rejected"
+    assert record.rejection is not None and record.rejection.reason == reason
     assert gateway_site.fake.keys.text_hash(reason, rejected[0].at) == rejected[0].text_hash
 
 

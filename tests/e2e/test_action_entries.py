@@ -24,11 +24,13 @@ from gateway.log.actions import check_action_texts
 from gateway.log.columns import checked_search
 from gateway.store import sqlite_path
 from gateway.store.records import LogQuery
+from gateway.store.statements import numbered
 from gateway.web.app import create_app
 from gateway.web.keys import ACTIONS, GATEWAY, LOG, STORE
 from gateway.web.review.backend import REVIEW_BACKEND
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac710"
+OTHER_SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac712"
 TEXT_NEEDLE = "TXTCANARY"
 PARTNER = "mekong-collections"
 REQUEST = {
@@ -168,17 +170,69 @@ async def test_lawful_request_rejection_and_its_reason_are_checked(
     store, keys = gateway.server.app[STORE], _keys(gateway)
     report = await check_action_texts(store, keys)
     assert report.problems == [] and report.checked == 2  # registration and rejection
-    if backend.name != "sqlite":
-        return
-    with sqlite3.connect(_sqlite_file(gateway)) as db:
-        (sealed,) = db.execute(
-            "SELECT text FROM justifications WHERE disclosure_id=?", (lr,)
-        ).fetchone()
-        db.execute("UPDATE justifications SET text='edited' WHERE disclosure_id=?", (lr,))
+    [(sealed,)] = await rows_of(
+        gateway, backend, "SELECT reason FROM lawful_request_rejections WHERE request_id = ?", lr
+    )
     assert sealed != reason  # sealed at rest
+    await edit_row(
+        gateway,
+        backend,
+        "UPDATE lawful_request_rejections SET reason = 'edited' WHERE request_id = ?",
+        lr,
+    )
     [(index, message)] = (await check_action_texts(store, keys)).problems
-    assert index == rejected["index"] and "justifications" in message
+    assert index == rejected["index"] and "lawful_request_rejections" in message
     assert TEXT_NEEDLE not in message
+
+
+async def test_a_restriction_reason_and_state_are_checked(
+    gateway: TestClient, auth: Auth, backend: Any
+) -> None:
+    reasons = {SUBJECT: f"objection {TEXT_NEEDLE}", OTHER_SUBJECT: "a court's order"}
+    for subject, reason in reasons.items():
+        r = await gateway.put(
+            f"/v1/subjects/{subject}/restriction",
+            json={"restricted": True, "reason": reason},
+            headers=auth("privacy-office"),
+        )
+        assert r.status == 200, await r.text()
+    r = await gateway.put(
+        f"/v1/subjects/{OTHER_SUBJECT}/restriction",
+        json={"restricted": False, "reason": "order lifted"},
+        headers=auth("privacy-office"),
+    )
+    assert r.status == 200, await r.text()
+    store, keys = gateway.server.app[STORE], _keys(gateway)
+    report = await check_action_texts(store, keys)
+    # Two rows, each checked against the entry of its time; the superseded entry has none.
+    assert report.problems == [] and report.checked == 2
+
+    ref_in_log = keys.subject_ref(SUBJECT, datetime.now(UTC))
+    restricted = await the_action(gateway, auth, "restrict", subject_ref=ref_in_log)
+    rows = await rows_of(
+        gateway, backend, "SELECT subject, restriction_reason, restricted FROM subjects"
+    )
+    [(ref, sealed)] = [(row[0], row[1]) for row in rows if row[2]]
+    [other] = [row[1] for row in rows if not row[2]]
+    # The reason of the other subject's row (sealed, so it still opens) copied over.
+    await edit_row(
+        gateway, backend, "UPDATE subjects SET restriction_reason = ? WHERE subject = ?", other, ref
+    )
+    [(index, message)] = (await check_action_texts(store, keys)).problems
+    assert index == restricted["index"] and "table subjects" in message
+    assert f"entr(y/ies) {restricted['index']}" in message
+    assert TEXT_NEEDLE not in message and SUBJECT not in message
+    # The reason put back but the restriction lifted behind the gateway's back: caught too.
+    await edit_row(
+        gateway,
+        backend,
+        "UPDATE subjects SET restriction_reason = ?, restricted = ? WHERE subject = ?",
+        sealed,
+        False,
+        ref,
+    )
+    [(index, message)] = (await check_action_texts(store, keys)).problems
+    assert index == restricted["index"] and "lift_restriction" in message
 
 
 async def test_justification_is_an_action_entry_and_its_text_is_checked(
@@ -301,6 +355,25 @@ def _keys(client: TestClient) -> LogKeys:
 def _sqlite_file(client: TestClient) -> str:
     config = client.server.app[GATEWAY].config
     return str(sqlite_path(config.storage_url, config.root))
+
+
+async def rows_of(client: TestClient, backend: Any, sql: str, *params: Any) -> list[Any]:
+    """The rows `sql` (``?`` placeholders) reads behind the gateway's back, either database."""
+    if backend.name == "sqlite":
+        with sqlite3.connect(_sqlite_file(client)) as db:
+            return db.execute(sql, params).fetchall()
+    await backend.admin.execute(f'SET search_path = "{backend.schema}"')
+    return [tuple(row) for row in await backend.admin.fetch(numbered(sql), *params)]
+
+
+async def edit_row(client: TestClient, backend: Any, sql: str, *params: Any) -> None:
+    """Run `sql` (``?`` placeholders) behind the gateway's back, on either database."""
+    if backend.name == "sqlite":
+        with sqlite3.connect(_sqlite_file(client)) as db:
+            db.execute(sql, params)
+        return
+    await backend.admin.execute(f'SET search_path = "{backend.schema}"')
+    await backend.admin.execute(numbered(sql), *params)
 
 
 signed_in = sign_in

@@ -102,7 +102,8 @@ async def test_another_reviewer_rejects_with_a_reason(gateway, auth):
     r = await gateway.post(url, json={"reason": "again"}, headers=auth("reviewer-bob"))
     assert r.status == 409
     r = await gateway.post(f"/v1/legal-requests/{first}/approve", headers=auth("reviewer-bob"))
-    assert r.status == 409 and "rejected" in (await r.json(content_type=None))["detail"]
+    assert r.status == 409 and r.content_type == "application/problem+json"
+    assert "rejected by reviewer-bob" in (await r.json(content_type=None))["detail"]
     r = await gateway.post(
         "/v1/legal-requests/LR-nope/reject", json={"reason": "x"}, headers=auth("reviewer-bob")
     )

@@ -26,6 +26,7 @@ from browser.review_support import (
 from gateway.config.model import Config
 from gateway.partners.model import Partner
 from gateway.store.base import Store
+from gateway.store.records import Rejection
 from gateway.web.review.overview import window_start
 
 SEGMENT = re.compile(
@@ -151,3 +152,15 @@ async def test_the_overview_asks_for_a_session(site: Site) -> None:
     r = await site.client.get("/review/", allow_redirects=False)
     assert r.status == 303 and r.headers["Location"].startswith("/review/login?next=")
     assert "script-src 'none'" in r.headers["Content-Security-Policy"]
+
+
+async def test_a_rejected_request_no_longer_awaits_approval(site: Site) -> None:
+    await site.login("alice")
+    page = await site.page()
+    waiting = page[page.index('id="waiting"') : page.index('id="witness"')]
+    assert "<strong>2</strong> lawful requests awaiting approval" in waiting
+    rejection = Rejection("bob", "no court seal", datetime.now(UTC))
+    assert await site.store.reject_legal_request("LR-test-2", rejection) is not None
+    page = await site.page()
+    waiting = page[page.index('id="waiting"') : page.index('id="witness"')]
+    assert "<strong>1</strong> lawful request" in waiting and "LR-test-2" not in waiting

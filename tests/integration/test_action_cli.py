@@ -166,3 +166,103 @@ def test_cli_reads_of_personal_scope_are_recorded(
     assert export["action"] == "export" and export["target"] == "log:"
     assert export["index"] == len(found)
     assert all(SUBJECT not in json.dumps(e) for e in found)
+
+
+def test_verify_fails_on_an_edited_rejection_reason_or_restriction_reason(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 11's rejection rows and the subjects' restriction reasons are checked by
+    `gateway log verify` like every other act's text: edited in the database, exit 1."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from support.cli import legal_request_create
+
+    from gateway.config.model import load_config
+    from gateway.crypto.subject_keys import LogKeys
+    from gateway.log.actions import ActionLog, Person, direct_append
+    from gateway.store.protected import open_protected_store
+
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "privacy-office"))
+    code, out, err = run(root, *legal_request_create("R-1", "privacy-office", "--quiet"))
+    assert code == 0, err
+    request_id = out.strip()
+    monkeypatch.setenv("GATEWAY_TOKEN", token_of(root, "reviewer-bob"))
+    code, _, err = run(
+        root, "legal-request", "reject", request_id, "--reason", "no seal", "--as", "reviewer-bob"
+    )
+    assert code == 0, err
+
+    # A restriction as PUT /v1/subjects/{id}/restriction records it: the entry, then the row.
+    config = load_config(root / "config.toml")
+
+    async def restrict() -> None:
+        store = await open_protected_store(config.storage_url, config.root, config.keys_dir)
+        try:
+            now = datetime.now(UTC)
+            log = ActionLog(direct_append(store), LogKeys.load(config.keys_dir), lambda: now)
+            person = Person("privacy-office", "token:test")
+            await log.record(person, "restrict", at=now, subject=SUBJECT, text="objection")
+            await store.set_restriction(SUBJECT, True, "objection", now)
+        finally:
+            await store.close()
+
+    asyncio.run(restrict())
+    code, out, err = run(root, "log", "verify")
+    assert code == 0, out + err
+    assert "3 action text(s) match their entries" in err  # registration, rejection, restriction
+
+    with sqlite3.connect(database(root)) as db:
+        db.execute("UPDATE lawful_request_rejections SET reason = 'a softer reason'")
+    code, out, err = run(root, "log", "verify")
+    assert code == 1, out + err
+    assert "table lawful_request_rejections" in out and f"lawful_request:{request_id}" in out
+
+    with sqlite3.connect(database(root)) as db:
+        db.execute("UPDATE subjects SET restricted = 0")
+    code, out, err = run(root, "log", "verify")
+    assert code == 1, out + err
+    assert "table subjects" in out and SUBJECT not in out + err
+
+
+def test_a_person_clears_a_kept_witness_alarm_with_their_credential(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gateway witness alarm list|clear`: the alarm the store keeps (schema 11) is cleared
+    only by a proven reviewer, as a `clear_witness_alarm` entry naming witness and sizes."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from gateway.config.model import load_config
+    from gateway.store.protected import open_protected_store
+    from gateway.store.records import WitnessAlarm
+
+    config = load_config(root / "config.toml")
+    reason = "witness w1: it answered 409: it has cosigned 6; the log has 2 entries"
+
+    async def raised() -> None:
+        store = await open_protected_store(config.storage_url, config.root, config.keys_dir)
+        try:
+            await store.raise_witness_alarm(WitnessAlarm("w1", 6, 2, reason, datetime.now(UTC)))
+        finally:
+            await store.close()
+
+    asyncio.run(raised())
+    code, out, err = run(root, "witness", "alarm", "list")
+    assert code == 0 and "w1  witness at 6, log at 2" in out and reason in out, out + err
+
+    code, out, err = run(root, "witness", "alarm", "clear", "w1", "--as", "reviewer-carol")
+    assert code == 2 and "w1" in run(root, "witness", "alarm", "list")[1], out + err
+    monkeypatch.setenv("GATEWAY_PASSWORD", PASSWORD)
+    code, out, err = run(root, "witness", "alarm", "clear", "w1", "--as", "reviewer-carol")
+    assert code == 0, out + err
+    assert "cleared the rollback alarm of w1 (witness at 6, log at 2)" in out
+    code, out, _ = run(root, "witness", "alarm", "list")
+    assert code == 0 and out.strip() == "no rollback alarm"
+    [entry] = [e for e in actions(root) if e["action"] == "clear_witness_alarm"]
+    assert entry["actor"] == "reviewer-carol" and entry["credential"] == "password:reviewer-carol"
+    assert entry["target"] == "witness:w1"
+    assert entry["counts"] == {"witness_size": 6, "log_size": 2}
+
+    code, out, err = run(root, "witness", "alarm", "clear", "w1", "--as", "reviewer-carol")
+    assert code == 2 and "no rollback alarm is kept for witness 'w1'" in err

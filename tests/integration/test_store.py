@@ -188,12 +188,15 @@ async def test_lawful_request_needs_two_distinct_reviewers_other_than_the_regist
 
     by_registrant = await store.approve_legal_request("LR-2026-0007", "clerk", T0)
     by_alice = await store.approve_legal_request("LR-2026-0007", "alice", T0 + timedelta(1))
-    alice_again = await store.approve_legal_request("LR-2026-0007", "alice", T0 + timedelta(2))
+    with pytest.raises(GatewayError) as caught:
+        await store.approve_legal_request("LR-2026-0007", "alice", T0 + timedelta(2))
+    assert caught.value.code == "conflict" and "alice already approved" in caught.value.detail
     assert by_registrant is not None and by_registrant.status == "pending"
     assert by_alice is not None and by_alice.status == "pending"
-    assert alice_again is not None and alice_again.status == "pending"
-    assert [a.reviewer_id for a in alice_again.approvals] == ["clerk", "alice"]
-    assert alice_again.approvals[1].at == T0 + timedelta(1)  # the first time is kept
+    kept = await store.get_legal_request("LR-2026-0007")
+    assert kept is not None and kept.status == "pending"
+    assert [a.reviewer_id for a in kept.approvals] == ["clerk", "alice"]
+    assert kept.approvals[1].at == T0 + timedelta(1)  # the first time is kept
     assert [r.id for r in await store.list_legal_requests("approved")] == []
 
     by_bob = await store.approve_legal_request("LR-2026-0007", "bob", T0 + timedelta(3))

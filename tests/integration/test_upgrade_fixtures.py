@@ -117,8 +117,9 @@ async def test_upgrade_then_every_entry_and_checkpoint_verifies_unchanged(
     assert report["entries"] == expected["entries"]
     assert report["checkpoints"] == len(expected["checkpoints"])
     assert report["root"] == latest["root"]
-    # 0.2.0 wrote no action entries: its suspension history predates them, not a failure.
-    assert "2 row(s) predate action entries" in report["action_texts"]
+    # 0.2.0 wrote no action entries: its suspension history (two events) and its one
+    # restriction predate them, not a failure.
+    assert "3 row(s) predate action entries" in report["action_texts"]
     code, out = await instance.gateway("log", "verify")  # as the README shows it
     assert code == 0 and out.startswith(f"ok: {expected['entries']} entries"), out
 

@@ -1,7 +1,8 @@
 """The witnessing runner over real SQLite and PostgreSQL stores, with two witness
 processes (`gateway witness serve` and the spec-only witness): what it stores, which
 checkpoint is witnessed, another instance's newer checkpoint (never a rollback alarm), an
-unreachable witness (quorum not met, nothing lost) and a policy reloaded.
+unreachable witness (quorum not met, nothing lost), a policy reloaded, and a rollback
+alarm kept in the store until the witness cosigns again or a person clears it.
 
 Every test runs on both backends (tests/integration/conftest.py); two LogService objects
 on one store are two instances on one database.
@@ -26,7 +27,7 @@ from support.witnesses import Witness, gateway_witness, spec_witness, write_poli
 from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import WitnessPolicy, load_witness_policy
 from gateway.outbound.witness_runner import WitnessRunner, merge_cosignatures
-from gateway.store import Store
+from gateway.store import Store, open_store
 from gateway.store.records import LogRow
 
 ORIGIN = "gateway.test/disclosures"
@@ -183,6 +184,59 @@ async def test_a_bad_policy_on_reload_keeps_the_one_in_force(
     write_policy(path, SIGNER.verifier_key, {"w1": witnesses["w1"]}, "any")
     assert runner.reload_policy() is True
     assert runner.policy is not None and list(runner.policy.witnesses) == ["w1"]
+
+
+async def test_a_rollback_alarm_is_kept_until_the_witness_cosigns_again(
+    store: Store,
+    session: aiohttp.ClientSession,
+    witnesses: dict[str, Witness],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The witnesses cosigned 6 entries (a copy of the log elsewhere); this store holds the
+    first 2, as after restoring an older backup: an alarm at each witness. It survives a
+    new runner (a restart) and a witness being unreachable, and goes only when the witness
+    cosigns again — once the store holds the 6 entries it saw (the right backup)."""
+    policy = policy_of(tmp_path, witnesses)
+    longer = await open_store(f"sqlite:///{tmp_path}/longer.db", tmp_path)
+    try:
+        elsewhere, runner_elsewhere = instance(longer, session, policy)
+        await elsewhere.append_rows(rows(0, 6))
+        cosigned = await runner_elsewhere.submit(await elsewhere.checkpoint())
+        assert cosigned is not None and cosigned.quorum_met
+    finally:
+        await longer.close()
+
+    service, runner = instance(store, session, policy)
+    await service.append_rows(rows(0, 2))
+    rolled_back = await runner.submit(await service.checkpoint())
+    assert rolled_back is not None
+    assert sorted(a.witness for a in rolled_back.alarms) == ["w1", "w2"]
+    kept = {a.witness: a for a in await store.witness_alarms()}
+    assert {(a.witness_size, a.log_size) for a in kept.values()} == {(6, 2)}
+
+    # A restart with w2 unreachable: the alarms are read back, w2's is not forgotten.
+    down = Witness(f"http://127.0.0.1:{free_port()}", witnesses["w2"].vkey)
+    _, restarted = instance(store, session, policy_of(tmp_path, {**witnesses, "w2": down}))
+    assert restarted.alarms == {}
+    await restarted.load_alarms()
+    assert sorted(restarted.alarms) == ["w1", "w2"]
+    again = await restarted.submit_latest()
+    assert again is not None and [a.witness for a in again.alarms] == ["w1"]
+    assert sorted(restarted.alarms) == ["w1", "w2"]
+    assert {a.witness for a in await store.witness_alarms()} == {"w1", "w2"}
+
+    # The entries the witnesses saw are back: each witness cosigns, its alarm is over.
+    await service.append_rows(rows(2, 4))
+    await service.checkpoint()
+    restored = await restarted.submit_latest()
+    assert restored is not None and restored.alarms == []
+    assert sorted(restarted.alarms) == ["w2"]  # unreachable still: not cleared
+    assert "rollback alarm of witness w1 cleared" in caplog.text
+    _, full = instance(store, session, policy)
+    recovered = await full.submit_latest()
+    assert recovered is not None and recovered.quorum_met and full.alarms == {}
+    assert await store.witness_alarms() == []
 
 
 def _line(name: str, key_id: bytes, fill: bytes) -> str:

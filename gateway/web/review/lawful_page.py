@@ -29,7 +29,7 @@ from multidict import MultiDictProxy
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.log.actions import lawful_request_text, target
 from gateway.rights import lawful_requests as legal_requests
-from gateway.store.records import REQUIRED_APPROVALS, JustificationRecord, LegalRequestRecord
+from gateway.store.records import REQUIRED_APPROVALS, LegalRequestRecord, Rejection
 from gateway.web.review.site import (
     PREFIX,
     Outcome,
@@ -72,8 +72,11 @@ class RequestRow:
     """One lawful request as the page shows it, with what this reviewer may do to it."""
 
     record: LegalRequestRecord
-    rejection: JustificationRecord | None
     blocked: str | None  # why this reviewer can neither approve nor reject; None: they can
+
+    @property
+    def rejection(self) -> Rejection | None:
+        return self.record.rejection
 
     @property
     def partners(self) -> list[str]:
@@ -126,18 +129,11 @@ def _url(path: str, **query: object) -> str:
 
 async def _rows(request: web.Request, who: SignedIn) -> tuple[list[RequestRow], dict[str, int]]:
     """Every request (newest first) as rows, and the totals of each status."""
-    db = store(request)
-    records = await legal_requests.list_requests(db)
+    records = await legal_requests.list_requests(store(request))
     totals = {s: 0 for s in legal_requests.STATUSES}
     for record in records:
         totals[record.status] = totals.get(record.status, 0) + 1
-    reasons: dict[str, JustificationRecord] = {}
-    for record in records:
-        if record.status == "rejected":
-            found = await db.get_justification(record.id)
-            if found is not None:
-                reasons[record.id] = found
-    rows = [RequestRow(r, reasons.get(r.id), _blocked(r, who.reviewer.id)) for r in records]
+    rows = [RequestRow(r, _blocked(r, who.reviewer.id)) for r in records]
     return rows, totals
 
 
@@ -317,7 +313,7 @@ def _csv_row(row: RequestRow) -> list[str]:
         record.registered_by,
         " ".join(a.reviewer_id for a in record.approvals),
         rejection.reviewer_id if rejection else "",
-        rejection.text if rejection else "",
+        rejection.reason if rejection else "",
     ]
 
 

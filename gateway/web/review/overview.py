@@ -173,7 +173,6 @@ async def overview(request: web.Request, who: SignedIn) -> web.StreamResponse:
     chart = await overview_chart(request, first)
     refusals = await db.refusals_by_problem(since)
     partners = await db.decisions_by_partner(since, TOP_PARTNERS)
-    # Rejected requests stay "pending" in the store; list_requests tells them apart.
     pending = await lawful_requests.list_requests(db, "pending")
     queue = await backend(request).review_queue()
     expiring: list[ExpiryWarning] = expiry_warnings(ctx.partners.values(), now, EXPIRY_DAYS)

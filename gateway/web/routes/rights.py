@@ -66,7 +66,7 @@ async def reject_legal_request(request: web.Request) -> web.Response:
     body = await body_of(request)
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise InvalidRequestError('a rejection must be a JSON object {"reason": "…"}')
-    record, rejection = await legal_requests.reject(
+    record = await legal_requests.reject(
         request.app[STORE],
         request.match_info["request_id"],
         who.id,
@@ -75,17 +75,15 @@ async def reject_legal_request(request: web.Request) -> web.Response:
         actions=request.app[ACTIONS],
         credential=who.credential,
     )
-    return json_response(legal_requests.legal_request_json(record, rejection=rejection))
+    return json_response(legal_requests.legal_request_json(record))
 
 
 async def get_legal_request(request: web.Request) -> web.Response:
     await caller_of(request, REGISTRARS)
-    db = request.app[STORE]
-    record = await db.get_legal_request(request.match_info["request_id"])
+    record = await request.app[STORE].get_legal_request(request.match_info["request_id"])
     if record is None:
         raise NotFoundError("no such lawful request")
-    rejection = await db.get_justification(record.id)
-    return json_response(legal_requests.legal_request_json(record, rejection=rejection))
+    return json_response(legal_requests.legal_request_json(record))
 
 
 async def list_legal_requests(request: web.Request) -> web.Response:

@@ -103,3 +103,13 @@ def test_reject_with_a_reason_then_list_by_status(
     assert [(r["id"], r["status"]) for r in listed] == [(newer, "pending"), (older, "rejected")]
     assert main([*cfg, "legal-request", "list", "--status", "rejected", "--format", "json"]) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [older]
+
+    # One request, as the API's GET shows it; the text list names who rejected.
+    assert main([*cfg, "legal-request", "show", older]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "rejected" and shown["rejection"]["reason"] == "no court seal"
+    assert main([*cfg, "legal-request", "list"]) == 0
+    assert f"{older}  rejected" in (out := capsys.readouterr().out)
+    assert "rejected by reviewer-bob" in out
+    assert main([*cfg, "legal-request", "show", "LR-nope"]) == 2
+    assert "legal-request list" in capsys.readouterr().err

@@ -7,6 +7,7 @@ verifier (S256, authlib's check) and answers with an RS256 ID token. It listens 
 gateway at ``127.0.0.1``, as a real provider is, so the cookie rules of a cross-site
 answer apply.
 
+With `interactive`, it shows a page with a link back instead of redirecting at once.
 Knobs make it misbehave the way the gateway must refuse: `forge` (sign with a key it does
 not publish, under a published kid), `wrong_nonce`, `expired`, or a person whose
 `groups` is None (no roles claim at all).
@@ -17,6 +18,7 @@ not publish, under a published kid), `wrong_nonce`, `expired`, or a person whose
 
 from __future__ import annotations
 
+import html
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -57,6 +59,10 @@ class LoopbackProvider:
     forge: bool = False
     wrong_nonce: bool = False
     expired: bool = False
+    # A page with an "Approve" link instead of an immediate redirect: the navigation back to
+    # the gateway then starts on the provider's site, as after a real sign-in form, and the
+    # browser treats it as cross-site (an immediate 302 would keep the gateway as initiator).
+    interactive: bool = False
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": KID}))
     codes: dict[str, _Grant] = field(default_factory=dict)
     token_requests: int = 0
@@ -100,8 +106,15 @@ class LoopbackProvider:
             return web.Response(status=400, text="openid scope and nonce required")
         code = secrets.token_urlsafe(16)
         self.codes[code] = _Grant(q["redirect_uri"], q["nonce"], q["code_challenge"])
-        back = urlencode({"code": code, "state": q.get("state", "")})
-        return web.Response(status=302, headers={"Location": f"{q['redirect_uri']}?{back}"})
+        back = f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q.get('state', '')})}"
+        if self.interactive:
+            page = (
+                "<!doctype html><title>Loopback provider</title><h1>Loopback provider</h1>"
+                f"<p>Signed in as {html.escape(self.person.name)}.</p>"
+                f'<a id="approve" href="{html.escape(back)}">Continue to the gateway</a>'
+            )
+            return web.Response(text=page, content_type="text/html")
+        return web.Response(status=302, headers={"Location": back})
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests += 1

@@ -679,7 +679,7 @@ class SqlStore(ABC):
     async def add_personal_token(self, token: PersonalToken) -> None:
         await self._run(
             "store a personal token",
-            self._sql.insert_personal_token,
+            self._sql.insert_personal_key,
             (
                 token.id,
                 token.person,
@@ -706,7 +706,7 @@ class SqlStore(ABC):
     async def revoke_personal_token(self, token_id: str, person: str, at: datetime) -> bool:
         changed = await self._run(
             "revoke a personal token",
-            self._sql.revoke_personal_token,
+            self._sql.revoke_personal_key,
             (self._encode.time(require_aware(at, "at")), token_id, person),
         )
         return changed == 1

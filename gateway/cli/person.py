@@ -35,6 +35,7 @@ from typing import Final, TextIO
 import aiohttp
 
 from gateway.callers.tokens import CallerAuthenticator, token_key_id
+from gateway.cli.login import cli_oidc_client
 from gateway.cli.support import UsageError
 from gateway.clock import utc_now
 from gateway.config.model import Config
@@ -42,6 +43,7 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
 from gateway.log.actions import ActionLog, AppendsRows, Person, direct_append
 from gateway.store import open_store
+from gateway.web.review.oidc_client import peek_issuer
 from gateway.web.review.passwords import PasswordHashError, parse_password_hash
 from gateway.web.review.personal_tokens import PersonalTokenError, is_personal_token, prove
 
@@ -114,6 +116,8 @@ async def proven_person(
     token = _token(args, stdin, environ)
     if token is not None and is_personal_token(token):
         return await _personal_token_person(config, who, token, roles, now or utc_now())
+    if token is not None and config.oidc is not None and peek_issuer(token) == config.oidc.issuer:
+        return await _id_token_person(config, who, token, roles, now or utc_now())
     caller = config.callers.get(who)
     account = config.reviewers.get(who)
     may_as_caller = caller is not None and bool(caller.roles & set(roles))
@@ -169,6 +173,31 @@ async def _personal_token_person(
             f"this needs {' or '.join(sorted(roles))}; nothing was changed"
         )
     return Person(who, f"personal-token:{found.id}")
+
+
+async def _id_token_person(
+    config: Config, who: str, token: str, roles: Collection[str], now: datetime
+) -> Person:
+    """The person an ID token of the `[oidc]` provider proves (`gateway login --device`),
+    checked as the review site checks one (no nonce: the device grant has none)."""
+    client = cli_oidc_client(config, lambda: now)
+    try:
+        person = await client.person_of(token, None, need=None)
+    except GatewayError as exc:
+        raise CredentialError(f"the ID token does not prove {who!r}: {exc.detail}") from None
+    finally:
+        await client.close()
+    if person.id != who:
+        raise CredentialError(
+            f"the ID token is {person.id!r}'s, not {who!r}'s (--as); nothing was changed"
+        )
+    if not person.roles & set(roles):
+        raise CredentialError(
+            f"{who!r} has the roles {', '.join(sorted(person.roles))} at the provider; this "
+            f"needs {' or '.join(sorted(roles))}; nothing was changed"
+        )
+    # The key that signed it, as `token:<kid>` names a caller token's (never the token).
+    return Person(who, f"id-token:{person.key_id or 'no-kid'}")
 
 
 def _token(args: argparse.Namespace, stdin: TextIO, environ: Mapping[str, str]) -> str | None:

@@ -25,15 +25,19 @@ from browser.review_support import (
 )
 from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, LoopbackProvider, running_provider
 
+from gateway.cli.login import device_login
 from gateway.cli.person import CredentialError, proven_person
+from gateway.clock import utc_now
 from gateway.config.model import Config, OidcConfig
 from gateway.crypto.subject_keys import LogKeys
+from gateway.errors import UnauthenticatedError
 from gateway.log.actions import Person
 from gateway.log.columns import checked_search
 from gateway.partners.model import Partner
 from gateway.store.records import LogQuery
 from gateway.web.keys import STORE
-from gateway.web.review.oidc_client import person_id
+from gateway.web.review.oidc_client import OidcClient, peek_issuer, person_id
+from gateway.web.review.oidc_device import start_device_flow, wait_for_id_token
 
 HTML = {"Accept": "text/html"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -320,3 +324,69 @@ async def test_a_token_lifetime_not_offered_is_refused(site: OidcSite) -> None:
     csrf = await signed_in(site)
     r = await site.client.post("/review/tokens", data={"csrf": csrf, "days": "3650"}, headers=HTML)
     assert r.status == 400 and "choose one of the offered lifetimes" in await r.text()
+
+
+# -- the device sign-in: an ID token for the CLI -----------------------------------------
+
+
+async def device_id_token(site: OidcSite) -> str:
+    """`gateway login --device` against the provider (with the tests' clock)."""
+    assert site.config.oidc is not None
+    client = OidcClient(site.config.oidc, CLIENT_SECRET, lambda: NOW)
+    try:
+        device = await start_device_flow(client)
+        assert device.user_code == "WDJB-MJHT"
+        return await wait_for_id_token(client, device, sleep=no_wait)
+    finally:
+        await client.close()
+
+
+async def no_wait(seconds: float) -> None:
+    return None
+
+
+async def test_an_id_token_of_the_device_sign_in_proves_the_person_on_the_cli(
+    site: OidcSite,
+) -> None:
+    site.provider.device = True
+    id_token = await device_id_token(site)
+    assert site.provider.token_requests == 2  # authorization_pending, then the tokens
+    who = person_id(site.provider.issuer, site.provider.person.sub)
+    person = await cli_person(site, who, id_token, ("reviewer",))
+    assert person == Person(who, "id-token:provider-key-1")
+    with pytest.raises(CredentialError, match=r"is .*'s, not 'someone-else'"):
+        await cli_person(site, "someone-else", id_token, ("reviewer",))
+    with pytest.raises(CredentialError, match="has the roles reviewer at the provider"):
+        await cli_person(site, who, id_token, ("consent_writer",))
+    with pytest.raises(CredentialError, match="the ID token has expired"):
+        await cli_person(site, who, id_token, ("reviewer",), days_later=1)
+
+
+async def test_a_forged_device_id_token_is_refused_on_the_cli(site: OidcSite) -> None:
+    site.provider.device = site.provider.forge = True
+    id_token = await device_id_token(site)
+    who = person_id(site.provider.issuer, site.provider.person.sub)
+    with pytest.raises(CredentialError, match="signature does not verify"):
+        await cli_person(site, who, id_token, ("reviewer",))
+
+
+async def test_without_device_support_the_cli_says_to_make_a_personal_token(
+    site: OidcSite,
+) -> None:
+    with pytest.raises(UnauthenticatedError, match="make a personal API token on the review"):
+        await device_id_token(site)
+
+
+async def test_gateway_login_device_prints_the_id_token_and_says_where_to_approve(
+    config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(CLIENT_SECRET)
+    async with running_provider(utc_now) as provider:  # the CLI reads the real clock
+        provider.device = True
+        cfg = replace(config, oidc=oidc_config(provider.issuer, secret_file))
+        id_token = await device_login(cfg)
+    err = capsys.readouterr().err
+    assert f"Open {provider.issuer}/activate and enter the code WDJB-MJHT" in err
+    assert f"signed in as {person_id(provider.issuer, provider.person.sub)} (reviewer)" in err
+    assert peek_issuer(id_token) == provider.issuer

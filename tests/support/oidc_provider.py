@@ -63,6 +63,8 @@ class LoopbackProvider:
     # the gateway then starts on the provider's site, as after a real sign-in form, and the
     # browser treats it as cross-site (an immediate 302 would keep the gateway as initiator).
     interactive: bool = False
+    device: bool = False  # offer the device authorization grant (RFC 8628)
+    device_codes: dict[str, int] = field(default_factory=dict)  # polls so far
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": KID}))
     codes: dict[str, _Grant] = field(default_factory=dict)
     token_requests: int = 0
@@ -77,6 +79,7 @@ class LoopbackProvider:
         app.router.add_get("/jwks", self._jwks)
         app.router.add_get("/authorize", self._authorize)
         app.router.add_post("/token", self._token)
+        app.router.add_post("/device", self._device)
         return app
 
     async def _discovery(self, request: web.Request) -> web.Response:
@@ -91,6 +94,7 @@ class LoopbackProvider:
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
             }
+            | ({"device_authorization_endpoint": f"{self.issuer}/device"} if self.device else {})
         )
 
     async def _jwks(self, request: web.Request) -> web.Response:
@@ -116,12 +120,30 @@ class LoopbackProvider:
             return web.Response(text=page, content_type="text/html")
         return web.Response(status=302, headers={"Location": back})
 
+    async def _device(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if not self.device or form.get("client_id") != CLIENT_ID:
+            return web.json_response({"error": "invalid_client"}, status=400)
+        code = secrets.token_urlsafe(16)
+        self.device_codes[code] = 0
+        return web.json_response(
+            {
+                "device_code": code,
+                "user_code": "WDJB-MJHT",
+                "verification_uri": f"{self.issuer}/activate",
+                "expires_in": 600,
+                "interval": 0,  # no waiting in tests
+            }
+        )
+
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
         form = await request.post()
         auth = BasicAuth.decode(request.headers.get("Authorization", ""))
         if (auth.login, auth.password) != (CLIENT_ID, CLIENT_SECRET):
             return web.json_response({"error": "invalid_client"}, status=401)
+        if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:device_code":
+            return self._device_token(str(form.get("device_code")))
         grant = self.codes.pop(str(form.get("code")), None)  # a code is good once
         if grant is None or form.get("redirect_uri") != grant.redirect_uri:
             return web.json_response({"error": "invalid_grant"}, status=400)
@@ -131,7 +153,17 @@ class LoopbackProvider:
             {"access_token": "opaque", "token_type": "Bearer", "id_token": self.id_token(grant)}
         )
 
-    def id_token(self, grant: _Grant) -> str:
+    def _device_token(self, device_code: str) -> web.Response:
+        polls = self.device_codes.get(device_code)
+        if polls is None:
+            return web.json_response({"error": "expired_token"}, status=400)
+        self.device_codes[device_code] = polls + 1
+        if polls == 0:  # the person has not approved yet
+            return web.json_response({"error": "authorization_pending"}, status=400)
+        del self.device_codes[device_code]
+        return web.json_response({"token_type": "Bearer", "id_token": self.id_token(None)})
+
+    def id_token(self, grant: _Grant | None) -> str:
         now = self.clock()
         exp = now - timedelta(minutes=5) if self.expired else now + timedelta(minutes=5)
         claims: dict[str, Any] = {
@@ -140,9 +172,10 @@ class LoopbackProvider:
             "aud": CLIENT_ID,
             "iat": int((now - timedelta(minutes=10 if self.expired else 0)).timestamp()),
             "exp": int(exp.timestamp()),
-            "nonce": "another-sign-in" if self.wrong_nonce else grant.nonce,
             "name": self.person.name,
         }
+        if grant is not None:  # the device grant has no nonce
+            claims["nonce"] = "another-sign-in" if self.wrong_nonce else grant.nonce
         if self.person.groups is not None:
             claims["groups"] = self.person.groups
         key = RSAKey.generate_key(2048, parameters={"kid": KID}) if self.forge else self.key

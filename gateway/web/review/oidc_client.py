@@ -19,6 +19,7 @@ they could change; their gateway roles come from `roles_claim` through ``[oidc.r
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import time
@@ -41,6 +42,7 @@ from joserfc.errors import (
     MissingKeyError,
 )
 from joserfc.jwk import KeySet
+from joserfc.jwt import ClaimsOption
 
 from gateway.config.model import OidcConfig
 from gateway.errors import ConfigError, ForbiddenError, UnauthenticatedError
@@ -243,9 +245,12 @@ class OidcClient:
             raise _refused("the provider's token answer holds no ID token")
         return await self.person_of(id_token, nonce)
 
-    async def person_of(self, id_token: str, nonce: str) -> OidcPerson:
-        """Check an ID token (signature, algorithm, issuer, audience, expiry, nonce) and
-        map its groups to gateway roles; refuse a person with no reviewer role."""
+    async def person_of(
+        self, id_token: str, nonce: str | None, *, need: str | None = REVIEWER
+    ) -> OidcPerson:
+        """Check an ID token (signature, algorithm, issuer, audience, expiry, and the nonce
+        unless None: the device flow has none) and map its groups to gateway roles; refuse
+        a person without the role `need` (None: any role)."""
         claims, key_id = await self._verified_claims(id_token, nonce)
         subject = claims["sub"]
         who = person_id(self.config.issuer, subject)
@@ -262,16 +267,17 @@ class OidcClient:
                 f"{self.config.client_id!r}"
             )
         roles = self.config.roles_of(claims[claim])
-        if REVIEWER not in roles:
-            wanted = sorted(k for k, r in self.config.roles.items() if REVIEWER in r)
+        if (need not in roles) if need else not roles:
+            role = need or "gateway"
+            wanted = sorted(k for k, r in self.config.roles.items() if need is None or need in r)
             raise ForbiddenError(
-                f"your {claim!r} at the provider give no reviewer role; a reviewer belongs "
+                f"your {claim!r} at the provider give no {role} role; a {role} belongs "
                 f"to one of: {', '.join(wanted) or '(none configured)'}"
             )
         return OidcPerson(who, _display_name(claims, subject), roles, key_id)
 
     async def _verified_claims(
-        self, id_token: str, nonce: str
+        self, id_token: str, nonce: str | None
     ) -> tuple[dict[str, Any], str | None]:
         keys = await self._key_set()
         try:
@@ -285,16 +291,16 @@ class OidcClient:
                 ) from exc
             return await self._verified_claims(id_token, nonce)
         now = int(self._clock().timestamp())
-        registry = jwt.JWTClaimsRegistry(
-            now=now,
-            leeway=CLOCK_LEEWAY_S,
-            iss={"essential": True, "value": self.config.issuer},
-            aud={"essential": True, "value": self.config.client_id},
-            sub={"essential": True},
-            exp={"essential": True},
-            iat={"essential": True},
-            nonce={"essential": True, "value": nonce},
-        )
+        options: dict[str, ClaimsOption] = {
+            "iss": {"essential": True, "value": self.config.issuer},
+            "aud": {"essential": True, "value": self.config.client_id},
+            "sub": {"essential": True},
+            "exp": {"essential": True},
+            "iat": {"essential": True},
+        }
+        if nonce is not None:
+            options["nonce"] = {"essential": True, "value": nonce}
+        registry = jwt.JWTClaimsRegistry(now=now, leeway=CLOCK_LEEWAY_S, **options)
         try:
             registry.validate(token.claims)
         except ExpiredTokenError:
@@ -331,10 +337,16 @@ class OidcClient:
             self._keys, self._keys_fetched = keys, time.monotonic()
             return True
 
-    async def _get(self, url: str) -> object:
-        return await self._call("GET", url, None, {})
-
     async def _post(self, url: str, form: dict[str, str]) -> object:
+        status, document = await self.post_form(url, form)
+        if status != 200 and isinstance(document, dict) and "error" in document:
+            # RFC 6749 §5.2: the code was refused (used twice, expired, PKCE mismatch).
+            raise _refused(f"the provider refused the code exchange ({oauth_error(document)})")
+        return _checked(url, status, document)
+
+    async def post_form(self, url: str, form: dict[str, str]) -> tuple[int, object]:
+        """POST `form` to an endpoint of the provider, as this client; its status and JSON
+        (None when not JSON), for a caller that reads OAuth errors (the device flow)."""
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         body = urlencode(form)
         if self._secret:
@@ -348,9 +360,12 @@ class OidcClient:
             _, headers, body = auth.prepare("POST", url, headers, body)
         return await self._call("POST", url, body, headers)
 
+    async def _get(self, url: str) -> object:
+        return _checked(url, *await self._call("GET", url, None, {}))
+
     async def _call(
         self, method: str, url: str, body: str | None, headers: dict[str, str]
-    ) -> object:
+    ) -> tuple[int, object]:
         try:
             async with self._http().request(
                 method,
@@ -370,17 +385,31 @@ class OidcClient:
             document = json.loads(answer)
         except (ValueError, RecursionError):
             document = None
-        if status != 200:
-            if method == "POST" and isinstance(document, dict) and "error" in document:
-                # RFC 6749 §5.2: the code was refused (used twice, expired, PKCE mismatch).
-                raise _refused(f"the provider refused the code exchange ({_code(document)})")
-            raise _unreachable(f"{url} answered HTTP {status}, expected 200")
-        if document is None:
-            raise _unreachable(f"{url} did not answer JSON")
-        return document
+        return status, document
 
 
-def _code(document: Mapping[str, object]) -> str:
+def _checked(url: str, status: int, document: object) -> object:
+    if status != 200:
+        raise _unreachable(f"{url} answered HTTP {status}, expected 200")
+    if document is None:
+        raise _unreachable(f"{url} did not answer JSON")
+    return document
+
+
+def peek_issuer(token: str) -> str | None:
+    """The `iss` a JWT claims, unverified: only to choose which check it gets."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[1]) > 16384:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
+
+
+def oauth_error(document: Mapping[str, object]) -> str:
     """An OAuth error code, shown only when it is one (a short token of safe characters)."""
     error = document.get("error")
     if isinstance(error, str) and len(error) <= 64 and error.replace("_", "").isalnum():

@@ -182,6 +182,31 @@ async def test_a_bad_id_token_is_refused(
     assert (await site.client.get("/review/disclosures", allow_redirects=False)).status == 303
 
 
+@pytest.mark.parametrize(
+    ("audience", "message"),
+    [
+        ("another-client", "the ID token is meant for another client than this gateway"),
+        ([CLIENT_ID, "another-client"], "the ID token was issued to another client (azp)"),
+    ],
+)
+async def test_an_id_token_for_another_client_is_refused(
+    site: OidcSite, audience: str | list[str], message: str
+) -> None:
+    site.provider.audience = audience
+    refused = await site.callback(await site.start())
+    assert refused.status == 401
+    assert message in (await refused.text()).replace("&#39;", "'")
+
+
+async def test_a_state_of_any_text_is_refused_not_a_failure(site: OidcSite) -> None:
+    await site.start()
+    refused = await site.client.get(
+        "/review/oidc/callback?code=x&state=%C3%A9t%C3%A9", headers=HTML
+    )
+    assert refused.status == 403
+    assert "its state does not match" in await refused.text()
+
+
 async def test_a_person_without_the_roles_claim_is_refused(site: OidcSite) -> None:
     site.provider.person.groups = None
     refused = await site.callback(await site.start())

@@ -59,6 +59,7 @@ class LoopbackProvider:
     forge: bool = False
     wrong_nonce: bool = False
     expired: bool = False
+    audience: str | list[str] = CLIENT_ID  # the ID token's aud (another client's: refused)
     # A page with an "Approve" link instead of an immediate redirect: the navigation back to
     # the gateway then starts on the provider's site, as after a real sign-in form, and the
     # browser treats it as cross-site (an immediate 302 would keep the gateway as initiator).
@@ -169,7 +170,7 @@ class LoopbackProvider:
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": self.person.sub,
-            "aud": CLIENT_ID,
+            "aud": self.audience,
             "iat": int((now - timedelta(minutes=10 if self.expired else 0)).timestamp()),
             "exp": int(exp.timestamp()),
             "name": self.person.name,

@@ -108,7 +108,7 @@ async def oidc_callback(request: web.Request) -> web.StreamResponse:
                 "refused the sign-in cookie); start again from the sign-in page"
             )
         state = _query(request, "state")
-        if state is None or not hmac.compare_digest(state, flow["state"]):
+        if state is None or not hmac.compare_digest(state.encode(), flow["state"].encode()):
             raise ForbiddenError(
                 "the provider's answer does not belong to the sign-in this browser started "
                 "(its state does not match); start again from the sign-in page"

@@ -307,10 +307,11 @@ class OidcClient:
             raise _refused("the ID token has expired") from None
         except ClaimError as exc:
             raise _refused(_claim_problem(exc.claim)) from None
-        audience = token.claims["aud"]
-        if isinstance(audience, list) and len(audience) > 1:
-            if token.claims.get("azp") != self.config.client_id:
-                raise _refused("the ID token names several audiences but not this client as azp")
+        audience, azp = token.claims["aud"], token.claims.get("azp")
+        several = isinstance(audience, list) and len(audience) > 1
+        if (several or azp is not None) and azp != self.config.client_id:
+            # OIDC Core §3.1.3.7: azp, when there or needed, must name this client.
+            raise _refused("the ID token was issued to another client (azp)")
         if not isinstance(token.claims["sub"], str) or not token.claims["sub"]:
             raise _refused("the ID token's subject is empty")
         kid = token.header.get("kid")

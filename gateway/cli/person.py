@@ -167,6 +167,13 @@ async def _personal_token_person(
         raise CredentialError(f"{exc}; nothing was changed") from None
     finally:
         await store.close()
+    provider = config.oidc.issuer + "#" if config.oidc else None
+    if not (provider and who.startswith(provider)) and who not in config.reviewers:
+        # The person left config.toml (or its provider did): their tokens end with them.
+        raise CredentialError(
+            f"{who!r} is neither a [[reviewers]] account nor a person of the [oidc] provider "
+            f"in {config.path.name} any more; nothing was changed"
+        )
     if not found.roles & set(roles):
         raise CredentialError(
             f"the personal token {found.id} carries the roles {', '.join(sorted(found.roles))}; "

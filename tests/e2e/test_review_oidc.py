@@ -22,6 +22,7 @@ from browser.review_support import (
     FakeReviewBackend,
     review_app,
     review_config,
+    sign_in,
 )
 from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, LoopbackProvider, running_provider
 
@@ -310,6 +311,10 @@ async def test_a_personal_token_made_on_the_site_proves_the_person_on_the_cli(
     with pytest.raises(CredentialError, match="no such personal token"):
         await cli_person(site, who, token[1][:-2] + "xx", ("reviewer",))
 
+    without_provider = replace(site, config=replace(site.config, oidc=None))
+    with pytest.raises(CredentialError, match="is neither a \\[\\[reviewers\\]\\] account"):
+        await cli_person(without_provider, who, token[1], ("reviewer",))
+
     revoked = await site.client.post(
         f"/review/tokens/{token_id}/revoke", data={"csrf": csrf}, allow_redirects=False
     )
@@ -328,6 +333,18 @@ async def test_a_personal_token_made_on_the_site_proves_the_person_on_the_cli(
         ("revoke_personal_token", f"personal_token:{token_id}", who),
     ]
     assert all(token[1] not in a.raw.decode() for a in acts)
+
+
+async def test_a_password_account_makes_a_token_for_itself_too(site: OidcSite) -> None:
+    csrf = await sign_in(site.client, "alice")
+    page = await (await site.client.post("/review/tokens", data={"csrf": csrf, "days": "7"})).text()
+    token = TOKEN.search(page)
+    assert token is not None
+    person = await cli_person(site, "alice", token[1], ("reviewer",))
+    assert person.id == "alice" and person.credential.startswith("personal-token:")
+    gone = replace(site, config=replace(site.config, reviewers={}))
+    with pytest.raises(CredentialError, match="any more; nothing was changed"):
+        await cli_person(gone, "alice", token[1], ("reviewer",))
 
 
 async def test_an_expired_personal_token_proves_nobody(site: OidcSite) -> None:

@@ -307,7 +307,8 @@ class _ConfigReader:
         auth = self._auth()
         callers = self._callers()
         reviewers = self._reviewers()
-        oidc = self._oidc() if "oidc" in self.doc.data else None
+        # An empty [oidc] (as `gateway config show` writes an unset one) names no provider.
+        oidc = self._oidc() if self.doc.data.get("oidc") else None
         if self.errors:
             raise ConfigErrors(self.errors)
         return Config(

@@ -2,7 +2,8 @@
 the provider at `localhost`, the gateway at `127.0.0.1` — two sites, as in real life — so
 the browser applies the cookie rules of a cross-site answer: the flow cookie must come back
 with the provider's redirect (SameSite=Lax), and the Strict session cookie must be sent on
-the next page. Then each refused case, with the message the person sees."""
+the next page. Then each refused case, with the message the person sees. Saves
+docs/screenshots/sign-in-oidc.png and sign-in-oidc-refused.png (UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from gateway.store.records import PersonalToken
 
 __all__ = [
     "LIFETIMES_DAYS",
-    "PREFIX",
+    "TOKEN_PREFIX",
     "MintedToken",
     "PersonalTokenError",
     "is_personal_token",
@@ -30,7 +30,7 @@ __all__ = [
     "token_hash",
 ]
 
-PREFIX: Final = "dgpt_"
+TOKEN_PREFIX: Final = "dgpt_"  # noqa: S105 - the visible start of every token, no secret
 LIFETIMES_DAYS: Final = (7, 30, 90)  # the choices the page offers; 90 days at most
 MAX_TOKEN: Final = 200
 
@@ -52,7 +52,7 @@ def token_hash(text: str) -> str:
 
 
 def is_personal_token(text: str) -> bool:
-    return text.startswith(PREFIX)
+    return text.startswith(TOKEN_PREFIX)
 
 
 def mint(person: str, roles: frozenset[str], now: datetime, days: int) -> MintedToken:
@@ -61,7 +61,7 @@ def mint(person: str, roles: frozenset[str], now: datetime, days: int) -> Minted
             f"a token lasts {', '.join(map(str, LIFETIMES_DAYS))} days, not {days}"
         )
     token_id = secrets.token_hex(6)
-    text = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+    text = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
     record = PersonalToken(
         id=token_id,
         person=person,

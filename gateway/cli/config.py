@@ -83,6 +83,7 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("server", "tls_cert_file"): s.tls_cert_file,
         ("server", "tls_key_file"): s.tls_key_file,
         ("server", "tls_client_ca_file"): s.tls_client_ca_file,
+        ("server", "public_url"): s.public_url,
         ("storage", "url"): config.storage_url,
         ("keys", "dir"): config.keys_dir,
         ("partners", "dir"): config.partners_dir,
@@ -109,6 +110,21 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("notices", "retry_schedule_s"): list(config.notices.retry_schedule_s),
         ("controller", "name"): config.controller.name,
         ("controller", "iri"): config.controller.iri,
+        **_oidc_scalars(config),
+    }
+
+
+def _oidc_scalars(config: Config) -> dict[tuple[str, str], object]:
+    """[oidc]'s keys; all unset when there is no provider ([oidc.roles] is a table, not
+    shown here)."""
+    o = config.oidc
+    return {
+        ("oidc", "issuer"): o and o.issuer,
+        ("oidc", "client_id"): o and o.client_id,
+        ("oidc", "client_secret_env"): o and o.client_secret_env,
+        ("oidc", "client_secret_file"): o and o.client_secret_file,
+        ("oidc", "roles_claim"): o and o.roles_claim,
+        ("oidc", "algorithms"): o and list(o.algorithms),
     }
 
 

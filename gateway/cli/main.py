@@ -21,6 +21,7 @@ from gateway.cli import exposure as cli_exposure
 from gateway.cli import init_folder as cli_init_folder
 from gateway.cli import keys as cli_keys
 from gateway.cli import log as cli_log
+from gateway.cli import login as cli_login
 from gateway.cli import notices as cli_notices
 from gateway.cli import partners as cli_partners
 from gateway.cli import policy as cli_policy
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_rights.register(commands)
     cli_exposure.register(commands)
     cli_notices.register(commands)
+    cli_login.register(commands)
     cli_ropa.register(commands)
     cli_completion.register(commands)
     cli_config.register(commands)

@@ -10,11 +10,16 @@ the person uses elsewhere:
 - a `[[callers]]` entry (a person who uses the API, e.g. `privacy-office`): a bearer token of
   the company's identity provider whose `sub` is that id, from stdin with `--token-stdin` or
   from $GATEWAY_TOKEN, verified exactly as the HTTP API verifies it (same JWKS, issuer,
-  audience, algorithms).
+  audience, algorithms);
+- a person who signs in to the review site through the OpenID provider of `[oidc]` (`--as`
+  is then their `issuer#subject`, as the site shows it): a personal API token they made on
+  the site (`/review/tokens`), the same way; it must be theirs, unrevoked and unexpired, and
+  its roles (theirs when it was made) must include one the command needs.
 
 Without a valid credential the command exits 2 before it touches the store. With one, the
 act is first an `action` entry of the disclosure log (`cli_actions`, gateway.log.actions):
-who, which credential (`token:<kid>` or `password:<id>`, never the secret), what, when.
+who, which credential (`token:<kid>`, `password:<id>` or `personal-token:<id>`, never the
+secret), what, when.
 """
 
 from __future__ import annotations
@@ -24,18 +29,23 @@ import getpass
 import os
 import sys
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Final, TextIO
 
 import aiohttp
 
 from gateway.callers.tokens import CallerAuthenticator, token_key_id
+from gateway.cli.login import cli_oidc_client
 from gateway.cli.support import UsageError
 from gateway.clock import utc_now
 from gateway.config.model import Config
 from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
 from gateway.log.actions import ActionLog, AppendsRows, Person, direct_append
+from gateway.store import open_store
+from gateway.web.review.oidc_client import peek_issuer
 from gateway.web.review.passwords import PasswordHashError, parse_password_hash
+from gateway.web.review.personal_tokens import PersonalTokenError, is_personal_token, prove
 
 PASSWORD_ENV: Final = "GATEWAY_PASSWORD"  # noqa: S105 - a variable name, not a password
 TOKEN_ENV: Final = "GATEWAY_TOKEN"  # noqa: S105 - a variable name, not a token
@@ -61,7 +71,8 @@ def add_credential_options(
     parser.add_argument(
         "--token-stdin",
         action="store_true",
-        help=f"read a bearer token whose sub is --as from stdin (else ${TOKEN_ENV})",
+        help=f"read a bearer token whose sub is --as, or a personal API token of --as made on "
+        f"the review site, from stdin (else ${TOKEN_ENV})",
     )
 
 
@@ -95,12 +106,18 @@ async def proven_person(
     *,
     stdin: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> Person:
     """The person `--as` names, once their credential proves them and they hold one of
     `roles`, with the id of the credential that proved it."""
     who: str = args.as_
     stdin = sys.stdin if stdin is None else stdin
     environ = os.environ if environ is None else environ
+    token = _token(args, stdin, environ)
+    if token is not None and is_personal_token(token):
+        return await _personal_token_person(config, who, token, roles, now or utc_now())
+    if token is not None and config.oidc is not None and peek_issuer(token) == config.oidc.issuer:
+        return await _id_token_person(config, who, token, roles, now or utc_now())
     caller = config.callers.get(who)
     account = config.reviewers.get(who)
     may_as_caller = caller is not None and bool(caller.roles & set(roles))
@@ -114,7 +131,6 @@ async def proven_person(
             f"--as {who!r} is not a {' or '.join(sorted(roles))} in {config.path.name}; "
             f"allowed: {', '.join(allowed) or 'none'}"
         )
-    token = _token(args, stdin, environ)
     if token is not None or not may_as_account:
         if not may_as_caller:
             raise CredentialError(
@@ -137,6 +153,58 @@ async def proven_person(
     if not verifier.matches(password):
         raise CredentialError(f"the password of {who!r} does not match; nothing was changed")
     return Person(who, f"password:{who}")
+
+
+async def _personal_token_person(
+    config: Config, who: str, token: str, roles: Collection[str], now: datetime
+) -> Person:
+    """The person a personal API token of the review site proves (gateway.web.review
+    .personal_tokens), once it is theirs, usable, and made with one of `roles`."""
+    store = await open_store(config.storage_url, config.root)
+    try:
+        found = await prove(store, token, who, now)
+    except PersonalTokenError as exc:
+        raise CredentialError(f"{exc}; nothing was changed") from None
+    finally:
+        await store.close()
+    provider = config.oidc.issuer + "#" if config.oidc else None
+    if not (provider and who.startswith(provider)) and who not in config.reviewers:
+        # The person left config.toml (or its provider did): their tokens end with them.
+        raise CredentialError(
+            f"{who!r} is neither a [[reviewers]] account nor a person of the [oidc] provider "
+            f"in {config.path.name} any more; nothing was changed"
+        )
+    if not found.roles & set(roles):
+        raise CredentialError(
+            f"the personal token {found.id} carries the roles {', '.join(sorted(found.roles))}; "
+            f"this needs {' or '.join(sorted(roles))}; nothing was changed"
+        )
+    return Person(who, f"personal-token:{found.id}")
+
+
+async def _id_token_person(
+    config: Config, who: str, token: str, roles: Collection[str], now: datetime
+) -> Person:
+    """The person an ID token of the `[oidc]` provider proves (`gateway login --device`),
+    checked as the review site checks one (no nonce: the device grant has none)."""
+    client = cli_oidc_client(config, lambda: now)
+    try:
+        person = await client.person_of(token, None, need=None)
+    except GatewayError as exc:
+        raise CredentialError(f"the ID token does not prove {who!r}: {exc.detail}") from None
+    finally:
+        await client.close()
+    if person.id != who:
+        raise CredentialError(
+            f"the ID token is {person.id!r}'s, not {who!r}'s (--as); nothing was changed"
+        )
+    if not person.roles & set(roles):
+        raise CredentialError(
+            f"{who!r} has the roles {', '.join(sorted(person.roles))} at the provider; this "
+            f"needs {' or '.join(sorted(roles))}; nothing was changed"
+        )
+    # The key that signed it, as `token:<kid>` names a caller token's (never the token).
+    return Person(who, f"id-token:{person.key_id or 'no-kid'}")
 
 
 def _token(args: argparse.Namespace, stdin: TextIO, environ: Mapping[str, str]) -> str | None:

@@ -39,6 +39,7 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
         "tls_cert_file": "str",
         "tls_key_file": "str",
         "tls_client_ca_file": "str",
+        "public_url": "str",
     },
     "storage": {"url": "str"},
     "keys": {"dir": "str"},
@@ -61,11 +62,19 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
     "retention": {"instances_days": "float", "idempotency_hours": "float"},
     "notices": {"interval_s": "float", "max_age_days": "int"},
     "controller": {"name": "str", "iri": "str"},
+    "oidc": {
+        "issuer": "str",
+        "client_id": "str",
+        "client_secret_env": "str",
+        "client_secret_file": "str",
+        "roles_claim": "str",
+    },
 }
 # Keys whose value is a list: config.toml only.
 LISTS: Final[Mapping[str, frozenset[str]]] = {
     "auth": frozenset({"algorithms"}),
     "notices": frozenset({"retry_schedule_s"}),
+    "oidc": frozenset({"algorithms"}),
 }
 TABLE_ARRAYS: Final = ("callers", "reviewers")
 

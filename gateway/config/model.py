@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from gateway import vocabulary as v
 from gateway.config.env import SCALARS, TABLE_ARRAYS, apply_overrides, known_keys, read_overrides
@@ -25,6 +26,10 @@ from gateway.net import fetchable_url
 POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
 MAX_WARN_DAYS = 3650
 CALLER_TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519", "RS256", "PS256")
+# What an OpenID provider may sign ID tokens with: asymmetric only (never none or HS*, whose
+# key would be the client secret every instance holds). RS256 is OIDC's mandatory default.
+OIDC_ID_TOKEN_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
+MAX_OIDC_CLAIM_VALUES = 200
 SECTIONS = {*SCALARS, *TABLE_ARRAYS}
 # An https:// (or http://) URL or a urn: name: what a linked-data reader takes as an IRI.
 ABSOLUTE_IRI: Final = re.compile(r"^(https?://[^\s/?#]+[^\s]*|urn:[a-z0-9][a-z0-9-]{0,31}:[^\s]+)$")
@@ -49,6 +54,36 @@ class ServerConfig:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
+    # The URL people reach the gateway at (behind a proxy); the review site's OpenID
+    # Connect redirect URI is built on it. None: the address the browser used.
+    public_url: str | None = None
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    """[oidc]: the review site's sign-in through an OpenID provider (gateway.web.review.oidc)."""
+
+    issuer: str  # discovery at {issuer}/.well-known/openid-configuration
+    client_id: str
+    # The client secret's source, read when the app is built (never inline in the file);
+    # neither: a public client, proven by PKCE alone.
+    client_secret_env: str | None
+    client_secret_file: Path | None
+    roles_claim: str  # the ID-token claim holding the person's groups
+    roles: Mapping[str, frozenset[str]]  # a claim value -> gateway roles
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+
+    def roles_of(self, values: object) -> frozenset[str]:
+        """The gateway roles a claim's value grants (a string or a list of strings)."""
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list):
+            return frozenset()
+        granted: set[str] = set()
+        for value in values[:MAX_OIDC_CLAIM_VALUES]:
+            if isinstance(value, str):
+                granted |= self.roles.get(value, frozenset())
+        return frozenset(granted)
 
 
 @dataclass(frozen=True)
@@ -186,6 +221,8 @@ class Config:
     retention: RetentionConfig = RetentionConfig()
     notices: NoticesConfig = NoticesConfig()
     controller: ControllerConfig = ControllerConfig()
+    # [oidc]: people sign in to the review site through this provider; None: passwords.
+    oidc: OidcConfig | None = None
 
 
 def business_days_between(start: date, end: date) -> int:
@@ -298,6 +335,8 @@ class _ConfigReader:
         callers = self._callers()
         reviewers = self._reviewers()
         controller = self._controller()
+        # An empty [oidc] (as `gateway config show` writes an unset one) names no provider.
+        oidc = self._oidc() if self.doc.data.get("oidc") else None
         if self.errors:
             raise ConfigErrors(self.errors)
         return Config(
@@ -317,6 +356,7 @@ class _ConfigReader:
             retention=retention,
             notices=notices,
             controller=controller,
+            oidc=oidc,
         )
 
     def _controller(self) -> ControllerConfig:
@@ -411,8 +451,23 @@ class _ConfigReader:
                 "server",
                 "tls_client_ca_file",
             )
+        public_url = t.get("public_url")
+        if public_url is not None and (
+            not isinstance(public_url, str)
+            or fetchable_url(public_url) is None
+            or urlsplit(public_url).path.strip("/")
+            or urlsplit(public_url).query
+        ):
+            self.fail(
+                "server.public_url must be the https:// origin people reach the gateway at "
+                "(http:// only on loopback), without a path, e.g. https://gateway.example.com",
+                "server",
+                "public_url",
+            )
+            public_url = None
         return ServerConfig(
             host=host,
+            public_url=public_url.rstrip("/") if public_url else None,
             port=numbers["port"],
             max_body_bytes=numbers["max_body_bytes"],
             max_json_depth=numbers["max_json_depth"],
@@ -664,3 +719,83 @@ class _ConfigReader:
                 continue
             reviewers[rid] = Reviewer(rid, name, hashed)
         return reviewers
+
+    def _oidc(self) -> OidcConfig:
+        t = self.table("oidc")
+        self.keys(t, known_keys("oidc") | {"roles"}, "oidc")
+        texts: dict[str, str] = {}
+        for key, meaning in (
+            ("issuer", "the provider's issuer URL, e.g. https://login.example.com"),
+            ("client_id", "the gateway's client id at the provider"),
+            ("roles_claim", "the ID-token claim holding the person's groups, e.g. groups"),
+        ):
+            value = t.get(key)
+            if not isinstance(value, str) or not value.strip():
+                self.fail(f"oidc.{key} must be set: {meaning}", "oidc", key)
+                value = ""
+            texts[key] = value.strip()
+        if texts["issuer"] and fetchable_url(texts["issuer"]) is None:
+            self.fail(
+                "oidc.issuer must be an https:// URL (http:// only on loopback)", "oidc", "issuer"
+            )
+        if "client_secret_env" in t and "client_secret_file" in t:
+            self.fail(
+                "give at most one of oidc.client_secret_env and oidc.client_secret_file "
+                "(neither: a public client, PKCE only)",
+                "oidc",
+            )
+        secret_env = t.get("client_secret_env")
+        if secret_env is not None and (not isinstance(secret_env, str) or not secret_env):
+            self.fail(
+                "oidc.client_secret_env must name an environment variable",
+                "oidc",
+                "client_secret_env",
+            )
+            secret_env = None
+        secret_file = t.get("client_secret_file")
+        algs = t.get("algorithms", list(OidcConfig.algorithms))
+        if not isinstance(algs, list) or not algs or any(a not in OIDC_ID_TOKEN_ALGS for a in algs):
+            self.fail(
+                f"oidc.algorithms must be a non-empty list from {', '.join(OIDC_ID_TOKEN_ALGS)} "
+                "(never none or HS*)",
+                "oidc",
+                "algorithms",
+            )
+            algs = list(OidcConfig.algorithms)
+        return OidcConfig(
+            issuer=texts["issuer"].rstrip("/"),
+            client_id=texts["client_id"],
+            client_secret_env=secret_env,
+            client_secret_file=None
+            if secret_file is None
+            else self.path(secret_file, "oidc", "client_secret_file"),
+            roles_claim=texts["roles_claim"],
+            roles=self._oidc_roles(t.get("roles")),
+            algorithms=tuple(algs),
+        )
+
+    def _oidc_roles(self, table: object) -> dict[str, frozenset[str]]:
+        if not isinstance(table, dict) or not table:
+            self.fail(
+                "[oidc.roles] must map at least one claim value to gateway roles, e.g. "
+                '"privacy-reviewers" = ["reviewer"]',
+                "oidc",
+            )
+            return {}
+        roles: dict[str, frozenset[str]] = {}
+        for value, granted in table.items():
+            if (
+                not isinstance(granted, list)
+                or not granted
+                or any(r not in v.ROLES for r in granted)
+            ):
+                self.fail(
+                    f"oidc.roles.{value} must be a non-empty list of gateway roles from "
+                    f"{', '.join(v.ROLES)}",
+                    "oidc",
+                    "roles",
+                    value,
+                )
+                continue
+            roles[value] = frozenset(granted)
+        return roles

@@ -266,6 +266,9 @@ ACTIONS: Final = frozenset(
         "set_profile",
         # the notice outbox (gateway.rights.outbox): a person sends a kept notice now
         "retry_notice",
+        # a person's API token for the CLI, made and revoked on the review site
+        "create_personal_token",
+        "revoke_personal_token",
         # reads of personal scope (the policy map: every call is logged)
         "read_subject_report",
         "read_subject_consents",
@@ -282,7 +285,17 @@ ACTIONS: Final = frozenset(
 a word a person typed."""
 
 TARGET_KINDS: Final = frozenset(
-    {"partner", "disclosure", "lawful_request", "consent", "subject", "log", "notice", "witness"}
+    {
+        "partner",
+        "disclosure",
+        "lawful_request",
+        "consent",
+        "subject",
+        "log",
+        "notice",
+        "personal_token",
+        "witness",
+    }
 )
 """What an act may be done to; the subject only as its keyed reference (``subject:<ref>``)."""
 

@@ -25,6 +25,7 @@ from gateway.store.ports import (
     LogRowStore,
     LogSummaryStore,
     NoticeOutboxStore,
+    PersonalTokenStore,
     ProtectedValueStore,
     RopaStore,
     StoreLifecycle,
@@ -55,6 +56,7 @@ class Store(
     WitnessStateStore,
     InstanceStore,
     NoticeOutboxStore,
+    PersonalTokenStore,
     Protocol,
 ):
     """The whole storage port, every concern's: what an adapter implements."""

@@ -26,6 +26,7 @@ from gateway.store.records import (
     LogEntry,
     LogRecord,
     OutboxNotice,
+    PersonalToken,
     Rejection,
     StoredCheckpoint,
     StoredLogRow,
@@ -197,6 +198,19 @@ def outbox_notice(row: Row, d: Decoding) -> OutboxNotice:
         lease_owner=str(row[12]),
         lease_until=d.opt_time(row[13]),
         done_at=d.opt_time(row[14]),
+    )
+
+
+def personal_token(row: Row, d: Decoding) -> PersonalToken:
+    """A row of statements._SELECT_TOKENS."""
+    return PersonalToken(
+        id=str(row[0]),
+        person=str(row[1]),
+        roles=d.set(row[2]),
+        token_hash=str(row[3]),
+        created_at=d.time(row[4]),
+        expires_at=d.time(row[5]),
+        revoked_at=d.opt_time(row[6]),
     )
 
 

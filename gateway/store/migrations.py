@@ -446,6 +446,27 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             """,
         ),
     ),
+    (
+        13,
+        "personal API tokens of people signed in through the OpenID provider",
+        (
+            # Made on the review site, used by the CLI (gateway.cli.person); only the
+            # secret's SHA-256 is stored. A row is never deleted: a revoked or expired
+            # token stays listed, so the person sees what existed.
+            """
+            CREATE TABLE personal_tokens (
+                id TEXT PRIMARY KEY,
+                person TEXT NOT NULL,
+                roles {SET} NOT NULL,
+                token_hash TEXT NOT NULL UNIQUE,
+                created_at {TIME} NOT NULL,
+                expires_at {TIME} NOT NULL,
+                revoked_at {TIME}
+            )
+            """,
+            "CREATE INDEX personal_tokens_by_person ON personal_tokens (person, created_at)",
+        ),
+    ),
 )
 
 

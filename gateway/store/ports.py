@@ -27,6 +27,7 @@ from gateway.store.records import (
     LogRecord,
     LogRow,
     OutboxNotice,
+    PersonalToken,
     Rejection,
     RestrictionRow,
     RopaCounts,
@@ -465,3 +466,20 @@ class InstanceStore(Protocol):
         never deleted; an instance whose row is gone and that turns out to be alive (a
         stalled process) registers again at its next heartbeat, and intents without
         outcome of a deleted one are adopted again (`adopt_instances`)."""
+
+
+class PersonalTokenStore(Protocol):
+    """People's API tokens for the CLI (schema 13): only each secret's hash is stored."""
+
+    async def add_personal_token(self, token: PersonalToken) -> None:
+        """Store a new token (its id and hash are new)."""
+
+    async def personal_token_by_hash(self, token_hash: str) -> PersonalToken | None:
+        """The token whose secret hashes to `token_hash`, usable or not; None if none."""
+
+    async def personal_tokens_of(self, person: str, limit: int = 100) -> list[PersonalToken]:
+        """`person`'s tokens, newest first, revoked and expired ones included."""
+
+    async def revoke_personal_token(self, token_id: str, person: str, at: datetime) -> bool:
+        """Revoke `person`'s token `token_id` at `at`; False when it is not theirs, does
+        not exist or was revoked already (nothing changed)."""

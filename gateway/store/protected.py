@@ -171,6 +171,11 @@ class ProtectedStore:
     outbox_notice = _Passed(Store.outbox_notice)
     claim_outbox_notice = _Passed(Store.claim_outbox_notice)
     finish_outbox_attempt = _Passed(Store.finish_outbox_attempt)
+    # A personal token's row holds a hash of a random secret, nothing to seal.
+    add_personal_token = _Passed(Store.add_personal_token)
+    personal_token_by_hash = _Passed(Store.personal_token_by_hash)
+    personal_tokens_of = _Passed(Store.personal_tokens_of)
+    revoke_personal_token = _Passed(Store.revoke_personal_token)
     record_witnessing = _Passed(Store.record_witnessing)
     cosigned_checkpoints = _Passed(Store.cosigned_checkpoints)
     checkpoint_by_seq = _Passed(Store.checkpoint_by_seq)

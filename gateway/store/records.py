@@ -43,6 +43,7 @@ __all__ = [
     "LogRecord",
     "LogRow",
     "Migration",
+    "PersonalToken",
     "Rejection",
     "RestrictionRow",
     "RopaCounts",
@@ -588,3 +589,22 @@ class RopaCounts:
 
     rows: tuple[RopaRowCount, ...]
     fields: tuple[RopaFieldCount, ...]
+
+
+@dataclass(frozen=True)
+class PersonalToken:
+    """A person's API token for the CLI, made on the review site after signing in through
+    the OpenID provider (schema 13). Only the secret's SHA-256 is kept: the token is shown
+    once. `roles` are the person's gateway roles when it was made; a token stops working
+    when it expires or is revoked (`revoked_at`), whichever comes first."""
+
+    id: str
+    person: str
+    roles: frozenset[str]
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+    def usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at

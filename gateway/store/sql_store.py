@@ -50,6 +50,7 @@ from gateway.store.records import (
     LogEntry,
     LogRecord,
     OutboxNotice,
+    PersonalToken,
     Rejection,
     RestrictionRow,
     RopaCounts,
@@ -742,5 +743,42 @@ class SqlStore(ABC):
                 notice.id,
                 owner,
             ),
+        )
+        return changed == 1
+
+    # -- personal API tokens (schema 13) -------------------------------------------------
+
+    async def add_personal_token(self, token: PersonalToken) -> None:
+        await self._run(
+            "store a personal token",
+            self._sql.insert_personal_key,
+            (
+                token.id,
+                token.person,
+                self._encode.set(token.roles),
+                token.token_hash,
+                self._encode.time(require_aware(token.created_at, "created_at")),
+                self._encode.time(require_aware(token.expires_at, "expires_at")),
+                self._encode.opt_time(token.revoked_at),
+            ),
+        )
+
+    async def personal_token_by_hash(self, token_hash: str) -> PersonalToken | None:
+        rows = await self._rows(
+            "read personal tokens", self._sql.personal_token_by_hash, (token_hash,)
+        )
+        return mapping.personal_token(rows[0], self._decode) if rows else None
+
+    async def personal_tokens_of(self, person: str, limit: int = 100) -> list[PersonalToken]:
+        rows = await self._rows(
+            "read personal tokens", self._sql.personal_tokens_of, (person, limit)
+        )
+        return [mapping.personal_token(r, self._decode) for r in rows]
+
+    async def revoke_personal_token(self, token_id: str, person: str, at: datetime) -> bool:
+        changed = await self._run(
+            "revoke a personal token",
+            self._sql.revoke_personal_key,
+            (self._encode.time(require_aware(at, "at")), token_id, person),
         )
         return changed == 1

@@ -18,6 +18,9 @@ _SELECT_CONSENTS: Final = (
     "SELECT id, subject, purposes, partners, partner_categories, special_categories, "
     "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence FROM consents"
 )
+_SELECT_TOKENS: Final = (
+    "SELECT id, person, roles, token_hash, created_at, expires_at, revoked_at FROM personal_tokens"
+)
 # The notice outbox's columns, in mapping.outbox_notice's order.
 _SELECT_OUTBOX: Final = (
     "SELECT id, kind, partner, operation, reference, payload, status, attempts, created_at, "
@@ -253,6 +256,21 @@ class Statements:
         "UPDATE notice_outbox SET status = ?, attempts = ?, next_at = ?, last_error = ?, "
         "disclosure_id = ?, done_at = ?, lease_owner = '', lease_until = NULL "
         "WHERE id = ? AND lease_owner = ?"
+    )
+
+    # Personal API tokens (schema 13), in mapping.personal_token's column order.
+    insert_personal_key: str = (
+        "INSERT INTO personal_tokens (id, person, roles, token_hash, created_at, expires_at, "
+        "revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
+    personal_token_by_hash: str = _SELECT_TOKENS + " WHERE token_hash = ?"
+    personal_tokens_of: str = (
+        _SELECT_TOKENS + " WHERE person = ? ORDER BY created_at DESC, id LIMIT ?"
+    )
+    # Only the person's own token, and only once: a second revocation changes no row.
+    revoke_personal_key: str = (
+        "UPDATE personal_tokens SET revoked_at = ? "
+        "WHERE id = ? AND person = ? AND revoked_at IS NULL"
     )
 
     def numbered(self) -> Statements:

@@ -68,6 +68,7 @@ from gateway.web.problems import problem_middleware
 from gateway.web.review.backend import REVIEW_BACKEND
 from gateway.web.review.handlers import add_review_routes
 from gateway.web.review.log_backend import LogReviewBackend
+from gateway.web.review.oidc_client import OidcClient, read_client_secret
 from gateway.web.routes.consents import add_consent_routes
 from gateway.web.routes.disclosures import add_disclosure_routes
 from gateway.web.routes.exposure import add_exposure_routes
@@ -309,5 +310,9 @@ def create_app(
         partners=partner_table,
         clock=clock,
         source=str(config.path),
+        oidc=None
+        if config.oidc is None
+        else OidcClient(config.oidc, read_client_secret(config.oidc, secrets), clock),
+        public_url=config.server.public_url,
     )
     return app

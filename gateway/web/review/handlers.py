@@ -3,8 +3,6 @@ the ReviewBackend, render a template. Mounted under /review by `add_review_route
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -19,8 +17,6 @@ from gateway import vocabulary as v
 from gateway.clock import utc_now
 from gateway.config.model import Reviewer
 from gateway.errors import (
-    ConfigError,
-    ForbiddenError,
     GatewayError,
     InvalidRequestError,
     NotFoundError,
@@ -28,7 +24,6 @@ from gateway.errors import (
 from gateway.log.actions import target
 from gateway.log.columns import checked_disclosure
 from gateway.partners.model import Partner
-from gateway.policy.request import MAX_ID
 from gateway.problem_catalog import CATALOGUE
 from gateway.subject_id import check_subject_id, is_subject_id
 from gateway.web.review.actions_page import action_page, add_action_pages
@@ -46,28 +41,22 @@ from gateway.web.review.listing import (
     total_rows,
 )
 from gateway.web.review.notices_page import add_notice_pages
+from gateway.web.review.oidc import add_oidc_pages
+from gateway.web.review.oidc_client import OidcClient
 from gateway.web.review.overview import add_overview_page
 from gateway.web.review.partners_page import add_partner_pages
-from gateway.web.review.passwords import (
-    PasswordHashError,
-    PasswordVerifier,
-    parse_password_hash,
-)
-from gateway.web.review.session import LOGIN_TTL, Sealer, SessionSigner
+from gateway.web.review.session import Sealer, SessionSigner
+from gateway.web.review.signin import accounts_of, add_sign_in_pages
 from gateway.web.review.site import (
-    COOKIE,
-    LOGIN_COOKIE,
     PREFIX,
     REVIEW,
     SECURITY_HEADERS,
     TEMPLATES,
-    Account,
     Outcome,
     ReviewContext,
     SignedIn,
     actions,
     backend,
-    check_same_origin,
     context,
     form_page_handler,
     path_id,
@@ -75,10 +64,10 @@ from gateway.web.review.site import (
     render,
     review_middleware,
     reviewer_page,
-    safe_next,
     store,
     templates_environment,
 )
+from gateway.web.review.tokens_page import add_token_pages
 
 __all__ = ["add_review_routes"]
 
@@ -141,110 +130,6 @@ def _choices(ctx: ReviewContext) -> dict[str, Any]:
 
 def _second(pair: tuple[str, str]) -> str:
     return pair[1]
-
-
-# -- login ----------------------------------------------------------------------------
-
-
-def _login_page(
-    request: web.Request, *, message: str | None = None, status: int = 200, next_url: str
-) -> web.Response:
-    ctx = context(request)
-    cookie, token = ctx.signer.issue_login(ctx.clock())
-    response = render(
-        request, "login.html", status=status, message=message, login_csrf=token, next=next_url
-    )
-    response.set_cookie(
-        LOGIN_COOKIE,
-        cookie,
-        max_age=int(LOGIN_TTL.total_seconds()),
-        path=PREFIX,
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure,
-    )
-    return response
-
-
-async def login_form(request: web.Request) -> web.StreamResponse:
-    next_url = safe_next(request.query.get("next"))
-    if context(request).signed_in(request) is not None:
-        return redirect(next_url)
-    return _login_page(request, next_url=next_url)
-
-
-async def login_submit(request: web.Request) -> web.StreamResponse:
-    ctx = context(request)
-    check_same_origin(request)
-    form = await request.post()
-    now = ctx.clock()
-    expected = ctx.signer.login_token(request.cookies.get(LOGIN_COOKIE), now)
-    sent = _text(form, "csrf")
-    if expected is None or sent is None or not hmac.compare_digest(sent, expected):
-        raise ForbiddenError(
-            "the sign-in form expired or did not come from this page; reload it and sign in",
-        )
-    reviewer_id = (_text(form, "reviewer_id") or "").strip()[:MAX_ID]
-    password = _text(form, "password") or ""
-    next_url = safe_next(_text(form, "next"))
-    locked = ctx.throttle.locked_for(reviewer_id, now)
-    if locked is not None:
-        minutes = max(1, round(locked.total_seconds() / 60))
-        return _login_page(
-            request,
-            message=f"Too many failed sign-ins for this reviewer id. Try again in about "
-            f"{minutes} minute(s).",
-            status=429,
-            next_url=next_url,
-        )
-    account = ctx.accounts.get(reviewer_id)
-    matched = False
-    verifier = account.verifier if account is not None else _decoy(ctx)
-    if verifier is not None:
-        async with ctx.hashing:
-            # scrypt is CPU-bound: in a thread, so the gateway keeps serving meanwhile.
-            matched = await asyncio.get_running_loop().run_in_executor(
-                None, verifier.matches, password
-            )
-    if account is None or not matched:
-        ctx.throttle.failed(reviewer_id, now)
-        log.info("review sign-in failed")  # no id: it may be a mistyped password
-        return _login_page(
-            request,
-            message="Sign-in failed: unknown reviewer id or wrong password.",
-            status=401,
-            next_url=next_url,
-        )
-    ctx.throttle.succeeded(reviewer_id)
-    cookie, _ = ctx.signer.issue(reviewer_id, account.reviewer.password_hash, now)
-    log.info("reviewer %s signed in", reviewer_id)
-    response = redirect(next_url)
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=int(ctx.signer.ttl.total_seconds()),
-        path=PREFIX,
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure,
-    )
-    response.del_cookie(LOGIN_COOKIE, path=PREFIX)
-    return response
-
-
-def _decoy(ctx: ReviewContext) -> PasswordVerifier | None:
-    """A verifier for ids that do not exist, costing what a real one costs."""
-    for account in ctx.accounts.values():
-        return account.verifier.decoy()
-    return None
-
-
-@reviewer_page
-async def logout(request: web.Request, who: SignedIn) -> web.StreamResponse:
-    response = redirect(f"{PREFIX}/login")
-    response.del_cookie(COOKIE, path=PREFIX)
-    log.info("reviewer %s signed out", who.reviewer.id)
-    return response
 
 
 # -- disclosures ----------------------------------------------------------------------
@@ -463,20 +348,6 @@ async def _to_slash(request: web.Request) -> web.Response:
     return redirect(f"{PREFIX}/")
 
 
-def accounts_of(reviewers: Mapping[str, Reviewer], source: str) -> dict[str, Account]:
-    """Parse every configured hash now, so an unusable one stops the start, named."""
-    accounts: dict[str, Account] = {}
-    for reviewer_id, reviewer in reviewers.items():
-        try:
-            verifier = parse_password_hash(reviewer.password_hash)
-        except PasswordHashError as exc:
-            raise ConfigError(
-                source, None, f"reviewer {reviewer_id!r}: password_hash: {exc}"
-            ) from None
-        accounts[reviewer_id] = Account(reviewer, verifier)
-    return accounts
-
-
 def add_review_routes(
     app: web.Application,
     *,
@@ -485,12 +356,15 @@ def add_review_routes(
     partners: Mapping[str, Partner],
     clock: Callable[[], datetime] = utc_now,
     source: str = "config.toml",
+    oidc: OidcClient | None = None,
+    public_url: str | None = None,
 ) -> web.Application:
     """Mount the review page at /review/ on `app` (before it starts); return the sub-app.
 
     The store is read from ``app[gateway.web.keys.STORE]`` and the ReviewBackend from
     ``app[REVIEW_BACKEND]`` at request time, so both may be set in a cleanup context.
-    Raises ConfigError when a reviewer's password hash cannot be used.
+    Raises ConfigError when a reviewer's password hash cannot be used. With `oidc`,
+    people also sign in through that OpenID provider (closed with the app).
     """
     sub = web.Application(middlewares=[review_middleware])
     sub[REVIEW] = ReviewContext(
@@ -500,7 +374,11 @@ def add_review_routes(
         partners=partners,
         clock=clock,
         templates=templates_environment(),
+        oidc=oidc,
+        public_url=public_url,
     )
+    if oidc is not None:
+        sub.on_cleanup.append(lambda _: oidc.close())
     sub.on_response_prepare.append(_security_headers)
     css = (TEMPLATES / "review.css").read_bytes()
     routes = sub.router
@@ -518,9 +396,9 @@ def add_review_routes(
     add_action_pages(sub)
     add_exposure_pages(sub)
     add_notice_pages(sub)
-    routes.add_get("/login", login_form, name="login")
-    routes.add_post("/login", login_submit, name="login_submit")
-    routes.add_post("/logout", logout, name="logout")
+    add_sign_in_pages(sub)
+    add_oidc_pages(sub)
+    add_token_pages(sub)
     routes.add_get("/static/review.css", _stylesheet(css), name="css")
     # Before the sub-app: its prefix resource would answer /review (no slash) with a 404.
     app.router.add_get(PREFIX, _to_slash, name="review_root")

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "LOGIN_TTL",
+    "OIDC_FLOW_TTL",
     "SESSION_TTL",
     "LoginThrottle",
     "Sealer",
@@ -50,6 +51,8 @@ __all__ = [
 
 SESSION_TTL: Final = timedelta(hours=8)
 LOGIN_TTL: Final = timedelta(hours=1)
+# From the redirect to the provider to its answer: a person signs in within minutes.
+OIDC_FLOW_TTL: Final = timedelta(minutes=10)
 MAX_COOKIE = 4096
 
 FREE_FAILURES: Final = 5
@@ -60,6 +63,7 @@ MAX_TRACKED_IDS: Final = 10_000
 
 _SESSION_CONTEXT = b"gateway review session v1\x00"
 _LOGIN_CONTEXT = b"gateway review login v1\x00"
+_OIDC_FLOW_CONTEXT = b"gateway review oidc flow v1\x00"
 _FINGERPRINT_CONTEXT = b"gateway review password fingerprint v1\x00"
 _SEAL_CONTEXT = b"gateway review subject seal v1"
 _SEAL_AAD = b"subject"
@@ -88,6 +92,10 @@ class Session:
     expires: datetime
     csrf: str
     fingerprint: str
+    # A person signed in through the OpenID provider: their name and gateway roles, as the
+    # ID token gave them (a password account's come from config.toml instead).
+    name: str | None = None
+    roles: frozenset[str] = frozenset()
 
     def csrf_matches(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(
@@ -126,23 +134,34 @@ class SessionSigner:
             return None
         return payload if isinstance(payload, dict) else None
 
-    def issue(self, reviewer_id: str, password_hash: str, now: datetime) -> tuple[str, Session]:
+    def issue(
+        self,
+        reviewer_id: str,
+        password_hash: str,
+        now: datetime,
+        *,
+        name: str | None = None,
+        roles: frozenset[str] = frozenset(),
+    ) -> tuple[str, Session]:
+        """A session for `reviewer_id`; `password_hash` is what ends it when it changes (for a
+        person of the OpenID provider, the provider's configuration)."""
         session = Session(
             reviewer_id=reviewer_id,
             expires=now + self.ttl,
             csrf=secrets.token_urlsafe(24),
             fingerprint=self.fingerprint(password_hash),
+            name=name,
+            roles=roles,
         )
-        cookie = self._sign(
-            _SESSION_CONTEXT,
-            {
-                "r": session.reviewer_id,
-                "exp": int(session.expires.timestamp()),
-                "csrf": session.csrf,
-                "fp": session.fingerprint,
-            },
-        )
-        return cookie, session
+        payload: dict[str, object] = {
+            "r": session.reviewer_id,
+            "exp": int(session.expires.timestamp()),
+            "csrf": session.csrf,
+            "fp": session.fingerprint,
+        }
+        if name is not None:
+            payload |= {"n": name, "ro": sorted(roles)}
+        return self._sign(_SESSION_CONTEXT, payload), session
 
     def open(self, value: str | None, now: datetime) -> Session | None:
         """The session the cookie holds, or None if it is absent, forged or expired."""
@@ -160,7 +179,32 @@ class SessionSigner:
         expires = datetime.fromtimestamp(exp, tz=now.tzinfo)
         if expires <= now:
             return None
-        return Session(reviewer, expires, csrf, fp)
+        name, roles = payload.get("n"), payload.get("ro", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            return None
+        return Session(
+            reviewer, expires, csrf, fp, name if isinstance(name, str) else None, frozenset(roles)
+        )
+
+    def issue_flow(self, values: dict[str, str], now: datetime) -> str:
+        """The cookie that carries an OpenID sign-in's state, nonce and PKCE verifier from
+        the redirect to the provider to its answer (no server memory: any instance may
+        receive the answer)."""
+        return self._sign(
+            _OIDC_FLOW_CONTEXT, {**values, "exp": int((now + OIDC_FLOW_TTL).timestamp())}
+        )
+
+    def open_flow(self, value: str | None, now: datetime) -> dict[str, str] | None:
+        """What a still-valid flow cookie holds; None when absent, forged or expired."""
+        payload = self._open(_OIDC_FLOW_CONTEXT, value)
+        if payload is None:
+            return None
+        exp = payload.pop("exp", None)
+        if not isinstance(exp, int) or exp <= now.timestamp():
+            return None
+        if not all(isinstance(x, str) for x in payload.values()):
+            return None
+        return {k: str(x) for k, x in payload.items()}
 
     def issue_login(self, now: datetime) -> tuple[str, str]:
         """A cookie for the login form and the CSRF token that goes with it."""

@@ -40,6 +40,7 @@ from gateway.web.keys import ACTIONS, STORE
 from gateway.web.problems import problem_headers, problem_response
 from gateway.web.review.backend import REVIEW_BACKEND, ReviewBackend
 from gateway.web.review.labels import label_html, label_of
+from gateway.web.review.oidc_client import REVIEWER, OidcClient
 from gateway.web.review.passwords import PasswordVerifier
 from gateway.web.review.session import LoginThrottle, Sealer, Session, SessionSigner
 
@@ -118,12 +119,15 @@ class SignedIn:
 
     reviewer: Reviewer
     session: Session
+    # How the sign-in proved them when it was not a password (the OpenID provider).
+    credential: str | None = None
 
     @property
     def person(self) -> Person:
         """The reviewer as an `action` entry records them: proven by their account's
-        password (the session carries a keyed fingerprint of its hash, never the hash)."""
-        return Person(self.reviewer.id, f"password:{self.reviewer.id}")
+        password (the session carries a keyed fingerprint of its hash, never the hash),
+        or by the OpenID provider (id: its issuer and their subject)."""
+        return Person(self.reviewer.id, self.credential or f"password:{self.reviewer.id}")
 
 
 @dataclass
@@ -136,6 +140,9 @@ class ReviewContext:
     partners: Mapping[str, Partner]
     clock: Callable[[], datetime]
     templates: jinja2.Environment
+    # [oidc]: people sign in through this provider (None: passwords only).
+    oidc: OidcClient | None = None
+    public_url: str | None = None
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     # scrypt at N=2**17 takes 128 MiB and half a second: a few at a time, not a flood.
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
@@ -144,6 +151,14 @@ class ReviewContext:
         session = self.signer.open(request.cookies.get(COOKIE), self.clock())
         if session is None:
             return None
+        if session.name is not None:  # signed in through the OpenID provider
+            provider = self.oidc
+            if provider is None or REVIEWER not in session.roles:
+                return None  # the provider left config.toml: the session ends
+            if session.fingerprint != self.signer.fingerprint(provider.fingerprint_source):
+                return None  # another provider or client since: the session ends
+            person = Reviewer(session.reviewer_id, session.name, "")
+            return SignedIn(person, session, provider.credential)
         account = self.accounts.get(session.reviewer_id)
         if account is None:
             return None  # removed from config.toml: the session ends

@@ -1,0 +1,199 @@
+"""Signing in to the review site: the sign-in page, the password form, signing out.
+
+With `[oidc]` configured the page also offers "Sign in with <provider>" (gateway.web.review
+.oidc), and sends the browser straight there when no password account exists. Passwords
+stay for the `[[reviewers]]` accounts only (a deployment without a provider, or a
+break-glass account beside one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from gateway.config.model import Reviewer
+from gateway.errors import ConfigError, ForbiddenError
+from gateway.policy.request import MAX_ID
+from gateway.web.review.passwords import (
+    PasswordHashError,
+    PasswordVerifier,
+    parse_password_hash,
+)
+from gateway.web.review.session import LOGIN_TTL
+from gateway.web.review.site import (
+    COOKIE,
+    LOGIN_COOKIE,
+    PREFIX,
+    Account,
+    ReviewContext,
+    SignedIn,
+    check_same_origin,
+    context,
+    redirect,
+    render,
+    reviewer_page,
+    safe_next,
+)
+
+__all__ = ["OIDC_START", "accounts_of", "add_sign_in_pages", "login_page", "set_session_cookie"]
+
+log = logging.getLogger("gateway.review")
+
+OIDC_START = f"{PREFIX}/oidc/start"
+
+
+def _text(form: MultiDictProxy[Any], name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+def provider_name(ctx: ReviewContext) -> str | None:
+    """The provider as the sign-in button names it: its issuer's host."""
+    if ctx.oidc is None:
+        return None
+    return urlsplit(ctx.oidc.config.issuer).netloc or ctx.oidc.config.issuer
+
+
+def login_page(
+    request: web.Request, *, message: str | None = None, status: int = 200, next_url: str
+) -> web.Response:
+    ctx = context(request)
+    cookie, token = ctx.signer.issue_login(ctx.clock())
+    response = render(
+        request,
+        "login.html",
+        status=status,
+        message=message,
+        login_csrf=token,
+        next=next_url,
+        provider=provider_name(ctx),
+        provider_url=f"{OIDC_START}?{urlencode({'next': next_url})}",
+        passwords=bool(ctx.accounts),
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        cookie,
+        max_age=int(LOGIN_TTL.total_seconds()),
+        path=PREFIX,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    return response
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, cookie: str) -> None:
+    """The session cookie: HttpOnly and SameSite=Strict, so no other site's page or form
+    ever sends it."""
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(context(request).signer.ttl.total_seconds()),
+        path=PREFIX,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    ctx = context(request)
+    next_url = safe_next(request.query.get("next"))
+    if ctx.signed_in(request) is not None:
+        return redirect(next_url)
+    if ctx.oidc is not None and not ctx.accounts:
+        return redirect(f"{OIDC_START}?{urlencode({'next': next_url})}")
+    return login_page(request, next_url=next_url)
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    ctx = context(request)
+    check_same_origin(request)
+    form = await request.post()
+    now = ctx.clock()
+    expected = ctx.signer.login_token(request.cookies.get(LOGIN_COOKIE), now)
+    sent = _text(form, "csrf")
+    if expected is None or sent is None or not hmac.compare_digest(sent, expected):
+        raise ForbiddenError(
+            "the sign-in form expired or did not come from this page; reload it and sign in",
+        )
+    reviewer_id = (_text(form, "reviewer_id") or "").strip()[:MAX_ID]
+    password = _text(form, "password") or ""
+    next_url = safe_next(_text(form, "next"))
+    locked = ctx.throttle.locked_for(reviewer_id, now)
+    if locked is not None:
+        minutes = max(1, round(locked.total_seconds() / 60))
+        return login_page(
+            request,
+            message=f"Too many failed sign-ins for this reviewer id. Try again in about "
+            f"{minutes} minute(s).",
+            status=429,
+            next_url=next_url,
+        )
+    account = ctx.accounts.get(reviewer_id)
+    matched = False
+    verifier = account.verifier if account is not None else _decoy(ctx)
+    if verifier is not None:
+        async with ctx.hashing:
+            # scrypt is CPU-bound: in a thread, so the gateway keeps serving meanwhile.
+            matched = await asyncio.get_running_loop().run_in_executor(
+                None, verifier.matches, password
+            )
+    if account is None or not matched:
+        ctx.throttle.failed(reviewer_id, now)
+        log.info("review sign-in failed")  # no id: it may be a mistyped password
+        return login_page(
+            request,
+            message="Sign-in failed: unknown reviewer id or wrong password.",
+            status=401,
+            next_url=next_url,
+        )
+    ctx.throttle.succeeded(reviewer_id)
+    cookie, _ = ctx.signer.issue(reviewer_id, account.reviewer.password_hash, now)
+    log.info("reviewer %s signed in", reviewer_id)
+    response = redirect(next_url)
+    set_session_cookie(request, response, cookie)
+    response.del_cookie(LOGIN_COOKIE, path=PREFIX)
+    return response
+
+
+def _decoy(ctx: ReviewContext) -> PasswordVerifier | None:
+    """A verifier for ids that do not exist, costing what a real one costs."""
+    for account in ctx.accounts.values():
+        return account.verifier.decoy()
+    return None
+
+
+@reviewer_page
+async def logout(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    response = redirect(f"{PREFIX}/login")
+    response.del_cookie(COOKIE, path=PREFIX)
+    log.info("reviewer %s signed out", who.reviewer.id)
+    return response
+
+
+def accounts_of(reviewers: Mapping[str, Reviewer], source: str) -> dict[str, Account]:
+    """Parse every configured hash now, so an unusable one stops the start, named."""
+    accounts: dict[str, Account] = {}
+    for reviewer_id, reviewer in reviewers.items():
+        try:
+            verifier = parse_password_hash(reviewer.password_hash)
+        except PasswordHashError as exc:
+            raise ConfigError(
+                source, None, f"reviewer {reviewer_id!r}: password_hash: {exc}"
+            ) from None
+        accounts[reviewer_id] = Account(reviewer, verifier)
+    return accounts
+
+
+def add_sign_in_pages(sub: web.Application) -> None:
+    sub.router.add_get("/login", login_form, name="login")
+    sub.router.add_post("/login", login_submit, name="login_submit")
+    sub.router.add_post("/logout", logout, name="logout")

@@ -1,0 +1,138 @@
+"""Signing in through an OpenID provider in a real Chromium (issue #21 item 1, "Must show"):
+the provider at `localhost`, the gateway at `127.0.0.1` — two sites, as in real life — so
+the browser applies the cookie rules of a cross-site answer: the flow cookie must come back
+with the provider's redirect (SameSite=Lax), and the Strict session cookie must be sent on
+the next page. Then each refused case, with the message the person sees. Saves
+docs/screenshots/sign-in-oidc.png and sign-in-oidc-refused.png (UPDATE_SCREENSHOTS=1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser.review_support import (
+    NOW,
+    FakeReviewBackend,
+    Gateway,
+    ServedGateway,
+    add_requests,
+    docs_screenshot,
+    review_app,
+    review_config,
+    seed,
+)
+from browser.test_review_browser import click_and_wait
+from selenium.webdriver.common.by import By
+from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, LoopbackProvider
+
+from gateway.config.model import Config, OidcConfig
+from gateway.crypto.subject_keys import LogKeys
+from gateway.partners.model import Partner
+from gateway.web.review.oidc_client import person_id
+
+
+@pytest.fixture
+def provider() -> Iterator[LoopbackProvider]:
+    found = LoopbackProvider(lambda: NOW, interactive=True)
+    served = ServedGateway(found.app())  # any app on 127.0.0.1; named localhost below
+    served.start()
+    found.port = served.port
+    try:
+        yield found
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+def gateway_site(
+    config: Config, partners: dict[str, Partner], tmp_path: Path, provider: LoopbackProvider
+) -> Iterator[Gateway]:
+    """The review site of conftest's fixture, with [oidc] naming the loopback provider."""
+    secret = tmp_path / "client-secret"
+    secret.write_text(CLIENT_SECRET)
+    oidc = OidcConfig(
+        issuer=provider.issuer,
+        client_id=CLIENT_ID,
+        client_secret_env=None,
+        client_secret_file=secret,
+        roles_claim="groups",
+        roles={"privacy-reviewers": frozenset({"reviewer"})},
+        algorithms=("RS256",),
+    )
+    cfg = replace(review_config(config, str(tmp_path / "gateway.db")), oidc=oidc)
+    keys = LogKeys.load(cfg.keys_dir)
+    fake = FakeReviewBackend(keys)
+    served = ServedGateway(review_app(cfg, partners, fake))
+    served.start()
+    try:
+        seeded = served.call(seed(served.store, partners, keys, fake))
+        served.call(add_requests(served.store))
+        yield Gateway(served, fake, seeded)
+    finally:
+        served.stop()
+
+
+def press_provider_button(browser: Any, site: Gateway, provider: LoopbackProvider) -> None:
+    browser.get(site.url("/review/queue"))
+    assert "/review/login" in browser.current_url
+    button = browser.find_element(By.CSS_SELECTOR, "a.button.provider")
+    assert button.text == f"Sign in with localhost:{provider.port}"
+    click_and_wait(browser, button)
+    assert browser.current_url.startswith(f"{provider.issuer}/authorize?")
+    click_and_wait(browser, browser.find_element(By.ID, "approve"))  # from the other site
+
+
+def test_sign_in_with_the_provider(browser, gateway_site, provider, screenshot):
+    browser.get(gateway_site.url("/review/login"))
+    browser.save_screenshot(str(docs_screenshot("sign-in-oidc.png")))
+    press_provider_button(browser, gateway_site, provider)
+    # localhost answered, the callback moved on: the person is on the page they asked for.
+    browser.implicitly_wait(5)
+    try:
+        who = browser.find_element(By.CSS_SELECTOR, ".who")
+    finally:
+        browser.implicitly_wait(0)
+    assert browser.current_url == gateway_site.url("/review/queue")
+    assert "Dara Phommachanh" in who.text
+    assert person_id(provider.issuer, provider.person.sub) in who.text
+    screenshot("signed-in")
+    cookies = {c["name"]: c for c in browser.get_cookies()}
+    assert cookies["gateway_review"]["sameSite"] == "Strict"
+    assert cookies["gateway_review"]["httpOnly"] is True
+    assert "gateway_review_oidc" not in cookies  # the flow cookie is spent
+
+    # A personal API token for the CLI, shown once.
+    browser.get(gateway_site.url("/review/tokens"))
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form.inline button"))
+    made = browser.find_element(By.ID, "new-token").text
+    assert made.startswith("dgpt_")
+    screenshot("token")
+    browser.get(gateway_site.url("/review/tokens"))
+    assert made not in browser.page_source
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("forge", "the ID token's signature does not verify with the provider's published keys"),
+        ("wrong_nonce", "the ID token's nonce is not this sign-in's"),
+        ("expired", "the ID token has expired"),
+        ("no_groups", "the ID token has no 'groups' claim"),
+    ],
+)
+def test_refused_sign_ins(browser, gateway_site, provider, screenshot, case, message):
+    if case == "no_groups":
+        provider.person.groups = None
+    else:
+        setattr(provider, case, True)
+    press_provider_button(browser, gateway_site, provider)
+    alert = browser.find_element(By.CSS_SELECTOR, "p.notice.error[role=alert]")
+    assert message in alert.text
+    assert "/review/oidc/callback" in browser.current_url
+    screenshot(case)
+    if case == "expired":
+        browser.save_screenshot(str(docs_screenshot("sign-in-oidc-refused.png")))
+    assert "gateway_review" not in {c["name"] for c in browser.get_cookies()}

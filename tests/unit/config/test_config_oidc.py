@@ -1,0 +1,90 @@
+"""config.toml's [oidc] table (the review site's OpenID sign-in) and [server] public_url."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config.model import load_config
+from gateway.errors import ConfigErrors
+
+REPO = Path(__file__).resolve().parents[3]
+
+OIDC = """
+[oidc]
+issuer = "https://login.example.com/"
+client_id = "disclosure-gateway"
+client_secret_env = "REVIEW_OIDC_CLIENT_SECRET"
+roles_claim = "groups"
+[oidc.roles]
+"privacy-reviewers" = ["reviewer"]
+"privacy-officers" = ["reviewer", "rights_officer"]
+"""
+
+
+def written(tmp_path: Path, extra: str, server: str = "") -> Path:
+    text = (REPO / "config.toml").read_text(encoding="utf-8")
+    if server:
+        text = text.replace("[server]\n", f"[server]\n{server}\n", 1)
+    path = tmp_path / "config.toml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+def line_of(path: Path, start: str, after: str = "") -> int:
+    lines = path.read_text().splitlines()
+    first = lines.index(after) if after else 0
+    return next(i for i, t in enumerate(lines, 1) if i > first and t.startswith(start))
+
+
+def test_oidc_table_is_read(tmp_path: Path) -> None:
+    path = written(tmp_path, OIDC, 'public_url = "https://gateway.example.com/"')
+    config = load_config(path, environ={})
+    oidc = config.oidc
+    assert oidc is not None
+    assert oidc.issuer == "https://login.example.com"  # one spelling: the ID token's iss
+    assert oidc.client_secret_env == "REVIEW_OIDC_CLIENT_SECRET"
+    assert oidc.algorithms == ("RS256", "ES256")
+    assert oidc.roles_of(["privacy-officers", "other"]) == {"reviewer", "rights_officer"}
+    assert oidc.roles_of("privacy-reviewers") == {"reviewer"}
+    assert oidc.roles_of(None) == frozenset()
+    assert config.server.public_url == "https://gateway.example.com"
+
+
+def test_without_oidc_table_passwords_only(tmp_path: Path) -> None:
+    assert load_config(written(tmp_path, ""), environ={}).oidc is None
+
+
+@pytest.mark.parametrize(
+    ("change", "at", "message"),
+    [
+        (('issuer = "https://login', 'issuer = "http://login'), "issuer", "https:// URL"),
+        (('roles_claim = "groups"', 'roles_claim = ""'), "roles_claim", "the person's groups"),
+        (('["reviewer"]', '["admin"]'), '"privacy-reviewers"', "list of gateway roles"),
+        (("client_secret_env", "client_secret"), "client_secret", "would put a secret inline"),
+        (
+            ('roles_claim = "groups"', 'roles_claim = "groups"\nalgorithms = ["HS256"]'),
+            "algorithms",
+            "never none or HS*",
+        ),
+    ],
+)
+def test_oidc_mistakes_are_refused_at_their_line(
+    tmp_path: Path, change: tuple[str, str], at: str, message: str
+) -> None:
+    path = written(tmp_path, OIDC.replace(*change, 1))
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(path, environ={})
+    [error] = exc.value.errors
+    assert message in error.message
+    assert error.line == line_of(path, at, after="[oidc]")
+
+
+def test_public_url_must_be_an_https_origin(tmp_path: Path) -> None:
+    path = written(tmp_path, "", 'public_url = "http://gateway.example.com/review"')
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(path, environ={})
+    [error] = exc.value.errors
+    assert "server.public_url must be the https:// origin" in error.message
+    assert error.line == line_of(path, "public_url")

@@ -76,7 +76,7 @@ def _common(
         "purpose": request.purpose,
         "legal_basis": request.legal_basis,
         "policy_version": policy_version,
-        "subject_ref": keys.subject_ref(request.subject, at),
+        "subject_ref": request.subject_ref or keys.subject_ref(request.subject, at),
     }
 
 

@@ -102,12 +102,15 @@ class NoticeOutbox:
         reference: str,
         payload: Mapping[str, Any],
         first: Attempted,
+        notice_id: str | None = None,
     ) -> OutboxNotice:
-        """Store a notice whose first attempt (made before the API answered) failed."""
+        """Store a notice whose first attempt (made before the API answered) failed.
+        `notice_id`: one derived from what the notice is about (a second keep of it is a
+        ConflictError), else a new one."""
         now = self.clock()
         due = next_attempt_at(now, 1, now, self.schedule_s, self.max_age)
         notice = OutboxNotice(
-            id=f"n-{uuid.uuid4()}",
+            id=notice_id or f"n-{uuid.uuid4()}",
             kind=kind,
             partner=partner,
             operation=operation,
@@ -125,6 +128,38 @@ class NoticeOutbox:
         log.warning(
             "notice %s to partner %s kept in the outbox (%s)", notice.id, partner, notice.last_error
         )
+        return notice
+
+    async def queue(
+        self,
+        *,
+        notice_id: str,
+        kind: str,
+        partner: str,
+        operation: str,
+        reference: str,
+        payload: Mapping[str, Any],
+    ) -> OutboxNotice:
+        """Store a notice not attempted yet, due now: the next round sends it (a lapse at
+        start-up queues its notices so that start-up never waits on a partner). A second
+        queue of `notice_id` is a ConflictError: queued once, across instances."""
+        now = self.clock()
+        notice = OutboxNotice(
+            id=notice_id,
+            kind=kind,
+            partner=partner,
+            operation=operation,
+            reference=reference,
+            payload=self.sealer.seal_payload(json.dumps(dict(payload), sort_keys=True)),
+            status="pending",
+            attempts=0,
+            created_at=now,
+            next_at=now,
+            last_error="",
+            disclosure_id="",
+            done_at=None,
+        )
+        await self.store.add_outbox_notice(notice)
         return notice
 
     async def run_due(self) -> list[OutboxNotice]:

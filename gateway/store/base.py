@@ -16,6 +16,7 @@ from typing import Protocol
 
 from gateway.store.ports import (
     CheckpointStore,
+    ConsentLapseStore,
     ExposureStore,
     IdempotencyStore,
     InstanceStore,
@@ -40,6 +41,7 @@ __all__ = ["Store"]
 class Store(
     StoreLifecycle,
     SubjectStore,
+    ConsentLapseStore,
     ProtectedValueStore,
     LawfulRequestStore,
     JustificationStore,

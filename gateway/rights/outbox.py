@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from gateway.log.actions import ActionLog, Person, target
 from gateway.store.ports import NoticeOutboxStore
 from gateway.store.records import OutboxNotice
 
@@ -261,6 +262,20 @@ class NoticeOutbox:
         for notice in await self.store.outbox_notices():
             found[notice.status] = found.get(notice.status, 0) + 1
         return found
+
+
+async def retry_as(
+    outbox: NoticeOutbox, actions: ActionLog, who: Person, notices: Iterable[OutboxNotice]
+) -> list[OutboxNotice]:
+    """A person's retry (`gateway notices retry`, the review page's Retry buttons): each
+    notice not accepted yet is first an `action` entry `retry_notice` by `who`, then sent
+    now. What became of each (a notice another instance is sending now is left out)."""
+    waiting = [n for n in notices if n.status != "sent"]
+    for notice in waiting:
+        await actions.record(
+            who, "retry_notice", target=target("notice", notice.id), partner=notice.partner
+        )
+    return await outbox.retry([n.id for n in waiting])
 
 
 def outbox_json(notice: OutboxNotice, now: datetime) -> dict[str, Any]:

@@ -11,7 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from e2e.conftest import start_gateway
-from e2e.test_withdrawal_notices import UNDER_CONSENT, consent_disclosures, disclose_under_consent
+from e2e.test_withdrawal_notices import (
+    SUBJECT,
+    UNDER_CONSENT,
+    consent_disclosures,
+    disclose_under_consent,
+)
 from support.sandboxes import SANDBOX_SECRETS
 
 from gateway.log.columns import checked_search
@@ -91,9 +96,16 @@ async def test_a_raised_minimum_version_tells_the_partners_once(tmp_config, sand
             "consent": "2024-09-30",
             "min_consent_version": RAISED,
         }
-        # The consent no longer counts: a new disclosure under it is refused.
-        consents = await second.server.app[STORE].consents_to_lapse(RAISED, datetime.now(UTC))
-        assert consents == []
+        assert await second.server.app[STORE].consents_to_lapse(RAISED, datetime.now(UTC)) == []
+        # The subject report shows each notice and its outcome, found by the subject's id.
+        r = await second.get(f"/v1/subjects/{SUBJECT}/disclosures", headers=auth("privacy-office"))
+        rows = (await r.json())["disclosures"]
+        shown = {(x["partner"], x["outcome"]) for x in rows if x["notice"] == "consent_withdrawn"}
+        assert shown == {
+            ("lao-credit-bureau", "sent"),
+            ("lanexang-insurance", "failed"),
+            ("adreach", "sent"),
+        }
         # A withdrawal now sends nothing new: one partner told, the other still queued.
         r = await second.post(f"/v1/consents/{consent_id}/withdraw", headers=auth("customer-app"))
         assert r.status == 200, await r.text()

@@ -70,48 +70,44 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_consent_withdraw(args: argparse.Namespace) -> int:
-    if args.subject is not None:
-        return asyncio.run(withdraw_and_notify(args, load(args)))
-
-    async def work(store: Store, config: Config) -> int:
-        who = await proven_person(args, config, CONSENT_WRITERS)
-        try:
-            await check_consent_of(store, args.consent_id, None)
-        except NotFoundError:
-            raise UsageError(f"no consent with id {args.consent_id!r}") from None
-        await cli_actions(store, config).record(
-            who,
-            "consent_withdrawn",
-            target=target("consent", args.consent_id[:200]),
-            consent_id=args.consent_id,
-        )
-        consent = await store.withdraw_consent(args.consent_id, datetime.now(UTC))
-        if consent is None:
-            raise UsageError(f"no consent with id {args.consent_id!r}")
-        print(json.dumps(consent_json(consent, subject=None), indent=2))
-        return EXIT_OK
-
-    return with_store(args, work)
+    return asyncio.run(withdraw_and_notify(args, load(args)))
 
 
 async def withdraw_and_notify(args: argparse.Namespace, config: Config) -> int:
-    """`consent withdraw ID --subject S`: as POST /v1/consents/{id}/withdraw with the
-    subject, the partners that received data under the consent are told (the gateway's
-    application started without serving: its partners, keys, log and notice outbox)."""
+    """`consent withdraw ID [--subject S]`: as POST /v1/consents/{id}/withdraw, the partners
+    that received data under the consent are told (the gateway's application started
+    without serving: its partners, keys, log and notice outbox)."""
     from gateway.web.keys import ACTIONS, GATEWAY, NOTICES, STORE
 
     who = await proven_person(args, config, CONSENT_WRITERS)
     async with unserved_app(config) as app:
         store, gw = app[STORE], app[GATEWAY]
-        await check_consent_of(store, args.consent_id, args.subject)
-        await app[ACTIONS].record(
-            who, "consent_withdrawn", subject=args.subject, consent_id=args.consent_id
-        )
+        try:
+            await check_consent_of(store, args.consent_id, args.subject)
+        except NotFoundError as exc:
+            raise UsageError(f"consent {args.consent_id!r}: {exc.detail}") from None
+        if args.subject is not None:
+            await app[ACTIONS].record(
+                who, "consent_withdrawn", subject=args.subject, consent_id=args.consent_id
+            )
+        else:
+            await app[ACTIONS].record(
+                who,
+                "consent_withdrawn",
+                target=target("consent", args.consent_id[:200]),
+                consent_id=args.consent_id,
+            )
         consent = await store.withdraw_consent(args.consent_id, gw.clock())
         if consent is None:
             raise UsageError(f"no consent with id {args.consent_id!r}")
         notices = await send_withdrawal_notices(
-            gw, store, gw.log_keys, who.id, args.subject, args.consent_id, outbox=app[NOTICES]
+            gw,
+            store,
+            gw.log_keys,
+            who.id,
+            consent,
+            outbox=app[NOTICES],
+            subject=args.subject,
         )
         answer = consent_json(consent, subject=args.subject)
         answer["notices"] = notices.as_json()
@@ -164,8 +160,9 @@ def register(commands: Commands) -> None:
     withdraw.add_argument(
         "--subject",
         type=subject_id_argument,
-        help="the consent's subject: the partners that received data under the consent "
-        "are sent a consent_withdrawn notice (none without it)",
+        help="the consent's subject (optional: checked against the consent, and the "
+        "withdrawal then appears in the subject's report); the partners that received data "
+        "under the consent are sent a consent_withdrawn notice either way",
     )
     add_credential_options(withdraw, "who records the withdrawal (a consent_writer caller)")
     consent_list = add_command(

@@ -257,7 +257,15 @@ async def _run_samples(
                 f"{base}/v1/consents/{consent_ids[1]}/withdraw",
                 headers=_token(config, "customer-app"),
             ) as r:
-                out(f"{title}  (HTTP {r.status})\n")
+                withdrawn = await r.json()
+                out(f"{title}  (HTTP {r.status})")
+                # The partners that received data under the consent are told (CONTRACT §4.4).
+                for notice in withdrawn.get("notices", {}).get("notices", []):
+                    out(
+                        f"    {notice['partner']} told: consent_withdrawn notice "
+                        f"{notice['status']} ({notice.get('disclosure_id', '-')})"
+                    )
+                out("")
             continue
         number += 1
         before = {pid: len(cluster.received(pid)) for pid in cluster.partners}

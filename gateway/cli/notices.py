@@ -35,8 +35,7 @@ from gateway.cli.support import (
     with_store,
 )
 from gateway.config.model import Config
-from gateway.log.actions import target
-from gateway.rights.outbox import outbox_json
+from gateway.rights.outbox import outbox_json, retry_as
 from gateway.store import Store
 
 # Who may send a kept notice now: those who may ask for erasure, and reviewers.
@@ -117,12 +116,7 @@ async def retry(args: argparse.Namespace, config: Config) -> int:
             if missing:
                 raise UsageError(f"no notice {missing[0]!r} in the outbox (gateway notices list)")
             chosen = [n for n in found if n is not None]
-        waiting = [n for n in chosen if n.status != "sent"]
-        for notice in waiting:
-            await app[ACTIONS].record(
-                who, "retry_notice", target=target("notice", notice.id), partner=notice.partner
-            )
-        done = await outbox.retry([n.id for n in waiting])
+        done = await retry_as(outbox, app[ACTIONS], who, chosen)
         now = outbox.clock()
         RecordWriter(
             args.format, NOTICE_COLUMNS, text_cells=_text_cells, empty_text="nothing to retry"

@@ -74,7 +74,7 @@ async def unserved_app(config: Config) -> AsyncIterator[web.Application]:
 
     from gateway.web.app import create_app  # the entry layer builds the app; lazily: heavy
 
-    runner = web.AppRunner(create_app(config), access_log=None)
+    runner = web.AppRunner(create_app(config, serving=False), access_log=None)
     await runner.setup()
     try:
         yield runner.app

@@ -131,6 +131,7 @@ class ActionLog:
         consent_id: str | None = None,
         window: str | None = None,
         counts: Mapping[str, int] | None = None,
+        policy_versions: Mapping[str, str] | None = None,
     ) -> int:
         """Append the act's entry and wait until it is durable; its index.
         ActionNotRecorded when it cannot be written (the caller must not act then)."""
@@ -149,6 +150,7 @@ class ActionLog:
             consent_id=consent_id,
             window=window,
             counts=counts,
+            policy_versions=policy_versions,
         )
         try:
             return await self._append(entry)

@@ -76,7 +76,7 @@ def _common(
         "purpose": request.purpose,
         "legal_basis": request.legal_basis,
         "policy_version": policy_version,
-        "subject_ref": keys.subject_ref(request.subject, at),
+        "subject_ref": request.subject_ref or keys.subject_ref(request.subject, at),
     }
 
 
@@ -264,6 +264,8 @@ ACTIONS: Final = frozenset(
         "erasure_requested",
         "rectification_requested",
         "set_profile",
+        # a consent under a version older than [policy] min_consent_version (rights.lapse)
+        "consent_lapsed",
         # the notice outbox (gateway.rights.outbox): a person sends a kept notice now
         "retry_notice",
         # a person's API token for the CLI, made and revoked on the review site
@@ -328,6 +330,7 @@ def action_entry(
     consent_id: str | None = None,
     window: str | None = None,
     counts: Mapping[str, int] | None = None,
+    policy_versions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The entry of one act of a person: who (`actor`), proven by which `credential` (its
     id — a token's kid, a password account — never the secret), did what (`action`, one of
@@ -338,7 +341,8 @@ def action_entry(
     ``gateway log verify`` checks that the two still agree. `disclosure_id` is set when the
     act concerns one disclosure (its entries then list it); else it is empty. A read of a
     time window (an exposure) names it in `window` (``<since>/<until>``) and what it found
-    as `counts` (numbers only: never an id of what was read).
+    as `counts` (numbers only: never an id of what was read). A consent's lapse names the
+    versions that made it lapse in `policy_versions` (`consent`, `min_consent_version`).
     """
     if action not in ACTIONS:
         raise ValueError(f"action {action!r} not among {sorted(ACTIONS)}")
@@ -372,4 +376,6 @@ def action_entry(
         entry["window"] = window
     if counts is not None:
         entry["counts"] = {str(name): int(value) for name, value in counts.items()}
+    if policy_versions is not None:
+        entry["policy_versions"] = {str(k): str(x) for k, x in policy_versions.items()}
     return entry

@@ -63,6 +63,7 @@ ENTRY_MEMBERS: Final = (
     "text_hash",
     "window",
     "counts",
+    "policy_versions",
     "v",
 )
 """Every member an entry of format 1 may have (CONTRACT §5), in the order exports list them."""

@@ -36,6 +36,10 @@ class DisclosureRequest:
     subject: str
     data: Mapping[str, Any]
     legal_request: str | None = None
+    # A keyed reference already in the log, written instead of one computed from `subject`:
+    # a consent-withdrawal notice is about disclosures whose subject id the gateway does
+    # not hold (gateway.rights.withdrawal), so it names their subject by their reference.
+    subject_ref: str | None = None
 
     @cached_property  # read by the age rules and minimize: parsed once per request
     def date_of_birth(self) -> date | None:

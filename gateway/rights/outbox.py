@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from gateway.log.actions import ActionLog, Person, target
 from gateway.store.ports import NoticeOutboxStore
 from gateway.store.records import OutboxNotice
 
@@ -102,12 +103,15 @@ class NoticeOutbox:
         reference: str,
         payload: Mapping[str, Any],
         first: Attempted,
+        notice_id: str | None = None,
     ) -> OutboxNotice:
-        """Store a notice whose first attempt (made before the API answered) failed."""
+        """Store a notice whose first attempt (made before the API answered) failed.
+        `notice_id`: one derived from what the notice is about (a second keep of it is a
+        ConflictError), else a new one."""
         now = self.clock()
         due = next_attempt_at(now, 1, now, self.schedule_s, self.max_age)
         notice = OutboxNotice(
-            id=f"n-{uuid.uuid4()}",
+            id=notice_id or f"n-{uuid.uuid4()}",
             kind=kind,
             partner=partner,
             operation=operation,
@@ -125,6 +129,38 @@ class NoticeOutbox:
         log.warning(
             "notice %s to partner %s kept in the outbox (%s)", notice.id, partner, notice.last_error
         )
+        return notice
+
+    async def queue(
+        self,
+        *,
+        notice_id: str,
+        kind: str,
+        partner: str,
+        operation: str,
+        reference: str,
+        payload: Mapping[str, Any],
+    ) -> OutboxNotice:
+        """Store a notice not attempted yet, due now: the next round sends it (a lapse at
+        start-up queues its notices so that start-up never waits on a partner). A second
+        queue of `notice_id` is a ConflictError: queued once, across instances."""
+        now = self.clock()
+        notice = OutboxNotice(
+            id=notice_id,
+            kind=kind,
+            partner=partner,
+            operation=operation,
+            reference=reference,
+            payload=self.sealer.seal_payload(json.dumps(dict(payload), sort_keys=True)),
+            status="pending",
+            attempts=0,
+            created_at=now,
+            next_at=now,
+            last_error="",
+            disclosure_id="",
+            done_at=None,
+        )
+        await self.store.add_outbox_notice(notice)
         return notice
 
     async def run_due(self) -> list[OutboxNotice]:
@@ -226,6 +262,20 @@ class NoticeOutbox:
         for notice in await self.store.outbox_notices():
             found[notice.status] = found.get(notice.status, 0) + 1
         return found
+
+
+async def retry_as(
+    outbox: NoticeOutbox, actions: ActionLog, who: Person, notices: Iterable[OutboxNotice]
+) -> list[OutboxNotice]:
+    """A person's retry (`gateway notices retry`, the review page's Retry buttons): each
+    notice not accepted yet is first an `action` entry `retry_notice` by `who`, then sent
+    now. What became of each (a notice another instance is sending now is left out)."""
+    waiting = [n for n in notices if n.status != "sent"]
+    for notice in waiting:
+        await actions.record(
+            who, "retry_notice", target=target("notice", notice.id), partner=notice.partner
+        )
+    return await outbox.retry([n.id for n in waiting])
 
 
 def outbox_json(notice: OutboxNotice, now: datetime) -> dict[str, Any]:

@@ -165,7 +165,7 @@ def report_csv(rows: list[dict[str, Any]]) -> str:
 @dataclass(frozen=True)
 class Notice:
     partner: str
-    status: str  # sent | failed | manual
+    status: str  # sent | failed | manual | queued (waiting in the outbox, not tried yet)
     disclosure_id: str | None = None
     partner_status: int | None = None
     problem: str | None = None
@@ -484,9 +484,15 @@ async def send_notice(
     kind: str,
     data: Mapping[str, Any],
     reference: str,
+    *,
+    subject_ref: str | None = None,
+    claims: Mapping[str, Any] | None = None,
 ) -> Notice:
     """One notice of `kind` to `partner` through its `operation`: a disclosure of its own,
-    sealed, delivered with retries and logged, under the rights-request `reference`."""
+    sealed, delivered with retries and logged, under the rights-request `reference`.
+    `subject_ref`: the subject's reference in the log, for a notice whose subject id the
+    gateway does not hold (`subject` is then ""); `claims`: what the notice adds to its
+    claims beside `notice` (a withdrawal's consent and disclosure ids)."""
     # The subject's own rights request is the lawful basis here (CONTRACT §4.4): no
     # authority's lawful request, only a rights officer; the notice names the request.
     facts = SubjectFacts(
@@ -504,10 +510,18 @@ async def send_notice(
         frozenset({f"{partner.id}/{operation}"}),
     )
     request = DisclosureRequest(
-        partner.id, operation, "legal", "legal_obligation", subject, data, reference
+        partner.id,
+        operation,
+        "legal",
+        "legal_obligation",
+        subject,
+        data,
+        reference,
+        subject_ref=subject_ref,
     )
+    extra = {**(claims or {}), "notice": kind}
     try:
-        sent = await disclose(gw, sender, request, facts=facts, extra_claims={"notice": kind})
+        sent = await disclose(gw, sender, request, facts=facts, extra_claims=extra)
     except GatewayError as exc:
         return Notice(partner.id, "failed", exc.disclosure_id, problem=exc.code, detail=exc.detail)
     status = "sent" if sent.status < 400 else "failed"
@@ -522,15 +536,19 @@ def outbox_sender(gw: Gateway) -> Callable[[OutboxNotice, Mapping[str, Any]], An
         partner = gw.partners.get(kept.partner)
         if partner is None or kept.operation not in partner.operations:
             return Attempted(False, error="partner_or_operation_gone")
+        # An erasure's payload holds the subject and its identifiers; a consent
+        # withdrawal's the subject's log reference and its claims (gateway.rights.withdrawal).
         notice = await send_notice(
             gw,
             str(payload.get("officer") or "notice-outbox"),
             partner,
             kept.operation,
-            str(payload["subject"]),
+            str(payload.get("subject") or ""),
             kept.kind,
             payload.get("data") or {},
             kept.reference,
+            subject_ref=payload.get("subject_ref") or None,
+            claims=payload.get("claims"),
         )
         error = notice.problem or f"partner_status_{notice.partner_status}"
         return Attempted(notice.status == "sent", notice.disclosure_id, error)

@@ -250,6 +250,7 @@ def check_claims(
             "field_not_agreed",
             f"fields {extra} are not agreed for {op.name}; agreed: {sorted(agreed)}",
         )
+    check_withdrawal_notice(claims)
     for name, segment in request.match_info.items():
         value = data.get(name)
         shown = value if isinstance(value, str) else json.dumps(value)
@@ -313,3 +314,19 @@ def _compact_header(token: bytes) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise Refusal(400, "invalid_signature", "JWS protected header is not a JSON object")
     return header
+
+
+def check_withdrawal_notice(claims: Mapping[str, Any]) -> None:
+    """A consent-withdrawal notice names what the partner received (CONTRACT §4.4): the
+    consent's id and the partner's own disclosure ids under it."""
+    if claims.get("notice") != "consent_withdrawn":
+        return
+    ids = claims.get("disclosure_ids")
+    if not isinstance(claims.get("consent_id"), str) or not claims["consent_id"]:
+        raise Refusal(400, "invalid_claims", "a consent_withdrawn notice names its consent_id")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+        raise Refusal(
+            400,
+            "invalid_claims",
+            "a consent_withdrawn notice names the disclosure_ids it is about (strings)",
+        )

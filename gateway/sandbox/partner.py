@@ -72,6 +72,8 @@ class Received:
     headers: list[str]  # sorted, lower-cased request header names
     at: datetime
     notice: str | None = None  # a notice's kind (erasure, consent_withdrawn…): its `notice` claim
+    # A consent_withdrawn notice's `disclosure_ids`: the disclosures it is about.
+    about: list[str] | None = None
 
     def as_json(self) -> dict[str, object]:
         return {**asdict(self), "at": self.at.isoformat()}
@@ -292,6 +294,7 @@ class SandboxPartner:
                     headers=sorted({name.lower() for name in request.headers}),
                     at=datetime.now(UTC),
                     notice=str(claims["notice"]) if "notice" in claims else None,
+                    about=claims.get("disclosure_ids"),
                 )
             )
             log.info("sandbox %s accepted %s %s", self.partner.id, op.name, disclosure_id)

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from gateway.store.ports import (
     CheckpointStore,
+    ConsentLapseStore,
     ExposureStore,
     IdempotencyStore,
     InstanceStore,
@@ -41,6 +42,7 @@ __all__ = ["Store"]
 class Store(
     StoreLifecycle,
     SubjectStore,
+    ConsentLapseStore,
     ProtectedValueStore,
     LawfulRequestStore,
     JustificationStore,

@@ -410,6 +410,13 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
         ("CREATE INDEX idempotency_keys_by_claimed_at ON idempotency_keys (claimed_at)",),
     ),
     (
+        10,
+        "when a consent lapsed by a raised min_consent_version",
+        # Set once its withdrawal notices are queued (gateway.rights.lapse): a restart does
+        # not look at it again. Not a withdrawal: the consent stays as it was given.
+        ("ALTER TABLE consents ADD COLUMN lapsed_at {TIME}",),
+    ),
+    (
         11,
         "lawful-request rejections as their own state, witness rollback alarms",
         (

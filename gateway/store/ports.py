@@ -75,6 +75,19 @@ class StoreLifecycle(Protocol):
         """Release connections; idempotent."""
 
 
+class ConsentLapseStore(Protocol):
+    """The consents a raised `[policy] min_consent_version` makes lapse (schema 10)."""
+
+    async def consents_to_lapse(
+        self, min_version: str, now: datetime, limit: int = 500
+    ) -> list[Consent]:
+        """Consents given under a version older than `min_version`, neither withdrawn,
+        expired at `now` nor marked lapsed yet; oldest first, at most `limit`."""
+
+    async def mark_consent_lapsed(self, consent_id: str, at: datetime) -> None:
+        """Mark the consent lapsed at `at` (a second mark keeps the first time)."""
+
+
 class SubjectStore(Protocol):
     """Consents, the restriction of processing and the profile of each subject."""
 

@@ -238,6 +238,15 @@ class ProtectedStore:
         consent = await self.inner.withdraw_consent(consent_id, at)
         return None if consent is None else self._consent_out(consent)
 
+    async def consents_to_lapse(
+        self, min_version: str, now: datetime, limit: int = 500
+    ) -> list[Consent]:
+        # Each with its subject as the keyed reference: a lapse needs no subject id.
+        found = await self.inner.consents_to_lapse(min_version, now, limit)
+        return [self._consent_out(c) for c in found]
+
+    mark_consent_lapsed = _Passed(Store.mark_consent_lapsed)
+
     async def get_consent(self, consent_id: str) -> Consent | None:
         consent = await self.inner.get_consent(consent_id)
         return None if consent is None else self._consent_out(consent)

@@ -194,6 +194,25 @@ class SqlStore(ABC):
         )
         return mapping.consent(rows[0], self._decode) if rows else None
 
+    async def consents_to_lapse(
+        self, min_version: str, now: datetime, limit: int = 500
+    ) -> list[Consent]:
+        require_aware(now, "now")
+        rows = await self._rows(
+            "read consents to lapse",
+            self._sql.consents_to_lapse,
+            (min_version, self._encode.time(now), limit),
+        )
+        return [mapping.consent(r, self._decode) for r in rows]
+
+    async def mark_consent_lapsed(self, consent_id: str, at: datetime) -> None:
+        require_aware(at, "at")
+        await self._run(
+            "mark a consent lapsed",
+            self._sql.mark_consent_lapsed,
+            (self._encode.time(at), consent_id),
+        )
+
     async def get_consent(self, consent_id: str) -> Consent | None:
         rows = await self._rows("read a consent", self._sql.consent_by_id, (consent_id,))
         return mapping.consent(rows[0], self._decode) if rows else None

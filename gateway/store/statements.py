@@ -58,6 +58,13 @@ class Statements:
         "RETURNING id, subject, purposes, partners, partner_categories, special_categories, "
         "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence"
     )
+    # Live consents under an older policy version, not yet lapsed (gateway.rights.lapse).
+    consents_to_lapse: str = (
+        _SELECT_CONSENTS + " WHERE policy_version < ? AND withdrawn_at IS NULL "
+        "AND lapsed_at IS NULL AND (expires_at IS NULL OR expires_at > ?) "
+        "ORDER BY obtained_at, id LIMIT ?"
+    )
+    mark_consent_lapsed: str = "UPDATE consents SET lapsed_at = coalesce(lapsed_at, ?) WHERE id = ?"
     insert_justification: str = (
         "INSERT INTO justifications (disclosure_id, reviewer_id, text, at) "
         "VALUES (?, ?, ?, ?) ON CONFLICT (disclosure_id) DO NOTHING"

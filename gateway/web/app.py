@@ -47,6 +47,7 @@ from gateway.partners.standing import (
     log_expiry_warnings,
 )
 from gateway.policy.minimize import derive_pseudonym_key
+from gateway.rights.lapse import lapse_in_background
 from gateway.rights.outbox import NoticeOutbox
 from gateway.rights.subjects import outbox_sender
 from gateway.store.protected import open_protected_store, payload_sealing
@@ -113,9 +114,12 @@ def create_app(
     env: Mapping[str, str] | None = None,
     clock: Callable[[], datetime] = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
+    serving: bool = True,
 ) -> web.Application:
     """The gateway application. `partners`, `env` and `clock` are for tests and the demo;
-    `monotonic` times partner deliveries (the breaker's cool-down, token lifetimes)."""
+    `monotonic` times partner deliveries (the breaker's cool-down, token lifetimes);
+    `serving` False for a CLI command's application, which does only what it is asked
+    (no lapse of consents at its start)."""
     wire_errors.install()  # the HTTP parser's own refusals as problem+json, echoing nothing
     # Traces from the OTEL_* variables of the process (not `env`, the partners' secrets):
     # a bad setting stops the start; off, not even a middleware is added. Its span goes
@@ -279,6 +283,12 @@ def create_app(
             background.append(
                 asyncio.create_task(outbox.run_periodically(config.notices.interval_s))
             )
+            # Consents under a version older than [policy] min_consent_version lapse and
+            # their partners are told, in the background: start-up never waits on one.
+            if serving:
+                background.append(
+                    asyncio.create_task(lapse_in_background(app[GATEWAY], store, actions, outbox))
+                )
             yield
             for task in background:
                 task.cancel()

@@ -36,6 +36,8 @@ def test_demo_shows_the_flow_and_verifies(project: Path, tmp_path: Path) -> None
     out = done.stdout
     assert out.count("ALLOWED") == 6 and out.count("REFUSED") == 6
     assert "consent_withdrawn" in out and "subject_under_age" in out
-    # 18 disclosure entries and 4 action entries (3 consents recorded, 1 withdrawn).
-    assert re.search(r"log verified .*: OK \(22 entries", out)
+    # adreach received data under the marketing consent: it is told of the withdrawal.
+    assert "adreach told: consent_withdrawn notice sent" in out
+    # 18 disclosure entries, the notice's 2 and 4 action entries (3 consents, 1 withdrawn).
+    assert re.search(r"log verified .*: OK \(24 entries", out)
     assert "Somchai" not in out and "+856" not in out

@@ -71,7 +71,10 @@ async def test_ropa_api_and_cli_over_the_demo_traffic(
         rows, ("lanexang-insurance", "health_underwriting", "service_provision", "consent")
     )
     assert health["disclosures"] == 0 and health["drift"] == ["operation_never_used"]
-    assert sum(r["disclosures"] for r in rows) == 6  # the demo's six ALLOWED
+    # The demo's six ALLOWED, and the withdrawal's notice to adreach (a disclosure too).
+    assert sum(r["disclosures"] for r in rows) == 7
+    notice = row(rows, ("adreach", "erasure", "legal", "legal_obligation"))
+    assert notice["disclosures"] == 1 and notice["disclosed_fields"] == {}
 
     r = await live.get("/v1/ropa?format=csv", headers=auth("reviewer-bob"))
     assert r.status == 200 and r.content_type == "text/csv"

@@ -139,6 +139,13 @@ def test_consent_withdraw_with_the_subject_answers_the_notices(
     entries = [json.loads(line) for line in out.splitlines()]
     [act] = [e for e in entries if e.get("action") == "consent_withdrawn"]
     assert act["consent_id"] == consent_id and act["target"].startswith("subject:")
+    # Without --subject: the same notices (the log names the partners), the act against
+    # the consent; an unknown consent says so and exits 2.
+    code, out, err = run(root, "consent", "withdraw", consent_id, "--as", "customer-app")
+    assert code == 0, err
+    assert "subject" not in json.loads(out) and json.loads(out)["notices"]["notices"] == []
+    code, out, err = run(root, "consent", "withdraw", "c-unknown", "--as", "customer-app")
+    assert code == 2 and "consent 'c-unknown': no consent with this id" in err
 
 
 def test_a_rotation_of_the_at_rest_key_reseals_the_waiting_notices(

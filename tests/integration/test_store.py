@@ -127,6 +127,27 @@ async def test_withdrawing_twice_keeps_the_first_time(store: Store) -> None:
     assert await store.withdraw_consent("unknown", first) is None
 
 
+async def test_consents_to_lapse_are_the_live_ones_under_an_older_version(store: Store) -> None:
+    """Schema 10: what a raised min_consent_version lapses (gateway.rights.lapse), once."""
+    await store.add_consent(consent("c-live"))
+    await store.add_consent(consent("c-withdrawn", withdrawn_at=T0 + timedelta(days=1)))
+    await store.add_consent(replace(consent("c-expired"), expires_at=T0 + timedelta(days=1)))
+    await store.add_consent(replace(consent("c-current"), policy_version="2025-03-01"))
+    await store.add_consent(consent("c-later", obtained_at=T0 + timedelta(hours=1)))
+    now = T0 + timedelta(days=2)
+
+    found = await store.consents_to_lapse("2025-03-01", now)
+    assert [c.id for c in found] == ["c-live", "c-later"]
+    assert [c.id for c in await store.consents_to_lapse("2025-03-01", now, limit=1)] == ["c-live"]
+    assert await store.consents_to_lapse("2024-09-30", now) == []  # nothing older than that
+
+    await store.mark_consent_lapsed("c-live", now)
+    await store.mark_consent_lapsed("c-live", now + timedelta(days=1))  # keeps the first
+    assert [c.id for c in await store.consents_to_lapse("2025-03-01", now)] == ["c-later"]
+    # Lapsed is not withdrawn: the consent reads as it was given.
+    assert (await store.get_consent("c-live")) == consent("c-live")
+
+
 async def test_subject_facts_gather_consents_restriction_birth_date_and_request(
     store: Store,
 ) -> None:

@@ -164,7 +164,12 @@ async def test_a_consent_withdrawn_through_a_binds_b(pair: Pair, sandboxes: Sand
     assert status == 403, problem
     assert problem["type"].endswith("consent_withdrawn"), problem
     assert headers["Content-Type"].startswith("application/problem+json")
-    assert len(sandboxes.received(BUREAU)) == 1
+    received = sandboxes.received(BUREAU)
+    [disclosed] = [r for r in received if r.notice is None]
+    # A, which withdrew, found in the shared log what B disclosed under the consent, and
+    # told the bureau of the withdrawal naming that disclosure.
+    [told] = [r for r in received if r.notice == "consent_withdrawn"]
+    assert told.about == [disclosed.disclosure_id]
 
 
 async def test_an_idempotency_key_reused_across_instances_sends_once(

@@ -2,17 +2,37 @@
 rectification, consent withdrawal) a partner has not accepted yet, and those given up
 after the last attempt — kind, partner, reference, age, attempts, next attempt, last
 error. What `gateway notices list` prints. The subject and the identifiers a notice
-sends stay sealed in the store: nothing here can show a personal value."""
+sends stay sealed in the store: nothing here can show a personal value.
+
+A Retry button per notice and "Retry all" send now, as `gateway notices retry` does
+(`gateway.rights.outbox.retry_as`): a POST with the session's CSRF token, each notice an
+`action` entry `retry_notice` by the signed-in reviewer; the page then says what became
+of them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
 
+from gateway.errors import InternalServerError, NotFoundError
+from gateway.rights.outbox import NoticeOutbox, retry_as
 from gateway.store.records import OutboxNotice
-from gateway.web.review.site import SignedIn, context, render, reviewer_page, store
+from gateway.web.keys import NOTICES
+from gateway.web.review.site import (
+    Outcome,
+    SignedIn,
+    actions,
+    context,
+    form_page_handler,
+    path_id,
+    post_form,
+    render,
+    reviewer_page,
+    store,
+)
 
 __all__ = ["NoticeRow", "add_notice_pages"]
 
@@ -60,8 +80,7 @@ def age_text(seconds: float) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
-@reviewer_page
-async def notices_list(request: web.Request, who: SignedIn) -> web.StreamResponse:
+async def _page(request: web.Request, who: SignedIn, outcome: Outcome) -> web.Response:
     now = context(request).clock()
     kept = await store(request).outbox_notices(("pending", "failed"))
     # Given-up notices first (they wait for a person), then the oldest pending.
@@ -71,13 +90,73 @@ async def notices_list(request: web.Request, who: SignedIn) -> web.StreamRespons
     return render(
         request,
         "notices.html",
+        status=outcome.status,
         who=who,
         nav="notices",
         rows=rows,
         pending=sum(r.status == "pending" for r in rows),
         failed=sum(r.status == "failed" for r in rows),
+        **outcome.values(),
     )
+
+
+notices_list = reviewer_page(form_page_handler(_page, "done"))
+
+
+def _outbox(request: web.Request) -> NoticeOutbox:
+    found = request.config_dict.get(NOTICES)
+    if found is None:
+        raise InternalServerError(
+            "the notice outbox is not wired: the composition root must set app[NOTICES]"
+        )
+    return found
+
+
+def retried_text(done: Sequence[OutboxNotice], asked: int) -> str:
+    """What a retry did, in one line (the page shows it above the list)."""
+    if asked == 0:
+        return "Nothing to retry: every notice was accepted"
+    if len(done) == 1 == asked:
+        notice = done[0]
+        if notice.status == "sent":
+            return f"Notice {notice.id} to {notice.partner} was accepted"
+        return f"Notice {notice.id} to {notice.partner} was not accepted ({notice.last_error})"
+    accepted = sum(n.status == "sent" for n in done)
+    busy = asked - len(done)
+    text = f"{asked} retried: {accepted} accepted, {len(done) - accepted} not accepted"
+    return text + (f", {busy} being sent by another instance" if busy else "")
+
+
+async def _retry(request: web.Request, who: SignedIn, chosen: list[OutboxNotice]) -> str:
+    waiting = [n for n in chosen if n.status != "sent"]
+    done = await retry_as(_outbox(request), actions(request), who.person, waiting)
+    return retried_text(done, len(waiting))
+
+
+@reviewer_page
+async def retry_one(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    notice_id = path_id(request.match_info["notice_id"], "notice")
+
+    async def act() -> str:
+        notice = await store(request).outbox_notice(notice_id)
+        if notice is None:
+            raise NotFoundError(f"no notice {notice_id} in the outbox; reload the page")
+        return await _retry(request, who, [notice])
+
+    return await post_form(request, who, act, page=_page, back="/notices", key="done")
+
+
+@reviewer_page
+async def retry_all(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    async def act() -> str:
+        return await _retry(
+            request, who, await store(request).outbox_notices(("pending", "failed"))
+        )
+
+    return await post_form(request, who, act, page=_page, back="/notices", key="done")
 
 
 def add_notice_pages(sub: web.Application) -> None:
     sub.router.add_get("/notices", notices_list, name="notices")
+    sub.router.add_post("/notices/retry", retry_all, name="notices_retry_all")
+    sub.router.add_post("/notices/{notice_id}/retry", retry_one, name="notice_retry")

@@ -101,8 +101,9 @@ async def post_consent(request: web.Request) -> web.Response:
 
 
 async def withdrawing_subject(request: web.Request) -> str | None:
-    """The optional body of a withdrawal, `{"subject": "<id>"}`: whom the consent is about,
-    so the partners that received data under it can be told (gateway.rights.withdrawal)."""
+    """The optional body of a withdrawal, `{"subject": "<id>"}`: not needed (the log names
+    the partners to tell, gateway.rights.withdrawal); when given, checked against the
+    consent, and the act is then recorded against the subject (its report lists it)."""
     if not request.can_read_body:
         return None
     body = await body_of(request)
@@ -138,13 +139,18 @@ async def withdraw_consent(request: web.Request) -> web.Response:
     if consent is None:
         raise NotFoundError("no consent with this id")
     answer = consent_json(consent, subject=subject)
-    if subject is not None:
-        # The first attempt of every notice is made before this answer (a failed one
-        # waits in the outbox): the answer says what each partner was told.
-        notices = await send_withdrawal_notices(
-            gw, store, gw.log_keys, who.id, subject, consent_id, outbox=request.app.get(NOTICES)
-        )
-        answer["notices"] = notices.as_json()
+    # The first attempt of every notice is made before this answer (a failed one waits
+    # in the outbox): the answer says what each partner was told.
+    notices = await send_withdrawal_notices(
+        gw,
+        store,
+        gw.log_keys,
+        who.id,
+        consent,
+        outbox=request.app.get(NOTICES),
+        subject=subject,
+    )
+    answer["notices"] = notices.as_json()
     return json_response(answer)
 
 

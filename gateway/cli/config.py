@@ -125,6 +125,8 @@ def _oidc_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("oidc", "client_secret_file"): o and o.client_secret_file,
         ("oidc", "roles_claim"): o and o.roles_claim,
         ("oidc", "algorithms"): o and list(o.algorithms),
+        ("oidc", "allow_passwords"): o and o.allow_passwords,
+        ("oidc", "personal_token_max_days"): o and o.personal_token_max_days,
     }
 
 

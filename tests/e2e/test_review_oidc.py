@@ -8,9 +8,11 @@ import argparse
 import io
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -22,7 +24,6 @@ from browser.review_support import (
     FakeReviewBackend,
     review_app,
     review_config,
-    sign_in,
 )
 from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, LoopbackProvider, running_provider
 
@@ -48,7 +49,8 @@ ROLES = {
 }
 
 
-def oidc_config(issuer: str, secret_file: Path) -> OidcConfig:
+def oidc_config(issuer: str, secret_file: Path, **changes: Any) -> OidcConfig:
+    """[oidc] naming the loopback provider; `changes`: e.g. allow_passwords=True."""
     return OidcConfig(
         issuer=issuer,
         client_id=CLIENT_ID,
@@ -57,6 +59,7 @@ def oidc_config(issuer: str, secret_file: Path) -> OidcConfig:
         roles_claim="groups",
         roles=ROLES,
         algorithms=("RS256",),
+        **changes,
     )
 
 
@@ -88,12 +91,22 @@ class OidcSite:
 async def site(
     config: Config, partners: dict[str, Partner], tmp_path: Path
 ) -> AsyncIterator[OidcSite]:
+    async with open_site(config, partners, tmp_path) as found:
+        yield found
+
+
+@asynccontextmanager
+async def open_site(
+    config: Config, partners: dict[str, Partner], tmp_path: Path, **oidc: Any
+) -> AsyncIterator[OidcSite]:
+    """The review site with [oidc] naming a loopback provider (`oidc`: its other keys),
+    beside the `[[reviewers]]` password accounts of review_support."""
     secret_file = tmp_path / "client-secret"
     secret_file.write_text(CLIENT_SECRET + "\n")
     async with running_provider(lambda: NOW) as provider:
         cfg = replace(
             review_config(config, str(tmp_path / "gateway.db")),
-            oidc=oidc_config(provider.issuer, secret_file),
+            oidc=oidc_config(provider.issuer, secret_file, **oidc),
         )
         app = review_app(cfg, partners, FakeReviewBackend(LogKeys.load(cfg.keys_dir)))
         client = TestClient(TestServer(app, host="127.0.0.1"))
@@ -243,27 +256,6 @@ async def test_a_client_that_asks_for_json_gets_a_problem(site: OidcSite) -> Non
     assert problem["detail"] == "the sign-in was refused: the ID token has expired; sign in again"
 
 
-async def test_sign_in_page_offers_the_provider_and_redirects_without_password_accounts(
-    config: Config, partners: dict[str, Partner], tmp_path: Path
-) -> None:
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(CLIENT_SECRET)
-    base = review_config(config, str(tmp_path / "g.db"))
-    for reviewers, expect_redirect in ((base.reviewers, False), ({}, True)):
-        cfg = replace(
-            base, reviewers=reviewers, oidc=oidc_config("http://localhost:9", secret_file)
-        )
-        app = review_app(cfg, partners, FakeReviewBackend(LogKeys.load(cfg.keys_dir)))
-        async with TestClient(TestServer(app)) as client:
-            r = await client.get("/review/login?next=/review/queue", allow_redirects=False)
-            if expect_redirect:
-                assert r.status == 303
-                assert r.headers["Location"] == "/review/oidc/start?next=%2Freview%2Fqueue"
-            else:
-                text = await r.text()
-                assert "Sign in with localhost:9" in text and 'name="password"' in text
-
-
 # -- personal API tokens: made on the site, used by the CLI -----------------------------
 
 
@@ -333,18 +325,6 @@ async def test_a_personal_token_made_on_the_site_proves_the_person_on_the_cli(
         ("revoke_personal_token", f"personal_token:{token_id}", who),
     ]
     assert all(token[1] not in a.raw.decode() for a in acts)
-
-
-async def test_a_password_account_makes_a_token_for_itself_too(site: OidcSite) -> None:
-    csrf = await sign_in(site.client, "alice")
-    page = await (await site.client.post("/review/tokens", data={"csrf": csrf, "days": "7"})).text()
-    token = TOKEN.search(page)
-    assert token is not None
-    person = await cli_person(site, "alice", token[1], ("reviewer",))
-    assert person.id == "alice" and person.credential.startswith("personal-token:")
-    gone = replace(site, config=replace(site.config, reviewers={}))
-    with pytest.raises(CredentialError, match="any more; nothing was changed"):
-        await cli_person(gone, "alice", token[1], ("reviewer",))
 
 
 async def test_an_expired_personal_token_proves_nobody(site: OidcSite) -> None:

@@ -130,7 +130,11 @@ async def proven_person(
     if not (may_as_caller or may_as_account):
         allowed = sorted(
             {c.id for c in config.callers.values() if c.roles & set(roles)}
-            | (set(config.reviewers) if ACCOUNT_ROLES & set(roles) else set())
+            | (
+                set(config.reviewers)
+                if ACCOUNT_ROLES & set(roles) and config.passwords_on
+                else set()
+            )
         )
         raise CredentialError(
             f"--as {who!r} is not a {' or '.join(sorted(roles))} in {config.path.name}; "

@@ -21,7 +21,7 @@ from browser.review_support import (
     review_config,
     sign_in,
 )
-from e2e.test_review_oidc import (
+from support.oidc_site import (
     HTML,
     TOKEN,
     OidcSite,

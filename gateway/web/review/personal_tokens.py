@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from gateway.config.model import OidcConfig
 from gateway.store.ports import PersonalTokenStore
 from gateway.store.records import PersonalToken
 
@@ -33,7 +34,8 @@ __all__ = [
 
 TOKEN_PREFIX: Final = "dgpt_"  # noqa: S105 - the visible start of every token, no secret
 STEPS_DAYS: Final = (7, 30, 90)  # the choices the page offers, up to the maximum
-DEFAULT_MAX_DAYS: Final = 90  # without [oidc] personal_token_max_days
+# Without [oidc] (a password account's tokens): the provider's default maximum.
+DEFAULT_MAX_DAYS: Final = OidcConfig.personal_token_max_days
 MAX_TOKEN: Final = 200
 
 

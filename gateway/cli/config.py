@@ -28,6 +28,8 @@ from gateway.partners import load_partners
 REDACTED: Final = "(redacted)"
 # A key whose name says it holds a secret, a password hash or key material.
 _SECRET_KEY = re.compile(r"secret|password|token|private|hash|credential", re.IGNORECASE)
+# Keys whose name says "password" or "token" but whose value is a setting, never a secret.
+_NOT_SECRET = frozenset({"allow_passwords", "personal_token_max_days"})
 _SECRET_QUERY = re.compile(r"(?i)((?:password|secret|token|sslpassword)=)[^&]*")
 
 
@@ -125,6 +127,8 @@ def _oidc_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("oidc", "client_secret_file"): o and o.client_secret_file,
         ("oidc", "roles_claim"): o and o.roles_claim,
         ("oidc", "algorithms"): o and list(o.algorithms),
+        ("oidc", "allow_passwords"): o and o.allow_passwords,
+        ("oidc", "personal_token_max_days"): o and o.personal_token_max_days,
     }
 
 
@@ -132,7 +136,7 @@ def redact(key: str, value: object) -> object:
     """`value` as it may be shown: secrets hidden, a URL's password masked."""
     if value is None:
         return None
-    if _SECRET_KEY.search(key):
+    if _SECRET_KEY.search(key) and key not in _NOT_SECRET:
         return REDACTED
     if isinstance(value, str) and "://" in value:
         return _redact_url(value)

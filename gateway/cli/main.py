@@ -30,6 +30,7 @@ from gateway.cli import review as cli_review
 from gateway.cli import rights as cli_rights
 from gateway.cli import ropa as cli_ropa
 from gateway.cli import server as cli_server
+from gateway.cli import tokens as cli_tokens
 from gateway.cli import witness as cli_witness
 from gateway.cli.support import EXIT_OK, EXIT_USAGE, UsageError
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_exposure.register(commands)
     cli_notices.register(commands)
     cli_login.register(commands)
+    cli_tokens.register(commands)
     cli_ropa.register(commands)
     cli_completion.register(commands)
     cli_config.register(commands)

@@ -6,7 +6,10 @@ the person uses elsewhere:
 
 - a `[[reviewers]]` account of the review page: its password, read from the first line of
   stdin with `--password-stdin`, else from $GATEWAY_PASSWORD, else from a prompt on a
-  terminal — never from the command line, where `ps` and shell history would keep it;
+  terminal — never from the command line, where `ps` and shell history would keep it.
+  Only while passwords are on (`Config.passwords_on`: no `[oidc]`, or its break-glass
+  `allow_passwords = true`); otherwise refused, naming what proves a person instead, and
+  so are the personal tokens such an account made;
 - a `[[callers]]` entry (a person who uses the API, e.g. `privacy-office`): a bearer token of
   the company's identity provider whose `sub` is that id, from stdin with `--token-stdin` or
   from $GATEWAY_TOKEN, verified exactly as the HTTP API verifies it (same JWKS, issuer,
@@ -66,7 +69,7 @@ def add_credential_options(
         "--password-stdin",
         action="store_true",
         help=f"read the review-page password of --as from stdin (else ${PASSWORD_ENV}, "
-        "else a prompt on a terminal)",
+        "else a prompt on a terminal); off while [oidc] is set, unless allow_passwords",
     )
     parser.add_argument(
         "--token-stdin",
@@ -113,6 +116,8 @@ async def proven_person(
     who: str = args.as_
     stdin = sys.stdin if stdin is None else stdin
     environ = os.environ if environ is None else environ
+    if getattr(args, "password_stdin", False) and not config.passwords_on:
+        raise CredentialError(_passwords_off(config, who))
     token = _token(args, stdin, environ)
     if token is not None and is_personal_token(token):
         return await _personal_token_person(config, who, token, roles, now or utc_now())
@@ -125,7 +130,11 @@ async def proven_person(
     if not (may_as_caller or may_as_account):
         allowed = sorted(
             {c.id for c in config.callers.values() if c.roles & set(roles)}
-            | (set(config.reviewers) if ACCOUNT_ROLES & set(roles) else set())
+            | (
+                set(config.reviewers)
+                if ACCOUNT_ROLES & set(roles) and config.passwords_on
+                else set()
+            )
         )
         raise CredentialError(
             f"--as {who!r} is not a {' or '.join(sorted(roles))} in {config.path.name}; "
@@ -145,6 +154,8 @@ async def proven_person(
         await _check_token(config, who, token)
         return Person(who, f"token:{token_key_id(token) or who}")
     assert account is not None
+    if not config.passwords_on:
+        raise CredentialError(_passwords_off(config, who))
     password = _password(args, who, stdin, environ)
     try:
         verifier = parse_password_hash(account.password_hash)
@@ -153,6 +164,17 @@ async def proven_person(
     if not verifier.matches(password):
         raise CredentialError(f"the password of {who!r} does not match; nothing was changed")
     return Person(who, f"password:{who}")
+
+
+def _passwords_off(config: Config, who: str) -> str:
+    assert config.oidc is not None
+    return (
+        f"passwords are off: {config.path.name} signs people in through {config.oidc.issuer} "
+        f"([oidc]); prove {who!r} with a personal API token made on the review site "
+        f"(/review/tokens) or an ID token of `gateway login --device`, given with "
+        f"--token-stdin or ${TOKEN_ENV} (--as being the id the site shows, issuer#subject); "
+        "nothing was changed"
+    )
 
 
 async def _personal_token_person(
@@ -173,6 +195,13 @@ async def _personal_token_person(
         raise CredentialError(
             f"{who!r} is neither a [[reviewers]] account nor a person of the [oidc] provider "
             f"in {config.path.name} any more; nothing was changed"
+        )
+    if not (provider and who.startswith(provider)) and not config.passwords_on:
+        # Made by a password account: it would outlive the passwords that were turned off.
+        raise CredentialError(
+            f"the personal token {found.id} was made by the password account {who!r}, and "
+            f"passwords are off while {config.path.name} has [oidc]; sign in through "
+            f"{config.oidc and config.oidc.issuer} and make one there; nothing was changed"
         )
     if not found.roles & set(roles):
         raise CredentialError(

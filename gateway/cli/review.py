@@ -94,6 +94,13 @@ def cmd_reviewers_add(args: argparse.Namespace) -> int:
         config.path.write_text(original, encoding="utf-8")
         raise UsageError(f"{config.path}: the new [[reviewers]] table did not read back")
     print(f"added reviewer {reviewer_id} to {config.path} (scrypt hash); restart the gateway")
+    if not reread.passwords_on:
+        print(
+            f"note: {config.path.name} has [oidc], so passwords are off: this account signs in "
+            "only while [oidc] allow_passwords = true (the break-glass for a provider that is "
+            "down); people sign in through the provider",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

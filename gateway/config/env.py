@@ -68,6 +68,8 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
         "client_secret_env": "str",
         "client_secret_file": "str",
         "roles_claim": "str",
+        "allow_passwords": "bool",
+        "personal_token_max_days": "int",
     },
 }
 # Keys whose value is a list: config.toml only.

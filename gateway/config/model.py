@@ -30,6 +30,7 @@ CALLER_TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519", "RS256", "PS256")
 # key would be the client secret every instance holds). RS256 is OIDC's mandatory default.
 OIDC_ID_TOKEN_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
 MAX_OIDC_CLAIM_VALUES = 200
+MAX_PERSONAL_TOKEN_DAYS = 365
 SECTIONS = {*SCALARS, *TABLE_ARRAYS}
 # An https:// (or http://) URL or a urn: name: what a linked-data reader takes as an IRI.
 ABSOLUTE_IRI: Final = re.compile(r"^(https?://[^\s/?#]+[^\s]*|urn:[a-z0-9][a-z0-9-]{0,31}:[^\s]+)$")
@@ -72,6 +73,13 @@ class OidcConfig:
     roles_claim: str  # the ID-token claim holding the person's groups
     roles: Mapping[str, frozenset[str]]  # a claim value -> gateway roles
     algorithms: tuple[str, ...] = ("RS256", "ES256")
+    # The break-glass for a provider that is down: `[[reviewers]]` password accounts sign in
+    # (site and CLI) beside the provider. Off: the company's sign-on, MFA and leaver process
+    # apply to everyone who acts, which a password in config.toml would escape.
+    allow_passwords: bool = False
+    # How long a personal API token may last: a person removed at the provider keeps the
+    # ones they made until they expire (or `gateway tokens revoke --person`).
+    personal_token_max_days: int = 90
 
     def roles_of(self, values: object) -> frozenset[str]:
         """The gateway roles a claim's value grants (a string or a list of strings)."""
@@ -223,6 +231,12 @@ class Config:
     controller: ControllerConfig = ControllerConfig()
     # [oidc]: people sign in to the review site through this provider; None: passwords.
     oidc: OidcConfig | None = None
+
+    @property
+    def passwords_on(self) -> bool:
+        """Whether `[[reviewers]]` passwords prove anyone: without a provider, or with its
+        break-glass `[oidc] allow_passwords = true`."""
+        return self.oidc is None or self.oidc.allow_passwords
 
 
 def business_days_between(start: date, end: date) -> int:
@@ -762,6 +776,29 @@ class _ConfigReader:
                 "algorithms",
             )
             algs = list(OidcConfig.algorithms)
+        allow_passwords = t.get("allow_passwords", False)
+        if not isinstance(allow_passwords, bool):
+            self.fail(
+                "oidc.allow_passwords must be true or false (true: the [[reviewers]] password "
+                "accounts sign in beside the provider, a break-glass for when it is down)",
+                "oidc",
+                "allow_passwords",
+            )
+            allow_passwords = False
+        max_days = t.get("personal_token_max_days", OidcConfig.personal_token_max_days)
+        if (
+            not isinstance(max_days, int)
+            or isinstance(max_days, bool)
+            or not 1 <= max_days <= MAX_PERSONAL_TOKEN_DAYS
+        ):
+            self.fail(
+                "oidc.personal_token_max_days must be a whole number of days from 1 to "
+                f"{MAX_PERSONAL_TOKEN_DAYS} (how long a personal API token may last), "
+                f"got {max_days!r}",
+                "oidc",
+                "personal_token_max_days",
+            )
+            max_days = OidcConfig.personal_token_max_days
         return OidcConfig(
             issuer=texts["issuer"].rstrip("/"),
             client_id=texts["client_id"],
@@ -772,6 +809,8 @@ class _ConfigReader:
             roles_claim=texts["roles_claim"],
             roles=self._oidc_roles(t.get("roles")),
             algorithms=tuple(algs),
+            allow_passwords=allow_passwords,
+            personal_token_max_days=max_days,
         )
 
     def _oidc_roles(self, table: object) -> dict[str, frozenset[str]]:

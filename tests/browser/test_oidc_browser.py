@@ -2,12 +2,14 @@
 the provider at `localhost`, the gateway at `127.0.0.1` — two sites, as in real life — so
 the browser applies the cookie rules of a cross-site answer: the flow cookie must come back
 with the provider's redirect (SameSite=Lax), and the Strict session cookie must be sent on
-the next page. Then each refused case, with the message the person sees. Saves
-docs/screenshots/sign-in-oidc.png and sign-in-oidc-refused.png (UPDATE_SCREENSHOTS=1)."""
+the next page. Then each refused case, with the message the person sees (and no password
+form: passwords are off beside the provider), and the break-glass page that keeps them.
+Saves docs/screenshots/sign-in-oidc.png and sign-in-oidc-refused.png (UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from browser.review_support import (
     review_config,
     seed,
 )
-from browser.test_review_browser import click_and_wait
+from browser.test_review_browser import click_and_wait, sign_in
 from selenium.webdriver.common.by import By
 from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, LoopbackProvider
 
@@ -50,6 +52,18 @@ def provider() -> Iterator[LoopbackProvider]:
 def gateway_site(
     config: Config, partners: dict[str, Partner], tmp_path: Path, provider: LoopbackProvider
 ) -> Iterator[Gateway]:
+    with served_site(config, partners, tmp_path, provider) as site:
+        yield site
+
+
+@contextmanager
+def served_site(
+    config: Config,
+    partners: dict[str, Partner],
+    tmp_path: Path,
+    provider: LoopbackProvider,
+    allow_passwords: bool = False,
+) -> Iterator[Gateway]:
     """The review site of conftest's fixture, with [oidc] naming the loopback provider."""
     secret = tmp_path / "client-secret"
     secret.write_text(CLIENT_SECRET)
@@ -61,6 +75,7 @@ def gateway_site(
         roles_claim="groups",
         roles={"privacy-reviewers": frozenset({"reviewer"})},
         algorithms=("RS256",),
+        allow_passwords=allow_passwords,
     )
     cfg = replace(review_config(config, str(tmp_path / "gateway.db")), oidc=oidc)
     keys = LogKeys.load(cfg.keys_dir)
@@ -75,20 +90,15 @@ def gateway_site(
         served.stop()
 
 
-def press_provider_button(browser: Any, site: Gateway, provider: LoopbackProvider) -> None:
+def sign_in_at_the_provider(browser: Any, site: Gateway, provider: LoopbackProvider) -> None:
+    # Passwords are off: the sign-in page sends the browser straight to the provider.
     browser.get(site.url("/review/queue"))
-    assert "/review/login" in browser.current_url
-    button = browser.find_element(By.CSS_SELECTOR, "a.button.provider")
-    assert button.text == f"Sign in with localhost:{provider.port}"
-    click_and_wait(browser, button)
     assert browser.current_url.startswith(f"{provider.issuer}/authorize?")
     click_and_wait(browser, browser.find_element(By.ID, "approve"))  # from the other site
 
 
 def test_sign_in_with_the_provider(browser, gateway_site, provider, screenshot):
-    browser.get(gateway_site.url("/review/login"))
-    browser.save_screenshot(str(docs_screenshot("sign-in-oidc.png")))
-    press_provider_button(browser, gateway_site, provider)
+    sign_in_at_the_provider(browser, gateway_site, provider)
     # localhost answered, the callback moved on: the person is on the page they asked for.
     browser.implicitly_wait(5)
     try:
@@ -128,11 +138,33 @@ def test_refused_sign_ins(browser, gateway_site, provider, screenshot, case, mes
         provider.person.groups = None
     else:
         setattr(provider, case, True)
-    press_provider_button(browser, gateway_site, provider)
+    sign_in_at_the_provider(browser, gateway_site, provider)
     alert = browser.find_element(By.CSS_SELECTOR, "p.notice.error[role=alert]")
     assert message in alert.text
     assert "/review/oidc/callback" in browser.current_url
+    # Trying again goes through the provider: no password form beside its button.
+    assert browser.find_elements(By.NAME, "password") == []
+    button = browser.find_element(By.CSS_SELECTOR, "a.button.provider")
+    assert button.text == f"Sign in with localhost:{provider.port}"
     screenshot(case)
     if case == "expired":
         browser.save_screenshot(str(docs_screenshot("sign-in-oidc-refused.png")))
     assert "gateway_review" not in {c["name"] for c in browser.get_cookies()}
+
+
+def test_the_break_glass_page_offers_passwords_beside_the_provider(
+    browser, config, partners, tmp_path, provider, screenshot
+):
+    # Another gateway (the browser fixture already serves one in tmp_path), on another port.
+    (tmp_path / "glass").mkdir()
+    glass = served_site(config, partners, tmp_path / "glass", provider, allow_passwords=True)
+    with glass as site:
+        browser.get(site.url("/review/login"))
+        button = browser.find_element(By.CSS_SELECTOR, "a.button.provider")
+        assert button.text == f"Sign in with localhost:{provider.port}"
+        assert browser.find_elements(By.NAME, "password") != []
+        browser.save_screenshot(str(docs_screenshot("sign-in-oidc.png")))
+        sign_in(browser, site, "alice", path="/review/queue")
+        assert browser.current_url == site.url("/review/queue")
+        assert "Alice Vongsa" in browser.find_element(By.CSS_SELECTOR, ".who").text
+        screenshot("break-glass")

@@ -4,33 +4,31 @@ flow against the loopback provider of tests/support (on `localhost`, the gateway
 
 from __future__ import annotations
 
-import argparse
-import io
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from browser.review_support import (
-    NOW,
-    SUBJECT_A,
-    FakeReviewBackend,
-    review_app,
-    review_config,
-    sign_in,
+from browser.review_support import NOW, SUBJECT_A
+from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, running_provider
+from support.oidc_site import (
+    CSRF,
+    HTML,
+    TOKEN,
+    OidcSite,
+    cli_person,
+    oidc_config,
+    open_site,
+    signed_in,
 )
-from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, LoopbackProvider, running_provider
 
 from gateway.cli.login import device_login
-from gateway.cli.person import CredentialError, proven_person
+from gateway.cli.person import CredentialError
 from gateway.clock import utc_now
-from gateway.config.model import Config, OidcConfig
-from gateway.crypto.subject_keys import LogKeys
+from gateway.config.model import Config
 from gateway.errors import UnauthenticatedError
 from gateway.log.actions import Person
 from gateway.log.columns import checked_search
@@ -40,69 +38,13 @@ from gateway.web.keys import STORE
 from gateway.web.review.oidc_client import OidcClient, peek_issuer, person_id
 from gateway.web.review.oidc_device import start_device_flow, wait_for_id_token
 
-HTML = {"Accept": "text/html"}
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-ROLES = {
-    "privacy-reviewers": frozenset({"reviewer"}),
-    "privacy-officers": frozenset({"reviewer", "rights_officer"}),
-}
-
-
-def oidc_config(issuer: str, secret_file: Path) -> OidcConfig:
-    return OidcConfig(
-        issuer=issuer,
-        client_id=CLIENT_ID,
-        client_secret_env=None,
-        client_secret_file=secret_file,
-        roles_claim="groups",
-        roles=ROLES,
-        algorithms=("RS256",),
-    )
-
-
-@dataclass
-class OidcSite:
-    client: TestClient
-    provider: LoopbackProvider
-    browser: aiohttp.ClientSession  # the browser's side of the provider: another site
-    config: Config
-
-    async def start(self) -> str:
-        """Follow the sign-in button to the provider; the callback URL it answers with."""
-        r = await self.client.get("/review/oidc/start", allow_redirects=False)
-        assert r.status == 303, await r.text()
-        authorize = r.headers["Location"]
-        assert authorize.startswith(f"{self.provider.issuer}/authorize?")
-        at_provider = await self.browser.get(authorize, allow_redirects=False)
-        assert at_provider.status == 302, await at_provider.text()
-        callback = at_provider.headers["Location"]
-        assert callback.startswith(f"http://127.0.0.1:{self.client.port}/review/oidc/callback?")
-        return callback
-
-    async def callback(self, url: str) -> aiohttp.ClientResponse:
-        parts = urlsplit(url)
-        return await self.client.get(f"{parts.path}?{parts.query}", headers=HTML)
-
 
 @pytest.fixture
 async def site(
     config: Config, partners: dict[str, Partner], tmp_path: Path
 ) -> AsyncIterator[OidcSite]:
-    secret_file = tmp_path / "client-secret"
-    secret_file.write_text(CLIENT_SECRET + "\n")
-    async with running_provider(lambda: NOW) as provider:
-        cfg = replace(
-            review_config(config, str(tmp_path / "gateway.db")),
-            oidc=oidc_config(provider.issuer, secret_file),
-        )
-        app = review_app(cfg, partners, FakeReviewBackend(LogKeys.load(cfg.keys_dir)))
-        client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        try:
-            async with aiohttp.ClientSession() as browser:
-                yield OidcSite(client, provider, browser, cfg)
-        finally:
-            await client.close()
+    async with open_site(config, partners, tmp_path) as found:
+        yield found
 
 
 def _cookie(response: aiohttp.ClientResponse, name: str) -> str:
@@ -243,48 +185,7 @@ async def test_a_client_that_asks_for_json_gets_a_problem(site: OidcSite) -> Non
     assert problem["detail"] == "the sign-in was refused: the ID token has expired; sign in again"
 
 
-async def test_sign_in_page_offers_the_provider_and_redirects_without_password_accounts(
-    config: Config, partners: dict[str, Partner], tmp_path: Path
-) -> None:
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(CLIENT_SECRET)
-    base = review_config(config, str(tmp_path / "g.db"))
-    for reviewers, expect_redirect in ((base.reviewers, False), ({}, True)):
-        cfg = replace(
-            base, reviewers=reviewers, oidc=oidc_config("http://localhost:9", secret_file)
-        )
-        app = review_app(cfg, partners, FakeReviewBackend(LogKeys.load(cfg.keys_dir)))
-        async with TestClient(TestServer(app)) as client:
-            r = await client.get("/review/login?next=/review/queue", allow_redirects=False)
-            if expect_redirect:
-                assert r.status == 303
-                assert r.headers["Location"] == "/review/oidc/start?next=%2Freview%2Fqueue"
-            else:
-                text = await r.text()
-                assert "Sign in with localhost:9" in text and 'name="password"' in text
-
-
 # -- personal API tokens: made on the site, used by the CLI -----------------------------
-
-
-TOKEN = re.compile(r'id="new-token">(dgpt_[^<]+)<')
-
-
-async def signed_in(site: OidcSite) -> str:
-    """Sign in through the provider; the session's CSRF token."""
-    assert (await site.callback(await site.start())).status == 200
-    page = await site.client.get("/review/tokens", headers=HTML)
-    found = CSRF.search(await page.text())
-    assert found is not None
-    return found[1]
-
-
-async def cli_person(
-    site: OidcSite, who: str, token: str, roles: tuple[str, ...], days_later: int = 0
-) -> Person:
-    args = argparse.Namespace(as_=who, token_stdin=True, password_stdin=False)
-    now = NOW + timedelta(days=days_later)
-    return await proven_person(args, site.config, roles, stdin=io.StringIO(token + "\n"), now=now)
 
 
 async def test_a_personal_token_made_on_the_site_proves_the_person_on_the_cli(
@@ -333,18 +234,6 @@ async def test_a_personal_token_made_on_the_site_proves_the_person_on_the_cli(
         ("revoke_personal_token", f"personal_token:{token_id}", who),
     ]
     assert all(token[1] not in a.raw.decode() for a in acts)
-
-
-async def test_a_password_account_makes_a_token_for_itself_too(site: OidcSite) -> None:
-    csrf = await sign_in(site.client, "alice")
-    page = await (await site.client.post("/review/tokens", data={"csrf": csrf, "days": "7"})).text()
-    token = TOKEN.search(page)
-    assert token is not None
-    person = await cli_person(site, "alice", token[1], ("reviewer",))
-    assert person.id == "alice" and person.credential.startswith("personal-token:")
-    gone = replace(site, config=replace(site.config, reviewers={}))
-    with pytest.raises(CredentialError, match="any more; nothing was changed"):
-        await cli_person(gone, "alice", token[1], ("reviewer",))
 
 
 async def test_an_expired_personal_token_proves_nobody(site: OidcSite) -> None:

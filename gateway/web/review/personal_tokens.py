@@ -16,22 +16,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from gateway.config.model import OidcConfig
 from gateway.store.ports import PersonalTokenStore
 from gateway.store.records import PersonalToken
 
 __all__ = [
-    "LIFETIMES_DAYS",
+    "DEFAULT_MAX_DAYS",
     "TOKEN_PREFIX",
     "MintedToken",
     "PersonalTokenError",
     "is_personal_token",
+    "lifetimes_days",
     "mint",
     "prove",
     "token_hash",
 ]
 
 TOKEN_PREFIX: Final = "dgpt_"  # noqa: S105 - the visible start of every token, no secret
-LIFETIMES_DAYS: Final = (7, 30, 90)  # the choices the page offers; 90 days at most
+STEPS_DAYS: Final = (7, 30, 90)  # the choices the page offers, up to the maximum
+# Without [oidc] (a password account's tokens): the provider's default maximum.
+DEFAULT_MAX_DAYS: Final = OidcConfig.personal_token_max_days
 MAX_TOKEN: Final = 200
 
 
@@ -55,11 +59,17 @@ def is_personal_token(text: str) -> bool:
     return text.startswith(TOKEN_PREFIX)
 
 
-def mint(person: str, roles: frozenset[str], now: datetime, days: int) -> MintedToken:
-    if days not in LIFETIMES_DAYS:
-        raise PersonalTokenError(
-            f"a token lasts {', '.join(map(str, LIFETIMES_DAYS))} days, not {days}"
-        )
+def lifetimes_days(max_days: int) -> tuple[int, ...]:
+    """The lifetimes the page offers: the usual steps below the maximum, and the maximum."""
+    return (*(d for d in STEPS_DAYS if d < max_days), max_days)
+
+
+def mint(
+    person: str, roles: frozenset[str], now: datetime, days: int, max_days: int = DEFAULT_MAX_DAYS
+) -> MintedToken:
+    offered = lifetimes_days(max_days)
+    if days not in offered:
+        raise PersonalTokenError(f"a token lasts {', '.join(map(str, offered))} days, not {days}")
     token_id = secrets.token_hex(6)
     text = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
     record = PersonalToken(

@@ -1,9 +1,12 @@
 """Signing in to the review site: the sign-in page, the password form, signing out.
 
-With `[oidc]` configured the page also offers "Sign in with <provider>" (gateway.web.review
-.oidc), and sends the browser straight there when no password account exists. Passwords
-stay for the `[[reviewers]]` accounts only (a deployment without a provider, or a
-break-glass account beside one).
+Without `[oidc]` the `[[reviewers]]` accounts sign in with their passwords. With `[oidc]`
+people sign in through the provider (gateway.web.review.oidc) and passwords are off: the
+page sends the browser straight there, a posted password is refused, naming the provider,
+and a password session made before ends — so the company's sign-on, MFA and leaver process
+apply to everyone who acts. `[oidc] allow_passwords = true`, the break-glass for a provider
+that is down, keeps the password form beside the provider's button; each password sign-in
+then is an application-log WARNING.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from multidict import MultiDictProxy
 from gateway.config.model import Reviewer
 from gateway.errors import ConfigError, ForbiddenError
 from gateway.policy.request import MAX_ID
+from gateway.web.problems import problem_response
 from gateway.web.review.passwords import (
     PasswordHashError,
     PasswordVerifier,
@@ -40,6 +44,7 @@ from gateway.web.review.site import (
     render,
     reviewer_page,
     safe_next,
+    wants_html,
 )
 
 __all__ = ["OIDC_START", "accounts_of", "add_sign_in_pages", "login_page", "set_session_cookie"]
@@ -75,7 +80,7 @@ def login_page(
         next=next_url,
         provider=provider_name(ctx),
         provider_url=f"{OIDC_START}?{urlencode({'next': next_url})}",
-        passwords=bool(ctx.accounts),
+        passwords=ctx.passwords_on and bool(ctx.accounts),
     )
     response.set_cookie(
         LOGIN_COOKIE,
@@ -108,15 +113,32 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     next_url = safe_next(request.query.get("next"))
     if ctx.signed_in(request) is not None:
         return redirect(next_url)
-    if ctx.oidc is not None and not ctx.accounts:
+    if ctx.oidc is not None and not (ctx.passwords_on and ctx.accounts):
         return redirect(f"{OIDC_START}?{urlencode({'next': next_url})}")
     return login_page(request, next_url=next_url)
+
+
+def _passwords_off(request: web.Request, ctx: ReviewContext, next_url: str) -> web.Response:
+    """A posted password while `[oidc]` replaces passwords: refused before any check, with
+    where sign-in goes instead (the page, or problem+json to a client not asking for HTML)."""
+    assert ctx.oidc is not None
+    error = ForbiddenError(
+        f"password sign-in is off: sign-in goes through {ctx.oidc.config.issuer} (use "
+        f"'Sign in with {provider_name(ctx)}'); an operator may allow the [[reviewers]] "
+        "passwords while the provider is down with [oidc] allow_passwords = true"
+    )
+    log.info("review password sign-in refused: passwords are off beside [oidc]")
+    if wants_html(request):
+        return login_page(request, message=error.detail, status=error.status, next_url=next_url)
+    return problem_response(error)
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     check_same_origin(request)
     form = await request.post()
+    if not ctx.passwords_on:
+        return _passwords_off(request, ctx, safe_next(_text(form, "next")))
     now = ctx.clock()
     expected = ctx.signer.login_token(request.cookies.get(LOGIN_COOKIE), now)
     sent = _text(form, "csrf")
@@ -157,7 +179,15 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         )
     ctx.throttle.succeeded(reviewer_id)
     cookie, _ = ctx.signer.issue(reviewer_id, account.reviewer.password_hash, now)
-    log.info("reviewer %s signed in", reviewer_id)
+    if ctx.oidc is not None:
+        # The break-glass is in use: whoever reads the log should see each time it was.
+        log.warning(
+            "reviewer %s signed in with a password beside the provider ([oidc] "
+            "allow_passwords = true): turn it off once the provider is back",
+            reviewer_id,
+        )
+    else:
+        log.info("reviewer %s signed in", reviewer_id)
     response = redirect(next_url)
     set_session_cookie(request, response, cookie)
     response.del_cookie(LOGIN_COOKIE, path=PREFIX)

@@ -42,6 +42,7 @@ from gateway.web.review.backend import REVIEW_BACKEND, ReviewBackend
 from gateway.web.review.labels import label_html, label_of
 from gateway.web.review.oidc_client import REVIEWER, OidcClient
 from gateway.web.review.passwords import PasswordVerifier
+from gateway.web.review.personal_tokens import DEFAULT_MAX_DAYS
 from gateway.web.review.session import LoginThrottle, Sealer, Session, SessionSigner
 
 __all__ = [
@@ -147,6 +148,17 @@ class ReviewContext:
     # scrypt at N=2**17 takes 128 MiB and half a second: a few at a time, not a flood.
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
+    @property
+    def passwords_on(self) -> bool:
+        """Whether `[[reviewers]]` passwords sign anyone in: without a provider, or with its
+        break-glass `[oidc] allow_passwords = true`."""
+        return self.oidc is None or self.oidc.config.allow_passwords
+
+    @property
+    def token_max_days(self) -> int:
+        """How long a personal API token may last ([oidc] personal_token_max_days)."""
+        return DEFAULT_MAX_DAYS if self.oidc is None else self.oidc.config.personal_token_max_days
+
     def signed_in(self, request: web.Request) -> SignedIn | None:
         session = self.signer.open(request.cookies.get(COOKIE), self.clock())
         if session is None:
@@ -159,6 +171,8 @@ class ReviewContext:
                 return None  # another provider or client since: the session ends
             person = Reviewer(session.reviewer_id, session.name, "")
             return SignedIn(person, session, provider.credential)
+        if not self.passwords_on:
+            return None  # a provider replaced passwords since: the session ends
         account = self.accounts.get(session.reviewer_id)
         if account is None:
             return None  # removed from config.toml: the session ends

@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.log.actions import target
 from gateway.web.review.oidc_client import REVIEWER
-from gateway.web.review.personal_tokens import LIFETIMES_DAYS, PersonalTokenError, mint
+from gateway.web.review.personal_tokens import PersonalTokenError, lifetimes_days, mint
 from gateway.web.review.site import (
     Outcome,
     SignedIn,
@@ -48,7 +48,7 @@ async def _tokens_page(
         who=who,
         nav="tokens",
         rows=[(t, t.usable(now)) for t in tokens],
-        lifetimes=LIFETIMES_DAYS,
+        lifetimes=lifetimes_days(context(request).token_max_days),
         created=created,
         roles=sorted(_roles(who)),
         **values,
@@ -64,7 +64,8 @@ async def create_token(request: web.Request, who: SignedIn) -> web.StreamRespons
     days_text = form.get("days")
     try:
         days = int(days_text) if isinstance(days_text, str) and days_text.isdigit() else 0
-        minted = mint(who.reviewer.id, _roles(who), context(request).clock(), days)
+        ctx = context(request)
+        minted = mint(who.reviewer.id, _roles(who), ctx.clock(), days, ctx.token_max_days)
     except PersonalTokenError as exc:
         error = InvalidRequestError(f"{exc}; choose one of the offered lifetimes")
         return await _tokens_page(request, who, Outcome(error=error))

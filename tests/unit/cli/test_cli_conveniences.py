@@ -33,6 +33,22 @@ def test_reviewers_list_json(root: Path, monkeypatch: pytest.MonkeyPatch):
     assert "scrypt$" not in out  # the scheme, never the hash
 
 
+def test_a_reviewer_added_beside_a_provider_is_said_to_be_a_break_glass(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    config = root / "config.toml"
+    config.write_text(
+        config.read_text() + '\n[oidc]\nissuer = "https://login.example.com"\nclient_id = "gw"\n'
+        'roles_claim = "groups"\n[oidc.roles]\n"privacy-reviewers" = ["reviewer"]\n'
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase here\n"))
+    code, _, err = run(
+        root, "reviewers", "add", "reviewer-alice", "--name", "Alice Vong", "--password-stdin"
+    )
+    assert code == 0, err
+    assert "passwords are off" in err and "allow_passwords = true" in err
+
+
 def test_log_verify_json(root: Path):
     code, out, err = run(root, "log", "verify", "--json")
     assert code == 0, err

@@ -82,3 +82,18 @@ def test_every_key_of_the_schema_is_shown():
     expected = {(s, k) for s, keys in SCALARS.items() for k in keys}
     expected |= {(s, k) for s, keys in LISTS.items() for k in keys}
     assert set(values) == expected
+
+
+def test_the_oidc_break_glass_is_listed_with_its_line(config_file, capsys):
+    config_file.write_text(
+        config_file.read_text()
+        + '\n[oidc]\nissuer = "https://login.example.com"\nclient_id = "gw"\n'
+        'roles_claim = "groups"\nallow_passwords = true\n'
+        '[oidc.roles]\n"privacy-reviewers" = ["reviewer"]\n'
+    )
+    shown = json.loads(show(config_file, capsys, "--format", "json"))
+    assert shown["oidc"]["allow_passwords"] == {
+        "value": True,
+        "source": f"{config_file}:{line_of(config_file, 'allow_passwords')}",
+    }
+    assert shown["oidc"]["personal_token_max_days"] == {"value": 90, "source": "default"}

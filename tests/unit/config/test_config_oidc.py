@@ -50,10 +50,27 @@ def test_oidc_table_is_read(tmp_path: Path) -> None:
     assert oidc.roles_of("privacy-reviewers") == {"reviewer"}
     assert oidc.roles_of(None) == frozenset()
     assert config.server.public_url == "https://gateway.example.com"
+    # Passwords are off beside a provider unless the break-glass says otherwise.
+    assert oidc.allow_passwords is False and not config.passwords_on
+    assert oidc.personal_token_max_days == 90
+
+
+def test_the_break_glass_turns_passwords_back_on(tmp_path: Path) -> None:
+    extra = OIDC.replace(
+        "[oidc.roles]", "allow_passwords = true\npersonal_token_max_days = 30\n[oidc.roles]"
+    )
+    config = load_config(written(tmp_path, extra), environ={})
+    assert config.oidc is not None and config.oidc.allow_passwords and config.passwords_on
+    assert config.oidc.personal_token_max_days == 30
+    overridden = load_config(
+        written(tmp_path, OIDC), environ={"GATEWAY_OIDC_ALLOW_PASSWORDS": "true"}
+    )
+    assert overridden.passwords_on
 
 
 def test_without_oidc_table_passwords_only(tmp_path: Path) -> None:
-    assert load_config(written(tmp_path, ""), environ={}).oidc is None
+    config = load_config(written(tmp_path, ""), environ={})
+    assert config.oidc is None and config.passwords_on
 
 
 @pytest.mark.parametrize(
@@ -67,6 +84,16 @@ def test_without_oidc_table_passwords_only(tmp_path: Path) -> None:
             ('roles_claim = "groups"', 'roles_claim = "groups"\nalgorithms = ["HS256"]'),
             "algorithms",
             "never none or HS*",
+        ),
+        (
+            ('roles_claim = "groups"', 'roles_claim = "groups"\nallow_passwords = "yes"'),
+            "allow_passwords",
+            "oidc.allow_passwords must be true or false",
+        ),
+        (
+            ('roles_claim = "groups"', 'roles_claim = "groups"\npersonal_token_max_days = 0'),
+            "personal_token_max_days",
+            "from 1 to 365",
         ),
     ],
 )

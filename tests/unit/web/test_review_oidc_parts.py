@@ -11,6 +11,7 @@ import pytest
 
 from gateway.errors import UnauthenticatedError
 from gateway.web.review.oidc_client import ProviderMetadata, peek_issuer, person_id
+from gateway.web.review.personal_tokens import PersonalTokenError, lifetimes_days, mint
 from gateway.web.review.session import OIDC_FLOW_TTL, SessionSigner
 
 ISSUER = "https://login.example.com"
@@ -87,3 +88,17 @@ def test_the_flow_cookie_is_signed_and_short_lived() -> None:
     session_cookie, _ = signer.issue("alice", "h", NOW)
     assert signer.open_flow(session_cookie, NOW) is None
     assert signer.open(cookie, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("max_days", "offered"),
+    [(90, (7, 30, 90)), (30, (7, 30)), (14, (7, 14)), (3, (3,)), (365, (7, 30, 90, 365))],
+)
+def test_personal_token_lifetimes_stop_at_the_configured_maximum(
+    max_days: int, offered: tuple[int, ...]
+) -> None:
+    assert lifetimes_days(max_days) == offered
+    made = mint("alice", frozenset({"reviewer"}), NOW, offered[-1], max_days)
+    assert made.record.expires_at == NOW + timedelta(days=offered[-1])
+    with pytest.raises(PersonalTokenError, match=f"not {max_days + 1}"):
+        mint("alice", frozenset({"reviewer"}), NOW, max_days + 1, max_days)

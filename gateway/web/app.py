@@ -30,7 +30,7 @@ from gateway.log.entries import LogKeys
 from gateway.log.recovery import Recovery
 from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import load_witness_policy
-from gateway.observe.app_log import request_context
+from gateway.observe.app_log import request_context_for
 from gateway.observe.metrics import Metrics
 from gateway.ops.preflight import own_key_problems, refuse_exposed_secrets
 from gateway.ops.reload import RELOADER, Reloader, refresh_partner_keys
@@ -116,7 +116,11 @@ def create_app(
     wire_errors.install()  # the HTTP parser's own refusals as problem+json, echoing nothing
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[request_context, problem_middleware, log_settled],
+        middlewares=[
+            request_context_for(config.server.access_log),
+            problem_middleware,
+            log_settled,
+        ],
     )
     # Partner table and callers are live tables: a reload (SIGHUP) swaps them whole.
     partner_table = LiveTable(

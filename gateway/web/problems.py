@@ -123,6 +123,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# One decoder for every body: json.loads with hooks builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 # PostgreSQL text cannot hold U+0000, and a lone surrogate (JSON's "\ud800" escape without
 # its pair) is not Unicode text at all: neither can be stored, hashed, signed or logged.
 _UNUSABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
@@ -175,8 +179,15 @@ async def read_json(request: web.Request, *, max_depth: int, max_body: int) -> A
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequestError("the body is not valid UTF-8") from None
+    return parse_json_text(text, max_depth)
+
+
+def parse_json_text(text: str, max_depth: int) -> Any:
+    """`text` as JSON a handler may use, or a 400 problem that says what is wrong."""
+    if text.startswith("\ufeff"):  # as json.loads refuses it (the decoder alone does not)
+        raise InvalidRequestError("the body is not valid JSON at line 1 column 1") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise InvalidRequestError(f"the JSON nests deeper than {max_depth} levels") from None
     except ValueError as exc:

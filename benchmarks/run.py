@@ -24,7 +24,8 @@ checkpoint is ``benchmarks/witnessing.py``'s.
 
 Cases run interleaved (proxy, SQLite, PostgreSQL for each partner and connection
 count), so a change in the machine's load hits all three alike. Then decide()
-(``benchmarks/decide.py``), witnessing per checkpoint (``benchmarks/witnessing.py``) and
+(``benchmarks/decide.py``), the hot path's pieces alone (``benchmarks/cpu_table.py``),
+witnessing per checkpoint (``benchmarks/witnessing.py``) and
 the log figures (``benchmarks/log.py``), with the cost of a lone durable commit on this
 machine (``benchmarks/commit_floor.py``). Prints figures; asserts nothing about speed.
 
@@ -568,8 +569,9 @@ def run_case(
             profile = args.profile if number == 0 else None
             with profiled(
                 profile, key, f"{scenario.partner}-{mode}", connections, pids[key], args.seconds
-            ):
+            ) as cpu_ms:
                 figures = measure(port, path, connections, args.seconds, who, wrk)
+                cpu_ms.append(figures.server_cpu_ms)
             rounds[key].append(figures)
             proxy = rounds["proxy"][number] if key != "proxy" else None
             name = f"{label} #{number + 1}" if args.rounds > 1 else label
@@ -619,10 +621,13 @@ def cpu_summary(
 @contextmanager
 def profiled(
     into: Path | None, key: str, case: str, connections: int, pid: int, seconds: float
-) -> Iterator[None]:
-    """py-spy samples the gateway (not the proxy) for the case's duration, when asked."""
+) -> Iterator[list[float | None]]:
+    """py-spy samples the gateway (not the proxy) for the case's duration, when asked. The
+    caller adds the case's CPU per request (ms) to the list it gets, for the µs per concern
+    (the sampler's own cost, at 500 Hz, is in that CPU too)."""
+    cpu_ms: list[float | None] = []
     if into is None or key == "proxy":
-        yield
+        yield cpu_ms
         return
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -650,11 +655,11 @@ def profiled(
         stderr=subprocess.DEVNULL,
     )
     try:
-        yield
+        yield cpu_ms
     finally:
         recorder.wait(timeout=seconds + 30)
     if out.exists():
-        print(profile_summary(out), flush=True)
+        print(profile_summary(out, cpu_ms[0] if cpu_ms else None), flush=True)
 
 
 # The gateway's concerns, each by the frames that belong to it (file or file:function).
@@ -680,7 +685,7 @@ PROFILE_PARTS = (
 )
 
 
-def profile_summary(path: Path, top: int = 12) -> str:
+def profile_summary(path: Path, cpu_ms: float | None = None, top: int = 12) -> str:
     """Each concern's share of the samples, and the hottest functions (self).
 
     A sample belongs to the innermost concern on its stack: JSON encoding called by the
@@ -710,9 +715,12 @@ def profile_summary(path: Path, top: int = 12) -> str:
         own[frames[-1]] = own.get(frames[-1], 0) + count
     if not total:
         return f"  profile {path.name}: no samples"
-    lines = [f"  profile {path.name}: {total} samples holding the GIL; by concern:"]
+    per = "" if cpu_ms is None else f" and µs of CPU per request (of {cpu_ms * 1e3:.0f})"
+    lines = [f"  profile {path.name}: {total} samples holding the GIL; by concern{per}:"]
     for name in [name for name, _ in PROFILE_PARTS] + ["other"]:
-        lines.append(f"    {100 * parts.get(name, 0) / total:5.1f}%  {name}")
+        share = parts.get(name, 0) / total
+        us = "" if cpu_ms is None else f" {share * cpu_ms * 1e3:6.0f} µs"
+        lines.append(f"    {100 * share:5.1f}%{us}  {name}")
     lines.append("    hottest functions (self):")
     for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"    {100 * count / total:5.1f}%  {frame[:110]}")
@@ -1225,6 +1233,10 @@ def main() -> None:
         "  " + run_script(["benchmarks/decide.py", str(0.5 if args.quick else 2.0)], 120).strip(),
         flush=True,
     )
+    print("\nthe hot path's pieces alone (benchmarks/cpu_table.py)", flush=True)
+    table = ["benchmarks/cpu_table.py", "--project", str(project)]
+    for line in run_script([*table, *(["--quick"] if args.quick else [])], 300).splitlines():
+        print("  " + line, flush=True)
     if not args.skip_witnessing:
         print("\nwitnessing, per checkpoint (benchmarks/witnessing.py)", flush=True)
         witness_args = ["benchmarks/witnessing.py", "--entries", str(log_entries)]

@@ -418,7 +418,7 @@ async def disclose_once(
 
     with early_refusal_logged(gw, caller):
         body = await read_body()
-        digest = request_digest(body)
+        digest = request_digest(body) if key is not None else ""  # no key: nothing to bind
         return await once(
             keys,
             caller.id,

@@ -23,7 +23,10 @@ checkpoint kept up, and both gateways' ratios to the proxy side by side. The cos
 checkpoint is ``benchmarks/witnessing.py``'s.
 
 Cases run interleaved (proxy, SQLite, PostgreSQL for each partner and connection
-count), so a change in the machine's load hits all three alike. Then decide()
+count), so a change in the machine's load hits all three alike. Each scenario runs with the
+partners decrypting and again with them echoing (answering at once, ``benchmarks/partner.py``:
+only the gateway's and the proxy's own costs differ); after the HTTP cases, the gateway's
+process CPU per disclosure against the proxy's per request (issue #20: at most 3x). Then decide()
 (``benchmarks/decide.py``), the hot path's pieces alone (``benchmarks/cpu_table.py``),
 witnessing per checkpoint (``benchmarks/witnessing.py``) and
 the log figures (``benchmarks/log.py``), with the cost of a lone durable commit on this

@@ -7,6 +7,11 @@ through the gateway or through the bare proxy. Prints one JSON line
 ``{"partner id": {"base_url": ..., "token_url": ...}}`` once listening, then serves
 until SIGTERM/SIGINT.
 
+SIGUSR1 switches every partner to *echo*: it answers at once, without decrypting or
+checking anything (a partner asking for acknowledgements still signs one), so what the
+gateway and the bare proxy cost is all that differs between them; SIGUSR2 switches back
+to decrypting. ``benchmarks/run.py`` reports both.
+
 Usage: ``python -m benchmarks.partner ROOT PARTNER_ID...`` (from the project root)
 """
 
@@ -15,17 +20,54 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
+from typing import Any
+
+from aiohttp import web
 
 from gateway.config.model import load_config
+from gateway.crypto.acknowledgement import ACK_HEADER
 from gateway.crypto.seal import GatewayKeys
 from gateway.partners import load_partners
-from gateway.sandbox import start_sandboxes
+from gateway.sandbox import SandboxPartner, start_sandboxes
 
 # Longer than any benchmark run: the bare proxy fetches one token at start and keeps it.
 TOKEN_TTL_S = 6 * 3600.0
+
+
+ECHO_ON, ECHO_OFF = signal.SIGUSR1, signal.SIGUSR2
+
+
+class Echo:
+    """Switches sandboxes between decrypting and echoing (see the module doc)."""
+
+    def __init__(self, sandboxes: list[SandboxPartner]) -> None:
+        # The sandbox's own handler, kept to switch back: echo replaces it on the instance.
+        self._decrypting = {id(s): s._disclose for s in sandboxes}
+        self._sandboxes = sandboxes
+
+    def switch(self, on: bool) -> None:
+        for sandbox in self._sandboxes:
+            sandbox._disclose = _echo(sandbox) if on else self._decrypting[id(sandbox)]  # type: ignore[method-assign]
+
+
+def _echo(sandbox: SandboxPartner) -> Any:
+    async def answer(request: web.Request, op: Any, spoil: Any = None) -> web.Response:
+        body = await request.read()
+        reply = {"status": "ok", "operation": op.name, "reference": "ref-" + secrets.token_hex(8)}
+        disclosure_id = request.headers.get("Idempotency-Key", "")
+        ack = sandbox._acknowledge(disclosure_id, body, None)
+        return web.Response(
+            status=201 if op.method == "POST" else 200,
+            body=json.dumps(reply).encode(),
+            content_type="application/json",
+            headers={ACK_HEADER: ack} if ack else None,
+        )
+
+    return answer
 
 
 def use_uvloop() -> None:
@@ -57,6 +99,9 @@ async def serve(root: Path, partner_ids: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    echo = Echo([cluster.partner(pid) for pid in chosen])
+    loop.add_signal_handler(ECHO_ON, echo.switch, True)
+    loop.add_signal_handler(ECHO_OFF, echo.switch, False)
     try:
         served = {
             pid: {"base_url": p.base_url, "token_url": p.auth.token_url}

@@ -23,8 +23,12 @@ checkpoint kept up, and both gateways' ratios to the proxy side by side. The cos
 checkpoint is ``benchmarks/witnessing.py``'s.
 
 Cases run interleaved (proxy, SQLite, PostgreSQL for each partner and connection
-count), so a change in the machine's load hits all three alike. Then decide()
-(``benchmarks/decide.py``), witnessing per checkpoint (``benchmarks/witnessing.py``) and
+count), so a change in the machine's load hits all three alike. Each scenario runs with the
+partners decrypting and again with them echoing (answering at once, ``benchmarks/partner.py``:
+only the gateway's and the proxy's own costs differ); after the HTTP cases, the gateway's
+process CPU per disclosure against the proxy's per request (issue #20: at most 3x). Then decide()
+(``benchmarks/decide.py``), the hot path's pieces alone (``benchmarks/cpu_table.py``),
+witnessing per checkpoint (``benchmarks/witnessing.py``) and
 the log figures (``benchmarks/log.py``), with the cost of a lone durable commit on this
 machine (``benchmarks/commit_floor.py``). Prints figures; asserts nothing about speed.
 
@@ -62,6 +66,7 @@ import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
 from benchmarks import witnessing  # noqa: E402
+from benchmarks.partner import ECHO_OFF, ECHO_ON  # noqa: E402
 from gateway.config.model import Config, load_config  # noqa: E402
 from gateway.crypto.dev_tokens import issue_dev_token  # noqa: E402
 from gateway.crypto.seal import GatewayKeys, claims_for, load_partner_key_file  # noqa: E402
@@ -75,6 +80,10 @@ CONSENT_WRITER = "customer-app"
 CONNECTIONS = (1, 64)
 WITNESSED = "sqlite witnessed"  # the SQLite gateway again, with a witness policy
 STARTUP_TIMEOUT_S = 90.0
+PARTNER_MODES = {
+    "decrypt": "the partner decrypts and verifies",
+    "echo": "echo partner (answers at once: only the gateway's own cost differs)",
+}
 
 
 @dataclass(frozen=True)
@@ -539,19 +548,95 @@ def measure(
     raise SystemExit(f"load generator gave no figures:\n{done.stdout}\n{done.stderr}")
 
 
+def run_case(
+    scenario: Scenario,
+    mode: str,
+    connections: int,
+    args: argparse.Namespace,
+    targets: list[tuple[str, str, int]],
+    request_files: dict[tuple[str, str], Path],
+    pids: dict[str, int],
+    wrk: str | None,
+    partner_pid: int,
+    watch: WitnessWatch,
+) -> dict[str, list[Figures]]:
+    """Every round of one case (a scenario, a partner mode, a connection count) on every
+    target, interleaved, printed as it goes, with the medians."""
+    rounds: dict[str, list[Figures]] = {key: [] for _, key, _ in targets}
+    for number in range(args.rounds):
+        for label, key, port in targets:
+            path = request_files[(key, scenario.partner)]
+            who = (pids[key], partner_pid)
+            if args.warmup and number == 0:
+                measure(port, path, connections, args.warmup, who, wrk)
+            profile = args.profile if number == 0 else None
+            with profiled(
+                profile, key, f"{scenario.partner}-{mode}", connections, pids[key], args.seconds
+            ) as cpu_ms:
+                figures = measure(port, path, connections, args.seconds, who, wrk)
+                cpu_ms.append(figures.server_cpu_ms)
+            rounds[key].append(figures)
+            proxy = rounds["proxy"][number] if key != "proxy" else None
+            name = f"{label} #{number + 1}" if args.rounds > 1 else label
+            print(row(name, connections, figures, proxy), flush=True)
+            watch.after_case(key, port)
+    if args.rounds > 1:
+        for label, key, _ in targets:
+            print(median_row(label, connections, rounds, key), flush=True)
+    if "postgresql" in args.stores and "postgresql" not in pids:
+        print(row("gateway postgresql", connections, None, None, " (PostgreSQL unreachable)"))
+    return rounds
+
+
+def cpu_summary(
+    scenarios: Sequence[Scenario],
+    modes: Sequence[str],
+    cpu_rounds: dict[tuple[str, str, int], dict[str, list[Figures]]],
+) -> str:
+    """The gateway's process CPU per disclosure against the bare proxy's per request
+    (medians of the rounds), per scenario, partner mode and connection count: issue #20's
+    target is at most 3x."""
+    lines = [
+        "\nCPU per request: the gateway's process CPU time per disclosure / the bare proxy's "
+        "per request (medians of the rounds; target <= 3x)"
+    ]
+    for scenario in scenarios:
+        label = scenario.label.split(" (")[0]
+        for mode in modes:
+            for (partner, case_mode, conns), rounds in cpu_rounds.items():
+                if partner != scenario.partner or case_mode != mode:
+                    continue
+                proxy = median_or_none(f.server_cpu_ms for f in rounds["proxy"])
+                cells = []
+                for key, figures in rounds.items():
+                    if key == "proxy":
+                        continue
+                    cpu = median_or_none(f.server_cpu_ms for f in figures)
+                    ratio = f" = {cpu / proxy:.1f}x" if cpu and proxy else ""
+                    cells.append(f"{key} {_ms(cpu)} ms{ratio}")
+                lines.append(
+                    f"  {label:<28} {mode:<7} {conns:>3} conns: proxy {_ms(proxy)} ms; "
+                    + "; ".join(cells)
+                )
+    return "\n".join(lines)
+
+
 @contextmanager
 def profiled(
-    into: Path | None, key: str, scenario: Scenario, connections: int, pid: int, seconds: float
-) -> Iterator[None]:
-    """py-spy samples the gateway (not the proxy) for the case's duration, when asked."""
+    into: Path | None, key: str, case: str, connections: int, pid: int, seconds: float
+) -> Iterator[list[float | None]]:
+    """py-spy samples the gateway (not the proxy) for the case's duration, when asked. The
+    caller adds the case's CPU per request (ms) to the list it gets, for the µs per concern
+    (the sampler's own cost, at 500 Hz, is in that CPU too)."""
+    cpu_ms: list[float | None] = []
     if into is None or key == "proxy":
-        yield
+        yield cpu_ms
         return
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         raise SystemExit("--profile needs py-spy (in the test extras: pip install -e '.[test]')")
     into.mkdir(parents=True, exist_ok=True)
-    out = into / f"{key.replace(' ', '-')}-{scenario.partner}-{connections}.txt"
+    out = into / f"{key.replace(' ', '-')}-{case}-{connections}.txt"
     recorder = subprocess.Popen(
         [
             spy,
@@ -573,11 +658,11 @@ def profiled(
         stderr=subprocess.DEVNULL,
     )
     try:
-        yield
+        yield cpu_ms
     finally:
         recorder.wait(timeout=seconds + 30)
     if out.exists():
-        print(profile_summary(out), flush=True)
+        print(profile_summary(out, cpu_ms[0] if cpu_ms else None), flush=True)
 
 
 # The gateway's concerns, each by the frames that belong to it (file or file:function).
@@ -603,7 +688,7 @@ PROFILE_PARTS = (
 )
 
 
-def profile_summary(path: Path, top: int = 12) -> str:
+def profile_summary(path: Path, cpu_ms: float | None = None, top: int = 12) -> str:
     """Each concern's share of the samples, and the hottest functions (self).
 
     A sample belongs to the innermost concern on its stack: JSON encoding called by the
@@ -633,9 +718,12 @@ def profile_summary(path: Path, top: int = 12) -> str:
         own[frames[-1]] = own.get(frames[-1], 0) + count
     if not total:
         return f"  profile {path.name}: no samples"
-    lines = [f"  profile {path.name}: {total} samples holding the GIL; by concern:"]
+    per = "" if cpu_ms is None else f" and µs of CPU per request (of {cpu_ms * 1e3:.0f})"
+    lines = [f"  profile {path.name}: {total} samples holding the GIL; by concern{per}:"]
     for name in [name for name, _ in PROFILE_PARTS] + ["other"]:
-        lines.append(f"    {100 * parts.get(name, 0) / total:5.1f}%  {name}")
+        share = parts.get(name, 0) / total
+        us = "" if cpu_ms is None else f" {share * cpu_ms * 1e3:6.0f} µs"
+        lines.append(f"    {100 * share:5.1f}%{us}  {name}")
     lines.append("    hottest functions (self):")
     for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"    {100 * count / total:5.1f}%  {frame[:110]}")
@@ -949,6 +1037,14 @@ def main() -> None:
         help="scenarios to run, by partner (default: all)",
     )
     parser.add_argument(
+        "--partner-modes",
+        nargs="+",
+        choices=list(PARTNER_MODES),
+        default=list(PARTNER_MODES),
+        help="how the partners answer: decrypt (as a real partner) and/or echo (at once, "
+        "without decrypting); default both",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -967,8 +1063,9 @@ def main() -> None:
     scenarios = [s for s in SCENARIOS if s.partner in args.partners]
     args.rounds = args.rounds or (1 if args.quick else 3)
     project = args.project.resolve()
-    seconds = args.seconds or (1.0 if args.quick else 5.0)
-    warmup = 0.0 if args.quick else 2.0  # quick: the trial request of each target warms up
+    seconds = args.seconds = args.seconds or (1.0 if args.quick else 5.0)
+    # quick: the trial request of each target warms up
+    warmup = args.warmup = 0.0 if args.quick else 2.0
     subject_count = 50 if args.quick else 1000
     log_entries = args.log_entries or (20_000 if args.quick else 1_000_000)
 
@@ -1093,42 +1190,32 @@ def main() -> None:
         print(HEADER)
         every: list[Figures] = []
         all_rounds: dict[tuple[str, int], dict[str, list[Figures]]] = {}
+        cpu_rounds: dict[tuple[str, str, int], dict[str, list[Figures]]] = {}
         watch = WitnessWatch(running, databases, tmp / "sqlite-witnessed" / "witnesses.txt")
         for scenario in scenarios:
-            print(scenario.label, flush=True)
-            for connections in args.connections:
-                rounds: dict[str, list[Figures]] = {key: [] for _, key, _ in targets}
-                all_rounds[(scenario.partner, connections)] = rounds
-                for number in range(args.rounds):
-                    for label, key, port in targets:
-                        path = request_files[(key, scenario.partner)]
-                        who = (pids[key], partner_proc.process.pid)
-                        if warmup and number == 0:
-                            measure(port, path, connections, warmup, who, wrk)
-                        profile = args.profile if number == 0 else None
-                        with profiled(profile, key, scenario, connections, pids[key], seconds):
-                            figures = measure(port, path, connections, seconds, who, wrk)
-                        rounds[key].append(figures)
-                        every.append(figures)
-                        proxy = rounds["proxy"][number] if key != "proxy" else None
-                        name = f"{label} #{number + 1}" if args.rounds > 1 else label
-                        print(row(name, connections, figures, proxy), flush=True)
-                        watch.after_case(key, port)
-                if args.rounds > 1:
-                    for label, key, _ in targets:
-                        print(median_row(label, connections, rounds, key), flush=True)
-                if "postgresql" in args.stores and "postgresql" not in gateways:
-                    print(
-                        row(
-                            "gateway postgresql",
-                            connections,
-                            None,
-                            None,
-                            " (PostgreSQL unreachable)",
-                        ),
-                        flush=True,
+            for mode in args.partner_modes:
+                partner_proc.process.send_signal(ECHO_ON if mode == "echo" else ECHO_OFF)
+                time.sleep(0.2)  # the partner's loop handles the signal before the next case
+                print(f"{scenario.label}, {PARTNER_MODES[mode]}", flush=True)
+                for connections in args.connections:
+                    rounds = run_case(
+                        scenario,
+                        mode,
+                        connections,
+                        args,
+                        targets,
+                        request_files,
+                        pids,
+                        wrk,
+                        partner_proc.process.pid,
+                        watch,
                     )
+                    cpu_rounds[(scenario.partner, mode, connections)] = rounds
+                    if mode == args.partner_modes[0]:
+                        all_rounds[(scenario.partner, connections)] = rounds
+                    every.extend(f for figures in rounds.values() for f in figures)
         failed = sum(f.failed for f in every)
+        print(cpu_summary(scenarios, args.partner_modes, cpu_rounds), flush=True)
         print(f"machine after the HTTP cases: {uptime()}", flush=True)
         if WITNESSED in gateways:
             log_path = next(s.log_path for s in services if s.name == f"gateway ({WITNESSED})")
@@ -1149,6 +1236,10 @@ def main() -> None:
         "  " + run_script(["benchmarks/decide.py", str(0.5 if args.quick else 2.0)], 120).strip(),
         flush=True,
     )
+    print("\nthe hot path's pieces alone (benchmarks/cpu_table.py)", flush=True)
+    table = ["benchmarks/cpu_table.py", "--project", str(project)]
+    for line in run_script([*table, *(["--quick"] if args.quick else [])], 300).splitlines():
+        print("  " + line, flush=True)
     if not args.skip_witnessing:
         print("\nwitnessing, per checkpoint (benchmarks/witnessing.py)", flush=True)
         witness_args = ["benchmarks/witnessing.py", "--entries", str(log_entries)]

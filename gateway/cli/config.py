@@ -82,6 +82,7 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("server", "port"): s.port,
         ("server", "max_body_bytes"): s.max_body_bytes,
         ("server", "max_json_depth"): s.max_json_depth,
+        ("server", "access_log"): s.access_log,
         ("server", "tls_cert_file"): s.tls_cert_file,
         ("server", "tls_key_file"): s.tls_key_file,
         ("server", "tls_client_ca_file"): s.tls_client_ca_file,

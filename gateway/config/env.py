@@ -36,6 +36,7 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
         "port": "int",
         "max_body_bytes": "int",
         "max_json_depth": "int",
+        "access_log": "str",
         "tls_cert_file": "str",
         "tls_key_file": "str",
         "tls_client_ca_file": "str",

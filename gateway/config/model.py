@@ -22,6 +22,7 @@ from gateway.config.limits import LIMIT_KEYS, Rate, read_limits
 from gateway.config.tomlfile import TomlDocument, load
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.net import fetchable_url
+from gateway.observe.app_log import ACCESS_LOGS, DEFAULT_ACCESS_LOG, AccessLog
 
 POLICY_NOTICE_BUSINESS_DAYS = 7  # policy: VIII
 MAX_WARN_DAYS = 3650
@@ -50,6 +51,8 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 32
+    # Which requests get an application-log line (gateway.observe.app_log.ACCESS_LOGS).
+    access_log: AccessLog = DEFAULT_ACCESS_LOG
     # TLS: when both are set the server speaks HTTPS; with a client CA, callers may also
     # authenticate with a client certificate whose subject CN is their caller id.
     tls_cert_file: Path | None = None
@@ -455,6 +458,15 @@ class _ConfigReader:
                 )
                 value = getattr(defaults, key)
             numbers[key] = value
+        access_log = t.get("access_log", defaults.access_log)
+        if access_log not in ACCESS_LOGS:
+            self.fail(
+                f"server.access_log must be one of {', '.join(ACCESS_LOGS)} (which requests "
+                "get an application-log line)",
+                "server",
+                "access_log",
+            )
+            access_log = defaults.access_log
         tls = {key: self.path(t[key], "server", key) for key in tls_keys if key in t}
         if ("tls_cert_file" in tls) != ("tls_key_file" in tls):
             self.fail("server.tls_cert_file and server.tls_key_file go together", "server")
@@ -485,6 +497,7 @@ class _ConfigReader:
             port=numbers["port"],
             max_body_bytes=numbers["max_body_bytes"],
             max_json_depth=numbers["max_json_depth"],
+            access_log=access_log,
             tls_cert_file=tls.get("tls_cert_file"),
             tls_key_file=tls.get("tls_key_file"),
             tls_client_ca_file=tls.get("tls_client_ca_file"),

@@ -453,7 +453,7 @@ async def disclose_once(
     # The caller's limits before anything is read: a shed request is neither logged nor kept.
     with gw.admission.caller_admitted(caller), early_refusal_logged(gw, caller):
         body = await read_body()
-        digest = request_digest(body)
+        digest = request_digest(body) if key is not None else ""  # no key: nothing to bind
         return await once(
             keys,
             caller.id,

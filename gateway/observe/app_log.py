@@ -8,7 +8,9 @@ with `bind()` (disclosure id, caller, partner, problem code) part of every recor
 logged while the request runs (and, while tracing is on, the trace id of the current
 span: a line naming a disclosure names its trace, `gateway.observe.tracing`), and writes
 one line per request naming the route template — never the path, which may hold a
-subject id.
+subject id. Which requests get that line is ``[server] access_log`` (`ACCESS_LOGS`): by
+default only the refused, failed and unanswered ones, since every disclosure is in the
+disclosure log already and a line per request costs a tenth of a disclosure's CPU.
 
 What keeps personal values out (CONTRACT §5: "no personal data value is ever
 written … to application logs"):
@@ -44,12 +46,17 @@ from typing import Final, Literal, TextIO
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Middleware
 
 from gateway.errors import GatewayError
 from gateway.observe.tracing import current_trace_id
 
 LogFormat = Literal["json", "text"]
 LOG_FORMATS: Final = ("json", "text")
+AccessLog = Literal["all", "errors", "off"]
+# all: a line per request; errors: per request answered 4xx/5xx or not at all; off: none.
+ACCESS_LOGS: Final = ("all", "errors", "off")
+DEFAULT_ACCESS_LOG: Final[AccessLog] = "errors"
 REQUEST_ID_HEADER: Final = "X-Request-Id"
 
 # Facts of the current request that every record logged during it carries.
@@ -303,39 +310,52 @@ def _problem_code(response: web.StreamResponse) -> str | None:
     return kind.rstrip("/").rsplit("/", 1)[-1] if isinstance(kind, str) else None
 
 
-@web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id in and out, the log context of the request, one line when it ends.
+def request_context_for(access_log: AccessLog) -> Middleware:
+    """`request_context`, writing the request lines `access_log` asks for (ACCESS_LOGS)."""
+    if access_log not in ACCESS_LOGS:
+        raise ValueError(f"access_log must be one of {', '.join(ACCESS_LOGS)}, not {access_log!r}")
+    min_status = {"all": 0, "errors": 400, "off": None}[access_log]
 
-    Goes first in the middleware list, so it sees the problem document the problem
-    middleware renders. A response streamed by its handler (already sent) cannot
-    get the X-Request-Id header; its request line still has the id.
-    """
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
-    context = {"request_id": request_id}
-    token = _context.set(context)
-    started = time.perf_counter()
-    status: int | None = None
-    try:
-        response = await handler(request)
-        status = response.status
-        disclosure_id = response.headers.get("Disclosure-Id")
-        if disclosure_id and "disclosure_id" not in context:
-            context["disclosure_id"] = disclosure_id
-        problem = _problem_code(response)
-        if problem is not None:
-            context["problem"] = problem
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        return response
-    except web.HTTPException as exc:  # redirects and the like, raised past the problem layer
-        status = exc.status
-        exc.headers[REQUEST_ID_HEADER] = request_id
-        raise
-    finally:
-        _request_line(request, status, started)
-        _context.reset(token)
+    @web.middleware
+    async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Request id in and out, the log context of the request, one line when it ends.
+
+        Goes first in the middleware list, so it sees the problem document the problem
+        middleware renders. A response streamed by its handler (already sent) cannot
+        get the X-Request-Id header; its request line still has the id.
+        """
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
+        context = {"request_id": request_id}
+        token = _context.set(context)
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            response = await handler(request)
+            status = response.status
+            disclosure_id = response.headers.get("Disclosure-Id")
+            if disclosure_id and "disclosure_id" not in context:
+                context["disclosure_id"] = disclosure_id
+            problem = _problem_code(response)
+            if problem is not None:
+                context["problem"] = problem
+            if not response.prepared:
+                response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        except web.HTTPException as exc:  # redirects and the like, raised past the problem layer
+            status = exc.status
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        finally:
+            if min_status is not None and (status is None or status >= min_status):
+                _request_line(request, status, started)
+            _context.reset(token)
+
+    return request_context
+
+
+request_context: Final = request_context_for("all")
+"""The middleware with a line for every request (tests, and apps without a config)."""
 
 
 def _request_line(request: web.Request, status: int | None, started: float) -> None:

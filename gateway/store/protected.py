@@ -291,7 +291,12 @@ class ProtectedStore:
         }
         return replace(
             facts,
-            consents=tuple(self._consent_out(c, subject) for c in facts.consents),
+            # What decide() reads of a consent: its evidence and method stay sealed in the
+            # store (two AES-GCM opens per consent per disclosure, for nothing), and out of
+            # the facts; consents_for_subject gives them.
+            consents=tuple(
+                replace(c, subject=subject, evidence="", method="") for c in facts.consents
+            ),
             date_of_birth=born,
             under_age_until=until,
             sealed_profile=None,

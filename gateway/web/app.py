@@ -32,7 +32,7 @@ from gateway.log.recovery import Recovery
 from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import load_witness_policy
 from gateway.observe import tracing
-from gateway.observe.app_log import request_context
+from gateway.observe.app_log import request_context_for
 from gateway.observe.metrics import Metrics
 from gateway.ops.preflight import own_key_problems, refuse_exposed_secrets
 from gateway.ops.reload import RELOADER, Reloader, refresh_partner_keys
@@ -127,7 +127,12 @@ def create_app(
     tracing.check_environment()
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[*tracing.middlewares(), request_context, problem_middleware, log_settled],
+        middlewares=[
+            *tracing.middlewares(),
+            request_context_for(config.server.access_log),
+            problem_middleware,
+            log_settled,
+        ],
     )
     # Partner table and callers are live tables: a reload (SIGHUP) swaps them whole.
     partner_table = LiveTable(

@@ -3,13 +3,18 @@ disclosure id, deliveries the partner and the disclosure id, never the data."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from e2e.conftest import canary, credit_check
+from aiohttp.test_utils import TestClient
+from e2e.conftest import SANDBOX_SECRETS, canary, credit_check, start_gateway
+
+from gateway.config.model import Config
+from gateway.sandbox import SandboxCluster
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-0000000010c5"
 PERSON = canary(password="CANARY-PW")
@@ -33,6 +38,23 @@ def records() -> Iterator[Callable[[], list[dict]]]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+async def gateway_logging(config: Config, sandboxes: SandboxCluster, access_log: str) -> TestClient:
+    server = dataclasses.replace(config.server, access_log=access_log)
+    return await start_gateway(
+        dataclasses.replace(config, server=server),
+        partners=sandboxes.partners,
+        env=SANDBOX_SECRETS,
+    )
+
+
+@pytest.fixture
+async def live_all(tmp_config: Config, sandboxes: SandboxCluster) -> AsyncIterator[TestClient]:
+    """The gateway pointed at the sandboxes, with a request line for every request."""
+    client = await gateway_logging(tmp_config, sandboxes, "all")
+    yield client
+    await client.close()
 
 
 def nothing_personal(lines: list[dict]) -> None:
@@ -64,7 +86,8 @@ async def test_refusal_names_code_and_disclosure_id(live, auth, records):
     nothing_personal(lines)
 
 
-async def test_delivery_names_disclosure_id(live, sandboxes, auth, records):
+async def test_delivery_names_disclosure_id(live_all, auth, records):
+    live = live_all
     consent = {
         "subject": SUBJECT,
         "purposes": ["service_provision"],
@@ -86,7 +109,8 @@ async def test_delivery_names_disclosure_id(live, sandboxes, auth, records):
     nothing_personal(lines)
 
 
-async def test_delivery_names_partner_and_caller(live, sandboxes, auth, records):
+async def test_delivery_names_partner_and_caller(live_all, auth, records):
+    live = live_all
     consent = {
         "subject": SUBJECT,
         "purposes": ["service_provision"],
@@ -101,7 +125,8 @@ async def test_delivery_names_partner_and_caller(live, sandboxes, auth, records)
     assert line["partner"] == "lao-credit-bureau" and line["caller"] == "sales-service"
 
 
-async def test_paths_with_subject_ids_are_logged_as_routes(live, auth, records):
+async def test_paths_with_subject_ids_are_logged_as_routes(live_all, auth, records):
+    live = live_all
     r = await live.get(f"/v1/subjects/{SUBJECT}/consents", headers=auth("customer-app"))
     assert r.status < 300
     missing = await live.get(f"/v1/subject/{SUBJECT}/nothing-here", headers=auth("customer-app"))
@@ -111,3 +136,41 @@ async def test_paths_with_subject_ids_are_logged_as_routes(live, auth, records):
     [unrouted] = request_lines(lines, "(no route)")
     assert unrouted["problem"] == "not_found"
     nothing_personal(lines)
+
+
+CONSENT = {
+    "subject": SUBJECT,
+    "purposes": ["service_provision"],
+    "partners": ["lao-credit-bureau"],
+    "policy_version": "2024-09-30",
+    "method": "app",
+}
+
+
+async def test_by_default_only_refused_requests_get_a_line(live, auth, records):
+    """[server] access_log = "errors", the default: a delivered disclosure is in the
+    disclosure log, and gets no request line; a refused one does."""
+    refused = await live.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
+    assert refused.status == 403
+    consent = await live.post("/v1/consents", json=CONSENT, headers=auth("customer-app"))
+    assert consent.status == 201
+    r = await live.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
+    assert r.status < 300, await r.text()
+    lines = records()
+    [line] = request_lines(lines, "/v1/disclosures")
+    assert line["status"] == 403 and line["problem"] == "consent_required"
+    assert line["disclosure_id"] == refused.headers["Disclosure-Id"]
+    assert request_lines(lines, "/v1/consents") == []
+    nothing_personal(lines)
+
+
+async def test_access_log_off_writes_no_request_line(tmp_config, sandboxes, auth, records):
+    client = await gateway_logging(tmp_config, sandboxes, "off")
+    try:
+        r = await client.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
+        assert r.status == 403
+        missing = await client.get("/v1/nothing-here", headers=auth("customer-app"))
+        assert missing.status == 404
+    finally:
+        await client.close()
+    assert [line for line in records() if line["logger"] == "gateway.request"] == []

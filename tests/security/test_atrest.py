@@ -40,7 +40,7 @@ from gateway.disclosure.idempotency import request_digest
 from gateway.errors import ConfigErrors
 from gateway.ops.preflight import exposed_secret_problems, own_key_problems
 from gateway.partners.model import Suspension
-from gateway.policy.facts import SubjectFacts
+from gateway.policy.facts import Consent, SubjectFacts
 from gateway.rights.subjects import birthday_at_minimum_age, profile_after_erasure
 from gateway.sandbox import SandboxCluster
 from gateway.store import open_store, sqlite_path
@@ -226,6 +226,36 @@ async def test_a_restriction_stays_found_when_the_log_subject_keys_are_gone(
     finally:
         await store.close()
     assert facts.restricted and facts.date_of_birth == CHILD_BORN
+
+
+async def test_the_facts_of_a_disclosure_leave_a_consents_evidence_sealed(
+    backend: Backend, project_copy: Path
+) -> None:
+    """decide() reads neither a consent's evidence nor its method: the facts read for every
+    disclosure do not open them (two AES-GCM opens each); consents_for_subject does."""
+    store = await open_protected_store(storage_url(backend), backend.root, project_copy / "keys")
+    try:
+        await store.add_consent(
+            Consent(
+                "c-facts",
+                SUBJECT,
+                frozenset({"service_provision"}),
+                frozenset({"lao-credit-bureau"}),
+                frozenset(),
+                frozenset(),
+                "2024-09-30",
+                T0,
+                method="app",
+                evidence=f"evidence {TEXT}",
+            )
+        )
+        [fact] = (await store.subject_facts(SUBJECT, None)).consents
+        [full] = await store.consents_for_subject(SUBJECT)
+    finally:
+        await store.close()
+    assert fact.id == "c-facts" and fact.subject == SUBJECT
+    assert (fact.evidence, fact.method) == ("", "")
+    assert (full.evidence, full.method) == (f"evidence {TEXT}", "app")
 
 
 # -- 5. stored rows of schema 5 are converted ---------------------------------------------

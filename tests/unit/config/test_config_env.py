@@ -115,3 +115,14 @@ def test_sources_say_file_line_variable_or_default(tmp_path: Path):
 def test_the_environment_reaches_load_config_by_default(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GATEWAY_SERVER_PORT", "9123")
     assert load_config(CONFIG).server.port == 9123
+
+
+def test_access_log_is_errors_unless_set_and_refused_outside_its_values():
+    assert load_config(CONFIG, {}).server.access_log == "errors"
+    config = load_config(CONFIG, {"GATEWAY_SERVER_ACCESS_LOG": "all"})
+    assert config.server.access_log == "all"
+    (message,) = refusals({"GATEWAY_SERVER_ACCESS_LOG": "verbose"})
+    assert message == (
+        "GATEWAY_SERVER_ACCESS_LOG: server.access_log must be one of all, errors, off "
+        "(which requests get an application-log line)"
+    )

@@ -214,6 +214,7 @@ _ROPA: Final = ropa_sql(
             "CROSS JOIN LATERAL jsonb_object_keys("
             "convert_from(i.entry, 'UTF8')::jsonb -> 'fields') AS f(key)"
         ),
+        day="to_char(i.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     )
 )
 

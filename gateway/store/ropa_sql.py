@@ -1,19 +1,20 @@
 """The SQL of the record of processing (`Store.ropa_counts`), written once for both databases.
 
-Two GROUP BY queries over the disclosures *sent* in a window — an intent whose
-disclosure has an ``outcome`` entry saying ``sent`` — so that a year of a million
-entries is counted by the database, never row by row in Python:
+What is counted is the disclosures *sent* in a window — an intent whose disclosure has
+an ``outcome`` entry saying ``sent`` — per partner × operation × purpose × legal basis:
+how many, the first and last, how many distinct consents they were made under and how
+many of those are withdrawn today (the consents table, joined on the intent's
+``consent_id``), and per field how many carried it (the keys of the intent's ``fields``).
 
-- one row per partner × operation × purpose × legal basis: how many disclosures, the
-  first and last, and how many distinct consents they were made under and how many of
-  those consents are withdrawn today (the consents table, joined on the intent's
-  ``consent_id``);
-- one row per partner × operation × purpose × legal basis × field: how many of those
-  disclosures carried the field (the keys of the intent's ``fields``).
+A year of a million entries is not read at each request: three per-day rollups
+(`rollup_sql`, schema 12) hold those counts per UTC day of the intent, counted when the
+disclosure's first ``sent`` outcome is reached, so that an intent is counted once,
+whenever its outcome arrives. A window reads its whole days from them and its two
+partial days (a window need not start or end at midnight) from the entries.
 
 The operation, the consent id and the field names are read from the entry's own JSON
-(they are not search columns); how each database reads JSON out of the stored bytes is
-the only difference, a :class:`JsonReads` each adapter gives.
+(they are not search columns); how each database reads JSON out of the stored bytes and
+the day of a time is the only difference, a :class:`JsonReads` each adapter gives.
 """
 
 from __future__ import annotations
@@ -21,53 +22,114 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.store.rollup_sql import Rollup, added
+
 __all__ = ["JsonReads", "RopaSql", "ropa_sql"]
 
 
 @dataclass(frozen=True)
 class JsonReads:
-    """How one database reads the entry ``i.entry`` as JSON."""
+    """How one database reads the entry ``i.entry`` as JSON, and the day of ``i.logged_at``."""
 
     # `{name}` is replaced by a top-level member name (a fixed one of this module).
     member: str
     # A FROM item joined to `i`: one row per key of the entry's `fields`, column `f.key`.
     field_keys: str
+    # The UTC day of `i.logged_at` as text YYYY-MM-DD.
+    day: str
 
 
 @dataclass(frozen=True)
 class RopaSql:
-    """The two statements, with ``?`` placeholders: since, until (in that order)."""
+    """The three reads, with ``?`` placeholders: the first and the day after the last
+    whole day (YYYY-MM-DD), then the two partial ranges of times [start, end) — and
+    the rollups they read."""
 
     rows: str
     fields: str
+    consents: str
+    rollups: tuple[Rollup, ...]
 
 
-# An intent in the window whose disclosure was sent (once is enough: EXISTS). The outcome
-# is compared as an expression (`|| ''`) so that neither database looks the subquery up by
-# the outcome index — every sent outcome of the log, for each intent — rather than by the
-# disclosure's own entries (log_entries_by_disclosure).
-_SENT_IN_WINDOW: Final = (
-    "i.kind = 'intent' AND i.logged_at >= ? AND i.logged_at < ? AND EXISTS ("
-    "SELECT 1 FROM log_entries o WHERE o.disclosure_id = i.disclosure_id "
+_SENT: Final = (
+    "EXISTS (SELECT 1 FROM log_entries o WHERE o.disclosure_id = i.disclosure_id "
     "AND o.kind = 'outcome' AND (o.outcome || '') = 'sent')"
 )
+# An intent of the partial days whose disclosure was sent (once is enough: EXISTS). The
+# outcome is compared as an expression (`|| ''`) so that neither database looks the
+# subquery up by the outcome index — every sent outcome of the log, for each intent —
+# rather than by the disclosure's own entries (log_entries_by_disclosure).
+_SENT_IN_PARTS: Final = (
+    "i.kind = 'intent' AND ((i.logged_at >= ? AND i.logged_at < ?) "
+    f"OR (i.logged_at >= ? AND i.logged_at < ?)) AND {_SENT}"
+)
+# The intents whose disclosure's first `sent` outcome is among the entries [?, ?): each
+# disclosure is counted once, by the range that holds that outcome.
+_FIRST_SENT_IN_RANGE: Final = (
+    "i.kind = 'intent' AND i.disclosure_id IN (SELECT o.disclosure_id FROM log_entries o "
+    "WHERE o.idx >= ? AND o.idx < ? AND o.kind = 'outcome' AND o.outcome = 'sent' "
+    "AND NOT EXISTS (SELECT 1 FROM log_entries p WHERE p.disclosure_id = o.disclosure_id "
+    "AND p.kind = 'outcome' AND (p.outcome || '') = 'sent' AND p.idx < o.idx))"
+)
+_KEY: Final = ("partner", "operation", "purpose", "legal_basis")
+_KEYS: Final = ", ".join(_KEY)
+_WHOLE_DAYS: Final = "WHERE day >= ? AND day < ?"
 
 
 def ropa_sql(json: JsonReads) -> RopaSql:
     """The statements in a database's JSON reads."""
     operation = json.member.format(name="operation")
     consent_id = json.member.format(name="consent_id")
-    key = f"i.partner, {operation}, i.purpose, i.legal_basis"
+    key = (
+        f"COALESCE(i.partner, ''), COALESCE({operation}, ''), COALESCE(i.purpose, ''), "
+        "COALESCE(i.legal_basis, '')"
+    )
+    days = Rollup(
+        "ropa_days",
+        ("day", *_KEY, "disclosures", "first_at", "last_at"),
+        ("day", *_KEY),
+        f"{added('ropa_days', 'disclosures')}, "
+        "first_at = CASE WHEN excluded.first_at < ropa_days.first_at "
+        "THEN excluded.first_at ELSE ropa_days.first_at END, "
+        "last_at = CASE WHEN excluded.last_at > ropa_days.last_at "
+        "THEN excluded.last_at ELSE ropa_days.last_at END",
+        f"SELECT {json.day}, {key}, count(*), min(i.logged_at), max(i.logged_at) "  # noqa: S608
+        f"FROM log_entries i WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5",
+    )
+    field_days = Rollup(
+        "ropa_field_days",
+        ("day", *_KEY, "field", "disclosures"),
+        ("day", *_KEY, "field"),
+        added("ropa_field_days", "disclosures"),
+        f"SELECT {json.day}, {key}, f.key, count(*) "  # noqa: S608 - fixed text
+        f"FROM log_entries i {json.field_keys} "
+        f"WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5, 6",
+    )
+    consent_days = Rollup(
+        "ropa_consent_days",
+        ("day", *_KEY, "consent_id"),
+        ("day", *_KEY, "consent_id"),
+        "",
+        f"SELECT DISTINCT {json.day}, {key}, {consent_id} "  # noqa: S608 - fixed text
+        f"FROM log_entries i WHERE {_FIRST_SENT_IN_RANGE} AND {consent_id} IS NOT NULL",
+    )
     rows = (
-        f"SELECT {key}, count(*), min(i.logged_at), max(i.logged_at), "  # noqa: S608 - fixed text
-        "count(DISTINCT c.id), "
-        "count(DISTINCT CASE WHEN c.withdrawn_at IS NOT NULL THEN c.id END) "
-        f"FROM log_entries i LEFT JOIN consents c ON c.id = {consent_id} "
-        f"WHERE {_SENT_IN_WINDOW} GROUP BY {key}"
+        f"SELECT {_KEYS}, sum(n), min(first_at), max(last_at) FROM ("  # noqa: S608 - fixed text
+        f"SELECT {_KEYS}, disclosures AS n, first_at, last_at FROM ropa_days {_WHOLE_DAYS} "
+        f"UNION ALL SELECT {key}, 1, i.logged_at, i.logged_at FROM log_entries i "
+        f"WHERE {_SENT_IN_PARTS}) u GROUP BY 1, 2, 3, 4"
     )
     fields = (
-        f"SELECT {key}, f.key, count(*) "  # noqa: S608 - fixed text
-        f"FROM log_entries i {json.field_keys} "
-        f"WHERE {_SENT_IN_WINDOW} GROUP BY {key}, f.key"
+        f"SELECT {_KEYS}, field, sum(n) FROM ("  # noqa: S608 - fixed text
+        f"SELECT {_KEYS}, field, disclosures AS n FROM ropa_field_days {_WHOLE_DAYS} "
+        f"UNION ALL SELECT {key}, f.key, 1 FROM log_entries i {json.field_keys} "
+        f"WHERE {_SENT_IN_PARTS}) u GROUP BY 1, 2, 3, 4, 5"
     )
-    return RopaSql(rows, fields)
+    consents = (
+        f"SELECT {_KEYS}, count(DISTINCT c.id), "  # noqa: S608 - fixed text
+        "count(DISTINCT CASE WHEN c.withdrawn_at IS NOT NULL THEN c.id END) FROM ("
+        f"SELECT {_KEYS}, consent_id FROM ropa_consent_days {_WHOLE_DAYS} "
+        f"UNION ALL SELECT {key}, {consent_id} FROM log_entries i WHERE {_SENT_IN_PARTS}"
+        ") u JOIN consents c ON c.id = u.consent_id GROUP BY 1, 2, 3, 4"
+    )
+    return RopaSql(rows, fields, consents, (days, field_days, consent_days))

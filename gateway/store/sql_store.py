@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Final, Protocol
 
 from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent
-from gateway.store import mapping, summary_sql
+from gateway.store import mapping, rollup_sql, summary_sql
 from gateway.store.exposure_sql import (
     ExposureCount,
     ExposureSql,
@@ -59,15 +61,20 @@ from gateway.store.records import (
     protected_column,
     require_aware,
 )
+from gateway.store.rollup_sql import Rollup
 from gateway.store.ropa_sql import RopaSql
 from gateway.store.statements import Statements
 from gateway.store.summary_sql import DayCount, KeyCount, SummaryExpressions
 
-__all__ = ["PRUNE_BATCH", "Encoding", "SqlStore", "Transaction"]
+__all__ = ["PRUNE_BATCH", "ROLLUP_BATCH", "Encoding", "SqlStore", "Transaction"]
 
 # Rows a retention sweep deletes per transaction: SQLite's one writer (the log's appends
 # among them) waits for one batch at a time, never for the whole sweep.
 PRUNE_BATCH: Final = 500
+
+# Log entries a reader counts into the per-day rollups per transaction: SQLite's one
+# writer (the log's appends among them) waits for one batch at a time, never for a year.
+ROLLUP_BATCH: Final = 20_000
 
 # Later than any planned attempt of an outbox notice (a person's retry claims it anyway).
 _NEVER = datetime(9999, 1, 1, tzinfo=UTC)
@@ -461,10 +468,20 @@ class SqlStore(ABC):
         return [SubjectRefCount(str(r[0]), int(r[1]), r[2] == "sent") for r in rows]
 
     async def ropa_counts(self, since: datetime, until: datetime) -> RopaCounts:
-        window = (self._encode.time(since), self._encode.time(until))
+        require_aware(since, "since")
+        require_aware(until, "until")
+        await self.roll_up_log()
+        days, parts = _whole_days(since, until)
+        enc = self._encode.time
+        params = (*days, *(enc(t) for part in parts for t in part))
         action = "count the record of processing"
-        rows = await self._rows(action, self._in_dialect(self._ropa.rows), window)
-        fields = await self._rows(action, self._in_dialect(self._ropa.fields), window)
+        ropa = self._ropa
+        rows = await self._rows(action, self._in_dialect(ropa.rows), params)
+        fields = await self._rows(action, self._in_dialect(ropa.fields), params)
+        consents = {
+            tuple(r[:4]): (int(r[4]), int(r[5]))
+            for r in await self._rows(action, self._in_dialect(ropa.consents), params)
+        }
         t = self._decode.time
         return RopaCounts(
             rows=tuple(
@@ -476,8 +493,7 @@ class SqlStore(ABC):
                     int(r[4]),
                     t(r[5]),
                     t(r[6]),
-                    int(r[7]),
-                    int(r[8]),
+                    *consents.get(tuple(r[:4]), (0, 0)),
                 )
                 for r in rows
             ),
@@ -486,6 +502,59 @@ class SqlStore(ABC):
                 for r in fields
             ),
         )
+
+    # -- the per-day rollups of the log (rollup_sql) -------------------------------------
+
+    @property
+    def _rollups(self) -> tuple[Rollup, ...]:
+        return (*self._ropa.rollups, *summary_sql.summary_rollups(self._summary))
+
+    async def roll_up_log(self) -> int:
+        mark = -1
+        while True:
+            counted = await self._roll_up_batch()
+            if counted == mark:
+                return counted
+            mark = counted
+
+    async def _roll_up_batch(self) -> int:
+        """Count the next ROLLUP_BATCH entries at most; the new mark."""
+        async with self._transaction("count the disclosure log") as tx:
+            # Locked (PostgreSQL) or under the write lock (SQLite): two readers catching
+            # up at once take turns, and the second finds the entries counted.
+            [(start,)] = await tx.rows(rollup_sql.MARK + self._for_update)
+            [(size,)] = await tx.rows(rollup_sql.LOG_END)
+            end = min(int(size), int(start) + ROLLUP_BATCH)
+            if end <= start:
+                return int(start)
+            for rollup in self._rollups:
+                await tx.run(self._in_dialect(rollup.add), (start, end))
+            await tx.run(self._in_dialect(rollup_sql.SET_MARK), (end,))
+        return end
+
+    async def rebuild_rollup(self) -> int:
+        async with self._transaction("clear the counts of the disclosure log") as tx:
+            for rollup in self._rollups:
+                await tx.run(rollup.clear)
+            await tx.run(rollup_sql.CLEAR_MARK)
+        return await self.roll_up_log()
+
+    async def check_rollup(self) -> tuple[int, list[str]]:
+        action = "check the counts of the disclosure log"
+        async with self._transaction(action) as tx:
+            # One transaction: the mark and the tables it covers are read together.
+            [(mark,)] = await tx.rows(rollup_sql.MARK + self._for_update)
+            differ: list[str] = []
+            for rollup in self._rollups:
+                stored = await tx.rows(rollup.stored)
+                counted = await tx.rows(self._in_dialect(rollup.counted), (0, mark))
+                missing, extra = _multiset_difference(counted, stored)
+                if missing or extra:
+                    differ.append(
+                        f"{rollup.table}: {missing} row(s) the entries give are not stored, "
+                        f"{extra} stored row(s) the entries do not give"
+                    )
+        return int(mark), differ
 
     async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:
         rows = await self._rows("read the disclosure log", self._sql.log_records, (start, limit))
@@ -502,31 +571,22 @@ class SqlStore(ABC):
     # -- the overview's counts (summary_sql) ---------------------------------------------
 
     async def decisions_by_day(self, since: datetime) -> list[DayCount]:
-        require_aware(since, "since")
-        rows = await self._rows(
-            "count the disclosure log",
-            self._in_dialect(summary_sql.decisions_by_day(self._summary)),
-            (self._encode.time(since),),
-        )
+        rows = await self._summary_rows(summary_sql.DECISIONS_BY_DAY, since)
         return [DayCount(date.fromisoformat(str(r[0])), str(r[1]), int(r[2])) for r in rows]
 
     async def refusals_by_problem(self, since: datetime) -> list[KeyCount]:
-        require_aware(since, "since")
-        rows = await self._rows(
-            "count the disclosure log",
-            self._in_dialect(summary_sql.refusals_by_problem(self._summary)),
-            (self._encode.time(since),),
-        )
-        return [KeyCount(str(r[0]) if r[0] is not None else "", int(r[1])) for r in rows]
+        rows = await self._summary_rows(summary_sql.REFUSALS_BY_PROBLEM, since)
+        return [KeyCount(str(r[0]), int(r[1])) for r in rows]
 
     async def decisions_by_partner(self, since: datetime, limit: int) -> list[KeyCount]:
-        require_aware(since, "since")
-        rows = await self._rows(
-            "count the disclosure log",
-            self._in_dialect(summary_sql.decisions_by_partner(self._summary)),
-            (self._encode.time(since), limit),
-        )
+        rows = await self._summary_rows(summary_sql.DECISIONS_BY_PARTNER, since, limit)
         return [KeyCount(str(r[0]), int(r[1])) for r in rows]
+
+    async def _summary_rows(self, sql: str, since: datetime, *params: object) -> list[Any]:
+        require_aware(since, "since")
+        await self.roll_up_log()
+        day = since.astimezone(UTC).date().isoformat()
+        return await self._rows("count the disclosure log", self._in_dialect(sql), (day, *params))
 
     # -- instances ----------------------------------------------------------------------
 
@@ -672,3 +732,36 @@ class SqlStore(ABC):
             ),
         )
         return changed == 1
+
+
+def _whole_days(
+    since: datetime, until: datetime
+) -> tuple[tuple[str, str], tuple[tuple[datetime, datetime], ...]]:
+    """[since, until) as its whole UTC days [first, last) (YYYY-MM-DD) and the two
+    partial ranges of times before and after them (empty ones [t, t))."""
+    first = _midnight(since)
+    if first < since:
+        first += timedelta(days=1)
+    last = _midnight(until)
+    if first >= last:  # no whole day: all of it is one partial range
+        return (first.date().isoformat(), first.date().isoformat()), (
+            (since, until),
+            (until, until),
+        )
+    return (first.date().isoformat(), last.date().isoformat()), ((since, first), (last, until))
+
+
+def _midnight(at: datetime) -> datetime:
+    return datetime.combine(at.astimezone(UTC).date(), time(), UTC)
+
+
+def _multiset_difference(expected: list[Any], stored: list[Any]) -> tuple[int, int]:
+    """How many rows of `expected` are not in `stored`, and of `stored` not in `expected`."""
+    want = Counter(tuple(_plain(v) for v in r) for r in expected)
+    have = Counter(tuple(_plain(v) for v in r) for r in stored)
+    return sum((want - have).values()), sum((have - want).values())
+
+
+def _plain(value: object) -> object:
+    # PostgreSQL's sum() is numeric where the table holds bigint: compare numbers as ints.
+    return int(value) if isinstance(value, Decimal) else value

@@ -58,9 +58,10 @@ _SENT: Final = (
 # An intent of the partial days whose disclosure was sent (once is enough: EXISTS). The
 # outcome is compared as an expression (`|| ''`) so that neither database looks the
 # subquery up by the outcome index — every sent outcome of the log, for each intent —
-# rather than by the disclosure's own entries (log_entries_by_disclosure).
+# rather than by the disclosure's own entries (log_entries_by_disclosure); the kind too,
+# so that the intents are found by time (log_entries_by_time), not every intent by kind.
 _SENT_IN_PARTS: Final = (
-    "i.kind = 'intent' AND ((i.logged_at >= ? AND i.logged_at < ?) "
+    "(i.kind || '') = 'intent' AND ((i.logged_at >= ? AND i.logged_at < ?) "
     f"OR (i.logged_at >= ? AND i.logged_at < ?)) AND {_SENT}"
 )
 # The intents whose disclosure's first `sent` outcome is among the entries [?, ?): each

@@ -510,15 +510,14 @@ class SqlStore(ABC):
         return (*self._ropa.rollups, *summary_sql.summary_rollups(self._summary))
 
     async def roll_up_log(self) -> int:
-        mark = -1
         while True:
-            counted = await self._roll_up_batch()
-            if counted == mark:
-                return counted
-            mark = counted
+            mark, done = await self._roll_up_batch()
+            if done:
+                return mark
 
-    async def _roll_up_batch(self) -> int:
-        """Count the next ROLLUP_BATCH entries at most; the new mark."""
+    async def _roll_up_batch(self) -> tuple[int, bool]:
+        """Count the next ROLLUP_BATCH entries at most: the new mark, and whether it is
+        the end of the log."""
         async with self._transaction("count the disclosure log") as tx:
             # Locked (PostgreSQL) or under the write lock (SQLite): two readers catching
             # up at once take turns, and the second finds the entries counted.
@@ -526,11 +525,11 @@ class SqlStore(ABC):
             [(size,)] = await tx.rows(rollup_sql.LOG_END)
             end = min(int(size), int(start) + ROLLUP_BATCH)
             if end <= start:
-                return int(start)
+                return int(start), True
             for rollup in self._rollups:
                 await tx.run(self._in_dialect(rollup.add), (start, end))
             await tx.run(self._in_dialect(rollup_sql.SET_MARK), (end,))
-        return end
+        return end, end == size
 
     async def rebuild_rollup(self) -> int:
         async with self._transaction("clear the counts of the disclosure log") as tx:

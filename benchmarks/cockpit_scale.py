@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the helpers are modules of benchmarks/
 
 from benchmarks.log import scratch_postgres  # noqa: E402
+from gateway.policy.facts import Consent  # noqa: E402
 from gateway.store import Store, open_store  # noqa: E402
 from gateway.store.records import LogRow  # noqa: E402
 
@@ -70,6 +71,34 @@ BATCH = 5000
 BEST_OF = 3
 
 
+def consents_of(total: int) -> int:
+    """How many consents the disclosures on basis consent are made under."""
+    return max(1, total // 20)
+
+
+async def add_consents(store: Store, total: int) -> None:
+    """The consents behind the log's consent ids, one in ten withdrawn since."""
+    obtained = NOW - SPAN - timedelta(days=1)
+    made = [
+        Consent(
+            f"c-{n}",
+            f"subject-{n}",
+            frozenset(PURPOSES),
+            frozenset(PARTNERS),
+            frozenset(),
+            frozenset(),
+            "2024-09-30",
+            obtained,
+            withdrawn_at=NOW - timedelta(days=n % 300) if n % 10 == 0 else None,
+            method="app",
+            evidence="screen",
+        )
+        for n in range(consents_of(total))
+    ]
+    for start in range(0, len(made), 100):
+        await asyncio.gather(*(store.add_consent(c) for c in made[start : start + 100]))
+
+
 def rows(total: int, end: datetime, seed: int) -> Iterator[LogRow]:
     """`total` entries logged evenly up to `end`, a disclosure's intent and outcome together."""
     rnd = random.Random(seed)
@@ -97,7 +126,7 @@ def rows(total: int, end: datetime, seed: int) -> Iterator[LogRow]:
             "fields": {f: "keep" for f in declared if rnd.random() < 0.95},
         }
         if basis == "consent":
-            intent["consent_id"] = f"c-{rnd.randrange(50_000)}"
+            intent["consent_id"] = f"c-{rnd.randrange(consents_of(total))}"
         yield _row(intent, did, ref, partner, at, purpose=purpose, basis=basis)
         outcome = rnd.choice(OUTCOMES)
         data = {"kind": "outcome", "outcome": outcome, "maybe_received": outcome == "failed"}
@@ -143,6 +172,7 @@ async def timed(read: Callable[[], Awaitable[object]], times: int = BEST_OF) -> 
 async def measure(label: str, store: Store, total: int) -> None:
     await store.migrate()
     t0 = time.perf_counter()
+    await add_consents(store, total)
     await fill(store, total, NOW, seed=19)
     print(f"{label:10} {total:>9} entries  filled in {time.perf_counter() - t0:6.1f} s")
     since, until = NOW - SPAN, NOW

@@ -423,10 +423,11 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             )
             """,
             "INSERT INTO log_rollup (name, next_index) VALUES ('counts', 0)",
-            # Disclosures sent, by the UTC day of their intent (ropa_sql).
+            # Disclosures sent, by the UTC day (period YYYY-MM-DD) and the month (YYYY-MM)
+            # of their intent (ropa_sql): a year reads twelve months, not 365 days.
             """
             CREATE TABLE ropa_days (
-                day TEXT NOT NULL,
+                period TEXT NOT NULL,
                 partner TEXT NOT NULL,
                 operation TEXT NOT NULL,
                 purpose TEXT NOT NULL,
@@ -434,31 +435,31 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
                 disclosures {BIGINT} NOT NULL,
                 first_at {TIME} NOT NULL,
                 last_at {TIME} NOT NULL,
-                PRIMARY KEY (day, partner, operation, purpose, legal_basis)
+                PRIMARY KEY (period, partner, operation, purpose, legal_basis)
             ){WITHOUT_ROWID}
             """,
             """
             CREATE TABLE ropa_field_days (
-                day TEXT NOT NULL,
+                period TEXT NOT NULL,
                 partner TEXT NOT NULL,
                 operation TEXT NOT NULL,
                 purpose TEXT NOT NULL,
                 legal_basis TEXT NOT NULL,
                 field TEXT NOT NULL,
                 disclosures {BIGINT} NOT NULL,
-                PRIMARY KEY (day, partner, operation, purpose, legal_basis, field)
+                PRIMARY KEY (period, partner, operation, purpose, legal_basis, field)
             ){WITHOUT_ROWID}
             """,
-            # Distinct consents cannot be added up day by day: each day keeps its ids.
+            # Distinct consents cannot be added up: each day and month keeps its ids.
             """
             CREATE TABLE ropa_consent_days (
-                day TEXT NOT NULL,
+                period TEXT NOT NULL,
                 partner TEXT NOT NULL,
                 operation TEXT NOT NULL,
                 purpose TEXT NOT NULL,
                 legal_basis TEXT NOT NULL,
                 consent_id TEXT NOT NULL,
-                PRIMARY KEY (day, partner, operation, purpose, legal_basis, consent_id)
+                PRIMARY KEY (period, partner, operation, purpose, legal_basis, consent_id)
             ){WITHOUT_ROWID}
             """,
             # The overview's counts (summary_sql).

@@ -471,9 +471,9 @@ class SqlStore(ABC):
         require_aware(since, "since")
         require_aware(until, "until")
         await self.roll_up_log()
-        days, parts = _whole_days(since, until)
+        periods, parts = _window_parts(since, until)
         enc = self._encode.time
-        params = (*days, *(enc(t) for part in parts for t in part))
+        params = (*periods, *(enc(t) for part in parts for t in part))
         action = "count the record of processing"
         ropa = self._ropa
         rows = await self._rows(action, self._in_dialect(ropa.rows), params)
@@ -733,21 +733,31 @@ class SqlStore(ABC):
         return changed == 1
 
 
-def _whole_days(
+def _window_parts(
     since: datetime, until: datetime
-) -> tuple[tuple[str, str], tuple[tuple[datetime, datetime], ...]]:
-    """[since, until) as its whole UTC days [first, last) (YYYY-MM-DD) and the two
-    partial ranges of times before and after them (empty ones [t, t))."""
+) -> tuple[tuple[str, ...], tuple[tuple[datetime, datetime], ...]]:
+    """[since, until) as the ranges ropa_sql reads: its whole UTC months [first, last)
+    (YYYY-MM), its whole days before and after them (two ranges of YYYY-MM-DD), and its
+    partial first and last day (two ranges of times). An empty range is [x, x)."""
     first = _midnight(since)
     if first < since:
         first += timedelta(days=1)
     last = _midnight(until)
     if first >= last:  # no whole day: all of it is one partial range
-        return (first.date().isoformat(), first.date().isoformat()), (
-            (since, until),
-            (until, until),
-        )
-    return (first.date().isoformat(), last.date().isoformat()), ((since, first), (last, until))
+        none = first.date().isoformat()
+        return (none[:7], none[:7], none, none, none, none), ((since, until), (until, until))
+    day_one, day_last = first.date(), last.date()
+    month_one = day_one if day_one.day == 1 else _next_month(day_one)
+    month_last = day_last.replace(day=1)
+    if month_one >= month_last:  # no whole month
+        month_one = month_last = day_last
+    months = (month_one.isoformat()[:7], month_last.isoformat()[:7])
+    days = (day_one, month_one, month_last, day_last)
+    return (*months, *(d.isoformat() for d in days)), ((since, first), (last, until))
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def _midnight(at: datetime) -> datetime:

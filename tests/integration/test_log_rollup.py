@@ -104,6 +104,38 @@ async def test_a_window_inside_days_counts_its_partial_days_from_the_entries(
     assert summed(one_day)["disclosures"] == 1
 
 
+async def test_a_long_window_reads_whole_months_and_the_days_around_them(
+    store: Store, partners: dict[str, Partner], project: Path
+) -> None:
+    await store.migrate()
+    keys = LogKeys.load(project / "keys")
+    bureau = partners["lao-credit-bureau"]
+    await store.add_consent(consent("c-1", True))
+    entries: list[dict[str, Any]] = []
+    # T0 is 1 May: one disclosure a day at 09:00 from 20 April to 10 July (disclosure()
+    # adds n + 1 minutes: taken off).
+    start = T0 - timedelta(days=11) + timedelta(hours=9)
+    for n in range(82):
+        at = start + timedelta(days=n) - timedelta(minutes=n + 1)
+        cid = "c-1" if n % 2 else None
+        entries += disclosure(n + 1, bureau, *ROW, ("name",), keys, consent_id=cid, at=at)
+    await appended(store, entries)
+    # 25 April 12:00 → 5 July 08:00: partial 25 April, whole days 26–30 April, whole May
+    # and June, whole days 1–4 July, partial 5 July.
+    since = T0 - timedelta(days=6) + timedelta(hours=12)
+    until = T0 + timedelta(days=65, hours=8)
+
+    counted = summed(await store.ropa_counts(since, until))
+
+    # 26 April … 4 July: 70 days (25 April's is before 12:00, 5 July's after 08:00).
+    assert counted["disclosures"] == 70
+    assert counted["first"] == start + timedelta(days=6)
+    assert counted["last"] == start + timedelta(days=75)
+    assert counted["fields"] == {"name": 70}
+    assert counted["consents"] == (1, 1)
+    assert await store.check_rollup() == (164, [])
+
+
 async def test_counted_in_batches_as_in_one(
     store: Store, partners: dict[str, Partner], project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -140,9 +172,9 @@ async def test_the_check_finds_a_changed_count_and_the_rebuild_mends_it(
     assert summed(await store.ropa_counts(*window))["disclosures"] == 10
     mark, differ = await store.check_rollup()
     assert mark == 2
-    assert differ == [
-        "ropa_days: 1 row(s) the entries give are not stored, "
-        "1 stored row(s) the entries do not give",
+    assert differ == [  # the day's row and the month's
+        "ropa_days: 2 row(s) the entries give are not stored, "
+        "2 stored row(s) the entries do not give",
         "summary_outcome_days: 1 row(s) the entries give are not stored, "
         "0 stored row(s) the entries do not give",
     ]

@@ -540,19 +540,26 @@ class SqlStore(ABC):
 
     async def check_rollup(self) -> tuple[int, list[str]]:
         action = "check the counts of the disclosure log"
-        async with self._transaction(action) as tx:
-            # One transaction: the mark and the tables it covers are read together.
-            [(mark,)] = await tx.rows(rollup_sql.MARK + self._for_update)
-            differ: list[str] = []
-            for rollup in self._rollups:
-                stored = await tx.rows(rollup.stored)
-                counted = await tx.rows(self._in_dialect(rollup.counted), (0, mark))
-                missing, extra = _multiset_difference(counted, stored)
-                if missing or extra:
-                    differ.append(
-                        f"{rollup.table}: {missing} row(s) the entries give are not stored, "
-                        f"{extra} stored row(s) the entries do not give"
-                    )
+        mark_sql = rollup_sql.MARK
+        while True:
+            # The tables as of one mark, without holding a lock while the entries are
+            # counted: a catch-up between the two reads of the mark means reading again.
+            [(mark,)] = await self._rows(action, mark_sql)
+            stored = [await self._rows(action, rollup.stored) for rollup in self._rollups]
+            [(again,)] = await self._rows(action, mark_sql)
+            if again == mark:
+                break
+        differ: list[str] = []
+        # The entries below the mark never change (the log is append-only): counted at
+        # leisure, they are what the tables must hold.
+        for rollup, rows in zip(self._rollups, stored, strict=True):
+            counted = await self._rows(action, self._in_dialect(rollup.counted), (0, mark))
+            missing, extra = _multiset_difference(counted, rows)
+            if missing or extra:
+                differ.append(
+                    f"{rollup.table}: {missing} row(s) the entries give are not stored, "
+                    f"{extra} stored row(s) the entries do not give"
+                )
         return int(mark), differ
 
     async def read_log_records(self, start: int, limit: int) -> list[LogRecord]:

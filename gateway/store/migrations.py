@@ -423,10 +423,12 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             )
             """,
             "INSERT INTO log_rollup (name, next_index) VALUES ('counts', 0)",
-            # Disclosures sent, by the UTC day (period YYYY-MM-DD) and the month (YYYY-MM)
-            # of their intent (ropa_sql): a year reads twelve months, not 365 days.
+            # Disclosures sent, by the UTC day (grain 'day', period YYYY-MM-DD) and month
+            # ('month', YYYY-MM) of their intent (ropa_sql): a year reads twelve months,
+            # not 365 days; the grain first, so each reads its own range of the key.
             """
             CREATE TABLE ropa_days (
+                grain TEXT NOT NULL CHECK (grain IN ('day', 'month')),
                 period TEXT NOT NULL,
                 partner TEXT NOT NULL,
                 operation TEXT NOT NULL,
@@ -435,11 +437,12 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
                 disclosures {BIGINT} NOT NULL,
                 first_at {TIME} NOT NULL,
                 last_at {TIME} NOT NULL,
-                PRIMARY KEY (period, partner, operation, purpose, legal_basis)
+                PRIMARY KEY (grain, period, partner, operation, purpose, legal_basis)
             ){WITHOUT_ROWID}
             """,
             """
             CREATE TABLE ropa_field_days (
+                grain TEXT NOT NULL CHECK (grain IN ('day', 'month')),
                 period TEXT NOT NULL,
                 partner TEXT NOT NULL,
                 operation TEXT NOT NULL,
@@ -447,19 +450,20 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
                 legal_basis TEXT NOT NULL,
                 field TEXT NOT NULL,
                 disclosures {BIGINT} NOT NULL,
-                PRIMARY KEY (period, partner, operation, purpose, legal_basis, field)
+                PRIMARY KEY (grain, period, partner, operation, purpose, legal_basis, field)
             ){WITHOUT_ROWID}
             """,
             # Distinct consents cannot be added up: each day and month keeps its ids.
             """
             CREATE TABLE ropa_consent_days (
+                grain TEXT NOT NULL CHECK (grain IN ('day', 'month')),
                 period TEXT NOT NULL,
                 partner TEXT NOT NULL,
                 operation TEXT NOT NULL,
                 purpose TEXT NOT NULL,
                 legal_basis TEXT NOT NULL,
                 consent_id TEXT NOT NULL,
-                PRIMARY KEY (period, partner, operation, purpose, legal_basis, consent_id)
+                PRIMARY KEY (grain, period, partner, operation, purpose, legal_basis, consent_id)
             ){WITHOUT_ROWID}
             """,
             # The overview's counts (summary_sql).

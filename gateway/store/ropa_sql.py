@@ -79,11 +79,16 @@ _FIRST_SENT_IN_RANGE: Final = (
 )
 _KEY: Final = ("partner", "operation", "purpose", "legal_basis")
 _KEYS: Final = ", ".join(_KEY)
-# Whole months (YYYY-MM), then the whole days before and after them (YYYY-MM-DD).
-_WHOLE_PERIODS: Final = (
-    "WHERE (length(period) = 7 AND period >= ? AND period < ?) OR (length(period) = 10 "
-    "AND ((period >= ? AND period < ?) OR (period >= ? AND period < ?)))"
-)
+
+
+def _whole_periods(table: str, columns: str) -> str:
+    """`columns` of `table`'s rows of the whole months [?, ?) (YYYY-MM), then of the whole
+    days before and after them, [?, ?) and [?, ?) (YYYY-MM-DD): each a range of its key."""
+    return " UNION ALL ".join(
+        f"SELECT {columns} FROM {table} WHERE grain = '{grain}' "  # noqa: S608 - fixed text
+        "AND period >= ? AND period < ?"
+        for grain in ("month", "day", "day")
+    )
 
 
 def _by_day_and_month(columns: tuple[str, ...], by_day: str, by_month: str) -> str:
@@ -103,12 +108,13 @@ def ropa_sql(json: JsonReads) -> RopaSql:
         f"COALESCE(i.partner, ''), COALESCE({operation}, ''), COALESCE(i.purpose, ''), "
         "COALESCE(i.legal_basis, '')"
     )
-    month = "substr(period, 1, 7)"
-    day_columns = ("period", *_KEY, "disclosures", "first_at", "last_at")
+    day = f"'day', {json.day}"
+    month = "'month', substr(period, 1, 7)"
+    day_columns = ("grain", "period", *_KEY, "disclosures", "first_at", "last_at")
     days = Rollup(
         "ropa_days",
         day_columns,
-        ("period", *_KEY),
+        ("grain", "period", *_KEY),
         f"{added('ropa_days', 'disclosures')}, "
         "first_at = CASE WHEN excluded.first_at < ropa_days.first_at "
         "THEN excluded.first_at ELSE ropa_days.first_at END, "
@@ -116,28 +122,28 @@ def ropa_sql(json: JsonReads) -> RopaSql:
         "THEN excluded.last_at ELSE ropa_days.last_at END",
         _by_day_and_month(
             day_columns,
-            f"SELECT {json.day}, {key}, count(*), min(i.logged_at), max(i.logged_at) "  # noqa: S608
-            f"FROM log_entries i WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5",
+            f"SELECT {day}, {key}, count(*), min(i.logged_at), max(i.logged_at) "  # noqa: S608
+            f"FROM log_entries i WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5, 6",
             f"SELECT {month}, {_KEYS}, sum(disclosures), min(first_at), max(last_at) "  # noqa: S608
-            "FROM d WHERE true GROUP BY 1, 2, 3, 4, 5",
-        ),
-    )
-    field_columns = ("period", *_KEY, "field", "disclosures")
-    field_days = Rollup(
-        "ropa_field_days",
-        field_columns,
-        ("period", *_KEY, "field"),
-        added("ropa_field_days", "disclosures"),
-        _by_day_and_month(
-            field_columns,
-            f"SELECT {json.day}, {key}, f.key, count(*) "  # noqa: S608 - fixed text
-            f"FROM log_entries i {json.field_keys} "
-            f"WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5, 6",
-            f"SELECT {month}, {_KEYS}, field, sum(disclosures) "  # noqa: S608 - fixed text
             "FROM d WHERE true GROUP BY 1, 2, 3, 4, 5, 6",
         ),
     )
-    consent_columns = ("period", *_KEY, "consent_id")
+    field_columns = ("grain", "period", *_KEY, "field", "disclosures")
+    field_days = Rollup(
+        "ropa_field_days",
+        field_columns,
+        ("grain", "period", *_KEY, "field"),
+        added("ropa_field_days", "disclosures"),
+        _by_day_and_month(
+            field_columns,
+            f"SELECT {day}, {key}, f.key, count(*) "  # noqa: S608 - fixed text
+            f"FROM log_entries i {json.field_keys} "
+            f"WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            f"SELECT {month}, {_KEYS}, field, sum(disclosures) "  # noqa: S608 - fixed text
+            "FROM d WHERE true GROUP BY 1, 2, 3, 4, 5, 6, 7",
+        ),
+    )
+    consent_columns = ("grain", "period", *_KEY, "consent_id")
     consent_days = Rollup(
         "ropa_consent_days",
         consent_columns,
@@ -145,27 +151,27 @@ def ropa_sql(json: JsonReads) -> RopaSql:
         "",
         _by_day_and_month(
             consent_columns,
-            f"SELECT DISTINCT {json.day}, {key}, {consent_id} "  # noqa: S608 - fixed text
+            f"SELECT DISTINCT {day}, {key}, {consent_id} "  # noqa: S608 - fixed text
             f"FROM log_entries i WHERE {_FIRST_SENT_IN_RANGE} AND {consent_id} IS NOT NULL",
             f"SELECT DISTINCT {month}, {_KEYS}, consent_id FROM d WHERE true",  # noqa: S608
         ),
     )
     rows = (
         f"SELECT {_KEYS}, sum(n), min(first_at), max(last_at) FROM ("  # noqa: S608 - fixed text
-        f"SELECT {_KEYS}, disclosures AS n, first_at, last_at FROM ropa_days {_WHOLE_PERIODS} "
+        f"{_whole_periods('ropa_days', f'{_KEYS}, disclosures AS n, first_at, last_at')} "
         f"UNION ALL SELECT {key}, 1, i.logged_at, i.logged_at FROM log_entries i "
         f"WHERE {_SENT_IN_PARTS}) u GROUP BY 1, 2, 3, 4"
     )
     fields = (
         f"SELECT {_KEYS}, field, sum(n) FROM ("  # noqa: S608 - fixed text
-        f"SELECT {_KEYS}, field, disclosures AS n FROM ropa_field_days {_WHOLE_PERIODS} "
+        f"{_whole_periods('ropa_field_days', f'{_KEYS}, field, disclosures AS n')} "
         f"UNION ALL SELECT {key}, f.key, 1 FROM log_entries i {json.field_keys} "
         f"WHERE {_SENT_IN_PARTS}) u GROUP BY 1, 2, 3, 4, 5"
     )
     consents = (
         f"SELECT {_KEYS}, count(DISTINCT c.id), "  # noqa: S608 - fixed text
         "count(DISTINCT CASE WHEN c.withdrawn_at IS NOT NULL THEN c.id END) FROM ("
-        f"SELECT {_KEYS}, consent_id FROM ropa_consent_days {_WHOLE_PERIODS} "
+        f"{_whole_periods('ropa_consent_days', f'{_KEYS}, consent_id')} "
         f"UNION ALL SELECT {key}, {consent_id} FROM log_entries i WHERE {_SENT_IN_PARTS}"
         ") u JOIN consents c ON c.id = u.consent_id GROUP BY 1, 2, 3, 4"
     )

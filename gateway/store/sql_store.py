@@ -511,6 +511,13 @@ class SqlStore(ABC):
         return (*self._ropa.rollups, *summary_sql.summary_rollups(self._summary))
 
     async def roll_up_log(self) -> int:
+        # Read first: a reader that finds nothing to count takes no write lock (SQLite's
+        # one writer is the log's too).
+        action = "count the disclosure log"
+        [(mark,)] = await self._rows(action, rollup_sql.MARK)
+        [(size,)] = await self._rows(action, rollup_sql.LOG_END)
+        if int(mark) >= int(size):
+            return int(mark)
         while True:
             mark, done = await self._roll_up_batch()
             if done:

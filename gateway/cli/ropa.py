@@ -3,6 +3,9 @@
 - `ropa [--since DATE] [--until DATE] [--format text|json|csv]`: one row per partner ×
   operation × purpose × legal basis, declared versus sent, with its drift
   (gateway.rights.ropa);
+- `ropa --verify`: the per-day counts it reads (gateway.store.rollup_sql) against a count
+  of the log's entries below their mark; `ropa --rebuild`: verify the log as `log verify`
+  does, then count every entry again;
 - `partners tighten PARTNER [--since DATE] [--until DATE]`: the patch of the partner's
   file removing the declared fields no disclosure carried in the window, in the format
   `git apply` and `patch -p1` read (from the config folder), so that `partners diff`
@@ -21,8 +24,17 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.cli.support import EXIT_OK, Commands, UsageError, add_command, with_store
+from gateway.cli.support import (
+    EXIT_FOUND,
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    with_store,
+)
 from gateway.config.model import Config
+from gateway.log.audit import audit_store
+from gateway.log.service import LogSigner
 from gateway.partners import load_partners
 from gateway.partners.tighten import tighten_patch
 from gateway.rights.ropa import (
@@ -40,6 +52,10 @@ __all__ = ["cmd_ropa", "cmd_tighten", "register", "register_tighten"]
 
 def cmd_ropa(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
+        if args.verify:
+            return await _verify_counts(store)
+        if args.rebuild:
+            return await _rebuild_counts(store, config)
         since, until = window_of(args.since, args.until, datetime.now(UTC))
         partners = load_partners(config.partners_dir, config.root)
         report = await read_ropa(store, partners, since, until)
@@ -52,6 +68,44 @@ def cmd_ropa(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return with_store(args, work)
+
+
+async def _verify_counts(store: Store) -> int:
+    mark, differ = await store.check_rollup()
+    if differ:
+        for line in differ:
+            print(f"DIFFERS: {line}")
+        print(
+            f"the per-day counts differ from the log's first {mark} entries: "
+            "`gateway ropa --rebuild` counts them again from the verified log",
+            file=sys.stderr,
+        )
+        return EXIT_FOUND
+    print(f"ok: the per-day counts match the log's first {mark} entries")
+    return EXIT_OK
+
+
+async def _rebuild_counts(store: Store, config: Config) -> int:
+    try:
+        signer = LogSigner.load(config.keys_dir, config.log.origin)
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"cannot read the log signing key in {config.keys_dir} ({type(exc).__name__}); "
+            "run `gateway keys generate`"
+        ) from None
+    # Counted from entries that verify only: a count of altered entries would pass a
+    # later --verify.
+    report = await audit_store(store, signer.verifier_keys, config.log.origin)
+    if not report.ok:
+        print(
+            f"not recounted: the log does not verify ({len(report.problems)} problem(s)); "
+            "`gateway log verify` says where",
+            file=sys.stderr,
+        )
+        return EXIT_FOUND
+    mark = await store.rebuild_rollup()
+    print(f"ok: counted the log's {mark} entries again into the per-day counts")
+    return EXIT_OK
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -119,6 +173,17 @@ def register(commands: Commands) -> None:
         choices=("text", "json", "csv"),
         default="text",
         help="output: text (for people), json or csv (default: text)",
+    )
+    counts = ropa.add_mutually_exclusive_group()
+    counts.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the per-day counts the record reads against the log's entries",
+    )
+    counts.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="verify the log, then count its entries again into the per-day counts",
     )
 
 

@@ -27,8 +27,10 @@ so reading it is not a personal-scope read and is not an action entry.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,8 +39,8 @@ from typing import Any, Final
 from gateway.errors import InvalidRequestError
 from gateway.partners.model import Partner
 from gateway.policy.facts import invalid, parse_time
-from gateway.store.ports import RopaStore
-from gateway.store.records import RopaCounts, RopaRowCount
+from gateway.store.ports import LogRollupStore, RopaStore
+from gateway.store.records import RopaCounts, RopaRowCount, StoreUnavailable
 
 __all__ = [
     "CSV_COLUMNS",
@@ -55,10 +57,14 @@ __all__ = [
     "report_csv",
     "report_json",
     "report_text",
+    "roll_up_periodically",
     "window_of",
 ]
 
 DEFAULT_WINDOW: Final = timedelta(days=365)
+# How often the server counts new entries into the per-day rollups, so that a person's
+# click finds at most this much of the log still to count (store.rollup_sql).
+ROLL_UP_EVERY_S: Final = 60.0
 DRIFTS: Final = (
     "fields_never_sent",
     "operation_never_used",
@@ -69,6 +75,8 @@ DRIFTS: Final = (
 CONSENT: Final = "consent"
 # A field declared `drop` is declared as never sent: it is not drift.
 DROP: Final = "drop"
+
+_log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str, str]  # partner, operation, purpose, legal basis
 
@@ -156,6 +164,17 @@ async def read_ropa(
     """The record of processing of [since, until) for the partner files `partners`."""
     counts = await store.ropa_counts(since, until)
     return RopaReport(since, until, build_rows(partners, counts))
+
+
+async def roll_up_periodically(store: LogRollupStore, every_s: float = ROLL_UP_EVERY_S) -> None:
+    """Count the log's new entries into the rollups now and every `every_s` seconds (the
+    first time after an upgrade: the whole log, before anyone clicks)."""
+    while True:
+        try:
+            await store.roll_up_log()
+        except StoreUnavailable as exc:  # the next round, or the next reader, tries again
+            _log.warning("the per-day counts of the log were not brought up to date: %s", exc)
+        await asyncio.sleep(every_s)
 
 
 def _declared_keys(partners: Mapping[str, Partner]) -> Iterable[Key]:

@@ -454,6 +454,90 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
         ),
     ),
     (
+        12,
+        "per-day counts of the log for the record of processing and the overview",
+        # Derived from the log alone, never written on the disclosure path: the entries
+        # below `log_rollup.next_index` are counted here (gateway.store.rollup); a reader
+        # adds the entries appended since, and `gateway ropa --rebuild` starts again.
+        (
+            """
+            CREATE TABLE log_rollup (
+                name TEXT PRIMARY KEY,
+                next_index {BIGINT} NOT NULL CHECK (next_index >= 0)
+            )
+            """,
+            "INSERT INTO log_rollup (name, next_index) VALUES ('counts', 0)",
+            # Disclosures sent, by the UTC day (grain 'day', period YYYY-MM-DD) and month
+            # ('month', YYYY-MM) of their intent (ropa_sql): a year reads twelve months,
+            # not 365 days; the grain first, so each reads its own range of the key.
+            """
+            CREATE TABLE ropa_days (
+                grain TEXT NOT NULL CHECK (grain IN ('day', 'month')),
+                period TEXT NOT NULL,
+                partner TEXT NOT NULL,
+                operation TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                legal_basis TEXT NOT NULL,
+                disclosures {BIGINT} NOT NULL,
+                first_at {TIME} NOT NULL,
+                last_at {TIME} NOT NULL,
+                PRIMARY KEY (grain, period, partner, operation, purpose, legal_basis)
+            ){WITHOUT_ROWID}
+            """,
+            """
+            CREATE TABLE ropa_field_days (
+                grain TEXT NOT NULL CHECK (grain IN ('day', 'month')),
+                period TEXT NOT NULL,
+                partner TEXT NOT NULL,
+                operation TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                legal_basis TEXT NOT NULL,
+                field TEXT NOT NULL,
+                disclosures {BIGINT} NOT NULL,
+                PRIMARY KEY (grain, period, partner, operation, purpose, legal_basis, field)
+            ){WITHOUT_ROWID}
+            """,
+            # Distinct consents cannot be added up: each day and month keeps its ids.
+            """
+            CREATE TABLE ropa_consent_days (
+                grain TEXT NOT NULL CHECK (grain IN ('day', 'month')),
+                period TEXT NOT NULL,
+                partner TEXT NOT NULL,
+                operation TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                legal_basis TEXT NOT NULL,
+                consent_id TEXT NOT NULL,
+                PRIMARY KEY (grain, period, partner, operation, purpose, legal_basis, consent_id)
+            ){WITHOUT_ROWID}
+            """,
+            # The overview's counts (summary_sql).
+            """
+            CREATE TABLE summary_outcome_days (
+                day TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                entries {BIGINT} NOT NULL,
+                PRIMARY KEY (day, outcome)
+            ){WITHOUT_ROWID}
+            """,
+            """
+            CREATE TABLE summary_problem_days (
+                day TEXT NOT NULL,
+                problem TEXT NOT NULL,
+                entries {BIGINT} NOT NULL,
+                PRIMARY KEY (day, problem)
+            ){WITHOUT_ROWID}
+            """,
+            """
+            CREATE TABLE summary_partner_days (
+                day TEXT NOT NULL,
+                partner TEXT NOT NULL,
+                entries {BIGINT} NOT NULL,
+                PRIMARY KEY (day, partner)
+            ){WITHOUT_ROWID}
+            """,
+        ),
+    ),
+    (
         13,
         "personal API tokens of people signed in through the OpenID provider",
         (

@@ -47,6 +47,7 @@ __all__ = [
     "JustificationStore",
     "LawfulRequestStore",
     "LogAuditStore",
+    "LogRollupStore",
     "LogRowStore",
     "LogSummaryStore",
     "ProtectedValueStore",
@@ -298,7 +299,8 @@ class ExposureStore(Protocol):
 
 
 class LogSummaryStore(Protocol):
-    """The overview's counts of the log since a time: one GROUP BY each (summary_sql)."""
+    """The overview's counts of the log from the UTC day of `since` on: one GROUP BY
+    each over the per-day rollups (summary_sql)."""
 
     async def decisions_by_day(self, since: datetime) -> list[DayCount]:
         """Per UTC day and outcome (sent, failed, unknown, refused), by day."""
@@ -308,6 +310,22 @@ class LogSummaryStore(Protocol):
 
     async def decisions_by_partner(self, since: datetime, limit: int) -> list[KeyCount]:
         """Decisions (intents and refusals) per partner, most first, at most `limit`."""
+
+
+class LogRollupStore(Protocol):
+    """The per-day counts of the log that `LogSummaryStore` and `RopaStore` read
+    (store.rollup_sql): derived from the entries, counted up to a mark."""
+
+    async def roll_up_log(self) -> int:
+        """Count the entries appended since the mark (a batch per transaction); the new
+        mark: the entries below it are counted. Their readers call it first."""
+
+    async def rebuild_rollup(self) -> int:
+        """Forget the counts and count every entry again; the new mark."""
+
+    async def check_rollup(self) -> tuple[int, list[str]]:
+        """The mark and, per table whose rows differ from a count of the entries below
+        it, what differs (no row's content: counts of rows)."""
 
 
 class RopaStore(Protocol):

@@ -215,6 +215,7 @@ _ROPA: Final = ropa_sql(
             "CROSS JOIN LATERAL jsonb_object_keys("
             "convert_from(i.entry, 'UTF8')::jsonb -> 'fields') AS f(key)"
         ),
+        day="to_char(i.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     )
 )
 
@@ -270,7 +271,10 @@ class PostgresStore(SqlStore):
                 max_size=max_size,
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
-                server_settings={"application_name": "disclosure-gateway"},
+                # No JIT: it compiles any plan estimated dear, as the record of
+                # processing's reads are before the log has statistics (0.4 s of compiling
+                # for a 15 ms read at 1,000,000 entries); the gateway runs no long query.
+                server_settings={"application_name": "disclosure-gateway", "jit": "off"},
                 reset=_keep_session,
             )
         return cls(pool)

@@ -199,6 +199,7 @@ _ROPA: Final = ropa_sql(
     JsonReads(
         member="json_extract(CAST(i.entry AS TEXT), '$.{name}')",
         field_keys="CROSS JOIN json_each(CAST(i.entry AS TEXT), '$.fields') AS f",
+        day="substr(i.logged_at, 1, 10)",
     )
 )
 

@@ -1,11 +1,11 @@
 """The overview's counts of the disclosure log, each one GROUP BY statement (issue #19).
 
 Written once for both databases with ``?`` placeholders (PostgreSQL's ``$n`` come from
-the adapter's ``_in_dialect``); the two expressions that differ — the UTC day of
-``logged_at`` and the ``problem`` member of an entry's JSON — are given by each adapter
-(`SummaryExpressions`). Every statement starts from ``logged_at >= ?``, so the database
-walks the time index (``log_entries_by_time``) over the window only, whatever the size
-of the log; kinds and outcomes are the indexed search columns of schema 2.
+the adapter's ``_in_dialect``). They read three per-day rollups (`rollup_sql`, schema
+12), so a window of 30 days reads at most 30 rows per outcome, problem or partner
+whatever the size of the log; each rollup counts the entries of an index range, where
+the two expressions that differ — the UTC day of ``logged_at`` and the ``problem``
+member of an entry's JSON — are given by each adapter (`SummaryExpressions`).
 
 Nothing counted here is personal: partner ids, outcomes, problem codes, days.
 """
@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
+from gateway.store.rollup_sql import Rollup, added
+
 __all__ = [
+    "DECISIONS_BY_DAY",
+    "DECISIONS_BY_PARTNER",
+    "REFUSALS_BY_PROBLEM",
     "DayCount",
     "KeyCount",
     "SummaryExpressions",
-    "decisions_by_day",
-    "decisions_by_partner",
-    "refusals_by_problem",
+    "summary_rollups",
 ]
 
 
@@ -45,7 +48,7 @@ class KeyCount:
 
 @dataclass(frozen=True)
 class SummaryExpressions:
-    """What one database writes differently: SQL expressions over a ``log_entries`` row."""
+    """What one database writes differently: SQL expressions over a ``log_entries e`` row."""
 
     day: str  # the UTC day of logged_at as text YYYY-MM-DD
     problem: str  # the entry's "problem" member as text
@@ -53,38 +56,62 @@ class SummaryExpressions:
 
 SQLITE: Final = SummaryExpressions(
     # Times are stored as UTC ISO text (gateway.store.sqlite._time): the day is its start.
-    day="substr(logged_at, 1, 10)",
-    problem="json_extract(CAST(entry AS TEXT), '$.problem')",
+    day="substr(e.logged_at, 1, 10)",
+    problem="json_extract(CAST(e.entry AS TEXT), '$.problem')",
 )
 POSTGRES: Final = SummaryExpressions(
-    day="to_char(logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-    problem="convert_from(entry, 'UTF8')::jsonb ->> 'problem'",
+    day="to_char(e.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    problem="convert_from(e.entry, 'UTF8')::jsonb ->> 'problem'",
 )
 
+_RANGE: Final = "FROM log_entries e WHERE e.idx >= ? AND e.idx < ? AND "
 
-def decisions_by_day(x: SummaryExpressions) -> str:
-    """Outcome entries (sent, failed, unknown) and refusals since ``?``, per day and
-    outcome. An intent still without its outcome is not counted (it is pending)."""
+
+def summary_rollups(x: SummaryExpressions) -> tuple[Rollup, ...]:
+    """The overview's three rollups, counted in a database's expressions."""
     return (
-        f"SELECT {x.day} AS day, outcome, count(*) FROM log_entries "  # noqa: S608 - fixed text
-        "WHERE logged_at >= ? AND kind IN ('outcome', 'refused') AND outcome IS NOT NULL "
-        "GROUP BY 1, 2 ORDER BY 1, 2"
+        # Outcome entries (sent, failed, unknown) and refusals: an intent still without
+        # its outcome is not counted (it is pending).
+        Rollup(
+            "summary_outcome_days",
+            ("day", "outcome", "entries"),
+            ("day", "outcome"),
+            added("summary_outcome_days", "entries"),
+            f"SELECT {x.day}, e.outcome, count(*) {_RANGE}"
+            "e.kind IN ('outcome', 'refused') AND e.outcome IS NOT NULL GROUP BY 1, 2",
+        ),
+        Rollup(
+            "summary_problem_days",
+            ("day", "problem", "entries"),
+            ("day", "problem"),
+            added("summary_problem_days", "entries"),
+            f"SELECT {x.day}, COALESCE({x.problem}, ''), count(*) {_RANGE}"
+            "e.kind = 'refused' GROUP BY 1, 2",
+        ),
+        # Decisions: intents and refusals.
+        Rollup(
+            "summary_partner_days",
+            ("day", "partner", "entries"),
+            ("day", "partner"),
+            added("summary_partner_days", "entries"),
+            f"SELECT {x.day}, e.partner, count(*) {_RANGE}"
+            "e.kind IN ('intent', 'refused') AND e.partner IS NOT NULL GROUP BY 1, 2",
+        ),
     )
 
 
-def refusals_by_problem(x: SummaryExpressions) -> str:
-    """Refusals since ``?`` per problem code, most frequent first."""
-    return (
-        f"SELECT {x.problem} AS problem, count(*) FROM log_entries "  # noqa: S608 - fixed text
-        "WHERE logged_at >= ? AND kind = 'refused' "
-        "GROUP BY 1 ORDER BY 2 DESC, 1"
-    )
-
-
-def decisions_by_partner(x: SummaryExpressions) -> str:
-    """Decisions (intents and refusals) since ``?`` per partner, most first; at most ``?``."""
-    return (
-        "SELECT partner, count(*) FROM log_entries "
-        "WHERE logged_at >= ? AND kind IN ('intent', 'refused') AND partner IS NOT NULL "
-        "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?"
-    )
+# Each from the day ``?`` (YYYY-MM-DD) on.
+DECISIONS_BY_DAY: Final = (
+    "SELECT day, outcome, sum(entries) FROM summary_outcome_days WHERE day >= ? "
+    "GROUP BY 1, 2 ORDER BY 1, 2"
+)
+# Most frequent first.
+REFUSALS_BY_PROBLEM: Final = (
+    "SELECT problem, sum(entries) FROM summary_problem_days WHERE day >= ? "
+    "GROUP BY 1 ORDER BY 2 DESC, 1"
+)
+# Most first; at most ``?``.
+DECISIONS_BY_PARTNER: Final = (
+    "SELECT partner, sum(entries) FROM summary_partner_days WHERE day >= ? "
+    "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?"
+)

@@ -49,6 +49,7 @@ from gateway.partners.standing import (
 from gateway.policy.minimize import derive_pseudonym_key
 from gateway.rights.lapse import lapse_in_background
 from gateway.rights.outbox import NoticeOutbox
+from gateway.rights.ropa import roll_up_periodically
 from gateway.rights.subjects import outbox_sender
 from gateway.store.protected import open_protected_store, payload_sealing
 from gateway.web import wire_errors
@@ -230,6 +231,8 @@ def create_app(
             actions = ActionLog(log_service.append, log_keys, clock)
             review = LogReviewBackend(store, log_service, log_keys, clock, actions)
             background.append(asyncio.create_task(review.audit_periodically()))
+            # The legal pages' per-day counts, kept close to the log off the request path.
+            background.append(asyncio.create_task(roll_up_periodically(store)))
             background.append(asyncio.create_task(watch_checkpoints(store, metrics)))
             background.append(
                 asyncio.create_task(refresh_partner_keys(partner_keys, partner_table))

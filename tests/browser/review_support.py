@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from selenium.webdriver.common.by import By
 
 from gateway.config.model import Config, Reviewer
 from gateway.crypto.subject_keys import LogKeys
@@ -496,3 +497,14 @@ def docs_screenshot(name: str) -> Path:
     )
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
+
+
+def menu_link(browser: Any, menu: str, label: str) -> Any:
+    """The link `label` of the site navigation's menu `menu`, its menu opened (the links of
+    a closed <details> are not shown, so not clickable)."""
+    for summary in browser.find_elements(By.CSS_SELECTOR, "nav.site summary"):
+        if summary.text.strip().rstrip("▾").strip() == menu:
+            if summary.find_element(By.XPATH, "..").get_attribute("open") is None:
+                summary.click()
+            return summary.find_element(By.XPATH, f"../ul//a[normalize-space()='{label}']")
+    raise AssertionError(f"no menu {menu!r} in the site navigation")

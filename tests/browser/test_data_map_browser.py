@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser.review_support import docs_screenshot
+from browser.review_support import docs_screenshot, menu_link
 from browser.test_review_browser import click_and_wait, sign_in
 from selenium.webdriver.common.by import By
 
@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By
 def test_data_map_at_1280(browser: Any, gateway_site: Any) -> None:
     browser.set_window_size(1280, 900)
     sign_in(browser, gateway_site, "alice")
-    click_and_wait(browser, browser.find_element(By.LINK_TEXT, "Data map"))
+    click_and_wait(browser, menu_link(browser, "Partners", "Data map"))
     assert browser.current_url == gateway_site.url("/review/data-map")
     police = browser.find_element(By.ID, "map-vientiane-police")
     assert police.find_elements(By.CSS_SELECTOR, "td.num a")[0].text == "2"

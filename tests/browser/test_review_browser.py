@@ -19,6 +19,7 @@ from browser.review_support import (
     SUBJECT_B,
     Gateway,
     ServedGateway,
+    menu_link,
 )
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
@@ -73,7 +74,7 @@ def test_sign_in_and_filter(browser, gateway_site, screenshot):
     assert "Alice Vongsa" in browser.find_element(By.CSS_SELECTOR, "form.signout").text
     # The overview first; the list is one click away in the navigation.
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Overview")
-    click_and_wait(browser, browser.find_element(By.LINK_TEXT, "Disclosures"))
+    click_and_wait(browser, menu_link(browser, "Disclosures", "Disclosures"))
     assert browser.current_url == gateway_site.url("/review/disclosures")
     assert len(listed(browser)) == 9
 

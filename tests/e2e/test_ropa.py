@@ -112,6 +112,13 @@ async def test_ropa_api_and_cli_over_the_demo_traffic(
     assert "never sent:  ip_address, usage_history, visit_time" in out
     code, out, err = await cli("ropa", "--since", "31/12/2026")
     assert code != 0 and "YYYY-MM-DD" in err
+    # The per-day counts it read match the entries; recounted from the verified log.
+    code, out, err = await cli("ropa", "--verify")
+    assert code == 0 and out.startswith("ok: the per-day counts match the log's first "), err
+    code, out, err = await cli("ropa", "--rebuild")
+    assert code == 0 and out.startswith("ok: counted the log's "), err
+    code, out, err = await cli("ropa", "--format", "json")
+    assert row(json.loads(out)["rows"], POLICE)["never_sent"] == NEVER_SENT_TO_POLICE
 
     code, patch, err = await cli("partners", "tighten", "vientiane-police", "--since", "2020-01-01")
     assert code == 0, err

@@ -122,6 +122,7 @@ def _oidc_scalars(config: Config) -> dict[tuple[str, str], object]:
     shown here)."""
     o = config.oidc
     return {
+        ("oidc", "name"): o and o.name,
         ("oidc", "issuer"): o and o.issuer,
         ("oidc", "client_id"): o and o.client_id,
         ("oidc", "client_secret_env"): o and o.client_secret_env,

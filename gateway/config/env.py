@@ -64,6 +64,7 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
     "notices": {"interval_s": "float", "max_age_days": "int"},
     "controller": {"name": "str", "iri": "str"},
     "oidc": {
+        "name": "str",
         "issuer": "str",
         "client_id": "str",
         "client_secret_env": "str",

@@ -83,6 +83,8 @@ class OidcConfig:
     # How long a personal API token may last: a person removed at the provider keeps the
     # ones they made until they expire (or `gateway tokens revoke --person`).
     personal_token_max_days: int = 90
+    # The sign-in button's words ("Sign in with <name>"); None: the issuer's host.
+    name: str | None = None
 
     def roles_of(self, values: object) -> frozenset[str]:
         """The gateway roles a claim's value grants (a string or a list of strings)."""
@@ -812,7 +814,19 @@ class _ConfigReader:
                 "personal_token_max_days",
             )
             max_days = OidcConfig.personal_token_max_days
+        name = t.get("name")
+        if name is not None and (
+            not isinstance(name, str) or not 1 <= len(name.strip()) <= 60 or "\n" in name
+        ):
+            self.fail(
+                "oidc.name must be one line of 1 to 60 characters: the provider as the "
+                'sign-in button names it, e.g. "Company sign-on" (default: the issuer\'s host)',
+                "oidc",
+                "name",
+            )
+            name = None
         return OidcConfig(
+            name=None if name is None else name.strip(),
             issuer=texts["issuer"].rstrip("/"),
             client_id=texts["client_id"],
             client_secret_env=secret_env,

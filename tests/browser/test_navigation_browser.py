@@ -18,7 +18,7 @@ MENUS = {
     "Disclosures": ["Disclosures", "Emergency queue"],
     "Requests": ["Lawful requests", "Notices"],
     "Partners": ["Partners", "Exposure", "Data map"],
-    "Log": ["Acts", "Integrity"],
+    "Log": ["Acts", "Integrity", "Your API tokens"],
 }
 ENTRIES = "nav.site > a, nav.site > details > summary"
 

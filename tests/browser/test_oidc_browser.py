@@ -68,6 +68,7 @@ def served_site(
     secret = tmp_path / "client-secret"
     secret.write_text(CLIENT_SECRET)
     oidc = OidcConfig(
+        name="Lao Smart Mobility sign-on",
         issuer=provider.issuer,
         client_id=CLIENT_ID,
         client_secret_env=None,
@@ -145,7 +146,7 @@ def test_refused_sign_ins(browser, gateway_site, provider, screenshot, case, mes
     # Trying again goes through the provider: no password form beside its button.
     assert browser.find_elements(By.NAME, "password") == []
     button = browser.find_element(By.CSS_SELECTOR, "a.button.provider")
-    assert button.text == f"Sign in with localhost:{provider.port}"
+    assert button.text == "Sign in with Lao Smart Mobility sign-on"
     screenshot(case)
     if case == "expired":
         browser.save_screenshot(str(docs_screenshot("sign-in-oidc-refused.png")))
@@ -161,7 +162,7 @@ def test_the_break_glass_page_offers_passwords_beside_the_provider(
     with glass as site:
         browser.get(site.url("/review/login"))
         button = browser.find_element(By.CSS_SELECTOR, "a.button.provider")
-        assert button.text == f"Sign in with localhost:{provider.port}"
+        assert button.text == "Sign in with Lao Smart Mobility sign-on"
         assert browser.find_elements(By.NAME, "password") != []
         browser.save_screenshot(str(docs_screenshot("sign-in-oidc.png")))
         sign_in(browser, site, "alice", path="/review/queue")

@@ -120,7 +120,7 @@ async def test_a_bad_id_token_is_refused(
     refused = await site.callback(await site.start())
     text = await refused.text()
     assert refused.status == status, text
-    assert message in text and "Sign in with localhost:" in text
+    assert message in text and "Sign in with Lao Smart Mobility sign-on" in text
     assert "gateway_review=" not in " ".join(refused.headers.getall("Set-Cookie", []))
     assert (await site.client.get("/review/disclosures", allow_redirects=False)).status == 303
 

@@ -63,7 +63,9 @@ async def test_the_sign_in_page_goes_to_the_provider_unless_the_break_glass_is_o
         (base.reviewers, True, True),  # the break-glass: the form beside the provider
         ({}, True, False),  # no account to sign in with
     ):
-        oidc = oidc_config("http://localhost:9", secret_file, allow_passwords=allow_passwords)
+        oidc = oidc_config(
+            "http://localhost:9", secret_file, allow_passwords=allow_passwords, name=None
+        )  # unnamed: the button names the issuer's host
         cfg = replace(base, reviewers=reviewers, oidc=oidc)
         app = review_app(cfg, partners, FakeReviewBackend(LogKeys.load(cfg.keys_dir)))
         async with TestClient(TestServer(app)) as client:

@@ -44,7 +44,7 @@ def oidc_config(issuer: str, secret_file: Path, **changes: Any) -> OidcConfig:
         roles_claim="groups",
         roles=ROLES,
         algorithms=("RS256",),
-        **changes,
+        **{"name": "Lao Smart Mobility sign-on", **changes},
     )
 
 

@@ -60,9 +60,11 @@ def _text(form: MultiDictProxy[Any], name: str) -> str | None:
 
 
 def provider_name(ctx: ReviewContext) -> str | None:
-    """The provider as the sign-in button names it: its issuer's host."""
+    """The provider as the sign-in button names it: `[oidc] name`, else its issuer's host."""
     if ctx.oidc is None:
         return None
+    if ctx.oidc.config.name:
+        return ctx.oidc.config.name
     return urlsplit(ctx.oidc.config.issuer).netloc or ctx.oidc.config.issuer
 
 

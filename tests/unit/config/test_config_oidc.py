@@ -53,6 +53,10 @@ def test_oidc_table_is_read(tmp_path: Path) -> None:
     # Passwords are off beside a provider unless the break-glass says otherwise.
     assert oidc.allow_passwords is False and not config.passwords_on
     assert oidc.personal_token_max_days == 90
+    assert oidc.name is None  # the button names the issuer's host
+    named = written(tmp_path, OIDC.replace("[oidc]\n", '[oidc]\nname = " Company sign-on "\n'))
+    assert (oidc := load_config(named, environ={}).oidc) is not None
+    assert oidc.name == "Company sign-on"
 
 
 def test_the_break_glass_turns_passwords_back_on(tmp_path: Path) -> None:
@@ -84,6 +88,11 @@ def test_without_oidc_table_passwords_only(tmp_path: Path) -> None:
             ('roles_claim = "groups"', 'roles_claim = "groups"\nalgorithms = ["HS256"]'),
             "algorithms",
             "never none or HS*",
+        ),
+        (
+            ('roles_claim = "groups"', 'roles_claim = "groups"\nname = ""'),
+            "name",
+            "oidc.name must be one line of 1 to 60 characters",
         ),
         (
             ('roles_claim = "groups"', 'roles_claim = "groups"\nallow_passwords = "yes"'),

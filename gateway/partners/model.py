@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from gateway.config.limits import LIMIT_KEYS, Rate
 from gateway.config.tomlfile import line_of
@@ -24,6 +24,10 @@ from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from gateway.partners.keyfile import AcknowledgementKey
+
+# The operation erasure and rectification notices go to (gateway.rights.subjects), and
+# consent-withdrawal notices unless a partner file names another (`notice_operation`).
+ERASURE_OPERATION: Final = "erasure"
 
 PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -167,6 +171,14 @@ class Partner:
     lines: Mapping[tuple[str | int, ...], int] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False
     )
+
+    @property
+    def notice_operations(self) -> frozenset[str]:
+        """The operations the gateway's own notices go through (erasure and rectification
+        through `erasure`, consent withdrawal through `notice_operation`): their fields
+        serve rights a subject may exercise any day, so a window without such a notice says
+        nothing about whether they are needed."""
+        return frozenset({ERASURE_OPERATION, self.notice_operation or ERASURE_OPERATION})
 
     def error(self, message: str, *key: str | int) -> ConfigError:
         """A problem of this partner's file at the line of `key` (its table's header when the

@@ -100,6 +100,9 @@ class RopaRow:
     consents: int = 0
     consents_withdrawn: int = 0
     operation_used: bool = False
+    # The operation carries the gateway's own notices (Partner.notice_operations): its
+    # fields are not drift for want of a notice in the window.
+    notice_route: bool = False
 
     @property
     def never_sent(self) -> tuple[str, ...]:
@@ -123,7 +126,7 @@ class RopaRow:
             found.append("not_declared")
         elif self.disclosures == 0:
             found.append("never_used" if self.operation_used else "operation_never_used")
-        elif self.never_sent:
+        elif self.never_sent and not self.notice_route:
             found.append("fields_never_sent")
         if self.consents_mostly_withdrawn:
             found.append("consents_mostly_withdrawn")
@@ -223,6 +226,7 @@ def build_rows(partners: Mapping[str, Partner], counts: RopaCounts) -> tuple[Rop
                 consents=count.consents if count else 0,
                 consents_withdrawn=count.consents_withdrawn if count else 0,
                 operation_used=(pid, operation) in used_operations,
+                notice_route=partner is not None and operation in partner.notice_operations,
             )
         )
     return tuple(rows)
@@ -232,14 +236,16 @@ def never_sent_by_operation(report: RopaReport, partner: Partner) -> dict[str, t
     """Per operation of `partner` used in the window: its declared fields (not `drop`)
     that no disclosure carried, whatever the purpose or basis — what `partners tighten`
     removes. An operation never used is left out: removing all its fields is not
-    tightening it (the ROPA flags it `operation_never_used`, for a person to judge)."""
+    tightening it (the ROPA flags it `operation_never_used`, for a person to judge), and so
+    are the operations of the gateway's own notices: a window with only withdrawal notices
+    (which carry no field) would otherwise remove what the next erasure notice needs."""
     sent: dict[str, set[str]] = {}
     for row in report.rows:
         if row.partner == partner.id and row.disclosures > 0:
             sent.setdefault(row.operation, set()).update(row.disclosed_fields)
     removals: dict[str, tuple[str, ...]] = {}
     for name, op in sorted(partner.operations.items()):
-        if name not in sent:
+        if name not in sent or name in partner.notice_operations:
             continue
         unused = tuple(sorted(f for f, t in op.fields.items() if t != DROP and f not in sent[name]))
         if unused:

@@ -31,7 +31,7 @@ from gateway.disclosure.idempotency import Refusal, once, request_digest
 from gateway.errors import GatewayError
 from gateway.log.columns import SearchStore, checked_search
 from gateway.log.search import Query, SpanStore, search, subject_refs
-from gateway.partners.model import Partner
+from gateway.partners.model import ERASURE_OPERATION, Partner
 from gateway.policy.facts import LegalRequest, SubjectFacts, invalid, profile_under_age
 from gateway.policy.request import DisclosureRequest, check_data, check_field_names
 from gateway.rights.outbox import Attempted, NoticeOutbox
@@ -59,7 +59,6 @@ REPORT_COLUMNS = (
 NOTICE_KINDS = ("erasure", "rectification")
 # The kind of a notice sent when a consent is withdrawn (gateway.rights.withdrawal).
 WITHDRAWAL_KIND = "consent_withdrawn"
-ERASURE_OPERATION = "erasure"
 # Outcomes after which the partner holds (or may hold) the subject's data.
 RECEIVED = ("sent",)
 # The reference of a subject's rights request, named by each of its notices.

@@ -38,11 +38,10 @@ from gateway.errors import ConflictError, NotFoundError
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.record import EntryRecord
 from gateway.log.search import Query, search, subject_refs
-from gateway.partners.model import Partner
+from gateway.partners.model import ERASURE_OPERATION, Partner
 from gateway.policy.facts import Consent
 from gateway.rights.outbox import Attempted, NoticeOutbox
 from gateway.rights.subjects import (
-    ERASURE_OPERATION,
     RECEIVED,
     WITHDRAWAL_KIND,
     WITHDRAWAL_PREFIX,

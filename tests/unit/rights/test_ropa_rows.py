@@ -120,6 +120,20 @@ def test_tighten_takes_the_union_over_purposes_and_bases(ads: Partner) -> None:
     assert never_sent_by_operation(report, ads) == {"upload": ("app_id",)}
 
 
+def test_a_notice_route_used_only_by_field_less_notices_is_not_drift(ads: Partner) -> None:
+    # Withdrawal notices name disclosure ids, no field: a window with only those must not
+    # make `email` look unneeded, or tighten would break the next erasure notice.
+    key = ("adreach", "erasure", "legal", "legal_obligation")
+    rows = {r.operation: r for r in build_rows({"adreach": ads}, counted(key, 4, {}, (0, 0)))}
+    assert rows["erasure"].never_sent == ("email",)  # shown as a fact
+    assert rows["erasure"].drift == ()  # but not as drift
+    assert never_sent_by_operation(RopaReport(T0, T1, tuple(rows.values())), ads) == {}
+    routed = replace(ads, notice_operation="upload")  # its own withdrawal route: kept too
+    assert routed.notice_operations == {"erasure", "upload"}
+    again = build_rows({"adreach": routed}, counted(key, 4, {}, (0, 0)))
+    assert never_sent_by_operation(RopaReport(T0, T1, again), routed) == {}
+
+
 def test_renderings_carry_the_drift(ads: Partner) -> None:
     key = ("adreach", "upload", "marketing", "consent")
     report = RopaReport(T0, T1, build_rows({"adreach": ads}, counted(key, 2, {"email": 2}, (2, 2))))

@@ -44,8 +44,13 @@ DEFAULT_PORT = 7380
 
 
 def register(commands: Commands) -> None:
-    """Add `gateway witness serve` and `gateway witness vkey`."""
-    group = add_group(commands, "witness", "run a C2SP tlog-witness for a log")
+    """Add `gateway witness serve`, `vkey` and `alarm list|clear`."""
+    group = add_group(
+        commands,
+        "witness",
+        "run a C2SP tlog-witness for a log (vkey, serve); the gateway's kept rollback alarms "
+        "(alarm list, alarm clear)",
+    )
     serve = add_command(
         group,
         "serve",

@@ -328,9 +328,11 @@ _KINDS: Final = (
             "No `legal_request` in the body.",
             "The request is still pending (one approval or none), or does not cover this "
             "subject or partner.",
+            "The request was rejected by a reviewer: a rejection is final.",
         ),
         "Register the authority's request (POST /v1/legal-requests), have two reviewers "
-        "approve it, then send its id in `legal_request`.",
+        "approve it, then send its id in `legal_request`; after a rejection, register the "
+        "authority's new request.",
         _REFUSAL_RETRY,
     ),
     ProblemKind(
@@ -392,9 +394,13 @@ _KINDS: Final = (
             "An Idempotency-Key reused for a different body, or still in progress.",
             "An id (consent, lawful request) that already exists; an emergency disclosure "
             "already justified; a lawful request already approved by this reviewer.",
+            "A lawful request approved or rejected that is already rejected, or already "
+            "approved (a rejection is final), often because another reviewer acted first: "
+            "the detail names who.",
         ),
         "Use a new Idempotency-Key or id for a new request; for a key still in progress, "
-        "wait for the first request's answer.",
+        "wait for the first request's answer; for a lawful request, read its state (GET "
+        "/v1/legal-requests/{id}) before acting again.",
         "Only a key still in progress can succeed later (when the first request ends); the "
         "others need a new key or id. No `Retry-After`.",
     ),

@@ -23,6 +23,7 @@ from gateway.cli.support import EXIT_OK, Commands, add_command, add_group, load
 from gateway.config.env import LISTS, SCALARS
 from gateway.config.model import Config, load_config_sourced
 from gateway.config.tomlfile import TomlDocument
+from gateway.errors import ConfigError, ConfigErrors
 from gateway.partners import load_partners
 
 REDACTED: Final = "(redacted)"
@@ -48,7 +49,8 @@ def register(commands: Commands) -> None:
         "validate",
         cmd_config_validate,
         "check what `gateway serve` refuses to start with: config.toml, the partner files, "
-        "the keys, the witness policy ([log] witness_policy); file:line for each problem",
+        "the keys, the witness policy ([log] witness_policy), the [oidc] client secret and "
+        "the OTEL_* variables; file:line for each problem",
     )
 
 
@@ -68,10 +70,37 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
     config = load(args)
     partners = load_partners(config.partners_dir, config.root)
-    check_deployment(config, partners.values(), os.environ)
+    problems: list[ConfigError] = []
+    try:
+        check_deployment(config, partners.values(), os.environ)
+    except ConfigErrors as exc:
+        problems += exc.errors
+    problems += app_start_problems(config, os.environ)
+    if problems:
+        raise ConfigErrors(problems)
     witnesses = config.log.witness_policy or "none (checkpoints are not witnessed)"
     print(f"{config.path}: valid ({len(partners)} partner file(s); witness policy: {witnesses})")
     return EXIT_OK
+
+
+def app_start_problems(config: Config, environ: Mapping[str, str]) -> list[ConfigError]:
+    """What `create_app` refuses beyond the deployment's files: the OTEL_* variables and
+    the [oidc] client secret (without these, validate said "valid" and serve refused)."""
+    # Imported here, as preflight above: `config show` needs neither.
+    from gateway.observe import tracing
+    from gateway.web.review.oidc_client import read_client_secret
+
+    problems: list[ConfigError] = []
+    try:
+        tracing.check_environment(environ)
+    except ConfigError as exc:
+        problems.append(exc)
+    if config.oidc is not None:
+        try:
+            read_client_secret(config.oidc, environ)
+        except ConfigError as exc:
+            problems.append(exc)
+    return problems
 
 
 def effective_scalars(config: Config) -> dict[tuple[str, str], object]:

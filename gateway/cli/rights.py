@@ -222,7 +222,7 @@ def register(commands: Commands) -> None:
     group = add_group(
         commands,
         "legal-request",
-        "lawful requests of authorities: register, approve (two reviewers), reject, list",
+        "lawful requests of authorities: register, approve (two reviewers), reject, show, list",
     )
     create = add_command(group, "create", cmd_create, "register a lawful request (pending)")
     create.add_argument("--authority", required=True)

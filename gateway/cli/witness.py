@@ -24,9 +24,12 @@ from gateway.cli.person import add_credential_options, cli_actions, proven_perso
 from gateway.cli.support import (
     EXIT_OK,
     Commands,
+    RecordWriter,
     UsageError,
     add_command,
+    add_format_option,
     add_group,
+    columns,
     with_store,
 )
 from gateway.config.model import Config
@@ -41,11 +44,17 @@ from gateway.witness.keyfile import default_name, load_or_create_key
 from gateway.witness.state import WitnessState
 
 DEFAULT_PORT = 7380
+ALARM_COLUMNS = columns("witness", "witness_size", "log_size", "raised_at", "reason")
 
 
 def register(commands: Commands) -> None:
-    """Add `gateway witness serve` and `gateway witness vkey`."""
-    group = add_group(commands, "witness", "run a C2SP tlog-witness for a log")
+    """Add `gateway witness serve`, `vkey` and `alarm list|clear`."""
+    group = add_group(
+        commands,
+        "witness",
+        "run a C2SP tlog-witness for a log (vkey, serve); the gateway's kept rollback alarms "
+        "(alarm list, alarm clear)",
+    )
     serve = add_command(
         group,
         "serve",
@@ -80,7 +89,8 @@ def register(commands: Commands) -> None:
     )
     _key_arguments(vkey)
     alarm = add_group(group, "alarm", "the gateway's kept rollback alarms: list, clear")
-    add_command(alarm, "list", cmd_alarm_list, "the rollback alarms the store keeps")
+    listing = add_command(alarm, "list", cmd_alarm_list, "the rollback alarms the store keeps")
+    add_format_option(listing, default="text")
     clear = add_command(
         alarm,
         "clear",
@@ -95,6 +105,18 @@ def register(commands: Commands) -> None:
 def cmd_alarm_list(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
         alarms = await store.witness_alarms()
+        if args.format != "text":  # for monitoring scripts; the text stays as it was
+            RecordWriter(args.format, ALARM_COLUMNS).write_all(
+                {
+                    "witness": a.witness,
+                    "witness_size": a.witness_size,
+                    "log_size": a.log_size,
+                    "raised_at": a.raised_at.isoformat(),
+                    "reason": a.reason,
+                }
+                for a in alarms
+            ).close()
+            return EXIT_OK
         for alarm in alarms:
             print(
                 f"{alarm.witness}  witness at {alarm.witness_size}, log at {alarm.log_size}  "

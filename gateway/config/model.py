@@ -612,7 +612,9 @@ class _ConfigReader:
             dates[key] = value
         if versions["min_consent_version"] > versions["version"]:
             self.fail(
-                "policy.min_consent_version is newer than policy.version",
+                f"policy.min_consent_version {versions['min_consent_version']} is newer than "
+                f"policy.version {versions['version']}: no consent could meet it; set it to "
+                "policy.version or earlier (consents given under an earlier version lapse)",
                 "policy",
                 "min_consent_version",
             )

@@ -29,6 +29,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -109,6 +110,8 @@ def check_environment(env: Mapping[str, str] = os.environ) -> None:
         )
     if not wanted(env):
         return
+    _check_protocol(env)
+    _check_endpoints(env)
     try:
         import opentelemetry.exporter.otlp.proto.http.trace_exporter
         import opentelemetry.sdk.trace  # noqa: F401
@@ -119,6 +122,44 @@ def check_environment(env: Mapping[str, str] = os.environ) -> None:
             "tracing is asked for but OpenTelemetry is not installed: "
             f"{INSTALL_HINT}, or unset the OTEL_EXPORTER_OTLP_* variables",
         ) from exc
+
+
+# The SDK's OTLP/HTTP exporter sends protobuf whatever these say; a collector told to expect
+# gRPC or JSON would drop every span with no error on the gateway's side.
+_PROTOCOL_VARIABLES: Final = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+
+
+def _check_protocol(env: Mapping[str, str]) -> None:
+    for name in _PROTOCOL_VARIABLES:
+        protocol = env.get(name, "").strip().lower()
+        if protocol not in ("", "http/protobuf"):
+            raise ConfigError(
+                name,
+                None,
+                f"{protocol[:40]!r} is not supported: the gateway exports traces over OTLP/HTTP "
+                'with protobuf only; set it to "http/protobuf" or unset it, and point '
+                "the endpoint at the collector's OTLP/HTTP port (4318 by default)",
+            )
+
+
+def _check_endpoints(env: Mapping[str, str]) -> None:
+    # The SDK takes any string and only logs, at each export, that it could not send.
+    for name in _ENDPOINT_VARIABLES:
+        endpoint = env.get(name, "").strip()
+        if not endpoint:
+            continue
+        try:
+            url = urlsplit(endpoint)
+            usable = url.scheme in ("http", "https") and bool(url.hostname)
+        except ValueError:  # an unclosed [IPv6 bracket
+            usable = False
+        if not usable:
+            raise ConfigError(
+                name,
+                None,
+                "must be the collector's http:// or https:// URL, e.g. "
+                "http://collector:4318 (the value is not repeated here: it may hold a secret)",
+            )
 
 
 def middlewares(env: Mapping[str, str] = os.environ) -> list[Middleware]:

@@ -329,6 +329,15 @@ def _lawful_request(
     found = facts.legal_requests.get(ref)
     if found is None:
         return [Violation(code, f"lawful request {ref!r} is not registered")], None
+    if found.status == "rejected":
+        # Waiting does not help here: a rejection is final (README "Lawful requests").
+        return [
+            Violation(
+                code,
+                f"lawful request {ref!r} was rejected and never lets a disclosure through; "
+                "the authority's new request is registered anew and needs two approvals",
+            )
+        ], None
     if found.status != "approved":
         return [
             Violation(

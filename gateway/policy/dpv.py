@@ -93,10 +93,16 @@ def _time(value: datetime) -> str:
 
 
 def consent_record(
-    consent: Consent, *, subject: str, controller: ControllerConfig, now: datetime
+    consent: Consent,
+    *,
+    subject: str,
+    controller: ControllerConfig,
+    now: datetime,
+    min_consent_version: str = "",
 ) -> dict[str, Any]:
     """One consent as a `dpv:ConsentRecord` (without `@context`). `subject` is the id the
-    request named (the store keeps only a keyed reference); `now` decides `ConsentExpired`."""
+    request named (the store keeps only a keyed reference); `now` decides `ConsentExpired`,
+    `min_consent_version` ([policy]) `ConsentInvalidated`."""
     record: dict[str, Any] = {
         "@id": CONSENT + consent.id,
         "@type": "ConsentRecord",
@@ -124,15 +130,21 @@ def consent_record(
         "@type": "PrivacyNotice",
         "version": consent.policy_version,
     }
-    record["hasConsentStatus"] = list(consent_statuses(consent, now=now))
+    record["hasConsentStatus"] = list(
+        consent_statuses(consent, now=now, min_consent_version=min_consent_version)
+    )
     if consent.evidence:
         record["evidence"] = consent.evidence
     return record
 
 
-def consent_statuses(consent: Consent, *, now: datetime) -> Iterable[dict[str, Any]]:
+def consent_statuses(
+    consent: Consent, *, now: datetime, min_consent_version: str = ""
+) -> Iterable[dict[str, Any]]:
     """The consent's states in time order: given; expired, once its expiry has passed;
-    withdrawn."""
+    withdrawn; last, invalidated when not withdrawn and given under a policy version older
+    than `min_consent_version` (it lapsed: no decision counts it). That state has no time:
+    the lapse is an action entry of the log, not a column of the consent."""
     given: dict[str, Any] = {
         "@type": "ConsentGiven",
         "isIndicatedAtTime": _time(consent.obtained_at),
@@ -149,6 +161,8 @@ def consent_statuses(consent: Consent, *, now: datetime) -> Iterable[dict[str, A
     yield given
     for at, status in sorted(later):
         yield {"@type": status, "isIndicatedAtTime": _time(at)}
+    if consent.withdrawn_at is None and consent.policy_version < min_consent_version:
+        yield {"@type": "ConsentInvalidated"}
 
 
 def consent_records(
@@ -158,13 +172,21 @@ def consent_records(
     controller: ControllerConfig,
     now: datetime,
     context: str,
+    min_consent_version: str = "",
 ) -> dict[str, Any]:
     """A subject's consents as one JSON-LD document: `context` (the URL of the served
     context) and a `@graph` of records."""
     return {
         "@context": context,
         "@graph": [
-            consent_record(c, subject=subject, controller=controller, now=now) for c in consents
+            consent_record(
+                c,
+                subject=subject,
+                controller=controller,
+                now=now,
+                min_consent_version=min_consent_version,
+            )
+            for c in consents
         ],
     }
 

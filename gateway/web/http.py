@@ -63,9 +63,11 @@ def credential_of(request: web.Request, caller: Caller) -> str:
     return f"token:{token_key_id(authorization.partition(' ')[2]) or caller.id}"
 
 
-async def body_of(request: web.Request) -> Any:
+async def body_of(request: web.Request, *, also: str = "") -> Any:
     server = request.app[GATEWAY].config.server
-    return await read_json(request, max_depth=server.max_json_depth, max_body=server.max_body_bytes)
+    return await read_json(
+        request, max_depth=server.max_json_depth, max_body=server.max_body_bytes, also=also
+    )
 
 
 def path_subject(request: web.Request) -> str:

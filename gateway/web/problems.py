@@ -162,13 +162,15 @@ def _depth(value: object, limit: int) -> bool:
     return True
 
 
-async def read_json(request: web.Request, *, max_depth: int, max_body: int) -> Any:
-    """The body as JSON, or a 400/413 problem that says what is wrong."""
+async def read_json(request: web.Request, *, max_depth: int, max_body: int, also: str = "") -> Any:
+    """The body as JSON, or a 400/413 problem that says what is wrong; `also` names another
+    media type the route reads (said in the refusal of any other)."""
     ctype = request.content_type
     if ctype not in ("application/json", "application/problem+json") and not ctype.endswith(
         "+json"
     ):
-        raise InvalidRequestError(f"Content-Type must be application/json, got {ctype[:60]!r}")
+        accepted = f"application/json, or {also}," if also else "application/json,"
+        raise InvalidRequestError(f"Content-Type must be {accepted} got {ctype[:60]!r}")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:

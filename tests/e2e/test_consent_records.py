@@ -240,3 +240,14 @@ async def test_a_record_is_refused_as_the_plain_body_naming_its_member(
     assert "not an id" not in problem["detail"]
     r = await gateway.get(f"/v1/subjects/{SUBJECT}/consents", headers=auth("privacy-office"))
     assert (await r.json())["consents"] == []
+
+
+async def test_another_content_type_is_refused_naming_both_accepted(gateway, auth) -> None:
+    r = await gateway.post(
+        "/v1/consents",
+        data=json.dumps(record()),
+        headers={**auth("customer-app"), "Content-Type": "text/plain"},
+    )
+    assert r.status == 400
+    detail = (await r.json(content_type=None))["detail"]
+    assert "application/json" in detail and dpv.MEDIA_TYPE in detail and "'text/plain'" in detail

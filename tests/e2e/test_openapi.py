@@ -117,3 +117,15 @@ async def test_served_document_is_the_document(tmp_config: Config) -> None:
         assert response.status == 200
         assert response.content_type == "application/json"
         assert await response.json() == openapi_document()
+
+
+@pytest.mark.parametrize(
+    "act,says",
+    [("approve", ("rejected", "already approved")), ("reject", ("already rejected", "approved"))],
+)
+def test_a_lawful_request_acts_409_says_which_states_refuse_it(act: str, says: tuple) -> None:
+    # A rejected request answers approve and reject with a 409 (README "Lawful requests"):
+    # the generic "a state that refuses this" told a client nothing it could act on.
+    op = openapi_document()["paths"][f"/v1/legal-requests/{{request_id}}/{act}"]["post"]
+    description = op["responses"]["409"]["description"]
+    assert all(words in description for words in says), description

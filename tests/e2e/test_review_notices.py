@@ -48,6 +48,9 @@ async def test_the_notices_page_shows_what_waits_and_no_personal_value(site: Sit
     assert html.index(given_up.id) < html.index(pending.id)
     assert "lanexang-insurance" in html and "adreach" in html
     assert "partner_unavailable" in html and "gateway notices retry" in html
+    # The command the page names is one that runs: --as is required (README).
+    assert "gateway notices retry ID --as alice" in html
+    assert "then every 12 h for 7 d" in html  # the outbox's schedule, not a fixed text
     assert SUBJECT not in html
     assert 'aria-current="page">Notices' in html
     site.client.session.cookie_jar.clear()

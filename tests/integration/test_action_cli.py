@@ -250,6 +250,13 @@ def test_a_person_clears_a_kept_witness_alarm_with_their_credential(
     asyncio.run(raised())
     code, out, err = run(root, "witness", "alarm", "list")
     assert code == 0 and "w1  witness at 6, log at 2" in out and reason in out, out + err
+    # Like every listing, --format json|csv (for a monitoring script).
+    code, out, err = run(root, "witness", "alarm", "list", "--format", "json")
+    assert code == 0, out + err
+    [listed] = json.loads(out)
+    assert (listed["witness"], listed["witness_size"], listed["log_size"]) == ("w1", 6, 2)
+    code, out, _ = run(root, "witness", "alarm", "list", "--format", "csv")
+    assert out.splitlines()[0] == "witness,witness_size,log_size,raised_at,reason"
 
     code, out, err = run(root, "witness", "alarm", "clear", "w1", "--as", "reviewer-carol")
     assert code == 2 and "w1" in run(root, "witness", "alarm", "list")[1], out + err

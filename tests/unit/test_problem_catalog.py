@@ -170,3 +170,12 @@ def test_every_code_has_one_server_class_and_one_sdk_class_with_its_status() -> 
         family = next(f for f in FAMILIES if issubclass(mine, f))
         assert issubclass(theirs, FAMILIES[family]), (code, family, theirs.__mro__)
         assert mine.__doc__ and theirs.__doc__, code
+
+
+def test_the_pages_name_a_rejected_lawful_request() -> None:
+    # A rejection is a state now: its 403 at disclosure and its 409 at approve/reject are
+    # explained on /problems/legal_request_required and /problems/conflict.
+    pages = CATALOGUE
+    assert any("rejected" in cause for cause in pages["legal_request_required"].causes)
+    assert "new request" in pages["legal_request_required"].fix
+    assert any("already rejected" in cause for cause in pages["conflict"].causes)

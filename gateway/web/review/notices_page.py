@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -80,8 +80,23 @@ def age_text(seconds: float) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
+def schedule_text(schedule_s: Sequence[float], max_age: timedelta) -> str:
+    """The outbox's retry schedule as the page states it, from `[notices]` (not a fixed
+    text that a configured schedule would make wrong): "1 min, 5 min, then every 12 h for
+    7 d"."""
+
+    def interval(seconds: float) -> str:
+        return f"{int(seconds)} s" if seconds < 60 else age_text(seconds)
+
+    *growing, last = schedule_s
+    steps = ", ".join(interval(s) for s in growing)
+    every = f"then every {interval(last)}" if growing else f"every {interval(last)}"
+    return f"{steps + ', ' if steps else ''}{every} for {age_text(max_age.total_seconds())}"
+
+
 async def _page(request: web.Request, who: SignedIn, outcome: Outcome) -> web.Response:
     now = context(request).clock()
+    outbox = _outbox(request)
     kept = await store(request).outbox_notices(("pending", "failed"))
     # Given-up notices first (they wait for a person), then the oldest pending.
     rows = sorted(
@@ -96,6 +111,7 @@ async def _page(request: web.Request, who: SignedIn, outcome: Outcome) -> web.Re
         rows=rows,
         pending=sum(r.status == "pending" for r in rows),
         failed=sum(r.status == "failed" for r in rows),
+        schedule=schedule_text(outbox.schedule_s, outbox.max_age),
         **outcome.values(),
     )
 

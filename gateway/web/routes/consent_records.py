@@ -129,7 +129,11 @@ def record_document(request: web.Request, consent: Consent, *, subject: str) -> 
     return {
         "@context": context_url(request),
         **dpv.consent_record(
-            consent, subject=subject, controller=gw.config.controller, now=gw.clock()
+            consent,
+            subject=subject,
+            controller=gw.config.controller,
+            now=gw.clock(),
+            min_consent_version=gw.config.policy.min_consent_version,
         ),
     }
 
@@ -144,6 +148,7 @@ def records_document(
         controller=gw.config.controller,
         now=gw.clock(),
         context=context_url(request),
+        min_consent_version=gw.config.policy.min_consent_version,
     )
 
 

@@ -65,7 +65,7 @@ def consent_json(consent: Consent, *, subject: str | None) -> dict[str, Any]:
 
 async def post_consent(request: web.Request) -> web.Response:
     who = await person_of(request, "consent_writer")
-    body = await body_of(request)
+    body = await body_of(request, also=f"{dpv.MEDIA_TYPE} for a W3C DPV consent record")
     gw = request.app[GATEWAY]
     now = gw.clock()
     consent_id = f"c-{uuid.uuid4()}"

@@ -1473,7 +1473,14 @@ def _paths() -> dict[str, Schema]:
                 "it `approved`.",
                 {
                     "200": _json(_ref("LegalRequest"), "The request with this approval."),
-                    **_errors(*STORE_ERRORS, 404, 409),
+                    **_errors(*STORE_ERRORS, 404),
+                    "409": _problem(
+                        "conflict: the request was rejected (a rejected request is never "
+                        "approved: the authority's new request is registered anew), is "
+                        "already approved by two reviewers, or this reviewer approved it "
+                        "already; the detail names who acted first (of two reviewers acting "
+                        "at once, exactly one wins)."
+                    ),
                 },
                 tag="lawful requests",
                 roles=("reviewer",),
@@ -1487,7 +1494,12 @@ def _paths() -> dict[str, Schema]:
                 "reason; an action entry of the log holds the reason's keyed hash.",
                 {
                     "200": _json(_ref("LegalRequest"), "The request, rejected."),
-                    **_errors(*BODY_ERRORS, 404, 409),
+                    **_errors(*BODY_ERRORS, 404),
+                    "409": _problem(
+                        "conflict: the request is already rejected, or already approved "
+                        "(a rejection is final, and an approved request takes none); the "
+                        "detail names who acted first."
+                    ),
                 },
                 tag="lawful requests",
                 roles=("reviewer",),

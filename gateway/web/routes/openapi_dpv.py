@@ -144,7 +144,8 @@ def consent_record_schemas(
             "type": "object",
             "description": "A consent as a W3C DPV consent record (a posted one also has "
             "`@context`); ConsentExpired once its expiry has passed, ConsentWithdrawn "
-            "once withdrawn.",
+            "once withdrawn, ConsentInvalidated (no time) when given under a policy version "
+            "older than [policy] min_consent_version (it lapsed).",
             "required": [
                 "@id",
                 "@type",
@@ -163,7 +164,14 @@ def consent_record_schemas(
                 **members,
                 "hasConsentStatus": _array(
                     state(
-                        {"enum": ["ConsentGiven", "ConsentExpired", "ConsentWithdrawn"]},
+                        {
+                            "enum": [
+                                "ConsentGiven",
+                                "ConsentExpired",
+                                "ConsentWithdrawn",
+                                "ConsentInvalidated",
+                            ]
+                        },
                         utc_time,
                     ),
                     minItems=1,

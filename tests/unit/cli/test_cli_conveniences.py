@@ -89,3 +89,16 @@ def test_legal_request_quiet_id_and_rights_officer_registrar(
         "sales-service",
     )
     assert code == 2 and "not a reviewer or rights_officer" in err
+
+
+def test_gateway_help_names_the_subcommands_added_today(capsys: pytest.CaptureFixture[str]):
+    # `gateway --help` said "run a C2SP tlog-witness" for `witness`, which also holds the
+    # gateway's own `alarm list|clear`, and left `show` out of `legal-request`.
+    from gateway.cli.main import build_parser
+
+    build_parser().print_help()
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "rollback alarms (alarm list, alarm clear)" in shown
+    assert "reject, show, list" in shown
+    for command in ("login", "tokens", "notices"):
+        assert f" {command} " in shown

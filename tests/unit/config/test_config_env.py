@@ -67,6 +67,13 @@ def test_a_bad_value_names_the_variable_and_what_would_pass():
     assert "secret" not in message
 
 
+def test_a_minimum_consent_version_above_the_policy_says_both_and_what_passes():
+    (message,) = refusals({"GATEWAY_POLICY_MIN_CONSENT_VERSION": "2099-01-01"})
+    assert message.startswith("GATEWAY_POLICY_MIN_CONSENT_VERSION: ")
+    assert "2099-01-01" in message and "2024-09-30" in message
+    assert "set it to policy.version or earlier" in message
+
+
 def test_every_problem_is_reported_at_once():
     assert len(refusals({"GATEWAY_SERVER_PORT": "x", "GATEWAY_SERVER_MAX_JSON_DEPTH": "1"})) == 2
 

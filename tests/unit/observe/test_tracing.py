@@ -59,3 +59,38 @@ def test_off_the_facade_builds_nothing():
     headers: dict[str, str] = {}
     tracing.forward_trace_context(headers)
     assert headers == {} and tracing.current_trace_id() is None
+
+
+@pytest.mark.parametrize(
+    "variable,value",
+    [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+    ],
+)
+def test_another_protocol_is_refused_naming_the_variable(variable, value):
+    # The exporter sends protobuf over HTTP whatever the variable says: a gRPC collector
+    # port would drop every span while the gateway said nothing.
+    with pytest.raises(ConfigError) as caught:
+        tracing.check_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": ENDPOINT, variable: value})
+    assert caught.value.path == variable
+    assert '"http/protobuf"' in caught.value.message and "4318" in caught.value.message
+    tracing.check_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": ENDPOINT, variable: "http/protobuf"})
+    tracing.check_environment({"OTEL_SDK_DISABLED": "true", variable: value})  # off
+
+
+@pytest.mark.parametrize(
+    "variable,value",
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel-host:4318"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https:///v1/traces"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://[::1/v1/traces"),
+    ],
+)
+def test_an_endpoint_that_is_no_url_is_refused_without_its_value(variable, value):
+    with pytest.raises(ConfigError) as caught:
+        tracing.check_environment({variable: value})
+    assert caught.value.path == variable
+    assert "http://collector:4318" in caught.value.message
+    assert value not in caught.value.message  # it may carry credentials

@@ -83,3 +83,28 @@ def test_config_validate_checks_the_witness_policy(
     err = capsys.readouterr().err
     assert f"{tmp_path / 'bad' / 'witnesses.txt'}:1: witness w1 has no URL" in err
     assert main(["--config", str(config), "partners", "validate"]) == 2  # the same preflight
+
+
+def test_config_validate_refuses_what_the_app_refuses_at_start(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    # An unset [oidc] client secret and an unsupported OTLP exporter stop `gateway serve`
+    # (create_app); `config validate`, "what serve would refuse", said valid.
+    root = tmp_path / "d"
+    shutil.copytree(project, root)
+    config = root / "config.toml"
+    config.write_text(
+        config.read_text() + '\n[oidc]\nissuer = "https://login.example.com"\nclient_id = "gw"\n'
+        'roles_claim = "groups"\nclient_secret_env = "GATEWAY_TEST_UNSET_OIDC_SECRET"\n'
+        '[oidc.roles]\n"privacy-reviewers" = ["reviewer"]\n'
+    )
+    monkeypatch.delenv("GATEWAY_TEST_UNSET_OIDC_SECRET", raising=False)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
+    assert main(["--config", str(config), "config", "validate"]) == 2
+    err = capsys.readouterr().err
+    assert "$GATEWAY_TEST_UNSET_OIDC_SECRET is empty or unset" in err
+    assert "OTEL_TRACES_EXPORTER: 'zipkin' is not supported" in err
+    assert "2 problem(s) found" in err
+    monkeypatch.setenv("GATEWAY_TEST_UNSET_OIDC_SECRET", "s3cret")
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER")
+    assert main(["--config", str(config), "config", "validate"]) == 0

@@ -83,6 +83,7 @@ def test_the_context_defines_every_term_a_record_uses() -> None:
 
     withdrawn = replace(CONSENT, withdrawn_at=NOW)
     walk(record_of(withdrawn, now=datetime(2030, 1, 1, tzinfo=UTC)))
+    walk(lapsed_record())
     used.update(dpv.DPV_PURPOSES.values())
     assert used <= set(terms), used - set(terms)
     # Only the two terms DPV lacks are the gateway's own.
@@ -169,6 +170,31 @@ def test_expired_once_the_expiry_has_passed_and_withdrawn_in_time_order() -> Non
         "ConsentGiven",
         "ConsentWithdrawn",
     ]
+
+
+def lapsed_record(consent: Consent = CONSENT) -> dict[str, Any]:
+    return dpv.consent_record(
+        consent,
+        subject=consent.subject,
+        controller=CONTROLLER,
+        now=NOW,
+        min_consent_version="2026-05-01",
+    )
+
+
+def test_a_consent_under_a_version_below_the_minimum_is_invalidated() -> None:
+    # It lapsed ([policy] min_consent_version) and no decision counts it; the record said
+    # ConsentGiven alone, as if it still held.
+    states = lapsed_record()["hasConsentStatus"]
+    assert [s["@type"] for s in states] == ["ConsentGiven", "ConsentInvalidated"]
+    assert states[-1] == {"@type": "ConsentInvalidated"}  # the lapse's time is in the log
+    withdrawn = replace(CONSENT, withdrawn_at=datetime(2026, 3, 1, tzinfo=UTC))
+    assert [s["@type"] for s in lapsed_record(withdrawn)["hasConsentStatus"]] == [
+        "ConsentGiven",
+        "ConsentWithdrawn",
+    ]
+    current = replace(CONSENT, policy_version="2026-05-01")
+    assert [s["@type"] for s in lapsed_record(current)["hasConsentStatus"]] == ["ConsentGiven"]
 
 
 def test_times_are_written_in_utc() -> None:

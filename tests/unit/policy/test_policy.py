@@ -428,6 +428,26 @@ def test_legal_obligation_needs_approved_request(partners):
     assert d.allowed and d.legal_request_id == "LR-4"
 
 
+def test_a_rejected_lawful_request_is_refused_as_final(partners):
+    # "expected 'approved' (two reviewers)" told the caller to wait for approvals that a
+    # rejected request can never get.
+    rejected = LegalRequest(
+        "LR-5", "rejected", frozenset({SUBJECT}), frozenset({"vientiane-police"})
+    )
+    police = request(
+        "vientiane-police",
+        "lawful_disclosure",
+        purpose="legal",
+        basis="legal_obligation",
+        data={"name": "x"},
+        legal_request="LR-5",
+    )
+    d = run(police, partners, SubjectFacts(legal_requests={"LR-5": rejected}))
+    assert d.problem == "legal_request_required"
+    assert "was rejected" in d.detail and "registered anew" in d.detail
+    assert "expected 'approved'" not in d.detail
+
+
 # policy: III.2 partner categories are the ten kinds plus legal, authority, transfer.
 def test_partner_categories_closed(partners):
     from gateway import vocabulary

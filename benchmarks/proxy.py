@@ -126,7 +126,9 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         bound = runner.addresses[0][1]
-        copies = await asyncio.to_thread(start_copies, root, served, bound, workers - 1)
+        # Started from the main thread, so that they are its children in /proc (run.py's
+        # CPU sum reads /proc/PID/task/PID/children); the loop serves nothing before this.
+        copies = start_copies(root, served, bound, workers - 1)
         try:
             print(json.dumps({"port": bound}), flush=True)
             await stop.wait()

@@ -68,7 +68,14 @@ def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
         config.storage_url.split(":")[0],
         len(config.callers),
     )
-    serve(config.path, host, port, args.workers, log_format=args.log_format)
+    serve(
+        config.path,
+        host,
+        port,
+        args.workers,
+        log_format=args.log_format,
+        metrics_port=args.metrics_port,
+    )
     return EXIT_OK
 
 
@@ -125,6 +132,13 @@ def register(commands: Commands) -> None:
         default=1,
         metavar="N|auto",
         help="processes sharing the port (default 1); auto: one per core this process may use",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="also serve each worker's GET /metrics alone on a port of its own: P for the "
+        "first worker, P+1 for the second… (a scrape of the shared port reaches one worker)",
     )
     serve.add_argument(
         "--log-format",

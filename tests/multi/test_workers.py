@@ -13,7 +13,9 @@ own so the kernel spreads them over both workers (SO_REUSEPORT), then:
   workers), carries the log's signature and both witnesses' cosignatures;
 - a receipt of a disclosure of each worker verifies with `gateway receipt verify`;
 - no witness rollback alarm: the workers' interleaved submissions are never one (the
-  store keeps none, /readyz says ready on every connection).
+  store keeps none, /readyz says ready on every connection);
+- `--metrics-port P`: each worker's own /metrics on P and P+1, which together count every
+  disclosure once (a scrape of the shared port would see one worker's counts).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncio
 import base64
 import io
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, redirect_stderr, redirect_stdout
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
-from support.processes import GatewayProcess, write_project
+from support.processes import GatewayProcess, free_port, write_project
 from support.receipts import verify
 from support.sandboxes import sandboxes_of
 from support.spec_witness import verify_cosigned
@@ -133,7 +136,10 @@ async def test_a_burst_through_two_workers_keeps_one_verifiable_witnessed_log(
             "w2": stack.enter_context(spec_witness(tmp_path / "w2", log_vkey)),
         }
         write_policy(config_path.parent / "witnesses.txt", log_vkey, witnesses, "all")
-        gateway = GatewayProcess(config_path, workers=WORKERS)
+        metrics_port = consecutive_free_ports(WORKERS)
+        gateway = GatewayProcess(
+            config_path, workers=WORKERS, serve_args=("--metrics-port", str(metrics_port))
+        )
         async with aiohttp.ClientSession() as session:
             await gateway.start(session)
         try:
@@ -142,6 +148,7 @@ async def test_a_burst_through_two_workers_keeps_one_verifiable_witnessed_log(
             try:
                 await until(lambda: both_serve(client, store), f"{WORKERS} workers serving")
                 outcome = await check_burst(client, store, witnesses, log_vkey, tmp_path)
+                await check_metrics_per_worker(client, metrics_port)
             finally:
                 await store.close()
         finally:
@@ -152,6 +159,36 @@ async def test_a_burst_through_two_workers_keeps_one_verifiable_witnessed_log(
         code = await asyncio.to_thread(main, ["--config", str(config_path), "log", "verify"])
     assert code == 0, out.getvalue()
     assert f"ok: {outcome} entries and " in out.getvalue(), out.getvalue()
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` ports free right now."""
+    while True:
+        first = free_port()
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+
+
+async def check_metrics_per_worker(client: Client, first_port: int) -> None:
+    sent = []
+    for port in range(first_port, first_port + WORKERS):
+        url = f"http://127.0.0.1:{port}/metrics"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200, url
+            text = await response.text()
+        sent.append(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("gateway_disclosures_total{") and 'outcome="sent"' in line
+            )
+        )
+    assert all(sent) and sum(sent) == client.disclosed, sent
 
 
 async def both_serve(client: Client, store: Any) -> bool:

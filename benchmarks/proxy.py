@@ -9,15 +9,20 @@ exactly the work it does for the gateway (decrypt, verify the signature, check).
 Routes ``POST /{partner id}/{path}`` to ``base_url/path``. Prints ``{"port": N}`` once
 listening, then serves until SIGTERM/SIGINT.
 
-Usage: ``python -m benchmarks.proxy ROOT PARTNERS_JSON`` where PARTNERS_JSON is the line
-``benchmarks/partner.py`` printed.
+Usage: ``python -m benchmarks.proxy ROOT PARTNERS_JSON [--workers N]`` where PARTNERS_JSON
+is the line ``benchmarks/partner.py`` printed. With ``--workers N`` it is N processes on one
+port with SO_REUSEPORT, as ``gateway serve --workers N`` is: the first binds a free port,
+then starts N-1 copies of itself on it (``--port``) and prints the port once all listen;
+SIGTERM to it stops them all. Their CPU is the first's children's (benchmarks/run.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +35,7 @@ from gateway.partners import Partner, load_partners
 
 FORWARDED = ("Content-Type", "Idempotency-Key")
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+PROXY = (sys.executable, "-m", "benchmarks.proxy")
 
 
 async def credentials(
@@ -88,7 +94,9 @@ def routes(
     return table
 
 
-async def serve(root: Path, served: dict[str, dict[str, str | None]]) -> None:
+async def serve(
+    root: Path, served: dict[str, dict[str, str | None]], port: int = 0, workers: int = 1
+) -> None:
     config = load_config(root / "config.toml")
     partners = load_partners(config.partners_dir, config.root)
     # The same connection pool as the gateway's Outbound (gateway.outbound.delivery.client_session).
@@ -109,22 +117,58 @@ async def serve(root: Path, served: dict[str, dict[str, str | None]]) -> None:
         app.add_routes(routes(targets))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        # SO_REUSEPORT whenever there are several workers (the first, and each copy).
+        shared = workers > 1 or port != 0
+        site = web.TCPSite(runner, "127.0.0.1", port, reuse_port=shared or None)
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
-        await stop.wait()
+        bound = runner.addresses[0][1]
+        # Started from the main thread, so that they are its children in /proc (run.py's
+        # CPU sum reads /proc/PID/task/PID/children); the loop serves nothing before this.
+        copies = start_copies(root, served, bound, workers - 1)
+        try:
+            print(json.dumps({"port": bound}), flush=True)
+            await stop.wait()
+        finally:
+            for copy in copies:
+                copy.terminate()
+            for copy in copies:
+                copy.wait(timeout=10)
         await runner.cleanup()
     finally:
         await session.close()
 
 
+def start_copies(
+    root: Path, served: dict[str, dict[str, str | None]], port: int, count: int
+) -> list[subprocess.Popen[bytes]]:
+    """`count` more proxies on `port`, returned once each listens (it printed its line)."""
+    copies = [
+        subprocess.Popen(
+            [*PROXY, str(root), json.dumps(served), "--port", str(port)],
+            stdout=subprocess.PIPE,
+        )
+        for _ in range(count)
+    ]
+    for copy in copies:
+        assert copy.stdout is not None
+        if not copy.stdout.readline():
+            raise SystemExit(f"a proxy worker on port {port} did not start")
+    return copies
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description="the bare pass-through proxy of the bench")
+    parser.add_argument("root", type=Path)
+    parser.add_argument("partners_json")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)  # a copy's
+    args = parser.parse_args()
     use_uvloop()
-    asyncio.run(serve(Path(sys.argv[1]), json.loads(sys.argv[2])))
+    asyncio.run(serve(args.root, json.loads(args.partners_json), args.port, args.workers))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ how many checkpoints it signed and got witnessed, the witnesses' CPU, whether th
 checkpoint kept up, and both gateways' ratios to the proxy side by side. The cost per
 checkpoint is ``benchmarks/witnessing.py``'s.
 
+Several processes on one host (issue #20): with ``--workers N`` the SQLite gateway also runs
+as ``gateway serve --workers N`` (target ``gateway sqlite xN``), and the bare proxy too
+(``benchmarks/proxy.py --workers N``, target ``bare proxy xN``, right before it): the "x
+proxy" ratio and the CPU ratio of ``sqlite xN`` are against ``proxy xN``, the same cores on
+both sides; cpu ms sums the processes.
+
 Cases run interleaved (proxy, SQLite, PostgreSQL for each partner and connection
 count), so a change in the machine's load hits all three alike. Each scenario runs with the
 partners decrypting and again with them echoing (answering at once, ``benchmarks/partner.py``:
@@ -33,7 +39,7 @@ the log figures (``benchmarks/log.py``), with the cost of a lone durable commit 
 machine (``benchmarks/commit_floor.py``). Prints figures; asserts nothing about speed.
 
 Usage: ``python benchmarks/run.py [--quick] [--seconds S] [--log-entries N] [--skip-log]
-[--skip-witnessing] [--project DIR]``
+[--skip-witnessing] [--workers N] [--project DIR]``
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -200,7 +206,9 @@ def cpu_seconds(pid: int) -> float | None:
     `gateway serve --workers N`), from Linux /proc; None elsewhere."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        # Every thread's children: a process started from another thread is listed there.
+        tasks = Path(f"/proc/{pid}/task").glob("*/children")
+        children = [child for task in tasks for child in task.read_text().split()]
     except OSError:
         return None
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -576,7 +584,7 @@ def run_case(
                 figures = measure(port, path, connections, args.seconds, who, wrk)
                 cpu_ms.append(figures.server_cpu_ms)
             rounds[key].append(figures)
-            proxy = rounds["proxy"][number] if key != "proxy" else None
+            proxy = None if is_proxy(key) else rounds[baseline_of(key, rounds)][number]
             name = f"{label} #{number + 1}" if args.rounds > 1 else label
             print(row(name, connections, figures, proxy), flush=True)
             watch.after_case(key, port)
@@ -609,11 +617,14 @@ def cpu_summary(
                 proxy = median_or_none(f.server_cpu_ms for f in rounds["proxy"])
                 cells = []
                 for key, figures in rounds.items():
-                    if key == "proxy":
+                    if is_proxy(key):
                         continue
                     cpu = median_or_none(f.server_cpu_ms for f in figures)
-                    ratio = f" = {cpu / proxy:.1f}x" if cpu and proxy else ""
-                    cells.append(f"{key} {_ms(cpu)} ms{ratio}")
+                    baseline = baseline_of(key, rounds)
+                    base = median_or_none(f.server_cpu_ms for f in rounds[baseline])
+                    ratio = f" = {cpu / base:.1f}x" if cpu and base else ""
+                    against = "" if baseline == "proxy" else f" {baseline} ({_ms(base)} ms)"
+                    cells.append(f"{key} {_ms(cpu)} ms{ratio}{against}")
                 lines.append(
                     f"  {label:<28} {mode:<7} {conns:>3} conns: proxy {_ms(proxy)} ms; "
                     + "; ".join(cells)
@@ -629,7 +640,7 @@ def profiled(
     caller adds the case's CPU per request (ms) to the list it gets, for the µs per concern
     (the sampler's own cost, at 500 Hz, is in that CPU too)."""
     cpu_ms: list[float | None] = []
-    if into is None or key == "proxy":
+    if into is None or is_proxy(key):
         yield cpu_ms
         return
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -936,7 +947,7 @@ def median_row(label: str, connections: int, rounds: dict[str, list[Figures]], k
     """The median of the rounds; ratios and differences are taken round by round, each
     against the proxy of the same round, so a change in the machine's speed between
     rounds cancels out."""
-    mine, proxy = rounds[key], rounds["proxy"]
+    mine, proxy = rounds[key], rounds[baseline_of(key, rounds)]
     text = (
         f"  {'median ' + label:<32}{connections:>5} {median(f.rps for f in mine):>8,.0f} "
         f"{median(f.p50_ms for f in mine):>8.2f} {median(f.p99_ms for f in mine):>8.2f} "
@@ -944,7 +955,7 @@ def median_row(label: str, connections: int, rounds: dict[str, list[Figures]], k
         f"{_ms(median_or_none(f.server_cpu_ms for f in mine)):>7} "
         f"{_ms(median_or_none(f.partner_cpu_ms for f in mine)):>7}"
     )
-    if key != "proxy":
+    if not is_proxy(key):
         pairs = list(zip(mine, proxy, strict=True))
         text += (
             f"   {median(m.rps / p.rps for m, p in pairs if p.rps):>6.2f}x "
@@ -955,6 +966,18 @@ def median_row(label: str, connections: int, rounds: dict[str, list[Figures]], k
         ratios = [pg.rps / lite.rps for pg, lite in zip(mine, rounds["sqlite"], strict=True)]
         text += f"   pg/sqlite {median(ratios):.2f}x"
     return text
+
+
+def is_proxy(key: str) -> bool:
+    return key == "proxy" or key.startswith("proxy x")
+
+
+def baseline_of(key: str, rounds: Mapping[str, object]) -> str:
+    """The proxy a gateway is compared with: the proxy of as many workers ("sqlite x2"
+    against "proxy x2", both using the same cores), else the one-process proxy."""
+    workers = key.rpartition(" x")[2]
+    twin = f"proxy x{workers}"
+    return twin if workers.isdigit() and twin in rounds else "proxy"
 
 
 def median_or_none(values: Iterable[float | None]) -> float | None:
@@ -1098,13 +1121,28 @@ def main() -> None:
         services.append(partner_proc)
         served = partner_proc.ready_line()
 
+        proxy_command = [sys.executable, "-m", "benchmarks.proxy", str(project), json.dumps(served)]
         proxy_proc = Service(
             "proxy",
-            [sys.executable, "-m", "benchmarks.proxy", str(project), json.dumps(served)],
+            proxy_command,
             tmp / "proxy.log",
         )
         services.append(proxy_proc)
         proxy_port = int(proxy_proc.ready_line()["port"])
+        proxies = {"proxy": proxy_port}
+        pids: dict[str, int] = {"proxy": proxy_proc.process.pid}
+        if args.workers > 1:
+            # The bare proxy on as many processes as the gateway of --workers N: the
+            # "x proxy" of "gateway sqlite xN" is against it (the same cores on both sides).
+            key = f"proxy x{args.workers}"
+            several = Service(
+                key,
+                [*proxy_command, "--workers", str(args.workers)],
+                tmp / f"proxy-x{args.workers}.log",
+            )
+            services.append(several)
+            proxies[key] = int(several.ready_line()["port"])
+            pids[key] = several.process.pid
 
         stores: dict[str, str | None] = {"sqlite": "sqlite:///var/bench.db"}
         stores["postgresql"] = postgres_url
@@ -1129,7 +1167,6 @@ def main() -> None:
             workers[f"sqlite x{args.workers}"] = args.workers
         databases: dict[str, Path] = {}
         gateways: dict[str, int] = {}
-        pids: dict[str, int] = {"proxy": proxy_proc.process.pid}
         tokens = {
             s.caller: issue_dev_token(config.keys_dir, config.auth, s.caller, ttl_s=6 * 3600)
             for s in SCENARIOS
@@ -1168,12 +1205,13 @@ def main() -> None:
 
         request_files: dict[tuple[str, str], Path] = {}
         for scenario in scenarios:
-            path = tmp / f"proxy-{scenario.partner}.requests"
-            path.write_bytes(
-                proxy_requests(proxy_port, config, partners[scenario.partner], scenario, 64)
-            )
-            request_files[("proxy", scenario.partner)] = path
-            asyncio.run(check_once(proxy_port, path.read_bytes(), f"proxy {scenario.partner}"))
+            for key, port in proxies.items():
+                path = tmp / f"{key.replace(' ', '-')}-{scenario.partner}.requests"
+                path.write_bytes(
+                    proxy_requests(port, config, partners[scenario.partner], scenario, 64)
+                )
+                request_files[(key, scenario.partner)] = path
+                asyncio.run(check_once(port, path.read_bytes(), f"{key} {scenario.partner}"))
             for name, port in gateways.items():
                 path = tmp / f"{name}-{scenario.partner}.requests"
                 path.write_bytes(
@@ -1185,7 +1223,12 @@ def main() -> None:
         targets = [("bare proxy", "proxy", proxy_port)] + [
             (f"gateway {name}", name, port) for name, port in gateways.items()
         ]
-        each = "1 worker each" if args.workers <= 1 else f"1 worker each but sqlite x{args.workers}"
+        if args.workers > 1:
+            # Right before the gateway of as many workers, to which it is the baseline.
+            key = f"proxy x{args.workers}"
+            targets.insert(len(targets) - 1, (f"bare {key}", key, proxies[key]))
+        several = f"sqlite x{args.workers} and the proxy x{args.workers}"
+        each = "1 worker each" if args.workers <= 1 else f"1 worker each but {several}"
         print(f"\nHTTP, {each} ({time.monotonic() - started:.0f} s to start); {LEGEND}")
         print(HEADER)
         every: list[Figures] = []

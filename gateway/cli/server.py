@@ -54,8 +54,6 @@ def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
     config = load(args)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
     create_app(config)  # fail here, with file:line messages, before any worker starts
     # What the workers would refuse only once they open their resources (a partner secret
     # env var unset, an unreadable key file), refused here too, as `partners validate` does.
@@ -70,8 +68,38 @@ def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
         config.storage_url.split(":")[0],
         len(config.callers),
     )
-    serve(config.path, host, port, args.workers, log_format=args.log_format)
+    serve(
+        config.path,
+        host,
+        port,
+        args.workers,
+        log_format=args.log_format,
+        metrics_port=args.metrics_port,
+    )
     return EXIT_OK
+
+
+def workers_count(text: str) -> int:
+    """`--workers`: a whole number from 1, or `auto`, the cores this process may run on (its
+    CPU affinity, which a container or `taskset` narrows, not every core of the machine)."""
+    if text == "auto":
+        return usable_cores()
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is no worker count: give a whole number from 1, or auto "
+            f"(one per core: {usable_cores()} here)"
+        )
+    return count
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -99,7 +127,18 @@ def register(commands: Commands) -> None:
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
     serve.add_argument(
-        "--workers", type=int, default=1, help="processes sharing the port (default 1)"
+        "--workers",
+        type=workers_count,
+        default=1,
+        metavar="N|auto",
+        help="processes sharing the port (default 1); auto: one per core this process may use",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="also serve each worker's GET /metrics alone on a port of its own: P for the "
+        "first worker, P+1 for the second… (a scrape of the shared port reaches one worker)",
     )
     serve.add_argument(
         "--log-format",

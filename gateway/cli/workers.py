@@ -5,6 +5,10 @@ connections over them, so one machine's cores are used. Each worker is a full
 gateway instance on the shared store, exactly as instances behind a load
 balancer are.
 
+Each worker counts its own metrics and a scrape of the shared port reaches one of them,
+whichever the kernel picks. With `--metrics-port P` worker k (the main process is 0) also
+serves GET /metrics alone on port P+k, so that each worker is a scrape target of its own.
+
 The main process writes its pid to var/gateway.pid; SIGHUP to it reloads
 config.toml and the partner files in every worker (`gateway partners reload`).
 On a development config (`[sandbox] serve = true`) the main process also runs
@@ -18,8 +22,9 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from ssl import SSLContext
 
 from aiohttp import web
 
@@ -28,6 +33,8 @@ from gateway.observe.app_log import setup_logging
 from gateway.ops.reload import pid_file_of, reload_on_sighup, remove_pid_file, write_pid_file
 from gateway.sandbox.dev import sandbox_context
 from gateway.web.app import create_app
+from gateway.web.keys import METRICS
+from gateway.web.routes.ops import get_metrics
 from gateway.web.tls import server_ssl_context
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,7 @@ def run_worker(
     on_reload: Callable[[], None] | None = None,
     log_format: str = "json",
     sandboxes: bool = False,
+    metrics_port: int | None = None,
 ) -> None:
     """One gateway instance serving until SIGINT/SIGTERM; SIGHUP reloads (then `on_reload`).
 
@@ -61,14 +69,17 @@ def run_worker(
     _event_loop_policy()
     config = load_config(config_path)
     app = create_app(config)
+    ssl_context = server_ssl_context(config.server)
     if sandboxes:
         app.cleanup_ctx.append(sandbox_context(config))
+    if metrics_port is not None:
+        app.cleanup_ctx.append(metrics_site(host, metrics_port, ssl_context))
     reload_on_sighup(app, also=on_reload)
     web.run_app(
         app,
         host=host,
         port=port,
-        ssl_context=server_ssl_context(config.server),
+        ssl_context=ssl_context,
         reuse_port=reuse_port or None,
         print=None,
         access_log=None,
@@ -76,26 +87,71 @@ def run_worker(
     )
 
 
-def serve(config_path: Path, host: str, port: int, workers: int, log_format: str = "json") -> None:
+def metrics_site(
+    host: str, port: int, ssl_context: SSLContext | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """This worker's GET /metrics alone on `port` (same host and TLS as the gateway's)."""
+
+    async def serving(app: web.Application) -> AsyncIterator[None]:
+        alone = web.Application()
+        alone[METRICS] = app[METRICS]
+        alone.router.add_get("/metrics", get_metrics)
+        runner = web.AppRunner(alone, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+        try:
+            yield
+        finally:
+            await runner.cleanup()
+
+    return serving
+
+
+def serve(
+    config_path: Path,
+    host: str,
+    port: int,
+    workers: int,
+    log_format: str = "json",
+    metrics_port: int | None = None,
+) -> None:
     pid_file = pid_file_of(load_config(config_path))
     write_pid_file(pid_file, os.getpid())
     try:
-        _serve(config_path, host, port, workers, log_format)
+        _serve(config_path, host, port, workers, log_format, metrics_port)
     finally:
         remove_pid_file(pid_file, os.getpid())
     log.info("gateway stopped")
 
 
-def _serve(config_path: Path, host: str, port: int, workers: int, log_format: str) -> None:
+def _serve(
+    config_path: Path,
+    host: str,
+    port: int,
+    workers: int,
+    log_format: str,
+    metrics_port: int | None,
+) -> None:
     if workers <= 1:
-        run_worker(config_path, host, port, reuse_port=False, log_format=log_format, sandboxes=True)
+        run_worker(
+            config_path,
+            host,
+            port,
+            reuse_port=False,
+            log_format=log_format,
+            sandboxes=True,
+            metrics_port=metrics_port,
+        )
         return
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(
             target=run_worker,
             args=(config_path, host, port, True),
-            kwargs={"log_format": log_format},
+            kwargs={
+                "log_format": log_format,
+                "metrics_port": None if metrics_port is None else metrics_port + n,
+            },
             name=f"gateway-worker-{n}",
             daemon=True,
         )
@@ -128,6 +184,7 @@ def _serve(config_path: Path, host: str, port: int, workers: int, log_format: st
             on_reload=reload_children,
             log_format=log_format,
             sandboxes=True,
+            metrics_port=metrics_port,
         )
     finally:
         stop_children()

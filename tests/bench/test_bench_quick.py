@@ -21,6 +21,7 @@ TARGETS = (
     "gateway sqlite",
     "gateway sqlite witnessed",
     "gateway postgresql",
+    "bare proxy x2",
     "gateway sqlite x2",
 )
 FIGURES = (
@@ -43,6 +44,9 @@ FIGURES = (
     # echo partner too, and the hot path's pieces alone.
     r"RSA-OAEP-256 \+ ES256 +echo +64 conns: proxy [\d.]+ ms; sqlite [\d.]+ ms = [\d.]+x",
     r"RSA-OAEP-256 \+ ES256 +decrypt +1 conns: proxy [\d.]+ ms; sqlite [\d.]+ ms = [\d.]+x",
+    # Issue #20 direction 3: two workers against the bare proxy of two workers.
+    r"HTTP, 1 worker each but sqlite x2 and the proxy x2",
+    r"sqlite x2 [\d.]+ ms = [\d.]+x proxy x2 \([\d.]+ ms\)",
     r"seal: ES256 inside RSA-OAEP-256 \(bcel-payments\) +[\d.]+",
     r"consent query: one subject, one consent \(SQLite, at rest\) +[\d.]+",
     r"aiohttp round trip to a loopback echo \(client \+ server\) +[\d.]+",

@@ -31,7 +31,7 @@ def directives(text: str) -> dict[str, list[str]]:
 
 def test_the_unit_is_sandboxed_and_restarts_as_the_deploy_readme_says():
     unit = directives(UNIT.read_text(encoding="utf-8"))
-    assert unit["ExecStart"] == [f"{SHIPPED_GATEWAY} serve --workers 2"]
+    assert unit["ExecStart"] == [f"{SHIPPED_GATEWAY} serve --workers auto"]
     (workdir,) = unit["WorkingDirectory"]
     assert unit["ReadWritePaths"] == [f"{workdir}/var {workdir}/keys"]
     assert unit["NoNewPrivileges"] == ["yes"] and unit["ProtectSystem"] == ["strict"]

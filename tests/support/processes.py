@@ -96,10 +96,18 @@ def write_project(
 
 
 class GatewayProcess:
-    """`python -m gateway --config … serve --port …` as a child process."""
+    """`python -m gateway --config … serve --port … [--workers N]` as a child process."""
 
-    def __init__(self, config_path: Path, name: str = "gateway") -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        name: str = "gateway",
+        workers: int = 1,
+        serve_args: Sequence[str] = (),
+    ) -> None:
         self.config_path = config_path
+        self.workers = workers
+        self.serve_args = tuple(serve_args)
         self.output = config_path.parent / f"{name}.out"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -118,6 +126,8 @@ class GatewayProcess:
                     "serve",
                     "--port",
                     str(self.port),
+                    *(("--workers", str(self.workers)) if self.workers > 1 else ()),
+                    *self.serve_args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

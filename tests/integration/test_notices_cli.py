@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from support.cli import run_cli
 from support.credentials import PASSWORD, token_of, with_reviewer
+from support.processes import free_port
 
 from gateway.clock import utc_now
 from gateway.config.model import load_config
@@ -24,7 +25,15 @@ SUBJECT = "6f1c2a7e-0000-4000-8000-0000000ac719"
 
 @pytest.fixture
 def root(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return with_reviewer(project, tmp_path, monkeypatch)
+    root = with_reviewer(project, tmp_path, monkeypatch)
+    # The partner is down: its file names a port nothing listens on (the shipped port may
+    # have a sandbox of `make run` on it, on a developer's machine).
+    partner = root / "partners" / "lanexang-insurance.toml"
+    text = partner.read_text(encoding="utf-8")
+    partner.write_text(
+        text.replace("http://127.0.0.1:9103", f"http://127.0.0.1:{free_port()}"), "utf-8"
+    )
+    return root
 
 
 run = run_cli

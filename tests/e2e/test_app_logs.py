@@ -4,14 +4,13 @@ disclosure id, deliveries the partner and the disclosure id, never the data."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from aiohttp.test_utils import TestClient
 from e2e.conftest import SANDBOX_SECRETS, canary, credit_check, start_gateway
+from support.app_logs import captured_log_lines
 
 from gateway.config.model import Config
 from gateway.sandbox import SandboxCluster
@@ -23,21 +22,8 @@ CREDIT = credit_check(SUBJECT, PERSON)
 
 @pytest.fixture
 def records() -> Iterator[Callable[[], list[dict]]]:
-    from gateway.observe.app_log import JsonFormatter, PersonalDataFilter
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(PersonalDataFilter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+    with captured_log_lines() as lines:
+        yield lines
 
 
 async def gateway_logging(config: Config, sandboxes: SandboxCluster, access_log: str) -> TestClient:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestServer
-from e2e.conftest import canary, credit_check, start_gateway
+from e2e.conftest import canary, credit_check, granted, start_gateway
 from support.app_logs import captured_log_lines
 from support.otlp import OtlpReceiver
 from support.sandboxes import SANDBOX_SECRETS
@@ -49,15 +49,7 @@ async def _disclose_once(tmp_config, sandboxes, auth, partners=None) -> str:
         tmp_config, partners=partners or sandboxes.partners, env=SANDBOX_SECRETS
     )
     try:
-        consent = {
-            "subject": SUBJECT,
-            "purposes": ["service_provision"],
-            "partners": ["lao-credit-bureau"],
-            "policy_version": "2024-09-30",
-            "method": "app",
-        }
-        r = await client.post("/v1/consents", json=consent, headers=auth("customer-app"))
-        assert r.status == 201, await r.text()
+        await granted(client, auth("customer-app"), SUBJECT, ["lao-credit-bureau"], method="app")
         r = await client.post(
             "/v1/disclosures",
             json=CREDIT,

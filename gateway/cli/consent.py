@@ -23,13 +23,12 @@ from gateway.cli.support import (
 )
 from gateway.config.model import Config
 from gateway.errors import NotFoundError
-from gateway.log.actions import target
 from gateway.partners import load_partners
 from gateway.policy.facts import check_consent_to_record, parse_consent
-from gateway.rights.withdrawal import check_consent_of, send_withdrawal_notices
+from gateway.rights.withdrawal import check_consent_of
 from gateway.store import Store
 from gateway.subject_id import subject_id_argument
-from gateway.web.routes.consents import consent_json
+from gateway.web.routes.consents import consent_json, withdraw_and_tell
 
 # Who may record or withdraw a consent: the role POST /v1/consents asks for.
 CONSENT_WRITERS = ("consent_writer",)
@@ -86,31 +85,11 @@ async def withdraw_and_notify(args: argparse.Namespace, config: Config) -> int:
             await check_consent_of(store, args.consent_id, args.subject)
         except NotFoundError as exc:
             raise UsageError(f"consent {args.consent_id!r}: {exc.detail}") from None
-        if args.subject is not None:
-            await app[ACTIONS].record(
-                who, "consent_withdrawn", subject=args.subject, consent_id=args.consent_id
-            )
-        else:
-            await app[ACTIONS].record(
-                who,
-                "consent_withdrawn",
-                target=target("consent", args.consent_id[:200]),
-                consent_id=args.consent_id,
-            )
-        consent = await store.withdraw_consent(args.consent_id, gw.clock())
-        if consent is None:
-            raise UsageError(f"no consent with id {args.consent_id!r}")
-        notices = await send_withdrawal_notices(
-            gw,
-            store,
-            gw.log_keys,
-            who.id,
-            consent,
-            outbox=app[NOTICES],
-            subject=args.subject,
+        answer = await withdraw_and_tell(
+            gw, store, app[ACTIONS], who, args.consent_id, args.subject, app[NOTICES]
         )
-        answer = consent_json(consent, subject=args.subject)
-        answer["notices"] = notices.as_json()
+        if answer is None:
+            raise UsageError(f"no consent with id {args.consent_id!r}")
         print(json.dumps(answer, indent=2))
         return EXIT_OK
 

@@ -203,11 +203,7 @@ async def _personal_token_person(
             f"passwords are off while {config.path.name} has [oidc]; sign in through "
             f"{config.oidc and config.oidc.issuer} and make one there; nothing was changed"
         )
-    if not found.roles & set(roles):
-        raise CredentialError(
-            f"the personal token {found.id} carries the roles {', '.join(sorted(found.roles))}; "
-            f"this needs {' or '.join(sorted(roles))}; nothing was changed"
-        )
+    _require_one_of(roles, found.roles, f"the personal token {found.id} carries the roles")
     return Person(who, f"personal-token:{found.id}")
 
 
@@ -227,13 +223,21 @@ async def _id_token_person(
         raise CredentialError(
             f"the ID token is {person.id!r}'s, not {who!r}'s (--as); nothing was changed"
         )
-    if not person.roles & set(roles):
-        raise CredentialError(
-            f"{who!r} has the roles {', '.join(sorted(person.roles))} at the provider; this "
-            f"needs {' or '.join(sorted(roles))}; nothing was changed"
-        )
+    _require_one_of(roles, person.roles, f"{who!r} has the roles", " at the provider")
     # The key that signed it, as `token:<kid>` names a caller token's (never the token).
     return Person(who, f"id-token:{person.key_id or 'no-kid'}")
+
+
+def _require_one_of(
+    roles: Collection[str], held: Collection[str], holding: str, where: str = ""
+) -> None:
+    """CredentialError unless `held` includes one of `roles`: `holding` names whose roles
+    they are (the token's, the person's), `where` where they were given."""
+    if not set(held) & set(roles):
+        raise CredentialError(
+            f"{holding} {', '.join(sorted(held))}{where}; this needs "
+            f"{' or '.join(sorted(roles))}; nothing was changed"
+        )
 
 
 def _token(args: argparse.Namespace, stdin: TextIO, environ: Mapping[str, str]) -> str | None:

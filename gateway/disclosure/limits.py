@@ -134,17 +134,14 @@ class Admission:
             yield
             return
         gate = self._gate(self._caller_gates, caller.id, caller.max_in_flight, caller.rate)
-        refused = gate.enter()
-        if refused is not None:
-            reason, wait = refused
+
+        def shed(reason: str, wait: float) -> CallerRateLimitedError:
             self._count(f"caller_{reason}", caller, None)
-            raise CallerRateLimitedError(
-                _caller_detail(caller, reason, gate.in_flight), retry_after_s=wait
-            )
-        try:
+            detail = _caller_detail(caller, reason, gate.in_flight)
+            return CallerRateLimitedError(detail, retry_after_s=wait)
+
+        with _slot_held(gate, shed):
             yield
-        finally:
-            gate.leave()
 
     @contextmanager
     def partner_admitted(self, caller: Caller, partner: Partner | None) -> Iterator[None]:
@@ -156,17 +153,14 @@ class Admission:
             yield
             return
         gate = self._gate(self._partner_gates, partner.id, partner.max_in_flight, partner.rate)
-        refused = gate.enter()
-        if refused is not None:
-            reason, wait = refused
+
+        def shed(reason: str, wait: float) -> PartnerRateLimitedError:
             self._count(f"partner_{reason}", caller, partner)
-            raise PartnerRateLimitedError(
-                _partner_detail(partner, reason, gate.in_flight), retry_after_s=wait
-            )
-        try:
+            detail = _partner_detail(partner, reason, gate.in_flight)
+            return PartnerRateLimitedError(detail, retry_after_s=wait)
+
+        with _slot_held(gate, shed):
             yield
-        finally:
-            gate.leave()
 
     def check_log(self, caller: Caller, partner: Partner | None) -> None:
         """LogOverloadedError when more entries wait for their commit than the bound."""
@@ -208,6 +202,19 @@ class Admission:
         if self._metrics is not None:
             name = caller.id if caller.id in self._callers else OTHER_CALLER
             self._metrics.shed(reason, partner.id if partner is not None else "", name)
+
+
+@contextmanager
+def _slot_held(gate: InFlightGate, shed: Callable[[str, float], Exception]) -> Iterator[None]:
+    """A slot of `gate` until the end; when none is free, what `shed(reason, wait)` makes
+    is raised (the caller's or the partner's refusal, counted)."""
+    refused = gate.enter()
+    if refused is not None:
+        raise shed(*refused)
+    try:
+        yield
+    finally:
+        gate.leave()
 
 
 def _caller_detail(caller: Caller, reason: str, in_flight: int) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypedDict
 
 from gateway.crypto.subject_keys import LogKeys
 from gateway.disclosure.flow import Gateway
@@ -266,18 +266,7 @@ async def _queue(
     operation: str,
     payload: Mapping[str, Any],
 ) -> Notice:
-    notice_id = outbox_id(consent_id, partner.id)
-    try:
-        await outbox.queue(
-            notice_id=notice_id,
-            kind=WITHDRAWAL_KIND,
-            partner=partner.id,
-            operation=operation,
-            reference=withdrawal_reference(consent_id),
-            payload=payload,
-        )
-    except ConflictError:  # another instance queued it first: one notice all the same
-        pass
+    notice_id = await _store_once(outbox, consent_id, partner.id, operation, payload, None)
     return Notice(partner.id, "queued", outbox_id=notice_id)
 
 
@@ -290,21 +279,50 @@ async def _keep_if_failed(
 ) -> Notice:
     if outbox is None or notice.status != "failed":
         return notice
-    notice_id = outbox_id(consent_id, notice.partner)
-    try:
-        await outbox.keep(
-            notice_id=notice_id,
-            kind=WITHDRAWAL_KIND,
-            partner=notice.partner,
-            operation=operation,
-            reference=withdrawal_reference(consent_id),
-            payload=payload,
-            first=Attempted(
-                False,
-                notice.disclosure_id,
-                notice.problem or f"partner_status_{notice.partner_status}",
-            ),
-        )
-    except ConflictError:  # a concurrent withdrawal kept it first
-        pass
+    first = Attempted(
+        False,
+        notice.disclosure_id,
+        notice.problem or f"partner_status_{notice.partner_status}",
+    )
+    notice_id = await _store_once(outbox, consent_id, notice.partner, operation, payload, first)
     return replace(notice, outbox_id=notice_id)
+
+
+class _NoticeFields(TypedDict):
+    """What `NoticeOutbox.queue` and `.keep` both store of a withdrawal notice."""
+
+    kind: str
+    partner: str
+    operation: str
+    reference: str
+    payload: Mapping[str, Any]
+
+
+async def _store_once(
+    outbox: NoticeOutbox,
+    consent_id: str,
+    partner_id: str,
+    operation: str,
+    payload: Mapping[str, Any],
+    first: Attempted | None,
+) -> str:
+    """Store the notice of `consent_id` to `partner_id` under its derived id: queued (due
+    now) when not attempted yet, else kept with its failed `first` attempt. Another
+    instance or a concurrent withdrawal that stored it first is one notice all the same.
+    Returns its id."""
+    notice_id = outbox_id(consent_id, partner_id)
+    fields = _NoticeFields(
+        kind=WITHDRAWAL_KIND,
+        partner=partner_id,
+        operation=operation,
+        reference=withdrawal_reference(consent_id),
+        payload=payload,
+    )
+    try:
+        if first is None:
+            await outbox.queue(notice_id=notice_id, **fields)
+        else:
+            await outbox.keep(notice_id=notice_id, first=first, **fields)
+    except ConflictError:  # stored first elsewhere: the same derived id, one notice
+        pass
+    return notice_id

@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 
 from gateway.errors import NotFoundError
 from gateway.problem_catalog import CATALOGUE, PROBLEM_PATH, ProblemKind
+from gateway.web.negotiation import prefers
 
 __all__ = ["PROBLEM_ROUTES", "add_problem_routes", "kind_document", "prefers_json"]
 
@@ -60,34 +61,9 @@ def _code_spans(text: str) -> Markup:
 _ENVIRONMENT.filters["code_spans"] = _code_spans
 
 
-def _quality(accept: str, wanted: str) -> float:
-    """The q-value `accept` gives the media type `wanted` (exact, `type/*` or `*/*`)."""
-    main = wanted.split("/", 1)[0]
-    best: tuple[int, float] = (-1, 0.0)  # (specificity, q): the most specific range decides
-    for item in accept.split(","):
-        media, *params = (part.strip() for part in item.split(";"))
-        media = media.lower()
-        specificity = {wanted: 2, f"{main}/*": 1, "*/*": 0}.get(media)
-        if specificity is None:
-            continue
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if specificity > best[0]:
-            best = (specificity, q)
-    return best[1]
-
-
 def prefers_json(accept: str | None) -> bool:
     """True when Accept ranks application/json above text/html (HTML wins a tie)."""
-    if not accept:
-        return False
-    return _quality(accept, "application/json") > _quality(accept, "text/html")
+    return prefers(accept, "application/json", over="text/html")
 
 
 def kind_document(kind: ProblemKind) -> dict[str, Any]:

@@ -18,17 +18,12 @@ from typing import Any
 
 import pytest
 from browser.review_support import (
-    FakeReviewBackend,
     Gateway,
-    ServedGateway,
-    add_requests,
-    review_app,
     review_config,
-    seed,
+    served_review_site,
 )
 
 from gateway.config.model import Config
-from gateway.crypto.subject_keys import LogKeys
 from gateway.partners.model import Partner
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,17 +61,8 @@ def _require_browser() -> None:
 @pytest.fixture
 def gateway_site(config: Config, partners: dict[str, Partner], tmp_path: Path) -> Iterator[Gateway]:
     _require_browser()
-    cfg = review_config(config, str(tmp_path / "gateway.db"))
-    keys = LogKeys.load(cfg.keys_dir)
-    fake = FakeReviewBackend(keys)
-    served = ServedGateway(review_app(cfg, partners, fake))
-    served.start()
-    try:
-        seeded = served.call(seed(served.store, partners, keys, fake))
-        served.call(add_requests(served.store))
-        yield Gateway(served, fake, seeded)
-    finally:
-        served.stop()
+    with served_review_site(review_config(config, str(tmp_path / "gateway.db")), partners) as site:
+        yield site
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -481,6 +481,22 @@ class Gateway:
 
     def url(self, path: str) -> str:
         return self.served.base + path
+
+
+@contextmanager
+def served_review_site(cfg: Config, partners: dict[str, Partner]) -> Iterator[Gateway]:
+    """`review_app` of `cfg` (a `review_config`) served on 127.0.0.1 for a browser,
+    seeded (`seed`) with `partners` and given the lawful requests of `add_requests`."""
+    keys = LogKeys.load(cfg.keys_dir)
+    fake = FakeReviewBackend(keys)
+    served = ServedGateway(review_app(cfg, partners, fake))
+    served.start()
+    try:
+        seeded = served.call(seed(served.store, partners, keys, fake))
+        served.call(add_requests(served.store))
+        yield Gateway(served, fake, seeded)
+    finally:
+        served.stop()
 
 
 _REPO = Path(__file__).resolve().parents[2]

@@ -17,21 +17,17 @@ from typing import Any
 import pytest
 from browser.review_support import (
     NOW,
-    FakeReviewBackend,
     Gateway,
     ServedGateway,
-    add_requests,
     docs_screenshot,
-    review_app,
     review_config,
-    seed,
+    served_review_site,
 )
 from browser.test_review_browser import click_and_wait, sign_in
 from selenium.webdriver.common.by import By
 from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, LoopbackProvider
 
 from gateway.config.model import Config, OidcConfig
-from gateway.crypto.subject_keys import LogKeys
 from gateway.partners.model import Partner
 from gateway.web.review.oidc_client import person_id
 
@@ -79,16 +75,8 @@ def served_site(
         allow_passwords=allow_passwords,
     )
     cfg = replace(review_config(config, str(tmp_path / "gateway.db")), oidc=oidc)
-    keys = LogKeys.load(cfg.keys_dir)
-    fake = FakeReviewBackend(keys)
-    served = ServedGateway(review_app(cfg, partners, fake))
-    served.start()
-    try:
-        seeded = served.call(seed(served.store, partners, keys, fake))
-        served.call(add_requests(served.store))
-        yield Gateway(served, fake, seeded)
-    finally:
-        served.stop()
+    with served_review_site(cfg, partners) as site:
+        yield site
 
 
 def sign_in_at_the_provider(browser: Any, site: Gateway, provider: LoopbackProvider) -> None:

@@ -4,14 +4,13 @@ disclosure id, deliveries the partner and the disclosure id, never the data."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from aiohttp.test_utils import TestClient
-from e2e.conftest import SANDBOX_SECRETS, canary, credit_check, start_gateway
+from e2e.conftest import SANDBOX_SECRETS, canary, credit_check, granted, start_gateway
+from support.app_logs import captured_log_lines
 
 from gateway.config.model import Config
 from gateway.sandbox import SandboxCluster
@@ -23,21 +22,8 @@ CREDIT = credit_check(SUBJECT, PERSON)
 
 @pytest.fixture
 def records() -> Iterator[Callable[[], list[dict]]]:
-    from gateway.observe.app_log import JsonFormatter, PersonalDataFilter
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(PersonalDataFilter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+    with captured_log_lines() as lines:
+        yield lines
 
 
 async def gateway_logging(config: Config, sandboxes: SandboxCluster, access_log: str) -> TestClient:
@@ -88,16 +74,7 @@ async def test_refusal_names_code_and_disclosure_id(live, auth, records):
 
 async def test_delivery_names_disclosure_id(live_all, auth, records):
     live = live_all
-    consent = {
-        "subject": SUBJECT,
-        "purposes": ["service_provision"],
-        "partners": ["lao-credit-bureau"],
-        "policy_version": "2024-09-30",
-        "method": "app",
-    }
-    assert (
-        await live.post("/v1/consents", json=consent, headers=auth("customer-app"))
-    ).status == 201
+    await granted(live, auth("customer-app"), SUBJECT, ["lao-credit-bureau"], method="app")
     r = await live.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
     assert r.status < 300, await r.text()
     lines = records()
@@ -111,14 +88,7 @@ async def test_delivery_names_disclosure_id(live_all, auth, records):
 
 async def test_delivery_names_partner_and_caller(live_all, auth, records):
     live = live_all
-    consent = {
-        "subject": SUBJECT,
-        "purposes": ["service_provision"],
-        "partners": ["lao-credit-bureau"],
-        "policy_version": "2024-09-30",
-        "method": "app",
-    }
-    await live.post("/v1/consents", json=consent, headers=auth("customer-app"))
+    await granted(live, auth("customer-app"), SUBJECT, ["lao-credit-bureau"], method="app")
     r = await live.post("/v1/disclosures", json=CREDIT, headers=auth("sales-service"))
     assert r.status < 300
     [line] = request_lines(records(), "/v1/disclosures")

@@ -4,8 +4,6 @@ the caller's trace continued, one span per step, no personal value in the bytes 
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import subprocess
 import sys
@@ -15,12 +13,12 @@ from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestServer
-from e2e.conftest import canary, credit_check, start_gateway
+from e2e.conftest import canary, credit_check, granted, start_gateway
+from support.app_logs import captured_log_lines
 from support.otlp import OtlpReceiver
 from support.sandboxes import SANDBOX_SECRETS
 
 from gateway.observe import tracing
-from gateway.observe.app_log import JsonFormatter, PersonalDataFilter
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000a7ac"
 PERSON = canary(password="CANARY-PW")
@@ -51,15 +49,7 @@ async def _disclose_once(tmp_config, sandboxes, auth, partners=None) -> str:
         tmp_config, partners=partners or sandboxes.partners, env=SANDBOX_SECRETS
     )
     try:
-        consent = {
-            "subject": SUBJECT,
-            "purposes": ["service_provision"],
-            "partners": ["lao-credit-bureau"],
-            "policy_version": "2024-09-30",
-            "method": "app",
-        }
-        r = await client.post("/v1/consents", json=consent, headers=auth("customer-app"))
-        assert r.status == 201, await r.text()
+        await granted(client, auth("customer-app"), SUBJECT, ["lao-credit-bureau"], method="app")
         r = await client.post(
             "/v1/disclosures",
             json=CREDIT,
@@ -129,20 +119,9 @@ async def test_traceparent_reaches_a_partner_only_when_its_file_says_so(
 
 
 async def test_log_lines_naming_a_disclosure_name_its_trace(tmp_config, sandboxes, auth, receiver):
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(PersonalDataFilter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with captured_log_lines(logging.INFO) as read:
         disclosure_id = await _disclose_once(tmp_config, sandboxes, auth)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    lines = read()
     naming = [line for line in lines if line.get("disclosure_id") == disclosure_id]
     assert naming
     assert all(line.get("trace_id") == CALLER_TRACE for line in naming), naming

@@ -11,7 +11,8 @@ its rejections (then a row of the reasons table) through the upgrade.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -106,18 +107,30 @@ async def outcomes(*acts: Awaitable[object]) -> list[str]:
 RACES = 8
 
 
-async def two_stores(backend: Backend) -> tuple[Store, Store]:
+@asynccontextmanager
+async def two_stores(backend: Backend) -> AsyncIterator[tuple[Store, Store]]:
     """Two stores on one database: two connections, as two instances have."""
-    return await open_store(backend.url, backend.root), await open_store(backend.url, backend.root)
+    one = await open_store(backend.url, backend.root)
+    two = await open_store(backend.url, backend.root)
+    try:
+        yield one, two
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def approved_once(store: Store) -> list[str]:
+    """RACES new lawful requests, each approved by alice: one approval short of the rule."""
+    ids = [f"LR-{n}" for n in range(RACES)]
+    for request_id in ids:
+        await store.add_legal_request(request(request_id))
+        await store.approve_legal_request(request_id, "alice", T0)
+    return ids
 
 
 async def test_an_approval_and_a_rejection_racing_never_both_win(backend: Backend) -> None:
-    one, two = await two_stores(backend)
-    try:
-        ids = [f"LR-{n}" for n in range(RACES)]
-        for request_id in ids:
-            await one.add_legal_request(request(request_id))
-            await one.approve_legal_request(request_id, "alice", T0)
+    async with two_stores(backend) as (one, two):
+        ids = await approved_once(one)
 
         # bob's approval would make each request approved; carol rejects it meanwhile.
         found = await asyncio.gather(
@@ -139,18 +152,11 @@ async def test_an_approval_and_a_rejection_racing_never_both_win(backend: Backen
             else:
                 assert record.status == "rejected"
                 assert [a.reviewer_id for a in record.approvals] == ["alice"]
-    finally:
-        await one.close()
-        await two.close()
 
 
 async def test_two_approvals_past_the_two_reviewer_rule_never_both_win(backend: Backend) -> None:
-    one, two = await two_stores(backend)
-    try:
-        ids = [f"LR-{n}" for n in range(RACES)]
-        for request_id in ids:
-            await one.add_legal_request(request(request_id))
-            await one.approve_legal_request(request_id, "alice", T0)
+    async with two_stores(backend) as (one, two):
+        ids = await approved_once(one)
 
         found = await asyncio.gather(
             *(
@@ -167,9 +173,6 @@ async def test_two_approvals_past_the_two_reviewer_rule_never_both_win(backend: 
             record = await one.get_legal_request(request_id)
             assert record is not None and record.status == "approved"
             assert len(record.approvals) == 2
-    finally:
-        await one.close()
-        await two.close()
 
 
 async def test_rejections_of_schema_9_are_carried_over_sealed(

@@ -6,7 +6,6 @@ and the rebuild."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -45,12 +44,10 @@ def summed(counts: RopaCounts) -> dict[str, Any]:
 
 
 async def test_a_disclosure_counts_when_its_outcome_arrives_after_a_read(
-    store: Store, partners: dict[str, Partner], project: Path
+    store: Store, partners: dict[str, Partner], log_keys: LogKeys
 ) -> None:
-    await store.migrate()
-    keys = LogKeys.load(project / "keys")
     bureau = partners["lao-credit-bureau"]
-    [intent, outcome] = disclosure(1, bureau, *ROW, ("name",), keys)
+    [intent, outcome] = disclosure(1, bureau, *ROW, ("name",), log_keys)
     await appended(store, [intent])
     window = (T0 - timedelta(days=1), T0 + timedelta(days=1))
     assert (await store.ropa_counts(*window)).rows == ()
@@ -58,16 +55,14 @@ async def test_a_disclosure_counts_when_its_outcome_arrives_after_a_read(
     await appended(store, [outcome])
     assert summed(await store.ropa_counts(*window))["disclosures"] == 1
     # A second `sent` of the same disclosure (a retry after `unknown`) counts it no more.
-    await appended(store, disclosure(1, bureau, *ROW, ("name",), keys)[1:])
+    await appended(store, disclosure(1, bureau, *ROW, ("name",), log_keys)[1:])
     assert summed(await store.ropa_counts(*window))["disclosures"] == 1
     assert await store.check_rollup() == (3, [])
 
 
 async def test_a_window_inside_days_counts_its_partial_days_from_the_entries(
-    store: Store, partners: dict[str, Partner], project: Path
+    store: Store, partners: dict[str, Partner], log_keys: LogKeys
 ) -> None:
-    await store.migrate()
-    keys = LogKeys.load(project / "keys")
     bureau = partners["lao-credit-bureau"]
     await store.add_consent(consent("c-1", True))
     await store.add_consent(consent("c-2", False))
@@ -86,7 +81,7 @@ async def test_a_window_inside_days_counts_its_partial_days_from_the_entries(
         start=1,
     ):
         at = T0 + timedelta(hours=10) + offset
-        entries += disclosure(n, bureau, *ROW, fields, keys, consent_id=cid, at=at)
+        entries += disclosure(n, bureau, *ROW, fields, log_keys, consent_id=cid, at=at)
     await appended(store, entries)
     since, until = T0 + timedelta(hours=12), T0 + 3 * day + timedelta(hours=11)
 
@@ -105,10 +100,8 @@ async def test_a_window_inside_days_counts_its_partial_days_from_the_entries(
 
 
 async def test_a_long_window_reads_whole_months_and_the_days_around_them(
-    store: Store, partners: dict[str, Partner], project: Path
+    store: Store, partners: dict[str, Partner], log_keys: LogKeys
 ) -> None:
-    await store.migrate()
-    keys = LogKeys.load(project / "keys")
     bureau = partners["lao-credit-bureau"]
     await store.add_consent(consent("c-1", True))
     entries: list[dict[str, Any]] = []
@@ -118,7 +111,7 @@ async def test_a_long_window_reads_whole_months_and_the_days_around_them(
     for n in range(82):
         at = start + timedelta(days=n) - timedelta(minutes=n + 1)
         cid = "c-1" if n % 2 else None
-        entries += disclosure(n + 1, bureau, *ROW, ("name",), keys, consent_id=cid, at=at)
+        entries += disclosure(n + 1, bureau, *ROW, ("name",), log_keys, consent_id=cid, at=at)
     await appended(store, entries)
     # 25 April 12:00 → 5 July 08:00: partial 25 April, whole days 26–30 April, whole May
     # and June, whole days 1–4 July, partial 5 July.
@@ -137,14 +130,12 @@ async def test_a_long_window_reads_whole_months_and_the_days_around_them(
 
 
 async def test_counted_in_batches_as_in_one(
-    store: Store, partners: dict[str, Partner], project: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, partners: dict[str, Partner], log_keys: LogKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await store.migrate()
-    keys = LogKeys.load(project / "keys")
     bureau = partners["lao-credit-bureau"]
     entries: list[dict[str, Any]] = []
     for n in range(1, 8):
-        entries += disclosure(n, bureau, *ROW, ("name",) if n % 2 else ("uuid",), keys)
+        entries += disclosure(n, bureau, *ROW, ("name",) if n % 2 else ("uuid",), log_keys)
     await appended(store, entries)
     window = (T0 - timedelta(days=1), T0 + timedelta(days=1))
     monkeypatch.setattr(gateway.store.sql_store, "ROLLUP_BATCH", 3)
@@ -158,12 +149,10 @@ async def test_counted_in_batches_as_in_one(
 
 
 async def test_the_check_finds_a_changed_count_and_the_rebuild_mends_it(
-    store: Store, backend: Backend, partners: dict[str, Partner], project: Path
+    store: Store, backend: Backend, partners: dict[str, Partner], log_keys: LogKeys
 ) -> None:
-    await store.migrate()
-    keys = LogKeys.load(project / "keys")
     bureau = partners["lao-credit-bureau"]
-    await appended(store, disclosure(1, bureau, *ROW, ("name",), keys))
+    await appended(store, disclosure(1, bureau, *ROW, ("name",), log_keys))
     window = (T0 - timedelta(days=1), T0 + timedelta(days=1))
     assert summed(await store.ropa_counts(*window))["disclosures"] == 1
 

@@ -4,7 +4,6 @@ disclosure sent in the window, per row and per field, and the consents behind a 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from gateway.crypto.subject_keys import LogKeys
@@ -72,29 +71,27 @@ def consent(cid: str, withdrawn: bool) -> Consent:
 
 
 async def test_counts_sent_disclosures_in_the_window(
-    store: Store, partners: dict[str, Partner], project: Path
+    store: Store, partners: dict[str, Partner], log_keys: LogKeys
 ) -> None:
-    await store.migrate()
-    keys = LogKeys.load(project / "keys")
     bureau = partners["lao-credit-bureau"]
     row = ("credit_check", "service_provision", "consent")
     for cid, withdrawn in (("c-1", True), ("c-2", True), ("c-3", False)):
         await store.add_consent(consent(cid, withdrawn))
     entries: list[dict[str, Any]] = []
-    entries += disclosure(1, bureau, *row, ("name", "uuid"), keys, consent_id="c-1")
-    entries += disclosure(2, bureau, *row, ("name",), keys, consent_id="c-1")
-    entries += disclosure(3, bureau, *row, ("name", "phone"), keys, consent_id="c-2")
-    entries += disclosure(4, bureau, *row, ("name",), keys, consent_id="c-3")
+    entries += disclosure(1, bureau, *row, ("name", "uuid"), log_keys, consent_id="c-1")
+    entries += disclosure(2, bureau, *row, ("name",), log_keys, consent_id="c-1")
+    entries += disclosure(3, bureau, *row, ("name", "phone"), log_keys, consent_id="c-2")
+    entries += disclosure(4, bureau, *row, ("name",), log_keys, consent_id="c-3")
     # Not counted: failed, no outcome yet, before the window, after it.
-    entries += disclosure(5, bureau, *row, ("date_of_birth",), keys, outcomes=("failed",))
-    entries += disclosure(6, bureau, *row, ("date_of_birth",), keys, outcomes=())
+    entries += disclosure(5, bureau, *row, ("date_of_birth",), log_keys, outcomes=("failed",))
+    entries += disclosure(6, bureau, *row, ("date_of_birth",), log_keys, outcomes=())
     early = T0 - timedelta(days=30)
-    entries += disclosure(7, bureau, *row, ("date_of_birth",), keys, at=early)
-    entries += disclosure(8, bureau, *row, ("date_of_birth",), keys, at=T0 + timedelta(days=30))
+    entries += disclosure(7, bureau, *row, ("date_of_birth",), log_keys, at=early)
+    entries += disclosure(8, bureau, *row, ("date_of_birth",), log_keys, at=T0 + timedelta(days=30))
     # Counted once although recovery wrote `unknown` before the `sent` arrived.
-    entries += disclosure(9, bureau, *row, ("name",), keys, outcomes=("unknown", "sent"))
+    entries += disclosure(9, bureau, *row, ("name",), log_keys, outcomes=("unknown", "sent"))
     entries += disclosure(
-        10, bureau, "credit_check", "service_provision", "contract", ("uuid",), keys
+        10, bureau, "credit_check", "service_provision", "contract", ("uuid",), log_keys
     )
     await store.append_log_entries([row_of(e) for e in entries])
 

@@ -235,20 +235,7 @@ async def test_the_facts_of_a_disclosure_leave_a_consents_evidence_sealed(
     disclosure do not open them (two AES-GCM opens each); consents_for_subject does."""
     store = await open_protected_store(storage_url(backend), backend.root, project_copy / "keys")
     try:
-        await store.add_consent(
-            Consent(
-                "c-facts",
-                SUBJECT,
-                frozenset({"service_provision"}),
-                frozenset({"lao-credit-bureau"}),
-                frozenset(),
-                frozenset(),
-                "2024-09-30",
-                T0,
-                method="app",
-                evidence=f"evidence {TEXT}",
-            )
-        )
+        await store.add_consent(consent_of(SUBJECT, "c-facts", "lao-credit-bureau"))
         [fact] = (await store.subject_facts(SUBJECT, None)).consents
         [full] = await store.consents_for_subject(SUBJECT)
     finally:
@@ -539,14 +526,16 @@ def test_at_rest_keys_are_generated_private_and_refused_when_exposed(tmp_path: P
 # -- 11. erasure removes the gateway's own copy -------------------------------------------
 
 
-def consent_of(subject: str) -> Any:
-    from gateway.policy.facts import Consent
+def consent_of(
+    subject: str, consent_id: str = "c-1", partner: str = "lanexang-insurance"
+) -> Consent:
+    """A consent of `subject` to service provision by `partner`, its evidence naming TEXT."""
 
     return Consent(
-        "c-1",
+        consent_id,
         subject,
         frozenset({"service_provision"}),
-        frozenset({"lanexang-insurance"}),
+        frozenset({partner}),
         frozenset(),
         frozenset(),
         "2024-09-30",

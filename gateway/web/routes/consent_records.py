@@ -27,6 +27,7 @@ from gateway.errors import InvalidRequestError
 from gateway.policy import dpv
 from gateway.policy.facts import Consent, check_consent_to_record
 from gateway.web.keys import GATEWAY
+from gateway.web.negotiation import prefers
 
 # A week: the context changes only with a release, and a reader that caches it never
 # needs the gateway to expand a record again.
@@ -63,32 +64,9 @@ def context_url(request: web.Request) -> str:
     return str(request.url.origin().with_path(dpv.CONTEXT_PATH))
 
 
-def _quality(accept: str, media_type: str) -> float:
-    """The q of the most specific range of `accept` that matches `media_type` (0: none)."""
-    kind = media_type.split("/")[0]
-    best = (-1, 0.0)
-    for item in accept.split(","):
-        range_, *params = (part.strip() for part in item.split(";"))
-        specificity = {media_type: 2, f"{kind}/*": 1, "*/*": 0}.get(range_.lower())
-        if specificity is None or specificity <= best[0]:
-            continue
-        q = 1.0
-        for param in params:
-            name, _, number = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(number)
-                except ValueError:
-                    q = 0.0
-        best = (specificity, q)
-    return best[1]
-
-
 def prefers_json_ld(accept: str | None) -> bool:
     """Whether an Accept header prefers JSON-LD to plain JSON (a tie stays plain)."""
-    if not accept:
-        return False
-    return _quality(accept, dpv.MEDIA_TYPE) > _quality(accept, "application/json")
+    return prefers(accept, dpv.MEDIA_TYPE, over="application/json")
 
 
 def json_ld_response(value: object, status: int = 200) -> web.Response:

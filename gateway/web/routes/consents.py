@@ -14,8 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.disclosure.flow import Gateway
 from gateway.errors import NotFoundError
-from gateway.log.actions import target
+from gateway.log.actions import ActionLog, Person, target
 from gateway.policy import dpv
 from gateway.policy.facts import (
     Consent,
@@ -25,7 +26,9 @@ from gateway.policy.facts import (
     parse_date,
     profile_of_birth,
 )
+from gateway.rights.outbox import NoticeOutbox
 from gateway.rights.withdrawal import check_consent_of, send_withdrawal_notices
+from gateway.store import Store
 from gateway.subject_id import check_subject_id
 from gateway.web.http import body_of, json_response, path_subject, person_of
 from gateway.web.keys import ACTIONS, GATEWAY, NOTICES, STORE
@@ -114,43 +117,55 @@ async def withdrawing_subject(request: web.Request) -> str | None:
     return check_subject_id(body["subject"], "'subject'")
 
 
+async def withdraw_and_tell(
+    gw: Gateway,
+    store: Store,
+    actions: ActionLog,
+    who: Person,
+    consent_id: str,
+    subject: str | None,
+    outbox: NoticeOutbox | None,
+) -> dict[str, Any] | None:
+    """A withdrawal after `check_consent_of`, as POST /v1/consents/{id}/withdraw and
+    `gateway consent withdraw` make it: the act recorded, the consent withdrawn, every
+    partner that received data under it told. The answer, None when the consent is gone."""
+    # Named, the subject is the act's target (its keyed reference): its report lists it.
+    if subject is not None:
+        await actions.record(who, "consent_withdrawn", subject=subject, consent_id=consent_id)
+    else:
+        await actions.record(
+            who,
+            "consent_withdrawn",
+            target=target("consent", consent_id[:200]),
+            consent_id=consent_id,
+        )
+    # The withdrawal is committed before the answer: every disclosure that starts after
+    # it, on any instance, reads it (policy VII.4).
+    consent = await store.withdraw_consent(consent_id, gw.clock())
+    if consent is None:
+        return None
+    answer = consent_json(consent, subject=subject)
+    # The first attempt of every notice is made before the answer (a failed one waits in
+    # the outbox): the answer says what each partner was told.
+    notices = await send_withdrawal_notices(
+        gw, store, gw.log_keys, who.id, consent, outbox=outbox, subject=subject
+    )
+    answer["notices"] = notices.as_json()
+    return answer
+
+
 async def withdraw_consent(request: web.Request) -> web.Response:
     who = await person_of(request, "consent_writer")
     consent_id = request.match_info["consent_id"]
     subject = await withdrawing_subject(request)
     store = request.app[STORE]
     await check_consent_of(store, consent_id, subject)
-    # Named, the subject is the act's target (its keyed reference): its report lists it.
-    if subject is not None:
-        await request.app[ACTIONS].record(
-            who, "consent_withdrawn", subject=subject, consent_id=consent_id
-        )
-    else:
-        await request.app[ACTIONS].record(
-            who,
-            "consent_withdrawn",
-            target=target("consent", consent_id[:200]),
-            consent_id=consent_id,
-        )
-    # The withdrawal is committed before this response: every disclosure that starts
-    # after it, on any instance, reads it (policy VII.4).
     gw = request.app[GATEWAY]
-    consent = await store.withdraw_consent(consent_id, gw.clock())
-    if consent is None:
-        raise NotFoundError("no consent with this id")
-    answer = consent_json(consent, subject=subject)
-    # The first attempt of every notice is made before this answer (a failed one waits
-    # in the outbox): the answer says what each partner was told.
-    notices = await send_withdrawal_notices(
-        gw,
-        store,
-        gw.log_keys,
-        who.id,
-        consent,
-        outbox=request.app.get(NOTICES),
-        subject=subject,
+    answer = await withdraw_and_tell(
+        gw, store, request.app[ACTIONS], who, consent_id, subject, request.app.get(NOTICES)
     )
-    answer["notices"] = notices.as_json()
+    if answer is None:
+        raise NotFoundError("no consent with this id")
     return json_response(answer)
 
 

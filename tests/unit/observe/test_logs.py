@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from support.app_logs import captured_log_lines
 
 from gateway.errors import GatewayError, InternalServerError
 from gateway.observe import app_log as logs
@@ -22,19 +23,8 @@ CANARY = "CANARY-6f1c2a7e"
 @pytest.fixture
 def records() -> Iterator[Callable[[], list[dict]]]:
     """Every record of every logger, as the JSON lines `gateway serve` writes."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter())
-    handler.addFilter(logs.PersonalDataFilter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+    with captured_log_lines() as lines:
+        yield lines
 
 
 def test_json_line_holds_only_whitelisted_facts(records):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import sqlite3
@@ -134,13 +135,20 @@ async def timed(count: int, work: Callable[[int], Awaitable[Any]]) -> tuple[floa
 
 
 async def measure(
-    store: Store, signer: LogSigner, keys: LogKeys, args: argparse.Namespace, jobs: int
+    store: Store,
+    signer: LogSigner,
+    keys: LogKeys,
+    args: argparse.Namespace,
+    where: tuple[str, Path],
 ) -> None:
+    jobs = max(1, args.jobs)
+    url, root = where
     service = LogService(store, signer)
     size = await service.size()
     entries = Entries(keys, args.subjects)
     started = time.perf_counter()
-    report = await audit_store(store, signer.verifier_key, ORIGIN)
+    opener = functools.partial(open_store, url, root)
+    report = await audit_store(store, signer.verifier_key, ORIGIN, jobs=jobs, opener=opener)
     state = "ok" if report.ok else f"{len(report.problems)} problem(s): {report.problems[0]}"
     print(
         f"verify: {report.entries:,} entries, {report.checkpoints} checkpoints in "
@@ -240,7 +248,7 @@ async def main(argv: list[str] | None = None) -> None:
     try:
         await fill(store, signer, keys_dir, args, max(1, args.jobs))
         if not args.no_measure:
-            await measure(store, signer, keys, args, max(1, args.jobs))
+            await measure(store, signer, keys, args, (url, root))
     finally:
         await store.close()
 

@@ -33,7 +33,7 @@ __all__ = ["PARALLEL_FROM", "Opener", "RangeFindings", "RowReader", "check_range
 
 PARALLEL_FROM: Final = 100_000
 """Below this many entries the default is one process: starting a pool costs more."""
-RANGES_PER_JOB: Final = 8  # small enough that a slow range does not leave a core idle
+RANGES_PER_JOB: Final = 2  # a slow range leaves a core idle less; each opens the store
 READ_CHUNK: Final = 20_000
 
 _LEAF_PREFIX = b"\x00"
@@ -72,29 +72,41 @@ def ranges(count: int, jobs: int) -> list[tuple[int, int | None]]:
 def check_range(opener: Opener, start: int, end: int | None, cuts: Sequence[int]) -> RangeFindings:
     """The findings of rows ``[start, end)`` (a worker process's job); `cuts`: the sorted
     checkpoint sizes, where the leaves must be kept to compare roots."""
-    return asyncio.run(_check(opener, start, end, cuts))
+    return asyncio.run(_open_and_check(opener, start, end, cuts))
 
 
-async def _check(opener: Opener, start: int, end: int | None, cuts: Sequence[int]) -> RangeFindings:
-    found = RangeFindings(start)
-    leaves: list[bytes] = []
-    expected = start
+async def _open_and_check(
+    opener: Opener, start: int, end: int | None, cuts: Sequence[int]
+) -> RangeFindings:
+    # Opened and closed per range, not once per process: the SQLite adapter's threads
+    # would keep a worker from exiting, and opening costs little against a range.
     store = await opener()
     try:
-        at = start
-        while rows := await store.read_log_rows(at, READ_CHUNK):
-            if found.gap is None:
-                expected = _hash_contiguous(rows, expected, end, found, leaves)
-            at = rows[-1][0] + 1
-            if end is not None and at > end:
-                rows = [row for row in rows if row[0] < end]
-            found.rows += len(rows)
-            found.columns += disagreeing_rows(rows)
-            if end is not None and at >= end:
-                break
+        return await _check(store, start, end, cuts)
     finally:
         await store.close()
-    found.pieces = _pieces(start, leaves, cuts)
+
+
+async def _check(
+    store: RowReader, start: int, end: int | None, cuts: Sequence[int]
+) -> RangeFindings:
+    found = RangeFindings(start)
+    leaves: list[bytes] = []  # of the incomplete tile(s) not yet folded
+    expected = at = start
+    while rows := await store.read_log_rows(at, READ_CHUNK):
+        if found.gap is None:
+            expected = _hash_contiguous(rows, expected, end, found, leaves)
+            whole = len(leaves) // TILE * TILE
+            found.pieces += _pieces(expected - len(leaves), leaves[:whole], cuts)
+            del leaves[:whole]
+        at = rows[-1][0] + 1
+        if end is not None and at > end:
+            rows = [row for row in rows if row[0] < end]
+        found.rows += len(rows)
+        found.columns += disagreeing_rows(rows)
+        if end is not None and at >= end:
+            break
+    found.pieces += _pieces(expected - len(leaves), leaves, cuts)
     return found
 
 

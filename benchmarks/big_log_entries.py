@@ -122,7 +122,8 @@ class Entries:
                 credential="password:reviewer-ana",
                 action="justify",
                 target=target("disclosure", f"d-{uuid.UUID(int=2 * group)}"),
-                text=f"justification {group}",
+                # No text hash: the text would have to be in the justifications table too,
+                # or `gateway log verify`'s check of action texts would call it tampered.
                 disclosure_id=f"d-{uuid.UUID(int=2 * group)}",
                 at=at,
                 keys=self._keys,

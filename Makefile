@@ -6,7 +6,7 @@ GATEWAY := $(BIN)/gateway
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run demo test lint bench soak keys postgres browser systemd clean
+.PHONY: run demo test lint bench bigbench soak keys postgres browser systemd clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,15 @@ bench: $(TEST_STAMP) keys postgres
 # less): RSS growth, p99 drift, errors, open fds, and `gateway log verify` at the end.
 soak: $(TEST_STAMP) keys
 	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
+
+# The ten-million-entry store (issue #20), apart from `make bench`: 10-20 GB a store.
+# Fills (or resumes filling) var/big_log/log.db, then times verify, proofs, reports and
+# search, and bytes per disclosure. BIG_ENTRIES=1000000 for less; BIG_ARGS for the rest
+# (e.g. BIG_ARGS="--store postgresql --dsn postgresql://postgres@127.0.0.1:5432/big").
+BIG_ENTRIES ?= 10000000
+BIG_ARGS ?= --path var/big_log/log.db
+bigbench: $(TEST_STAMP)
+	$(BIN)/python benchmarks/big_log.py --entries $(BIG_ENTRIES) $(BIG_ARGS)
 
 clean:
 	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,9 @@ stderr is a terminal.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -39,6 +41,7 @@ from gateway.crypto.subject_keys import LogKeys, Period, forget_before
 from gateway.errors import GatewayError
 from gateway.log.actions import ActionTextReport, check_action_texts, find_actions, target
 from gateway.log.audit import AuditReport, Problem, audit_store
+from gateway.log.audit_pool import PARALLEL_FROM
 from gateway.log.checkpoint import verifier_key
 from gateway.log.entries import ACTIONS
 from gateway.log.key_history import ensure_next_key
@@ -58,7 +61,7 @@ from gateway.outbound.delivery import client_session
 from gateway.outbound.witness_runner import Submitted, WitnessRunner
 from gateway.outbound.witnesses import Cosigned
 from gateway.policy.facts import parse_time
-from gateway.store import Store
+from gateway.store import Store, open_store
 from gateway.store.records import StoredCheckpoint
 from gateway.subject_id import subject_id_argument
 
@@ -134,14 +137,29 @@ def _found_exits_1(handler: Callable[[argparse.Namespace], int]) -> Callable[...
 # -- verify ---------------------------------------------------------------------------------
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of processes (1 or more)")
+    return value
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     texts: list[ActionTextReport] = []  # what the check of action texts found
 
     async def work(store: Store, config: Config) -> tuple[AuditReport, Submitted | None]:
         keys = args.key or _signer(config).verifier_keys
-        progress = Progress("verifying", await store.log_size())
+        counted = await store.log_size()
+        jobs = args.jobs or (os.cpu_count() or 1 if counted >= PARALLEL_FROM else 1)
+        opener = functools.partial(open_store, config.storage_url, config.root)
+        progress = Progress("verifying", counted)
         try:
-            report = await audit_store(store, keys, config.log.origin, progress=progress.update)
+            report = await audit_store(
+                store, keys, config.log.origin, progress=progress.update, jobs=jobs, opener=opener
+            )
         finally:
             progress.close()
         # The tables' free text against the hashes their action entries hold.
@@ -637,6 +655,12 @@ def register(commands: Commands) -> None:
         "--max-problems", type=int, default=20, help="problems printed at most (default 20)"
     )
     verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    verify.add_argument(
+        "--jobs",
+        type=_positive,
+        help="processes checking the rows (default: every core, one below "
+        f"{PARALLEL_FROM:,} entries)",
+    )
 
     found = add_command(
         group, "search", cmd_search, "find disclosures (a subject is hashed before lookup)"

@@ -202,6 +202,16 @@ class TreeBuilder:
                 position += 1
         return done
 
+    def extend_tile(self, root: bytes) -> list[Node]:
+        """Add 256 leaves given by their tile's root (hashed elsewhere: a parallel audit);
+        the size must be a multiple of 256. Returns the nodes completed, the tile first."""
+        if self._levels[0].size:
+            raise ValueError(f"tree size {self._size} is not at a tile border")
+        if len(root) != HASH_SIZE:
+            raise ValueError(f"tile root has {len(root)} bytes, expected {HASH_SIZE}")
+        self._size += TILE
+        return self._push(0, root)
+
     def _carry(self) -> list[Node]:
         node = self._levels[0].root()
         self._levels[0] = MerkleAccumulator()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import redirect_stderr
@@ -324,3 +325,46 @@ async def test_export_shows_progress_on_a_terminal_only(logged: Setup, tmp_path:
     # The first export's own `action` entry is one more entry to the second.
     assert piped.getvalue() == f"exported {ENTRIES + 1} entries\n"
     assert len(target.read_text().splitlines()) == ENTRIES + 1
+
+
+# -- verify over several processes (`--jobs`): the same verdict, the same entries named -------
+
+TAMPERINGS = {
+    "untouched": [],
+    "edited": [("UPDATE log_entries SET entry = ? WHERE idx = ?", b"{}", 300)],
+    "deleted": [("DELETE FROM log_entries WHERE idx = ?", 257)],
+    "deleted_at_a_range_border": [("DELETE FROM log_entries WHERE idx >= ? AND idx < ?", 256, 513)],
+    "truncated": [("DELETE FROM log_entries WHERE idx >= ?", 590)],
+    "column": [("UPDATE log_entries SET partner = ? WHERE idx = ?", "elsewhere", 420)],
+    "renumbered": [("UPDATE log_entries SET idx = ? WHERE idx = ?", 1_000_000, 5)],
+}
+
+
+@pytest.mark.parametrize("tampering", TAMPERINGS)
+async def test_verify_with_jobs_says_what_one_process_says(logged: Setup, tampering: str) -> None:
+    for sql, *params in TAMPERINGS[tampering]:
+        await logged.sql(sql, *params)
+
+    code, alone = await logged.cli("log", "verify", "--jobs", "1")
+    code_pool, pooled = await logged.cli("log", "verify", "--jobs", "2")
+
+    assert code_pool == code == (0 if tampering == "untouched" else 1)
+    timing = re.compile(r" in [\d.]+s;")
+    assert timing.sub("", pooled) == timing.sub("", alone)
+
+
+async def test_a_tampered_entry_is_named_with_two_jobs(logged: Setup) -> None:
+    edited = (await logged.entry(5)).replace(b'"sent"', b'"failed"')
+    await logged.sql("UPDATE log_entries SET entry = ? WHERE idx = ?", edited, 5)
+
+    code, out = await logged.cli("log", "verify", "--jobs", "2")
+    assert code == 1
+    assert "entry 5: its bytes do not hash to its stored leaf hash" in out
+    assert "first bad index: 5\n" in out
+
+
+def test_jobs_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["log", "verify", "--jobs", "0"])
+    assert exit_.value.code == 2
+    assert "'0' is not a whole number of processes (1 or more)" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,7 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import big_log  # noqa: E402
-from conftest import Backend  # noqa: E402
+
+if TYPE_CHECKING:
+    from conftest import Backend
 
 FIGURES = (
     r"fill: 1,000 entries in [\d.]+s \([\d,]+ entries/s\)",

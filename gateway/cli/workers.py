@@ -9,7 +9,8 @@ Each worker counts its own metrics and a scrape of the shared port reaches one o
 whichever the kernel picks. With `--metrics-port P` worker k (the main process is 0) also
 serves GET /metrics alone on port P+k, so that each worker is a scrape target of its own.
 
-The main process writes its pid to var/gateway.pid; SIGHUP to it reloads
+The main process writes its pid to var/gateway.pid (refusing to start while the file names
+another live gateway, and deleting it only if it still names itself); SIGHUP to it reloads
 config.toml and the partner files in every worker (`gateway partners reload`).
 On a development config (`[sandbox] serve = true`) the main process also runs
 the loopback sandbox partners, once (gateway.sandbox.dev).
@@ -30,7 +31,7 @@ from aiohttp import web
 
 from gateway.config.model import load_config
 from gateway.observe.app_log import setup_logging
-from gateway.ops.reload import pid_file_of, reload_on_sighup, remove_pid_file, write_pid_file
+from gateway.ops.reload import reload_on_sighup
 from gateway.sandbox.dev import sandbox_context
 from gateway.web.app import create_app
 from gateway.web.keys import METRICS
@@ -115,12 +116,10 @@ def serve(
     log_format: str = "json",
     metrics_port: int | None = None,
 ) -> None:
-    pid_file = pid_file_of(load_config(config_path))
-    write_pid_file(pid_file, os.getpid())
-    try:
-        _serve(config_path, host, port, workers, log_format, metrics_port)
-    finally:
-        remove_pid_file(pid_file, os.getpid())
+    """Serve until stopped. The caller (`gateway serve`) holds the pid file meanwhile
+    (`owning_pid_file`): with `--workers N` this parent process owns it, the workers never
+    touch it."""
+    _serve(config_path, host, port, workers, log_format, metrics_port)
     log.info("gateway stopped")
 
 

@@ -12,6 +12,8 @@ serves GET /metrics alone on port P+k, so that each worker is a scrape target of
 The main process writes its pid to var/gateway.pid (refusing to start while the file names
 another live gateway, and deleting it only if it still names itself); SIGHUP to it reloads
 config.toml and the partner files in every worker (`gateway partners reload`).
+Only the main process submits checkpoints to the witnesses; the workers it spawned read
+the witnessing from the store (gateway.outbound.witness_runner).
 On a development config (`[sandbox] serve = true`) the main process also runs
 the loopback sandbox partners, once (gateway.sandbox.dev).
 """
@@ -58,18 +60,21 @@ def run_worker(
     log_format: str = "json",
     sandboxes: bool = False,
     metrics_port: int | None = None,
+    submits_checkpoints: bool = True,
 ) -> None:
     """One gateway instance serving until SIGINT/SIGTERM; SIGHUP reloads (then `on_reload`).
 
     `sandboxes`: this is the main process, which runs the development sandboxes the
-    config asks for (the workers it spawned do not).
+    config asks for (the workers it spawned do not). `submits_checkpoints`: this process
+    submits the checkpoints to the witnesses (only the main one of several: the others
+    would repeat each submission, which the witnesses answer 409).
     """
     # Until the app's handler is in place a SIGHUP must not end the process (its default).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(log_format)  # in every worker: a spawned process starts unconfigured
     _event_loop_policy()
     config = load_config(config_path)
-    app = create_app(config)
+    app = create_app(config, submits_checkpoints=submits_checkpoints)
     ssl_context = server_ssl_context(config.server)
     if sandboxes:
         app.cleanup_ctx.append(sandbox_context(config))
@@ -150,6 +155,7 @@ def _serve(
             kwargs={
                 "log_format": log_format,
                 "metrics_port": None if metrics_port is None else metrics_port + n,
+                "submits_checkpoints": False,
             },
             name=f"gateway-worker-{n}",
             daemon=True,

@@ -30,8 +30,12 @@ def root(tmp_path: Path, project: Path) -> Path:
 
 
 def sleeper(*argv: str) -> subprocess.Popen[bytes]:
-    """A live process whose command line ends with `argv` (a stand-in gateway or not)."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", *argv])
+    """A live process whose command line ends with `argv` (a stand-in gateway or not),
+    returned once it runs its own command line (until its exec it is a copy of pytest)."""
+    script = "import time; print('ready', flush=True); time.sleep(30)"
+    process = subprocess.Popen([sys.executable, "-c", script, *argv], stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
+    return process
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from gateway.cli.support import (
 from gateway.config.model import Config
 from gateway.errors import ConfigError, ConfigErrors, GatewayError
 from gateway.observe.app_log import setup_logging
+from gateway.ops.reload import GatewayAlreadyRunning, owning_pid_file, pid_file_of
 from gateway.partners import load_partners
 from gateway.store import Store
 
@@ -39,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for error in exc.errors:
             log.error("%s", error)
         log.error("gateway not started: %d problem(s) found", len(exc.errors))
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, GatewayAlreadyRunning) as exc:
         log.error("gateway not started: %s", exc)
     except GatewayError as exc:
         log.error("gateway not started: %s: %s", exc.code, exc.detail)
@@ -47,7 +48,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
-    from gateway.cli.workers import serve
     from gateway.ops.preflight import check_deployment
     from gateway.web.app import create_app
 
@@ -58,6 +58,16 @@ def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
     # What the workers would refuse only once they open their resources (a partner secret
     # env var unset, an unreadable key file), refused here too, as `partners validate` does.
     check_deployment(config, load_partners(config.partners_dir, config.root).values(), os.environ)
+    with owning_pid_file(pid_file_of(config)):  # before the "serving" line: it may refuse
+        _run(args, config, host, port, log)
+    return EXIT_OK
+
+
+def _run(
+    args: argparse.Namespace, config: Config, host: str, port: int, log: logging.Logger
+) -> None:
+    from gateway.cli.workers import serve
+
     scheme = "https" if config.server.tls_cert_file else "http"
     log.info(
         "gateway serving on %s://%s:%s with %d worker(s) (storage %s, %d callers)",
@@ -76,7 +86,6 @@ def _serve(args: argparse.Namespace, log: logging.Logger) -> int:
         log_format=args.log_format,
         metrics_port=args.metrics_port,
     )
-    return EXIT_OK
 
 
 def workers_count(text: str) -> int:

@@ -9,8 +9,11 @@ Each worker counts its own metrics and a scrape of the shared port reaches one o
 whichever the kernel picks. With `--metrics-port P` worker k (the main process is 0) also
 serves GET /metrics alone on port P+k, so that each worker is a scrape target of its own.
 
-The main process writes its pid to var/gateway.pid; SIGHUP to it reloads
+The main process writes its pid to var/gateway.pid (refusing to start while the file names
+another live gateway, and deleting it only if it still names itself); SIGHUP to it reloads
 config.toml and the partner files in every worker (`gateway partners reload`).
+Only the main process submits checkpoints to the witnesses; the workers it spawned read
+the witnessing from the store (gateway.outbound.witness_runner).
 On a development config (`[sandbox] serve = true`) the main process also runs
 the loopback sandbox partners, once (gateway.sandbox.dev).
 """
@@ -30,7 +33,7 @@ from aiohttp import web
 
 from gateway.config.model import load_config
 from gateway.observe.app_log import setup_logging
-from gateway.ops.reload import pid_file_of, reload_on_sighup, remove_pid_file, write_pid_file
+from gateway.ops.reload import reload_on_sighup
 from gateway.sandbox.dev import sandbox_context
 from gateway.web.app import create_app
 from gateway.web.keys import METRICS
@@ -57,18 +60,21 @@ def run_worker(
     log_format: str = "json",
     sandboxes: bool = False,
     metrics_port: int | None = None,
+    submits_checkpoints: bool = True,
 ) -> None:
     """One gateway instance serving until SIGINT/SIGTERM; SIGHUP reloads (then `on_reload`).
 
     `sandboxes`: this is the main process, which runs the development sandboxes the
-    config asks for (the workers it spawned do not).
+    config asks for (the workers it spawned do not). `submits_checkpoints`: this process
+    submits the checkpoints to the witnesses (only the main one of several: the others
+    would repeat each submission, which the witnesses answer 409).
     """
     # Until the app's handler is in place a SIGHUP must not end the process (its default).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(log_format)  # in every worker: a spawned process starts unconfigured
     _event_loop_policy()
     config = load_config(config_path)
-    app = create_app(config)
+    app = create_app(config, submits_checkpoints=submits_checkpoints)
     ssl_context = server_ssl_context(config.server)
     if sandboxes:
         app.cleanup_ctx.append(sandbox_context(config))
@@ -115,12 +121,10 @@ def serve(
     log_format: str = "json",
     metrics_port: int | None = None,
 ) -> None:
-    pid_file = pid_file_of(load_config(config_path))
-    write_pid_file(pid_file, os.getpid())
-    try:
-        _serve(config_path, host, port, workers, log_format, metrics_port)
-    finally:
-        remove_pid_file(pid_file, os.getpid())
+    """Serve until stopped. The caller (`gateway serve`) holds the pid file meanwhile
+    (`owning_pid_file`): with `--workers N` this parent process owns it, the workers never
+    touch it."""
+    _serve(config_path, host, port, workers, log_format, metrics_port)
     log.info("gateway stopped")
 
 
@@ -151,6 +155,7 @@ def _serve(
             kwargs={
                 "log_format": log_format,
                 "metrics_port": None if metrics_port is None else metrics_port + n,
+                "submits_checkpoints": False,
             },
             name=f"gateway-worker-{n}",
             daemon=True,

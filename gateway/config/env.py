@@ -83,11 +83,22 @@ LISTS: Final[Mapping[str, frozenset[str]]] = {
 TABLE_ARRAYS: Final = ("callers", "reviewers")
 
 _EXAMPLES: Final[Mapping[Kind, str]] = {
-    "int": "a whole number such as 8080",
+    "int": "a whole number",
     "float": "a number such as 60 or 0.5",
     "bool": "true or false",
     "date": "a date such as 2024-09-19",
     "str": "text",
+}
+# A refusal's example for a whole-number key: one that fits the key (a port for the
+# port, a day count for the days), not 8080 for all of them.
+_INT_EXAMPLES: Final[Mapping[tuple[str, str], str]] = {
+    ("server", "port"): "8080",
+    ("server", "max_body_bytes"): "1048576",
+    ("server", "max_json_depth"): "32",
+    ("partners", "warn_days"): "30",
+    ("log", "max_pending_appends"): "10000",
+    ("notices", "max_age_days"): "7",
+    ("oidc", "personal_token_max_days"): "90",
 }
 _INT = re.compile(r"^[+-]?\d+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -148,8 +159,8 @@ def read_overrides(environ: Mapping[str, str]) -> tuple[list[Override], list[Con
                 errors.append(
                     _refusal(
                         name,
-                        f"{section}.{key} takes {_EXAMPLES[kind]} (or an empty value for "
-                        "the default)",
+                        f"{section}.{key} takes {_takes(section, key, kind)} (or an empty "
+                        "value for the default)",
                     )
                 )
             else:
@@ -167,6 +178,12 @@ def apply_overrides(doc: TomlDocument, overrides: list[Override]) -> list[Config
             continue
         doc.override(o.name, o.value, o.section, o.key)
     return errors
+
+
+def _takes(section: str, key: str, kind: Kind) -> str:
+    """What `section.key` takes, with an example that fits it."""
+    example = _INT_EXAMPLES.get((section, key)) if kind == "int" else None
+    return f"{_EXAMPLES[kind]} such as {example}" if example else _EXAMPLES[kind]
 
 
 def _refusal(name: str, message: str) -> ConfigError:

@@ -105,7 +105,9 @@ class Admission:
     """The three limits of this instance, looked at before a disclosure is logged.
 
     `pending_appends` reads the log writer's queue (`LogWriter.waiting`); `callers` are the
-    configured ones, the only callers metrics name. `clock` is monotonic seconds.
+    configured ones, the only callers metrics name: the composition root passes the live
+    table a reload swaps, so a caller added by SIGHUP is named, not `other`. `clock` is
+    monotonic seconds.
     """
 
     def __init__(

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,14 +34,17 @@ from gateway.partners.standing import log_expiry_warnings
 __all__ = [
     "PID_FILE",
     "RELOADER",
+    "GatewayAlreadyRunning",
     "ReloadResult",
     "Reloader",
+    "claim_pid_file",
+    "gateway_process_alive",
+    "owning_pid_file",
     "pid_file_of",
     "read_pid_file",
     "refresh_partner_keys",
     "reload_on_sighup",
     "remove_pid_file",
-    "write_pid_file",
 ]
 
 # The name operators filter on, the same as partner standing's (gateway.lifecycle before).
@@ -186,13 +191,55 @@ def pid_file_of(config: Config) -> Path:
     return config.root / PID_FILE
 
 
-def write_pid_file(path: Path, pid: int) -> None:
+class GatewayAlreadyRunning(Exception):
+    """`gateway serve` refused: the pid file names another live gateway on this config."""
+
+
+def claim_pid_file(path: Path, pid: int) -> None:
+    """Write `pid` to the pid file, unless it names another gateway that is still running:
+    overwriting it would leave that one out of `gateway partners reload`, and the second
+    one's exit would delete the file (GatewayAlreadyRunning). A stale file is taken over."""
+    running = read_pid_file(path)
+    if running is not None and running != pid and gateway_process_alive(running):
+        raise GatewayAlreadyRunning(
+            f"a gateway is already running on this config (pid {running}, {path}): stop it "
+            f"first (kill {running}), or serve another config folder (--config) on another "
+            "port (--port)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{pid}\n", encoding="ascii")
 
 
+def gateway_process_alive(pid: int) -> bool:
+    """Whether `pid` is a live process that may be a gateway. Where /proc tells, a process
+    whose command line does not mention gateway is not one: after a crash and a reboot the
+    stale file's pid may belong to anything."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"gateway" in command
+
+
+@contextmanager
+def owning_pid_file(path: Path) -> Iterator[None]:
+    """This process's pid in the pid file while the block runs (`claim_pid_file`), removed
+    after it unless another gateway has the file by then."""
+    claim_pid_file(path, os.getpid())
+    try:
+        yield
+    finally:
+        remove_pid_file(path, os.getpid())
+
+
 def remove_pid_file(path: Path, pid: int) -> None:
-    """Remove the pid file if it still names `pid` (another gateway may have taken it)."""
+    """Remove the pid file if it still names `pid` (never another gateway's)."""
     if read_pid_file(path) == pid:
         path.unlink(missing_ok=True)
 

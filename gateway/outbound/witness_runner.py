@@ -27,6 +27,14 @@ submission) and the checkpoint's note with the verified cosignature lines append
   WITNESS --as ID``, an ``action`` entry naming the witness and both sizes). A person's clear
   of a rollback that is still real lasts until the next submission, which raises it again.
 
+* Only one process of a ``gateway serve --workers N`` submits (``submits=False`` in the
+  others, which the main process spawned): N workers submitting the same checkpoint cost
+  N round trips per witness, all but one answered 409. The others **observe** the store
+  every ``OBSERVE_S`` instead: its alarms (so /readyz fails on every worker) and whether
+  the latest checkpoint is witnessed; each serves the cosigned note from the store.
+  Separate hosts on one PostgreSQL each submit (the peer handling above keeps that
+  correct, only redundant).
+
 It lives in ``outbound/`` (it speaks to witnesses over HTTP, and imports ``log`` and
 ``store``); the log service below it knows it only as the small Protocol
 ``log.service.CheckpointWitnessing``.
@@ -79,6 +87,9 @@ RETRY_S: Final = 30.0
 PEER_RESUBMITS: Final = 3
 """How many times a newer stored checkpoint (another instance's) is submitted instead."""
 
+OBSERVE_S: Final = 2.0
+"""How often a runner that does not submit reads the alarms and witnessing from the store."""
+
 WITNESSED_LOOKBACK: Final = 64
 """How many of the latest cosigned checkpoints are searched for one that meets the quorum."""
 
@@ -117,8 +128,12 @@ class WitnessRunner:
         clock: Callable[[], datetime] = utc_now,
         timeout: float = DEFAULT_TIMEOUT,
         retry_s: float = RETRY_S,
+        submits: bool = True,
+        observe_s: float = OBSERVE_S,
     ) -> None:
         self.policy = policy
+        self.submits = submits
+        """False: another process of this host submits; this one observes the store."""
         self.policy_path = policy_path
         self.alarms: dict[str, RollbackAlarm] = {}
         """Rollback alarms by witness, as the store keeps them (see the module docstring)."""
@@ -133,6 +148,7 @@ class WitnessRunner:
         self._clock = clock
         self._timeout = timeout
         self._retry_s = retry_s
+        self._observe_s = observe_s
         self._lock = asyncio.Lock()
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -147,7 +163,7 @@ class WitnessRunner:
 
     def checkpoint_signed(self, checkpoint: StoredCheckpoint) -> None:
         """A checkpoint was stored: submit the latest soon (never waits)."""
-        if self.active:
+        if self.active and self.submits:
             self._wanted.set()
 
     async def witnessed_checkpoint(self) -> StoredCheckpoint | None:
@@ -167,10 +183,10 @@ class WitnessRunner:
     def start(self) -> None:
         """Start submitting in the background; the latest checkpoint at once (a restart
         shows the witnesses' view again)."""
-        if self.active:
+        if self.active and self.submits:
             self._wanted.set()
         if self._task is None:
-            self._task = asyncio.create_task(self._run())
+            self._task = asyncio.create_task(self._run() if self.submits else self._observe())
 
     async def stop(self) -> None:
         """Stop the task; a checkpoint signed since the last submission (the final one of
@@ -195,6 +211,30 @@ class WitnessRunner:
                 await asyncio.wait_for(self._wanted.wait(), self._retry_s if behind else None)
             self._wanted.clear()
             await self.submit_latest()
+
+    async def _observe(self) -> None:
+        while True:
+            if self.active:
+                try:
+                    await self.load_alarms()
+                    await self._observe_quorum()
+                except GatewayError as exc:
+                    log.warning("witnessing state not read from the store: %s", exc.detail)
+            await asyncio.sleep(self._observe_s)
+
+    async def _observe_quorum(self) -> None:
+        """`quorum_met` as the submitting process would say: False once the latest
+        checkpoint has waited a retry period without meeting the quorum."""
+        latest = await self._store.latest_checkpoint()
+        witnessed = await self.witnessed_checkpoint()
+        if witnessed is not None and self._metrics is not None:
+            self._metrics.witnessed_at = witnessed.at
+        if latest is None:
+            return
+        if witnessed is not None and witnessed.seq == latest.seq:
+            self.quorum_met = True
+        elif (self._clock() - latest.at).total_seconds() > self._retry_s:
+            self.quorum_met = False
 
     async def submit_latest(self) -> Submitted | None:
         """Submit the latest stored checkpoint, unless it is already witnessed; a failure
@@ -365,7 +405,8 @@ class WitnessRunner:
             log.info("witness policy reloaded from %s (quorum %s)", self.policy_path, fresh.quorum)
             self.policy = fresh
             self._witnessed_seq = None
-            self._wanted.set()
+            if self.submits:
+                self._wanted.set()
         return True
 
 

@@ -116,11 +116,13 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
     serving: bool = True,
+    submits_checkpoints: bool = True,
 ) -> web.Application:
     """The gateway application. `partners`, `env` and `clock` are for tests and the demo;
     `monotonic` times partner deliveries (the breaker's cool-down, token lifetimes);
     `serving` False for a CLI command's application, which does only what it is asked
-    (no lapse of consents at its start)."""
+    (no lapse of consents at its start); `submits_checkpoints` False for the workers of
+    `serve --workers N` but one, which only observe the witnessing (witness_runner)."""
     wire_errors.install()  # the HTTP parser's own refusals as problem+json, echoing nothing
     # Traces from the OTEL_* variables of the process (not `env`, the partners' secrets):
     # a bad setting stops the start; off, not even a middleware is added. Its span goes
@@ -221,6 +223,7 @@ def create_app(
                 policy_path=policy_path,
                 metrics=metrics,
                 clock=clock,
+                submits=submits_checkpoints,
             )
             if policy_path is not None:
                 log_service.witnessing = witnesses

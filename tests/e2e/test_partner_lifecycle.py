@@ -366,6 +366,30 @@ async def test_sighup_reloads_the_running_app(copied, auth):
         await client.close()
 
 
+async def test_a_caller_added_by_a_reload_is_named_in_the_shed_metrics(copied, auth):
+    """Not `other`: the shed counter's caller label comes from the callers in force (the
+    live table the reload swapped, not the list the app started with)."""
+    client = await started(create_app(copied, env={}))
+    try:
+        app = client.server.app
+        path = copied.path
+        path.write_text(
+            path.read_text()
+            + '\n[[callers]]\nid = "reload-batch"\nroles = ["discloser"]\n'
+            + f'partners = ["{MEKONG}"]\npurposes = ["service_provision"]\nrate = "1/h"\n'
+        )
+        assert app[RELOADER].reload().ok
+        headers = auth("reload-batch")
+        first = await client.post("/v1/disclosures", json=CASE, headers=headers)
+        assert first.status == 201, await first.text()
+        shed = await client.post("/v1/disclosures", json=CASE, headers=headers)
+        assert shed.status == 429, await shed.text()
+        text = await (await client.get("/metrics")).text()
+        assert 'gateway_shed_requests_total{caller="reload-batch"' in text, text
+    finally:
+        await client.close()
+
+
 # -- signing-key rotation: no moment where partners cannot verify ---------------------------------
 
 

@@ -45,7 +45,7 @@ from gateway.ops.backup import (
     restore_backup,
     take_backup,
 )
-from gateway.ops.reload import pid_file_of, write_pid_file
+from gateway.ops.reload import claim_pid_file, pid_file_of
 from gateway.outbound.witnesses import Cosigned, Witnessing, cosign_checkpoint
 from gateway.store import open_store
 from gateway.store.protected import open_protected_store
@@ -276,7 +276,7 @@ async def test_restore_refuses_a_running_gateway(site: Site, tmp_path: Path) -> 
         await store.close()
     with pytest.raises(RestoreRefused, match=r"still heartbeat.*stop every instance"):
         await restore_backup(primary, tmp_path / "b.db", utc_now(), older_allowed=False)
-    write_pid_file(pid_file_of(primary), os.getpid())  # this process is alive
+    claim_pid_file(pid_file_of(primary), os.getpid())  # this process is alive
     with pytest.raises(RestoreRefused, match=r"a gateway is running \(pid"):
         await restore_backup(primary, tmp_path / "b.db", utc_now(), older_allowed=False)
 

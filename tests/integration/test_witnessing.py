@@ -10,8 +10,9 @@ on one store are two instances on one database.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from gateway.log.service import LogService, LogSigner
 from gateway.log.witness_policy import WitnessPolicy, load_witness_policy
 from gateway.outbound.witness_runner import WitnessRunner, merge_cosignatures
 from gateway.store import Store, open_store
-from gateway.store.records import LogRow
+from gateway.store.records import LogRow, WitnessAlarm
 
 ORIGIN = "gateway.test/disclosures"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -251,3 +252,54 @@ def test_cosignatures_of_two_submissions_are_merged_one_per_key() -> None:
     assert merged == note + _line("w1", b"\x01\x01\x01\x01", b"c") + _line(
         "w2", b"\x02\x02\x02\x02", b"b"
     )
+
+
+async def test_a_runner_that_does_not_submit_reads_the_witnessing_from_the_store(
+    store: Store, session: aiohttp.ClientSession, witnesses: dict[str, Witness], tmp_path: Path
+) -> None:
+    """`serve --workers N`: the spawned workers never submit (each submission would be
+    repeated N times); they still see the quorum and every alarm through the store."""
+    policy = policy_of(tmp_path, witnesses)
+    service = LogService(store, SIGNER, clock=lambda: T0)
+    observer = WitnessRunner(
+        store,
+        session,
+        policy,
+        service.consistency_proof,
+        submits=False,
+        observe_s=0.02,
+        clock=lambda: T0,
+    )
+    late = WitnessRunner(
+        store,
+        session,
+        policy,
+        service.consistency_proof,
+        submits=False,
+        observe_s=0.02,
+        clock=lambda: T0 + timedelta(minutes=5),
+    )
+    service.witnessing = observer
+    observer.start()
+    late.start()
+    try:
+        await service.append_rows(rows(0, 3))
+        checkpoint = await service.checkpoint()
+        await eventually(lambda: late.quorum_met is False)  # unwitnessed past a retry
+        assert await store.witness_sizes() == {}  # signed, and not submitted by either
+        assert observer.quorum_met is None  # still within its first retry period
+        _, submitter = instance(store, session, policy)
+        assert await submitter.submit(checkpoint) is not None
+        await eventually(lambda: observer.quorum_met is True and late.quorum_met is True)
+        await store.raise_witness_alarm(WitnessAlarm("w1", 9, 3, "rolled back", T0))
+        await eventually(lambda: set(observer.alarms) == {"w1"})
+    finally:
+        await observer.stop()
+        await late.stop()
+
+
+async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)

@@ -113,7 +113,16 @@ async def pair(
             tokens[caller] = issue_dev_token(config.keys_dir, config.auth, caller)
         return tokens[caller]
 
-    a, b = GatewayProcess(config_path, "a"), GatewayProcess(config_path, "b")
+    # A config folder each, as on two hosts: a second `serve` on one folder refuses to
+    # start while the first's var/gateway.pid names it.
+    config_b = write_project(
+        tmp_path / "project-b",
+        project,
+        storage_url=backend.url,
+        base_urls={pid: sandboxes.base_url(pid) for pid in (BUREAU, COLLECTIONS)},
+        log_settings={"checkpoint_interval_s": 0.3, "instance_timeout_s": 5},
+    )
+    a, b = GatewayProcess(config_path, "a"), GatewayProcess(config_b, "b")
     async with aiohttp.ClientSession() as session:
         try:
             # At once: migrations take an advisory lock, so each version is applied once.

@@ -67,6 +67,22 @@ def test_a_bad_value_names_the_variable_and_what_would_pass():
     assert "secret" not in message
 
 
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [(s, k) for s, keys in SCALARS.items() for k, kind in keys.items() if kind == "int"],
+)
+def test_each_whole_number_key_is_refused_with_an_example_that_fits_it(section, key):
+    name = variable(section, key)
+    _, (refused,) = read_overrides({name: "lots"})
+    assert f"{section}.{key} takes a whole number such as " in refused.message
+    assert ("8080" in refused.message) == (key == "port"), refused.message
+
+
+def test_the_log_queue_bound_is_refused_with_a_queue_length_for_example():
+    _, (refused,) = read_overrides({"GATEWAY_LOG_MAX_PENDING_APPENDS": "many"})
+    assert refused.message.startswith("log.max_pending_appends takes a whole number such as 10000")
+
+
 def test_a_minimum_consent_version_above_the_policy_says_both_and_what_passes():
     (message,) = refusals({"GATEWAY_POLICY_MIN_CONSENT_VERSION": "2099-01-01"})
     assert message.startswith("GATEWAY_POLICY_MIN_CONSENT_VERSION: ")

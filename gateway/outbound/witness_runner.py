@@ -29,7 +29,9 @@ submission) and the checkpoint's note with the verified cosignature lines append
 
 * Only one process of a ``gateway serve --workers N`` submits (``submits=False`` in the
   others, which the main process spawned): N workers submitting the same checkpoint cost
-  N round trips per witness, all but one answered 409. The others **observe** the store
+  N round trips per witness, all but one answered 409. The submitting one also looks at
+  the store every ``OBSERVE_S`` for a checkpoint another worker signed, and submits it.
+  The others **observe** the store
   every ``OBSERVE_S`` instead: its alarms (so /readyz fails on every worker) and whether
   the latest checkpoint is witnessed; each serves the cosigned note from the store.
   Separate hosts on one PostgreSQL each submit (the peer handling above keeps that
@@ -88,7 +90,8 @@ PEER_RESUBMITS: Final = 3
 """How many times a newer stored checkpoint (another instance's) is submitted instead."""
 
 OBSERVE_S: Final = 2.0
-"""How often a runner that does not submit reads the alarms and witnessing from the store."""
+"""How often a runner reads the store: one that submits, for a checkpoint another worker
+signed; one that does not, for the alarms and the witnessing."""
 
 WITNESSED_LOOKBACK: Final = 64
 """How many of the latest cosigned checkpoints are searched for one that meets the quorum."""
@@ -207,8 +210,13 @@ class WitnessRunner:
             await self.load_alarms()
         while True:
             behind = self.active and self.quorum_met is False
+            # Not only when this process signs one: the other workers of the host sign
+            # checkpoints too and never submit, so the store is looked at every OBSERVE_S
+            # (one read; nothing is sent while the latest is witnessed).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wanted.wait(), self._retry_s if behind else None)
+                await asyncio.wait_for(
+                    self._wanted.wait(), self._retry_s if behind else self._observe_s
+                )
             self._wanted.clear()
             await self.submit_latest()
 

@@ -278,6 +278,12 @@ class PartnerRateLimitedError(GatewayFailure):
     code = "partner_rate_limited"
 
 
+class SignInUnavailableError(GatewayFailure):
+    """The review site's OpenID provider cannot be used now: no one is signed in."""
+
+    code = "sign_in_unavailable"
+
+
 class InternalServerError(GatewayFailure):
     """The gateway failed unexpectedly; the operators have the details."""
 

@@ -291,6 +291,12 @@ class LogOverloaded(RetryableProblem):
     code = "log_overloaded"
 
 
+class SignInUnavailable(RetryableProblem):
+    """503: the review site's OpenID provider could not be used; no one signed in."""
+
+    code = "sign_in_unavailable"
+
+
 class CallerRateLimited(RetryableProblem):
     """429: the calling service is over its rate or in-flight limit; nothing sent."""
 

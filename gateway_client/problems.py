@@ -487,6 +487,25 @@ _KINDS: Final = (
         retry_after_when="always",
     ),
     ProblemKind(
+        "sign_in_unavailable",
+        503,
+        "Sign-in provider unavailable",
+        "The review site's OpenID provider (`[oidc] issuer`) could not be used: its "
+        "discovery document, JWKS or token endpoint did not answer, or answered something "
+        "the gateway cannot use. No one was signed in; nothing else was affected.",
+        (
+            "The provider is down or unreachable from the gateway's host.",
+            "`[oidc] issuer` names a URL that is not that provider's issuer (its discovery "
+            "document names another), or its JWKS holds no usable public key.",
+        ),
+        "Try again later. Operators: the detail and the application log's WARNING name the "
+        "URL and what it answered; while the provider stays down, `[oidc] allow_passwords "
+        "= true` is the break-glass for the `[[reviewers]]` password accounts.",
+        f"Yes, once the provider answers: `Retry-After` is sent ({LOG_RETRY_AFTER_S:.0f} s).",
+        retry_after_s=LOG_RETRY_AFTER_S,
+        retry_after_when="always",
+    ),
+    ProblemKind(
         "partner_unavailable",
         502,
         "Partner unavailable",

@@ -30,6 +30,7 @@ from support.oidc_site import (
     open_site,
     signed_in,
 )
+from support.processes import free_port
 
 from gateway.cli.person import CredentialError, proven_person
 from gateway.config.model import Config
@@ -172,3 +173,24 @@ async def test_the_longest_token_lifetime_is_configurable(
             "/review/tokens", data={"csrf": csrf, "days": "90"}, headers=HTML
         )
         assert r.status == 400 and "a token lasts 7, 30 days, not 90" in await r.text()
+
+
+async def test_a_provider_that_is_down_is_a_503_not_a_refused_person(
+    config: Config, partners: dict[str, Partner], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on the issuer's port: the person's credentials were never in question.
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("s")
+    base = review_config(config, str(tmp_path / "g.db"))
+    cfg = replace(base, oidc=oidc_config(f"http://127.0.0.1:{free_port()}", secret_file))
+    app = review_app(cfg, partners, FakeReviewBackend(LogKeys.load(cfg.keys_dir)))
+    async with TestClient(TestServer(app)) as client:
+        with caplog.at_level(logging.WARNING, logger="gateway"):
+            r = await client.get("/review/oidc/start")
+        assert r.status == 503 and r.content_type == "application/problem+json"
+        problem = await r.json()
+        assert problem["type"].endswith("/sign_in_unavailable") and "Retry-After" in r.headers
+        assert "the sign-in provider cannot be used now" in problem["detail"]
+        assert any("provider cannot be used" in m for m in caplog.messages)
+        page = await client.get("/review/oidc/start", headers=HTML)
+        assert page.status == 503 and "cannot be used now" in await page.text()

@@ -25,7 +25,13 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.errors import ForbiddenError, GatewayError, NotFoundError, UnauthenticatedError
+from gateway.errors import (
+    ForbiddenError,
+    GatewayError,
+    NotFoundError,
+    SignInUnavailableError,
+    UnauthenticatedError,
+)
 from gateway.web.problems import problem_response
 from gateway.web.review.oidc_client import OidcClient
 from gateway.web.review.session import OIDC_FLOW_TTL
@@ -137,7 +143,10 @@ async def oidc_callback(request: web.Request) -> web.StreamResponse:
 
 
 def _refusal(request: web.Request, error: GatewayError, next_url: str) -> web.Response:
-    log.info("review sign-in through the provider refused: %s", error.code)
+    if isinstance(error, SignInUnavailableError):  # the operators' problem: say which URL
+        log.warning("review sign-in: the provider cannot be used: %s", error.detail)
+    else:
+        log.info("review sign-in through the provider refused: %s", error.code)
     if wants_html(request):
         response = login_page(request, message=error.detail, status=error.status, next_url=next_url)
     else:

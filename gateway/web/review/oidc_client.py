@@ -45,7 +45,12 @@ from joserfc.jwk import KeySet
 from joserfc.jwt import ClaimsOption
 
 from gateway.config.model import OidcConfig
-from gateway.errors import ConfigError, ForbiddenError, UnauthenticatedError
+from gateway.errors import (
+    ConfigError,
+    ForbiddenError,
+    SignInUnavailableError,
+    UnauthenticatedError,
+)
 from gateway.net import fetchable_url
 
 __all__ = [
@@ -153,8 +158,9 @@ class OidcPerson:
     key_id: str | None
 
 
-def _unreachable(why: str) -> UnauthenticatedError:
-    return UnauthenticatedError(
+def _unreachable(why: str) -> SignInUnavailableError:
+    # 503, not 401: the person's credentials were never in question.
+    return SignInUnavailableError(
         f"the sign-in provider cannot be used now: {why}; try again later, or tell the "
         "gateway's operators (the application log has the details)"
     )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.errors import UnauthenticatedError
+from gateway.errors import SignInUnavailableError
 from gateway.web.review.oidc_client import ProviderMetadata, peek_issuer, person_id
 from gateway.web.review.personal_tokens import PersonalTokenError, lifetimes_days, mint
 from gateway.web.review.session import OIDC_FLOW_TTL, SessionSigner
@@ -44,7 +44,7 @@ def test_discovery_document_is_read() -> None:
 def test_a_discovery_document_the_gateway_cannot_trust_is_refused(
     change: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(UnauthenticatedError, match=message):
+    with pytest.raises(SignInUnavailableError, match=message):
         ProviderMetadata.parse(DOCUMENT | change, ISSUER)
 
 

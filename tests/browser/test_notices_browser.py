@@ -10,7 +10,7 @@ from typing import Any
 
 from browser.review_support import NOW, HexSealing, docs_screenshot
 from selenium.webdriver.common.by import By
-from test_review_browser import sign_in
+from test_review_browser import click_and_wait, sign_in
 
 from gateway.rights.outbox import Attempted, NoticeOutbox
 from gateway.web.keys import NOTICES
@@ -89,7 +89,8 @@ def test_the_notices_page_at_1280(browser, gateway_site, screenshot):
         assert kept[1].status == "failed" and "failed" in rows[0].text
         assert SUBJECT not in browser.page_source
         # Retry on one row: sent now, as the signed-in reviewer; the page says what happened.
-        rows[1].find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        # The retry posts and loads a new page: wait for it, or the old page is searched.
+        click_and_wait(browser, rows[1].find_element(By.CSS_SELECTOR, "button[type=submit]"))
         status = browser.find_element(By.CSS_SELECTOR, "p.notice.ok")
         assert f"Notice {kept[0].id} to lanexang-insurance was accepted" in status.text
         assert sent == ["lanexang-insurance"]

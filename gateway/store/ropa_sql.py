@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.store.rollup_sql import Rollup, added
+from gateway.store.rollup_sql import Combine, Rollup
 
 __all__ = ["JsonReads", "RopaSql", "ropa_sql"]
 
@@ -113,13 +113,12 @@ def ropa_sql(json: JsonReads) -> RopaSql:
     day_columns = ("grain", "period", *_KEY, "disclosures", "first_at", "last_at")
     days = Rollup(
         "ropa_days",
-        day_columns,
         ("grain", "period", *_KEY),
-        f"{added('ropa_days', 'disclosures')}, "
-        "first_at = CASE WHEN excluded.first_at < ropa_days.first_at "
-        "THEN excluded.first_at ELSE ropa_days.first_at END, "
-        "last_at = CASE WHEN excluded.last_at > ropa_days.last_at "
-        "THEN excluded.last_at ELSE ropa_days.last_at END",
+        (
+            ("disclosures", Combine.ADD),
+            ("first_at", Combine.LEAST),
+            ("last_at", Combine.GREATEST),
+        ),
         _by_day_and_month(
             day_columns,
             f"SELECT {day}, {key}, count(*), min(i.logged_at), max(i.logged_at) "  # noqa: S608
@@ -131,9 +130,8 @@ def ropa_sql(json: JsonReads) -> RopaSql:
     field_columns = ("grain", "period", *_KEY, "field", "disclosures")
     field_days = Rollup(
         "ropa_field_days",
-        field_columns,
         ("grain", "period", *_KEY, "field"),
-        added("ropa_field_days", "disclosures"),
+        (("disclosures", Combine.ADD),),
         _by_day_and_month(
             field_columns,
             f"SELECT {day}, {key}, f.key, count(*) "  # noqa: S608 - fixed text
@@ -147,8 +145,7 @@ def ropa_sql(json: JsonReads) -> RopaSql:
     consent_days = Rollup(
         "ropa_consent_days",
         consent_columns,
-        consent_columns,
-        "",
+        (),
         _by_day_and_month(
             consent_columns,
             f"SELECT DISTINCT {day}, {key}, {consent_id} "  # noqa: S608 - fixed text

@@ -104,11 +104,23 @@ def ropa_sql(json: JsonReads) -> RopaSql:
     """The statements in a database's JSON reads."""
     operation = json.member.format(name="operation")
     consent_id = json.member.format(name="consent_id")
-    key = (
-        f"COALESCE(i.partner, ''), COALESCE({operation}, ''), COALESCE(i.purpose, ''), "
-        "COALESCE(i.legal_basis, '')"
+    key_reads = ("i.partner", operation, "i.purpose", "i.legal_basis")  # as _KEY
+    key = ", ".join(f"COALESCE({read}, '')" for read in key_reads)
+    key_named = ", ".join(
+        f"COALESCE({read}, '') AS {name}" for read, name in zip(key_reads, _KEY, strict=True)
     )
-    day = f"'day', {json.day}"
+
+    def first_sent(*more: str) -> str:
+        """The intents first sent in the range as ``t``: their day and key, read out of
+        their JSON once each, and `more`. Materialized, so that no read of the JSON is
+        repeated per field (PostgreSQL did: 12 s for a range of 100,000 entries under
+        load, 1.5 s after) nor applied to the intents of the whole log as a filter."""
+        columns = ", ".join((f"{json.day} AS day", key_named, *more))
+        return (
+            f"WITH t AS MATERIALIZED (SELECT {columns} FROM log_entries i "  # noqa: S608
+            f"WHERE {_FIRST_SENT_IN_RANGE}) "
+        )
+
     month = "'month', substr(period, 1, 7)"
     day_columns = ("grain", "period", *_KEY, "disclosures", "first_at", "last_at")
     days = Rollup(
@@ -121,8 +133,8 @@ def ropa_sql(json: JsonReads) -> RopaSql:
         ),
         _by_day_and_month(
             day_columns,
-            f"SELECT {day}, {key}, count(*), min(i.logged_at), max(i.logged_at) "  # noqa: S608
-            f"FROM log_entries i WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5, 6",
+            f"{first_sent('i.logged_at')}SELECT 'day', day, {_KEYS}, count(*), "  # noqa: S608
+            "min(logged_at), max(logged_at) FROM t GROUP BY 1, 2, 3, 4, 5, 6",
             f"SELECT {month}, {_KEYS}, sum(disclosures), min(first_at), max(last_at) "  # noqa: S608
             "FROM d WHERE true GROUP BY 1, 2, 3, 4, 5, 6",
         ),
@@ -134,9 +146,9 @@ def ropa_sql(json: JsonReads) -> RopaSql:
         (("disclosures", Combine.ADD),),
         _by_day_and_month(
             field_columns,
-            f"SELECT {day}, {key}, f.key, count(*) "  # noqa: S608 - fixed text
-            f"FROM log_entries i {json.field_keys} "
-            f"WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            # `t` as `i`: the fields' FROM item reads `i.entry`.
+            f"{first_sent('i.entry')}SELECT 'day', i.day, {_KEYS}, f.key, count(*) "  # noqa: S608
+            f"FROM t i {json.field_keys} GROUP BY 1, 2, 3, 4, 5, 6, 7",
             f"SELECT {month}, {_KEYS}, field, sum(disclosures) "  # noqa: S608 - fixed text
             "FROM d WHERE true GROUP BY 1, 2, 3, 4, 5, 6, 7",
         ),
@@ -148,8 +160,8 @@ def ropa_sql(json: JsonReads) -> RopaSql:
         (),
         _by_day_and_month(
             consent_columns,
-            f"SELECT DISTINCT {day}, {key}, {consent_id} "  # noqa: S608 - fixed text
-            f"FROM log_entries i WHERE {_FIRST_SENT_IN_RANGE} AND {consent_id} IS NOT NULL",
+            f"{first_sent(f'{consent_id} AS consent_id')}SELECT DISTINCT 'day', day, "  # noqa: S608
+            f"{_KEYS}, consent_id FROM t WHERE consent_id IS NOT NULL",
             f"SELECT DISTINCT {month}, {_KEYS}, consent_id FROM d WHERE true",  # noqa: S608
         ),
     )

@@ -84,7 +84,7 @@ ROLLUP_BATCH: Final = 5_000
 
 # Log entries `check_rollup` counts per statement: it writes nothing, so only PostgreSQL's
 # command timeout (30 s) and the length of a statement's snapshot bound it.
-RECOUNT_RANGE: Final = 200_000
+RECOUNT_RANGE: Final = 100_000
 
 # Later than any planned attempt of an outbox notice (a person's retry claims it anyway).
 _NEVER = datetime(9999, 1, 1, tzinfo=UTC)

@@ -281,6 +281,19 @@ class LogRowStore(Protocol):
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         """The earliest and latest entry time, or None for an empty log."""
 
+    async def project_log(self) -> int:
+        """Project the entries committed above the projection's mark (their search
+        columns, derived from their bytes: gateway.store.projection); the mark after. Every
+        read of the columns calls it first, so it sees every committed entry; it costs
+        one read when there is nothing to project."""
+
+    async def projected_size(self) -> int:
+        """The projection's high-water mark: entries below it are projected."""
+
+    async def rebuild_projection(self) -> int:
+        """Empty the projection and project every entry again (`gateway log reindex`);
+        the mark after."""
+
 
 class ExposureStore(Protocol):
     """A partner's exposure in a window, counted by the database (breach scope)."""

@@ -43,6 +43,7 @@ __all__ = [
     "LogRecord",
     "LogRow",
     "Migration",
+    "NotAnEntry",
     "PersonalToken",
     "Rejection",
     "RestrictionRow",
@@ -103,8 +104,15 @@ class LogColumns(NamedTuple):
     outcome: str | None
 
 
-StoredLogRow = tuple[int, bytes, bytes | None, LogColumns]
-"""A log row as stored: index, entry bytes, leaf hash (None before schema 2), columns."""
+StoredLogRow = tuple[int, bytes, bytes | None, LogColumns | None, bool]
+"""A log row as stored: index, entry bytes, leaf hash (None before schema 2), its
+projected search columns (None when it has no row in the projection, schema 14), and
+whether it is below the projection's high-water mark (read in the same snapshot)."""
+
+
+class NotAnEntry(ValueError):
+    """Bytes that are not a log entry (so no columns can be derived from them)."""
+
 
 TreeHash = tuple[int, int, bytes | None]
 """``(level, index, hash)``: level 0 is a leaf hash, level h the root of leaves

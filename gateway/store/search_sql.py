@@ -23,7 +23,7 @@ from datetime import datetime
 
 from gateway.store.records import LogQuery
 
-__all__ = ["Dialect", "SearchSql", "count_sql", "search_sql", "where"]
+__all__ = ["Dialect", "SearchSql", "count_rows", "count_sql", "found_rows", "search_sql", "where"]
 
 
 class Dialect(ABC):
@@ -60,7 +60,7 @@ class SearchSql:
     others: tuple[str, ...]
     params: tuple[object, ...]
     limit: str
-    order: str = "idx"  # the ORDER BY: "idx", or "idx DESC" for a newest-first query
+    order: str = "p.idx"  # the ORDER BY: "p.idx", or "p.idx DESC" for a newest-first query
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -75,15 +75,17 @@ def search_sql(query: LogQuery, dialect: Dialect) -> SearchSql | None:
     by_subject = query.subject_refs is not None
     params: list[object] = []
 
+    # Every column is the projection's, `p` (schema 14: log_index; the entry's bytes are
+    # joined by index).
     def compare(column: str, operator: str, value: object) -> str:
         params.append(value)
-        name = dialect.column(column, by_subject=by_subject)
+        name = dialect.column(f"p.{column}", by_subject=by_subject)
         return f"{name} {operator} {dialect.placeholder(len(params))}"
 
     def one_of(column: str, values: Sequence[str]) -> str:
         if len(values) == 1:
             return compare(column, "=", values[0])
-        name = dialect.column(column, by_subject=by_subject)
+        name = dialect.column(f"p.{column}", by_subject=by_subject)
         condition, bound = dialect.any_of(name, values, len(params) + 1)
         params.extend(bound)
         return condition
@@ -113,7 +115,7 @@ def search_sql(query: LogQuery, dialect: Dialect) -> SearchSql | None:
         tuple(others),
         tuple(params),
         dialect.placeholder(len(params)),
-        "idx DESC" if query.newest_first else "idx",
+        "p.idx DESC" if query.newest_first else "p.idx",
     )
 
 
@@ -121,6 +123,23 @@ def count_sql(query: LogQuery, dialect: Dialect) -> SearchSql | None:
     """The conditions of `query` for a count of every page: its `after_index` left out
     (the limit stays the last parameter; a count binds ``params[:-1]``)."""
     return search_sql(replace(query, after_index=None), dialect)
+
+
+def found_rows(sql: SearchSql, source: str, conditions: Sequence[str]) -> str:
+    """The entries of the rows of `source` (``p``: the projection, or what a database
+    narrowed it to first) meeting `conditions`, in `sql`'s order, at most its limit:
+    each row's bytes joined by index."""
+    return (
+        f"SELECT p.idx, e.entry FROM {source} JOIN log_entries e ON e.idx = p.idx"  # noqa: S608
+        + where(conditions)
+        + f" ORDER BY {sql.order} LIMIT {sql.limit}"
+    )
+
+
+def count_rows(sql: SearchSql) -> str:
+    """The count of the projected rows meeting every condition of `sql` (bind
+    ``params[:-1]``)."""
+    return "SELECT count(*) FROM log_index p" + where(sql.conditions)  # noqa: S608
 
 
 def where(conditions: Sequence[str]) -> str:

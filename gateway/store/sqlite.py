@@ -64,7 +64,7 @@ from gateway.store.records import (
     require_aware,
 )
 from gateway.store.ropa_sql import JsonReads, ropa_sql
-from gateway.store.search_sql import Dialect, count_sql, search_sql, where
+from gateway.store.search_sql import Dialect, count_rows, count_sql, found_rows, search_sql
 from gateway.store.sql_store import Encoding, SqlStore, Transaction
 from gateway.store.sqlite_connection import (
     Inline,
@@ -145,11 +145,8 @@ _INLINE_READ_MAX = 4096
 
 
 _NEXT_INDEX: Final = "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"
-_INSERT_ENTRY: Final = (
-    "INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, "
-    "partner, logged_at, leaf_hash, purpose, legal_basis, outcome) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+# The entry and its leaf hash only: its search columns are projected after the commit.
+_INSERT_ENTRY: Final = "INSERT INTO log_entries (idx, entry, leaf_hash) VALUES (?, ?, ?)"
 _INSERT_NODE: Final = "INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)"
 
 
@@ -175,8 +172,8 @@ def _placeholders(values: Sequence[object]) -> str:
 class _SqliteDialect(Dialect):
     """A log search in SQLite: ``?`` placeholders, ``IN (…)``, times as stored text."""
 
-    # Columns with an index of their own besides the subject's (log_entries_by_*).
-    _INDEXED: Final = frozenset({"partner", "kind", "outcome", "logged_at"})
+    # Columns with an index of their own besides the subject's (log_index_by_*).
+    _INDEXED: Final = frozenset({"p.partner", "p.outcome", "p.logged_at"})
 
     def placeholder(self, position: int) -> str:
         return "?"
@@ -197,8 +194,8 @@ _DIALECT: Final = _SqliteDialect()
 
 _ROPA: Final = ropa_sql(
     JsonReads(
-        member="json_extract(CAST(i.entry AS TEXT), '$.{name}')",
-        field_keys="CROSS JOIN json_each(CAST(i.entry AS TEXT), '$.fields') AS f",
+        member="json_extract(CAST(ie.entry AS TEXT), '$.{name}')",
+        field_keys="CROSS JOIN json_each(CAST(ie.entry AS TEXT), '$.fields') AS f",
         day="substr(i.logged_at, 1, 10)",
     )
 )
@@ -232,6 +229,7 @@ class SqliteStore(SqlStore):
         # would otherwise make one connection wait for the other inside the process.
         self._write_lock = asyncio.Lock()
         self._closed = False
+        self._projecting = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout: float = 5.0) -> SqliteStore:
@@ -424,21 +422,7 @@ class SqliteStore(SqlStore):
             return []
         for row in entries:
             require_aware(row.time, "time")
-        values = [
-            (
-                e.entry,
-                e.kind,
-                e.disclosure_id,
-                e.subject_ref,
-                e.partner,
-                _time(e.time),
-                e.leaf_hash,
-                e.purpose,
-                e.legal_basis,
-                e.outcome,
-            )
-            for e in entries
-        ]
+        values = [(e.entry, e.leaf_hash) for e in entries]
         action = "append to the disclosure log"
         # BEGIN IMMEDIATE holds the write lock, so no other writer moves max(idx).
         if self._writer is not None:
@@ -462,11 +446,8 @@ class SqliteStore(SqlStore):
         if sql is None:
             return []
         # Every condition comes from search_sql's fixed columns; every value is bound.
-        text = (
-            "SELECT idx, entry FROM log_entries"  # noqa: S608
-            + where(sql.conditions)
-            + f" ORDER BY {sql.order} LIMIT {sql.limit}"
-        )
+        text = found_rows(sql, "log_index p", sql.conditions)
+        await self.project_log()
         async with self._use("search the disclosure log", write=False) as conn:
             rows = await conn.execute_fetchall(text, sql.params)
         return mapping.entries(rows)
@@ -475,9 +456,9 @@ class SqliteStore(SqlStore):
         sql = count_sql(query, _DIALECT)
         if sql is None:
             return 0
-        text = "SELECT count(*) FROM log_entries" + where(sql.conditions)  # noqa: S608
+        await self.project_log()
         async with self._use("count entries of the disclosure log", write=False) as conn:
-            rows = list(await conn.execute_fetchall(text, sql.params[:-1]))
+            rows = list(await conn.execute_fetchall(count_rows(sql), sql.params[:-1]))
         return int(rows[0][0])
 
     # -- instances ----------------------------------------------------------------------

@@ -40,12 +40,14 @@ __all__ = [
     "KINDS",
     "OUTCOMES",
     "UNPROJECTED",
+    "DisclosuresStore",
     "NotAnEntry",
     "RowFilter",
     "SearchIndexDamaged",
     "SearchStore",
     "check_rows",
     "checked_disclosure",
+    "checked_disclosures",
     "checked_search",
     "columns_of",
     "columns_of_bytes",
@@ -179,6 +181,14 @@ class SearchStore(Protocol):
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]: ...
 
 
+class DisclosuresStore(SearchStore, Protocol):
+    """A search store that also reads the entries of many disclosures at once."""
+
+    async def log_entries_for_disclosures(
+        self, disclosure_ids: Sequence[str]
+    ) -> list[LogEntry]: ...
+
+
 class RowFilter(Protocol):
     """What a row was found by: names the first column a row's values do not satisfy."""
 
@@ -217,6 +227,28 @@ async def checked_search(store: SearchStore, query: LogQuery) -> list[EntryRecor
     """``store.log_search(query)``, every row checked against `query` by its bytes (see
     the module docstring)."""
     return check_rows(await store.log_search(query), query)
+
+
+@dataclass(frozen=True)
+class _OfDisclosures:
+    """The rows of several disclosures (what `log_entries_for_disclosures` finds by)."""
+
+    disclosure_ids: frozenset[str]
+
+    def first_mismatch(self, columns: LogColumns) -> str | None:
+        return None if columns.disclosure_id in self.disclosure_ids else "disclosure_id"
+
+
+async def checked_disclosures(
+    store: DisclosuresStore, disclosure_ids: Sequence[str]
+) -> dict[str, list[EntryRecord]]:
+    """``store.log_entries_for_disclosures``, every row checked to be of one of them; the
+    rows of each disclosure (in index order) by its id."""
+    rows = await store.log_entries_for_disclosures(disclosure_ids)
+    by_id: dict[str, list[EntryRecord]] = {d: [] for d in disclosure_ids}
+    for record in check_rows(rows, _OfDisclosures(frozenset(disclosure_ids))):
+        by_id[record.disclosure_id].append(record)
+    return by_id
 
 
 async def checked_disclosure(store: SearchStore, disclosure_id: str) -> list[EntryRecord]:

@@ -266,6 +266,10 @@ class LogRowStore(Protocol):
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
         """Every entry of one disclosure, in index order."""
 
+    async def log_entries_for_disclosures(self, disclosure_ids: Sequence[str]) -> list[LogEntry]:
+        """Every entry of these disclosures (a few dozen ids), in index order: one read
+        for a search's page of hits instead of one per hit."""
+
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         """Entries matching every filter of `query` (see LogQuery), in index order: those
         after `query.after_index`, at most `query.limit`. The query's values are bound

@@ -138,6 +138,7 @@ class ProtectedStore:
     log_size = _Passed(Store.log_size)
     read_log = _Passed(Store.read_log)
     log_entries_for_disclosure = _Passed(Store.log_entries_for_disclosure)
+    log_entries_for_disclosures = _Passed(Store.log_entries_for_disclosures)
     log_search = _Passed(Store.log_search)
     log_count = _Passed(Store.log_count)
     intents_without_outcome = _Passed(Store.intents_without_outcome)

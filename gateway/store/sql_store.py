@@ -571,6 +571,21 @@ class SqlStore(ABC):
         )
         return mapping.entries(rows)
 
+    async def log_entries_for_disclosures(self, disclosure_ids: Sequence[str]) -> list[LogEntry]:
+        if not disclosure_ids:
+            return []
+        await self.project_log()
+        marks = ", ".join("?" * len(disclosure_ids))
+        # A few dozen ids a call (a search's page of hits), each bound; one read for all.
+        sql = (
+            "SELECT p.idx, e.entry FROM log_index p JOIN log_entries e ON e.idx = p.idx "  # noqa: S608 - placeholders only
+            f"WHERE p.disclosure_id IN ({marks}) ORDER BY p.idx"
+        )
+        rows = await self._rows(
+            "read the disclosure log", self._in_dialect(sql), tuple(disclosure_ids)
+        )
+        return mapping.entries(rows)
+
     async def intents_without_outcome(self) -> list[LogEntry]:
         await self.project_log()
         rows = await self._rows("read the disclosure log", self._sql.intents_without_outcome)

@@ -274,7 +274,10 @@ class LogService:
     # -- appending -------------------------------------------------------------------------
 
     async def prepare(self) -> int:
-        """Fill in leaf hashes of rows stored before they were kept; return how many."""
+        """Fill in leaf hashes of rows stored before they were kept; return how many. Then
+        project the entries a crash left unprojected (committed, the process gone before
+        its projection pass), so that crash recovery, which runs next, reads them all."""
+        await self._store.project_log()
         filled = 0
         while rows := await self._store.log_rows_without_leaf_hash(BACKFILL_CHUNK):
             await self._store.set_leaf_hashes([(i, leaf_hash(entry)) for i, entry in rows])

@@ -594,12 +594,16 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             "INSERT INTO log_projection (name, projected_size) "
             "SELECT 'search', COALESCE(max(idx) + 1, 0) FROM log_entries",
             # What searches use (gateway.store.search_sql, exposure_sql, ropa_sql): a
-            # disclosure's entries, a subject's, a partner's over a time window, the
-            # outcomes and times. The kind index of schema 1 is gone: no read needs it.
-            "CREATE INDEX log_index_by_disclosure ON log_index (disclosure_id, kind)",
+            # disclosure's entries (two or three: the kind is read from the rows), a
+            # subject's, a partner's over a time window (schema 1's partner index, ordered
+            # by index, made a search of one hour read every entry of the partner), the
+            # outcomes (intents and acts have none: not indexed) and times. Schema 1's
+            # kind index is gone: no read needs it.
+            "CREATE INDEX log_index_by_disclosure ON log_index (disclosure_id)",
             "CREATE INDEX log_index_by_subject ON log_index (subject_ref, idx)",
             "CREATE INDEX log_index_by_partner ON log_index (partner, logged_at)",
-            "CREATE INDEX log_index_by_outcome ON log_index (outcome, idx)",
+            "CREATE INDEX log_index_by_outcome ON log_index (outcome, idx) "
+            "WHERE outcome IS NOT NULL",
             "CREATE INDEX log_index_by_time ON log_index (logged_at)",
             # SQLite cannot drop an indexed column: its indexes go first, then the table is
             # rebuilt the documented way (a new table, the rows copied, renamed), idx

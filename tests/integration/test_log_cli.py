@@ -47,7 +47,9 @@ class Setup:
         return await run_cli_in_thread(self.root, *args)
 
     async def sql(self, sql: str, *params: object) -> None:
-        """Run SQL behind the gateway's back (`?` placeholders)."""
+        """Run SQL behind the gateway's back (`?` placeholders), once every entry is
+        projected (the search columns are in `log_index`)."""
+        await self.store.project_log()
         if self.backend.admin is None:
             conn = self.store._conn  # type: ignore[attr-defined]  # the SQLite adapter's
             await conn.execute(sql, params)
@@ -117,12 +119,12 @@ async def test_edited_entry_with_its_leaf_hash_is_caught_by_the_tree(logged: Set
     forged = row_of(entry(5, outcome="failed"))
     # A careful forger edits the search column too, so only the tree can tell.
     await logged.sql(
-        "UPDATE log_entries SET entry = ?, leaf_hash = ?, outcome = ? WHERE idx = ?",
+        "UPDATE log_entries SET entry = ?, leaf_hash = ? WHERE idx = ?",
         forged.entry,
         forged.leaf_hash,
-        forged.outcome,
         5,
     )
+    await logged.sql("UPDATE log_index SET outcome = ? WHERE idx = ?", forged.outcome, 5)
     code, out = await logged.cli("log", "verify")
     assert code == 1
     assert "checkpoint #1 (size 300) does not match the entries" in out
@@ -335,7 +337,7 @@ TAMPERINGS = {
     "deleted": [("DELETE FROM log_entries WHERE idx = ?", 257)],
     "deleted_at_a_range_border": [("DELETE FROM log_entries WHERE idx >= ? AND idx < ?", 256, 513)],
     "truncated": [("DELETE FROM log_entries WHERE idx >= ?", 590)],
-    "column": [("UPDATE log_entries SET partner = ? WHERE idx = ?", "elsewhere", 420)],
+    "column": [("UPDATE log_index SET partner = ? WHERE idx = ?", "elsewhere", 420)],
     "renumbered": [("UPDATE log_entries SET idx = ? WHERE idx = ?", 1_000_000, 5)],
 }
 

@@ -184,10 +184,15 @@ class _SqliteDialect(Dialect):
     def time(self, value: datetime) -> object:
         return _time(value)
 
-    def column(self, name: str, *, by_subject: bool) -> str:
+    def column(self, name: str, *, by_subject: bool, in_window: bool = False) -> str:
         # With a subject, a unary + keeps SQLite (which has no statistics) from walking
-        # the kind or partner index instead of the far more selective subject index.
-        return f"+{name}" if by_subject and name in self._INDEXED else name
+        # the partner or outcome index instead of the far more selective subject index.
+        # A partner without a time window walks the log by index, newest or oldest first,
+        # to the page's last hit: its index is ordered by time, and read whole and sorted
+        # it costs every entry of the partner (1.3 s at 1,000,000 entries).
+        if name in self._INDEXED and (by_subject or (name == "p.partner" and not in_window)):
+            return f"+{name}"
+        return name
 
 
 _DIALECT: Final = _SqliteDialect()

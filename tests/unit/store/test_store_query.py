@@ -153,7 +153,7 @@ class Numbered(Dialect):
     def time(self, value: datetime) -> object:
         return value.isoformat()
 
-    def column(self, name: str, *, by_subject: bool) -> str:
+    def column(self, name: str, *, by_subject: bool, in_window: bool = False) -> str:
         return f"~{name}" if by_subject and name != "p.subject_ref" else name
 
 

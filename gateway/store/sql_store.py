@@ -151,6 +151,11 @@ class SqlStore(ABC):
         it raises). A driver's failure becomes StoreUnavailable saying `action`."""
 
     @abstractmethod
+    def _of_disclosures(self, disclosure_ids: Sequence[str]) -> tuple[str, Sequence[Any]]:
+        """The read of every entry of these disclosures (a few dozen), in index order,
+        each found by the disclosure index: its SQL and what it binds."""
+
+    @abstractmethod
     def _legal_request_records(self, rows: list[Any]) -> list[LegalRequestRecord]:
         """Rows of `_legal_requests_select` (in its order) as records with their approvals."""
 
@@ -575,15 +580,8 @@ class SqlStore(ABC):
         if not disclosure_ids:
             return []
         await self.project_log()
-        marks = ", ".join("?" * len(disclosure_ids))
-        # A few dozen ids a call (a search's page of hits), each bound; one read for all.
-        sql = (
-            "SELECT p.idx, e.entry FROM log_index p JOIN log_entries e ON e.idx = p.idx "  # noqa: S608 - placeholders only
-            f"WHERE p.disclosure_id IN ({marks}) ORDER BY p.idx"
-        )
-        rows = await self._rows(
-            "read the disclosure log", self._in_dialect(sql), tuple(disclosure_ids)
-        )
+        sql, params = self._of_disclosures(disclosure_ids)
+        rows = await self._rows("read the disclosure log", sql, params)
         return mapping.entries(rows)
 
     async def intents_without_outcome(self) -> list[LogEntry]:

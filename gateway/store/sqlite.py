@@ -295,6 +295,13 @@ class SqliteStore(SqlStore):
     def _conflict(self, what: str) -> AbstractContextManager[None]:
         return unique(what)
 
+    def _of_disclosures(self, disclosure_ids: Sequence[str]) -> tuple[str, Sequence[Any]]:
+        return (
+            "SELECT p.idx, e.entry FROM log_index p JOIN log_entries e ON e.idx = p.idx "  # noqa: S608 - placeholders only
+            f"WHERE p.disclosure_id IN ({_placeholders(disclosure_ids)}) ORDER BY p.idx",
+            tuple(disclosure_ids),
+        )
+
     def _legal_request_records(self, rows: list[Any]) -> list[LegalRequestRecord]:
         return _legal_requests(rows)
 

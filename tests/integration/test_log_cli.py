@@ -154,8 +154,8 @@ async def test_swapped_entries_are_named(logged: Setup) -> None:
 
 async def test_rows_swapped_whole_are_caught_by_the_tree(logged: Setup) -> None:
     for a, b in ((3, 1_000_000), (9, 3), (1_000_000, 9)):
-        await logged.sql("UPDATE log_entries SET idx = ? WHERE idx = ?", b, a)
         await logged.sql("UPDATE log_index SET idx = ? WHERE idx = ?", b, a)  # with their columns
+        await logged.sql("UPDATE log_entries SET idx = ? WHERE idx = ?", b, a)
 
     code, out = await logged.cli("log", "verify")
     assert code == 1

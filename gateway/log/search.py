@@ -20,7 +20,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -55,6 +55,9 @@ EXPORT_CHUNK: Final = 5_000
 # Hits whose outcomes are read together (one read of the store): a caller that wants the
 # first 50 disclosures waits for one such read, not one per hit.
 OUTCOME_BATCH: Final = 50
+# Rows of the first page: a caller that wants the first screen of disclosures waits for
+# the entries of about that many rows, not of a thousand; the next pages are whole.
+FIRST_PAGE: Final = 100
 
 # Every member an entry may have, then "extra" for anything else.
 CSV_COLUMNS: Final = ("index", *ENTRY_MEMBERS, "extra")
@@ -206,7 +209,7 @@ async def search(
         kinds=kinds,
         since=query.since,
         until=query.until,
-        limit=page,
+        limit=min(page, FIRST_PAGE),
     )
     while rows := await checked_search(store, page_query):
         for start in range(0, len(rows), OUTCOME_BATCH):
@@ -216,7 +219,7 @@ async def search(
                 found = Found(entry, others.get(entry.index, ()))
                 if query.outcome is None or found.outcome == query.outcome:
                     yield found
-        page_query = page_query.after(rows[-1].index)
+        page_query = replace(page_query.after(rows[-1].index), limit=page)
 
 
 async def _others_of(

@@ -370,13 +370,14 @@ class IdempotencyClaim:
 
 @dataclass(frozen=True)
 class LogRow:
-    """One disclosure-log entry to append, with the columns searches use.
+    """One disclosure-log entry to append, with its search columns.
 
     `entry` is the canonical JSON the Merkle leaf is computed over and `leaf_hash`
     that leaf's hash, computed by gateway.log (storage never hashes); the other
-    fields are copies of some of the entry's values, indexed for lookups.
-    `outcome` is the entry's outcome for an outcome entry and ``refused`` for a
-    refusal.
+    fields are copies of some of the entry's values (`outcome`: the entry's outcome for
+    an outcome entry, ``refused`` for a refusal). Since schema 14 the store writes only
+    `entry` and `leaf_hash` (and checks `time`): the columns it searches are projected
+    from the stored bytes after the commit (gateway.store.projection).
     """
 
     entry: bytes

@@ -163,6 +163,23 @@ async def test_rows_swapped_whole_are_caught_by_the_tree(logged: Setup) -> None:
     assert "first bad index: between 0 and 255" in out
 
 
+async def test_reindex_rebuilds_a_lying_projection_and_verify_reports_its_lag(
+    logged: Setup,
+) -> None:
+    await logged.sql("UPDATE log_index SET partner = ? WHERE idx = ?", "elsewhere", 420)
+    await logged.sql("DELETE FROM log_index WHERE idx = ?", 17)
+    code, out = await logged.cli("log", "verify", "--json")
+    assert code == 1 and '"projected_size": 600' in out and '"projection_lag": 0' in out
+    assert "entry 17: it is below the projection's high-water mark" in out
+
+    code, out = await logged.cli("log", "reindex")
+    assert code == 0, out
+    assert "reindexed: the search projection rebuilt from 600 entries" in out
+    assert "search projection checked up to its mark 600, 0 entries not projected yet" in out
+    code, out = await logged.cli("log", "verify")
+    assert code == 0, out
+
+
 async def test_truncated_tail_is_named(logged: Setup) -> None:
     await logged.sql("DELETE FROM log_entries WHERE idx >= ?", 590)
 

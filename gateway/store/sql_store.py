@@ -506,8 +506,8 @@ class SqlStore(ABC):
         # Read first: a reader that finds nothing to project takes no lock (SQLite's one
         # writer is the log's too): the usual read costs this one statement.
         action = "project the disclosure log"
-        [(mark, end)] = await self._rows(action, projection.MARK_AND_END)
-        if int(mark) >= int(end):
+        mark, end = await self._mark_and_end(action)
+        if mark >= end:
             return int(mark)
         # One pass at a time in this process; other processes are kept out by the mark.
         async with self._projecting:
@@ -515,6 +515,11 @@ class SqlStore(ABC):
                 mark, done = await self._project_batch(action)
                 if done:
                     return mark
+
+    async def _mark_and_end(self, action: str) -> tuple[int, int]:
+        """The projection's mark and the log's end, in one read."""
+        [(mark, end)] = await self._rows(action, projection.MARK_AND_END)
+        return int(mark), int(end)
 
     async def _project_batch(self, action: str) -> tuple[int, bool]:
         """Project the next PROJECT_BATCH entries above the mark at most: the mark after,

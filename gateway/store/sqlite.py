@@ -45,7 +45,7 @@ from typing import Any, Final, TypeVar
 import aiosqlite
 
 from gateway.policy.facts import Consent, SubjectFacts
-from gateway.store import mapping, summary_sql
+from gateway.store import mapping, projection, summary_sql
 from gateway.store.exposure_sql import SQLITE_JSON, exposure_sql
 from gateway.store.mapping import FROM_TEXT
 from gateway.store.migrations import SQLITE, SQLITE_EPOCH, apply_migrations, migrations_for
@@ -452,6 +452,13 @@ class SqliteStore(SqlStore):
                 await conn.execute_fetchall("SELECT coalesce(max(idx) + 1, 0) FROM log_entries")
             )
         return int(rows[0][0])
+
+    async def _mark_and_end(self, action: str) -> tuple[int, int]:
+        # On the event loop's thread, like the log's size: every read of the search
+        # columns asks it first, and a trip to aiosqlite's thread would double a search.
+        async with self._read_inline(action) as conn:
+            [(mark, end)] = list(await conn.execute_fetchall(projection.MARK_AND_END))
+        return int(mark), int(end)
 
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         sql = search_sql(query, _DIALECT)

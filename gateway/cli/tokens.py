@@ -7,9 +7,9 @@ CLI until they expire (`[oidc] personal_token_max_days`, 90 by default), and a s
 they hold keeps acting for up to its 8 hours. The host operator who handles the leaver
 ends both here. Each token revoked is first a `revoke_personal_token` action entry (target
 `personal_token:<id>`), as when its owner revokes it on the site; their live sessions end
-after one `end_sessions` entry (target `sessions:<person id>`), as when they sign out everywhere —
-on every instance sharing the store, at their next request. The actor is the person
-`--as` names, proven by their own credential, or without `--as` the shell's account
+after one `end_sessions` entry (target `sessions:<person id>`), as when they sign out
+everywhere — on every instance sharing the store, at their next request. The actor is the
+person `--as` names, proven by their own credential, or without `--as` the shell's account
 (``host:<user>``, credential ``host-shell``), as for the host operator's reads.
 """
 

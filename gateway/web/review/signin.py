@@ -11,8 +11,9 @@ then is an application-log WARNING.
 Every sign-in stores its session's row (gateway.web.review.session) before the cookie is
 set; signing out ends that row, so the cookie, copied or not, opens nothing anywhere.
 "Sign out everywhere" (`POST /review/sessions/end`, on the tokens page) ends every session
-of the person, on every instance: an `end_sessions` action entry (target `sessions:<person id>`),
-written before the rows change, as every act of a person is (gateway.log.actions).
+of the person, on every instance: an `end_sessions` action entry (target
+`sessions:<person id>`), written before the rows change, as every act of a person is
+(gateway.log.actions).
 """
 
 from __future__ import annotations

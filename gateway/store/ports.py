@@ -453,6 +453,10 @@ class NoticeOutboxStore(Protocol):
     async def add_outbox_notice(self, notice: OutboxNotice) -> None:
         """Store a new notice (its id is new)."""
 
+    async def prune_sent_notices(self, done_before: datetime) -> int:
+        """Delete the notices a partner accepted before `done_before`; how many. A pending
+        or failed notice is never deleted (retention)."""
+
     async def outbox_notices(
         self, statuses: Sequence[str] | None = None, limit: int = 1000
     ) -> list[OutboxNotice]:
@@ -552,3 +556,6 @@ class ReviewSessionStore(Protocol):
 
     async def end_review_sessions_of(self, person: str, at: datetime) -> int:
         """End every live session of `person` at `at`; how many."""
+
+    async def prune_expired_review_sessions(self, now: datetime) -> int:
+        """Delete every session expired at `now`, ended or not; how many (retention)."""

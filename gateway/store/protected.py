@@ -185,6 +185,8 @@ class ProtectedStore:
     end_review_session = _Passed(Store.end_review_session)
     live_review_sessions_of = _Passed(Store.live_review_sessions_of)
     end_review_sessions_of = _Passed(Store.end_review_sessions_of)
+    prune_expired_review_sessions = _Passed(Store.prune_expired_review_sessions)
+    prune_sent_notices = _Passed(Store.prune_sent_notices)
     record_witnessing = _Passed(Store.record_witnessing)
     cosigned_checkpoints = _Passed(Store.cosigned_checkpoints)
     checkpoint_by_seq = _Passed(Store.checkpoint_by_seq)

@@ -951,6 +951,25 @@ class SqlStore(ABC):
             "end review sessions", self._sql.end_review_sessions_of, (when, person, when)
         )
 
+    # -- retention of sessions and delivered notices ----------------------------------------
+
+    async def prune_expired_review_sessions(self, now: datetime) -> int:
+        return await self._prune(
+            "prune review sessions", self._sql.prune_expired_review_sessions, now
+        )
+
+    async def prune_sent_notices(self, done_before: datetime) -> int:
+        return await self._prune("prune sent notices", self._sql.prune_sent_notices, done_before)
+
+    async def _prune(self, action: str, sql: str, before: datetime) -> int:
+        bound = self._encode.time(require_aware(before, "before"))
+        pruned = 0
+        while True:
+            deleted = await self._run(action, sql, (bound, PRUNE_BATCH))
+            pruned += deleted
+            if deleted < PRUNE_BATCH:
+                return pruned
+
 
 def _window_parts(
     since: datetime, until: datetime

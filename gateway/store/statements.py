@@ -315,6 +315,18 @@ class Statements:
         "WHERE person = ? AND ended_at IS NULL AND expires_at > ?"
     )
 
+    # Retention (gateway.ops.retention): sessions past their expiry, ended or not, and
+    # notices a partner accepted, a batch at a time like the idempotency keys. A failed
+    # or pending notice is never deleted: it waits for a partner or a person.
+    prune_expired_review_sessions: str = (
+        "DELETE FROM review_sessions WHERE id IN ("
+        "SELECT id FROM review_sessions WHERE expires_at <= ? LIMIT ?)"
+    )
+    prune_sent_notices: str = (
+        "DELETE FROM notice_outbox WHERE id IN ("
+        "SELECT id FROM notice_outbox WHERE status = 'sent' AND done_at < ? LIMIT ?)"
+    )
+
     def numbered(self) -> Statements:
         """These statements with PostgreSQL's ``$n`` placeholders."""
         return replace(self, **{f.name: numbered(getattr(self, f.name)) for f in fields(self)})

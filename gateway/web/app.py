@@ -24,7 +24,7 @@ from gateway.crypto.key_files import read_secret_key
 from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.seal import GatewayKeys, PartnerKeyCache
 from gateway.disclosure.flow import Gateway
-from gateway.disclosure.limits import Admission
+from gateway.disclosure.limits import SHED_CODES, Admission
 from gateway.errors import ConfigErrors
 from gateway.log.actions import ActionLog
 from gateway.log.entries import LogKeys
@@ -132,7 +132,7 @@ def create_app(
         client_max_size=config.server.max_body_bytes,
         middlewares=[
             *tracing.middlewares(),
-            request_context_for(config.server.access_log),
+            request_context_for(config.server.access_log, unlogged=SHED_CODES),
             problem_middleware,
             log_settled,
         ],

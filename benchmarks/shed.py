@@ -13,7 +13,10 @@ The *admitted* load is `--admitted` connections of ``sales-service`` disclosing 
 ``lanexang-insurance`` (no limit), each sending its next disclosure when the last is
 answered. Each case runs it alone (``alone``), then with `--excess` more connections that
 flood one limit (``caller flood``, ``partner flood``) and retry at once, with the same
-Idempotency-Key, whatever Retry-After says. Each client is a process of its own on raw
+Idempotency-Key, whatever Retry-After says; ``caller, reconnecting`` retries each time on a
+new connection, out of reach of the hold of an early retry on the connection that was shed
+(gateway.web.held_retries), so its figures are what each refusal costs, a connection's
+set-up and tear-down included. Each client group is a process of its own on raw
 sockets with pre-built requests (a flood client costs as little CPU as it can), counting
 only what is answered within the same window of `--seconds`, over which the gateway's
 process CPU is read from /proc.
@@ -21,11 +24,12 @@ process CPU is read from /proc.
 Printed per case: admitted disclosures/s with their p50/p99, rejections/s, the gateway's
 CPU per second of the window, and its CPU per rejection (the window's CPU less what the
 admitted disclosures cost in the ``alone`` case of the same round, divided by the
-rejections). Cases alternate for `--rounds` rounds; the medians follow. Asserts nothing
-about speed.
+rejections; shown only when rejections outnumber disclosures). Cases alternate for
+`--rounds` rounds; the medians follow. Asserts nothing about speed.
 
 Usage: ``python benchmarks/shed.py [--seconds S] [--rounds N] [--admitted A] [--excess E]
-[--project DIR]``
+[--profile DIR] [--keep DIR] [--project DIR]`` (``--profile``: py-spy samples of the
+gateway during each case, as collapsed stacks)
 """
 
 from __future__ import annotations
@@ -66,7 +70,13 @@ from gateway.crypto.dev_tokens import issue_dev_token  # noqa: E402
 ADMITTED = SCENARIOS[1]  # sales-service → lanexang-insurance: ECDH-ES+A256KW + Ed25519
 FLOODED_CALLER = SCENARIOS[0]  # payments-service → bcel-payments; the caller is limited
 FLOODED_PARTNER = SCENARIOS[2]  # sales-service → lao-credit-bureau; the partner is limited
-CASES = ("alone", "caller flood", "partner flood")
+# Each case by the role of its flooding clients (none: the admitted load alone).
+CASES: dict[str, str | None] = {
+    "alone": None,
+    "caller flood": "caller",
+    "partner flood": "partner",
+    "caller, reconnecting": "reconnecting",
+}
 SUBJECTS = 200
 WARM_UP_S = 1.0  # the clients connect and send before the window opens
 
@@ -125,8 +135,15 @@ async def client_connection(
     port: int, role: str, token: str, conn: int, window: tuple[float, float], tally: Tally
 ) -> None:
     """Admitted: a new disclosure after each answer. Flood: the same request (the same
-    Idempotency-Key) again at once after a 429 or 503, a new one after anything else."""
-    scenario = {"admitted": ADMITTED, "caller": FLOODED_CALLER, "partner": FLOODED_PARTNER}[role]
+    Idempotency-Key) again at once after a 429 or 503, a new one after anything else;
+    `reconnecting`, each on a new connection (the gateway holds an early retry on the
+    connection that was shed, gateway.web.held_retries)."""
+    scenario = {
+        "admitted": ADMITTED,
+        "caller": FLOODED_CALLER,
+        "partner": FLOODED_PARTNER,
+        "reconnecting": FLOODED_CALLER,
+    }[role]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     start, stop = window
     n = conn * 1009
@@ -142,6 +159,9 @@ async def client_connection(
             began = time.perf_counter()
             writer.write(raw)
             status = await read_status(reader)
+            if role == "reconnecting":
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
             counted = now >= start and time.time() < stop
             retry = status in (429, 503)
             if not counted:
@@ -216,8 +236,9 @@ class Case:
 
     def cpu_per_rejection_us(self, alone: Case) -> float | None:
         """The window's CPU less what its admitted disclosures cost when alone (the
-        flood's own admitted ones at the same price), per rejection."""
-        if not self.shed or not alone.admitted:
+        flood's own admitted ones at the same price), per rejection; None when there are
+        fewer rejections than disclosures, whose noise the difference would be."""
+        if self.shed < max(1, self.admitted + self.flood_admitted) or not alone.admitted:
             return None
         per_disclosure = alone.cpu_s / alone.admitted
         rest = self.cpu_s - (self.admitted + self.flood_admitted) * per_disclosure
@@ -229,8 +250,9 @@ def run_case(
 ) -> Case:
     me = [sys.executable, str(Path(__file__).resolve()), "clients", str(port)]
     groups = {"admitted": args.admitted}
-    if name != "alone":
-        groups[name.split()[0]] = args.excess
+    flood = CASES[name]
+    if flood is not None:
+        groups[flood] = args.excess
     procs = {
         role: subprocess.Popen(
             [*me, role, tokens[role], str(count)],
@@ -265,16 +287,16 @@ def run_case(
             raise SystemExit(f"the {role} clients failed (exit {proc.returncode})")
         results[role] = json.loads(out.strip().splitlines()[-1])
     admitted = results["admitted"]
-    flood = next((r for role, r in results.items() if role != "admitted"), None)
+    flooded = results.get(flood) if flood is not None else None
     return Case(
         name=name,
         seconds=args.seconds,
         admitted=admitted["admitted"],
         admitted_p50_ms=admitted["p50_ms"],
         admitted_p99_ms=admitted["p99_ms"],
-        shed=flood["shed"] if flood else 0,
-        flood_admitted=flood["admitted"] if flood else 0,
-        errors=admitted["other"] + admitted["shed"] + (flood["other"] if flood else 0),
+        shed=flooded["shed"] if flooded else 0,
+        flood_admitted=flooded["admitted"] if flooded else 0,
+        errors=admitted["other"] + admitted["shed"] + (flooded["other"] if flooded else 0),
         cpu_s=after - before,
         load=load,
     )
@@ -295,14 +317,14 @@ def sampled(
 
 
 HEADER = (
-    f"{'case':<22} {'admitted/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'shed/s':>8} "
+    f"{'case':<30} {'admitted/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'shed/s':>8} "
     f"{'flood ok/s':>10} {'cpu ms/s':>8} {'µs/shed':>8} {'load':>5}"
 )
 
 
 def row(case: Case, per_shed_us: float | None, label: str | None = None) -> str:
     return (
-        f"{label or case.name:<22} {case.admitted_rps:>10.0f} {case.admitted_p50_ms:>8.1f} "
+        f"{label or case.name:<30} {case.admitted_rps:>10.0f} {case.admitted_p50_ms:>8.1f} "
         f"{case.admitted_p99_ms:>8.1f} {case.shed_rps:>8.0f} "
         f"{case.flood_admitted / case.seconds:>10.0f} {case.cpu_s / case.seconds * 1e3:>8.0f} "
         f"{'-' if per_shed_us is None else f'{per_shed_us:.0f}':>8} {case.load:>5.1f}"
@@ -396,13 +418,15 @@ def main() -> None:
                     ("admitted", ADMITTED),
                     ("caller", FLOODED_CALLER),
                     ("partner", FLOODED_PARTNER),
+                    ("reconnecting", FLOODED_CALLER),
                 )
             }
             print(
                 f"{args.admitted} admitted connections ({ADMITTED.caller} → "
                 f"{ADMITTED.partner}, echo partner); a flood is {args.excess} more connections "
                 f"retrying at once: caller flood = {FLOODED_CALLER.caller} (max_in_flight 1), "
-                f"partner flood = {FLOODED_PARTNER.partner} (max_in_flight 1); "
+                f"partner flood = {FLOODED_PARTNER.partner} (max_in_flight 1), reconnecting: "
+                "the caller flood on a new connection per retry; "
                 f"{args.seconds:g} s windows, {args.rounds} round(s)",
                 flush=True,
             )

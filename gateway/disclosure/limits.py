@@ -9,12 +9,16 @@ Three limits, none of which lets latency grow without bound under overload:
   `caller_rate_limited`, before the body is read, so a compromised service cannot drain
   its allowlist at full speed.
 - a partner's `max_in_flight` and `rate` (its partner file): 429 `partner_rate_limited`,
-  before the decision, so a slow partner is not buried under retries and queued sends.
+  before the decision, so a slow partner is not buried under retries and queued sends; a
+  first look (`check_partner`) comes before the request's Idempotency-Key is, so a retry
+  shed there costs no store write.
 
 A shed request is not logged: it discloses nothing and decides nothing about anyone (no
 subject's facts are read), and a `refused` entry per shed request would add to the very
 commit queue the first limit protects, at the rate of whoever floods the gateway. It is
-counted instead (`gateway_shed_requests`, by reason, partner and caller).
+counted instead (`gateway_shed_requests`, by reason, partner and caller), and written to no
+application log either: clients that ignore Retry-After send refusals' worth of requests as
+fast as they are answered, so a refusal must cost as little as it can.
 
 The limits are per instance: with N instances (or `gateway serve` workers) each keeps its
 own buckets and counts, so the whole gateway allows up to N times a limit.
@@ -38,8 +42,9 @@ from gateway.problem_catalog import SHED_RETRY_AFTER_S
 __all__ = ["SHED_CODES", "Admission", "InFlightGate", "TokenBucket"]
 
 SHED_CODES: Final = frozenset({"log_overloaded", "caller_rate_limited", "partner_rate_limited"})
-"""The refusals of this module: nothing was logged or sent, so the Idempotency-Key is freed
-and no `refused` entry is written (gateway.disclosure.idempotency, .refusals)."""
+"""The refusals of this module: nothing was logged or sent, so the Idempotency-Key is left
+free and no `refused` entry is written (gateway.disclosure.idempotency, .refusals), nor a
+request line (gateway.web.app)."""
 
 OTHER_CALLER: Final = "other"
 """The caller label of a sender that is not a `[[callers]]` entry (a rights officer's

@@ -53,6 +53,7 @@ from gateway.rights.ropa import roll_up_periodically
 from gateway.rights.subjects import outbox_sender
 from gateway.store.protected import open_protected_store, payload_sealing
 from gateway.web import wire_errors
+from gateway.web.held_retries import held_retries
 from gateway.web.keys import (
     ACTIONS,
     AUTH,
@@ -133,6 +134,8 @@ def create_app(
         middlewares=[
             *tracing.middlewares(),
             request_context_for(config.server.access_log, unlogged=SHED_CODES),
+            # Outside the problem layer: it sees the shed answers that layer renders.
+            held_retries(),
             problem_middleware,
             log_settled,
         ],

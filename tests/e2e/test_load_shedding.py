@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from e2e.conftest import consent_of, credit_check, person, start_gateway
 from support.app_logs import captured_log_lines
@@ -21,6 +22,7 @@ from gateway.config.limits import parse_rate
 from gateway.config.model import Config
 from gateway.sandbox import SandboxCluster
 from gateway.store.records import LogRow
+from gateway.web import held_retries
 from gateway.web.keys import GATEWAY, LOG, METRICS, STORE
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000cccc"
@@ -194,10 +196,14 @@ def request_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def test_retries_over_a_partner_limit_cost_no_idempotency_work_and_no_log_line(
-    tmp_config: Config, sandboxes: SandboxCluster, auth: Callable[[str], dict[str, str]]
+    tmp_config: Config,
+    sandboxes: SandboxCluster,
+    auth: Callable[[str], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A shed is decided before the Idempotency-Key is looked at (no store write per retry),
     answered with the same bytes each time, and counted on /metrics, not logged."""
+    monkeypatch.setattr(held_retries, "MAX_HOLD_S", 0.0)  # the retries' cost, not their hold
     partners = dict(sandboxes.partners)
     partners[PARTNER] = replace(partners[PARTNER], max_in_flight=1)
     client = await start_gateway(tmp_config, partners=partners, env=SANDBOX_SECRETS)
@@ -246,10 +252,14 @@ async def test_retries_over_a_partner_limit_cost_no_idempotency_work_and_no_log_
 
 
 async def test_retries_over_a_caller_limit_are_shed_unread_with_the_same_answer(
-    tmp_config: Config, sandboxes: SandboxCluster, auth: Callable[[str], dict[str, str]]
+    tmp_config: Config,
+    sandboxes: SandboxCluster,
+    auth: Callable[[str], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Over its max_in_flight a caller's request is refused before its body is read (a body
     that is not even JSON gets the shed answer, not invalid_request), without a log line."""
+    monkeypatch.setattr(held_retries, "MAX_HOLD_S", 0.0)  # the retries' cost, not their hold
     callers = dict(tmp_config.callers)
     callers["sales-service"] = replace(callers["sales-service"], max_in_flight=1)
     config = replace(tmp_config, callers=callers)

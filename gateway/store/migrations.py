@@ -636,6 +636,35 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             ),
         ),
     ),
+    (
+        15,
+        "review-site sessions ended server-side; a consent's lapse claimed by one instance",
+        (
+            # One row per review-site session (gateway.web.review.session), its id in the
+            # signed cookie; a signed-in request reads its row by primary key. A row per
+            # session rather than a per-person "not before" time: signing out ends that
+            # browser's session only (a copied cookie with it), "sign out everywhere" and
+            # `gateway tokens revoke --person` end them all, and a cookie without a live
+            # row (made before this version, or signed with a stolen key) opens nothing.
+            # Every instance sharing the store sees an end at once. A person's expired
+            # rows are deleted when they next sign in.
+            """
+            CREATE TABLE review_sessions (
+                id TEXT PRIMARY KEY,
+                person TEXT NOT NULL,
+                created_at {TIME} NOT NULL,
+                expires_at {TIME} NOT NULL,
+                ended_at {TIME}
+            )
+            """,
+            "CREATE INDEX review_sessions_by_person ON review_sessions (person, expires_at)",
+            # When an instance claimed a consent's lapse (gateway.rights.lapse): only the
+            # one whose claim changed the row writes the `consent_lapsed` entry; `lapsed_at`
+            # is set after the entry, so a claim whose entry a crash cut off is taken over
+            # once it is stale.
+            "ALTER TABLE consents ADD COLUMN lapse_claimed_at {TIME}",
+        ),
+    ),
 )
 
 

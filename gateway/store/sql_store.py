@@ -212,13 +212,19 @@ class SqlStore(ABC):
         return mapping.consent(rows[0], self._decode) if rows else None
 
     async def consents_to_lapse(
-        self, min_version: str, now: datetime, limit: int = 500
+        self,
+        min_version: str,
+        now: datetime,
+        limit: int = 500,
+        *,
+        claimed_before: datetime | None = None,
     ) -> list[Consent]:
         require_aware(now, "now")
+        claimed = now if claimed_before is None else require_aware(claimed_before, "claimed_before")
         rows = await self._rows(
             "read consents to lapse",
             self._sql.consents_to_lapse,
-            (min_version, self._encode.time(now), limit),
+            (min_version, self._encode.time(now), self._encode.time(claimed), limit),
         )
         return [mapping.consent(r, self._decode) for r in rows]
 
@@ -968,6 +974,94 @@ class SqlStore(ABC):
             (self._encode.time(require_aware(at, "at")), token_id, person),
         )
         return changed == 1
+
+    # -- a consent's lapse claimed (schema 15) ----------------------------------------------
+
+    async def consent_lapse_claim(self, consent_id: str) -> datetime | None:
+        rows = await self._rows(
+            "read a consent's lapse claim", self._sql.consent_lapse_claim, (consent_id,)
+        )
+        return self._decode.opt_time(rows[0][0]) if rows else None
+
+    async def claim_consent_lapse(
+        self, consent_id: str, at: datetime, over: datetime | None = None
+    ) -> bool:
+        claimed = self._encode.time(require_aware(at, "at"))
+        params: tuple[object, ...] = (claimed, consent_id)
+        sql = self._sql.claim_consent_lapse
+        if over is not None:
+            sql = self._sql.take_over_consent_lapse
+            params = (*params, self._encode.time(require_aware(over, "over")))
+        return await self._run("claim a consent's lapse", sql, params) == 1
+
+    # -- review-site sessions (schema 15) ---------------------------------------------------
+
+    async def add_review_session(
+        self, session_id: str, person: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        created = self._encode.time(require_aware(created_at, "created_at"))
+        await self._run(
+            "store a review session",
+            self._sql.insert_review_session,
+            (
+                session_id,
+                person,
+                created,
+                self._encode.time(require_aware(expires_at, "expires_at")),
+            ),
+        )
+        await self._run(
+            "delete expired review sessions", self._sql.prune_review_sessions, (person, created)
+        )
+
+    async def review_session_live(self, session_id: str, person: str, now: datetime) -> bool:
+        rows = await self._rows(
+            "read a review session",
+            self._sql.review_session_live,
+            (session_id, person, self._encode.time(require_aware(now, "now"))),
+        )
+        return bool(rows)
+
+    async def end_review_session(self, session_id: str, person: str, at: datetime) -> bool:
+        changed = await self._run(
+            "end a review session",
+            self._sql.end_review_session,
+            (self._encode.time(require_aware(at, "at")), session_id, person),
+        )
+        return changed == 1
+
+    async def live_review_sessions_of(self, person: str, now: datetime) -> int:
+        rows = await self._rows(
+            "count review sessions",
+            self._sql.live_review_sessions_of,
+            (person, self._encode.time(require_aware(now, "now"))),
+        )
+        return int(rows[0][0])
+
+    async def end_review_sessions_of(self, person: str, at: datetime) -> int:
+        when = self._encode.time(require_aware(at, "at"))
+        return await self._run(
+            "end review sessions", self._sql.end_review_sessions_of, (when, person, when)
+        )
+
+    # -- retention of sessions and delivered notices ----------------------------------------
+
+    async def prune_expired_review_sessions(self, now: datetime) -> int:
+        return await self._prune(
+            "prune review sessions", self._sql.prune_expired_review_sessions, now
+        )
+
+    async def prune_sent_notices(self, done_before: datetime) -> int:
+        return await self._prune("prune sent notices", self._sql.prune_sent_notices, done_before)
+
+    async def _prune(self, action: str, sql: str, before: datetime) -> int:
+        bound = self._encode.time(require_aware(before, "before"))
+        pruned = 0
+        while True:
+            deleted = await self._run(action, sql, (bound, PRUNE_BATCH))
+            pruned += deleted
+            if deleted < PRUNE_BATCH:
+                return pruned
 
 
 def _window_parts(

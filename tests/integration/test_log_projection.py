@@ -231,9 +231,9 @@ async def test_a_store_of_schema_13_keeps_every_search_answer(backend: Backend) 
         for query in queries
     ]
 
-    store = await open_store(backend.url, backend.root)  # migrates to schema 14
+    store = await open_store(backend.url, backend.root)  # migrates through schema 14
     try:
-        assert (await store.schema_versions())[-1] == 14
+        assert 14 in await store.schema_versions()
         assert await store.projected_size() == 60
         for query, wanted in zip(queries, expected, strict=True):
             found = [i for i, _ in await store.log_search(query)]

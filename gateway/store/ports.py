@@ -283,6 +283,10 @@ class LogRowStore(Protocol):
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
         """Every entry of one disclosure, in index order."""
 
+    async def log_entries_for_disclosures(self, disclosure_ids: Sequence[str]) -> list[LogEntry]:
+        """Every entry of these disclosures (a few dozen ids), in index order: one read
+        for a search's page of hits instead of one per hit."""
+
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         """Entries matching every filter of `query` (see LogQuery), in index order: those
         after `query.after_index`, at most `query.limit`. The query's values are bound
@@ -297,6 +301,19 @@ class LogRowStore(Protocol):
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         """The earliest and latest entry time, or None for an empty log."""
+
+    async def project_log(self) -> int:
+        """Project the entries committed above the projection's mark (their search
+        columns, derived from their bytes: gateway.store.projection); the mark after. Every
+        read of the columns calls it first, so it sees every committed entry; it costs
+        one read when there is nothing to project."""
+
+    async def projected_size(self) -> int:
+        """The projection's high-water mark: entries below it are projected."""
+
+    async def rebuild_projection(self) -> int:
+        """Empty the projection and project every entry again (`gateway log reindex`);
+        the mark after."""
 
 
 class ExposureStore(Protocol):

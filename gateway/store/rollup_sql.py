@@ -21,7 +21,8 @@ __all__ = ["CLEAR_MARK", "LOG_END", "MARK", "SET_MARK", "Rollup", "added"]
 MARK: Final = "SELECT next_index FROM log_rollup WHERE name = 'counts'"
 SET_MARK: Final = "UPDATE log_rollup SET next_index = ? WHERE name = 'counts'"
 CLEAR_MARK: Final = "UPDATE log_rollup SET next_index = 0 WHERE name = 'counts'"
-LOG_END: Final = "SELECT COALESCE(max(idx) + 1, 0) FROM log_entries"
+# Counted up to the projection's mark, never past it: the counts read its columns.
+LOG_END: Final = "SELECT projected_size FROM log_projection WHERE name = 'search'"
 
 
 def added(table: str, column: str) -> str:

@@ -22,6 +22,7 @@ lock differently (approvals, idempotency claims, instances on the store's clock)
 
 from __future__ import annotations
 
+import asyncio
 import json
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -35,7 +36,7 @@ from typing import Any, Final, Protocol
 from gateway.errors import ConflictError
 from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent
-from gateway.store import mapping, rollup_sql, summary_sql
+from gateway.store import mapping, projection, rollup_sql, summary_sql
 from gateway.store.exposure_sql import (
     ExposureCount,
     ExposureSql,
@@ -51,6 +52,7 @@ from gateway.store.records import (
     LegalRequestRecord,
     LogEntry,
     LogRecord,
+    NotAnEntry,
     OutboxNotice,
     PersonalToken,
     Rejection,
@@ -140,11 +142,18 @@ class SqlStore(ABC):
     _summary: SummaryExpressions
     # The record of processing's two GROUP BY statements, in this database's JSON reads.
     _ropa: RopaSql
+    # One projection pass at a time in this process (each adapter makes its own).
+    _projecting: asyncio.Lock
 
     @abstractmethod
     def _transaction(self, action: str) -> AbstractAsyncContextManager[Transaction]:
         """A write transaction of its own, committed when the block ends (rolled back when
         it raises). A driver's failure becomes StoreUnavailable saying `action`."""
+
+    @abstractmethod
+    def _of_disclosures(self, disclosure_ids: Sequence[str]) -> tuple[str, Sequence[Any]]:
+        """The read of every entry of these disclosures (a few dozen), in index order,
+        each found by the disclosure index: its SQL and what it binds."""
 
     @abstractmethod
     def _legal_request_records(self, rows: list[Any]) -> list[LegalRequestRecord]:
@@ -497,21 +506,102 @@ class SqlStore(ABC):
 
     # -- disclosure log -----------------------------------------------------------------
 
+    # -- the projection of the search columns (gateway.store.projection) ----------------
+
+    async def project_log(self) -> int:
+        # Read first: a reader that finds nothing to project takes no lock (SQLite's one
+        # writer is the log's too): the usual read costs this one statement.
+        action = "project the disclosure log"
+        mark, end = await self._mark_and_end(action)
+        if mark >= end:
+            return int(mark)
+        # One pass at a time in this process; other processes are kept out by the mark.
+        async with self._projecting:
+            while True:
+                mark, done = await self._project_batch(action)
+                if done:
+                    return mark
+
+    async def _mark_and_end(self, action: str) -> tuple[int, int]:
+        """The projection's mark and the log's end, in one read."""
+        [(mark, end)] = await self._rows(action, projection.MARK_AND_END)
+        return int(mark), int(end)
+
+    async def _project_batch(self, action: str) -> tuple[int, bool]:
+        """Project the next PROJECT_BATCH entries above the mark at most: the mark after,
+        and whether the log's end was reached."""
+        [(start,)] = await self._rows(action, projection.MARK)
+        start = int(start)
+        entries = await self._rows(
+            action, self._in_dialect(projection.NEXT_ENTRIES), (start, projection.PROJECT_BATCH)
+        )
+        if not entries:
+            return start, True
+        # Derived before the write transaction: the lock is held for the inserts only.
+        rows = []
+        time = self._encode.time
+        for index, data in entries:
+            try:
+                c = projection.columns_of_bytes(bytes(data))
+            except NotAnEntry:
+                continue  # no row: `log verify` names the entry
+            rows.append(
+                (
+                    index,
+                    c.kind,
+                    c.disclosure_id,
+                    c.subject_ref,
+                    c.partner,
+                    time(c.time),
+                    c.purpose,
+                    c.legal_basis,
+                    c.outcome,
+                )
+            )
+        end = int(entries[-1][0]) + 1
+        async with self._transaction(action) as tx:
+            if await tx.run(self._in_dialect(projection.SET_MARK), (end, start)):
+                await tx.run_many(self._in_dialect(projection.INSERT_ROW), rows)
+        return end, len(entries) < projection.PROJECT_BATCH
+
+    async def projected_size(self) -> int:
+        [(mark,)] = await self._rows("read the projection's mark", projection.MARK)
+        return int(mark)
+
+    async def rebuild_projection(self) -> int:
+        async with self._transaction("clear the projection of the disclosure log") as tx:
+            await tx.run(projection.CLEAR)
+            await tx.run(projection.CLEAR_MARK)
+        return await self.project_log()
+
+    # -- disclosure log -----------------------------------------------------------------
+
     async def read_log(self, start: int, end: int) -> list[LogEntry]:
         rows = await self._rows("read the disclosure log", self._sql.log_range, (start, end))
         return mapping.entries(rows)
 
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
+        await self.project_log()
         rows = await self._rows(
             "read the disclosure log", self._sql.log_of_disclosure, (disclosure_id,)
         )
         return mapping.entries(rows)
 
+    async def log_entries_for_disclosures(self, disclosure_ids: Sequence[str]) -> list[LogEntry]:
+        if not disclosure_ids:
+            return []
+        await self.project_log()
+        sql, params = self._of_disclosures(disclosure_ids)
+        rows = await self._rows("read the disclosure log", sql, params)
+        return mapping.entries(rows)
+
     async def intents_without_outcome(self) -> list[LogEntry]:
+        await self.project_log()
         rows = await self._rows("read the disclosure log", self._sql.intents_without_outcome)
         return mapping.entries(rows)
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
+        await self.project_log()
         rows = await self._rows("read the disclosure log", self._sql.log_time_span)
         first, last = rows[0][0], rows[0][1]
         return None if first is None else (self._decode.time(first), self._decode.time(last))
@@ -520,6 +610,7 @@ class SqlStore(ABC):
         self, partner: str, since: datetime, until: datetime
     ) -> tuple[ExposureTotals, list[ExposureCount], list[ExposureCount]]:
         action = "count a partner's exposure"
+        await self.project_log()
         window = (partner, self._encode.time(since), self._encode.time(until))
         totals = (await self._rows(action, self._exposure.totals, window))[0]
         fields = await self._rows(action, self._exposure.fields, window)
@@ -534,6 +625,7 @@ class SqlStore(ABC):
         self, partner: str, since: datetime, until: datetime, after: str, limit: int
     ) -> list[SubjectRefCount]:
         params = (partner, self._encode.time(since), self._encode.time(until), after, limit)
+        await self.project_log()
         rows = await self._rows("read a partner's exposure", self._exposure.subject_refs, params)
         return [SubjectRefCount(str(r[0]), int(r[1]), r[2] == "sent") for r in rows]
 
@@ -583,6 +675,7 @@ class SqlStore(ABC):
         # Read first: a reader that finds nothing to count takes no write lock (SQLite's
         # one writer is the log's too).
         action = "count the disclosure log"
+        await self.project_log()
         [(mark,)] = await self._rows(action, rollup_sql.MARK)
         [(size,)] = await self._rows(action, rollup_sql.LOG_END)
         if int(mark) >= int(size):

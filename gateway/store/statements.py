@@ -169,26 +169,34 @@ class Statements:
         "LIMIT ?)"
     )
     log_range: str = "SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+    # The search columns are the projection's (schema 14, gateway.store.projection),
+    # read once it holds every committed entry (SqlStore.project_log).
     log_of_disclosure: str = (
-        "SELECT idx, entry FROM log_entries WHERE disclosure_id = ? ORDER BY idx"
+        "SELECT p.idx, e.entry FROM log_index p JOIN log_entries e ON e.idx = p.idx "
+        "WHERE p.disclosure_id = ? ORDER BY p.idx"
     )
     intents_without_outcome: str = (
-        "SELECT i.idx, i.entry FROM log_entries i WHERE i.kind = 'intent' "
-        "AND NOT EXISTS (SELECT 1 FROM log_entries o "
+        "SELECT i.idx, e.entry FROM log_index i JOIN log_entries e ON e.idx = i.idx "
+        "WHERE i.kind = 'intent' AND NOT EXISTS (SELECT 1 FROM log_index o "
         "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
         "ORDER BY i.idx"
     )
     # Two subqueries: SQLite answers a lone min() or max() from the index, but scans
     # the whole table for both in one SELECT.
     log_time_span: str = (
-        "SELECT (SELECT min(logged_at) FROM log_entries), (SELECT max(logged_at) FROM log_entries)"
+        "SELECT (SELECT min(logged_at) FROM log_index), (SELECT max(logged_at) FROM log_index)"
     )
     log_records: str = (
         "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
     )
+    # Each entry with its projected row, if any, and whether it is below the mark: one
+    # statement, so one snapshot (a projector commits its rows and its mark together).
     log_rows: str = (
-        "SELECT idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner, logged_at, "
-        "purpose, legal_basis, outcome FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
+        "SELECT e.idx, e.entry, e.leaf_hash, p.kind, p.disclosure_id, p.subject_ref, "
+        "p.partner, p.logged_at, p.purpose, p.legal_basis, p.outcome, "
+        "e.idx < (SELECT projected_size FROM log_projection WHERE name = 'search') "
+        "FROM log_entries e LEFT JOIN log_index p ON p.idx = e.idx "
+        "WHERE e.idx >= ? ORDER BY e.idx LIMIT ?"
     )
     unhashed_log_rows: str = (
         "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT ?"

@@ -224,6 +224,7 @@ async def at_scale(label: str, store: Store, signer: LogSigner, keys: LogKeys, t
     service = LogService(store, signer)
     started = time.perf_counter()
     subjects = await fill(service, keys, total)
+    await store.project_log()  # the search columns, as the gateway's writer does
     size = await service.size()
     print(f"{label}: filled {size:,} entries in {time.perf_counter() - started:.1f}s (bulk)")
 

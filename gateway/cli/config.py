@@ -137,6 +137,7 @@ def effective_scalars(config: Config) -> dict[tuple[str, str], object]:
         ("sandbox", "serve"): config.sandbox_serve,
         ("retention", "instances_days"): config.retention.instances_days,
         ("retention", "idempotency_hours"): config.retention.idempotency_hours,
+        ("retention", "sent_notices_days"): config.retention.sent_notices_days,
         ("notices", "interval_s"): config.notices.interval_s,
         ("notices", "max_age_days"): config.notices.max_age_days,
         ("notices", "retry_schedule_s"): list(config.notices.retry_schedule_s),

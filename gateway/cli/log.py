@@ -1,5 +1,5 @@
-"""The `gateway log …` commands: verify, search, export, checkpoint, prove, key, rotate-key,
-forget-before.
+"""The `gateway log …` commands: verify, reindex, search, export, checkpoint, prove, key,
+rotate-key, forget-before.
 
 Exit codes as everywhere: 0 ok, 1 a failure found (tampering, a proof that does not
 check), 2 usage or configuration error. Long work reports progress on stderr when
@@ -200,7 +200,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             return EXIT_FOUND
         print(
             f"ok: {report.entries} entries and {report.checkpoints} checkpoint(s) verified "
-            f"in {elapsed:.1f}s; root {b64(report.root)} at size {report.entries}"
+            f"in {elapsed:.1f}s; root {b64(report.root)} at size {report.entries}; "
+            f"{_projection_summary(report)}"
             + ("" if witnessed is None else "; " + _witness_summary(witnessed))
         )
         for seq, size in report.key_switches:
@@ -219,6 +220,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_FOUND
 
 
+def _projection_summary(report: AuditReport) -> str:
+    return (
+        f"search projection checked up to its mark {report.projected}, "
+        f"{report.lag} entr{'y' if report.lag == 1 else 'ies'} not projected yet"
+    )
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Rebuild the search projection from the entries' bytes, then verify the log."""
+
+    async def work(store: Store, config: Config) -> tuple[int, AuditReport]:
+        projected = await store.rebuild_projection()
+        keys = _signer(config).verifier_keys
+        return projected, await audit_store(store, keys, config.log.origin)
+
+    started = time.monotonic()
+    projected, report = with_store(args, work)
+    print(
+        f"reindexed: the search projection rebuilt from {projected} entries in "
+        f"{time.monotonic() - started:.1f}s"
+    )
+    if report.ok:
+        print(f"ok: {report.entries} entries verified; {_projection_summary(report)}")
+        return EXIT_OK
+    for problem in report.problems[:20]:
+        print(f"TAMPERED: {problem.message}")
+    print(
+        "the projection was derived from the entries as stored, and they do not verify: "
+        "restore the database from a backup, then run `gateway log reindex` again"
+    )
+    return EXIT_FOUND
+
+
 def _report_json(report: AuditReport, elapsed: float) -> dict[str, object]:
     """`log verify --json`: the verdict for scripts (same exit codes as the text)."""
     first = report.first_bad
@@ -228,6 +262,8 @@ def _report_json(report: AuditReport, elapsed: float) -> dict[str, object]:
         "checkpoints": report.checkpoints,
         "root": b64(report.root),
         "seconds": round(elapsed, 3),
+        "projected_size": report.projected,
+        "projection_lag": report.lag,
         "problems": [p.message for p in report.problems],
         "key_switches": [{"checkpoint": seq, "size": size} for seq, size in report.key_switches],
         "first_bad": None
@@ -660,6 +696,14 @@ def register(commands: Commands) -> None:
         type=_positive,
         help="processes checking the rows (default: every core, one below "
         f"{PARALLEL_FROM:,} entries)",
+    )
+
+    add_command(
+        group,
+        "reindex",
+        cmd_reindex,
+        "rebuild the search projection (the columns searches and reports read) from the "
+        "entries' bytes, then verify the log; exit 1 if the entries do not verify",
     )
 
     found = add_command(

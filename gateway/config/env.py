@@ -60,7 +60,11 @@ SCALARS: Final[Mapping[str, Mapping[str, Kind]]] = {
     },
     "auth": {"issuer": "str", "audience": "str", "jwks": "str", "jwks_url": "str"},
     "sandbox": {"serve": "bool"},
-    "retention": {"instances_days": "float", "idempotency_hours": "float"},
+    "retention": {
+        "instances_days": "float",
+        "idempotency_hours": "float",
+        "sent_notices_days": "float",
+    },
     "notices": {"interval_s": "float", "max_age_days": "int"},
     "controller": {"name": "str", "iri": "str"},
     "oidc": {

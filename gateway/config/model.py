@@ -182,6 +182,9 @@ class RetentionConfig:
     instances_days: float = 7.0
     # A completed Idempotency-Key, from its first request: the replay window (CONTRACT §4.1).
     idempotency_hours: float = 24.0
+    # A notice a partner accepted, from its delivery: the log keeps its intent and
+    # outcome forever; the outbox row only served the retries.
+    sent_notices_days: float = 30.0
 
     @property
     def instances(self) -> timedelta:
@@ -191,12 +194,17 @@ class RetentionConfig:
     def idempotency_keys(self) -> timedelta:
         return timedelta(hours=self.idempotency_hours)
 
+    @property
+    def sent_notices(self) -> timedelta:
+        return timedelta(days=self.sent_notices_days)
+
 
 # Bounds of [retention]: an idempotency key is kept at least an hour (a caller's retries
 # must meet it), at most a year; a recovered instance's row from a day to ten years.
 RETENTION_BOUNDS: Final = {
     "instances_days": (1.0, 3650.0, "days"),
     "idempotency_hours": (1.0, 8760.0, "hours"),
+    "sent_notices_days": (1.0, 3650.0, "days"),
 }
 
 

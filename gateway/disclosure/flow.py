@@ -450,9 +450,11 @@ async def disclose_once(
             request = parse_disclosure_request(body)
         return render(await disclose(gw, caller, request))
 
-    # The caller's limits before anything is read: a shed request is neither logged nor kept.
+    # The caller's limits before anything is read, the partner's before the Idempotency-Key
+    # is looked at: a shed request is neither logged nor kept, and costs no store write.
     with gw.admission.caller_admitted(caller), early_refusal_logged(gw, caller):
         body = await read_body()
+        gw.admission.check_partner(caller, _partner_named(gw, body))
         digest = request_digest(body) if key is not None else ""  # no key: nothing to bind
         return await once(
             keys,
@@ -469,3 +471,10 @@ async def disclose_once(
             ),
             what="disclosure",
         )
+
+
+def _partner_named(gw: Gateway, body: object) -> Partner | None:
+    """The partner a disclosure body names, if it names one in force; the parse that
+    refuses a body comes later, under the Idempotency-Key."""
+    name = body.get("partner") if isinstance(body, dict) else None
+    return current(gw.partners).get(name) if isinstance(name, str) else None

@@ -9,12 +9,16 @@ Three limits, none of which lets latency grow without bound under overload:
   `caller_rate_limited`, before the body is read, so a compromised service cannot drain
   its allowlist at full speed.
 - a partner's `max_in_flight` and `rate` (its partner file): 429 `partner_rate_limited`,
-  before the decision, so a slow partner is not buried under retries and queued sends.
+  before the decision, so a slow partner is not buried under retries and queued sends; a
+  first look (`check_partner`) comes before the request's Idempotency-Key is, so a retry
+  shed there costs no store write.
 
 A shed request is not logged: it discloses nothing and decides nothing about anyone (no
 subject's facts are read), and a `refused` entry per shed request would add to the very
 commit queue the first limit protects, at the rate of whoever floods the gateway. It is
-counted instead (`gateway_shed_requests`, by reason, partner and caller).
+counted instead (`gateway_shed_requests`, by reason, partner and caller), and written to no
+application log either: clients that ignore Retry-After send refusals' worth of requests as
+fast as they are answered, so a refusal must cost as little as it can.
 
 The limits are per instance: with N instances (or `gateway serve` workers) each keeps its
 own buckets and counts, so the whole gateway allows up to N times a limit.
@@ -22,6 +26,7 @@ own buckets and counts, so the whole gateway allows up to N times a limit.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,8 +42,9 @@ from gateway.problem_catalog import SHED_RETRY_AFTER_S
 __all__ = ["SHED_CODES", "Admission", "InFlightGate", "TokenBucket"]
 
 SHED_CODES: Final = frozenset({"log_overloaded", "caller_rate_limited", "partner_rate_limited"})
-"""The refusals of this module: nothing was logged or sent, so the Idempotency-Key is freed
-and no `refused` entry is written (gateway.disclosure.idempotency, .refusals)."""
+"""The refusals of this module: nothing was logged or sent, so the Idempotency-Key is left
+free and no `refused` entry is written (gateway.disclosure.idempotency, .refusals), nor a
+request line (gateway.web.app)."""
 
 OTHER_CALLER: Final = "other"
 """The caller label of a sender that is not a `[[callers]]` entry (a rights officer's
@@ -57,12 +63,18 @@ class TokenBucket:
     def take(self) -> float:
         """Take a token: 0.0 if there was one, else the seconds until one is due (and none
         is taken, so a refused request does not push the next one further out)."""
+        wait = self.due()
+        if wait == 0.0:
+            self._tokens -= 1.0
+        return wait
+
+    def due(self) -> float:
+        """The seconds until a token is there, 0.0 if one is (none is taken)."""
         now = self._clock()
         refill = max(0.0, now - self._at) * self.rate.per_second
         self._tokens = min(float(self.rate.burst), self._tokens + refill)
         self._at = now
         if self._tokens >= 1.0:
-            self._tokens -= 1.0
             return 0.0
         return (1.0 - self._tokens) / self.rate.per_second
 
@@ -90,11 +102,19 @@ class InFlightGate:
     def enter(self) -> tuple[str, float] | None:
         """Take a slot: None when taken, else why not ("in_flight" | "rate") and the
         seconds after which a retry can pass."""
+        refused = self.full()
+        if refused is None:
+            if self._bucket is not None:
+                self._bucket.take()  # there is one: `full` looked
+            self.in_flight += 1
+        return refused
+
+    def full(self) -> tuple[str, float] | None:
+        """What `enter` would refuse now, without taking a slot or a token."""
         if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
             return "in_flight", SHED_RETRY_AFTER_S
-        if self._bucket is not None and (wait := self._bucket.take()) > 0:
+        if self._bucket is not None and (wait := self._bucket.due()) > 0:
             return "rate", wait
-        self.in_flight += 1
         return None
 
     def leave(self) -> None:
@@ -136,13 +156,7 @@ class Admission:
             yield
             return
         gate = self._gate(self._caller_gates, caller.id, caller.max_in_flight, caller.rate)
-
-        def shed(reason: str, wait: float) -> CallerRateLimitedError:
-            self._count(f"caller_{reason}", caller, None)
-            detail = _caller_detail(caller, reason, gate.in_flight)
-            return CallerRateLimitedError(detail, retry_after_s=wait)
-
-        with _slot_held(gate, shed):
+        with _slot_held(gate, functools.partial(self._caller_shed, caller)):
             yield
 
     @contextmanager
@@ -155,13 +169,7 @@ class Admission:
             yield
             return
         gate = self._gate(self._partner_gates, partner.id, partner.max_in_flight, partner.rate)
-
-        def shed(reason: str, wait: float) -> PartnerRateLimitedError:
-            self._count(f"partner_{reason}", caller, partner)
-            detail = _partner_detail(partner, reason, gate.in_flight)
-            return PartnerRateLimitedError(detail, retry_after_s=wait)
-
-        with _slot_held(gate, shed):
+        with _slot_held(gate, functools.partial(self._partner_shed, caller, partner)):
             yield
 
     def check_log(self, caller: Caller, partner: Partner | None) -> None:
@@ -169,15 +177,26 @@ class Admission:
         bound = self.max_pending_appends
         if bound is None:
             return
-        waiting = self._pending_appends()
-        if waiting >= bound:
+        if self._pending_appends() >= bound:
             self._count("log_queue", caller, partner)
+            # The same words for every request shed at this bound: rendered once (web layer).
             raise LogOverloadedError(
-                f"{waiting} log entries wait for their commit, the limit of this instance "
-                f"([log] max_pending_appends = {bound}): the store is not keeping up, so "
-                "this disclosure was neither logged nor sent; retry after Retry-After "
-                "with the same Idempotency-Key"
+                f"the log's commit queue holds its limit of entries waiting for their commit "
+                f"on this instance ([log] max_pending_appends = {bound}): the store is not "
+                "keeping up, so this disclosure was neither logged nor sent; retry after "
+                "Retry-After with the same Idempotency-Key"
             )
+
+    def check_partner(self, caller: Caller, partner: Partner | None) -> None:
+        """PartnerRateLimitedError when `partner` has no slot free now, without taking one:
+        the look before a request's Idempotency-Key and decision, so a shed request costs
+        neither. `partner_admitted` still decides, since a slot may be gone by then."""
+        if partner is None or (partner.max_in_flight is None and partner.rate is None):
+            return
+        gate = self._gate(self._partner_gates, partner.id, partner.max_in_flight, partner.rate)
+        refused = gate.full()
+        if refused is not None:
+            raise self._partner_shed(caller, partner, *refused)
 
     def in_flight(self) -> dict[tuple[str, str], int]:
         """Disclosures under way now, by ("partner" | "caller", id): every partner that had
@@ -205,6 +224,16 @@ class Admission:
             name = caller.id if caller.id in self._callers else OTHER_CALLER
             self._metrics.shed(reason, partner.id if partner is not None else "", name)
 
+    def _caller_shed(self, caller: Caller, reason: str, wait: float) -> CallerRateLimitedError:
+        self._count(f"caller_{reason}", caller, None)
+        return CallerRateLimitedError(_caller_detail(caller, reason), retry_after_s=wait)
+
+    def _partner_shed(
+        self, caller: Caller, partner: Partner, reason: str, wait: float
+    ) -> PartnerRateLimitedError:
+        self._count(f"partner_{reason}", caller, partner)
+        return PartnerRateLimitedError(_partner_detail(partner, reason), retry_after_s=wait)
+
 
 @contextmanager
 def _slot_held(gate: InFlightGate, shed: Callable[[str, float], Exception]) -> Iterator[None]:
@@ -219,9 +248,13 @@ def _slot_held(gate: InFlightGate, shed: Callable[[str, float], Exception]) -> I
         gate.leave()
 
 
-def _caller_detail(caller: Caller, reason: str, in_flight: int) -> str:
+# A shed request's detail names the limit, never the moment's count: every request shed by
+# one limit gets the same words, so the web layer renders them once (gateway.web.problems).
+
+
+def _caller_detail(caller: Caller, reason: str) -> str:
     if reason == "in_flight":
-        limit = f"{in_flight} of its disclosures are under way (max_in_flight)"
+        limit = f"its max_in_flight of {caller.max_in_flight} disclosures are under way"
     else:
         limit = f"it is over its rate {caller.rate}"
     return (
@@ -232,9 +265,9 @@ def _caller_detail(caller: Caller, reason: str, in_flight: int) -> str:
     )
 
 
-def _partner_detail(partner: Partner, reason: str, in_flight: int) -> str:
+def _partner_detail(partner: Partner, reason: str) -> str:
     if reason == "in_flight":
-        limit = f"{in_flight} disclosures to it are under way (max_in_flight)"
+        limit = f"its max_in_flight of {partner.max_in_flight} disclosures are under way"
     else:
         limit = f"it is over its rate {partner.rate}"
     return (

@@ -11,6 +11,10 @@ located as precisely as the evidence allows:
   own value (an edited index, which would hide a disclosure from searches and subject
   reports while every hash still matched): its index and the column
   (``gateway.log.columns``);
+- an entry the projection of the search columns lacks below its high-water mark, or a
+  projected row at or above the mark (schema 14, ``gateway.store.projection``): its index.
+  The entries above the mark are not projected yet: the report gives the mark and that
+  lag;
 - a stored subtree hash that the entries below it do not produce (rows swapped or
   replaced together with their leaf hashes): the 256 (or 65,536…) entries it covers;
 - a checkpoint whose signature does not verify with a log key (an altered checkpoint):
@@ -45,7 +49,7 @@ from typing import Final, Protocol
 from gateway.log import audit_pool
 from gateway.log.audit_pool import Opener
 from gateway.log.checkpoint import CheckpointError, key_label, open_checkpoint_by_any
-from gateway.log.columns import COLUMNS, disagreeing_rows
+from gateway.log.columns import ABOVE_MARK, COLUMNS, UNPROJECTED, disagreeing_rows
 from gateway.log.merkle import EMPTY_ROOT
 from gateway.log.tree import NODE_LEVELS, TreeBuilder
 from gateway.store.records import LogRecord, StoredCheckpoint, StoredLogRow, TreeHash
@@ -85,6 +89,13 @@ class AuditReport:
     problems: list[Problem] = field(default_factory=list)
     # (seq, size) of each checkpoint where a newer log key took over, cross-signed.
     key_switches: list[tuple[int, int]] = field(default_factory=list)
+    # The projection's high-water mark, read with the log's size (None: not read).
+    projected: int | None = None
+
+    @property
+    def lag(self) -> int:
+        """Entries not projected yet (above the mark)."""
+        return 0 if self.projected is None else max(0, self.entries - self.projected)
 
     @property
     def ok(self) -> bool:
@@ -220,7 +231,21 @@ class Auditor:
     def columns_disagree(self, found: Sequence[tuple[int, tuple[str, ...]]]) -> None:
         """Rows whose search columns are not their bytes' (``disagreeing_rows``)."""
         for index, wrong in found:
-            if wrong == COLUMNS:
+            if wrong == UNPROJECTED:
+                self._problem(
+                    f"entry {index}: it is below the projection's high-water mark but has "
+                    "no projected row (the row was deleted: searches and subject reports "
+                    "would not find this entry); run `gateway log reindex`",
+                    start=index,
+                )
+            elif wrong == ABOVE_MARK:
+                self._problem(
+                    f"entry {index}: it has a projected row at or above the projection's "
+                    "high-water mark, which the projector never writes (the row was "
+                    "inserted by something else); run `gateway log reindex`",
+                    start=index,
+                )
+            elif wrong == COLUMNS:
                 self._problem(
                     f"entry {index}: its bytes are not a log entry, so its search columns "
                     "cannot be checked (the entry was edited or written by something else)",
@@ -373,6 +398,7 @@ class AuditStore(Protocol):
     async def read_tree_hashes(self, ranges: Sequence[tuple[int, int, int]]) -> list[TreeHash]: ...
     async def log_size(self) -> int: ...
     async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]: ...
+    async def projected_size(self) -> int: ...
 
 
 async def audit_store(
@@ -408,6 +434,7 @@ async def audit_store(
     }
     auditor = Auditor(checkpoints, verifier_keys, origin, nodes)
     counted = await store.log_size()
+    auditor.report.projected = await store.projected_size()
     if jobs > 1 and opener is not None:
         await _audit_in_pool(auditor, counted, jobs, opener, progress)
         return auditor.finish(counted)

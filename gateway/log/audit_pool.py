@@ -120,7 +120,7 @@ def _hash_contiguous(
     """Hash the rows while their indexes follow on, up to `end`; note where they break off
     (also when the next stored row is past `end`: the gap starts in this range)."""
     sha = hashlib.sha256
-    for index, data, stored, _ in rows:
+    for index, data, stored, *_ in rows:
         if expected == end:
             break
         if index != expected:

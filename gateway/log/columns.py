@@ -1,15 +1,17 @@
 """The log's search columns: derived from an entry's bytes only, and checked against them.
 
-The store keeps beside each entry a few of its values (kind, disclosure id, subject
-reference, partner, time, purpose, legal basis, outcome) so that searches and reports
-are index lookups. Those copies are not covered by the Merkle tree: whoever can edit
-the database could change a subject reference and a subject's report would no longer
-find the disclosure, while every leaf hash still matched. So the columns are only ever
-written as :func:`columns_of` the entry, and they are trusted only where they agree
-with the bytes:
+The store keeps a few of each entry's values (kind, disclosure id, subject reference,
+partner, time, purpose, legal basis, outcome) in a projection of the log, written after
+the entry's commit (``gateway.store.projection``, which derives them: :func:`columns_of`),
+so that searches and reports are index lookups. Those copies are not covered by the
+Merkle tree: whoever can edit the database could change a subject reference and a
+subject's report would no longer find the disclosure, while every leaf hash still
+matched. So the columns are only ever written as :func:`columns_of` the entry, and they
+are trusted only where they agree with the bytes:
 
-- ``gateway log verify`` (:mod:`gateway.log.audit`) recomputes every row's columns and
-  names the entry and the column that differ (:func:`disagreeing`);
+- ``gateway log verify`` (:mod:`gateway.log.audit`) recomputes every projected row's
+  columns and names the entry and the column that differ (:func:`disagreeing`), and the
+  entries the projection lacks below its high-water mark or holds above it;
 - searches (:func:`checked_search`, :func:`checked_disclosure`) check each row they are
   given against the query they asked (the same ``LogQuery`` value the store answered),
   by its bytes: a row whose columns lie is a refusal (:class:`SearchIndexDamaged`),
@@ -20,7 +22,7 @@ This is the one place that comparison is written; both stores only copy the valu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -28,19 +30,24 @@ from typing import Any, Final, Protocol
 import orjson
 
 from gateway.errors import LogUnavailableError
-from gateway.log.record import EntryRecord, NotAnEntry
-from gateway.store.records import LogColumns, LogEntry, LogQuery, StoredLogRow
+from gateway.log.record import EntryRecord
+from gateway.store.projection import KINDS, columns_of, columns_of_bytes
+from gateway.store.records import LogColumns, LogEntry, LogQuery, NotAnEntry, StoredLogRow
 
 __all__ = [
+    "ABOVE_MARK",
     "COLUMNS",
     "KINDS",
     "OUTCOMES",
+    "UNPROJECTED",
+    "DisclosuresStore",
     "NotAnEntry",
     "RowFilter",
     "SearchIndexDamaged",
     "SearchStore",
     "check_rows",
     "checked_disclosure",
+    "checked_disclosures",
     "checked_search",
     "columns_of",
     "columns_of_bytes",
@@ -48,9 +55,12 @@ __all__ = [
     "disagreeing_rows",
 ]
 
-KINDS: Final = ("intent", "outcome", "refused", "action")
 OUTCOMES: Final = ("sent", "failed", "unknown")
 COLUMNS: Final = LogColumns._fields
+# What `disagreeing_rows` says of an entry the projection should hold and does not, and of
+# a projected row above the projection's mark.
+UNPROJECTED: Final = ("(no projected row)",)
+ABOVE_MARK: Final = ("(projected above the mark)",)
 
 
 class SearchIndexDamaged(LogUnavailableError):
@@ -66,54 +76,6 @@ class SearchIndexDamaged(LogUnavailableError):
         )
         self.index = index
         self.column = column
-
-
-def _text(value: Any) -> str | None:
-    """A column's copy of an entry value.
-
-    A refusal records what the caller asked for, and PostgreSQL text cannot hold U+0000:
-    one such value would fail the whole group-commit transaction, other callers' intents
-    included. The entry bytes keep the value exactly (JSON escapes it).
-    """
-    if value.__class__ is str and "\x00" not in value:
-        return value  # the common case, tested first: verify derives every row
-    return None if value is None else str(value).replace("\x00", "\ufffd")
-
-
-def columns_of(entry: Mapping[str, Any]) -> LogColumns:
-    """The search columns of `entry` (NotAnEntry if it is not a log entry)."""
-    kind = entry.get("kind")
-    if kind not in KINDS:
-        raise NotAnEntry(f"entry kind {str(kind)[:40]!r} not among {KINDS}")
-    if "disclosure_id" not in entry:
-        raise NotAnEntry("the entry has no disclosure_id")
-    text = entry.get("time")
-    try:
-        at = datetime.fromisoformat(text) if isinstance(text, str) else None  # "Z" since 3.11
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        raise NotAnEntry("the entry has no valid time with a time zone")
-    if kind == "outcome":
-        outcome = _text(entry.get("outcome"))
-    else:
-        outcome = "refused" if kind == "refused" else None
-    # Positional: verify builds one per stored row.
-    return LogColumns(
-        kind,
-        str(entry["disclosure_id"]),
-        _text(entry.get("subject_ref")),
-        _text(entry.get("partner")),
-        at,
-        _text(entry.get("purpose")),
-        _text(entry.get("legal_basis")),
-        outcome,
-    )
-
-
-def columns_of_bytes(data: bytes) -> LogColumns:
-    """The search columns of the entry serialized as `data` (NotAnEntry otherwise)."""
-    return columns_of(EntryRecord.parse(-1, data).data)
 
 
 def disagreeing(stored: LogColumns, data: bytes) -> tuple[str, ...]:
@@ -141,10 +103,20 @@ def disagreeing(stored: LogColumns, data: bytes) -> tuple[str, ...]:
 def disagreeing_rows(rows: Sequence[StoredLogRow]) -> list[tuple[int, tuple[str, ...]]]:
     """``(index, disagreeing(columns, entry))`` of each stored row with a column that differs
     (every row passes through here in `log verify`: the usual row costs one parse and one
-    comparison)."""
+    comparison), :data:`UNPROJECTED` for an entry below the projection's mark that has no
+    projected row, :data:`ABOVE_MARK` for a projected row at or above the mark (the
+    projector writes its rows and moves the mark in one transaction: neither happens)."""
     loads, agrees, decode_error = orjson.loads, _agrees, orjson.JSONDecodeError
     found: list[tuple[int, tuple[str, ...]]] = []
-    for index, data, _, stored in rows:
+    for index, data, _, stored, below_mark in rows:
+        if stored is None:
+            # Above the mark: not projected yet (the lag). Below it, only an entry whose
+            # bytes are no entry is passed over by the projector.
+            if below_mark:
+                found.append((index, _unprojected(data)))
+            continue
+        if not below_mark:
+            found.append((index, ABOVE_MARK))
         try:
             entry = loads(data)
         except decode_error:
@@ -155,6 +127,14 @@ def disagreeing_rows(rows: Sequence[StoredLogRow]) -> list[tuple[int, tuple[str,
             if wrong:
                 found.append((index, wrong))
     return found
+
+
+def _unprojected(data: bytes) -> tuple[str, ...]:
+    try:
+        columns_of_bytes(data)
+    except NotAnEntry:
+        return COLUMNS
+    return UNPROJECTED
 
 
 def _agrees(stored: LogColumns, entry: dict[str, Any], data: bytes) -> bool:
@@ -201,6 +181,14 @@ class SearchStore(Protocol):
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]: ...
 
 
+class DisclosuresStore(SearchStore, Protocol):
+    """A search store that also reads the entries of many disclosures at once."""
+
+    async def log_entries_for_disclosures(
+        self, disclosure_ids: Sequence[str]
+    ) -> list[LogEntry]: ...
+
+
 class RowFilter(Protocol):
     """What a row was found by: names the first column a row's values do not satisfy."""
 
@@ -239,6 +227,28 @@ async def checked_search(store: SearchStore, query: LogQuery) -> list[EntryRecor
     """``store.log_search(query)``, every row checked against `query` by its bytes (see
     the module docstring)."""
     return check_rows(await store.log_search(query), query)
+
+
+@dataclass(frozen=True)
+class _OfDisclosures:
+    """The rows of several disclosures (what `log_entries_for_disclosures` finds by)."""
+
+    disclosure_ids: frozenset[str]
+
+    def first_mismatch(self, columns: LogColumns) -> str | None:
+        return None if columns.disclosure_id in self.disclosure_ids else "disclosure_id"
+
+
+async def checked_disclosures(
+    store: DisclosuresStore, disclosure_ids: Sequence[str]
+) -> dict[str, list[EntryRecord]]:
+    """``store.log_entries_for_disclosures``, every row checked to be of one of them; the
+    rows of each disclosure (in index order) by its id."""
+    rows = await store.log_entries_for_disclosures(disclosure_ids)
+    by_id: dict[str, list[EntryRecord]] = {d: [] for d in disclosure_ids}
+    for record in check_rows(rows, _OfDisclosures(frozenset(disclosure_ids))):
+        by_id[record.disclosure_id].append(record)
+    return by_id
 
 
 async def checked_disclosure(store: SearchStore, disclosure_id: str) -> list[EntryRecord]:

@@ -271,6 +271,9 @@ ACTIONS: Final = frozenset(
         # a person's API token for the CLI, made and revoked on the review site
         "create_personal_token",
         "revoke_personal_token",
+        # a person's review-site sessions ended: "sign out everywhere", or a leaver's
+        # (gateway tokens revoke --person); target sessions:<person id>
+        "end_sessions",
         # reads of personal scope (the policy map: every call is logged)
         "read_subject_report",
         "read_subject_consents",
@@ -297,6 +300,7 @@ TARGET_KINDS: Final = frozenset(
         "notice",
         "personal_token",
         "witness",
+        "sessions",
     }
 )
 """What an act may be done to; the subject only as its keyed reference (``subject:<ref>``)."""

@@ -22,6 +22,8 @@ from typing import Any, Final
 
 import orjson
 
+from gateway.store.records import NotAnEntry
+
 __all__ = ["ENTRY_MEMBERS", "EntryRecord", "NotAnEntry"]
 
 ENTRY_MEMBERS: Final = (
@@ -67,10 +69,6 @@ ENTRY_MEMBERS: Final = (
     "v",
 )
 """Every member an entry of format 1 may have (CONTRACT §5), in the order exports list them."""
-
-
-class NotAnEntry(ValueError):
-    """Bytes that are not a log entry (so no columns can be derived from them)."""
 
 
 def _text(value: Any) -> str | None:

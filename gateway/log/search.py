@@ -8,7 +8,8 @@ subject whose periods were forgotten is simply not found.
 Filters on the first entry (subject, partner, purpose, legal basis, time) are answered
 by the store's indexes. ``outcome`` (sent, failed, unknown, refused) is answered from
 the outcome entries when nothing narrower is given — e.g. the disclosures crash
-recovery marked ``unknown`` — and by reading each candidate's outcome otherwise.
+recovery marked ``unknown`` — and by reading the candidates' outcomes otherwise, those
+of up to ``OUTCOME_BATCH`` hits in one read.
 Every row an index returns is checked against the filters by its own bytes
 (``gateway.log.columns``): an altered index is a refusal, never a wrong answer.
 """
@@ -19,16 +20,18 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Protocol
 
 from gateway.crypto.subject_keys import LogKeys
 from gateway.log.columns import (
+    DisclosuresStore,
     NotAnEntry,
     SearchIndexDamaged,
     SearchStore,
     checked_disclosure,
+    checked_disclosures,
     checked_search,
     columns_of_bytes,
 )
@@ -49,6 +52,12 @@ __all__ = [
 
 OUTCOME_FILTERS: Final = ("sent", "failed", "unknown", "refused")
 EXPORT_CHUNK: Final = 5_000
+# Hits whose outcomes are read together (one read of the store): a caller that wants the
+# first 50 disclosures waits for one such read, not one per hit.
+OUTCOME_BATCH: Final = 50
+# Rows of the first page: a caller that wants the first screen of disclosures waits for
+# the entries of about that many rows, not of a thousand; the next pages are whole.
+FIRST_PAGE: Final = 100
 
 # Every member an entry may have, then "extra" for anything else.
 CSV_COLUMNS: Final = ("index", *ENTRY_MEMBERS, "extra")
@@ -176,7 +185,7 @@ async def _disclosure(
 
 
 async def search(
-    store: SearchStore, query: Query, *, page: int = MAX_SEARCH_LIMIT
+    store: DisclosuresStore, query: Query, *, page: int = MAX_SEARCH_LIMIT
 ) -> AsyncIterator[Found]:
     """The disclosures matching `query`, oldest first (by first entry, or by outcome)."""
     if query.since is not None and query.until is not None and query.since >= query.until:
@@ -200,17 +209,36 @@ async def search(
         kinds=kinds,
         since=query.since,
         until=query.until,
-        limit=page,
+        limit=min(page, FIRST_PAGE),
     )
     while rows := await checked_search(store, page_query):
-        for entry in rows:
-            outcomes: tuple[EntryRecord, ...] = ()
-            if entry.kind == "intent":
-                _, outcomes = await _disclosure(store, entry.disclosure_id, entry.index)
-            found = Found(entry, outcomes)
-            if query.outcome is None or found.outcome == query.outcome:
-                yield found
-        page_query = page_query.after(rows[-1].index)
+        for start in range(0, len(rows), OUTCOME_BATCH):
+            hits = rows[start : start + OUTCOME_BATCH]
+            others = await _others_of(store, [e for e in hits if e.kind == "intent"])
+            for entry in hits:
+                found = Found(entry, others.get(entry.index, ()))
+                if query.outcome is None or found.outcome == query.outcome:
+                    yield found
+        page_query = replace(page_query.after(rows[-1].index), limit=page)
+
+
+async def _others_of(
+    store: DisclosuresStore, intents: Sequence[EntryRecord]
+) -> dict[int, tuple[EntryRecord, ...]]:
+    """The entries other than the intent (its outcomes) of each of `intents`, by the
+    intent's index: one read for them all. Each intent must be among its disclosure's own
+    entries, as `_disclosure` requires."""
+    if not intents:
+        return {}
+    by_id = await checked_disclosures(store, list(dict.fromkeys(e.disclosure_id for e in intents)))
+    others: dict[int, tuple[EntryRecord, ...]] = {}
+    for intent in intents:
+        rows = by_id[intent.disclosure_id]
+        if all(row.index != intent.index for row in rows):
+            raise SearchIndexDamaged(intent.index, "disclosure_id")
+        first = next((row for row in rows if row.kind != "outcome"), rows[0])
+        others[intent.index] = tuple(row for row in rows if row is not first)
+    return others
 
 
 async def _by_outcome(store: SearchStore, query: Query, page: int) -> AsyncIterator[Found]:

@@ -109,6 +109,7 @@ class TreeStore(Protocol):
     """What the log needs from the storage port (gateway.store.base.Store has it all)."""
 
     async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]: ...
+    async def project_log(self) -> int: ...
     async def log_size(self) -> int: ...
     async def read_log_records(self, start: int, limit: int) -> list[LogRecord]: ...
     async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]: ...
@@ -273,7 +274,10 @@ class LogService:
     # -- appending -------------------------------------------------------------------------
 
     async def prepare(self) -> int:
-        """Fill in leaf hashes of rows stored before they were kept; return how many."""
+        """Fill in leaf hashes of rows stored before they were kept; return how many. Then
+        project the entries a crash left unprojected (committed, the process gone before
+        its projection pass), so that crash recovery, which runs next, reads them all."""
+        await self._store.project_log()
         filled = 0
         while rows := await self._store.log_rows_without_leaf_hash(BACKFILL_CHUNK):
             await self._store.set_leaf_hashes([(i, leaf_hash(entry)) for i, entry in rows])

@@ -6,11 +6,17 @@ flight are gathered and committed together in the next transaction: one
 fsync (or PostgreSQL commit) serves many requests, and a lone request waits
 for nothing but its own commit. Entries nobody waits for (outcomes, refusals)
 are queued: they join the next awaited commit, or commit after a short linger.
+
+A commit writes each entry's bytes and leaf hash only; the search columns are projected
+from them after it (``store.project_log``, gateway.store.projection), one pass per batch
+committed — passes asked for while one runs become one more pass after it — in a task
+of its own, so a disclosure never waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -19,9 +25,12 @@ from gateway.store.records import LogRow
 
 __all__ = ["LogStore", "LogWriter"]
 
+log = logging.getLogger(__name__)
+
 
 class LogStore(Protocol):
     async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]: ...
+    async def project_log(self) -> int: ...
 
 
 class LogWriter:
@@ -45,6 +54,8 @@ class LogWriter:
         self.batches = 0  # for metrics: commits made
         self.appended = 0
         self._committing = 0  # entries of the batch whose commit is under way
+        self._projecting: asyncio.Task[None] | None = None
+        self._project_again = False
 
     @property
     def waiting(self) -> int:
@@ -103,14 +114,39 @@ class LogWriter:
                 self._committing = 0
             self.batches += 1
             self.appended += len(batch)
+            self._project_soon()
             if self._on_commit is not None:
                 self._on_commit(indexes)
             for (_, future), index in zip(batch, indexes, strict=True):
                 if not future.done():
                     future.set_result(index)
 
+    def _project_soon(self) -> None:
+        if self._projecting is not None and not self._projecting.done():
+            self._project_again = True
+        else:
+            self._projecting = asyncio.create_task(self._project())
+
+    async def _project(self) -> None:
+        while True:
+            self._project_again = False
+            try:
+                await self._store.project_log()
+            except Exception as exc:  # the next commit's pass, or any read, projects them
+                log.warning(
+                    "projecting the log's search columns failed (%s); the next pass or "
+                    "read projects them",
+                    type(exc).__name__,
+                )
+                return
+            if not self._project_again:
+                return
+
     async def settle(self) -> None:
-        """Wait until every pending append has been committed or failed."""
+        """Wait until every pending append has been committed or failed, and the
+        projection pass its commits started has ended."""
         self._start_flush()
         while (flushing := self._flushing) is not None and not flushing.done():
             await asyncio.shield(flushing)
+        while (projecting := self._projecting) is not None and not projecting.done():
+            await asyncio.shield(projecting)

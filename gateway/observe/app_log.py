@@ -58,6 +58,9 @@ AccessLog = Literal["all", "errors", "off"]
 ACCESS_LOGS: Final = ("all", "errors", "off")
 DEFAULT_ACCESS_LOG: Final[AccessLog] = "errors"
 REQUEST_ID_HEADER: Final = "X-Request-Id"
+PROBLEM_CODE: Final = web.ResponseKey("problem_code", str)
+"""The problem code of a problem+json response, set by whoever renders it (the web
+layer's problem middleware), so the request line need not parse the body back."""
 
 # Facts of the current request that every record logged during it carries.
 CONTEXT_KEYS: Final = ("request_id", "disclosure_id", "caller", "partner", "problem")
@@ -295,6 +298,9 @@ def method_of(request: web.Request) -> str:
 
 
 def _problem_code(response: web.StreamResponse) -> str | None:
+    code: str | None = response.get(PROBLEM_CODE)
+    if code is not None:
+        return code
     if (
         not isinstance(response, web.Response)
         or response.content_type != "application/problem+json"
@@ -310,8 +316,13 @@ def _problem_code(response: web.StreamResponse) -> str | None:
     return kind.rstrip("/").rsplit("/", 1)[-1] if isinstance(kind, str) else None
 
 
-def request_context_for(access_log: AccessLog) -> Middleware:
-    """`request_context`, writing the request lines `access_log` asks for (ACCESS_LOGS)."""
+def request_context_for(
+    access_log: AccessLog, *, unlogged: frozenset[str] = frozenset()
+) -> Middleware:
+    """`request_context`, writing the request lines `access_log` asks for (ACCESS_LOGS),
+    never one for an answer with a problem code in `unlogged`: the load shedding's, counted
+    on /metrics instead, whose lines would come at the rate of whoever floods the gateway
+    and cost its CPU while it sheds."""
     if access_log not in ACCESS_LOGS:
         raise ValueError(f"access_log must be one of {', '.join(ACCESS_LOGS)}, not {access_log!r}")
     min_status = {"all": 0, "errors": 400, "off": None}[access_log]
@@ -347,7 +358,11 @@ def request_context_for(access_log: AccessLog) -> Middleware:
             exc.headers[REQUEST_ID_HEADER] = request_id
             raise
         finally:
-            if min_status is not None and (status is None or status >= min_status):
+            if (
+                min_status is not None
+                and (status is None or status >= min_status)
+                and context.get("problem") not in unlogged
+            ):
                 _request_line(request, status, started)
             _context.reset(token)
 

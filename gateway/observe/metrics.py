@@ -52,6 +52,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._delivered: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        # The children a flood of refusals increments, looked up once each (see `delivered`).
+        self._refused: dict[str, Any] = {}
+        self._shed: dict[tuple[str, str, str], Any] = {}
         self.checkpoint_at: datetime | None = None  # kept fresh by the app's watcher
         # When the latest checkpoint that met the witness quorum was signed (the runner's).
         self.witnessed_at: datetime | None = None
@@ -160,10 +163,17 @@ class Metrics:
         self.acknowledgements.labels(partner, result, reason).inc()
 
     def refused(self, problem: str) -> None:
-        self.refusals.labels(problem).inc()
+        child = self._refused.get(problem)
+        if child is None:  # problem codes are a closed vocabulary
+            child = self._refused[problem] = self.refusals.labels(problem)
+        child.inc()
 
     def shed(self, reason: str, partner: str, caller: str) -> None:
-        self.shed_requests.labels(reason, partner, caller).inc()
+        key = (reason, partner, caller)
+        child = self._shed.get(key)
+        if child is None:  # configured partners and callers only (gateway.disclosure.limits)
+            child = self._shed[key] = self.shed_requests.labels(reason, partner, caller)
+        child.inc()
 
     def pruned(self, table: str, rows: int) -> None:
         """Rows of `table` the retention sweep deleted (a sweep that found none still

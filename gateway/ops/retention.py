@@ -14,6 +14,11 @@ Each rule is a promise of the README (operations: retention) and CONTRACT §4.1:
   default) after its first request, the window in which a repeat gets the first answer.
   A key in progress is never deleted (one a crash left in progress keeps refusing a
   retry with 409: the partner may have the data, and only a new key sends again).
+- **review sessions**: a session's row (schema 15) is deleted once its cookie has expired,
+  ended or not: an expired cookie opens nothing whether its row is there or not.
+- **sent notices**: a notice a partner accepted is deleted from the outbox ``[retention]
+  sent_notices_days`` (30 by default) after its delivery. Its intent and outcome stay in the
+  log; the row only served its retries. A pending or failed notice is never deleted.
 - **checkpoints** and the **disclosure log** are kept forever: they are the evidence.
 
 The sweep runs in :class:`~gateway.log.recovery.Recovery`'s periodic sweep, after the
@@ -44,10 +49,13 @@ PRUNE_EVERY_S: Final = 600.0
 
 
 class RetentionStore(Protocol):
-    """What the sweep deletes through (the store's InstanceStore and IdempotencyStore)."""
+    """What the sweep deletes through (the store's instance, idempotency, session and
+    outbox ports)."""
 
     async def prune_instances(self, recovered_before: datetime) -> int: ...
     async def prune_idempotency_keys(self, claimed_before: datetime) -> int: ...
+    async def prune_expired_review_sessions(self, now: datetime) -> int: ...
+    async def prune_sent_notices(self, done_before: datetime) -> int: ...
 
 
 class PrunedCounter(Protocol):
@@ -62,6 +70,8 @@ class Pruned:
 
     instances: int
     idempotency_keys: int
+    review_sessions: int = 0
+    sent_notices: int = 0
 
 
 class Retention:
@@ -93,15 +103,22 @@ class Retention:
             idempotency_keys=await self._store.prune_idempotency_keys(
                 now - self.rules.idempotency_keys
             ),
+            review_sessions=await self._store.prune_expired_review_sessions(now),
+            sent_notices=await self._store.prune_sent_notices(now - self.rules.sent_notices),
         )
+        counts = {
+            "instances": pruned.instances,
+            "idempotency_keys": pruned.idempotency_keys,
+            "review_sessions": pruned.review_sessions,
+            "sent_notices": pruned.sent_notices,
+        }
         if self._counter is not None:
-            self._counter.pruned("instances", pruned.instances)
-            self._counter.pruned("idempotency_keys", pruned.idempotency_keys)
-        if pruned.instances or pruned.idempotency_keys:
+            for table, rows in counts.items():
+                self._counter.pruned(table, rows)
+        if any(counts.values()):
             log.info(
-                "retention: deleted %d instance row(s) and %d idempotency key(s)",
-                pruned.instances,
-                pruned.idempotency_keys,
+                "retention: deleted %s",
+                ", ".join(f"{rows} {table}" for table, rows in counts.items() if rows),
             )
         return pruned
 

@@ -29,7 +29,7 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.disclosure.flow import Gateway, disclose
 from gateway.disclosure.idempotency import Refusal, once, request_digest
 from gateway.errors import GatewayError
-from gateway.log.columns import SearchStore, checked_search
+from gateway.log.columns import DisclosuresStore, checked_search
 from gateway.log.search import Query, SpanStore, search, subject_refs
 from gateway.partners.model import ERASURE_OPERATION, Partner
 from gateway.policy.facts import LegalRequest, SubjectFacts, invalid, profile_under_age
@@ -77,7 +77,7 @@ def notice_of(operation: str | None, reference: str | None) -> str | None:
     return None
 
 
-class ReportStore(SearchStore, SpanStore, Protocol):
+class ReportStore(DisclosuresStore, SpanStore, Protocol):
     """What the report reads: the log's search and its time span."""
 
 

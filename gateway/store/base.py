@@ -29,6 +29,7 @@ from gateway.store.ports import (
     NoticeOutboxStore,
     PersonalTokenStore,
     ProtectedValueStore,
+    ReviewSessionStore,
     RopaStore,
     StoreLifecycle,
     SubjectStore,
@@ -61,6 +62,7 @@ class Store(
     InstanceStore,
     NoticeOutboxStore,
     PersonalTokenStore,
+    ReviewSessionStore,
     Protocol,
 ):
     """The whole storage port, every concern's: what an adapter implements."""

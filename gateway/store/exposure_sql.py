@@ -46,12 +46,17 @@ class JsonSql:
     field_names: str
 
 
+# The bytes of the outcome entry ``o`` (a row of the projection, schema 14).
+_OUTCOME_ENTRY: Final = "(SELECT oe.entry FROM log_entries oe WHERE oe.idx = o.idx)"
+
 SQLITE_JSON: Final = JsonSql(
-    maybe_received="json_extract(CAST(o.entry AS TEXT), '$.maybe_received') = 1",
+    maybe_received=f"json_extract(CAST({_OUTCOME_ENTRY} AS TEXT), '$.maybe_received') = 1",
     field_names="json_each(CAST(d.entry AS TEXT), '$.fields') AS f",
 )
 POSTGRES_JSON: Final = JsonSql(
-    maybe_received="(convert_from(o.entry, 'UTF8')::jsonb ->> 'maybe_received') = 'true'",
+    maybe_received=(
+        f"(convert_from({_OUTCOME_ENTRY}, 'UTF8')::jsonb ->> 'maybe_received') = 'true'"
+    ),
     field_names="jsonb_object_keys(convert_from(d.entry, 'UTF8')::jsonb -> 'fields') AS f(key)",
 )
 
@@ -97,7 +102,7 @@ def _category_case() -> str:
 # of the disclosure's own entries and the partner's.
 def _outcome(condition: str) -> str:
     return (
-        "EXISTS (SELECT 1 FROM log_entries o WHERE o.disclosure_id = i.disclosure_id "  # noqa: S608
+        "EXISTS (SELECT 1 FROM log_index o WHERE o.disclosure_id = i.disclosure_id "  # noqa: S608
         f"AND o.kind = 'outcome'{condition})"
     )
 
@@ -116,9 +121,10 @@ def exposure_sql(json: JsonSql) -> ExposureSql:
     sent = _outcome(" AND (o.outcome || '') = 'sent'")
     maybe = _outcome(f" AND ((o.outcome || '') = 'unknown' OR {json.maybe_received})")
     delivered = (
-        "WITH d AS (SELECT i.idx, i.subject_ref, i.entry, CASE "  # noqa: S608
+        "WITH d AS (SELECT i.idx, i.subject_ref, ie.entry, CASE "  # noqa: S608
         f"WHEN {sent} THEN 'sent' WHEN NOT {_outcome('')} THEN 'maybe' "
-        f"WHEN {maybe} THEN 'maybe' ELSE 'failed' END AS delivery FROM log_entries i "
+        f"WHEN {maybe} THEN 'maybe' ELSE 'failed' END AS delivery "
+        "FROM log_index i JOIN log_entries ie ON ie.idx = i.idx "
         "WHERE (i.kind || '') = 'intent' AND i.partner = ? "
         "AND i.logged_at >= ? AND i.logged_at < ?) "
     )

@@ -558,6 +558,113 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             "CREATE INDEX personal_tokens_by_person ON personal_tokens (person, created_at)",
         ),
     ),
+    (
+        14,
+        "the log's search columns as a projection behind a high-water mark",
+        (
+            # The durable commit a disclosure waits for writes only what the Merkle tree
+            # and crash recovery need: the entry's bytes and leaf hash (recovery reads the
+            # projection, caught up at start before it runs). The search columns are
+            # derived from those bytes after the commit (gateway.store.projection), below
+            # `log_projection.projected_size`, which only grows.
+            """
+            CREATE TABLE log_index (
+                idx {BIGINT} PRIMARY KEY CHECK (idx >= 0),
+                kind TEXT NOT NULL,
+                disclosure_id TEXT NOT NULL,
+                subject_ref TEXT,
+                partner TEXT,
+                logged_at {TIME} NOT NULL,
+                purpose TEXT,
+                legal_basis TEXT,
+                outcome TEXT
+            )
+            """,
+            """
+            CREATE TABLE log_projection (
+                name TEXT PRIMARY KEY,
+                projected_size {BIGINT} NOT NULL CHECK (projected_size >= 0)
+            )
+            """,
+            # The columns of earlier releases move as they are (`log verify` checks them
+            # against the bytes as before); every entry stored is projected.
+            "INSERT INTO log_index (idx, kind, disclosure_id, subject_ref, partner, logged_at, "
+            "purpose, legal_basis, outcome) SELECT idx, kind, disclosure_id, subject_ref, "
+            "partner, logged_at, purpose, legal_basis, outcome FROM log_entries",
+            "INSERT INTO log_projection (name, projected_size) "
+            "SELECT 'search', COALESCE(max(idx) + 1, 0) FROM log_entries",
+            # What searches use (gateway.store.search_sql, exposure_sql, ropa_sql): a
+            # disclosure's entries (two or three: the kind is read from the rows), a
+            # subject's, a partner's over a time window (schema 1's partner index, ordered
+            # by index, made a search of one hour read every entry of the partner), the
+            # outcomes (intents and acts have none: not indexed) and times. Schema 1's
+            # kind index is gone: the other kinds are each a large share of the log.
+            "CREATE INDEX log_index_by_disclosure ON log_index (disclosure_id)",
+            "CREATE INDEX log_index_by_subject ON log_index (subject_ref, idx)",
+            "CREATE INDEX log_index_by_partner ON log_index (partner, logged_at)",
+            "CREATE INDEX log_index_by_outcome ON log_index (outcome, idx) "
+            "WHERE outcome IS NOT NULL",
+            "CREATE INDEX log_index_by_time ON log_index (logged_at)",
+            # The persons' acts, a few among millions of entries: the acts page and its
+            # count (the search writes `kind = 'action'` out for this index to be chosen).
+            "CREATE INDEX log_index_actions ON log_index (idx) WHERE kind = 'action'",
+            # SQLite cannot drop an indexed column: its indexes go first, then the table is
+            # rebuilt the documented way (a new table, the rows copied, renamed), idx
+            # staying the rowid. PostgreSQL drops the columns (and their indexes) in place.
+            PerDialect(
+                """
+            CREATE TABLE log_entries_new (
+                idx INTEGER PRIMARY KEY CHECK (idx >= 0),
+                entry BLOB NOT NULL,
+                leaf_hash BLOB CHECK (leaf_hash IS NULL OR length(leaf_hash) = 32)
+            )
+            """,
+                "ALTER TABLE log_entries DROP COLUMN kind, DROP COLUMN disclosure_id, "
+                "DROP COLUMN subject_ref, DROP COLUMN partner, DROP COLUMN logged_at, "
+                "DROP COLUMN purpose, DROP COLUMN legal_basis, DROP COLUMN outcome",
+            ),
+            PerDialect(
+                "INSERT INTO log_entries_new (idx, entry, leaf_hash) "
+                "SELECT idx, entry, leaf_hash FROM log_entries ORDER BY idx",
+                None,
+            ),
+            PerDialect("DROP TABLE log_entries", None),
+            PerDialect("ALTER TABLE log_entries_new RENAME TO log_entries", None),
+            PerDialect(
+                "CREATE INDEX log_entries_unhashed ON log_entries (idx) WHERE leaf_hash IS NULL",
+                None,
+            ),
+        ),
+    ),
+    (
+        15,
+        "review-site sessions ended server-side; a consent's lapse claimed by one instance",
+        (
+            # One row per review-site session (gateway.web.review.session), its id in the
+            # signed cookie; a signed-in request reads its row by primary key. A row per
+            # session rather than a per-person "not before" time: signing out ends that
+            # browser's session only (a copied cookie with it), "sign out everywhere" and
+            # `gateway tokens revoke --person` end them all, and a cookie without a live
+            # row (made before this version, or signed with a stolen key) opens nothing.
+            # Every instance sharing the store sees an end at once. A person's expired
+            # rows are deleted when they next sign in.
+            """
+            CREATE TABLE review_sessions (
+                id TEXT PRIMARY KEY,
+                person TEXT NOT NULL,
+                created_at {TIME} NOT NULL,
+                expires_at {TIME} NOT NULL,
+                ended_at {TIME}
+            )
+            """,
+            "CREATE INDEX review_sessions_by_person ON review_sessions (person, expires_at)",
+            # When an instance claimed a consent's lapse (gateway.rights.lapse): only the
+            # one whose claim changed the row writes the `consent_lapsed` entry; `lapsed_at`
+            # is set after the entry, so a claim whose entry a crash cut off is taken over
+            # once it is stale.
+            "ALTER TABLE consents ADD COLUMN lapse_claimed_at {TIME}",
+        ),
+    ),
 )
 
 

@@ -81,13 +81,30 @@ class ConsentLapseStore(Protocol):
     """The consents a raised `[policy] min_consent_version` makes lapse (schema 10)."""
 
     async def consents_to_lapse(
-        self, min_version: str, now: datetime, limit: int = 500
+        self,
+        min_version: str,
+        now: datetime,
+        limit: int = 500,
+        *,
+        claimed_before: datetime | None = None,
     ) -> list[Consent]:
         """Consents given under a version older than `min_version`, neither withdrawn,
-        expired at `now` nor marked lapsed yet; oldest first, at most `limit`."""
+        expired at `now` nor marked lapsed yet, nor claimed after `claimed_before` (default
+        `now`: another instance lapsing them); oldest first, at most `limit`."""
 
     async def mark_consent_lapsed(self, consent_id: str, at: datetime) -> None:
         """Mark the consent lapsed at `at` (a second mark keeps the first time)."""
+
+    async def consent_lapse_claim(self, consent_id: str) -> datetime | None:
+        """When an instance claimed the consent's lapse (schema 15); None if none did."""
+
+    async def claim_consent_lapse(
+        self, consent_id: str, at: datetime, over: datetime | None = None
+    ) -> bool:
+        """Claim the lapse of the consent, not lapsed yet, at `at`: where nobody claimed it
+        (`over` None), or taking over the claim made at `over` (read before, now stale).
+        Atomic: of instances claiming at once one gets True; False for the others, for a
+        claim since changed or a consent lapsed already."""
 
 
 class SubjectStore(Protocol):
@@ -267,6 +284,10 @@ class LogRowStore(Protocol):
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
         """Every entry of one disclosure, in index order."""
 
+    async def log_entries_for_disclosures(self, disclosure_ids: Sequence[str]) -> list[LogEntry]:
+        """Every entry of these disclosures (a few dozen ids), in index order: one read
+        for a search's page of hits instead of one per hit."""
+
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         """Entries matching every filter of `query` (see LogQuery), in index order: those
         after `query.after_index`, at most `query.limit`. The query's values are bound
@@ -281,6 +302,19 @@ class LogRowStore(Protocol):
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
         """The earliest and latest entry time, or None for an empty log."""
+
+    async def project_log(self) -> int:
+        """Project the entries committed above the projection's mark (their search
+        columns, derived from their bytes: gateway.store.projection); the mark after. Every
+        read of the columns calls it first, so it sees every committed entry; it costs
+        one read when there is nothing to project."""
+
+    async def projected_size(self) -> int:
+        """The projection's high-water mark: entries below it are projected."""
+
+    async def rebuild_projection(self) -> int:
+        """Empty the projection and project every entry again (`gateway log reindex`);
+        the mark after."""
 
 
 class ExposureStore(Protocol):
@@ -440,6 +474,10 @@ class NoticeOutboxStore(Protocol):
     async def add_outbox_notice(self, notice: OutboxNotice) -> None:
         """Store a new notice (its id is new)."""
 
+    async def prune_sent_notices(self, done_before: datetime) -> int:
+        """Delete the notices a partner accepted before `done_before`; how many. A pending
+        or failed notice is never deleted (retention)."""
+
     async def outbox_notices(
         self, statuses: Sequence[str] | None = None, limit: int = 1000
     ) -> list[OutboxNotice]:
@@ -518,3 +556,27 @@ class PersonalTokenStore(Protocol):
     async def revoke_personal_token(self, token_id: str, person: str, at: datetime) -> bool:
         """Revoke `person`'s token `token_id` at `at`; False when it is not theirs, does
         not exist or was revoked already (nothing changed)."""
+
+
+class ReviewSessionStore(Protocol):
+    """The review site's sessions (schema 15): ended on the server, seen by every instance."""
+
+    async def add_review_session(
+        self, session_id: str, person: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Store a new session of `person` (and delete their expired ones)."""
+
+    async def review_session_live(self, session_id: str, person: str, now: datetime) -> bool:
+        """Whether `person`'s session `session_id` exists, has not ended nor expired."""
+
+    async def end_review_session(self, session_id: str, person: str, at: datetime) -> bool:
+        """End one session of `person` at `at`; False when it had ended or is not theirs."""
+
+    async def live_review_sessions_of(self, person: str, now: datetime) -> int:
+        """How many sessions of `person` are live at `now`."""
+
+    async def end_review_sessions_of(self, person: str, at: datetime) -> int:
+        """End every live session of `person` at `at`; how many."""
+
+    async def prune_expired_review_sessions(self, now: datetime) -> int:
+        """Delete every session expired at `now`, ended or not; how many (retention)."""

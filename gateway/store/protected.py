@@ -138,10 +138,14 @@ class ProtectedStore:
     log_size = _Passed(Store.log_size)
     read_log = _Passed(Store.read_log)
     log_entries_for_disclosure = _Passed(Store.log_entries_for_disclosure)
+    log_entries_for_disclosures = _Passed(Store.log_entries_for_disclosures)
     log_search = _Passed(Store.log_search)
     log_count = _Passed(Store.log_count)
     intents_without_outcome = _Passed(Store.intents_without_outcome)
     log_time_span = _Passed(Store.log_time_span)
+    project_log = _Passed(Store.project_log)
+    projected_size = _Passed(Store.projected_size)
+    rebuild_projection = _Passed(Store.rebuild_projection)
     partner_exposure = _Passed(Store.partner_exposure)
     exposure_subject_refs = _Passed(Store.exposure_subject_refs)
     decisions_by_day = _Passed(Store.decisions_by_day)
@@ -179,6 +183,14 @@ class ProtectedStore:
     personal_token_by_hash = _Passed(Store.personal_token_by_hash)
     personal_tokens_of = _Passed(Store.personal_tokens_of)
     revoke_personal_token = _Passed(Store.revoke_personal_token)
+    # A review session's row names a person of the site and times: nothing to seal.
+    add_review_session = _Passed(Store.add_review_session)
+    review_session_live = _Passed(Store.review_session_live)
+    end_review_session = _Passed(Store.end_review_session)
+    live_review_sessions_of = _Passed(Store.live_review_sessions_of)
+    end_review_sessions_of = _Passed(Store.end_review_sessions_of)
+    prune_expired_review_sessions = _Passed(Store.prune_expired_review_sessions)
+    prune_sent_notices = _Passed(Store.prune_sent_notices)
     record_witnessing = _Passed(Store.record_witnessing)
     cosigned_checkpoints = _Passed(Store.cosigned_checkpoints)
     checkpoint_by_seq = _Passed(Store.checkpoint_by_seq)
@@ -242,13 +254,22 @@ class ProtectedStore:
         return None if consent is None else self._consent_out(consent)
 
     async def consents_to_lapse(
-        self, min_version: str, now: datetime, limit: int = 500
+        self,
+        min_version: str,
+        now: datetime,
+        limit: int = 500,
+        *,
+        claimed_before: datetime | None = None,
     ) -> list[Consent]:
         # Each with its subject as the keyed reference: a lapse needs no subject id.
-        found = await self.inner.consents_to_lapse(min_version, now, limit)
+        found = await self.inner.consents_to_lapse(
+            min_version, now, limit, claimed_before=claimed_before
+        )
         return [self._consent_out(c) for c in found]
 
     mark_consent_lapsed = _Passed(Store.mark_consent_lapsed)
+    consent_lapse_claim = _Passed(Store.consent_lapse_claim)
+    claim_consent_lapse = _Passed(Store.claim_consent_lapse)
 
     async def get_consent(self, consent_id: str) -> Consent | None:
         consent = await self.inner.get_consent(consent_id)

@@ -43,6 +43,7 @@ __all__ = [
     "LogRecord",
     "LogRow",
     "Migration",
+    "NotAnEntry",
     "PersonalToken",
     "Rejection",
     "RestrictionRow",
@@ -103,8 +104,15 @@ class LogColumns(NamedTuple):
     outcome: str | None
 
 
-StoredLogRow = tuple[int, bytes, bytes | None, LogColumns]
-"""A log row as stored: index, entry bytes, leaf hash (None before schema 2), columns."""
+StoredLogRow = tuple[int, bytes, bytes | None, LogColumns | None, bool]
+"""A log row as stored: index, entry bytes, leaf hash (None before schema 2), its
+projected search columns (None when it has no row in the projection, schema 14), and
+whether it is below the projection's high-water mark (read in the same snapshot)."""
+
+
+class NotAnEntry(ValueError):
+    """Bytes that are not a log entry (so no columns can be derived from them)."""
+
 
 TreeHash = tuple[int, int, bytes | None]
 """``(level, index, hash)``: level 0 is a leaf hash, level h the root of leaves
@@ -362,13 +370,14 @@ class IdempotencyClaim:
 
 @dataclass(frozen=True)
 class LogRow:
-    """One disclosure-log entry to append, with the columns searches use.
+    """One disclosure-log entry to append, with its search columns.
 
     `entry` is the canonical JSON the Merkle leaf is computed over and `leaf_hash`
     that leaf's hash, computed by gateway.log (storage never hashes); the other
-    fields are copies of some of the entry's values, indexed for lookups.
-    `outcome` is the entry's outcome for an outcome entry and ``refused`` for a
-    refusal.
+    fields are copies of some of the entry's values (`outcome`: the entry's outcome for
+    an outcome entry, ``refused`` for a refusal). Since schema 14 the store writes only
+    `entry` and `leaf_hash` (and checks `time`): the columns it searches are projected
+    from the stored bytes after the commit (gateway.store.projection).
     """
 
     entry: bytes

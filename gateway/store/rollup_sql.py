@@ -39,7 +39,8 @@ __all__ = [
 MARK: Final = "SELECT next_index FROM log_rollup WHERE name = 'counts'"
 SET_MARK: Final = "UPDATE log_rollup SET next_index = ? WHERE name = 'counts'"
 CLEAR_MARK: Final = "UPDATE log_rollup SET next_index = 0 WHERE name = 'counts'"
-LOG_END: Final = "SELECT COALESCE(max(idx) + 1, 0) FROM log_entries"
+# Counted up to the projection's mark, never past it: the counts read its columns.
+LOG_END: Final = "SELECT projected_size FROM log_projection WHERE name = 'search'"
 
 # Told, after each range, how many entries are counted and of how many (a long run's
 # progress line: `gateway ropa --verify` over ten million entries takes minutes).

@@ -30,7 +30,7 @@ __all__ = ["JsonReads", "RopaSql", "ropa_sql"]
 
 @dataclass(frozen=True)
 class JsonReads:
-    """How one database reads the entry ``i.entry`` as JSON, and the day of ``i.logged_at``."""
+    """How one database reads the entry ``ie.entry`` as JSON, and the day of ``i.logged_at``."""
 
     # `{name}` is replaced by a top-level member name (a fixed one of this module).
     member: str
@@ -57,7 +57,7 @@ class RopaSql:
 # every sent outcome of the log (it did without statistics: 0.7 s for 100,000 entries),
 # where the intents of the partial days are a few hundred.
 _SENT: Final = (
-    "(SELECT 1 FROM log_entries o WHERE o.disclosure_id = i.disclosure_id "
+    "(SELECT 1 FROM log_index o WHERE o.disclosure_id = i.disclosure_id "
     "AND o.kind = 'outcome' AND (o.outcome || '') = 'sent' LIMIT 1) = 1"
 )
 # An intent of the partial days whose disclosure was sent (once is enough). The
@@ -72,11 +72,13 @@ _SENT_IN_PARTS: Final = (
 # The intents whose disclosure's first `sent` outcome is among the entries [?, ?): each
 # disclosure is counted once, by the range that holds that outcome.
 _FIRST_SENT_IN_RANGE: Final = (
-    "i.kind = 'intent' AND i.disclosure_id IN (SELECT o.disclosure_id FROM log_entries o "
+    "i.kind = 'intent' AND i.disclosure_id IN (SELECT o.disclosure_id FROM log_index o "
     "WHERE o.idx >= ? AND o.idx < ? AND o.kind = 'outcome' AND o.outcome = 'sent' "
-    "AND NOT EXISTS (SELECT 1 FROM log_entries p WHERE p.disclosure_id = o.disclosure_id "
+    "AND NOT EXISTS (SELECT 1 FROM log_index p WHERE p.disclosure_id = o.disclosure_id "
     "AND p.kind = 'outcome' AND (p.outcome || '') = 'sent' AND p.idx < o.idx))"
 )
+# The projection's rows `i` (schema 14), each with its entry's bytes `ie`.
+_ENTRIES: Final = "log_index i JOIN log_entries ie ON ie.idx = i.idx"
 _KEY: Final = ("partner", "operation", "purpose", "legal_basis")
 _KEYS: Final = ", ".join(_KEY)
 
@@ -117,7 +119,7 @@ def ropa_sql(json: JsonReads) -> RopaSql:
         load, 1.5 s after) nor applied to the intents of the whole log as a filter."""
         columns = ", ".join((f"{json.day} AS day", key_named, *more))
         return (
-            f"WITH t AS MATERIALIZED (SELECT {columns} FROM log_entries i "  # noqa: S608
+            f"WITH t AS MATERIALIZED (SELECT {columns} FROM {_ENTRIES} "  # noqa: S608
             f"WHERE {_FIRST_SENT_IN_RANGE}) "
         )
 
@@ -146,9 +148,9 @@ def ropa_sql(json: JsonReads) -> RopaSql:
         (("disclosures", Combine.ADD),),
         _by_day_and_month(
             field_columns,
-            # `t` as `i`: the fields' FROM item reads `i.entry`.
-            f"{first_sent('i.entry')}SELECT 'day', i.day, {_KEYS}, f.key, count(*) "  # noqa: S608
-            f"FROM t i {json.field_keys} GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            # `t` as `ie`: the fields' FROM item reads `ie.entry`.
+            f"{first_sent('ie.entry')}SELECT 'day', day, {_KEYS}, f.key, count(*) "  # noqa: S608
+            f"FROM t ie {json.field_keys} GROUP BY 1, 2, 3, 4, 5, 6, 7",
             f"SELECT {month}, {_KEYS}, field, sum(disclosures) "  # noqa: S608 - fixed text
             "FROM d WHERE true GROUP BY 1, 2, 3, 4, 5, 6, 7",
         ),
@@ -168,20 +170,20 @@ def ropa_sql(json: JsonReads) -> RopaSql:
     rows = (
         f"SELECT {_KEYS}, sum(n), min(first_at), max(last_at) FROM ("  # noqa: S608 - fixed text
         f"{_whole_periods('ropa_days', f'{_KEYS}, disclosures AS n, first_at, last_at')} "
-        f"UNION ALL SELECT {key}, 1, i.logged_at, i.logged_at FROM log_entries i "
+        f"UNION ALL SELECT {key}, 1, i.logged_at, i.logged_at FROM {_ENTRIES} "
         f"WHERE {_SENT_IN_PARTS}) u GROUP BY 1, 2, 3, 4"
     )
     fields = (
         f"SELECT {_KEYS}, field, sum(n) FROM ("  # noqa: S608 - fixed text
         f"{_whole_periods('ropa_field_days', f'{_KEYS}, field, disclosures AS n')} "
-        f"UNION ALL SELECT {key}, f.key, 1 FROM log_entries i {json.field_keys} "
+        f"UNION ALL SELECT {key}, f.key, 1 FROM {_ENTRIES} {json.field_keys} "
         f"WHERE {_SENT_IN_PARTS}) u GROUP BY 1, 2, 3, 4, 5"
     )
     consents = (
         f"SELECT {_KEYS}, count(DISTINCT c.id), "  # noqa: S608 - fixed text
         "count(DISTINCT CASE WHEN c.withdrawn_at IS NOT NULL THEN c.id END) FROM ("
         f"{_whole_periods('ropa_consent_days', f'{_KEYS}, consent_id')} "
-        f"UNION ALL SELECT {key}, {consent_id} FROM log_entries i WHERE {_SENT_IN_PARTS}"
+        f"UNION ALL SELECT {key}, {consent_id} FROM {_ENTRIES} WHERE {_SENT_IN_PARTS}"
         ") u JOIN consents c ON c.id = u.consent_id GROUP BY 1, 2, 3, 4"
     )
     return RopaSql(rows, fields, consents, (days, field_days, consent_days))

@@ -22,6 +22,7 @@ lock differently (approvals, idempotency claims, instances on the store's clock)
 
 from __future__ import annotations
 
+import asyncio
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +34,7 @@ from typing import Any, Final, Protocol
 from gateway.errors import ConflictError
 from gateway.partners.model import Suspension, SuspensionEvent
 from gateway.policy.facts import Consent
-from gateway.store import mapping, rollup_sql, summary_sql
+from gateway.store import mapping, projection, rollup_sql, summary_sql
 from gateway.store.exposure_sql import (
     ExposureCount,
     ExposureSql,
@@ -49,6 +50,7 @@ from gateway.store.records import (
     LegalRequestRecord,
     LogEntry,
     LogRecord,
+    NotAnEntry,
     OutboxNotice,
     PersonalToken,
     Rejection,
@@ -142,11 +144,18 @@ class SqlStore(ABC):
     _summary: SummaryExpressions
     # The record of processing's two GROUP BY statements, in this database's JSON reads.
     _ropa: RopaSql
+    # One projection pass at a time in this process (each adapter makes its own).
+    _projecting: asyncio.Lock
 
     @abstractmethod
     def _transaction(self, action: str) -> AbstractAsyncContextManager[Transaction]:
         """A write transaction of its own, committed when the block ends (rolled back when
         it raises). A driver's failure becomes StoreUnavailable saying `action`."""
+
+    @abstractmethod
+    def _of_disclosures(self, disclosure_ids: Sequence[str]) -> tuple[str, Sequence[Any]]:
+        """The read of every entry of these disclosures (a few dozen), in index order,
+        each found by the disclosure index: its SQL and what it binds."""
 
     @abstractmethod
     def _legal_request_records(self, rows: list[Any]) -> list[LegalRequestRecord]:
@@ -205,13 +214,19 @@ class SqlStore(ABC):
         return mapping.consent(rows[0], self._decode) if rows else None
 
     async def consents_to_lapse(
-        self, min_version: str, now: datetime, limit: int = 500
+        self,
+        min_version: str,
+        now: datetime,
+        limit: int = 500,
+        *,
+        claimed_before: datetime | None = None,
     ) -> list[Consent]:
         require_aware(now, "now")
+        claimed = now if claimed_before is None else require_aware(claimed_before, "claimed_before")
         rows = await self._rows(
             "read consents to lapse",
             self._sql.consents_to_lapse,
-            (min_version, self._encode.time(now), limit),
+            (min_version, self._encode.time(now), self._encode.time(claimed), limit),
         )
         return [mapping.consent(r, self._decode) for r in rows]
 
@@ -493,21 +508,102 @@ class SqlStore(ABC):
 
     # -- disclosure log -----------------------------------------------------------------
 
+    # -- the projection of the search columns (gateway.store.projection) ----------------
+
+    async def project_log(self) -> int:
+        # Read first: a reader that finds nothing to project takes no lock (SQLite's one
+        # writer is the log's too): the usual read costs this one statement.
+        action = "project the disclosure log"
+        mark, end = await self._mark_and_end(action)
+        if mark >= end:
+            return int(mark)
+        # One pass at a time in this process; other processes are kept out by the mark.
+        async with self._projecting:
+            while True:
+                mark, done = await self._project_batch(action)
+                if done:
+                    return mark
+
+    async def _mark_and_end(self, action: str) -> tuple[int, int]:
+        """The projection's mark and the log's end, in one read."""
+        [(mark, end)] = await self._rows(action, projection.MARK_AND_END)
+        return int(mark), int(end)
+
+    async def _project_batch(self, action: str) -> tuple[int, bool]:
+        """Project the next PROJECT_BATCH entries above the mark at most: the mark after,
+        and whether the log's end was reached."""
+        [(start,)] = await self._rows(action, projection.MARK)
+        start = int(start)
+        entries = await self._rows(
+            action, self._in_dialect(projection.NEXT_ENTRIES), (start, projection.PROJECT_BATCH)
+        )
+        if not entries:
+            return start, True
+        # Derived before the write transaction: the lock is held for the inserts only.
+        rows = []
+        time = self._encode.time
+        for index, data in entries:
+            try:
+                c = projection.columns_of_bytes(bytes(data))
+            except NotAnEntry:
+                continue  # no row: `log verify` names the entry
+            rows.append(
+                (
+                    index,
+                    c.kind,
+                    c.disclosure_id,
+                    c.subject_ref,
+                    c.partner,
+                    time(c.time),
+                    c.purpose,
+                    c.legal_basis,
+                    c.outcome,
+                )
+            )
+        end = int(entries[-1][0]) + 1
+        async with self._transaction(action) as tx:
+            if await tx.run(self._in_dialect(projection.SET_MARK), (end, start)):
+                await tx.run_many(self._in_dialect(projection.INSERT_ROW), rows)
+        return end, len(entries) < projection.PROJECT_BATCH
+
+    async def projected_size(self) -> int:
+        [(mark,)] = await self._rows("read the projection's mark", projection.MARK)
+        return int(mark)
+
+    async def rebuild_projection(self) -> int:
+        async with self._transaction("clear the projection of the disclosure log") as tx:
+            await tx.run(projection.CLEAR)
+            await tx.run(projection.CLEAR_MARK)
+        return await self.project_log()
+
+    # -- disclosure log -----------------------------------------------------------------
+
     async def read_log(self, start: int, end: int) -> list[LogEntry]:
         rows = await self._rows("read the disclosure log", self._sql.log_range, (start, end))
         return mapping.entries(rows)
 
     async def log_entries_for_disclosure(self, disclosure_id: str) -> list[LogEntry]:
+        await self.project_log()
         rows = await self._rows(
             "read the disclosure log", self._sql.log_of_disclosure, (disclosure_id,)
         )
         return mapping.entries(rows)
 
+    async def log_entries_for_disclosures(self, disclosure_ids: Sequence[str]) -> list[LogEntry]:
+        if not disclosure_ids:
+            return []
+        await self.project_log()
+        sql, params = self._of_disclosures(disclosure_ids)
+        rows = await self._rows("read the disclosure log", sql, params)
+        return mapping.entries(rows)
+
     async def intents_without_outcome(self) -> list[LogEntry]:
+        await self.project_log()
         rows = await self._rows("read the disclosure log", self._sql.intents_without_outcome)
         return mapping.entries(rows)
 
     async def log_time_span(self) -> tuple[datetime, datetime] | None:
+        await self.project_log()
         rows = await self._rows("read the disclosure log", self._sql.log_time_span)
         first, last = rows[0][0], rows[0][1]
         return None if first is None else (self._decode.time(first), self._decode.time(last))
@@ -516,6 +612,7 @@ class SqlStore(ABC):
         self, partner: str, since: datetime, until: datetime
     ) -> tuple[ExposureTotals, list[ExposureCount], list[ExposureCount]]:
         action = "count a partner's exposure"
+        await self.project_log()
         window = (partner, self._encode.time(since), self._encode.time(until))
         totals = (await self._rows(action, self._exposure.totals, window))[0]
         fields = await self._rows(action, self._exposure.fields, window)
@@ -530,6 +627,7 @@ class SqlStore(ABC):
         self, partner: str, since: datetime, until: datetime, after: str, limit: int
     ) -> list[SubjectRefCount]:
         params = (partner, self._encode.time(since), self._encode.time(until), after, limit)
+        await self.project_log()
         rows = await self._rows("read a partner's exposure", self._exposure.subject_refs, params)
         return [SubjectRefCount(str(r[0]), int(r[1]), r[2] == "sent") for r in rows]
 
@@ -579,6 +677,7 @@ class SqlStore(ABC):
         # Read first: a reader that finds nothing to count takes no write lock (SQLite's
         # one writer is the log's too).
         action = "count the disclosure log"
+        await self.project_log()
         [(mark,)] = await self._rows(action, rollup_sql.MARK)
         [(size,)] = await self._rows(action, rollup_sql.LOG_END)
         if int(mark) >= int(size):
@@ -887,6 +986,94 @@ class SqlStore(ABC):
             (self._encode.time(require_aware(at, "at")), token_id, person),
         )
         return changed == 1
+
+    # -- a consent's lapse claimed (schema 15) ----------------------------------------------
+
+    async def consent_lapse_claim(self, consent_id: str) -> datetime | None:
+        rows = await self._rows(
+            "read a consent's lapse claim", self._sql.consent_lapse_claim, (consent_id,)
+        )
+        return self._decode.opt_time(rows[0][0]) if rows else None
+
+    async def claim_consent_lapse(
+        self, consent_id: str, at: datetime, over: datetime | None = None
+    ) -> bool:
+        claimed = self._encode.time(require_aware(at, "at"))
+        params: tuple[object, ...] = (claimed, consent_id)
+        sql = self._sql.claim_consent_lapse
+        if over is not None:
+            sql = self._sql.take_over_consent_lapse
+            params = (*params, self._encode.time(require_aware(over, "over")))
+        return await self._run("claim a consent's lapse", sql, params) == 1
+
+    # -- review-site sessions (schema 15) ---------------------------------------------------
+
+    async def add_review_session(
+        self, session_id: str, person: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        created = self._encode.time(require_aware(created_at, "created_at"))
+        await self._run(
+            "store a review session",
+            self._sql.insert_review_session,
+            (
+                session_id,
+                person,
+                created,
+                self._encode.time(require_aware(expires_at, "expires_at")),
+            ),
+        )
+        await self._run(
+            "delete expired review sessions", self._sql.prune_review_sessions, (person, created)
+        )
+
+    async def review_session_live(self, session_id: str, person: str, now: datetime) -> bool:
+        rows = await self._rows(
+            "read a review session",
+            self._sql.review_session_live,
+            (session_id, person, self._encode.time(require_aware(now, "now"))),
+        )
+        return bool(rows)
+
+    async def end_review_session(self, session_id: str, person: str, at: datetime) -> bool:
+        changed = await self._run(
+            "end a review session",
+            self._sql.end_review_session,
+            (self._encode.time(require_aware(at, "at")), session_id, person),
+        )
+        return changed == 1
+
+    async def live_review_sessions_of(self, person: str, now: datetime) -> int:
+        rows = await self._rows(
+            "count review sessions",
+            self._sql.live_review_sessions_of,
+            (person, self._encode.time(require_aware(now, "now"))),
+        )
+        return int(rows[0][0])
+
+    async def end_review_sessions_of(self, person: str, at: datetime) -> int:
+        when = self._encode.time(require_aware(at, "at"))
+        return await self._run(
+            "end review sessions", self._sql.end_review_sessions_of, (when, person, when)
+        )
+
+    # -- retention of sessions and delivered notices ----------------------------------------
+
+    async def prune_expired_review_sessions(self, now: datetime) -> int:
+        return await self._prune(
+            "prune review sessions", self._sql.prune_expired_review_sessions, now
+        )
+
+    async def prune_sent_notices(self, done_before: datetime) -> int:
+        return await self._prune("prune sent notices", self._sql.prune_sent_notices, done_before)
+
+    async def _prune(self, action: str, sql: str, before: datetime) -> int:
+        bound = self._encode.time(require_aware(before, "before"))
+        pruned = 0
+        while True:
+            deleted = await self._run(action, sql, (bound, PRUNE_BATCH))
+            pruned += deleted
+            if deleted < PRUNE_BATCH:
+                return pruned
 
 
 def _window_parts(

@@ -58,10 +58,12 @@ class Statements:
         "RETURNING id, subject, purposes, partners, partner_categories, special_categories, "
         "policy_version, obtained_at, expires_at, withdrawn_at, method, evidence"
     )
-    # Live consents under an older policy version, not yet lapsed (gateway.rights.lapse).
+    # Live consents under an older policy version, not yet lapsed (gateway.rights.lapse),
+    # nor claimed by an instance lapsing them now (schema 15: a claim after the time bound).
     consents_to_lapse: str = (
         _SELECT_CONSENTS + " WHERE policy_version < ? AND withdrawn_at IS NULL "
         "AND lapsed_at IS NULL AND (expires_at IS NULL OR expires_at > ?) "
+        "AND (lapse_claimed_at IS NULL OR lapse_claimed_at <= ?) "
         "ORDER BY obtained_at, id LIMIT ?"
     )
     mark_consent_lapsed: str = "UPDATE consents SET lapsed_at = coalesce(lapsed_at, ?) WHERE id = ?"
@@ -167,26 +169,34 @@ class Statements:
         "LIMIT ?)"
     )
     log_range: str = "SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+    # The search columns are the projection's (schema 14, gateway.store.projection),
+    # read once it holds every committed entry (SqlStore.project_log).
     log_of_disclosure: str = (
-        "SELECT idx, entry FROM log_entries WHERE disclosure_id = ? ORDER BY idx"
+        "SELECT p.idx, e.entry FROM log_index p JOIN log_entries e ON e.idx = p.idx "
+        "WHERE p.disclosure_id = ? ORDER BY p.idx"
     )
     intents_without_outcome: str = (
-        "SELECT i.idx, i.entry FROM log_entries i WHERE i.kind = 'intent' "
-        "AND NOT EXISTS (SELECT 1 FROM log_entries o "
+        "SELECT i.idx, e.entry FROM log_index i JOIN log_entries e ON e.idx = i.idx "
+        "WHERE i.kind = 'intent' AND NOT EXISTS (SELECT 1 FROM log_index o "
         "WHERE o.disclosure_id = i.disclosure_id AND o.kind = 'outcome') "
         "ORDER BY i.idx"
     )
     # Two subqueries: SQLite answers a lone min() or max() from the index, but scans
     # the whole table for both in one SELECT.
     log_time_span: str = (
-        "SELECT (SELECT min(logged_at) FROM log_entries), (SELECT max(logged_at) FROM log_entries)"
+        "SELECT (SELECT min(logged_at) FROM log_index), (SELECT max(logged_at) FROM log_index)"
     )
     log_records: str = (
         "SELECT idx, entry, leaf_hash FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
     )
+    # Each entry with its projected row, if any, and whether it is below the mark: one
+    # statement, so one snapshot (a projector commits its rows and its mark together).
     log_rows: str = (
-        "SELECT idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner, logged_at, "
-        "purpose, legal_basis, outcome FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
+        "SELECT e.idx, e.entry, e.leaf_hash, p.kind, p.disclosure_id, p.subject_ref, "
+        "p.partner, p.logged_at, p.purpose, p.legal_basis, p.outcome, "
+        "e.idx < (SELECT projected_size FROM log_projection WHERE name = 'search') "
+        "FROM log_entries e LEFT JOIN log_index p ON p.idx = e.idx "
+        "WHERE e.idx >= ? ORDER BY e.idx LIMIT ?"
     )
     unhashed_log_rows: str = (
         "SELECT idx, entry FROM log_entries WHERE leaf_hash IS NULL ORDER BY idx LIMIT ?"
@@ -278,6 +288,51 @@ class Statements:
     revoke_personal_key: str = (
         "UPDATE personal_tokens SET revoked_at = ? "
         "WHERE id = ? AND person = ? AND revoked_at IS NULL"
+    )
+
+    # A consent's lapse claimed by one instance (schema 15, gateway.rights.lapse): a fresh
+    # claim, or the take-over of a stale claim still as it was read; a loser changes no row.
+    consent_lapse_claim: str = "SELECT lapse_claimed_at FROM consents WHERE id = ?"
+    claim_consent_lapse: str = (
+        "UPDATE consents SET lapse_claimed_at = ? "
+        "WHERE id = ? AND lapsed_at IS NULL AND lapse_claimed_at IS NULL"
+    )
+    take_over_consent_lapse: str = (
+        "UPDATE consents SET lapse_claimed_at = ? "
+        "WHERE id = ? AND lapsed_at IS NULL AND lapse_claimed_at = ?"
+    )
+
+    # Review-site sessions (schema 15): one row each, read by id on every signed-in request.
+    insert_review_session: str = (
+        "INSERT INTO review_sessions (id, person, created_at, expires_at) VALUES (?, ?, ?, ?)"
+    )
+    prune_review_sessions: str = "DELETE FROM review_sessions WHERE person = ? AND expires_at <= ?"
+    review_session_live: str = (
+        "SELECT 1 FROM review_sessions "
+        "WHERE id = ? AND person = ? AND ended_at IS NULL AND expires_at > ?"
+    )
+    end_review_session: str = (
+        "UPDATE review_sessions SET ended_at = ? WHERE id = ? AND person = ? AND ended_at IS NULL"
+    )
+    live_review_sessions_of: str = (
+        "SELECT count(*) FROM review_sessions "
+        "WHERE person = ? AND ended_at IS NULL AND expires_at > ?"
+    )
+    end_review_sessions_of: str = (
+        "UPDATE review_sessions SET ended_at = ? "
+        "WHERE person = ? AND ended_at IS NULL AND expires_at > ?"
+    )
+
+    # Retention (gateway.ops.retention): sessions past their expiry, ended or not, and
+    # notices a partner accepted, a batch at a time like the idempotency keys. A failed
+    # or pending notice is never deleted: it waits for a partner or a person.
+    prune_expired_review_sessions: str = (
+        "DELETE FROM review_sessions WHERE id IN ("
+        "SELECT id FROM review_sessions WHERE expires_at <= ? LIMIT ?)"
+    )
+    prune_sent_notices: str = (
+        "DELETE FROM notice_outbox WHERE id IN ("
+        "SELECT id FROM notice_outbox WHERE status = 'sent' AND done_at < ? LIMIT ?)"
     )
 
     def numbered(self) -> Statements:

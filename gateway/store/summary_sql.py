@@ -48,7 +48,8 @@ class KeyCount:
 
 @dataclass(frozen=True)
 class SummaryExpressions:
-    """What one database writes differently: SQL expressions over a ``log_entries e`` row."""
+    """What one database writes differently: SQL expressions over a ``log_index e`` row
+    and its entry's bytes ``ee.entry``."""
 
     day: str  # the UTC day of logged_at as text YYYY-MM-DD
     problem: str  # the entry's "problem" member as text
@@ -57,14 +58,17 @@ class SummaryExpressions:
 SQLITE: Final = SummaryExpressions(
     # Times are stored as UTC ISO text (gateway.store.sqlite._time): the day is its start.
     day="substr(e.logged_at, 1, 10)",
-    problem="json_extract(CAST(e.entry AS TEXT), '$.problem')",
+    problem="json_extract(CAST(ee.entry AS TEXT), '$.problem')",
 )
 POSTGRES: Final = SummaryExpressions(
     day="to_char(e.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-    problem="convert_from(e.entry, 'UTF8')::jsonb ->> 'problem'",
+    problem="convert_from(ee.entry, 'UTF8')::jsonb ->> 'problem'",
 )
 
-_RANGE: Final = "FROM log_entries e WHERE e.idx >= ? AND e.idx < ? AND "
+# The projection's rows `e` (schema 14), each with its entry's bytes `ee`.
+_RANGE: Final = (
+    "FROM log_index e JOIN log_entries ee ON ee.idx = e.idx WHERE e.idx >= ? AND e.idx < ? AND "
+)
 
 
 def summary_rollups(x: SummaryExpressions) -> tuple[Rollup, ...]:

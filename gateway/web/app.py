@@ -24,7 +24,7 @@ from gateway.crypto.key_files import read_secret_key
 from gateway.crypto.keyring import KeyPaths
 from gateway.crypto.seal import GatewayKeys, PartnerKeyCache
 from gateway.disclosure.flow import Gateway
-from gateway.disclosure.limits import Admission
+from gateway.disclosure.limits import SHED_CODES, Admission
 from gateway.errors import ConfigErrors
 from gateway.log.actions import ActionLog
 from gateway.log.entries import LogKeys
@@ -53,6 +53,7 @@ from gateway.rights.ropa import roll_up_periodically
 from gateway.rights.subjects import outbox_sender
 from gateway.store.protected import open_protected_store, payload_sealing
 from gateway.web import wire_errors
+from gateway.web.held_retries import held_retries
 from gateway.web.keys import (
     ACTIONS,
     AUTH,
@@ -132,7 +133,9 @@ def create_app(
         client_max_size=config.server.max_body_bytes,
         middlewares=[
             *tracing.middlewares(),
-            request_context_for(config.server.access_log),
+            request_context_for(config.server.access_log, unlogged=SHED_CODES),
+            # Outside the problem layer: it sees the shed answers that layer renders.
+            held_retries(),
             problem_middleware,
             log_settled,
         ],

@@ -7,6 +7,7 @@ caller (the traceback goes to the application log, which holds no payloads).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.disclosure.limits import SHED_CODES
 from gateway.errors import (
     GatewayError,
     InternalServerError,
@@ -24,6 +26,7 @@ from gateway.errors import (
     PayloadTooLargeError,
     error_for,
 )
+from gateway.observe.app_log import PROBLEM_CODE
 from gateway.problem_catalog import CATALOGUE
 from gateway.web.keys import METRICS
 
@@ -65,12 +68,24 @@ def problem_headers(error: GatewayError) -> dict[str, str]:
 
 def problem_response(error: GatewayError, headers: dict[str, str] | None = None) -> web.Response:
     extra = {**problem_headers(error), **(headers or {})}
-    return web.Response(
-        status=error.status,
-        body=json.dumps(error.problem()).encode("utf-8"),
-        content_type=PROBLEM_JSON,
-        headers=extra,
+    body = (
+        _shed_body(error.code, error.detail)
+        if error.code in SHED_CODES and error.disclosure_id is None
+        else json.dumps(error.problem()).encode("utf-8")
     )
+    response = web.Response(
+        status=error.status, body=body, content_type=PROBLEM_JSON, headers=extra
+    )
+    response[PROBLEM_CODE] = error.code
+    return response
+
+
+@functools.lru_cache(maxsize=256)
+def _shed_body(code: str, detail: str) -> bytes:
+    """The problem document of a shed request, rendered once per limit: a flood of retries
+    that ignore Retry-After gets the same bytes again at the cost of a dict lookup (its
+    detail names the limit, never the moment's count, gateway.disclosure.limits)."""
+    return json.dumps(error_for(code, detail).problem()).encode("utf-8")
 
 
 @web.middleware

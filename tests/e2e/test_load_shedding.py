@@ -5,13 +5,16 @@ logged or sent for it; the disclosures already under way go on. SQLite and Postg
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from e2e.conftest import consent_of, credit_check, person, start_gateway
+from support.app_logs import captured_log_lines
 from support.log import logged
 from support.sandboxes import SANDBOX_SECRETS
 
@@ -19,6 +22,7 @@ from gateway.config.limits import parse_rate
 from gateway.config.model import Config
 from gateway.sandbox import SandboxCluster
 from gateway.store.records import LogRow
+from gateway.web import held_retries
 from gateway.web.keys import GATEWAY, LOG, METRICS, STORE
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000cccc"
@@ -169,5 +173,119 @@ async def test_a_full_commit_queue_sheds_new_disclosures_and_lets_logged_ones_fi
         assert [a.status < 300 for a in answers] == [True, True]  # logged ones go on
         assert await log_size(client) == before + 4  # their intents and outcomes only
         assert len(sandboxes.received(PARTNER)) == 2
+    finally:
+        await client.close()
+
+
+async def retried_at_once(
+    client: TestClient, times: int, code: str, **request: Any
+) -> list[tuple[int, str | None, bytes]]:
+    """A client that ignores Retry-After: the same request again as soon as it is shed."""
+    answers = []
+    for _ in range(times):
+        r = await client.post("/v1/disclosures", **request)
+        assert r.headers["Content-Type"].startswith("application/problem+json")
+        body = await r.read()
+        assert json.loads(body)["type"] == f"/problems/{code}", body
+        answers.append((r.status, r.headers.get("Retry-After"), body))
+    return answers
+
+
+def request_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if line["logger"] == "gateway.request"]
+
+
+async def test_retries_over_a_partner_limit_cost_no_idempotency_work_and_no_log_line(
+    tmp_config: Config,
+    sandboxes: SandboxCluster,
+    auth: Callable[[str], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shed is decided before the Idempotency-Key is looked at (no store write per retry),
+    answered with the same bytes each time, and counted on /metrics, not logged."""
+    monkeypatch.setattr(held_retries, "MAX_HOLD_S", 0.0)  # the retries' cost, not their hold
+    partners = dict(sandboxes.partners)
+    partners[PARTNER] = replace(partners[PARTNER], max_in_flight=1)
+    client = await start_gateway(tmp_config, partners=partners, env=SANDBOX_SECRETS)
+    try:
+        await consented(client, auth)
+        store = client.server.app[STORE]
+        claims: list[str] = []
+        claim = store.claim_idempotency
+
+        async def counted_claim(caller_id: str, key: str, digest: str) -> Any:
+            claims.append(key)
+            return await claim(caller_id, key, digest)
+
+        store.claim_idempotency = counted_claim
+        sandboxes.partner(PARTNER).hang_next(1, seconds=1.5)
+        headers = auth("sales-service")
+        body = credit_check(SUBJECT, person(SUBJECT))
+        slow = asyncio.ensure_future(
+            client.post("/v1/disclosures", json=body, headers={**headers, "Idempotency-Key": "a"})
+        )
+        admission = client.server.app[GATEWAY].admission
+        await until(lambda: admission.in_flight().get(("partner", PARTNER)) == 1)
+        with captured_log_lines() as lines:
+            answers = await retried_at_once(
+                client,
+                5,
+                "partner_rate_limited",
+                json=body,
+                headers={**headers, "Idempotency-Key": "retried"},
+            )
+        assert claims == ["a"]  # the shed retries never reached the key store
+        assert len(set(answers)) == 1 and answers[0][:2] == (429, "1")  # the same answer
+        doc = json.loads(answers[0][2])
+        assert set(doc) == {"type", "title", "status", "detail"} and doc["status"] == 429
+        assert "max_in_flight of 1" in doc["detail"] and SUBJECT not in doc["detail"]
+        assert request_lines(lines()) == []  # counted, not logged
+        text = client.server.app[METRICS].render().decode()
+        assert (
+            'gateway_shed_requests_total{caller="sales-service",partner="lao-credit-bureau",'
+            'reason="partner_in_flight"} 5.0'
+        ) in text
+        assert 'gateway_refusals_total{problem="partner_rate_limited"} 5.0' in text
+        assert (await slow).status < 300
+    finally:
+        await client.close()
+
+
+async def test_retries_over_a_caller_limit_are_shed_unread_with_the_same_answer(
+    tmp_config: Config,
+    sandboxes: SandboxCluster,
+    auth: Callable[[str], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over its max_in_flight a caller's request is refused before its body is read (a body
+    that is not even JSON gets the shed answer, not invalid_request), without a log line."""
+    monkeypatch.setattr(held_retries, "MAX_HOLD_S", 0.0)  # the retries' cost, not their hold
+    callers = dict(tmp_config.callers)
+    callers["sales-service"] = replace(callers["sales-service"], max_in_flight=1)
+    config = replace(tmp_config, callers=callers)
+    client = await start_gateway(config, partners=sandboxes.partners, env=SANDBOX_SECRETS)
+    try:
+        await consented(client, auth)
+        before = await log_size(client)
+        sandboxes.partner(PARTNER).hang_next(1, seconds=1.5)
+        headers = auth("sales-service")
+        body = credit_check(SUBJECT, person(SUBJECT))
+        slow = asyncio.ensure_future(client.post("/v1/disclosures", json=body, headers=headers))
+        admission = client.server.app[GATEWAY].admission
+        await until(lambda: admission.in_flight().get(("caller", "sales-service")) == 1)
+        with captured_log_lines() as lines:
+            answers = await retried_at_once(
+                client,
+                5,
+                "caller_rate_limited",
+                data=b"{not json",
+                headers={**headers, "Content-Type": "text/plain"},
+            )
+        assert len(set(answers)) == 1 and answers[0][:2] == (429, "1")
+        detail = json.loads(answers[0][2])["detail"]
+        assert "'sales-service'" in detail and "max_in_flight of 1" in detail
+        assert request_lines(lines()) == []
+        assert (await slow).status < 300
+        assert await log_size(client) == before + 2  # the slow one's intent and outcome
     finally:
         await client.close()

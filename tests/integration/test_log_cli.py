@@ -47,7 +47,9 @@ class Setup:
         return await run_cli_in_thread(self.root, *args)
 
     async def sql(self, sql: str, *params: object) -> None:
-        """Run SQL behind the gateway's back (`?` placeholders)."""
+        """Run SQL behind the gateway's back (`?` placeholders), once every entry is
+        projected (the search columns are in `log_index`)."""
+        await self.store.project_log()
         if self.backend.admin is None:
             conn = self.store._conn  # type: ignore[attr-defined]  # the SQLite adapter's
             await conn.execute(sql, params)
@@ -94,6 +96,7 @@ async def logged(setup: Setup) -> Setup:
     await setup.service.checkpoint()
     await setup.service.append_rows(rows[300:])
     await setup.service.checkpoint()
+    await setup.store.project_log()  # as the gateway's writer does after its commits
     return setup
 
 
@@ -117,12 +120,12 @@ async def test_edited_entry_with_its_leaf_hash_is_caught_by_the_tree(logged: Set
     forged = row_of(entry(5, outcome="failed"))
     # A careful forger edits the search column too, so only the tree can tell.
     await logged.sql(
-        "UPDATE log_entries SET entry = ?, leaf_hash = ?, outcome = ? WHERE idx = ?",
+        "UPDATE log_entries SET entry = ?, leaf_hash = ? WHERE idx = ?",
         forged.entry,
         forged.leaf_hash,
-        forged.outcome,
         5,
     )
+    await logged.sql("UPDATE log_index SET outcome = ? WHERE idx = ?", forged.outcome, 5)
     code, out = await logged.cli("log", "verify")
     assert code == 1
     assert "checkpoint #1 (size 300) does not match the entries" in out
@@ -151,12 +154,30 @@ async def test_swapped_entries_are_named(logged: Setup) -> None:
 
 async def test_rows_swapped_whole_are_caught_by_the_tree(logged: Setup) -> None:
     for a, b in ((3, 1_000_000), (9, 3), (1_000_000, 9)):
+        await logged.sql("UPDATE log_index SET idx = ? WHERE idx = ?", b, a)  # with their columns
         await logged.sql("UPDATE log_entries SET idx = ? WHERE idx = ?", b, a)
 
     code, out = await logged.cli("log", "verify")
     assert code == 1
     assert "entries 0..255 do not produce their stored level-8 tree hash" in out
     assert "first bad index: between 0 and 255" in out
+
+
+async def test_reindex_rebuilds_a_lying_projection_and_verify_reports_its_lag(
+    logged: Setup,
+) -> None:
+    await logged.sql("UPDATE log_index SET partner = ? WHERE idx = ?", "elsewhere", 420)
+    await logged.sql("DELETE FROM log_index WHERE idx = ?", 17)
+    code, out = await logged.cli("log", "verify", "--json")
+    assert code == 1 and '"projected_size": 600' in out and '"projection_lag": 0' in out
+    assert "entry 17: it is below the projection's high-water mark" in out
+
+    code, out = await logged.cli("log", "reindex")
+    assert code == 0, out
+    assert "reindexed: the search projection rebuilt from 600 entries" in out
+    assert "search projection checked up to its mark 600, 0 entries not projected yet" in out
+    code, out = await logged.cli("log", "verify")
+    assert code == 0, out
 
 
 async def test_truncated_tail_is_named(logged: Setup) -> None:
@@ -335,7 +356,7 @@ TAMPERINGS = {
     "deleted": [("DELETE FROM log_entries WHERE idx = ?", 257)],
     "deleted_at_a_range_border": [("DELETE FROM log_entries WHERE idx >= ? AND idx < ?", 256, 513)],
     "truncated": [("DELETE FROM log_entries WHERE idx >= ?", 590)],
-    "column": [("UPDATE log_entries SET partner = ? WHERE idx = ?", "elsewhere", 420)],
+    "column": [("UPDATE log_index SET partner = ? WHERE idx = ?", "elsewhere", 420)],
     "renumbered": [("UPDATE log_entries SET idx = ? WHERE idx = ?", 1_000_000, 5)],
 }
 

@@ -20,7 +20,7 @@ from gateway.log.writer import LogWriter
 from gateway.observe.metrics import Metrics
 from gateway.ops.retention import Retention
 from gateway.store import Store, open_store, sql_store
-from gateway.store.records import LEGACY_INSTANCE
+from gateway.store.records import LEGACY_INSTANCE, OutboxNotice
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -100,6 +100,47 @@ async def test_keys_are_deleted_in_batches_until_none_is_left(
         await completed(store, f"svc-{n % 2}", f"k-{n}")
     assert await store.prune_idempotency_keys(now() + LATER) == 5
     assert await store.prune_idempotency_keys(now() + LATER) == 0
+
+
+async def test_only_expired_review_sessions_are_deleted(store: Store) -> None:
+    start = now()
+    await store.add_review_session("s-live", "alice", start, start + timedelta(hours=8))
+    await store.add_review_session("s-ended", "bob", start, start + timedelta(hours=8))
+    await store.end_review_session("s-ended", "bob", start)
+    assert await store.prune_expired_review_sessions(start) == 0
+    # Eight hours on, both cookies have expired, the ended one and the live one.
+    assert await store.prune_expired_review_sessions(start + timedelta(hours=8)) == 2
+    assert not await store.review_session_live("s-live", "alice", start)
+
+
+def notice(notice_id: str, status: str, done_at: datetime | None) -> OutboxNotice:
+    return OutboxNotice(
+        id=notice_id,
+        kind="erasure",
+        partner="bcel-payments",
+        operation="erasure",
+        reference="RR-1",
+        payload="{}",
+        status=status,
+        attempts=1,
+        created_at=now(),
+        next_at=now(),
+        done_at=done_at,
+    )
+
+
+async def test_only_notices_a_partner_accepted_are_deleted_after_their_period(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_store, "PRUNE_BATCH", 2)  # batches exercised
+    for n in range(3):
+        await store.add_outbox_notice(notice(f"n-sent-{n}", "sent", now()))
+    await store.add_outbox_notice(notice("n-pending", "pending", None))
+    await store.add_outbox_notice(notice("n-failed", "failed", None))
+    assert await store.prune_sent_notices(now() - timedelta(days=30)) == 0
+    assert await store.prune_sent_notices(now() + LATER) == 3
+    # What waits for a partner or a person is never deleted.
+    assert {n.id for n in await store.outbox_notices()} == {"n-pending", "n-failed"}
 
 
 async def test_the_index_of_the_sweep_is_in_the_schema(store: Store) -> None:

@@ -11,6 +11,7 @@ surfacing as StoreUnavailable.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sqlite3
 from dataclasses import replace
@@ -90,7 +91,11 @@ def row(
     partner: str | None = "lao-credit-bureau",
     time: datetime = T0,
 ) -> LogRow:
-    entry = f'{{"disclosure_id":"{disclosure_id}","kind":"{kind}"}}'.encode()
+    # The store projects the search columns from the entry's bytes (schema 14): they hold
+    # every value the columns copy.
+    members = {"disclosure_id": disclosure_id, "kind": kind, "time": time.isoformat()}
+    members |= {"subject_ref": subject_ref, "partner": partner}
+    entry = json.dumps({k: v for k, v in members.items() if v is not None}).encode()
     return LogRow(entry, kind, disclosure_id, subject_ref, partner, time, LEAF)
 
 
@@ -383,7 +388,8 @@ async def test_log_search_filters_and_keyset_pagination(store: Store) -> None:
     assert await indexes(subject_ref="ref-a", limit=2) == [0, 1]
     assert await indexes(subject_ref="ref-a", after_index=1, limit=2) == [3, 5]
     assert await indexes(subject_ref="ref-a", after_index=5) == []
-    assert (await store.log_search(LogQuery(kind="refused")))[0][1] == row("d-3", "refused").entry
+    refused = row("d-3", "refused", subject_ref=None, partner=None, time=T0 + 3 * hour)
+    assert (await store.log_search(LogQuery(kind="refused")))[0][1] == refused.entry
     with pytest.raises(ValueError, match="limit"):
         await store.log_search(LogQuery(limit=0))
     # Several values match any of them; a single value given with a list matches what

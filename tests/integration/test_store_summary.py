@@ -18,6 +18,7 @@ def entry(
     n: int, kind: str, at: datetime, partner: str = "bcel-payments", **members: str
 ) -> LogRow:
     data = {"disclosure_id": f"d-{n}", "kind": kind, "partner": partner, **members}
+    data |= {"subject_ref": "ref", "time": at.isoformat()}
     return LogRow(
         json.dumps(data).encode(),
         kind,

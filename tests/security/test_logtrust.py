@@ -69,7 +69,9 @@ class Logged:
         return await run_cli_in_thread(self.root, *args)
 
     async def sql(self, sql: str, *params: object) -> None:
-        """Run SQL behind the gateway's back (`?` placeholders), as an attacker would."""
+        """Run SQL behind the gateway's back (`?` placeholders), as an attacker would,
+        once every entry is projected (the search columns are in `log_index`)."""
+        await self.store.project_log()
         if self.backend.admin is None:
             await self.store._conn.execute(sql, params)  # type: ignore[attr-defined]
             return
@@ -175,7 +177,7 @@ async def test_verify_names_the_entry_and_column_of_an_edited_search_column(
     assert code == 0, out
 
     await logged.sql(
-        f"UPDATE log_entries SET {sql_column} = ? WHERE idx = ?",
+        f"UPDATE log_index SET {sql_column} = ? WHERE idx = ?",
         forged(logged),
         index,
     )
@@ -198,7 +200,7 @@ async def test_a_report_never_shows_another_subjects_disclosure(
     before = await subject_report(logged.store, logged.keys, partners, BOB)
     assert [r["disclosure_id"] for r in before] == ["d-1", "d-3", "d-5", "d-7", "d-9"]
 
-    await logged.sql("UPDATE log_entries SET subject_ref = ? WHERE idx = 0", logged.ref(BOB, T0))
+    await logged.sql("UPDATE log_index SET subject_ref = ? WHERE idx = 0", logged.ref(BOB, T0))
     with pytest.raises(GatewayError) as refused:
         await subject_report(logged.store, logged.keys, partners, BOB)
     assert refused.value.code == "log_unavailable" and refused.value.status == 503
@@ -224,7 +226,7 @@ async def test_a_search_refuses_a_row_whose_columns_lie(
     logged: Logged, sql_column: str, index: int, value: str, query: Query
 ) -> None:
     await logged.sql(
-        f"UPDATE log_entries SET {sql_column} = ? WHERE idx = ?",
+        f"UPDATE log_index SET {sql_column} = ? WHERE idx = ?",
         value,
         index,
     )
@@ -239,7 +241,7 @@ async def test_an_intent_cut_from_its_outcomes_is_refused_not_shown_pending(
 ) -> None:
     """The intent's disclosure id column changed: its outcome lookup would come back
     without it, and the report would show a sent disclosure as pending."""
-    await logged.sql("UPDATE log_entries SET disclosure_id = 'd-x' WHERE idx = 0")
+    await logged.sql("UPDATE log_index SET disclosure_id = 'd-x' WHERE idx = 0")
     refs = [logged.ref(ALICE, T0)]
     with pytest.raises(GatewayError) as refused:
         _ = [found async for found in search(logged.store, Query(subject_refs=refs))]
@@ -251,7 +253,7 @@ async def test_the_review_pages_periodic_verification_turns_red(logged: Logged) 
     await review.audit()
     assert (await review.integrity()).ok is True
 
-    await logged.sql("UPDATE log_entries SET subject_ref = NULL WHERE idx = 4")
+    await logged.sql("UPDATE log_index SET subject_ref = NULL WHERE idx = 4")
     await review.audit()
     status = await review.integrity()
     assert status.ok is False
@@ -574,11 +576,11 @@ async def test_the_subject_report_over_http_refuses_a_lying_index_with_a_503(
     if backend.admin is None:
         # Behind the at-rest wrapper, on the adapter's own connection.
         await app[STORE].inner._conn.execute(  # type: ignore[attr-defined]
-            "UPDATE log_entries SET subject_ref = ? WHERE idx = 0", (forged,)
+            "UPDATE log_index SET subject_ref = ? WHERE idx = 0", (forged,)
         )
     else:
         await backend.admin.execute(f'SET search_path TO "{backend.schema}"')
-        await backend.admin.execute("UPDATE log_entries SET subject_ref = $1 WHERE idx = 0", forged)
+        await backend.admin.execute("UPDATE log_index SET subject_ref = $1 WHERE idx = 0", forged)
     r = await app_client.get(f"/v1/subjects/{BOB}/disclosures", headers=headers)
     text = await r.text()
     assert r.status == 503, text
@@ -648,7 +650,7 @@ async def test_edited_times_cannot_shrink_the_months_a_report_searches(
     """Every time column moved 400 days back: the report still searches the months of the
     first and last entries' own times, and finds Alice's disclosures; verify names it."""
     await logged.sql(
-        "UPDATE log_entries SET logged_at = ?", _time_value(logged, T0 - timedelta(days=400))
+        "UPDATE log_index SET logged_at = ?", _time_value(logged, T0 - timedelta(days=400))
     )
     report = await subject_report(logged.store, logged.keys, partners, ALICE)
     assert [r["disclosure_id"] for r in report] == ["d-0", "d-2", "d-4", "d-6", "d-8"]

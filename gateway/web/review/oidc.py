@@ -7,11 +7,11 @@ short-lived, HttpOnly flow cookie (no server memory: several instances). That co
 ``GET /review/oidc/callback``, which a Strict cookie would not accompany.
 
 The callback checks the state against the cookie, exchanges the code (with the PKCE
-verifier) and checks the ID token (gateway.web.review.oidc_client). Then it sets the
-session cookie, which stays ``SameSite=Strict``, and answers with a short page that moves
-on to the site: a redirect straight from the callback would still be part of the
-provider's cross-site navigation, and the browser would not send the Strict cookie it has
-just received.
+verifier) and checks the ID token (gateway.web.review.oidc_client). Then it stores the
+session's row (gateway.web.review.signin.start_session) and sets the session cookie,
+which stays ``SameSite=Strict``, and answers with a short page that moves on to the site:
+a redirect straight from the callback would still be part of the provider's cross-site
+navigation, and the browser would not send the Strict cookie it has just received.
 
 Every refusal shows the sign-in page again with what went wrong (problem+json for a
 client that does not ask for HTML); nothing of the token or the person's claims is logged.
@@ -35,7 +35,7 @@ from gateway.errors import (
 from gateway.web.problems import problem_response
 from gateway.web.review.oidc_client import OidcClient
 from gateway.web.review.session import OIDC_FLOW_TTL
-from gateway.web.review.signin import login_page, set_session_cookie
+from gateway.web.review.signin import login_page, set_session_cookie, start_session
 from gateway.web.review.site import (
     LOGIN_COOKIE,
     PREFIX,
@@ -131,8 +131,8 @@ async def oidc_callback(request: web.Request) -> web.StreamResponse:
         )
     except GatewayError as exc:
         return _refusal(request, exc, next_url)
-    cookie, _ = ctx.signer.issue(
-        person.id, provider.fingerprint_source, now, name=person.name, roles=person.roles
+    cookie = await start_session(
+        request, person.id, provider.fingerprint_source, name=person.name, roles=person.roles
     )
     log.info("a person of the sign-in provider signed in")  # no id: the log names no one
     response = render(request, "signed_in.html", next=next_url)

@@ -1,11 +1,16 @@
 """Reviewer sessions for the review page: signed cookies, CSRF tokens, login throttling.
 
-A session is stateless — a cookie holding the reviewer id, an expiry, a CSRF secret and a
-fingerprint of the reviewer's configured password hash, authenticated with HMAC-SHA-256
-under the session key in ``keys/review-session.key`` — so several gateway instances that
-share the keys directory share sessions without a session table. Changing a reviewer's
-password hash or removing the reviewer from config.toml ends their sessions, because the
-fingerprint no longer matches.
+A session is a cookie holding the reviewer id, a session id, an expiry, a CSRF secret and
+a fingerprint of the reviewer's configured password hash, authenticated with HMAC-SHA-256
+under the session key in ``keys/review-session.key``, and a row of the store
+(``review_sessions``, schema 15) under its session id. The cookie says who; the row says
+the session has not ended: every signed-in request reads it (one primary-key read), so
+signing out ends that session on every instance sharing the store — a copied cookie with
+it — and "sign out everywhere" or ``gateway tokens revoke --person`` ends all of a
+person's at once. A cookie without a live row opens nothing, nor does one when the store
+cannot be read (fail closed: 503). Changing a reviewer's password hash or removing the
+reviewer from config.toml ends their sessions too, because the fingerprint no longer
+matches.
 
 The CSRF token of a form is the session's CSRF secret: the cookie is HttpOnly and
 SameSite=Strict, so another site can neither read the secret nor have the browser send
@@ -92,6 +97,8 @@ class Session:
     expires: datetime
     csrf: str
     fingerprint: str
+    # Its row in the store (review_sessions): random, so no one guesses another's.
+    id: str
     # A person signed in through the OpenID provider: their name and gateway roles, as the
     # ID token gave them (a password account's come from config.toml instead).
     name: str | None = None
@@ -150,6 +157,7 @@ class SessionSigner:
             expires=now + self.ttl,
             csrf=secrets.token_urlsafe(24),
             fingerprint=self.fingerprint(password_hash),
+            id=secrets.token_urlsafe(18),
             name=name,
             roles=roles,
         )
@@ -158,22 +166,25 @@ class SessionSigner:
             "exp": int(session.expires.timestamp()),
             "csrf": session.csrf,
             "fp": session.fingerprint,
+            "sid": session.id,
         }
         if name is not None:
             payload |= {"n": name, "ro": sorted(roles)}
         return self._sign(_SESSION_CONTEXT, payload), session
 
     def open(self, value: str | None, now: datetime) -> Session | None:
-        """The session the cookie holds, or None if it is absent, forged or expired."""
+        """The session the cookie holds, or None if it is absent, forged or expired (whether
+        it has ended is the store's to say)."""
         payload = self._open(_SESSION_CONTEXT, value)
         if payload is None:
             return None
-        reviewer, exp, csrf, fp = (payload.get(k) for k in ("r", "exp", "csrf", "fp"))
+        reviewer, exp, csrf, fp, sid = (payload.get(k) for k in ("r", "exp", "csrf", "fp", "sid"))
         if not (
             isinstance(reviewer, str)
             and isinstance(exp, int)
             and isinstance(csrf, str)
             and isinstance(fp, str)
+            and isinstance(sid, str)  # a cookie made before sessions had rows: none
         ):
             return None
         expires = datetime.fromtimestamp(exp, tz=now.tzinfo)
@@ -183,7 +194,13 @@ class SessionSigner:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             return None
         return Session(
-            reviewer, expires, csrf, fp, name if isinstance(name, str) else None, frozenset(roles)
+            reviewer,
+            expires,
+            csrf,
+            fp,
+            sid,
+            name if isinstance(name, str) else None,
+            frozenset(roles),
         )
 
     def issue_flow(self, values: dict[str, str], now: datetime) -> str:

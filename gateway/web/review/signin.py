@@ -7,6 +7,13 @@ and a password session made before ends — so the company's sign-on, MFA and le
 apply to everyone who acts. `[oidc] allow_passwords = true`, the break-glass for a provider
 that is down, keeps the password form beside the provider's button; each password sign-in
 then is an application-log WARNING.
+
+Every sign-in stores its session's row (gateway.web.review.session) before the cookie is
+set; signing out ends that row, so the cookie, copied or not, opens nothing anywhere.
+"Sign out everywhere" (`POST /review/sessions/end`, on the tokens page) ends every session
+of the person, on every instance: an `end_sessions` action entry (target
+`sessions:<person id>`), written before the rows change, as every act of a person is
+(gateway.log.actions).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from multidict import MultiDictProxy
 
 from gateway.config.model import Reviewer
 from gateway.errors import ConfigError, ForbiddenError
+from gateway.log.actions import target
 from gateway.policy.request import MAX_ID
 from gateway.web.problems import problem_response
 from gateway.web.review.passwords import (
@@ -38,16 +46,25 @@ from gateway.web.review.site import (
     Account,
     ReviewContext,
     SignedIn,
+    actions,
     check_same_origin,
     context,
     redirect,
     render,
     reviewer_page,
     safe_next,
+    store,
     wants_html,
 )
 
-__all__ = ["OIDC_START", "accounts_of", "add_sign_in_pages", "login_page", "set_session_cookie"]
+__all__ = [
+    "OIDC_START",
+    "accounts_of",
+    "add_sign_in_pages",
+    "login_page",
+    "set_session_cookie",
+    "start_session",
+]
 
 log = logging.getLogger("gateway.review")
 
@@ -96,6 +113,23 @@ def login_page(
     return response
 
 
+async def start_session(
+    request: web.Request,
+    person: str,
+    fingerprint_source: str,
+    *,
+    name: str | None = None,
+    roles: frozenset[str] = frozenset(),
+) -> str:
+    """A new session of `person`, its row stored (StoreUnavailable: no session); the
+    cookie that carries it."""
+    ctx = context(request)
+    now = ctx.clock()
+    cookie, session = ctx.signer.issue(person, fingerprint_source, now, name=name, roles=roles)
+    await store(request).add_review_session(session.id, person, now, session.expires)
+    return cookie
+
+
 def set_session_cookie(request: web.Request, response: web.StreamResponse, cookie: str) -> None:
     """The session cookie: HttpOnly and SameSite=Strict, so no other site's page or form
     ever sends it."""
@@ -113,7 +147,7 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, cooki
 async def login_form(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     next_url = safe_next(request.query.get("next"))
-    if ctx.signed_in(request) is not None:
+    if await ctx.signed_in(request) is not None:
         return redirect(next_url)
     if ctx.oidc is not None and not (ctx.passwords_on and ctx.accounts):
         return redirect(f"{OIDC_START}?{urlencode({'next': next_url})}")
@@ -180,7 +214,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             next_url=next_url,
         )
     ctx.throttle.succeeded(reviewer_id)
-    cookie, _ = ctx.signer.issue(reviewer_id, account.reviewer.password_hash, now)
+    cookie = await start_session(request, reviewer_id, account.reviewer.password_hash)
     if ctx.oidc is not None:
         # The break-glass is in use: whoever reads the log should see each time it was.
         log.warning(
@@ -203,12 +237,32 @@ def _decoy(ctx: ReviewContext) -> PasswordVerifier | None:
     return None
 
 
-@reviewer_page
-async def logout(request: web.Request, who: SignedIn) -> web.StreamResponse:
+def _signed_out() -> web.Response:
     response = redirect(f"{PREFIX}/login")
     response.del_cookie(COOKIE, path=PREFIX)
-    log.info("reviewer %s signed out", who.reviewer.id)
     return response
+
+
+@reviewer_page
+async def logout(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    """End this session on the server, not only this browser's cookie."""
+    await store(request).end_review_session(
+        who.session.id, who.reviewer.id, context(request).clock()
+    )
+    log.info("reviewer %s signed out", who.reviewer.id)
+    return _signed_out()
+
+
+@reviewer_page
+async def end_all_sessions(request: web.Request, who: SignedIn) -> web.StreamResponse:
+    """Sign out everywhere: every live session of the person ends, this one with them."""
+    at = context(request).clock()
+    await actions(request).record(
+        who.person, "end_sessions", at=at, target=target("sessions", who.reviewer.id)
+    )
+    ended = await store(request).end_review_sessions_of(who.reviewer.id, at)
+    log.info("a reviewer signed out everywhere: %d sessions ended", ended)  # names no one
+    return _signed_out()
 
 
 def accounts_of(reviewers: Mapping[str, Reviewer], source: str) -> dict[str, Account]:
@@ -229,3 +283,4 @@ def add_sign_in_pages(sub: web.Application) -> None:
     sub.router.add_get("/login", login_form, name="login")
     sub.router.add_post("/login", login_submit, name="login_submit")
     sub.router.add_post("/logout", logout, name="logout")
+    sub.router.add_post("/sessions/end", end_all_sessions, name="end_sessions")

@@ -30,6 +30,7 @@ from gateway.errors import (
     GatewayError,
     InternalServerError,
     NotFoundError,
+    UnauthenticatedError,
     error_for,
 )
 from gateway.log.actions import ActionLog, Person
@@ -159,8 +160,21 @@ class ReviewContext:
         """How long a personal API token may last ([oidc] personal_token_max_days)."""
         return DEFAULT_MAX_DAYS if self.oidc is None else self.oidc.config.personal_token_max_days
 
-    def signed_in(self, request: web.Request) -> SignedIn | None:
-        session = self.signer.open(request.cookies.get(COOKIE), self.clock())
+    async def signed_in(self, request: web.Request) -> SignedIn | None:
+        """Who the request's session proves; None without a live one. Its row is read each
+        time (another instance may have ended it): StoreUnavailable (503) when the store
+        cannot say, so no page opens on a session nobody could check."""
+        now = self.clock()
+        who = self._cookie_holder(request, now)
+        if who is None:
+            return None
+        if not await store(request).review_session_live(who.session.id, who.reviewer.id, now):
+            return None  # signed out, out everywhere, or ended by an operator
+        return who
+
+    def _cookie_holder(self, request: web.Request, now: datetime) -> SignedIn | None:
+        """Who the session cookie names, if config.toml still lets them in."""
+        session = self.signer.open(request.cookies.get(COOKIE), now)
         if session is None:
             return None
         if session.name is not None:  # signed in through the OpenID provider
@@ -372,14 +386,25 @@ def wants_html(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
-def html_error(request: web.Request, error: GatewayError) -> web.Response:
+async def html_error(request: web.Request, error: GatewayError) -> web.Response:
     if not wants_html(request):
         return problem_response(error)
-    who = context(request).signed_in(request) if REVIEW in request.config_dict else None
+    who = await _header_person(request)
     title = PAGE_TITLES.get(error.code, error.title)
     page = render(request, "error.html", status=error.status, who=who, error=error, title=title)
     page.headers.update(problem_headers(error))  # e.g. Retry-After of log_unavailable
     return page
+
+
+async def _header_person(request: web.Request) -> SignedIn | None:
+    """Who the error page's header names: nobody when the session cannot be checked (the
+    error shown may be that very store being down)."""
+    if REVIEW not in request.config_dict:
+        return None
+    try:
+        return await context(request).signed_in(request)
+    except GatewayError:
+        return None
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
@@ -399,14 +424,14 @@ async def review_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         response = await handler(request)
     except GatewayError as exc:
-        response = html_error(request, exc)
+        response = await html_error(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = html_error(request, _http_error(request, exc))
+        response = await html_error(request, _http_error(request, exc))
     except Exception:
         log.exception("review page failed on %s", request.match_info.route.name)
-        response = html_error(
+        response = await html_error(
             request,
             InternalServerError(
                 "the review page failed unexpectedly; the operators have the details in the "
@@ -438,14 +463,24 @@ PageHandler = Callable[[web.Request, SignedIn], Awaitable[web.StreamResponse]]
 
 
 def reviewer_page(handler: PageHandler) -> Handler:
-    """Guard a handler: a reviewer session, and for POST a matching CSRF token."""
+    """Guard a handler: a live reviewer session, and for POST a matching CSRF token.
+    Without one a GET goes to the sign-in page; so does a browser's POST whose session has
+    ended (other clients: 401 problem+json), while a POST that never had one is refused."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
-        who = context(request).signed_in(request)
+        who = await context(request).signed_in(request)
         if who is None:
             if request.method == "GET":
                 query = urlencode({"next": request.path_qs})
                 return redirect(f"{PREFIX}/login?{query}")
+            ended = COOKIE in request.cookies  # a session this browser had
+            if ended and wants_html(request):
+                return redirect(f"{PREFIX}/login")
+            if ended:
+                raise UnauthenticatedError(
+                    "your review-site session has ended (signed out, signed out everywhere, "
+                    "ended by an operator, or expired); sign in again and send the form again"
+                )
             raise ForbiddenError(
                 "sign in as a reviewer first; this form was sent without a session"
             )

@@ -129,6 +129,46 @@ def test_a_partner_rate_answers_when_its_next_token_is_due() -> None:
         pass
 
 
+def test_the_first_look_at_a_partner_refuses_without_taking_a_slot_or_a_token() -> None:
+    """`check_partner` comes before the Idempotency-Key: it refuses what `partner_admitted`
+    would, counted, and takes nothing when it lets a request on."""
+    clock = Clock()
+    metrics = Metrics()
+    admission = Admission(callers={"sales-service": caller()}, metrics=metrics, clock=clock)
+    limited = partner(max_in_flight=1)
+    admission.check_partner(caller(), limited)
+    admission.check_partner(caller(), None)  # an unknown partner: the decision refuses it
+    with admission.partner_admitted(caller(), limited):  # the look took no slot
+        with pytest.raises(PartnerRateLimitedError) as refused:
+            admission.check_partner(caller(), limited)
+        assert refused.value.retry_after_s == 1.0
+    rated = partner("rated", rate=parse_rate("1/s", burst=1))
+    admission.check_partner(caller(), rated)
+    admission.check_partner(caller(), rated)  # a look takes no token
+    with admission.partner_admitted(caller(), rated):
+        pass
+    with pytest.raises(PartnerRateLimitedError) as refused:
+        admission.check_partner(caller(), rated)
+    assert refused.value.retry_after_s == pytest.approx(1.0)
+    text = metrics.render().decode()
+    assert 'partner="slow-bureau",reason="partner_in_flight"} 1.0' in text
+    assert 'partner="rated",reason="partner_rate"} 1.0' in text
+
+
+def test_a_shed_detail_names_the_limit_not_the_count_so_it_renders_once() -> None:
+    admission = Admission()
+    details = set()
+    with admission.partner_admitted(caller(), partner(max_in_flight=2)):
+        with admission.partner_admitted(caller(), partner(max_in_flight=2)):
+            for limit in (2, 1):  # a reload lowered the limit below the count under way
+                for _ in range(2):
+                    with pytest.raises(PartnerRateLimitedError) as refused:
+                        admission.check_partner(caller(), partner(max_in_flight=limit))
+                    details.add(refused.value.detail)
+    assert len(details) == 2  # one per limit, whatever the count
+    assert any("max_in_flight of 1 " in d for d in details)
+
+
 def test_a_reload_that_lifts_a_partner_limit_takes_effect_at_once() -> None:
     admission = Admission()
     with admission.partner_admitted(caller(), partner(max_in_flight=1)):

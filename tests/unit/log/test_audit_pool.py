@@ -40,7 +40,7 @@ def test_tile_roots_build_the_tree_the_leaves_build(cuts: list[int]) -> None:
 
 
 def test_a_gap_past_the_range_end_is_found_in_the_range() -> None:
-    rows = [(0, b"a", None, None), (1, b"b", None, None), (700, b"c", None, None)]
+    rows = [(0, b"a", None, None, True), (1, b"b", None, None, True), (700, b"c", None, None, True)]
     found = RangeFindings(0)
     kept: list[bytes] = []
     assert _hash_contiguous(rows, 0, 256, found, kept) == 2  # type: ignore[arg-type]

@@ -107,9 +107,9 @@ def test_the_auditor_reports_columns_past_a_gap_and_feeds_the_tree() -> None:
     auditor = Auditor([], "unused", "origin")
     auditor.feed_rows(
         [
-            (0, good[0], None, cols[0]),
-            (1, good[1], None, cols[1]._replace(subject_ref="someone")),
-            (3, good[3], None, cols[3]._replace(partner="q", outcome="failed")),
+            (0, good[0], None, cols[0], True),
+            (1, good[1], None, cols[1]._replace(subject_ref="someone"), True),
+            (3, good[3], None, cols[3]._replace(partner="q", outcome="failed"), True),
         ]
     )
     report = auditor.finish(4)

@@ -20,12 +20,17 @@ T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 class RecordingStore:
     def __init__(self) -> None:
         self.transactions: list[list[str]] = []
+        self.projections = 0
 
     async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
         await asyncio.sleep(0)  # a commit takes a trip through the loop, as a real one does
         first = sum(len(t) for t in self.transactions)
         self.transactions.append([row.disclosure_id for row in entries])
         return list(range(first, first + len(entries)))
+
+    async def project_log(self) -> int:
+        self.projections += 1
+        return sum(len(t) for t in self.transactions)
 
 
 def entry(disclosure_id: str) -> dict[str, object]:

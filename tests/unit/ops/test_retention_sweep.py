@@ -25,6 +25,14 @@ class FakeStore:
         self.calls.append(("idempotency_keys", claimed_before))
         return 5
 
+    async def prune_expired_review_sessions(self, now: datetime) -> int:
+        self.calls.append(("review_sessions", now))
+        return 1
+
+    async def prune_sent_notices(self, done_before: datetime) -> int:
+        self.calls.append(("sent_notices", done_before))
+        return 3
+
 
 class Clock:
     def __init__(self) -> None:
@@ -36,12 +44,14 @@ class Clock:
 
 async def test_each_rule_deletes_what_is_older_than_its_period() -> None:
     store = FakeStore()
-    rules = RetentionConfig(instances_days=7, idempotency_hours=24)
+    rules = RetentionConfig(instances_days=7, idempotency_hours=24, sent_notices_days=30)
     pruned = await Retention(store, rules, clock=lambda: NOW).prune()
-    assert pruned == Pruned(instances=2, idempotency_keys=5)
+    assert pruned == Pruned(instances=2, idempotency_keys=5, review_sessions=1, sent_notices=3)
     assert store.calls == [
         ("instances", NOW - timedelta(days=7)),
         ("idempotency_keys", NOW - timedelta(hours=24)),
+        ("review_sessions", NOW),  # an expired cookie opens nothing: its row goes at once
+        ("sent_notices", NOW - timedelta(days=30)),
     ]
 
 
@@ -53,7 +63,7 @@ async def test_the_sweep_prunes_at_once_then_at_most_every_interval() -> None:
     assert await retention.prune_if_due() is None
     clock.now += 1
     assert await retention.prune_if_due() is not None
-    assert len(store.calls) == 4
+    assert len(store.calls) == 8
 
 
 async def test_a_failed_prune_is_tried_again_at_the_next_sweep() -> None:
@@ -73,7 +83,7 @@ async def test_a_failed_prune_is_tried_again_at_the_next_sweep() -> None:
         pass
     store.down = False
     clock.now += 1
-    assert await retention.prune_if_due() == Pruned(2, 5)
+    assert await retention.prune_if_due() == Pruned(2, 5, 1, 3)
 
 
 async def test_rows_pruned_are_counted_by_table() -> None:
@@ -84,3 +94,5 @@ async def test_rows_pruned_are_counted_by_table() -> None:
     text = metrics.render().decode()
     assert 'gateway_retention_pruned_rows_total{table="instances"} 4.0' in text
     assert 'gateway_retention_pruned_rows_total{table="idempotency_keys"} 10.0' in text
+    assert 'gateway_retention_pruned_rows_total{table="review_sessions"} 2.0' in text
+    assert 'gateway_retention_pruned_rows_total{table="sent_notices"} 6.0' in text

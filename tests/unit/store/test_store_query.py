@@ -153,8 +153,8 @@ class Numbered(Dialect):
     def time(self, value: datetime) -> object:
         return value.isoformat()
 
-    def column(self, name: str, *, by_subject: bool) -> str:
-        return f"~{name}" if by_subject and name != "subject_ref" else name
+    def column(self, name: str, *, by_subject: bool, in_window: bool = False) -> str:
+        return f"~{name}" if by_subject and name != "p.subject_ref" else name
 
 
 def test_the_sql_has_a_condition_for_each_filter_given_in_a_fixed_order() -> None:
@@ -175,14 +175,14 @@ def test_the_sql_has_a_condition_for_each_filter_given_in_a_fixed_order() -> Non
     assert sql is not None
     assert sql.subject == ()
     assert sql.others == (
-        "partner = :1",
-        "kind IN :2",
-        "purpose = :3",
-        "legal_basis = :4",
-        "outcome = :5",
-        "logged_at >= :6",
-        "logged_at < :7",
-        "idx > :8",
+        "p.partner = :1",
+        "p.kind IN :2",
+        "p.purpose = :3",
+        "p.legal_basis = :4",
+        "p.outcome = :5",
+        "p.logged_at >= :6",
+        "p.logged_at < :7",
+        "p.idx > :8",
     )
     assert sql.params == (
         "p",
@@ -202,16 +202,16 @@ def test_the_subject_condition_is_kept_apart_and_one_value_is_an_equality() -> N
     one = search_sql(LogQuery(subject_ref="r", kind="intent"), Numbered())
     assert one is not None
     assert (one.subject, one.others, one.params, one.limit) == (
-        ("subject_ref = :1",),
-        ("~kind = :2",),
+        ("p.subject_ref = :1",),
+        ("~p.kind = :2",),
         ("r", "intent", DEFAULT_SEARCH_LIMIT),
         ":3",
     )
-    assert one.conditions == ("subject_ref = :1", "~kind = :2")
+    assert one.conditions == ("p.subject_ref = :1", "~p.kind = :2")
     several = search_sql(LogQuery(subject_refs=["r", "s"]), Numbered())
     assert several is not None
     assert (several.subject, several.others, several.params) == (
-        ("subject_ref IN :1",),
+        ("p.subject_ref IN :1",),
         (),
         (("r", "s"), DEFAULT_SEARCH_LIMIT),
     )

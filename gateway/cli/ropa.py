@@ -4,8 +4,9 @@
   operation × purpose × legal basis, declared versus sent, with its drift
   (gateway.rights.ropa);
 - `ropa --verify`: the per-day counts it reads (gateway.store.rollup_sql) against a count
-  of the log's entries below their mark; `ropa --rebuild`: verify the log as `log verify`
-  does, then count every entry again;
+  of the log's entries below their mark, a range of entries per statement; `ropa
+  --rebuild`: verify the log as `log verify` does, then count every entry again (a
+  batch per transaction); both show their progress on a terminal's stderr;
 - `partners tighten PARTNER [--since DATE] [--until DATE]`: the patch of the partner's
   file removing the declared fields no disclosure carried in the window, in the format
   `git apply` and `patch -p1` read (from the config folder), so that `partners diff`
@@ -19,11 +20,14 @@ entry.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway.cli.log import Progress
 from gateway.cli.support import (
     EXIT_FOUND,
     EXIT_OK,
@@ -34,6 +38,7 @@ from gateway.cli.support import (
 )
 from gateway.config.model import Config
 from gateway.log.audit import audit_store
+from gateway.log.audit_pool import PARALLEL_FROM
 from gateway.log.service import LogSigner
 from gateway.partners import load_partners
 from gateway.partners.tighten import tighten_patch
@@ -45,7 +50,7 @@ from gateway.rights.ropa import (
     report_text,
     window_of,
 )
-from gateway.store import Store
+from gateway.store import Store, open_store
 
 __all__ = ["cmd_ropa", "cmd_tighten", "register", "register_tighten"]
 
@@ -71,7 +76,11 @@ def cmd_ropa(args: argparse.Namespace) -> int:
 
 
 async def _verify_counts(store: Store) -> int:
-    mark, differ = await store.check_rollup()
+    progress = Progress("recounting", await store.log_size())
+    try:
+        mark, differ = await store.check_rollup(lambda done, _total: progress.update(done))
+    finally:
+        progress.close()
     if differ:
         for line in differ:
             print(f"DIFFERS: {line}")
@@ -94,8 +103,22 @@ async def _rebuild_counts(store: Store, config: Config) -> int:
             "run `gateway keys generate`"
         ) from None
     # Counted from entries that verify only: a count of altered entries would pass a
-    # later --verify.
-    report = await audit_store(store, signer.verifier_keys, config.log.origin)
+    # later --verify. Verified as `gateway log verify` does, on every core for a long log.
+    size = await store.log_size()
+    jobs = os.cpu_count() or 1 if size >= PARALLEL_FROM else 1
+    opener = functools.partial(open_store, config.storage_url, config.root)
+    verifying = Progress("verifying", size)
+    try:
+        report = await audit_store(
+            store,
+            signer.verifier_keys,
+            config.log.origin,
+            progress=verifying.update,
+            jobs=jobs,
+            opener=opener,
+        )
+    finally:
+        verifying.close()
     if not report.ok:
         print(
             f"not recounted: the log does not verify ({len(report.problems)} problem(s)); "
@@ -103,7 +126,11 @@ async def _rebuild_counts(store: Store, config: Config) -> int:
             file=sys.stderr,
         )
         return EXIT_FOUND
-    mark = await store.rebuild_rollup()
+    counting = Progress("counting", size)
+    try:
+        mark = await store.rebuild_rollup(lambda done, _total: counting.update(done))
+    finally:
+        counting.close()
     print(f"ok: counted the log's {mark} entries again into the per-day counts")
     return EXIT_OK
 

@@ -37,6 +37,7 @@ from gateway.store.records import (
     WitnessAlarm,
     WitnessSize,
 )
+from gateway.store.rollup_sql import Progress
 from gateway.store.summary_sql import DayCount, KeyCount
 
 __all__ = [
@@ -350,16 +351,19 @@ class LogRollupStore(Protocol):
     """The per-day counts of the log that `LogSummaryStore` and `RopaStore` read
     (store.rollup_sql): derived from the entries, counted up to a mark."""
 
-    async def roll_up_log(self) -> int:
-        """Count the entries appended since the mark (a batch per transaction); the new
-        mark: the entries below it are counted. Their readers call it first."""
+    async def roll_up_log(self, progress: Progress | None = None) -> int:
+        """Count the entries appended since the mark (a batch per transaction, `progress`
+        told after each); the new mark: the entries below it are counted. Their readers
+        call it first."""
 
-    async def rebuild_rollup(self) -> int:
-        """Forget the counts and count every entry again; the new mark."""
+    async def rebuild_rollup(self, progress: Progress | None = None) -> int:
+        """Forget the counts and count every entry again (as `roll_up_log`); the new
+        mark."""
 
-    async def check_rollup(self) -> tuple[int, list[str]]:
+    async def check_rollup(self, progress: Progress | None = None) -> tuple[int, list[str]]:
         """The mark and, per table whose rows differ from a count of the entries below
-        it, what differs (no row's content: counts of rows)."""
+        it, what differs (no row's content: counts of rows). Counted a range of
+        entries per statement, `progress` told after each."""
 
 
 class RopaStore(Protocol):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.store.rollup_sql import Rollup, added
+from gateway.store.rollup_sql import Combine, Rollup
 
 __all__ = ["JsonReads", "RopaSql", "ropa_sql"]
 
@@ -106,26 +106,37 @@ def ropa_sql(json: JsonReads) -> RopaSql:
     """The statements in a database's JSON reads."""
     operation = json.member.format(name="operation")
     consent_id = json.member.format(name="consent_id")
-    key = (
-        f"COALESCE(i.partner, ''), COALESCE({operation}, ''), COALESCE(i.purpose, ''), "
-        "COALESCE(i.legal_basis, '')"
+    key_reads = ("i.partner", operation, "i.purpose", "i.legal_basis")  # as _KEY
+    key = ", ".join(f"COALESCE({read}, '')" for read in key_reads)
+    key_named = ", ".join(
+        f"COALESCE({read}, '') AS {name}" for read, name in zip(key_reads, _KEY, strict=True)
     )
-    day = f"'day', {json.day}"
+
+    def first_sent(*more: str) -> str:
+        """The intents first sent in the range as ``t``: their day and key, read out of
+        their JSON once each, and `more`. Materialized, so that no read of the JSON is
+        repeated per field (PostgreSQL did: 12 s for a range of 100,000 entries under
+        load, 1.5 s after) nor applied to the intents of the whole log as a filter."""
+        columns = ", ".join((f"{json.day} AS day", key_named, *more))
+        return (
+            f"WITH t AS MATERIALIZED (SELECT {columns} FROM {_ENTRIES} "  # noqa: S608
+            f"WHERE {_FIRST_SENT_IN_RANGE}) "
+        )
+
     month = "'month', substr(period, 1, 7)"
     day_columns = ("grain", "period", *_KEY, "disclosures", "first_at", "last_at")
     days = Rollup(
         "ropa_days",
-        day_columns,
         ("grain", "period", *_KEY),
-        f"{added('ropa_days', 'disclosures')}, "
-        "first_at = CASE WHEN excluded.first_at < ropa_days.first_at "
-        "THEN excluded.first_at ELSE ropa_days.first_at END, "
-        "last_at = CASE WHEN excluded.last_at > ropa_days.last_at "
-        "THEN excluded.last_at ELSE ropa_days.last_at END",
+        (
+            ("disclosures", Combine.ADD),
+            ("first_at", Combine.LEAST),
+            ("last_at", Combine.GREATEST),
+        ),
         _by_day_and_month(
             day_columns,
-            f"SELECT {day}, {key}, count(*), min(i.logged_at), max(i.logged_at) "  # noqa: S608
-            f"FROM {_ENTRIES} WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5, 6",
+            f"{first_sent('i.logged_at')}SELECT 'day', day, {_KEYS}, count(*), "  # noqa: S608
+            "min(logged_at), max(logged_at) FROM t GROUP BY 1, 2, 3, 4, 5, 6",
             f"SELECT {month}, {_KEYS}, sum(disclosures), min(first_at), max(last_at) "  # noqa: S608
             "FROM d WHERE true GROUP BY 1, 2, 3, 4, 5, 6",
         ),
@@ -133,14 +144,13 @@ def ropa_sql(json: JsonReads) -> RopaSql:
     field_columns = ("grain", "period", *_KEY, "field", "disclosures")
     field_days = Rollup(
         "ropa_field_days",
-        field_columns,
         ("grain", "period", *_KEY, "field"),
-        added("ropa_field_days", "disclosures"),
+        (("disclosures", Combine.ADD),),
         _by_day_and_month(
             field_columns,
-            f"SELECT {day}, {key}, f.key, count(*) "  # noqa: S608 - fixed text
-            f"FROM {_ENTRIES} {json.field_keys} "
-            f"WHERE {_FIRST_SENT_IN_RANGE} GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            # `t` as `ie`: the fields' FROM item reads `ie.entry`.
+            f"{first_sent('ie.entry')}SELECT 'day', day, {_KEYS}, f.key, count(*) "  # noqa: S608
+            f"FROM t ie {json.field_keys} GROUP BY 1, 2, 3, 4, 5, 6, 7",
             f"SELECT {month}, {_KEYS}, field, sum(disclosures) "  # noqa: S608 - fixed text
             "FROM d WHERE true GROUP BY 1, 2, 3, 4, 5, 6, 7",
         ),
@@ -149,12 +159,11 @@ def ropa_sql(json: JsonReads) -> RopaSql:
     consent_days = Rollup(
         "ropa_consent_days",
         consent_columns,
-        consent_columns,
-        "",
+        (),
         _by_day_and_month(
             consent_columns,
-            f"SELECT DISTINCT {day}, {key}, {consent_id} "  # noqa: S608 - fixed text
-            f"FROM {_ENTRIES} WHERE {_FIRST_SENT_IN_RANGE} AND {consent_id} IS NOT NULL",
+            f"{first_sent(f'{consent_id} AS consent_id')}SELECT DISTINCT 'day', day, "  # noqa: S608
+            f"{_KEYS}, consent_id FROM t WHERE consent_id IS NOT NULL",
             f"SELECT DISTINCT {month}, {_KEYS}, consent_id FROM d WHERE true",  # noqa: S608
         ),
     )

@@ -25,12 +25,10 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import ABC, abstractmethod
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any, Final, Protocol
 
 from gateway.errors import ConflictError
@@ -70,12 +68,12 @@ from gateway.store.records import (
     require_aware,
     review_conflict,
 )
-from gateway.store.rollup_sql import Rollup
+from gateway.store.rollup_sql import Progress, Rollup
 from gateway.store.ropa_sql import RopaSql
 from gateway.store.statements import LEGAL_REQUEST_STATUS, Statements
 from gateway.store.summary_sql import DayCount, KeyCount, SummaryExpressions
 
-__all__ = ["PRUNE_BATCH", "ROLLUP_BATCH", "Encoding", "SqlStore", "Transaction"]
+__all__ = ["PRUNE_BATCH", "RECOUNT_RANGE", "ROLLUP_BATCH", "Encoding", "SqlStore", "Transaction"]
 
 # Rows a retention sweep deletes per transaction: SQLite's one writer (the log's appends
 # among them) waits for one batch at a time, never for the whole sweep.
@@ -85,6 +83,10 @@ PRUNE_BATCH: Final = 500
 # appends among them) waits for one batch at a time — about 65 ms here (20,000: 250 ms) —
 # never for a year.
 ROLLUP_BATCH: Final = 5_000
+
+# Log entries `check_rollup` counts per statement: it writes nothing, so only PostgreSQL's
+# command timeout (30 s) and the length of a statement's snapshot bound it.
+RECOUNT_RANGE: Final = 100_000
 
 # Later than any planned attempt of an outbox notice (a person's retry claims it anyway).
 _NEVER = datetime(9999, 1, 1, tzinfo=UTC)
@@ -671,7 +673,7 @@ class SqlStore(ABC):
     def _rollups(self) -> tuple[Rollup, ...]:
         return (*self._ropa.rollups, *summary_sql.summary_rollups(self._summary))
 
-    async def roll_up_log(self) -> int:
+    async def roll_up_log(self, progress: Progress | None = None) -> int:
         # Read first: a reader that finds nothing to count takes no write lock (SQLite's
         # one writer is the log's too).
         action = "count the disclosure log"
@@ -681,13 +683,15 @@ class SqlStore(ABC):
         if int(mark) >= int(size):
             return int(mark)
         while True:
-            mark, done = await self._roll_up_batch()
+            mark, size, done = await self._roll_up_batch()
+            if progress is not None:
+                progress(mark, size)
             if done:
                 return mark
 
-    async def _roll_up_batch(self) -> tuple[int, bool]:
-        """Count the next ROLLUP_BATCH entries at most: the new mark, and whether it is
-        the end of the log."""
+    async def _roll_up_batch(self) -> tuple[int, int, bool]:
+        """Count the next ROLLUP_BATCH entries at most: the new mark, the log's size,
+        and whether it is the end of the log."""
         async with self._transaction("count the disclosure log") as tx:
             # Locked (PostgreSQL) or under the write lock (SQLite): two readers catching
             # up at once take turns, and the second finds the entries counted.
@@ -695,20 +699,20 @@ class SqlStore(ABC):
             [(size,)] = await tx.rows(rollup_sql.LOG_END)
             end = min(int(size), int(start) + ROLLUP_BATCH)
             if end <= start:
-                return int(start), True
+                return int(start), int(size), True
             for rollup in self._rollups:
                 await tx.run(self._in_dialect(rollup.add), (start, end))
             await tx.run(self._in_dialect(rollup_sql.SET_MARK), (end,))
-        return end, end == size
+        return end, int(size), end == size
 
-    async def rebuild_rollup(self) -> int:
+    async def rebuild_rollup(self, progress: Progress | None = None) -> int:
         async with self._transaction("clear the counts of the disclosure log") as tx:
             for rollup in self._rollups:
                 await tx.run(rollup.clear)
             await tx.run(rollup_sql.CLEAR_MARK)
-        return await self.roll_up_log()
+        return await self.roll_up_log(progress)
 
-    async def check_rollup(self) -> tuple[int, list[str]]:
+    async def check_rollup(self, progress: Progress | None = None) -> tuple[int, list[str]]:
         action = "check the counts of the disclosure log"
         mark_sql = rollup_sql.MARK
         while True:
@@ -719,15 +723,23 @@ class SqlStore(ABC):
             [(again,)] = await self._rows(action, mark_sql)
             if again == mark:
                 break
-        differ: list[str] = []
         # The entries below the mark never change (the log is append-only): counted at
-        # leisure, they are what the tables must hold.
-        for rollup, rows in zip(self._rollups, stored, strict=True):
-            counted = await self._rows(action, self._in_dialect(rollup.counted), (0, mark))
-            missing, extra = _multiset_difference(counted, rows)
+        # leisure, a range per statement (one over ten million entries outlasts
+        # PostgreSQL's command timeout and holds a snapshot as long), they are what the
+        # tables must hold.
+        tallies = [rollup_sql.Tally(rollup) for rollup in self._rollups]
+        for start, end in rollup_sql.ranges(0, int(mark), RECOUNT_RANGE):
+            for tally in tallies:
+                counted = self._in_dialect(tally.rollup.counted)
+                tally.add(await self._rows(action, counted, (start, end)))
+            if progress is not None:
+                progress(end, int(mark))
+        differ: list[str] = []
+        for tally, rows in zip(tallies, stored, strict=True):
+            missing, extra = tally.difference(rows)
             if missing or extra:
                 differ.append(
-                    f"{rollup.table}: {missing} row(s) the entries give are not stored, "
+                    f"{tally.rollup.table}: {missing} row(s) the entries give are not stored, "
                     f"{extra} stored row(s) the entries do not give"
                 )
         return int(mark), differ
@@ -1093,15 +1105,3 @@ def _next_month(day: date) -> date:
 
 def _midnight(at: datetime) -> datetime:
     return datetime.combine(at.astimezone(UTC).date(), time(), UTC)
-
-
-def _multiset_difference(expected: list[Any], stored: list[Any]) -> tuple[int, int]:
-    """How many rows of `expected` are not in `stored`, and of `stored` not in `expected`."""
-    want = Counter(tuple(_plain(v) for v in r) for r in expected)
-    have = Counter(tuple(_plain(v) for v in r) for r in stored)
-    return sum((want - have).values()), sum((have - want).values())
-
-
-def _plain(value: object) -> object:
-    # PostgreSQL's sum() is numeric where the table holds bigint: compare numbers as ints.
-    return int(value) if isinstance(value, Decimal) else value

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from gateway.store.rollup_sql import Rollup, added
+from gateway.store.rollup_sql import Combine, Rollup
 
 __all__ = [
     "DECISIONS_BY_DAY",
@@ -78,26 +78,23 @@ def summary_rollups(x: SummaryExpressions) -> tuple[Rollup, ...]:
         # its outcome is not counted (it is pending).
         Rollup(
             "summary_outcome_days",
-            ("day", "outcome", "entries"),
             ("day", "outcome"),
-            added("summary_outcome_days", "entries"),
+            (("entries", Combine.ADD),),
             f"SELECT {x.day}, e.outcome, count(*) {_RANGE}"
             "e.kind IN ('outcome', 'refused') AND e.outcome IS NOT NULL GROUP BY 1, 2",
         ),
         Rollup(
             "summary_problem_days",
-            ("day", "problem", "entries"),
             ("day", "problem"),
-            added("summary_problem_days", "entries"),
+            (("entries", Combine.ADD),),
             f"SELECT {x.day}, COALESCE({x.problem}, ''), count(*) {_RANGE}"
             "e.kind = 'refused' GROUP BY 1, 2",
         ),
         # Decisions: intents and refusals.
         Rollup(
             "summary_partner_days",
-            ("day", "partner", "entries"),
             ("day", "partner"),
-            added("summary_partner_days", "entries"),
+            (("entries", Combine.ADD),),
             f"SELECT {x.day}, e.partner, count(*) {_RANGE}"
             "e.kind IN ('intent', 'refused') AND e.partner IS NOT NULL GROUP BY 1, 2",
         ),

@@ -195,3 +195,65 @@ async def test_the_overview_counts_what_was_appended_since_its_last_read(store: 
     ]
     # Whole days: a `since` inside a day counts that day.
     assert await store.decisions_by_partner(at + timedelta(hours=1), 1) == [KeyCount("adreach", 1)]
+
+
+async def test_verify_and_rebuild_count_in_ranges_and_find_a_row_changed_in_the_middle(
+    store: Store,
+    backend: Backend,
+    partners: dict[str, Partner],
+    log_keys: LogKeys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 2,400 entries over 50 days, checked 170 entries per statement and rebuilt 130 per
+    # transaction: a day's counts and a month's come from several ranges each.
+    monkeypatch.setattr(gateway.store.sql_store, "RECOUNT_RANGE", 170)
+    monkeypatch.setattr(gateway.store.sql_store, "ROLLUP_BATCH", 130)
+    bureau = partners["lao-credit-bureau"]
+    await store.add_consent(consent("c-1", True))
+    entries: list[dict[str, Any]] = []
+    late: list[dict[str, Any]] = []
+    for n in range(1, 1201):
+        at = T0 - timedelta(days=25) + timedelta(hours=n)
+        intent, outcome = disclosure(
+            n,
+            bureau,
+            *ROW,
+            ("name",) if n % 3 else ("name", "uuid"),
+            log_keys,
+            consent_id="c-1" if n % 4 == 0 else None,
+            at=at,
+        )
+        entries.append(intent)
+        # One in ten sent ranges later, after the intents of other days.
+        (late if n % 10 == 0 else entries).append(outcome)
+    await appended(store, entries + late)
+    window = (T0 - timedelta(days=30), T0 + timedelta(days=30))
+    before = await store.ropa_counts(*window)
+    assert summed(before)["disclosures"] == 1200
+
+    told: list[tuple[int, int]] = []
+    assert await store.check_rollup(lambda done, total: told.append((done, total))) == (2400, [])
+    assert told == [(min(end, 2400), 2400) for end in range(170, 2400 + 170, 170)]
+
+    # A day in the middle of the log (its entries are near index 1,200).
+    middle = (T0 - timedelta(days=25) + timedelta(hours=600)).date().isoformat()
+    await raw(
+        backend,
+        store,
+        "UPDATE ropa_days SET disclosures = disclosures + 1 WHERE grain = 'day' AND period = ?",
+        middle,
+    )
+    mark, differ = await store.check_rollup()
+    assert (mark, differ) == (
+        2400,
+        [
+            "ropa_days: 1 row(s) the entries give are not stored, "
+            "1 stored row(s) the entries do not give"
+        ],
+    )
+
+    rebuilt: list[int] = []
+    assert await store.rebuild_rollup(lambda done, _total: rebuilt.append(done)) == 2400
+    assert rebuilt == [min(end, 2400) for end in range(130, 2400 + 130, 130)]
+    assert await store.check_rollup() == (2400, [])
+    assert await store.ropa_counts(*window) == before

@@ -71,6 +71,11 @@ _SCHEMA_VERSION_TABLE: Final = POSTGRES.schema_version_table
 
 # Keyed by schema so that separate schemas of one database migrate independently.
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gateway.store'), hashtext($1))"
+# A migration's statements, and the wait for another instance's migration, run without the
+# pool's command_timeout (30 s): schema 14 copies every entry's search columns, minutes at
+# ten million entries, and a timeout there rolled the whole upgrade back and stopped the
+# start (measured on a store of 10,000,000 entries). A day bounds a server that never answers.
+MIGRATION_TIMEOUT_S: Final = 86_400.0
 
 # The shared statements, numbered once.
 _SQL: Final = SQL.numbered()
@@ -327,8 +332,15 @@ class PostgresStore(SqlStore):
                         "the search_path of storage.url names no existing schema; "
                         "create the schema or fix the URL"
                     )
-                await conn.execute(_MIGRATION_LOCK, schema)
-                await apply_migrations(POSTGRES, MIGRATIONS, conn.execute, conn.fetch)
+
+                async def execute(sql: str, *params: Any) -> Any:
+                    return await conn.execute(sql, *params, timeout=MIGRATION_TIMEOUT_S)
+
+                async def fetch(sql: str) -> list[Any]:
+                    return list(await conn.fetch(sql, timeout=MIGRATION_TIMEOUT_S))
+
+                await execute(_MIGRATION_LOCK, schema)
+                await apply_migrations(POSTGRES, MIGRATIONS, execute, fetch)
 
     async def ping(self) -> None:
         with _failures("reach the database"):

@@ -1,18 +1,19 @@
 """The log's search columns: derived from an entry's bytes only, and checked against them.
 
 The store keeps a few of each entry's values (kind, disclosure id, subject reference,
-partner, time, purpose, legal basis, outcome) in a projection of the log, written after
-the entry's commit (``gateway.store.projection``, which derives them: :func:`columns_of`),
-so that searches and reports are index lookups. Those copies are not covered by the
-Merkle tree: whoever can edit the database could change a subject reference and a
-subject's report would no longer find the disclosure, while every leaf hash still
+partner, time, purpose, legal basis, outcome, an intent's consent id) in a projection of
+the log, written after the entry's commit (``gateway.store.projection``, which derives
+them: :func:`columns_of`), so that searches and reports are index lookups. Those copies
+are not covered by the Merkle tree: whoever can edit the database could change a subject
+reference and a subject's report would no longer find the disclosure, while every leaf hash still
 matched. So the columns are only ever written as :func:`columns_of` the entry, and they
 are trusted only where they agree with the bytes:
 
 - ``gateway log verify`` (:mod:`gateway.log.audit`) recomputes every projected row's
   columns and names the entry and the column that differ (:func:`disagreeing`), and the
   entries the projection lacks below its high-water mark or holds above it;
-- searches (:func:`checked_search`, :func:`checked_disclosure`) check each row they are
+- searches (:func:`checked_search`, :func:`checked_disclosure`,
+  :func:`checked_consent_intents`) check each row they are
   given against the query they asked (the same ``LogQuery`` value the store answered),
   by its bytes: a row whose columns lie is a refusal (:class:`SearchIndexDamaged`),
   never a line of a report.
@@ -31,7 +32,7 @@ import orjson
 
 from gateway.errors import LogUnavailableError
 from gateway.log.record import EntryRecord
-from gateway.store.projection import KINDS, columns_of, columns_of_bytes
+from gateway.store.projection import KINDS, columns_of, columns_of_bytes, consent_of
 from gateway.store.records import LogColumns, LogEntry, LogQuery, NotAnEntry, StoredLogRow
 
 __all__ = [
@@ -40,12 +41,14 @@ __all__ = [
     "KINDS",
     "OUTCOMES",
     "UNPROJECTED",
+    "ConsentIntentsStore",
     "DisclosuresStore",
     "NotAnEntry",
     "RowFilter",
     "SearchIndexDamaged",
     "SearchStore",
     "check_rows",
+    "checked_consent_intents",
     "checked_disclosure",
     "checked_disclosures",
     "checked_search",
@@ -142,7 +145,7 @@ def _agrees(stored: LogColumns, entry: dict[str, Any], data: bytes) -> bool:
     row. False sends the row to the full comparison, and is never wrongly True: with no
     U+0000 in the bytes, each test is the one `columns_of` makes of a string value (a
     value of another type never equals a stored string)."""
-    kind, disclosure_id, subject_ref, partner, at, purpose, legal_basis, outcome = stored
+    kind, disclosure_id, subject_ref, partner, at, purpose, legal_basis, outcome, consent = stored
     get = entry.get
     try:
         return (
@@ -154,6 +157,7 @@ def _agrees(stored: LogColumns, entry: dict[str, Any], data: bytes) -> bool:
             and get("purpose") == purpose
             and get("legal_basis") == legal_basis
             and outcome == (get("outcome") if kind == "outcome" else _OUTCOME_OF.get(kind, ""))
+            and consent == consent_of(kind, get("consent_id"))
             and datetime.fromisoformat(entry["time"]) == at
             and at.tzinfo is not None
             and b"\\u0000" not in data
@@ -255,3 +259,40 @@ async def checked_disclosure(store: SearchStore, disclosure_id: str) -> list[Ent
     """``store.log_entries_for_disclosure``, every row checked to be of that disclosure."""
     rows = await store.log_entries_for_disclosure(disclosure_id)
     return check_rows(rows, _OfDisclosure(disclosure_id))
+
+
+class ConsentIntentsStore(Protocol):
+    """What a withdrawal's recipients are read from: one consent's intents (schema 16)."""
+
+    async def consent_intents(
+        self, consent_id: str, since: datetime, after_index: int, limit: int
+    ) -> list[LogEntry]: ...
+
+
+@dataclass(frozen=True)
+class _UnderConsent:
+    """The consent-based intents under one consent since a time (what `consent_intents`
+    finds by)."""
+
+    consent_id: str
+    since: datetime
+
+    def first_mismatch(self, columns: LogColumns) -> str | None:
+        for name, value, wanted in (
+            ("consent_id", columns.consent_id, self.consent_id),
+            ("kind", columns.kind, "intent"),
+            ("legal_basis", columns.legal_basis, "consent"),
+        ):
+            if value != wanted:
+                return name
+        return "time" if columns.time < self.since else None
+
+
+async def checked_consent_intents(
+    store: ConsentIntentsStore, consent_id: str, since: datetime, after_index: int, limit: int
+) -> list[EntryRecord]:
+    """``store.consent_intents``, every row checked to be an intent on basis ``consent``
+    under `consent_id` since `since`: a row whose consent_id column lies is a refusal
+    (SearchIndexDamaged), never a partner told or left out."""
+    rows = await store.consent_intents(consent_id, since, after_index, limit)
+    return check_rows(rows, _UnderConsent(consent_id, since))

@@ -36,8 +36,7 @@ from gateway.log.actions import ActionLog, Person, target
 from gateway.log.columns import checked_search
 from gateway.policy.facts import Consent
 from gateway.rights.outbox import NoticeOutbox
-from gateway.rights.subjects import ReportStore
-from gateway.rights.withdrawal import WithdrawalNotices, send_withdrawal_notices
+from gateway.rights.withdrawal import RecipientsStore, WithdrawalNotices, send_withdrawal_notices
 from gateway.store.ports import ConsentLapseStore
 from gateway.store.records import MAX_SEARCH_LIMIT, LogQuery
 
@@ -53,7 +52,7 @@ CLAIM_TTL: Final = timedelta(minutes=2)
 _CLAIM_SLACK: Final = timedelta(seconds=1)
 
 
-class LapseStore(ReportStore, ConsentLapseStore, Protocol):
+class LapseStore(RecipientsStore, ConsentLapseStore, Protocol):
     """What a lapse reads (the consents, the log) and marks."""
 
 

@@ -247,7 +247,8 @@ def tree_hashes(rows: Iterable[Row]) -> list[TreeHash]:
 
 def log_rows(rows: Iterable[Row], d: Decoding) -> list[StoredLogRow]:
     """Rows of idx, entry, leaf_hash, kind, disclosure_id, subject_ref, partner,
-    logged_at, purpose, legal_basis, outcome (all NULL: no projected row), below the mark.
+    logged_at, purpose, legal_basis, outcome, consent_id (all NULL: no projected row),
+    below the mark.
 
     As read: both drivers give idx as an int and entry and leaf_hash as bytes (or NULL).
     Kept lean: `log verify` reads every row through here.
@@ -260,8 +261,8 @@ def log_rows(rows: Iterable[Row], d: Decoding) -> list[StoredLogRow]:
             r[2],
             None
             if r[3] is None
-            else LogColumns(r[3], r[4], r[5], r[6], time(r[7]), r[8], r[9], r[10]),
-            bool(r[11]),
+            else LogColumns(r[3], r[4], r[5], r[6], time(r[7]), r[8], r[9], r[10], r[11]),
+            bool(r[12]),
         )
         for r in rows
     ]

@@ -665,6 +665,47 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             "ALTER TABLE consents ADD COLUMN lapse_claimed_at {TIME}",
         ),
     ),
+    (
+        16,
+        "the projection keeps an intent's consent id: a withdrawal's recipients by index",
+        (
+            # A withdrawn consent's recipients (gateway.rights.withdrawal) are that
+            # consent's intents: read through this index, not by scanning every
+            # consent-based intent's JSON since the consent was given. Derived like the
+            # other columns (gateway.store.projection.consent_of: an intent's consent_id
+            # when it is a JSON string, U+0000 made U+FFFD) and checked by `log verify`.
+            # The U+0000 is replaced in its JSON escape, before the entry is decoded (a
+            # decoded U+0000 ends SQLite's text; PostgreSQL refuses the escape anywhere).
+            "ALTER TABLE log_index ADD COLUMN consent_id TEXT",
+            # The entries already projected get theirs from their own bytes; those above
+            # the mark are projected with it.
+            PerDialect(
+                """
+            UPDATE log_index SET consent_id = (
+                SELECT json_extract(
+                    replace(CAST(e.entry AS TEXT), '\\u0000', '\\ufffd'), '$.consent_id'
+                )
+                FROM log_entries e
+                WHERE e.idx = log_index.idx AND json_valid(CAST(e.entry AS TEXT))
+                    AND json_type(CAST(e.entry AS TEXT), '$.consent_id') = 'text'
+            )
+            WHERE kind = 'intent'
+            """,
+                """
+            UPDATE log_index p SET consent_id = j.entry ->> 'consent_id'
+            FROM (
+                SELECT e.idx,
+                    replace(convert_from(e.entry, 'UTF8'), '\\u0000', '\\ufffd')::jsonb AS entry
+                FROM log_entries e JOIN log_index i ON i.idx = e.idx
+                WHERE i.kind = 'intent'
+            ) j
+            WHERE p.idx = j.idx AND jsonb_typeof(j.entry -> 'consent_id') = 'string'
+            """,
+            ),
+            "CREATE INDEX log_index_by_consent ON log_index (consent_id, idx) "
+            "WHERE consent_id IS NOT NULL",
+        ),
+    ),
 )
 
 

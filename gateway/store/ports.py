@@ -288,6 +288,12 @@ class LogRowStore(Protocol):
         """Every entry of these disclosures (a few dozen ids), in index order: one read
         for a search's page of hits instead of one per hit."""
 
+    async def consent_intents(
+        self, consent_id: str, since: datetime, after_index: int, limit: int
+    ) -> list[LogEntry]:
+        """The intents on basis ``consent`` under `consent_id` at or after `since`, in
+        index order: those after `after_index`, at most `limit` (schema 16: by index)."""
+
     async def log_search(self, query: LogQuery) -> list[LogEntry]:
         """Entries matching every filter of `query` (see LogQuery), in index order: those
         after `query.after_index`, at most `query.limit`. The query's values are bound

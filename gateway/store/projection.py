@@ -2,9 +2,9 @@
 
 The commit a disclosure waits for writes the entry's bytes and leaf hash only. The
 columns searches and reports use (kind, disclosure id, subject reference, partner, time,
-purpose, legal basis, outcome) are derived from those bytes afterwards, here and
-nowhere else (:func:`columns_of`), into ``log_index``, one row per entry below the
-high-water mark ``log_projection.projected_size``. The projector
+purpose, legal basis, outcome, an intent's consent id: schema 16) are derived from those
+bytes afterwards, here and nowhere else (:func:`columns_of`), into ``log_index``, one row
+per entry below the high-water mark ``log_projection.projected_size``. The projector
 (``SqlStore.project_log``) reads the entries from the mark, derives their columns
 outside any lock, then inserts them and moves the mark in one transaction — the mark
 only if it is still where it read it, the rows with ``ON CONFLICT DO NOTHING`` — so
@@ -38,6 +38,7 @@ __all__ = [
     "SET_MARK",
     "columns_of",
     "columns_of_bytes",
+    "consent_of",
 ]
 
 KINDS: Final = ("intent", "outcome", "refused", "action")
@@ -56,7 +57,7 @@ MARK_AND_END: Final = (
 NEXT_ENTRIES: Final = "SELECT idx, entry FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
 INSERT_ROW: Final = (
     "INSERT INTO log_index (idx, kind, disclosure_id, subject_ref, partner, logged_at, "
-    "purpose, legal_basis, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "purpose, legal_basis, outcome, consent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (idx) DO NOTHING"
 )
 CLEAR: Final = "DELETE FROM log_index"
@@ -107,7 +108,16 @@ def columns_of(entry: Mapping[str, Any]) -> LogColumns:
         _text(entry.get("purpose")),
         _text(entry.get("legal_basis")),
         outcome,
+        consent_of(kind, entry.get("consent_id")),
     )
+
+
+def consent_of(kind: str, value: Any) -> str | None:
+    """The consent_id column of an entry of `kind` whose ``consent_id`` is `value`: an
+    intent's, when it is a string (the only consent ids the gateway writes; schema 16's
+    backfill reads JSON strings only, so both derive the same); else None. Acts name
+    consents too (a withdrawal, a lapse): they are no disclosure under it."""
+    return _text(value) if kind == "intent" and value.__class__ is str else None
 
 
 def columns_of_bytes(data: bytes) -> LogColumns:

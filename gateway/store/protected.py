@@ -142,6 +142,7 @@ class ProtectedStore:
     log_search = _Passed(Store.log_search)
     log_count = _Passed(Store.log_count)
     intents_without_outcome = _Passed(Store.intents_without_outcome)
+    consent_intents = _Passed(Store.consent_intents)
     log_time_span = _Passed(Store.log_time_span)
     project_log = _Passed(Store.project_log)
     projected_size = _Passed(Store.projected_size)

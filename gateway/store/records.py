@@ -91,7 +91,8 @@ class LogColumns(NamedTuple):
 
     Copies of the entry's own values (``gateway.log.columns.columns_of`` derives them,
     and ``gateway log verify`` checks every row's against its bytes). `outcome` is the
-    entry's outcome for an outcome entry and ``refused`` for a refusal.
+    entry's outcome for an outcome entry and ``refused`` for a refusal; `consent_id` an
+    intent's consent (schema 16: a withdrawal's recipients are found by it), else None.
     """
 
     kind: str
@@ -102,6 +103,7 @@ class LogColumns(NamedTuple):
     purpose: str | None
     legal_basis: str | None
     outcome: str | None
+    consent_id: str | None = None
 
 
 StoredLogRow = tuple[int, bytes, bytes | None, LogColumns | None, bool]
@@ -390,6 +392,7 @@ class LogRow:
     purpose: str | None = None
     legal_basis: str | None = None
     outcome: str | None = None
+    consent_id: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.leaf_hash) != LEAF_HASH_SIZE:

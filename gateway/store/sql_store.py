@@ -558,6 +558,7 @@ class SqlStore(ABC):
                     c.purpose,
                     c.legal_basis,
                     c.outcome,
+                    c.consent_id,
                 )
             )
         end = int(entries[-1][0]) + 1
@@ -595,6 +596,19 @@ class SqlStore(ABC):
         await self.project_log()
         sql, params = self._of_disclosures(disclosure_ids)
         rows = await self._rows("read the disclosure log", sql, params)
+        return mapping.entries(rows)
+
+    async def consent_intents(
+        self, consent_id: str, since: datetime, after_index: int, limit: int
+    ) -> list[LogEntry]:
+        require_aware(since, "since")
+        check_search_limit(limit)
+        await self.project_log()
+        rows = await self._rows(
+            "read the disclosure log",
+            self._sql.consent_intents,
+            (consent_id, after_index, self._encode.time(since), limit),
+        )
         return mapping.entries(rows)
 
     async def intents_without_outcome(self) -> list[LogEntry]:

@@ -175,6 +175,14 @@ class Statements:
         "SELECT p.idx, e.entry FROM log_index p JOIN log_entries e ON e.idx = p.idx "
         "WHERE p.disclosure_id = ? ORDER BY p.idx"
     )
+    # One consent's intents since a time, a page after an index (schema 16's
+    # log_index_by_consent): a withdrawal's recipients (gateway.rights.withdrawal). The
+    # entry by a subquery, as a search reads it (search_sql.found_rows says why).
+    consent_intents: str = (
+        "SELECT p.idx, (SELECT e.entry FROM log_entries e WHERE e.idx = p.idx) "
+        "FROM log_index p WHERE p.consent_id = ? AND p.idx > ? AND p.kind = 'intent' "
+        "AND p.legal_basis = 'consent' AND p.logged_at >= ? ORDER BY p.idx LIMIT ?"
+    )
     intents_without_outcome: str = (
         "SELECT i.idx, e.entry FROM log_index i JOIN log_entries e ON e.idx = i.idx "
         "WHERE i.kind = 'intent' AND NOT EXISTS (SELECT 1 FROM log_index o "
@@ -193,7 +201,7 @@ class Statements:
     # statement, so one snapshot (a projector commits its rows and its mark together).
     log_rows: str = (
         "SELECT e.idx, e.entry, e.leaf_hash, p.kind, p.disclosure_id, p.subject_ref, "
-        "p.partner, p.logged_at, p.purpose, p.legal_basis, p.outcome, "
+        "p.partner, p.logged_at, p.purpose, p.legal_basis, p.outcome, p.consent_id, "
         "e.idx < (SELECT projected_size FROM log_projection WHERE name = 'search') "
         "FROM log_entries e LEFT JOIN log_index p ON p.idx = e.idx "
         "WHERE e.idx >= ? ORDER BY e.idx LIMIT ?"

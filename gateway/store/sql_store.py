@@ -763,7 +763,9 @@ class SqlStore(ABC):
         return mapping.log_records(rows)
 
     async def read_log_rows(self, start: int, limit: int) -> list[StoredLogRow]:
-        rows = await self._rows("read the disclosure log", self._sql.log_rows, (start, limit))
+        rows = await self._rows(
+            "read the disclosure log", self._sql.log_rows, (start, start, limit)
+        )
         return mapping.log_rows(rows, self._decode)
 
     async def log_rows_without_leaf_hash(self, limit: int) -> list[LogEntry]:

@@ -704,6 +704,10 @@ _MIGRATIONS: Final[tuple[tuple[int, str, tuple[str | PerDialect, ...]], ...]] = 
             ),
             "CREATE INDEX log_index_by_consent ON log_index (consent_id, idx) "
             "WHERE consent_id IS NOT NULL",
+            # The projection of schema 14 and its new column have no statistics until
+            # autovacuum comes by: on a store of 10,000,000 entries PostgreSQL then guessed
+            # 50,000 rows a disclosure and read one in 71 ms, a subject report in 3 s.
+            PerDialect(None, "ANALYZE log_index"),
         ),
     ),
 )

@@ -22,11 +22,12 @@ COMMAND_TIMEOUT_S = 0.2
 SLOW = "SELECT pg_sleep(0.6)"
 
 
+# The command timeout is asyncpg's: PostgreSQL only (no SQLite case to skip).
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_a_migration_longer_than_the_command_timeout_applies(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend.name != "postgresql":
-        pytest.skip("the command timeout is asyncpg's")
     slow = Migration(10_000, "a migration slower than the command timeout (test)", (SLOW,))
     monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, slow))
     store = await postgres.PostgresStore.connect(backend.url, command_timeout=COMMAND_TIMEOUT_S)

@@ -25,6 +25,7 @@ from gateway.store import Store, open_store, sqlite_path
 from gateway.store.migrations import POSTGRES, SQLITE, apply_migrations, migrations_for
 from gateway.store.projection import columns_of_bytes
 from gateway.store.records import LogRow
+from gateway.store.statements import numbered
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -127,12 +128,6 @@ _INSERT_ROW = (
 _SET_MARK = "UPDATE log_projection SET projected_size = ? WHERE name = 'search'"
 
 
-def _numbered(sql: str) -> str:
-    for n in range(1, sql.count("?") + 1):
-        sql = sql.replace("?", f"${n}", 1)
-    return sql
-
-
 async def _schema_15(backend: Backend) -> None:
     rows = _rows()
     if backend.admin is None:
@@ -159,9 +154,9 @@ async def _schema_15(backend: Backend) -> None:
     await admin.execute(f'SET search_path TO "{backend.schema}"')
     async with admin.transaction():
         await apply_migrations(POSTGRES, migrations_for(POSTGRES)[:15], admin.execute, admin.fetch)
-        await admin.executemany(_numbered(_INSERT_ENTRY), rows)
-        await admin.executemany(_numbered(_INSERT_ROW), _projected(rows, lambda at: at))
-        await admin.execute(_numbered(_SET_MARK), PROJECTED)
+        await admin.executemany(numbered(_INSERT_ENTRY), rows)
+        await admin.executemany(numbered(_INSERT_ROW), _projected(rows, lambda at: at))
+        await admin.execute(numbered(_SET_MARK), PROJECTED)
         await admin.execute("UPDATE log_counter SET next_index = $1", len(rows))
 
 
@@ -181,7 +176,7 @@ async def _edit(backend: Backend, store: Store, sql: str, *params: object) -> No
         await conn.commit()
         return
     await backend.admin.execute(f'SET search_path TO "{backend.schema}"')
-    await backend.admin.execute(_numbered(sql), *params)
+    await backend.admin.execute(numbered(sql), *params)
 
 
 async def test_a_store_of_schema_15_finds_the_same_recipients_by_the_consent_index(

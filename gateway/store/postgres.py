@@ -433,8 +433,6 @@ class PostgresStore(SqlStore):
     async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
         if not entries:
             return []
-        for row in entries:
-            require_aware(row.time, "time")
         with _failures("append to the disclosure log"):
             rows = await self._pool.fetch(
                 _APPEND,

@@ -238,4 +238,4 @@ async def test_verify_names_a_consent_id_changed_in_the_projection_and_the_read_
 
 def _row(entry: dict[str, Any]) -> LogRow:
     data = canonical_json(entry)
-    return LogRow.of(data, columns_of_bytes(data), merkle.leaf_hash(data))
+    return LogRow(data, merkle.leaf_hash(data))

@@ -21,6 +21,7 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
 from gateway.log import merkle
 from gateway.log.checkpoint import open_checkpoint
+from gateway.log.columns import columns_of_bytes
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.search import Query, search, subject_refs
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
@@ -72,7 +73,7 @@ async def service(store: Store) -> AsyncIterator[LogService]:
 def quick_row(i: int) -> LogRow:
     """A minimal valid entry, cheap to make by the ten thousand."""
     entry = b'{"disclosure_id":"d-%d","kind":"outcome","outcome":"sent","time":"x"}' % i
-    return LogRow(entry, "outcome", f"d-{i}", None, "p", T0, merkle.leaf_hash(entry))
+    return LogRow(entry, merkle.leaf_hash(entry))
 
 
 async def filled(service: LogService, n: int) -> list[bytes]:
@@ -283,8 +284,10 @@ async def test_rows_of_schema_1_get_search_columns_and_leaf_hashes(backend: Back
     from gateway.store import postgres, sqlite, sqlite_path
 
     old = [row(0), row_of(intent(1, "ref-a")), row(2, outcome="unknown")]
+    columns = [columns_of_bytes(r.entry) for r in old]
     values = [
-        (i, r.entry, r.kind, r.disclosure_id, r.subject_ref, r.partner) for i, r in enumerate(old)
+        (i, r.entry, c.kind, c.disclosure_id, c.subject_ref, c.partner)
+        for i, (r, c) in enumerate(zip(old, columns, strict=True))
     ]
     if backend.admin is None:
         import sqlite3

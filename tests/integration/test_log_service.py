@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.old_schema import store_at_schema
 
 from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
@@ -281,40 +282,12 @@ async def test_search_by_subject_purpose_and_outcome(service: LogService, store:
 
 
 async def test_rows_of_schema_1_get_search_columns_and_leaf_hashes(backend: Backend) -> None:
-    from gateway.store import postgres, sqlite, sqlite_path
-
     old = [row(0), row_of(intent(1, "ref-a")), row(2, outcome="unknown")]
-    columns = [columns_of_bytes(r.entry) for r in old]
-    values = [
-        (i, r.entry, c.kind, c.disclosure_id, c.subject_ref, c.partner)
-        for i, (r, c) in enumerate(zip(old, columns, strict=True))
-    ]
-    if backend.admin is None:
-        import sqlite3
-
-        path = sqlite_path(backend.url, backend.root)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path)
-        conn.execute(sqlite._SCHEMA_VERSION_TABLE)
-        for statement in sqlite.MIGRATIONS[0].statements:
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_version VALUES (1, 'v1', '2026-01-01')")
-        conn.executemany(
-            "INSERT INTO log_entries VALUES (?, ?, ?, ?, ?, ?, '2026-11-02T08:00:00+00:00')", values
-        )
-        conn.commit()
-        conn.close()
-    else:
-        admin = backend.admin
-        await admin.execute(f'SET search_path TO "{backend.schema}"')
-        await admin.execute(postgres._SCHEMA_VERSION_TABLE)
-        for statement in postgres.MIGRATIONS[0].statements:
-            await admin.execute(statement)
-        await admin.execute("INSERT INTO schema_version (version, description) VALUES (1, 'v1')")
-        await admin.executemany(
-            "INSERT INTO log_entries VALUES ($1, $2, $3, $4, $5, $6, now())", values
-        )
-        await admin.execute("UPDATE log_counter SET next_index = 3")
+    # Schema 1's row: the entry, its kind, disclosure id, subject and partner, a time.
+    values = [(i, r.entry, *columns_of_bytes(r.entry)[:4], T0) for i, r in enumerate(old)]
+    await store_at_schema(
+        backend, 1, ("INSERT INTO log_entries VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+    )
 
     store = await open_store(backend.url, backend.root)
     try:

@@ -7,12 +7,11 @@ and a store of schema 13 keeps every search answer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from support.old_schema import store_at_schema
+from support.old_schema import log_of_schema_13, store_at_schema
 
 from gateway.canonical import canonical_json
 from gateway.log import merkle
@@ -162,26 +161,10 @@ async def test_verify_reports_the_lag_and_names_the_projected_rows_that_lie(
 
 # -- a store of schema 13 ------------------------------------------------------------------
 
-_OLD_INSERT = (
-    "INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, partner, "
-    "logged_at, leaf_hash, purpose, legal_basis, outcome) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _old_values(rows: Sequence[LogRow]) -> list[tuple[object, ...]]:
-    """The rows as schema 13 stored them: the columns beside the entry, in the commit."""
-    values = []
-    for i, r in enumerate(rows):
-        c = columns_of_bytes(r.entry)
-        columns = (c.kind, c.disclosure_id, c.subject_ref, c.partner, c.time)
-        values.append((i, r.entry, *columns, r.leaf_hash, c.purpose, c.legal_basis, c.outcome))
-    return values
-
 
 async def test_a_store_of_schema_13_keeps_every_search_answer(backend: Backend) -> None:
     rows = [row(i) for i in range(60)]
-    await store_at_schema(backend, 13, (_OLD_INSERT, _old_values(rows)))
+    await store_at_schema(backend, 13, log_of_schema_13(rows))
     queries = [
         LogQuery(),
         LogQuery(partner=PARTNERS[1]),

@@ -7,12 +7,14 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import asyncpg
 
 from gateway.store import sqlite_path
 from gateway.store.migrations import POSTGRES, SQLITE, apply_migrations, migrations_for
+from gateway.store.projection import columns_of_bytes
+from gateway.store.records import LogRow
 from gateway.store.sqlite import _time as sqlite_time
 from gateway.store.statements import numbered
 
@@ -70,3 +72,21 @@ async def store_at_schema(backend: OldStoreBackend, version: int, *inserts: Inse
 
 def _sqlite_values(row: Sequence[object]) -> tuple[object, ...]:
     return tuple(sqlite_time(v) if isinstance(v, datetime) else v for v in row)
+
+
+_SCHEMA_13_ENTRY: Final = (
+    "INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, partner, "
+    "logged_at, leaf_hash, purpose, legal_basis, outcome) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def log_of_schema_13(rows: Sequence[LogRow]) -> Insert:
+    """`rows` as the log's first entries the way schema 13 stored them: the search columns
+    beside the entry, written in the commit."""
+    values = []
+    for i, r in enumerate(rows):
+        c = columns_of_bytes(r.entry)
+        columns = (c.kind, c.disclosure_id, c.subject_ref, c.partner, c.time)
+        values.append((i, r.entry, *columns, r.leaf_hash, c.purpose, c.legal_basis, c.outcome))
+    return _SCHEMA_13_ENTRY, values

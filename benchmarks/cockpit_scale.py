@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the helpers are modules of benchmarks/
 
 from benchmarks.log import scratch_postgres  # noqa: E402
+from gateway.canonical import timestamp  # noqa: E402
 from gateway.policy.facts import Consent  # noqa: E402
 from gateway.store import Store, open_store  # noqa: E402
 from gateway.store.records import LogRow  # noqa: E402
@@ -112,7 +113,7 @@ def rows(total: int, end: datetime, seed: int) -> Iterator[LogRow]:
         ref = f"ref-{rnd.randrange(200_000)}"
         if rnd.random() < 0.15:
             data = {"kind": "refused", "partner": partner, "problem": rnd.choice(PROBLEMS)}
-            yield _row(data, did, ref, partner, at, outcome="refused")
+            yield _row(data, did, ref, partner, at)
             made += 1
             continue
         operation, purpose, basis, declared = rnd.choice(DECLARED[partner])
@@ -127,26 +128,17 @@ def rows(total: int, end: datetime, seed: int) -> Iterator[LogRow]:
         }
         if basis == "consent":
             intent["consent_id"] = f"c-{rnd.randrange(consents_of(total))}"
-        yield _row(intent, did, ref, partner, at, purpose=purpose, basis=basis)
+        yield _row(intent, did, ref, partner, at)
         outcome = rnd.choice(OUTCOMES)
         data = {"kind": "outcome", "outcome": outcome, "maybe_received": outcome == "failed"}
-        yield _row(data, did, ref, partner, at + timedelta(seconds=1), outcome=outcome)
+        yield _row(data, did, ref, partner, at + timedelta(seconds=1))
         made += 2
 
 
-def _row(
-    data: dict[str, Any],
-    did: str,
-    ref: str,
-    partner: str,
-    at: datetime,
-    *,
-    purpose: str | None = None,
-    basis: str | None = None,
-    outcome: str | None = None,
-) -> LogRow:
-    entry = json.dumps({"disclosure_id": did, **data}).encode()
-    return LogRow(entry, data["kind"], did, ref, partner, at, LEAF, purpose, basis, outcome)
+def _row(data: dict[str, Any], did: str, ref: str, partner: str, at: datetime) -> LogRow:
+    # The projector derives the search columns from these bytes alone (schema 14).
+    members = {"disclosure_id": did, "subject_ref": ref, "partner": partner, **data}
+    return LogRow(json.dumps({**members, "time": timestamp(at)}).encode(), LEAF)
 
 
 async def fill(store: Store, total: int, end: datetime, seed: int) -> None:

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +33,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.canonical import canonical_json, timestamp
 from gateway.crypto.subject_keys import LogKeys
 from gateway.log.audit import audit_store
-from gateway.log.columns import columns_of_bytes
 from gateway.log.merkle import leaf_hash, verify_inclusion
 from gateway.log.search import Query, search, subject_refs
 from gateway.log.service import LogService, LogSigner
@@ -90,13 +89,9 @@ def outcome(i: int, at: datetime) -> dict[str, object]:
     }
 
 
-def row(entry: dict[str, object], at: datetime) -> LogRow:
-    return row_of_bytes(canonical_json(entry), entry, at)
-
-
-def row_of_bytes(data: bytes, entry: Mapping[str, object], at: datetime) -> LogRow:
-    # The columns as the gateway derives them (and `log verify` checks them): from the bytes.
-    return LogRow.of(data, columns_of_bytes(data), leaf_hash(data))
+def row_of_bytes(data: bytes) -> LogRow:
+    # What the commit writes; the store's projector derives the search columns from `data`.
+    return LogRow(data, leaf_hash(data))
 
 
 class Templates:
@@ -131,23 +126,9 @@ class Templates:
             b"3": f"c-{uuid.UUID(int=i // 3)}".encode(),
             b"4": leaf_hash(str(i).encode()).hex().encode(),
         }
-        fields = {
-            "kind": "intent",
-            "disclosure_id": did,
-            "subject_ref": ref,
-            "partner": "lao-credit-bureau",
-            "purpose": "service_provision",
-            "legal_basis": "consent",
-        }
-        done = {
-            "kind": "outcome",
-            "disclosure_id": did,
-            "partner": "lao-credit-bureau",
-            "outcome": "sent",
-        }
         return (
-            row_of_bytes(self.intent % values, fields, at),
-            row_of_bytes(self.outcome % values, done, at),
+            row_of_bytes(self.intent % values),
+            row_of_bytes(self.outcome % values),
         )
 
 

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the helpers are modules of benchmarks/
 
 from benchmarks.log import scratch_postgres  # noqa: E402
+from gateway.canonical import timestamp  # noqa: E402
 from gateway.store import Store, open_store  # noqa: E402
 from gateway.store.records import LogRow  # noqa: E402
 
@@ -47,17 +48,18 @@ def rows(total: int) -> list[LogRow]:
         did = f"d-{n}"
         if rnd.random() < 0.15:
             data = {"kind": "refused", "partner": partner, "problem": rnd.choice(PROBLEMS)}
-            made.append(_row(data, did, partner, at, "refused"))
+            made.append(_row(data, did, partner, at))
             continue
-        made.append(_row({"kind": "intent", "partner": partner}, did, partner, at, None))
+        made.append(_row({"kind": "intent"}, did, partner, at))
         outcome = rnd.choice(OUTCOMES)
-        made.append(_row({"kind": "outcome", "outcome": outcome}, did, partner, at, outcome))
+        made.append(_row({"kind": "outcome", "outcome": outcome}, did, partner, at))
     return made[:total]
 
 
-def _row(data: dict[str, str], did: str, partner: str, at: datetime, outcome: str | None) -> LogRow:
-    entry = json.dumps({"disclosure_id": did, **data}).encode()
-    return LogRow(entry, data["kind"], did, "ref", partner, at, LEAF, outcome=outcome)
+def _row(data: dict[str, str], did: str, partner: str, at: datetime) -> LogRow:
+    # The projector derives the search columns from these bytes alone (schema 14).
+    members = {"disclosure_id": did, "subject_ref": "ref", "partner": partner, **data}
+    return LogRow(json.dumps({**members, "time": timestamp(at)}).encode(), LEAF)
 
 
 async def measure(label: str, store: Store, total: int) -> None:

@@ -1,6 +1,7 @@
 """`gateway db backup FILE` and `gateway db restore FILE`: a consistent copy of the store
 while the gateway runs, and putting one back into a stopped store, checked as `gateway log
-verify` checks (gateway.ops.backup; the procedure in docs/OPERATIONS.md).
+verify` checks (gateway.ops.backup; the procedure in docs/OPERATIONS.md). `gateway db
+vacuum`: the space the store no longer uses given back (gateway.ops.vacuum).
 
 Exit codes as everywhere: 0 done, 1 refused (a longer log in the store, a gateway still
 running) or the restored log does not verify, 2 usage (no such file, another backend,
@@ -28,6 +29,7 @@ from gateway.ops.backup import (
     restore_backup,
     take_backup,
 )
+from gateway.ops.vacuum import VacuumError, VacuumRefused, vacuum_store
 
 log = logging.getLogger("gateway.backup")
 
@@ -120,8 +122,26 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    config = load(args)
+    try:
+        done = asyncio.run(vacuum_store(config, utc_now()))
+    except VacuumError as exc:
+        raise UsageError(str(exc)) from None
+    except VacuumRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_FOUND
+    given = done.bytes_before - done.bytes_after
+    how = "VACUUM" if done.backend == "sqlite" else "VACUUM (ANALYZE)"
+    print(f"{how} of the {done.backend} store ({done.target})")
+    print(f"bytes before: {done.bytes_before:,}")
+    print(f"bytes after:  {done.bytes_after:,} ({given:,} given back)")
+    return EXIT_OK
+
+
 def register_db(db_commands: Commands) -> None:
-    """Add `gateway db backup` and `gateway db restore` to the `db` group."""
+    """Add `gateway db backup`, `gateway db restore` and `gateway db vacuum` to the `db`
+    group."""
     backup = add_command(
         db_commands,
         "backup",
@@ -143,4 +163,12 @@ def register_db(db_commands: Commands) -> None:
         action="store_true",
         help="restore even though the store holds a longer log (entries lost; witnesses "
         "that cosigned more will raise a rollback alarm)",
+    )
+    add_command(
+        db_commands,
+        "vacuum",
+        cmd_vacuum,
+        "give back the space the store no longer uses (SQLite: VACUUM, on a stopped store; "
+        "PostgreSQL: VACUUM (ANALYZE) of the gateway's tables, while it serves); run it "
+        "after an upgrade from a schema before 14; prints the bytes before and after",
     )

@@ -158,8 +158,8 @@ def register(commands: Commands) -> None:
 
     db = commands.add_parser(
         "db",
-        help="the store: schema, backup, restore",
-        description="The configured store: its schema, backups and restores.",
+        help="the store: schema, backup, restore, vacuum",
+        description="The configured store: its schema, backups, restores and free space.",
     )
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
     add_command(

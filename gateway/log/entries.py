@@ -20,12 +20,13 @@ from typing import Any, Final
 from gateway import vocabulary as v
 from gateway.canonical import canonical_entry, canonical_json, timestamp
 from gateway.crypto.subject_keys import LogKeys
-from gateway.log.columns import KINDS, OUTCOMES, NotAnEntry, columns_of
+from gateway.log.columns import KINDS, OUTCOMES, NotAnEntry
 from gateway.log.merkle import leaf_hash
 from gateway.partners.model import Operation, Partner
 from gateway.policy.decide import Decision
 from gateway.policy.minimize import NESTED
 from gateway.policy.request import DisclosureRequest
+from gateway.store.projection import check_entry
 from gateway.store.records import LogRow
 
 __all__ = [
@@ -233,14 +234,15 @@ def outcome_entry(
 
 
 def row_of(entry: Mapping[str, Any]) -> LogRow:
-    """The row to append for `entry`: its canonical bytes, leaf hash and search columns
-    (derived from the entry alone, as ``gateway log verify`` derives them again)."""
+    """The row to append for `entry`: its canonical bytes and leaf hash. The search columns
+    are the projector's to derive, after the commit; ValueError here for an entry it could
+    not derive them from, which the log could never take back."""
     try:
-        columns = columns_of(entry)
+        check_entry(entry)
     except NotAnEntry as exc:
         raise ValueError(str(exc)) from None
     data = canonical_entry(entry)
-    return LogRow.of(data, columns, leaf_hash(data))
+    return LogRow(data, leaf_hash(data))
 
 
 # -- a person's act (issue #18 item 5) -------------------------------------------------------

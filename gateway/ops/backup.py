@@ -62,6 +62,7 @@ __all__ = [
     "manifest_path",
     "read_manifest",
     "restore_backup",
+    "running_gateway",
     "take_backup",
 ]
 
@@ -444,7 +445,9 @@ class Restored:
     kept: Path | None = None  # the copy of the store it overwrote (var/before-restore/)
 
 
-def _gateway_running(config: Config) -> int | None:
+def running_gateway(config: Config) -> int | None:
+    """The pid of the gateway the config folder's pid file names, if that process is alive:
+    the store must not be changed under it (a restore, SQLite's VACUUM)."""
     pid = read_pid_file(pid_file_of(config))
     if pid is None:
         return None
@@ -467,7 +470,7 @@ async def restore_backup(
     one, of another backend, or signed with another log key than `keys/` holds.
     """
     manifest = _checked_manifest(config, source)
-    pid = _gateway_running(config)
+    pid = running_gateway(config)
     if pid is not None:
         raise RestoreRefused(
             f"a gateway is running (pid {pid}, {pid_file_of(config)}): stop every instance "

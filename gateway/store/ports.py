@@ -570,7 +570,7 @@ class ReviewSessionStore(Protocol):
     async def add_review_session(
         self, session_id: str, person: str, created_at: datetime, expires_at: datetime
     ) -> None:
-        """Store a new session of `person` (and delete their expired ones)."""
+        """Store a new session of `person` (expired ones are the retention sweep's to delete)."""
 
     async def review_session_live(self, session_id: str, person: str, now: datetime) -> bool:
         """Whether `person`'s session `session_id` exists, has not ended nor expired."""

@@ -36,6 +36,7 @@ __all__ = [
     "NEXT_ENTRIES",
     "PROJECT_BATCH",
     "SET_MARK",
+    "check_entry",
     "columns_of",
     "columns_of_bytes",
     "consent_of",
@@ -80,8 +81,16 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value).replace("\x00", "\ufffd")
 
 
-def columns_of(entry: Mapping[str, Any]) -> LogColumns:
-    """The search columns of `entry` (NotAnEntry if it is not a log entry)."""
+def check_entry(entry: Mapping[str, Any]) -> None:
+    """NotAnEntry unless `entry` has what :func:`columns_of` derives its columns from.
+
+    Asked before an entry is appended, where the columns themselves are not needed: the
+    log cannot take an entry back, and one the projector cannot derive would be named by
+    every ``gateway log verify`` after."""
+    _kind_and_time(entry)
+
+
+def _kind_and_time(entry: Mapping[str, Any]) -> tuple[str, datetime]:
     kind = entry.get("kind")
     if kind not in KINDS:
         raise NotAnEntry(f"entry kind {str(kind)[:40]!r} not among {KINDS}")
@@ -94,6 +103,12 @@ def columns_of(entry: Mapping[str, Any]) -> LogColumns:
         at = None
     if at is None or at.tzinfo is None:
         raise NotAnEntry("the entry has no valid time with a time zone")
+    return kind, at
+
+
+def columns_of(entry: Mapping[str, Any]) -> LogColumns:
+    """The search columns of `entry` (NotAnEntry if it is not a log entry)."""
+    kind, at = _kind_and_time(entry)
     if kind == "outcome":
         outcome = _text(entry.get("outcome"))
     else:

@@ -370,39 +370,24 @@ class IdempotencyClaim:
     response: StoredResponse | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogRow:
-    """One disclosure-log entry to append, with its search columns.
+    """One disclosure-log entry to append: what the commit writes.
 
     `entry` is the canonical JSON the Merkle leaf is computed over and `leaf_hash`
-    that leaf's hash, computed by gateway.log (storage never hashes); the other
-    fields are copies of some of the entry's values (`outcome`: the entry's outcome for
-    an outcome entry, ``refused`` for a refusal). Since schema 14 the store writes only
-    `entry` and `leaf_hash` (and checks `time`): the columns it searches are projected
-    from the stored bytes after the commit (gateway.store.projection).
+    that leaf's hash, computed by gateway.log (storage never hashes); the store assigns
+    the index. The columns searches use are projected from the stored bytes after the
+    commit (schema 14, gateway.store.projection), so the hot path derives none of them.
     """
 
     entry: bytes
-    kind: str
-    disclosure_id: str
-    subject_ref: str | None
-    partner: str | None
-    time: datetime
     leaf_hash: bytes
-    purpose: str | None = None
-    legal_basis: str | None = None
-    outcome: str | None = None
-    consent_id: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.leaf_hash) != LEAF_HASH_SIZE:
             raise ValueError(
                 f"leaf_hash has {len(self.leaf_hash)} bytes, expected {LEAF_HASH_SIZE}"
             )
-
-    @classmethod
-    def of(cls, entry: bytes, columns: LogColumns, leaf_hash: bytes) -> LogRow:
-        return cls(entry=entry, leaf_hash=leaf_hash, **columns._asdict())
 
 
 @dataclass(frozen=True)

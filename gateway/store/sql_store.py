@@ -1027,19 +1027,17 @@ class SqlStore(ABC):
     async def add_review_session(
         self, session_id: str, person: str, created_at: datetime, expires_at: datetime
     ) -> None:
-        created = self._encode.time(require_aware(created_at, "created_at"))
+        # Expired rows are the retention sweep's to delete (prune_expired_review_sessions),
+        # not a sign-in's: one statement on the way in.
         await self._run(
             "store a review session",
             self._sql.insert_review_session,
             (
                 session_id,
                 person,
-                created,
+                self._encode.time(require_aware(created_at, "created_at")),
                 self._encode.time(require_aware(expires_at, "expires_at")),
             ),
-        )
-        await self._run(
-            "delete expired review sessions", self._sql.prune_review_sessions, (person, created)
         )
 
     async def review_session_live(self, session_id: str, person: str, now: datetime) -> bool:

@@ -41,6 +41,7 @@ __all__ = [
     "make_single_file",
     "open_connections",
     "unique",
+    "vacuum_database",
 ]
 
 _T = TypeVar("_T")
@@ -313,5 +314,19 @@ def make_single_file(path: Path) -> None:
         conn = sqlite3.connect(path)
         try:
             conn.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            conn.close()
+
+
+def vacuum_database(path: Path, *, busy_timeout: float = 30.0) -> None:
+    """Rewrite the database at `path` without its free pages (SQLite's VACUUM), then fold
+    the WAL back into it and empty it, so the file shrinks now rather than at the next
+    checkpoint (blocking: run it in a thread). Every other connection waits meanwhile:
+    only for a store no gateway serves."""
+    with failures("vacuum the database"):
+        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+        try:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()

@@ -316,7 +316,6 @@ class Statements:
     insert_review_session: str = (
         "INSERT INTO review_sessions (id, person, created_at, expires_at) VALUES (?, ?, ?, ?)"
     )
-    prune_review_sessions: str = "DELETE FROM review_sessions WHERE person = ? AND expires_at <= ?"
     review_session_live: str = (
         "SELECT 1 FROM review_sessions "
         "WHERE id = ? AND person = ? AND ended_at IS NULL AND expires_at > ?"

@@ -5,15 +5,13 @@ and `gateway log verify` names a consent_id edited in the projection."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.old_schema import store_at_schema
 
 from gateway.canonical import canonical_json, timestamp
 from gateway.log import merkle
@@ -21,8 +19,7 @@ from gateway.log.audit import audit_store
 from gateway.log.columns import SearchIndexDamaged
 from gateway.log.service import LogSigner
 from gateway.rights.withdrawal import received_under
-from gateway.store import Store, open_store, sqlite_path
-from gateway.store.migrations import POSTGRES, SQLITE, apply_migrations, migrations_for
+from gateway.store import Store, open_store
 from gateway.store.projection import columns_of_bytes
 from gateway.store.records import LogRow
 from gateway.store.statements import numbered
@@ -110,13 +107,12 @@ def _rows() -> list[tuple[int, bytes, bytes]]:
     ]
 
 
-def _projected(rows: Sequence[tuple[int, bytes, bytes]], time: Any) -> list[tuple[object, ...]]:
+def _projected(rows: Sequence[tuple[int, bytes, bytes]]) -> list[tuple[object, ...]]:
     """Schema 15's projected rows (no consent_id) of the entries below the mark."""
     values = []
     for i, data, _ in rows[:PROJECTED]:
         c = columns_of_bytes(data)
-        at = time(c.time)
-        values.append((i, *c[:4], at, c.purpose, c.legal_basis, c.outcome))
+        values.append((i, *c[:5], c.purpose, c.legal_basis, c.outcome))
     return values
 
 
@@ -130,34 +126,13 @@ _SET_MARK = "UPDATE log_projection SET projected_size = ? WHERE name = 'search'"
 
 async def _schema_15(backend: Backend) -> None:
     rows = _rows()
-    if backend.admin is None:
-        path = sqlite_path(backend.url, backend.root)
-        assert isinstance(path, Path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path)
-
-        async def execute(sql: str, *params: object) -> None:
-            conn.execute(sql, params)
-
-        async def fetch(sql: str) -> list[Any]:
-            return conn.execute(sql).fetchall()
-
-        await apply_migrations(SQLITE, migrations_for(SQLITE)[:15], execute, fetch)
-        text = lambda at: at.astimezone(UTC).isoformat(timespec="microseconds")  # noqa: E731
-        conn.executemany(_INSERT_ENTRY, rows)
-        conn.executemany(_INSERT_ROW, _projected(rows, text))
-        conn.execute(_SET_MARK, (PROJECTED,))
-        conn.commit()
-        conn.close()
-        return
-    admin: asyncpg.Connection = backend.admin
-    await admin.execute(f'SET search_path TO "{backend.schema}"')
-    async with admin.transaction():
-        await apply_migrations(POSTGRES, migrations_for(POSTGRES)[:15], admin.execute, admin.fetch)
-        await admin.executemany(numbered(_INSERT_ENTRY), rows)
-        await admin.executemany(numbered(_INSERT_ROW), _projected(rows, lambda at: at))
-        await admin.execute(numbered(_SET_MARK), PROJECTED)
-        await admin.execute("UPDATE log_counter SET next_index = $1", len(rows))
+    await store_at_schema(
+        backend,
+        15,
+        (_INSERT_ENTRY, rows),
+        (_INSERT_ROW, _projected(rows)),
+        (_SET_MARK, [(PROJECTED,)]),
+    )
 
 
 async def _consent_ids(backend: Backend, store: Store) -> dict[int, str]:
@@ -238,4 +213,4 @@ async def test_verify_names_a_consent_id_changed_in_the_projection_and_the_read_
 
 def _row(entry: dict[str, Any]) -> LogRow:
     data = canonical_json(entry)
-    return LogRow.of(data, columns_of_bytes(data), merkle.leaf_hash(data))
+    return LogRow(data, merkle.leaf_hash(data))

@@ -7,21 +7,17 @@ and a store of schema 13 keeps every search answer."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.old_schema import log_of_schema_13, store_at_schema
 
 from gateway.canonical import canonical_json
 from gateway.log import merkle
 from gateway.log.audit import audit_store
 from gateway.log.service import LogService, LogSigner
-from gateway.store import Store, open_store, sqlite_path
-from gateway.store.migrations import POSTGRES, SQLITE, apply_migrations, migrations_for
+from gateway.store import Store, open_store
 from gateway.store.projection import columns_of_bytes
 from gateway.store.records import LogQuery, LogRow
 
@@ -54,10 +50,7 @@ def entry(i: int) -> dict[str, Any]:
 
 def row(i: int) -> LogRow:
     data = canonical_json(entry(i))
-    c = columns_of_bytes(data)
-    return LogRow(
-        data, c.kind, c.disclosure_id, c.subject_ref, c.partner, c.time, merkle.leaf_hash(data)
-    )
+    return LogRow(data, merkle.leaf_hash(data))
 
 
 async def scalar(backend: Backend, store: Store, sql: str, *params: object) -> Any:
@@ -168,56 +161,10 @@ async def test_verify_reports_the_lag_and_names_the_projected_rows_that_lie(
 
 # -- a store of schema 13 ------------------------------------------------------------------
 
-_OLD_INSERT = (
-    "INSERT INTO log_entries (idx, entry, kind, disclosure_id, subject_ref, partner, "
-    "logged_at, leaf_hash, purpose, legal_basis, outcome) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _old_values(rows: Sequence[LogRow], time: Any) -> list[tuple[object, ...]]:
-    """The rows as schema 13 stored them: the columns beside the entry, in the commit."""
-    values = []
-    for i, r in enumerate(rows):
-        c = columns_of_bytes(r.entry)
-        columns = (c.kind, c.disclosure_id, c.subject_ref, c.partner, time(c.time))
-        values.append((i, r.entry, *columns, r.leaf_hash, c.purpose, c.legal_basis, c.outcome))
-    return values
-
-
-async def _schema_13(backend: Backend, rows: Sequence[LogRow]) -> None:
-    if backend.admin is None:
-        path = sqlite_path(backend.url, backend.root)
-        assert isinstance(path, Path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path)
-
-        async def execute(sql: str, *params: object) -> None:
-            conn.execute(sql, params)
-
-        async def fetch(sql: str) -> list[Any]:
-            return conn.execute(sql).fetchall()
-
-        await apply_migrations(SQLITE, migrations_for(SQLITE)[:13], execute, fetch)
-        text = lambda at: at.astimezone(UTC).isoformat(timespec="microseconds")  # noqa: E731
-        conn.executemany(_OLD_INSERT, _old_values(rows, text))
-        conn.commit()
-        conn.close()
-        return
-    admin: asyncpg.Connection = backend.admin
-    await admin.execute(f'SET search_path TO "{backend.schema}"')
-    async with admin.transaction():
-        await apply_migrations(POSTGRES, migrations_for(POSTGRES)[:13], admin.execute, admin.fetch)
-        numbered = _OLD_INSERT
-        for n in range(1, 12):
-            numbered = numbered.replace("?", f"${n}", 1)
-        await admin.executemany(numbered, _old_values(rows, lambda at: at))
-        await admin.execute("UPDATE log_counter SET next_index = $1", len(rows))
-
 
 async def test_a_store_of_schema_13_keeps_every_search_answer(backend: Backend) -> None:
     rows = [row(i) for i in range(60)]
-    await _schema_13(backend, rows)
+    await store_at_schema(backend, 13, log_of_schema_13(rows))
     queries = [
         LogQuery(),
         LogQuery(partner=PARTNERS[1]),

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.old_schema import store_at_schema
 
 from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import GatewayError
 from gateway.log import merkle
 from gateway.log.checkpoint import open_checkpoint
+from gateway.log.columns import columns_of_bytes
 from gateway.log.entries import outcome_entry, row_of
 from gateway.log.search import Query, search, subject_refs
 from gateway.log.service import LogIntegrityError, LogService, LogSigner
@@ -72,7 +74,7 @@ async def service(store: Store) -> AsyncIterator[LogService]:
 def quick_row(i: int) -> LogRow:
     """A minimal valid entry, cheap to make by the ten thousand."""
     entry = b'{"disclosure_id":"d-%d","kind":"outcome","outcome":"sent","time":"x"}' % i
-    return LogRow(entry, "outcome", f"d-{i}", None, "p", T0, merkle.leaf_hash(entry))
+    return LogRow(entry, merkle.leaf_hash(entry))
 
 
 async def filled(service: LogService, n: int) -> list[bytes]:
@@ -280,38 +282,12 @@ async def test_search_by_subject_purpose_and_outcome(service: LogService, store:
 
 
 async def test_rows_of_schema_1_get_search_columns_and_leaf_hashes(backend: Backend) -> None:
-    from gateway.store import postgres, sqlite, sqlite_path
-
     old = [row(0), row_of(intent(1, "ref-a")), row(2, outcome="unknown")]
-    values = [
-        (i, r.entry, r.kind, r.disclosure_id, r.subject_ref, r.partner) for i, r in enumerate(old)
-    ]
-    if backend.admin is None:
-        import sqlite3
-
-        path = sqlite_path(backend.url, backend.root)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path)
-        conn.execute(sqlite._SCHEMA_VERSION_TABLE)
-        for statement in sqlite.MIGRATIONS[0].statements:
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_version VALUES (1, 'v1', '2026-01-01')")
-        conn.executemany(
-            "INSERT INTO log_entries VALUES (?, ?, ?, ?, ?, ?, '2026-11-02T08:00:00+00:00')", values
-        )
-        conn.commit()
-        conn.close()
-    else:
-        admin = backend.admin
-        await admin.execute(f'SET search_path TO "{backend.schema}"')
-        await admin.execute(postgres._SCHEMA_VERSION_TABLE)
-        for statement in postgres.MIGRATIONS[0].statements:
-            await admin.execute(statement)
-        await admin.execute("INSERT INTO schema_version (version, description) VALUES (1, 'v1')")
-        await admin.executemany(
-            "INSERT INTO log_entries VALUES ($1, $2, $3, $4, $5, $6, now())", values
-        )
-        await admin.execute("UPDATE log_counter SET next_index = 3")
+    # Schema 1's row: the entry, its kind, disclosure id, subject and partner, a time.
+    values = [(i, r.entry, *columns_of_bytes(r.entry)[:4], T0) for i, r in enumerate(old)]
+    await store_at_schema(
+        backend, 1, ("INSERT INTO log_entries VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+    )
 
     store = await open_store(backend.url, backend.root)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from gateway.config.model import RetentionConfig
+from gateway.ops.retention import Retention
 from gateway.policy.facts import Consent
 from gateway.store.base import Store
 
@@ -36,11 +38,14 @@ async def test_a_session_lives_until_ended_or_expired(store: Store) -> None:
     assert await store.review_session_live("s-3", OTHER, NOW)  # nobody else's
 
 
-async def test_a_sign_in_deletes_the_persons_expired_sessions(store: Store) -> None:
+async def test_expired_sessions_are_left_to_the_retention_sweep(store: Store) -> None:
     await store.add_review_session("old", DARA, NOW - 2 * HOURS_8, NOW - HOURS_8)
     await store.add_review_session("new", DARA, NOW, NOW + HOURS_8)
-    # The expired row is gone: ending "every" session finds only the new one.
-    assert await store.end_review_sessions_of(DARA, NOW - 2 * HOURS_8) == 1
+    # The sign-in deleted nothing; the sweep deletes the expired row, and only it.
+    pruned = await Retention(store, RetentionConfig(), clock=lambda: NOW).prune()
+    assert pruned.review_sessions == 1
+    assert await store.review_session_live("new", DARA, NOW)
+    assert await store.live_review_sessions_of(DARA, NOW - 2 * HOURS_8) == 1
 
 
 async def test_one_claim_wins_and_a_stale_one_is_taken_over_once(store: Store) -> None:

@@ -19,16 +19,7 @@ def entry(
 ) -> LogRow:
     data = {"disclosure_id": f"d-{n}", "kind": kind, "partner": partner, **members}
     data |= {"subject_ref": "ref", "time": at.isoformat()}
-    return LogRow(
-        json.dumps(data).encode(),
-        kind,
-        f"d-{n}",
-        "ref",
-        partner,
-        at,
-        LEAF,
-        outcome=members.get("outcome") or ("refused" if kind == "refused" else None),
-    )
+    return LogRow(json.dumps(data).encode(), LEAF)
 
 
 async def seeded(store: Store) -> None:

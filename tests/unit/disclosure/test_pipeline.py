@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -121,7 +122,7 @@ class JournalledStore:
         self.size = 0
 
     async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
-        self.journal.events.extend(f"store:{row.kind}" for row in entries)
+        self.journal.events.extend(f"store:{json.loads(row.entry)['kind']}" for row in entries)
         await asyncio.sleep(0.01)  # the commit: the loop is free meanwhile
         first, self.size = self.size, self.size + len(entries)
         return list(range(first, self.size))

@@ -19,6 +19,7 @@ from gateway.crypto.subject_keys import (
     forget_before,
     key_file,
 )
+from gateway.log.columns import columns_of_bytes
 from gateway.log.entries import (
     intent_entry,
     outcome_entry,
@@ -115,11 +116,12 @@ def test_no_personal_value_reaches_the_entry_bytes(
     )
 
 
-def test_row_carries_the_leaf_hash_and_search_columns(
+def test_the_row_is_the_bytes_and_leaf_hash_its_columns_are_projected_from(
     keys: LogKeys, partners: dict[str, Partner]
 ) -> None:
-    intent, outcome, refused = (row_of(e) for e in entries(keys, partners))
-    assert intent.leaf_hash == leaf_hash(intent.entry)
+    rows = [row_of(e) for e in entries(keys, partners)]
+    assert all(row.leaf_hash == leaf_hash(row.entry) for row in rows)
+    intent, outcome, refused = (columns_of_bytes(row.entry) for row in rows)
     assert (intent.kind, intent.purpose, intent.legal_basis, intent.outcome) == (
         "intent",
         "service_provision",
@@ -129,8 +131,23 @@ def test_row_carries_the_leaf_hash_and_search_columns(
     assert (outcome.kind, outcome.outcome, outcome.subject_ref) == ("outcome", "sent", None)
     assert refused.outcome == "refused"
     assert intent.time == NOV
-    with pytest.raises(ValueError, match="kind"):
-        row_of({"kind": "note", "disclosure_id": "d", "time": "2026-11-24T00:00:00Z"})
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"kind": "note", "disclosure_id": "d", "time": "2026-11-24T00:00:00Z"}, "kind"),
+        ({"kind": "intent", "time": "2026-11-24T00:00:00Z"}, "disclosure_id"),
+        ({"kind": "intent", "disclosure_id": "d", "time": "2026-11-24T00:00:00"}, "time zone"),
+        ({"kind": "intent", "disclosure_id": "d", "time": "yesterday"}, "time zone"),
+    ],
+)
+def test_an_entry_the_projector_could_not_read_is_never_a_row(
+    entry: dict[str, str], message: str
+) -> None:
+    # The log cannot take it back, and `log verify` would name it forever.
+    with pytest.raises(ValueError, match=message):
+        row_of(entry)
 
 
 def test_entry_bytes_are_canonical_and_reproducible(

@@ -7,6 +7,7 @@ the real writer in tests/integration/test_log_service.py).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -25,7 +26,7 @@ class RecordingStore:
     async def append_log_entries(self, entries: Sequence[LogRow]) -> list[int]:
         await asyncio.sleep(0)  # a commit takes a trip through the loop, as a real one does
         first = sum(len(t) for t in self.transactions)
-        self.transactions.append([row.disclosure_id for row in entries])
+        self.transactions.append([json.loads(row.entry)["disclosure_id"] for row in entries])
         return list(range(first, first + len(entries)))
 
     async def project_log(self) -> int:

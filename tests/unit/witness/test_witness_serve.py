@@ -8,7 +8,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -29,11 +28,10 @@ NAME = "witness.partner.example/w1"
 
 def rows(start: int, end: int) -> list[LogRow]:
     """Minimal valid entries, as the log service's own tests make them."""
-    at = datetime(2026, 12, 7, tzinfo=UTC)
     made = []
     for i in range(start, end):
         entry = b'{"disclosure_id":"d-%d","kind":"outcome","outcome":"sent","time":"x"}' % i
-        made.append(LogRow(entry, "outcome", f"d-{i}", None, "p", at, merkle.leaf_hash(entry)))
+        made.append(LogRow(entry, merkle.leaf_hash(entry)))
     return made
 
 

@@ -194,6 +194,27 @@ async def test_an_id_token_for_another_client_is_refused(
     assert message in (await refused.text()).replace("&#39;", "'")
 
 
+async def test_an_id_token_of_another_issuer_is_refused(site: OidcSite) -> None:
+    site.provider.token_issuer = "https://login.elsewhere.example"
+    refused = await site.callback(await site.start())
+    assert refused.status == 401
+    assert "the ID token was issued by another issuer than the configured one" in (
+        await refused.text()
+    )
+
+
+async def test_an_id_token_signed_with_an_algorithm_not_allowed_is_refused(
+    config: Config, partners: dict[str, Partner], tmp_path: Path
+) -> None:
+    # The provider signs RS256 with its published key: a good token but for the allowlist.
+    async with open_site(config, partners, tmp_path, algorithms=("ES256",)) as site:
+        refused = await site.callback(await site.start())
+        text = (await refused.text()).replace("&#39;", "'")
+    assert refused.status == 401
+    assert "signature does not verify with the provider's published keys under the " in text
+    assert "algorithms ES256" in text
+
+
 async def test_a_state_of_any_text_is_refused_not_a_failure(site: OidcSite) -> None:
     await site.start()
     refused = await site.client.get(

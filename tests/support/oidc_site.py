@@ -35,17 +35,19 @@ ROLES = {
 
 
 def oidc_config(issuer: str, secret_file: Path, **changes: Any) -> OidcConfig:
-    """[oidc] naming the loopback provider; `changes`: e.g. allow_passwords=True."""
-    return OidcConfig(
-        issuer=issuer,
-        client_id=CLIENT_ID,
-        client_secret_env=None,
-        client_secret_file=secret_file,
-        roles_claim="groups",
-        roles=ROLES,
-        algorithms=("RS256",),
-        **{"name": "Lao Smart Mobility sign-on", **changes},
-    )
+    """[oidc] naming the loopback provider; `changes`: e.g. allow_passwords=True or
+    algorithms=("ES256",)."""
+    keys: dict[str, Any] = {
+        "issuer": issuer,
+        "client_id": CLIENT_ID,
+        "client_secret_env": None,
+        "client_secret_file": secret_file,
+        "roles_claim": "groups",
+        "roles": ROLES,
+        "algorithms": ("RS256",),
+        "name": "Lao Smart Mobility sign-on",
+    }
+    return OidcConfig(**(keys | changes))
 
 
 @dataclass

@@ -4,7 +4,8 @@ the browser applies the cookie rules of a cross-site answer: the flow cookie mus
 with the provider's redirect (SameSite=Lax), and the Strict session cookie must be sent on
 the next page. Then each refused case, with the message the person sees (and no password
 form: passwords are off beside the provider), and the break-glass page that keeps them.
-Saves docs/screenshots/sign-in-oidc.png and sign-in-oidc-refused.png (UPDATE_SCREENSHOTS=1)."""
+Saves docs/screenshots/sign-in-oidc.png, sign-in-oidc-signed-in.png and
+sign-in-oidc-refused.png (UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def test_sign_in_with_the_provider(browser, gateway_site, provider, screenshot):
     assert browser.current_url == gateway_site.url("/review/queue")
     assert "Dara Phommachanh" in who.text
     assert person_id(provider.issuer, provider.person.sub) in who.text
-    screenshot("signed-in")
+    browser.save_screenshot(str(docs_screenshot("sign-in-oidc-signed-in.png")))
     cookies = {c["name"]: c for c in browser.get_cookies()}
     assert cookies["gateway_review"]["sameSite"] == "Strict"
     assert cookies["gateway_review"]["httpOnly"] is True

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from e2e.conftest import start_gateway
 from pyld import jsonld
 
 from gateway.log.columns import checked_search
@@ -100,6 +102,24 @@ async def test_the_context_is_served_from_the_package_with_a_long_cache(gateway)
     assert json.loads(await r.read()) == SHIPPED
     again = await gateway.get(dpv.CONTEXT_PATH, headers={"If-None-Match": r.headers["ETag"]})
     assert again.status == 304
+
+
+async def test_the_context_url_is_on_the_public_url_when_set(tmp_config, auth) -> None:
+    public_url = "https://gateway.example.com"
+    config = replace(tmp_config, server=replace(tmp_config.server, public_url=public_url))
+    client = await start_gateway(config)
+    try:
+        r = await post_record(client, auth, record())
+        assert r.status == 201, await r.text()
+        answered = await r.json(content_type=None)
+        r = await client.get(
+            f"/v1/subjects/{SUBJECT}/consents", headers=auth("privacy-office") | LD
+        )
+        read = await r.json(content_type=None)
+    finally:
+        await client.close()
+    # Not the address the request came to (127.0.0.1, the proxy's side of it).
+    assert answered["@context"] == read["@context"] == f"{public_url}{dpv.CONTEXT_PATH}"
 
 
 async def test_a_subjects_consents_as_dpv_json_ld_expanded(gateway, auth) -> None:

@@ -22,13 +22,14 @@ from support.oidc_site import (
     cli_person,
     oidc_config,
     open_site,
+    served_site,
     signed_in,
 )
 
 from gateway.cli.login import device_login
 from gateway.cli.person import CredentialError
 from gateway.clock import utc_now
-from gateway.config.model import Config
+from gateway.config.model import Config, load_config
 from gateway.errors import UnauthenticatedError
 from gateway.log.actions import Person
 from gateway.log.columns import checked_search
@@ -94,6 +95,58 @@ async def test_sign_in_through_the_provider_and_act_as_issuer_and_subject(
     assert act.data["credential"] == f"oidc:{site.provider.issuer}"
 
 
+# [oidc] word for word as issue #21 shows it, the issuer aside (the loopback provider's).
+ISSUE_OIDC = """
+[oidc]
+issuer = "{issuer}"
+client_id = "disclosure-gateway"
+client_secret_env = "REVIEW_OIDC_CLIENT_SECRET"
+roles_claim = "groups"
+[oidc.roles]
+"privacy-reviewers" = ["reviewer"]
+"privacy-officers" = ["reviewer", "rights_officer"]
+"""
+
+
+async def test_the_issues_config_signs_in_with_its_callback_on_the_public_url(
+    config: Config,
+    partners: dict[str, Partner],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The secret from $REVIEW_OIDC_CLIENT_SECRET (the provider refuses any other), and the
+    # callback on [server] public_url, not on the address this client used (127.0.0.1).
+    monkeypatch.setenv("REVIEW_OIDC_CLIENT_SECRET", CLIENT_SECRET)
+    public_url = "https://gateway.example.com"
+    written = tmp_path / "config.toml"
+    async with running_provider(lambda: NOW) as provider:
+        text = config.path.read_text(encoding="utf-8").replace(
+            "[server]\n", f'[server]\npublic_url = "{public_url}/"\n', 1
+        )
+        written.write_text(text + ISSUE_OIDC.format(issuer=provider.issuer), encoding="utf-8")
+        loaded = load_config(written)
+        assert loaded.oidc is not None and loaded.oidc.client_secret_file is None
+        issue_config = replace(config, server=loaded.server, oidc=loaded.oidc)
+        async with served_site(issue_config, partners, tmp_path, provider) as site:
+            start = await site.client.get("/review/oidc/start", allow_redirects=False)
+            authorize = start.headers["Location"]
+            query = parse_qs(urlsplit(authorize).query)
+            assert query["redirect_uri"] == [f"{public_url}/review/oidc/callback"]
+            flow_cookie = _cookie(start, "gateway_review_oidc")
+            assert "Secure" in flow_cookie  # the browser reaches the gateway over https
+            answer = (await site.browser.get(authorize, allow_redirects=False)).headers
+            assert answer["Location"].startswith(f"{public_url}/review/oidc/callback?")
+            # As the browser at https://gateway.example.com: the Secure flow cookie goes back.
+            parts = urlsplit(answer["Location"])
+            signed_in = await site.client.get(
+                f"{parts.path}?{parts.query}",
+                headers={**HTML, "Cookie": flow_cookie.split(";", 1)[0]},
+            )
+            assert signed_in.status == 200, await signed_in.text()
+            assert "Secure" in _cookie(signed_in, "gateway_review")
+            assert provider.token_requests == 1  # the code exchanged with that redirect_uri
+
+
 async def test_the_code_is_exchanged_once_with_the_pkce_verifier(site: OidcSite) -> None:
     callback = await site.start()
     assert (await site.callback(callback)).status == 200
@@ -139,6 +192,27 @@ async def test_an_id_token_for_another_client_is_refused(
     refused = await site.callback(await site.start())
     assert refused.status == 401
     assert message in (await refused.text()).replace("&#39;", "'")
+
+
+async def test_an_id_token_of_another_issuer_is_refused(site: OidcSite) -> None:
+    site.provider.token_issuer = "https://login.elsewhere.example"
+    refused = await site.callback(await site.start())
+    assert refused.status == 401
+    assert "the ID token was issued by another issuer than the configured one" in (
+        await refused.text()
+    )
+
+
+async def test_an_id_token_signed_with_an_algorithm_not_allowed_is_refused(
+    config: Config, partners: dict[str, Partner], tmp_path: Path
+) -> None:
+    # The provider signs RS256 with its published key: a good token but for the allowlist.
+    async with open_site(config, partners, tmp_path, algorithms=("ES256",)) as site:
+        refused = await site.callback(await site.start())
+        text = (await refused.text()).replace("&#39;", "'")
+    assert refused.status == 401
+    assert "signature does not verify with the provider's published keys under the " in text
+    assert "algorithms ES256" in text
 
 
 async def test_a_state_of_any_text_is_refused_not_a_failure(site: OidcSite) -> None:

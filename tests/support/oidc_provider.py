@@ -9,8 +9,8 @@ answer apply.
 
 With `interactive`, it shows a page with a link back instead of redirecting at once.
 Knobs make it misbehave the way the gateway must refuse: `forge` (sign with a key it does
-not publish, under a published kid), `wrong_nonce`, `expired`, or a person whose
-`groups` is None (no roles claim at all).
+not publish, under a published kid), `wrong_nonce`, `expired`, `audience`, `token_issuer`,
+or a person whose `groups` is None (no roles claim at all).
 
     async with running_provider(clock) as provider:
         provider.issuer  # http://localhost:PORT
@@ -60,6 +60,7 @@ class LoopbackProvider:
     wrong_nonce: bool = False
     expired: bool = False
     audience: str | list[str] = CLIENT_ID  # the ID token's aud (another client's: refused)
+    token_issuer: str | None = None  # the ID token's iss when not the provider's own
     # A page with an "Approve" link instead of an immediate redirect: the navigation back to
     # the gateway then starts on the provider's site, as after a real sign-in form, and the
     # browser treats it as cross-site (an immediate 302 would keep the gateway as initiator).
@@ -168,7 +169,7 @@ class LoopbackProvider:
         now = self.clock()
         exp = now - timedelta(minutes=5) if self.expired else now + timedelta(minutes=5)
         claims: dict[str, Any] = {
-            "iss": self.issuer,
+            "iss": self.token_issuer or self.issuer,
             "sub": self.person.sub,
             "aud": self.audience,
             "iat": int((now - timedelta(minutes=10 if self.expired else 0)).timestamp()),

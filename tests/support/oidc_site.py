@@ -35,17 +35,19 @@ ROLES = {
 
 
 def oidc_config(issuer: str, secret_file: Path, **changes: Any) -> OidcConfig:
-    """[oidc] naming the loopback provider; `changes`: e.g. allow_passwords=True."""
-    return OidcConfig(
-        issuer=issuer,
-        client_id=CLIENT_ID,
-        client_secret_env=None,
-        client_secret_file=secret_file,
-        roles_claim="groups",
-        roles=ROLES,
-        algorithms=("RS256",),
-        **{"name": "Lao Smart Mobility sign-on", **changes},
-    )
+    """[oidc] naming the loopback provider; `changes`: e.g. allow_passwords=True or
+    algorithms=("ES256",)."""
+    keys: dict[str, Any] = {
+        "issuer": issuer,
+        "client_id": CLIENT_ID,
+        "client_secret_env": None,
+        "client_secret_file": secret_file,
+        "roles_claim": "groups",
+        "roles": ROLES,
+        "algorithms": ("RS256",),
+        "name": "Lao Smart Mobility sign-on",
+    }
+    return OidcConfig(**(keys | changes))
 
 
 @dataclass
@@ -81,18 +83,25 @@ async def open_site(
     secret_file = tmp_path / "client-secret"
     secret_file.write_text(CLIENT_SECRET + "\n")
     async with running_provider(lambda: NOW) as provider:
-        cfg = replace(
-            review_config(config, str(tmp_path / "gateway.db")),
-            oidc=oidc_config(provider.issuer, secret_file, **oidc),
-        )
-        app = review_app(cfg, partners, FakeReviewBackend(LogKeys.load(cfg.keys_dir)))
-        client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        try:
-            async with aiohttp.ClientSession() as browser:
-                yield OidcSite(client, provider, browser, cfg)
-        finally:
-            await client.close()
+        cfg = replace(config, oidc=oidc_config(provider.issuer, secret_file, **oidc))
+        async with served_site(cfg, partners, tmp_path, provider) as site:
+            yield site
+
+
+@asynccontextmanager
+async def served_site(
+    config: Config, partners: dict[str, Partner], tmp_path: Path, provider: LoopbackProvider
+) -> AsyncIterator[OidcSite]:
+    """The review site of `config`, whose [oidc] names `provider`."""
+    cfg = review_config(config, str(tmp_path / "gateway.db"))
+    app = review_app(cfg, partners, FakeReviewBackend(LogKeys.load(cfg.keys_dir)))
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        async with aiohttp.ClientSession() as browser:
+            yield OidcSite(client, provider, browser, cfg)
+    finally:
+        await client.close()
 
 
 TOKEN = re.compile(r'id="new-token">(dgpt_[^<]+)<')

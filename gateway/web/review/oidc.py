@@ -42,6 +42,7 @@ from gateway.web.review.site import (
     context,
     render,
     safe_next,
+    secure_cookies,
     wants_html,
 )
 
@@ -69,10 +70,6 @@ def _provider(request: web.Request) -> OidcClient:
     return provider
 
 
-def _secure(request: web.Request) -> bool:
-    return request.secure or redirect_uri(request).startswith("https://")
-
-
 async def oidc_start(request: web.Request) -> web.StreamResponse:
     provider = _provider(request)
     ctx = context(request)
@@ -90,7 +87,7 @@ async def oidc_start(request: web.Request) -> web.StreamResponse:
         path=FLOW_PATH,
         httponly=True,
         samesite="Lax",  # the provider's answer is a cross-site top-level GET
-        secure=_secure(request),
+        secure=secure_cookies(request),
     )
     return response
 

@@ -53,6 +53,7 @@ from gateway.web.review.site import (
     render,
     reviewer_page,
     safe_next,
+    secure_cookies,
     store,
     wants_html,
 )
@@ -108,7 +109,7 @@ def login_page(
         path=PREFIX,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=secure_cookies(request),
     )
     return response
 
@@ -140,7 +141,7 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, cooki
         path=PREFIX,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=secure_cookies(request),
     )
 
 

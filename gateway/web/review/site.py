@@ -64,6 +64,7 @@ __all__ = [
     "render",
     "review_middleware",
     "reviewer_page",
+    "secure_cookies",
 ]
 
 log = logging.getLogger("gateway.review")
@@ -200,6 +201,13 @@ REVIEW: Final = web.AppKey("review_context", ReviewContext)
 
 def context(request: web.Request) -> ReviewContext:
     return request.config_dict[REVIEW]
+
+
+def secure_cookies(request: web.Request) -> bool:
+    """Whether the site's cookies are Secure: the request came over TLS, or `[server]
+    public_url` is https (TLS ends at a proxy in front, which talks plain HTTP to us)."""
+    public_url = context(request).public_url
+    return request.secure or (public_url or "").startswith("https://")
 
 
 def store(request: web.Request) -> Store:

@@ -61,7 +61,10 @@ def is_our_context(value: object) -> bool:
 
 
 def context_url(request: web.Request) -> str:
-    return str(request.url.origin().with_path(dpv.CONTEXT_PATH))
+    """The context's URL on `[server] public_url` when set: behind a proxy, the address a
+    request came to is the proxy's side, which a reader of the record cannot reach."""
+    public_url = request.app[GATEWAY].config.server.public_url
+    return (public_url or str(request.url.origin())) + dpv.CONTEXT_PATH
 
 
 def prefers_json_ld(accept: str | None) -> bool:

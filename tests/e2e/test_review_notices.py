@@ -47,7 +47,10 @@ async def test_the_notices_page_shows_what_waits_and_no_personal_value(site: Sit
     # The given-up notice first: it waits for a person.
     assert html.index(given_up.id) < html.index(pending.id)
     assert "lanexang-insurance" in html and "adreach" in html
-    assert "partner_unavailable" in html and "gateway notices retry" in html
+    assert "gateway notices retry" in html
+    # Words, the code on hover.
+    assert '<span class="label" title="partner_unavailable">Partner unavailable</span>' in html
+    assert 'title="consent_withdrawn">Consent withdrawal</span>' in html
     # The command the page names is one that runs: --as is required (README).
     assert "gateway notices retry ID --as alice" in html
     assert "then every 12 h for 7 d" in html  # the outbox's schedule, not a fixed text
@@ -119,7 +122,8 @@ async def test_retry_buttons_send_now_as_the_signed_in_reviewer(site: Site):  # 
 
     r = await site.client.post("/review/notices/retry", data={"csrf": csrf})
     html = await r.text()
-    assert f"Notice {other.id} to lao-credit-bureau was not accepted (partner_unavailable)" in html
+    said = f"Notice {other.id} to lao-credit-bureau was not accepted: Partner unavailable"
+    assert f"{said} (partner_unavailable)" in html
     assert sent == [one.id, other.id]
     assert len(await retry_acts(site)) == 2
     [still] = await site.store.outbox_notices(("pending", "failed"))

@@ -21,6 +21,7 @@ from gateway.errors import InternalServerError, NotFoundError
 from gateway.rights.outbox import NoticeOutbox, retry_as
 from gateway.store.records import OutboxNotice
 from gateway.web.keys import NOTICES
+from gateway.web.review.labels import label
 from gateway.web.review.site import (
     Outcome,
     SignedIn,
@@ -136,7 +137,9 @@ def retried_text(done: Sequence[OutboxNotice], asked: int) -> str:
         notice = done[0]
         if notice.status == "sent":
             return f"Notice {notice.id} to {notice.partner} was accepted"
-        return f"Notice {notice.id} to {notice.partner} was not accepted ({notice.last_error})"
+        return (
+            f"Notice {notice.id} to {notice.partner} was not accepted: {label(notice.last_error)}"
+        )
     accepted = sum(n.status == "sent" for n in done)
     busy = asked - len(done)
     text = f"{asked} retried: {accepted} accepted, {len(done) - accepted} not accepted"

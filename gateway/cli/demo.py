@@ -221,6 +221,9 @@ async def run_demo(config: Config, *, out: Callable[[str], None] = print) -> int
     try:
         async with aiohttp.ClientSession() as http:
             await _run_samples(http, base, config, cluster, out)
+        # Refusals and outcomes are committed after their answer: wait for them, or the
+        # listing stops short of the checkpoint verified below.
+        await app[LOG].settle()
         await _show_log(app[STORE], out)
         await _verify_log(app[LOG], app[STORE], out)
     finally:

@@ -31,6 +31,7 @@ from gateway.cli.support import (
 from gateway.config.model import Config
 from gateway.crypto.subject_keys import LogKeys
 from gateway.log.entries import target
+from gateway.partners import load_partners
 from gateway.rights.exposure import (
     MAX_PAGE,
     Exposure,
@@ -39,6 +40,7 @@ from gateway.rights.exposure import (
     parse_window,
     read_customer_ids,
     read_exposure,
+    require_known_partner,
     resolve,
 )
 from gateway.store import Store
@@ -73,6 +75,10 @@ async def _whole_exposure(store: Store, partner: str, window: Window) -> Exposur
     return Exposure(first.partner, window, first.totals, first.fields, first.categories, refs, None)
 
 
+def _require_known(config: Config, partner: str, disclosures: int) -> None:
+    require_known_partner(partner, load_partners(config.partners_dir, config.root), disclosures)
+
+
 def _print_text(found: dict[str, Any]) -> None:
     flag = "  (special categories disclosed)" if found["special_category"] else ""
     print(f"partner {found['partner']}, {found['since']} to {found['until']} (exclusive)")
@@ -98,6 +104,7 @@ def cmd_exposure(args: argparse.Namespace) -> int:
     async def work(store: Store, config: Config) -> int:
         who = await reader(args, config, READERS)
         found = await _whole_exposure(store, args.partner, window)
+        _require_known(config, args.partner, found.totals.disclosures)
         await cli_actions(store, config).record(
             who,
             "read_exposure",
@@ -147,6 +154,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         who = await reader(args, config, READERS)
         keys = LogKeys.load(config.keys_dir)
         exposed = await all_subject_refs(store, args.partner, window)
+        _require_known(config, args.partner, len(exposed))
         resolved = resolve(listed.ids, keys, window, exposed)
         await cli_actions(store, config).record(
             who,

@@ -149,6 +149,18 @@ class _PartnerReader:
                 f"declare [operations.{notice_operation}] or remove the key (default: erasure)",
                 "notice_operation",
             )
+        elif notice_operation is not None:
+            # A notice is sent for purpose `legal` on basis `legal_obligation` (CONTRACT
+            # §4.4): an operation not declaring both refuses every notice, which would then
+            # wait in the outbox until it is given up.
+            route = operations[notice_operation]
+            if "legal" not in route.purposes or "legal_obligation" not in route.legal_bases:
+                self.fail(
+                    f"notice_operation {notice_operation!r} must declare purpose 'legal' and "
+                    "legal basis 'legal_obligation': notices are sent for them "
+                    f"(add them to [operations.{notice_operation}])",
+                    "notice_operation",
+                )
         if self.errors:
             raise ConfigErrors(self.errors)
         return Partner(

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Protocol
 
 from gateway import vocabulary as v
 from gateway.crypto.subject_keys import ForgottenPeriod, LogKeys, Period
-from gateway.errors import InvalidRequestError
+from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.store.exposure_sql import ExposureCount, ExposureTotals, SubjectRefCount
 from gateway.subject_id import GRAMMAR, is_subject_id
 
@@ -44,6 +44,7 @@ __all__ = [
     "parse_window",
     "read_customer_ids",
     "read_exposure",
+    "require_known_partner",
     "resolve",
 ]
 
@@ -191,6 +192,17 @@ async def read_exposure(
     return Exposure(
         partner, window, totals, fields, categories, refs, refs[-1].subject_ref if more else None
     )
+
+
+def require_known_partner(partner: str, known: Container[str], disclosures: int) -> None:
+    """Refuse a partner neither in the partner files nor in the window's log: a mistyped id
+    would otherwise read as "nobody exposed", and nobody would be told. A partner removed
+    from the files since still has its exposure."""
+    if partner not in known and disclosures == 0:
+        raise NotFoundError(
+            f"no partner {partner!r} in the partner files, and no disclosure to it in the "
+            "window; check the id (`gateway partners list`)"
+        )
 
 
 async def all_subject_refs(store: ExposureReader, partner: str, window: Window) -> set[str]:

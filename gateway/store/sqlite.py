@@ -127,7 +127,16 @@ def _legal_requests(rows: Iterable[Sequence[Any]]) -> list[LegalRequestRecord]:
 @asynccontextmanager
 async def _begun(conn: Inline | aiosqlite.Connection, begin: str) -> AsyncIterator[None]:
     """A transaction opened with `begin` on `conn`: committed, or rolled back on failure."""
-    await conn.execute(begin)
+    try:
+        await conn.execute(begin)
+    except BaseException:
+        # Cancelled while aiosqlite's thread has yet to run the BEGIN, which it still will:
+        # a rollback queued behind it ends that transaction, else every later statement on
+        # the shared connection fails ("cannot start a transaction within a transaction").
+        # After a BEGIN that failed, the rollback does nothing; the first error is the one told.
+        with contextlib.suppress(sqlite3.Error):
+            await conn.rollback()
+        raise
     try:
         yield
         await conn.execute("COMMIT")

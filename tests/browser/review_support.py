@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -335,11 +335,18 @@ def _entries(
 
 
 async def seed(
-    store: Store, partners: dict[str, Partner], keys: LogKeys, fake: FakeReviewBackend
+    store: Store,
+    partners: dict[str, Partner],
+    keys: LogKeys,
+    fake: FakeReviewBackend,
+    leave_out: Collection[str] = (),
 ) -> Seeded:
-    """The DISCLOSURES in the log, oldest first; emergency ones in the fake's queue."""
+    """The DISCLOSURES in the log, oldest first, but those named in `leave_out`; emergency
+    ones in the fake's queue."""
     seeded = Seeded()
     for spec in DISCLOSURES:
+        if spec[0] in leave_out:
+            continue
         entries = _entries(spec[0], partners, keys, spec)
         indexes = await store.append_log_entries([row_of(e) for e in entries])
         seeded.ids[spec[0]] = str(entries[0]["disclosure_id"])
@@ -484,15 +491,18 @@ class Gateway:
 
 
 @contextmanager
-def served_review_site(cfg: Config, partners: dict[str, Partner]) -> Iterator[Gateway]:
+def served_review_site(
+    cfg: Config, partners: dict[str, Partner], leave_out: Collection[str] = ()
+) -> Iterator[Gateway]:
     """`review_app` of `cfg` (a `review_config`) served on 127.0.0.1 for a browser,
-    seeded (`seed`) with `partners` and given the lawful requests of `add_requests`."""
+    seeded (`seed`, but the DISCLOSURES named in `leave_out`) with `partners` and given the
+    lawful requests of `add_requests`."""
     keys = LogKeys.load(cfg.keys_dir)
     fake = FakeReviewBackend(keys)
     served = ServedGateway(review_app(cfg, partners, fake))
     served.start()
     try:
-        seeded = served.call(seed(served.store, partners, keys, fake))
+        seeded = served.call(seed(served.store, partners, keys, fake, leave_out))
         served.call(add_requests(served.store))
         yield Gateway(served, fake, seeded)
     finally:

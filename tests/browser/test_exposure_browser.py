@@ -85,6 +85,9 @@ def test_exposure_page(browser: Any, gateway_site: Gateway, config: Any) -> None
     assert "YES" in text(browser, "#special")
     assert "SPECIAL" in text(browser, "#field-health_status")
     assert "SPECIAL" not in text(browser, "#field-name")
+    # Categories in words, the code on hover.
+    assert "Identity" in text(browser, "#field-name")
+    assert text(browser, "#category-special").startswith("Special category")
     name = browser.find_elements(By.CSS_SELECTOR, "#field-name td.num")
     assert [c.text for c in name] == ["4", "1", "4"]
     assert len(browser.find_elements(By.CSS_SELECTOR, "ul.refs li")) == 4

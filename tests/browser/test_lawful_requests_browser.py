@@ -238,8 +238,16 @@ def test_register_then_another_reviewer_rejects_with_a_reason(browser, gateway_s
 
 @pytest.mark.parametrize(
     "path",
-    ["/review/", "/review/actions", "/review/partners"],
-    ids=["disclosures", "acts", "partners"],
+    [
+        "/review/disclosures",
+        "/review/queue",
+        "/review/actions",
+        "/review/partners",
+        "/review/notices",
+        "/review/exposure?partner=vientiane-police&since=2026-01-01&until=2026-12-31",
+        "/review/integrity",
+    ],
+    ids=["disclosures", "queue", "acts", "partners", "notices", "exposure", "integrity"],
 )
 def test_the_other_lists_fit_a_laptop_and_a_phone(viewport, gateway_site, screenshot, path):
     browser = viewport

@@ -176,11 +176,16 @@ def test_export_csv(browser, gateway_site, downloads: Path, screenshot):
     browser.find_element(By.CSS_SELECTOR, "a.export").click()  # a download: the page stays
     deadline = time.monotonic() + 10
     files: list[Path] = []
+    sizes: list[int] = []
     while time.monotonic() < deadline:
         files = [f for f in downloads.iterdir() if f.suffix == ".csv"]
-        if files:
+        # Done when Chromium has nothing in progress and the file stopped growing: under
+        # load the export's rows follow its header by more than one look (a flake seen).
+        busy = any(f.suffix == ".crdownload" for f in downloads.iterdir())
+        sizes = [*sizes[-1:], sum(f.stat().st_size for f in files)]
+        if files and not busy and len(sizes) == 2 and sizes[0] == sizes[1]:
             break
-        time.sleep(0.1)
+        time.sleep(0.2)
     assert [f.name for f in files] == ["disclosures-20261124T120000Z.csv"]
     rows = list(csv.DictReader(io.StringIO(files[0].read_text(encoding="utf-8"))))
     assert [r["disclosure_id"] for r in rows] == [

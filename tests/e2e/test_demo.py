@@ -40,4 +40,7 @@ def test_demo_shows_the_flow_and_verifies(project: Path, tmp_path: Path) -> None
     assert "adreach told: consent_withdrawn notice sent" in out
     # 18 disclosure entries, the notice's 2 and 4 action entries (3 consents, 1 withdrawn).
     assert re.search(r"log verified .*: OK \(24 entries", out)
+    # The listing shows every entry the verification counts (refusals and outcomes are
+    # committed after their answer).
+    assert "disclosure log: 24 entries" in out and re.search(r"^  #23 ", out, re.M)
     assert "Somchai" not in out and "+856" not in out

@@ -221,3 +221,28 @@ async def test_unknown_partner_and_bad_dates(gateway: TestClient, auth: Auth) ->
         headers=auth("payments-service"),
     )
     assert r.status == 403
+
+
+async def test_cli_refuses_a_partner_it_does_not_know(
+    gateway: TestClient, tmp_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mistyped partner in a breach must not read as "none of our customers exposed".
+    await record_traffic(gateway, LogKeys.load(tmp_config.keys_dir))
+    monkeypatch.setenv("GATEWAY_STORAGE_URL", tmp_config.storage_url)
+    customers = tmp_path / "customers.csv"
+    customers.write_text(CUSTOMERS)
+    config_path = tmp_config.root / "config.toml"
+    window = ("--since", SINCE, "--until", UNTIL)
+    for args in (
+        ("exposure", "mekong-colections", *window),
+        ("subjects", "resolve", str(customers), "--partner", "mekong-colections", *window),
+    ):
+        code, out, err = await asyncio.to_thread(run, config_path, *args)
+        assert (code, out) == (2, ""), err
+        assert "error: not_found: no partner 'mekong-colections'" in err
+    assert await exposure_actions(gateway) == []  # refused before anything was read
+    # A partner known to the files but quiet in the window is an answer, not a refusal.
+    code, out, err = await asyncio.to_thread(
+        run, config_path, "exposure", PARTNER, "--since", "2025-01-01", "--until", "2025-01-31"
+    )
+    assert code == 0 and "0 disclosure(s)" in out, err

@@ -55,6 +55,9 @@ async def test_the_map_shows_declared_beside_sent_and_links_to_the_entries(
     assert total == "2"
     assert "partner=vientiane-police" in total_url and "outcome=sent" in total_url
     assert "identity" in page and "usage" in page
+    # Words, the code on hover (issue #19 item 5): data and partner categories.
+    assert '<span class="label" title="identity">Identity</span>' in page
+    assert '<span class="label" title="government_authority">Government authority</span>' in page
     # The number leads to exactly the disclosures it counts.
     listed = await client.get(unescape(total_url))
     assert listed.status == 200

@@ -8,6 +8,7 @@ from datetime import timedelta
 from browser.review_support import NOW, HexSealing
 from test_review_page import Site, site  # noqa: F401 (the fixture)
 
+from gateway.cli.notices import NOTICE_COLUMNS
 from gateway.log.columns import checked_search
 from gateway.rights.outbox import Attempted, NoticeOutbox
 from gateway.store.records import LogQuery
@@ -47,7 +48,10 @@ async def test_the_notices_page_shows_what_waits_and_no_personal_value(site: Sit
     # The given-up notice first: it waits for a person.
     assert html.index(given_up.id) < html.index(pending.id)
     assert "lanexang-insurance" in html and "adreach" in html
-    assert "partner_unavailable" in html and "gateway notices retry" in html
+    assert "gateway notices retry" in html
+    # Words, the code on hover.
+    assert '<span class="label" title="partner_unavailable">Partner unavailable</span>' in html
+    assert 'title="consent_withdrawn">Consent withdrawal</span>' in html
     # The command the page names is one that runs: --as is required (README).
     assert "gateway notices retry ID --as alice" in html
     assert "then every 12 h for 7 d" in html  # the outbox's schedule, not a fixed text
@@ -119,7 +123,8 @@ async def test_retry_buttons_send_now_as_the_signed_in_reviewer(site: Site):  # 
 
     r = await site.client.post("/review/notices/retry", data={"csrf": csrf})
     html = await r.text()
-    assert f"Notice {other.id} to lao-credit-bureau was not accepted (partner_unavailable)" in html
+    said = f"Notice {other.id} to lao-credit-bureau was not accepted: Partner unavailable"
+    assert f"{said} (partner_unavailable)" in html
     assert sent == [one.id, other.id]
     assert len(await retry_acts(site)) == 2
     [still] = await site.store.outbox_notices(("pending", "failed"))
@@ -127,3 +132,27 @@ async def test_retry_buttons_send_now_as_the_signed_in_reviewer(site: Site):  # 
 
     r = await site.client.post("/review/notices/n-unknown/retry", data={"csrf": csrf})
     assert r.status == 404 and "no notice n-unknown in the outbox" in await r.text()
+
+
+async def test_the_csv_is_what_the_page_shows_and_an_export_act(site: Site):  # noqa: F811
+    await site.login("alice")
+    page = await (await site.client.get("/review/notices")).text()
+    assert "notices.csv" not in page  # nothing waits: nothing to download
+    pending = await keep(site, "lanexang-insurance", "CW-c-1", at=NOW - timedelta(hours=3))
+    given_up = await keep(site, "adreach", "RR-abc", at=NOW - timedelta(days=8), failed=True)
+    page = await (await site.client.get("/review/notices")).text()
+    assert '<a class="export" href="/review/notices.csv">Download CSV</a>' in page
+    r = await site.client.get("/review/notices.csv")
+    assert r.status == 200 and r.content_type == "text/csv"
+    assert r.headers["Content-Disposition"].startswith('attachment; filename="notices-')
+    lines = (await r.text()).splitlines()
+    # The columns of `gateway notices list --format csv`, the page's order, codes as codes.
+    assert lines[0] == ",".join(NOTICE_COLUMNS)
+    assert [line.split(",")[0] for line in lines[1:]] == [given_up.id, pending.id]
+    assert lines[2].split(",")[1:8] == [
+        "consent_withdrawn", "lanexang-insurance", "erasure", "CW-c-1", "pending", "1", "10800"
+    ]  # fmt: skip
+    assert lines[2].endswith(",partner_unavailable") and SUBJECT not in await r.text()
+    await app_of(site)[LOG].settle()
+    acts = await checked_search(site.store, LogQuery(kind="action", limit=1000))
+    assert [(a.actor, a.target) for a in acts if a.action == "export"] == [("alice", "notice:")]

@@ -500,6 +500,10 @@ async def test_emergency_queue_overdue_and_justification(site):
     assert re.search(rf'class="queue-item overdue" id="q-{vital}"', page)
     assert re.search(rf'class="queue-item" id="q-{public}"', page)
     assert page.count("OVERDUE") == 1 and "1 overdue" in page
+    # Words, the code on hover (issue #19 item 5), in the text and in each item.
+    assert "<code>vital_interest</code>" not in page
+    assert page.count('<span class="label" title="vital_interest">Vital interest</span>') == 2
+    assert '<span class="label" title="safety_security">Safety and security</span>' in page
 
     r = await site.client.post(
         f"/review/queue/{vital}/justify", headers=HTML, data={"csrf": token, "justification": "   "}

@@ -12,6 +12,9 @@ from e2e.conftest import person, start_gateway
 from support.log import logged
 from support.sandboxes import SANDBOX_SECRETS
 
+from gateway.crypto.seal import GatewayKeys
+from gateway.partners.model import Operation
+from gateway.sandbox import start_sandboxes
 from gateway.web.keys import LOG, NOTICES, STORE
 
 SUBJECT = "6f1c2a7e-0000-4000-8000-00000000eeee"
@@ -247,3 +250,45 @@ async def test_an_erasure_notice_not_accepted_waits_in_the_outbox_too(live, sand
     assert done.status == "sent"
     [notice] = [r for r in sandboxes.received("bcel-payments") if r.notice is not None]
     assert notice.notice == "rectification"
+
+
+async def test_a_partner_file_s_notice_operation_takes_the_withdrawal_notice(
+    tmp_config, config, partners, auth
+):
+    # veriid has no erasure operation: without a notice_operation it is left for a person.
+    route = Operation(
+        "consent_notices",
+        "POST",
+        "/v2/consent-notices",
+        frozenset({"legal"}),
+        frozenset({"legal_obligation"}),
+        {"uuid": "pseudonym"},
+    )
+    veriid = partners["veriid"]
+    veriid = replace(
+        veriid,
+        operations={**veriid.operations, route.name: route},
+        notice_operation=route.name,
+    )
+    jwks = GatewayKeys.load(config.keys_dir).jwks()
+    routed = {**partners, "veriid": veriid}
+    sandboxes = await start_sandboxes(
+        routed, config.keys_dir, jwks, SANDBOX_SECRETS, ports=dict.fromkeys(routed, 0)
+    )
+    settings = replace(tmp_config, notices=replace(tmp_config.notices, interval_s=3600.0))
+    live = await start_gateway(settings, partners=sandboxes.partners, env=SANDBOX_SECRETS)
+    try:
+        consent_id = await disclose_under_consent(live, auth)
+        answer = await withdraw(live, auth, consent_id)
+    finally:
+        await live.close()
+        await sandboxes.close()
+    by_partner = {n["partner"]: n for n in answer["notices"]["notices"]}
+    assert set(by_partner) == {*UNDER_CONSENT, "veriid"}
+    assert answer["notices"]["manual_follow_up"] == []
+    assert by_partner["veriid"]["status"] == "sent"
+    [notice] = notices_to(sandboxes, "veriid")
+    assert (notice.notice, notice.operation) == ("consent_withdrawn", "consent_notices")
+    assert notice.about == consent_disclosures(sandboxes, "veriid") and notice.fields == []
+    # The others still get theirs through their erasure operation.
+    assert [n.operation for n in notices_to(sandboxes, "lanexang-insurance")] == ["erasure"]

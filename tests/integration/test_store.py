@@ -545,3 +545,22 @@ async def test_a_database_that_goes_away_raises_store_unavailable(
             blocker.rollback()
             blocker.close()
             await failing.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_read_cancelled_while_its_transaction_opens_leaves_none_open(
+    store: Store,
+) -> None:
+    # A background task cancelled at shutdown (the review site's audit) was waiting for
+    # aiosqlite's thread to run its BEGIN: the thread ran it after the cancellation, and
+    # every later statement on the shared connection failed ("cannot start a transaction
+    # within a transaction"), so the instance could not retire.
+    reading = asyncio.create_task(store.suspension_history(None, 10))
+    await asyncio.sleep(0)  # the read now waits for its BEGIN
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+
+    await store.register_instance("i-after-cancel", "host", 1)
+    await store.retire_instance("i-after-cancel")
+    assert await store.suspension_history(None, 10) == []

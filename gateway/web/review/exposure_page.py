@@ -18,9 +18,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gateway.errors import GatewayError, InvalidRequestError, NotFoundError
+from gateway.errors import GatewayError, InvalidRequestError
 from gateway.log.entries import target
-from gateway.rights.exposure import Exposure, parse_window, read_exposure
+from gateway.rights.exposure import Exposure, parse_window, read_exposure, require_known_partner
 from gateway.web.review.site import SignedIn, actions, context, render, reviewer_page, store
 
 __all__ = ["add_exposure_pages"]
@@ -52,8 +52,7 @@ async def _read(request: web.Request, who: SignedIn, query: dict[str, str]) -> E
     if cursor and not (len(cursor) == 64 and all(c in "0123456789abcdef" for c in cursor)):
         raise InvalidRequestError("'cursor' must be the one the page's Next link gave")
     found = await read_exposure(store(request), partner, window, cursor=cursor, limit=REFS_SHOWN)
-    if partner not in context(request).partners and found.totals.disclosures == 0:
-        raise NotFoundError(f"no partner {partner!r} in the partner files, and none in the log")
+    require_known_partner(partner, context(request).partners, found.totals.disclosures)
     await actions(request).record(
         who.person,
         "read_exposure",

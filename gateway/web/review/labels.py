@@ -10,6 +10,7 @@ here. A code this table does not know is shown as itself, so a new code is never
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
@@ -89,7 +90,16 @@ FIELD_CATEGORIES: Final = {
 # Where one code means something more precise in one place: `label(code, kind)`.
 BY_KIND: Final[Mapping[str, Mapping[str, str]]] = {
     "lawful_request": {"pending": "Awaiting approval"},
+    # The kinds of partner notice (gateway.rights.outbox); consent_withdrawn is also a problem.
+    "notice": {
+        "erasure": "Erasure",
+        "rectification": "Rectification",
+        "consent_withdrawn": "Consent withdrawal",
+    },
 }
+
+# A notice the partner answered with an HTTP status it does not accept (gateway.rights).
+_PARTNER_STATUS: Final = re.compile(r"partner_status_([0-9]{3})")
 
 
 def _actions() -> dict[str, str]:
@@ -123,6 +133,9 @@ def label_of(code: object, kind: str | None = None) -> str:
         return "—"
     text = str(code)
     special = BY_KIND.get(kind or "", {})
+    status = _PARTNER_STATUS.fullmatch(text)
+    if status:
+        return f"Partner answered HTTP {status.group(1)}"
     return special.get(text) or LABELS.get(text, text)
 
 

@@ -13,9 +13,16 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.errors import InvalidRequestError
 from gateway.log.entries import target
-from gateway.rights.exposure import DEFAULT_PAGE, MAX_PAGE, Exposure, parse_window, read_exposure
+from gateway.rights.exposure import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    Exposure,
+    parse_window,
+    read_exposure,
+    require_known_partner,
+)
 from gateway.web.http import json_response, person_of
 from gateway.web.keys import ACTIONS, GATEWAY, STORE
 
@@ -43,11 +50,7 @@ async def exposure_of(
     window = parse_window(since, until)
     cursor, limit = _page(request)
     found = await read_exposure(request.app[STORE], partner, window, cursor=cursor, limit=limit)
-    if partner not in request.app[GATEWAY].partners and found.totals.disclosures == 0:
-        raise NotFoundError(
-            f"no partner {partner!r} in the partner files, and no disclosure to it in the "
-            "window; check the id (`gateway partners list`)"
-        )
+    require_known_partner(partner, request.app[GATEWAY].partners, found.totals.disclosures)
     return found
 
 

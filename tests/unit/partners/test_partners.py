@@ -89,12 +89,22 @@ def test_good_file_loads(workdir: Path):
     assert partner.auth.client_secret is not None and partner.auth.client_secret.env
 
 
+NOTICE_ROUTE = """
+[operations.notices]
+method = "POST"
+path = "/v1/notices"
+purposes = ["legal"]
+legal_bases = ["legal_obligation"]
+fields = { uuid = "pseudonym" }
+"""
+
+
 def test_a_dedicated_notice_operation_loads(workdir: Path):
     text = GOOD.replace(
-        "retention_days = 365", 'retention_days = 365\nnotice_operation = "credit_check"'
+        "retention_days = 365", 'retention_days = 365\nnotice_operation = "notices"'
     )
-    write(workdir, text)
-    assert load_partners(workdir / "partners")["test-bureau"].notice_operation == "credit_check"
+    write(workdir, text + NOTICE_ROUTE)
+    assert load_partners(workdir / "partners")["test-bureau"].notice_operation == "notices"
 
 
 BROKEN = [
@@ -197,6 +207,14 @@ BROKEN = [
         GOOD.replace("retention_days = 365", 'retention_days = 365\nnotice_operation = "notices"'),
         'notice_operation = "notices"',
         "notice_operation 'notices' is not an operation of this file",
+    ),
+    (
+        "notice operation that refuses notices",
+        GOOD.replace(
+            "retention_days = 365", 'retention_days = 365\nnotice_operation = "credit_check"'
+        ),
+        'notice_operation = "credit_check"',
+        "must declare purpose 'legal' and legal basis 'legal_obligation'",
     ),
     (
         "bad toml",

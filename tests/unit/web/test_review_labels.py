@@ -64,3 +64,15 @@ def test_the_filter_shows_words_and_the_code_on_hover():
     assert env.from_string("{{ code|words }}").render(code="marketing") == "Marketing"
     assert labels.label("consent") == "Consent (consent)"
     assert labels.label("new_code") == "new_code"
+
+
+def test_a_notice_s_kind_and_last_error_read_as_words():
+    env = templates_environment()
+    kind = env.from_string('{{ "consent_withdrawn"|label("notice") }}').render()
+    assert kind == '<span class="label" title="consent_withdrawn">Consent withdrawal</span>'
+    assert labels.label_of("erasure", "notice") == "Erasure"
+    assert labels.label_of("partner_unavailable") == "Partner unavailable"
+    assert env.from_string("{{ code|label }}").render(code="partner_status_422") == (
+        '<span class="label" title="partner_status_422">Partner answered HTTP 422</span>'
+    )
+    assert labels.label_of("partner_status_4222") == "partner_status_4222"

@@ -34,7 +34,7 @@ def test_one_notice_says_whether_the_partner_accepted_it() -> None:
     assert retried_text([notice("n-1", "sent")], 1) == "Notice n-1 to adreach was accepted"
     assert (
         retried_text([notice("n-1", "pending", "partner_status_503")], 1)
-        == "Notice n-1 to adreach was not accepted (partner_status_503)"
+        == "Notice n-1 to adreach was not accepted: Partner answered HTTP 503 (partner_status_503)"
     )
 
 

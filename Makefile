@@ -49,9 +49,12 @@ systemd:
 	  ( (apt-get update -qq && apt-get install -y -qq systemd) >/dev/null 2>&1 || \
 	    echo "warning: could not install systemd (the unit test skips without systemd-analyze)")
 
+# One pytest worker per core (TEST_WORKERS=0 for one process); a test file stays on one worker,
+# so its module fixtures are built once. Much of the suite waits on subprocesses and sockets.
+TEST_WORKERS ?= auto
 test: $(TEST_STAMP) postgres browser systemd
 	$(GATEWAY) keys generate
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check gateway gateway_client tests benchmarks examples

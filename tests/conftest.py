@@ -140,3 +140,15 @@ async def sandboxes(config: Config, partners: dict[str, Partner]) -> AsyncIterat
     )
     yield cluster
     await cluster.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each schemathesis item its operation in its node id.
+
+    With pytest 9, schemathesis's items all get the test function's node id; pytest-xdist
+    schedules and reports items by node id, so under `make test`'s `-n` all but one
+    operation would be counted as run without running."""
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if isinstance(label, str) and item._id.params is None:  # pytest 9's NodeId
+            item._id = item._id.with_params(label)

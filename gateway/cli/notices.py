@@ -35,7 +35,7 @@ from gateway.cli.support import (
     with_store,
 )
 from gateway.config.model import Config
-from gateway.rights.outbox import outbox_json, retry_as
+from gateway.rights.outbox import LISTED_MEMBERS, outbox_json, retry_as
 from gateway.store import Store
 
 # Who may send a kept notice now: those who may ask for erasure, and reviewers.
@@ -43,18 +43,7 @@ RETRIERS = ("rights_officer", "reviewer")
 # Exit status when a retried notice was still not accepted.
 EXIT_NOT_ACCEPTED = 1
 
-NOTICE_COLUMNS = columns(
-    "id",
-    "kind",
-    "partner",
-    "operation",
-    "reference",
-    "status",
-    "attempts",
-    "age_s",
-    "next_at",
-    "last_error",
-)
+NOTICE_COLUMNS = columns(*LISTED_MEMBERS)
 
 
 def _age(seconds: int) -> str:

@@ -278,6 +278,22 @@ async def retry_as(
     return await outbox.retry([n.id for n in waiting])
 
 
+# The members of outbox_json a listing shows, in order: `gateway notices list`'s columns and
+# the review site's notices CSV.
+LISTED_MEMBERS = (
+    "id",
+    "kind",
+    "partner",
+    "operation",
+    "reference",
+    "status",
+    "attempts",
+    "age_s",
+    "next_at",
+    "last_error",
+)
+
+
 def outbox_json(notice: OutboxNotice, now: datetime) -> dict[str, Any]:
     """A notice as `gateway notices list` and the review page show it: no payload."""
     return {

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from gateway.errors import InternalServerError, NotFoundError
 from gateway.log.entries import target
-from gateway.rights.outbox import NoticeOutbox, outbox_json, retry_as
+from gateway.rights.outbox import LISTED_MEMBERS, NoticeOutbox, outbox_json, retry_as
 from gateway.store.records import OutboxNotice
 from gateway.web.keys import NOTICES
 from gateway.web.review.labels import label
@@ -102,21 +102,6 @@ def schedule_text(schedule_s: Sequence[float], max_age: timedelta) -> str:
     return f"{steps + ', ' if steps else ''}{every} for {age_text(max_age.total_seconds())}"
 
 
-# The columns of `gateway notices list --format csv`.
-CSV_COLUMNS = (
-    "id",
-    "kind",
-    "partner",
-    "operation",
-    "reference",
-    "status",
-    "attempts",
-    "age_s",
-    "next_at",
-    "last_error",
-)
-
-
 async def _waiting(request: web.Request) -> list[OutboxNotice]:
     """The pending and failed notices, given-up ones first (they wait for a person), then
     the oldest pending: the page's order, and its CSV's."""
@@ -127,10 +112,10 @@ async def _waiting(request: web.Request) -> list[OutboxNotice]:
 def csv_text(notices: Sequence[OutboxNotice], now: datetime) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(LISTED_MEMBERS)
     for notice in notices:
         record = outbox_json(notice, now)
-        writer.writerow([csv_cell(record[column]) for column in CSV_COLUMNS])
+        writer.writerow([csv_cell(record[column]) for column in LISTED_MEMBERS])
     return out.getvalue()
 
 

@@ -113,3 +113,23 @@ async def test_waiting_counts_what_is_queued_and_what_is_committing_until_it_is_
     await asyncio.wait_for(first, timeout=5)
     await asyncio.wait_for(writer.settle(), timeout=5)
     assert writer.waiting == 0
+
+
+async def test_one_projection_pass_covers_the_commits_of_its_delay() -> None:
+    # A pass costs reads and a commit of its own: one per batch doubled the CPU of a
+    # disclosure when requests came one at a time (make bench, 2026-12-08).
+    store = RecordingStore()
+    writer = LogWriter(store, project_delay_s=0.05)
+    for number in range(10):
+        await writer.append(entry(f"d-{number}"))
+    assert len(store.transactions) == 10 and store.projections == 0
+    await asyncio.sleep(0.2)
+    assert store.projections == 1
+
+
+async def test_settle_projects_at_once_instead_of_waiting_for_the_delay() -> None:
+    store = RecordingStore()
+    writer = LogWriter(store, project_delay_s=60)
+    await writer.append(entry("d-1"))
+    await asyncio.wait_for(writer.settle(), timeout=5)
+    assert store.projections == 1

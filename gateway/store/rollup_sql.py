@@ -2,9 +2,10 @@
 
 A reader of the record of processing or of the overview would otherwise count a year of
 entries each time (19 s over 500 000 entries). Each :class:`Rollup` is a table of counts
-per UTC day and the statement that counts the entries of an index range ``[?, ?)`` into
+per UTC day and the statement that counts the entries of an index range ``[?, ?)`` for
 it; `log_rollup.next_index` says up to where they are counted. A reader first adds the
-entries appended since (`SqlStore.roll_up_log`, a batch per transaction), so what it
+entries appended since (`SqlStore.roll_up_log`: a batch counted by a read, then merged by
+an upsert per counted row in a short transaction that moves the mark), so what it
 reads is derived from the log, never from what a person declared, and nothing is written
 on the disclosure path.
 
@@ -33,11 +34,13 @@ __all__ = [
     "Progress",
     "Rollup",
     "Tally",
+    "plain_rows",
     "ranges",
 ]
 
 MARK: Final = "SELECT next_index FROM log_rollup WHERE name = 'counts'"
-SET_MARK: Final = "UPDATE log_rollup SET next_index = ? WHERE name = 'counts'"
+# Moved from an expected mark only (``?`` new, ``?`` expected): one counter per range.
+SET_MARK: Final = "UPDATE log_rollup SET next_index = ? WHERE name = 'counts' AND next_index = ?"
 CLEAR_MARK: Final = "UPDATE log_rollup SET next_index = 0 WHERE name = 'counts'"
 # Counted up to the projection's mark, never past it: the counts read its columns.
 LOG_END: Final = "SELECT projected_size FROM log_projection WHERE name = 'search'"
@@ -87,12 +90,13 @@ class Rollup:
         return (*self.key, *(column for column, _ in self.values))
 
     @property
-    def add(self) -> str:
-        """Count the entries of ``[?, ?)`` into the table."""
+    def upsert(self) -> str:
+        """Merge one counted row (`columns` in order) into the table."""
         merge = ", ".join(how.sql(self.table, column) for column, how in self.values)
         conflict = f"DO UPDATE SET {merge}" if merge else "DO NOTHING"
+        marks = ", ".join("?" for _ in self.columns)
         return (
-            f"INSERT INTO {self.table} ({', '.join(self.columns)}) {self.counted} "
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES ({marks}) "  # noqa: S608
             f"ON CONFLICT ({', '.join(self.key)}) {conflict}"
         )
 
@@ -130,6 +134,11 @@ class Tally:
         want = Counter((*key, *values) for key, values in self._rows.items())
         have = Counter(tuple(_plain(v) for v in row) for row in stored)
         return sum((want - have).values()), sum((have - want).values())
+
+
+def plain_rows(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Counted rows as the table's columns take them (PostgreSQL's sum() is numeric)."""
+    return [tuple(_plain(v) for v in row) for row in rows]
 
 
 def ranges(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:

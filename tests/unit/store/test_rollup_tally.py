@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from gateway.store.rollup_sql import Combine, Rollup, Tally, ranges
+from gateway.store.rollup_sql import Combine, Rollup, Tally, plain_rows, ranges
 
 DAYS = Rollup(
     "days",
@@ -50,9 +50,14 @@ def test_a_set_keeps_one_row_per_key() -> None:
 
 
 def test_the_upsert_combines_as_the_tally() -> None:
-    assert DAYS.add.endswith(
+    assert DAYS.upsert == (
+        "INSERT INTO days (day, partner, n, first, last) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (day, partner) DO UPDATE SET n = days.n + excluded.n, "
         "first = CASE WHEN excluded.first < days.first THEN excluded.first ELSE days.first END, "
         "last = CASE WHEN excluded.last > days.last THEN excluded.last ELSE days.last END"
     )
-    assert SET.add.endswith("ON CONFLICT (day, id) DO NOTHING")
+    assert SET.upsert.endswith("VALUES (?, ?) ON CONFLICT (day, id) DO NOTHING")
+
+
+def test_counted_rows_take_the_tables_types() -> None:
+    assert plain_rows([("d1", "p", Decimal(3), "09:30")]) == [("d1", "p", 3, "09:30")]

@@ -173,6 +173,12 @@ class SqlStore(ABC):
         """The rows of one statement, run in a transaction of its own; `write` when it
         changes rows. A driver's failure becomes StoreUnavailable saying `action`."""
 
+    async def _long_rows(self, action: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Like `_rows`, for a read that takes long (a range of the log counted): where
+        the database's connections are few (SQLite), on one that no disclosure's
+        statement waits for."""
+        return await self._rows(action, sql, params)
+
     @abstractmethod
     async def _run(self, action: str, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement that changes rows in a transaction of its own; the number
@@ -719,7 +725,7 @@ class SqlStore(ABC):
         # the projection's mark never change, so a count read outside it is the same.
         counted = [
             rollup_sql.plain_rows(
-                await self._rows(action, self._in_dialect(r.counted), (start, end))
+                await self._long_rows(action, self._in_dialect(r.counted), (start, end))
             )
             for r in self._rollups
         ]
@@ -759,7 +765,7 @@ class SqlStore(ABC):
         for start, end in rollup_sql.ranges(0, int(mark), RECOUNT_RANGE):
             for tally in tallies:
                 counted = self._in_dialect(tally.rollup.counted)
-                tally.add(await self._rows(action, counted, (start, end)))
+                tally.add(await self._long_rows(action, counted, (start, end)))
             if progress is not None:
                 progress(end, int(mark))
         differ: list[str] = []

@@ -19,6 +19,10 @@ sqlite3 connection on the event loop's own thread, and log appends run on a thir
 connection in a thread of its own, one trip per group-commit batch
 (:mod:`gateway.store.sqlite_connection`, which also translates sqlite3's exceptions).
 
+Reads that take long (a range of the log counted for the rollups) go to a fourth
+connection, opened when first needed, so that no disclosure's statement queues behind
+one on aiosqlite's (`SqliteStore._long_rows`).
+
 Reads take only their own connection's lock (WAL lets a read run beside a write on
 another connection); writes, on whichever connection, also take the store's write lock,
 so the process never waits on SQLite's own write lock.
@@ -71,6 +75,7 @@ from gateway.store.sqlite_connection import (
     InTransaction,
     Writer,
     failures,
+    open_background_reader,
     open_connections,
     unique,
 )
@@ -233,8 +238,17 @@ class SqliteStore(SqlStore):
         conn: aiosqlite.Connection,
         inline: Inline | None = None,
         writer: Writer | None = None,
+        *,
+        path: Path | str | None = None,
+        busy_timeout: float = 5.0,
     ) -> None:
         self._conn = conn
+        # Where the background reader opens (none for ":memory:": another connection
+        # would see another database).
+        self._reader_path = path if inline is not None else None
+        self._reader: aiosqlite.Connection | None = None
+        self._reader_lock = asyncio.Lock()
+        self._busy_timeout = busy_timeout
         self._lock = asyncio.Lock()  # one transaction at a time on each connection
         self._inline = inline
         self._inline_lock = asyncio.Lock()
@@ -252,7 +266,9 @@ class SqliteStore(SqlStore):
         `path` may be ``":memory:"`` for a private in-memory database (tests, dry runs).
         `busy_timeout` is how long a write waits for another process's write lock.
         """
-        return cls(*await open_connections(path, busy_timeout))
+        return cls(
+            *await open_connections(path, busy_timeout), path=path, busy_timeout=busy_timeout
+        )
 
     def _check_open(self, action: str) -> None:
         if self._closed:
@@ -320,6 +336,19 @@ class SqliteStore(SqlStore):
         async with self._use(action, write=write) as conn:
             return list(await conn.execute_fetchall(sql, params))
 
+    async def _long_rows(self, action: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._reader_path is None:
+            return await self._rows(action, sql, params)
+        async with self._reader_lock:
+            self._check_open(action)
+            with failures(action):
+                if self._reader is None:
+                    self._reader = await open_background_reader(
+                        self._reader_path, self._busy_timeout
+                    )
+                async with _begun(self._reader, "BEGIN"):
+                    return list(await self._reader.execute_fetchall(sql, params))
+
     async def _run(self, action: str, sql: str, params: Sequence[Any] = ()) -> int:
         async with self._use(action, write=True) as conn:
             cursor = await conn.execute(sql, params)
@@ -339,10 +368,12 @@ class SqliteStore(SqlStore):
             await conn.execute_fetchall("SELECT count(*) FROM schema_version")
 
     async def close(self) -> None:
-        async with self._write_lock, self._lock, self._inline_lock:
+        async with self._write_lock, self._lock, self._inline_lock, self._reader_lock:
             if not self._closed:
                 self._closed = True
                 await self._conn.close()
+                if self._reader is not None:
+                    await self._reader.close()
                 if self._inline is not None:
                     self._inline.close()
                 if self._writer is not None:

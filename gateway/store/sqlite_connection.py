@@ -1,6 +1,7 @@
 """The SQLite store's connections: how they open, run a transaction and fail.
 
-Three connections to one file (see :mod:`gateway.store.sqlite` for why three):
+Three connections to one file (see :mod:`gateway.store.sqlite` for why three), and a
+fourth opened when first needed:
 
 - aiosqlite's, for most statements, on its own thread;
 - :class:`Inline`, a plain sqlite3 connection for reads on the event loop's own thread:
@@ -8,7 +9,10 @@ Three connections to one file (see :mod:`gateway.store.sqlite` for why three):
   statement meeting another process's lock is retried after an asyncio sleep;
 - :class:`Writer`, a plain sqlite3 connection in a thread of its own for the log's
   appends, one trip per transaction (the group-commit batch), so the commit's fsync
-  never blocks the loop while other requests have work to do.
+  never blocks the loop while other requests have work to do;
+- the background reader (:func:`open_background_reader`), aiosqlite's too, for reads that
+  take long (a range of the log counted for the rollups): on the first connection, the
+  statements of disclosures (an idempotency key's claim) queued behind one for 300 ms.
 
 sqlite3's and the file system's exceptions are translated here, once
 (:func:`failures`), into :class:`~gateway.store.records.StoreUnavailable`; a duplicate
@@ -39,6 +43,7 @@ __all__ = [
     "copy_database",
     "failures",
     "make_single_file",
+    "open_background_reader",
     "open_connections",
     "unique",
     "vacuum_database",
@@ -278,6 +283,19 @@ async def open_connections(
     if inline is None or writer is None:
         return conn, None, None
     return conn, Inline(inline, busy_timeout), Writer(writer)
+
+
+async def open_background_reader(path: Path | str, busy_timeout: float) -> aiosqlite.Connection:
+    """A read-only aiosqlite connection to `path` (a file already in WAL mode), on a
+    thread of its own."""
+    with failures("open the database file"):
+        conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
+        try:
+            await conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await conn.close()
+            raise
+    return conn
 
 
 def copy_database(source: Path, target: Path, *, busy_timeout: float = 30.0) -> None:

@@ -33,9 +33,9 @@ and with the current tree (each one's tree is a prefix of the next), so no separ
 consistency proofs are needed here; the signed roots are what pin the entries.
 
 :func:`audit_store` drives an Auditor over a store (``gateway log verify``): CPU-bound,
-about 15 s per million entries on one loaded core, so a server should run it in a thread
-or a process; with ``jobs`` it spreads the rows over that many processes
-(``gateway.log.audit_pool``).
+about 15 s per million entries on one loaded core, so a server runs it in a worker
+process (the review site's periodic audit of a long log); with ``jobs`` it spreads the
+rows over that many processes (``gateway.log.audit_pool``).
 """
 
 from __future__ import annotations
@@ -417,8 +417,9 @@ async def audit_store(
 
     Streams the rows in index order (keyset pages of `chunk` rows, the next read
     overlapping the hashing of the current one); `progress` is told how many entries
-    were checked. With ``jobs`` > 1 and an `opener` of the same store, `jobs` worker
-    processes check the rows in ranges (``gateway.log.audit_pool``): the same report.
+    were checked. With an `opener` of the same store, `jobs` worker processes check the
+    rows in ranges (``gateway.log.audit_pool``): the same report, and none of the
+    hashing in this process (one worker keeps it off a serving gateway's event loop).
     """
     checkpoints = await store.checkpoints()
     counts = await store.tree_node_counts(NODE_LEVELS)
@@ -435,7 +436,7 @@ async def audit_store(
     auditor = Auditor(checkpoints, verifier_keys, origin, nodes)
     counted = await store.log_size()
     auditor.report.projected = await store.projected_size()
-    if jobs > 1 and opener is not None:
+    if opener is not None:
         await _audit_in_pool(auditor, counted, jobs, opener, progress)
         return auditor.finish(counted)
     pending = asyncio.ensure_future(store.read_log_rows(0, chunk))

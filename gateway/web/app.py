@@ -51,6 +51,7 @@ from gateway.rights.lapse import lapse_in_background
 from gateway.rights.outbox import NoticeOutbox
 from gateway.rights.ropa import roll_up_periodically
 from gateway.rights.subjects import outbox_sender
+from gateway.store import open_store
 from gateway.store.protected import open_protected_store, payload_sealing
 from gateway.web import wire_errors
 from gateway.web.held_retries import held_retries
@@ -235,7 +236,19 @@ def create_app(
             witnesses.start()
             log_service.start(config.log.checkpoint_interval_s)
             actions = ActionLog(log_service.append, log_keys, clock)
-            review = LogReviewBackend(store, log_service, log_keys, clock, actions)
+            # The periodic audit of a long log hashes in a worker that opens the store
+            # again (not a private in-memory one: it would open another database).
+            in_memory = config.storage_url.endswith(":memory:")
+            review = LogReviewBackend(
+                store,
+                log_service,
+                log_keys,
+                clock,
+                actions,
+                opener=None
+                if in_memory
+                else functools.partial(open_store, config.storage_url, config.root),
+            )
             background.append(asyncio.create_task(review.audit_periodically()))
             # The legal pages' per-day counts, kept close to the log off the request path.
             background.append(asyncio.create_task(roll_up_periodically(store)))

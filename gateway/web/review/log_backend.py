@@ -21,6 +21,7 @@ from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.log import search
 from gateway.log.actions import ActionLog, Person, check_action_texts, target
 from gateway.log.audit import SERVING_READ_CHUNK, audit_store
+from gateway.log.audit_pool import PARALLEL_FROM, Opener
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.service import EntryCheck, LogService
 from gateway.store.base import Store
@@ -44,8 +45,11 @@ class LogReviewBackend:
         log_keys: LogKeys,
         clock: Callable[[], datetime],
         actions: ActionLog | None = None,
+        opener: Opener | None = None,
     ) -> None:
         self._store = store
+        # Opens the same store in a worker process: a long log's audit hashes there.
+        self._opener = opener
         self._log = log_service
         self._keys = log_keys
         self._clock = clock
@@ -63,9 +67,17 @@ class LogReviewBackend:
     async def audit(self) -> None:
         """Recompute the whole log and every checkpoint; remember the result."""
         signer = self._log.signer
-        # Small pages: this runs beside the requests this process serves.
+        # This runs beside the requests this process serves. A long log is hashed in a
+        # worker process: on the event loop, even in pages of 1,000 rows (30 ms each), the
+        # audit of 330,000 entries put the soak's p99 at 1.95 s. A short one, in small
+        # pages here: starting the worker costs more than it saves.
+        long_log = await self._store.log_size() >= PARALLEL_FROM
         report = await audit_store(
-            self._store, signer.verifier_keys, signer.name, chunk=SERVING_READ_CHUNK
+            self._store,
+            signer.verifier_keys,
+            signer.name,
+            chunk=SERVING_READ_CHUNK,
+            opener=self._opener if long_log else None,
         )
         # The tables' free text against the hashes in their action entries, as `log verify`.
         texts = await check_action_texts(self._store, self._keys)

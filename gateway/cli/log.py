@@ -158,12 +158,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         progress = Progress("verifying", counted)
         try:
             report = await audit_store(
-                store,
-                keys,
-                config.log.origin,
-                progress=progress.update,
-                jobs=jobs,
-                opener=opener if jobs > 1 else None,
+                store, keys, config.log.origin, progress=progress.update, jobs=jobs, opener=opener
             )
         finally:
             progress.close()

@@ -115,7 +115,7 @@ async def _rebuild_counts(store: Store, config: Config) -> int:
             config.log.origin,
             progress=verifying.update,
             jobs=jobs,
-            opener=opener if jobs > 1 else None,
+            opener=opener,
         )
     finally:
         verifying.close()

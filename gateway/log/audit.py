@@ -33,18 +33,19 @@ and with the current tree (each one's tree is a prefix of the next), so no separ
 consistency proofs are needed here; the signed roots are what pin the entries.
 
 :func:`audit_store` drives an Auditor over a store (``gateway log verify``): CPU-bound,
-about 15 s per million entries on one loaded core, so a server runs it in a worker
-process (the review site's periodic audit of a long log); with ``jobs`` it spreads the
-rows over that many processes (``gateway.log.audit_pool``).
+about 15 s per million entries on one loaded core, so a server runs it in a process of
+its own (:func:`audit_in_worker`); with ``jobs`` it spreads the rows over that many
+processes (``gateway.log.audit_pool``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 from gateway.log import audit_pool
 from gateway.log.audit_pool import Opener
@@ -54,7 +55,14 @@ from gateway.log.merkle import EMPTY_ROOT
 from gateway.log.tree import NODE_LEVELS, TreeBuilder
 from gateway.store.records import LogRecord, StoredCheckpoint, StoredLogRow, TreeHash
 
-__all__ = ["SERVING_READ_CHUNK", "AuditReport", "Auditor", "Problem", "audit_store"]
+__all__ = [
+    "SERVING_READ_CHUNK",
+    "AuditReport",
+    "Auditor",
+    "Problem",
+    "audit_in_worker",
+    "audit_store",
+]
 
 READ_CHUNK: Final = 20_000
 # Rows per page of an audit run inside the serving process (the review site's periodic
@@ -417,9 +425,8 @@ async def audit_store(
 
     Streams the rows in index order (keyset pages of `chunk` rows, the next read
     overlapping the hashing of the current one); `progress` is told how many entries
-    were checked. With an `opener` of the same store, `jobs` worker processes check the
-    rows in ranges (``gateway.log.audit_pool``): the same report, and none of the
-    hashing in this process (one worker keeps it off a serving gateway's event loop).
+    were checked. With ``jobs`` > 1 and an `opener` of the same store, `jobs` worker
+    processes check the rows in ranges (``gateway.log.audit_pool``): the same report.
     """
     checkpoints = await store.checkpoints()
     counts = await store.tree_node_counts(NODE_LEVELS)
@@ -436,7 +443,7 @@ async def audit_store(
     auditor = Auditor(checkpoints, verifier_keys, origin, nodes)
     counted = await store.log_size()
     auditor.report.projected = await store.projected_size()
-    if opener is not None:
+    if jobs > 1 and opener is not None:
         await _audit_in_pool(auditor, counted, jobs, opener, progress)
         return auditor.finish(counted)
     pending = asyncio.ensure_future(store.read_log_rows(0, chunk))
@@ -449,6 +456,55 @@ async def audit_store(
     finally:
         pending.cancel()
     return auditor.finish(counted)
+
+
+async def audit_in_worker(
+    opener: Opener, verifier_keys: str | Sequence[str], origin: str
+) -> AuditReport:
+    """`audit_store` over the store `opener` opens, in a worker process started for it
+    and ended after: a serving gateway's periodic audit of a long log. The worker does
+    the hashing and holds the rows, the serving process receives the report only. In
+    the serving process, in pages of 1,000 rows, the audit of 330,000 entries put the
+    soak's p99 at 1.95 s; with the rows hashed by `audit_pool` and their leaves sent
+    back (around every checkpoint: one a second), its RSS grew by 160 MiB at 780,000.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[AuditReport] = loop.create_future()
+
+    def settle(report: AuditReport | None, exc: BaseException | None) -> None:
+        if done.done():
+            return
+        if exc is not None:
+            done.set_exception(exc)
+        else:
+            done.set_result(cast(AuditReport, report))
+
+    # multiprocessing's Pool rather than an executor: its terminate() ends a worker still
+    # auditing when the gateway stops (an executor's shutdown waits for it).
+    workers = multiprocessing.get_context("spawn").Pool(1)
+    try:
+        workers.apply_async(
+            _audit_opened,
+            (opener, verifier_keys, origin),
+            callback=lambda report: loop.call_soon_threadsafe(settle, report, None),
+            error_callback=lambda exc: loop.call_soon_threadsafe(settle, None, exc),
+        )
+        return await done
+    finally:
+        await asyncio.to_thread(workers.terminate)
+
+
+def _audit_opened(opener: Opener, verifier_keys: str | Sequence[str], origin: str) -> AuditReport:
+    """In the worker: open the store, audit it, close it."""
+
+    async def audit() -> AuditReport:
+        store = await opener()
+        try:
+            return await audit_store(cast(AuditStore, store), verifier_keys, origin)
+        finally:
+            await store.close()
+
+    return asyncio.run(audit())
 
 
 async def _audit_in_pool(

@@ -10,10 +10,11 @@ are queued: they join the next awaited commit, or commit after a short linger.
 A commit writes each entry's bytes and leaf hash only; the search columns are projected
 from them after it (``store.project_log``, gateway.store.projection), in a task of its own,
 so a disclosure never waits for it. A pass starts `project_delay_s` after the first commit
-that needs one, and covers every commit since: a pass costs reads and a durable commit of
-its own, so one per batch (two per disclosure when requests come one at a time) doubled
-the gateway's CPU per disclosure at one connection. Readers lose nothing by the delay:
-every read of the columns projects what is missing first.
+that needs one, and covers every commit since; commits during a pass start the next one a
+delay later, not at its end: a pass costs reads and a write of its own, so one per batch
+(two per disclosure when requests come one at a time) doubled the gateway's CPU per
+disclosure at one connection. Readers lose nothing by the delay: every read of the
+columns projects what is missing first.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ class LogWriter:
         self._project_delay_s = project_delay_s
         self._project_timer: asyncio.TimerHandle | None = None
         self._projecting: asyncio.Task[None] | None = None
-        self._project_again = False
 
     @property
     def waiting(self) -> int:
@@ -128,9 +128,7 @@ class LogWriter:
                     future.set_result(index)
 
     def _project_soon(self) -> None:
-        if self._projecting is not None and not self._projecting.done():
-            self._project_again = True
-        elif self._project_timer is None:
+        if self._project_timer is None:
             self._project_timer = asyncio.get_running_loop().call_later(
                 self._project_delay_s, self._start_project
             )
@@ -141,21 +139,18 @@ class LogWriter:
             self._project_timer = None
         if self._projecting is None or self._projecting.done():
             self._projecting = asyncio.create_task(self._project())
+        else:  # a pass is under way: the next one a delay after, not back to back
+            self._project_soon()
 
     async def _project(self) -> None:
-        while True:
-            self._project_again = False
-            try:
-                await self._store.project_log()
-            except Exception as exc:  # the next commit's pass, or any read, projects them
-                log.warning(
-                    "projecting the log's search columns failed (%s); the next pass or "
-                    "read projects them",
-                    type(exc).__name__,
-                )
-                return
-            if not self._project_again:
-                return
+        try:
+            await self._store.project_log()
+        except Exception as exc:  # the next commit's pass, or any read, projects them
+            log.warning(
+                "projecting the log's search columns failed (%s); the next pass or "
+                "read projects them",
+                type(exc).__name__,
+            )
 
     async def settle(self) -> None:
         """Wait until every pending append has been committed or failed, and the
@@ -163,7 +158,10 @@ class LogWriter:
         self._start_flush()
         while (flushing := self._flushing) is not None and not flushing.done():
             await asyncio.shield(flushing)
-        if self._project_timer is not None:  # not worth waiting the delay for
-            self._start_project()
-        while (projecting := self._projecting) is not None and not projecting.done():
-            await asyncio.shield(projecting)
+        while True:
+            if (projecting := self._projecting) is not None and not projecting.done():
+                await asyncio.shield(projecting)
+            elif self._project_timer is not None:  # not worth waiting the delay for
+                self._start_project()
+            else:
+                return

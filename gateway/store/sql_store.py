@@ -568,10 +568,18 @@ class SqlStore(ABC):
                 )
             )
         end = int(entries[-1][0]) + 1
+        await self._write_projection(action, start, end, rows)
+        return end, len(entries) < projection.PROJECT_BATCH
+
+    async def _write_projection(
+        self, action: str, start: int, end: int, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Move the projection's mark from `start` to `end` and insert `rows` (the
+        columns of the entries between), in one transaction; nothing if another pass
+        moved the mark first."""
         async with self._transaction(action) as tx:
             if await tx.run(self._in_dialect(projection.SET_MARK), (end, start)):
                 await tx.run_many(self._in_dialect(projection.INSERT_ROW), rows)
-        return end, len(entries) < projection.PROJECT_BATCH
 
     async def projected_size(self) -> int:
         [(mark,)] = await self._rows("read the projection's mark", projection.MARK)

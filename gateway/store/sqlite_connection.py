@@ -148,7 +148,9 @@ class Inline:
         self._conn.close()
 
 
-_Job = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[sqlite3.Connection], Any]]
+_Job = tuple[
+    asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[sqlite3.Connection], Any], bool
+]
 
 
 class Writer:
@@ -168,18 +170,31 @@ class Writer:
         )
         self._thread.start()
 
-    def run(self, work: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
-        """`work` in one transaction, in the writer thread; its result as a future."""
+    def run(
+        self, work: Callable[[sqlite3.Connection], _T], *, durable: bool = True
+    ) -> asyncio.Future[_T]:
+        """`work` in one transaction, in the writer thread; its result as a future.
+
+        Not `durable`: committed without an fsync (``synchronous = NORMAL``, which in WAL
+        mode keeps the database consistent): for rows derived from durable ones, which
+        the next durable commit's fsync makes durable too."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._jobs.put((loop, future, work))
+        self._jobs.put((loop, future, work, durable))
         return future
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
-            loop, future, work = job
+            loop, future, work, durable = job
             try:
-                result = self._transaction(work)
+                if durable:
+                    result = self._transaction(work)
+                else:
+                    self.conn.execute("PRAGMA synchronous = NORMAL")
+                    try:
+                        result = self._transaction(work)
+                    finally:
+                        self.conn.execute("PRAGMA synchronous = FULL")
             except BaseException as exc:  # handed to the waiting coroutine
                 loop.call_soon_threadsafe(_settle, future, None, exc)
             else:

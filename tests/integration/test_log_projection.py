@@ -7,9 +7,11 @@ and a store of schema 13 keeps every search answer."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.old_schema import log_of_schema_13, store_at_schema
 
@@ -192,3 +194,30 @@ async def test_a_store_of_schema_13_keeps_every_search_answer(backend: Backend) 
         assert (report.projected, report.lag) == (60, 0)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_sqlite_projects_in_the_writers_thread_without_an_fsync(store: Store) -> None:
+    # A pass held SQLite's one writer ahead of the next intent for four trips to
+    # aiosqlite's thread and a durable commit of its own (the one-connection p99).
+    writer = store._writer  # type: ignore[attr-defined]
+    trips: list[bool] = []
+    run = writer.run
+
+    def recorded(work: Any, *, durable: bool = True) -> Any:
+        trips.append(durable)
+        return run(work, durable=durable)
+
+    writer.run = recorded
+    await store.append_log_entries([row(i) for i in range(3)])
+    assert await store.project_log() == 3
+    assert trips == [True, False]  # the append durable, the pass not
+    assert [i for i, _ in await store.log_search(LogQuery(partner=PARTNERS[0]))] == [0, 1, 2]
+
+    def failing(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError):
+        await run(failing, durable=False)
+    # Every later commit durable again (2: FULL), also after a pass that failed.
+    assert writer.conn.execute("PRAGMA synchronous").fetchone() == (2,)

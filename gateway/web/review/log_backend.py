@@ -20,7 +20,7 @@ from gateway.crypto.subject_keys import LogKeys
 from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.log import search
 from gateway.log.actions import ActionLog, Person, check_action_texts, target
-from gateway.log.audit import SERVING_READ_CHUNK, audit_store
+from gateway.log.audit import SERVING_READ_CHUNK, audit_in_worker, audit_store
 from gateway.log.audit_pool import PARALLEL_FROM, Opener
 from gateway.log.columns import checked_disclosure, checked_search
 from gateway.log.service import EntryCheck, LogService
@@ -48,7 +48,7 @@ class LogReviewBackend:
         opener: Opener | None = None,
     ) -> None:
         self._store = store
-        # Opens the same store in a worker process: a long log's audit hashes there.
+        # Opens the same store in a worker process, which audits a long log.
         self._opener = opener
         self._log = log_service
         self._keys = log_keys
@@ -67,18 +67,15 @@ class LogReviewBackend:
     async def audit(self) -> None:
         """Recompute the whole log and every checkpoint; remember the result."""
         signer = self._log.signer
-        # This runs beside the requests this process serves. A long log is hashed in a
-        # worker process: on the event loop, even in pages of 1,000 rows (30 ms each), the
-        # audit of 330,000 entries put the soak's p99 at 1.95 s. A short one, in small
-        # pages here: starting the worker costs more than it saves.
-        long_log = await self._store.log_size() >= PARALLEL_FROM
-        report = await audit_store(
-            self._store,
-            signer.verifier_keys,
-            signer.name,
-            chunk=SERVING_READ_CHUNK,
-            opener=self._opener if long_log else None,
-        )
+        # This runs beside the requests this process serves: a long log is audited in a
+        # process of its own; a short one here, in small pages (starting the worker costs
+        # more than it saves).
+        if self._opener is not None and await self._store.log_size() >= PARALLEL_FROM:
+            report = await audit_in_worker(self._opener, signer.verifier_keys, signer.name)
+        else:
+            report = await audit_store(
+                self._store, signer.verifier_keys, signer.name, chunk=SERVING_READ_CHUNK
+            )
         # The tables' free text against the hashes in their action entries, as `log verify`.
         texts = await check_action_texts(self._store, self._keys)
         self._verified_at = self._clock()

@@ -133,3 +133,25 @@ async def test_settle_projects_at_once_instead_of_waiting_for_the_delay() -> Non
     await writer.append(entry("d-1"))
     await asyncio.wait_for(writer.settle(), timeout=5)
     assert store.projections == 1
+
+
+class SlowProjectionStore(RecordingStore):
+    async def project_log(self) -> int:
+        self.projections += 1  # counted when the pass starts
+        await asyncio.sleep(0.1)
+        return sum(len(t) for t in self.transactions)
+
+
+async def test_commits_during_a_pass_start_the_next_one_a_delay_later() -> None:
+    # Started at the end of the pass, passes of a few entries each ran back to back
+    # under a steady load, as many as before the delay.
+    store = SlowProjectionStore()
+    writer = LogWriter(store, project_delay_s=0.3)
+    await writer.append(entry("d-0"))
+    await asyncio.sleep(0.35)  # the pass runs from 0.3 s to 0.4 s
+    assert store.projections == 1
+    await writer.append(entry("d-1"))  # during it
+    await asyncio.sleep(0.15)  # back to back, the next would have started at 0.4 s
+    assert store.projections == 1
+    await asyncio.wait_for(writer.settle(), timeout=5)  # settles without the delay
+    assert store.projections == 2

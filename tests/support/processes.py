@@ -148,10 +148,19 @@ class GatewayProcess:
         raise AssertionError(f"gateway did not start within {timeout_s} s")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` and wait for the process to end."""
+        """Send `sig` and wait for the process to end (killed, and its log's tail told,
+        if it has not within 20 s: a stop that hangs is a failure worth reading)."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
-            self.process.wait(timeout=20)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(
+                    f"the gateway did not end within 20 s of signal {sig}; its log:\n"
+                    + self.log_text()[-4000:]
+                ) from None
 
     def stop(self) -> None:
         """SIGTERM: a clean stop (final checkpoint, instance retired)."""

@@ -559,8 +559,12 @@ class LogService:
         committed by another instance are signed by that instance's loop.
         """
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+            # meets an append's wake-up, and the loop then ran on: a stop waited on it for
+            # ever (seen once in the e2e suite).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._appended.wait(), KEY_DROP_S)
+                async with asyncio.timeout(KEY_DROP_S):
+                    await self._appended.wait()
             if self._appended.is_set():
                 self._appended.clear()
                 try:

@@ -213,10 +213,11 @@ class WitnessRunner:
             # Not only when this process signs one: the other workers of the host sign
             # checkpoints too and never submit, so the store is looked at every OBSERVE_S
             # (one read; nothing is sent while the latest is witnessed).
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+            # meets the wake-up, and a stop then waited on this loop for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wanted.wait(), self._retry_s if behind else self._observe_s
-                )
+                async with asyncio.timeout(self._retry_s if behind else self._observe_s):
+                    await self._wanted.wait()
             self._wanted.clear()
             await self.submit_latest()
 

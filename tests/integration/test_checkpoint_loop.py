@@ -63,3 +63,13 @@ async def test_at_most_one_checkpoint_per_interval(store: Store) -> None:
         await until(lambda sizes: sizes[-1] == 2, store)
     finally:
         await service.stop(final_checkpoint=False)
+
+
+async def test_a_stop_that_meets_an_appends_wake_up_ends_the_loop(store: Store) -> None:
+    # Python 3.11's wait_for returned the wake-up's result instead of the cancel when both
+    # came at once, and the loop ran on: the gateway's stop waited on it for ever.
+    service = LogService(store, SIGNER)
+    service.start(0.0)
+    await asyncio.sleep(0.1)  # the first checkpoint signed, the loop waits for an append
+    service._appended.set()  # an append's wake-up, in the same turn as the stop's cancel
+    await asyncio.wait_for(service.stop(final_checkpoint=False), timeout=2)
